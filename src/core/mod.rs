@@ -1,0 +1,2 @@
+//! The pure server state machine.
+pub mod record;

@@ -1,0 +1,4 @@
+//! chatroom: a chat server whose core is a pure state machine, and the tools that prove it right.
+pub mod core;
+pub mod net;
+pub mod store;
