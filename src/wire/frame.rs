@@ -1,0 +1,244 @@
+//! Frame codec: a 10-byte ASCII length header, then that many body bytes.
+//!
+//! The [`Decoder`] is incremental: feed it whatever a read returned (a header split byte by byte,
+//! several frames at once) and pull complete bodies out. It never reserves memory from a declared
+//! length, so a peer that announces a huge frame costs nothing; a frame above the limit is refused
+//! as soon as its header is complete.
+
+use thiserror::Error;
+
+/// Length of the frame header in bytes.
+pub const HEADER_LEN: usize = 10;
+
+/// The largest length a header can express.
+const LEN_ENCODABLE_MAX: u64 = 9_999_999_999;
+
+/// Why a byte stream cannot be decoded further. After one of these the stream cannot be
+/// resynchronised: the connection gets one failure reply and is closed.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// The header is not a decimal length padded with spaces.
+    #[error("bad frame header {shown:?}: expected the body length as ASCII digits, space-padded to 10 bytes")]
+    BadHeader { shown: String },
+    /// The header declares a body larger than this connection may send.
+    #[error("frame of {len_declared} bytes is larger than the limit of {len_max} bytes")]
+    TooLarge { len_declared: u64, len_max: usize },
+}
+
+/// Incremental frame decoder with a body size limit.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    buf: Vec<u8>,
+    /// Bytes of `buf` already handed out; compacted lazily so that decoding stays linear.
+    consumed: usize,
+    body_len_max: usize,
+    failed: Option<FrameError>,
+}
+
+impl Decoder {
+    /// A decoder refusing bodies longer than `body_len_max` bytes.
+    pub fn new(body_len_max: usize) -> Self {
+        Decoder { buf: Vec::new(), consumed: 0, body_len_max, failed: None }
+    }
+
+    /// Changes the limit for frames whose header has not been decoded yet.
+    pub fn set_body_len_max(&mut self, body_len_max: usize) {
+        self.body_len_max = body_len_max;
+    }
+
+    /// The current body size limit.
+    pub fn body_len_max(&self) -> usize {
+        self.body_len_max
+    }
+
+    /// Appends received bytes. Call [`Decoder::decode`] until it returns `Ok(None)` afterwards.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
+        if self.consumed > 0 && self.consumed >= self.buf.len() / 2 {
+            self.buf.drain(..self.consumed);
+            self.consumed = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete body, `Ok(None)` if more bytes are needed, or the error that ended the
+    /// stream (returned again on every later call).
+    pub fn decode(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        let pending = &self.buf[self.consumed..];
+        if pending.len() < HEADER_LEN {
+            return Ok(None);
+        }
+        let len = match parse_header(&pending[..HEADER_LEN], self.body_len_max) {
+            Ok(len) => len,
+            Err(error) => {
+                self.buf = Vec::new();
+                self.consumed = 0;
+                self.failed = Some(error.clone());
+                return Err(error);
+            }
+        };
+        if pending.len() < HEADER_LEN + len {
+            return Ok(None);
+        }
+        let body = pending[HEADER_LEN..HEADER_LEN + len].to_vec();
+        self.consumed += HEADER_LEN + len;
+        Ok(Some(body))
+    }
+
+    /// True while part of a frame has arrived but not all of it.
+    pub fn is_mid_frame(&self) -> bool {
+        self.failed.is_none() && self.consumed < self.buf.len()
+    }
+
+    /// Bytes currently buffered (for memory accounting).
+    pub fn buffered_len(&self) -> usize {
+        self.buf.len() - self.consumed
+    }
+}
+
+fn parse_header(header: &[u8], body_len_max: usize) -> Result<usize, FrameError> {
+    let bad = || FrameError::BadHeader { shown: String::from_utf8_lossy(header).into_owned() };
+    let digits = header.trim_ascii_start().trim_ascii_end();
+    let spaces_only = header.iter().all(|b| b.is_ascii_digit() || *b == b' ');
+    if digits.is_empty() || !spaces_only || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    // Ten digits fit in a u64, so this cannot overflow.
+    let len_declared = digits.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    if len_declared > body_len_max as u64 {
+        return Err(FrameError::TooLarge { len_declared, len_max: body_len_max });
+    }
+    Ok(len_declared as usize)
+}
+
+/// Appends one frame carrying `body` to `out`.
+pub fn encode(body: &[u8], out: &mut Vec<u8>) {
+    encode_parts(&[body], out);
+}
+
+/// Appends one frame whose body is the concatenation of `parts`, without building the body first.
+pub fn encode_parts(parts: &[&[u8]], out: &mut Vec<u8>) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    assert!(len as u64 <= LEN_ENCODABLE_MAX, "frame body of {len} bytes cannot be encoded");
+    out.reserve(HEADER_LEN + len);
+    let header = format!("{len:<HEADER_LEN$}");
+    out.extend_from_slice(header.as_bytes());
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(body, &mut out);
+        out
+    }
+
+    fn decode_all(decoder: &mut Decoder) -> Result<Vec<Vec<u8>>, FrameError> {
+        let mut bodies = Vec::new();
+        while let Some(body) = decoder.decode()? {
+            bodies.push(body);
+        }
+        Ok(bodies)
+    }
+
+    #[test]
+    fn header_is_python_left_justified() {
+        assert_eq!(frame(b"1\nabc\nabc"), b"9         1\nabc\nabc");
+    }
+
+    #[test]
+    fn header_split_byte_by_byte() {
+        let bytes = frame(b"2\nbob\nhello");
+        let mut decoder = Decoder::new(100);
+        for (i, b) in bytes.iter().enumerate() {
+            decoder.feed(&[*b]);
+            let got = decode_all(&mut decoder).unwrap();
+            if i + 1 < bytes.len() {
+                assert!(got.is_empty());
+                assert!(decoder.is_mid_frame());
+            } else {
+                assert_eq!(got, vec![b"2\nbob\nhello".to_vec()]);
+                assert!(!decoder.is_mid_frame());
+            }
+        }
+    }
+
+    #[test]
+    fn several_frames_in_one_read() {
+        let mut bytes = frame(b"a");
+        bytes.extend(frame(b""));
+        bytes.extend(frame(b"ccc"));
+        let mut decoder = Decoder::new(100);
+        decoder.feed(&bytes);
+        assert_eq!(decode_all(&mut decoder).unwrap(), vec![b"a".to_vec(), vec![], b"ccc".to_vec()]);
+    }
+
+    #[test]
+    fn surrounding_spaces_are_accepted() {
+        let mut decoder = Decoder::new(100);
+        decoder.feed(b"   3      abc");
+        assert_eq!(decoder.decode().unwrap(), Some(b"abc".to_vec()));
+    }
+
+    #[test]
+    fn bad_headers_are_refused() {
+        for header in [
+            &b"abc       "[..],
+            b"          ",
+            b"1 2       ",
+            b"-1        ",
+            b"+5        ",
+            b"0x10      ",
+            b"12\n       ",
+        ] {
+            let mut decoder = Decoder::new(100);
+            decoder.feed(header);
+            assert!(matches!(decoder.decode(), Err(FrameError::BadHeader { .. })), "{header:?}");
+            // The stream stays failed.
+            decoder.feed(&frame(b"ok"));
+            assert!(decoder.decode().is_err());
+        }
+    }
+
+    #[test]
+    fn oversized_frame_is_refused_from_the_header() {
+        let mut decoder = Decoder::new(8192);
+        decoder.feed(b"9999999999");
+        assert_eq!(
+            decoder.decode(),
+            Err(FrameError::TooLarge { len_declared: 9_999_999_999, len_max: 8192 })
+        );
+        let mut decoder = Decoder::new(8192);
+        decoder.feed(b"8193      x");
+        assert!(matches!(decoder.decode(), Err(FrameError::TooLarge { len_declared: 8193, .. })));
+        assert_eq!(decoder.buffered_len(), 0);
+    }
+
+    #[test]
+    fn declared_length_reserves_nothing() {
+        let mut decoder = Decoder::new(64 * 1024);
+        decoder.feed(b"65536     x");
+        assert_eq!(decoder.decode(), Ok(None));
+        assert!(decoder.buf.capacity() < 1024);
+    }
+
+    #[test]
+    fn limit_change_applies_to_the_next_header() {
+        let mut decoder = Decoder::new(4);
+        decoder.feed(&frame(b"abcd"));
+        assert_eq!(decoder.decode().unwrap(), Some(b"abcd".to_vec()));
+        decoder.set_body_len_max(2);
+        decoder.feed(&frame(b"abc"));
+        assert!(decoder.decode().is_err());
+    }
+}
