@@ -1,4 +1,5 @@
 //! chatroom: a chat server whose core is a pure state machine, and the tools that prove it right.
+pub mod auth;
 pub mod core;
 pub mod net;
 pub mod store;

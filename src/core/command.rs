@@ -1,0 +1,254 @@
+//! Requests on the command channel: help, register, login, send, list, delete, logout, ticket.
+
+use rand::RngCore;
+
+use super::names::{glob_match, name_key, validate_name, validate_password};
+use super::server::{Conn, JobKind, PendingJob, Role, Server, Session, Ticket};
+use super::timers::Timer;
+use super::Record;
+use super::{AccountId, ConnId, JobId, MsgId, Output, PasswordJob, PasswordOutcome, PasswordWork};
+use crate::wire::reply::*;
+use crate::wire::{parse_request, Request};
+
+impl Server {
+    pub(super) fn handle_command(&mut self, conn: ConnId, body: &[u8]) {
+        let request = match parse_request(body) {
+            Ok(request) => request,
+            Err(error) => return self.reply(conn, false, &error.to_string()),
+        };
+        match (request, self.session_of(conn)) {
+            (Request::Help, _) => self.reply(conn, true, HELP),
+            (Request::Login { name, password }, _) => self.start_login(conn, &name, password),
+            (Request::Register { name, password }, _) => self.start_register(conn, name, password),
+            (_, None) => self.reply(conn, false, NEEDS_LOGIN),
+            (Request::Send { to, text }, Some(from)) => self.send(conn, from, &to, text),
+            (Request::List { pattern }, Some(_)) => self.list(conn, &pattern),
+            (Request::Delete { name, password }, Some(account)) => {
+                self.start_delete(conn, account, &name, password)
+            }
+            (Request::Logout, Some(account)) => {
+                self.end_session(account, None);
+                self.reply(conn, true, LOGOUT_OK);
+            }
+            (Request::Ticket, Some(account)) => self.issue_ticket(conn, account),
+        }
+    }
+
+    fn peer(&self, conn: ConnId) -> super::Peer {
+        self.conns[&conn].peer
+    }
+
+    fn throttled(&mut self, conn: ConnId, account: Option<AccountId>) -> bool {
+        let Some(wait_s) = self.throttle.wait_s(account, self.peer(conn), self.now_ms) else {
+            return false;
+        };
+        let text = format!("Too many failed attempts; try again in {wait_s} s");
+        self.reply(conn, false, &text);
+        true
+    }
+
+    fn start_login(&mut self, conn: ConnId, name: &str, password: String) {
+        let account = self.account_id(name);
+        if self.throttled(conn, account) {
+            return;
+        }
+        if validate_password(&password).is_err() {
+            self.record_failure(conn, account);
+            return self.reply(conn, false, LOGIN_FAILED);
+        }
+        let hash = account.map(|a| self.accounts[&a].password_hash.clone());
+        self.start_job(conn, password, PasswordWork::Verify { hash }, JobKind::Login { account });
+    }
+
+    fn start_register(&mut self, conn: ConnId, name: String, password: String) {
+        if let Err(text) = validate_name(&name).and(validate_password(&password)) {
+            return self.reply(conn, false, text);
+        }
+        if let Some(text) = self.register_refusal(&name) {
+            return self.reply(conn, false, &text);
+        }
+        let mut salt = [0u8; 16];
+        self.rng.fill_bytes(&mut salt);
+        self.start_job(conn, password, PasswordWork::Hash { salt }, JobKind::Register { name });
+    }
+
+    /// Why `name` cannot be registered now (checked again when hashing is done, since another
+    /// connection may have taken the name meanwhile).
+    fn register_refusal(&self, name: &str) -> Option<String> {
+        if self.names.contains_key(&name_key(name)) {
+            return Some(NAME_TAKEN.to_owned());
+        }
+        let max = self.config.accounts_max;
+        (self.accounts.len() >= max)
+            .then(|| format!("The server has reached its limit of {max} accounts"))
+    }
+
+    fn start_delete(&mut self, conn: ConnId, account: AccountId, name: &str, password: String) {
+        if name_key(name) != name_key(&self.accounts[&account].name) {
+            return self.reply(conn, false, DELETE_REFUSED);
+        }
+        if self.throttled(conn, Some(account)) {
+            return;
+        }
+        let hash = Some(self.accounts[&account].password_hash.clone());
+        self.start_job(conn, password, PasswordWork::Verify { hash }, JobKind::Delete { account });
+    }
+
+    fn start_job(&mut self, conn: ConnId, password: String, work: PasswordWork, kind: JobKind) {
+        let job = JobId(self.next_job);
+        self.next_job += 1;
+        if let Some(Conn { role: Role::Command { busy, .. }, .. }) = self.conns.get_mut(&conn) {
+            *busy = Some(job);
+        }
+        self.jobs.insert(job, PendingJob { conn, kind });
+        self.outbox.push_immediate(Output::Password(PasswordJob { job, conn, password, work }));
+    }
+
+    pub(super) fn finish_job(&mut self, conn: ConnId, kind: JobKind, outcome: PasswordOutcome) {
+        match (kind, outcome) {
+            (JobKind::Login { account: Some(account) }, PasswordOutcome::Verified(true))
+                if self.accounts.contains_key(&account) =>
+            {
+                self.log_in(conn, account);
+                self.reply(conn, true, LOGIN_OK);
+            }
+            (JobKind::Login { account }, _) => {
+                self.record_failure(conn, account);
+                self.reply(conn, false, LOGIN_FAILED);
+            }
+            (JobKind::Register { name }, PasswordOutcome::Hashed(password_hash)) => {
+                if let Some(text) = self.register_refusal(&name) {
+                    return self.reply(conn, false, &text);
+                }
+                let account = AccountId(self.next_lsn().0);
+                self.commit(Record::Register { account, name, password_hash });
+                self.log_in(conn, account);
+                self.reply(conn, true, REGISTER_OK);
+            }
+            (JobKind::Delete { account }, PasswordOutcome::Verified(true))
+                if self.session_of(conn) == Some(account) =>
+            {
+                self.commit(Record::Delete { account });
+                self.throttle.forget_account(account);
+                self.end_session(account, Some("This account was deleted; the relay is closed"));
+                self.reply(conn, true, DELETE_OK);
+            }
+            (JobKind::Delete { account }, _) => {
+                self.record_failure(conn, Some(account));
+                self.reply(conn, false, DELETE_REFUSED);
+            }
+            (JobKind::Register { .. }, PasswordOutcome::Verified(_)) => {
+                panic!("a hash job came back as a verification")
+            }
+        }
+    }
+
+    fn record_failure(&mut self, conn: ConnId, account: Option<AccountId>) {
+        self.throttle.record_failure(account, self.peer(conn), self.now_ms);
+        self.arm_sweep();
+    }
+
+    /// Starts a session for `account` on `conn`, ending this connection's previous session and
+    /// taking over any other session of the same account.
+    fn log_in(&mut self, conn: ConnId, account: AccountId) {
+        if let Some(current) = self.session_of(conn) {
+            self.end_session(current, None);
+        }
+        self.end_session(account, Some("Logged in elsewhere; this session has ended"));
+        let peer = self.peer(conn);
+        self.sessions
+            .insert(account, Session { command: conn, relay: None, login_ms: self.now_ms, peer });
+        let c = self.conns.get_mut(&conn).expect("a logging-in connection is open");
+        c.decoder.set_body_len_max(self.config.frame_len_max);
+        if let Role::Command { account: logged_in, .. } = &mut c.role {
+            *logged_in = Some(account);
+        }
+        self.timers.cancel(Timer::Login(conn));
+    }
+
+    /// Ends `account`'s session, if any: its relay is closed (after `relay_notice`, if given),
+    /// its tickets are void, and its command connection stays open, logged out.
+    pub(super) fn end_session(&mut self, account: AccountId, relay_notice: Option<&str>) {
+        let Some(session) = self.sessions.remove(&account) else { return };
+        if let Some(relay) = session.relay {
+            if let Some(notice) = relay_notice {
+                self.reply(relay, false, notice);
+            }
+            self.close(relay);
+        }
+        self.tickets.retain(|_, t| t.account != account);
+        let before_login = self.config.frame_len_max_before_login;
+        if let Some(c) = self.conns.get_mut(&session.command) {
+            c.decoder.set_body_len_max(before_login);
+            if let Role::Command { account, .. } = &mut c.role {
+                *account = None;
+            }
+            let deadline_ms = self.now_ms + self.config.login_deadline_ms;
+            self.timers.set(Timer::Login(session.command), deadline_ms);
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, from: AccountId, to: &str, text: String) {
+        let Some(to) = self.account_id(to) else {
+            return self.reply(conn, false, UNKNOWN_RECIPIENT);
+        };
+        let recipient = &self.accounts[&to];
+        if recipient.queue.len() >= self.config.queue_len_max {
+            let text = format!(
+                "{}'s mailbox is full ({} messages waiting); try again later",
+                recipient.name,
+                recipient.queue.len()
+            );
+            return self.reply(conn, false, &text);
+        }
+        if self.queued_bytes + text.len() as u64 > self.config.queued_bytes_max {
+            return self.reply(conn, false, "The server's message store is full; try again later");
+        }
+        let from = self.accounts[&from].name.clone();
+        let id = MsgId(self.next_lsn().0);
+        self.commit(Record::Message { id, from, to, text });
+        self.reply(conn, true, SEND_OK);
+        self.pump(to);
+    }
+
+    fn list(&mut self, conn: ConnId, pattern: &str) {
+        let pattern = if pattern.is_empty() { "*" } else { pattern };
+        let mut text = String::new();
+        let mut hidden = 0usize;
+        let mut shown = 0usize;
+        for account in self.accounts.values().filter(|a| glob_match(pattern, &a.name)) {
+            if shown < self.config.list_len_max {
+                text.push_str(&account.name);
+                text.push(' ');
+                shown += 1;
+            } else {
+                hidden += 1;
+            }
+        }
+        if hidden > 0 {
+            text.push_str(&format!("(and {hidden} more: narrow the pattern)"));
+        }
+        self.reply(conn, true, &text);
+    }
+
+    fn issue_ticket(&mut self, conn: ConnId, account: AccountId) {
+        let mine: Vec<(u64, String)> = self
+            .tickets
+            .iter()
+            .filter(|(_, t)| t.session == conn)
+            .map(|(key, t)| (t.expires_ms, key.clone()))
+            .collect();
+        if mine.len() >= self.config.tickets_per_session_max {
+            if let Some((_, oldest)) = mine.iter().min() {
+                self.tickets.remove(oldest);
+            }
+        }
+        let mut bytes = [0u8; 16];
+        self.rng.fill_bytes(&mut bytes);
+        let ticket: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let expires_ms = self.now_ms + self.config.ticket_ttl_ms;
+        self.tickets.insert(ticket.clone(), Ticket { account, session: conn, expires_ms });
+        self.arm_sweep();
+        self.reply(conn, true, &ticket);
+    }
+}

@@ -1,0 +1,73 @@
+//! Every limit and knob of the core, with the defaults PROTOCOL.md asks for.
+
+/// The core's configuration. Every limit is explicit; hitting one gives a clear failure reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Largest frame body accepted before a connection logs in.
+    pub frame_len_max_before_login: usize,
+    /// Largest frame body accepted from a logged-in connection.
+    pub frame_len_max: usize,
+    /// Largest frame body accepted on a relay after its handshake (acknowledgements are tiny).
+    pub relay_frame_len_max: usize,
+    /// Undecoded bytes a connection may have buffered (a client that sends without reading its
+    /// replies hits this and is closed).
+    pub inbound_buffered_len_max: usize,
+    /// Messages waiting for one recipient.
+    pub queue_len_max: usize,
+    /// Bytes of message text waiting, over all recipients.
+    pub queued_bytes_max: u64,
+    /// Registered accounts.
+    pub accounts_max: usize,
+    /// Open connections, both channels together.
+    pub connections_max: usize,
+    /// Open connections from one address.
+    pub connections_per_peer_max: usize,
+    /// A connection must log in (command) or complete its handshake (relay) this soon.
+    pub login_deadline_ms: u64,
+    /// A frame that has started to arrive must be complete this soon.
+    pub frame_deadline_ms: u64,
+    /// How long a relay ticket stays valid.
+    pub ticket_ttl_ms: u64,
+    /// Outstanding tickets per session; asking for more drops the oldest.
+    pub tickets_per_session_max: usize,
+    /// A bare-username relay handshake must come this soon after the login it binds to.
+    pub bare_relay_window_ms: u64,
+    /// Refuse bare-username relay handshakes (the original client's); accept tickets only.
+    pub relay_tickets_only: bool,
+    /// Failed logins per account within `login_failure_window_ms` before it is throttled.
+    pub login_failures_max: usize,
+    /// Failed logins per address within `login_failure_window_ms` before it is throttled.
+    pub login_failures_per_peer_max: usize,
+    pub login_failure_window_ms: u64,
+    /// Pushes written to a relay but not yet reported written or acknowledged.
+    pub push_window_len: usize,
+    /// Names in one list reply.
+    pub list_len_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            frame_len_max_before_login: 8 * 1024,
+            frame_len_max: 64 * 1024,
+            relay_frame_len_max: 256,
+            inbound_buffered_len_max: 256 * 1024,
+            queue_len_max: 10_000,
+            queued_bytes_max: 1 << 30,
+            accounts_max: 1_000_000,
+            connections_max: 20_000,
+            connections_per_peer_max: 64,
+            login_deadline_ms: 60_000,
+            frame_deadline_ms: 30_000,
+            ticket_ttl_ms: 30_000,
+            tickets_per_session_max: 4,
+            bare_relay_window_ms: 10_000,
+            relay_tickets_only: false,
+            login_failures_max: 5,
+            login_failures_per_peer_max: 20,
+            login_failure_window_ms: 60_000,
+            push_window_len: 256,
+            list_len_max: 1_000,
+        }
+    }
+}

@@ -1,0 +1,545 @@
+//! [`Server`]: state, input dispatch, the single `apply` path for records, recovery and
+//! snapshots. Command handling lives in `command.rs`, relay handling in `relay.rs`.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use rand_chacha::ChaCha20Rng;
+use thiserror::Error;
+
+use super::names::name_key;
+use super::outbox::Outbox;
+use super::throttle::Throttle;
+use super::timers::{Timer, Timers};
+use super::{
+    AccountId, Channel, Config, ConnId, Event, Input, JobId, Lsn, MsgId, Output, PasswordOutcome,
+    Peer, Record,
+};
+use crate::wire::{reply, Decoder};
+
+/// The chat server as a pure state machine. See the [module docs](super) for the contract.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub(super) config: Config,
+    pub(super) rng: ChaCha20Rng,
+    pub(super) now_ms: u64,
+    pub(super) accounts: BTreeMap<AccountId, Account>,
+    /// Account by lower-cased name.
+    pub(super) names: BTreeMap<String, AccountId>,
+    pub(super) queued_bytes: u64,
+    pub(super) conns: BTreeMap<ConnId, Conn>,
+    pub(super) conns_per_peer: BTreeMap<Peer, usize>,
+    pub(super) sessions: BTreeMap<AccountId, Session>,
+    pub(super) tickets: BTreeMap<String, Ticket>,
+    pub(super) jobs: BTreeMap<JobId, PendingJob>,
+    pub(super) next_job: u64,
+    pub(super) throttle: Throttle,
+    pub(super) timers: Timers,
+    pub(super) outbox: Outbox,
+    pub(super) last_lsn: Lsn,
+    pub(super) durable_lsn: Lsn,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Account {
+    pub name: String,
+    pub password_hash: String,
+    /// Undelivered messages in id order.
+    pub queue: VecDeque<Queued>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Queued {
+    pub id: MsgId,
+    pub from: String,
+    pub text: String,
+}
+
+/// A logged-in user: the command connection that logged in and the relay bound to it.
+#[derive(Debug, Clone)]
+pub(super) struct Session {
+    pub command: ConnId,
+    pub relay: Option<ConnId>,
+    pub login_ms: u64,
+    pub peer: Peer,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Conn {
+    pub peer: Peer,
+    pub decoder: Decoder,
+    pub role: Role,
+    /// A close was emitted: further bytes are ignored.
+    pub closing: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum Role {
+    Command {
+        account: Option<AccountId>,
+        busy: Option<JobId>,
+        /// Requests decoded whose reply has not been released yet.
+        owed: u32,
+    },
+    AwaitingHello,
+    Relay(Binding),
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Binding {
+    pub account: AccountId,
+    /// The client acknowledges pushes (it used a ticket); otherwise written means delivered.
+    pub acks: bool,
+    /// Every queued message with an id up to this one has been pushed on this relay.
+    pub pushed_through: MsgId,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Ticket {
+    pub account: AccountId,
+    /// The command connection of the session the ticket was issued to.
+    pub session: ConnId,
+    pub expires_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct PendingJob {
+    pub conn: ConnId,
+    pub kind: JobKind,
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum JobKind {
+    Login { account: Option<AccountId> },
+    Register { name: String },
+    Delete { account: AccountId },
+}
+
+/// A record that cannot be applied to the state rebuilt so far: the log contradicts itself.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("record {index} of the recovered log does not apply: {reason}")]
+pub struct ReplayError {
+    pub index: usize,
+    pub reason: String,
+}
+
+impl Server {
+    /// An empty server. `rng` supplies salts and tickets; seed it from the OS in production and
+    /// from the run's seed in simulation.
+    pub fn new(config: Config, rng: ChaCha20Rng) -> Self {
+        let throttle = Throttle::new(
+            config.login_failures_max,
+            config.login_failures_per_peer_max,
+            config.login_failure_window_ms,
+        );
+        Server {
+            config,
+            rng,
+            now_ms: 0,
+            accounts: BTreeMap::new(),
+            names: BTreeMap::new(),
+            queued_bytes: 0,
+            conns: BTreeMap::new(),
+            conns_per_peer: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            tickets: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            next_job: 0,
+            throttle,
+            timers: Timers::default(),
+            outbox: Outbox::default(),
+            last_lsn: Lsn(0),
+            durable_lsn: Lsn(0),
+        }
+    }
+
+    /// A server rebuilt from recovered records (a snapshot's, then the log's), through the same
+    /// `apply` the live path uses. `last_lsn` is the lsn of the last recovered record; it is
+    /// durable by definition.
+    pub fn recover(
+        config: Config,
+        rng: ChaCha20Rng,
+        records: impl IntoIterator<Item = Record>,
+        last_lsn: Lsn,
+    ) -> Result<Self, ReplayError> {
+        let mut server = Server::new(config, rng);
+        for (index, record) in records.into_iter().enumerate() {
+            server.apply(&record).map_err(|reason| ReplayError { index, reason })?;
+        }
+        server.last_lsn = last_lsn;
+        server.durable_lsn = last_lsn;
+        Ok(server)
+    }
+
+    /// The shortest list of records that rebuilds the durable state (accounts, then queued
+    /// messages), for compaction. It covers every record up to [`Server::last_lsn`].
+    pub fn snapshot(&self) -> Vec<Record> {
+        let registers = self.accounts.iter().map(|(&account, a)| Record::Register {
+            account,
+            name: a.name.clone(),
+            password_hash: a.password_hash.clone(),
+        });
+        let mut messages: Vec<Record> = self
+            .accounts
+            .iter()
+            .flat_map(|(&to, a)| {
+                a.queue.iter().map(move |q| Record::Message {
+                    id: q.id,
+                    from: q.from.clone(),
+                    to,
+                    text: q.text.clone(),
+                })
+            })
+            .collect();
+        messages.sort_by_key(|r| match r {
+            Record::Message { id, .. } => *id,
+            _ => unreachable!("only messages were collected"),
+        });
+        registers.chain(messages).collect()
+    }
+
+    // ---- handle --------------------------------------------------------------------------
+
+    /// Feeds one input. Drain [`Server::poll_output`] afterwards.
+    pub fn handle_input(&mut self, input: Input<'_>) {
+        self.now_ms = self.now_ms.max(input.now_ms);
+        self.fire_due_timers();
+        match input.event {
+            Event::Opened { conn, channel, peer } => self.opened(conn, channel, peer),
+            Event::Received { conn, bytes } => self.received(conn, bytes),
+            Event::Closed { conn } => self.closed(conn),
+            Event::Written { conn, last } => self.written(conn, last),
+            Event::Durable { lsn } => {
+                assert!(
+                    lsn <= self.last_lsn,
+                    "durable {lsn:?} beyond last emitted {:?}",
+                    self.last_lsn
+                );
+                self.durable_lsn = self.durable_lsn.max(lsn);
+            }
+            Event::PasswordDone { job, outcome } => self.password_done(job, outcome),
+            Event::Tick => {}
+        }
+    }
+
+    fn opened(&mut self, conn: ConnId, channel: Channel, peer: Peer) {
+        let limit = self.config.frame_len_max_before_login;
+        let role = match channel {
+            Channel::Command => Role::Command { account: None, busy: None, owed: 0 },
+            Channel::Relay => Role::AwaitingHello,
+        };
+        let previous = self
+            .conns
+            .insert(conn, Conn { peer, decoder: Decoder::new(limit), role, closing: false });
+        assert!(previous.is_none(), "connection {conn:?} opened twice");
+        let from_peer = self.conns_per_peer.entry(peer).or_default();
+        *from_peer += 1;
+        if *from_peer > self.config.connections_per_peer_max {
+            let max = self.config.connections_per_peer_max;
+            let text = format!(
+                "Too many connections from your address (limit {max}); close some and retry"
+            );
+            return self.fail_and_close(conn, &text);
+        }
+        if self.conns.len() > self.config.connections_max {
+            let text = "The server is at its connection limit; try again later";
+            return self.fail_and_close(conn, text);
+        }
+        self.timers.set(Timer::Login(conn), self.now_ms + self.config.login_deadline_ms);
+    }
+
+    fn received(&mut self, conn: ConnId, bytes: &[u8]) {
+        let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) else { return };
+        c.decoder.feed(bytes);
+        if c.decoder.buffered_len() > self.config.inbound_buffered_len_max {
+            let text = "Too much sent without waiting for replies; connection closed";
+            return self.fail_and_close(conn, text);
+        }
+        self.process_frames(conn);
+    }
+
+    /// Decodes and handles frames of `conn` until it runs out of bytes, becomes busy with a
+    /// password job, or closes.
+    pub(super) fn process_frames(&mut self, conn: ConnId) {
+        let mut acks = Vec::new();
+        while let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) {
+            if matches!(c.role, Role::Command { busy: Some(_), .. }) {
+                break;
+            }
+            let body = match c.decoder.decode() {
+                Ok(Some(body)) => body,
+                Ok(None) => break,
+                Err(error) => {
+                    self.fail_and_close(conn, &error.to_string());
+                    break;
+                }
+            };
+            match &mut c.role {
+                Role::Command { owed, .. } => {
+                    *owed += 1;
+                    self.handle_command(conn, &body);
+                }
+                Role::AwaitingHello => self.relay_hello(conn, &body),
+                Role::Relay(_) => self.relay_frame(conn, &body, &mut acks),
+            }
+        }
+        self.acknowledged(conn, acks);
+        self.arm_frame_deadline(conn);
+    }
+
+    fn arm_frame_deadline(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get(&conn).filter(|c| !c.closing) else { return };
+        if c.decoder.is_mid_frame() {
+            let deadline_ms = self.now_ms + self.config.frame_deadline_ms;
+            self.timers.set_if_unset(Timer::Frame(conn), deadline_ms);
+        } else {
+            self.timers.cancel(Timer::Frame(conn));
+        }
+    }
+
+    fn closed(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else { return };
+        if let Some(n) = self.conns_per_peer.get_mut(&c.peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.conns_per_peer.remove(&c.peer);
+            }
+        }
+        self.timers.cancel(Timer::Login(conn));
+        self.timers.cancel(Timer::Frame(conn));
+        self.jobs.retain(|_, job| job.conn != conn);
+        match c.role {
+            Role::Command { account: Some(account), .. } => self.end_session(account, None),
+            Role::Relay(binding) => self.detach_relay(binding.account, conn),
+            Role::Command { account: None, .. } | Role::AwaitingHello => {}
+        }
+    }
+
+    fn password_done(&mut self, job: JobId, outcome: PasswordOutcome) {
+        let Some(pending) = self.jobs.remove(&job) else { return };
+        let conn = pending.conn;
+        match self.conns.get_mut(&conn) {
+            Some(Conn { role: Role::Command { busy, .. }, closing: false, .. })
+                if *busy == Some(job) =>
+            {
+                *busy = None
+            }
+            _ => return,
+        }
+        self.finish_job(conn, pending.kind, outcome);
+        self.process_frames(conn);
+    }
+
+    fn fire_due_timers(&mut self) {
+        while let Some(timer) = self.timers.pop_due(self.now_ms) {
+            match timer {
+                Timer::Login(conn) => {
+                    let text = match self.conns.get(&conn).map(|c| &c.role) {
+                        Some(Role::AwaitingHello) => "Relay handshake timed out".to_owned(),
+                        _ => format!(
+                            "Login timed out: log in or register within {} s of connecting",
+                            self.config.login_deadline_ms / 1000
+                        ),
+                    };
+                    self.fail_and_close(conn, &text);
+                }
+                Timer::Frame(conn) => {
+                    let text = format!(
+                        "Timed out waiting for the rest of a frame ({} s)",
+                        self.config.frame_deadline_ms / 1000
+                    );
+                    self.fail_and_close(conn, &text);
+                }
+                Timer::Sweep => self.sweep(),
+            }
+        }
+    }
+
+    fn sweep(&mut self) {
+        let now_ms = self.now_ms;
+        self.tickets.retain(|_, t| t.expires_ms > now_ms);
+        self.throttle.sweep(now_ms);
+        self.arm_sweep();
+    }
+
+    /// Keeps the sweep timer set while there is something to forget.
+    pub(super) fn arm_sweep(&mut self) {
+        if !self.tickets.is_empty() || !self.throttle.is_empty() {
+            let interval_ms = self.config.ticket_ttl_ms.min(self.config.login_failure_window_ms);
+            self.timers.set_if_unset(Timer::Sweep, self.now_ms + interval_ms.max(1));
+        }
+    }
+
+    // ---- effects -------------------------------------------------------------------------
+
+    /// Applies a new record and emits it for persistence. Ids of new accounts and messages are
+    /// the lsn of the record that creates them, so they stay unique across compaction.
+    pub(super) fn commit(&mut self, record: Record) {
+        self.last_lsn = self.next_lsn();
+        if let Err(reason) = self.apply(&record) {
+            panic!("the core produced a record that does not apply ({reason}): {record:?}");
+        }
+        self.outbox.push_immediate(Output::Persist { lsn: self.last_lsn, record });
+    }
+
+    pub(super) fn next_lsn(&self) -> Lsn {
+        Lsn(self.last_lsn.0 + 1)
+    }
+
+    /// The one place state changes for a record, live or replayed.
+    fn apply(&mut self, record: &Record) -> Result<(), String> {
+        match record {
+            Record::Register { account, name, password_hash } => {
+                let key = name_key(name);
+                if self.names.contains_key(&key) || self.accounts.contains_key(account) {
+                    return Err(format!("account {account:?} or name {name:?} already exists"));
+                }
+                self.names.insert(key, *account);
+                let queue = VecDeque::new();
+                let account_state =
+                    Account { name: name.clone(), password_hash: password_hash.clone(), queue };
+                self.accounts.insert(*account, account_state);
+            }
+            Record::Delete { account } => {
+                let removed = self.accounts.remove(account).ok_or("deleted account is unknown")?;
+                self.names.remove(&name_key(&removed.name));
+                self.queued_bytes -= removed.queue.iter().map(|q| q.text.len() as u64).sum::<u64>();
+            }
+            Record::Message { id, from, to, text } => {
+                let account = self.accounts.get_mut(to).ok_or("recipient is unknown")?;
+                if account.queue.back().is_some_and(|q| q.id >= *id) {
+                    return Err(format!("message {id:?} is out of order"));
+                }
+                account.queue.push_back(Queued { id: *id, from: from.clone(), text: text.clone() });
+                self.queued_bytes += text.len() as u64;
+            }
+            Record::Delivered { to, ids } => {
+                let account = self.accounts.get_mut(to).ok_or("recipient is unknown")?;
+                for id in ids {
+                    if let Ok(at) = account.queue.binary_search_by_key(id, |q| q.id) {
+                        let removed = account.queue.remove(at).expect("index was just found");
+                        self.queued_bytes -= removed.text.len() as u64;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits a visible output, released once everything persisted so far is durable.
+    pub(super) fn emit(&mut self, output: Output) {
+        self.outbox.push_gated(self.last_lsn, output, false);
+    }
+
+    /// Replies to a request on a command connection (or a relay failure frame).
+    pub(super) fn reply(&mut self, conn: ConnId, ok: bool, text: &str) {
+        let answers_request =
+            matches!(self.conns.get(&conn), Some(Conn { role: Role::Command { .. }, .. }));
+        let output = Output::Reply { conn, frame: reply::reply(ok, text) };
+        self.outbox.push_gated(self.last_lsn, output, answers_request);
+    }
+
+    /// Sends one failure frame that answers no request, then closes the connection.
+    pub(super) fn fail_and_close(&mut self, conn: ConnId, text: &str) {
+        self.emit(Output::Reply { conn, frame: reply::reply(false, text) });
+        self.close(conn);
+    }
+
+    /// Closes a connection (after what was emitted for it) and stops reading from it.
+    pub(super) fn close(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) else { return };
+        c.closing = true;
+        if let Role::Relay(binding) = &c.role {
+            let account = binding.account;
+            self.detach_relay(account, conn);
+        }
+        self.timers.cancel(Timer::Login(conn));
+        self.timers.cancel(Timer::Frame(conn));
+        self.emit(Output::Close { conn });
+    }
+
+    // ---- poll ----------------------------------------------------------------------------
+
+    /// The next output, or `None` when nothing more can be released now.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        let released = self.outbox.pop(self.durable_lsn)?;
+        if let (true, Output::Reply { conn, .. }) = (released.answers_request, &released.output) {
+            if let Some(Conn { role: Role::Command { owed, .. }, .. }) = self.conns.get_mut(conn) {
+                *owed = owed.saturating_sub(1);
+            }
+        }
+        Some(released.output)
+    }
+
+    /// When to feed the next [`Event::Tick`], in the same milliseconds as [`Input::now_ms`].
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.timers.next_deadline_ms()
+    }
+
+    // ---- getters -------------------------------------------------------------------------
+
+    /// True while a request received on the command connection `conn` has not been answered
+    /// yet: its owner should wait for the reply before reading more requests.
+    pub fn awaiting_reply(&self, conn: ConnId) -> bool {
+        match self.conns.get(&conn) {
+            Some(Conn { role: Role::Command { owed, busy, .. }, closing: false, .. }) => {
+                *owed > 0 || busy.is_some()
+            }
+            _ => false,
+        }
+    }
+
+    /// The lsn of the last record emitted.
+    pub fn last_lsn(&self) -> Lsn {
+        self.last_lsn
+    }
+
+    /// The lsn up to which records are durable.
+    pub fn durable_lsn(&self) -> Lsn {
+        self.durable_lsn
+    }
+
+    /// The core's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The time of the latest input.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// The account currently holding `name` (case-insensitive).
+    pub fn account_id(&self, name: &str) -> Option<AccountId> {
+        self.names.get(&name_key(name)).copied()
+    }
+
+    /// Registered accounts, in registration order.
+    pub fn account_names(&self) -> Vec<String> {
+        self.accounts.values().map(|a| a.name.clone()).collect()
+    }
+
+    /// Ids of the messages waiting for `account`, oldest first.
+    pub fn queued_ids(&self, account: AccountId) -> Vec<MsgId> {
+        self.accounts
+            .get(&account)
+            .map_or_else(Vec::new, |a| a.queue.iter().map(|q| q.id).collect())
+    }
+
+    /// The account logged in on the command connection `conn`.
+    pub fn session_of(&self, conn: ConnId) -> Option<AccountId> {
+        match self.conns.get(&conn)?.role {
+            Role::Command { account, .. } => account,
+            _ => None,
+        }
+    }
+
+    /// Open connections (including those being closed).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Outputs produced but not yet released (waiting for durability).
+    pub fn outputs_pending(&self) -> usize {
+        self.outbox.len()
+    }
+}
