@@ -1,1 +1,37 @@
-fn main() {}
+//! The `chatroom` command: server, client, simulator, model checker and benchmarks.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "chatroom", version, about = "A verified chat server and the tools that prove it right")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the chat server (command port 8084, relay port 8086 on loopback by default).
+    Server(chatroom::net::cli::ServerArgs),
+    /// Interactive terminal client, compatible with the original chatroom.
+    Client(chatroom::client::cli::ClientArgs),
+    /// Run seeded simulated worlds and check the server's invariants.
+    Sim(chatroom::sim::cli::SimArgs),
+    /// Model-check small scenarios exhaustively.
+    Check(chatroom::model::cli::CheckArgs),
+    /// Measure throughput and latency over real TCP.
+    Bench(chatroom::bench::cli::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server(args) => args.run(),
+        Command::Client(args) => args.run(),
+        Command::Sim(args) => args.run(),
+        Command::Check(args) => args.run(),
+        Command::Bench(args) => args.run(),
+    }
+}

@@ -1,0 +1,15 @@
+//! Command-line glue for `chatroom` (placeholder until this part is built).
+
+use std::process::ExitCode;
+
+/// Arguments (placeholder).
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {}
+
+impl BenchArgs {
+    /// Runs the command.
+    pub fn run(self) -> ExitCode {
+        eprintln!("chatroom: this command is not built yet");
+        ExitCode::from(2)
+    }
+}

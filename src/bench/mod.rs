@@ -1,0 +1,2 @@
+//! Benchmarks over real TCP.
+pub mod cli;

@@ -1,0 +1,2 @@
+//! Client library and interactive terminal client.
+pub mod cli;

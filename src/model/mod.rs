@@ -1,0 +1,2 @@
+//! Reference model and exhaustive explorer.
+pub mod cli;

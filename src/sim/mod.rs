@@ -1,0 +1,2 @@
+//! The deterministic simulator.
+pub mod cli;
