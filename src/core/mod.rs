@@ -27,6 +27,8 @@ mod command;
 mod config;
 mod names;
 mod outbox;
+#[cfg(test)]
+pub(crate) mod planted;
 pub mod record;
 mod relay;
 mod server;

@@ -1,0 +1,10 @@
+//! Bugs planted on purpose, compiled only into tests, to prove that the checkers (simulator,
+//! model checker, proptest) notice them. Each variant names the bug and the check that must
+//! catch it; the hooks in the core are one-line `if`s on [`Config::planted`](super::Config).
+
+/// Which bug to plant. `None` is the real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Planted {
+    #[default]
+    None,
+}
