@@ -1,1 +1,2 @@
 //! The TCP adapter.
+pub mod sync;
