@@ -1,2 +1,3 @@
 //! The TCP adapter.
+pub mod mailbox;
 pub mod sync;
