@@ -1,2 +1,4 @@
 //! The TCP adapter.
 pub mod cli;
+pub mod mailbox;
+pub mod sync;
