@@ -75,6 +75,20 @@ impl ServerHandle {
         self.relay_addr
     }
 
+    /// Messages waiting for `name`, if such an account exists (for operators and tests).
+    pub fn queue_len(&self, name: &str) -> Option<usize> {
+        self.acceptor.shared.with_server(|server| {
+            server.account_id(name).map(|account| server.queued_ids(account).len())
+        })
+    }
+
+    /// Whether `name` is logged in with a relay bound (for operators and tests).
+    pub fn has_relay(&self, name: &str) -> bool {
+        self.acceptor.shared.with_server(|server| {
+            server.account_id(name).is_some_and(|account| server.has_relay(account))
+        })
+    }
+
     /// Connection threads currently running (two or three per client).
     pub fn connection_threads(&self) -> usize {
         self.acceptor.threads.live()
