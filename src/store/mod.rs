@@ -1,1 +1,2 @@
 //! Persistence of the core's records.
+pub mod codec;
