@@ -1,2 +1,3 @@
 //! Persistence of the core's records.
 pub mod codec;
+pub mod disk;
