@@ -276,6 +276,11 @@ impl<D: Disk> Wal<D> {
         self.log_bytes_since_snapshot() >= self.options.snapshot_log_bytes_min
     }
 
+    /// The options the log was opened with.
+    pub fn options(&self) -> StoreOptions {
+        self.options
+    }
+
     /// The disk, for inspection.
     pub fn disk(&self) -> &D {
         &self.disk
