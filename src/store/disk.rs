@@ -90,7 +90,19 @@ impl FsDisk {
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, DiskError> {
         let dir = dir.into();
         let shown = dir.display().to_string();
-        fs::create_dir_all(&dir).map_err(|e| DiskError::new("create_dir", &shown, e))?;
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(|e| DiskError::new("create_dir", &shown, e))?;
+            // A new directory's own name is durable only once its parent is synced.
+            let parent = match dir.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent,
+                _ => std::path::Path::new("."),
+            };
+            let parent_file =
+                File::open(parent).map_err(|e| DiskError::new("sync_dir", &shown, e))?;
+            parent_file
+                .sync_all()
+                .map_err(|e| DiskError::new("sync_dir", &shown, e))?;
+        }
         Ok(FsDisk {
             dir,
             handles: BTreeMap::new(),

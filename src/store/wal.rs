@@ -336,7 +336,9 @@ impl<D: Disk> Wal<D> {
         self.disk.sync(&temp)?;
         self.disk.rename(&temp, &name)?;
         let segment = segment_name(next(lsn));
-        self.disk.write_new(&segment, &[])?;
+        if segment != self.active {
+            self.disk.write_new(&segment, &[])?;
+        }
         self.disk.sync_dir()?;
         // Only once the snapshot is durable may what it covers go. A crash that undoes these
         // removals leaves covered files, which the next recovery removes again.
