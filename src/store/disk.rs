@@ -66,6 +66,38 @@ pub trait Disk {
     fn truncate(&mut self, name: &str, len: u64) -> Result<(), DiskError>;
 }
 
+/// Lets a caller lend a disk to a [`super::Wal`] and keep it, for instance to crash it after a
+/// recovery that failed half-way.
+impl<D: Disk + ?Sized> Disk for &mut D {
+    fn list(&self) -> Result<Vec<String>, DiskError> {
+        (**self).list()
+    }
+    fn read(&self, name: &str) -> Result<Vec<u8>, DiskError> {
+        (**self).read(name)
+    }
+    fn append(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
+        (**self).append(name, bytes)
+    }
+    fn sync(&mut self, name: &str) -> Result<(), DiskError> {
+        (**self).sync(name)
+    }
+    fn write_new(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
+        (**self).write_new(name, bytes)
+    }
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {
+        (**self).rename(from, to)
+    }
+    fn sync_dir(&mut self) -> Result<(), DiskError> {
+        (**self).sync_dir()
+    }
+    fn remove(&mut self, name: &str) -> Result<(), DiskError> {
+        (**self).remove(name)
+    }
+    fn truncate(&mut self, name: &str, len: u64) -> Result<(), DiskError> {
+        (**self).truncate(name, len)
+    }
+}
+
 fn check_name(op: &'static str, name: &str) -> Result<(), DiskError> {
     let plain =
         !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);

@@ -1179,6 +1179,39 @@ mod tests {
     }
 
     #[test]
+    fn a_crash_during_recovery_loses_nothing() {
+        let mut failed_midway = 0;
+        for seed in 0..200 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            // Give recovery work to do: a torn tail to cut and sync, a temp snapshot to remove.
+            let (mut disk, file) = store_with(5);
+            let torn = frame(6, &msg(6));
+            disk.append(&file, &torn[..torn.len() - 3]).expect("append");
+            disk.sync(&file).expect("sync");
+            let temp = format!("{}{TEMP_SUFFIX}", snapshot_name(Lsn(5)));
+            disk.write_new(&temp, b"half a snapshot")
+                .expect("write_new");
+            disk.sync(&temp).expect("sync");
+            disk.sync_dir().expect("sync_dir");
+
+            for attempt in 0..3 {
+                let mut failing = FailAfter::new(disk, Some(rng.gen_range(0..6)));
+                let result = Wal::open(&mut failing, StoreOptions::default()).map(|(_, r)| r);
+                match result {
+                    Ok(recovered) => assert_eq!(recovered.records, msgs(1..=5), "seed {seed}"),
+                    Err(RecoveryError::Disk(_)) => failed_midway += 1,
+                    Err(e) => panic!("seed {seed} attempt {attempt}: {e}"),
+                }
+                disk = failing.inner;
+                disk.crash(&mut rng);
+            }
+            let (_, recovered) = open(disk);
+            assert_eq!(recovered.records, msgs(1..=5), "seed {seed}");
+        }
+        assert!(failed_midway > 0, "no recovery was interrupted");
+    }
+
+    #[test]
     fn fs_disk_store_round_trips_through_a_snapshot() {
         let dir = TempDir::new("wal");
         let (mut wal, _) = open(FsDisk::open(&dir.0).expect("open dir"));
