@@ -528,6 +528,25 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_record_too_long_to_decode_is_refused_at_encoding_and_leaves_the_buffer_alone() {
+        let text = "x".repeat(RECORD_LEN_MAX);
+        let record = Record::Message {
+            id: MsgId(1),
+            from: "a".into(),
+            to: AccountId(2),
+            text,
+        };
+        let mut out = vec![7];
+        let refused = encode_frame(Lsn(1), &record, &mut out);
+        assert!(
+            matches!(refused, Err(EncodeError::RecordTooLong { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(out, vec![7]);
+        assert!(encode_snapshot(Lsn(1), &[record]).is_err());
+    }
+
+    #[test]
     fn unknown_versions_and_tags_are_refused() {
         assert_eq!(
             decode_record(&[2, TAG_DELETE]),

@@ -62,7 +62,7 @@ pub trait Disk {
     fn sync_dir(&mut self) -> Result<(), DiskError>;
     /// Removes a file.
     fn remove(&mut self, name: &str) -> Result<(), DiskError>;
-    /// Cuts a file to `len` bytes.
+    /// Sets a file's length to `len` bytes: cuts it, or extends it with zeros.
     fn truncate(&mut self, name: &str, len: u64) -> Result<(), DiskError>;
 }
 
@@ -422,9 +422,9 @@ impl Disk for MemDisk {
     fn truncate(&mut self, name: &str, len: u64) -> Result<(), DiskError> {
         let file = self.file_mut("truncate", name)?;
         let len = usize::try_from(len)
-            .unwrap_or(usize::MAX)
-            .min(file.data.len());
-        file.data.truncate(len);
+            .map_err(|_| DiskError::new("truncate", name, io::ErrorKind::InvalidInput.into()))?;
+        // Like set_len: a longer length extends the file with zeros.
+        file.data.resize(len, 0);
         Ok(())
     }
 }
