@@ -117,11 +117,7 @@ pub struct Frame {
 pub fn encode_record(record: &Record, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     out.push(FORMAT_VERSION);
     match record {
-        Record::Register {
-            account,
-            name,
-            password_hash,
-        } => {
+        Record::Register { account, name, password_hash } => {
             out.push(TAG_REGISTER);
             put_u64(out, account.0);
             put_str(out, name)?;
@@ -169,10 +165,7 @@ pub fn encode_frame(lsn: Lsn, record: &Record, out: &mut Vec<u8>) -> Result<(), 
     let payload_len = out.len() - start - FRAME_HEADER_LEN;
     if payload_len > RECORD_LEN_MAX {
         out.truncate(start);
-        return Err(EncodeError::RecordTooLong {
-            len: payload_len,
-            len_max: RECORD_LEN_MAX,
-        });
+        return Err(EncodeError::RecordTooLong { len: payload_len, len_max: RECORD_LEN_MAX });
     }
     let lsn_bytes = lsn.0.to_le_bytes();
     let crc = frame_crc(&lsn_bytes, &out[start + FRAME_HEADER_LEN..]);
@@ -198,10 +191,7 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame, FrameError> {
     };
     let payload_len = len_total - FRAME_HEADER_LEN;
     if payload_len > RECORD_LEN_MAX {
-        return Err(FrameError::TooLong {
-            len: payload_len,
-            len_max: RECORD_LEN_MAX,
-        });
+        return Err(FrameError::TooLong { len: payload_len, len_max: RECORD_LEN_MAX });
     }
     if bytes.len() < len_total {
         return Err(incomplete(len_total, bytes.len()));
@@ -214,11 +204,7 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame, FrameError> {
         return Err(FrameError::Checksum { stored, computed });
     }
     let record = decode_record(payload)?;
-    Ok(Frame {
-        lsn: Lsn(u64::from_le_bytes(lsn_bytes)),
-        record,
-        len: len_total,
-    })
+    Ok(Frame { lsn: Lsn(u64::from_le_bytes(lsn_bytes)), record, len: len_total })
 }
 
 /// Encodes a whole snapshot file: the records that rebuild the state as of `lsn`.
@@ -234,10 +220,7 @@ pub fn encode_snapshot(lsn: Lsn, records: &[Record]) -> Result<Vec<u8>, EncodeEr
         encode_record(record, &mut out)?;
         let len = out.len() - len_at - 4;
         if len > RECORD_LEN_MAX {
-            return Err(EncodeError::RecordTooLong {
-                len,
-                len_max: RECORD_LEN_MAX,
-            });
+            return Err(EncodeError::RecordTooLong { len, len_max: RECORD_LEN_MAX });
         }
         out[len_at..len_at + 4].copy_from_slice(&(len as u32).to_le_bytes());
     }
@@ -263,10 +246,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(Lsn, Vec<Record>), SnapshotError
     if body[8] != FORMAT_VERSION {
         return Err(SnapshotError::UnsupportedVersion(body[8]));
     }
-    let mut reader = Reader {
-        bytes: body,
-        pos: 9,
-    };
+    let mut reader = Reader { bytes: body, pos: 9 };
     let as_record_error = |index| move |source| SnapshotError::Record { index, source };
     let lsn = Lsn(reader.u64().map_err(as_record_error(0))?);
     let count = reader.u32().map_err(as_record_error(0))?;
@@ -327,10 +307,7 @@ impl<'a> Reader<'a> {
     fn take(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
         let remaining = self.remaining();
         if len > remaining {
-            return Err(DecodeError::Truncated {
-                needed: len,
-                remaining,
-            });
+            return Err(DecodeError::Truncated { needed: len, remaining });
         }
         let slice = &self.bytes[self.pos..self.pos + len];
         self.pos += len;
@@ -343,16 +320,12 @@ impl<'a> Reader<'a> {
 
     fn u32(&mut self) -> Result<u32, DecodeError> {
         let bytes = self.take(4)?;
-        Ok(u32::from_le_bytes(
-            bytes.try_into().expect("slice of 4 bytes"),
-        ))
+        Ok(u32::from_le_bytes(bytes.try_into().expect("slice of 4 bytes")))
     }
 
     fn u64(&mut self) -> Result<u64, DecodeError> {
         let bytes = self.take(8)?;
-        Ok(u64::from_le_bytes(
-            bytes.try_into().expect("slice of 8 bytes"),
-        ))
+        Ok(u64::from_le_bytes(bytes.try_into().expect("slice of 8 bytes")))
     }
 
     fn string(&mut self) -> Result<String, DecodeError> {
@@ -382,19 +355,16 @@ impl<'a> Reader<'a> {
                 name: self.string()?,
                 password_hash: self.string()?,
             }),
-            TAG_DELETE => Ok(Record::Delete {
-                account: AccountId(self.u64()?),
-            }),
+            TAG_DELETE => Ok(Record::Delete { account: AccountId(self.u64()?) }),
             TAG_MESSAGE => Ok(Record::Message {
                 id: MsgId(self.u64()?),
                 from: self.string()?,
                 to: AccountId(self.u64()?),
                 text: self.string()?,
             }),
-            TAG_DELIVERED => Ok(Record::Delivered {
-                to: AccountId(self.u64()?),
-                ids: self.msg_ids()?,
-            }),
+            TAG_DELIVERED => {
+                Ok(Record::Delivered { to: AccountId(self.u64()?), ids: self.msg_ids()? })
+            }
             tag => Err(DecodeError::UnknownTag(tag)),
         }
     }
@@ -408,28 +378,14 @@ pub(crate) mod tests {
     pub(crate) fn arb_record() -> impl Strategy<Value = Record> {
         prop_oneof![
             (any::<u64>(), ".{0,12}", ".{0,40}").prop_map(|(a, name, password_hash)| {
-                Record::Register {
-                    account: AccountId(a),
-                    name,
-                    password_hash,
-                }
+                Record::Register { account: AccountId(a), name, password_hash }
             }),
-            any::<u64>().prop_map(|a| Record::Delete {
-                account: AccountId(a)
-            }),
+            any::<u64>().prop_map(|a| Record::Delete { account: AccountId(a) }),
             (any::<u64>(), ".{0,12}", any::<u64>(), ".{0,80}").prop_map(|(id, from, to, text)| {
-                Record::Message {
-                    id: MsgId(id),
-                    from,
-                    to: AccountId(to),
-                    text,
-                }
+                Record::Message { id: MsgId(id), from, to: AccountId(to), text }
             }),
             (any::<u64>(), proptest::collection::vec(any::<u64>(), 0..20)).prop_map(|(to, ids)| {
-                Record::Delivered {
-                    to: AccountId(to),
-                    ids: ids.into_iter().map(MsgId).collect(),
-                }
+                Record::Delivered { to: AccountId(to), ids: ids.into_iter().map(MsgId).collect() }
             }),
         ]
     }
@@ -441,23 +397,10 @@ pub(crate) mod tests {
                 name: "zoë".into(),
                 password_hash: "$argon2id$v=19$x".into(),
             },
-            Record::Delete {
-                account: AccountId(u64::MAX),
-            },
-            Record::Message {
-                id: MsgId(1),
-                from: "a".into(),
-                to: AccountId(2),
-                text: "".into(),
-            },
-            Record::Delivered {
-                to: AccountId(3),
-                ids: vec![MsgId(1), MsgId(9)],
-            },
-            Record::Delivered {
-                to: AccountId(3),
-                ids: vec![],
-            },
+            Record::Delete { account: AccountId(u64::MAX) },
+            Record::Message { id: MsgId(1), from: "a".into(), to: AccountId(2), text: "".into() },
+            Record::Delivered { to: AccountId(3), ids: vec![MsgId(1), MsgId(9)] },
+            Record::Delivered { to: AccountId(3), ids: vec![] },
         ]
     }
 
@@ -474,11 +417,7 @@ pub(crate) mod tests {
             let frame = decode_frame(&bytes).expect("valid frame");
             assert_eq!(
                 frame,
-                Frame {
-                    lsn: Lsn(i as u64 + 1),
-                    record: record.clone(),
-                    len: bytes.len()
-                }
+                Frame { lsn: Lsn(i as u64 + 1), record: record.clone(), len: bytes.len() }
             );
         }
     }
@@ -486,81 +425,42 @@ pub(crate) mod tests {
     #[test]
     fn the_payload_layout_is_pinned() {
         let mut out = Vec::new();
-        encode_record(
-            &Record::Delete {
-                account: AccountId(0x0102),
-            },
-            &mut out,
-        )
-        .expect("encodable");
+        encode_record(&Record::Delete { account: AccountId(0x0102) }, &mut out).expect("encodable");
         assert_eq!(out, [1, TAG_DELETE, 2, 1, 0, 0, 0, 0, 0, 0]);
-        let frame = frame_of(
-            5,
-            &Record::Delete {
-                account: AccountId(0x0102),
-            },
-        );
+        let frame = frame_of(5, &Record::Delete { account: AccountId(0x0102) });
         assert_eq!(&frame[0..4], &10u32.to_le_bytes());
         assert_eq!(&frame[8..16], &5u64.to_le_bytes());
     }
 
     #[test]
     fn a_huge_declared_length_is_refused_without_allocating() {
-        let mut bytes = frame_of(
-            1,
-            &Record::Delete {
-                account: AccountId(1),
-            },
-        );
+        let mut bytes = frame_of(1, &Record::Delete { account: AccountId(1) });
         bytes[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(
-            decode_frame(&bytes),
-            Err(FrameError::TooLong { .. })
-        ));
+        assert!(matches!(decode_frame(&bytes), Err(FrameError::TooLong { .. })));
         // A Delivered whose count claims 2^32-1 ids but carries none.
         let mut payload = vec![FORMAT_VERSION, TAG_DELIVERED];
         payload.extend_from_slice(&1u64.to_le_bytes());
         payload.extend_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(
-            decode_record(&payload),
-            Err(DecodeError::Truncated { .. })
-        ));
+        assert!(matches!(decode_record(&payload), Err(DecodeError::Truncated { .. })));
     }
 
     #[test]
     fn a_record_too_long_to_decode_is_refused_at_encoding_and_leaves_the_buffer_alone() {
         let text = "x".repeat(RECORD_LEN_MAX);
-        let record = Record::Message {
-            id: MsgId(1),
-            from: "a".into(),
-            to: AccountId(2),
-            text,
-        };
+        let record = Record::Message { id: MsgId(1), from: "a".into(), to: AccountId(2), text };
         let mut out = vec![7];
         let refused = encode_frame(Lsn(1), &record, &mut out);
-        assert!(
-            matches!(refused, Err(EncodeError::RecordTooLong { .. })),
-            "{refused:?}"
-        );
+        assert!(matches!(refused, Err(EncodeError::RecordTooLong { .. })), "{refused:?}");
         assert_eq!(out, vec![7]);
         assert!(encode_snapshot(Lsn(1), &[record]).is_err());
     }
 
     #[test]
     fn unknown_versions_and_tags_are_refused() {
-        assert_eq!(
-            decode_record(&[2, TAG_DELETE]),
-            Err(DecodeError::UnsupportedVersion(2))
-        );
+        assert_eq!(decode_record(&[2, TAG_DELETE]), Err(DecodeError::UnsupportedVersion(2)));
         assert_eq!(decode_record(&[1, 99]), Err(DecodeError::UnknownTag(99)));
         let mut payload = Vec::new();
-        encode_record(
-            &Record::Delete {
-                account: AccountId(1),
-            },
-            &mut payload,
-        )
-        .expect("encodable");
+        encode_record(&Record::Delete { account: AccountId(1) }, &mut payload).expect("encodable");
         payload.push(0);
         assert_eq!(decode_record(&payload), Err(DecodeError::TrailingBytes(1)));
     }

@@ -31,11 +31,7 @@ pub struct DiskError {
 
 impl DiskError {
     fn new(op: &'static str, name: &str, source: io::Error) -> Self {
-        DiskError {
-            op,
-            name: name.to_owned(),
-            source,
-        }
+        DiskError { op, name: name.to_owned(), source }
     }
 
     /// Whether the failure was that the file does not exist.
@@ -131,14 +127,9 @@ impl FsDisk {
             };
             let parent_file =
                 File::open(parent).map_err(|e| DiskError::new("sync_dir", &shown, e))?;
-            parent_file
-                .sync_all()
-                .map_err(|e| DiskError::new("sync_dir", &shown, e))?;
+            parent_file.sync_all().map_err(|e| DiskError::new("sync_dir", &shown, e))?;
         }
-        Ok(FsDisk {
-            dir,
-            handles: BTreeMap::new(),
-        })
+        Ok(FsDisk { dir, handles: BTreeMap::new() })
     }
 
     /// The directory this disk lives in.
@@ -166,9 +157,7 @@ impl Disk for FsDisk {
         let mut names = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| DiskError::new("list", &shown, e))?;
-            let file_type = entry
-                .file_type()
-                .map_err(|e| DiskError::new("list", &shown, e))?;
+            let file_type = entry.file_type().map_err(|e| DiskError::new("list", &shown, e))?;
             // Names that are not UTF-8 cannot be ours; skip rather than fail.
             if let (true, Ok(name)) = (file_type.is_file(), entry.file_name().into_string()) {
                 names.push(name);
@@ -184,15 +173,11 @@ impl Disk for FsDisk {
     }
 
     fn append(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
-        self.handle("append", name)?
-            .write_all(bytes)
-            .map_err(|e| DiskError::new("append", name, e))
+        self.handle("append", name)?.write_all(bytes).map_err(|e| DiskError::new("append", name, e))
     }
 
     fn sync(&mut self, name: &str) -> Result<(), DiskError> {
-        self.handle("sync", name)?
-            .sync_data()
-            .map_err(|e| DiskError::new("sync", name, e))
+        self.handle("sync", name)?.sync_data().map_err(|e| DiskError::new("sync", name, e))
     }
 
     fn write_new(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
@@ -202,8 +187,7 @@ impl Disk for FsDisk {
             .create_new(true)
             .open(self.dir.join(name))
             .map_err(|e| DiskError::new("write_new", name, e))?;
-        file.write_all(bytes)
-            .map_err(|e| DiskError::new("write_new", name, e))?;
+        file.write_all(bytes).map_err(|e| DiskError::new("write_new", name, e))?;
         self.handles.insert(name.to_owned(), file);
         Ok(())
     }
@@ -220,8 +204,7 @@ impl Disk for FsDisk {
     fn sync_dir(&mut self) -> Result<(), DiskError> {
         let shown = self.dir.display().to_string();
         let dir = File::open(&self.dir).map_err(|e| DiskError::new("sync_dir", &shown, e))?;
-        dir.sync_all()
-            .map_err(|e| DiskError::new("sync_dir", &shown, e))
+        dir.sync_all().map_err(|e| DiskError::new("sync_dir", &shown, e))
     }
 
     fn remove(&mut self, name: &str) -> Result<(), DiskError> {
@@ -231,9 +214,7 @@ impl Disk for FsDisk {
     }
 
     fn truncate(&mut self, name: &str, len: u64) -> Result<(), DiskError> {
-        self.handle("truncate", name)?
-            .set_len(len)
-            .map_err(|e| DiskError::new("truncate", name, e))
+        self.handle("truncate", name)?.set_len(len).map_err(|e| DiskError::new("truncate", name, e))
     }
 }
 
@@ -280,13 +261,7 @@ impl MemDisk {
         for (&id, file) in &self.files {
             if names.values().any(|&named| named == id) {
                 let data = Self::crash_contents(file, rng);
-                files.insert(
-                    id,
-                    MemFile {
-                        data: data.clone(),
-                        data_durable: data,
-                    },
-                );
+                files.insert(id, MemFile { data: data.clone(), data_durable: data });
             }
         }
         self.files = files;
@@ -310,11 +285,7 @@ impl MemDisk {
                 file.data_durable = file.data.clone();
                 Ok(())
             }
-            None => Err(DiskError::new(
-                "corrupt",
-                name,
-                io::ErrorKind::UnexpectedEof.into(),
-            )),
+            None => Err(DiskError::new("corrupt", name, io::ErrorKind::UnexpectedEof.into())),
         }
     }
 
@@ -374,21 +345,11 @@ impl Disk for MemDisk {
     fn write_new(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
         check_name("write_new", name)?;
         if self.names.contains_key(name) {
-            return Err(DiskError::new(
-                "write_new",
-                name,
-                io::ErrorKind::AlreadyExists.into(),
-            ));
+            return Err(DiskError::new("write_new", name, io::ErrorKind::AlreadyExists.into()));
         }
         let id = self.file_id_next;
         self.file_id_next += 1;
-        self.files.insert(
-            id,
-            MemFile {
-                data: bytes.to_vec(),
-                data_durable: Vec::new(),
-            },
-        );
+        self.files.insert(id, MemFile { data: bytes.to_vec(), data_durable: Vec::new() });
         self.names.insert(name.to_owned(), id);
         self.names_changed();
         Ok(())
@@ -407,8 +368,7 @@ impl Disk for MemDisk {
         self.names_durable = self.names.clone();
         self.names_pending.clear();
         let names = &self.names;
-        self.files
-            .retain(|id, _| names.values().any(|named| named == id));
+        self.files.retain(|id, _| names.values().any(|named| named == id));
         Ok(())
     }
 
@@ -458,10 +418,7 @@ pub(crate) mod tests {
 
     fn exercise(disk: &mut impl Disk) {
         disk.write_new("a", b"hello").expect("write_new");
-        assert!(
-            disk.write_new("a", b"again").is_err(),
-            "write_new must refuse an existing name"
-        );
+        assert!(disk.write_new("a", b"again").is_err(), "write_new must refuse an existing name");
         disk.append("a", b" world").expect("append");
         disk.sync("a").expect("sync");
         assert_eq!(disk.read("a").expect("read"), b"hello world");
@@ -503,14 +460,8 @@ pub(crate) mod tests {
             disk.append("log", b"-unsynced").expect("append");
             disk.crash(&mut rng);
             let data = disk.read("log").expect("synced file survives");
-            assert!(
-                b"synced-unsynced".starts_with(&data),
-                "seed {seed}: {data:?}"
-            );
-            assert!(
-                data.starts_with(b"synced"),
-                "seed {seed}: synced bytes lost"
-            );
+            assert!(b"synced-unsynced".starts_with(&data), "seed {seed}: {data:?}");
+            assert!(data.starts_with(b"synced"), "seed {seed}: synced bytes lost");
             torn += usize::from(data.len() > 6 && data.len() < 15);
         }
         assert!(torn > 0, "no seed produced a torn tail");
@@ -548,10 +499,7 @@ pub(crate) mod tests {
             }
             disk.crash(&mut rng);
             let names = disk.list().expect("list");
-            names
-                .iter()
-                .map(|n| (n.clone(), disk.read(n).expect("read")))
-                .collect::<Vec<_>>()
+            names.iter().map(|n| (n.clone(), disk.read(n).expect("read"))).collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));
     }

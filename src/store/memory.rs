@@ -46,15 +46,7 @@ mod tests {
         let mut store = MemoryStore::new();
         assert_eq!(store.last_lsn(), Lsn(0));
         for n in 1..=3 {
-            assert_eq!(
-                store.persist(
-                    Lsn(n),
-                    &Record::Delete {
-                        account: AccountId(n)
-                    }
-                ),
-                Lsn(n)
-            );
+            assert_eq!(store.persist(Lsn(n), &Record::Delete { account: AccountId(n) }), Lsn(n));
         }
         assert_eq!((store.records_len(), store.last_lsn()), (3, Lsn(3)));
     }

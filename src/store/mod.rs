@@ -52,10 +52,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions {
-            accept_data_loss: false,
-            snapshot_log_bytes_min: 64 << 20,
-        }
+        StoreOptions { accept_data_loss: false, snapshot_log_bytes_min: 64 << 20 }
     }
 }
 

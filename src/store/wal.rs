@@ -59,11 +59,7 @@ pub enum RecoveryError {
         "store file {file} is damaged at offset {offset}: {reason}; refusing to start \
          (start with accept_data_loss to cut the log there and lose what follows)"
     )]
-    Corrupt {
-        file: String,
-        offset: u64,
-        reason: String,
-    },
+    Corrupt { file: String, offset: u64, reason: String },
     #[error(transparent)]
     Disk(#[from] DiskError),
 }
@@ -72,19 +68,9 @@ pub enum RecoveryError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecoveryWarning {
     /// The end of the last segment held a torn write, cut off. Expected after a crash.
-    TornTail {
-        file: String,
-        offset: u64,
-        bytes_cut: u64,
-        reason: String,
-    },
+    TornTail { file: String, offset: u64, bytes_cut: u64, reason: String },
     /// Damage before the end of the log, cut off because data loss was accepted.
-    DataLoss {
-        file: String,
-        offset: u64,
-        bytes_cut: u64,
-        reason: String,
-    },
+    DataLoss { file: String, offset: u64, bytes_cut: u64, reason: String },
     /// A segment after damage, removed because data loss was accepted.
     SegmentDiscarded { file: String },
     /// A damaged snapshot, removed because data loss was accepted; an older one was used.
@@ -98,23 +84,10 @@ pub enum RecoveryWarning {
 impl fmt::Display for RecoveryWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::TornTail {
-                file,
-                offset,
-                bytes_cut,
-                reason,
-            } => {
-                write!(
-                    f,
-                    "{file}: torn write at offset {offset} ({reason}); cut {bytes_cut} bytes"
-                )
+            Self::TornTail { file, offset, bytes_cut, reason } => {
+                write!(f, "{file}: torn write at offset {offset} ({reason}); cut {bytes_cut} bytes")
             }
-            Self::DataLoss {
-                file,
-                offset,
-                bytes_cut,
-                reason,
-            } => write!(
+            Self::DataLoss { file, offset, bytes_cut, reason } => write!(
                 f,
                 "DATA LOST: {file} is damaged at offset {offset} ({reason}); \
                  cut {bytes_cut} bytes and everything logged after them"
@@ -149,10 +122,7 @@ impl Recovered {
     /// The logged records (those after the snapshot's) with their lsns.
     pub fn log_records(&self) -> impl Iterator<Item = (Lsn, &Record)> {
         let first = self.snapshot_lsn.0 + 1;
-        self.records[self.snapshot_records_len..]
-            .iter()
-            .zip(first..)
-            .map(|(r, lsn)| (Lsn(lsn), r))
+        self.records[self.snapshot_records_len..].iter().zip(first..).map(|(r, lsn)| (Lsn(lsn), r))
     }
 }
 
@@ -243,10 +213,7 @@ impl<D: Disk> Wal<D> {
     pub fn write_snapshot(&mut self, lsn: Lsn, records: &[Record]) -> Result<(), StoreError> {
         self.check_usable()?;
         if lsn != self.last_lsn {
-            return Err(StoreError::SnapshotLsnMismatch {
-                snapshot: lsn,
-                last: self.last_lsn,
-            });
+            return Err(StoreError::SnapshotLsnMismatch { snapshot: lsn, last: self.last_lsn });
         }
         if lsn == self.snapshot_lsn {
             // Nothing was logged since the last snapshot, which therefore already says this.
@@ -362,10 +329,7 @@ struct Layout {
 impl Layout {
     /// Lists the disk, removing leftover temporary snapshots on the way.
     fn scan<D: Disk>(disk: &mut D, warnings: &mut Vec<RecoveryWarning>) -> Result<Self, DiskError> {
-        let mut layout = Layout {
-            segments: Vec::new(),
-            snapshots: Vec::new(),
-        };
+        let mut layout = Layout { segments: Vec::new(), snapshots: Vec::new() };
         for file in disk.list()? {
             if let Some(lsn) = parse_numbered(&file, SEGMENT_PREFIX, SEGMENT_SUFFIX) {
                 layout.segments.push((lsn, file));
@@ -385,10 +349,8 @@ impl Layout {
 
     /// Segments other than `keep` starting at or before `lsn`, and snapshots older than `lsn`.
     fn files_before(self, lsn: Lsn, keep: &str) -> Vec<String> {
-        let segments = self
-            .segments
-            .into_iter()
-            .filter(|(first, name)| *first <= lsn && name != keep);
+        let segments =
+            self.segments.into_iter().filter(|(first, name)| *first <= lsn && name != keep);
         let snapshots = self.snapshots.into_iter().filter(|(at, _)| *at < lsn);
         segments.chain(snapshots).map(|(_, name)| name).collect()
     }
@@ -416,17 +378,10 @@ fn load_snapshot<D: Disk>(
             Err(e) => e.to_string(),
         };
         if !options.accept_data_loss {
-            return Err(RecoveryError::Corrupt {
-                file: file.clone(),
-                offset: 0,
-                reason,
-            });
+            return Err(RecoveryError::Corrupt { file: file.clone(), offset: 0, reason });
         }
         disk.remove(file)?;
-        warnings.push(RecoveryWarning::SnapshotDiscarded {
-            file: file.clone(),
-            reason,
-        });
+        warnings.push(RecoveryWarning::SnapshotDiscarded { file: file.clone(), reason });
     }
     Ok(None)
 }
@@ -464,28 +419,16 @@ impl LogReplay {
         warnings: &mut Vec<RecoveryWarning>,
     ) -> Result<Self, RecoveryError> {
         // The last segment starting at or before base+1 holds base+1 if anything does.
-        let start = segments
-            .iter()
-            .rposition(|(first, _)| *first <= next(base))
-            .unwrap_or(0);
-        let mut replay = LogReplay {
-            records: Vec::new(),
-            last_lsn: base,
-            log_bytes: 0,
-            start,
-            tail: None,
-        };
+        let start = segments.iter().rposition(|(first, _)| *first <= next(base)).unwrap_or(0);
+        let mut replay =
+            LogReplay { records: Vec::new(), last_lsn: base, log_bytes: 0, start, tail: None };
         for (i, (first, file)) in segments.iter().enumerate().skip(start) {
             let damage = if *first > next(replay.last_lsn) {
                 let reason = format!(
                     "lsn gap: the segment starts at {} but the log before it ends at {}",
                     first.0, replay.last_lsn.0
                 );
-                Some(Damage {
-                    offset: 0,
-                    reason,
-                    next_lsn: *first,
-                })
+                Some(Damage { offset: 0, reason, next_lsn: *first })
             } else {
                 let is_last = i + 1 == segments.len();
                 replay.read_segment(disk, *first, file, base, is_last, warnings)?
@@ -526,23 +469,13 @@ impl LogReplay {
                     });
                     break;
                 }
-                Err(e) => {
-                    return Ok(Some(Damage {
-                        offset,
-                        reason: e.to_string(),
-                        next_lsn,
-                    }))
-                }
+                Err(e) => return Ok(Some(Damage { offset, reason: e.to_string(), next_lsn })),
             };
             let in_sequence =
                 frame.lsn == next_lsn && (frame.lsn <= base || frame.lsn == next(self.last_lsn));
             if !in_sequence {
                 let reason = format!("lsn {} where {} was expected", frame.lsn.0, next_lsn.0);
-                return Ok(Some(Damage {
-                    offset,
-                    reason,
-                    next_lsn,
-                }));
+                return Ok(Some(Damage { offset, reason, next_lsn }));
             }
             if frame.lsn > base {
                 self.records.push(frame.record);
@@ -552,10 +485,7 @@ impl LogReplay {
             next_lsn = next(frame.lsn);
             offset += frame.len;
         }
-        self.tail = Some(Tail {
-            file: file.to_owned(),
-            next_lsn,
-        });
+        self.tail = Some(Tail { file: file.to_owned(), next_lsn });
         Ok(None)
     }
 
@@ -571,27 +501,15 @@ impl LogReplay {
         let file = &segments[0].1;
         if !options.accept_data_loss {
             let (offset, reason) = (damage.offset as u64, damage.reason);
-            return Err(RecoveryError::Corrupt {
-                file: file.clone(),
-                offset,
-                reason,
-            });
+            return Err(RecoveryError::Corrupt { file: file.clone(), offset, reason });
         }
         let len = disk.read(file)?.len();
         let bytes_cut = len.saturating_sub(damage.offset) as u64;
         let (offset, reason) = (damage.offset as u64, damage.reason);
-        warnings.push(RecoveryWarning::DataLoss {
-            file: file.clone(),
-            offset,
-            bytes_cut,
-            reason,
-        });
+        warnings.push(RecoveryWarning::DataLoss { file: file.clone(), offset, bytes_cut, reason });
         let doomed = if damage.next_lsn == next(self.last_lsn) {
             cut_file(disk, file, damage.offset)?;
-            self.tail = Some(Tail {
-                file: file.clone(),
-                next_lsn: damage.next_lsn,
-            });
+            self.tail = Some(Tail { file: file.clone(), next_lsn: damage.next_lsn });
             &segments[1..]
         } else {
             // Even cut, this segment could not continue the log (a gap, or it ends before the
@@ -650,11 +568,7 @@ fn remove_covered<D: Disk>(
     for (_, file) in &layout.segments[..replay.start] {
         disk.remove(file)?;
     }
-    for (_, file) in layout
-        .snapshots
-        .iter()
-        .filter(|(lsn, _)| *lsn < snapshot.lsn)
-    {
+    for (_, file) in layout.snapshots.iter().filter(|(lsn, _)| *lsn < snapshot.lsn) {
         disk.remove(file)?;
     }
     Ok(())
@@ -694,10 +608,7 @@ mod tests {
     }
 
     fn accepting_loss() -> StoreOptions {
-        StoreOptions {
-            accept_data_loss: true,
-            ..StoreOptions::default()
-        }
+        StoreOptions { accept_data_loss: true, ..StoreOptions::default() }
     }
 
     fn append_all<D: Disk>(wal: &mut Wal<D>, range: std::ops::RangeInclusive<u64>) {
@@ -725,16 +636,9 @@ mod tests {
             parse_numbered(&snapshot_name(Lsn(3)), SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX),
             Some(Lsn(3))
         );
+        assert_eq!(parse_numbered("log-7.wal", SEGMENT_PREFIX, SEGMENT_SUFFIX), None);
         assert_eq!(
-            parse_numbered("log-7.wal", SEGMENT_PREFIX, SEGMENT_SUFFIX),
-            None
-        );
-        assert_eq!(
-            parse_numbered(
-                "log-+0000000000000000007.wal",
-                SEGMENT_PREFIX,
-                SEGMENT_SUFFIX
-            ),
+            parse_numbered("log-+0000000000000000007.wal", SEGMENT_PREFIX, SEGMENT_SUFFIX),
             None
         );
     }
@@ -760,16 +664,10 @@ mod tests {
         let refused = wal.append(Lsn(2), &msg(2));
         assert!(matches!(
             refused,
-            Err(StoreError::LsnOutOfOrder {
-                expected: Lsn(1),
-                got: Lsn(2)
-            })
+            Err(StoreError::LsnOutOfOrder { expected: Lsn(1), got: Lsn(2) })
         ));
         wal.append(Lsn(1), &msg(1)).expect("in order");
-        assert!(
-            wal.append(Lsn(1), &msg(1)).is_err(),
-            "a repeated lsn must be refused"
-        );
+        assert!(wal.append(Lsn(1), &msg(1)).is_err(), "a repeated lsn must be refused");
     }
 
     #[test]
@@ -782,12 +680,7 @@ mod tests {
         let (mut wal, recovered) = open(disk);
         assert_eq!(recovered.records, msgs(1..=3));
         match recovered.warnings.as_slice() {
-            [warning @ RecoveryWarning::TornTail {
-                file: f,
-                offset,
-                bytes_cut,
-                ..
-            }] => {
+            [warning @ RecoveryWarning::TornTail { file: f, offset, bytes_cut, .. }] => {
                 assert_eq!(
                     (f, *offset, *bytes_cut),
                     (&file, synced_len as u64, (torn.len() / 2) as u64)
@@ -828,10 +721,7 @@ mod tests {
             disk.append(&file, &tail).expect("append");
             let (_, recovered) = open(disk);
             assert_eq!(recovered.records, msgs(1..=3));
-            assert!(matches!(
-                recovered.warnings.as_slice(),
-                [RecoveryWarning::TornTail { .. }]
-            ));
+            assert!(matches!(recovered.warnings.as_slice(), [RecoveryWarning::TornTail { .. }]));
         }
     }
 
@@ -840,8 +730,7 @@ mod tests {
         let (mut disk, file) = store_with(5);
         let frame_len = frame(1, &msg(1)).len();
         let offset = 2 * frame_len;
-        disk.corrupt(&file, offset + FRAME_HEADER_LEN_FOR_TESTS + 3, b'#')
-            .expect("corrupt");
+        disk.corrupt(&file, offset + FRAME_HEADER_LEN_FOR_TESTS + 3, b'#').expect("corrupt");
 
         let error = Wal::open(disk.clone(), StoreOptions::default()).expect_err("must refuse");
         let shown = error.to_string();
@@ -849,10 +738,7 @@ mod tests {
             matches!(&error, RecoveryError::Corrupt { file: f, offset: o, .. } if *f == file && *o == offset as u64),
             "{error:?}"
         );
-        assert!(
-            shown.contains(&file) && shown.contains(&format!("offset {offset}")),
-            "{shown}"
-        );
+        assert!(shown.contains(&file) && shown.contains(&format!("offset {offset}")), "{shown}");
 
         let (mut wal, recovered) = Wal::open(disk, accepting_loss()).expect("accepts the loss");
         assert_eq!(recovered.records, msgs(1..=2));
@@ -873,10 +759,8 @@ mod tests {
         let mut disk = MemDisk::new();
         let mut first = frame(1, &msg(1));
         first.extend(frame(2, &msg(2)));
-        disk.write_new(&segment_name(Lsn(1)), &first)
-            .expect("write");
-        disk.write_new(&segment_name(Lsn(4)), &frame(4, &msg(4)))
-            .expect("write");
+        disk.write_new(&segment_name(Lsn(1)), &first).expect("write");
+        disk.write_new(&segment_name(Lsn(4)), &frame(4, &msg(4))).expect("write");
 
         let error = Wal::open(disk.clone(), StoreOptions::default()).expect_err("must refuse");
         assert!(
@@ -888,9 +772,7 @@ mod tests {
         assert_eq!(recovered.records, msgs(1..=2));
         assert!(recovered
             .warnings
-            .contains(&RecoveryWarning::SegmentDiscarded {
-                file: segment_name(Lsn(4))
-            }));
+            .contains(&RecoveryWarning::SegmentDiscarded { file: segment_name(Lsn(4)) }));
     }
 
     #[test]
@@ -899,13 +781,9 @@ mod tests {
         let mut bytes = frame(1, &msg(1));
         bytes.extend(frame(3, &msg(3)));
         bytes.extend(frame(4, &msg(4)));
-        disk.write_new(&segment_name(Lsn(1)), &bytes)
-            .expect("write");
+        disk.write_new(&segment_name(Lsn(1)), &bytes).expect("write");
         let error = Wal::open(disk, StoreOptions::default()).expect_err("must refuse");
-        assert!(
-            error.to_string().contains("lsn 3 where 2 was expected"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("lsn 3 where 2 was expected"), "{error}");
     }
 
     #[test]
@@ -931,17 +809,8 @@ mod tests {
 
         let (_, recovered) = open(wal.into_disk());
         assert_eq!(recovered.records, msgs(1..=8));
-        assert_eq!(
-            (recovered.snapshot_lsn, recovered.snapshot_records_len),
-            (Lsn(7), 7)
-        );
-        assert_eq!(
-            recovered
-                .log_records()
-                .map(|(lsn, _)| lsn)
-                .collect::<Vec<_>>(),
-            vec![Lsn(8)]
-        );
+        assert_eq!((recovered.snapshot_lsn, recovered.snapshot_records_len), (Lsn(7), 7));
+        assert_eq!(recovered.log_records().map(|(lsn, _)| lsn).collect::<Vec<_>>(), vec![Lsn(8)]);
     }
 
     #[test]
@@ -949,12 +818,8 @@ mod tests {
         let (mut wal, _) = open(MemDisk::new());
         append_all(&mut wal, 1..=3);
         let refused = wal.write_snapshot(Lsn(2), &msgs(1..=2));
-        assert!(matches!(
-            refused,
-            Err(StoreError::SnapshotLsnMismatch { .. })
-        ));
-        wal.append(Lsn(4), &msg(4))
-            .expect("a refused snapshot does not poison the log");
+        assert!(matches!(refused, Err(StoreError::SnapshotLsnMismatch { .. })));
+        wal.append(Lsn(4), &msg(4)).expect("a refused snapshot does not poison the log");
     }
 
     #[test]
@@ -963,22 +828,15 @@ mod tests {
         append_all(&mut wal, 1..=3);
         wal.write_snapshot(Lsn(3), &msgs(1..=3)).expect("snapshot");
         let mut disk = wal.into_disk();
-        disk.corrupt(&snapshot_name(Lsn(3)), 20, 0xee)
-            .expect("corrupt");
+        disk.corrupt(&snapshot_name(Lsn(3)), 20, 0xee).expect("corrupt");
         let error = Wal::open(disk.clone(), StoreOptions::default()).expect_err("must refuse");
-        assert!(
-            error.to_string().contains(&snapshot_name(Lsn(3))),
-            "{error}"
-        );
+        assert!(error.to_string().contains(&snapshot_name(Lsn(3))), "{error}");
         let (_, recovered) = Wal::open(disk, accepting_loss()).expect("accepts the loss");
         // The snapshot was the only copy of records 1..=3; the segment after it cannot follow
         // nothing, so it goes too.
         assert!(recovered.records.is_empty());
         assert!(
-            matches!(
-                recovered.warnings[0],
-                RecoveryWarning::SnapshotDiscarded { .. }
-            ),
+            matches!(recovered.warnings[0], RecoveryWarning::SnapshotDiscarded { .. }),
             "{:?}",
             recovered.warnings
         );
@@ -989,16 +847,10 @@ mod tests {
         let (mut wal, _) = open(FailAfter::new(MemDisk::new(), None));
         append_all(&mut wal, 1..=2);
         wal.disk.ops_left = Some(1); // the append reaches the disk, its fsync fails
-        assert!(matches!(
-            wal.sync(),
-            Err(StoreError::Disk(DiskError { op: "sync", .. }))
-        ));
+        assert!(matches!(wal.sync(), Err(StoreError::Disk(DiskError { op: "sync", .. }))));
         assert_eq!(wal.durable_lsn(), Lsn(0));
         wal.disk.ops_left = None;
-        assert!(matches!(
-            wal.append(Lsn(3), &msg(3)),
-            Err(StoreError::Poisoned)
-        ));
+        assert!(matches!(wal.append(Lsn(3), &msg(3)), Err(StoreError::Poisoned)));
         assert!(matches!(wal.sync(), Err(StoreError::Poisoned)));
     }
 
@@ -1085,10 +937,7 @@ mod tests {
                 let (_, recovered) = open(disk);
                 let context = format!("fail_at {fail_at} seed {seed}: {:?}", recovered.warnings);
                 assert!(msgs(1..=7).starts_with(&recovered.records), "{context}");
-                assert!(
-                    recovered.records.len() >= 5,
-                    "synced records lost: {context}"
-                );
+                assert!(recovered.records.len() >= 5, "synced records lost: {context}");
                 if completed {
                     assert_eq!(recovered.records, msgs(1..=7), "{context}");
                 }
@@ -1099,10 +948,7 @@ mod tests {
                 saw_snapshot_used |= recovered.snapshot_lsn == Lsn(7);
             }
         }
-        assert!(
-            saw_temp_removed,
-            "no run crashed between the snapshot's write and its rename"
-        );
+        assert!(saw_temp_removed, "no run crashed between the snapshot's write and its rename");
         assert!(saw_snapshot_used, "no run recovered from the snapshot");
     }
 
@@ -1115,11 +961,7 @@ mod tests {
         mut appended: Vec<Record>,
         text_next: &mut u64,
     ) -> (MemDisk, Vec<Record>, usize) {
-        let budget = if rng.gen_bool(0.5) {
-            None
-        } else {
-            Some(rng.gen_range(0..40))
-        };
+        let budget = if rng.gen_bool(0.5) { None } else { Some(rng.gen_range(0..40)) };
         let (mut wal, _) = Wal::open(FailAfter::new(disk, None), StoreOptions::default())
             .expect("a crash never corrupts");
         wal.disk.ops_left = budget;
@@ -1136,8 +978,7 @@ mod tests {
                 6..=8 => wal.sync().map(|_| durable_len = appended.len()),
                 _ => {
                     let lsn = Lsn(appended.len() as u64);
-                    wal.write_snapshot(lsn, &appended)
-                        .map(|_| durable_len = appended.len())
+                    wal.write_snapshot(lsn, &appended).map(|_| durable_len = appended.len())
                 }
             };
             if step.is_err() {
@@ -1167,11 +1008,7 @@ mod tests {
                     recovered.records.len() >= durable_len,
                     "a synced record was lost: {context}"
                 );
-                assert_eq!(
-                    recovered.last_lsn,
-                    Lsn(recovered.records.len() as u64),
-                    "{context}"
-                );
+                assert_eq!(recovered.last_lsn, Lsn(recovered.records.len() as u64), "{context}");
                 appended = recovered.records;
                 disk = wal.into_disk();
             }
@@ -1189,8 +1026,7 @@ mod tests {
             disk.append(&file, &torn[..torn.len() - 3]).expect("append");
             disk.sync(&file).expect("sync");
             let temp = format!("{}{TEMP_SUFFIX}", snapshot_name(Lsn(5)));
-            disk.write_new(&temp, b"half a snapshot")
-                .expect("write_new");
+            disk.write_new(&temp, b"half a snapshot").expect("write_new");
             disk.sync(&temp).expect("sync");
             disk.sync_dir().expect("sync_dir");
 
@@ -1217,8 +1053,7 @@ mod tests {
         let (mut wal, _) = open(FsDisk::open(&dir.0).expect("open dir"));
         append_all(&mut wal, 1..=100);
         wal.sync().expect("sync");
-        wal.write_snapshot(Lsn(100), &msgs(1..=100))
-            .expect("snapshot");
+        wal.write_snapshot(Lsn(100), &msgs(1..=100)).expect("snapshot");
         append_all(&mut wal, 101..=150);
         wal.sync().expect("sync");
         drop(wal);

@@ -104,9 +104,7 @@ impl GroupCommit {
     }
 
     fn send(&self, command: Command) -> Result<(), StoreError> {
-        self.sender
-            .send(command)
-            .map_err(|_| StoreError::WriterStopped)
+        self.sender.send(command).map_err(|_| StoreError::WriterStopped)
     }
 
     fn finish(&mut self) -> Result<(), StoreError> {
@@ -215,9 +213,7 @@ mod tests {
         let reports = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&reports);
         let callback: DurableCallback = Box::new(move |report: Result<Lsn, &StoreError>| {
-            sink.lock()
-                .expect("unpoisoned")
-                .push(report.map_err(|e| e.to_string()));
+            sink.lock().expect("unpoisoned").push(report.map_err(|e| e.to_string()));
         });
         (callback, reports)
     }
@@ -244,14 +240,8 @@ mod tests {
         writer.shutdown().expect("clean shutdown");
 
         let reports = reports.lock().expect("unpoisoned").clone();
-        let lsns: Vec<u64> = reports
-            .iter()
-            .map(|r| r.clone().expect("no failure").0)
-            .collect();
-        assert!(
-            lsns.windows(2).all(|w| w[0] < w[1]),
-            "reports must increase: {lsns:?}"
-        );
+        let lsns: Vec<u64> = reports.iter().map(|r| r.clone().expect("no failure").0).collect();
+        assert!(lsns.windows(2).all(|w| w[0] < w[1]), "reports must increase: {lsns:?}");
         assert_eq!(lsns.last(), Some(&1000));
         let (_, recovered) = open_wal(&dir);
         assert_eq!(recovered.records, (1..=1000).map(msg).collect::<Vec<_>>());
@@ -264,16 +254,11 @@ mod tests {
         let (callback, reports) = recorder();
         let writer = GroupCommit::spawn(wal, FsyncPolicy::Never, callback).expect("spawn");
         (1..=10).for_each(|n| writer.submit(Lsn(n), msg(n)).expect("submit"));
-        writer
-            .request_snapshot(Lsn(10), (1..=10).map(msg).collect())
-            .expect("request");
+        writer.request_snapshot(Lsn(10), (1..=10).map(msg).collect()).expect("request");
         (11..=12).for_each(|n| writer.submit(Lsn(n), msg(n)).expect("submit"));
         writer.shutdown().expect("clean shutdown");
 
-        assert_eq!(
-            reports.lock().expect("unpoisoned").last(),
-            Some(&Ok(Lsn(12)))
-        );
+        assert_eq!(reports.lock().expect("unpoisoned").last(), Some(&Ok(Lsn(12))));
         let (_, recovered) = open_wal(&dir);
         assert_eq!(recovered.snapshot_lsn, Lsn(10));
         assert_eq!(recovered.records, (1..=12).map(msg).collect::<Vec<_>>());
@@ -286,25 +271,14 @@ mod tests {
         let (callback, reports) = recorder();
         let writer = GroupCommit::spawn(wal, FsyncPolicy::Always, callback).expect("spawn");
         writer.submit(Lsn(1), msg(1)).expect("submit");
-        writer
-            .submit(Lsn(3), msg(3))
-            .expect("queued before the writer sees it");
+        writer.submit(Lsn(3), msg(3)).expect("queued before the writer sees it");
         let error = writer.shutdown().expect_err("the gap must surface");
         assert!(
-            matches!(
-                error,
-                StoreError::LsnOutOfOrder {
-                    expected: Lsn(2),
-                    got: Lsn(3)
-                }
-            ),
+            matches!(error, StoreError::LsnOutOfOrder { expected: Lsn(2), got: Lsn(3) }),
             "{error}"
         );
         let reports = reports.lock().expect("unpoisoned").clone();
-        assert!(
-            matches!(reports.last(), Some(Err(text)) if text.contains("lsn")),
-            "{reports:?}"
-        );
+        assert!(matches!(reports.last(), Some(Err(text)) if text.contains("lsn")), "{reports:?}");
     }
 
     #[test]
@@ -320,10 +294,7 @@ mod tests {
         writer.submit(Lsn(1), msg(1)).expect("submit");
         assert_eq!(done.recv(), Ok(true));
         assert!(writer.log_bytes_since_snapshot() > 0);
-        assert!(
-            !writer.snapshot_due(),
-            "one record is far below the default threshold"
-        );
+        assert!(!writer.snapshot_due(), "one record is far below the default threshold");
         writer.shutdown().expect("clean shutdown");
     }
 }
