@@ -1,10 +1,12 @@
 //! `chatroom server`: flags, logging, Ctrl-C.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::{ServerConfig, ServerHandle};
 use crate::auth::HashCost;
+use crate::store::FsyncPolicy;
 
 /// Run the chat server.
 ///
@@ -57,6 +59,24 @@ pub struct ServerArgs {
     /// Password hashes computed at once (default: cores - 1, at least 1).
     #[arg(long)]
     pub hash_jobs_max: Option<usize>,
+    /// Directory of the write-ahead log and snapshots (created if missing).
+    #[arg(long, default_value = "chatroom-data")]
+    pub data_dir: PathBuf,
+    /// `always` fsyncs every group commit before acknowledging it. `never` only writes to the
+    /// OS: a power loss can lose acknowledged messages. For benchmarks and throwaway servers.
+    #[arg(long, value_enum, default_value_t = Fsync::Always)]
+    pub fsync: Fsync,
+    /// Start even if the log is damaged before its tail, discarding everything from the damage
+    /// on (named in the error this flag answers). Acknowledged data will be lost.
+    #[arg(long)]
+    pub accept_data_loss: bool,
+}
+
+/// `--fsync` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fsync {
+    Always,
+    Never,
 }
 
 impl ServerArgs {
@@ -97,8 +117,14 @@ impl ServerArgs {
                 iterations: self.argon2_iterations,
             },
             demo_accounts: self.demo,
+            data_dir: Some(self.data_dir.clone()),
+            fsync: match self.fsync {
+                Fsync::Always => FsyncPolicy::Always,
+                Fsync::Never => FsyncPolicy::Never,
+            },
             ..ServerConfig::default()
         };
+        config.store.accept_data_loss = self.accept_data_loss;
         if let Some(n) = self.hash_jobs_max {
             config.hash_jobs_max = n;
         }

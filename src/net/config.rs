@@ -1,9 +1,11 @@
 //! The TCP adapter's configuration: addresses, the core's limits, hashing cost, thread sizes.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 
 use crate::auth::HashCost;
 use crate::core;
+use crate::store::{FsyncPolicy, StoreOptions};
 
 /// Everything [`super::ServerHandle::start`] needs.
 #[derive(Debug, Clone)]
@@ -24,6 +26,13 @@ pub struct ServerConfig {
     pub thread_stack_bytes: usize,
     /// Create the original's two test accounts (tester/abc123, abc/abc) if they do not exist.
     pub demo_accounts: bool,
+    /// Where the write-ahead log and snapshots live; `None` keeps everything in memory (lost on
+    /// exit: tests and benchmarks only).
+    pub data_dir: Option<PathBuf>,
+    /// Whether each group commit is fsynced.
+    pub fsync: FsyncPolicy,
+    /// Recovery and compaction options.
+    pub store: StoreOptions,
     /// Seed for the core's generator (salts, tickets); `None` draws one from the OS. Only tests
     /// should set it.
     pub seed: Option<u64>,
@@ -41,19 +50,23 @@ impl Default for ServerConfig {
             write_timeout_ms: 10_000,
             thread_stack_bytes: 256 * 1024,
             demo_accounts: false,
+            data_dir: Some(PathBuf::from("chatroom-data")),
+            fsync: FsyncPolicy::Always,
+            store: StoreOptions::default(),
             seed: None,
         }
     }
 }
 
 impl ServerConfig {
-    /// A configuration for tests and benchmarks: ephemeral loopback ports and the cheapest
-    /// password hashing.
+    /// A configuration for tests and benchmarks: ephemeral loopback ports, the cheapest
+    /// password hashing, and no files (set `data_dir` to test durability).
     pub fn ephemeral() -> Self {
         ServerConfig {
             command_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             relay_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             hash_cost: HashCost::CHEAPEST,
+            data_dir: None,
             ..ServerConfig::default()
         }
     }

@@ -49,6 +49,14 @@ pub(crate) trait RecordSink: Send {
     fn persist(&mut self, lsn: Lsn, record: Record);
     /// Whether `persist` makes records durable before returning.
     fn is_synchronous(&self) -> bool;
+    /// Whether the log has grown enough since the last snapshot to write a new one.
+    fn snapshot_due(&self) -> bool {
+        false
+    }
+    /// Writes a snapshot of the state as of `lsn` (after every record before it).
+    fn request_snapshot(&mut self, _lsn: Lsn, _records: Vec<Record>) {}
+    /// Flushes and stops; called once, without the core's lock held.
+    fn shutdown(&mut self) {}
 }
 
 /// The store that keeps nothing: every record counts as durable at once (no restart survives).
@@ -92,9 +100,22 @@ impl Shared {
     pub fn handle(&self, event: Event<'_>) {
         let now_ms = self.now_ms();
         let mut driver = self.lock();
+        let last_before = driver.server.last_lsn();
         driver.server.handle_input(Input { now_ms, event });
         driver.drain(now_ms);
+        if driver.server.last_lsn() > last_before && driver.sink.snapshot_due() {
+            let (lsn, records) = (driver.server.last_lsn(), driver.server.snapshot());
+            driver.sink.request_snapshot(lsn, records);
+        }
         self.timer.set(driver.server.poll_timeout());
+    }
+
+    /// Stops the store after flushing it. The sink is taken out first so that the writer can
+    /// finish reporting without waiting for this thread's lock.
+    pub fn shutdown_store(&self) {
+        let mut sink: Box<dyn RecordSink> =
+            std::mem::replace(&mut self.lock().sink, Box::new(MemorySink));
+        sink.shutdown();
     }
 
     /// Registers a new connection's route and tells the core.

@@ -8,9 +8,10 @@ use rand_chacha::ChaCha20Rng;
 
 use super::config::ServerConfig;
 use super::demo;
-use super::driver::{MemorySink, Shared};
+use super::driver::{MemorySink, RecordSink, Shared};
 use super::hashing::HashPool;
 use super::listener::Acceptor;
+use super::persist::{self, Durability};
 use super::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use super::sync::Arc;
 use super::threads::Threads;
@@ -24,6 +25,7 @@ pub struct ServerHandle {
     command_addr: SocketAddr,
     relay_addr: SocketAddr,
     service_threads: Threads,
+    durability: Arc<Durability>,
 }
 
 impl ServerHandle {
@@ -35,8 +37,22 @@ impl ServerHandle {
             Some(seed) => ChaCha20Rng::seed_from_u64(seed),
             None => ChaCha20Rng::from_entropy(),
         };
-        let server = Server::new(config.core.clone(), rng);
-        let shared = Arc::new(Shared::new(server, Box::new(MemorySink)));
+        let durability = Arc::new(Durability::default());
+        let (server, sink): (Server, Box<dyn RecordSink>) = match &config.data_dir {
+            None => (Server::new(config.core.clone(), rng), Box::new(MemorySink)),
+            Some(dir) => {
+                let core = config.core.clone();
+                let (server, sink) =
+                    persist::open(dir, config.fsync, config.store, core, rng, durability.clone())?;
+                (server, Box::new(sink))
+            }
+        };
+        let shared = Arc::new(Shared::new(server, sink));
+        let service_threads = Threads::new(256 * 1024);
+        {
+            let (shared, durability) = (shared.clone(), durability.clone());
+            service_threads.spawn("durability", move || durability.run(&shared))?;
+        }
         let hashing = Arc::new(HashPool::new(hasher, config.hash_jobs_max));
         if config.demo_accounts {
             demo::create_accounts(&shared, &hashing);
@@ -55,14 +71,13 @@ impl ServerHandle {
             mailbox_len_max: config.core.push_window_len + 64,
             write_timeout_ms: config.write_timeout_ms,
         });
-        let service_threads = Threads::new(256 * 1024);
         for (listener, channel) in [(command, Channel::Command), (relay, Channel::Relay)] {
             let acceptor = acceptor.clone();
             service_threads.spawn("accept", move || acceptor.run(listener, channel))?;
         }
         service_threads.spawn("timer", move || timer::run(&shared))?;
         tracing::info!(%command_addr, %relay_addr, "chatroom server listening");
-        Ok(ServerHandle { acceptor, command_addr, relay_addr, service_threads })
+        Ok(ServerHandle { acceptor, command_addr, relay_addr, service_threads, durability })
     }
 
     /// The command channel's bound address.
@@ -103,6 +118,8 @@ impl ServerHandle {
         }
         self.acceptor.shared.close_all();
         self.acceptor.threads.wait_all();
+        self.acceptor.shared.shutdown_store();
+        self.durability.stop();
         self.acceptor.shared.timer.stop();
         self.service_threads.wait_all();
         tracing::info!("chatroom server stopped");

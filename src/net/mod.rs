@@ -19,6 +19,7 @@ mod handle;
 mod hashing;
 mod listener;
 pub mod mailbox;
+mod persist;
 mod relay;
 pub mod sync;
 mod threads;
