@@ -13,8 +13,8 @@ fn data_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn start_in(dir: &PathBuf) -> chatroom::net::ServerHandle {
-    let dir = dir.clone();
+fn start_in(dir: &std::path::Path) -> chatroom::net::ServerHandle {
+    let dir = dir.to_path_buf();
     start_with(move |c| c.data_dir = Some(dir))
 }
 
