@@ -295,9 +295,13 @@ impl IdleArgs {
 }
 
 fn show_idle(run: &IdleRun) -> String {
+    let stopped = match &run.stopped_by {
+        Some(cause) => format!(" [setup stopped early: {cause}]"),
+        None => String::new(),
+    };
     format!(
         "{} idle clients with relays (set up in {:.1} s): server VmRSS {} -> {} KiB = {:.1} KiB per \
-         client, {} server threads; this (client) process grew {} KiB",
+         client, {} server threads; this (client) process grew {} KiB{stopped}",
         run.clients,
         run.setup.as_secs_f64(),
         run.server_rss_kib_before,

@@ -25,6 +25,8 @@ pub struct IdleRun {
     pub server_threads_after: u64,
     pub bench_rss_kib_delta: u64,
     pub setup: Duration,
+    /// Why setup stopped before the requested count, if it did.
+    pub stopped_by: Option<String>,
 }
 
 impl IdleRun {
@@ -153,6 +155,7 @@ fn measure(
     let bench_rss_kib_before = rss(std::process::id());
     let started = Instant::now();
     let mut held: Vec<(Client, Relay)> = Vec::with_capacity(clients);
+    let mut stopped_by = None;
     for i in 0..clients {
         let name = user_name(run, "i", i);
         let connected = registered(target, &name, IO_TIMEOUT)
@@ -160,8 +163,16 @@ fn measure(
         match connected {
             Ok((relay, client)) => held.push((client, relay)),
             Err(error) => {
-                eprintln!("client {i} could not be set up: {error}");
-                eprintln!("{}", server.stderr_tail());
+                let tail = server.stderr_tail();
+                let threads = proc_status(server.pid(), "Threads:").unwrap_or(0);
+                let cause = match tail.contains("cannot start a connection thread") {
+                    true => {
+                        format!("the server could not start another thread ({threads} running)")
+                    }
+                    false => format!("{error}"),
+                };
+                eprintln!("client {i} could not be set up: {error}\n{tail}");
+                stopped_by = Some(cause);
                 break;
             }
         }
@@ -178,6 +189,7 @@ fn measure(
         server_threads_after: proc_status(server.pid(), "Threads:").unwrap_or(0),
         bench_rss_kib_delta: rss(std::process::id()).saturating_sub(bench_rss_kib_before),
         setup,
+        stopped_by,
     })
 }
 
