@@ -10,6 +10,7 @@ use super::driver::{Outgoing, Route, Shared};
 use super::hashing::HashPool;
 use super::mailbox::Mailbox;
 use super::relay::RelayConn;
+use super::socket::Socket;
 use super::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use super::sync::Arc;
 use super::threads::Threads;
@@ -54,13 +55,13 @@ impl Acceptor {
         let _ = stream.set_nodelay(true);
         let _ = stream.set_write_timeout(Some(Duration::from_millis(self.write_timeout_ms.max(1))));
         let conn = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
-        let stream = Arc::new(stream);
+        let stream: Arc<dyn Socket> = Arc::new(stream);
         let mailbox = Arc::new(Mailbox::new(self.mailbox_len_max));
         let route = Route { mailbox: mailbox.clone(), stream: Some(stream.clone()) };
         self.shared.open(conn, route, Event::Opened { conn, channel, peer });
         if let Err(error) = self.spawn(conn, channel, stream.clone(), mailbox) {
             tracing::error!(%error, ?conn, "cannot start a connection thread; dropping the connection");
-            let _ = stream.shutdown(Shutdown::Both);
+            stream.shutdown(Shutdown::Both);
             self.shared.close(conn);
         }
     }
@@ -69,7 +70,7 @@ impl Acceptor {
         &self,
         conn: ConnId,
         channel: Channel,
-        stream: Arc<TcpStream>,
+        stream: Arc<dyn Socket>,
         mailbox: Arc<Mailbox<Outgoing>>,
     ) -> io::Result<()> {
         let shared = self.shared.clone();
