@@ -9,7 +9,7 @@ use std::net::Shutdown;
 use super::driver::{write_frames, Outgoing, Shared};
 use super::hashing::HashPool;
 use super::mailbox::{Mailbox, Taken};
-use super::socket::Socket;
+use super::socket::SharedSocket;
 use super::sync::Arc;
 use crate::core::{ConnId, Event};
 
@@ -17,7 +17,7 @@ pub(crate) struct CommandConn {
     pub shared: Arc<Shared>,
     pub hashing: Arc<HashPool>,
     pub conn: ConnId,
-    pub stream: Arc<dyn Socket>,
+    pub stream: SharedSocket,
     pub mailbox: Arc<Mailbox<Outgoing>>,
 }
 
@@ -69,7 +69,7 @@ impl CommandConn {
             match item {
                 Outgoing::Frame(frame) | Outgoing::Push { frame, .. } => frames.push(frame),
                 Outgoing::Password(job) => {
-                    if !frames.is_empty() && write_frames(&*self.stream, &frames).is_err() {
+                    if !frames.is_empty() && write_frames(&**self.stream, &frames).is_err() {
                         return false;
                     }
                     frames.clear();
@@ -78,6 +78,6 @@ impl CommandConn {
                 }
             }
         }
-        frames.is_empty() || write_frames(&*self.stream, &frames).is_ok()
+        frames.is_empty() || write_frames(&**self.stream, &frames).is_ok()
     }
 }

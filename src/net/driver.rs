@@ -12,7 +12,7 @@ use std::net::Shutdown;
 use std::time::Instant;
 
 use super::mailbox::{Mailbox, PushError};
-use super::socket::Socket;
+use super::socket::{SharedSocket, Socket};
 use super::sync::{Arc, Mutex, MutexGuard};
 use super::timer::TimerState;
 use crate::core::{ConnId, Event, Input, Lsn, MsgId, Output, PasswordJob, Record, Server};
@@ -32,7 +32,7 @@ pub(crate) enum Outgoing {
 pub(crate) struct Route {
     pub mailbox: Arc<Mailbox<Outgoing>>,
     /// The socket, for shutting it down; `None` for the server's own internal connection.
-    pub stream: Option<Arc<dyn Socket>>,
+    pub stream: Option<SharedSocket>,
 }
 
 impl Route {

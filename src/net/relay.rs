@@ -8,14 +8,14 @@ use std::net::Shutdown;
 
 use super::driver::{write_frames, Outgoing, Shared};
 use super::mailbox::{Mailbox, Taken};
-use super::socket::Socket;
+use super::socket::SharedSocket;
 use super::sync::Arc;
 use crate::core::{ConnId, Event};
 
 pub(crate) struct RelayConn {
     pub shared: Arc<Shared>,
     pub conn: ConnId,
-    pub stream: Arc<dyn Socket>,
+    pub stream: SharedSocket,
     pub mailbox: Arc<Mailbox<Outgoing>>,
 }
 
@@ -40,7 +40,7 @@ impl RelayConn {
                 }
             }
             if !frames.is_empty() {
-                if write_frames(&*self.stream, &frames).is_err() {
+                if write_frames(&**self.stream, &frames).is_err() {
                     break;
                 }
                 frames.clear();

@@ -4,6 +4,8 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 
+use super::sync::Arc;
+
 /// A connected byte stream shared by a connection's threads (`&self` everywhere: one thread
 /// reads while another writes or shuts it down).
 pub(crate) trait Socket: Send + Sync + 'static {
@@ -25,4 +27,13 @@ impl Socket for TcpStream {
     fn shutdown(&self, how: Shutdown) {
         let _ = TcpStream::shutdown(self, how);
     }
+}
+
+/// A socket shared by a connection's threads. The box makes the trait object sized, because
+/// loom's `Arc` (which this becomes under `cfg(loom)`) cannot hold an unsized value.
+pub(crate) type SharedSocket = Arc<Box<dyn Socket>>;
+
+/// Shares `socket` between threads.
+pub(crate) fn share(socket: impl Socket) -> SharedSocket {
+    Arc::new(Box::new(socket))
 }
