@@ -31,6 +31,7 @@ impl Conn {
     pub fn connect(addr: SocketAddr) -> Conn {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
         Conn { stream, decoder: Decoder::new(1 << 20) }
     }
 
