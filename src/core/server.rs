@@ -533,6 +533,11 @@ impl Server {
         }
     }
 
+    /// Whether `account` is logged in and has a relay bound.
+    pub fn has_relay(&self, account: AccountId) -> bool {
+        self.sessions.get(&account).is_some_and(|s| s.relay.is_some())
+    }
+
     /// Open connections (including those being closed).
     pub fn connection_count(&self) -> usize {
         self.conns.len()
