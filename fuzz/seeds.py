@@ -152,6 +152,44 @@ CORE_STREAMS = {
     ),
 }
 
+# ---- log_recovery: [flags (bit 0: accept data loss), program..] ----------------------------------
+APPEND, SYNC, FLUSH, SNAPSHOT, CRASH, FLIP, CUT, GARBAGE, REMOVE, NEW_FILE = range(10)
+
+
+def append(kind, target=0, text=b"hello"):
+    return bytes([APPEND, kind, target, len(text)]) + text
+
+
+# Register, register, message, message, delivered, message, delete.
+SOME = program(append(0), append(0), append(1, 1), append(1, 1, b"again"), append(2, 1),
+               append(1, 0, b"to the first"), append(3, 0))
+LOG_RECOVERY = {
+    "synced_then_crash": bytes([0]) + program(SOME, [SYNC], append(1, 0), [CRASH, 1]),
+    "unsynced_tail_crashes": bytes([0]) + program(
+        SOME, [SYNC], append(1, 0), append(1, 0), [FLUSH], [CRASH, 2], append(0), [FLUSH],
+        [CRASH, 3], append(0), [CRASH, 4],
+    ),
+    "snapshot_then_crash": bytes([0]) + program(
+        SOME, [SYNC], [SNAPSHOT], append(1, 0), [FLUSH], [CRASH, 5], append(0), [SYNC],
+    ),
+    "flip_mid_log_refused": bytes([0]) + program(SOME, [SYNC], [FLIP, 0, 0, 20, 0x40]),
+    "flip_mid_log_accepted": bytes([1]) + program(SOME, [SYNC], [FLIP, 0, 0, 20, 0x40], append(0)),
+    "flip_checksum_field": bytes([1]) + program(SOME, [SYNC], [FLIP, 0, 0, 5, 0x01]),
+    "flip_last_frame": bytes([0]) + program(SOME, [SYNC], [FLIP, 0, 0, 250, 0x80]),
+    "cut_mid_frame": bytes([0]) + program(SOME, [SYNC], [CUT, 0, 0, 60]),
+    "garbage_after_log": bytes([0]) + program(SOME, [SYNC], bytes([GARBAGE, 0, 12]) + b"\x00" * 12),
+    "remove_snapshot": bytes([1]) + program(
+        SOME, [SYNC], [SNAPSHOT], append(1, 0), [SYNC], [REMOVE, 1], append(0), [SYNC],
+    ),
+    "flip_snapshot": bytes([1]) + program(SOME, [SYNC], [SNAPSHOT], [FLIP, 1, 0, 9, 0x02]),
+    "foreign_files": bytes([0]) + program(
+        SOME, [SYNC], bytes([NEW_FILE, 3, 0, 5]) + b"notes", bytes([NEW_FILE, 2, 7, 3]) + b"tmp",
+    ),
+    "fake_segment_gap": bytes([1]) + program(SOME, [SYNC], bytes([NEW_FILE, 0, 40, 4]) + b"\x01\x02\x03\x04"),
+}
+
+for name, data in LOG_RECOVERY.items():
+    write("log_recovery", name, data)
 for name, data in FRAME_DECODER.items():
     write("frame_decoder", name, data)
 for name, data in REQUEST_PARSER.items():

@@ -41,6 +41,11 @@ fn core_streams_corpus() {
     replay("core_streams", fuzzing::core_streams);
 }
 
+#[test]
+fn log_recovery_corpus() {
+    replay("log_recovery", fuzzing::log_recovery);
+}
+
 /// The ticketed-handshake operation really reaches the acknowledgement path: the seed that uses
 /// it ends with the acknowledged message delivered.
 #[test]

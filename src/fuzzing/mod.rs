@@ -9,9 +9,11 @@
 mod core_streams;
 mod driver;
 mod frame_decoder;
+mod log_recovery;
 mod request_parser;
 
 pub use core_streams::core_streams;
 pub use driver::{ConnState, CoreDriver};
 pub use frame_decoder::frame_decoder;
+pub use log_recovery::log_recovery;
 pub use request_parser::{render_request, request_parser};
