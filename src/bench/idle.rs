@@ -166,9 +166,14 @@ fn measure(
                 let tail = server.stderr_tail();
                 let threads = proc_status(server.pid(), "Threads:").unwrap_or(0);
                 let cause = match tail.contains("cannot start a connection thread") {
-                    true => {
-                        format!("the server could not start another thread ({threads} running)")
-                    }
+                    true => format!(
+                        "the server could not start another thread ({threads} running). Each \
+                         thread takes about 4 memory maps (stack, sigaltstack and their guard \
+                         pages): vm.max_map_count ({}) / 4 caps the threads of one process; \
+                         raise it with `sysctl -w vm.max_map_count=262144` (and pid_max if needed)",
+                        std::fs::read_to_string("/proc/sys/vm/max_map_count")
+                            .map_or_else(|_| "unknown".to_owned(), |v| v.trim().to_owned())
+                    ),
                     false => format!("{error}"),
                 };
                 eprintln!("client {i} could not be set up: {error}\n{tail}");
