@@ -11,7 +11,7 @@ mod models;
 mod world;
 
 pub use models::{
-    ack_racing_redelivery, push_racing_close, relay_mid_write_racing, send_wakes_blocked_relay,
-    shutdown_with_threads_blocked, Racer,
+    ack_racing_redelivery, push_racing_close, relay_hangup_mid_write, relay_mid_write_racing,
+    send_wakes_blocked_relay, shutdown_with_threads_blocked, Racer,
 };
 pub use world::{Fixture, PASSWORD};

@@ -223,7 +223,7 @@ impl<'f> World<'f> {
             stream: at.stream.clone(),
             mailbox: at.mailbox.clone(),
         });
-        let (writer, reader) = (relay.clone(), relay);
+        let (writer, reader) = (LeakOnPanic::new(relay.clone()), LeakOnPanic::new(relay));
         [thread::spawn(move || writer.write_loop()), thread::spawn(move || reader.read_loop())]
     }
 
@@ -260,4 +260,43 @@ fn frame_bodies(frame: &[u8]) -> Vec<String> {
         out.push(String::from_utf8(body).expect("frames are UTF-8"));
     }
     out
+}
+
+/// Holds a value that is dropped normally, or leaked if its thread is unwinding.
+///
+/// When loom finds a deadlock it panics on whichever thread blocked last, and that thread's
+/// unwinding drops what it owns; dropping a loom `Arc` then calls into an execution that has no
+/// active thread, panics again, and aborts the process, so a test expecting the deadlock could
+/// not catch it. Threads that may be blocked when a planted lost wake-up strikes keep their
+/// `Arc`s in one of these.
+pub(crate) struct LeakOnPanic<T>(Option<T>);
+
+impl<T> LeakOnPanic<T> {
+    pub fn new(value: T) -> Self {
+        LeakOnPanic(Some(value))
+    }
+}
+
+impl<T> std::ops::Deref for LeakOnPanic<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl<T> std::ops::DerefMut for LeakOnPanic<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.as_mut().expect("present until dropped")
+    }
+}
+
+impl<T> Drop for LeakOnPanic<T> {
+    fn drop(&mut self) {
+        if let Some(value) = self.0.take() {
+            if std::thread::panicking() {
+                std::mem::forget(value);
+            }
+        }
+    }
 }
