@@ -282,9 +282,9 @@ pub fn ack_racing_redelivery(fixture: &Fixture) {
 /// for its reply (held back: the log never makes the message durable), bob's relay writer waits
 /// on its empty mailbox and its reader on the socket. `Shared::close_all` must wake them all.
 pub fn shutdown_with_threads_blocked(fixture: &Fixture) {
-    let mut world = World::new(fixture);
+    // Registering alice and bob writes the two records that become durable; m1's never does.
+    let mut world = World::with_durable_records_max(fixture, Some(2));
     let (alice, _bob, relay) = alice_and_bob(&mut world, false, None);
-    world.hold_durability();
     alice.client.send("2\nbob\nm1");
     let command = world.spawn_command(&alice);
     let [writer, reader] = world.spawn_relay(&relay);

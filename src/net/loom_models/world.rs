@@ -69,20 +69,23 @@ impl Default for Fixture {
     }
 }
 
-/// A record sink that makes records durable at once until told to hold them, after which
-/// nothing becomes durable again (a log writer stuck in a slow fsync at shutdown).
-///
-/// The flag is a plain `std` atomic on purpose: it only changes during setup, before any other
-/// thread exists, so it needs no loom scheduling point (each one would multiply the executions).
-struct HoldableSink {
-    holding: std::sync::Arc<std::sync::atomic::AtomicBool>,
+/// A record sink that makes its first `durable_max` records durable at once (all of them when
+/// `None`) and never the later ones: a log writer stuck in a slow fsync at shutdown.
+struct StallingSink {
+    persisted: u64,
+    durable_max: Option<u64>,
 }
 
-impl RecordSink for HoldableSink {
-    fn persist(&mut self, _lsn: Lsn, _record: Record) {}
+impl RecordSink for StallingSink {
+    fn persist(&mut self, _lsn: Lsn, _record: Record) {
+        self.persisted += 1;
+    }
 
     fn is_synchronous(&self) -> bool {
-        !self.holding.load(std::sync::atomic::Ordering::SeqCst)
+        match self.durable_max {
+            None => true,
+            Some(max) => self.persisted <= max,
+        }
     }
 }
 
@@ -98,28 +101,25 @@ pub(crate) struct World<'f> {
     pub shared: Arc<Shared>,
     hashing: Arc<HashPool>,
     fixture: &'f Fixture,
-    holding: std::sync::Arc<std::sync::atomic::AtomicBool>,
     next_conn: u64,
 }
 
 impl<'f> World<'f> {
     pub fn new(fixture: &'f Fixture) -> Self {
+        Self::with_durable_records_max(fixture, None)
+    }
+
+    /// A world whose log makes only its first `durable_max` records durable: replies and
+    /// pushes that follow a later record are held back for ever.
+    pub fn with_durable_records_max(fixture: &'f Fixture, durable_max: Option<u64>) -> Self {
         let server = Server::new(Config::default(), ChaCha20Rng::seed_from_u64(262));
-        let holding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let sink = Box::new(HoldableSink { holding: holding.clone() });
+        let sink = Box::new(StallingSink { persisted: 0, durable_max });
         World {
             shared: Arc::new(Shared::new(server, sink)),
             hashing: Arc::new(HashPool::new(fixture.hasher.clone(), 1)),
             fixture,
-            holding,
             next_conn: 1,
         }
-    }
-
-    /// From now on no record becomes durable, so replies and pushes that follow a record are
-    /// held back for ever.
-    pub fn hold_durability(&self) {
-        self.holding.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Accepts a connection the way the listener does (route first, then `Opened`).
