@@ -396,3 +396,66 @@ fn single_frame(frame: &[u8]) -> String {
 fn is_ticket(text: &str) -> bool {
     text.len() == 32 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::planted::Planted;
+
+    fn frame(body: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::wire::encode(body.as_bytes(), &mut out);
+        out
+    }
+
+    /// The panic message of `f`, which must panic.
+    fn violation(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+        let payload = std::panic::catch_unwind(f).expect_err("the driver must catch the bug");
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    }
+
+    fn send_while_not_durable(planted: Planted) {
+        let mut driver = CoreDriver::new(Config { planted, ..Config::default() });
+        let alice = driver.open(Channel::Command, 1);
+        driver.feed(alice, &frame("3\nalice\npw"));
+        driver.auto_durable = false;
+        driver.feed(alice, &frame("2\nalice\nhi"));
+        assert!(driver.take(alice).iter().all(|r| r != "0\nSent to recipient"));
+        driver.make_durable();
+        assert_eq!(driver.take(alice).last().map(String::as_str), Some("0\nSent to recipient"));
+    }
+
+    #[test]
+    fn a_reply_released_before_its_record_is_durable_is_caught() {
+        send_while_not_durable(Planted::None);
+        let message = violation(|| send_while_not_durable(Planted::ReplyBeforeDurable));
+        assert!(message.contains("acknowledged before its record was durable"), "{message}");
+    }
+
+    fn flood(planted: Planted) {
+        let config = Config {
+            planted,
+            frame_len_max_before_login: 1 << 20,
+            inbound_buffered_len_max: 1_000,
+            ..Config::default()
+        };
+        let mut driver = CoreDriver::new(config);
+        let conn = driver.open(Channel::Command, 1);
+        driver.feed(conn, b"1000000   ");
+        for _ in 0..20 {
+            driver.feed(conn, &[b'x'; 100]);
+        }
+        assert_eq!(driver.state(conn), ConnState::ClosedByServer);
+    }
+
+    #[test]
+    fn unbounded_inbound_bytes_are_caught() {
+        flood(Planted::None);
+        let message = violation(|| flood(Planted::InboundUnbounded));
+        assert!(message.contains("buffers"), "{message}");
+    }
+}
