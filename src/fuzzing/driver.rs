@@ -10,7 +10,8 @@
 //! - a success reply that acknowledges a change leaves only once that change is durable;
 //! - every frame sent is one well-formed frame whose body is UTF-8 and a status line;
 //! - a connection's undecoded bytes stay within `Config::inbound_buffered_len_max` (plus the one
-//!   read that crossed it), and the core tracks exactly the connections still open.
+//!   read that crossed it), the core tracks exactly the connections still open, and nothing
+//!   waits in its outbox once everything is durable.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -370,6 +371,10 @@ impl CoreDriver {
     fn check_state(&self) {
         let open = self.conns.values().filter(|v| v.state == ConnState::Open).count();
         assert_eq!(self.server.connection_count(), open, "the core's connections drifted");
+        if self.auto_durable {
+            // Only durability holds outputs back, and everything is durable after a drain.
+            assert_eq!(self.server.outputs_pending(), 0, "outputs stuck in the core");
+        }
         let limit = self.server.config().inbound_buffered_len_max;
         for (&conn, view) in &self.conns {
             if view.state != ConnState::Open {
