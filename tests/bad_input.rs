@@ -15,7 +15,9 @@ use chatroom::core::{Channel, Config};
 use chatroom::fuzzing::{ConnState, CoreDriver};
 use chatroom::net::{ServerConfig, ServerHandle};
 use chatroom::wire::{encode, reply};
-use support::{assert_others_still_chat, bare_relay, start_with, user, wait_no_relay, Conn};
+use support::{
+    assert_others_still_chat, bare_relay, start_with, user, wait_no_relay, wait_relay, Conn,
+};
 
 /// Where a case's bytes go.
 #[derive(Clone, Copy, Debug)]
