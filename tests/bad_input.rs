@@ -406,16 +406,6 @@ fn wait_threads(server: &ServerHandle, threads: usize) {
     }
 }
 
-/// Waits until `name` has a relay bound (the handshake travels on another socket than the
-/// requests that follow it).
-fn wait_relay(server: &ServerHandle, name: &str) {
-    let deadline = std::time::Instant::now() + support::TIMEOUT;
-    while !server.has_relay(name) {
-        assert!(std::time::Instant::now() < deadline, "{name}'s relay never bound");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// A body cut short, then the connection closed (half or fully): the server lets go of it.
 #[test]
 fn body_cut_short_then_closed() {
