@@ -5,7 +5,8 @@
 //!
 //! - every output targets a connection that was opened and that the core has not closed yet
 //!   (outputs for a connection the peer closed are dropped, as a transport would);
-//! - a command connection gets at most one reply per request, plus one failure before a close;
+//! - a command connection gets at most one reply per request, plus one failure before a close,
+//!   and once everything has settled ([`CoreDriver::settle`]) exactly one if it is still open;
 //! - a push goes to a relay bound to the message's recipient, and only once the message is durable;
 //! - a success reply that acknowledges a change leaves only once that change is durable;
 //! - every frame sent is one well-formed frame whose body is UTF-8 and a status line;
@@ -192,6 +193,25 @@ impl CoreDriver {
         };
         if let Some(last) = view.last_pushed.take() {
             self.input(Event::Written { conn, last });
+        }
+    }
+
+    /// Lets everything finish (jobs run, records durable, pushes written), then checks that
+    /// every request on a connection still open got its reply: nothing is left hanging.
+    pub fn settle(&mut self) {
+        (self.hold_jobs, self.auto_durable, self.auto_written) = (false, true, true);
+        self.run_jobs();
+        self.make_durable();
+        for (conn, view) in &self.conns {
+            if view.state == ConnState::Open && view.channel == Channel::Command {
+                assert_eq!(
+                    view.replies,
+                    view.requests,
+                    "{conn:?} was left with {} of {} requests unanswered",
+                    view.requests - view.replies.min(view.requests),
+                    view.requests
+                );
+            }
         }
     }
 
