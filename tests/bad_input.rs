@@ -515,6 +515,7 @@ fn a_client_that_never_reads_its_relay() {
     let mut alice = user(&server, "alice");
     let _bob = user(&server, "bob");
     let stuck = bare_relay(&server, "bob");
+    wait_relay(&server, "bob");
     let text = "x".repeat(60_000);
     for i in 0..300 {
         assert_eq!(alice.request(&format!("2\nbob\n{i:03}{text}")), "0\nSent to recipient");
@@ -548,13 +549,15 @@ fn relay_handshakes_that_lie() {
     assert_eq!(alice.request("2\nbob\nstill mine"), "0\nSent to recipient");
     assert_eq!(first.recv(), "0\nalice:still mine");
     // A ticket used twice.
-    let mut relay = support::ticket_relay(&server, &mut alice, "alice");
+    let relay = support::ticket_relay(&server, &mut alice, "alice");
+    wait_relay(&server, "alice");
     let ticket = alice.request("6");
     let ticket = ticket.strip_prefix("0\n").expect("a ticket");
     drop(relay);
     wait_no_relay(&server, "alice");
-    relay = Conn::connect(server.relay_addr());
+    let mut relay = Conn::connect(server.relay_addr());
     relay.send(&format!("alice\n{ticket}"));
+    wait_relay(&server, "alice");
     let mut again = Conn::connect(server.relay_addr());
     again.send(&format!("alice\n{ticket}"));
     assert_eq!(again.recv(), "-1\nRelay refused: unknown or already used ticket");

@@ -7,4 +7,10 @@
 pub enum Planted {
     #[default]
     None,
+    /// A connection's undecoded bytes are never limited; `fuzzing::CoreDriver`'s memory bound
+    /// must catch it.
+    InboundUnbounded,
+    /// Replies leave without waiting for durability; `fuzzing::CoreDriver`'s acknowledgement
+    /// check must catch it.
+    ReplyBeforeDurable,
 }

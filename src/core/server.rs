@@ -8,6 +8,8 @@ use thiserror::Error;
 
 use super::names::name_key;
 use super::outbox::Outbox;
+#[cfg(test)]
+use super::planted::Planted;
 use super::throttle::Throttle;
 use super::timers::{Timer, Timers};
 use super::{
@@ -250,7 +252,11 @@ impl Server {
     fn received(&mut self, conn: ConnId, bytes: &[u8]) {
         let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) else { return };
         c.decoder.feed(bytes);
-        if c.decoder.buffered_len() > self.config.inbound_buffered_len_max {
+        let limit = self.config.inbound_buffered_len_max;
+        #[cfg(test)]
+        let limit =
+            if self.config.planted == Planted::InboundUnbounded { usize::MAX } else { limit };
+        if c.decoder.buffered_len() > limit {
             let text = "Too much sent without waiting for replies; connection closed";
             return self.fail_and_close(conn, text);
         }
@@ -435,7 +441,10 @@ impl Server {
         let answers_request =
             matches!(self.conns.get(&conn), Some(Conn { role: Role::Command { .. }, .. }));
         let output = Output::Reply { conn, frame: reply::reply(ok, text) };
-        self.outbox.push_gated(self.last_lsn, output, answers_request);
+        let after = self.last_lsn;
+        #[cfg(test)]
+        let after = if self.config.planted == Planted::ReplyBeforeDurable { Lsn(0) } else { after };
+        self.outbox.push_gated(after, output, answers_request);
     }
 
     /// Sends one failure frame that answers no request, then closes the connection.
