@@ -117,11 +117,8 @@ fn drain(mailbox: &Mailbox<u32>) -> Vec<u32> {
 /// its order, and nothing else.
 fn assert_delivered_exactly(accepted_per_producer: &[Vec<u32>], delivered: &[u32]) {
     for accepted in accepted_per_producer {
-        let seen: Vec<u32> = delivered
-            .iter()
-            .copied()
-            .filter(|item| accepted.contains(item))
-            .collect();
+        let seen: Vec<u32> =
+            delivered.iter().copied().filter(|item| accepted.contains(item)).collect();
         for item in accepted {
             let count = seen.iter().filter(|seen| *seen == item).count();
             assert!(count > 0, "item {item} accepted but lost");
@@ -130,11 +127,7 @@ fn assert_delivered_exactly(accepted_per_producer: &[Vec<u32>], delivered: &[u32
         assert_eq!(&seen, accepted, "one producer's order not kept");
     }
     let accepted_len: usize = accepted_per_producer.iter().map(Vec::len).sum();
-    assert_eq!(
-        delivered.len(),
-        accepted_len,
-        "delivered an item never accepted"
-    );
+    assert_eq!(delivered.len(), accepted_len, "delivered an item never accepted");
 }
 
 /// Pushes `items` in order; returns those accepted. A refusal must be `Closed`, and after one
@@ -145,10 +138,7 @@ fn push_all(mailbox: &Mailbox<u32>, items: &[u32]) -> Vec<u32> {
     for &item in items {
         match mailbox.push(item) {
             Ok(()) => {
-                assert!(
-                    !refused,
-                    "item {item} accepted after an earlier push saw Closed"
-                );
+                assert!(!refused, "item {item} accepted after an earlier push saw Closed");
                 accepted.push(item);
             }
             Err(PushError::Closed(back)) => {
@@ -215,39 +205,30 @@ fn pushes_racing_close(bug: Option<PlantedBug>) {
 
 #[test]
 fn push_racing_close_small() {
-    check(
-        "push_racing_close (1 producer x 1 item)",
-        Bound::Exhaustive,
-        || push_racing_close(1, None),
-    );
+    check("push_racing_close (1 producer x 1 item)", Bound::Exhaustive, || {
+        push_racing_close(1, None)
+    });
 }
 
 #[test]
 fn pushes_racing_close_small() {
-    check(
-        "pushes_racing_close (1 producer x 2 items)",
-        Bound::Exhaustive,
-        || pushes_racing_close(None),
-    );
+    check("pushes_racing_close (1 producer x 2 items)", Bound::Exhaustive, || {
+        pushes_racing_close(None)
+    });
 }
 
 #[test]
 fn push_racing_close_larger() {
-    check(
-        "push_racing_close (2 producers x 1 item)",
-        Bound::FromEnv,
-        || push_racing_close(2, None),
-    );
+    check("push_racing_close (2 producers x 1 item)", Bound::FromEnv, || {
+        push_racing_close(2, None)
+    });
 }
 
 #[test]
 fn planted_push_check_then_act_is_found() {
-    check_finds_bug(
-        "push_racing_close + PushCheckThenAct",
-        Bound::Exhaustive,
-        "lost",
-        || push_racing_close(1, Some(PlantedBug::PushCheckThenAct)),
-    );
+    check_finds_bug("push_racing_close + PushCheckThenAct", Bound::Exhaustive, "lost", || {
+        push_racing_close(1, Some(PlantedBug::PushCheckThenAct))
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -290,18 +271,14 @@ fn take_woken_by_push(bug: Option<PlantedBug>) {
 
 #[test]
 fn consumer_blocked_while_shutdown_closes_small() {
-    check(
-        "consumer_blocked_while_shutdown_closes",
-        Bound::Exhaustive,
-        || consumer_blocked_while_shutdown_closes(None),
-    );
+    check("consumer_blocked_while_shutdown_closes", Bound::Exhaustive, || {
+        consumer_blocked_while_shutdown_closes(None)
+    });
 }
 
 #[test]
 fn take_woken_by_push_small() {
-    check("take_woken_by_push", Bound::Exhaustive, || {
-        take_woken_by_push(None)
-    });
+    check("take_woken_by_push", Bound::Exhaustive, || take_woken_by_push(None));
 }
 
 #[test]
@@ -336,10 +313,7 @@ struct Socket {
 
 impl Socket {
     fn new() -> Arc<Self> {
-        Arc::new(Socket {
-            written: Mutex::new(Vec::new()),
-            shut: AtomicBool::new(false),
-        })
+        Arc::new(Socket { written: Mutex::new(Vec::new()), shut: AtomicBool::new(false) })
     }
 
     /// Writes one item; fails once the socket was shut down.
@@ -380,9 +354,7 @@ fn send(core: &Mutex<Core>, item: u32) {
     let mut core = core.lock().unwrap();
     core.pending.push(item);
     // Close and re-attach happen under this same lock, so the attached relay is open here.
-    core.relay
-        .push(item)
-        .expect("the attached relay's mailbox refused a push");
+    core.relay.push(item).expect("the attached relay's mailbox refused a push");
 }
 
 /// A new login takes over: shut the old relay's socket, close its mailbox, attach the new
@@ -393,9 +365,7 @@ fn take_over(core: &Mutex<Core>, old_socket: &Socket, new_mailbox: Arc<Mailbox<u
     core.relay.close();
     core.relay = new_mailbox;
     for &item in &core.pending {
-        core.relay
-            .push(item)
-            .expect("the new relay's mailbox refused a re-push");
+        core.relay.push(item).expect("the new relay's mailbox refused a re-push");
     }
 }
 
@@ -456,20 +426,16 @@ fn relay_mid_write_racing_takeover(with_send: bool) {
 
 #[test]
 fn relay_mid_write_racing_takeover_small() {
-    check(
-        "relay_mid_write_racing_takeover (2 queued)",
-        Bound::Exhaustive,
-        || relay_mid_write_racing_takeover(false),
-    );
+    check("relay_mid_write_racing_takeover (2 queued)", Bound::Exhaustive, || {
+        relay_mid_write_racing_takeover(false)
+    });
 }
 
 #[test]
 fn relay_mid_write_racing_takeover_and_send_larger() {
-    check(
-        "relay_mid_write_racing_takeover (2 queued + 1 send)",
-        Bound::FromEnv,
-        || relay_mid_write_racing_takeover(true),
-    );
+    check("relay_mid_write_racing_takeover (2 queued + 1 send)", Bound::FromEnv, || {
+        relay_mid_write_racing_takeover(true)
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -531,10 +497,7 @@ fn requeue_racing_take(arrival: Arrival, bug: Option<PlantedBug>) {
     let _ = mailbox.try_take_all(&mut left);
     for item in &accepted {
         let count = left.iter().filter(|left| *left == item).count();
-        assert!(
-            count < 2,
-            "item {item} duplicated: left the mailbox as {left:?}"
-        );
+        assert!(count < 2, "item {item} duplicated: left the mailbox as {left:?}");
         assert_eq!(count, 1, "item {item} lost");
     }
     assert_eq!(left.len(), accepted.len(), "an item appeared from nowhere");
@@ -542,20 +505,16 @@ fn requeue_racing_take(arrival: Arrival, bug: Option<PlantedBug>) {
 
 #[test]
 fn requeue_racing_take_small() {
-    check(
-        "requeue_racing_take (concurrent arrival)",
-        Bound::Exhaustive,
-        || requeue_racing_take(Arrival::Concurrent, None),
-    );
+    check("requeue_racing_take (concurrent arrival)", Bound::Exhaustive, || {
+        requeue_racing_take(Arrival::Concurrent, None)
+    });
 }
 
 #[test]
 fn requeue_racing_take_arrival_during_write_small() {
-    check(
-        "requeue_racing_take (arrival during write)",
-        Bound::Exhaustive,
-        || requeue_racing_take(Arrival::DuringWrite, None),
-    );
+    check("requeue_racing_take (arrival during write)", Bound::Exhaustive, || {
+        requeue_racing_take(Arrival::DuringWrite, None)
+    });
 }
 
 #[test]
@@ -647,16 +606,10 @@ fn ack_racing_redelivery() {
             "one relay wrote {written:?}: duplicated or out of order"
         );
     }
-    assert_eq!(
-        &written_2, redelivered,
-        "relay 2 got other than the unacked items"
-    );
+    assert_eq!(&written_2, redelivered, "relay 2 got other than the unacked items");
     for item in [1, 2] {
         let acked = !unacked.contains(&item);
-        assert!(
-            !acked || written_1.contains(&item),
-            "item {item} acked unseen"
-        );
+        assert!(!acked || written_1.contains(&item), "item {item} acked unseen");
         assert!(
             acked || written_2.contains(&item),
             "item {item} lost: neither acknowledged nor redelivered"
@@ -666,9 +619,5 @@ fn ack_racing_redelivery() {
 
 #[test]
 fn ack_racing_redelivery_small() {
-    check(
-        "ack_racing_redelivery",
-        Bound::Exhaustive,
-        ack_racing_redelivery,
-    );
+    check("ack_racing_redelivery", Bound::Exhaustive, ack_racing_redelivery);
 }

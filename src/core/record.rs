@@ -24,20 +24,11 @@ pub struct Lsn(pub u64);
 pub enum Record {
     /// An account was created. `name` is spelled as registered; `password_hash` is a PHC string
     /// (argon2id).
-    Register {
-        account: AccountId,
-        name: String,
-        password_hash: String,
-    },
+    Register { account: AccountId, name: String, password_hash: String },
     /// An account was deleted: its queue is discarded and its name is free again.
     Delete { account: AccountId },
     /// A message was accepted for `to`. `from` is the sender's name as shown to the recipient.
-    Message {
-        id: MsgId,
-        from: String,
-        to: AccountId,
-        text: String,
-    },
+    Message { id: MsgId, from: String, to: AccountId, text: String },
     /// Messages were delivered to (written to or acknowledged by) `to`'s relay and leave its queue.
     Delivered { to: AccountId, ids: Vec<MsgId> },
 }

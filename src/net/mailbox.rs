@@ -498,11 +498,7 @@ mod tests {
         start.wait();
         mailbox.push(7).unwrap();
         let result = done.recv_timeout(Duration::from_secs(STUCK_AFTER_S));
-        assert_eq!(
-            result,
-            Ok((Taken::Open, vec![7])),
-            "the push did not wake the take"
-        );
+        assert_eq!(result, Ok((Taken::Open, vec![7])), "the push did not wake the take");
     }
 
     #[test]
@@ -512,11 +508,7 @@ mod tests {
         start.wait();
         mailbox.close();
         let result = done.recv_timeout(Duration::from_secs(STUCK_AFTER_S));
-        assert_eq!(
-            result,
-            Ok((Taken::Closed, vec![])),
-            "the close did not wake the take"
-        );
+        assert_eq!(result, Ok((Taken::Closed, vec![])), "the close did not wake the take");
     }
 
     #[test]

@@ -60,15 +60,10 @@ mod tidy {
         }
         for (at, _) in shipped.match_indices("std::sync::") {
             let rest = &shipped[at + "std::sync::".len()..];
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
+            let name: String =
+                rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
             if !STD_SYNC_ALLOWED.contains(&name.as_str()) {
-                found.push(format!(
-                    "names std::sync::{}",
-                    rest.lines().next().unwrap_or("")
-                ));
+                found.push(format!("names std::sync::{}", rest.lines().next().unwrap_or("")));
             }
         }
         found
@@ -89,11 +84,7 @@ mod tidy {
                 offenders.push(format!("{}: {violation}", path.display()));
             }
         }
-        assert!(
-            offenders.is_empty(),
-            "use crate::net::sync instead:\n{}",
-            offenders.join("\n")
-        );
+        assert!(offenders.is_empty(), "use crate::net::sync instead:\n{}", offenders.join("\n"));
     }
 
     #[test]
