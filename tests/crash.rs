@@ -29,8 +29,8 @@ const SEED: u64 = 0x5eed_c4a5;
 const KILLS: usize = 5;
 const SENDERS: usize = 6;
 const RECIPIENTS: usize = 3;
-/// Small enough that snapshots happen (and get killed) during the run.
-const SNAPSHOT_LOG_BYTES_MIN: u64 = 16 * 1024;
+/// Small enough that snapshots happen every few batches, so that some kills land in one.
+const SNAPSHOT_LOG_BYTES_MIN: u64 = 2048;
 const CHECKER: &str = "checker";
 
 /// The `chatroom server` child process, killed on drop so a failing test leaves none behind.
@@ -51,6 +51,7 @@ impl ServerProcess {
             .arg("--data-dir")
             .arg(dir)
             .env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
