@@ -547,4 +547,17 @@ impl Server {
     pub fn outputs_pending(&self) -> usize {
         self.outbox.len()
     }
+
+    /// Undecoded bytes buffered for `conn`, if it is open (for memory bounds in tests and fuzzing).
+    pub fn inbound_buffered_len(&self, conn: ConnId) -> Option<usize> {
+        self.conns.get(&conn).map(|c| c.decoder.buffered_len())
+    }
+
+    /// The account the relay `conn` completed its handshake for, even while it is being closed.
+    pub fn relay_account(&self, conn: ConnId) -> Option<AccountId> {
+        match self.conns.get(&conn)?.role {
+            Role::Relay(ref binding) => Some(binding.account),
+            _ => None,
+        }
+    }
 }

@@ -4,12 +4,12 @@
 //! It reads the next request only when no reply is owed, so a client that pipelines waits in
 //! the kernel's buffers, not in the server's memory.
 
-use std::io::Read;
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 
 use super::driver::{write_frames, Outgoing, Shared};
 use super::hashing::HashPool;
 use super::mailbox::{Mailbox, Taken};
+use super::socket::SharedSocket;
 use super::sync::Arc;
 use crate::core::{ConnId, Event};
 
@@ -17,7 +17,7 @@ pub(crate) struct CommandConn {
     pub shared: Arc<Shared>,
     pub hashing: Arc<HashPool>,
     pub conn: ConnId,
-    pub stream: Arc<TcpStream>,
+    pub stream: SharedSocket,
     pub mailbox: Arc<Mailbox<Outgoing>>,
 }
 
@@ -25,14 +25,14 @@ impl CommandConn {
     pub fn run(self) {
         let mut buf = vec![0u8; 16 * 1024];
         while self.answer_owed() {
-            match (&*self.stream).read(&mut buf) {
+            match self.stream.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => self.shared.handle(Event::Received { conn: self.conn, bytes: &buf[..n] }),
             }
         }
         // Whatever the core still had for us (a failure reply before a close) goes out first.
         let _ = self.flush_once();
-        let _ = self.stream.shutdown(Shutdown::Both);
+        self.stream.shutdown(Shutdown::Both);
         self.shared.close(self.conn);
     }
 
@@ -69,7 +69,7 @@ impl CommandConn {
             match item {
                 Outgoing::Frame(frame) | Outgoing::Push { frame, .. } => frames.push(frame),
                 Outgoing::Password(job) => {
-                    if !frames.is_empty() && write_frames(&self.stream, &frames).is_err() {
+                    if !frames.is_empty() && write_frames(&**self.stream, &frames).is_err() {
                         return false;
                     }
                     frames.clear();
@@ -78,6 +78,6 @@ impl CommandConn {
                 }
             }
         }
-        frames.is_empty() || write_frames(&self.stream, &frames).is_ok()
+        frames.is_empty() || write_frames(&**self.stream, &frames).is_ok()
     }
 }

@@ -8,10 +8,11 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::time::Instant;
 
 use super::mailbox::{Mailbox, PushError};
+use super::socket::{SharedSocket, Socket};
 use super::sync::{Arc, Mutex, MutexGuard};
 use super::timer::TimerState;
 use crate::core::{ConnId, Event, Input, Lsn, MsgId, Output, PasswordJob, Record, Server};
@@ -31,13 +32,13 @@ pub(crate) enum Outgoing {
 pub(crate) struct Route {
     pub mailbox: Arc<Mailbox<Outgoing>>,
     /// The socket, for shutting it down; `None` for the server's own internal connection.
-    pub stream: Option<Arc<TcpStream>>,
+    pub stream: Option<SharedSocket>,
 }
 
 impl Route {
     fn shutdown(&self, how: Shutdown) {
         if let Some(stream) = &self.stream {
-            let _ = stream.shutdown(how);
+            stream.shutdown(how);
         }
     }
 }
@@ -193,12 +194,9 @@ impl Driver {
 }
 
 /// Writes a batch of frames in one call.
-pub(crate) fn write_frames(stream: &TcpStream, frames: &[Vec<u8>]) -> io::Result<()> {
-    use std::io::Write;
-    let mut writer = stream;
+pub(crate) fn write_frames(stream: &dyn Socket, frames: &[Vec<u8>]) -> io::Result<()> {
     if let [frame] = frames {
-        return writer.write_all(frame);
+        return stream.write_all(frame);
     }
-    let batch: Vec<u8> = frames.concat();
-    writer.write_all(&batch)
+    stream.write_all(&frames.concat())
 }

@@ -10,6 +10,7 @@ use super::driver::{Outgoing, Route, Shared};
 use super::hashing::HashPool;
 use super::mailbox::Mailbox;
 use super::relay::RelayConn;
+use super::socket::{self, SharedSocket};
 use super::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use super::sync::Arc;
 use super::threads::Threads;
@@ -28,7 +29,7 @@ pub(crate) struct Acceptor {
 
 impl Acceptor {
     /// Accepts until [`Acceptor::stopping`] is set (then one wake-up connection ends the wait).
-    pub fn run(self: &Arc<Self>, listener: TcpListener, channel: Channel) {
+    pub fn run(&self, listener: TcpListener, channel: Channel) {
         for stream in listener.incoming() {
             if self.stopping.load(Ordering::Acquire) {
                 return;
@@ -46,7 +47,7 @@ impl Acceptor {
         }
     }
 
-    fn accept(self: &Arc<Self>, stream: TcpStream, channel: Channel) {
+    fn accept(&self, stream: TcpStream, channel: Channel) {
         let peer = match stream.peer_addr() {
             Ok(addr) => peer_of(addr.ip()),
             Err(_) => return,
@@ -54,13 +55,13 @@ impl Acceptor {
         let _ = stream.set_nodelay(true);
         let _ = stream.set_write_timeout(Some(Duration::from_millis(self.write_timeout_ms.max(1))));
         let conn = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
-        let stream = Arc::new(stream);
+        let stream = socket::share(stream);
         let mailbox = Arc::new(Mailbox::new(self.mailbox_len_max));
         let route = Route { mailbox: mailbox.clone(), stream: Some(stream.clone()) };
         self.shared.open(conn, route, Event::Opened { conn, channel, peer });
         if let Err(error) = self.spawn(conn, channel, stream.clone(), mailbox) {
             tracing::error!(%error, ?conn, "cannot start a connection thread; dropping the connection");
-            let _ = stream.shutdown(Shutdown::Both);
+            stream.shutdown(Shutdown::Both);
             self.shared.close(conn);
         }
     }
@@ -69,7 +70,7 @@ impl Acceptor {
         &self,
         conn: ConnId,
         channel: Channel,
-        stream: Arc<TcpStream>,
+        stream: SharedSocket,
         mailbox: Arc<Mailbox<Outgoing>>,
     ) -> io::Result<()> {
         let shared = self.shared.clone();

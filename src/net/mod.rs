@@ -21,6 +21,7 @@ mod listener;
 pub mod mailbox;
 mod persist;
 mod relay;
+mod socket;
 pub mod sync;
 mod threads;
 mod timer;

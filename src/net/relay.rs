@@ -4,18 +4,18 @@
 //! them in one batch, and reports the last one written. The reader thread reads the handshake
 //! and acknowledgements and feeds them to the core; when the socket ends it reports the close.
 
-use std::io::Read;
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 
 use super::driver::{write_frames, Outgoing, Shared};
 use super::mailbox::{Mailbox, Taken};
+use super::socket::SharedSocket;
 use super::sync::Arc;
 use crate::core::{ConnId, Event};
 
 pub(crate) struct RelayConn {
     pub shared: Arc<Shared>,
     pub conn: ConnId,
-    pub stream: Arc<TcpStream>,
+    pub stream: SharedSocket,
     pub mailbox: Arc<Mailbox<Outgoing>>,
 }
 
@@ -40,7 +40,7 @@ impl RelayConn {
                 }
             }
             if !frames.is_empty() {
-                if write_frames(&self.stream, &frames).is_err() {
+                if write_frames(&**self.stream, &frames).is_err() {
                     break;
                 }
                 frames.clear();
@@ -53,14 +53,14 @@ impl RelayConn {
             }
         }
         // Ends the reader too, which reports the close to the core.
-        let _ = self.stream.shutdown(Shutdown::Both);
+        self.stream.shutdown(Shutdown::Both);
     }
 
     /// The reader thread's body.
     pub fn read_loop(&self) {
         let mut buf = vec![0u8; 4 * 1024];
         loop {
-            match (&*self.stream).read(&mut buf) {
+            match self.stream.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => self.shared.handle(Event::Received { conn: self.conn, bytes: &buf[..n] }),
             }

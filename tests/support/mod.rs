@@ -36,6 +36,7 @@ impl Conn {
     pub fn try_connect(addr: SocketAddr) -> Option<Conn> {
         let stream = TcpStream::connect(addr).ok()?;
         stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
         Some(Conn { stream, decoder: Decoder::new(1 << 20) })
     }
 
@@ -194,6 +195,15 @@ pub fn wait_no_relay(server: &ServerHandle, name: &str) {
     let deadline = std::time::Instant::now() + TIMEOUT;
     while server.has_relay(name) {
         assert!(std::time::Instant::now() < deadline, "{name}'s relay never went away");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until `name` has a relay bound (the handshake travels on its own socket).
+pub fn wait_relay(server: &ServerHandle, name: &str) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !server.has_relay(name) {
+        assert!(std::time::Instant::now() < deadline, "{name}'s relay was never bound");
         std::thread::sleep(Duration::from_millis(5));
     }
 }
