@@ -25,6 +25,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use support::*;
 
+/// The root seed, unless `CRASH_SEED` (decimal or 0x-hex) names another.
 const SEED: u64 = 0x5eed_c4a5;
 const KILLS: usize = 5;
 const SENDERS: usize = 6;
@@ -316,6 +317,15 @@ fn send_and_kill(server: ServerProcess, ledger: &mut Ledger, rng: &mut ChaCha8Rn
     ledger.senders = workers.into_iter().map(|w| w.join().expect("sender")).collect();
 }
 
+fn root_seed() -> u64 {
+    let Ok(text) = std::env::var("CRASH_SEED") else { return SEED };
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.unwrap_or_else(|_| panic!("CRASH_SEED={text:?} is not a number"))
+}
+
 fn fresh_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("chatroom-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -327,9 +337,14 @@ fn fresh_dir(name: &str) -> PathBuf {
 fn acknowledged_messages_survive_repeated_sigkill() {
     let root = fresh_dir("crash");
     let (data, log) = (root.join("data"), root.join("server.log"));
-    let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+    let seed = root_seed();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut ledger = Ledger::new();
-    eprintln!("SEED={SEED:#x}; server log in {}", log.display());
+    eprintln!(
+        "SEED={seed:#x} (rerun: CRASH_SEED={seed:#x} cargo test --test crash; the seed fixes the \
+         workload and kill points, thread timing varies); server log in {}",
+        log.display()
+    );
 
     let server = ServerProcess::start(&data, &log);
     for name in (0..SENDERS).map(sender_name).chain((0..RECIPIENTS).map(recipient_name)) {
