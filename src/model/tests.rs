@@ -1,0 +1,122 @@
+//! Tests of the explorer: pinned state counts, and the planted bugs it must find.
+
+use super::driver::Bounds;
+use super::explorer::{explore, Limits, Report, Scenario};
+use super::invariants::Invariant;
+use super::step::{Op, Step};
+use crate::core::planted::Planted;
+
+fn scenario(users: usize, ops: u8, faults: u8) -> Scenario {
+    Scenario::new(Bounds { users, ops, faults })
+}
+
+fn run(scenario: &Scenario, jobs: usize) -> Report {
+    explore(scenario, Limits { states_max: u64::MAX, jobs }, &mut |_| {})
+}
+
+fn planted(bug: Planted, users: usize, ops: u8) -> Report {
+    let mut scenario = scenario(users, ops, 0);
+    scenario.config.planted = bug;
+    run(&scenario, 1)
+}
+
+/// Unique state counts of small scenarios, pinned so that any change to the state space is
+/// noticed. They change when the step alphabet, the fingerprint (what counts as the same state),
+/// the symmetry reduction, or the core's behaviour on these steps changes; if a change is
+/// intended, update the numbers and say why in the commit.
+#[test]
+fn state_counts_are_pinned() {
+    for (users, ops, faults, unique, depth) in [
+        (1, 1, 0, 4, 1),
+        (1, 2, 0, 9, 2),
+        (2, 1, 0, 10, 2),
+        (2, 2, 0, 73, 5),
+        (2, 2, 1, 219, 6),
+        (3, 1, 0, 20, 3),
+        (2, 3, 0, 456, 8),
+    ] {
+        let report = run(&scenario(users, ops, faults), 1);
+        assert!(report.complete, "{users}/{ops}/{faults}: {:?}", report.counterexample);
+        assert_eq!(
+            (report.progress.unique, report.progress.depth),
+            (unique, depth),
+            "users {users}, ops {ops}, faults {faults}"
+        );
+    }
+}
+
+#[test]
+fn symmetry_reduction_only_merges_states() {
+    let mut plain = scenario(2, 2, 1);
+    plain.symmetry = false;
+    let without = run(&plain, 1).progress;
+    let with = run(&scenario(2, 2, 1), 1).progress;
+    assert!(with.unique < without.unique, "{with:?} vs {without:?}");
+    assert_eq!(with.depth, without.depth);
+}
+
+#[test]
+fn results_do_not_depend_on_the_number_of_jobs() {
+    let one = run(&scenario(2, 3, 0), 1);
+    let two = run(&scenario(2, 3, 0), 2);
+    assert_eq!(one.progress, two.progress);
+}
+
+#[test]
+fn the_state_bound_stops_the_search() {
+    let scenario = scenario(2, 3, 0);
+    let report = explore(&scenario, Limits { states_max: 100, jobs: 1 }, &mut |_| {});
+    assert!(!report.complete);
+    assert_eq!(report.progress.unique, 100);
+}
+
+#[test]
+fn finds_a_delete_that_leaves_the_queue_to_a_new_account_with_the_name() {
+    let report = planted(Planted::DeleteKeepsQueue, 2, 3);
+    let found = report.counterexample.expect("the planted bug is found");
+    assert_eq!(found.violation.invariant, Invariant::ReusedName, "{found:?}");
+    // Register the recipient and the sender, send, delete the recipient, register it again.
+    assert_eq!(found.steps.len(), 5, "{found:?}");
+    assert_eq!(found.steps.last(), Some(&Step::Op { user: found_user(&found.steps), op: Op::Register }));
+}
+
+#[test]
+fn finds_a_takeover_that_loses_a_message() {
+    let report = planted(Planted::TakeoverLosesMessage, 2, 2);
+    let found = report.counterexample.expect("the planted bug is found");
+    assert_eq!(found.violation.invariant, Invariant::MessageLost, "{found:?}");
+    // Two registrations, a send, then the recipient logs in again from a new connection.
+    assert_eq!(found.steps.len(), 4, "{found:?}");
+    assert!(matches!(found.steps[3], Step::Op { op: Op::Login, .. }), "{found:?}");
+}
+
+#[test]
+fn finds_a_list_that_shows_deleted_users() {
+    let report = planted(Planted::ListShowsDeleted, 2, 2);
+    let found = report.counterexample.expect("the planted bug is found");
+    assert_eq!(found.violation.invariant, Invariant::ReplyDisagrees, "{found:?}");
+    // Register two users, delete one, list from the other.
+    assert_eq!(found.steps.len(), 4, "{found:?}");
+    assert!(matches!(found.steps[3], Step::Op { op: Op::List, .. }), "{found:?}");
+}
+
+/// The user of the last step.
+fn found_user(steps: &[Step]) -> u8 {
+    match steps.last() {
+        Some(Step::Op { user, .. }) => *user,
+        other => panic!("the trace ends with {other:?}"),
+    }
+}
+
+#[test]
+fn a_counterexample_replays_to_the_same_violation() {
+    let mut scenario = scenario(2, 2, 0);
+    scenario.config.planted = Planted::TakeoverLosesMessage;
+    let found = run(&scenario, 1).counterexample.expect("found");
+    let (at, violation) = scenario.replay(&found.steps).expect_err("replays");
+    assert_eq!(at, found.steps.len() - 1);
+    assert_eq!(violation, found.violation);
+    let text = super::trace::to_sim_scenario(&found, "test");
+    assert!(text.starts_with("chatroom-sim 1\n"), "{text}");
+    assert!(text.contains("clients 3\n"), "the takeover is played by a third client: {text}");
+}
