@@ -27,8 +27,8 @@ use super::step::{
 };
 use crate::auth::Hasher;
 use crate::core::{
-    AccountId, Channel, Config, ConnId, Event, Input, MsgId, Output, PasswordJob,
-    PasswordOutcome, PasswordWork, Peer, Record, Server,
+    AccountId, Channel, Config, ConnId, Event, Input, MsgId, Output, PasswordJob, PasswordOutcome,
+    PasswordWork, Peer, Record, Server,
 };
 use crate::wire::{encode, HEADER_LEN};
 
@@ -284,12 +284,8 @@ impl World {
         if op == Op::Relay {
             let conn = self.open(Channel::Relay, run);
             let account = self.server.account_id(&name);
-            let relay = RelayConn {
-                conn,
-                account,
-                unreported: VecDeque::new(),
-                received: Vec::new(),
-            };
+            let relay =
+                RelayConn { conn, account, unreported: VecDeque::new(), received: Vec::new() };
             run.new_relay = Some((user, relay));
             return self.request(conn, &name, run);
         }
@@ -430,16 +426,27 @@ impl World {
             let (user, relay) = relay.ok_or_else(|| {
                 Violation::new(Invariant::WrongRecipient, format!("push on non-relay {conn:?}"))
             })?;
-            let what = format!("{} (from {}) on {}'s relay", key.seq, user_name(key.from), user_name(user));
+            let what = format!(
+                "{} (from {}) on {}'s relay",
+                key.seq,
+                user_name(key.from),
+                user_name(user)
+            );
             if relay.account != Some(to) {
                 let invariant = if to_user == Some(user) {
                     Invariant::ReusedName
                 } else {
                     Invariant::WrongRecipient
                 };
-                let detail = format!("message m{what}, addressed to an account {} no longer is", user_name(user));
+                let detail = format!(
+                    "message m{what}, addressed to an account {} no longer is",
+                    user_name(user)
+                );
                 let detail = if invariant == Invariant::WrongRecipient {
-                    format!("message m{what}, addressed to {}", to_user.map_or("?".into(), user_name))
+                    format!(
+                        "message m{what}, addressed to {}",
+                        to_user.map_or("?".into(), user_name)
+                    )
                 } else {
                     detail
                 };
@@ -449,7 +456,9 @@ impl World {
                 format!("message m{what} a second time")
             })?;
             let in_order = relay.received.iter().all(|k| k.from != key.from || k.seq < key.seq);
-            ensure(in_order, Invariant::OutOfOrder, || format!("message m{what} after a later one"))?;
+            ensure(in_order, Invariant::OutOfOrder, || {
+                format!("message m{what} after a later one")
+            })?;
             relay.received.push(key);
             relay.unreported.push_back(msg);
         }
@@ -482,9 +491,17 @@ impl World {
             let name = user_name(user);
             let model = &self.model.users[user as usize];
             let account = self.server.account_id(&name);
-            ensure(account.is_some() == model.account.is_some(), Invariant::StateDisagrees, || {
-                format!("account {name} exists in the core: {}, in the model: {}", account.is_some(), model.account.is_some())
-            })?;
+            ensure(
+                account.is_some() == model.account.is_some(),
+                Invariant::StateDisagrees,
+                || {
+                    format!(
+                        "account {name} exists in the core: {}, in the model: {}",
+                        account.is_some(),
+                        model.account.is_some()
+                    )
+                },
+            )?;
             if let (Some(account), Some(expected)) = (account, &model.account) {
                 self.check_queue(user, account, &expected.queue)?;
             }
@@ -493,12 +510,20 @@ impl World {
         Ok(())
     }
 
-    fn check_queue(&self, user: User, account: AccountId, expected: &VecDeque<MsgKey>) -> Result<(), Violation> {
+    fn check_queue(
+        &self,
+        user: User,
+        account: AccountId,
+        expected: &VecDeque<MsgKey>,
+    ) -> Result<(), Violation> {
         let name = user_name(user);
         let mut queued = Vec::new();
         for id in self.server.queued_ids(account) {
             let (key, to) = self.registry.message(id).ok_or_else(|| {
-                Violation::new(Invariant::StateDisagrees, format!("{name} has unknown {id:?} queued"))
+                Violation::new(
+                    Invariant::StateDisagrees,
+                    format!("{name} has unknown {id:?} queued"),
+                )
             })?;
             if to != account {
                 let what = format!("m{} from {} waits for {name}", key.seq, user_name(key.from));
@@ -509,26 +534,41 @@ impl World {
                     ),
                     other => Violation::new(
                         Invariant::WrongRecipient,
-                        format!("{what}: it was addressed to {}", other.map_or("?".into(), user_name)),
+                        format!(
+                            "{what}: it was addressed to {}",
+                            other.map_or("?".into(), user_name)
+                        ),
                     ),
                 });
             }
             queued.push(key);
         }
         if let Some(lost) = expected.iter().find(|key| !queued.contains(key)) {
-            let detail = format!("m{} from {} to {name} is neither delivered nor queued", lost.seq, user_name(lost.from));
+            let detail = format!(
+                "m{} from {} to {name} is neither delivered nor queued",
+                lost.seq,
+                user_name(lost.from)
+            );
             return Err(Violation::new(Invariant::MessageLost, detail));
         }
         ensure(queued.iter().eq(expected.iter()), Invariant::StateDisagrees, || {
             format!("{name}'s queue is {queued:?} in the core, {expected:?} in the model")
         })?;
         let pending = self.users[user as usize].relay.as_ref().map(|r| r.unreported.len());
-        ensure(pending.is_none_or(|n| n == queued.len()), Invariant::StateDisagrees, || {
-            format!("{name}'s relay has {pending:?} pushes unreported but {} messages queued", queued.len())
+        ensure(pending.map_or(true, |n| n == queued.len()), Invariant::StateDisagrees, || {
+            format!(
+                "{name}'s relay has {pending:?} pushes unreported but {} messages queued",
+                queued.len()
+            )
         })
     }
 
-    fn check_session(&self, user: User, account: Option<AccountId>, conns: &Conns) -> Result<(), Violation> {
+    fn check_session(
+        &self,
+        user: User,
+        account: Option<AccountId>,
+        conns: &Conns,
+    ) -> Result<(), Violation> {
         let name = user_name(user);
         let model = &self.model.users[user as usize];
         for &old in &conns.old_commands {
@@ -538,12 +578,17 @@ impl World {
         }
         let core_in = conns.command.and_then(|c| self.server.session_of(c));
         let model_in = self.model.logged_in(user);
-        ensure(core_in.is_some() == model_in && (!model_in || core_in == account), Invariant::StateDisagrees, || {
-            format!("{name} logged in: core {core_in:?}, model {model_in}")
-        })?;
+        ensure(
+            core_in.is_some() == model_in && (!model_in || core_in == account),
+            Invariant::StateDisagrees,
+            || format!("{name} logged in: core {core_in:?}, model {model_in}"),
+        )?;
         let model_open = model.command != super::reference::Command::Absent;
         ensure(conns.command.is_some() == model_open, Invariant::StateDisagrees, || {
-            format!("{name}'s command connection open: core {}, model {model_open}", conns.command.is_some())
+            format!(
+                "{name}'s command connection open: core {}, model {model_open}",
+                conns.command.is_some()
+            )
         })?;
         ensure(conns.relay.is_some() == model.relay, Invariant::StateDisagrees, || {
             format!("{name}'s relay bound: core {}, model {}", conns.relay.is_some(), model.relay)
@@ -557,7 +602,11 @@ fn body(frame: &[u8]) -> String {
 }
 
 /// A command that needs a login must not succeed for a user who was not logged in.
-fn check_login_needed(step: Step, logged_in_before: bool, observed: &Observed) -> Result<(), Violation> {
+fn check_login_needed(
+    step: Step,
+    logged_in_before: bool,
+    observed: &Observed,
+) -> Result<(), Violation> {
     let Step::Op { user, op } = step else { return Ok(()) };
     if logged_in_before || matches!(op, Op::Register | Op::Login | Op::Relay) {
         return Ok(());
@@ -576,10 +625,17 @@ fn check_replies(expected: &Observed, observed: &Observed) -> Result<(), Violati
         let (want, got) = (expected.get(key), observed.get(key));
         if want != got {
             let show = |s: Option<&Vec<Seen>>| {
-                s.map_or("nothing".to_owned(), |v| v.iter().map(Seen::to_string).collect::<Vec<_>>().join(", "))
+                s.map_or("nothing".to_owned(), |v| {
+                    v.iter().map(Seen::to_string).collect::<Vec<_>>().join(", ")
+                })
             };
             let (user, port) = key;
-            let detail = format!("{} {port:?} saw {}; the model expects {}", user_name(*user), show(got), show(want));
+            let detail = format!(
+                "{} {port:?} saw {}; the model expects {}",
+                user_name(*user),
+                show(got),
+                show(want)
+            );
             return Err(Violation::new(Invariant::ReplyDisagrees, detail));
         }
     }

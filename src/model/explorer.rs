@@ -105,7 +105,7 @@ pub struct Counterexample {
 /// What expanding one transition gave.
 enum Outcome {
     Seen,
-    New { parent: u32, step: Step, fingerprint: Fingerprint, world: World },
+    New { parent: u32, step: Step, fingerprint: Fingerprint, world: Box<World> },
     Violated { parent: u32, step: Step, violation: Violation },
 }
 
@@ -141,7 +141,7 @@ pub fn explore(scenario: &Scenario, limits: Limits, progress: &mut dyn FnMut(&Pr
     visited.insert(fingerprint(&root, &renamings, &mut Vec::new()));
     // parents[i] = (parent state, step) of unique state i; state 0 is the root.
     let mut parents: Vec<(u32, Step)> = vec![(u32::MAX, Step::Crash)];
-    let mut frontier: Vec<(u32, World)> = vec![(0, root)];
+    let mut frontier: Vec<(u32, Box<World>)> = vec![(0, Box::new(root))];
     let mut stats = Progress { unique: 1, frontier_len: 1, ..Progress::default() };
     let jobs = limits.jobs.max(1);
     while !frontier.is_empty() {
@@ -158,7 +158,11 @@ pub fn explore(scenario: &Scenario, limits: Limits, progress: &mut dyn FnMut(&Pr
                         stats.frontier_len = 0;
                         let users = scenario.bounds.users;
                         let counterexample = Counterexample { users, steps, violation };
-                        return Report { progress: stats, complete: false, counterexample: Some(counterexample) };
+                        return Report {
+                            progress: stats,
+                            complete: false,
+                            counterexample: Some(counterexample),
+                        };
                     }
                     Outcome::New { parent, step, fingerprint, world } => {
                         if !visited.insert(fingerprint) {
@@ -171,7 +175,11 @@ pub fn explore(scenario: &Scenario, limits: Limits, progress: &mut dyn FnMut(&Pr
                         next.push((id, world));
                         if stats.unique >= limits.states_max {
                             stats.frontier_len = next.len();
-                            return Report { progress: stats, complete: false, counterexample: None };
+                            return Report {
+                                progress: stats,
+                                complete: false,
+                                counterexample: None,
+                            };
                         }
                     }
                 }
@@ -207,7 +215,7 @@ fn trace(parents: &[(u32, Step)], mut id: u32) -> Vec<Step> {
 }
 
 fn expand_batch(
-    batch: &[(u32, World)],
+    batch: &[(u32, Box<World>)],
     scenario: &Scenario,
     renamings: &[Vec<User>],
     visited: &Visited,
@@ -227,7 +235,7 @@ fn expand_batch(
 }
 
 fn expand(
-    part: &[(u32, World)],
+    part: &[(u32, Box<World>)],
     scenario: &Scenario,
     renamings: &[Vec<User>],
     visited: &Visited,
@@ -238,7 +246,7 @@ fn expand(
     for (parent, world) in part {
         world.enabled(&scenario.bounds, &mut steps);
         for &step in &steps {
-            let mut child = world.clone();
+            let mut child = Box::new(World::clone(world));
             let parent = *parent;
             if let Err(violation) = child.step(step) {
                 outcomes.push(Outcome::Violated { parent, step, violation });

@@ -72,7 +72,11 @@ impl Violation {
 }
 
 /// Fails with `invariant` unless `ok`.
-pub fn ensure(ok: bool, invariant: Invariant, detail: impl FnOnce() -> String) -> Result<(), Violation> {
+pub fn ensure(
+    ok: bool,
+    invariant: Invariant,
+    detail: impl FnOnce() -> String,
+) -> Result<(), Violation> {
     if ok {
         Ok(())
     } else {

@@ -14,7 +14,8 @@ use super::step::{message_text, user_name, MsgKey, Observed, Op, Port, Seen, Ste
 /// Reply bodies, spelled as PROTOCOL.md gives them.
 pub mod text {
     pub const LOGIN_OK: &str = "0\nSuccessful Login";
-    pub const LOGIN_FAILED: &str = "-1\nInvalid Login, credential doesn't exist or password invalid";
+    pub const LOGIN_FAILED: &str =
+        "-1\nInvalid Login, credential doesn't exist or password invalid";
     pub const REGISTER_OK: &str = "0\nSuccessful Created and logged in";
     pub const NAME_TAKEN: &str = "-1\nThis username has been used";
     pub const NEEDS_LOGIN: &str = "-1\nInvalid Command, you can only choose to login or register";

@@ -66,14 +66,23 @@ pub enum Op {
 /// One step of a scenario: an operation, a fault, or the relay thread reporting a write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Step {
-    Op { user: User, op: Op },
+    Op {
+        user: User,
+        op: Op,
+    },
     /// The relay of `user` wrote its oldest unreported push (not budgeted: it is not a choice
     /// of the user but of the scheduler).
-    Written { user: User },
+    Written {
+        user: User,
+    },
     /// Fault: the user's command connection is reset.
-    DropCommand { user: User },
+    DropCommand {
+        user: User,
+    },
     /// Fault: the user's relay connection is reset.
-    DropRelay { user: User },
+    DropRelay {
+        user: User,
+    },
     /// Fault: the server crashes and restarts from its durable records.
     Crash,
 }

@@ -77,7 +77,10 @@ fn finds_a_delete_that_leaves_the_queue_to_a_new_account_with_the_name() {
     assert_eq!(found.violation.invariant, Invariant::ReusedName, "{found:?}");
     // Register the recipient and the sender, send, delete the recipient, register it again.
     assert_eq!(found.steps.len(), 5, "{found:?}");
-    assert_eq!(found.steps.last(), Some(&Step::Op { user: found_user(&found.steps), op: Op::Register }));
+    assert_eq!(
+        found.steps.last(),
+        Some(&Step::Op { user: found_user(&found.steps), op: Op::Register })
+    );
 }
 
 #[test]

@@ -56,11 +56,15 @@ pub fn to_sim_scenario(counterexample: &Counterexample, command: &str) -> String
                 let text = op_text(user, op, &mut sends[u]);
                 format!("at {at_ms} client {} {text}", command_client[u])
             }
-            Step::Written { user } => format!("# step {}: {} relay reports a write", at + 1, user_name(user)),
+            Step::Written { user } => {
+                format!("# step {}: {} relay reports a write", at + 1, user_name(user))
+            }
             Step::DropCommand { user } => {
                 format!("at {at_ms} fault reset {} command", command_client[user as usize])
             }
-            Step::DropRelay { user } => format!("at {at_ms} fault reset {} relay", relay_client[user as usize]),
+            Step::DropRelay { user } => {
+                format!("at {at_ms} fault reset {} relay", relay_client[user as usize])
+            }
             Step::Crash => format!("at {at_ms} crash 100"),
         };
         if at < last {
@@ -72,7 +76,11 @@ pub fn to_sim_scenario(counterexample: &Counterexample, command: &str) -> String
     let _ = writeln!(out, "# written by: {command}");
     let _ = writeln!(out, "# violated: {}", counterexample.violation);
     for (user, client) in command_client.iter().enumerate().filter(|(u, c)| *u != **c) {
-        let _ = writeln!(out, "# client {client} is {} logging in from a second connection", user_name(user as User));
+        let _ = writeln!(
+            out,
+            "# client {client} is {} logging in from a second connection",
+            user_name(user as User)
+        );
     }
     out.push_str("seed 0\n");
     let _ = writeln!(out, "clients {clients}");
