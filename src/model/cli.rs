@@ -37,6 +37,9 @@ pub struct CheckArgs {
     /// Threads expanding states [default: the number of cores].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
+    /// Users may also open ticketed relays, whose pushes they acknowledge.
+    #[arg(long)]
+    pub tickets: bool,
     /// Count states that differ only by a renaming of users separately.
     #[arg(long)]
     pub no_symmetry: bool,
@@ -51,7 +54,12 @@ pub struct CheckArgs {
 impl CheckArgs {
     /// Runs the command.
     pub fn run(self) -> ExitCode {
-        let bounds = Bounds { users: self.users as usize, ops: self.ops, faults: self.faults };
+        let bounds = Bounds {
+            users: self.users as usize,
+            ops: self.ops,
+            faults: self.faults,
+            tickets: self.tickets,
+        };
         let mut scenario = Scenario::new(bounds);
         scenario.symmetry = !self.no_symmetry;
         if self.argon2 {

@@ -12,7 +12,7 @@
 //!   Jobs run with [`Passwords::Model`] (a transparent stand-in that the core cannot tell from
 //!   argon2, since it treats hashes as opaque strings) or with real argon2 at its cheapest cost.
 //! - A connection the core closes is reported closed at once; a relay reports its writes one
-//!   push at a time, as a separate [`Step::Written`] the scheduler interleaves.
+//!   push at a time, as a separate [`Step::Confirm`] the scheduler interleaves.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -69,6 +69,8 @@ pub struct Bounds {
     pub ops: u8,
     /// Faults (connection resets and crashes) in total.
     pub faults: u8,
+    /// Users may also open ticketed relays (whose pushes are acknowledged).
+    pub tickets: bool,
 }
 
 /// One state of a scenario.
@@ -100,6 +102,8 @@ pub(crate) struct RelayConn {
     pub conn: ConnId,
     /// The account its handshake named, when it was opened.
     pub account: Option<AccountId>,
+    /// Opened with a ticket: the client acknowledges pushes.
+    pub acks: bool,
     /// Pushes written to the socket but not yet reported with [`Event::Written`], oldest first.
     pub unreported: VecDeque<MsgId>,
     /// Every message received on this relay, in order.
@@ -202,10 +206,13 @@ impl World {
                     [Op::Register, Op::Login, Op::Logout, Op::List, Op::Delete, Op::Relay]
                         .map(|op| Step::Op { user, op }),
                 );
+                if bounds.tickets {
+                    out.push(Step::Op { user, op: Op::TicketRelay });
+                }
                 let sends = (0..users).filter(|&to| to != user).map(|to| Op::Send { to });
                 out.extend(sends.map(|op| Step::Op { user, op }));
             }
-            out.extend(Some(Step::Written { user }).filter(|&s| self.possible(s)));
+            out.extend(Some(Step::Confirm { user }).filter(|&s| self.possible(s)));
         }
         if self.faults_used < bounds.faults {
             for user in 0..users {
@@ -224,7 +231,7 @@ impl World {
                 let to_ok = !matches!(op, Op::Send { to } if to as usize >= self.users.len());
                 (user as usize) < self.users.len() && to_ok
             }
-            Step::Written { user } => self
+            Step::Confirm { user } => self
                 .users
                 .get(user as usize)
                 .and_then(|c| c.relay.as_ref())
@@ -249,11 +256,15 @@ impl World {
                 self.ops_used[user as usize] += 1;
                 self.op(user, op, &mut run);
             }
-            Step::Written { user } => {
+            Step::Confirm { user } => {
                 let relay = self.users[user as usize].relay.as_mut().expect("possible");
-                let conn = relay.conn;
+                let (conn, acks) = (relay.conn, relay.acks);
                 let last = relay.unreported.pop_front().expect("possible");
-                self.input(Event::Written { conn, last }, &mut run);
+                if acks {
+                    self.request(conn, &format!("7\n{}", last.0), &mut run);
+                } else {
+                    self.input(Event::Written { conn, last }, &mut run);
+                }
             }
             Step::DropCommand { user } => {
                 self.faults_used += 1;
@@ -282,12 +293,7 @@ impl World {
     fn op(&mut self, user: User, op: Op, run: &mut Run) {
         let name = user_name(user);
         if op == Op::Relay {
-            let conn = self.open(Channel::Relay, run);
-            let account = self.server.account_id(&name);
-            let relay =
-                RelayConn { conn, account, unreported: VecDeque::new(), received: Vec::new() };
-            run.new_relay = Some((user, relay));
-            return self.request(conn, &name, run);
+            return self.open_relay(user, &name, None, run);
         }
         let takeover = op == Op::Login && self.model.logged_in(user);
         if takeover || self.users[user as usize].command.is_none() {
@@ -296,6 +302,13 @@ impl World {
             conns.old_commands.extend(conns.command.replace(conn));
         }
         let conn = self.users[user as usize].command.expect("opened above");
+        if op == Op::TicketRelay {
+            self.request(conn, "6", run);
+            if let Some(ticket) = take_ticket(run, conn) {
+                self.open_relay(user, &name, Some(ticket), run);
+            }
+            return;
+        }
         let body = match op {
             Op::Register => format!("3\n{name}\n{PASSWORD}"),
             Op::Login => format!("1\n{name}\n{PASSWORD}"),
@@ -306,9 +319,26 @@ impl World {
             }
             Op::List => "4\n".to_owned(),
             Op::Delete => format!("5\n{name}\n{PASSWORD}"),
-            Op::Relay => unreachable!("handled above"),
+            Op::Relay | Op::TicketRelay => unreachable!("handled above"),
         };
         self.request(conn, &body, run);
+    }
+
+    fn open_relay(&mut self, user: User, name: &str, ticket: Option<String>, run: &mut Run) {
+        let conn = self.open(Channel::Relay, run);
+        let relay = RelayConn {
+            conn,
+            account: self.server.account_id(name),
+            acks: ticket.is_some(),
+            unreported: VecDeque::new(),
+            received: Vec::new(),
+        };
+        run.new_relay = Some((user, relay));
+        let hello = match ticket {
+            Some(ticket) => format!("{name}\n{ticket}"),
+            None => name.to_owned(),
+        };
+        self.request(conn, &hello, run);
     }
 
     fn open(&mut self, channel: Channel, run: &mut Run) -> ConnId {
@@ -366,7 +396,7 @@ impl World {
             }
             Output::Reply { conn, frame } => run.seen.push((conn, Seen::Frame(body(&frame)))),
             Output::Push { conn, msg, frame } => {
-                run.seen.push((conn, Seen::Frame(body(&frame))));
+                run.seen.push((conn, Seen::Frame(push_body(&frame, msg))));
                 run.pushes.push((conn, msg));
             }
             Output::Close { conn } => {
@@ -590,9 +620,35 @@ impl World {
                 conns.command.is_some()
             )
         })?;
-        ensure(conns.relay.is_some() == model.relay, Invariant::StateDisagrees, || {
-            format!("{name}'s relay bound: core {}, model {}", conns.relay.is_some(), model.relay)
+        let relay = conns.relay.as_ref().map(|r| r.acks);
+        let model_relay = model.relay.map(|r| r == super::reference::Relay::Ticketed);
+        ensure(relay == model_relay, Invariant::StateDisagrees, || {
+            format!("{name}'s relay (acknowledging?): client {relay:?}, model {model_relay:?}")
         })
+    }
+}
+
+/// The ticket granted on `conn` in this step, if any; its reply is rewritten as the model
+/// writes it (the ticket itself is random).
+fn take_ticket(run: &mut Run, conn: ConnId) -> Option<String> {
+    let (_, seen) = run.seen.iter_mut().rev().find(|(c, _)| *c == conn)?;
+    let Seen::Frame(reply) = seen else { return None };
+    let ticket = reply.strip_prefix("0\n")?.to_owned();
+    *reply = super::reference::text::TICKET.to_owned();
+    Some(ticket)
+}
+
+/// The body of a push, with an acknowledgeable push's id written `#` once checked to be the
+/// id of the message it carries (ids are log positions, which the model does not predict).
+fn push_body(frame: &[u8], msg: MsgId) -> String {
+    let body = body(frame);
+    let Some((id, rest)) = body.strip_prefix("7\n").and_then(|r| r.split_once('\n')) else {
+        return body;
+    };
+    if id == msg.0.to_string() {
+        format!("7\n#\n{rest}")
+    } else {
+        body
     }
 }
 

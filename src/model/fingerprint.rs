@@ -17,7 +17,7 @@
 //! renamings (n <= 5).
 
 use super::driver::World;
-use super::reference::Command;
+use super::reference::{Command, Relay};
 use super::step::User;
 
 /// A 128-bit state fingerprint (collisions are negligible at the state counts explored).
@@ -79,7 +79,12 @@ pub fn encode(world: &World, rename: &[User], buf: &mut Vec<u8>) {
             Command::LoggedOut => 1,
             Command::LoggedIn => 2,
         };
-        buf.extend([command, u8::from(model.relay), model.sends as u8]);
+        let relay = match model.relay {
+            None => 0,
+            Some(Relay::Bare) => 1,
+            Some(Relay::Ticketed) => 2,
+        };
+        buf.extend([command, relay, model.sends as u8]);
         match &model.account {
             None => buf.push(0xff),
             Some(account) => {

@@ -2,7 +2,7 @@
 //! core against it.
 //!
 //! - [`step`]: the vocabulary of scenarios (users, operations, faults, what clients observe).
-//! - [`reference`]: the reference model, written from PROTOCOL.md alone, sharing no code with
+//! - [`reference`](mod@reference): the reference model, written from PROTOCOL.md alone, sharing no code with
 //!   the core.
 //! - [`driver`]: runs one step on the real [`crate::core::Server`] and on the model, and checks
 //!   the [`invariants`].

@@ -27,6 +27,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::List),
         1 => Just(Op::Delete),
         2 => Just(Op::Relay),
+        2 => Just(Op::TicketRelay),
     ]
 }
 
@@ -34,7 +35,7 @@ fn step(faults: bool) -> impl Strategy<Value = Step> {
     let fault_weight = if faults { 1 } else { 0 };
     prop_oneof![
         8 => (0..USERS, op()).prop_map(|(user, op)| Step::Op { user, op }),
-        3 => (0..USERS).prop_map(|user| Step::Written { user }),
+        3 => (0..USERS).prop_map(|user| Step::Confirm { user }),
         fault_weight => (0..USERS).prop_map(|user| Step::DropCommand { user }),
         fault_weight => (0..USERS).prop_map(|user| Step::DropRelay { user }),
         fault_weight => Just(Step::Crash),
@@ -42,8 +43,12 @@ fn step(faults: bool) -> impl Strategy<Value = Step> {
 }
 
 fn scenario(passwords: Arc<Passwords>) -> Scenario {
-    let mut scenario =
-        Scenario::new(Bounds { users: USERS as usize, ops: u8::MAX, faults: u8::MAX });
+    let mut scenario = Scenario::new(Bounds {
+        users: USERS as usize,
+        ops: u8::MAX,
+        faults: u8::MAX,
+        tickets: true,
+    });
     scenario.passwords = passwords;
     scenario
 }

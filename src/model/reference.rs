@@ -29,6 +29,8 @@ pub mod text {
     pub const DELETED: &str = "-1\nThis account was deleted; the relay is closed";
     pub const RELAY_NO_SESSION: &str = "-1\nRelay refused: no live session for this user";
     pub const RELAY_TAKEN: &str = "-1\nRelay refused: this session already has a relay";
+    /// A granted ticket; the driver writes the random ticket this way.
+    pub const TICKET: &str = "0\n<ticket>";
 }
 
 /// The reference state of a scenario.
@@ -46,14 +48,23 @@ pub struct UserState {
     /// How many accounts this name has had (a re-registered name is a new account).
     pub generation: u32,
     pub command: Command,
-    /// A relay is bound to the user's session (only while logged in).
-    pub relay: bool,
+    /// The relay bound to the user's session (only while logged in).
+    pub relay: Option<Relay>,
     /// Messages sent so far (attempted), which numbers the next one.
     pub sends: u32,
     /// Messages discarded with this name's deleted accounts. Nothing in the protocol depends on
     /// them; the invariant that a later account never receives them does, so they are part of
     /// the state.
     pub discarded: Vec<MsgKey>,
+}
+
+/// How a relay was opened, which decides how its pushes look and how they are confirmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Relay {
+    /// The original client's bare-username handshake: a push written is a push delivered.
+    Bare,
+    /// A ticketed handshake: pushes carry an id and are delivered when acknowledged.
+    Ticketed,
 }
 
 /// The state of a user's current command connection.
@@ -80,7 +91,7 @@ impl Model {
             account: None,
             generation: 0,
             command: Command::Absent,
-            relay: false,
+            relay: None,
             sends: 0,
             discarded: Vec::new(),
         };
@@ -97,8 +108,8 @@ impl Model {
         let mut seen = Observed::new();
         match step {
             Step::Op { user, op } => self.op(user, op, &mut seen),
-            Step::Written { user } => {
-                // The oldest push was written: for the original client that is delivery.
+            Step::Confirm { user } => {
+                // The oldest push was written (original client) or acknowledged: delivered.
                 let account = self.user_mut(user).account.as_mut().expect("a bound relay");
                 account.queue.pop_front().expect("a push was pending");
             }
@@ -109,13 +120,13 @@ impl Model {
                     self.end_session(user, None, &mut seen);
                 }
             }
-            Step::DropRelay { user } => self.user_mut(user).relay = false,
+            Step::DropRelay { user } => self.user_mut(user).relay = None,
             Step::Crash => {
                 // Everything acknowledged is durable: accounts and queues survive, connections
                 // and sessions do not.
                 for state in &mut self.users {
                     state.command = Command::Absent;
-                    state.relay = false;
+                    state.relay = None;
                 }
             }
         }
@@ -132,8 +143,13 @@ impl Model {
         let reply = match op {
             Op::Register => self.register(user),
             Op::Login => self.login(user, seen),
-            Op::Relay => return self.relay(user, seen),
+            Op::Relay => return self.relay(user, Relay::Bare, seen),
+            Op::TicketRelay if logged_in => {
+                push(seen, user, Port::Command, Seen::Frame(text::TICKET.to_owned()));
+                return self.relay(user, Relay::Ticketed, seen);
+            }
             _ if !logged_in => text::NEEDS_LOGIN.to_owned(),
+            Op::TicketRelay => unreachable!("handled above"),
             Op::Logout => {
                 self.end_session(user, None, seen);
                 text::LOGOUT_OK.to_owned()
@@ -161,7 +177,7 @@ impl Model {
         state.account = Some(Account { created, queue: VecDeque::new() });
         state.generation += 1;
         state.command = Command::LoggedIn;
-        state.relay = false;
+        state.relay = None;
         text::REGISTER_OK.to_owned()
     }
 
@@ -180,14 +196,14 @@ impl Model {
     fn send(&mut self, user: User, to: User, seen: &mut Observed) -> String {
         let seq = self.user(user).sends;
         self.user_mut(user).sends += 1;
-        let relay_bound = self.user(to).relay;
+        let relay = self.user(to).relay;
         let Some(account) = self.user_mut(to).account.as_mut() else {
             return text::UNKNOWN_RECIPIENT.to_owned();
         };
         let key = MsgKey { from: user, seq };
         account.queue.push_back(key);
-        if relay_bound {
-            push(seen, to, Port::Relay, push_frame(key));
+        if let Some(relay) = relay {
+            push(seen, to, Port::Relay, push_frame(relay, key));
         }
         text::SEND_OK.to_owned()
     }
@@ -201,10 +217,10 @@ impl Model {
         format!("0\n{names}")
     }
 
-    fn relay(&mut self, user: User, seen: &mut Observed) {
+    fn relay(&mut self, user: User, kind: Relay, seen: &mut Observed) {
         let refusal = if !self.logged_in(user) {
             Some(text::RELAY_NO_SESSION)
-        } else if self.user(user).relay {
+        } else if self.user(user).relay.is_some() {
             Some(text::RELAY_TAKEN)
         } else {
             None
@@ -214,10 +230,10 @@ impl Model {
             push(seen, user, Port::NewRelay, Seen::Closed);
             return;
         }
-        self.user_mut(user).relay = true;
+        self.user_mut(user).relay = Some(kind);
         let queue = self.user(user).account.as_ref().expect("logged in").queue.clone();
         for key in queue {
-            push(seen, user, Port::NewRelay, push_frame(key));
+            push(seen, user, Port::NewRelay, push_frame(kind, key));
         }
     }
 
@@ -228,7 +244,7 @@ impl Model {
         if state.command == Command::LoggedIn {
             state.command = Command::LoggedOut;
         }
-        if std::mem::take(&mut state.relay) {
+        if state.relay.take().is_some() {
             if let Some(notice) = notice {
                 push(seen, user, Port::Relay, Seen::Frame(notice.to_owned()));
             }
@@ -245,9 +261,14 @@ impl Model {
     }
 }
 
-/// A push for the original client: `0\nSENDER:TEXT`.
-fn push_frame(key: MsgKey) -> Seen {
-    Seen::Frame(format!("0\n{}:{}", user_name(key.from), message_text(key.seq)))
+/// A push: `0\nSENDER:TEXT` for the original client, `7\nID\nSENDER\nTEXT` on a ticketed
+/// relay (the driver checks the id and writes it as `#`).
+fn push_frame(kind: Relay, key: MsgKey) -> Seen {
+    let (from, text) = (user_name(key.from), message_text(key.seq));
+    Seen::Frame(match kind {
+        Relay::Bare => format!("0\n{from}:{text}"),
+        Relay::Ticketed => format!("7\n#\n{from}\n{text}"),
+    })
 }
 
 fn push(seen: &mut Observed, user: User, port: Port, what: Seen) {

@@ -59,8 +59,10 @@ pub enum Op {
     List,
     /// `5 name pw`: delete one's own account.
     Delete,
-    /// Open a relay connection and send the bare-username handshake.
+    /// Open a relay connection and send the bare-username handshake (the original client).
     Relay,
+    /// `6` for a ticket, then open a relay with `name\nTICKET`; its pushes are acknowledged.
+    TicketRelay,
 }
 
 /// One step of a scenario: an operation, a fault, or the relay thread reporting a write.
@@ -70,9 +72,10 @@ pub enum Step {
         user: User,
         op: Op,
     },
-    /// The relay of `user` wrote its oldest unreported push (not budgeted: it is not a choice
-    /// of the user but of the scheduler).
-    Written {
+    /// The oldest unconfirmed push on `user`'s relay is confirmed: reported written by the relay
+    /// thread (bare relay) or acknowledged by the client (ticketed relay). Not budgeted: it is
+    /// the scheduler's choice, not the user's.
+    Confirm {
         user: User,
     },
     /// Fault: the user's command connection is reset.
@@ -104,6 +107,7 @@ impl fmt::Display for Op {
             Op::List => write!(f, "list"),
             Op::Delete => write!(f, "delete"),
             Op::Relay => write!(f, "relay"),
+            Op::TicketRelay => write!(f, "relay-ticket"),
         }
     }
 }
@@ -112,7 +116,7 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Step::Op { user, op } => write!(f, "{} {op}", user_name(*user)),
-            Step::Written { user } => write!(f, "{} relay-written", user_name(*user)),
+            Step::Confirm { user } => write!(f, "{} relay-confirms", user_name(*user)),
             Step::DropCommand { user } => write!(f, "{} drop-command", user_name(*user)),
             Step::DropRelay { user } => write!(f, "{} drop-relay", user_name(*user)),
             Step::Crash => write!(f, "crash"),

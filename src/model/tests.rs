@@ -7,7 +7,7 @@ use super::step::{Op, Step};
 use crate::core::planted::Planted;
 
 fn scenario(users: usize, ops: u8, faults: u8) -> Scenario {
-    Scenario::new(Bounds { users, ops, faults })
+    Scenario::new(Bounds { users, ops, faults, tickets: false })
 }
 
 fn run(scenario: &Scenario, jobs: usize) -> Report {
@@ -122,4 +122,39 @@ fn a_counterexample_replays_to_the_same_violation() {
     let text = super::trace::to_sim_scenario(&found, "test");
     assert!(text.starts_with("chatroom-sim 1\n"), "{text}");
     assert!(text.contains("clients 3\n"), "the takeover is played by a third client: {text}");
+}
+
+#[test]
+fn a_ticketed_relay_keeps_messages_until_acknowledged_and_after_a_reset() {
+    let (u0, u1) = (0, 1);
+    let op = |user, op| Step::Op { user, op };
+    let mut scenario = scenario(2, 9, 1);
+    scenario.bounds.tickets = true;
+    let steps = [
+        op(u0, Op::Register),
+        op(u1, Op::Register),
+        op(u1, Op::TicketRelay),
+        op(u0, Op::Send { to: u1 }),
+        op(u0, Op::Send { to: u1 }),
+        Step::Confirm { user: u1 },
+        Step::DropRelay { user: u1 },
+        op(u1, Op::TicketRelay),
+    ];
+    let world = scenario.replay(&steps).expect("the core agrees with the model");
+    let queue = &world.model.users[1].account.as_ref().expect("registered").queue;
+    assert_eq!(queue.len(), 1, "the unacknowledged message waits: {queue:?}");
+    let relay = world.users[1].relay.as_ref().expect("the second relay is bound");
+    assert!(relay.acks);
+    assert_eq!(relay.received.len(), 1, "only the second message is pushed again");
+    assert_eq!(relay.received[0].seq, 1);
+}
+
+#[test]
+fn state_counts_with_ticketed_relays_are_pinned() {
+    // Pinned like `state_counts_are_pinned`, with the ticketed relay in the alphabet.
+    let mut tickets = scenario(2, 2, 1);
+    tickets.bounds.tickets = true;
+    let report = run(&tickets, 1);
+    assert!(report.complete, "{:?}", report.counterexample);
+    assert_eq!((report.progress.unique, report.progress.depth), (266, 6));
 }

@@ -6,7 +6,7 @@
 //! - user `uN` is scripted client `N`; a login from a new connection (a takeover) is played by a
 //!   further client, numbered after the users, that logs in as the same user;
 //! - steps are one second apart, so each completes before the next begins;
-//! - `relay-written` steps become comments: the simulator's relay reports its writes by itself,
+//! - `relay-confirms` steps become comments: the simulator's relay reports its writes by itself,
 //!   so the file fixes the order of requests and faults, not the moment each write is reported;
 //! - `crash` restarts after 100 ms.
 
@@ -50,14 +50,18 @@ pub fn to_sim_scenario(counterexample: &Counterexample, command: &str) -> String
                     command_client[u] = clients;
                     clients += 1;
                 }
-                if op == Op::Relay {
+                if matches!(op, Op::Relay | Op::TicketRelay) {
                     relay_client[u] = command_client[u];
                 }
                 let text = op_text(user, op, &mut sends[u]);
                 format!("at {at_ms} client {} {text}", command_client[u])
             }
-            Step::Written { user } => {
-                format!("# step {}: {} relay reports a write", at + 1, user_name(user))
+            Step::Confirm { user } => {
+                format!(
+                    "# step {}: {} relay confirms a push (written or acknowledged)",
+                    at + 1,
+                    user_name(user)
+                )
             }
             Step::DropCommand { user } => {
                 format!("at {at_ms} fault reset {} command", command_client[user as usize])
@@ -105,5 +109,6 @@ fn op_text(user: User, op: Op, sends: &mut u32) -> String {
         Op::List => "list".to_owned(),
         Op::Delete => format!("delete {name} pw"),
         Op::Relay => "relay bare".to_owned(),
+        Op::TicketRelay => "relay ticket".to_owned(),
     }
 }
