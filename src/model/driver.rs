@@ -473,10 +473,7 @@ impl World {
                     user_name(user)
                 );
                 let detail = if invariant == Invariant::WrongRecipient {
-                    format!(
-                        "message m{what}, addressed to {}",
-                        to_user.map_or("?".into(), user_name)
-                    )
+                    format!("message m{what}, addressed to {}", to_user.map_or("?", user_name))
                 } else {
                     detail
                 };
@@ -564,10 +561,7 @@ impl World {
                     ),
                     other => Violation::new(
                         Invariant::WrongRecipient,
-                        format!(
-                            "{what}: it was addressed to {}",
-                            other.map_or("?".into(), user_name)
-                        ),
+                        format!("{what}: it was addressed to {}", other.map_or("?", user_name)),
                     ),
                 });
             }

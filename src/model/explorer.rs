@@ -17,7 +17,7 @@ use super::step::{Step, User};
 use crate::core::Config;
 
 /// States expanded between two merges (and progress reports).
-const BATCH_LEN: usize = 4096;
+const BATCH_LEN: usize = 1024;
 
 /// What to explore.
 #[derive(Clone, Debug)]
@@ -102,11 +102,17 @@ pub struct Counterexample {
     pub violation: Violation,
 }
 
-/// What expanding one transition gave.
+/// What expanding one transition gave, unless it led to a state seen before (those are only
+/// counted, keeping batches small).
 enum Outcome {
-    Seen,
     New { parent: u32, step: Step, fingerprint: Fingerprint, world: Box<World> },
-    Violated { parent: u32, step: Step, violation: Violation },
+    Violated { parent: u32, step: Step, violation: Box<Violation> },
+}
+
+/// The outcomes of expanding part of a batch, and how many transitions that took.
+struct Expanded {
+    transitions: u64,
+    outcomes: Vec<Outcome>,
 }
 
 /// The fingerprints are hashes already: use their low bits as they are.
@@ -146,13 +152,20 @@ pub fn explore(scenario: &Scenario, limits: Limits, progress: &mut dyn FnMut(&Pr
     let jobs = limits.jobs.max(1);
     while !frontier.is_empty() {
         let mut next = Vec::new();
-        for batch in frontier.chunks(BATCH_LEN) {
-            let outcomes = expand_batch(batch, scenario, &renamings, &visited, jobs);
-            for outcome in outcomes {
-                stats.explored += 1;
+        // Expanded states are dropped batch by batch, so at most a batch more than two
+        // frontiers is held.
+        let mut pending = frontier.into_iter();
+        loop {
+            let batch: Vec<(u32, Box<World>)> = pending.by_ref().take(BATCH_LEN).collect();
+            if batch.is_empty() {
+                break;
+            }
+            let expanded = expand_batch(batch, scenario, &renamings, &visited, jobs);
+            stats.explored += expanded.iter().map(|e| e.transitions).sum::<u64>();
+            for outcome in expanded.into_iter().flat_map(|e| e.outcomes) {
                 match outcome {
-                    Outcome::Seen => {}
                     Outcome::Violated { parent, step, violation } => {
+                        let violation = *violation;
                         let mut steps = trace(&parents, parent);
                         steps.push(step);
                         stats.frontier_len = 0;
@@ -215,50 +228,64 @@ fn trace(parents: &[(u32, Step)], mut id: u32) -> Vec<Step> {
 }
 
 fn expand_batch(
-    batch: &[(u32, Box<World>)],
+    batch: Vec<(u32, Box<World>)>,
     scenario: &Scenario,
     renamings: &[Vec<User>],
     visited: &Visited,
     jobs: usize,
-) -> Vec<Outcome> {
+) -> Vec<Expanded> {
     if jobs == 1 || batch.len() < 2 * jobs {
-        return expand(batch, scenario, renamings, visited);
+        return vec![expand(batch, scenario, renamings, visited)];
     }
     let part_len = batch.len().div_ceil(jobs);
+    let mut parts = Vec::with_capacity(jobs);
+    let mut rest = batch;
+    while rest.len() > part_len {
+        let tail = rest.split_off(part_len);
+        parts.push(std::mem::replace(&mut rest, tail));
+    }
+    parts.push(rest);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = batch
-            .chunks(part_len)
+        let handles: Vec<_> = parts
+            .into_iter()
             .map(|part| scope.spawn(move || expand(part, scenario, renamings, visited)))
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("an expansion thread panicked")).collect()
+        handles.into_iter().map(|h| h.join().expect("an expansion thread panicked")).collect()
     })
 }
 
+/// Expands every state of `part`; the last successor of a state reuses the state itself
+/// instead of a clone (the state is not needed after its expansion).
 fn expand(
-    part: &[(u32, Box<World>)],
+    part: Vec<(u32, Box<World>)>,
     scenario: &Scenario,
     renamings: &[Vec<User>],
     visited: &Visited,
-) -> Vec<Outcome> {
+) -> Expanded {
     let mut outcomes = Vec::new();
+    let mut transitions = 0;
     let mut steps = Vec::new();
     let mut buf = Vec::new();
     for (parent, world) in part {
         world.enabled(&scenario.bounds, &mut steps);
-        for &step in &steps {
-            let mut child = Box::new(World::clone(world));
-            let parent = *parent;
+        let mut world = Some(world);
+        for (index, &step) in steps.iter().enumerate() {
+            let mut child = if index + 1 == steps.len() {
+                world.take().expect("the last step takes the state")
+            } else {
+                Box::new(World::clone(world.as_ref().expect("not taken yet")))
+            };
+            transitions += 1;
             if let Err(violation) = child.step(step) {
+                let violation = Box::new(violation);
                 outcomes.push(Outcome::Violated { parent, step, violation });
                 continue;
             }
             let fingerprint = fingerprint(&child, renamings, &mut buf);
-            if visited.contains(&fingerprint) {
-                outcomes.push(Outcome::Seen);
-            } else {
+            if !visited.contains(&fingerprint) {
                 outcomes.push(Outcome::New { parent, step, fingerprint, world: child });
             }
         }
     }
-    outcomes
+    Expanded { transitions, outcomes }
 }

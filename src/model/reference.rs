@@ -213,7 +213,7 @@ impl Model {
             .filter_map(|u| self.user(u).account.as_ref().map(|a| (a.created, u)))
             .collect();
         existing.sort();
-        let names: String = existing.iter().map(|&(_, u)| user_name(u) + " ").collect();
+        let names: String = existing.iter().map(|&(_, u)| format!("{} ", user_name(u))).collect();
         format!("0\n{names}")
     }
 

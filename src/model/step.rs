@@ -17,9 +17,10 @@ pub const PASSWORD: &str = "pw";
 /// The most users a scenario may have (symmetry reduction tries every permutation).
 pub const USERS_MAX: usize = 5;
 
-/// The name of user `user`.
-pub fn user_name(user: User) -> String {
-    format!("u{user}")
+/// The name of user `user` (a table, since names are needed on every step).
+pub fn user_name(user: User) -> &'static str {
+    const NAMES: [&str; USERS_MAX] = ["u0", "u1", "u2", "u3", "u4"];
+    NAMES[user as usize]
 }
 
 /// The user called `name`, if it is a scenario user's name.
