@@ -293,7 +293,7 @@ impl World {
     fn op(&mut self, user: User, op: Op, run: &mut Run) {
         let name = user_name(user);
         if op == Op::Relay {
-            return self.open_relay(user, &name, None, run);
+            return self.open_relay(user, name, None, run);
         }
         let takeover = op == Op::Login && self.model.logged_in(user);
         if takeover || self.users[user as usize].command.is_none() {
@@ -305,7 +305,7 @@ impl World {
         if op == Op::TicketRelay {
             self.request(conn, "6", run);
             if let Some(ticket) = take_ticket(run, conn) {
-                self.open_relay(user, &name, Some(ticket), run);
+                self.open_relay(user, name, Some(ticket), run);
             }
             return;
         }
@@ -517,7 +517,7 @@ impl World {
         for (user, conns) in (0..).zip(&self.users) {
             let name = user_name(user);
             let model = &self.model.users[user as usize];
-            let account = self.server.account_id(&name);
+            let account = self.server.account_id(name);
             ensure(
                 account.is_some() == model.account.is_some(),
                 Invariant::StateDisagrees,
