@@ -1,0 +1,597 @@
+//! The hand-off between the threads that produce a connection's pushes and its relay thread.
+//!
+//! Each relay connection owns one [`Mailbox`]. Whoever has something for that relay (the
+//! command thread of another client sending a message, the log writer releasing a durable
+//! push, a timer, shutdown) pushes into it or closes it; the relay thread blocks in
+//! [`Mailbox::take_all`] and writes what it gets. The mailbox is deliberately dumb: it holds
+//! items in order, bounds them, and says when no more will come. Delivery guarantees live in
+//! the core, which keeps every message until the relay reports it written (or acknowledged)
+//! and re-pushes whatever is unremoved to the next relay; so a mailbox that is closed with
+//! items still in it loses nothing that matters.
+//!
+//! Its locks and condition variable come from [`crate::net::sync`], so the loom models in
+//! `tests/loom_mailbox.rs` explore this very code.
+
+use std::collections::VecDeque;
+use std::fmt;
+#[cfg(any(test, loom))]
+use std::ops::ControlFlow;
+use std::sync::PoisonError;
+
+use crate::net::sync::{Condvar, Mutex, MutexGuard};
+
+/// A bounded multi-producer, single-consumer hand-off with explicit close.
+///
+/// # Contract
+///
+/// - **Producers** (any number of threads) call [`push`](Self::push). It never blocks: it
+///   queues the item, or hands it back as [`PushError::Full`] when `len_max` items are
+///   waiting, or as [`PushError::Closed`] once the mailbox is closed. On `Full` the adapter
+///   closes the relay rather than wait for it: a slow reader must not grow server memory.
+/// - **The consumer** (the one relay thread) calls [`take_all`](Self::take_all), which blocks
+///   until at least one item is queued or the mailbox is closed, then moves every queued item
+///   into its buffer. Only one thread may block in `take_all` at a time.
+///   [`try_take_all`](Self::try_take_all) is the same without blocking; any thread may call it,
+///   e.g. a closer discarding the backlog of a relay it is replacing.
+/// - **Order**: items come out in the order their pushes took effect. Pushes from one thread
+///   take effect in program order; pushes from different threads, in the order they got the
+///   lock.
+/// - **Close rule**: [`close`](Self::close) is idempotent and may be called from any thread.
+///   A push that returns `Ok` happened before the close and its item will be handed to the
+///   consumer; a push after the close fails with `Closed` and gives the item back, so no item
+///   is ever accepted and then silently dropped. The consumer receives every accepted item,
+///   then [`Taken::Closed`], and nothing after that (unless it requeues, see below).
+/// - **Requeue**: [`requeue_front`](Self::requeue_front) lets the consumer put back the
+///   unwritten tail of a batch (a write that failed transiently) so that the next take returns
+///   it first, in its original order, exactly once. It ignores the close (the items were
+///   accepted before it) and `len_max` (they were admitted once already): the queue may then
+///   exceed `len_max` by the batch's length, and pushes get `Full` until it drains, which
+///   makes the adapter close the relay, so memory stays bounded.
+///
+/// # Example
+///
+/// ```
+/// use chatroom::net::mailbox::{Mailbox, PushError, Taken};
+///
+/// let mailbox = Mailbox::new(2);
+/// mailbox.push("hello").unwrap();
+/// mailbox.push("world").unwrap();
+/// assert_eq!(mailbox.push("!"), Err(PushError::Full("!")));
+/// mailbox.close();
+///
+/// let mut batch = Vec::new();
+/// assert_eq!(mailbox.take_all(&mut batch), Taken::Open);
+/// assert_eq!(batch, ["hello", "world"]);
+/// assert_eq!(mailbox.take_all(&mut batch), Taken::Closed);
+/// ```
+pub struct Mailbox<T> {
+    state: Mutex<State<T>>,
+    /// Signalled when an item is queued or the mailbox closes: the only two events that end
+    /// the consumer's wait.
+    ready: Condvar,
+    len_max: usize,
+    #[cfg(any(test, loom))]
+    planted: Option<planted::Planted<T>>,
+}
+
+struct State<T> {
+    items: VecDeque<T>,
+    closed: bool,
+}
+
+/// Why [`Mailbox::push`] refused an item; the item comes back so the caller decides its fate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushError<T> {
+    /// `len_max` items are already waiting: the consumer is not keeping up.
+    Full(T),
+    /// The mailbox was closed before this push.
+    Closed(T),
+}
+
+impl<T> PushError<T> {
+    /// The refused item.
+    pub fn into_inner(self) -> T {
+        match self {
+            PushError::Full(item) | PushError::Closed(item) => item,
+        }
+    }
+}
+
+impl<T> fmt::Display for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PushError::Full(_) => f.write_str("mailbox full: the relay is not keeping up"),
+            PushError::Closed(_) => f.write_str("mailbox closed"),
+        }
+    }
+}
+
+impl<T: fmt::Debug> std::error::Error for PushError<T> {}
+
+/// What a take learned about the mailbox besides the items it moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "Taken::Closed means no item will ever come again"]
+pub enum Taken {
+    /// The mailbox may still deliver items; this take moved zero or more (at least one for
+    /// the blocking [`Mailbox::take_all`]).
+    Open,
+    /// Closed and empty: nothing was moved and nothing will come again.
+    Closed,
+}
+
+impl<T> Mailbox<T> {
+    /// An open, empty mailbox that holds at most `len_max` waiting items.
+    ///
+    /// # Panics
+    ///
+    /// If `len_max` is zero: such a mailbox could never accept anything.
+    pub fn new(len_max: usize) -> Self {
+        assert!(len_max > 0, "a mailbox needs room for at least one item");
+        Mailbox {
+            state: Mutex::new(State { items: VecDeque::new(), closed: false }),
+            ready: Condvar::new(),
+            len_max,
+            #[cfg(any(test, loom))]
+            planted: None,
+        }
+    }
+
+    /// Queues `item` for the consumer. Never waits for the consumer (only, briefly, for the
+    /// lock that every method holds for a few instructions).
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Closed`] after [`close`](Self::close), [`PushError::Full`] when `len_max`
+    /// items are waiting; both give the item back.
+    pub fn push(&self, item: T) -> Result<(), PushError<T>> {
+        #[cfg(any(test, loom))]
+        let item = match self.push_planted(item) {
+            ControlFlow::Break(result) => return result,
+            ControlFlow::Continue(item) => item,
+        };
+
+        let mut state = self.lock();
+        // The check and the enqueue share one critical section: otherwise an item could land
+        // after the consumer has already seen Closed, and be lost.
+        if state.closed {
+            return Err(PushError::Closed(item));
+        }
+        if state.items.len() >= self.len_max {
+            return Err(PushError::Full(item));
+        }
+        state.items.push_back(item);
+        // Notify with the item already visible and the lock held, so a consumer that checked
+        // "empty" is either waiting (and gets this notification) or has not checked yet.
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Closes the mailbox: every later push fails, and the consumer, once it has taken what
+    /// is queued, gets [`Taken::Closed`]. Idempotent; callable from any thread.
+    pub fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        // notify_all, not notify_one: close must wake every waiter, even a misused second one.
+        self.ready.notify_all();
+    }
+
+    /// Whether [`close`](Self::close) has been called.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// The most items that may wait in the mailbox.
+    pub fn len_max(&self) -> usize {
+        self.len_max
+    }
+
+    /// Blocks until an item is queued or the mailbox is closed, then appends every queued
+    /// item to `out`, oldest first.
+    ///
+    /// Returns [`Taken::Open`] having moved at least one item, or [`Taken::Closed`] having
+    /// moved nothing because the mailbox is closed and empty. Only the consumer calls this.
+    pub fn take_all(&self, out: &mut Vec<T>) -> Taken {
+        let mut state = self.lock();
+        loop {
+            if !state.items.is_empty() {
+                out.extend(state.items.drain(..));
+                return Taken::Open;
+            }
+            if state.closed {
+                return Taken::Closed;
+            }
+            // Checked under the lock and waited on atomically with releasing it, so a push or
+            // close between the check and the wait cannot slip by unnoticed.
+            state = self.ready.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Like [`take_all`](Self::take_all) but never waits for an item: [`Taken::Open`] may have
+    /// moved nothing. Any thread may call it.
+    pub fn try_take_all(&self, out: &mut Vec<T>) -> Taken {
+        let mut state = self.lock();
+        if state.items.is_empty() && state.closed {
+            return Taken::Closed;
+        }
+        out.extend(state.items.drain(..));
+        Taken::Open
+    }
+
+    /// Puts `batch` back in front of the queued items, in its order, leaving `batch` empty.
+    ///
+    /// For the consumer whose write failed partway: the next take returns the unwritten items
+    /// first, each exactly once. Accepted even when closed or over `len_max` (see the type's
+    /// contract).
+    pub fn requeue_front(&self, batch: &mut Vec<T>) {
+        #[cfg(any(test, loom))]
+        if self.requeue_planted(batch) {
+            return;
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let mut state = self.lock();
+        for item in batch.drain(..).rev() {
+            state.items.push_front(item);
+        }
+        self.ready.notify_one();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // No critical section here can panic halfway through an update, so a poisoned lock
+        // still guards a consistent queue; recovering keeps one panicking thread from taking
+        // every relay down with it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<T> fmt::Debug for Mailbox<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Mailbox")
+            .field("len", &state.items.len())
+            .field("len_max", &self.len_max)
+            .field("closed", &state.closed)
+            .finish()
+    }
+}
+
+#[cfg(any(test, loom))]
+pub use planted::PlantedBug;
+
+/// Deliberately broken variants, so the loom models can prove they catch each bug.
+///
+/// Compiled only under `cfg(test)` or `cfg(loom)`; a release build has no trace of them.
+/// Each variant is the correct code with one well-known mistake, kept here beside the code
+/// it corrupts so the two cannot drift apart.
+#[cfg(any(test, loom))]
+mod planted {
+    use super::{Mailbox, PushError};
+    use std::ops::ControlFlow;
+
+    /// One concurrency bug to plant in a [`Mailbox`] (test and loom builds only).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum PlantedBug {
+        /// Lost wake-up: `push` notifies the consumer before the item is queued, so a consumer
+        /// that wakes, finds nothing, and waits again sleeps through the item.
+        NotifyBeforeEnqueue,
+        /// Check-then-act: `push` checks `closed` in one critical section and enqueues in
+        /// another, so an item can land after the consumer saw `Closed` and be silently lost.
+        PushCheckThenAct,
+        /// `requeue_front` copies the queued items, releases the lock, then rebuilds the queue
+        /// as batch + copy: anything taken in between comes back a second time.
+        RequeueFromCopy,
+    }
+
+    pub(super) struct Planted<T> {
+        bug: PlantedBug,
+        /// `RequeueFromCopy` needs copies; taking `Clone` here keeps it off the real API.
+        clone_item: fn(&T) -> T,
+    }
+
+    impl<T: Clone> Mailbox<T> {
+        /// A mailbox with `bug` planted (test and loom builds only).
+        pub fn with_planted_bug(len_max: usize, bug: PlantedBug) -> Self {
+            let mut mailbox = Mailbox::new(len_max);
+            mailbox.planted = Some(Planted { bug, clone_item: T::clone });
+            mailbox
+        }
+    }
+
+    impl<T> Mailbox<T> {
+        pub(super) fn planted_bug(&self) -> Option<PlantedBug> {
+            self.planted.as_ref().map(|planted| planted.bug)
+        }
+
+        /// The buggy `push` when a push bug is planted (`Break`), else the item back.
+        pub(super) fn push_planted(&self, item: T) -> ControlFlow<Result<(), PushError<T>>, T> {
+            let result = match self.planted_bug() {
+                Some(PlantedBug::NotifyBeforeEnqueue) => {
+                    self.ready.notify_one(); // BUG: the item is not visible yet.
+                    let mut state = self.lock();
+                    if state.closed {
+                        Err(PushError::Closed(item))
+                    } else if state.items.len() >= self.len_max {
+                        Err(PushError::Full(item))
+                    } else {
+                        state.items.push_back(item);
+                        Ok(())
+                    }
+                }
+                Some(PlantedBug::PushCheckThenAct) => {
+                    if self.lock().closed {
+                        return ControlFlow::Break(Err(PushError::Closed(item)));
+                    }
+                    // BUG: the lock was released; a close can happen right here.
+                    let mut state = self.lock();
+                    if state.items.len() >= self.len_max {
+                        Err(PushError::Full(item))
+                    } else {
+                        state.items.push_back(item);
+                        self.ready.notify_one();
+                        Ok(())
+                    }
+                }
+                _ => return ControlFlow::Continue(item),
+            };
+            ControlFlow::Break(result)
+        }
+
+        /// The buggy `requeue_front`; returns whether it ran.
+        pub(super) fn requeue_planted(&self, batch: &mut Vec<T>) -> bool {
+            let Some(planted) = &self.planted else {
+                return false;
+            };
+            if planted.bug != PlantedBug::RequeueFromCopy {
+                return false;
+            }
+            let copy: Vec<T> = self.lock().items.iter().map(planted.clone_item).collect();
+            // BUG: the lock was released; a take here gets items the rebuild will restore.
+            let mut state = self.lock();
+            state.items = batch.drain(..).chain(copy).collect();
+            self.ready.notify_one();
+            true
+        }
+    }
+}
+
+// std threads cannot drive loom's primitives outside a model, so these run only without loom;
+// `tests/loom_mailbox.rs` covers the interleavings.
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::sync::{Arc, Barrier};
+    use std::thread;
+    use std::time::Duration;
+
+    /// How long a test waits for a thread that should finish at once before declaring it
+    /// stuck. Only a failure deadline: nothing waits for it to pass.
+    const STUCK_AFTER_S: u64 = 30;
+
+    fn every_variant() -> Vec<Mailbox<u32>> {
+        vec![
+            Mailbox::new(3),
+            Mailbox::with_planted_bug(3, PlantedBug::NotifyBeforeEnqueue),
+            Mailbox::with_planted_bug(3, PlantedBug::PushCheckThenAct),
+            Mailbox::with_planted_bug(3, PlantedBug::RequeueFromCopy),
+        ]
+    }
+
+    /// Runs `f` on its own thread and returns its result, failing the test if it blocks.
+    fn finishes<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+        let (done_tx, done_rx) = mpsc::channel();
+        thread::spawn(move || done_tx.send(f()).unwrap());
+        done_rx.recv_timeout(Duration::from_secs(STUCK_AFTER_S)).expect("the thread stayed blocked")
+    }
+
+    #[test]
+    fn keeps_push_order_and_appends_to_out() {
+        let mailbox = Mailbox::new(8);
+        for item in 1..=3 {
+            mailbox.push(item).unwrap();
+        }
+        let mut out = vec![0];
+        assert_eq!(mailbox.take_all(&mut out), Taken::Open);
+        assert_eq!(out, [0, 1, 2, 3]);
+        mailbox.push(4).unwrap();
+        assert_eq!(mailbox.try_take_all(&mut out), Taken::Open);
+        assert_eq!(out, [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn try_take_all_on_empty_open_mailbox_moves_nothing() {
+        let mailbox = Mailbox::<u32>::new(1);
+        let mut out = Vec::new();
+        assert_eq!(mailbox.try_take_all(&mut out), Taken::Open);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn refuses_when_full_and_accepts_again_once_drained() {
+        let mailbox = Mailbox::new(2);
+        mailbox.push(1).unwrap();
+        mailbox.push(2).unwrap();
+        assert_eq!(mailbox.push(3), Err(PushError::Full(3)));
+        let mut out = Vec::new();
+        assert_eq!(mailbox.take_all(&mut out), Taken::Open);
+        assert_eq!(out, [1, 2]);
+        assert_eq!(mailbox.push(3), Ok(()));
+    }
+
+    #[test]
+    fn delivers_everything_pushed_before_close_then_reports_closed() {
+        let mailbox = Mailbox::new(4);
+        mailbox.push(1).unwrap();
+        mailbox.push(2).unwrap();
+        mailbox.close();
+        mailbox.close(); // idempotent
+        assert!(mailbox.is_closed());
+        assert_eq!(mailbox.push(3), Err(PushError::Closed(3)));
+        let mut out = Vec::new();
+        assert_eq!(mailbox.take_all(&mut out), Taken::Open);
+        assert_eq!(out, [1, 2]);
+        assert_eq!(mailbox.take_all(&mut out), Taken::Closed);
+        assert_eq!(mailbox.try_take_all(&mut out), Taken::Closed);
+        assert_eq!(out, [1, 2], "Closed must move nothing");
+    }
+
+    #[test]
+    fn closed_wins_over_full() {
+        let mailbox = Mailbox::new(1);
+        mailbox.push(1).unwrap();
+        mailbox.close();
+        assert_eq!(mailbox.push(2), Err(PushError::Closed(2)));
+    }
+
+    #[test]
+    fn requeue_puts_batch_back_in_front_once() {
+        let mailbox = Mailbox::new(3);
+        for item in 1..=3 {
+            mailbox.push(item).unwrap();
+        }
+        let mut batch = Vec::new();
+        assert_eq!(mailbox.take_all(&mut batch), Taken::Open);
+        mailbox.push(4).unwrap();
+        batch.remove(0); // item 1 was written; 2 and 3 were not
+        mailbox.requeue_front(&mut batch);
+        assert!(batch.is_empty());
+        assert_eq!(mailbox.take_all(&mut batch), Taken::Open);
+        assert_eq!(batch, [2, 3, 4]);
+    }
+
+    #[test]
+    fn requeue_ignores_len_max_and_close() {
+        let mailbox = Mailbox::new(1);
+        mailbox.push(1).unwrap();
+        let mut batch = Vec::new();
+        assert_eq!(mailbox.take_all(&mut batch), Taken::Open);
+        mailbox.push(2).unwrap();
+        mailbox.close();
+        mailbox.requeue_front(&mut batch);
+        assert_eq!(mailbox.take_all(&mut batch), Taken::Open);
+        assert_eq!(batch, [1, 2]);
+        assert_eq!(mailbox.take_all(&mut batch), Taken::Closed);
+    }
+
+    /// Starts a consumer that meets the caller at a barrier and then calls `take_all` once;
+    /// the receiver yields what that take returned.
+    fn take_once_after_barrier(
+        mailbox: &Arc<Mailbox<u32>>,
+    ) -> (Arc<Barrier>, mpsc::Receiver<(Taken, Vec<u32>)>) {
+        let start = Arc::new(Barrier::new(2));
+        let (done_tx, done_rx) = mpsc::channel();
+        let (mailbox, consumer_start) = (mailbox.clone(), start.clone());
+        thread::spawn(move || {
+            consumer_start.wait();
+            let mut out = Vec::new();
+            let taken = mailbox.take_all(&mut out);
+            done_tx.send((taken, out)).unwrap();
+        });
+        (start, done_rx)
+    }
+
+    #[test]
+    fn blocked_take_is_woken_by_push() {
+        let mailbox = Arc::new(Mailbox::new(4));
+        let (start, done) = take_once_after_barrier(&mailbox);
+        start.wait();
+        mailbox.push(7).unwrap();
+        let result = done.recv_timeout(Duration::from_secs(STUCK_AFTER_S));
+        assert_eq!(result, Ok((Taken::Open, vec![7])), "the push did not wake the take");
+    }
+
+    #[test]
+    fn blocked_take_is_woken_by_close() {
+        let mailbox = Arc::new(Mailbox::new(4));
+        let (start, done) = take_once_after_barrier(&mailbox);
+        start.wait();
+        mailbox.close();
+        let result = done.recv_timeout(Duration::from_secs(STUCK_AFTER_S));
+        assert_eq!(result, Ok((Taken::Closed, vec![])), "the close did not wake the take");
+    }
+
+    #[test]
+    fn many_producers_lose_nothing_and_keep_each_producers_order() {
+        const PRODUCERS: u32 = 4;
+        const ITEMS_PER_PRODUCER: u32 = 2_000;
+        let mailbox = Arc::new(Mailbox::new((PRODUCERS * ITEMS_PER_PRODUCER) as usize));
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|producer| {
+                let mailbox = mailbox.clone();
+                thread::spawn(move || {
+                    for seq in 0..ITEMS_PER_PRODUCER {
+                        mailbox.push((producer, seq)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let consumer = {
+            let mailbox = mailbox.clone();
+            move || {
+                let (mut delivered, mut batch) = (Vec::new(), Vec::new());
+                while mailbox.take_all(&mut batch) == Taken::Open {
+                    delivered.append(&mut batch);
+                }
+                delivered
+            }
+        };
+        let (done_tx, done_rx) = mpsc::channel();
+        thread::spawn(move || done_tx.send(consumer()).unwrap());
+        for producer in producers {
+            producer.join().unwrap();
+        }
+        mailbox.close();
+        let delivered = done_rx
+            .recv_timeout(Duration::from_secs(STUCK_AFTER_S))
+            .expect("the consumer never saw the close");
+        for producer in 0..PRODUCERS {
+            let seqs: Vec<u32> = delivered
+                .iter()
+                .filter(|(from, _)| *from == producer)
+                .map(|(_, seq)| *seq)
+                .collect();
+            assert_eq!(seqs, (0..ITEMS_PER_PRODUCER).collect::<Vec<_>>());
+        }
+    }
+
+    /// The planted bugs are pure concurrency bugs: run on one thread, every variant keeps the
+    /// contract, so a loom model failing on one of them is failing on the interleaving.
+    #[test]
+    fn planted_variants_keep_the_contract_on_one_thread() {
+        for mailbox in every_variant() {
+            let name = format!("{:?}", mailbox.planted_bug());
+            for item in 1..=3 {
+                mailbox.push(item).unwrap();
+            }
+            assert_eq!(mailbox.push(4), Err(PushError::Full(4)), "{name}");
+            let mut batch = Vec::new();
+            assert_eq!(mailbox.take_all(&mut batch), Taken::Open, "{name}");
+            mailbox.push(4).unwrap();
+            batch.truncate(2);
+            mailbox.requeue_front(&mut batch);
+            mailbox.close();
+            assert_eq!(mailbox.push(5), Err(PushError::Closed(5)), "{name}");
+            let taken = finishes(move || {
+                let mut out = Vec::new();
+                while mailbox.take_all(&mut out) == Taken::Open {}
+                out
+            });
+            assert_eq!(taken, [1, 2, 4], "{name}");
+        }
+    }
+
+    #[test]
+    fn push_error_gives_the_item_back_and_says_why() {
+        assert_eq!(PushError::Full(1).into_inner(), 1);
+        assert_eq!(PushError::Closed(2).into_inner(), 2);
+        assert!(PushError::Full(()).to_string().contains("full"));
+        assert!(PushError::Closed(()).to_string().contains("closed"));
+    }
+
+    #[test]
+    #[should_panic(expected = "at least one item")]
+    fn zero_len_max_is_refused() {
+        let _ = Mailbox::<u32>::new(0);
+    }
+}
