@@ -6,14 +6,13 @@
 //! scoped threads, and the results are merged in order, so the outcome (counts, trace) does not
 //! depend on the number of jobs.
 
-use std::collections::HashSet;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use super::driver::{Bounds, Passwords, World};
 use super::fingerprint::{fingerprint, permutations, Fingerprint};
 use super::invariants::Violation;
 use super::step::{Step, User};
+use super::visited::Visited;
 use crate::core::Config;
 
 /// States expanded between two merges (and progress reports).
@@ -114,26 +113,6 @@ struct Expanded {
     transitions: u64,
     outcomes: Vec<Outcome>,
 }
-
-/// The fingerprints are hashes already: use their low bits as they are.
-#[derive(Default)]
-struct PreHashed(u64);
-
-impl std::hash::Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u128(&mut self, value: u128) {
-        self.0 = value as u64;
-    }
-}
-
-type Visited = HashSet<Fingerprint, BuildHasherDefault<PreHashed>>;
 
 /// Explores `scenario` breadth-first. `progress` is called after every batch.
 pub fn explore(scenario: &Scenario, limits: Limits, progress: &mut dyn FnMut(&Progress)) -> Report {
@@ -282,7 +261,7 @@ fn expand(
                 continue;
             }
             let fingerprint = fingerprint(&child, renamings, &mut buf);
-            if !visited.contains(&fingerprint) {
+            if !visited.contains(fingerprint) {
                 outcomes.push(Outcome::New { parent, step, fingerprint, world: child });
             }
         }

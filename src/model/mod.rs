@@ -7,6 +7,7 @@
 //! - [`driver`]: runs one step on the real [`crate::core::Server`] and on the model, and checks
 //!   the [`invariants`].
 //! - [`fingerprint`]: canonical, symmetry-reduced state hashes.
+//! - [`visited`]: the set of fingerprints seen.
 //! - [`explorer`]: breadth-first search over every interleaving, shortest counterexample first.
 //! - [`trace`]: counterexamples printed for people and written as scenario files.
 //! - [`cli`]: `chatroom check`.
@@ -18,6 +19,7 @@ pub mod invariants;
 pub mod reference;
 pub mod step;
 pub mod trace;
+pub mod visited;
 
 #[cfg(test)]
 mod proptests;
