@@ -31,8 +31,9 @@ pub struct CheckArgs {
     /// Faults in total (0 to 30): connection resets and server crashes.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=30))]
     pub faults: u8,
-    /// Stop after this many unique states (the search is then not exhaustive).
-    #[arg(long, default_value_t = 50_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Stop after this many unique states (the search is then not exhaustive). Memory grows
+    /// with the states kept: about 30 bytes per state seen plus a few KB per state waiting.
+    #[arg(long, default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_states: u64,
     /// Threads expanding states [default: the number of cores].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -66,6 +67,11 @@ impl CheckArgs {
             let hasher = Hasher::new(HashCost::CHEAPEST).expect("the cheapest cost is valid");
             scenario.passwords = Arc::new(Passwords::Argon2(hasher));
         }
+        self.check(scenario)
+    }
+
+    /// Explores `scenario` (built from these arguments) and reports.
+    fn check(&self, scenario: Scenario) -> ExitCode {
         let jobs = self.jobs.map_or_else(default_jobs, usize::from);
         let limits = Limits { states_max: self.max_states, jobs };
         println!(
@@ -143,4 +149,50 @@ fn progress_line(p: &Progress, elapsed: Duration) -> String {
         rate,
         p.frontier_len
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::core::planted::Planted;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: CheckArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<CheckArgs, clap::Error> {
+        let argv = std::iter::once("check").chain(args.iter().copied());
+        Command::try_parse_from(argv).map(|c| c.args)
+    }
+
+    #[test]
+    fn bounds_are_checked_as_usage_errors() {
+        for bad in
+            [&["--users", "0"][..], &["--users", "6"], &["--max-states", "0"], &["--ops", "x"]]
+        {
+            let error = parse(bad).err().unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert_eq!(error.exit_code(), 2, "{bad:?}");
+        }
+        let args = parse(&["--users", "3", "--ops", "1", "--jobs", "1"]).unwrap();
+        assert_eq!((args.users, args.ops, args.faults), (3, 1, 0));
+        assert_eq!(args.run(), ExitCode::SUCCESS);
+    }
+
+    #[test]
+    fn a_violation_exits_1_and_writes_the_scenario() {
+        let out =
+            std::env::temp_dir().join(format!("chatroom-check-{}.scenario", std::process::id()));
+        let out_arg = out.to_str().unwrap();
+        let args = parse(&["--users", "2", "--ops", "2", "--jobs", "1", "--out", out_arg]).unwrap();
+        let mut scenario = Scenario::new(Bounds { users: 2, ops: 2, faults: 0, tickets: false });
+        scenario.config.planted = Planted::TakeoverLosesMessage;
+        assert_eq!(args.check(scenario), ExitCode::from(1));
+        let written = std::fs::read_to_string(&out).unwrap();
+        std::fs::remove_file(&out).unwrap();
+        assert!(written.contains("# violated: message-lost"), "{written}");
+    }
 }

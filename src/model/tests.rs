@@ -158,3 +158,25 @@ fn state_counts_with_ticketed_relays_are_pinned() {
     assert!(report.complete, "{:?}", report.counterexample);
     assert_eq!((report.progress.unique, report.progress.depth), (266, 6));
 }
+
+#[test]
+fn a_counterexample_becomes_a_sim_scenario_file() {
+    let mut scenario = scenario(2, 2, 0);
+    scenario.config.planted = Planted::TakeoverLosesMessage;
+    let found = run(&scenario, 1).counterexample.expect("found");
+    let text = super::trace::to_sim_scenario(&found, "chatroom check --users 2 --ops 2");
+    let expected = "chatroom-sim 1
+# written by: chatroom check --users 2 --ops 2
+# violated: message-lost: m0 from u0 to u1 is neither delivered nor queued
+# client 2 is u1 logging in from a second connection
+seed 0
+clients 3
+at 1000 client 0 register u0 pw
+at 2000 client 1 register u1 pw
+at 3000 client 0 send u1 m0
+at 4000 client 2 login u1 pw
+";
+    assert_eq!(text, expected);
+    let described = super::trace::describe(&found);
+    assert!(described.starts_with("shortest counterexample (4 steps):\n    1. u0 register\n"));
+}
