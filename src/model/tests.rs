@@ -180,3 +180,29 @@ at 4000 client 2 login u1 pw
     let described = super::trace::describe(&found);
     assert!(described.starts_with("shortest counterexample (4 steps):\n    1. u0 register\n"));
 }
+
+#[test]
+fn fingerprints_merge_renamed_users_and_separate_real_differences() {
+    use super::fingerprint::{fingerprint, permutations};
+    let scenario = scenario(3, 3, 0);
+    let op = |user, op| Step::Op { user, op };
+    let print = |steps: &[Step], renamings: &[Vec<u8>]| {
+        let world = scenario.replay(steps).expect("no violation");
+        fingerprint(&world, renamings, &mut Vec::new())
+    };
+    let all = permutations(3);
+    let identity = [vec![0, 1, 2]];
+    let a = [op(0, Op::Register), op(2, Op::Register), op(0, Op::Send { to: 2 })];
+    let renamed = [op(1, Op::Register), op(0, Op::Register), op(1, Op::Send { to: 0 })];
+    assert_eq!(print(&a, &all), print(&renamed, &all), "u0<->u1, u2->u0 is a symmetry");
+    assert_ne!(print(&a, &identity), print(&renamed, &identity));
+    // The recipient registered before the sender: `list` shows another order, another state.
+    let swapped = [op(2, Op::Register), op(0, Op::Register), op(0, Op::Send { to: 2 })];
+    assert_ne!(print(&a, &all), print(&swapped, &all));
+    // A message queued versus one delivered.
+    let with_relay =
+        [op(2, Op::Register), op(2, Op::Relay), op(0, Op::Register), op(0, Op::Send { to: 2 })];
+    let mut delivered = with_relay.to_vec();
+    delivered.push(Step::Confirm { user: 2 });
+    assert_ne!(print(&with_relay, &all), print(&delivered, &all));
+}
