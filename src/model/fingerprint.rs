@@ -13,12 +13,15 @@
 //!
 //! Symmetry: all users have the same operations, names of equal length and the same password,
 //! and nothing in the server orders users by name, so renaming users maps behaviours to
-//! behaviours and invariants to invariants. The fingerprint is the least hash over all n!
-//! renamings (n <= 5).
+//! behaviours and invariants to invariants. The fingerprint is the least hash over the
+//! renamings that sort users by their *shape* (a summary of a user that renaming does not
+//! change: budget used, account, queue length, session, relay, ...). A renaming maps a state's
+//! sorting renamings onto its image's, so symmetric states get the same least hash; and most
+//! states have few users of equal shape, so few of the n! renamings are encoded.
 
 use super::driver::World;
 use super::reference::{Command, Relay};
-use super::step::User;
+use super::step::{User, USERS_MAX};
 
 /// A 128-bit state fingerprint (collisions are negligible at the state counts explored).
 pub type Fingerprint = u128;
@@ -44,11 +47,20 @@ fn permute(items: &mut Vec<User>, at: usize, out: &mut Vec<Vec<User>>) {
     }
 }
 
-/// The fingerprint of `world`, least over `renamings` (each maps old user to new user).
+/// The fingerprint of `world`, least over `renamings` (each maps old user to new user):
+/// either the identity alone (no symmetry reduction) or every permutation, of which only those
+/// sorting users by shape are encoded.
 /// `buf` is scratch space reused between calls.
 pub fn fingerprint(world: &World, renamings: &[Vec<User>], buf: &mut Vec<u8>) -> Fingerprint {
+    let mut shapes = [0u64; USERS_MAX];
+    for (user, shape) in shapes.iter_mut().enumerate().take(world.users.len()) {
+        *shape = shape_of(world, user);
+    }
     let mut best = Fingerprint::MAX;
     for rename in renamings {
+        if renamings.len() > 1 && !sorts_by_shape(rename, &shapes) {
+            continue;
+        }
         buf.clear();
         encode(world, rename, buf);
         best = best.min(hash128(buf));
@@ -56,21 +68,56 @@ pub fn fingerprint(world: &World, renamings: &[Vec<User>], buf: &mut Vec<u8>) ->
     best
 }
 
+/// A summary of `user` that renaming users does not change, computed only from what
+/// [`encode`] writes (otherwise states with equal encodings could sort differently and fail to
+/// merge).
+fn shape_of(world: &World, user: usize) -> u64 {
+    let model = &world.model.users[user];
+    let queue_len = model.account.as_ref().map_or(0xff, |a| a.queue.len() as u64);
+    let relay = world.users[user].relay.as_ref();
+    let fields = [
+        u64::from(world.ops_used[user]),
+        model.command as u64,
+        model.relay.map_or(0, |r| r as u64 + 1),
+        u64::from(model.sends),
+        queue_len,
+        model.discarded.len() as u64,
+        relay.map_or(0xff, |r| r.unreported.len() as u64),
+    ];
+    fields.iter().fold(0, |acc, &field| (acc << 8) | (field & 0xff))
+}
+
+/// Whether `rename` (old -> new) lists users in non-decreasing shape.
+fn sorts_by_shape(rename: &[User], shapes: &[u64; USERS_MAX]) -> bool {
+    let mut by_new = [0u64; USERS_MAX];
+    for (old, &new) in rename.iter().enumerate() {
+        by_new[new as usize] = shapes[old];
+    }
+    by_new[..rename.len()].windows(2).all(|w| w[0] <= w[1])
+}
+
 /// Appends the encoding of `world` with users renamed by `rename` (old -> new).
 pub fn encode(world: &World, rename: &[User], buf: &mut Vec<u8>) {
     let n = rename.len();
-    let mut by_new = vec![0 as User; n];
+    let mut by_new = [0 as User; USERS_MAX];
     for (old, &new) in rename.iter().enumerate() {
         by_new[new as usize] = old as User;
     }
+    let by_new = &by_new[..n];
     buf.push(world.faults_used);
-    let mut created: Vec<(u64, User)> = (0..n)
-        .filter_map(|u| world.model.users[u].account.as_ref().map(|a| (a.created, rename[u])))
-        .collect();
+    let mut created = [(0u64, 0 as User); USERS_MAX];
+    let mut created_len = 0;
+    for (u, state) in world.model.users.iter().enumerate() {
+        if let Some(account) = &state.account {
+            created[created_len] = (account.created, rename[u]);
+            created_len += 1;
+        }
+    }
+    let created = &mut created[..created_len];
     created.sort_unstable();
-    buf.push(created.len() as u8);
+    buf.push(created_len as u8);
     buf.extend(created.iter().map(|&(_, u)| u));
-    for &user in &by_new {
+    for &user in by_new {
         let u = user as usize;
         let model = &world.model.users[u];
         buf.push(world.ops_used[u]);
@@ -103,7 +150,7 @@ pub fn encode(world: &World, rename: &[User], buf: &mut Vec<u8>) {
             continue;
         };
         buf.push(relay.unreported.len() as u8);
-        for &sender in &by_new {
+        for &sender in by_new {
             let latest = relay.received.iter().filter(|k| k.from == sender).map(|k| k.seq).max();
             buf.push(latest.map_or(0xff, |seq| seq as u8));
         }
