@@ -456,36 +456,7 @@ impl World {
             let (user, relay) = relay.ok_or_else(|| {
                 Violation::new(Invariant::WrongRecipient, format!("push on non-relay {conn:?}"))
             })?;
-            let what = format!(
-                "{} (from {}) on {}'s relay",
-                key.seq,
-                user_name(key.from),
-                user_name(user)
-            );
-            if relay.account != Some(to) {
-                let invariant = if to_user == Some(user) {
-                    Invariant::ReusedName
-                } else {
-                    Invariant::WrongRecipient
-                };
-                let detail = format!(
-                    "message m{what}, addressed to an account {} no longer is",
-                    user_name(user)
-                );
-                let detail = if invariant == Invariant::WrongRecipient {
-                    format!("message m{what}, addressed to {}", to_user.map_or("?", user_name))
-                } else {
-                    detail
-                };
-                return Err(Violation::new(invariant, detail));
-            }
-            ensure(!relay.received.contains(&key), Invariant::DeliveredTwice, || {
-                format!("message m{what} a second time")
-            })?;
-            let in_order = relay.received.iter().all(|k| k.from != key.from || k.seq < key.seq);
-            ensure(in_order, Invariant::OutOfOrder, || {
-                format!("message m{what} after a later one")
-            })?;
+            check_push(user, relay, key, to, to_user)?;
             relay.received.push(key);
             relay.unreported.push_back(msg);
         }
@@ -622,6 +593,35 @@ impl World {
     }
 }
 
+/// One push of `key` (addressed to account `to` of `to_user`) on `user`'s relay.
+fn check_push(
+    user: User,
+    relay: &RelayConn,
+    key: MsgKey,
+    to: AccountId,
+    to_user: Option<User>,
+) -> Result<(), Violation> {
+    let what = || {
+        let (seq, from, user) = (key.seq, user_name(key.from), user_name(user));
+        format!("message m{seq} from {from} on {user}'s relay")
+    };
+    if relay.account != Some(to) {
+        return Err(if to_user == Some(user) {
+            let detail = format!("{}: it was addressed to a deleted account of that name", what());
+            Violation::new(Invariant::ReusedName, detail)
+        } else {
+            let detail =
+                format!("{}: it was addressed to {}", what(), to_user.map_or("?", user_name));
+            Violation::new(Invariant::WrongRecipient, detail)
+        });
+    }
+    ensure(!relay.received.contains(&key), Invariant::DeliveredTwice, || {
+        format!("{} a second time", what())
+    })?;
+    let in_order = relay.received.iter().all(|k| k.from != key.from || k.seq < key.seq);
+    ensure(in_order, Invariant::OutOfOrder, || format!("{} after a later one", what()))
+}
+
 /// The ticket granted on `conn` in this step, if any; its reply is rewritten as the model
 /// writes it (the ticket itself is random).
 fn take_ticket(run: &mut Run, conn: ConnId) -> Option<String> {
@@ -690,4 +690,51 @@ fn check_replies(expected: &Observed, observed: &Observed) -> Result<(), Violati
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relay(account: u64, received: &[(User, u32)]) -> RelayConn {
+        RelayConn {
+            conn: ConnId(9),
+            account: Some(AccountId(account)),
+            acks: false,
+            unreported: VecDeque::new(),
+            received: received.iter().map(|&(from, seq)| MsgKey { from, seq }).collect(),
+        }
+    }
+
+    fn invariant(result: Result<(), Violation>) -> Option<Invariant> {
+        result.err().map(|v| v.invariant)
+    }
+
+    #[test]
+    fn push_checks_name_the_broken_invariant() {
+        let key = |from, seq| MsgKey { from, seq };
+        let fresh = relay(5, &[(0, 0)]);
+        assert_eq!(invariant(check_push(1, &fresh, key(0, 1), AccountId(5), Some(1))), None);
+        let twice = check_push(1, &fresh, key(0, 0), AccountId(5), Some(1));
+        assert_eq!(invariant(twice), Some(Invariant::DeliveredTwice));
+        let later = relay(5, &[(0, 2)]);
+        let reordered = check_push(1, &later, key(0, 1), AccountId(5), Some(1));
+        assert_eq!(invariant(reordered), Some(Invariant::OutOfOrder));
+        let misdirected = check_push(1, &fresh, key(0, 1), AccountId(6), Some(2));
+        assert_eq!(invariant(misdirected), Some(Invariant::WrongRecipient));
+        let old_account = check_push(1, &fresh, key(0, 1), AccountId(3), Some(1));
+        assert_eq!(invariant(old_account), Some(Invariant::ReusedName));
+    }
+
+    #[test]
+    fn a_success_without_login_is_named() {
+        let step = Step::Op { user: 0, op: Op::List };
+        let mut observed = Observed::new();
+        observed.insert((0, Port::Command), vec![Seen::Frame("0\nu0 ".into())]);
+        let result = check_login_needed(step, false, &observed);
+        assert_eq!(invariant(result), Some(Invariant::CommandWithoutLogin));
+        assert_eq!(invariant(check_login_needed(step, true, &observed)), None);
+        let login = Step::Op { user: 0, op: Op::Login };
+        assert_eq!(invariant(check_login_needed(login, false, &observed)), None);
+    }
 }
