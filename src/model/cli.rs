@@ -41,6 +41,9 @@ pub struct CheckArgs {
     /// Users may also open ticketed relays, whose pushes they acknowledge.
     #[arg(long)]
     pub tickets: bool,
+    /// Users may also try to open a relay in another user's name.
+    #[arg(long)]
+    pub intruders: bool,
     /// Count states that differ only by a renaming of users separately.
     #[arg(long)]
     pub no_symmetry: bool,
@@ -60,6 +63,7 @@ impl CheckArgs {
             ops: self.ops,
             faults: self.faults,
             tickets: self.tickets,
+            intruders: self.intruders,
         };
         let mut scenario = Scenario::new(bounds);
         scenario.symmetry = !self.no_symmetry;
@@ -188,7 +192,8 @@ mod tests {
             std::env::temp_dir().join(format!("chatroom-check-{}.scenario", std::process::id()));
         let out_arg = out.to_str().unwrap();
         let args = parse(&["--users", "2", "--ops", "2", "--jobs", "1", "--out", out_arg]).unwrap();
-        let mut scenario = Scenario::new(Bounds { users: 2, ops: 2, faults: 0, tickets: false });
+        let mut scenario =
+            Scenario::new(Bounds { users: 2, ops: 2, faults: 0, tickets: false, intruders: false });
         scenario.config.planted = Planted::TakeoverLosesMessage;
         assert_eq!(args.check(scenario), ExitCode::from(1));
         let written = std::fs::read_to_string(&out).unwrap();

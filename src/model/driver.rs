@@ -11,8 +11,11 @@
 //!   effect after other users' steps, which the interleaving of whole steps already covers.
 //!   Jobs run with [`Passwords::Model`] (a transparent stand-in that the core cannot tell from
 //!   argon2, since it treats hashes as opaque strings) or with real argon2 at its cheapest cost.
-//! - A connection the core closes is reported closed at once; a relay reports its writes one
-//!   push at a time, as a separate [`Step::Confirm`] the scheduler interleaves.
+//! - A connection the core closes is reported closed at once; pushes are confirmed one at a
+//!   time (reported written on a bare relay, acknowledged by the client on a ticketed one), as
+//!   a separate [`Step::Confirm`] the scheduler interleaves.
+//! - Each user connects from an address of their own, so a bare handshake in another user's
+//!   name ([`Op::RelayAs`]) comes from the wrong address.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -34,8 +37,11 @@ use crate::wire::{encode, HEADER_LEN};
 
 /// Time never passes in a scenario: no deadline fires.
 const NOW_MS: u64 = 1_000;
-/// Every client connects from one address (bare relay handshakes must match the session's).
-const PEER: Peer = Peer(1);
+/// Each user connects from an address of their own (a bare relay handshake must come from the
+/// address of the session it binds to).
+fn peer_of(user: User) -> Peer {
+    Peer(u128::from(user) + 1)
+}
 
 /// How password jobs are run.
 #[derive(Debug)]
@@ -71,6 +77,8 @@ pub struct Bounds {
     pub faults: u8,
     /// Users may also open ticketed relays (whose pushes are acknowledged).
     pub tickets: bool,
+    /// Users may also try to open a relay in another user's name (bare handshake).
+    pub intruders: bool,
 }
 
 /// One state of a scenario.
@@ -104,7 +112,8 @@ pub(crate) struct RelayConn {
     pub account: Option<AccountId>,
     /// Opened with a ticket: the client acknowledges pushes.
     pub acks: bool,
-    /// Pushes written to the socket but not yet reported with [`Event::Written`], oldest first.
+    /// Pushes written to the socket but not yet confirmed (reported written, or acknowledged
+    /// on a ticketed relay), oldest first.
     pub unreported: VecDeque<MsgId>,
     /// Every message received on this relay, in order.
     pub received: Vec<MsgKey>,
@@ -209,6 +218,10 @@ impl World {
                 if bounds.tickets {
                     out.push(Step::Op { user, op: Op::TicketRelay });
                 }
+                if bounds.intruders {
+                    let others = (0..users).filter(|&target| target != user);
+                    out.extend(others.map(|target| Step::Op { user, op: Op::RelayAs { target } }));
+                }
                 let sends = (0..users).filter(|&to| to != user).map(|to| Op::Send { to });
                 out.extend(sends.map(|op| Step::Op { user, op }));
             }
@@ -228,7 +241,11 @@ impl World {
     pub fn possible(&self, step: Step) -> bool {
         match step {
             Step::Op { user, op } => {
-                let to_ok = !matches!(op, Op::Send { to } if to as usize >= self.users.len());
+                let n = self.users.len();
+                let to_ok = match op {
+                    Op::Send { to } | Op::RelayAs { target: to } => (to as usize) < n,
+                    _ => true,
+                };
                 (user as usize) < self.users.len() && to_ok
             }
             Step::Confirm { user } => self
@@ -292,12 +309,14 @@ impl World {
 
     fn op(&mut self, user: User, op: Op, run: &mut Run) {
         let name = user_name(user);
-        if op == Op::Relay {
-            return self.open_relay(user, name, None, run);
+        match op {
+            Op::Relay => return self.open_relay(user, name, None, run),
+            Op::RelayAs { target } => return self.open_relay(user, user_name(target), None, run),
+            _ => {}
         }
         let takeover = op == Op::Login && self.model.logged_in(user);
         if takeover || self.users[user as usize].command.is_none() {
-            let conn = self.open(Channel::Command, run);
+            let conn = self.open(user, Channel::Command, run);
             let conns = &mut self.users[user as usize];
             conns.old_commands.extend(conns.command.replace(conn));
         }
@@ -319,13 +338,13 @@ impl World {
             }
             Op::List => "4\n".to_owned(),
             Op::Delete => format!("5\n{name}\n{PASSWORD}"),
-            Op::Relay | Op::TicketRelay => unreachable!("handled above"),
+            Op::Relay | Op::TicketRelay | Op::RelayAs { .. } => unreachable!("handled above"),
         };
         self.request(conn, &body, run);
     }
 
     fn open_relay(&mut self, user: User, name: &str, ticket: Option<String>, run: &mut Run) {
-        let conn = self.open(Channel::Relay, run);
+        let conn = self.open(user, Channel::Relay, run);
         let relay = RelayConn {
             conn,
             account: self.server.account_id(name),
@@ -341,10 +360,10 @@ impl World {
         self.request(conn, &hello, run);
     }
 
-    fn open(&mut self, channel: Channel, run: &mut Run) -> ConnId {
+    fn open(&mut self, user: User, channel: Channel, run: &mut Run) -> ConnId {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
-        self.input(Event::Opened { conn, channel, peer: PEER }, run);
+        self.input(Event::Opened { conn, channel, peer: peer_of(user) }, run);
         conn
     }
 

@@ -28,6 +28,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Delete),
         2 => Just(Op::Relay),
         2 => Just(Op::TicketRelay),
+        1 => (0..USERS).prop_map(|target| Op::RelayAs { target }),
     ]
 }
 
@@ -48,6 +49,7 @@ fn scenario(passwords: Arc<Passwords>) -> Scenario {
         ops: u8::MAX,
         faults: u8::MAX,
         tickets: true,
+        intruders: true,
     });
     scenario.passwords = passwords;
     scenario

@@ -29,6 +29,8 @@ pub mod text {
     pub const DELETED: &str = "-1\nThis account was deleted; the relay is closed";
     pub const RELAY_NO_SESSION: &str = "-1\nRelay refused: no live session for this user";
     pub const RELAY_TAKEN: &str = "-1\nRelay refused: this session already has a relay";
+    pub const RELAY_OTHER_ADDRESS: &str =
+        "-1\nRelay refused: no live session for this user from this address";
     /// A granted ticket; the driver writes the random ticket this way.
     pub const TICKET: &str = "0\n<ticket>";
 }
@@ -136,7 +138,8 @@ impl Model {
     fn op(&mut self, user: User, op: Op, seen: &mut Observed) {
         // Every request but the relay handshake goes to the command connection, which the
         // client opens first if it has none.
-        if op != Op::Relay && self.user(user).command == Command::Absent {
+        let handshake_only = matches!(op, Op::Relay | Op::RelayAs { .. });
+        if !handshake_only && self.user(user).command == Command::Absent {
             self.user_mut(user).command = Command::LoggedOut;
         }
         let logged_in = self.logged_in(user);
@@ -144,6 +147,8 @@ impl Model {
             Op::Register => self.register(user),
             Op::Login => self.login(user, seen),
             Op::Relay => return self.relay(user, Relay::Bare, seen),
+            Op::RelayAs { target } if target == user => return self.relay(user, Relay::Bare, seen),
+            Op::RelayAs { target } => return self.intrude(user, target, seen),
             Op::TicketRelay if logged_in => {
                 push(seen, user, Port::Command, Seen::Frame(text::TICKET.to_owned()));
                 return self.relay(user, Relay::Ticketed, seen);
@@ -235,6 +240,15 @@ impl Model {
         for key in queue {
             push(seen, user, Port::NewRelay, push_frame(kind, key));
         }
+    }
+
+    /// `user` opens a relay naming `target`, from `user`'s own address: always refused, and
+    /// without revealing whether the session has a relay already.
+    fn intrude(&mut self, user: User, target: User, seen: &mut Observed) {
+        let refusal =
+            if self.logged_in(target) { text::RELAY_OTHER_ADDRESS } else { text::RELAY_NO_SESSION };
+        push(seen, user, Port::NewRelay, Seen::Frame(refusal.to_owned()));
+        push(seen, user, Port::NewRelay, Seen::Closed);
     }
 
     /// Ends `user`'s session: the relay, if any, gets `notice` and is closed; the command

@@ -64,6 +64,8 @@ pub enum Op {
     Relay,
     /// `6` for a ticket, then open a relay with `name\nTICKET`; its pushes are acknowledged.
     TicketRelay,
+    /// Open a relay with a bare handshake naming another user (an intruder's attempt).
+    RelayAs { target: User },
 }
 
 /// One step of a scenario: an operation, a fault, or the relay thread reporting a write.
@@ -109,6 +111,7 @@ impl fmt::Display for Op {
             Op::Delete => write!(f, "delete"),
             Op::Relay => write!(f, "relay"),
             Op::TicketRelay => write!(f, "relay-ticket"),
+            Op::RelayAs { target } => write!(f, "relay-as {}", user_name(*target)),
         }
     }
 }

@@ -7,7 +7,7 @@ use super::step::{Op, Step};
 use crate::core::planted::Planted;
 
 fn scenario(users: usize, ops: u8, faults: u8) -> Scenario {
-    Scenario::new(Bounds { users, ops, faults, tickets: false })
+    Scenario::new(Bounds { users, ops, faults, tickets: false, intruders: false })
 }
 
 fn run(scenario: &Scenario, jobs: usize) -> Report {
@@ -150,13 +150,20 @@ fn a_ticketed_relay_keeps_messages_until_acknowledged_and_after_a_reset() {
 }
 
 #[test]
-fn state_counts_with_ticketed_relays_are_pinned() {
+fn state_counts_with_ticketed_relays_and_intruders_are_pinned() {
     // Pinned like `state_counts_are_pinned`, with the ticketed relay in the alphabet.
     let mut tickets = scenario(2, 2, 1);
     tickets.bounds.tickets = true;
     let report = run(&tickets, 1);
     assert!(report.complete, "{:?}", report.counterexample);
     assert_eq!((report.progress.unique, report.progress.depth), (266, 6));
+    let mut intruders = scenario(2, 2, 1);
+    intruders.bounds.intruders = true;
+    let report = run(&intruders, 1);
+    assert!(report.complete, "{:?}", report.counterexample);
+    // The same count as without intruders: a refused intrusion only spends budget, which other
+    // ops without effect (a list while logged out) spend too.
+    assert_eq!((report.progress.unique, report.progress.depth), (219, 6));
 }
 
 #[test]

@@ -110,5 +110,6 @@ fn op_text(user: User, op: Op, sends: &mut u32) -> String {
         Op::Delete => format!("delete {name} pw"),
         Op::Relay => "relay bare".to_owned(),
         Op::TicketRelay => "relay ticket".to_owned(),
+        Op::RelayAs { target } => format!("relay-as {}", user_name(target)),
     }
 }
