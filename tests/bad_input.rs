@@ -15,7 +15,9 @@ use chatroom::core::{Channel, Config};
 use chatroom::fuzzing::{ConnState, CoreDriver};
 use chatroom::net::{ServerConfig, ServerHandle};
 use chatroom::wire::{encode, reply};
-use support::{assert_others_still_chat, bare_relay, start_with, user, wait_no_relay, Conn};
+use support::{
+    assert_others_still_chat, bare_relay, start_with, user, wait_no_relay, wait_relay, Conn,
+};
 
 /// Where a case's bytes go.
 #[derive(Clone, Copy, Debug)]
@@ -422,6 +424,7 @@ fn body_cut_short_then_closed() {
     // The same from a logged-in user, whose session must end with it.
     let mut conn = user(&server, "cutter");
     let mut relay = bare_relay(&server, "cutter");
+    wait_relay(&server, "cutter");
     conn.raw(b"5000      2\ncutter\nstart of a long text");
     drop(conn);
     relay.assert_closed();
@@ -538,6 +541,7 @@ fn relay_handshakes_that_lie() {
     let mut bob = user(&server, "bob");
     // A second relay for a session that has one.
     let mut first = bare_relay(&server, "bob");
+    wait_relay(&server, "bob");
     let mut second = bare_relay(&server, "bob");
     assert_eq!(second.recv(), "-1\nRelay refused: this session already has a relay");
     second.assert_closed();

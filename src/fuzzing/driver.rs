@@ -61,7 +61,8 @@ struct Ledger {
     acknowledged: [usize; 3],
 }
 
-/// A synchronous, checking driver of the core. See the [module docs](self).
+/// A synchronous, checking driver of the core: runs password jobs and durability at once and
+/// checks every output against the connections it knows.
 pub struct CoreDriver {
     server: Server,
     hasher: Hasher,

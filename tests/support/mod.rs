@@ -155,3 +155,12 @@ pub fn wait_no_relay(server: &ServerHandle, name: &str) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Waits until `name` has a relay bound (the handshake travels on its own socket).
+pub fn wait_relay(server: &ServerHandle, name: &str) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !server.has_relay(name) {
+        assert!(std::time::Instant::now() < deadline, "{name}'s relay was never bound");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
