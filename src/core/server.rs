@@ -39,6 +39,9 @@ pub struct Server {
     pub(super) outbox: Outbox,
     pub(super) last_lsn: Lsn,
     pub(super) durable_lsn: Lsn,
+    /// Deleted accounts, kept only when a planted bug needs them.
+    #[cfg(test)]
+    pub(super) graveyard: Vec<(String, VecDeque<Queued>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +154,8 @@ impl Server {
             outbox: Outbox::default(),
             last_lsn: Lsn(0),
             durable_lsn: Lsn(0),
+            #[cfg(test)]
+            graveyard: Vec::new(),
         }
     }
 
@@ -404,10 +409,14 @@ impl Server {
                 let account_state =
                     Account { name: name.clone(), password_hash: password_hash.clone(), queue };
                 self.accounts.insert(*account, account_state);
+                #[cfg(test)]
+                self.planted_adopt_queue(*account);
             }
             Record::Delete { account } => {
                 let removed = self.accounts.remove(account).ok_or("deleted account is unknown")?;
                 self.names.remove(&name_key(&removed.name));
+                #[cfg(test)]
+                self.planted_bury(&removed.name, &removed.queue);
                 self.queued_bytes -= removed.queue.iter().map(|q| q.text.len() as u64).sum::<u64>();
             }
             Record::Message { id, from, to, text } => {
