@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "chatroom", version, about = "A verified chat server and the tools that prove it right")]
+#[command(
+    name = "chatroom",
+    version,
+    about = "A verified chat server and the tools that prove it right"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

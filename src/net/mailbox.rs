@@ -127,10 +127,7 @@ impl<T> Mailbox<T> {
     pub fn new(len_max: usize) -> Self {
         assert!(len_max > 0, "a mailbox needs room for at least one item");
         Mailbox {
-            state: Mutex::new(State {
-                items: VecDeque::new(),
-                closed: false,
-            }),
+            state: Mutex::new(State { items: VecDeque::new(), closed: false }),
             ready: Condvar::new(),
             len_max,
             #[cfg(any(test, loom))]
@@ -203,10 +200,7 @@ impl<T> Mailbox<T> {
             }
             // Checked under the lock and waited on atomically with releasing it, so a push or
             // close between the check and the wait cannot slip by unnoticed.
-            state = self
-                .ready
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            state = self.ready.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
     }
 
@@ -297,10 +291,7 @@ mod planted {
         /// A mailbox with `bug` planted (test and loom builds only).
         pub fn with_planted_bug(len_max: usize, bug: PlantedBug) -> Self {
             let mut mailbox = Mailbox::new(len_max);
-            mailbox.planted = Some(Planted {
-                bug,
-                clone_item: T::clone,
-            });
+            mailbox.planted = Some(Planted { bug, clone_item: T::clone });
             mailbox
         }
     }
@@ -389,9 +380,7 @@ mod tests {
     fn finishes<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
         let (done_tx, done_rx) = mpsc::channel();
         thread::spawn(move || done_tx.send(f()).unwrap());
-        done_rx
-            .recv_timeout(Duration::from_secs(STUCK_AFTER_S))
-            .expect("the thread stayed blocked")
+        done_rx.recv_timeout(Duration::from_secs(STUCK_AFTER_S)).expect("the thread stayed blocked")
     }
 
     #[test]
