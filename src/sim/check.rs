@@ -42,6 +42,8 @@ struct NameState {
     /// Bumped whenever a register or delete of this name starts or ends, and by crashes.
     epoch: u64,
     mutations_in_flight: u32,
+    /// Logins and registers of this name in flight.
+    logins_in_flight: u32,
     /// Bumped whenever someone starts to log in as (or register) this name: a session of it
     /// may have been taken over from then on.
     session_epoch: u64,
@@ -63,6 +65,11 @@ struct Pending {
     sent_ms: u64,
     /// The target name's epoch at send, if no other mutation of it was in flight then.
     clean_epoch: Option<u64>,
+    /// What the oracle knew about the target name at send.
+    exists_at_send: Known,
+    /// For logins and registers: the name's session epoch right after this request bumped it,
+    /// if no other login of the name was in flight then.
+    session_alone: Option<u64>,
     crashes: u64,
     /// Names whose state was known and quiet at send (for list replies).
     list_known: Vec<(String, bool, u64)>,
@@ -160,6 +167,7 @@ impl Checker {
             exists: Known::No,
             epoch: 0,
             mutations_in_flight: 0,
+            logins_in_flight: 0,
             session_epoch: 0,
             password: None,
             deletes: Vec::new(),
@@ -214,13 +222,23 @@ impl Checker {
             }
         }
         if let Op::Register { name, .. } | Op::Login { name, .. } = op {
-            self.name(&key(name)).session_epoch += 1;
+            let state = self.name(&key(name));
+            state.session_epoch += 1;
+            state.logins_in_flight += 1;
         }
         let clean_epoch = target.as_ref().and_then(|k| {
             let own = u32::from(mutation.is_some());
             let state = self.name(k);
             (state.mutations_in_flight == own).then_some(state.epoch)
         });
+        let session_alone = match op {
+            Op::Register { name, .. } | Op::Login { name, .. } => {
+                let state = self.name(&key(name));
+                (state.logins_in_flight == 1).then_some(state.session_epoch)
+            }
+            _ => None,
+        };
+        let exists_at_send = target.as_ref().map_or(Known::Unknown, |k| self.name(k).exists);
         let list_known = if matches!(op, Op::List { .. }) {
             self.names
                 .iter()
@@ -254,6 +272,8 @@ impl Checker {
             op: op.clone(),
             sent_ms: now_ms,
             clean_epoch,
+            exists_at_send,
+            session_alone,
             crashes,
             list_known,
             tag: tag.map(str::to_owned),
@@ -293,6 +313,10 @@ impl Checker {
                 d.1 = now_ms;
             }
         }
+        if let Op::Register { name, .. } | Op::Login { name, .. } = &pending.op {
+            let state = self.name(&key(name));
+            state.logins_in_flight = state.logins_in_flight.saturating_sub(1);
+        }
         if lost {
             if let Op::Login { name, .. } | Op::Delete { name, .. } = &pending.op {
                 self.name(&key(name)).failures_ms.push(now_ms);
@@ -311,12 +335,28 @@ impl Checker {
         }
     }
 
+    /// Whether the reply to `pending` must match the oracle's state at send: it was known, no
+    /// other mutation of the name overlapped the request, and no crash happened meanwhile.
     fn strict(&mut self, pending: &Pending, k: &str) -> bool {
         let crashes = self.crashes;
         let state = self.name(k);
-        state.exists != Known::Unknown
+        pending.exists_at_send != Known::Unknown
             && pending.clean_epoch == Some(state.epoch)
             && pending.crashes == crashes
+    }
+
+    /// Learns that `k` exists (or not) from the reply to `pending`, unless another mutation of
+    /// it overlapped the request or is still in flight, or a crash intervened: then the order
+    /// is unknown, and so is the state.
+    fn learn(&mut self, pending: &Pending, k: &str, exists: bool, own_mutation: u32) {
+        let crashes = self.crashes;
+        let state = self.name(k);
+        let quiet = pending.clean_epoch == Some(state.epoch) && pending.crashes == crashes;
+        state.exists = match (quiet && state.mutations_in_flight == own_mutation, exists) {
+            (false, _) => Known::Unknown,
+            (true, true) => Known::Yes,
+            (true, false) => Known::No,
+        };
     }
 
     fn recently_failed(&mut self, now_ms: u64, client: usize, k: Option<&str>) -> bool {
@@ -371,16 +411,15 @@ impl Checker {
             Op::Register { name, password } => {
                 let k = key(name);
                 let strict = self.strict(p, &k);
-                let exists = self.name(&k).exists;
+                let exists = p.exists_at_send;
                 if ok && text == REGISTER_OK {
                     self.expect(!(strict && exists == Known::Yes), now_ms, "a taken name cannot be registered", what);
-                    let state = self.name(&k);
-                    state.exists = Known::Yes;
-                    state.password = Some(password.clone());
-                    self.logged_in(client, &k, account);
+                    self.learn(p, &k, true, 1);
+                    self.name(&k).password = Some(password.clone());
+                    self.logged_in(client, p, &k, account, 1);
                 } else if !ok && text == NAME_TAKEN {
                     self.expect(!(strict && exists == Known::No), now_ms, "a free name can be registered", what);
-                    self.name(&k).exists = Known::Yes;
+                    self.learn(p, &k, true, 1);
                 } else {
                     self.fail(now_ms, "register reply", what());
                 }
@@ -388,19 +427,18 @@ impl Checker {
             Op::Login { name, password } => {
                 let k = key(name);
                 let strict = self.strict(p, &k);
-                let state = self.name(&k);
-                let exists = state.exists;
-                let correct = state.password.as_ref().map(|pw| pw == password);
+                let exists = p.exists_at_send;
+                let correct = self.name(&k).password.as_ref().map(|pw| pw == password);
                 if ok && text == LOGIN_OK {
                     self.expect(correct != Some(false), now_ms, "a wrong password never logs in", what);
                     self.expect(!(strict && exists == Known::No), now_ms, "no login to a missing account", what);
-                    self.name(&k).exists = Known::Yes;
-                    self.logged_in(client, &k, account);
+                    self.learn(p, &k, true, 0);
+                    self.logged_in(client, p, &k, account, 0);
                 } else if !ok && text == LOGIN_FAILED {
                     let existing = strict && exists == Known::Yes && correct == Some(true);
                     self.expect(!existing, now_ms, "the right password logs in", what);
-                    if strict && correct == Some(true) {
-                        self.name(&k).exists = Known::No;
+                    if correct == Some(true) {
+                        self.learn(p, &k, false, 0);
                     }
                     self.record_failure(now_ms, client, Some(&k));
                 } else if throttled {
@@ -413,14 +451,16 @@ impl Checker {
             Op::Send { to, .. } => {
                 let k = key(to);
                 let strict = self.strict(p, &k);
-                let exists = self.name(&k).exists;
+                let exists = p.exists_at_send;
                 if ok && text == SEND_OK {
                     self.expect(!(strict && exists == Known::No), now_ms, "no send to a missing account", what);
+                    self.learn(p, &k, true, 0);
                     if let Some(msg) = p.tag.as_ref().and_then(|t| self.msgs.get_mut(t)) {
                         msg.acked = true;
                     }
                 } else if !ok && text == UNKNOWN_RECIPIENT {
                     self.expect(!(strict && exists == Known::Yes), now_ms, "a send to an account is accepted", what);
+                    self.learn(p, &k, false, 0);
                 } else if !ok && (text.contains("mailbox is full") || text.contains("store is full")) {
                     self.checks += 1;
                 } else {
@@ -437,9 +477,8 @@ impl Checker {
                 let correct = self.name(&k).password.as_ref().map(|pw| pw == password);
                 if ok && text == DELETE_OK {
                     self.expect(correct != Some(false), now_ms, "a wrong password never deletes", what);
-                    let state = self.name(&k);
-                    state.exists = Known::No;
-                    state.session_epoch += 1;
+                    self.learn(p, &k, false, 1);
+                    self.name(&k).session_epoch += 1;
                     self.client(client).session = Some(Session::Out);
                 } else if !ok && text == DELETE_REFUSED {
                     let own = session_key.as_deref() == Some(k.as_str());
@@ -485,9 +524,12 @@ impl Checker {
         }
     }
 
-    fn logged_in(&mut self, client: usize, k: &str, account: Option<AccountId>) {
+    /// `client` logged in as `k` by its pending login or register (still counted in flight).
+    fn logged_in(&mut self, client: usize, p: &Pending, k: &str, account: Option<AccountId>, own_mutation: u32) {
         let state = self.name(k);
-        let certain = (state.mutations_in_flight == 0).then_some(state.session_epoch);
+        let alone = p.session_alone == Some(state.session_epoch)
+            && state.mutations_in_flight == own_mutation;
+        let certain = alone.then_some(state.session_epoch);
         let key = k.to_owned();
         self.client(client).session = Some(Session::In { key, account, certain_epoch: certain });
     }
