@@ -18,6 +18,8 @@ pub enum FaultMode {
     Default,
     /// Each seed draws its own mix.
     Swarm,
+    /// Frequent crashes with slow fsyncs and torn writes: recovery under stress.
+    Crashes,
 }
 
 impl fmt::Display for FaultMode {
@@ -26,6 +28,7 @@ impl fmt::Display for FaultMode {
             FaultMode::None => "none",
             FaultMode::Default => "default",
             FaultMode::Swarm => "swarm",
+            FaultMode::Crashes => "crashes",
         })
     }
 }
@@ -132,6 +135,22 @@ impl FaultMix {
         }
     }
 
+    /// Frequent crashes while fsyncs are slow, with torn writes.
+    pub fn crashes() -> Self {
+        FaultMix {
+            fault_interval_ms: 300,
+            reset_weight: 1,
+            partition_weight: 0,
+            crash_weight: 3,
+            crash_down_ms_max: 100,
+            fsync_ms_max: 40,
+            hash_ms_max: 5,
+            writer_ms_max: 5,
+            torn_writes: 1,
+            ..FaultMix::none()
+        }
+    }
+
     /// A mix drawn from `rng`: each fault is on or off, at its own rate.
     pub fn swarm(rng: &mut ChaCha20Rng) -> Self {
         let on = |rng: &mut ChaCha20Rng| rng.gen_bool(0.6);
@@ -162,6 +181,7 @@ impl FaultMix {
             FaultMode::None => FaultMix::none(),
             FaultMode::Default => FaultMix::default_mix(),
             FaultMode::Swarm => FaultMix::swarm(rng),
+            FaultMode::Crashes => FaultMix::crashes(),
         }
     }
 }
