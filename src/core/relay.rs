@@ -28,33 +28,41 @@ impl Server {
         let account = self.account_id(name).ok_or_else(no_session)?;
         let session = self.sessions.get(&account).ok_or_else(no_session)?;
         #[cfg(test)] if self.config.planted == super::planted::Planted::BindByNameOnly { return Ok((account, false)) }
+        let acks = match ticket {
+            Some(ticket) => {
+                // A ticket is spent by any attempt, so a second use always reads as reuse.
+                let issued = self.tickets.remove(ticket).ok_or("unknown or already used ticket")?;
+                if issued.expires_ms <= self.now_ms {
+                    return Err("the ticket has expired".to_owned());
+                }
+                if issued.account != account || issued.session != session.command {
+                    return Err("the ticket belongs to another session".to_owned());
+                }
+                true
+            }
+            None => {
+                if self.config.relay_tickets_only {
+                    return Err(
+                        "this server accepts ticketed handshakes only (request code 6)".into()
+                    );
+                }
+                if session.peer != self.conns[&conn].peer {
+                    return Err("no live session for this user from this address".to_owned());
+                }
+                let window_ms = self.config.bare_relay_window_ms;
+                if self.now_ms.saturating_sub(session.login_ms) > window_ms {
+                    let window_s = window_ms / 1000;
+                    return Err(format!(
+                        "a bare handshake must follow the login within {window_s} s; use a ticket"
+                    ));
+                }
+                false
+            }
+        };
         if session.relay.is_some() {
             return Err("this session already has a relay".to_owned());
         }
-        let Some(ticket) = ticket else {
-            if self.config.relay_tickets_only {
-                return Err("this server accepts ticketed handshakes only (request code 6)".into());
-            }
-            if session.peer != self.conns[&conn].peer {
-                return Err("no live session for this user from this address".to_owned());
-            }
-            let window_ms = self.config.bare_relay_window_ms;
-            if self.now_ms.saturating_sub(session.login_ms) > window_ms {
-                let window_s = window_ms / 1000;
-                return Err(format!(
-                    "a bare handshake must follow the login within {window_s} s; use a ticket"
-                ));
-            }
-            return Ok((account, false));
-        };
-        let issued = self.tickets.remove(ticket).ok_or("unknown or already used ticket")?;
-        if issued.expires_ms <= self.now_ms {
-            return Err("the ticket has expired".to_owned());
-        }
-        if issued.account != account || issued.session != session.command {
-            return Err("the ticket belongs to another session".to_owned());
-        }
-        Ok((account, true))
+        Ok((account, acks))
     }
 
     fn bind_relay(&mut self, conn: ConnId, account: AccountId, acks: bool) {

@@ -534,6 +534,11 @@ impl Server {
         }
     }
 
+    /// Whether `account` is logged in and has a relay bound.
+    pub fn has_relay(&self, account: AccountId) -> bool {
+        self.sessions.get(&account).is_some_and(|s| s.relay.is_some())
+    }
+
     /// Open connections (including those being closed).
     pub fn connection_count(&self) -> usize {
         self.conns.len()
@@ -542,5 +547,18 @@ impl Server {
     /// Outputs produced but not yet released (waiting for durability).
     pub fn outputs_pending(&self) -> usize {
         self.outbox.len()
+    }
+
+    /// Undecoded bytes buffered for `conn`, if it is open (for memory bounds in tests and fuzzing).
+    pub fn inbound_buffered_len(&self, conn: ConnId) -> Option<usize> {
+        self.conns.get(&conn).map(|c| c.decoder.buffered_len())
+    }
+
+    /// The account the relay `conn` completed its handshake for, even while it is being closed.
+    pub fn relay_account(&self, conn: ConnId) -> Option<AccountId> {
+        match self.conns.get(&conn)?.role {
+            Role::Relay(ref binding) => Some(binding.account),
+            _ => None,
+        }
     }
 }

@@ -1,15 +1,149 @@
-//! Command-line glue for `chatroom` (placeholder until this part is built).
+//! `chatroom server`: flags, logging, Ctrl-C.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Arguments (placeholder).
+use super::{ServerConfig, ServerHandle};
+use crate::auth::HashCost;
+use crate::store::FsyncPolicy;
+
+/// Run the chat server.
+///
+/// Relay handshakes: clients that can should ask for a ticket (request code 6) and open the
+/// relay with `USERNAME\nTICKET`. The bare-username handshake exists for the original client
+/// on trusted hosts: it binds only to a live session of that user from the same address that
+/// logged in moments ago. `--strict-relay` refuses it.
 #[derive(Debug, clap::Args)]
-pub struct ServerArgs {}
+#[command(verbatim_doc_comment)]
+pub struct ServerArgs {
+    /// Address to listen on (loopback by default; use 0.0.0.0 to serve the network).
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub bind: IpAddr,
+    /// Command channel port.
+    #[arg(long, default_value_t = 8084)]
+    pub command_port: u16,
+    /// Relay channel port.
+    #[arg(long, default_value_t = 8086)]
+    pub relay_port: u16,
+    /// Create the original's test accounts tester/abc123 and abc/abc if missing.
+    #[arg(long)]
+    pub demo: bool,
+    /// Accept ticketed relay handshakes only (refuse the original client's bare username).
+    #[arg(long)]
+    pub strict_relay: bool,
+    /// Messages waiting per recipient before sends to it are refused.
+    #[arg(long, default_value_t = 10_000)]
+    pub queue_len_max: usize,
+    /// Open connections in total.
+    #[arg(long, default_value_t = 20_000)]
+    pub connections_max: usize,
+    /// Open connections per client address.
+    #[arg(long, default_value_t = 64)]
+    pub connections_per_peer_max: usize,
+    /// Seconds a new connection has to log in (or complete its relay handshake).
+    #[arg(long, default_value_t = 60)]
+    pub login_deadline_s: u64,
+    /// Largest request body in bytes once logged in (8 KiB applies before).
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub frame_len_max: usize,
+    /// Failed logins per account per minute before it is throttled.
+    #[arg(long, default_value_t = 5)]
+    pub login_failures_max: usize,
+    /// argon2id memory cost in KiB (default: OWASP's 19 MiB).
+    #[arg(long, default_value_t = HashCost::default().memory_kib)]
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations.
+    #[arg(long, default_value_t = HashCost::default().iterations)]
+    pub argon2_iterations: u32,
+    /// Password hashes computed at once (default: cores - 1, at least 1).
+    #[arg(long)]
+    pub hash_jobs_max: Option<usize>,
+    /// Directory of the write-ahead log and snapshots (created if missing).
+    #[arg(long, default_value = "chatroom-data")]
+    pub data_dir: PathBuf,
+    /// `always` fsyncs every group commit before acknowledging it. `never` only writes to the
+    /// OS: a power loss can lose acknowledged messages. For benchmarks and throwaway servers.
+    #[arg(long, value_enum, default_value_t = Fsync::Always)]
+    pub fsync: Fsync,
+    /// Start even if the log is damaged before its tail, discarding everything from the damage
+    /// on (named in the error this flag answers). Acknowledged data will be lost.
+    #[arg(long)]
+    pub accept_data_loss: bool,
+}
+
+/// `--fsync` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fsync {
+    Always,
+    Never,
+}
 
 impl ServerArgs {
-    /// Runs the command.
+    /// Runs the server until Ctrl-C.
     pub fn run(self) -> ExitCode {
-        eprintln!("chatroom: this command is not built yet");
-        ExitCode::from(2)
+        init_logging();
+        let config = self.config();
+        let handle = match ServerHandle::start(config) {
+            Ok(handle) => handle,
+            Err(error) => {
+                eprintln!("chatroom server: cannot start: {error}");
+                return ExitCode::from(1);
+            }
+        };
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+        if let Err(error) = ctrlc::set_handler(move || {
+            let _ = stop_tx.send(());
+        }) {
+            eprintln!("chatroom server: cannot handle Ctrl-C: {error}");
+        }
+        println!(
+            "chatroom server: command {} relay {} (Ctrl-C stops)",
+            handle.command_addr(),
+            handle.relay_addr()
+        );
+        let _ = stop_rx.recv();
+        println!("chatroom server: shutting down");
+        handle.shutdown();
+        ExitCode::SUCCESS
     }
+
+    fn config(&self) -> ServerConfig {
+        let mut config = ServerConfig {
+            command_addr: SocketAddr::new(self.bind, self.command_port),
+            relay_addr: SocketAddr::new(self.bind, self.relay_port),
+            hash_cost: HashCost {
+                memory_kib: self.argon2_memory_kib,
+                iterations: self.argon2_iterations,
+            },
+            demo_accounts: self.demo,
+            data_dir: Some(self.data_dir.clone()),
+            fsync: match self.fsync {
+                Fsync::Always => FsyncPolicy::Always,
+                Fsync::Never => FsyncPolicy::Never,
+            },
+            ..ServerConfig::default()
+        };
+        config.store.accept_data_loss = self.accept_data_loss;
+        if let Some(n) = self.hash_jobs_max {
+            config.hash_jobs_max = n;
+        }
+        let core = &mut config.core;
+        core.relay_tickets_only = self.strict_relay;
+        core.queue_len_max = self.queue_len_max;
+        core.connections_max = self.connections_max;
+        core.connections_per_peer_max = self.connections_per_peer_max;
+        core.login_deadline_ms = self.login_deadline_s * 1000;
+        core.frame_len_max = self.frame_len_max;
+        core.login_failures_max = self.login_failures_max;
+        config
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default `info` level.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -43,9 +43,10 @@ use crate::net::sync::{Condvar, Mutex, MutexGuard};
 ///   then [`Taken::Closed`], and nothing after that (unless it requeues, see below).
 /// - **Requeue**: [`requeue_front`](Self::requeue_front) lets the consumer put back the
 ///   unwritten tail of a batch (a write that failed transiently) so that the next take returns
-///   it first, in its original order, exactly once. It ignores both `len_max` (the items were
-///   already admitted once; at most `len_max` more can be waiting, so the total stays bounded)
-///   and the close (they were accepted before it).
+///   it first, in its original order, exactly once. It ignores the close (the items were
+///   accepted before it) and `len_max` (they were admitted once already): the queue may then
+///   exceed `len_max` by the batch's length, and pushes get `Full` until it drains, which
+///   makes the adapter close the relay, so memory stays bounded.
 ///
 /// # Example
 ///
@@ -135,7 +136,8 @@ impl<T> Mailbox<T> {
         }
     }
 
-    /// Queues `item` for the consumer without blocking.
+    /// Queues `item` for the consumer. Never waits for the consumer (only, briefly, for the
+    /// lock that every method holds for a few instructions).
     ///
     /// # Errors
     ///
@@ -204,8 +206,8 @@ impl<T> Mailbox<T> {
         }
     }
 
-    /// Like [`take_all`](Self::take_all) but never blocks: [`Taken::Open`] may have moved
-    /// nothing. Any thread may call it.
+    /// Like [`take_all`](Self::take_all) but never waits for an item: [`Taken::Open`] may have
+    /// moved nothing. Any thread may call it.
     pub fn try_take_all(&self, out: &mut Vec<T>) -> Taken {
         let mut state = self.lock();
         if state.items.is_empty() && state.closed {
@@ -472,50 +474,41 @@ mod tests {
         assert_eq!(mailbox.take_all(&mut batch), Taken::Closed);
     }
 
+    /// Starts a consumer that meets the caller at a barrier and then calls `take_all` once;
+    /// the receiver yields what that take returned.
+    fn take_once_after_barrier(
+        mailbox: &Arc<Mailbox<u32>>,
+    ) -> (Arc<Barrier>, mpsc::Receiver<(Taken, Vec<u32>)>) {
+        let start = Arc::new(Barrier::new(2));
+        let (done_tx, done_rx) = mpsc::channel();
+        let (mailbox, consumer_start) = (mailbox.clone(), start.clone());
+        thread::spawn(move || {
+            consumer_start.wait();
+            let mut out = Vec::new();
+            let taken = mailbox.take_all(&mut out);
+            done_tx.send((taken, out)).unwrap();
+        });
+        (start, done_rx)
+    }
+
     #[test]
     fn blocked_take_is_woken_by_push() {
         let mailbox = Arc::new(Mailbox::new(4));
-        let start = Arc::new(Barrier::new(2));
-        let consumer = {
-            let (mailbox, start) = (mailbox.clone(), start.clone());
-            move || {
-                start.wait();
-                let mut out = Vec::new();
-                let taken = mailbox.take_all(&mut out);
-                (taken, out)
-            }
-        };
-        let (done_tx, done_rx) = mpsc::channel();
-        thread::spawn(move || done_tx.send(consumer()).unwrap());
+        let (start, done) = take_once_after_barrier(&mailbox);
         start.wait();
         mailbox.push(7).unwrap();
-        let (taken, out) = done_rx
-            .recv_timeout(Duration::from_secs(STUCK_AFTER_S))
-            .expect("the push did not wake the consumer");
-        assert_eq!((taken, out), (Taken::Open, vec![7]));
+        let result = done.recv_timeout(Duration::from_secs(STUCK_AFTER_S));
+        assert_eq!(result, Ok((Taken::Open, vec![7])), "the push did not wake the take");
     }
 
     #[test]
     fn blocked_take_is_woken_by_close() {
-        let mailbox = Arc::new(Mailbox::<u32>::new(4));
-        let start = Arc::new(Barrier::new(2));
-        let consumer = {
-            let (mailbox, start) = (mailbox.clone(), start.clone());
-            move || {
-                start.wait();
-                let mut out = Vec::new();
-                let taken = mailbox.take_all(&mut out);
-                (taken, out)
-            }
-        };
-        let (done_tx, done_rx) = mpsc::channel();
-        thread::spawn(move || done_tx.send(consumer()).unwrap());
+        let mailbox = Arc::new(Mailbox::new(4));
+        let (start, done) = take_once_after_barrier(&mailbox);
         start.wait();
         mailbox.close();
-        let (taken, out) = done_rx
-            .recv_timeout(Duration::from_secs(STUCK_AFTER_S))
-            .expect("the close did not wake the consumer");
-        assert_eq!((taken, out), (Taken::Closed, vec![]));
+        let result = done.recv_timeout(Duration::from_secs(STUCK_AFTER_S));
+        assert_eq!(result, Ok((Taken::Closed, vec![])), "the close did not wake the take");
     }
 
     #[test]

@@ -1,1 +1,79 @@
-//! Persistence of the core's records.
+//! Persistence of the core's records: a write-ahead log with snapshots, and recovery.
+//!
+//! The core emits `Output::Persist { lsn, record }`; its owner hands each record to a store and
+//! feeds back `Input::Durable { lsn }` once every record up to `lsn` survives a crash. On start,
+//! recovery returns the records to replay through the same core. The pieces:
+//!
+//! - [`codec`]: the byte format of records, log frames and snapshot files (total decoding).
+//! - [`disk`]: the [`Disk`] trait (files with explicit sync), [`FsDisk`] and [`MemDisk`].
+//! - [`wal`]: [`Wal`], the log of segment files and snapshots over any disk, and its recovery.
+//! - [`writer`]: [`GroupCommit`], the thread that batches records into one fsync for the server.
+//! - [`memory`]: [`MemoryStore`], which calls everything durable at once (benchmarks, early use).
+//!
+//! **Durability rule:** a record counts as durable only after the fsync of the segment holding it
+//! and, if that segment is new, of the directory naming it. Nothing in this module reads a clock
+//! or an unseeded random source, so the simulator can drive [`Wal`] over [`MemDisk`]
+//! deterministically.
+
+pub mod codec;
+pub mod disk;
+pub mod memory;
+pub mod wal;
+pub mod writer;
+
+pub use disk::{Disk, DiskError, FsDisk, MemDisk};
+pub use memory::MemoryStore;
+pub use wal::{Recovered, RecoveryError, RecoveryWarning, Wal};
+pub use writer::{DurableCallback, GroupCommit};
+
+use crate::core::record::Lsn;
+use thiserror::Error;
+
+/// Whether the group-commit writer fsyncs each batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FsyncPolicy {
+    /// fsync every batch before reporting it durable: survives power loss.
+    #[default]
+    Always,
+    /// Write every batch to the OS but never fsync: survives a process crash, not a power loss.
+    /// For benchmarks and throwaway servers.
+    Never,
+}
+
+/// How the store opens and when it asks for snapshots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// On damage before the end of the log, truncate there (losing what follows) instead of
+    /// refusing to start. Off by default: an operator must choose to lose data.
+    pub accept_data_loss: bool,
+    /// Log bytes written since the last snapshot after which [`Wal::snapshot_due`] says yes.
+    pub snapshot_log_bytes_min: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { accept_data_loss: false, snapshot_log_bytes_min: 64 << 20 }
+    }
+}
+
+/// Why writing to the store failed. Every one of these is fatal for a server: acknowledging a
+/// change that may not be durable would break the write-ahead rule.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    #[error("record cannot be encoded: {0}")]
+    Encode(#[from] codec::EncodeError),
+    #[error("lsn {got:?} appended where {expected:?} was expected")]
+    LsnOutOfOrder { expected: Lsn, got: Lsn },
+    #[error("snapshot at {snapshot:?} requested but the last appended lsn is {last:?}")]
+    SnapshotLsnMismatch { snapshot: Lsn, last: Lsn },
+    #[error("the log failed earlier and refuses further writes: what reached the disk is unknown")]
+    Poisoned,
+    #[error("the group-commit writer has stopped")]
+    WriterStopped,
+    #[error("the group-commit writer panicked")]
+    WriterPanicked,
+    #[error("cannot start the group-commit writer thread: {0}")]
+    Spawn(#[source] std::io::Error),
+}

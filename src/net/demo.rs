@@ -1,0 +1,55 @@
+//! The original's two test accounts, created through the core like any registration.
+
+use super::driver::{Outgoing, Route, Shared};
+use super::hashing::HashPool;
+use super::mailbox::Mailbox;
+use super::sync::Arc;
+use crate::core::{Channel, ConnId, Event, Peer};
+use crate::wire::{encode, HEADER_LEN};
+
+/// The accounts `--demo` creates: the original README's `tester:abc123` and `abc:abc`.
+pub const DEMO_ACCOUNTS: [(&str, &str); 2] = [("tester", "abc123"), ("abc", "abc")];
+
+/// Registers the demo accounts that do not exist yet, over an internal connection that the
+/// listeners' ids (which start at 1) cannot collide with.
+pub(crate) fn create_accounts(shared: &Shared, hashing: &HashPool) {
+    let conn = ConnId(0);
+    let mailbox = Arc::new(Mailbox::new(16));
+    let route = Route { mailbox: mailbox.clone(), stream: None };
+    shared.open(conn, route, Event::Opened { conn, channel: Channel::Command, peer: Peer(0) });
+    for (name, password) in DEMO_ACCOUNTS {
+        if shared.with_server(|s| s.account_id(name).is_some()) {
+            continue;
+        }
+        let mut frame = Vec::new();
+        encode(format!("3\n{name}\n{password}").as_bytes(), &mut frame);
+        shared.handle(Event::Received { conn, bytes: &frame });
+        let mut items = Vec::new();
+        loop {
+            let awaiting = shared.awaiting_reply(conn);
+            let _ = if awaiting {
+                mailbox.take_all(&mut items)
+            } else {
+                mailbox.try_take_all(&mut items)
+            };
+            for item in items.drain(..) {
+                match item {
+                    Outgoing::Password(job) => {
+                        let outcome = hashing.run(&job);
+                        shared.handle(Event::PasswordDone { job: job.job, outcome });
+                    }
+                    Outgoing::Frame(reply) => {
+                        let reply =
+                            String::from_utf8_lossy(&reply[HEADER_LEN..]).replace('\n', " ");
+                        tracing::info!(name, %reply, "demo account");
+                    }
+                    Outgoing::Push { .. } => {}
+                }
+            }
+            if !awaiting {
+                break;
+            }
+        }
+    }
+    shared.close(conn);
+}

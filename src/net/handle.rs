@@ -1,0 +1,127 @@
+//! [`ServerHandle`]: starts the adapter (listeners, timer, core), and shuts it down cleanly.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use super::config::ServerConfig;
+use super::demo;
+use super::driver::{MemorySink, RecordSink, Shared};
+use super::hashing::HashPool;
+use super::listener::Acceptor;
+use super::persist::{self, Durability};
+use super::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use super::sync::Arc;
+use super::threads::Threads;
+use super::timer;
+use crate::auth::Hasher;
+use crate::core::{Channel, Server};
+
+/// A running server. Dropping it without [`ServerHandle::shutdown`] leaves it running.
+pub struct ServerHandle {
+    acceptor: Arc<Acceptor>,
+    command_addr: SocketAddr,
+    relay_addr: SocketAddr,
+    service_threads: Threads,
+    durability: Arc<Durability>,
+}
+
+impl ServerHandle {
+    /// Binds both ports and starts serving.
+    pub fn start(config: ServerConfig) -> io::Result<ServerHandle> {
+        let hasher = Hasher::new(config.hash_cost)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let rng = match config.seed {
+            Some(seed) => ChaCha20Rng::seed_from_u64(seed),
+            None => ChaCha20Rng::from_entropy(),
+        };
+        let durability = Arc::new(Durability::default());
+        let (server, sink): (Server, Box<dyn RecordSink>) = match &config.data_dir {
+            None => (Server::new(config.core.clone(), rng), Box::new(MemorySink)),
+            Some(dir) => {
+                let core = config.core.clone();
+                let (server, sink) =
+                    persist::open(dir, config.fsync, config.store, core, rng, durability.clone())?;
+                (server, Box::new(sink))
+            }
+        };
+        let shared = Arc::new(Shared::new(server, sink));
+        let service_threads = Threads::new(256 * 1024);
+        {
+            let (shared, durability) = (shared.clone(), durability.clone());
+            service_threads.spawn("durability", move || durability.run(&shared))?;
+        }
+        let hashing = Arc::new(HashPool::new(hasher, config.hash_jobs_max));
+        if config.demo_accounts {
+            demo::create_accounts(&shared, &hashing);
+        }
+        let command = TcpListener::bind(config.command_addr)?;
+        let relay = TcpListener::bind(config.relay_addr)?;
+        let (command_addr, relay_addr) = (command.local_addr()?, relay.local_addr()?);
+        let acceptor = Arc::new(Acceptor {
+            shared: shared.clone(),
+            hashing,
+            threads: Threads::new(config.thread_stack_bytes),
+            next_conn: AtomicU64::new(1),
+            stopping: AtomicBool::new(false),
+            // The core keeps at most a window of pushes in flight per relay; the rest is slack
+            // for failure frames.
+            mailbox_len_max: config.core.push_window_len + 64,
+            write_timeout_ms: config.write_timeout_ms,
+        });
+        for (listener, channel) in [(command, Channel::Command), (relay, Channel::Relay)] {
+            let acceptor = acceptor.clone();
+            service_threads.spawn("accept", move || acceptor.run(listener, channel))?;
+        }
+        service_threads.spawn("timer", move || timer::run(&shared))?;
+        tracing::info!(%command_addr, %relay_addr, "chatroom server listening");
+        Ok(ServerHandle { acceptor, command_addr, relay_addr, service_threads, durability })
+    }
+
+    /// The command channel's bound address.
+    pub fn command_addr(&self) -> SocketAddr {
+        self.command_addr
+    }
+
+    /// The relay channel's bound address.
+    pub fn relay_addr(&self) -> SocketAddr {
+        self.relay_addr
+    }
+
+    /// Messages waiting for `name`, if such an account exists (for operators and tests).
+    pub fn queue_len(&self, name: &str) -> Option<usize> {
+        self.acceptor.shared.with_server(|server| {
+            server.account_id(name).map(|account| server.queued_ids(account).len())
+        })
+    }
+
+    /// Whether `name` is logged in with a relay bound (for operators and tests).
+    pub fn has_relay(&self, name: &str) -> bool {
+        self.acceptor.shared.with_server(|server| {
+            server.account_id(name).is_some_and(|account| server.has_relay(account))
+        })
+    }
+
+    /// Connection threads currently running (two or three per client).
+    pub fn connection_threads(&self) -> usize {
+        self.acceptor.threads.live()
+    }
+
+    /// Stops accepting, closes every connection, and waits for every thread to end.
+    pub fn shutdown(self) {
+        self.acceptor.stopping.store(true, Ordering::Release);
+        // A blocking accept only returns on a connection: make one to each port.
+        for addr in [self.command_addr, self.relay_addr] {
+            let _ = TcpStream::connect(addr);
+        }
+        self.acceptor.shared.close_all();
+        self.acceptor.threads.wait_all();
+        self.acceptor.shared.shutdown_store();
+        self.durability.stop();
+        self.acceptor.shared.timer.stop();
+        self.service_threads.wait_all();
+        tracing::info!("chatroom server stopped");
+    }
+}

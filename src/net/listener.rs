@@ -1,0 +1,103 @@
+//! The accept loops of the two ports: each accepted socket gets a connection id, a mailbox and
+//! its threads (one for a command connection, a writer and a reader for a relay).
+
+use std::io;
+use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
+use std::time::Duration;
+
+use super::command::CommandConn;
+use super::driver::{Outgoing, Route, Shared};
+use super::hashing::HashPool;
+use super::mailbox::Mailbox;
+use super::relay::RelayConn;
+use super::socket::{self, SharedSocket};
+use super::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use super::sync::Arc;
+use super::threads::Threads;
+use crate::core::{Channel, ConnId, Event, Peer};
+
+/// What every accept loop shares.
+pub(crate) struct Acceptor {
+    pub shared: Arc<Shared>,
+    pub hashing: Arc<HashPool>,
+    pub threads: Threads,
+    pub next_conn: AtomicU64,
+    pub stopping: AtomicBool,
+    pub mailbox_len_max: usize,
+    pub write_timeout_ms: u64,
+}
+
+impl Acceptor {
+    /// Accepts until [`Acceptor::stopping`] is set (then one wake-up connection ends the wait).
+    pub fn run(&self, listener: TcpListener, channel: Channel) {
+        for stream in listener.incoming() {
+            if self.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            match stream {
+                Ok(stream) => self.accept(stream, channel),
+                // Out of file descriptors, or the peer gave up before accept: keep serving.
+                Err(error) => {
+                    tracing::warn!(%error, ?channel, "accept failed");
+                    if error.raw_os_error() == Some(24) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+            }
+        }
+    }
+
+    fn accept(&self, stream: TcpStream, channel: Channel) {
+        let peer = match stream.peer_addr() {
+            Ok(addr) => peer_of(addr.ip()),
+            Err(_) => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(Duration::from_millis(self.write_timeout_ms.max(1))));
+        let conn = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
+        let stream = socket::share(stream);
+        let mailbox = Arc::new(Mailbox::new(self.mailbox_len_max));
+        let route = Route { mailbox: mailbox.clone(), stream: Some(stream.clone()) };
+        self.shared.open(conn, route, Event::Opened { conn, channel, peer });
+        if let Err(error) = self.spawn(conn, channel, stream.clone(), mailbox) {
+            tracing::error!(%error, ?conn, "cannot start a connection thread; dropping the connection");
+            stream.shutdown(Shutdown::Both);
+            self.shared.close(conn);
+        }
+    }
+
+    fn spawn(
+        &self,
+        conn: ConnId,
+        channel: Channel,
+        stream: SharedSocket,
+        mailbox: Arc<Mailbox<Outgoing>>,
+    ) -> io::Result<()> {
+        let shared = self.shared.clone();
+        match channel {
+            Channel::Command => {
+                let hashing = self.hashing.clone();
+                let command = CommandConn { shared, hashing, conn, stream, mailbox };
+                self.threads.spawn("command", move || command.run())
+            }
+            Channel::Relay => {
+                let relay = Arc::new(RelayConn { shared, conn, stream, mailbox });
+                let (writer, reader) = (relay.clone(), relay.clone());
+                self.threads.spawn("relay", move || writer.write_loop())?;
+                self.threads.spawn("relay-read", move || reader.read_loop()).inspect_err(|_| {
+                    // The writer is already running: closing its mailbox ends it.
+                    relay.mailbox.close();
+                })
+            }
+        }
+    }
+}
+
+/// The core's opaque peer: the address as an IPv6 number, IPv4 mapped into it.
+pub(crate) fn peer_of(ip: IpAddr) -> Peer {
+    let v6 = match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    };
+    Peer(u128::from(v6))
+}

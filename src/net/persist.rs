@@ -1,0 +1,145 @@
+//! The file store behind the adapter: recovery at start, group commit while running.
+//!
+//! The group-commit writer reports durability through a callback on its own thread. That
+//! callback must never take the core's lock: a thread holding the lock may be blocked in
+//! `submit` waiting for room in the writer's queue, which only the writer can make. So the
+//! callback only records the durable lsn, and a durability thread feeds it to the core.
+
+use std::io;
+use std::path::Path;
+
+use rand_chacha::ChaCha20Rng;
+
+use super::driver::{RecordSink, Shared};
+use super::sync::{Arc, Condvar, Mutex};
+use crate::core::{self, Event, Lsn, Record, Server};
+use crate::store::{FsDisk, FsyncPolicy, GroupCommit, StoreError, StoreOptions, Wal};
+
+/// Records go to the write-ahead log through the group-commit writer.
+pub(crate) struct WalSink {
+    writer: Option<GroupCommit>,
+}
+
+impl RecordSink for WalSink {
+    fn persist(&mut self, lsn: Lsn, record: Record) {
+        let writer = self.writer.as_ref().expect("persist after shutdown");
+        if let Err(error) = writer.submit(lsn, record) {
+            fatal(&error);
+        }
+    }
+
+    fn is_synchronous(&self) -> bool {
+        false
+    }
+
+    fn snapshot_due(&self) -> bool {
+        self.writer.as_ref().is_some_and(GroupCommit::snapshot_due)
+    }
+
+    fn request_snapshot(&mut self, lsn: Lsn, records: Vec<Record>) {
+        let writer = self.writer.as_ref().expect("snapshot after shutdown");
+        if let Err(error) = writer.request_snapshot(lsn, records) {
+            fatal(&error);
+        }
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            if let Err(error) = writer.shutdown() {
+                fatal(&error);
+            }
+        }
+    }
+}
+
+/// A log that cannot be written leaves the server unable to acknowledge anything, and after a
+/// failed fsync the file's contents are unknown. As databases do, stop at once: recovery from
+/// the log on the next start is the only safe way on.
+fn fatal(error: &StoreError) -> ! {
+    tracing::error!(%error, "the write-ahead log failed; stopping the server");
+    eprintln!("chatroom: the write-ahead log failed: {error}; stopping (restart recovers)");
+    std::process::abort();
+}
+
+/// The latest durable lsn, handed from the writer's callback to the durability thread.
+#[derive(Default)]
+pub(crate) struct Durability {
+    state: Mutex<DurableState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct DurableState {
+    lsn: Lsn,
+    stop: bool,
+}
+
+impl Durability {
+    fn report(&self, lsn: Lsn) {
+        let mut state = self.state.lock().expect("durability lock");
+        state.lsn = state.lsn.max(lsn);
+        self.changed.notify_one();
+    }
+
+    pub fn stop(&self) {
+        self.state.lock().expect("durability lock").stop = true;
+        self.changed.notify_one();
+    }
+
+    /// The durability thread's body: feeds each new durable lsn to the core until stopped.
+    pub fn run(&self, shared: &Shared) {
+        let mut fed = Lsn(0);
+        loop {
+            let lsn = {
+                let mut state = self.state.lock().expect("durability lock");
+                while state.lsn <= fed && !state.stop {
+                    state = self.changed.wait(state).expect("durability lock");
+                }
+                if state.lsn <= fed {
+                    return;
+                }
+                state.lsn
+            };
+            shared.handle(Event::Durable { lsn });
+            fed = lsn;
+        }
+    }
+}
+
+/// Opens (or creates) the store in `dir`, recovers the server from it, and starts the writer.
+pub(crate) fn open(
+    dir: &Path,
+    fsync: FsyncPolicy,
+    options: StoreOptions,
+    config: core::Config,
+    rng: ChaCha20Rng,
+    durability: Arc<Durability>,
+) -> io::Result<(Server, WalSink)> {
+    let started = std::time::Instant::now();
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+    let disk = FsDisk::open(dir).map_err(|e| io::Error::other(e.to_string()))?;
+    let (wal, recovered) = Wal::open(disk, options)
+        .map_err(|e| invalid(format!("{e} (in {}); see --accept-data-loss", dir.display())))?;
+    for warning in &recovered.warnings {
+        tracing::warn!(%warning, "recovery");
+    }
+    let records_len = recovered.records.len();
+    let (snapshot_lsn, last_lsn) = (recovered.snapshot_lsn, recovered.last_lsn);
+    let server = Server::recover(config, rng, recovered.records, last_lsn)
+        .map_err(|e| invalid(format!("{e} (in {})", dir.display())))?;
+    tracing::info!(
+        dir = %dir.display(),
+        records = records_len,
+        snapshot_lsn = snapshot_lsn.0,
+        last_lsn = last_lsn.0,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "recovered"
+    );
+    let callback = Box::new(move |report: Result<Lsn, &StoreError>| match report {
+        Ok(lsn) => durability.report(lsn),
+        Err(error) => fatal(error),
+    });
+    let writer =
+        GroupCommit::spawn(wal, fsync, callback).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok((server, WalSink { writer: Some(writer) }))
+}

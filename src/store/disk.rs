@@ -1,0 +1,506 @@
+//! The file-level disk the log is written to, with sync semantics spelled out, and two disks:
+//! [`FsDisk`] (a real directory) and [`MemDisk`] (memory, with crashes that lose what was not
+//! synced, for tests and the simulator).
+//!
+//! The contract every implementation keeps, and the log relies on:
+//!
+//! - Writes (`append`, `write_new`, `truncate`) change a file's contents at once for readers,
+//!   but survive a crash only after `sync(name)` of that file.
+//! - Directory changes (`write_new` creating a name, `rename`, `remove`) survive a crash only
+//!   after `sync_dir()`. Until then a crash may undo any suffix of them.
+//! - After a crash, an unsynced tail of appended bytes may be partly kept (a torn write).
+//! - Names are plain file names: no path separators, not `.` or `..`, not empty.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use rand::Rng;
+use thiserror::Error;
+
+/// A disk operation that failed, naming the operation and the file.
+#[derive(Debug, Error)]
+#[error("disk {op} of {name:?} failed: {source}")]
+pub struct DiskError {
+    pub op: &'static str,
+    pub name: String,
+    #[source]
+    pub source: io::Error,
+}
+
+impl DiskError {
+    fn new(op: &'static str, name: &str, source: io::Error) -> Self {
+        DiskError { op, name: name.to_owned(), source }
+    }
+
+    /// Whether the failure was that the file does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.source.kind() == io::ErrorKind::NotFound
+    }
+}
+
+/// A flat directory of files with explicit durability. See the module docs for the contract.
+pub trait Disk {
+    /// Names of all files, sorted.
+    fn list(&self) -> Result<Vec<String>, DiskError>;
+    /// The whole current contents of a file.
+    fn read(&self, name: &str) -> Result<Vec<u8>, DiskError>;
+    /// Appends to an existing file.
+    fn append(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError>;
+    /// Makes the file's contents durable (not its name: see [`Disk::sync_dir`]).
+    fn sync(&mut self, name: &str) -> Result<(), DiskError>;
+    /// Creates a file that must not exist yet, with these contents.
+    fn write_new(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError>;
+    /// Renames a file, replacing `to` if it exists.
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError>;
+    /// Makes every create, rename and remove so far durable.
+    fn sync_dir(&mut self) -> Result<(), DiskError>;
+    /// Removes a file.
+    fn remove(&mut self, name: &str) -> Result<(), DiskError>;
+    /// Sets a file's length to `len` bytes: cuts it, or extends it with zeros.
+    fn truncate(&mut self, name: &str, len: u64) -> Result<(), DiskError>;
+}
+
+/// Lets a caller lend a disk to a [`super::Wal`] and keep it, for instance to crash it after a
+/// recovery that failed half-way.
+impl<D: Disk + ?Sized> Disk for &mut D {
+    fn list(&self) -> Result<Vec<String>, DiskError> {
+        (**self).list()
+    }
+    fn read(&self, name: &str) -> Result<Vec<u8>, DiskError> {
+        (**self).read(name)
+    }
+    fn append(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
+        (**self).append(name, bytes)
+    }
+    fn sync(&mut self, name: &str) -> Result<(), DiskError> {
+        (**self).sync(name)
+    }
+    fn write_new(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
+        (**self).write_new(name, bytes)
+    }
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {
+        (**self).rename(from, to)
+    }
+    fn sync_dir(&mut self) -> Result<(), DiskError> {
+        (**self).sync_dir()
+    }
+    fn remove(&mut self, name: &str) -> Result<(), DiskError> {
+        (**self).remove(name)
+    }
+    fn truncate(&mut self, name: &str, len: u64) -> Result<(), DiskError> {
+        (**self).truncate(name, len)
+    }
+}
+
+fn check_name(op: &'static str, name: &str) -> Result<(), DiskError> {
+    let plain =
+        !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+    if plain {
+        Ok(())
+    } else {
+        let source = io::Error::new(io::ErrorKind::InvalidInput, "not a plain file name");
+        Err(DiskError::new(op, name, source))
+    }
+}
+
+/// A real directory. Files are synced with `fdatasync`, the directory itself with `fsync`.
+#[derive(Debug)]
+pub struct FsDisk {
+    dir: PathBuf,
+    /// Files opened for appending, kept open so a batch costs one `write` and one `fdatasync`.
+    handles: BTreeMap<String, File>,
+}
+
+impl FsDisk {
+    /// Opens (creating it if needed) the directory `dir`.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, DiskError> {
+        let dir = dir.into();
+        let shown = dir.display().to_string();
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(|e| DiskError::new("create_dir", &shown, e))?;
+            // A new directory's own name is durable only once its parent is synced.
+            let parent = match dir.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent,
+                _ => std::path::Path::new("."),
+            };
+            let parent_file =
+                File::open(parent).map_err(|e| DiskError::new("sync_dir", &shown, e))?;
+            parent_file.sync_all().map_err(|e| DiskError::new("sync_dir", &shown, e))?;
+        }
+        Ok(FsDisk { dir, handles: BTreeMap::new() })
+    }
+
+    /// The directory this disk lives in.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    fn handle(&mut self, op: &'static str, name: &str) -> Result<&mut File, DiskError> {
+        check_name(op, name)?;
+        if !self.handles.contains_key(name) {
+            let file = OpenOptions::new()
+                .append(true)
+                .open(self.dir.join(name))
+                .map_err(|e| DiskError::new(op, name, e))?;
+            self.handles.insert(name.to_owned(), file);
+        }
+        Ok(self.handles.get_mut(name).expect("inserted above"))
+    }
+}
+
+impl Disk for FsDisk {
+    fn list(&self) -> Result<Vec<String>, DiskError> {
+        let shown = self.dir.display().to_string();
+        let entries = fs::read_dir(&self.dir).map_err(|e| DiskError::new("list", &shown, e))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| DiskError::new("list", &shown, e))?;
+            let file_type = entry.file_type().map_err(|e| DiskError::new("list", &shown, e))?;
+            // Names that are not UTF-8 cannot be ours; skip rather than fail.
+            if let (true, Ok(name)) = (file_type.is_file(), entry.file_name().into_string()) {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn read(&self, name: &str) -> Result<Vec<u8>, DiskError> {
+        check_name("read", name)?;
+        fs::read(self.dir.join(name)).map_err(|e| DiskError::new("read", name, e))
+    }
+
+    fn append(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
+        self.handle("append", name)?.write_all(bytes).map_err(|e| DiskError::new("append", name, e))
+    }
+
+    fn sync(&mut self, name: &str) -> Result<(), DiskError> {
+        self.handle("sync", name)?.sync_data().map_err(|e| DiskError::new("sync", name, e))
+    }
+
+    fn write_new(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
+        check_name("write_new", name)?;
+        let mut file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(self.dir.join(name))
+            .map_err(|e| DiskError::new("write_new", name, e))?;
+        file.write_all(bytes).map_err(|e| DiskError::new("write_new", name, e))?;
+        self.handles.insert(name.to_owned(), file);
+        Ok(())
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {
+        check_name("rename", from)?;
+        check_name("rename", to)?;
+        self.handles.remove(from);
+        self.handles.remove(to);
+        fs::rename(self.dir.join(from), self.dir.join(to))
+            .map_err(|e| DiskError::new("rename", from, e))
+    }
+
+    fn sync_dir(&mut self) -> Result<(), DiskError> {
+        let shown = self.dir.display().to_string();
+        let dir = File::open(&self.dir).map_err(|e| DiskError::new("sync_dir", &shown, e))?;
+        dir.sync_all().map_err(|e| DiskError::new("sync_dir", &shown, e))
+    }
+
+    fn remove(&mut self, name: &str) -> Result<(), DiskError> {
+        check_name("remove", name)?;
+        self.handles.remove(name);
+        fs::remove_file(self.dir.join(name)).map_err(|e| DiskError::new("remove", name, e))
+    }
+
+    fn truncate(&mut self, name: &str, len: u64) -> Result<(), DiskError> {
+        self.handle("truncate", name)?.set_len(len).map_err(|e| DiskError::new("truncate", name, e))
+    }
+}
+
+type FileId = u64;
+
+#[derive(Clone, Debug, Default)]
+struct MemFile {
+    data: Vec<u8>,
+    /// The contents as of the last `sync` of this file: what a crash falls back to.
+    data_durable: Vec<u8>,
+}
+
+/// An in-memory disk that knows what is synced, for tests and the simulator.
+///
+/// [`MemDisk::crash`] keeps exactly what the [`Disk`] contract promises and, chosen by the
+/// caller's generator, some of what it does not: a prefix of the directory changes since the
+/// last `sync_dir`, and for each file a prefix (possibly empty, possibly cut mid-record) of the
+/// bytes appended since its last `sync`. Everything is ordered (`BTreeMap`), so the same
+/// operations and the same generator give the same disk.
+#[derive(Clone, Debug, Default)]
+pub struct MemDisk {
+    files: BTreeMap<FileId, MemFile>,
+    names: BTreeMap<String, FileId>,
+    names_durable: BTreeMap<String, FileId>,
+    /// The namespace after each directory change since the last `sync_dir`, oldest first.
+    names_pending: Vec<BTreeMap<String, FileId>>,
+    file_id_next: FileId,
+}
+
+impl MemDisk {
+    /// An empty disk.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Simulates a power loss, then a reboot: see the type's docs for what survives.
+    pub fn crash<R: Rng + ?Sized>(&mut self, rng: &mut R) {
+        let kept = rng.gen_range(0..=self.names_pending.len());
+        let names = match kept {
+            0 => self.names_durable.clone(),
+            k => self.names_pending[k - 1].clone(),
+        };
+        let mut files = BTreeMap::new();
+        for (&id, file) in &self.files {
+            if names.values().any(|&named| named == id) {
+                let data = Self::crash_contents(file, rng);
+                files.insert(id, MemFile { data: data.clone(), data_durable: data });
+            }
+        }
+        self.files = files;
+        self.names_durable = names.clone();
+        self.names = names;
+        self.names_pending.clear();
+    }
+
+    /// Bytes of `name` that a crash now would certainly keep, if its name survives.
+    pub fn synced_len(&self, name: &str) -> Option<usize> {
+        let id = self.names.get(name)?;
+        self.files.get(id).map(|file| file.data_durable.len())
+    }
+
+    /// Overwrites one byte in place, as a failing disk would; for corruption tests.
+    pub fn corrupt(&mut self, name: &str, offset: usize, byte: u8) -> Result<(), DiskError> {
+        let file = self.file_mut("corrupt", name)?;
+        match file.data.get_mut(offset) {
+            Some(b) => {
+                *b = byte;
+                file.data_durable = file.data.clone();
+                Ok(())
+            }
+            None => Err(DiskError::new("corrupt", name, io::ErrorKind::UnexpectedEof.into())),
+        }
+    }
+
+    fn crash_contents<R: Rng + ?Sized>(file: &MemFile, rng: &mut R) -> Vec<u8> {
+        let mut data = file.data_durable.clone();
+        if let Some(tail) = file.data.strip_prefix(file.data_durable.as_slice()) {
+            // Half the time nothing unsynced survives; otherwise a random prefix of it does.
+            if !tail.is_empty() && rng.gen_bool(0.5) {
+                let kept = rng.gen_range(0..=tail.len());
+                data.extend_from_slice(&tail[..kept]);
+            }
+        }
+        data
+    }
+
+    fn file(&self, op: &'static str, name: &str) -> Result<&MemFile, DiskError> {
+        check_name(op, name)?;
+        self.names
+            .get(name)
+            .and_then(|id| self.files.get(id))
+            .ok_or_else(|| DiskError::new(op, name, io::ErrorKind::NotFound.into()))
+    }
+
+    fn file_mut(&mut self, op: &'static str, name: &str) -> Result<&mut MemFile, DiskError> {
+        check_name(op, name)?;
+        self.names
+            .get(name)
+            .and_then(|id| self.files.get_mut(id))
+            .ok_or_else(|| DiskError::new(op, name, io::ErrorKind::NotFound.into()))
+    }
+
+    fn names_changed(&mut self) {
+        self.names_pending.push(self.names.clone());
+    }
+}
+
+impl Disk for MemDisk {
+    fn list(&self) -> Result<Vec<String>, DiskError> {
+        Ok(self.names.keys().cloned().collect())
+    }
+
+    fn read(&self, name: &str) -> Result<Vec<u8>, DiskError> {
+        Ok(self.file("read", name)?.data.clone())
+    }
+
+    fn append(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
+        self.file_mut("append", name)?.data.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn sync(&mut self, name: &str) -> Result<(), DiskError> {
+        let file = self.file_mut("sync", name)?;
+        file.data_durable = file.data.clone();
+        Ok(())
+    }
+
+    fn write_new(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
+        check_name("write_new", name)?;
+        if self.names.contains_key(name) {
+            return Err(DiskError::new("write_new", name, io::ErrorKind::AlreadyExists.into()));
+        }
+        let id = self.file_id_next;
+        self.file_id_next += 1;
+        self.files.insert(id, MemFile { data: bytes.to_vec(), data_durable: Vec::new() });
+        self.names.insert(name.to_owned(), id);
+        self.names_changed();
+        Ok(())
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {
+        check_name("rename", to)?;
+        self.file("rename", from)?;
+        let id = self.names.remove(from).expect("checked above");
+        self.names.insert(to.to_owned(), id);
+        self.names_changed();
+        Ok(())
+    }
+
+    fn sync_dir(&mut self) -> Result<(), DiskError> {
+        self.names_durable = self.names.clone();
+        self.names_pending.clear();
+        let names = &self.names;
+        self.files.retain(|id, _| names.values().any(|named| named == id));
+        Ok(())
+    }
+
+    fn remove(&mut self, name: &str) -> Result<(), DiskError> {
+        self.file("remove", name)?;
+        self.names.remove(name);
+        self.names_changed();
+        Ok(())
+    }
+
+    fn truncate(&mut self, name: &str, len: u64) -> Result<(), DiskError> {
+        let file = self.file_mut("truncate", name)?;
+        let len = usize::try_from(len)
+            .map_err(|_| DiskError::new("truncate", name, io::ErrorKind::InvalidInput.into()))?;
+        // Like set_len: a longer length extends the file with zeros.
+        file.data.resize(len, 0);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// A fresh directory under the system temp dir, removed when dropped.
+    pub(crate) struct TempDir(pub(crate) PathBuf);
+
+    impl TempDir {
+        pub(crate) fn new(label: &str) -> Self {
+            use std::sync::atomic::{AtomicU64, Ordering};
+            static COUNTER: AtomicU64 = AtomicU64::new(0);
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir()
+                .join(format!("chatroom-store-{label}-{}-{n}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn exercise(disk: &mut impl Disk) {
+        disk.write_new("a", b"hello").expect("write_new");
+        assert!(disk.write_new("a", b"again").is_err(), "write_new must refuse an existing name");
+        disk.append("a", b" world").expect("append");
+        disk.sync("a").expect("sync");
+        assert_eq!(disk.read("a").expect("read"), b"hello world");
+        disk.truncate("a", 5).expect("truncate");
+        disk.append("a", b"!").expect("append after truncate");
+        assert_eq!(disk.read("a").expect("read"), b"hello!");
+        disk.write_new("b", b"").expect("write_new empty");
+        disk.rename("a", "b").expect("rename over");
+        disk.sync_dir().expect("sync_dir");
+        assert_eq!(disk.list().expect("list"), vec!["b".to_owned()]);
+        assert_eq!(disk.read("b").expect("read"), b"hello!");
+        assert!(disk.read("a").expect_err("gone").is_not_found());
+        assert!(disk.append("a", b"x").expect_err("gone").is_not_found());
+        disk.remove("b").expect("remove");
+        assert!(disk.list().expect("list").is_empty());
+        assert!(disk.read("../etc").is_err(), "path names must be refused");
+    }
+
+    #[test]
+    fn fs_disk_keeps_the_contract() {
+        let dir = TempDir::new("disk");
+        exercise(&mut FsDisk::open(&dir.0).expect("open"));
+    }
+
+    #[test]
+    fn mem_disk_keeps_the_contract() {
+        exercise(&mut MemDisk::new());
+    }
+
+    #[test]
+    fn mem_disk_crash_keeps_synced_bytes_and_a_prefix_of_the_rest() {
+        let mut torn = 0;
+        for seed in 0..200 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut disk = MemDisk::new();
+            disk.write_new("log", b"synced").expect("write_new");
+            disk.sync("log").expect("sync");
+            disk.sync_dir().expect("sync_dir");
+            disk.append("log", b"-unsynced").expect("append");
+            disk.crash(&mut rng);
+            let data = disk.read("log").expect("synced file survives");
+            assert!(b"synced-unsynced".starts_with(&data), "seed {seed}: {data:?}");
+            assert!(data.starts_with(b"synced"), "seed {seed}: synced bytes lost");
+            torn += usize::from(data.len() > 6 && data.len() < 15);
+        }
+        assert!(torn > 0, "no seed produced a torn tail");
+    }
+
+    #[test]
+    fn mem_disk_crash_may_lose_an_unsynced_create_or_rename() {
+        let (mut lost_create, mut lost_rename) = (false, false);
+        for seed in 0..100 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut disk = MemDisk::new();
+            disk.write_new("tmp", b"x").expect("write_new");
+            disk.sync("tmp").expect("sync");
+            disk.rename("tmp", "final").expect("rename");
+            disk.crash(&mut rng);
+            match disk.list().expect("list").as_slice() {
+                [] => lost_create = true,
+                [only] if only == "tmp" => lost_rename = true,
+                [only] => assert_eq!(only, "final"),
+                other => panic!("seed {seed}: impossible namespace {other:?}"),
+            }
+        }
+        assert!(lost_create && lost_rename);
+    }
+
+    #[test]
+    fn mem_disk_crash_is_deterministic() {
+        let run = |seed| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut disk = MemDisk::new();
+            for i in 0..5u8 {
+                let name = format!("f{i}");
+                disk.write_new(&name, &[i; 3]).expect("write_new");
+                disk.append(&name, &[i; 40]).expect("append");
+            }
+            disk.crash(&mut rng);
+            let names = disk.list().expect("list");
+            names.iter().map(|n| (n.clone(), disk.read(n).expect("read"))).collect::<Vec<_>>()
+        };
+        assert_eq!(run(7), run(7));
+    }
+}

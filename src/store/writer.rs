@@ -1,0 +1,300 @@
+//! [`GroupCommit`]: the thread that writes the real server's log, one fsync per batch.
+//!
+//! The server submits each record as the core emits it and goes on; the writer drains everything
+//! queued, appends it, syncs once and reports the last lsn of the batch durable. Under load a
+//! batch grows to whatever arrived during the previous fsync, so the fsync cost is shared by
+//! many records without any timer. A failed write is fatal: the writer reports it through the
+//! callback, stops, and every later call returns an error, since acknowledging a change that may
+//! not be on disk would break the write-ahead rule.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use super::disk::Disk;
+use super::wal::Wal;
+use super::{FsyncPolicy, StoreError};
+use crate::core::record::{Lsn, Record};
+
+/// Submissions the queue holds before [`GroupCommit::submit`] blocks: back-pressure on a
+/// server that produces records faster than the disk takes them.
+pub const QUEUE_LEN_MAX: usize = 65_536;
+
+/// Records appended before a batch is committed even if more are queued, bounding the memory
+/// one batch buffers and the delay before its first record is reported.
+pub const BATCH_LEN_MAX: usize = 4_096;
+
+/// Told `Ok(lsn)` after each batch (every record up to `lsn` is durable), or `Err` once if the
+/// writer fails, after which it stops. Runs on the writer thread: it must not call
+/// [`GroupCommit::submit`], which could wait on a full queue that only this thread drains.
+pub type DurableCallback = Box<dyn FnMut(Result<Lsn, &StoreError>) + Send>;
+
+enum Command {
+    Record(Lsn, Record),
+    Snapshot(Lsn, Vec<Record>),
+    Shutdown,
+}
+
+/// The group-commit writer thread and the handle to feed it.
+#[derive(Debug)]
+pub struct GroupCommit {
+    sender: SyncSender<Command>,
+    thread: Option<JoinHandle<Result<(), StoreError>>>,
+    log_bytes_since_snapshot: Arc<AtomicU64>,
+    snapshot_log_bytes_min: u64,
+}
+
+impl GroupCommit {
+    /// Starts the writer thread, which owns `wal` from now on.
+    pub fn spawn<D: Disk + Send + 'static>(
+        wal: Wal<D>,
+        fsync: FsyncPolicy,
+        mut on_durable: DurableCallback,
+    ) -> Result<Self, StoreError> {
+        let (sender, receiver) = mpsc::sync_channel(QUEUE_LEN_MAX);
+        let log_bytes_since_snapshot = Arc::new(AtomicU64::new(wal.log_bytes_since_snapshot()));
+        let snapshot_log_bytes_min = wal.options().snapshot_log_bytes_min;
+        let log_bytes = Arc::clone(&log_bytes_since_snapshot);
+        let thread = thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                let result = run(wal, fsync, &receiver, &mut on_durable, &log_bytes);
+                if let Err(error) = &result {
+                    tracing::error!(%error, "the log writer failed and stopped");
+                    on_durable(Err(error));
+                }
+                result
+            })
+            .map_err(StoreError::Spawn)?;
+        Ok(GroupCommit {
+            sender,
+            thread: Some(thread),
+            log_bytes_since_snapshot,
+            snapshot_log_bytes_min,
+        })
+    }
+
+    /// Queues `record` as `lsn`. Lsns must be submitted in order, from one thread at a time (or
+    /// under the lock that orders them). Blocks while the queue is full.
+    pub fn submit(&self, lsn: Lsn, record: Record) -> Result<(), StoreError> {
+        self.send(Command::Record(lsn, record))
+    }
+
+    /// Queues a snapshot of the state as of `lsn`, the last lsn submitted before it; it is
+    /// written after those records, and replaces the log they are in.
+    pub fn request_snapshot(&self, lsn: Lsn, records: Vec<Record>) -> Result<(), StoreError> {
+        self.send(Command::Snapshot(lsn, records))
+    }
+
+    /// Bytes logged since the last snapshot, as of the last batch committed.
+    pub fn log_bytes_since_snapshot(&self) -> u64 {
+        self.log_bytes_since_snapshot.load(Ordering::Relaxed)
+    }
+
+    /// Whether enough has been logged since the last snapshot to ask for a new one.
+    pub fn snapshot_due(&self) -> bool {
+        self.log_bytes_since_snapshot() >= self.snapshot_log_bytes_min
+    }
+
+    /// Commits everything submitted, stops the thread and returns the error that stopped it
+    /// earlier, if one did.
+    pub fn shutdown(mut self) -> Result<(), StoreError> {
+        self.finish()
+    }
+
+    fn send(&self, command: Command) -> Result<(), StoreError> {
+        self.sender.send(command).map_err(|_| StoreError::WriterStopped)
+    }
+
+    fn finish(&mut self) -> Result<(), StoreError> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        // A failed send means the thread has already stopped; joining it reports why.
+        let _ = self.sender.send(Command::Shutdown);
+        thread.join().unwrap_or(Err(StoreError::WriterPanicked))
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        if let Err(error) = self.finish() {
+            tracing::error!(%error, "the log writer had failed");
+        }
+    }
+}
+
+fn run<D: Disk>(
+    mut wal: Wal<D>,
+    fsync: FsyncPolicy,
+    receiver: &Receiver<Command>,
+    on_durable: &mut DurableCallback,
+    log_bytes: &AtomicU64,
+) -> Result<(), StoreError> {
+    let mut reported = wal.durable_lsn();
+    // recv fails only once every sender is gone: an implicit shutdown.
+    while let Ok(first) = receiver.recv() {
+        let stop = apply_batch(&mut wal, first, receiver)?;
+        let lsn = commit(&mut wal, fsync)?;
+        log_bytes.store(wal.log_bytes_since_snapshot(), Ordering::Relaxed);
+        if lsn > reported {
+            reported = lsn;
+            on_durable(Ok(lsn));
+        }
+        if stop {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Applies `first` and whatever else is queued, up to [`BATCH_LEN_MAX`]; says whether a
+/// shutdown was among them.
+fn apply_batch<D: Disk>(
+    wal: &mut Wal<D>,
+    first: Command,
+    receiver: &Receiver<Command>,
+) -> Result<bool, StoreError> {
+    let mut command = first;
+    let mut applied_len = 0;
+    loop {
+        match command {
+            Command::Record(lsn, record) => wal.append(lsn, &record)?,
+            Command::Snapshot(lsn, records) => wal.write_snapshot(lsn, &records)?,
+            Command::Shutdown => return Ok(true),
+        }
+        applied_len += 1;
+        if applied_len == BATCH_LEN_MAX {
+            return Ok(false);
+        }
+        match receiver.try_recv() {
+            Ok(queued) => command = queued,
+            Err(_) => return Ok(false),
+        }
+    }
+}
+
+/// Makes the batch durable as the policy says and returns the lsn it reached.
+fn commit<D: Disk>(wal: &mut Wal<D>, fsync: FsyncPolicy) -> Result<Lsn, StoreError> {
+    match fsync {
+        FsyncPolicy::Always => wal.sync(),
+        FsyncPolicy::Never => wal.flush().map(|()| wal.last_lsn()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::record::{AccountId, MsgId};
+    use crate::store::disk::tests::TempDir;
+    use crate::store::disk::FsDisk;
+    use crate::store::StoreOptions;
+    use std::sync::Mutex;
+
+    fn msg(n: u64) -> Record {
+        Record::Message {
+            id: MsgId(n),
+            from: "bo".into(),
+            to: AccountId(n % 7),
+            text: format!("hello {n}"),
+        }
+    }
+
+    fn open_wal(dir: &TempDir) -> (Wal<FsDisk>, crate::store::Recovered) {
+        let disk = FsDisk::open(&dir.0).expect("open dir");
+        Wal::open(disk, StoreOptions::default()).expect("recovers")
+    }
+
+    type Reports = Arc<Mutex<Vec<Result<Lsn, String>>>>;
+
+    /// A callback recording every report, and the shared list it records into.
+    fn recorder() -> (DurableCallback, Reports) {
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&reports);
+        let callback: DurableCallback = Box::new(move |report: Result<Lsn, &StoreError>| {
+            sink.lock().expect("unpoisoned").push(report.map_err(|e| e.to_string()));
+        });
+        (callback, reports)
+    }
+
+    #[test]
+    fn records_from_many_threads_are_all_durable_after_shutdown() {
+        let dir = TempDir::new("writer");
+        let (wal, _) = open_wal(&dir);
+        let (callback, reports) = recorder();
+        let writer = GroupCommit::spawn(wal, FsyncPolicy::Always, callback).expect("spawn");
+        // Like the server's core, a lock hands out lsns, so they are submitted in order.
+        let lsn_next = Mutex::new(1u64);
+        thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..250 {
+                        let mut next = lsn_next.lock().expect("unpoisoned");
+                        writer.submit(Lsn(*next), msg(*next)).expect("submit");
+                        *next += 1;
+                    }
+                });
+            }
+        });
+        writer.shutdown().expect("clean shutdown");
+
+        let reports = reports.lock().expect("unpoisoned").clone();
+        let lsns: Vec<u64> = reports.iter().map(|r| r.clone().expect("no failure").0).collect();
+        assert!(lsns.windows(2).all(|w| w[0] < w[1]), "reports must increase: {lsns:?}");
+        assert_eq!(lsns.last(), Some(&1000));
+        let (_, recovered) = open_wal(&dir);
+        assert_eq!(recovered.records, (1..=1000).map(msg).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_snapshot_request_is_written_after_the_records_before_it() {
+        let dir = TempDir::new("writer-snapshot");
+        let (wal, _) = open_wal(&dir);
+        let (callback, reports) = recorder();
+        let writer = GroupCommit::spawn(wal, FsyncPolicy::Never, callback).expect("spawn");
+        (1..=10).for_each(|n| writer.submit(Lsn(n), msg(n)).expect("submit"));
+        writer.request_snapshot(Lsn(10), (1..=10).map(msg).collect()).expect("request");
+        (11..=12).for_each(|n| writer.submit(Lsn(n), msg(n)).expect("submit"));
+        writer.shutdown().expect("clean shutdown");
+
+        assert_eq!(reports.lock().expect("unpoisoned").last(), Some(&Ok(Lsn(12))));
+        let (_, recovered) = open_wal(&dir);
+        assert_eq!(recovered.snapshot_lsn, Lsn(10));
+        assert_eq!(recovered.records, (1..=12).map(msg).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_write_error_is_reported_and_stops_the_writer() {
+        let dir = TempDir::new("writer-error");
+        let (wal, _) = open_wal(&dir);
+        let (callback, reports) = recorder();
+        let writer = GroupCommit::spawn(wal, FsyncPolicy::Always, callback).expect("spawn");
+        writer.submit(Lsn(1), msg(1)).expect("submit");
+        writer.submit(Lsn(3), msg(3)).expect("queued before the writer sees it");
+        let error = writer.shutdown().expect_err("the gap must surface");
+        assert!(
+            matches!(error, StoreError::LsnOutOfOrder { expected: Lsn(2), got: Lsn(3) }),
+            "{error}"
+        );
+        let reports = reports.lock().expect("unpoisoned").clone();
+        assert!(matches!(reports.last(), Some(Err(text)) if text.contains("lsn")), "{reports:?}");
+    }
+
+    #[test]
+    fn log_bytes_are_published_after_each_batch() {
+        let dir = TempDir::new("writer-bytes");
+        let (wal, _) = open_wal(&dir);
+        let (done_sender, done) = mpsc::channel();
+        let callback: DurableCallback = Box::new(move |report: Result<Lsn, &StoreError>| {
+            let _ = done_sender.send(report.is_ok());
+        });
+        let writer = GroupCommit::spawn(wal, FsyncPolicy::Never, callback).expect("spawn");
+        assert_eq!(writer.log_bytes_since_snapshot(), 0);
+        writer.submit(Lsn(1), msg(1)).expect("submit");
+        assert_eq!(done.recv(), Ok(true));
+        assert!(writer.log_bytes_since_snapshot() > 0);
+        assert!(!writer.snapshot_due(), "one record is far below the default threshold");
+        writer.shutdown().expect("clean shutdown");
+    }
+}

@@ -1,0 +1,157 @@
+//! Raw-frame helpers for end-to-end tests over real TCP: a test sees exactly the bytes.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use chatroom::net::{ServerConfig, ServerHandle};
+use chatroom::wire::{encode, Decoder};
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn start() -> ServerHandle {
+    start_with(|_| {})
+}
+
+pub fn start_with(change: impl FnOnce(&mut ServerConfig)) -> ServerHandle {
+    let mut config = ServerConfig::ephemeral();
+    config.core.connections_per_peer_max = 1_000;
+    change(&mut config);
+    ServerHandle::start(config).expect("server starts")
+}
+
+/// One TCP connection that speaks frames.
+pub struct Conn {
+    pub stream: TcpStream,
+    decoder: Decoder,
+}
+
+impl Conn {
+    pub fn connect(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Conn { stream, decoder: Decoder::new(1 << 20) }
+    }
+
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    pub fn send(&mut self, body: &str) {
+        self.send_bytes(body.as_bytes());
+    }
+
+    pub fn send_bytes(&mut self, body: &[u8]) {
+        let mut frame = Vec::new();
+        encode(body, &mut frame);
+        self.raw(&frame);
+    }
+
+    /// The next frame's body; panics after [`TIMEOUT`].
+    pub fn recv(&mut self) -> String {
+        self.try_recv().expect("a frame before the connection ended")
+    }
+
+    /// The next frame's body, or `None` if the connection ended.
+    pub fn try_recv(&mut self) -> Option<String> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(body) = self.decoder.decode().expect("server frames are valid") {
+                return Some(String::from_utf8(body).expect("server frames are UTF-8"));
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => self.decoder.feed(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read failed (timeout?): {e}"),
+            }
+        }
+    }
+
+    pub fn request(&mut self, body: &str) -> String {
+        self.send(body);
+        self.recv()
+    }
+
+    /// Asserts the server closed the connection (after any frames it sent before).
+    pub fn assert_closed(&mut self) {
+        if let Some(frame) = self.try_recv() {
+            panic!("expected the connection closed, got frame {frame:?}");
+        }
+    }
+
+    /// Asserts nothing arrives within `ms`.
+    pub fn assert_silent(&mut self, ms: u64) {
+        self.stream.set_read_timeout(Some(Duration::from_millis(ms))).unwrap();
+        let mut buf = [0u8; 1];
+        match self.stream.read(&mut buf) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            other => panic!("expected silence, got {other:?}"),
+        }
+        self.stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    }
+}
+
+/// A logged-in user: its command connection (registered on first use).
+pub fn user(server: &ServerHandle, name: &str) -> Conn {
+    let mut conn = Conn::connect(server.command_addr());
+    let reply = conn.request(&format!("3\n{name}\npw"));
+    if reply != "0\nSuccessful Created and logged in" {
+        assert_eq!(conn.request(&format!("1\n{name}\npw")), "0\nSuccessful Login");
+    }
+    conn
+}
+
+/// The original client's relay: the bare username.
+pub fn bare_relay(server: &ServerHandle, name: &str) -> Conn {
+    let mut relay = Conn::connect(server.relay_addr());
+    relay.send(name);
+    relay
+}
+
+/// A relay opened with a fresh ticket from `command`.
+pub fn ticket_relay(server: &ServerHandle, command: &mut Conn, name: &str) -> Conn {
+    let ticket = command.request("6");
+    let ticket = ticket.strip_prefix("0\n").expect("ticket granted");
+    let mut relay = Conn::connect(server.relay_addr());
+    relay.send(&format!("{name}\n{ticket}"));
+    relay
+}
+
+/// Checks that two fresh users can still chat: the server keeps serving everyone else.
+pub fn assert_others_still_chat(server: &ServerHandle) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (a, b) = (format!("ctl{n}a"), format!("ctl{n}b"));
+    let mut alice = user(server, &a);
+    let mut bob = user(server, &b);
+    let mut relay = bare_relay(server, &b);
+    assert_eq!(alice.request(&format!("2\n{b}\nping")), "0\nSent to recipient");
+    assert_eq!(relay.recv(), format!("0\n{a}:ping"));
+    assert_eq!(bob.request("-1\n"), "0\nLogging out");
+}
+
+/// Waits until `name`'s queue holds `len` messages (acknowledgements travel on another socket
+/// than the requests that observe them, so tests wait for them to land).
+pub fn wait_queue_len(server: &ServerHandle, name: &str, len: usize) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while server.queue_len(name) != Some(len) {
+        assert!(std::time::Instant::now() < deadline, "{name}'s queue never reached {len}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until `name` has no relay bound (a dropped relay is noticed by another thread).
+pub fn wait_no_relay(server: &ServerHandle, name: &str) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while server.has_relay(name) {
+        assert!(std::time::Instant::now() < deadline, "{name}'s relay never went away");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

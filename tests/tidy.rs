@@ -1,0 +1,114 @@
+//! Tidy: the architecture invariants of ARCHITECTURE.md that a test can enforce.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &str) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.map(|e| e.unwrap().path()) {
+            if entry.is_dir() {
+                dirs.push(entry);
+            } else if entry.extension().is_some_and(|e| e == "rs") {
+                files.push(entry);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The file's code before its `mod tests` (and that module's attributes), without comments.
+fn shipped_code(text: &str) -> String {
+    let shipped = text.split("\nmod tests {").next().unwrap();
+    let mut lines: Vec<&str> =
+        shipped.lines().filter(|line| !line.trim_start().starts_with("//")).collect();
+    while lines.last().is_some_and(|line| line.starts_with("#[")) {
+        lines.pop();
+    }
+    lines.join("\n")
+}
+
+fn offenders(dir: &str, forbidden: &[&str], allowed_files: &[&str]) -> Vec<String> {
+    offenders_in(&rust_files(dir), forbidden, allowed_files)
+}
+
+fn offenders_in(files: &[PathBuf], forbidden: &[&str], allowed_files: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for path in files {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        if allowed_files.contains(&name) {
+            continue;
+        }
+        let code = shipped_code(&fs::read_to_string(path).unwrap());
+        for pattern in forbidden {
+            if code.contains(pattern) {
+                found.push(format!("{}: {pattern}", path.display()));
+            }
+        }
+    }
+    found
+}
+
+/// Architecture Invariant: the core is pure: no I/O, no clock, no threads, no global RNG.
+#[test]
+fn core_is_pure() {
+    let forbidden = [
+        "std::net",
+        "std::fs",
+        "std::thread",
+        "std::time",
+        "Instant",
+        "SystemTime",
+        "thread_rng",
+        "OsRng",
+        "from_entropy",
+        "std::env",
+        "println!",
+        "eprintln!",
+    ];
+    let found = offenders("src/core", &forbidden, &["testkit.rs"]);
+    assert!(found.is_empty(), "impure code in src/core:\n{}", found.join("\n"));
+}
+
+/// Architecture Invariant: determinism is structural: core, sim and model never iterate a
+/// HashMap or HashSet (their order changes from run to run).
+#[test]
+fn core_sim_and_model_use_ordered_collections() {
+    let forbidden = ["HashMap", "HashSet", "RandomState"];
+    let mut found = offenders("src/core", &forbidden, &[]);
+    found.extend(offenders("src/sim", &forbidden, &[]));
+    found.extend(offenders("src/model", &forbidden, &[]));
+    assert!(found.is_empty(), "unordered collections:\n{}", found.join("\n"));
+}
+
+/// Architecture Invariant: the thread pair's shared primitives come from `net::sync`, so loom
+/// checks the code that ships.
+#[test]
+fn net_takes_its_primitives_from_the_sync_switch() {
+    let forbidden = [
+        "std::sync::Arc",
+        "std::sync::Mutex",
+        "std::sync::Condvar",
+        "std::sync::atomic",
+        "std::sync::{",
+        "std::thread::spawn",
+        "std::thread::Builder",
+    ];
+    let found = offenders("src/net", &forbidden, &["sync.rs"]);
+    assert!(found.is_empty(), "primitives bypassing net::sync:\n{}", found.join("\n"));
+}
+
+/// The checks above must be able to fail: they see a planted offender, and only outside
+/// the test module.
+#[test]
+fn tidy_sees_what_it_forbids() {
+    let path = std::env::temp_dir().join(format!("chatroom-tidy-{}.rs", std::process::id()));
+    let text = "use std::collections::HashMap;\n// Instant in a comment\n#[cfg(test)]\nmod tests {\n    use std::time::Instant;\n}\n";
+    fs::write(&path, text).unwrap();
+    let found = offenders_in(std::slice::from_ref(&path), &["HashMap", "Instant"], &[]);
+    fs::remove_file(&path).unwrap();
+    assert_eq!(found, vec![format!("{}: HashMap", path.display())]);
+}
