@@ -14,16 +14,10 @@ fn the_seed_readme_client_works_unchanged() {
         .arg(server.command_addr().port().to_string())
         .arg(server.relay_addr().port().to_string())
         .output()
-        .unwrap_or_else(|error| {
-            panic!("this test needs python3 on PATH to run {script}: {error}")
-        });
+        .unwrap_or_else(|error| panic!("this test needs python3 on PATH to run {script}: {error}"));
     server.shutdown();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "seed client failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
+    assert!(output.status.success(), "seed client failed ({}):\n{stdout}\n{stderr}", output.status);
     assert!(stdout.contains("seed client: all steps passed"), "{stdout}");
 }

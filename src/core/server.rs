@@ -461,7 +461,10 @@ impl Server {
 
     /// The next output, or `None` when nothing more can be released now.
     pub fn poll_output(&mut self) -> Option<Output> {
-        #[cfg(test)] if self.config.planted == super::planted::Planted::ReplyBeforeDurable { self.durable_lsn = self.last_lsn }
+        #[cfg(test)]
+        if self.config.planted == super::planted::Planted::ReplyBeforeDurable {
+            self.durable_lsn = self.last_lsn
+        }
         let released = self.outbox.pop(self.durable_lsn)?;
         if let (true, Output::Reply { conn, .. }) = (released.answers_request, &released.output) {
             if let Some(Conn { role: Role::Command { owed, .. }, .. }) = self.conns.get_mut(conn) {

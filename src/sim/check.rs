@@ -155,7 +155,13 @@ impl Checker {
         }
     }
 
-    fn expect(&mut self, ok: bool, at_ms: u64, invariant: &'static str, detail: impl FnOnce() -> String) {
+    fn expect(
+        &mut self,
+        ok: bool,
+        at_ms: u64,
+        invariant: &'static str,
+        detail: impl FnOnce() -> String,
+    ) {
         self.checks += 1;
         if !ok {
             self.fail(at_ms, invariant, detail());
@@ -309,7 +315,9 @@ impl Checker {
             if lost {
                 state.exists = Known::Unknown;
             }
-            if let Some(d) = state.deletes.iter_mut().find(|d| d.0 == pending.sent_ms && d.1 == u64::MAX) {
+            if let Some(d) =
+                state.deletes.iter_mut().find(|d| d.0 == pending.sent_ms && d.1 == u64::MAX)
+            {
                 d.1 = now_ms;
             }
         }
@@ -378,26 +386,55 @@ impl Checker {
     /// its command connection when the server released the reply.
     pub fn replied(&mut self, now_ms: u64, client: usize, body: &[u8], account: Option<AccountId>) {
         let Some(pending) = self.client(client).pending.take() else {
-            return self.fail(now_ms, "one reply per request", format!("client {client} got a reply it did not ask for: {:?}", String::from_utf8_lossy(body)));
+            return self.fail(
+                now_ms,
+                "one reply per request",
+                format!(
+                    "client {client} got a reply it did not ask for: {:?}",
+                    String::from_utf8_lossy(body)
+                ),
+            );
         };
         let text = String::from_utf8_lossy(body);
         let (ok, text) = match text.split_once('\n') {
             Some(("0", t)) => (true, t),
             Some(("-1", t)) => (false, t),
             _ => {
-                return self.fail(now_ms, "replies are well-formed", format!("client {client}: {text:?}"))
+                return self.fail(
+                    now_ms,
+                    "replies are well-formed",
+                    format!("client {client}: {text:?}"),
+                )
             }
         };
         self.check_reply(now_ms, client, &pending, ok, text, account);
         self.end_request(now_ms, &pending, false);
     }
 
-    fn check_reply(&mut self, now_ms: u64, client: usize, p: &Pending, ok: bool, text: &str, account: Option<AccountId>) {
+    fn check_reply(
+        &mut self,
+        now_ms: u64,
+        client: usize,
+        p: &Pending,
+        ok: bool,
+        text: &str,
+        account: Option<AccountId>,
+    ) {
         let out = self.session(client) == Session::Out;
         let certainly_in = self.certainly_in(client);
-        let what = || format!("client {client} sent `{}` at {} ms and got {}{text:?}", p.op, p.sent_ms, if ok { "0 " } else { "-1 " });
+        let what = || {
+            format!(
+                "client {client} sent `{}` at {} ms and got {}{text:?}",
+                p.op,
+                p.sent_ms,
+                if ok { "0 " } else { "-1 " }
+            )
+        };
         let throttled = !ok && text.starts_with("Too many failed attempts");
-        if !matches!(p.op, Op::Help | Op::Login { .. } | Op::Register { .. }) && text == NEEDS_LOGIN && !ok {
+        if !matches!(p.op, Op::Help | Op::Login { .. } | Op::Register { .. })
+            && text == NEEDS_LOGIN
+            && !ok
+        {
             self.expect(!certainly_in, now_ms, "a logged-in session is served", what);
             self.client(client).session = Some(Session::Out);
             return;
@@ -413,12 +450,22 @@ impl Checker {
                 let strict = self.strict(p, &k);
                 let exists = p.exists_at_send;
                 if ok && text == REGISTER_OK {
-                    self.expect(!(strict && exists == Known::Yes), now_ms, "a taken name cannot be registered", what);
+                    self.expect(
+                        !(strict && exists == Known::Yes),
+                        now_ms,
+                        "a taken name cannot be registered",
+                        what,
+                    );
                     self.learn(p, &k, true, 1);
                     self.name(&k).password = Some(password.clone());
                     self.logged_in(client, p, &k, account, 1);
                 } else if !ok && text == NAME_TAKEN {
-                    self.expect(!(strict && exists == Known::No), now_ms, "a free name can be registered", what);
+                    self.expect(
+                        !(strict && exists == Known::No),
+                        now_ms,
+                        "a free name can be registered",
+                        what,
+                    );
                     self.learn(p, &k, true, 1);
                 } else {
                     self.fail(now_ms, "register reply", what());
@@ -430,8 +477,18 @@ impl Checker {
                 let exists = p.exists_at_send;
                 let correct = self.name(&k).password.as_ref().map(|pw| pw == password);
                 if ok && text == LOGIN_OK {
-                    self.expect(correct != Some(false), now_ms, "a wrong password never logs in", what);
-                    self.expect(!(strict && exists == Known::No), now_ms, "no login to a missing account", what);
+                    self.expect(
+                        correct != Some(false),
+                        now_ms,
+                        "a wrong password never logs in",
+                        what,
+                    );
+                    self.expect(
+                        !(strict && exists == Known::No),
+                        now_ms,
+                        "no login to a missing account",
+                        what,
+                    );
                     self.learn(p, &k, true, 0);
                     self.logged_in(client, p, &k, account, 0);
                 } else if !ok && text == LOGIN_FAILED {
@@ -453,15 +510,27 @@ impl Checker {
                 let strict = self.strict(p, &k);
                 let exists = p.exists_at_send;
                 if ok && text == SEND_OK {
-                    self.expect(!(strict && exists == Known::No), now_ms, "no send to a missing account", what);
+                    self.expect(
+                        !(strict && exists == Known::No),
+                        now_ms,
+                        "no send to a missing account",
+                        what,
+                    );
                     self.learn(p, &k, true, 0);
                     if let Some(msg) = p.tag.as_ref().and_then(|t| self.msgs.get_mut(t)) {
                         msg.acked = true;
                     }
                 } else if !ok && text == UNKNOWN_RECIPIENT {
-                    self.expect(!(strict && exists == Known::Yes), now_ms, "a send to an account is accepted", what);
+                    self.expect(
+                        !(strict && exists == Known::Yes),
+                        now_ms,
+                        "a send to an account is accepted",
+                        what,
+                    );
                     self.learn(p, &k, false, 0);
-                } else if !ok && (text.contains("mailbox is full") || text.contains("store is full")) {
+                } else if !ok
+                    && (text.contains("mailbox is full") || text.contains("store is full"))
+                {
                     self.checks += 1;
                 } else {
                     self.fail(now_ms, "send reply", what());
@@ -476,7 +545,12 @@ impl Checker {
                 };
                 let correct = self.name(&k).password.as_ref().map(|pw| pw == password);
                 if ok && text == DELETE_OK {
-                    self.expect(correct != Some(false), now_ms, "a wrong password never deletes", what);
+                    self.expect(
+                        correct != Some(false),
+                        now_ms,
+                        "a wrong password never deletes",
+                        what,
+                    );
                     self.learn(p, &k, false, 1);
                     self.name(&k).session_epoch += 1;
                     self.client(client).session = Some(Session::Out);
@@ -498,7 +572,8 @@ impl Checker {
                 self.client(client).session = Some(Session::Out);
             }
             Op::Relay { ticket: true } => {
-                let well_formed = ok && text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
+                let well_formed =
+                    ok && text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
                 self.expect(well_formed, now_ms, "ticket reply", what);
             }
             other => self.fail(now_ms, "requests", format!("client {client}: {other} got a reply")),
@@ -513,7 +588,8 @@ impl Checker {
         let listed: BTreeSet<String> = text.split(' ').filter(|s| !s.is_empty()).map(key).collect();
         let pattern = if pattern.is_empty() { "*" } else { pattern.as_str() };
         for (k, exists, epoch) in &p.list_known {
-            let quiet = self.names.get(k).is_some_and(|s| s.epoch == *epoch) && p.crashes == self.crashes;
+            let quiet =
+                self.names.get(k).is_some_and(|s| s.epoch == *epoch) && p.crashes == self.crashes;
             if !quiet || !crate::core::glob_match(pattern, k) {
                 continue;
             }
@@ -525,7 +601,14 @@ impl Checker {
     }
 
     /// `client` logged in as `k` by its pending login or register (still counted in flight).
-    fn logged_in(&mut self, client: usize, p: &Pending, k: &str, account: Option<AccountId>, own_mutation: u32) {
+    fn logged_in(
+        &mut self,
+        client: usize,
+        p: &Pending,
+        k: &str,
+        account: Option<AccountId>,
+        own_mutation: u32,
+    ) {
         let state = self.name(k);
         let alone = p.session_alone == Some(state.session_epoch)
             && state.mutations_in_flight == own_mutation;
@@ -542,7 +625,12 @@ impl Checker {
             Session::In { key, account, .. } => (Some(key), account),
             Session::Out => (None, None),
         };
-        let relay = RelayState { owner_key, owner_account, seen: BTreeSet::new(), last_seq: BTreeMap::new() };
+        let relay = RelayState {
+            owner_key,
+            owner_account,
+            seen: BTreeSet::new(),
+            last_seq: BTreeMap::new(),
+        };
         self.relays.insert(conn, relay);
     }
 
@@ -551,23 +639,53 @@ impl Checker {
         self.delivered += 1;
         let tag = tag_of(text).to_owned();
         let Some(msg) = self.msgs.get(&tag).cloned() else {
-            return self.fail(now_ms, "nothing is delivered that was not sent", format!("relay {conn} got {sender}:{text:?}"));
+            return self.fail(
+                now_ms,
+                "nothing is delivered that was not sent",
+                format!("relay {conn} got {sender}:{text:?}"),
+            );
         };
         let Some(relay) = self.relays.get(&conn).cloned() else {
-            return self.fail(now_ms, "pushes only on relays", format!("connection {conn} got {text:?}"));
+            return self.fail(
+                now_ms,
+                "pushes only on relays",
+                format!("connection {conn} got {text:?}"),
+            );
         };
-        let what = || format!("relay {conn} (owner {:?} {:?}) got {sender}:{text:?} sent to {} ({:?})", relay.owner_key, relay.owner_account, msg.to_key, msg.to_account);
+        let what = || {
+            format!(
+                "relay {conn} (owner {:?} {:?}) got {sender}:{text:?} sent to {} ({:?})",
+                relay.owner_key, relay.owner_account, msg.to_key, msg.to_account
+            )
+        };
         self.expect(msg.text == text, now_ms, "delivered text is the text sent", what);
-        self.expect(relay.owner_key.as_deref() == Some(msg.to_key.as_str()), now_ms, "nothing is delivered to another user", what);
-        self.expect(msg.to_account.is_some() && relay.owner_account == msg.to_account, now_ms, "nothing is delivered to another account (a reused name)", what);
+        self.expect(
+            relay.owner_key.as_deref() == Some(msg.to_key.as_str()),
+            now_ms,
+            "nothing is delivered to another user",
+            what,
+        );
+        self.expect(
+            msg.to_account.is_some() && relay.owner_account == msg.to_account,
+            now_ms,
+            "nothing is delivered to another account (a reused name)",
+            what,
+        );
         if msg.acked {
-            self.expect(msg.from_key.as_deref() == Some(key(sender).as_str()), now_ms, "the sender is shown", what);
+            self.expect(
+                msg.from_key.as_deref() == Some(key(sender).as_str()),
+                now_ms,
+                "the sender is shown",
+                what,
+            );
         }
         let relay = self.relays.get_mut(&conn).expect("looked up above");
         let fresh = relay.seen.insert(tag.clone());
         let last = relay.last_seq.insert(msg.from_client, msg.seq).unwrap_or(0);
         self.expect(fresh, now_ms, "nothing is delivered twice to one relay", what);
-        self.expect(msg.seq > last || !fresh, now_ms, "per-sender order is kept", || format!("{}, after #{}.{last}", what(), msg.from_client));
+        self.expect(msg.seq > last || !fresh, now_ms, "per-sender order is kept", || {
+            format!("{}, after #{}.{last}", what(), msg.from_client)
+        });
         if let Some(m) = self.msgs.get_mut(&tag) {
             m.delivered = true;
         }
@@ -585,7 +703,10 @@ impl Checker {
 
     fn owed(&self) -> impl Iterator<Item = (&String, &MsgInfo)> {
         self.msgs.iter().filter(|(_, m)| m.acked && !m.delivered).filter(|(_, m)| {
-            let deleted = self.names.get(&m.to_key).is_some_and(|s| s.deletes.iter().any(|d| d.1 >= m.sent_ms));
+            let deleted = self
+                .names
+                .get(&m.to_key)
+                .is_some_and(|s| s.deletes.iter().any(|d| d.1 >= m.sent_ms));
             !deleted
         })
     }
@@ -593,7 +714,9 @@ impl Checker {
     /// Names with acknowledged messages still to deliver, with the password that logs in.
     pub fn owed_names(&self) -> Vec<(String, Option<String>)> {
         let keys: BTreeSet<&String> = self.owed().map(|(_, m)| &m.to_key).collect();
-        keys.into_iter().map(|k| (k.clone(), self.names.get(k).and_then(|s| s.password.clone()))).collect()
+        keys.into_iter()
+            .map(|k| (k.clone(), self.names.get(k).and_then(|s| s.password.clone())))
+            .collect()
     }
 
     /// How many acknowledged messages are still owed.
@@ -603,11 +726,19 @@ impl Checker {
 
     /// The end of the liveness phase: every acknowledged message must have arrived.
     pub fn finish(&mut self, now_ms: u64) {
-        let lost: Vec<String> = self.owed().take(5).map(|(tag, m)| format!("{tag} to {} (sent at {} ms)", m.to_key, m.sent_ms)).collect();
+        let lost: Vec<String> = self
+            .owed()
+            .take(5)
+            .map(|(tag, m)| format!("{tag} to {} (sent at {} ms)", m.to_key, m.sent_ms))
+            .collect();
         self.checks += 1;
         if !lost.is_empty() {
             let n = self.owed_len();
-            self.fail(now_ms, "no acknowledged message is lost", format!("{n} acknowledged messages never arrived, e.g. {}", lost.join(", ")));
+            self.fail(
+                now_ms,
+                "no acknowledged message is lost",
+                format!("{n} acknowledged messages never arrived, e.g. {}", lost.join(", ")),
+            );
         }
     }
 }

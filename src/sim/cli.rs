@@ -120,7 +120,10 @@ impl SimArgs {
 
     fn single(&self, seed: u64) -> Result<bool, String> {
         let opts = self.options();
-        println!("SEED={seed} faults={} clients={} ops={} names={}", opts.faults, opts.clients, opts.ops, opts.names);
+        println!(
+            "SEED={seed} faults={} clients={} ops={} names={}",
+            opts.faults, opts.clients, opts.ops, opts.names
+        );
         let started = Instant::now();
         let outcome = run_seed(seed, &opts);
         let wall = started.elapsed();
@@ -143,7 +146,8 @@ impl SimArgs {
     }
 
     fn replay(&self, path: &PathBuf) -> Result<bool, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let scenario: Scenario = text.parse().map_err(|e| format!("{}: {e}", path.display()))?;
         println!("SEED={} scenario={} clients={}", scenario.seed, path.display(), scenario.clients);
         println!("mix: {}", scenario.mix);
@@ -175,10 +179,16 @@ impl SimArgs {
         let (k, n) = self.shard.unwrap_or((0, 1));
         let seeds: Vec<u64> = (a..b).filter(|s| (s - a) % n == k).collect();
         let opts = self.options();
-        println!("SEEDS={a}..{b} shard={k}/{n} faults={} clients={} ops={} names={} jobs={}", opts.faults, opts.clients, opts.ops, opts.names, self.jobs);
+        println!(
+            "SEEDS={a}..{b} shard={k}/{n} faults={} clients={} ops={} names={} jobs={}",
+            opts.faults, opts.clients, opts.ops, opts.names, self.jobs
+        );
         let bar = ProgressBar::new(seeds.len() as u64);
         if std::io::stderr().is_terminal() {
-            bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {elapsed} eta {eta}").expect("valid template"));
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {elapsed} eta {eta}")
+                    .expect("valid template"),
+            );
         } else {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }

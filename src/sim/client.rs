@@ -30,7 +30,11 @@ pub enum Act {
     Reply(Vec<u8>),
     Lost,
     RelayOpened(u64),
-    Push { conn: u64, sender: String, text: String },
+    Push {
+        conn: u64,
+        sender: String,
+        text: String,
+    },
 }
 
 /// Where a client's operations come from.
@@ -38,7 +42,10 @@ pub enum Act {
 pub enum Driver {
     /// Operations with the earliest time each may run.
     Script(VecDeque<(u64, Op)>),
-    Random { ops_left: usize, names: usize },
+    Random {
+        ops_left: usize,
+        names: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -247,7 +254,8 @@ impl Client {
         } else if self.conn(Chan::Relay) == Some(conn) {
             let side = self.relay.as_mut().expect("checked");
             side.decoder.feed(bytes);
-            while let Ok(Some(body)) = self.relay.as_mut().map_or(Ok(None), |s| s.decoder.decode()) {
+            while let Ok(Some(body)) = self.relay.as_mut().map_or(Ok(None), |s| s.decoder.decode())
+            {
                 self.push(conn, &body, acts);
             }
         }

@@ -35,7 +35,9 @@ pub enum Due {
     /// Nothing (the connection is gone, or nothing is due yet).
     Nothing,
     /// A partition holds the bytes until this time.
-    Held { until_ms: u64 },
+    Held {
+        until_ms: u64,
+    },
     Arrived(Arrival),
 }
 
@@ -96,7 +98,14 @@ impl Net {
     /// Writes `bytes` on `conn` in direction `way`; pushes the arrival time of each piece (in
     /// order) onto `arrivals`. Returns false if the connection is gone (the write fails); a
     /// write to a peer that closed succeeds and vanishes, as it would into a socket buffer.
-    pub fn send(&mut self, now_ms: u64, conn: u64, way: Way, bytes: &[u8], arrivals: &mut Vec<u64>) -> bool {
+    pub fn send(
+        &mut self,
+        now_ms: u64,
+        conn: u64,
+        way: Way,
+        bytes: &[u8],
+        arrivals: &mut Vec<u64>,
+    ) -> bool {
         let Some(link) = self.links.get_mut(&conn) else { return false };
         let pipe = &mut link.pipes[way as usize];
         if pipe.dead || bytes.is_empty() {

@@ -47,7 +47,8 @@ fn swarm_seeds_draw_different_mixes_and_some_crash() {
 
 #[test]
 fn one_hundred_seeds_run_twice_hash_the_same() {
-    let report = sweep(&(1000..1100).collect::<Vec<_>>(), &small(FaultMode::Swarm), 2, true, &|| {});
+    let report =
+        sweep(&(1000..1100).collect::<Vec<_>>(), &small(FaultMode::Swarm), 2, true, &|| {});
     assert_eq!(report.runs, 100);
     assert!(report.nondeterministic.is_empty(), "{:?}", report.nondeterministic);
     let a = run_seed(1000, &small(FaultMode::Swarm));
@@ -110,7 +111,10 @@ fn catches_a_requeue_that_breaks_order() {
 #[test]
 fn catches_a_recovery_that_replays_a_torn_record() {
     let opts = RunOptions { faults: FaultMode::Crashes, ..planted(Planted::ReplayTornRecord) };
-    assert_caught_with(opts, &["delivered text is the text sent", "nothing is delivered that was not sent"]);
+    assert_caught_with(
+        opts,
+        &["delivered text is the text sent", "nothing is delivered that was not sent"],
+    );
 }
 
 #[test]

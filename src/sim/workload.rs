@@ -60,7 +60,9 @@ pub fn choose(rng: &mut ChaCha20Rng, view: View<'_>, names: usize) -> Op {
     }
     match roll {
         0..=59 => Op::Send { to: pool_name(rng, names), text: "hi".into() },
-        60..=65 => Op::List { pattern: if rng.gen_bool(0.5) { String::new() } else { "u*".into() } },
+        60..=65 => {
+            Op::List { pattern: if rng.gen_bool(0.5) { String::new() } else { "u*".into() } }
+        }
         66..=69 => Op::Logout,
         70..=71 => Op::Delete { name: me.to_owned(), password: password_of(me) },
         72..=74 => Op::CloseRelay,

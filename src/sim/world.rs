@@ -23,7 +23,7 @@ use crate::wire::HEADER_LEN;
 
 use super::check::{Checker, Violation};
 use super::client::{Act, Client, Driver};
-use super::disk::{MemStore, SimStore};
+use super::disk::{MemStore, SimStore, WalStore};
 use super::net::{Due, Net, Way};
 use super::options::{FaultMix, RunOptions};
 use super::rng::{child, Stream};
@@ -115,6 +115,9 @@ enum Phase {
     Done,
 }
 
+/// Log bytes after which the store compacts into a snapshot (small, so runs exercise it).
+const SNAPSHOT_LOG_BYTES_MIN: u64 = 4 * 1024;
+
 /// Simulated time after which the workload is cut short and the liveness phase begins.
 const OPS_MS_MAX: u64 = 600_000;
 
@@ -129,7 +132,7 @@ pub struct World {
     config: Config,
     net: Net,
     server: Option<Up>,
-    store: MemStore,
+    store: Box<dyn SimStore + Send>,
     epoch: u64,
     disk_rng: ChaCha20Rng,
     fault_rng: ChaCha20Rng,
@@ -156,7 +159,9 @@ impl World {
             let driver = Driver::Random { ops_left: world.opts.ops, names: world.opts.names };
             world.add_client(driver, 0);
         }
-        if mix.fault_interval_ms > 0 && mix.reset_weight + mix.partition_weight + mix.crash_weight > 0 {
+        if mix.fault_interval_ms > 0
+            && mix.reset_weight + mix.partition_weight + mix.crash_weight > 0
+        {
             let at = world.fault_rng.gen_range(1..=2 * mix.fault_interval_ms);
             world.schedule(at, Ev::Fault);
         }
@@ -169,7 +174,9 @@ impl World {
         let mut scripts = vec![VecDeque::new(); scenario.clients];
         for step in &scenario.steps {
             match &step.action {
-                Action::Client { client, op } => scripts[*client].push_back((step.at_ms, op.clone())),
+                Action::Client { client, op } => {
+                    scripts[*client].push_back((step.at_ms, op.clone()))
+                }
                 other => {
                     world.steps.push(other.clone());
                     let index = world.steps.len() - 1;
@@ -188,12 +195,14 @@ impl World {
     fn empty(seed: u64, mix: FaultMix, opts: RunOptions) -> Self {
         #[allow(unused_mut)]
         let mut config = Config::default();
-        #[allow(unused_mut)]
-        let mut store = MemStore::default();
+        let mut store: Box<dyn SimStore + Send> =
+            Box::new(WalStore::new(mix.torn_writes > 0, SNAPSHOT_LOG_BYTES_MIN));
         #[cfg(test)]
         {
             config.planted = opts.planted;
-            store.replay_torn = opts.planted == crate::core::planted::Planted::ReplayTornRecord;
+            if opts.planted == crate::core::planted::Planted::ReplayTornRecord {
+                store = Box::new(MemStore::replaying_torn_records());
+            }
         }
         let core = Server::new(config.clone(), child(seed, Stream::Server, 0));
         let checker = Checker::new(config.login_failure_window_ms);
@@ -259,7 +268,10 @@ impl World {
             if self.checker.violation().is_some() || self.phase == Phase::Done {
                 break;
             }
-            if self.phase == Phase::Ops && self.steps_left == 0 && self.clients.iter().all(Client::is_done) {
+            if self.phase == Phase::Ops
+                && self.steps_left == 0
+                && self.clients.iter().all(Client::is_done)
+            {
                 self.begin_liveness();
             }
         }
@@ -338,7 +350,10 @@ impl World {
             }
             Act::Write(chan, bytes) => {
                 if let Some(conn) = self.clients[client].conn(chan) {
-                    self.trace.line(format_args!("{now} c{client} write conn={conn} len={}", bytes.len()));
+                    self.trace.line(format_args!(
+                        "{now} c{client} write conn={conn} len={}",
+                        bytes.len()
+                    ));
                     self.send(conn, Way::Up, &bytes);
                 }
             }
@@ -367,7 +382,10 @@ impl World {
                     .and_then(|s| s.reply_sessions.get_mut(&conn))
                     .and_then(VecDeque::pop_front)
                     .flatten();
-                self.trace.line(format_args!("{now} c{client} reply {:?}", String::from_utf8_lossy(&body)));
+                self.trace.line(format_args!(
+                    "{now} c{client} reply {:?}",
+                    String::from_utf8_lossy(&body)
+                ));
                 self.checker.replied(now, client, &body, account);
             }
             Act::Lost => {
@@ -482,7 +500,11 @@ impl World {
         let now = self.now_ms;
         match output {
             Output::Persist { lsn, record } => {
-                self.trace.line(format_args!("{now} persist lsn={} {}", lsn.0, record_kind(&record)));
+                self.trace.line(format_args!(
+                    "{now} persist lsn={} {}",
+                    lsn.0,
+                    record_kind(&record)
+                ));
                 if let Record::Message { text, to, .. } = &record {
                     self.checker.persisted_message(text, *to);
                 }
@@ -521,7 +543,8 @@ impl World {
         writer.items.push_back(item);
         if !writer.scheduled {
             writer.scheduled = true;
-            let max = if writer.slow { self.mix.slow_reader_ms_max } else { self.mix.writer_ms_max };
+            let max =
+                if writer.slow { self.mix.slow_reader_ms_max } else { self.mix.writer_ms_max };
             let delay = self.timing_rng.gen_range(0..=max);
             self.schedule(self.now_ms + delay, Ev::Flush { conn, epoch: self.epoch });
         }
@@ -555,7 +578,11 @@ impl World {
                 }
             }
         }
-        self.trace.line(format_args!("{} flush conn={conn} last={:?} close={close}", self.now_ms, last.map(|m| m.0)));
+        self.trace.line(format_args!(
+            "{} flush conn={conn} last={:?} close={close}",
+            self.now_ms,
+            last.map(|m| m.0)
+        ));
         if let Some(last) = last {
             self.feed(Event::Written { conn: ConnId(conn), last });
         }
@@ -570,7 +597,13 @@ impl World {
     fn synced(&mut self) {
         let Some(up) = &mut self.server else { return };
         up.sync_scheduled = false;
-        let lsn = self.store.sync();
+        let mut lsn = self.store.sync();
+        if self.store.snapshot_due() {
+            let last = up.core.last_lsn();
+            self.store.snapshot(last, &up.core.snapshot());
+            lsn = last;
+            self.trace.line(format_args!("{} snapshot lsn={}", self.now_ms, lsn.0));
+        }
         self.trace.line(format_args!("{} durable lsn={}", self.now_ms, lsn.0));
         self.feed(Event::Durable { lsn });
     }
@@ -609,7 +642,12 @@ impl World {
         } else if roll < mix.reset_weight + mix.partition_weight {
             let dir = [Dir::Up, Dir::Down, Dir::Both][rng.gen_range(0..3)];
             let channel = [None, Some(Chan::Command), Some(Chan::Relay)][rng.gen_range(0..3)];
-            Action::Partition { client, dir, channel, for_ms: rng.gen_range(1..=mix.partition_ms_max.max(1)) }
+            Action::Partition {
+                client,
+                dir,
+                channel,
+                for_ms: rng.gen_range(1..=mix.partition_ms_max.max(1)),
+            }
         } else {
             Action::Crash { down_ms: rng.gen_range(0..=mix.crash_down_ms_max) }
         };
@@ -628,7 +666,9 @@ impl World {
             }
             Action::Heal => self.net.heal(),
             Action::Reset { client, channel } => {
-                let Some(conn) = self.clients.get(client).and_then(|c| c.conn(channel)) else { return };
+                let Some(conn) = self.clients.get(client).and_then(|c| c.conn(channel)) else {
+                    return;
+                };
                 self.net.reset(conn);
                 self.server_lost(conn);
                 let mut acts = std::mem::take(&mut self.acts);
