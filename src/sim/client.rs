@@ -80,6 +80,8 @@ const RETRY_MS: u64 = 50;
 impl Client {
     pub fn new(id: usize, driver: Driver, mut rng: ChaCha20Rng, slow_percent: u64) -> Self {
         let slow_reader = rng.gen_range(0..100) < slow_percent;
+        // A script says when things happen; only random clients think between operations.
+        let think_ms_max = if matches!(driver, Driver::Random { .. }) { 100 } else { 0 };
         Client {
             id,
             driver,
@@ -91,7 +93,7 @@ impl Client {
             awaiting: None,
             session: None,
             msg_seq: 0,
-            think_ms_max: 100,
+            think_ms_max,
             wake_at: None,
             slow_reader,
         }

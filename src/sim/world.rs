@@ -23,7 +23,9 @@ use crate::wire::HEADER_LEN;
 
 use super::check::{Checker, Violation};
 use super::client::{Act, Client, Driver};
-use super::disk::{MemStore, SimStore, WalStore};
+#[cfg(test)]
+use super::disk::MemStore;
+use super::disk::{SimStore, WalStore};
 use super::net::{Due, Net, Way};
 use super::options::{FaultMix, RunOptions};
 use super::rng::{child, Stream};
@@ -195,6 +197,7 @@ impl World {
     fn empty(seed: u64, mix: FaultMix, opts: RunOptions) -> Self {
         #[allow(unused_mut)]
         let mut config = Config::default();
+        #[allow(unused_mut)]
         let mut store: Box<dyn SimStore + Send> =
             Box::new(WalStore::new(mix.torn_writes > 0, SNAPSHOT_LOG_BYTES_MIN));
         #[cfg(test)]
@@ -658,7 +661,7 @@ impl World {
 
     fn apply_fault(&mut self, action: Action) {
         let now = self.now_ms;
-        self.trace.line(format_args!("{now} fault {action}"));
+        self.trace.line(format_args!("{now} {action}"));
         match action {
             Action::Client { .. } => unreachable!("client steps go to scripts"),
             Action::Partition { client, dir, channel, for_ms } => {
