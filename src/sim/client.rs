@@ -108,6 +108,14 @@ impl Client {
             }
     }
 
+    /// Appends `op` to a scripted client's operations, to run at `at_ms` or later.
+    pub fn push_op(&mut self, at_ms: u64, op: Op) {
+        match &mut self.driver {
+            Driver::Script(ops) => ops.push_back((at_ms, op)),
+            Driver::Random { .. } => panic!("random clients take no scripted operations"),
+        }
+    }
+
     /// The time of the next scripted operation, if any.
     pub fn next_script_ms(&self) -> Option<u64> {
         match &self.driver {

@@ -18,6 +18,7 @@
 pub mod check;
 pub mod cli;
 pub mod client;
+pub mod conformance;
 pub mod disk;
 pub mod net;
 pub mod options;

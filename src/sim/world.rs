@@ -150,6 +150,16 @@ pub struct World {
     crashes: u64,
     arrivals: Vec<u64>,
     acts: Vec<Act>,
+    /// What each client saw, when driven by hand.
+    transcripts: Option<BTreeMap<usize, Vec<Seen>>>,
+}
+
+/// A reply or push a client received, recorded when the world is driven by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    Reply(String),
+    /// `SENDER:TEXT`.
+    Push(String),
 }
 
 impl World {
@@ -235,7 +245,72 @@ impl World {
             crashes: 0,
             arrivals: Vec::new(),
             acts: Vec::new(),
+            transcripts: None,
         }
+    }
+
+    /// A world without clients, driven by hand through [`World::perform`].
+    pub fn manual(seed: u64, mix: FaultMix) -> Self {
+        let mut world = World::empty(seed, mix, RunOptions::default());
+        world.transcripts = Some(BTreeMap::new());
+        world
+    }
+
+    /// Adds a scripted client with no operations yet; returns its number.
+    pub fn add_manual_client(&mut self) -> usize {
+        self.add_client(Driver::Script(VecDeque::new()), self.now_ms)
+    }
+
+    /// Has `client` perform `op` now and runs the world until the client is idle again (or
+    /// `wait_ms_max` of simulated time passed); returns what it saw meanwhile.
+    pub fn perform(&mut self, client: usize, op: Op, wait_ms_max: u64) -> Vec<Seen> {
+        self.clients[client].push_op(self.now_ms, op);
+        self.wake(client, self.now_ms);
+        let deadline_ms = self.now_ms + wait_ms_max;
+        while !self.clients[client].is_done() && self.step(deadline_ms) {}
+        self.take_seen(client)
+    }
+
+    /// Runs the world until `until` holds for what `client` saw, or `wait_ms_max` passed.
+    pub fn wait_for(
+        &mut self,
+        client: usize,
+        wait_ms_max: u64,
+        until: impl Fn(&[Seen]) -> bool,
+    ) -> Vec<Seen> {
+        let deadline_ms = self.now_ms + wait_ms_max;
+        loop {
+            let seen = self.transcripts.as_ref().and_then(|t| t.get(&client));
+            if until(seen.map_or(&[], Vec::as_slice)) || !self.step(deadline_ms) {
+                return self.take_seen(client);
+            }
+        }
+    }
+
+    fn take_seen(&mut self, client: usize) -> Vec<Seen> {
+        self.transcripts.as_mut().and_then(|t| t.remove(&client)).unwrap_or_default()
+    }
+
+    fn see(&mut self, client: usize, seen: Seen) {
+        if let Some(transcripts) = &mut self.transcripts {
+            transcripts.entry(client).or_default().push(seen);
+        }
+    }
+
+    /// Handles the next event if it is due by `deadline_ms`; false if there is none.
+    fn step(&mut self, deadline_ms: u64) -> bool {
+        if self.queue.peek().map_or(true, |e| e.at_ms > deadline_ms) {
+            return false;
+        }
+        let entry = self.queue.pop().expect("peeked");
+        self.now_ms = entry.at_ms;
+        self.handle(entry.ev);
+        true
+    }
+
+    /// The first violation so far, if any.
+    pub fn violation(&self) -> Option<&Violation> {
+        self.checker.violation()
     }
 
     fn add_client(&mut self, driver: Driver, wake_ms: u64) -> usize {
@@ -390,6 +465,9 @@ impl World {
                     String::from_utf8_lossy(&body)
                 ));
                 self.checker.replied(now, client, &body, account);
+                if self.transcripts.is_some() {
+                    self.see(client, Seen::Reply(String::from_utf8_lossy(&body).into_owned()));
+                }
             }
             Act::Lost => {
                 self.trace.line(format_args!("{now} c{client} lost"));
@@ -399,6 +477,9 @@ impl World {
             Act::Push { conn, sender, text } => {
                 self.trace.line(format_args!("{now} c{client} push conn={conn} {sender}:{text}"));
                 self.checker.pushed(now, conn, &sender, &text);
+                if self.transcripts.is_some() {
+                    self.see(client, Seen::Push(format!("{sender}:{text}")));
+                }
                 if self.phase == Phase::Liveness && self.checker.owed_len() == 0 {
                     self.trace.line(format_args!("{now} liveness-met"));
                     self.checker.finish(now);
