@@ -128,3 +128,50 @@ fn a_failing_run_replays_from_its_seed_with_the_same_trace() {
     assert_eq!(a.trace, b.trace);
     assert_eq!(a.trace.len() as u64, a.events);
 }
+
+/// A scenario that reaches the planted reordering bug: bob queues two messages while alice is
+/// away, then alice attaches a relay.
+const REORDER: &str = "chatroom-sim 1
+seed 11
+clients 2
+at 0 client 0 register alice pw-a
+at 0 client 1 register bob pw-b
+at 50 client 0 logout
+at 100 client 1 send alice first
+at 110 client 1 send alice second
+at 200 client 0 login alice pw-a
+at 210 client 0 relay ticket
+";
+
+#[test]
+fn a_failing_scenario_replays_from_its_printed_form_with_the_same_trace() {
+    let opts = RunOptions { keep_trace: true, ..planted(Planted::RequeueOutOfOrder) };
+    let scenario: Scenario = REORDER.parse().unwrap();
+    let failed = run_scenario(&scenario, &opts);
+    let violation = failed.violation.clone().expect("the planted bug is caught");
+    assert_eq!(violation.invariant, "per-sender order is kept");
+    let printed = scenario.to_string();
+    let replayed = run_scenario(&printed.parse().unwrap(), &opts);
+    assert_eq!(replayed.violation, Some(violation));
+    assert_eq!(replayed.trace, failed.trace);
+    let healthy =
+        run_scenario(&scenario, &RunOptions { keep_trace: true, ..small(FaultMode::None) });
+    assert_eq!(healthy.violation, None, "the same scenario passes without the bug");
+}
+
+#[test]
+fn planted_bugs_are_caught_early_in_the_sweep() {
+    // Pins how quickly each bug is found, so a weaker checker is noticed.
+    let found: Vec<(Planted, Option<u64>)> = [
+        Planted::DropOnDetach,
+        Planted::ReplyBeforeDurable,
+        Planted::BindByNameOnly,
+        Planted::RequeueOutOfOrder,
+    ]
+    .into_iter()
+    .map(|bug| (bug, first_failure(&planted(bug), 0..1000).map(|o| o.seed)))
+    .collect();
+    for (bug, seed) in &found {
+        assert!(seed.is_some_and(|s| s < 200), "{bug:?} first caught at seed {seed:?}");
+    }
+}
