@@ -73,7 +73,7 @@ struct Pending {
     crashes: u64,
     /// Names whose state was known and quiet at send (for list replies).
     list_known: Vec<(String, bool, u64)>,
-    tag: Option<String>,
+    tag: Option<Tag>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -100,7 +100,7 @@ struct MsgInfo {
 struct RelayState {
     owner_key: Option<String>,
     owner_account: Option<AccountId>,
-    seen: BTreeSet<String>,
+    seen: BTreeSet<Tag>,
     last_seq: BTreeMap<usize, u64>,
 }
 
@@ -109,7 +109,7 @@ struct RelayState {
 pub struct Checker {
     names: BTreeMap<String, NameState>,
     clients: Vec<ClientState>,
-    msgs: BTreeMap<String, MsgInfo>,
+    msgs: BTreeMap<Tag, MsgInfo>,
     relays: BTreeMap<u64, RelayState>,
     crashes: u64,
     throttle_window_ms: u64,
@@ -124,7 +124,16 @@ fn key(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 
-/// The tag of a message text (`#C.K`), which identifies it in the run.
+/// A message's identity in the run: client `C`'s `K`-th message, tagged `#C.K` in its text.
+pub type Tag = (usize, u64);
+
+/// The tag of a message text (`#C.K ...`), if it has one.
+pub fn tag_key(text: &str) -> Option<Tag> {
+    let (client, seq) = tag_of(text).strip_prefix('#')?.split_once('.')?;
+    Some((client.parse().ok()?, seq.parse().ok()?))
+}
+
+/// The tag of a message text (`#C.K`), as text.
 pub fn tag_of(text: &str) -> &str {
     text.split(' ').next().unwrap_or(text)
 }
@@ -254,12 +263,13 @@ impl Checker {
         } else {
             Vec::new()
         };
+        let tag = tag.and_then(tag_key);
         if let (Op::Send { to, text }, Some(tag)) = (op, tag) {
             let from_key = match self.session(client) {
                 Session::In { key, .. } => Some(key),
                 Session::Out => None,
             };
-            let seq = tag.rsplit('.').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let seq = tag.1;
             let info = MsgInfo {
                 text: text.clone(),
                 from_client: client,
@@ -271,7 +281,7 @@ impl Checker {
                 to_account: None,
                 delivered: false,
             };
-            self.msgs.insert(tag.to_owned(), info);
+            self.msgs.insert(tag, info);
         }
         let crashes = self.crashes;
         let pending = Pending {
@@ -282,14 +292,14 @@ impl Checker {
             session_alone,
             crashes,
             list_known,
-            tag: tag.map(str::to_owned),
+            tag,
         };
         self.client(client).pending = Some(pending);
     }
 
     /// The server persisted a message record for account `to`.
     pub fn persisted_message(&mut self, text: &str, to: AccountId) {
-        if let Some(msg) = self.msgs.get_mut(tag_of(text)) {
+        if let Some(msg) = tag_key(text).and_then(|t| self.msgs.get_mut(&t)) {
             msg.to_account = Some(to);
         }
     }
@@ -517,7 +527,7 @@ impl Checker {
                         what,
                     );
                     self.learn(p, &k, true, 0);
-                    if let Some(msg) = p.tag.as_ref().and_then(|t| self.msgs.get_mut(t)) {
+                    if let Some(msg) = p.tag.and_then(|t| self.msgs.get_mut(&t)) {
                         msg.acked = true;
                     }
                 } else if !ok && text == UNKNOWN_RECIPIENT {
@@ -637,15 +647,17 @@ impl Checker {
     /// A message was pushed and received on relay `conn`.
     pub fn pushed(&mut self, now_ms: u64, conn: u64, sender: &str, text: &str) {
         self.delivered += 1;
-        let tag = tag_of(text).to_owned();
-        let Some(msg) = self.msgs.get(&tag).cloned() else {
+        let tag = tag_key(text);
+        let Some((tag, msg)) = tag.and_then(|t| Some((t, self.msgs.get(&t)?.clone()))) else {
             return self.fail(
                 now_ms,
                 "nothing is delivered that was not sent",
                 format!("relay {conn} got {sender}:{text:?}"),
             );
         };
-        let Some(relay) = self.relays.get(&conn).cloned() else {
+        // Only the owner: cloning the relay would copy every tag it has seen.
+        let owner = self.relays.get(&conn).map(|r| (r.owner_key.clone(), r.owner_account));
+        let Some((owner_key, owner_account)) = owner else {
             return self.fail(
                 now_ms,
                 "pushes only on relays",
@@ -655,18 +667,18 @@ impl Checker {
         let what = || {
             format!(
                 "relay {conn} (owner {:?} {:?}) got {sender}:{text:?} sent to {} ({:?})",
-                relay.owner_key, relay.owner_account, msg.to_key, msg.to_account
+                owner_key, owner_account, msg.to_key, msg.to_account
             )
         };
         self.expect(msg.text == text, now_ms, "delivered text is the text sent", what);
         self.expect(
-            relay.owner_key.as_deref() == Some(msg.to_key.as_str()),
+            owner_key.as_deref() == Some(msg.to_key.as_str()),
             now_ms,
             "nothing is delivered to another user",
             what,
         );
         self.expect(
-            msg.to_account.is_some() && relay.owner_account == msg.to_account,
+            msg.to_account.is_some() && owner_account == msg.to_account,
             now_ms,
             "nothing is delivered to another account (a reused name)",
             what,
@@ -680,7 +692,7 @@ impl Checker {
             );
         }
         let relay = self.relays.get_mut(&conn).expect("looked up above");
-        let fresh = relay.seen.insert(tag.clone());
+        let fresh = relay.seen.insert(tag);
         let last = relay.last_seq.insert(msg.from_client, msg.seq).unwrap_or(0);
         self.expect(fresh, now_ms, "nothing is delivered twice to one relay", what);
         self.expect(msg.seq > last || !fresh, now_ms, "per-sender order is kept", || {
@@ -694,14 +706,14 @@ impl Checker {
     /// The server wrote a push for the original client (no acknowledgements): by the protocol
     /// that is delivery, even if the connection dies before the bytes arrive.
     pub fn written_plain(&mut self, text: &str) {
-        if let Some(m) = self.msgs.get_mut(tag_of(text)) {
+        if let Some(m) = tag_key(text).and_then(|t| self.msgs.get_mut(&t)) {
             m.delivered = true;
         }
     }
 
     // ---- liveness ----------------------------------------------------------------------------
 
-    fn owed(&self) -> impl Iterator<Item = (&String, &MsgInfo)> {
+    fn owed(&self) -> impl Iterator<Item = (&Tag, &MsgInfo)> {
         self.msgs.iter().filter(|(_, m)| m.acked && !m.delivered).filter(|(_, m)| {
             let deleted = self
                 .names
@@ -729,7 +741,7 @@ impl Checker {
         let lost: Vec<String> = self
             .owed()
             .take(5)
-            .map(|(tag, m)| format!("{tag} to {} (sent at {} ms)", m.to_key, m.sent_ms))
+            .map(|(&(c, k), m)| format!("#{c}.{k} to {} (sent at {} ms)", m.to_key, m.sent_ms))
             .collect();
         self.checks += 1;
         if !lost.is_empty() {

@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::options::{FaultMode, RunOptions};
 use super::run::{determinism, run_scenario, run_seed, sweep, SweepReport};
 use super::scenario::Scenario;
+use super::workload::Workload;
 use super::world::Outcome;
 
 /// Run seeded simulated worlds against the real server core and check its invariants.
@@ -44,6 +45,9 @@ pub struct SimArgs {
     /// Usernames the random clients share.
     #[arg(long, default_value_t = RunOptions::default().names)]
     pub names: usize,
+    /// What the random clients do (`chat`: register, open a relay, then only send).
+    #[arg(long, value_enum, default_value_t = Workload::Mixed)]
+    pub workload: Workload,
     /// Replay a scenario file instead of a random world.
     #[arg(long)]
     pub replay: Option<PathBuf>,
@@ -105,6 +109,7 @@ impl SimArgs {
             clients: self.clients,
             ops: self.ops,
             names: self.names,
+            workload: self.workload,
             keep_trace: self.trace.is_some(),
             ..RunOptions::default()
         }
@@ -113,16 +118,16 @@ impl SimArgs {
     /// The command that replays `seed` with these options.
     fn replay_command(&self, seed: u64) -> String {
         format!(
-            "chatroom sim --seed {seed} --faults {} --clients {} --ops {} --names {}",
-            self.faults, self.clients, self.ops, self.names
+            "chatroom sim --seed {seed} --faults {} --clients {} --ops {} --names {} --workload {}",
+            self.faults, self.clients, self.ops, self.names, self.workload
         )
     }
 
     fn single(&self, seed: u64) -> Result<bool, String> {
         let opts = self.options();
         println!(
-            "SEED={seed} faults={} clients={} ops={} names={}",
-            opts.faults, opts.clients, opts.ops, opts.names
+            "SEED={seed} faults={} clients={} ops={} names={} workload={}",
+            opts.faults, opts.clients, opts.ops, opts.names, opts.workload
         );
         let started = Instant::now();
         let outcome = run_seed(seed, &opts);
@@ -180,8 +185,8 @@ impl SimArgs {
         let seeds: Vec<u64> = (a..b).filter(|s| (s - a) % n == k).collect();
         let opts = self.options();
         println!(
-            "SEEDS={a}..{b} shard={k}/{n} faults={} clients={} ops={} names={} jobs={}",
-            opts.faults, opts.clients, opts.ops, opts.names, self.jobs
+            "SEEDS={a}..{b} shard={k}/{n} faults={} clients={} ops={} names={} workload={} jobs={}",
+            opts.faults, opts.clients, opts.ops, opts.names, opts.workload, self.jobs
         );
         let bar = ProgressBar::new(seeds.len() as u64);
         if std::io::stderr().is_terminal() {

@@ -12,7 +12,7 @@ use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
 use super::scenario::{Chan, Op};
-use super::workload::{self, View};
+use super::workload::{self, View, Workload};
 use crate::wire::{encode, Decoder};
 
 /// Something the world must do or know, in order.
@@ -45,6 +45,7 @@ pub enum Driver {
     Random {
         ops_left: usize,
         names: usize,
+        workload: Workload,
     },
 }
 
@@ -72,10 +73,14 @@ pub struct Client {
     pub wake_at: Option<u64>,
     /// Reads its relay slowly.
     pub slow_reader: bool,
+    /// Retries a refused login (the liveness phase's clients, which must get in eventually).
+    pub persistent: bool,
 }
 
 const FRAME_LEN_MAX: usize = 1 << 20;
 const RETRY_MS: u64 = 50;
+/// How long a persistent client waits before logging in again (throttling lasts seconds).
+const LOGIN_RETRY_MS: u64 = 1_000;
 
 impl Client {
     pub fn new(id: usize, driver: Driver, mut rng: ChaCha20Rng, slow_percent: u64) -> Self {
@@ -96,6 +101,7 @@ impl Client {
             think_ms_max,
             wake_at: None,
             slow_reader,
+            persistent: false,
         }
     }
 
@@ -151,15 +157,19 @@ impl Client {
                 Some(_) => ops.pop_front().expect("front exists").1,
             },
             Driver::Random { ops_left: 0, .. } => return,
-            Driver::Random { ops_left, names } => {
+            Driver::Random { ops_left, names, workload } => {
                 *ops_left -= 1;
-                let names = *names;
+                let (names, workload) = (*names, *workload);
                 let view = View {
+                    me: self.id,
                     connected: self.cmd.is_some(),
                     session: self.session.as_deref(),
                     relay: self.relay.is_some(),
                 };
-                workload::choose(&mut self.rng, view, names)
+                match workload {
+                    Workload::Mixed => workload::choose(&mut self.rng, view, names),
+                    Workload::Chat => workload::choose_chat(&mut self.rng, view, names),
+                }
             }
         };
         self.perform(op, acts);
@@ -282,6 +292,12 @@ impl Client {
                 self.session = Some(name.clone())
             }
             Op::Delete { .. } | Op::Logout if ok => self.session = None,
+            Op::Login { .. } if self.persistent => {
+                if let Driver::Script(ops) = &mut self.driver {
+                    ops.push_front((0, op.clone()));
+                }
+                return acts.push(Act::Wake(LOGIN_RETRY_MS));
+            }
             Op::Relay { ticket: true } if ok => {
                 if let (None, Some(name)) = (&self.relay, &self.session) {
                     let hello = format!("{name}\n{}", &text[2..]).into_bytes();

@@ -209,7 +209,10 @@ pub struct RunOptions {
     pub ops: usize,
     /// Usernames the random clients draw from (small, so names collide and get reused).
     pub names: usize,
-    /// Simulated time after the workload ends within which every queued message must arrive.
+    /// What the random clients do.
+    pub workload: super::workload::Workload,
+    /// Simulated time after the workload ends within which every queued message must arrive
+    /// (longer than the login throttle's window, which may lock a recipient out for a while).
     pub liveness_ms: u64,
     /// Keep the text of every trace line (slower); otherwise only the hash.
     pub keep_trace: bool,
@@ -225,7 +228,8 @@ impl Default for RunOptions {
             clients: 4,
             ops: 40,
             names: 5,
-            liveness_ms: 30_000,
+            workload: super::workload::Workload::Mixed,
+            liveness_ms: 120_000,
             keep_trace: false,
             #[cfg(test)]
             planted: crate::core::planted::Planted::None,

@@ -9,9 +9,29 @@ use rand_chacha::ChaCha20Rng;
 
 use super::scenario::Op;
 
+/// Which random workload clients follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// Every operation, collisions on names, wrong passwords, intruders.
+    Mixed,
+    /// Each client registers its own name, opens a relay and then only sends: for throughput.
+    Chat,
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Workload::Mixed => "mixed",
+            Workload::Chat => "chat",
+        })
+    }
+}
+
 /// What a random client believes about itself.
 #[derive(Debug, Clone, Copy)]
 pub struct View<'a> {
+    /// The client's number.
+    pub me: usize,
     pub connected: bool,
     pub session: Option<&'a str>,
     pub relay: bool,
@@ -30,6 +50,17 @@ fn credentials(rng: &mut ChaCha20Rng, names: usize) -> (String, String) {
     let name = pool_name(rng, names);
     let password = if rng.gen_range(0..100) < 5 { "wrong".to_owned() } else { password_of(&name) };
     (name, password)
+}
+
+/// The next operation of a client of the chat workload.
+pub fn choose_chat(rng: &mut ChaCha20Rng, view: View<'_>, names: usize) -> Op {
+    let mine = format!("u{}", view.me);
+    match view {
+        View { connected: false, .. } => Op::Connect,
+        View { session: None, .. } => Op::Register { password: password_of(&mine), name: mine },
+        View { relay: false, .. } => Op::Relay { ticket: false },
+        _ => Op::Send { to: pool_name(rng, names), text: "hi".into() },
+    }
 }
 
 /// The next operation of a random client.

@@ -168,7 +168,8 @@ impl World {
         let mix = FaultMix::for_mode(opts.faults, &mut child(seed, Stream::Mix, 0));
         let mut world = World::empty(seed, mix, opts);
         for _ in 0..world.opts.clients {
-            let driver = Driver::Random { ops_left: world.opts.ops, names: world.opts.names };
+            let (ops_left, names) = (world.opts.ops, world.opts.names);
+            let driver = Driver::Random { ops_left, names, workload: world.opts.workload };
             world.add_client(driver, 0);
         }
         if mix.fault_interval_ms > 0
@@ -825,7 +826,8 @@ impl World {
                 (now, Op::Login { name, password }),
                 (now, Op::Relay { ticket: true }),
             ]);
-            self.add_client(Driver::Script(script), now);
+            let id = self.add_client(Driver::Script(script), now);
+            self.clients[id].persistent = true;
         }
         self.schedule(now + self.opts.liveness_ms, Ev::LivenessEnd);
     }
