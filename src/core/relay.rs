@@ -27,6 +27,10 @@ impl Server {
         let no_session = || "no live session for this user".to_owned();
         let account = self.account_id(name).ok_or_else(no_session)?;
         let session = self.sessions.get(&account).ok_or_else(no_session)?;
+        #[cfg(test)]
+        if self.config.planted == super::planted::Planted::BindByNameOnly {
+            return Ok((account, false));
+        }
         let acks = match ticket {
             Some(ticket) => {
                 // A ticket is spent by any attempt, so a second use always reads as reuse.
@@ -131,6 +135,10 @@ impl Server {
         if let Some(session) = self.sessions.get_mut(&account) {
             if session.relay == Some(conn) {
                 session.relay = None;
+                #[cfg(test)]
+                if self.config.planted == super::planted::Planted::DropOnDetach {
+                    self.planted_drop_first(account)
+                }
             }
         }
     }
@@ -138,6 +146,12 @@ impl Server {
     /// Pushes queued messages to `account`'s relay, keeping at most `push_window_len` in flight.
     pub(super) fn pump(&mut self, account: AccountId) {
         let Some(relay) = self.sessions.get(&account).and_then(|s| s.relay) else { return };
+        #[cfg(test)]
+        if self.config.planted == super::planted::Planted::RequeueOutOfOrder
+            && self.planted_swap_first_two(account, relay)
+        {
+            return self.pump(account);
+        }
         let Some(Role::Relay(binding)) = self.conns.get_mut(&relay).map(|c| &mut c.role) else {
             return;
         };

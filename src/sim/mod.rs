@@ -1,2 +1,38 @@
-//! The deterministic simulator.
+//! The deterministic simulator: the real [`crate::core::Server`] in a seeded world of simulated
+//! clients, network, disk and time, with its invariants checked as it runs.
+//!
+//! A run is named by a seed and a few options ([`RunOptions`]); everything else (the fault mix,
+//! every latency, fragment, fault, think time and hashing delay) derives from the seed through
+//! independent ChaCha20 streams ([`rng`]), so a run replays exactly and its trace hash
+//! ([`trace`]) proves it. A run can also be written down as a [`scenario`] file.
+//!
+//! - [`world`]: the event queue and the server glue (the same duties as the TCP adapter).
+//! - [`net`]: simulated byte streams: latency, fragmentation, partitions, resets.
+//! - [`disk`]: the store seam, with unsynced writes lost and torn tails on a crash.
+//! - [`client`] and [`workload`]: scripted and random clients as state machines.
+//! - [`check`]: the invariants and the oracle they are checked against, then liveness.
+//! - [`options`]: run options and the per-seed fault mix (swarm testing).
+//! - [`run`]: single runs, sweeps over seeds (threads, shards), determinism checks.
+//! - [`cli`]: `chatroom sim`.
+
+pub mod check;
 pub mod cli;
+pub mod client;
+pub mod conformance;
+pub mod disk;
+pub mod net;
+pub mod options;
+pub mod rng;
+pub mod run;
+pub mod scenario;
+pub mod trace;
+pub mod workload;
+pub mod world;
+
+pub use options::{FaultMix, FaultMode, RunOptions};
+pub use run::{run_scenario, run_seed, sweep, SweepReport};
+pub use scenario::Scenario;
+pub use world::Outcome;
+
+#[cfg(test)]
+mod tests;

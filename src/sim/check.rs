@@ -1,0 +1,763 @@
+//! The invariants, checked as the run goes, against an oracle built only from what clients
+//! were told.
+//!
+//! The oracle tracks, per username, whether an account exists, learned from acknowledged
+//! replies. It is honest about ambiguity: a request whose reply was lost (reset, crash) may or
+//! may not have taken effect, and requests of other clients on the same name that overlap in
+//! time may be ordered either way; in those cases any answer the protocol allows for some order
+//! is accepted and the oracle learns from it. Deliveries are checked against what was sent:
+//! nothing unsent, nothing twice on one relay, per-sender order, the right recipient account.
+//! The liveness phase then requires every acknowledged message to arrive.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::core::AccountId;
+use crate::wire::reply::{
+    DELETE_OK, DELETE_REFUSED, HELP, LOGIN_FAILED, LOGIN_OK, LOGOUT_OK, NAME_TAKEN, NEEDS_LOGIN,
+    REGISTER_OK, SEND_OK, UNKNOWN_RECIPIENT,
+};
+
+use super::scenario::Op;
+
+/// A broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub at_ms: u64,
+    /// Which invariant, in a few words.
+    pub invariant: &'static str,
+    pub detail: String,
+}
+
+/// Whether an account holds a name, as far as the oracle knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Known {
+    Yes,
+    No,
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+struct NameState {
+    exists: Known,
+    /// Bumped whenever a register or delete of this name starts or ends, and by crashes.
+    epoch: u64,
+    mutations_in_flight: u32,
+    /// Logins and registers of this name in flight.
+    logins_in_flight: u32,
+    /// Bumped whenever someone starts to log in as (or register) this name: a session of it
+    /// may have been taken over from then on.
+    session_epoch: u64,
+    password: Option<String>,
+    /// Delete attempts as (sent, ended) times; `u64::MAX` while in flight.
+    deletes: Vec<(u64, u64)>,
+    failures_ms: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Session {
+    Out,
+    In { key: String, account: Option<AccountId>, certain_epoch: Option<u64> },
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    op: Op,
+    sent_ms: u64,
+    /// The target name's epoch at send, if no other mutation of it was in flight then.
+    clean_epoch: Option<u64>,
+    /// What the oracle knew about the target name at send.
+    exists_at_send: Known,
+    /// For logins and registers: the name's session epoch right after this request bumped it,
+    /// if no other login of the name was in flight then.
+    session_alone: Option<u64>,
+    crashes: u64,
+    /// Names whose state was known and quiet at send (for list replies).
+    list_known: Vec<(String, bool, u64)>,
+    tag: Option<Tag>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ClientState {
+    session: Option<Session>,
+    pending: Option<Pending>,
+    failures_ms: Vec<u64>,
+}
+
+#[derive(Debug, Clone)]
+struct MsgInfo {
+    text: String,
+    from_client: usize,
+    from_key: Option<String>,
+    to_key: String,
+    seq: u64,
+    sent_ms: u64,
+    acked: bool,
+    to_account: Option<AccountId>,
+    delivered: bool,
+}
+
+#[derive(Debug, Clone)]
+struct RelayState {
+    owner_key: Option<String>,
+    owner_account: Option<AccountId>,
+    seen: BTreeSet<Tag>,
+    last_seq: BTreeMap<usize, u64>,
+}
+
+/// The checker of one run.
+#[derive(Debug, Clone)]
+pub struct Checker {
+    names: BTreeMap<String, NameState>,
+    clients: Vec<ClientState>,
+    msgs: BTreeMap<Tag, MsgInfo>,
+    relays: BTreeMap<u64, RelayState>,
+    crashes: u64,
+    throttle_window_ms: u64,
+    /// Invariant checks performed.
+    pub checks: u64,
+    /// Pushes received by clients.
+    pub delivered: u64,
+    violation: Option<Violation>,
+}
+
+fn key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+/// A message's identity in the run: client `C`'s `K`-th message, tagged `#C.K` in its text.
+pub type Tag = (usize, u64);
+
+/// The tag of a message text (`#C.K ...`), if it has one.
+pub fn tag_key(text: &str) -> Option<Tag> {
+    let (client, seq) = tag_of(text).strip_prefix('#')?.split_once('.')?;
+    Some((client.parse().ok()?, seq.parse().ok()?))
+}
+
+/// The tag of a message text (`#C.K`), as text.
+pub fn tag_of(text: &str) -> &str {
+    text.split(' ').next().unwrap_or(text)
+}
+
+impl Checker {
+    pub fn new(throttle_window_ms: u64) -> Self {
+        Checker {
+            names: BTreeMap::new(),
+            clients: Vec::new(),
+            msgs: BTreeMap::new(),
+            relays: BTreeMap::new(),
+            crashes: 0,
+            throttle_window_ms,
+            checks: 0,
+            delivered: 0,
+            violation: None,
+        }
+    }
+
+    /// The first violation, if any.
+    pub fn violation(&self) -> Option<&Violation> {
+        self.violation.as_ref()
+    }
+
+    fn fail(&mut self, at_ms: u64, invariant: &'static str, detail: String) {
+        if self.violation.is_none() {
+            self.violation = Some(Violation { at_ms, invariant, detail });
+        }
+    }
+
+    fn expect(
+        &mut self,
+        ok: bool,
+        at_ms: u64,
+        invariant: &'static str,
+        detail: impl FnOnce() -> String,
+    ) {
+        self.checks += 1;
+        if !ok {
+            self.fail(at_ms, invariant, detail());
+        }
+    }
+
+    fn name(&mut self, key: &str) -> &mut NameState {
+        self.names.entry(key.to_owned()).or_insert_with(|| NameState {
+            exists: Known::No,
+            epoch: 0,
+            mutations_in_flight: 0,
+            logins_in_flight: 0,
+            session_epoch: 0,
+            password: None,
+            deletes: Vec::new(),
+            failures_ms: Vec::new(),
+        })
+    }
+
+    fn client(&mut self, client: usize) -> &mut ClientState {
+        if self.clients.len() <= client {
+            self.clients.resize(client + 1, ClientState::default());
+        }
+        &mut self.clients[client]
+    }
+
+    fn session(&mut self, client: usize) -> Session {
+        self.client(client).session.clone().unwrap_or(Session::Out)
+    }
+
+    fn certainly_in(&mut self, client: usize) -> bool {
+        match self.session(client) {
+            Session::In { key, certain_epoch: Some(e), .. } => self.name(&key).session_epoch == e,
+            _ => false,
+        }
+    }
+
+    // ---- what clients do ---------------------------------------------------------------------
+
+    /// A client opened a command connection: it starts logged out.
+    pub fn connected(&mut self, client: usize) {
+        self.client(client).session = Some(Session::Out);
+    }
+
+    /// A client sent a request.
+    pub fn sent(&mut self, now_ms: u64, client: usize, op: &Op, tag: Option<&str>) {
+        let mutation = match op {
+            Op::Register { name, .. } | Op::Delete { name, .. } => Some(key(name)),
+            _ => None,
+        };
+        let target = match op {
+            Op::Register { name, .. } | Op::Login { name, .. } | Op::Delete { name, .. } => {
+                Some(key(name))
+            }
+            Op::Send { to, .. } => Some(key(to)),
+            _ => None,
+        };
+        if let Some(k) = &mutation {
+            let state = self.name(k);
+            state.epoch += 1;
+            state.mutations_in_flight += 1;
+            if matches!(op, Op::Delete { .. }) {
+                state.deletes.push((now_ms, u64::MAX));
+            }
+        }
+        if let Op::Register { name, .. } | Op::Login { name, .. } = op {
+            let state = self.name(&key(name));
+            state.session_epoch += 1;
+            state.logins_in_flight += 1;
+        }
+        let clean_epoch = target.as_ref().and_then(|k| {
+            let own = u32::from(mutation.is_some());
+            let state = self.name(k);
+            (state.mutations_in_flight == own).then_some(state.epoch)
+        });
+        let session_alone = match op {
+            Op::Register { name, .. } | Op::Login { name, .. } => {
+                let state = self.name(&key(name));
+                (state.logins_in_flight == 1).then_some(state.session_epoch)
+            }
+            _ => None,
+        };
+        let exists_at_send = target.as_ref().map_or(Known::Unknown, |k| self.name(k).exists);
+        let list_known = if matches!(op, Op::List { .. }) {
+            self.names
+                .iter()
+                .filter(|(_, s)| s.mutations_in_flight == 0 && s.exists != Known::Unknown)
+                .map(|(k, s)| (k.clone(), s.exists == Known::Yes, s.epoch))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let tag = tag.and_then(tag_key);
+        if let (Op::Send { to, text }, Some(tag)) = (op, tag) {
+            let from_key = match self.session(client) {
+                Session::In { key, .. } => Some(key),
+                Session::Out => None,
+            };
+            let seq = tag.1;
+            let info = MsgInfo {
+                text: text.clone(),
+                from_client: client,
+                from_key,
+                to_key: key(to),
+                seq,
+                sent_ms: now_ms,
+                acked: false,
+                to_account: None,
+                delivered: false,
+            };
+            self.msgs.insert(tag, info);
+        }
+        let crashes = self.crashes;
+        let pending = Pending {
+            op: op.clone(),
+            sent_ms: now_ms,
+            clean_epoch,
+            exists_at_send,
+            session_alone,
+            crashes,
+            list_known,
+            tag,
+        };
+        self.client(client).pending = Some(pending);
+    }
+
+    /// The server persisted a message record for account `to`.
+    pub fn persisted_message(&mut self, text: &str, to: AccountId) {
+        if let Some(msg) = tag_key(text).and_then(|t| self.msgs.get_mut(&t)) {
+            msg.to_account = Some(to);
+        }
+    }
+
+    /// A client lost its command connection (with any request on it).
+    pub fn disconnected(&mut self, now_ms: u64, client: usize) {
+        let state = self.client(client);
+        state.session = Some(Session::Out);
+        let Some(pending) = state.pending.take() else { return };
+        self.end_request(now_ms, &pending, true);
+    }
+
+    /// Bookkeeping when a request ends (answered, or lost when `lost`).
+    fn end_request(&mut self, now_ms: u64, pending: &Pending, lost: bool) {
+        let mutation = match &pending.op {
+            Op::Register { name, .. } | Op::Delete { name, .. } => Some(key(name)),
+            _ => None,
+        };
+        if let Some(k) = mutation {
+            let state = self.name(&k);
+            state.epoch += 1;
+            state.mutations_in_flight = state.mutations_in_flight.saturating_sub(1);
+            if lost {
+                state.exists = Known::Unknown;
+            }
+            if let Some(d) =
+                state.deletes.iter_mut().find(|d| d.0 == pending.sent_ms && d.1 == u64::MAX)
+            {
+                d.1 = now_ms;
+            }
+        }
+        if let Op::Register { name, .. } | Op::Login { name, .. } = &pending.op {
+            let state = self.name(&key(name));
+            state.logins_in_flight = state.logins_in_flight.saturating_sub(1);
+        }
+        if lost {
+            if let Op::Login { name, .. } | Op::Delete { name, .. } = &pending.op {
+                self.name(&key(name)).failures_ms.push(now_ms);
+            }
+        }
+    }
+
+    /// The server crashed: every request in flight may or may not have happened.
+    pub fn crashed(&mut self) {
+        self.crashes += 1;
+        for state in self.names.values_mut() {
+            state.epoch += 1;
+            if state.mutations_in_flight > 0 {
+                state.exists = Known::Unknown;
+            }
+        }
+    }
+
+    /// Whether the reply to `pending` must match the oracle's state at send: it was known, no
+    /// other mutation of the name overlapped the request, and no crash happened meanwhile.
+    fn strict(&mut self, pending: &Pending, k: &str) -> bool {
+        let crashes = self.crashes;
+        let state = self.name(k);
+        pending.exists_at_send != Known::Unknown
+            && pending.clean_epoch == Some(state.epoch)
+            && pending.crashes == crashes
+    }
+
+    /// Learns that `k` exists (or not) from the reply to `pending`, unless another mutation of
+    /// it overlapped the request or is still in flight, or a crash intervened: then the order
+    /// is unknown, and so is the state.
+    fn learn(&mut self, pending: &Pending, k: &str, exists: bool, own_mutation: u32) {
+        let crashes = self.crashes;
+        let state = self.name(k);
+        let quiet = pending.clean_epoch == Some(state.epoch) && pending.crashes == crashes;
+        state.exists = match (quiet && state.mutations_in_flight == own_mutation, exists) {
+            (false, _) => Known::Unknown,
+            (true, true) => Known::Yes,
+            (true, false) => Known::No,
+        };
+    }
+
+    fn recently_failed(&mut self, now_ms: u64, client: usize, k: Option<&str>) -> bool {
+        let window = self.throttle_window_ms;
+        let recent = |v: &Vec<u64>| v.iter().any(|&t| t + window >= now_ms);
+        let by_client = recent(&self.client(client).failures_ms);
+        let by_name = k.is_some_and(|k| recent(&self.name(k).failures_ms));
+        by_client || by_name
+    }
+
+    fn record_failure(&mut self, now_ms: u64, client: usize, k: Option<&str>) {
+        self.client(client).failures_ms.push(now_ms);
+        if let Some(k) = k {
+            self.name(k).failures_ms.push(now_ms);
+        }
+    }
+
+    /// A client received the reply `body` to its pending request. `account` is the session of
+    /// its command connection when the server released the reply.
+    pub fn replied(&mut self, now_ms: u64, client: usize, body: &[u8], account: Option<AccountId>) {
+        let Some(pending) = self.client(client).pending.take() else {
+            return self.fail(
+                now_ms,
+                "one reply per request",
+                format!(
+                    "client {client} got a reply it did not ask for: {:?}",
+                    String::from_utf8_lossy(body)
+                ),
+            );
+        };
+        let text = String::from_utf8_lossy(body);
+        let (ok, text) = match text.split_once('\n') {
+            Some(("0", t)) => (true, t),
+            Some(("-1", t)) => (false, t),
+            _ => {
+                return self.fail(
+                    now_ms,
+                    "replies are well-formed",
+                    format!("client {client}: {text:?}"),
+                )
+            }
+        };
+        self.check_reply(now_ms, client, &pending, ok, text, account);
+        self.end_request(now_ms, &pending, false);
+    }
+
+    fn check_reply(
+        &mut self,
+        now_ms: u64,
+        client: usize,
+        p: &Pending,
+        ok: bool,
+        text: &str,
+        account: Option<AccountId>,
+    ) {
+        let out = self.session(client) == Session::Out;
+        let certainly_in = self.certainly_in(client);
+        let what = || {
+            format!(
+                "client {client} sent `{}` at {} ms and got {}{text:?}",
+                p.op,
+                p.sent_ms,
+                if ok { "0 " } else { "-1 " }
+            )
+        };
+        let throttled = !ok && text.starts_with("Too many failed attempts");
+        if !matches!(p.op, Op::Help | Op::Login { .. } | Op::Register { .. })
+            && text == NEEDS_LOGIN
+            && !ok
+        {
+            self.expect(!certainly_in, now_ms, "a logged-in session is served", what);
+            self.client(client).session = Some(Session::Out);
+            return;
+        }
+        let needs_login = !matches!(p.op, Op::Help | Op::Login { .. } | Op::Register { .. });
+        if needs_login && !throttled {
+            self.expect(!out, now_ms, "no command succeeds without a login", what);
+        }
+        match &p.op {
+            Op::Help => self.expect(ok && text == HELP, now_ms, "help reply", what),
+            Op::Register { name, password } => {
+                let k = key(name);
+                let strict = self.strict(p, &k);
+                let exists = p.exists_at_send;
+                if ok && text == REGISTER_OK {
+                    self.expect(
+                        !(strict && exists == Known::Yes),
+                        now_ms,
+                        "a taken name cannot be registered",
+                        what,
+                    );
+                    self.learn(p, &k, true, 1);
+                    self.name(&k).password = Some(password.clone());
+                    self.logged_in(client, p, &k, account, 1);
+                } else if !ok && text == NAME_TAKEN {
+                    self.expect(
+                        !(strict && exists == Known::No),
+                        now_ms,
+                        "a free name can be registered",
+                        what,
+                    );
+                    self.learn(p, &k, true, 1);
+                } else {
+                    self.fail(now_ms, "register reply", what());
+                }
+            }
+            Op::Login { name, password } => {
+                let k = key(name);
+                let strict = self.strict(p, &k);
+                let exists = p.exists_at_send;
+                let correct = self.name(&k).password.as_ref().map(|pw| pw == password);
+                if ok && text == LOGIN_OK {
+                    self.expect(
+                        correct != Some(false),
+                        now_ms,
+                        "a wrong password never logs in",
+                        what,
+                    );
+                    self.expect(
+                        !(strict && exists == Known::No),
+                        now_ms,
+                        "no login to a missing account",
+                        what,
+                    );
+                    self.learn(p, &k, true, 0);
+                    self.logged_in(client, p, &k, account, 0);
+                } else if !ok && text == LOGIN_FAILED {
+                    let existing = strict && exists == Known::Yes && correct == Some(true);
+                    self.expect(!existing, now_ms, "the right password logs in", what);
+                    if correct == Some(true) {
+                        self.learn(p, &k, false, 0);
+                    }
+                    self.record_failure(now_ms, client, Some(&k));
+                } else if throttled {
+                    let fair = self.recently_failed(now_ms, client, Some(&k));
+                    self.expect(fair, now_ms, "throttling follows failures", what);
+                } else {
+                    self.fail(now_ms, "login reply", what());
+                }
+            }
+            Op::Send { to, .. } => {
+                let k = key(to);
+                let strict = self.strict(p, &k);
+                let exists = p.exists_at_send;
+                if ok && text == SEND_OK {
+                    self.expect(
+                        !(strict && exists == Known::No),
+                        now_ms,
+                        "no send to a missing account",
+                        what,
+                    );
+                    self.learn(p, &k, true, 0);
+                    if let Some(msg) = p.tag.and_then(|t| self.msgs.get_mut(&t)) {
+                        msg.acked = true;
+                    }
+                } else if !ok && text == UNKNOWN_RECIPIENT {
+                    self.expect(
+                        !(strict && exists == Known::Yes),
+                        now_ms,
+                        "a send to an account is accepted",
+                        what,
+                    );
+                    self.learn(p, &k, false, 0);
+                } else if !ok
+                    && (text.contains("mailbox is full") || text.contains("store is full"))
+                {
+                    self.checks += 1;
+                } else {
+                    self.fail(now_ms, "send reply", what());
+                }
+            }
+            Op::List { .. } => self.check_list(now_ms, p, ok, text, &what()),
+            Op::Delete { name, password } => {
+                let k = key(name);
+                let session_key = match self.session(client) {
+                    Session::In { key, .. } => Some(key),
+                    Session::Out => None,
+                };
+                let correct = self.name(&k).password.as_ref().map(|pw| pw == password);
+                if ok && text == DELETE_OK {
+                    self.expect(
+                        correct != Some(false),
+                        now_ms,
+                        "a wrong password never deletes",
+                        what,
+                    );
+                    self.learn(p, &k, false, 1);
+                    self.name(&k).session_epoch += 1;
+                    self.client(client).session = Some(Session::Out);
+                } else if !ok && text == DELETE_REFUSED {
+                    let own = session_key.as_deref() == Some(k.as_str());
+                    let strict = self.strict(p, &k);
+                    let refused_wrongly = certainly_in && own && strict && correct == Some(true);
+                    self.expect(!refused_wrongly, now_ms, "the owner can delete the account", what);
+                    self.record_failure(now_ms, client, Some(&k));
+                } else if throttled {
+                    let fair = self.recently_failed(now_ms, client, Some(&k));
+                    self.expect(fair, now_ms, "throttling follows failures", what);
+                } else {
+                    self.fail(now_ms, "delete reply", what());
+                }
+            }
+            Op::Logout => {
+                self.expect(ok && text == LOGOUT_OK, now_ms, "logout reply", what);
+                self.client(client).session = Some(Session::Out);
+            }
+            Op::Relay { ticket: true } => {
+                let well_formed =
+                    ok && text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
+                self.expect(well_formed, now_ms, "ticket reply", what);
+            }
+            other => self.fail(now_ms, "requests", format!("client {client}: {other} got a reply")),
+        }
+    }
+
+    fn check_list(&mut self, now_ms: u64, p: &Pending, ok: bool, text: &str, what: &str) {
+        if !ok {
+            return self.fail(now_ms, "list reply", what.to_owned());
+        }
+        let Op::List { pattern } = &p.op else { return };
+        let listed: BTreeSet<String> = text.split(' ').filter(|s| !s.is_empty()).map(key).collect();
+        let pattern = if pattern.is_empty() { "*" } else { pattern.as_str() };
+        for (k, exists, epoch) in &p.list_known {
+            let quiet =
+                self.names.get(k).is_some_and(|s| s.epoch == *epoch) && p.crashes == self.crashes;
+            if !quiet || !crate::core::glob_match(pattern, k) {
+                continue;
+            }
+            let shown = listed.contains(k);
+            self.expect(shown == *exists, now_ms, "list shows exactly the accounts", || {
+                format!("{what}: {k} exists={exists} but listed={shown}")
+            });
+        }
+    }
+
+    /// `client` logged in as `k` by its pending login or register (still counted in flight).
+    fn logged_in(
+        &mut self,
+        client: usize,
+        p: &Pending,
+        k: &str,
+        account: Option<AccountId>,
+        own_mutation: u32,
+    ) {
+        let state = self.name(k);
+        let alone = p.session_alone == Some(state.session_epoch)
+            && state.mutations_in_flight == own_mutation;
+        let certain = alone.then_some(state.session_epoch);
+        let key = k.to_owned();
+        self.client(client).session = Some(Session::In { key, account, certain_epoch: certain });
+    }
+
+    // ---- relays ------------------------------------------------------------------------------
+
+    /// A client opened relay `conn`; pushes on it belong to the client's current session.
+    pub fn relay_opened(&mut self, client: usize, conn: u64) {
+        let (owner_key, owner_account) = match self.session(client) {
+            Session::In { key, account, .. } => (Some(key), account),
+            Session::Out => (None, None),
+        };
+        let relay = RelayState {
+            owner_key,
+            owner_account,
+            seen: BTreeSet::new(),
+            last_seq: BTreeMap::new(),
+        };
+        self.relays.insert(conn, relay);
+    }
+
+    /// A message was pushed and received on relay `conn`.
+    pub fn pushed(&mut self, now_ms: u64, conn: u64, sender: &str, text: &str) {
+        self.delivered += 1;
+        let tag = tag_key(text);
+        let Some((tag, msg)) = tag.and_then(|t| Some((t, self.msgs.get(&t)?.clone()))) else {
+            return self.fail(
+                now_ms,
+                "nothing is delivered that was not sent",
+                format!("relay {conn} got {sender}:{text:?}"),
+            );
+        };
+        // Only the owner: cloning the relay would copy every tag it has seen.
+        let owner = self.relays.get(&conn).map(|r| (r.owner_key.clone(), r.owner_account));
+        let Some((owner_key, owner_account)) = owner else {
+            return self.fail(
+                now_ms,
+                "pushes only on relays",
+                format!("connection {conn} got {text:?}"),
+            );
+        };
+        let what = || {
+            format!(
+                "relay {conn} (owner {:?} {:?}) got {sender}:{text:?} sent to {} ({:?})",
+                owner_key, owner_account, msg.to_key, msg.to_account
+            )
+        };
+        self.expect(msg.text == text, now_ms, "delivered text is the text sent", what);
+        self.expect(
+            owner_key.as_deref() == Some(msg.to_key.as_str()),
+            now_ms,
+            "nothing is delivered to another user",
+            what,
+        );
+        self.expect(
+            msg.to_account.is_some() && owner_account == msg.to_account,
+            now_ms,
+            "nothing is delivered to another account (a reused name)",
+            what,
+        );
+        if msg.acked {
+            self.expect(
+                msg.from_key.as_deref() == Some(key(sender).as_str()),
+                now_ms,
+                "the sender is shown",
+                what,
+            );
+        }
+        let relay = self.relays.get_mut(&conn).expect("looked up above");
+        let fresh = relay.seen.insert(tag);
+        let last = relay.last_seq.insert(msg.from_client, msg.seq).unwrap_or(0);
+        self.expect(fresh, now_ms, "nothing is delivered twice to one relay", what);
+        self.expect(msg.seq > last || !fresh, now_ms, "per-sender order is kept", || {
+            format!("{}, after #{}.{last}", what(), msg.from_client)
+        });
+        if let Some(m) = self.msgs.get_mut(&tag) {
+            m.delivered = true;
+        }
+    }
+
+    /// The server wrote a push for the original client (no acknowledgements): by the protocol
+    /// that is delivery, even if the connection dies before the bytes arrive.
+    pub fn written_plain(&mut self, text: &str) {
+        if let Some(m) = tag_key(text).and_then(|t| self.msgs.get_mut(&t)) {
+            m.delivered = true;
+        }
+    }
+
+    // ---- liveness ----------------------------------------------------------------------------
+
+    fn owed(&self) -> impl Iterator<Item = (&Tag, &MsgInfo)> {
+        self.msgs.iter().filter(|(_, m)| m.acked && !m.delivered).filter(|(_, m)| {
+            let deleted = self
+                .names
+                .get(&m.to_key)
+                .is_some_and(|s| s.deletes.iter().any(|d| d.1 >= m.sent_ms));
+            !deleted
+        })
+    }
+
+    /// Names with acknowledged messages still to deliver, with the password that logs in.
+    pub fn owed_names(&self) -> Vec<(String, Option<String>)> {
+        let keys: BTreeSet<&String> = self.owed().map(|(_, m)| &m.to_key).collect();
+        keys.into_iter()
+            .map(|k| (k.clone(), self.names.get(k).and_then(|s| s.password.clone())))
+            .collect()
+    }
+
+    /// How many acknowledged messages are still owed.
+    pub fn owed_len(&self) -> usize {
+        self.owed().count()
+    }
+
+    /// The end of the liveness phase: every acknowledged message must have arrived.
+    pub fn finish(&mut self, now_ms: u64) {
+        let lost: Vec<String> = self
+            .owed()
+            .take(5)
+            .map(|(&(c, k), m)| format!("#{c}.{k} to {} (sent at {} ms)", m.to_key, m.sent_ms))
+            .collect();
+        self.checks += 1;
+        if !lost.is_empty() {
+            let n = self.owed_len();
+            self.fail(
+                now_ms,
+                "no acknowledged message is lost",
+                format!("{n} acknowledged messages never arrived, e.g. {}", lost.join(", ")),
+            );
+        }
+    }
+}
+
+impl Checker {
+    /// Records a violation found outside the checker (a failed recovery).
+    pub fn fail_with(&mut self, at_ms: u64, invariant: &'static str, detail: String) {
+        self.fail(at_ms, invariant, detail);
+    }
+}

@@ -1,0 +1,366 @@
+//! A simulated client: a state machine that turns operations (scripted or drawn by the random
+//! workload) into request frames, parses what comes back with [`wire::Decoder`], acknowledges
+//! ticketed pushes, and tells the world what it did through [`Act`]s.
+//!
+//! The client never touches the network or the checker itself: it returns acts, which the world
+//! carries out (connect, write, close, wake me later) and reports (what was sent, replies,
+//! pushes). So the same state machine could be driven over real sockets.
+
+use std::collections::VecDeque;
+
+use rand::Rng;
+use rand_chacha::ChaCha20Rng;
+
+use super::scenario::{Chan, Op};
+use super::workload::{self, View, Workload};
+use crate::wire::{encode, Decoder};
+
+/// Something the world must do or know, in order.
+#[derive(Debug)]
+pub enum Act {
+    Connect(Chan),
+    Write(Chan, Vec<u8>),
+    /// Close this connection (the client has already forgotten it).
+    Close(u64),
+    /// Wake the client again after this many ms.
+    Wake(u64),
+    /// Observations for the checker.
+    Connected,
+    Sent(Op),
+    Reply(Vec<u8>),
+    Lost,
+    RelayOpened(u64),
+    Push {
+        conn: u64,
+        sender: String,
+        text: String,
+    },
+}
+
+/// Where a client's operations come from.
+#[derive(Debug)]
+pub enum Driver {
+    /// Operations with the earliest time each may run.
+    Script(VecDeque<(u64, Op)>),
+    Random {
+        ops_left: usize,
+        names: usize,
+        workload: Workload,
+    },
+}
+
+#[derive(Debug)]
+struct Side {
+    conn: u64,
+    decoder: Decoder,
+}
+
+/// One client.
+#[derive(Debug)]
+pub struct Client {
+    pub id: usize,
+    driver: Driver,
+    rng: ChaCha20Rng,
+    cmd: Option<Side>,
+    relay: Option<Side>,
+    relay_acks: bool,
+    relay_hello: Option<Vec<u8>>,
+    awaiting: Option<Op>,
+    session: Option<String>,
+    msg_seq: u64,
+    think_ms_max: u64,
+    /// The next wake-up already scheduled.
+    pub wake_at: Option<u64>,
+    /// Reads its relay slowly.
+    pub slow_reader: bool,
+    /// Retries a refused login (the liveness phase's clients, which must get in eventually).
+    pub persistent: bool,
+}
+
+const FRAME_LEN_MAX: usize = 1 << 20;
+const RETRY_MS: u64 = 50;
+/// How long a persistent client waits before logging in again (throttling lasts seconds).
+const LOGIN_RETRY_MS: u64 = 1_000;
+
+impl Client {
+    pub fn new(id: usize, driver: Driver, mut rng: ChaCha20Rng, slow_percent: u64) -> Self {
+        let slow_reader = rng.gen_range(0..100) < slow_percent;
+        // A script says when things happen; only random clients think between operations.
+        let think_ms_max = if matches!(driver, Driver::Random { .. }) { 100 } else { 0 };
+        Client {
+            id,
+            driver,
+            rng,
+            cmd: None,
+            relay: None,
+            relay_acks: false,
+            relay_hello: None,
+            awaiting: None,
+            session: None,
+            msg_seq: 0,
+            think_ms_max,
+            wake_at: None,
+            slow_reader,
+            persistent: false,
+        }
+    }
+
+    /// No operation left and no request outstanding.
+    pub fn is_done(&self) -> bool {
+        self.awaiting.is_none()
+            && match &self.driver {
+                Driver::Script(ops) => ops.is_empty(),
+                Driver::Random { ops_left, .. } => *ops_left == 0,
+            }
+    }
+
+    /// Appends `op` to a scripted client's operations, to run at `at_ms` or later.
+    pub fn push_op(&mut self, at_ms: u64, op: Op) {
+        match &mut self.driver {
+            Driver::Script(ops) => ops.push_back((at_ms, op)),
+            Driver::Random { .. } => panic!("random clients take no scripted operations"),
+        }
+    }
+
+    /// The time of the next scripted operation, if any.
+    pub fn next_script_ms(&self) -> Option<u64> {
+        match &self.driver {
+            Driver::Script(ops) => ops.front().map(|(at, _)| *at),
+            Driver::Random { .. } => None,
+        }
+    }
+
+    /// The live connection on `chan`.
+    pub fn conn(&self, chan: Chan) -> Option<u64> {
+        match chan {
+            Chan::Command => self.cmd.as_ref().map(|s| s.conn),
+            Chan::Relay => self.relay.as_ref().map(|s| s.conn),
+        }
+    }
+
+    fn think(&mut self) -> u64 {
+        self.rng.gen_range(0..=self.think_ms_max)
+    }
+
+    /// Time to act: performs the next operation if the client is free.
+    pub fn wake(&mut self, now_ms: u64, acts: &mut Vec<Act>) {
+        if self.awaiting.is_some() {
+            return;
+        }
+        let op = match &mut self.driver {
+            Driver::Script(ops) => match ops.front() {
+                None => return,
+                Some(&(at, _)) if at > now_ms => return acts.push(Act::Wake(at - now_ms)),
+                Some((_, op)) if needs_command(op) && self.cmd.is_none() => {
+                    return acts.push(Act::Connect(Chan::Command));
+                }
+                Some(_) => ops.pop_front().expect("front exists").1,
+            },
+            Driver::Random { ops_left: 0, .. } => return,
+            Driver::Random { ops_left, names, workload } => {
+                *ops_left -= 1;
+                let (names, workload) = (*names, *workload);
+                let view = View {
+                    me: self.id,
+                    connected: self.cmd.is_some(),
+                    session: self.session.as_deref(),
+                    relay: self.relay.is_some(),
+                };
+                match workload {
+                    Workload::Mixed => workload::choose(&mut self.rng, view, names),
+                    Workload::Chat => workload::choose_chat(&mut self.rng, view, names),
+                }
+            }
+        };
+        self.perform(op, acts);
+        if self.awaiting.is_none() {
+            let delay = self.think();
+            acts.push(Act::Wake(delay));
+        }
+    }
+
+    fn perform(&mut self, op: Op, acts: &mut Vec<Act>) {
+        match op {
+            Op::Connect if self.cmd.is_none() => acts.push(Act::Connect(Chan::Command)),
+            Op::Connect | Op::Idle => {}
+            Op::Disconnect => {
+                if let Some(side) = self.relay.take() {
+                    acts.push(Act::Close(side.conn));
+                }
+                if let Some(side) = self.cmd.take() {
+                    acts.push(Act::Close(side.conn));
+                    acts.push(Act::Lost);
+                }
+                self.session = None;
+            }
+            Op::CloseRelay => {
+                if let Some(side) = self.relay.take() {
+                    acts.push(Act::Close(side.conn));
+                }
+            }
+            Op::Relay { ticket: false } => {
+                if let (None, Some(name)) = (&self.relay, &self.session) {
+                    self.open_relay(name.clone().into_bytes(), false, acts);
+                }
+            }
+            Op::RelayAs { name } => {
+                if self.relay.is_none() {
+                    self.open_relay(name.into_bytes(), false, acts);
+                }
+            }
+            Op::Relay { ticket: true } if self.relay.is_some() || self.session.is_none() => {}
+            op => self.request(op, acts),
+        }
+    }
+
+    fn open_relay(&mut self, hello: Vec<u8>, acks: bool, acts: &mut Vec<Act>) {
+        self.relay_hello = Some(hello);
+        self.relay_acks = acks;
+        acts.push(Act::Connect(Chan::Relay));
+    }
+
+    fn request(&mut self, op: Op, acts: &mut Vec<Act>) {
+        if self.cmd.is_none() {
+            return;
+        }
+        let op = match op {
+            Op::Send { to, text } => {
+                self.msg_seq += 1;
+                let tag = format!("#{}.{}", self.id, self.msg_seq);
+                let text = if text.is_empty() { tag } else { format!("{tag} {text}") };
+                Op::Send { to, text }
+            }
+            op => op,
+        };
+        let body = request_body(&op);
+        let mut frame = Vec::with_capacity(body.len() + crate::wire::HEADER_LEN);
+        encode(body.as_bytes(), &mut frame);
+        acts.push(Act::Sent(op.clone()));
+        acts.push(Act::Write(Chan::Command, frame));
+        self.awaiting = Some(op);
+    }
+
+    /// The world connected (or failed to connect) `chan`.
+    pub fn attached(&mut self, chan: Chan, conn: Option<u64>, acts: &mut Vec<Act>) {
+        match (chan, conn) {
+            (Chan::Command, Some(conn)) => {
+                self.cmd = Some(Side { conn, decoder: Decoder::new(FRAME_LEN_MAX) });
+                self.session = None;
+                acts.push(Act::Connected);
+                acts.push(Act::Wake(0));
+            }
+            (Chan::Command, None) => acts.push(Act::Wake(RETRY_MS)),
+            (Chan::Relay, Some(conn)) => {
+                self.relay = Some(Side { conn, decoder: Decoder::new(FRAME_LEN_MAX) });
+                acts.push(Act::RelayOpened(conn));
+                if let Some(hello) = self.relay_hello.take() {
+                    let mut frame = Vec::new();
+                    encode(&hello, &mut frame);
+                    acts.push(Act::Write(Chan::Relay, frame));
+                }
+            }
+            (Chan::Relay, None) => self.relay_hello = None,
+        }
+    }
+
+    /// Bytes arrived on `conn`.
+    pub fn received(&mut self, conn: u64, bytes: &[u8], acts: &mut Vec<Act>) {
+        if self.conn(Chan::Command) == Some(conn) {
+            let side = self.cmd.as_mut().expect("checked");
+            side.decoder.feed(bytes);
+            while let Ok(Some(body)) = self.cmd.as_mut().map_or(Ok(None), |s| s.decoder.decode()) {
+                self.reply(body, acts);
+            }
+        } else if self.conn(Chan::Relay) == Some(conn) {
+            let side = self.relay.as_mut().expect("checked");
+            side.decoder.feed(bytes);
+            while let Ok(Some(body)) = self.relay.as_mut().map_or(Ok(None), |s| s.decoder.decode())
+            {
+                self.push(conn, &body, acts);
+            }
+        }
+    }
+
+    fn reply(&mut self, body: Vec<u8>, acts: &mut Vec<Act>) {
+        // A frame nobody asked for is a notice before a close (a timeout): nothing to check.
+        let Some(op) = self.awaiting.take() else { return };
+        let text = String::from_utf8_lossy(&body).into_owned();
+        acts.push(Act::Reply(body));
+        let ok = text.starts_with("0\n");
+        match &op {
+            Op::Register { name, .. } | Op::Login { name, .. } if ok => {
+                self.session = Some(name.clone())
+            }
+            Op::Delete { .. } | Op::Logout if ok => self.session = None,
+            Op::Login { .. } if self.persistent => {
+                if let Driver::Script(ops) = &mut self.driver {
+                    ops.push_front((0, op.clone()));
+                }
+                return acts.push(Act::Wake(LOGIN_RETRY_MS));
+            }
+            Op::Relay { ticket: true } if ok => {
+                if let (None, Some(name)) = (&self.relay, &self.session) {
+                    let hello = format!("{name}\n{}", &text[2..]).into_bytes();
+                    self.open_relay(hello, true, acts);
+                }
+            }
+            _ => {}
+        }
+        if text == format!("-1\n{}", crate::wire::reply::NEEDS_LOGIN) {
+            self.session = None;
+        }
+        let delay = self.think();
+        acts.push(Act::Wake(delay));
+    }
+
+    fn push(&mut self, conn: u64, body: &[u8], acts: &mut Vec<Act>) {
+        let text = String::from_utf8_lossy(body);
+        if let Some(rest) = text.strip_prefix("0\n") {
+            let (sender, text) = rest.split_once(':').unwrap_or(("", rest));
+            acts.push(Act::Push { conn, sender: sender.to_owned(), text: text.to_owned() });
+        } else if let Some(rest) = text.strip_prefix("7\n") {
+            let mut parts = rest.splitn(3, '\n');
+            let (id, sender, text) = (parts.next(), parts.next(), parts.next());
+            let (Some(id), Some(sender), Some(text)) = (id, sender, text) else { return };
+            acts.push(Act::Push { conn, sender: sender.to_owned(), text: text.to_owned() });
+            if self.relay_acks {
+                let mut frame = Vec::new();
+                encode(format!("7\n{id}").as_bytes(), &mut frame);
+                acts.push(Act::Write(Chan::Relay, frame));
+            }
+        }
+    }
+
+    /// `conn` was closed by the server or reset.
+    pub fn closed(&mut self, conn: u64, acts: &mut Vec<Act>) {
+        if self.conn(Chan::Command) == Some(conn) {
+            self.cmd = None;
+            self.session = None;
+            self.awaiting = None;
+            acts.push(Act::Lost);
+            let delay = self.think();
+            acts.push(Act::Wake(delay));
+        } else if self.conn(Chan::Relay) == Some(conn) {
+            self.relay = None;
+        }
+    }
+}
+
+fn needs_command(op: &Op) -> bool {
+    !matches!(op, Op::Connect | Op::Disconnect | Op::Idle | Op::CloseRelay | Op::RelayAs { .. })
+}
+
+/// The frame body of a request.
+pub fn request_body(op: &Op) -> String {
+    match op {
+        Op::Help => "0\n".into(),
+        Op::Login { name, password } => format!("1\n{name}\n{password}"),
+        Op::Send { to, text } => format!("2\n{to}\n{text}"),
+        Op::Register { name, password } => format!("3\n{name}\n{password}"),
+        Op::List { pattern } => format!("4\n{pattern}"),
+        Op::Delete { name, password } => format!("5\n{name}\n{password}"),
+        Op::Logout => "-1\n".into(),
+        Op::Relay { ticket: true } => "6".into(),
+        other => unreachable!("{other} is not a request"),
+    }
+}

@@ -1,0 +1,88 @@
+//! Running worlds: one seed, one scenario, or a sweep of seeds over several threads.
+//!
+//! Each thread runs whole seeds, so a seed's behaviour never depends on the thread count.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::options::RunOptions;
+use super::scenario::Scenario;
+use super::trace::first_difference;
+use super::world::{Outcome, World};
+
+/// Runs the random world of `seed`.
+pub fn run_seed(seed: u64, opts: &RunOptions) -> Outcome {
+    World::random(seed, opts.clone()).run()
+}
+
+/// Runs a scenario.
+pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> Outcome {
+    World::scripted(scenario, opts.clone()).run()
+}
+
+/// What a sweep found.
+#[derive(Debug, Default)]
+pub struct SweepReport {
+    pub runs: u64,
+    pub events: u64,
+    pub delivered: u64,
+    pub checks: u64,
+    /// Failing runs, by seed.
+    pub failures: Vec<Outcome>,
+    /// Seeds whose two runs hashed differently, with the first differing trace line.
+    pub nondeterministic: Vec<(u64, String)>,
+}
+
+/// Runs `seeds` on `jobs` threads; `on_done` is called after each seed (for progress).
+/// With `twice`, runs each seed twice and compares the trace hashes.
+pub fn sweep(
+    seeds: &[u64],
+    opts: &RunOptions,
+    jobs: usize,
+    twice: bool,
+    on_done: &(dyn Fn() + Sync),
+) -> SweepReport {
+    let next = AtomicUsize::new(0);
+    let report = Mutex::new(SweepReport::default());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&seed) = seeds.get(index) else { break };
+                let outcome = run_seed(seed, opts);
+                let difference = if twice { determinism(seed, opts, &outcome) } else { None };
+                let mut report = report.lock().expect("a sweep thread panicked");
+                report.runs += 1;
+                report.events += outcome.events;
+                report.delivered += outcome.delivered;
+                report.checks += outcome.checks;
+                if let Some(difference) = difference {
+                    report.nondeterministic.push((seed, difference));
+                }
+                if outcome.violation.is_some() {
+                    report.failures.push(outcome);
+                }
+                drop(report);
+                on_done();
+            });
+        }
+    });
+    let mut report = report.into_inner().expect("a sweep thread panicked");
+    report.failures.sort_by_key(|o| o.seed);
+    report.nondeterministic.sort();
+    report
+}
+
+/// Runs `seed` again; if the hash differs, reruns both with their traces kept and describes the
+/// first line where they part.
+pub fn determinism(seed: u64, opts: &RunOptions, first: &Outcome) -> Option<String> {
+    let second = run_seed(seed, opts);
+    if second.hash == first.hash {
+        return None;
+    }
+    let kept = RunOptions { keep_trace: true, ..opts.clone() };
+    let (a, b) = (run_seed(seed, &kept), run_seed(seed, &kept));
+    let at = first_difference(&a.trace, &b.trace).unwrap_or(0);
+    let line = |t: &[String]| t.get(at).cloned().unwrap_or_else(|| "<end of trace>".into());
+    Some(format!("event {at}: {:?} vs {:?}", line(&a.trace), line(&b.trace)))
+}

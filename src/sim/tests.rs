@@ -1,0 +1,177 @@
+//! Tests of the whole simulator: sweeps pass, runs are deterministic, replays are exact, and
+//! planted bugs are caught. They live under `src/` because planted bugs exist only in
+//! `cfg(test)` builds of the core.
+
+use super::*;
+use crate::core::planted::Planted;
+
+/// Small worlds, so that hundreds of seeds run in seconds.
+fn small(faults: FaultMode) -> RunOptions {
+    RunOptions { faults, clients: 3, ops: 25, names: 4, ..RunOptions::default() }
+}
+
+fn planted(bug: Planted) -> RunOptions {
+    RunOptions { planted: bug, ..small(FaultMode::Swarm) }
+}
+
+/// The first of `seeds` on which `opts` violates an invariant.
+fn first_failure(opts: &RunOptions, seeds: std::ops::Range<u64>) -> Option<Outcome> {
+    seeds.map(|seed| run_seed(seed, opts)).find(|o| o.violation.is_some())
+}
+
+#[test]
+fn a_fault_free_world_passes_and_delivers() {
+    let outcome = run_seed(1, &small(FaultMode::None));
+    assert!(outcome.violation.is_none(), "{:?}", outcome.violation);
+    assert!(outcome.delivered > 0, "messages were delivered");
+    assert!(outcome.checks > 100, "invariants were checked");
+}
+
+#[test]
+fn a_swarm_sweep_of_500_seeds_passes() {
+    let report = sweep(&(0..500).collect::<Vec<_>>(), &small(FaultMode::Swarm), 2, false, &|| {});
+    assert_eq!(report.runs, 500);
+    let failures: Vec<_> = report.failures.iter().map(|o| (o.seed, o.violation.clone())).collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(report.delivered > 1_000, "the sweep delivered messages: {}", report.delivered);
+}
+
+#[test]
+fn swarm_seeds_draw_different_mixes_and_some_crash() {
+    let outcomes: Vec<Outcome> = (0..40).map(|s| run_seed(s, &small(FaultMode::Swarm))).collect();
+    let mixes: std::collections::BTreeSet<String> =
+        outcomes.iter().map(|o| o.mix.to_string()).collect();
+    assert_eq!(mixes.len(), 40, "every seed draws its own mix");
+    assert!(outcomes.iter().any(|o| o.crashes > 0), "some seeds crash the server");
+}
+
+#[test]
+fn one_hundred_seeds_run_twice_hash_the_same() {
+    let report =
+        sweep(&(1000..1100).collect::<Vec<_>>(), &small(FaultMode::Swarm), 2, true, &|| {});
+    assert_eq!(report.runs, 100);
+    assert!(report.nondeterministic.is_empty(), "{:?}", report.nondeterministic);
+    let a = run_seed(1000, &small(FaultMode::Swarm));
+    let b = run_seed(1001, &small(FaultMode::Swarm));
+    assert_ne!(a.hash, b.hash, "different seeds behave differently");
+}
+
+fn assert_caught(bug: Planted, invariants: &[&str]) {
+    assert_caught_with(planted(bug), invariants)
+}
+
+fn assert_caught_with(opts: RunOptions, invariants: &[&str]) {
+    let bug = opts.planted;
+    let Some(outcome) = first_failure(&opts, 0..1000) else {
+        panic!("{bug:?} was not caught in 1000 seeds");
+    };
+    let violation = outcome.violation.expect("failures have a violation");
+    assert!(
+        invariants.contains(&violation.invariant),
+        "{bug:?} caught at seed {} by an unexpected invariant: {violation:?}",
+        outcome.seed
+    );
+}
+
+#[test]
+fn catches_a_requeue_that_drops_a_message() {
+    assert_caught(Planted::DropOnDetach, &["no acknowledged message is lost"]);
+}
+
+#[test]
+fn catches_replies_released_before_durability() {
+    assert_caught(
+        Planted::ReplyBeforeDurable,
+        &[
+            "no acknowledged message is lost",
+            "the right password logs in",
+            "a free name can be registered",
+            "a taken name cannot be registered",
+            "no send to a missing account",
+            "a send to an account is accepted",
+            "list shows exactly the accounts",
+            "no login to a missing account",
+        ],
+    );
+}
+
+#[test]
+fn catches_a_relay_bound_by_username_alone() {
+    assert_caught(
+        Planted::BindByNameOnly,
+        &["nothing is delivered to another user", "nothing is delivered twice to one relay"],
+    );
+}
+
+#[test]
+fn catches_a_requeue_that_breaks_order() {
+    assert_caught(Planted::RequeueOutOfOrder, &["per-sender order is kept"]);
+}
+
+#[test]
+fn catches_a_recovery_that_replays_a_torn_record() {
+    let opts = RunOptions { faults: FaultMode::Crashes, ..planted(Planted::ReplayTornRecord) };
+    assert_caught_with(
+        opts,
+        &["delivered text is the text sent", "nothing is delivered that was not sent"],
+    );
+}
+
+#[test]
+fn a_failing_run_replays_from_its_seed_with_the_same_trace() {
+    let opts = planted(Planted::RequeueOutOfOrder);
+    let failed = first_failure(&opts, 0..1000).expect("the planted bug is caught");
+    let kept = RunOptions { keep_trace: true, ..opts };
+    let (a, b) = (run_seed(failed.seed, &kept), run_seed(failed.seed, &kept));
+    assert_eq!(a.hash, failed.hash, "keeping the trace does not change the run");
+    assert_eq!(a.violation, failed.violation);
+    assert_eq!(a.trace, b.trace);
+    assert_eq!(a.trace.len() as u64, a.events);
+}
+
+/// A scenario that reaches the planted reordering bug: bob queues two messages while alice is
+/// away, then alice attaches a relay.
+const REORDER: &str = "chatroom-sim 1
+seed 11
+clients 2
+at 0 client 0 register alice pw-a
+at 0 client 1 register bob pw-b
+at 50 client 0 logout
+at 100 client 1 send alice first
+at 110 client 1 send alice second
+at 200 client 0 login alice pw-a
+at 210 client 0 relay ticket
+";
+
+#[test]
+fn a_failing_scenario_replays_from_its_printed_form_with_the_same_trace() {
+    let opts = RunOptions { keep_trace: true, ..planted(Planted::RequeueOutOfOrder) };
+    let scenario: Scenario = REORDER.parse().unwrap();
+    let failed = run_scenario(&scenario, &opts);
+    let violation = failed.violation.clone().expect("the planted bug is caught");
+    assert_eq!(violation.invariant, "per-sender order is kept");
+    let printed = scenario.to_string();
+    let replayed = run_scenario(&printed.parse().unwrap(), &opts);
+    assert_eq!(replayed.violation, Some(violation));
+    assert_eq!(replayed.trace, failed.trace);
+    let healthy =
+        run_scenario(&scenario, &RunOptions { keep_trace: true, ..small(FaultMode::None) });
+    assert_eq!(healthy.violation, None, "the same scenario passes without the bug");
+}
+
+#[test]
+fn planted_bugs_are_caught_early_in_the_sweep() {
+    // Pins how quickly each bug is found, so a weaker checker is noticed.
+    let found: Vec<(Planted, Option<u64>)> = [
+        Planted::DropOnDetach,
+        Planted::ReplyBeforeDurable,
+        Planted::BindByNameOnly,
+        Planted::RequeueOutOfOrder,
+    ]
+    .into_iter()
+    .map(|bug| (bug, first_failure(&planted(bug), 0..1000).map(|o| o.seed)))
+    .collect();
+    for (bug, seed) in &found {
+        assert!(seed.is_some_and(|s| s < 200), "{bug:?} first caught at seed {seed:?}");
+    }
+}

@@ -1,0 +1,56 @@
+//! `chatroom sim` as a user runs it: output, exit codes, replay commands.
+
+use std::process::Command;
+
+fn sim(args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_chatroom"))
+        .arg("sim")
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn a_single_seed_prints_its_seed_mix_and_result() {
+    let (code, out) = sim(&["--seed", "5", "--clients", "2", "--ops", "10"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("SEED=5 faults=swarm clients=2 ops=10"), "{out}");
+    assert!(out.contains("mix: latency_ms_min="), "{out}");
+    assert!(out.contains("result: ok"), "{out}");
+}
+
+#[test]
+fn a_sharded_sweep_with_determinism_checks_passes() {
+    let args = ["--seeds", "0..12", "--shard", "1/3", "--jobs", "2", "--check-determinism"];
+    let (code, out) = sim(&[&args[..], &["--clients", "2", "--ops", "10"]].concat());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("runs=4 "), "seeds 1, 4, 7, 10: {out}");
+    assert!(out.contains("failures=0 nondeterministic=0"), "{out}");
+}
+
+#[test]
+fn a_scenario_replays_and_writes_its_trace() {
+    let trace = std::env::temp_dir().join(format!("chatroom-sim-cli-{}.trace", std::process::id()));
+    let trace_arg = trace.to_str().unwrap();
+    let (code, out) = sim(&["--replay", "tests/scenarios/basic.scn", "--trace", trace_arg]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("SEED=7 scenario="), "{out}");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    std::fs::remove_file(&trace).unwrap();
+    assert!(text.lines().any(|l| l.ends_with("crash 100")), "{text}");
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    for args in [
+        &["--seeds", "5..5"][..],
+        &["--seeds", "0..4", "--shard", "4/4"],
+        &["--replay", "/nonexistent"],
+    ] {
+        let (code, out) = sim(args);
+        assert_eq!(code, 2, "{args:?}: {out}");
+    }
+}

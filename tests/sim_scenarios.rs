@@ -1,0 +1,59 @@
+//! Scenario files run through the simulator: they pass, replay identically, and survive being
+//! printed and parsed back; a few fixed seeds have their traces pinned with insta.
+
+use chatroom::sim::{run_scenario, run_seed, FaultMode, RunOptions, Scenario};
+
+fn basic() -> Scenario {
+    let text = std::fs::read_to_string("tests/scenarios/basic.scn").expect("the scenario exists");
+    text.parse().expect("the scenario parses")
+}
+
+fn kept() -> RunOptions {
+    RunOptions { keep_trace: true, ..RunOptions::default() }
+}
+
+#[test]
+fn the_basic_scenario_passes_and_replays_byte_for_byte() {
+    let scenario = basic();
+    let first = run_scenario(&scenario, &kept());
+    assert_eq!(first.violation, None);
+    assert_eq!(first.crashes, 1);
+    assert!(first.delivered >= 4, "alice got her messages: {}", first.delivered);
+    let reparsed: Scenario = scenario.to_string().parse().expect("printed scenarios parse");
+    assert_eq!(reparsed, scenario);
+    let second = run_scenario(&reparsed, &kept());
+    assert_eq!(second.hash, first.hash);
+    assert_eq!(second.trace, first.trace);
+}
+
+#[test]
+fn the_basic_scenario_trace_is_pinned() {
+    let outcome = run_scenario(&basic(), &kept());
+    insta::assert_snapshot!("basic_scenario_trace", outcome.trace.join("\n"));
+}
+
+fn summary(seed: u64, faults: FaultMode) -> String {
+    let opts = RunOptions { faults, clients: 3, ops: 20, names: 4, ..kept() };
+    let outcome = run_seed(seed, &opts);
+    assert_eq!(outcome.violation, None, "seed {seed} {faults}");
+    let head: Vec<&str> = outcome.trace.iter().take(40).map(String::as_str).collect();
+    format!(
+        "seed={seed} faults={faults}\nmix: {}\nevents={} sim_ms={} delivered={} checks={} crashes={} hash={:016x}\n{}",
+        outcome.mix,
+        outcome.events,
+        outcome.sim_ms,
+        outcome.delivered,
+        outcome.checks,
+        outcome.crashes,
+        outcome.hash,
+        head.join("\n")
+    )
+}
+
+#[test]
+fn fixed_seed_traces_are_pinned() {
+    insta::assert_snapshot!("seed_1_none", summary(1, FaultMode::None));
+    insta::assert_snapshot!("seed_2_default", summary(2, FaultMode::Default));
+    insta::assert_snapshot!("seed_3_swarm", summary(3, FaultMode::Swarm));
+    insta::assert_snapshot!("seed_4_crashes", summary(4, FaultMode::Crashes));
+}
