@@ -3,6 +3,7 @@ pub mod auth;
 pub mod bench;
 pub mod client;
 pub mod core;
+pub mod fuzzing;
 pub mod model;
 pub mod net;
 pub mod sim;
