@@ -76,6 +76,11 @@ fn relay_mid_write_racing_takeover() {
 }
 
 #[test]
+fn relay_mid_write_racing_takeover_two_queued() {
+    mid_write(Racer::Takeover, true);
+}
+
+#[test]
 fn relay_mid_write_racing_delete() {
     mid_write(Racer::Delete, false);
 }

@@ -132,7 +132,7 @@ impl Client {
 
     /// Every frame body the server wrote so far.
     pub fn received(&self) -> Vec<String> {
-        bodies(&self.0.lock().outbound)
+        frame_bodies(&self.0.lock().outbound)
     }
 
     /// Blocks until the server wrote at least one frame or shut its writing side down, and
@@ -140,7 +140,7 @@ impl Client {
     pub fn wait_received(&self) -> Vec<String> {
         let mut state = self.0.lock();
         loop {
-            let received = bodies(&state.outbound);
+            let received = frame_bodies(&state.outbound);
             if !received.is_empty() || state.write_shut {
                 return received;
             }
@@ -156,7 +156,7 @@ impl Client {
 }
 
 /// The complete frame bodies in `bytes`, as text.
-fn bodies(bytes: &[u8]) -> Vec<String> {
+pub(super) fn frame_bodies(bytes: &[u8]) -> Vec<String> {
     let mut decoder = Decoder::new(usize::MAX >> 1);
     decoder.feed(bytes);
     let mut out = Vec::new();

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use super::memsocket::{self, Client};
+use super::memsocket::{self, frame_bodies, Client};
 use crate::auth::{HashCost, Hasher};
 use crate::core::{
     Channel, Config, ConnId, Event, Lsn, PasswordJob, PasswordOutcome, PasswordWork, Peer, Record,
@@ -249,17 +249,6 @@ impl<'f> World<'f> {
     pub fn connection_count(&self) -> usize {
         self.shared.with_server(Server::connection_count)
     }
-}
-
-/// The complete frame bodies in `frame`.
-fn frame_bodies(frame: &[u8]) -> Vec<String> {
-    let mut decoder = crate::wire::Decoder::new(usize::MAX >> 1);
-    decoder.feed(frame);
-    let mut out = Vec::new();
-    while let Ok(Some(body)) = decoder.decode() {
-        out.push(String::from_utf8(body).expect("frames are UTF-8"));
-    }
-    out
 }
 
 /// Holds a value that is dropped normally, or leaked if its thread is unwinding.
