@@ -381,13 +381,11 @@ impl World {
             }
             Ev::Sync { epoch } if epoch == self.epoch => self.synced(),
             Ev::Tick { epoch } if epoch == self.epoch => self.tick(),
-            Ev::Wake { client } => {
-                if self.clients[client].wake_at == Some(self.now_ms) {
-                    self.clients[client].wake_at = None;
-                    let mut acts = std::mem::take(&mut self.acts);
-                    self.clients[client].wake(self.now_ms, &mut acts);
-                    self.carry_out(client, acts);
-                }
+            Ev::Wake { client } if self.clients[client].wake_at == Some(self.now_ms) => {
+                self.clients[client].wake_at = None;
+                let mut acts = std::mem::take(&mut self.acts);
+                self.clients[client].wake(self.now_ms, &mut acts);
+                self.carry_out(client, acts);
             }
             Ev::Fault if self.phase == Phase::Ops => self.inject_fault(),
             Ev::Step { index } => {
