@@ -15,7 +15,9 @@ use chatroom::core::{Channel, Config};
 use chatroom::fuzzing::{ConnState, CoreDriver};
 use chatroom::net::{ServerConfig, ServerHandle};
 use chatroom::wire::{encode, reply};
-use support::{assert_others_still_chat, bare_relay, start_with, user, wait_no_relay, Conn};
+use support::{
+    assert_others_still_chat, bare_relay, start_with, user, wait_no_relay, wait_relay, Conn,
+};
 
 /// Where a case's bytes go.
 #[derive(Clone, Copy, Debug)]
@@ -422,6 +424,7 @@ fn body_cut_short_then_closed() {
     // The same from a logged-in user, whose session must end with it.
     let mut conn = user(&server, "cutter");
     let mut relay = bare_relay(&server, "cutter");
+    wait_relay(&server, "cutter");
     conn.raw(b"5000      2\ncutter\nstart of a long text");
     drop(conn);
     relay.assert_closed();
@@ -512,6 +515,7 @@ fn a_client_that_never_reads_its_relay() {
     let mut alice = user(&server, "alice");
     let _bob = user(&server, "bob");
     let stuck = bare_relay(&server, "bob");
+    wait_relay(&server, "bob");
     let text = "x".repeat(60_000);
     for i in 0..300 {
         assert_eq!(alice.request(&format!("2\nbob\n{i:03}{text}")), "0\nSent to recipient");
@@ -538,19 +542,22 @@ fn relay_handshakes_that_lie() {
     let mut bob = user(&server, "bob");
     // A second relay for a session that has one.
     let mut first = bare_relay(&server, "bob");
+    wait_relay(&server, "bob");
     let mut second = bare_relay(&server, "bob");
     assert_eq!(second.recv(), "-1\nRelay refused: this session already has a relay");
     second.assert_closed();
     assert_eq!(alice.request("2\nbob\nstill mine"), "0\nSent to recipient");
     assert_eq!(first.recv(), "0\nalice:still mine");
     // A ticket used twice.
-    let mut relay = support::ticket_relay(&server, &mut alice, "alice");
+    let relay = support::ticket_relay(&server, &mut alice, "alice");
+    wait_relay(&server, "alice");
     let ticket = alice.request("6");
     let ticket = ticket.strip_prefix("0\n").expect("a ticket");
     drop(relay);
     wait_no_relay(&server, "alice");
-    relay = Conn::connect(server.relay_addr());
+    let mut relay = Conn::connect(server.relay_addr());
     relay.send(&format!("alice\n{ticket}"));
+    wait_relay(&server, "alice");
     let mut again = Conn::connect(server.relay_addr());
     again.send(&format!("alice\n{ticket}"));
     assert_eq!(again.recv(), "-1\nRelay refused: unknown or already used ticket");

@@ -11,91 +11,15 @@
 //! models ever grow too weak to notice.
 //!
 //! Small models run exhaustively (no preemption bound). The larger ones honour
-//! `LOOM_MAX_PREEMPTIONS`, defaulting to [`PREEMPTIONS_MAX_DEFAULT`].
+//! `LOOM_MAX_PREEMPTIONS`, defaulting to `loom_support::PREEMPTIONS_MAX_DEFAULT` (3).
 #![cfg(loom)]
 
-use std::panic::{self, AssertUnwindSafe};
-use std::time::Instant;
+mod loom_support;
 
 use chatroom::net::mailbox::{Mailbox, PlantedBug, PushError, Taken};
 use chatroom::net::sync::atomic::{AtomicBool, Ordering};
 use chatroom::net::sync::{thread, Arc, Mutex};
-
-/// Preemption bound of the larger models unless `LOOM_MAX_PREEMPTIONS` says otherwise.
-const PREEMPTIONS_MAX_DEFAULT: usize = 3;
-
-/// How thoroughly to explore a model.
-#[derive(Clone, Copy)]
-enum Bound {
-    /// Every interleaving; for models small enough to finish quickly.
-    Exhaustive,
-    /// At most `LOOM_MAX_PREEMPTIONS` (default [`PREEMPTIONS_MAX_DEFAULT`]) preemptions.
-    FromEnv,
-}
-
-fn builder(bound: Bound) -> loom::model::Builder {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = match bound {
-        Bound::Exhaustive => None,
-        Bound::FromEnv => Some(builder.preemption_bound.unwrap_or(PREEMPTIONS_MAX_DEFAULT)),
-    };
-    builder
-}
-
-/// Explores `model` and reports how many executions that took and how long.
-fn check(name: &str, bound: Bound, model: impl Fn() + Sync + Send + 'static) {
-    let builder = builder(bound);
-    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = executions.clone();
-    let start = Instant::now();
-    builder.check(move || {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        model();
-    });
-    eprintln!(
-        "loom model {name}: {} executions in {:.2} s (preemption bound {:?})",
-        executions.load(std::sync::atomic::Ordering::Relaxed),
-        start.elapsed().as_secs_f64(),
-        builder.preemption_bound,
-    );
-}
-
-/// Explores `model`, asserts that loom fails it with a message containing `expected`, and
-/// reports after how many executions.
-fn check_finds_bug(
-    name: &str,
-    bound: Bound,
-    expected: &str,
-    model: impl Fn() + Sync + Send + 'static,
-) {
-    let builder = builder(bound);
-    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = executions.clone();
-    let start = Instant::now();
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        builder.check(move || {
-            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            model();
-        })
-    }));
-    let executions = executions.load(std::sync::atomic::Ordering::Relaxed);
-    let Err(payload) = outcome else {
-        panic!("loom explored {executions} executions of {name} and missed the planted bug");
-    };
-    let message = payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or("<non-string panic>");
-    assert!(
-        message.contains(expected),
-        "{name} failed, but not as planted: expected {expected:?} in {message:?}"
-    );
-    eprintln!(
-        "loom model {name}: planted bug found after {executions} executions in {:.2} s",
-        start.elapsed().as_secs_f64(),
-    );
-}
+use loom_support::{check, check_finds_bug, Bound};
 
 fn mailbox(len_max: usize, bug: Option<PlantedBug>) -> Arc<Mailbox<u32>> {
     Arc::new(match bug {

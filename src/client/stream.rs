@@ -11,8 +11,9 @@ use crate::wire::{encode, Decoder};
 /// bytes, or a push of 64 KiB text, fits with room to spare.
 const BODY_LEN_MAX: usize = 1 << 20;
 
-/// Bytes asked of the socket per read.
-const READ_CHUNK_LEN: usize = 64 * 1024;
+/// Bytes asked of the socket per read: a few hundred small pushes, and small enough that
+/// thousands of idle clients in one process stay cheap.
+const READ_CHUNK_LEN: usize = 16 * 1024;
 
 pub(super) struct FrameStream {
     stream: TcpStream,

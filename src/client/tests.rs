@@ -70,7 +70,7 @@ fn replies_and_pushes_parse() {
         Reply::parse(b"0\nSent to recipient").unwrap(),
         Reply { ok: true, text: "Sent to recipient".into() }
     );
-    assert_eq!(Reply::parse(b"-1\ninvalid recipient").unwrap().ok, false);
+    assert!(!Reply::parse(b"-1\ninvalid recipient").unwrap().ok);
     assert_eq!(Reply::parse(b"0\na\nb").unwrap().text, "a\nb");
     assert!(matches!(Reply::parse(b"7\nx"), Err(ClientError::Malformed(_))));
     assert!(matches!(Reply::parse(b"\xff"), Err(ClientError::Malformed(_))));

@@ -154,6 +154,8 @@ impl Server {
         if let Some(current) = self.session_of(conn) {
             self.end_session(current, None);
         }
+        #[cfg(test)]
+        self.planted_takeover_loss(account);
         self.end_session(account, Some("Logged in elsewhere; this session has ended"));
         let peer = self.peer(conn);
         self.sessions
@@ -225,6 +227,8 @@ impl Server {
                 hidden += 1;
             }
         }
+        #[cfg(test)]
+        self.planted_list_deleted(&mut text);
         if hidden > 0 {
             text.push_str(&format!("(and {hidden} more: narrow the pattern)"));
         }

@@ -8,6 +8,8 @@ use thiserror::Error;
 
 use super::names::name_key;
 use super::outbox::Outbox;
+#[cfg(test)]
+use super::planted::Planted;
 use super::throttle::Throttle;
 use super::timers::{Timer, Timers};
 use super::{
@@ -37,6 +39,9 @@ pub struct Server {
     pub(super) outbox: Outbox,
     pub(super) last_lsn: Lsn,
     pub(super) durable_lsn: Lsn,
+    /// Deleted accounts, kept only when a planted bug needs them.
+    #[cfg(test)]
+    pub(super) graveyard: Vec<(String, VecDeque<Queued>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +154,8 @@ impl Server {
             outbox: Outbox::default(),
             last_lsn: Lsn(0),
             durable_lsn: Lsn(0),
+            #[cfg(test)]
+            graveyard: Vec::new(),
         }
     }
 
@@ -250,7 +257,11 @@ impl Server {
     fn received(&mut self, conn: ConnId, bytes: &[u8]) {
         let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) else { return };
         c.decoder.feed(bytes);
-        if c.decoder.buffered_len() > self.config.inbound_buffered_len_max {
+        let limit = self.config.inbound_buffered_len_max;
+        #[cfg(test)]
+        let limit =
+            if self.config.planted == Planted::InboundUnbounded { usize::MAX } else { limit };
+        if c.decoder.buffered_len() > limit {
             let text = "Too much sent without waiting for replies; connection closed";
             return self.fail_and_close(conn, text);
         }
@@ -398,10 +409,14 @@ impl Server {
                 let account_state =
                     Account { name: name.clone(), password_hash: password_hash.clone(), queue };
                 self.accounts.insert(*account, account_state);
+                #[cfg(test)]
+                self.planted_adopt_queue(*account);
             }
             Record::Delete { account } => {
                 let removed = self.accounts.remove(account).ok_or("deleted account is unknown")?;
                 self.names.remove(&name_key(&removed.name));
+                #[cfg(test)]
+                self.planted_bury(&removed.name, &removed.queue);
                 self.queued_bytes -= removed.queue.iter().map(|q| q.text.len() as u64).sum::<u64>();
             }
             Record::Message { id, from, to, text } => {
@@ -435,7 +450,10 @@ impl Server {
         let answers_request =
             matches!(self.conns.get(&conn), Some(Conn { role: Role::Command { .. }, .. }));
         let output = Output::Reply { conn, frame: reply::reply(ok, text) };
-        self.outbox.push_gated(self.last_lsn, output, answers_request);
+        let after = self.last_lsn;
+        #[cfg(test)]
+        let after = if self.config.planted == Planted::ReplyBeforeDurable { Lsn(0) } else { after };
+        self.outbox.push_gated(after, output, answers_request);
     }
 
     /// Sends one failure frame that answers no request, then closes the connection.
@@ -461,10 +479,6 @@ impl Server {
 
     /// The next output, or `None` when nothing more can be released now.
     pub fn poll_output(&mut self) -> Option<Output> {
-        #[cfg(test)]
-        if self.config.planted == super::planted::Planted::ReplyBeforeDurable {
-            self.durable_lsn = self.last_lsn
-        }
         let released = self.outbox.pop(self.durable_lsn)?;
         if let (true, Output::Reply { conn, .. }) = (released.answers_request, &released.output) {
             if let Some(Conn { role: Role::Command { owed, .. }, .. }) = self.conns.get_mut(conn) {

@@ -42,8 +42,7 @@ pub fn core_streams(data: &[u8]) {
             break;
         }
     }
-    driver.make_durable();
-    driver.run_jobs();
+    driver.settle();
 }
 
 /// The default configuration, or one whose limits a short input reaches.

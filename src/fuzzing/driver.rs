@@ -5,14 +5,17 @@
 //!
 //! - every output targets a connection that was opened and that the core has not closed yet
 //!   (outputs for a connection the peer closed are dropped, as a transport would);
-//! - a command connection gets at most one reply per request, plus one failure before a close;
+//! - a command connection gets at most one reply per request, plus one failure before a close,
+//!   and once everything has settled ([`CoreDriver::settle`]) exactly one if it is still open;
 //! - a push goes to a relay bound to the message's recipient, and only once the message is durable;
 //! - a success reply that acknowledges a change leaves only once that change is durable;
 //! - every frame sent is one well-formed frame whose body is UTF-8 and a status line;
 //! - a connection's undecoded bytes stay within `Config::inbound_buffered_len_max` (plus the one
-//!   read that crossed it), and the core tracks exactly the connections still open.
+//!   read that crossed it), the core tracks exactly the connections still open, and nothing
+//!   waits in its outbox once everything is durable.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -61,7 +64,8 @@ struct Ledger {
     acknowledged: [usize; 3],
 }
 
-/// A synchronous, checking driver of the core. See the [module docs](self).
+/// A synchronous, checking driver of the core: runs password jobs and durability at once and
+/// checks every output against the connections it knows.
 pub struct CoreDriver {
     server: Server,
     hasher: Hasher,
@@ -88,7 +92,7 @@ impl CoreDriver {
         let server = Server::new(config, ChaCha20Rng::seed_from_u64(7));
         CoreDriver {
             server,
-            hasher: Hasher::new(HashCost::CHEAPEST).expect("the cheapest cost is valid"),
+            hasher: cheapest_hasher(),
             now_ms: 1_000,
             next_conn: 1,
             conns: BTreeMap::new(),
@@ -189,6 +193,25 @@ impl CoreDriver {
         };
         if let Some(last) = view.last_pushed.take() {
             self.input(Event::Written { conn, last });
+        }
+    }
+
+    /// Lets everything finish (jobs run, records durable, pushes written), then checks that
+    /// every request on a connection still open got its reply: nothing is left hanging.
+    pub fn settle(&mut self) {
+        (self.hold_jobs, self.auto_durable, self.auto_written) = (false, true, true);
+        self.run_jobs();
+        self.make_durable();
+        for (conn, view) in &self.conns {
+            if view.state == ConnState::Open && view.channel == Channel::Command {
+                assert_eq!(
+                    view.replies,
+                    view.requests,
+                    "{conn:?} was left with {} of {} requests unanswered",
+                    view.requests - view.replies.min(view.requests),
+                    view.requests
+                );
+            }
         }
     }
 
@@ -369,6 +392,10 @@ impl CoreDriver {
     fn check_state(&self) {
         let open = self.conns.values().filter(|v| v.state == ConnState::Open).count();
         assert_eq!(self.server.connection_count(), open, "the core's connections drifted");
+        if self.auto_durable {
+            // Only durability holds outputs back, and everything is durable after a drain.
+            assert_eq!(self.server.outputs_pending(), 0, "outputs stuck in the core");
+        }
         let limit = self.server.config().inbound_buffered_len_max;
         for (&conn, view) in &self.conns {
             if view.state != ConnState::Open {
@@ -383,6 +410,15 @@ impl CoreDriver {
     }
 }
 
+/// The cheapest hasher, built once per process: building one hashes a dummy password, which
+/// took a tenth of each fuzz run's time.
+fn cheapest_hasher() -> Hasher {
+    static HASHER: OnceLock<Hasher> = OnceLock::new();
+    HASHER
+        .get_or_init(|| Hasher::new(HashCost::CHEAPEST).expect("the cheapest cost is valid"))
+        .clone()
+}
+
 /// The body of `frame`, which must be exactly one well-formed frame with a UTF-8 body.
 fn single_frame(frame: &[u8]) -> String {
     let mut decoder = Decoder::new(usize::MAX >> 1);
@@ -395,4 +431,67 @@ fn single_frame(frame: &[u8]) -> String {
 /// Tickets are 32 lower-case hex digits; no other success reply looks like one.
 fn is_ticket(text: &str) -> bool {
     text.len() == 32 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::planted::Planted;
+
+    fn frame(body: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::wire::encode(body.as_bytes(), &mut out);
+        out
+    }
+
+    /// The panic message of `f`, which must panic.
+    fn violation(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+        let payload = std::panic::catch_unwind(f).expect_err("the driver must catch the bug");
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    }
+
+    fn send_while_not_durable(planted: Planted) {
+        let mut driver = CoreDriver::new(Config { planted, ..Config::default() });
+        let alice = driver.open(Channel::Command, 1);
+        driver.feed(alice, &frame("3\nalice\npw"));
+        driver.auto_durable = false;
+        driver.feed(alice, &frame("2\nalice\nhi"));
+        assert!(driver.take(alice).iter().all(|r| r != "0\nSent to recipient"));
+        driver.make_durable();
+        assert_eq!(driver.take(alice).last().map(String::as_str), Some("0\nSent to recipient"));
+    }
+
+    #[test]
+    fn a_reply_released_before_its_record_is_durable_is_caught() {
+        send_while_not_durable(Planted::None);
+        let message = violation(|| send_while_not_durable(Planted::ReplyBeforeDurable));
+        assert!(message.contains("acknowledged before its record was durable"), "{message}");
+    }
+
+    fn flood(planted: Planted) {
+        let config = Config {
+            planted,
+            frame_len_max_before_login: 1 << 20,
+            inbound_buffered_len_max: 1_000,
+            ..Config::default()
+        };
+        let mut driver = CoreDriver::new(config);
+        let conn = driver.open(Channel::Command, 1);
+        driver.feed(conn, b"1000000   ");
+        for _ in 0..20 {
+            driver.feed(conn, &[b'x'; 100]);
+        }
+        assert_eq!(driver.state(conn), ConnState::ClosedByServer);
+    }
+
+    #[test]
+    fn unbounded_inbound_bytes_are_caught() {
+        flood(Planted::None);
+        let message = violation(|| flood(Planted::InboundUnbounded));
+        assert!(message.contains("buffers"), "{message}");
+    }
 }

@@ -242,7 +242,8 @@ fn check_frames_on_disk(disk: &MemDisk, recovered: &crate::store::Recovered) {
     }
 }
 
-/// Damages the disk as op `op` says; `None` when the program ran out of bytes.
+/// Damages the disk as op `op` says; `None` when the program ran out of bytes. Damage is
+/// synced: it stands for what the medium holds, which a later power loss must not undo.
 fn damage(
     disk: &mut MemDisk,
     op: u8,
@@ -269,6 +270,7 @@ fn damage(
                 let len = disk.read(&file).expect("reading a memory disk").len() as u64;
                 let cut = u64::from(u16::from_be_bytes([hi, lo])) % (len + 1);
                 disk.truncate(&file, cut).expect("truncating a memory disk");
+                disk.sync(&file).expect("syncing a memory disk");
             }
         }
         7 => {
@@ -297,6 +299,7 @@ fn damage(
                 _ => "notes.txt".to_owned(),
             };
             if disk.write_new(&name, &contents).is_ok() {
+                disk.sync(&name).expect("syncing a memory disk");
                 *foreign_bytes = true;
             }
         }

@@ -1,15 +1,203 @@
-//! Command-line glue for `chatroom` (placeholder until this part is built).
+//! `chatroom check`: explores a small scenario exhaustively and reports the shortest violation.
+//!
+//! Exit codes: 0 no violation (exhaustive, or stopped by `--max-states`, which the summary
+//! says), 1 a violation (printed, and written as a scenario file), 2 a usage error.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// Arguments (placeholder).
+use super::driver::{Bounds, Passwords};
+use super::explorer::{explore, Limits, Progress, Report, Scenario};
+use super::trace::{describe, to_sim_scenario};
+use crate::auth::{HashCost, Hasher};
+
+/// Model-check every interleaving of a small scenario against the reference model.
+///
+/// Each user may perform up to `--ops` operations (register, login, logout, send to another
+/// user, list, delete, open a relay), in every order and interleaving with the other users;
+/// relays report their writes as separate steps; up to `--faults` faults (a command or relay
+/// connection reset, a server crash and recovery) strike anywhere. Every state is checked
+/// against the invariants and the reference model; the first violation found is a shortest one.
 #[derive(Debug, clap::Args)]
-pub struct CheckArgs {}
+pub struct CheckArgs {
+    /// Users in the scenario (1 to 5).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub users: u8,
+    /// Operations per user (0 to 30).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=30))]
+    pub ops: u8,
+    /// Faults in total (0 to 30): connection resets and server crashes.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=30))]
+    pub faults: u8,
+    /// Stop after this many unique states (the search is then not exhaustive). Memory grows
+    /// with the states kept: about 30 bytes per state seen plus a few KB per state waiting.
+    #[arg(long, default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_states: u64,
+    /// Threads expanding states [default: the number of cores].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
+    /// Users may also open ticketed relays, whose pushes they acknowledge.
+    #[arg(long)]
+    pub tickets: bool,
+    /// Users may also try to open a relay in another user's name.
+    #[arg(long)]
+    pub intruders: bool,
+    /// Count states that differ only by a renaming of users separately.
+    #[arg(long)]
+    pub no_symmetry: bool,
+    /// Run password jobs with argon2id (cheapest cost) instead of the instant stand-in.
+    #[arg(long)]
+    pub argon2: bool,
+    /// Where to write a counterexample, as a scenario file for `chatroom sim --replay`.
+    #[arg(long, default_value = "check-counterexample.scenario")]
+    pub out: PathBuf,
+}
 
 impl CheckArgs {
     /// Runs the command.
     pub fn run(self) -> ExitCode {
-        eprintln!("chatroom: this command is not built yet");
-        ExitCode::from(2)
+        let bounds = Bounds {
+            users: self.users as usize,
+            ops: self.ops,
+            faults: self.faults,
+            tickets: self.tickets,
+            intruders: self.intruders,
+        };
+        let mut scenario = Scenario::new(bounds);
+        scenario.symmetry = !self.no_symmetry;
+        if self.argon2 {
+            let hasher = Hasher::new(HashCost::CHEAPEST).expect("the cheapest cost is valid");
+            scenario.passwords = Arc::new(Passwords::Argon2(hasher));
+        }
+        self.check(scenario)
+    }
+
+    /// Explores `scenario` (built from these arguments) and reports.
+    fn check(&self, scenario: Scenario) -> ExitCode {
+        let jobs = self.jobs.map_or_else(default_jobs, usize::from);
+        let limits = Limits { states_max: self.max_states, jobs };
+        println!(
+            "chatroom check: users {}, ops {}, faults {}, max-states {}, jobs {jobs}, symmetry {}",
+            self.users,
+            self.ops,
+            self.faults,
+            self.max_states,
+            if scenario.symmetry { "on" } else { "off" },
+        );
+        let started = Instant::now();
+        let mut last_shown = started;
+        let report = explore(&scenario, limits, &mut |progress| {
+            if last_shown.elapsed() >= Duration::from_secs(1) {
+                last_shown = Instant::now();
+                eprintln!("{}", progress_line(progress, started.elapsed()));
+            }
+        });
+        self.summarise(&report, started.elapsed())
+    }
+
+    fn summarise(&self, report: &Report, elapsed: Duration) -> ExitCode {
+        let p = report.progress;
+        let seconds = elapsed.as_secs_f64().max(1e-9);
+        println!("states explored: {}", p.explored);
+        println!("unique states:   {}", p.unique);
+        println!("depth:           {}", p.depth);
+        println!("elapsed:         {:.3} s", elapsed.as_secs_f64());
+        println!(
+            "states/s:        {:.0} unique, {:.0} explored",
+            p.unique as f64 / seconds,
+            p.explored as f64 / seconds
+        );
+        let Some(counterexample) = &report.counterexample else {
+            if report.complete {
+                println!("result: ok, every reachable state checked");
+            } else {
+                println!(
+                    "result: ok so far; stopped at --max-states {} (not exhaustive)",
+                    self.max_states
+                );
+            }
+            return ExitCode::SUCCESS;
+        };
+        print!("{}", describe(counterexample));
+        let command = format!(
+            "chatroom check --users {} --ops {} --faults {}",
+            self.users, self.ops, self.faults
+        );
+        match std::fs::write(&self.out, to_sim_scenario(counterexample, &command)) {
+            Ok(()) => println!(
+                "scenario written to {}; replay it with: chatroom sim --replay {}",
+                self.out.display(),
+                self.out.display()
+            ),
+            Err(error) => eprintln!("chatroom check: cannot write {}: {error}", self.out.display()),
+        }
+        println!("result: VIOLATION");
+        ExitCode::from(1)
+    }
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+fn progress_line(p: &Progress, elapsed: Duration) -> String {
+    let rate = p.unique as f64 / elapsed.as_secs_f64().max(1e-9);
+    format!(
+        "[{:>5.1} s] depth {}, {} unique, {} explored, {:.0} unique/s, frontier {}",
+        elapsed.as_secs_f64(),
+        p.depth,
+        p.unique,
+        p.explored,
+        rate,
+        p.frontier_len
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::core::planted::Planted;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: CheckArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<CheckArgs, clap::Error> {
+        let argv = std::iter::once("check").chain(args.iter().copied());
+        Command::try_parse_from(argv).map(|c| c.args)
+    }
+
+    #[test]
+    fn bounds_are_checked_as_usage_errors() {
+        for bad in
+            [&["--users", "0"][..], &["--users", "6"], &["--max-states", "0"], &["--ops", "x"]]
+        {
+            let error = parse(bad).err().unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert_eq!(error.exit_code(), 2, "{bad:?}");
+        }
+        let args = parse(&["--users", "3", "--ops", "1", "--jobs", "1"]).unwrap();
+        assert_eq!((args.users, args.ops, args.faults), (3, 1, 0));
+        assert_eq!(args.run(), ExitCode::SUCCESS);
+    }
+
+    #[test]
+    fn a_violation_exits_1_and_writes_the_scenario() {
+        let out =
+            std::env::temp_dir().join(format!("chatroom-check-{}.scenario", std::process::id()));
+        let out_arg = out.to_str().unwrap();
+        let args = parse(&["--users", "2", "--ops", "2", "--jobs", "1", "--out", out_arg]).unwrap();
+        let mut scenario =
+            Scenario::new(Bounds { users: 2, ops: 2, faults: 0, tickets: false, intruders: false });
+        scenario.config.planted = Planted::TakeoverLosesMessage;
+        assert_eq!(args.check(scenario), ExitCode::from(1));
+        let written = std::fs::read_to_string(&out).unwrap();
+        std::fs::remove_file(&out).unwrap();
+        assert!(written.contains("# violated: message-lost"), "{written}");
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use super::{ServerConfig, ServerHandle};
 use crate::auth::HashCost;
-use crate::store::FsyncPolicy;
+use crate::store::{FsyncPolicy, StoreOptions};
 
 /// Run the chat server.
 ///
@@ -70,6 +70,10 @@ pub struct ServerArgs {
     /// on (named in the error this flag answers). Acknowledged data will be lost.
     #[arg(long)]
     pub accept_data_loss: bool,
+    /// Log bytes written since the last snapshot after which a new snapshot is written (it
+    /// replaces the log before it, bounding both disk use and recovery time).
+    #[arg(long, default_value_t = StoreOptions::default().snapshot_log_bytes_min)]
+    pub snapshot_log_bytes_min: u64,
 }
 
 /// `--fsync` values.
@@ -125,6 +129,7 @@ impl ServerArgs {
             ..ServerConfig::default()
         };
         config.store.accept_data_loss = self.accept_data_loss;
+        config.store.snapshot_log_bytes_min = self.snapshot_log_bytes_min;
         if let Some(n) = self.hash_jobs_max {
             config.hash_jobs_max = n;
         }

@@ -6,7 +6,7 @@
 //! is what makes [`Shared::awaiting_reply`] trustworthy: once it says "no reply owed", every
 //! reply for that connection is already in its mailbox.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io;
 use std::net::Shutdown;
 use std::time::Instant;
@@ -19,6 +19,8 @@ use crate::core::{ConnId, Event, Input, Lsn, MsgId, Output, PasswordJob, Record,
 
 /// What a connection's thread receives from the core.
 #[derive(Debug)]
+// Clone only for loom models, whose planted-bug mailboxes need copies of their items.
+#[cfg_attr(loom, derive(Clone))]
 pub(crate) enum Outgoing {
     /// A reply or failure frame, ready to write.
     Frame(Vec<u8>),
@@ -72,7 +74,9 @@ impl RecordSink for MemorySink {
 
 pub(crate) struct Driver {
     server: Server,
-    routes: HashMap<ConnId, Route>,
+    /// Ordered, so that `close_all` visits connections in the same order every time: loom
+    /// replays executions and needs every run of the same schedule to do the same things.
+    routes: BTreeMap<ConnId, Route>,
     sink: Box<dyn RecordSink>,
 }
 
@@ -85,7 +89,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn new(server: Server, sink: Box<dyn RecordSink>) -> Self {
-        let driver = Driver { server, routes: HashMap::new(), sink };
+        let driver = Driver { server, routes: BTreeMap::new(), sink };
         Shared { driver: Mutex::new(driver), started: Instant::now(), timer: TimerState::default() }
     }
 

@@ -18,6 +18,8 @@ mod driver;
 mod handle;
 mod hashing;
 mod listener;
+#[cfg(loom)]
+pub mod loom_models;
 pub mod mailbox;
 mod persist;
 mod relay;

@@ -2,7 +2,10 @@
 //!
 //! The relay thread blocks on the connection's mailbox until the core hands it pushes, writes
 //! them in one batch, and reports the last one written. The reader thread reads the handshake
-//! and acknowledgements and feeds them to the core; when the socket ends it reports the close.
+//! and acknowledgements and feeds them to the core; when the socket ends it closes the mailbox.
+//! The writer, once it has flushed what it holds, reports the close to the core: it is the last
+//! of the two to speak for the connection, so no `Written` report can arrive after `Closed`
+//! (the core ignores reports on a closed connection, and would push those messages again).
 
 use std::net::Shutdown;
 
@@ -52,8 +55,12 @@ impl RelayConn {
                 break;
             }
         }
-        // Ends the reader too, which reports the close to the core.
+        // Ends the reader too.
         self.stream.shutdown(Shutdown::Both);
+        // Reported here, after this thread's last `Written`, never by the reader: a close the
+        // core handled first would make it ignore that report and push those messages again on
+        // the next relay, though the client already has them (found by loom, tests/loom_glue.rs).
+        self.shared.close(self.conn);
     }
 
     /// The reader thread's body.
@@ -65,7 +72,7 @@ impl RelayConn {
                 Ok(n) => self.shared.handle(Event::Received { conn: self.conn, bytes: &buf[..n] }),
             }
         }
+        // The writer flushes what it holds, then ends and reports the close.
         self.mailbox.close();
-        self.shared.close(self.conn);
     }
 }

@@ -451,6 +451,8 @@ impl LogReplay {
         warnings: &mut Vec<RecoveryWarning>,
     ) -> Result<Option<Damage>, DiskError> {
         let bytes = disk.read(file)?;
+        // What was written but never synced (the process died first) is returned as durable.
+        disk.sync(file)?;
         let mut offset = 0;
         let mut next_lsn = first;
         while offset < bytes.len() {

@@ -7,7 +7,7 @@
 //! callback, stops, and every later call returns an error, since acknowledging a change that may
 //! not be on disk would break the write-ahead rule.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -41,8 +41,18 @@ enum Command {
 pub struct GroupCommit {
     sender: SyncSender<Command>,
     thread: Option<JoinHandle<Result<(), StoreError>>>,
-    log_bytes_since_snapshot: Arc<AtomicU64>,
+    /// Shared with the writer thread, which updates them after each batch.
+    published: Arc<Published>,
     snapshot_log_bytes_min: u64,
+}
+
+/// What the writer thread tells the submitting side.
+#[derive(Debug, Default)]
+struct Published {
+    log_bytes_since_snapshot: AtomicU64,
+    /// A snapshot was requested and is not written yet. Until it is, asking for another would
+    /// only copy the whole state again for nothing, under the caller's lock.
+    snapshot_pending: AtomicBool,
 }
 
 impl GroupCommit {
@@ -53,13 +63,14 @@ impl GroupCommit {
         mut on_durable: DurableCallback,
     ) -> Result<Self, StoreError> {
         let (sender, receiver) = mpsc::sync_channel(QUEUE_LEN_MAX);
-        let log_bytes_since_snapshot = Arc::new(AtomicU64::new(wal.log_bytes_since_snapshot()));
+        let published = Arc::new(Published::default());
+        published.log_bytes_since_snapshot.store(wal.log_bytes_since_snapshot(), Ordering::Relaxed);
         let snapshot_log_bytes_min = wal.options().snapshot_log_bytes_min;
-        let log_bytes = Arc::clone(&log_bytes_since_snapshot);
+        let for_writer = Arc::clone(&published);
         let thread = thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
-                let result = run(wal, fsync, &receiver, &mut on_durable, &log_bytes);
+                let result = run(wal, fsync, &receiver, &mut on_durable, &for_writer);
                 if let Err(error) = &result {
                     tracing::error!(%error, "the log writer failed and stopped");
                     on_durable(Err(error));
@@ -67,12 +78,7 @@ impl GroupCommit {
                 result
             })
             .map_err(StoreError::Spawn)?;
-        Ok(GroupCommit {
-            sender,
-            thread: Some(thread),
-            log_bytes_since_snapshot,
-            snapshot_log_bytes_min,
-        })
+        Ok(GroupCommit { sender, thread: Some(thread), published, snapshot_log_bytes_min })
     }
 
     /// Queues `record` as `lsn`. Lsns must be submitted in order, from one thread at a time (or
@@ -84,17 +90,21 @@ impl GroupCommit {
     /// Queues a snapshot of the state as of `lsn`, the last lsn submitted before it; it is
     /// written after those records, and replaces the log they are in.
     pub fn request_snapshot(&self, lsn: Lsn, records: Vec<Record>) -> Result<(), StoreError> {
+        // Set before sending, so the writer's clearing always comes after it.
+        self.published.snapshot_pending.store(true, Ordering::Relaxed);
         self.send(Command::Snapshot(lsn, records))
     }
 
     /// Bytes logged since the last snapshot, as of the last batch committed.
     pub fn log_bytes_since_snapshot(&self) -> u64 {
-        self.log_bytes_since_snapshot.load(Ordering::Relaxed)
+        self.published.log_bytes_since_snapshot.load(Ordering::Relaxed)
     }
 
-    /// Whether enough has been logged since the last snapshot to ask for a new one.
+    /// Whether enough has been logged since the last snapshot to ask for a new one, and no
+    /// snapshot already requested is still waiting to be written.
     pub fn snapshot_due(&self) -> bool {
-        self.log_bytes_since_snapshot() >= self.snapshot_log_bytes_min
+        !self.published.snapshot_pending.load(Ordering::Relaxed)
+            && self.log_bytes_since_snapshot() >= self.snapshot_log_bytes_min
     }
 
     /// Commits everything submitted, stops the thread and returns the error that stopped it
@@ -130,47 +140,64 @@ fn run<D: Disk>(
     fsync: FsyncPolicy,
     receiver: &Receiver<Command>,
     on_durable: &mut DurableCallback,
-    log_bytes: &AtomicU64,
+    published: &Published,
 ) -> Result<(), StoreError> {
     let mut reported = wal.durable_lsn();
     // recv fails only once every sender is gone: an implicit shutdown.
     while let Ok(first) = receiver.recv() {
-        let stop = apply_batch(&mut wal, first, receiver)?;
+        let batch = apply_batch(&mut wal, first, receiver)?;
         let lsn = commit(&mut wal, fsync)?;
-        log_bytes.store(wal.log_bytes_since_snapshot(), Ordering::Relaxed);
+        published.log_bytes_since_snapshot.store(wal.log_bytes_since_snapshot(), Ordering::Relaxed);
+        if batch.snapshot_written {
+            // After the byte count, so the count that made the snapshot due is gone first.
+            published.snapshot_pending.store(false, Ordering::Relaxed);
+        }
         if lsn > reported {
             reported = lsn;
             on_durable(Ok(lsn));
         }
-        if stop {
+        if batch.stop {
             break;
         }
     }
     Ok(())
 }
 
-/// Applies `first` and whatever else is queued, up to [`BATCH_LEN_MAX`]; says whether a
-/// shutdown was among them.
+/// What one batch contained besides records.
+#[derive(Default)]
+struct Batch {
+    snapshot_written: bool,
+    stop: bool,
+}
+
+/// Applies `first` and whatever else is queued, up to [`BATCH_LEN_MAX`].
 fn apply_batch<D: Disk>(
     wal: &mut Wal<D>,
     first: Command,
     receiver: &Receiver<Command>,
-) -> Result<bool, StoreError> {
+) -> Result<Batch, StoreError> {
+    let mut batch = Batch::default();
     let mut command = first;
     let mut applied_len = 0;
     loop {
         match command {
             Command::Record(lsn, record) => wal.append(lsn, &record)?,
-            Command::Snapshot(lsn, records) => wal.write_snapshot(lsn, &records)?,
-            Command::Shutdown => return Ok(true),
+            Command::Snapshot(lsn, records) => {
+                wal.write_snapshot(lsn, &records)?;
+                batch.snapshot_written = true;
+            }
+            Command::Shutdown => {
+                batch.stop = true;
+                return Ok(batch);
+            }
         }
         applied_len += 1;
         if applied_len == BATCH_LEN_MAX {
-            return Ok(false);
+            return Ok(batch);
         }
         match receiver.try_recv() {
             Ok(queued) => command = queued,
-            Err(_) => return Ok(false),
+            Err(_) => return Ok(batch),
         }
     }
 }
@@ -295,6 +322,72 @@ mod tests {
         assert_eq!(done.recv(), Ok(true));
         assert!(writer.log_bytes_since_snapshot() > 0);
         assert!(!writer.snapshot_due(), "one record is far below the default threshold");
+        writer.shutdown().expect("clean shutdown");
+    }
+
+    /// A memory disk whose snapshot writes wait until the test lets them through.
+    struct HeldSnapshots {
+        inner: crate::store::MemDisk,
+        release: mpsc::Receiver<()>,
+    }
+
+    impl Disk for HeldSnapshots {
+        fn list(&self) -> Result<Vec<String>, crate::store::DiskError> {
+            self.inner.list()
+        }
+        fn read(&self, name: &str) -> Result<Vec<u8>, crate::store::DiskError> {
+            self.inner.read(name)
+        }
+        fn append(&mut self, name: &str, bytes: &[u8]) -> Result<(), crate::store::DiskError> {
+            self.inner.append(name, bytes)
+        }
+        fn sync(&mut self, name: &str) -> Result<(), crate::store::DiskError> {
+            self.inner.sync(name)
+        }
+        fn write_new(&mut self, name: &str, bytes: &[u8]) -> Result<(), crate::store::DiskError> {
+            if name.ends_with(".tmp") {
+                self.release.recv().expect("the test releases the snapshot");
+            }
+            self.inner.write_new(name, bytes)
+        }
+        fn rename(&mut self, from: &str, to: &str) -> Result<(), crate::store::DiskError> {
+            self.inner.rename(from, to)
+        }
+        fn sync_dir(&mut self) -> Result<(), crate::store::DiskError> {
+            self.inner.sync_dir()
+        }
+        fn remove(&mut self, name: &str) -> Result<(), crate::store::DiskError> {
+            self.inner.remove(name)
+        }
+        fn truncate(&mut self, name: &str, len: u64) -> Result<(), crate::store::DiskError> {
+            self.inner.truncate(name, len)
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_not_due_again_while_one_is_being_written() {
+        let (release_sender, release) = mpsc::channel();
+        let disk = HeldSnapshots { inner: crate::store::MemDisk::new(), release };
+        let options = StoreOptions { snapshot_log_bytes_min: 1, ..StoreOptions::default() };
+        let (wal, _) = Wal::open(disk, options).expect("recovers");
+        let (done_sender, done) = mpsc::channel();
+        let callback: DurableCallback = Box::new(move |report: Result<Lsn, &StoreError>| {
+            let _ = done_sender.send(report.map_err(|e| e.to_string()));
+        });
+        let writer = GroupCommit::spawn(wal, FsyncPolicy::Always, callback).expect("spawn");
+        writer.submit(Lsn(1), msg(1)).expect("submit");
+        assert_eq!(done.recv(), Ok(Ok(Lsn(1))));
+        assert!(writer.snapshot_due());
+        writer.request_snapshot(Lsn(1), vec![msg(1)]).expect("request");
+        // The writer is held inside the snapshot (or has not reached it): the log still holds
+        // every byte that made it due, yet asking again would only copy the state twice.
+        assert!(!writer.snapshot_due());
+        writer.submit(Lsn(2), msg(2)).expect("submit");
+        assert!(!writer.snapshot_due());
+        release_sender.send(()).expect("release");
+        assert_eq!(done.recv(), Ok(Ok(Lsn(2))));
+        assert!(writer.log_bytes_since_snapshot() > 0, "record 2 was logged after the snapshot");
+        assert!(writer.snapshot_due(), "due again once the snapshot is written");
         writer.shutdown().expect("clean shutdown");
     }
 }

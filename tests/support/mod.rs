@@ -29,10 +29,15 @@ pub struct Conn {
 
 impl Conn {
     pub fn connect(addr: SocketAddr) -> Conn {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Conn::try_connect(addr).expect("connect")
+    }
+
+    /// Connects, or `None` if nothing listens at `addr` (the server died).
+    pub fn try_connect(addr: SocketAddr) -> Option<Conn> {
+        let stream = TcpStream::connect(addr).ok()?;
         stream.set_read_timeout(Some(TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
-        Conn { stream, decoder: Decoder::new(1 << 20) }
+        Some(Conn { stream, decoder: Decoder::new(1 << 20) })
     }
 
     pub fn raw(&mut self, bytes: &[u8]) {
@@ -75,6 +80,15 @@ impl Conn {
         self.recv()
     }
 
+    /// Sends `body` and returns the reply, or `None` if the connection broke on the way (the
+    /// server died): then the request may or may not have taken effect.
+    pub fn try_request(&mut self, body: &str) -> Option<String> {
+        let mut frame = Vec::new();
+        encode(body.as_bytes(), &mut frame);
+        self.stream.write_all(&frame).ok()?;
+        self.try_recv()
+    }
+
     /// Asserts the server closed the connection (after any frames it sent before).
     pub fn assert_closed(&mut self) {
         if let Some(frame) = self.try_recv() {
@@ -100,7 +114,12 @@ impl Conn {
 
 /// A logged-in user: its command connection (registered on first use).
 pub fn user(server: &ServerHandle, name: &str) -> Conn {
-    let mut conn = Conn::connect(server.command_addr());
+    user_at(server.command_addr(), name)
+}
+
+/// [`user`] for a server known by its command address (a server in another process).
+pub fn user_at(command_addr: SocketAddr, name: &str) -> Conn {
+    let mut conn = Conn::connect(command_addr);
     let reply = conn.request(&format!("3\n{name}\npw"));
     if reply != "0\nSuccessful Created and logged in" {
         assert_eq!(conn.request(&format!("1\n{name}\npw")), "0\nSuccessful Login");
@@ -117,11 +136,35 @@ pub fn bare_relay(server: &ServerHandle, name: &str) -> Conn {
 
 /// A relay opened with a fresh ticket from `command`.
 pub fn ticket_relay(server: &ServerHandle, command: &mut Conn, name: &str) -> Conn {
+    ticket_relay_at(server.relay_addr(), command, name)
+}
+
+/// [`ticket_relay`] for a server known by its relay address.
+pub fn ticket_relay_at(relay_addr: SocketAddr, command: &mut Conn, name: &str) -> Conn {
     let ticket = command.request("6");
     let ticket = ticket.strip_prefix("0\n").expect("ticket granted");
-    let mut relay = Conn::connect(server.relay_addr());
+    let mut relay = Conn::connect(relay_addr);
     relay.send(&format!("{name}\n{ticket}"));
     relay
+}
+
+/// A push on an acknowledging relay, `7\nID\nSENDER\nTEXT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckedPush {
+    pub id: u64,
+    pub from: String,
+    pub text: String,
+}
+
+impl AckedPush {
+    pub fn parse(body: &str) -> AckedPush {
+        let mut parts = body.splitn(4, '\n');
+        let (code, id, from, text) = (parts.next(), parts.next(), parts.next(), parts.next());
+        assert_eq!(code, Some("7"), "not an acknowledged push: {body:?}");
+        let id = id.and_then(|id| id.parse().ok()).unwrap_or_else(|| panic!("bad id: {body:?}"));
+        let (from, text) = (from.expect("sender").to_owned(), text.expect("text").to_owned());
+        AckedPush { id, from, text }
+    }
 }
 
 /// Checks that two fresh users can still chat: the server keeps serving everyone else.
@@ -152,6 +195,15 @@ pub fn wait_no_relay(server: &ServerHandle, name: &str) {
     let deadline = std::time::Instant::now() + TIMEOUT;
     while server.has_relay(name) {
         assert!(std::time::Instant::now() < deadline, "{name}'s relay never went away");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until `name` has a relay bound (the handshake travels on its own socket).
+pub fn wait_relay(server: &ServerHandle, name: &str) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !server.has_relay(name) {
+        assert!(std::time::Instant::now() < deadline, "{name}'s relay was never bound");
         std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -1,0 +1,759 @@
+//! The driver of the real core: a [`World`] is one state of a scenario (the core, the clients'
+//! connections, the durable log and the reference model beside them), and [`World::step`] runs
+//! one step on the core and on the model, then checks every invariant.
+//!
+//! Choices the driver makes, following `core::testkit`:
+//! - Every record is made durable as soon as it is emitted, so a crash loses only work that was
+//!   never acknowledged (in these scenarios: nothing), and a reply is released in the same step
+//!   as its request.
+//! - A password job completes within the step that started it. A user's requests are sequential
+//!   and a job only holds its own connection, so running it later could only move the request's
+//!   effect after other users' steps, which the interleaving of whole steps already covers.
+//!   Jobs run with [`Passwords::Model`] (a transparent stand-in that the core cannot tell from
+//!   argon2, since it treats hashes as opaque strings) or with real argon2 at its cheapest cost.
+//! - A connection the core closes is reported closed at once; pushes are confirmed one at a
+//!   time (reported written on a bare relay, acknowledged by the client on a ticketed one), as
+//!   a separate [`Step::Confirm`] the scheduler interleaves.
+//! - Each user connects from an address of their own, so a bare handshake in another user's
+//!   name ([`Op::RelayAs`]) comes from the wrong address.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use super::invariants::{ensure, Invariant, Violation};
+use super::reference::Model;
+use super::step::{
+    message_seq, user_name, user_of_name, MsgKey, Observed, Op, Port, Seen, Step, User, PASSWORD,
+};
+use crate::auth::Hasher;
+use crate::core::{
+    AccountId, Channel, Config, ConnId, Event, Input, MsgId, Output, PasswordJob, PasswordOutcome,
+    PasswordWork, Peer, Record, Server,
+};
+use crate::wire::{encode, HEADER_LEN};
+
+/// Time never passes in a scenario: no deadline fires.
+const NOW_MS: u64 = 1_000;
+/// Each user connects from an address of their own (a bare relay handshake must come from the
+/// address of the session it binds to).
+fn peer_of(user: User) -> Peer {
+    Peer(u128::from(user) + 1)
+}
+
+/// How password jobs are run.
+#[derive(Debug)]
+pub enum Passwords {
+    /// `Hash` answers `model$PASSWORD`; `Verify` compares with that. Instant and deterministic.
+    Model,
+    /// Real argon2id (use `HashCost::CHEAPEST`).
+    Argon2(Hasher),
+}
+
+impl Passwords {
+    fn run(&self, job: &PasswordJob) -> PasswordOutcome {
+        match (self, &job.work) {
+            (Passwords::Argon2(hasher), _) => hasher.run(job),
+            (Passwords::Model, PasswordWork::Hash { .. }) => {
+                PasswordOutcome::Hashed(format!("model${}", job.password))
+            }
+            (Passwords::Model, PasswordWork::Verify { hash }) => {
+                let expected = format!("model${}", job.password);
+                PasswordOutcome::Verified(hash.as_deref() == Some(expected.as_str()))
+            }
+        }
+    }
+}
+
+/// The sizes of a scenario: who acts and how much.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    pub users: usize,
+    /// Operations per user.
+    pub ops: u8,
+    /// Faults (connection resets and crashes) in total.
+    pub faults: u8,
+    /// Users may also open ticketed relays (whose pushes are acknowledged).
+    pub tickets: bool,
+    /// Users may also try to open a relay in another user's name (bare handshake).
+    pub intruders: bool,
+}
+
+/// One state of a scenario.
+#[derive(Clone, Debug)]
+pub struct World {
+    pub(crate) server: Server,
+    pub(crate) model: Model,
+    pub(crate) users: Vec<Conns>,
+    pub(crate) ops_used: Vec<u8>,
+    pub(crate) faults_used: u8,
+    log: Log,
+    registry: Registry,
+    next_conn: u64,
+    passwords: Arc<Passwords>,
+}
+
+/// A user's connections, as the client sees them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Conns {
+    pub command: Option<ConnId>,
+    /// Command connections left logged out by a login from a new connection.
+    pub old_commands: Vec<ConnId>,
+    pub relay: Option<RelayConn>,
+}
+
+/// A relay connection and what it received.
+#[derive(Clone, Debug)]
+pub(crate) struct RelayConn {
+    pub conn: ConnId,
+    /// The account its handshake named, when it was opened.
+    pub account: Option<AccountId>,
+    /// Opened with a ticket: the client acknowledges pushes.
+    pub acks: bool,
+    /// Pushes written to the socket but not yet confirmed (reported written, or acknowledged
+    /// on a ticketed relay), oldest first.
+    pub unreported: VecDeque<MsgId>,
+    /// Every message received on this relay, in order.
+    pub received: Vec<MsgKey>,
+}
+
+/// Who each account and message id is, learnt from the records the core persisted.
+#[derive(Clone, Debug, Default)]
+struct Registry {
+    accounts: Vec<(AccountId, User)>,
+    messages: Vec<(MsgId, MsgKey, AccountId)>,
+}
+
+impl Registry {
+    fn note(&mut self, record: &Record) {
+        match record {
+            Record::Register { account, name, .. } => {
+                let user = user_of_name(name).expect("scenario users have scenario names");
+                self.accounts.push((*account, user));
+            }
+            Record::Message { id, from, to, text } => {
+                let from = user_of_name(from).expect("scenario sender");
+                let seq = message_seq(text).expect("scenario text");
+                self.messages.push((*id, MsgKey { from, seq }, *to));
+            }
+            Record::Delete { .. } | Record::Delivered { .. } => {}
+        }
+    }
+
+    fn user(&self, account: AccountId) -> Option<User> {
+        self.accounts.iter().find(|(a, _)| *a == account).map(|&(_, u)| u)
+    }
+
+    fn message(&self, id: MsgId) -> Option<(MsgKey, AccountId)> {
+        self.messages.iter().find(|(i, ..)| *i == id).map(|&(_, key, to)| (key, to))
+    }
+}
+
+/// The durable log, shared between states (a persistent list: cloning a world is O(1) here).
+#[derive(Clone, Debug, Default)]
+struct Log {
+    last: Option<Arc<LogEntry>>,
+}
+
+#[derive(Debug)]
+struct LogEntry {
+    record: Record,
+    prev: Option<Arc<LogEntry>>,
+}
+
+impl Log {
+    fn push(&mut self, record: Record) {
+        self.last = Some(Arc::new(LogEntry { record, prev: self.last.take() }));
+    }
+
+    fn records(&self) -> Vec<Record> {
+        let mut records = Vec::new();
+        let mut at = self.last.as_deref();
+        while let Some(entry) = at {
+            records.push(entry.record.clone());
+            at = entry.prev.as_deref();
+        }
+        records.reverse();
+        records
+    }
+}
+
+/// What happened on the wire during one step.
+#[derive(Default)]
+struct Run {
+    seen: Vec<(ConnId, Seen)>,
+    pushes: Vec<(ConnId, MsgId)>,
+    closed: Vec<ConnId>,
+    new_relay: Option<(User, RelayConn)>,
+}
+
+impl World {
+    /// The initial state: an empty server, no connections.
+    pub fn new(config: Config, users: usize, passwords: Arc<Passwords>) -> Self {
+        World {
+            server: Server::new(config, ChaCha20Rng::seed_from_u64(0)),
+            model: Model::new(users),
+            users: vec![Conns::default(); users],
+            ops_used: vec![0; users],
+            faults_used: 0,
+            log: Log::default(),
+            registry: Registry::default(),
+            next_conn: 1,
+            passwords,
+        }
+    }
+
+    /// The steps possible now within `bounds`, in a fixed order.
+    pub fn enabled(&self, bounds: &Bounds, out: &mut Vec<Step>) {
+        out.clear();
+        let users = bounds.users as User;
+        for user in 0..users {
+            if self.ops_used[user as usize] < bounds.ops {
+                out.extend(
+                    [Op::Register, Op::Login, Op::Logout, Op::List, Op::Delete, Op::Relay]
+                        .map(|op| Step::Op { user, op }),
+                );
+                if bounds.tickets {
+                    out.push(Step::Op { user, op: Op::TicketRelay });
+                }
+                if bounds.intruders {
+                    let others = (0..users).filter(|&target| target != user);
+                    out.extend(others.map(|target| Step::Op { user, op: Op::RelayAs { target } }));
+                }
+                let sends = (0..users).filter(|&to| to != user).map(|to| Op::Send { to });
+                out.extend(sends.map(|op| Step::Op { user, op }));
+            }
+            out.extend(Some(Step::Confirm { user }).filter(|&s| self.possible(s)));
+        }
+        if self.faults_used < bounds.faults {
+            for user in 0..users {
+                let faults = [Step::DropCommand { user }, Step::DropRelay { user }];
+                out.extend(faults.into_iter().filter(|&s| self.possible(s)));
+            }
+            out.push(Step::Crash);
+        }
+    }
+
+    /// Whether `step` can happen now (ignoring budgets): a write needs an unreported push, a
+    /// reset needs the connection.
+    pub fn possible(&self, step: Step) -> bool {
+        match step {
+            Step::Op { user, op } => {
+                let n = self.users.len();
+                let to_ok = match op {
+                    Op::Send { to } | Op::RelayAs { target: to } => (to as usize) < n,
+                    _ => true,
+                };
+                (user as usize) < self.users.len() && to_ok
+            }
+            Step::Confirm { user } => self
+                .users
+                .get(user as usize)
+                .and_then(|c| c.relay.as_ref())
+                .is_some_and(|r| !r.unreported.is_empty()),
+            Step::DropCommand { user } => {
+                self.users.get(user as usize).is_some_and(|c| c.command.is_some())
+            }
+            Step::DropRelay { user } => {
+                self.users.get(user as usize).is_some_and(|c| c.relay.is_some())
+            }
+            Step::Crash => true,
+        }
+    }
+
+    /// Runs `step` on the core and the model and checks every invariant.
+    pub fn step(&mut self, step: Step) -> Result<(), Violation> {
+        debug_assert!(self.possible(step), "{step} is not possible");
+        let logged_in_before = matches!(step, Step::Op { user, .. } if self.model.logged_in(user));
+        let mut run = Run::default();
+        match step {
+            Step::Op { user, op } => {
+                self.ops_used[user as usize] += 1;
+                self.op(user, op, &mut run);
+            }
+            Step::Confirm { user } => {
+                let relay = self.users[user as usize].relay.as_mut().expect("possible");
+                let (conn, acks) = (relay.conn, relay.acks);
+                let last = relay.unreported.pop_front().expect("possible");
+                if acks {
+                    self.request(conn, &format!("7\n{}", last.0), &mut run);
+                } else {
+                    self.input(Event::Written { conn, last }, &mut run);
+                }
+            }
+            Step::DropCommand { user } => {
+                self.faults_used += 1;
+                let conn = self.users[user as usize].command.take().expect("possible");
+                self.input(Event::Closed { conn }, &mut run);
+            }
+            Step::DropRelay { user } => {
+                self.faults_used += 1;
+                let relay = self.users[user as usize].relay.take().expect("possible");
+                self.input(Event::Closed { conn: relay.conn }, &mut run);
+            }
+            Step::Crash => {
+                self.faults_used += 1;
+                self.crash()?;
+            }
+        }
+        let expected = self.model.apply(step);
+        let observed = self.observed(&run)?;
+        self.check_pushes(&mut run)?;
+        check_login_needed(step, logged_in_before, &observed)?;
+        self.settle(run);
+        self.check_state()?;
+        check_replies(&expected, &observed)
+    }
+
+    fn op(&mut self, user: User, op: Op, run: &mut Run) {
+        let name = user_name(user);
+        match op {
+            Op::Relay => return self.open_relay(user, name, None, run),
+            Op::RelayAs { target } => return self.open_relay(user, user_name(target), None, run),
+            _ => {}
+        }
+        let takeover = op == Op::Login && self.model.logged_in(user);
+        if takeover || self.users[user as usize].command.is_none() {
+            let conn = self.open(user, Channel::Command, run);
+            let conns = &mut self.users[user as usize];
+            conns.old_commands.extend(conns.command.replace(conn));
+        }
+        let conn = self.users[user as usize].command.expect("opened above");
+        if op == Op::TicketRelay {
+            self.request(conn, "6", run);
+            if let Some(ticket) = take_ticket(run, conn) {
+                self.open_relay(user, name, Some(ticket), run);
+            }
+            return;
+        }
+        let body = match op {
+            Op::Register => format!("3\n{name}\n{PASSWORD}"),
+            Op::Login => format!("1\n{name}\n{PASSWORD}"),
+            Op::Logout => "-1\n".to_owned(),
+            Op::Send { to } => {
+                let seq = self.model.users[user as usize].sends;
+                format!("2\n{}\n{}", user_name(to), super::step::message_text(seq))
+            }
+            Op::List => "4\n".to_owned(),
+            Op::Delete => format!("5\n{name}\n{PASSWORD}"),
+            Op::Relay | Op::TicketRelay | Op::RelayAs { .. } => unreachable!("handled above"),
+        };
+        self.request(conn, &body, run);
+    }
+
+    fn open_relay(&mut self, user: User, name: &str, ticket: Option<String>, run: &mut Run) {
+        let conn = self.open(user, Channel::Relay, run);
+        let relay = RelayConn {
+            conn,
+            account: self.server.account_id(name),
+            acks: ticket.is_some(),
+            unreported: VecDeque::new(),
+            received: Vec::new(),
+        };
+        run.new_relay = Some((user, relay));
+        let hello = match ticket {
+            Some(ticket) => format!("{name}\n{ticket}"),
+            None => name.to_owned(),
+        };
+        self.request(conn, &hello, run);
+    }
+
+    fn open(&mut self, user: User, channel: Channel, run: &mut Run) -> ConnId {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.input(Event::Opened { conn, channel, peer: peer_of(user) }, run);
+        conn
+    }
+
+    fn request(&mut self, conn: ConnId, body: &str, run: &mut Run) {
+        let mut frame = Vec::with_capacity(HEADER_LEN + body.len());
+        encode(body.as_bytes(), &mut frame);
+        self.input(Event::Received { conn, bytes: &frame }, run);
+    }
+
+    fn crash(&mut self) -> Result<(), Violation> {
+        let config = self.server.config().clone();
+        let last = self.server.last_lsn();
+        let rng = ChaCha20Rng::seed_from_u64(u64::from(self.faults_used));
+        self.server = Server::recover(config, rng, self.log.records(), last)
+            .map_err(|e| Violation::new(Invariant::StateDisagrees, e.to_string()))?;
+        self.users.iter_mut().for_each(|conns| *conns = Conns::default());
+        Ok(())
+    }
+
+    fn input(&mut self, event: Event<'_>, run: &mut Run) {
+        self.server.handle_input(Input { now_ms: NOW_MS, event });
+        self.drain(run);
+    }
+
+    /// Drains the core, making every record durable at once and completing password jobs.
+    fn drain(&mut self, run: &mut Run) {
+        loop {
+            while let Some(output) = self.server.poll_output() {
+                self.output(output, run);
+            }
+            let lsn = self.server.last_lsn();
+            if self.server.durable_lsn() >= lsn {
+                return;
+            }
+            self.server.handle_input(Input { now_ms: NOW_MS, event: Event::Durable { lsn } });
+        }
+    }
+
+    fn output(&mut self, output: Output, run: &mut Run) {
+        match output {
+            Output::Persist { record, .. } => {
+                self.registry.note(&record);
+                self.log.push(record);
+            }
+            Output::Password(job) => {
+                let outcome = self.passwords.run(&job);
+                let event = Event::PasswordDone { job: job.job, outcome };
+                self.server.handle_input(Input { now_ms: NOW_MS, event });
+            }
+            Output::Reply { conn, frame } => run.seen.push((conn, Seen::Frame(body(&frame)))),
+            Output::Push { conn, msg, frame } => {
+                run.seen.push((conn, Seen::Frame(push_body(&frame, msg))));
+                run.pushes.push((conn, msg));
+            }
+            Output::Close { conn } => {
+                run.seen.push((conn, Seen::Closed));
+                run.closed.push(conn);
+                self.server.handle_input(Input { now_ms: NOW_MS, event: Event::Closed { conn } });
+            }
+        }
+    }
+
+    /// Which user's connection `conn` is.
+    fn label(&self, run: &Run, conn: ConnId) -> Option<(User, Port)> {
+        if let Some((user, relay)) = &run.new_relay {
+            if relay.conn == conn {
+                return Some((*user, Port::NewRelay));
+            }
+        }
+        self.users.iter().zip(0..).find_map(|(conns, user)| {
+            let port = if conns.command == Some(conn) {
+                Port::Command
+            } else if conns.old_commands.contains(&conn) {
+                Port::OldCommand
+            } else if conns.relay.as_ref().is_some_and(|r| r.conn == conn) {
+                Port::Relay
+            } else {
+                return None;
+            };
+            Some((user, port))
+        })
+    }
+
+    fn observed(&self, run: &Run) -> Result<Observed, Violation> {
+        let mut observed = Observed::new();
+        for (conn, seen) in &run.seen {
+            let key = self.label(run, *conn).ok_or_else(|| {
+                let detail = format!("output {seen} on {conn:?}, which no client holds");
+                Violation::new(Invariant::ReplyDisagrees, detail)
+            })?;
+            observed.entry(key).or_default().push(seen.clone());
+        }
+        Ok(observed)
+    }
+
+    /// Every push must be addressed to the relay's account, new to the relay, and in order.
+    fn check_pushes(&mut self, run: &mut Run) -> Result<(), Violation> {
+        for &(conn, msg) in &run.pushes {
+            let (key, to) = self.registry.message(msg).ok_or_else(|| {
+                Violation::new(Invariant::WrongRecipient, format!("push of unknown {msg:?}"))
+            })?;
+            let to_user = self.registry.user(to);
+            let relay = match &mut run.new_relay {
+                Some((user, relay)) if relay.conn == conn => Some((*user, relay)),
+                _ => self.users.iter_mut().zip(0..).find_map(|(c, user)| {
+                    c.relay.as_mut().filter(|r| r.conn == conn).map(|r| (user, r))
+                }),
+            };
+            let (user, relay) = relay.ok_or_else(|| {
+                Violation::new(Invariant::WrongRecipient, format!("push on non-relay {conn:?}"))
+            })?;
+            check_push(user, relay, key, to, to_user)?;
+            relay.received.push(key);
+            relay.unreported.push_back(msg);
+        }
+        Ok(())
+    }
+
+    /// Installs the new relay and forgets connections the core closed.
+    fn settle(&mut self, run: Run) {
+        if let Some((user, relay)) = run.new_relay {
+            if !run.closed.contains(&relay.conn) {
+                self.users[user as usize].relay = Some(relay);
+            }
+        }
+        for conn in run.closed {
+            for conns in &mut self.users {
+                if conns.command == Some(conn) {
+                    conns.command = None;
+                }
+                conns.old_commands.retain(|&c| c != conn);
+                if conns.relay.as_ref().is_some_and(|r| r.conn == conn) {
+                    conns.relay = None;
+                }
+            }
+        }
+    }
+
+    /// The core's accounts, queues and sessions agree with the model.
+    fn check_state(&self) -> Result<(), Violation> {
+        for (user, conns) in (0..).zip(&self.users) {
+            let name = user_name(user);
+            let model = &self.model.users[user as usize];
+            let account = self.server.account_id(name);
+            ensure(
+                account.is_some() == model.account.is_some(),
+                Invariant::StateDisagrees,
+                || {
+                    format!(
+                        "account {name} exists in the core: {}, in the model: {}",
+                        account.is_some(),
+                        model.account.is_some()
+                    )
+                },
+            )?;
+            if let (Some(account), Some(expected)) = (account, &model.account) {
+                self.check_queue(user, account, &expected.queue)?;
+            }
+            self.check_session(user, account, conns)?;
+        }
+        Ok(())
+    }
+
+    fn check_queue(
+        &self,
+        user: User,
+        account: AccountId,
+        expected: &VecDeque<MsgKey>,
+    ) -> Result<(), Violation> {
+        let name = user_name(user);
+        let mut queued = Vec::new();
+        for id in self.server.queued_ids(account) {
+            let (key, to) = self.registry.message(id).ok_or_else(|| {
+                Violation::new(
+                    Invariant::StateDisagrees,
+                    format!("{name} has unknown {id:?} queued"),
+                )
+            })?;
+            if to != account {
+                let what = format!("m{} from {} waits for {name}", key.seq, user_name(key.from));
+                return Err(match self.registry.user(to) {
+                    Some(u) if u == user => Violation::new(
+                        Invariant::ReusedName,
+                        format!("{what}: it was addressed to a deleted account of that name"),
+                    ),
+                    other => Violation::new(
+                        Invariant::WrongRecipient,
+                        format!("{what}: it was addressed to {}", other.map_or("?", user_name)),
+                    ),
+                });
+            }
+            queued.push(key);
+        }
+        if let Some(lost) = expected.iter().find(|key| !queued.contains(key)) {
+            let detail = format!(
+                "m{} from {} to {name} is neither delivered nor queued",
+                lost.seq,
+                user_name(lost.from)
+            );
+            return Err(Violation::new(Invariant::MessageLost, detail));
+        }
+        ensure(queued.iter().eq(expected.iter()), Invariant::StateDisagrees, || {
+            format!("{name}'s queue is {queued:?} in the core, {expected:?} in the model")
+        })?;
+        let pending = self.users[user as usize].relay.as_ref().map(|r| r.unreported.len());
+        ensure(pending.map_or(true, |n| n == queued.len()), Invariant::StateDisagrees, || {
+            format!(
+                "{name}'s relay has {pending:?} pushes unreported but {} messages queued",
+                queued.len()
+            )
+        })
+    }
+
+    fn check_session(
+        &self,
+        user: User,
+        account: Option<AccountId>,
+        conns: &Conns,
+    ) -> Result<(), Violation> {
+        let name = user_name(user);
+        let model = &self.model.users[user as usize];
+        for &old in &conns.old_commands {
+            ensure(self.server.session_of(old).is_none(), Invariant::TwoSessions, || {
+                format!("{name} is still logged in on a connection that was taken over")
+            })?;
+        }
+        let core_in = conns.command.and_then(|c| self.server.session_of(c));
+        let model_in = self.model.logged_in(user);
+        ensure(
+            core_in.is_some() == model_in && (!model_in || core_in == account),
+            Invariant::StateDisagrees,
+            || format!("{name} logged in: core {core_in:?}, model {model_in}"),
+        )?;
+        let model_open = model.command != super::reference::Command::Absent;
+        ensure(conns.command.is_some() == model_open, Invariant::StateDisagrees, || {
+            format!(
+                "{name}'s command connection open: core {}, model {model_open}",
+                conns.command.is_some()
+            )
+        })?;
+        let relay = conns.relay.as_ref().map(|r| r.acks);
+        let model_relay = model.relay.map(|r| r == super::reference::Relay::Ticketed);
+        ensure(relay == model_relay, Invariant::StateDisagrees, || {
+            format!("{name}'s relay (acknowledging?): client {relay:?}, model {model_relay:?}")
+        })
+    }
+}
+
+/// One push of `key` (addressed to account `to` of `to_user`) on `user`'s relay.
+fn check_push(
+    user: User,
+    relay: &RelayConn,
+    key: MsgKey,
+    to: AccountId,
+    to_user: Option<User>,
+) -> Result<(), Violation> {
+    let what = || {
+        let (seq, from, user) = (key.seq, user_name(key.from), user_name(user));
+        format!("message m{seq} from {from} on {user}'s relay")
+    };
+    if relay.account != Some(to) {
+        return Err(if to_user == Some(user) {
+            let detail = format!("{}: it was addressed to a deleted account of that name", what());
+            Violation::new(Invariant::ReusedName, detail)
+        } else {
+            let detail =
+                format!("{}: it was addressed to {}", what(), to_user.map_or("?", user_name));
+            Violation::new(Invariant::WrongRecipient, detail)
+        });
+    }
+    ensure(!relay.received.contains(&key), Invariant::DeliveredTwice, || {
+        format!("{} a second time", what())
+    })?;
+    let in_order = relay.received.iter().all(|k| k.from != key.from || k.seq < key.seq);
+    ensure(in_order, Invariant::OutOfOrder, || format!("{} after a later one", what()))
+}
+
+/// The ticket granted on `conn` in this step, if any; its reply is rewritten as the model
+/// writes it (the ticket itself is random).
+fn take_ticket(run: &mut Run, conn: ConnId) -> Option<String> {
+    let (_, seen) = run.seen.iter_mut().rev().find(|(c, _)| *c == conn)?;
+    let Seen::Frame(reply) = seen else { return None };
+    let ticket = reply.strip_prefix("0\n")?.to_owned();
+    *reply = super::reference::text::TICKET.to_owned();
+    Some(ticket)
+}
+
+/// The body of a push, with an acknowledgeable push's id written `#` once checked to be the
+/// id of the message it carries (ids are log positions, which the model does not predict).
+fn push_body(frame: &[u8], msg: MsgId) -> String {
+    let body = body(frame);
+    let Some((id, rest)) = body.strip_prefix("7\n").and_then(|r| r.split_once('\n')) else {
+        return body;
+    };
+    if id == msg.0.to_string() {
+        format!("7\n#\n{rest}")
+    } else {
+        body
+    }
+}
+
+/// The body of a complete frame.
+fn body(frame: &[u8]) -> String {
+    String::from_utf8_lossy(frame.get(HEADER_LEN..).unwrap_or_default()).into_owned()
+}
+
+/// A command that needs a login must not succeed for a user who was not logged in.
+fn check_login_needed(
+    step: Step,
+    logged_in_before: bool,
+    observed: &Observed,
+) -> Result<(), Violation> {
+    let Step::Op { user, op } = step else { return Ok(()) };
+    if logged_in_before || matches!(op, Op::Register | Op::Login | Op::Relay) {
+        return Ok(());
+    }
+    let replies = observed.get(&(user, Port::Command)).map_or(&[][..], Vec::as_slice);
+    let succeeded = replies.iter().any(|s| matches!(s, Seen::Frame(b) if b.starts_with("0\n")));
+    ensure(!succeeded, Invariant::CommandWithoutLogin, || {
+        format!("{} {op} succeeded while logged out: {replies:?}", user_name(user))
+    })
+}
+
+/// What every connection observed is what the model predicted.
+fn check_replies(expected: &Observed, observed: &Observed) -> Result<(), Violation> {
+    let keys = expected.keys().chain(observed.keys());
+    for key in keys {
+        let (want, got) = (expected.get(key), observed.get(key));
+        if want != got {
+            let show = |s: Option<&Vec<Seen>>| {
+                s.map_or("nothing".to_owned(), |v| {
+                    v.iter().map(Seen::to_string).collect::<Vec<_>>().join(", ")
+                })
+            };
+            let (user, port) = key;
+            let detail = format!(
+                "{} {port:?} saw {}; the model expects {}",
+                user_name(*user),
+                show(got),
+                show(want)
+            );
+            return Err(Violation::new(Invariant::ReplyDisagrees, detail));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relay(account: u64, received: &[(User, u32)]) -> RelayConn {
+        RelayConn {
+            conn: ConnId(9),
+            account: Some(AccountId(account)),
+            acks: false,
+            unreported: VecDeque::new(),
+            received: received.iter().map(|&(from, seq)| MsgKey { from, seq }).collect(),
+        }
+    }
+
+    fn invariant(result: Result<(), Violation>) -> Option<Invariant> {
+        result.err().map(|v| v.invariant)
+    }
+
+    #[test]
+    fn push_checks_name_the_broken_invariant() {
+        let key = |from, seq| MsgKey { from, seq };
+        let fresh = relay(5, &[(0, 0)]);
+        assert_eq!(invariant(check_push(1, &fresh, key(0, 1), AccountId(5), Some(1))), None);
+        let twice = check_push(1, &fresh, key(0, 0), AccountId(5), Some(1));
+        assert_eq!(invariant(twice), Some(Invariant::DeliveredTwice));
+        let later = relay(5, &[(0, 2)]);
+        let reordered = check_push(1, &later, key(0, 1), AccountId(5), Some(1));
+        assert_eq!(invariant(reordered), Some(Invariant::OutOfOrder));
+        let misdirected = check_push(1, &fresh, key(0, 1), AccountId(6), Some(2));
+        assert_eq!(invariant(misdirected), Some(Invariant::WrongRecipient));
+        let old_account = check_push(1, &fresh, key(0, 1), AccountId(3), Some(1));
+        assert_eq!(invariant(old_account), Some(Invariant::ReusedName));
+    }
+
+    #[test]
+    fn a_success_without_login_is_named() {
+        let step = Step::Op { user: 0, op: Op::List };
+        let mut observed = Observed::new();
+        observed.insert((0, Port::Command), vec![Seen::Frame("0\nu0 ".into())]);
+        let result = check_login_needed(step, false, &observed);
+        assert_eq!(invariant(result), Some(Invariant::CommandWithoutLogin));
+        assert_eq!(invariant(check_login_needed(step, true, &observed)), None);
+        let login = Step::Op { user: 0, op: Op::Login };
+        assert_eq!(invariant(check_login_needed(login, false, &observed)), None);
+    }
+}

@@ -1,0 +1,209 @@
+//! State fingerprints: a canonical encoding of what a [`World`] will do next, hashed to 128 bits,
+//! minimised over every renaming of the users so that symmetric states count once.
+//!
+//! The encoding keeps only what decides the future and the invariants: budgets used, for every
+//! user the model's account, session, relay and send counter, the queue (as message names),
+//! how many pushes the relay has not reported, and the latest message of each sender that relay
+//! received (enough to notice a duplicate or a reordering later), the messages discarded with
+//! deleted accounts of each name (which a later account must never get); plus the creation order of the
+//! accounts (which `list` shows). It leaves out what differs between equivalent histories: ids
+//! (lsns, connection numbers), password hashes, the rng, the log, connections that a takeover
+//! left logged out. The core's own state is not read here: after every step the driver has
+//! checked that it agrees with the model, so the model's state stands for it.
+//!
+//! Symmetry: all users have the same operations, names of equal length and the same password,
+//! and nothing in the server orders users by name, so renaming users maps behaviours to
+//! behaviours and invariants to invariants. The fingerprint is the least hash over the
+//! renamings that sort users by their *shape* (a summary of a user that renaming does not
+//! change: budget used, account, queue length, session, relay, ...). A renaming maps a state's
+//! sorting renamings onto its image's, so symmetric states get the same least hash; and most
+//! states have few users of equal shape, so few of the n! renamings are encoded.
+
+use super::driver::World;
+use super::reference::{Command, Relay};
+use super::step::{User, USERS_MAX};
+
+/// A 128-bit state fingerprint (collisions are negligible at the state counts explored).
+pub type Fingerprint = u128;
+
+/// Every permutation of `0..n`, in lexicographic order.
+pub fn permutations(n: usize) -> Vec<Vec<User>> {
+    let mut all = Vec::new();
+    let mut current: Vec<User> = (0..n as User).collect();
+    permute(&mut current, 0, &mut all);
+    all.sort();
+    all
+}
+
+fn permute(items: &mut Vec<User>, at: usize, out: &mut Vec<Vec<User>>) {
+    if at == items.len() {
+        out.push(items.clone());
+        return;
+    }
+    for i in at..items.len() {
+        items.swap(at, i);
+        permute(items, at + 1, out);
+        items.swap(at, i);
+    }
+}
+
+/// The fingerprint of `world`, least over `renamings` (each maps old user to new user):
+/// either the identity alone (no symmetry reduction) or every permutation, of which only those
+/// sorting users by shape are encoded.
+/// `buf` is scratch space reused between calls.
+pub fn fingerprint(world: &World, renamings: &[Vec<User>], buf: &mut Vec<u8>) -> Fingerprint {
+    let mut shapes = [0u64; USERS_MAX];
+    for (user, shape) in shapes.iter_mut().enumerate().take(world.users.len()) {
+        *shape = shape_of(world, user);
+    }
+    let mut best = Fingerprint::MAX;
+    for rename in renamings {
+        if renamings.len() > 1 && !sorts_by_shape(rename, &shapes) {
+            continue;
+        }
+        buf.clear();
+        encode(world, rename, buf);
+        best = best.min(hash128(buf));
+    }
+    best
+}
+
+/// A summary of `user` that renaming users does not change, computed only from what
+/// [`encode`] writes (otherwise states with equal encodings could sort differently and fail to
+/// merge).
+fn shape_of(world: &World, user: usize) -> u64 {
+    let model = &world.model.users[user];
+    let queue_len = model.account.as_ref().map_or(0xff, |a| a.queue.len() as u64);
+    let relay = world.users[user].relay.as_ref();
+    let fields = [
+        u64::from(world.ops_used[user]),
+        model.command as u64,
+        model.relay.map_or(0, |r| r as u64 + 1),
+        u64::from(model.sends),
+        queue_len,
+        model.discarded.len() as u64,
+        relay.map_or(0xff, |r| r.unreported.len() as u64),
+    ];
+    fields.iter().fold(0, |acc, &field| (acc << 8) | (field & 0xff))
+}
+
+/// Whether `rename` (old -> new) lists users in non-decreasing shape.
+fn sorts_by_shape(rename: &[User], shapes: &[u64; USERS_MAX]) -> bool {
+    let mut by_new = [0u64; USERS_MAX];
+    for (old, &new) in rename.iter().enumerate() {
+        by_new[new as usize] = shapes[old];
+    }
+    by_new[..rename.len()].windows(2).all(|w| w[0] <= w[1])
+}
+
+/// Appends the encoding of `world` with users renamed by `rename` (old -> new).
+pub fn encode(world: &World, rename: &[User], buf: &mut Vec<u8>) {
+    let n = rename.len();
+    let mut by_new = [0 as User; USERS_MAX];
+    for (old, &new) in rename.iter().enumerate() {
+        by_new[new as usize] = old as User;
+    }
+    let by_new = &by_new[..n];
+    buf.push(world.faults_used);
+    let mut created = [(0u64, 0 as User); USERS_MAX];
+    let mut created_len = 0;
+    for (u, state) in world.model.users.iter().enumerate() {
+        if let Some(account) = &state.account {
+            created[created_len] = (account.created, rename[u]);
+            created_len += 1;
+        }
+    }
+    let created = &mut created[..created_len];
+    created.sort_unstable();
+    buf.push(created_len as u8);
+    buf.extend(created.iter().map(|&(_, u)| u));
+    for &user in by_new {
+        let u = user as usize;
+        let model = &world.model.users[u];
+        buf.push(world.ops_used[u]);
+        let command = match model.command {
+            Command::Absent => 0,
+            Command::LoggedOut => 1,
+            Command::LoggedIn => 2,
+        };
+        let relay = match model.relay {
+            None => 0,
+            Some(Relay::Bare) => 1,
+            Some(Relay::Ticketed) => 2,
+        };
+        buf.extend([command, relay, model.sends as u8]);
+        match &model.account {
+            None => buf.push(0xff),
+            Some(account) => {
+                buf.push(account.queue.len() as u8);
+                for key in &account.queue {
+                    buf.extend([rename[key.from as usize], key.seq as u8]);
+                }
+            }
+        }
+        buf.push(model.discarded.len() as u8);
+        for key in &model.discarded {
+            buf.extend([rename[key.from as usize], key.seq as u8]);
+        }
+        let Some(relay) = &world.users[u].relay else {
+            buf.push(0xff);
+            continue;
+        };
+        buf.push(relay.unreported.len() as u8);
+        for &sender in by_new {
+            let latest = relay.received.iter().filter(|k| k.from == sender).map(|k| k.seq).max();
+            buf.push(latest.map_or(0xff, |seq| seq as u8));
+        }
+    }
+}
+
+/// A fast, deterministic 128-bit hash (two 64-bit multiply-rotate lanes, finalised with the
+/// murmur3 mixer). Not cryptographic; only states are hashed, not adversarial input.
+pub fn hash128(bytes: &[u8]) -> u128 {
+    const K1: u64 = 0x9e37_79b9_7f4a_7c15;
+    const K2: u64 = 0xc2b2_ae3d_27d4_eb4f;
+    let (mut a, mut b) = (0x243f_6a88_85a3_08d3_u64, 0x1319_8a2e_0370_7344_u64);
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        a = (a ^ word).wrapping_mul(K1).rotate_left(31);
+        b = (b ^ word.rotate_left(17)).wrapping_mul(K2).rotate_left(29);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    let word = u64::from_le_bytes(tail) ^ ((bytes.len() as u64) << 56);
+    a = fmix64((a ^ word).wrapping_mul(K1));
+    b = fmix64((b ^ word.rotate_left(17)).wrapping_mul(K2) ^ a);
+    (u128::from(a) << 64) | u128::from(b)
+}
+
+fn fmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^ (k >> 33)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permutations_are_all_distinct_and_complete() {
+        let perms = permutations(3);
+        assert_eq!(perms.len(), 6);
+        assert_eq!(perms[0], vec![0, 1, 2]);
+        let mut unique = perms.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), 6);
+    }
+
+    #[test]
+    fn hash_separates_lengths_and_contents() {
+        assert_ne!(hash128(b""), hash128(b"\0"));
+        assert_ne!(hash128(b"abcdefgh"), hash128(b"abcdefgi"));
+        assert_ne!(hash128(b"abcdefgh1"), hash128(b"abcdefgh2"));
+        assert_eq!(hash128(b"same"), hash128(b"same"));
+    }
+}

@@ -1,0 +1,290 @@
+//! The reference model: the chat semantics of PROTOCOL.md for scenario users, written for
+//! clarity and nothing else. It shares no code with the core; it predicts, for every step, what
+//! each client observes, and keeps the state the core must agree with (which accounts exist, who
+//! is logged in, which messages wait for whom).
+//!
+//! Simplifications that the scenarios make true: every user uses the right password, time does
+//! not pass (no deadline fires), every relay uses the bare handshake right after logging in, and
+//! the server is not near any limit.
+
+use std::collections::VecDeque;
+
+use super::step::{message_text, user_name, MsgKey, Observed, Op, Port, Seen, Step, User};
+
+/// Reply bodies, spelled as PROTOCOL.md gives them.
+pub mod text {
+    pub const LOGIN_OK: &str = "0\nSuccessful Login";
+    pub const LOGIN_FAILED: &str =
+        "-1\nInvalid Login, credential doesn't exist or password invalid";
+    pub const REGISTER_OK: &str = "0\nSuccessful Created and logged in";
+    pub const NAME_TAKEN: &str = "-1\nThis username has been used";
+    pub const NEEDS_LOGIN: &str = "-1\nInvalid Command, you can only choose to login or register";
+    pub const SEND_OK: &str = "0\nSent to recipient";
+    pub const UNKNOWN_RECIPIENT: &str = "-1\ninvalid recipient";
+    pub const DELETE_OK: &str = "0\naccount deleted";
+    pub const LOGOUT_OK: &str = "0\nLogging out";
+    // Situations PROTOCOL.md leaves to the server's wording ("say plainly what happened"); the
+    // model pins the wording the server chose, so a change is noticed.
+    pub const TAKEN_OVER: &str = "-1\nLogged in elsewhere; this session has ended";
+    pub const DELETED: &str = "-1\nThis account was deleted; the relay is closed";
+    pub const RELAY_NO_SESSION: &str = "-1\nRelay refused: no live session for this user";
+    pub const RELAY_TAKEN: &str = "-1\nRelay refused: this session already has a relay";
+    pub const RELAY_OTHER_ADDRESS: &str =
+        "-1\nRelay refused: no live session for this user from this address";
+    /// A granted ticket; the driver writes the random ticket this way.
+    pub const TICKET: &str = "0\n<ticket>";
+}
+
+/// The reference state of a scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Model {
+    pub users: Vec<UserState>,
+    /// Accounts created so far (numbers accounts in creation order, which `list` follows).
+    pub accounts_created: u64,
+}
+
+/// One user: their account, their command connection and their relay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserState {
+    pub account: Option<Account>,
+    /// How many accounts this name has had (a re-registered name is a new account).
+    pub generation: u32,
+    pub command: Command,
+    /// The relay bound to the user's session (only while logged in).
+    pub relay: Option<Relay>,
+    /// Messages sent so far (attempted), which numbers the next one.
+    pub sends: u32,
+    /// Messages discarded with this name's deleted accounts. Nothing in the protocol depends on
+    /// them; the invariant that a later account never receives them does, so they are part of
+    /// the state.
+    pub discarded: Vec<MsgKey>,
+}
+
+/// How a relay was opened, which decides how its pushes look and how they are confirmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Relay {
+    /// The original client's bare-username handshake: a push written is a push delivered.
+    Bare,
+    /// A ticketed handshake: pushes carry an id and are delivered when acknowledged.
+    Ticketed,
+}
+
+/// The state of a user's current command connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Command {
+    /// No connection (never opened, reset, or the server restarted).
+    Absent,
+    LoggedOut,
+    LoggedIn,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// Position in creation order.
+    pub created: u64,
+    /// Messages accepted for this account and not yet delivered, oldest first. While a relay
+    /// is bound, every one of them has been pushed on it.
+    pub queue: VecDeque<MsgKey>,
+}
+
+impl Model {
+    pub fn new(users: usize) -> Self {
+        let user = UserState {
+            account: None,
+            generation: 0,
+            command: Command::Absent,
+            relay: None,
+            sends: 0,
+            discarded: Vec::new(),
+        };
+        Model { users: vec![user; users], accounts_created: 0 }
+    }
+
+    /// Whether `user` is logged in.
+    pub fn logged_in(&self, user: User) -> bool {
+        self.users[user as usize].command == Command::LoggedIn
+    }
+
+    /// Applies a step and returns what each connection should observe.
+    pub fn apply(&mut self, step: Step) -> Observed {
+        let mut seen = Observed::new();
+        match step {
+            Step::Op { user, op } => self.op(user, op, &mut seen),
+            Step::Confirm { user } => {
+                // The oldest push was written (original client) or acknowledged: delivered.
+                let account = self.user_mut(user).account.as_mut().expect("a bound relay");
+                account.queue.pop_front().expect("a push was pending");
+            }
+            Step::DropCommand { user } => {
+                let was_logged_in = self.logged_in(user);
+                self.user_mut(user).command = Command::Absent;
+                if was_logged_in {
+                    self.end_session(user, None, &mut seen);
+                }
+            }
+            Step::DropRelay { user } => self.user_mut(user).relay = None,
+            Step::Crash => {
+                // Everything acknowledged is durable: accounts and queues survive, connections
+                // and sessions do not.
+                for state in &mut self.users {
+                    state.command = Command::Absent;
+                    state.relay = None;
+                }
+            }
+        }
+        seen
+    }
+
+    fn op(&mut self, user: User, op: Op, seen: &mut Observed) {
+        // Every request but the relay handshake goes to the command connection, which the
+        // client opens first if it has none.
+        let handshake_only = matches!(op, Op::Relay | Op::RelayAs { .. });
+        if !handshake_only && self.user(user).command == Command::Absent {
+            self.user_mut(user).command = Command::LoggedOut;
+        }
+        let logged_in = self.logged_in(user);
+        let reply = match op {
+            Op::Register => self.register(user),
+            Op::Login => self.login(user, seen),
+            Op::Relay => return self.relay(user, Relay::Bare, seen),
+            Op::RelayAs { target } if target == user => return self.relay(user, Relay::Bare, seen),
+            Op::RelayAs { target } => return self.intrude(user, target, seen),
+            Op::TicketRelay if logged_in => {
+                push(seen, user, Port::Command, Seen::Frame(text::TICKET.to_owned()));
+                return self.relay(user, Relay::Ticketed, seen);
+            }
+            _ if !logged_in => text::NEEDS_LOGIN.to_owned(),
+            Op::TicketRelay => unreachable!("handled above"),
+            Op::Logout => {
+                self.end_session(user, None, seen);
+                text::LOGOUT_OK.to_owned()
+            }
+            Op::Send { to } => self.send(user, to, seen),
+            Op::List => self.list(),
+            Op::Delete => {
+                let state = self.user_mut(user);
+                let account = state.account.take().expect("logged in");
+                state.discarded.extend(account.queue);
+                self.end_session(user, Some(text::DELETED), seen);
+                text::DELETE_OK.to_owned()
+            }
+        };
+        push(seen, user, Port::Command, Seen::Frame(reply));
+    }
+
+    fn register(&mut self, user: User) -> String {
+        if self.user(user).account.is_some() {
+            return text::NAME_TAKEN.to_owned();
+        }
+        let created = self.accounts_created;
+        self.accounts_created += 1;
+        let state = self.user_mut(user);
+        state.account = Some(Account { created, queue: VecDeque::new() });
+        state.generation += 1;
+        state.command = Command::LoggedIn;
+        state.relay = None;
+        text::REGISTER_OK.to_owned()
+    }
+
+    fn login(&mut self, user: User, seen: &mut Observed) -> String {
+        if self.logged_in(user) {
+            // The client logs in from a new connection: the old session is taken over.
+            self.end_session(user, Some(text::TAKEN_OVER), seen);
+        }
+        if self.user(user).account.is_none() {
+            return text::LOGIN_FAILED.to_owned();
+        }
+        self.user_mut(user).command = Command::LoggedIn;
+        text::LOGIN_OK.to_owned()
+    }
+
+    fn send(&mut self, user: User, to: User, seen: &mut Observed) -> String {
+        let seq = self.user(user).sends;
+        self.user_mut(user).sends += 1;
+        let relay = self.user(to).relay;
+        let Some(account) = self.user_mut(to).account.as_mut() else {
+            return text::UNKNOWN_RECIPIENT.to_owned();
+        };
+        let key = MsgKey { from: user, seq };
+        account.queue.push_back(key);
+        if let Some(relay) = relay {
+            push(seen, to, Port::Relay, push_frame(relay, key));
+        }
+        text::SEND_OK.to_owned()
+    }
+
+    fn list(&self) -> String {
+        let mut existing: Vec<(u64, User)> = (0..self.users.len() as User)
+            .filter_map(|u| self.user(u).account.as_ref().map(|a| (a.created, u)))
+            .collect();
+        existing.sort();
+        let names: String = existing.iter().map(|&(_, u)| format!("{} ", user_name(u))).collect();
+        format!("0\n{names}")
+    }
+
+    fn relay(&mut self, user: User, kind: Relay, seen: &mut Observed) {
+        let refusal = if !self.logged_in(user) {
+            Some(text::RELAY_NO_SESSION)
+        } else if self.user(user).relay.is_some() {
+            Some(text::RELAY_TAKEN)
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            push(seen, user, Port::NewRelay, Seen::Frame(refusal.to_owned()));
+            push(seen, user, Port::NewRelay, Seen::Closed);
+            return;
+        }
+        self.user_mut(user).relay = Some(kind);
+        let queue = self.user(user).account.as_ref().expect("logged in").queue.clone();
+        for key in queue {
+            push(seen, user, Port::NewRelay, push_frame(kind, key));
+        }
+    }
+
+    /// `user` opens a relay naming `target`, from `user`'s own address: always refused, and
+    /// without revealing whether the session has a relay already.
+    fn intrude(&mut self, user: User, target: User, seen: &mut Observed) {
+        let refusal =
+            if self.logged_in(target) { text::RELAY_OTHER_ADDRESS } else { text::RELAY_NO_SESSION };
+        push(seen, user, Port::NewRelay, Seen::Frame(refusal.to_owned()));
+        push(seen, user, Port::NewRelay, Seen::Closed);
+    }
+
+    /// Ends `user`'s session: the relay, if any, gets `notice` and is closed; the command
+    /// connection (if it still exists) stays open, logged out.
+    fn end_session(&mut self, user: User, notice: Option<&str>, seen: &mut Observed) {
+        let state = self.user_mut(user);
+        if state.command == Command::LoggedIn {
+            state.command = Command::LoggedOut;
+        }
+        if state.relay.take().is_some() {
+            if let Some(notice) = notice {
+                push(seen, user, Port::Relay, Seen::Frame(notice.to_owned()));
+            }
+            push(seen, user, Port::Relay, Seen::Closed);
+        }
+    }
+
+    fn user(&self, user: User) -> &UserState {
+        &self.users[user as usize]
+    }
+
+    fn user_mut(&mut self, user: User) -> &mut UserState {
+        &mut self.users[user as usize]
+    }
+}
+
+/// A push: `0\nSENDER:TEXT` for the original client, `7\nID\nSENDER\nTEXT` on a ticketed
+/// relay (the driver checks the id and writes it as `#`).
+fn push_frame(kind: Relay, key: MsgKey) -> Seen {
+    let (from, text) = (user_name(key.from), message_text(key.seq));
+    Seen::Frame(match kind {
+        Relay::Bare => format!("0\n{from}:{text}"),
+        Relay::Ticketed => format!("7\n#\n{from}\n{text}"),
+    })
+}
+
+fn push(seen: &mut Observed, user: User, port: Port, what: Seen) {
+    seen.entry((user, port)).or_default().push(what);
+}

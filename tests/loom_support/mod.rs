@@ -1,0 +1,89 @@
+//! What the loom test files share: exploring a model with a bound, reporting executions and
+// Each test crate that includes this module uses only some of it.
+#![allow(dead_code)]
+//! time, and asserting that loom finds a planted bug.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Preemption bound of the larger models unless `LOOM_MAX_PREEMPTIONS` says otherwise.
+pub const PREEMPTIONS_MAX_DEFAULT: usize = 3;
+
+/// How thoroughly to explore a model.
+#[derive(Clone, Copy, Debug)]
+pub enum Bound {
+    /// Every interleaving; for models small enough to finish quickly.
+    Exhaustive,
+    /// At most `LOOM_MAX_PREEMPTIONS` (default [`PREEMPTIONS_MAX_DEFAULT`]) preemptions.
+    FromEnv,
+    /// At most `LOOM_MAX_PREEMPTIONS` preemptions, or this many when it is unset: for models
+    /// whose executions are costly (the whole core runs in each), so CI can afford a lower bound.
+    FromEnvOr(usize),
+}
+
+fn builder(bound: Bound) -> loom::model::Builder {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = match bound {
+        Bound::Exhaustive => None,
+        Bound::FromEnv => Some(builder.preemption_bound.unwrap_or(PREEMPTIONS_MAX_DEFAULT)),
+        Bound::FromEnvOr(default) => Some(builder.preemption_bound.unwrap_or(default)),
+    };
+    builder
+}
+
+/// Explores `model` and reports how many executions that took and how long.
+pub fn check(name: &str, bound: Bound, model: impl Fn() + Sync + Send + 'static) {
+    let builder = builder(bound);
+    let executions = Arc::new(AtomicUsize::new(0));
+    let counter = executions.clone();
+    let start = Instant::now();
+    builder.check(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+        model();
+    });
+    eprintln!(
+        "loom model {name}: {} executions in {:.2} s (preemption bound {:?})",
+        executions.load(Ordering::Relaxed),
+        start.elapsed().as_secs_f64(),
+        builder.preemption_bound,
+    );
+}
+
+/// Explores `model`, asserts that loom fails it with a message containing `expected`, and
+/// reports after how many executions.
+pub fn check_finds_bug(
+    name: &str,
+    bound: Bound,
+    expected: &str,
+    model: impl Fn() + Sync + Send + 'static,
+) {
+    let builder = builder(bound);
+    let executions = Arc::new(AtomicUsize::new(0));
+    let counter = executions.clone();
+    let start = Instant::now();
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        builder.check(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            model();
+        })
+    }));
+    let executions = executions.load(Ordering::Relaxed);
+    let Err(payload) = outcome else {
+        panic!("loom explored {executions} executions of {name} and missed the planted bug");
+    };
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("<non-string panic>");
+    assert!(
+        message.contains(expected),
+        "{name} failed, but not as planted: expected {expected:?} in {message:?}"
+    );
+    eprintln!(
+        "loom model {name}: planted bug found after {executions} executions in {:.2} s",
+        start.elapsed().as_secs_f64(),
+    );
+}
