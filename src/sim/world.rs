@@ -219,7 +219,7 @@ impl World {
             }
         }
         let core = Server::new(config.clone(), child(seed, Stream::Server, 0));
-        let checker = Checker::new(config.login_failure_window_ms);
+        let checker = Checker::new(config.login_failure_window_ms, config.bare_relay_window_ms);
         World {
             seed,
             now_ms: 0,
@@ -472,7 +472,7 @@ impl World {
                 self.trace.line(format_args!("{now} c{client} lost"));
                 self.checker.disconnected(now, client);
             }
-            Act::RelayOpened(conn) => self.checker.relay_opened(client, conn),
+            Act::RelayOpened(conn) => self.checker.relay_opened(now, client, conn),
             Act::Push { conn, sender, text } => {
                 self.trace.line(format_args!("{now} c{client} push conn={conn} {sender}:{text}"));
                 self.checker.pushed(now, conn, &sender, &text);
