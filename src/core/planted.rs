@@ -18,9 +18,6 @@ pub enum Planted {
     /// A connection's undecoded bytes are never limited; `fuzzing::CoreDriver`'s memory bound
     /// must catch it.
     InboundUnbounded,
-    /// Replies leave without waiting for durability; `fuzzing::CoreDriver`'s acknowledgement
-    /// check must catch it.
-    ReplyBeforeDurable,
     /// Deleting an account leaves its queue behind, and a later account with the same name
     /// inherits it. Caught by the model checker's "reused name" invariant.
     DeleteKeepsQueue,
@@ -32,15 +29,17 @@ pub enum Planted {
     /// When a relay detaches, the first message still queued for it is marked delivered (a
     /// requeue that drops a message). The simulator's liveness check must catch it.
     DropOnDetach,
+    /// Visible outputs leave before the records they depend on are durable (the outbox ignores
+    /// its gate). A crash then forgets acknowledged changes: the simulator must notice, and so
+    /// must `fuzzing::CoreDriver`'s acknowledgement check.
+    ReplyBeforeDurable,
     /// A relay handshake binds to the named user's account whatever the session, address or
     /// time (the original server's hole). The simulator's intruder relays must receive nothing.
     BindByNameOnly,
-    /// A freshly attached relay gets its first two queued messages in the wrong order. The
-    /// simulator's per-sender order check must catch it.
+    /// A freshly attached relay gets its first two queued messages in the wrong order.
     RequeueOutOfOrder,
     /// Recovery replays a torn last record (its text cut short) as if it were whole. This one
-    /// lives in the simulator's store model (`sim::disk`), not in the core; the simulator's
-    /// delivered-text check must catch it.
+    /// lives in the simulator's store model (`sim::disk`), not in the core.
     ReplayTornRecord,
 }
 

@@ -450,10 +450,7 @@ impl Server {
         let answers_request =
             matches!(self.conns.get(&conn), Some(Conn { role: Role::Command { .. }, .. }));
         let output = Output::Reply { conn, frame: reply::reply(ok, text) };
-        let after = self.last_lsn;
-        #[cfg(test)]
-        let after = if self.config.planted == Planted::ReplyBeforeDurable { Lsn(0) } else { after };
-        self.outbox.push_gated(after, output, answers_request);
+        self.outbox.push_gated(self.last_lsn, output, answers_request);
     }
 
     /// Sends one failure frame that answers no request, then closes the connection.
@@ -479,6 +476,10 @@ impl Server {
 
     /// The next output, or `None` when nothing more can be released now.
     pub fn poll_output(&mut self) -> Option<Output> {
+        #[cfg(test)]
+        if self.config.planted == super::planted::Planted::ReplyBeforeDurable {
+            self.durable_lsn = self.last_lsn
+        }
         let released = self.outbox.pop(self.durable_lsn)?;
         if let (true, Output::Reply { conn, .. }) = (released.answers_request, &released.output) {
             if let Some(Conn { role: Role::Command { owed, .. }, .. }) = self.conns.get_mut(conn) {

@@ -94,6 +94,17 @@ pub enum Step {
 }
 
 impl Step {
+    /// The user the step belongs to (none for a crash).
+    pub fn user(self) -> Option<User> {
+        match self {
+            Step::Op { user, .. }
+            | Step::Confirm { user }
+            | Step::DropCommand { user }
+            | Step::DropRelay { user } => Some(user),
+            Step::Crash => None,
+        }
+    }
+
     /// Whether this step spends the fault budget.
     pub fn is_fault(self) -> bool {
         matches!(self, Step::DropCommand { .. } | Step::DropRelay { .. } | Step::Crash)
