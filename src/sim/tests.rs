@@ -161,7 +161,8 @@ fn a_failing_scenario_replays_from_its_printed_form_with_the_same_trace() {
 
 #[test]
 fn planted_bugs_are_caught_early_in_the_sweep() {
-    // Bounds how late each bug is found (today: seeds 1, 10, 6 and 1), so a weaker checker is noticed.
+    // Bounds how late each bug is found (today: seeds 1, 10, 6 and 1), so that a weaker
+    // checker is noticed.
     let found: Vec<(Planted, Option<u64>)> = [
         Planted::DropOnDetach,
         Planted::ReplyBeforeDurable,
