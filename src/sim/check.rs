@@ -74,6 +74,8 @@ struct Pending {
     /// Names whose state was known and quiet at send (for list replies).
     list_known: Vec<(String, bool, u64)>,
     tag: Option<Tag>,
+    /// When the reply arrived (set on arrival).
+    reply_ms: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -81,6 +83,8 @@ struct ClientState {
     session: Option<Session>,
     pending: Option<Pending>,
     failures_ms: Vec<u64>,
+    /// Every session this client obtained: (when, name key, account).
+    sessions_held: Vec<(u64, String, Option<AccountId>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,8 +102,8 @@ struct MsgInfo {
 
 #[derive(Debug, Clone)]
 struct RelayState {
-    owner_key: Option<String>,
-    owner_account: Option<AccountId>,
+    client: usize,
+    opened_ms: u64,
     seen: BTreeSet<Tag>,
     last_seq: BTreeMap<usize, u64>,
 }
@@ -113,6 +117,7 @@ pub struct Checker {
     relays: BTreeMap<u64, RelayState>,
     crashes: u64,
     throttle_window_ms: u64,
+    bare_relay_window_ms: u64,
     /// Invariant checks performed.
     pub checks: u64,
     /// Pushes received by clients.
@@ -139,7 +144,7 @@ pub fn tag_of(text: &str) -> &str {
 }
 
 impl Checker {
-    pub fn new(throttle_window_ms: u64) -> Self {
+    pub fn new(throttle_window_ms: u64, bare_relay_window_ms: u64) -> Self {
         Checker {
             names: BTreeMap::new(),
             clients: Vec::new(),
@@ -147,6 +152,7 @@ impl Checker {
             relays: BTreeMap::new(),
             crashes: 0,
             throttle_window_ms,
+            bare_relay_window_ms,
             checks: 0,
             delivered: 0,
             violation: None,
@@ -293,6 +299,7 @@ impl Checker {
             crashes,
             list_known,
             tag,
+            reply_ms: 0,
         };
         self.client(client).pending = Some(pending);
     }
@@ -395,7 +402,7 @@ impl Checker {
     /// A client received the reply `body` to its pending request. `account` is the session of
     /// its command connection when the server released the reply.
     pub fn replied(&mut self, now_ms: u64, client: usize, body: &[u8], account: Option<AccountId>) {
-        let Some(pending) = self.client(client).pending.take() else {
+        let Some(mut pending) = self.client(client).pending.take() else {
             return self.fail(
                 now_ms,
                 "one reply per request",
@@ -405,6 +412,7 @@ impl Checker {
                 ),
             );
         };
+        pending.reply_ms = now_ms;
         let text = String::from_utf8_lossy(body);
         let (ok, text) = match text.split_once('\n') {
             Some(("0", t)) => (true, t),
@@ -624,20 +632,25 @@ impl Checker {
             && state.mutations_in_flight == own_mutation;
         let certain = alone.then_some(state.session_epoch);
         let key = k.to_owned();
+        let now_ms = p.reply_ms;
+        self.client(client).sessions_held.push((now_ms, key.clone(), account));
         self.client(client).session = Some(Session::In { key, account, certain_epoch: certain });
     }
 
     // ---- relays ------------------------------------------------------------------------------
 
     /// A client opened relay `conn`; pushes on it belong to the client's current session.
-    pub fn relay_opened(&mut self, client: usize, conn: u64) {
-        let (owner_key, owner_account) = match self.session(client) {
-            Session::In { key, account, .. } => (Some(key), account),
-            Session::Out => (None, None),
-        };
+    ///
+    /// The server binds a relay to a session of the named user from the same address: that may
+    /// be the client's current session, one it obtains while the handshake travels, or one
+    /// whose connection it closed moments ago (the close is still in flight). So a relay may
+    /// receive messages for any account its client held from shortly before the relay opened
+    /// on, and for no other.
+    pub fn relay_opened(&mut self, now_ms: u64, client: usize, conn: u64) {
+        self.client(client);
         let relay = RelayState {
-            owner_key,
-            owner_account,
+            client,
+            opened_ms: now_ms,
             seen: BTreeSet::new(),
             last_seq: BTreeMap::new(),
         };
@@ -655,34 +668,40 @@ impl Checker {
                 format!("relay {conn} got {sender}:{text:?}"),
             );
         };
-        // Only the owner: cloning the relay would copy every tag it has seen.
-        let owner = self.relays.get(&conn).map(|r| (r.owner_key.clone(), r.owner_account));
-        let Some((owner_key, owner_account)) = owner else {
+        let Some((client, opened_ms)) = self.relays.get(&conn).map(|r| (r.client, r.opened_ms))
+        else {
             return self.fail(
                 now_ms,
                 "pushes only on relays",
                 format!("connection {conn} got {text:?}"),
             );
         };
-        let what = || {
-            format!(
-                "relay {conn} (owner {:?} {:?}) got {sender}:{text:?} sent to {} ({:?})",
-                owner_key, owner_account, msg.to_key, msg.to_account
-            )
-        };
-        self.expect(msg.text == text, now_ms, "delivered text is the text sent", what);
-        self.expect(
-            owner_key.as_deref() == Some(msg.to_key.as_str()),
-            now_ms,
-            "nothing is delivered to another user",
-            what,
-        );
-        self.expect(
-            msg.to_account.is_some() && owner_account == msg.to_account,
-            now_ms,
-            "nothing is delivered to another account (a reused name)",
-            what,
-        );
+        let since_ms = opened_ms.saturating_sub(self.bare_relay_window_ms);
+        // The sessions obtained since, and the one obtained last before (maybe still live).
+        let all = &self.clients[client].sessions_held;
+        let first = all.iter().rposition(|(at, _, _)| *at < since_ms).unwrap_or(0);
+        let held: Vec<&(u64, String, Option<AccountId>)> = all[first..].iter().collect();
+        let user_held = held.iter().any(|(_, k, _)| *k == msg.to_key);
+        let account_held =
+            held.iter().any(|(_, k, a)| *k == msg.to_key && (a.is_none() || *a == msg.to_account));
+        let account_held = msg.to_account.is_some() && account_held;
+        let checks = [
+            (msg.text == text, "delivered text is the text sent"),
+            (user_held, "nothing is delivered to another user"),
+            (account_held, "nothing is delivered to another account (a reused name)"),
+        ];
+        for (ok, invariant) in checks {
+            self.checks += 1;
+            if !ok {
+                let detail = format!(
+                    "relay {conn} of client {client} got {sender}:{text:?} sent to {} ({:?}); \
+                     the client held {:?}",
+                    msg.to_key, msg.to_account, self.clients[client].sessions_held
+                );
+                self.fail(now_ms, invariant, detail);
+            }
+        }
+        let what = || format!("relay {conn} of client {client} got {sender}:{text:?}");
         if msg.acked {
             self.expect(
                 msg.from_key.as_deref() == Some(key(sender).as_str()),

@@ -1,5 +1,5 @@
 //! A simulated client: a state machine that turns operations (scripted or drawn by the random
-//! workload) into request frames, parses what comes back with [`wire::Decoder`], acknowledges
+//! workload) into request frames, parses what comes back with [`crate::wire::Decoder`], acknowledges
 //! ticketed pushes, and tells the world what it did through [`Act`]s.
 //!
 //! The client never touches the network or the checker itself: it returns acts, which the world

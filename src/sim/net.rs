@@ -205,9 +205,8 @@ impl Net {
         self.partitions
             .iter()
             .filter(|p| p.client == client && p.chan.map_or(true, |c| c == chan))
-            .filter(|p| match (p.dir, way) {
-                (Dir::Both, _) | (Dir::Up, Way::Up) | (Dir::Down, Way::Down) => true,
-                _ => false,
+            .filter(|p| {
+                matches!((p.dir, way), (Dir::Both, _) | (Dir::Up, Way::Up) | (Dir::Down, Way::Down))
             })
             .map(|p| p.until_ms)
             .max()

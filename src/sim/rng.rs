@@ -7,24 +7,39 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-/// The streams of a run. Clients use `CLIENT_BASE + index`.
+/// The streams of a run. Servers and clients have one each, numbered by `index` in [`child`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
-    Mix = 1,
-    Net = 2,
-    Disk = 3,
-    Faults = 4,
-    Timing = 5,
-    /// `SERVER_BASE + incarnation`.
-    Server = 1 << 20,
-    /// `CLIENT_BASE + client index`.
-    Client = 1 << 40,
+    Mix,
+    Net,
+    Disk,
+    Faults,
+    Timing,
+    /// One per server incarnation (each restart).
+    Server,
+    /// One per client.
+    Client,
+}
+
+impl Stream {
+    /// The first ChaCha20 stream number of this subsystem; indexed ones get 2^20 numbers.
+    fn base(self) -> u64 {
+        match self {
+            Stream::Mix => 1,
+            Stream::Net => 2,
+            Stream::Disk => 3,
+            Stream::Faults => 4,
+            Stream::Timing => 5,
+            Stream::Server => 1 << 20,
+            Stream::Client => 1 << 40,
+        }
+    }
 }
 
 /// The generator for `stream` (plus `index` for per-client and per-incarnation streams).
 pub fn child(root: u64, stream: Stream, index: u64) -> ChaCha20Rng {
     let mut rng = ChaCha20Rng::seed_from_u64(root);
-    rng.set_stream(stream as u64 + index);
+    rng.set_stream(stream.base() + index);
     rng
 }
 

@@ -161,7 +161,8 @@ fn a_failing_scenario_replays_from_its_printed_form_with_the_same_trace() {
 
 #[test]
 fn planted_bugs_are_caught_early_in_the_sweep() {
-    // Pins how quickly each bug is found, so a weaker checker is noticed.
+    // Bounds how late each bug is found (today: seeds 1, 10, 6 and 1), so that a weaker
+    // checker is noticed.
     let found: Vec<(Planted, Option<u64>)> = [
         Planted::DropOnDetach,
         Planted::ReplyBeforeDurable,
@@ -172,6 +173,16 @@ fn planted_bugs_are_caught_early_in_the_sweep() {
     .map(|bug| (bug, first_failure(&planted(bug), 0..1000).map(|o| o.seed)))
     .collect();
     for (bug, seed) in &found {
-        assert!(seed.is_some_and(|s| s < 200), "{bug:?} first caught at seed {seed:?}");
+        assert!(seed.is_some_and(|s| s < 500), "{bug:?} first caught at seed {seed:?}");
     }
+}
+
+#[test]
+fn catches_the_model_checkers_planted_bugs_too() {
+    assert_caught(Planted::TakeoverLosesMessage, &["no acknowledged message is lost"]);
+    assert_caught(
+        Planted::DeleteKeepsQueue,
+        &["nothing is delivered to another account (a reused name)"],
+    );
+    assert_caught(Planted::ListShowsDeleted, &["list shows exactly the accounts"]);
 }

@@ -219,7 +219,7 @@ impl World {
             }
         }
         let core = Server::new(config.clone(), child(seed, Stream::Server, 0));
-        let checker = Checker::new(config.login_failure_window_ms);
+        let checker = Checker::new(config.login_failure_window_ms, config.bare_relay_window_ms);
         World {
             seed,
             now_ms: 0,
@@ -381,13 +381,11 @@ impl World {
             }
             Ev::Sync { epoch } if epoch == self.epoch => self.synced(),
             Ev::Tick { epoch } if epoch == self.epoch => self.tick(),
-            Ev::Wake { client } => {
-                if self.clients[client].wake_at == Some(self.now_ms) {
-                    self.clients[client].wake_at = None;
-                    let mut acts = std::mem::take(&mut self.acts);
-                    self.clients[client].wake(self.now_ms, &mut acts);
-                    self.carry_out(client, acts);
-                }
+            Ev::Wake { client } if self.clients[client].wake_at == Some(self.now_ms) => {
+                self.clients[client].wake_at = None;
+                let mut acts = std::mem::take(&mut self.acts);
+                self.clients[client].wake(self.now_ms, &mut acts);
+                self.carry_out(client, acts);
             }
             Ev::Fault if self.phase == Phase::Ops => self.inject_fault(),
             Ev::Step { index } => {
@@ -474,7 +472,7 @@ impl World {
                 self.trace.line(format_args!("{now} c{client} lost"));
                 self.checker.disconnected(now, client);
             }
-            Act::RelayOpened(conn) => self.checker.relay_opened(client, conn),
+            Act::RelayOpened(conn) => self.checker.relay_opened(now, client, conn),
             Act::Push { conn, sender, text } => {
                 self.trace.line(format_args!("{now} c{client} push conn={conn} {sender}:{text}"));
                 self.checker.pushed(now, conn, &sender, &text);
