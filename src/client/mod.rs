@@ -82,16 +82,7 @@ impl Reply {
 
 /// The body of a request frame, as the original client packs it (`CODE\nFIELDS`).
 pub fn request_body(request: &Request) -> String {
-    match request {
-        Request::Help => "0\n".to_owned(),
-        Request::Login { name, password } => format!("1\n{name}\n{password}"),
-        Request::Send { to, text } => format!("2\n{to}\n{text}"),
-        Request::Register { name, password } => format!("3\n{name}\n{password}"),
-        Request::List { pattern } => format!("4\n{pattern}"),
-        Request::Delete { name, password } => format!("5\n{name}\n{password}"),
-        Request::Logout => "-1\n".to_owned(),
-        Request::Ticket => "6\n".to_owned(),
-    }
+    request.body()
 }
 
 /// A newline in a one-line field would shift every later field; refuse it before sending.

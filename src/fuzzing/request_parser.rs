@@ -19,16 +19,7 @@ pub fn request_parser(body: &[u8]) {
 
 /// The canonical body of a request: what a well-behaved client sends for it.
 pub fn render_request(request: &Request) -> String {
-    match request {
-        Request::Help => "0".to_owned(),
-        Request::Login { name, password } => format!("1\n{name}\n{password}"),
-        Request::Send { to, text } => format!("2\n{to}\n{text}"),
-        Request::Register { name, password } => format!("3\n{name}\n{password}"),
-        Request::List { pattern } => format!("4\n{pattern}"),
-        Request::Delete { name, password } => format!("5\n{name}\n{password}"),
-        Request::Logout => "-1\n".to_owned(),
-        Request::Ticket => "6".to_owned(),
-    }
+    request.body()
 }
 
 fn check_request(body: &[u8]) {

@@ -13,6 +13,7 @@ use rand_chacha::ChaCha20Rng;
 
 use super::scenario::{Chan, Op};
 use super::workload::{self, View, Workload};
+use crate::wire::Request;
 use crate::wire::{encode, Decoder};
 
 /// Something the world must do or know, in order.
@@ -352,15 +353,22 @@ fn needs_command(op: &Op) -> bool {
 
 /// The frame body of a request.
 pub fn request_body(op: &Op) -> String {
-    match op {
-        Op::Help => "0\n".into(),
-        Op::Login { name, password } => format!("1\n{name}\n{password}"),
-        Op::Send { to, text } => format!("2\n{to}\n{text}"),
-        Op::Register { name, password } => format!("3\n{name}\n{password}"),
-        Op::List { pattern } => format!("4\n{pattern}"),
-        Op::Delete { name, password } => format!("5\n{name}\n{password}"),
-        Op::Logout => "-1\n".into(),
-        Op::Relay { ticket: true } => "6".into(),
+    let request = match op {
+        Op::Help => Request::Help,
+        Op::Login { name, password } => {
+            Request::Login { name: name.clone(), password: password.clone() }
+        }
+        Op::Send { to, text } => Request::Send { to: to.clone(), text: text.clone() },
+        Op::Register { name, password } => {
+            Request::Register { name: name.clone(), password: password.clone() }
+        }
+        Op::List { pattern } => Request::List { pattern: pattern.clone() },
+        Op::Delete { name, password } => {
+            Request::Delete { name: name.clone(), password: password.clone() }
+        }
+        Op::Logout => Request::Logout,
+        Op::Relay { ticket: true } => Request::Ticket,
         other => unreachable!("{other} is not a request"),
-    }
+    };
+    request.body()
 }

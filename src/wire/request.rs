@@ -26,6 +26,24 @@ pub enum Request {
     Ticket,
 }
 
+impl Request {
+    /// The body a client sends for this request, as the original client packs it
+    /// (`CODE\nFIELDS`; a request without fields still ends its code line). The inverse of
+    /// [`parse_request`] for requests whose one-line fields hold no newline.
+    pub fn body(&self) -> String {
+        match self {
+            Request::Help => "0\n".to_owned(),
+            Request::Login { name, password } => format!("1\n{name}\n{password}"),
+            Request::Send { to, text } => format!("2\n{to}\n{text}"),
+            Request::Register { name, password } => format!("3\n{name}\n{password}"),
+            Request::List { pattern } => format!("4\n{pattern}"),
+            Request::Delete { name, password } => format!("5\n{name}\n{password}"),
+            Request::Logout => "-1\n".to_owned(),
+            Request::Ticket => "6\n".to_owned(),
+        }
+    }
+}
+
 /// Why a well-framed body is not a request.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum RequestError {
