@@ -140,6 +140,7 @@ fn refused_relay_handshakes_never_receive_a_message() {
     let ticket = bob.request("6").strip_prefix("0\n").unwrap().to_owned();
     let mut good = Conn::connect(server.relay_addr());
     good.send(&format!("bob\n{ticket}"));
+    wait_relay(&server, "bob");
     // The session already has its relay.
     let mut r = bare_relay(&server, "bob");
     assert_eq!(r.recv(), "-1\nRelay refused: this session already has a relay");
