@@ -105,6 +105,8 @@ fn a_login_elsewhere_ends_the_old_relay_with_a_notice() {
     let server = start();
     let mut bob = user(&server, "bob");
     let mut old_relay = relay(&server, &mut bob, "bob");
+    // The handshake travels on its own socket; a takeover before it lands voids the ticket.
+    wait_until(|| server.has_relay("bob"));
     let mut elsewhere = Client::connect(server.command_addr()).unwrap();
     assert!(elsewhere.login("bob", "pw").unwrap().ok);
     match old_relay.recv() {
