@@ -61,19 +61,7 @@ fn online_push_and_offline_delivery_at_login() {
 #[test]
 fn takeover_keeps_every_queued_message() {
     let server = start();
-    let mut alice = user(&server, "alice");
-    let mut bob1 = user(&server, "bob");
-    let mut relay1 = ticket_relay(&server, &mut bob1, "bob");
-    for i in 0..20 {
-        assert_eq!(alice.request(&format!("2\nbob\nm{i}")), "0\nSent to recipient");
-    }
-    // Acknowledge only the first five, then log in elsewhere.
-    let mut acked = 0;
-    while acked < 5 {
-        let push = relay1.recv();
-        relay1.send(&format!("7\n{}", push.split('\n').nth(1).unwrap()));
-        acked += 1;
-    }
+    let (_alice, mut bob1, mut relay1) = twenty_queued_five_acked(&server);
     wait_queue_len(&server, "bob", 15);
     let mut bob2 = user(&server, "bob");
     assert_eq!(
@@ -263,16 +251,7 @@ fn an_ack_racing_a_takeover_loses_nothing() {
     // Without waiting for acks to land: whatever was unacknowledged when the takeover was
     // processed comes again, as a contiguous, ordered tail.
     let server = start();
-    let mut alice = user(&server, "alice");
-    let mut bob1 = user(&server, "bob");
-    let mut relay1 = ticket_relay(&server, &mut bob1, "bob");
-    for i in 0..20 {
-        assert_eq!(alice.request(&format!("2\nbob\nm{i}")), "0\nSent to recipient");
-    }
-    for _ in 0..5 {
-        let push = relay1.recv();
-        relay1.send(&format!("7\n{}", push.split('\n').nth(1).unwrap()));
-    }
+    let (_alice, _bob1, _relay1) = twenty_queued_five_acked(&server);
     let mut bob2 = user(&server, "bob");
     let mut relay2 = ticket_relay(&server, &mut bob2, "bob");
     let first = relay2.recv();
@@ -282,4 +261,20 @@ fn an_ack_racing_a_takeover_loses_nothing() {
         assert!(relay2.recv().ends_with(&format!("\nalice\nm{i}")));
     }
     server.shutdown();
+}
+
+/// Alice sends bob m0..m19; bob's ticketed relay receives and acknowledges the first five (the
+/// acknowledgements may still be in flight). Returns alice, bob's command connection, his relay.
+fn twenty_queued_five_acked(server: &chatroom::net::ServerHandle) -> (Conn, Conn, Conn) {
+    let mut alice = user(server, "alice");
+    let mut bob = user(server, "bob");
+    let mut relay = ticket_relay(server, &mut bob, "bob");
+    for i in 0..20 {
+        assert_eq!(alice.request(&format!("2\nbob\nm{i}")), "0\nSent to recipient");
+    }
+    for _ in 0..5 {
+        let push = relay.recv();
+        relay.send(&format!("7\n{}", push.split('\n').nth(1).unwrap()));
+    }
+    (alice, bob, relay)
 }
