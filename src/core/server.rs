@@ -529,7 +529,12 @@ impl Server {
 
     /// The account currently holding `name` (case-insensitive).
     pub fn account_id(&self, name: &str) -> Option<AccountId> {
-        self.names.get(&name_key(name)).copied()
+        // A name without capitals is its own key: no need to build one (drivers ask per step).
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.names.get(&name_key(name)).copied()
+        } else {
+            self.names.get(name).copied()
+        }
     }
 
     /// Registered accounts, in registration order.

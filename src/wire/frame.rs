@@ -87,6 +87,12 @@ impl Decoder {
         }
         let body = pending[HEADER_LEN..HEADER_LEN + len].to_vec();
         self.consumed += HEADER_LEN + len;
+        if self.consumed == self.buf.len() {
+            // Nothing is left over (the usual case): start again from an empty buffer, which
+            // drops nothing observable and lets a copy of the decoder skip the bytes.
+            self.buf.clear();
+            self.consumed = 0;
+        }
         Ok(Some(body))
     }
 
@@ -126,11 +132,30 @@ pub fn encode_parts(parts: &[&[u8]], out: &mut Vec<u8>) {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     assert!(len as u64 <= LEN_ENCODABLE_MAX, "frame body of {len} bytes cannot be encoded");
     out.reserve(HEADER_LEN + len);
-    let header = format!("{len:<HEADER_LEN$}");
-    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&header(len));
     for part in parts {
         out.extend_from_slice(part);
     }
+}
+
+/// The header for a body of `len` bytes: the decimal length, left-justified and space-padded
+/// (Python's `str(len).ljust(10)`), written without allocating since every frame needs one.
+fn header(len: usize) -> [u8; HEADER_LEN] {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = len;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let digits = &digits[at..];
+    let mut header = [b' '; HEADER_LEN];
+    header[..digits.len()].copy_from_slice(digits);
+    header
 }
 
 #[cfg(test)]
@@ -154,6 +179,10 @@ mod tests {
     #[test]
     fn header_is_python_left_justified() {
         assert_eq!(frame(b"1\nabc\nabc"), b"9         1\nabc\nabc");
+        for len in [0, 7, 9, 10, 99, 100, 12_345, 1 << 20, LEN_ENCODABLE_MAX as usize] {
+            let expected = format!("{len:<HEADER_LEN$}");
+            assert_eq!(header(len), expected.as_bytes(), "{len}");
+        }
     }
 
     #[test]
