@@ -27,13 +27,14 @@ use super::invariants::{ensure, Invariant, Violation};
 use super::reference::Model;
 use super::step::{
     message_seq, user_name, user_of_name, MsgKey, Observed, Op, Port, Seen, Step, User, PASSWORD,
+    USERS_MAX,
 };
 use crate::auth::Hasher;
 use crate::core::{
     AccountId, Channel, Config, ConnId, Event, Input, MsgId, Output, PasswordJob, PasswordOutcome,
     PasswordWork, Peer, Record, Server,
 };
-use crate::wire::{encode, HEADER_LEN};
+use crate::wire::{encode_parts, HEADER_LEN};
 
 /// Time never passes in a scenario: no deadline fires.
 const NOW_MS: u64 = 1_000;
@@ -87,10 +88,11 @@ pub struct World {
     pub(crate) server: Server,
     pub(crate) model: Model,
     pub(crate) users: Vec<Conns>,
-    pub(crate) ops_used: Vec<u8>,
+    pub(crate) ops_used: [u8; USERS_MAX],
     pub(crate) faults_used: u8,
     log: Log,
-    registry: Registry,
+    /// Shared until a step persists a record (most do not), so copying a world skips it.
+    registry: Arc<Registry>,
     next_conn: u64,
     passwords: Arc<Passwords>,
 }
@@ -192,14 +194,15 @@ struct Run {
 impl World {
     /// The initial state: an empty server, no connections.
     pub fn new(config: Config, users: usize, passwords: Arc<Passwords>) -> Self {
+        assert!(users <= USERS_MAX, "at most {USERS_MAX} users");
         World {
             server: Server::new(config, ChaCha20Rng::seed_from_u64(0)),
             model: Model::new(users),
             users: vec![Conns::default(); users],
-            ops_used: vec![0; users],
+            ops_used: [0; USERS_MAX],
             faults_used: 0,
             log: Log::default(),
-            registry: Registry::default(),
+            registry: Arc::default(),
             next_conn: 1,
             passwords,
         }
@@ -328,19 +331,19 @@ impl World {
             }
             return;
         }
-        let body = match op {
-            Op::Register => format!("3\n{name}\n{PASSWORD}"),
-            Op::Login => format!("1\n{name}\n{PASSWORD}"),
-            Op::Logout => "-1\n".to_owned(),
+        let credentials = |code: &'static str| [code, "\n", name, "\n", PASSWORD];
+        match op {
+            Op::Register => self.request_parts(conn, &credentials("3"), run),
+            Op::Login => self.request_parts(conn, &credentials("1"), run),
+            Op::Logout => self.request(conn, "-1\n", run),
             Op::Send { to } => {
-                let seq = self.model.users[user as usize].sends;
-                format!("2\n{}\n{}", user_name(to), super::step::message_text(seq))
+                let text = super::step::message_text(self.model.users[user as usize].sends);
+                self.request_parts(conn, &["2\n", user_name(to), "\n", &text], run);
             }
-            Op::List => "4\n".to_owned(),
-            Op::Delete => format!("5\n{name}\n{PASSWORD}"),
+            Op::List => self.request(conn, "4\n", run),
+            Op::Delete => self.request_parts(conn, &credentials("5"), run),
             Op::Relay | Op::TicketRelay | Op::RelayAs { .. } => unreachable!("handled above"),
-        };
-        self.request(conn, &body, run);
+        }
     }
 
     fn open_relay(&mut self, user: User, name: &str, ticket: Option<String>, run: &mut Run) {
@@ -368,8 +371,17 @@ impl World {
     }
 
     fn request(&mut self, conn: ConnId, body: &str, run: &mut Run) {
-        let mut frame = Vec::with_capacity(HEADER_LEN + body.len());
-        encode(body.as_bytes(), &mut frame);
+        self.request_parts(conn, &[body], run);
+    }
+
+    /// Sends one frame whose body is `parts` (at most five) joined, without building the body.
+    fn request_parts(&mut self, conn: ConnId, parts: &[&str], run: &mut Run) {
+        let mut slices: [&[u8]; 5] = [&[]; 5];
+        for (slice, part) in slices.iter_mut().zip(parts) {
+            *slice = part.as_bytes();
+        }
+        let mut frame = Vec::new();
+        encode_parts(&slices[..parts.len()], &mut frame);
         self.input(Event::Received { conn, bytes: &frame }, run);
     }
 
@@ -405,7 +417,7 @@ impl World {
     fn output(&mut self, output: Output, run: &mut Run) {
         match output {
             Output::Persist { record, .. } => {
-                self.registry.note(&record);
+                Arc::make_mut(&mut self.registry).note(&record);
                 self.log.push(record);
             }
             Output::Password(job) => {
