@@ -62,7 +62,10 @@ impl Server {
         };
         let (_, queue) = self.graveyard.remove(at);
         self.queued_bytes += queue.iter().map(|q| q.text.len() as u64).sum::<u64>();
-        self.accounts.get_mut(&account).expect("just registered").queue = queue;
+        std::sync::Arc::make_mut(&mut self.accounts)
+            .get_mut(&account)
+            .expect("just registered")
+            .queue = queue;
     }
 
     /// Hook in `log_in`: a takeover drops the oldest queued message.
@@ -72,7 +75,8 @@ impl Server {
         {
             return;
         }
-        let queue = &mut self.accounts.get_mut(&account).expect("logged-in account").queue;
+        let accounts = std::sync::Arc::make_mut(&mut self.accounts);
+        let queue = &mut accounts.get_mut(&account).expect("logged-in account").queue;
         if let Some(lost) = queue.pop_front() {
             self.queued_bytes -= lost.text.len() as u64;
         }
