@@ -17,6 +17,7 @@
 //! - Each user connects from an address of their own, so a bare handshake in another user's
 //!   name ([`Op::RelayAs`]) comes from the wrong address.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -302,7 +303,7 @@ impl World {
             }
         }
         let expected = self.model.apply(step);
-        let observed = self.observed(&run)?;
+        let observed = self.observed(&mut run)?;
         self.check_pushes(&mut run)?;
         check_login_needed(step, logged_in_before, &observed)?;
         self.settle(run);
@@ -425,9 +426,9 @@ impl World {
                 let event = Event::PasswordDone { job: job.job, outcome };
                 self.server.handle_input(Input { now_ms: NOW_MS, event });
             }
-            Output::Reply { conn, frame } => run.seen.push((conn, Seen::Frame(body(&frame)))),
+            Output::Reply { conn, frame } => run.seen.push((conn, Seen::Frame(body(frame)))),
             Output::Push { conn, msg, frame } => {
-                run.seen.push((conn, Seen::Frame(push_body(&frame, msg))));
+                run.seen.push((conn, Seen::Frame(push_body(frame, msg))));
                 run.pushes.push((conn, msg));
             }
             Output::Close { conn } => {
@@ -459,14 +460,15 @@ impl World {
         })
     }
 
-    fn observed(&self, run: &Run) -> Result<Observed, Violation> {
+    /// What each client saw in this step (taken out of `run`).
+    fn observed(&self, run: &mut Run) -> Result<Observed, Violation> {
         let mut observed = Observed::new();
-        for (conn, seen) in &run.seen {
-            let key = self.label(run, *conn).ok_or_else(|| {
+        for (conn, seen) in std::mem::take(&mut run.seen) {
+            let key = self.label(run, conn).ok_or_else(|| {
                 let detail = format!("output {seen} on {conn:?}, which no client holds");
                 Violation::new(Invariant::ReplyDisagrees, detail)
             })?;
-            observed.entry(key).or_default().push(seen.clone());
+            observed.push(key, seen);
         }
         Ok(observed)
     }
@@ -659,27 +661,39 @@ fn take_ticket(run: &mut Run, conn: ConnId) -> Option<String> {
     let (_, seen) = run.seen.iter_mut().rev().find(|(c, _)| *c == conn)?;
     let Seen::Frame(reply) = seen else { return None };
     let ticket = reply.strip_prefix("0\n")?.to_owned();
-    *reply = super::reference::text::TICKET.to_owned();
+    *reply = super::reference::text::TICKET.into();
     Some(ticket)
 }
 
 /// The body of a push, with an acknowledgeable push's id written `#` once checked to be the
 /// id of the message it carries (ids are log positions, which the model does not predict).
-fn push_body(frame: &[u8], msg: MsgId) -> String {
+fn push_body(frame: Vec<u8>, msg: MsgId) -> Cow<'static, str> {
     let body = body(frame);
     let Some((id, rest)) = body.strip_prefix("7\n").and_then(|r| r.split_once('\n')) else {
         return body;
     };
     if id == msg.0.to_string() {
-        format!("7\n#\n{rest}")
+        format!("7\n#\n{rest}").into()
     } else {
         body
     }
 }
 
-/// The body of a complete frame.
-fn body(frame: &[u8]) -> String {
-    String::from_utf8_lossy(frame.get(HEADER_LEN..).unwrap_or_default()).into_owned()
+/// The body of a complete frame (text, with any invalid UTF-8 replaced), reusing the frame's
+/// buffer when it is valid UTF-8.
+fn body(frame: Vec<u8>) -> Cow<'static, str> {
+    match String::from_utf8(frame) {
+        Ok(mut text) if text.is_char_boundary(HEADER_LEN) => {
+            text.drain(..HEADER_LEN);
+            text.into()
+        }
+        Ok(text) => body_lossy(text.as_bytes()),
+        Err(error) => body_lossy(error.as_bytes()),
+    }
+}
+
+fn body_lossy(frame: &[u8]) -> Cow<'static, str> {
+    String::from_utf8_lossy(frame.get(HEADER_LEN..).unwrap_or_default()).into_owned().into()
 }
 
 /// A command that needs a login must not succeed for a user who was not logged in.
@@ -692,7 +706,7 @@ fn check_login_needed(
     if logged_in_before || matches!(op, Op::Register | Op::Login | Op::Relay) {
         return Ok(());
     }
-    let replies = observed.get(&(user, Port::Command)).map_or(&[][..], Vec::as_slice);
+    let replies = observed.of((user, Port::Command));
     let succeeded = replies.iter().any(|s| matches!(s, Seen::Frame(b) if b.starts_with("0\n")));
     ensure(!succeeded, Invariant::CommandWithoutLogin, || {
         format!("{} {op} succeeded while logged out: {replies:?}", user_name(user))
@@ -701,19 +715,23 @@ fn check_login_needed(
 
 /// What every connection observed is what the model predicted.
 fn check_replies(expected: &Observed, observed: &Observed) -> Result<(), Violation> {
-    let keys = expected.keys().chain(observed.keys());
+    if expected == observed {
+        return Ok(());
+    }
+    let keys = expected.keys().into_iter().chain(observed.keys());
     for key in keys {
-        let (want, got) = (expected.get(key), observed.get(key));
+        let (want, got) = (expected.of(key), observed.of(key));
         if want != got {
-            let show = |s: Option<&Vec<Seen>>| {
-                s.map_or("nothing".to_owned(), |v| {
-                    v.iter().map(Seen::to_string).collect::<Vec<_>>().join(", ")
-                })
+            let show = |s: Vec<&Seen>| {
+                if s.is_empty() {
+                    return "nothing".to_owned();
+                }
+                s.iter().map(|seen| seen.to_string()).collect::<Vec<_>>().join(", ")
             };
             let (user, port) = key;
             let detail = format!(
                 "{} {port:?} saw {}; the model expects {}",
-                user_name(*user),
+                user_name(user),
                 show(got),
                 show(want)
             );
@@ -761,7 +779,7 @@ mod tests {
     fn a_success_without_login_is_named() {
         let step = Step::Op { user: 0, op: Op::List };
         let mut observed = Observed::new();
-        observed.insert((0, Port::Command), vec![Seen::Frame("0\nu0 ".into())]);
+        observed.push((0, Port::Command), Seen::Frame("0\nu0 ".into()));
         let result = check_login_needed(step, false, &observed);
         assert_eq!(invariant(result), Some(Invariant::CommandWithoutLogin));
         assert_eq!(invariant(check_login_needed(step, true, &observed)), None);
