@@ -314,6 +314,7 @@ fn expand(
     let mut transitions = 0;
     let mut steps = Vec::new();
     let mut buf = Vec::new();
+    let mut found = Visited::default();
     for (parent, world) in part {
         world.enabled(&scenario.bounds, &mut steps);
         let mut world = Some(world);
@@ -330,7 +331,9 @@ fn expand(
                 continue;
             }
             let fingerprint = fingerprint(&child, renamings, &mut buf);
-            if !visited.contains(fingerprint) {
+            // A state this chunk found already would lose to its first finding in the merge
+            // anyway: drop it now, on this thread, while it is in cache.
+            if !visited.contains(fingerprint) && found.insert(fingerprint) {
                 outcomes.push(Outcome::New { parent, step, fingerprint, world: child });
             }
         }
