@@ -166,6 +166,8 @@ fn search(
     let mut frontier: Vec<(u32, Box<World>)> = vec![(0, Box::new(root))];
     let mut stats = Progress { unique: 1, frontier_len: 1, ..Progress::default() };
     let mut depth = 0;
+    // States found again in the merge, dropped by the threads expanding the next batch.
+    let mut litter = Vec::new();
     while !frontier.is_empty() {
         depth += 1;
         let mut next = Vec::new();
@@ -173,7 +175,7 @@ fn search(
         // frontiers is held.
         let mut pending = frontier.into_iter();
         loop {
-            let batch = Batch::new(pending.by_ref().take(BATCH_LEN));
+            let batch = Batch::new(pending.by_ref().take(BATCH_LEN), std::mem::take(&mut litter));
             let Some(batch) = batch else { break };
             let expanded = batch.expand(shared, workers);
             stats.explored += expanded.iter().map(|e| e.transitions).sum::<u64>();
@@ -195,6 +197,7 @@ fn search(
                     }
                     Outcome::New { parent, step, fingerprint, world } => {
                         if !visited.insert(fingerprint) {
+                            litter.push(world);
                             continue;
                         }
                         let id = u32::try_from(parents.len()).expect("fewer than 2^32 states");
@@ -246,18 +249,31 @@ type Done = (usize, std::thread::Result<Expanded>);
 struct Batch {
     chunks: Vec<Mutex<Option<Chunk>>>,
     taken: AtomicUsize,
+    /// States to drop once the chunks are taken (by threads that would wait otherwise).
+    litter: Vec<Mutex<Vec<Box<World>>>>,
+    swept: AtomicUsize,
 }
 
 impl Batch {
-    /// The next batch from `states`, unless there are none left.
-    fn new(states: impl Iterator<Item = (u32, Box<World>)>) -> Option<Arc<Batch>> {
+    /// The next batch from `states`, unless there are none left, with `litter` to drop.
+    fn new(
+        states: impl Iterator<Item = (u32, Box<World>)>,
+        litter: Vec<Box<World>>,
+    ) -> Option<Arc<Batch>> {
         let mut chunks = Vec::new();
         let mut states = states.peekable();
         while states.peek().is_some() {
             let chunk: Chunk = states.by_ref().take(CHUNK_LEN).collect();
             chunks.push(Mutex::new(Some(chunk)));
         }
-        (!chunks.is_empty()).then(|| Arc::new(Batch { chunks, taken: AtomicUsize::new(0) }))
+        let mut litter = litter.into_iter().peekable();
+        let mut bags = Vec::new();
+        while litter.peek().is_some() {
+            bags.push(Mutex::new(litter.by_ref().take(CHUNK_LEN).collect()));
+        }
+        let batch =
+            Batch { chunks, taken: AtomicUsize::new(0), litter: bags, swept: AtomicUsize::new(0) };
+        (!batch.chunks.is_empty()).then(|| Arc::new(batch))
     }
 
     /// Expands every chunk on the calling thread and the workers; the results in chunk order.
@@ -283,11 +299,11 @@ impl Batch {
         expanded.into_iter().map(|e| e.expect("every chunk was expanded")).collect()
     }
 
-    /// Takes and expands chunks until none is left.
+    /// Takes and expands chunks until none is left, then helps drop the litter.
     fn run(&self, shared: &Shared<'_>, done: &mpsc::Sender<Done>) {
         loop {
             let index = self.taken.fetch_add(1, Ordering::Relaxed);
-            let Some(chunk) = self.chunks.get(index) else { return };
+            let Some(chunk) = self.chunks.get(index) else { break };
             let chunk = chunk.lock().expect("chunks are taken whole").take();
             let chunk = chunk.expect("each chunk is taken once");
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -298,6 +314,11 @@ impl Batch {
             if done.send((index, result)).is_err() {
                 return;
             }
+        }
+        loop {
+            let index = self.swept.fetch_add(1, Ordering::Relaxed);
+            let Some(bag) = self.litter.get(index) else { return };
+            drop(std::mem::take(&mut *bag.lock().expect("bags are taken whole")));
         }
     }
 }
