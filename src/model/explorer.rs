@@ -241,6 +241,10 @@ fn trace(parents: &[(u32, Step)], mut id: u32) -> Vec<Step> {
     steps
 }
 
+/// States to drop. Boxed as they were found: moving a box is cheaper than moving a world.
+#[allow(clippy::vec_box)]
+type Litter = Vec<Box<World>>;
+
 /// A finished chunk: its index in the batch, and its outcomes (or the panic that stopped it).
 type Done = (usize, std::thread::Result<Expanded>);
 
@@ -250,16 +254,13 @@ struct Batch {
     chunks: Vec<Mutex<Option<Chunk>>>,
     taken: AtomicUsize,
     /// States to drop once the chunks are taken (by threads that would wait otherwise).
-    litter: Vec<Mutex<Vec<Box<World>>>>,
+    litter: Vec<Mutex<Litter>>,
     swept: AtomicUsize,
 }
 
 impl Batch {
     /// The next batch from `states`, unless there are none left, with `litter` to drop.
-    fn new(
-        states: impl Iterator<Item = (u32, Box<World>)>,
-        litter: Vec<Box<World>>,
-    ) -> Option<Arc<Batch>> {
+    fn new(states: impl Iterator<Item = (u32, Box<World>)>, litter: Litter) -> Option<Arc<Batch>> {
         let mut chunks = Vec::new();
         let mut states = states.peekable();
         while states.peek().is_some() {
