@@ -26,8 +26,9 @@ pub struct Server {
     pub(super) rng: ChaCha20Rng,
     pub(super) now_ms: u64,
     /// Accounts and names change only through records, so they are shared (copy on write) with
-    /// copies of the server: a copy, which the model checker takes per transition, shares them.
-    pub(super) accounts: Arc<BTreeMap<AccountId, Account>>,
+    /// copies of the server: a copy, which the model checker takes per transition, shares them,
+    /// and a record copies only the table and the one account it changes.
+    pub(super) accounts: Arc<BTreeMap<AccountId, Arc<Account>>>,
     /// Account by lower-cased name.
     pub(super) names: Arc<BTreeMap<String, AccountId>>,
     pub(super) queued_bytes: u64,
@@ -411,7 +412,7 @@ impl Server {
                 let queue = VecDeque::new();
                 let account_state =
                     Account { name: name.clone(), password_hash: password_hash.clone(), queue };
-                Arc::make_mut(&mut self.accounts).insert(*account, account_state);
+                Arc::make_mut(&mut self.accounts).insert(*account, Arc::new(account_state));
                 #[cfg(test)]
                 self.planted_adopt_queue(*account);
             }
@@ -425,7 +426,7 @@ impl Server {
             }
             Record::Message { id, from, to, text } => {
                 let accounts = Arc::make_mut(&mut self.accounts);
-                let account = accounts.get_mut(to).ok_or("recipient is unknown")?;
+                let account = Arc::make_mut(accounts.get_mut(to).ok_or("recipient is unknown")?);
                 if account.queue.back().is_some_and(|q| q.id >= *id) {
                     return Err(format!("message {id:?} is out of order"));
                 }
@@ -434,7 +435,7 @@ impl Server {
             }
             Record::Delivered { to, ids } => {
                 let accounts = Arc::make_mut(&mut self.accounts);
-                let account = accounts.get_mut(to).ok_or("recipient is unknown")?;
+                let account = Arc::make_mut(accounts.get_mut(to).ok_or("recipient is unknown")?);
                 for id in ids {
                     if let Ok(at) = account.queue.binary_search_by_key(id, |q| q.id) {
                         let removed = account.queue.remove(at).expect("index was just found");
