@@ -302,6 +302,9 @@ impl Batch {
 
     /// Takes and expands chunks until none is left, then helps drop the litter.
     fn run(&self, shared: &Shared<'_>, done: &mpsc::Sender<Done>) {
+        // What this thread found in this batch. A thread takes chunks in increasing order, so
+        // a state it finds again was found first, in merge order, by this same thread.
+        let mut found = Visited::default();
         loop {
             let index = self.taken.fetch_add(1, Ordering::Relaxed);
             let Some(chunk) = self.chunks.get(index) else { break };
@@ -309,7 +312,7 @@ impl Batch {
             let chunk = chunk.expect("each chunk is taken once");
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 let visited = shared.visited.read().expect("the set is written between batches");
-                expand(chunk, shared.scenario, shared.renamings, &visited)
+                expand(chunk, shared.scenario, shared.renamings, &visited, &mut found)
             }));
             // The receiver is gone only if the search itself stopped; so do we.
             if done.send((index, result)).is_err() {
@@ -331,12 +334,12 @@ fn expand(
     scenario: &Scenario,
     renamings: &[Vec<User>],
     visited: &Visited,
+    found: &mut Visited,
 ) -> Expanded {
     let mut outcomes = Vec::new();
     let mut transitions = 0;
     let mut steps = Vec::new();
     let mut buf = Vec::new();
-    let mut found = Visited::default();
     for (parent, world) in part {
         world.enabled(&scenario.bounds, &mut steps);
         let mut world = Some(world);
@@ -353,7 +356,7 @@ fn expand(
                 continue;
             }
             let fingerprint = fingerprint(&child, renamings, &mut buf);
-            // A state this chunk found already would lose to its first finding in the merge
+            // A state this thread found already would lose to its first finding in the merge
             // anyway: drop it now, on this thread, while it is in cache.
             if !visited.contains(fingerprint) && found.insert(fingerprint) {
                 outcomes.push(Outcome::New { parent, step, fingerprint, world: child });
