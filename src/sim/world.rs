@@ -30,7 +30,7 @@ use super::net::{Due, Net, Way};
 use super::options::{FaultMix, RunOptions};
 use super::rng::{child, Stream};
 use super::scenario::{Action, Chan, Dir, Op, Scenario};
-use super::trace::Trace;
+use super::trace::{Line, Trace};
 
 /// What one run produced.
 #[derive(Debug, Clone)]
@@ -376,7 +376,7 @@ impl World {
             Ev::Deliver { conn, way } => self.deliver(conn, way),
             Ev::Flush { conn, epoch } if epoch == self.epoch => self.flush(conn),
             Ev::Password { job, outcome, epoch } if epoch == self.epoch => {
-                self.trace.line(format_args!("{} hashed job={}", self.now_ms, job.0));
+                self.trace.line(self.now_ms, Line::Hashed { job: job.0 });
                 self.feed(Event::PasswordDone { job, outcome });
             }
             Ev::Sync { epoch } if epoch == self.epoch => self.synced(),
@@ -395,7 +395,7 @@ impl World {
             }
             Ev::Restart { epoch } if epoch == self.epoch => self.restart(),
             Ev::LivenessEnd => {
-                self.trace.line(format_args!("{} liveness-end", self.now_ms));
+                self.trace.line(self.now_ms, Line::LivenessEnd);
                 self.checker.finish(self.now_ms);
                 self.phase = Phase::Done;
             }
@@ -427,15 +427,12 @@ impl World {
             }
             Act::Write(chan, bytes) => {
                 if let Some(conn) = self.clients[client].conn(chan) {
-                    self.trace.line(format_args!(
-                        "{now} c{client} write conn={conn} len={}",
-                        bytes.len()
-                    ));
+                    self.trace.line(now, Line::Write { client, conn, len: bytes.len() });
                     self.send(conn, Way::Up, &bytes);
                 }
             }
             Act::Close(conn) => {
-                self.trace.line(format_args!("{now} c{client} close conn={conn}"));
+                self.trace.line(now, Line::Close { client, conn });
                 if let Some(at) = self.net.send_eof(now, conn, Way::Up) {
                     self.schedule(at, Ev::Deliver { conn, way: Way::Up });
                 }
@@ -448,7 +445,7 @@ impl World {
                     Op::Send { text, .. } => Some(super::check::tag_of(text).to_owned()),
                     _ => None,
                 };
-                self.trace.line(format_args!("{now} c{client} sent {op}"));
+                self.trace.line(now, Line::Sent { client, op: &op });
                 self.checker.sent(now, client, &op, tag.as_deref());
             }
             Act::Reply(body) => {
@@ -459,28 +456,25 @@ impl World {
                     .and_then(|s| s.reply_sessions.get_mut(&conn))
                     .and_then(VecDeque::pop_front)
                     .flatten();
-                self.trace.line(format_args!(
-                    "{now} c{client} reply {:?}",
-                    String::from_utf8_lossy(&body)
-                ));
+                self.trace.line(now, Line::Reply { client, body: &body });
                 self.checker.replied(now, client, &body, account);
                 if self.transcripts.is_some() {
                     self.see(client, Seen::Reply(String::from_utf8_lossy(&body).into_owned()));
                 }
             }
             Act::Lost => {
-                self.trace.line(format_args!("{now} c{client} lost"));
+                self.trace.line(now, Line::Lost { client });
                 self.checker.disconnected(now, client);
             }
             Act::RelayOpened(conn) => self.checker.relay_opened(now, client, conn),
             Act::Push { conn, sender, text } => {
-                self.trace.line(format_args!("{now} c{client} push conn={conn} {sender}:{text}"));
+                self.trace.line(now, Line::Push { client, conn, sender: &sender, text: &text });
                 self.checker.pushed(now, conn, &sender, &text);
                 if self.transcripts.is_some() {
                     self.see(client, Seen::Push(format!("{sender}:{text}")));
                 }
                 if self.phase == Phase::Liveness && self.checker.owed_len() == 0 {
-                    self.trace.line(format_args!("{now} liveness-met"));
+                    self.trace.line(now, Line::LivenessMet);
                     self.checker.finish(now);
                     self.phase = Phase::Done;
                 }
@@ -492,13 +486,13 @@ impl World {
     fn connect(&mut self, client: usize, chan: Chan) -> Option<u64> {
         let now = self.now_ms;
         if self.server.is_none() {
-            self.trace.line(format_args!("{now} c{client} refused {chan}"));
+            self.trace.line(now, Line::Refused { client, chan });
             return None;
         }
         let conn = self.next_conn;
         self.next_conn += 1;
         self.net.open(conn, client, chan);
-        self.trace.line(format_args!("{now} c{client} open {chan} conn={conn}"));
+        self.trace.line(now, Line::Open { client, chan, conn });
         let slow = chan == Chan::Relay && self.clients[client].slow_reader;
         let up = self.server.as_mut().expect("checked above");
         up.writers.insert(conn, Writer { items: VecDeque::new(), scheduled: false, slow });
@@ -531,7 +525,7 @@ impl World {
         };
         let now = self.now_ms;
         let (len, eof) = (arrival.bytes.len(), arrival.eof);
-        self.trace.line(format_args!("{now} deliver conn={conn} {way:?} len={len} eof={eof}"));
+        self.trace.line(now, Line::Deliver { conn, way, len, eof });
         match way {
             Way::Up => {
                 if !arrival.bytes.is_empty() {
@@ -583,11 +577,7 @@ impl World {
         let now = self.now_ms;
         match output {
             Output::Persist { lsn, record } => {
-                self.trace.line(format_args!(
-                    "{now} persist lsn={} {}",
-                    lsn.0,
-                    record_kind(&record)
-                ));
+                self.trace.line(now, Line::Persist { lsn: lsn.0, record: &record });
                 if let Record::Message { text, to, .. } = &record {
                     self.checker.persisted_message(text, *to);
                 }
@@ -661,11 +651,7 @@ impl World {
                 }
             }
         }
-        self.trace.line(format_args!(
-            "{} flush conn={conn} last={:?} close={close}",
-            self.now_ms,
-            last.map(|m| m.0)
-        ));
+        self.trace.line(self.now_ms, Line::Flush { conn, last: last.map(|m| m.0), close });
         if let Some(last) = last {
             self.feed(Event::Written { conn: ConnId(conn), last });
         }
@@ -685,9 +671,9 @@ impl World {
             let last = up.core.last_lsn();
             self.store.snapshot(last, &up.core.snapshot());
             lsn = last;
-            self.trace.line(format_args!("{} snapshot lsn={}", self.now_ms, lsn.0));
+            self.trace.line(self.now_ms, Line::Snapshot { lsn: lsn.0 });
         }
-        self.trace.line(format_args!("{} durable lsn={}", self.now_ms, lsn.0));
+        self.trace.line(self.now_ms, Line::Durable { lsn: lsn.0 });
         self.feed(Event::Durable { lsn });
     }
 
@@ -707,7 +693,7 @@ impl World {
             return;
         }
         up.tick_at_ms = None;
-        self.trace.line(format_args!("{} tick", self.now_ms));
+        self.trace.line(self.now_ms, Line::Tick);
         self.feed(Event::Tick);
     }
 
@@ -741,7 +727,7 @@ impl World {
 
     fn apply_fault(&mut self, action: Action) {
         let now = self.now_ms;
-        self.trace.line(format_args!("{now} {action}"));
+        self.trace.line(now, Line::Fault { action: &action });
         match action {
             Action::Client { .. } => unreachable!("client steps go to scripts"),
             Action::Partition { client, dir, channel, for_ms } => {
@@ -790,7 +776,7 @@ impl World {
         });
         match recovered {
             Ok(core) => {
-                self.trace.line(format_args!("{} restart lsn={}", self.now_ms, core.last_lsn().0));
+                self.trace.line(self.now_ms, Line::Restart { lsn: core.last_lsn().0 });
                 self.server = Some(Up::new(core));
                 self.arm_tick();
             }
@@ -808,7 +794,7 @@ impl World {
     fn begin_liveness(&mut self) {
         self.phase = Phase::Liveness;
         let now = self.now_ms;
-        self.trace.line(format_args!("{now} liveness-begin owed={}", self.checker.owed_len()));
+        self.trace.line(now, Line::LivenessBegin { owed: self.checker.owed_len() });
         self.net.calm();
         if self.server.is_none() {
             self.restart();
@@ -840,14 +826,5 @@ impl Up {
             tick_at_ms: None,
             reply_sessions: BTreeMap::new(),
         }
-    }
-}
-
-fn record_kind(record: &Record) -> String {
-    match record {
-        Record::Register { account, name, .. } => format!("register a{} {name}", account.0),
-        Record::Delete { account } => format!("delete a{}", account.0),
-        Record::Message { id, to, text, .. } => format!("message m{} a{} {text}", id.0, to.0),
-        Record::Delivered { to, ids } => format!("delivered a{} n={}", to.0, ids.len()),
     }
 }
