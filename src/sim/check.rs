@@ -184,6 +184,11 @@ impl Checker {
     }
 
     fn name(&mut self, key: &str) -> &mut NameState {
+        // Looked up by reference first: this runs several times per request, and the entry API
+        // would allocate the key every time.
+        if self.names.contains_key(key) {
+            return self.names.get_mut(key).expect("just checked");
+        }
         self.names.entry(key.to_owned()).or_insert_with(|| NameState {
             exists: Known::No,
             epoch: 0,
@@ -660,39 +665,43 @@ impl Checker {
     /// A message was pushed and received on relay `conn`.
     pub fn pushed(&mut self, now_ms: u64, conn: u64, sender: &str, text: &str) {
         self.delivered += 1;
-        let tag = tag_key(text);
-        let Some((tag, msg)) = tag.and_then(|t| Some((t, self.msgs.get(&t)?.clone()))) else {
+        let Some((tag, msg)) = tag_key(text).and_then(|t| Some((t, self.msgs.get(&t)?))) else {
             return self.fail(
                 now_ms,
                 "nothing is delivered that was not sent",
                 format!("relay {conn} got {sender}:{text:?}"),
             );
         };
-        let Some((client, opened_ms)) = self.relays.get(&conn).map(|r| (r.client, r.opened_ms))
-        else {
+        let Some(relay) = self.relays.get(&conn) else {
             return self.fail(
                 now_ms,
                 "pushes only on relays",
                 format!("connection {conn} got {text:?}"),
             );
         };
-        let since_ms = opened_ms.saturating_sub(self.bare_relay_window_ms);
+        let client = relay.client;
+        let since_ms = relay.opened_ms.saturating_sub(self.bare_relay_window_ms);
         // The sessions obtained since, and the one obtained last before (maybe still live).
         let all = &self.clients[client].sessions_held;
         let first = all.iter().rposition(|(at, _, _)| *at < since_ms).unwrap_or(0);
-        let held: Vec<&(u64, String, Option<AccountId>)> = all[first..].iter().collect();
+        let held = &all[first..];
         let user_held = held.iter().any(|(_, k, _)| *k == msg.to_key);
-        let account_held =
-            held.iter().any(|(_, k, a)| *k == msg.to_key && (a.is_none() || *a == msg.to_account));
-        let account_held = msg.to_account.is_some() && account_held;
+        let account_held = msg.to_account.is_some()
+            && held
+                .iter()
+                .any(|(_, k, a)| *k == msg.to_key && (a.is_none() || *a == msg.to_account));
         let checks = [
             (msg.text == text, "delivered text is the text sent"),
             (user_held, "nothing is delivered to another user"),
             (account_held, "nothing is delivered to another account (a reused name)"),
         ];
+        let acked = msg.acked;
+        let sender_shown = msg.from_key.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(sender));
+        let (from_client, seq) = (msg.from_client, msg.seq);
         for (ok, invariant) in checks {
             self.checks += 1;
             if !ok {
+                let msg = &self.msgs[&tag];
                 let detail = format!(
                     "relay {conn} of client {client} got {sender}:{text:?} sent to {} ({:?}); \
                      the client held {:?}",
@@ -702,20 +711,15 @@ impl Checker {
             }
         }
         let what = || format!("relay {conn} of client {client} got {sender}:{text:?}");
-        if msg.acked {
-            self.expect(
-                msg.from_key.as_deref() == Some(key(sender).as_str()),
-                now_ms,
-                "the sender is shown",
-                what,
-            );
+        if acked {
+            self.expect(sender_shown, now_ms, "the sender is shown", what);
         }
         let relay = self.relays.get_mut(&conn).expect("looked up above");
         let fresh = relay.seen.insert(tag);
-        let last = relay.last_seq.insert(msg.from_client, msg.seq).unwrap_or(0);
+        let last = relay.last_seq.insert(from_client, seq).unwrap_or(0);
         self.expect(fresh, now_ms, "nothing is delivered twice to one relay", what);
-        self.expect(msg.seq > last || !fresh, now_ms, "per-sender order is kept", || {
-            format!("{}, after #{}.{last}", what(), msg.from_client)
+        self.expect(seq > last || !fresh, now_ms, "per-sender order is kept", || {
+            format!("{}, after #{from_client}.{last}", what())
         });
         if let Some(m) = self.msgs.get_mut(&tag) {
             m.delivered = true;

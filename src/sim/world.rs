@@ -628,9 +628,9 @@ impl World {
         let Some(up) = &mut self.server else { return };
         let Some(writer) = up.writers.get_mut(&conn) else { return };
         writer.scheduled = false;
-        let items = std::mem::take(&mut writer.items);
+        let mut items = std::mem::take(&mut writer.items);
         let (mut last, mut close) = (None, false);
-        for item in items {
+        for item in items.drain(..) {
             match item {
                 Item::Frame { bytes, msg } => {
                     if !self.send(conn, Way::Down, &bytes) {
@@ -649,6 +649,12 @@ impl World {
                     close = true;
                     break;
                 }
+            }
+        }
+        // The emptied queue goes back, so the writer keeps its capacity.
+        if let Some(writer) = self.server.as_mut().and_then(|up| up.writers.get_mut(&conn)) {
+            if writer.items.is_empty() {
+                writer.items = items;
             }
         }
         self.trace.line(self.now_ms, Line::Flush { conn, last: last.map(|m| m.0), close });

@@ -126,11 +126,30 @@ pub fn encode_parts(parts: &[&[u8]], out: &mut Vec<u8>) {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     assert!(len as u64 <= LEN_ENCODABLE_MAX, "frame body of {len} bytes cannot be encoded");
     out.reserve(HEADER_LEN + len);
-    let header = format!("{len:<HEADER_LEN$}");
-    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&header(len));
     for part in parts {
         out.extend_from_slice(part);
     }
+}
+
+/// The header for a body of `len` bytes: its decimal digits, left-justified and space-padded
+/// like Python's `str(len).ljust(10)`. Built by hand: this runs once per frame.
+fn header(len: usize) -> [u8; HEADER_LEN] {
+    let mut digits = [0u8; HEADER_LEN];
+    let (mut rest, mut count) = (len, 0);
+    loop {
+        digits[count] = b'0' + (rest % 10) as u8;
+        count += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut header = [b' '; HEADER_LEN];
+    for (slot, digit) in header.iter_mut().zip(digits[..count].iter().rev()) {
+        *slot = *digit;
+    }
+    header
 }
 
 #[cfg(test)]
@@ -154,6 +173,9 @@ mod tests {
     #[test]
     fn header_is_python_left_justified() {
         assert_eq!(frame(b"1\nabc\nabc"), b"9         1\nabc\nabc");
+        for len in [0, 7, 10, 99, 100, 12_345, 999_999_999, 9_999_999_999] {
+            assert_eq!(header(len), format!("{len:<10}").as_bytes(), "header of {len}");
+        }
     }
 
     #[test]
