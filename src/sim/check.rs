@@ -113,7 +113,7 @@ struct RelayState {
 pub struct Checker {
     names: BTreeMap<String, NameState>,
     clients: Vec<ClientState>,
-    msgs: BTreeMap<Tag, MsgInfo>,
+    msgs: Msgs,
     relays: BTreeMap<u64, RelayState>,
     crashes: u64,
     throttle_window_ms: u64,
@@ -138,6 +138,45 @@ pub fn tag_key(text: &str) -> Option<Tag> {
     Some((client.parse().ok()?, seq.parse().ok()?))
 }
 
+/// Every tagged message sent, by tag. Tags are dense (each client numbers its messages from 1),
+/// so a table indexed by client and number replaces a map: this is looked up on every push.
+#[derive(Debug, Clone, Default)]
+struct Msgs {
+    by_client: Vec<Vec<Option<MsgInfo>>>,
+}
+
+impl Msgs {
+    fn insert(&mut self, (client, seq): Tag, info: MsgInfo) {
+        if self.by_client.len() <= client {
+            self.by_client.resize_with(client + 1, Vec::new);
+        }
+        let slots = &mut self.by_client[client];
+        let at = seq as usize;
+        if slots.len() <= at {
+            slots.resize_with(at + 1, || None);
+        }
+        slots[at] = Some(info);
+    }
+
+    fn get(&self, &(client, seq): &Tag) -> Option<&MsgInfo> {
+        self.by_client.get(client)?.get(usize::try_from(seq).ok()?)?.as_ref()
+    }
+
+    fn get_mut(&mut self, &(client, seq): &Tag) -> Option<&mut MsgInfo> {
+        self.by_client.get_mut(client)?.get_mut(usize::try_from(seq).ok()?)?.as_mut()
+    }
+
+    /// In tag order.
+    fn iter(&self) -> impl Iterator<Item = (Tag, &MsgInfo)> {
+        self.by_client.iter().enumerate().flat_map(|(client, slots)| {
+            slots
+                .iter()
+                .enumerate()
+                .filter_map(move |(seq, m)| Some(((client, seq as u64), m.as_ref()?)))
+        })
+    }
+}
+
 /// The tag of a message text (`#C.K`), as text.
 pub fn tag_of(text: &str) -> &str {
     text.split(' ').next().unwrap_or(text)
@@ -148,7 +187,7 @@ impl Checker {
         Checker {
             names: BTreeMap::new(),
             clients: Vec::new(),
-            msgs: BTreeMap::new(),
+            msgs: Msgs::default(),
             relays: BTreeMap::new(),
             crashes: 0,
             throttle_window_ms,
@@ -228,10 +267,6 @@ impl Checker {
 
     /// A client sent a request.
     pub fn sent(&mut self, now_ms: u64, client: usize, op: &Op, tag: Option<&str>) {
-        let mutation = match op {
-            Op::Register { name, .. } | Op::Delete { name, .. } => Some(key(name)),
-            _ => None,
-        };
         let target = match op {
             Op::Register { name, .. } | Op::Login { name, .. } | Op::Delete { name, .. } => {
                 Some(key(name))
@@ -239,32 +274,27 @@ impl Checker {
             Op::Send { to, .. } => Some(key(to)),
             _ => None,
         };
-        if let Some(k) = &mutation {
+        let mutation = matches!(op, Op::Register { .. } | Op::Delete { .. });
+        let login = matches!(op, Op::Register { .. } | Op::Login { .. });
+        let (mut clean_epoch, mut session_alone, mut exists_at_send) = (None, None, Known::Unknown);
+        if let Some(k) = &target {
             let state = self.name(k);
-            state.epoch += 1;
-            state.mutations_in_flight += 1;
-            if matches!(op, Op::Delete { .. }) {
-                state.deletes.push((now_ms, u64::MAX));
+            if mutation {
+                state.epoch += 1;
+                state.mutations_in_flight += 1;
+                if matches!(op, Op::Delete { .. }) {
+                    state.deletes.push((now_ms, u64::MAX));
+                }
             }
-        }
-        if let Op::Register { name, .. } | Op::Login { name, .. } = op {
-            let state = self.name(&key(name));
-            state.session_epoch += 1;
-            state.logins_in_flight += 1;
-        }
-        let clean_epoch = target.as_ref().and_then(|k| {
-            let own = u32::from(mutation.is_some());
-            let state = self.name(k);
-            (state.mutations_in_flight == own).then_some(state.epoch)
-        });
-        let session_alone = match op {
-            Op::Register { name, .. } | Op::Login { name, .. } => {
-                let state = self.name(&key(name));
-                (state.logins_in_flight == 1).then_some(state.session_epoch)
+            if login {
+                state.session_epoch += 1;
+                state.logins_in_flight += 1;
+                session_alone = (state.logins_in_flight == 1).then_some(state.session_epoch);
             }
-            _ => None,
-        };
-        let exists_at_send = target.as_ref().map_or(Known::Unknown, |k| self.name(k).exists);
+            let own = u32::from(mutation);
+            clean_epoch = (state.mutations_in_flight == own).then_some(state.epoch);
+            exists_at_send = state.exists;
+        }
         let list_known = if matches!(op, Op::List { .. }) {
             self.names
                 .iter()
@@ -285,7 +315,7 @@ impl Checker {
                 text: text.clone(),
                 from_client: client,
                 from_key,
-                to_key: key(to),
+                to_key: target.clone().unwrap_or_else(|| key(to)),
                 seq,
                 sent_ms: now_ms,
                 acked: false,
@@ -701,7 +731,7 @@ impl Checker {
         for (ok, invariant) in checks {
             self.checks += 1;
             if !ok {
-                let msg = &self.msgs[&tag];
+                let msg = self.msgs.get(&tag).expect("looked up above");
                 let detail = format!(
                     "relay {conn} of client {client} got {sender}:{text:?} sent to {} ({:?}); \
                      the client held {:?}",
@@ -736,7 +766,7 @@ impl Checker {
 
     // ---- liveness ----------------------------------------------------------------------------
 
-    fn owed(&self) -> impl Iterator<Item = (&Tag, &MsgInfo)> {
+    fn owed(&self) -> impl Iterator<Item = (Tag, &MsgInfo)> {
         self.msgs.iter().filter(|(_, m)| m.acked && !m.delivered).filter(|(_, m)| {
             let deleted = self
                 .names
@@ -764,7 +794,7 @@ impl Checker {
         let lost: Vec<String> = self
             .owed()
             .take(5)
-            .map(|(&(c, k), m)| format!("#{c}.{k} to {} (sent at {} ms)", m.to_key, m.sent_ms))
+            .map(|((c, k), m)| format!("#{c}.{k} to {} (sent at {} ms)", m.to_key, m.sent_ms))
             .collect();
         self.checks += 1;
         if !lost.is_empty() {

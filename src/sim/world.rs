@@ -51,15 +51,36 @@ pub struct Outcome {
 
 #[derive(Debug)]
 enum Ev {
-    Deliver { conn: u64, way: Way },
-    Flush { conn: u64, epoch: u64 },
-    Password { job: JobId, outcome: PasswordOutcome, epoch: u64 },
-    Sync { epoch: u64 },
-    Tick { epoch: u64 },
-    Wake { client: usize },
+    Deliver {
+        conn: u64,
+        way: Way,
+    },
+    Flush {
+        conn: u64,
+        epoch: u64,
+    },
+    /// The outcome is boxed: it is rare, and it would double the size of every queued event.
+    Password {
+        job: JobId,
+        outcome: Box<PasswordOutcome>,
+        epoch: u64,
+    },
+    Sync {
+        epoch: u64,
+    },
+    Tick {
+        epoch: u64,
+    },
+    Wake {
+        client: usize,
+    },
     Fault,
-    Step { index: usize },
-    Restart { epoch: u64 },
+    Step {
+        index: usize,
+    },
+    Restart {
+        epoch: u64,
+    },
     LivenessEnd,
 }
 
@@ -377,7 +398,7 @@ impl World {
             Ev::Flush { conn, epoch } if epoch == self.epoch => self.flush(conn),
             Ev::Password { job, outcome, epoch } if epoch == self.epoch => {
                 self.trace.line(self.now_ms, Line::Hashed { job: job.0 });
-                self.feed(Event::PasswordDone { job, outcome });
+                self.feed(Event::PasswordDone { job, outcome: *outcome });
             }
             Ev::Sync { epoch } if epoch == self.epoch => self.synced(),
             Ev::Tick { epoch } if epoch == self.epoch => self.tick(),
@@ -592,7 +613,8 @@ impl World {
             Output::Password(job) => {
                 let outcome = self.hasher.run(&job);
                 let delay = self.timing_rng.gen_range(0..=self.mix.hash_ms_max);
-                let ev = Ev::Password { job: job.job, outcome, epoch: self.epoch };
+                let ev =
+                    Ev::Password { job: job.job, outcome: Box::new(outcome), epoch: self.epoch };
                 self.schedule(now + delay, ev);
             }
             Output::Reply { conn, frame } => {

@@ -95,8 +95,9 @@ impl<D: Disk + ?Sized> Disk for &mut D {
 }
 
 fn check_name(op: &'static str, name: &str) -> Result<(), DiskError> {
-    let plain =
-        !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+    // Bytes, not a `char` pattern: this runs on every append and sync.
+    let separator = name.bytes().any(|b| matches!(b, b'/' | b'\\' | 0));
+    let plain = !name.is_empty() && name != "." && name != ".." && !separator;
     if plain {
         Ok(())
     } else {
@@ -225,6 +226,8 @@ struct MemFile {
     data: Vec<u8>,
     /// The contents as of the last `sync` of this file: what a crash falls back to.
     data_durable: Vec<u8>,
+    /// Only appends happened since the last sync: `data_durable` is a prefix of `data`.
+    appended_only: bool,
 }
 
 /// An in-memory disk that knows what is synced, for tests and the simulator.
@@ -261,7 +264,10 @@ impl MemDisk {
         for (&id, file) in &self.files {
             if names.values().any(|&named| named == id) {
                 let data = Self::crash_contents(file, rng);
-                files.insert(id, MemFile { data: data.clone(), data_durable: data });
+                files.insert(
+                    id,
+                    MemFile { data: data.clone(), data_durable: data, appended_only: true },
+                );
             }
         }
         self.files = files;
@@ -301,20 +307,24 @@ impl MemDisk {
         data
     }
 
+    // A name that is not plain is never stored, so it is only checked when a lookup misses
+    // (this runs on every append and sync), and still reports the same error.
     fn file(&self, op: &'static str, name: &str) -> Result<&MemFile, DiskError> {
-        check_name(op, name)?;
-        self.names
-            .get(name)
-            .and_then(|id| self.files.get(id))
-            .ok_or_else(|| DiskError::new(op, name, io::ErrorKind::NotFound.into()))
+        match self.names.get(name).and_then(|id| self.files.get(id)) {
+            Some(file) => Ok(file),
+            None => Err(check_name(op, name)
+                .err()
+                .unwrap_or_else(|| DiskError::new(op, name, io::ErrorKind::NotFound.into()))),
+        }
     }
 
     fn file_mut(&mut self, op: &'static str, name: &str) -> Result<&mut MemFile, DiskError> {
-        check_name(op, name)?;
-        self.names
-            .get(name)
-            .and_then(|id| self.files.get_mut(id))
-            .ok_or_else(|| DiskError::new(op, name, io::ErrorKind::NotFound.into()))
+        match self.names.get(name).and_then(|id| self.files.get_mut(id)) {
+            Some(file) => Ok(file),
+            None => Err(check_name(op, name)
+                .err()
+                .unwrap_or_else(|| DiskError::new(op, name, io::ErrorKind::NotFound.into()))),
+        }
     }
 
     fn names_changed(&mut self) {
@@ -338,7 +348,15 @@ impl Disk for MemDisk {
 
     fn sync(&mut self, name: &str) -> Result<(), DiskError> {
         let file = self.file_mut("sync", name)?;
-        file.data_durable = file.data.clone();
+        // Logs only grow between syncs: copy the new tail, not the whole file (the simulator
+        // syncs after every group commit).
+        if file.appended_only {
+            let synced_len = file.data_durable.len();
+            file.data_durable.extend_from_slice(&file.data[synced_len..]);
+        } else {
+            file.data_durable.clone_from(&file.data);
+            file.appended_only = true;
+        }
         Ok(())
     }
 
@@ -349,7 +367,8 @@ impl Disk for MemDisk {
         }
         let id = self.file_id_next;
         self.file_id_next += 1;
-        self.files.insert(id, MemFile { data: bytes.to_vec(), data_durable: Vec::new() });
+        let file = MemFile { data: bytes.to_vec(), data_durable: Vec::new(), appended_only: true };
+        self.files.insert(id, file);
         self.names.insert(name.to_owned(), id);
         self.names_changed();
         Ok(())
@@ -384,6 +403,7 @@ impl Disk for MemDisk {
         let len = usize::try_from(len)
             .map_err(|_| DiskError::new("truncate", name, io::ErrorKind::InvalidInput.into()))?;
         // Like set_len: a longer length extends the file with zeros.
+        file.appended_only &= len >= file.data.len();
         file.data.resize(len, 0);
         Ok(())
     }
