@@ -134,8 +134,16 @@ pub type Tag = (usize, u64);
 
 /// The tag of a message text (`#C.K ...`), if it has one.
 pub fn tag_key(text: &str) -> Option<Tag> {
-    let (client, seq) = tag_of(text).strip_prefix('#')?.split_once('.')?;
-    Some((client.parse().ok()?, seq.parse().ok()?))
+    // By hand over bytes: this runs several times per message.
+    let tag = tag_of(text).strip_prefix('#')?.as_bytes();
+    let dot = tag.iter().position(|&b| b == b'.')?;
+    Some((decimal(&tag[..dot])? as usize, decimal(&tag[dot + 1..])?))
+}
+
+/// A decimal number of at most 18 digits (no sign, no spaces).
+fn decimal(digits: &[u8]) -> Option<u64> {
+    let valid = !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit);
+    valid.then(|| digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 /// Every tagged message sent, by tag. Tags are dense (each client numbers its messages from 1),
@@ -179,7 +187,7 @@ impl Msgs {
 
 /// The tag of a message text (`#C.K`), as text.
 pub fn tag_of(text: &str) -> &str {
-    text.split(' ').next().unwrap_or(text)
+    text.as_bytes().iter().position(|&b| b == b' ').map_or(text, |at| &text[..at])
 }
 
 impl Checker {
@@ -758,8 +766,8 @@ impl Checker {
 
     /// The server wrote a push for the original client (no acknowledgements): by the protocol
     /// that is delivery, even if the connection dies before the bytes arrive.
-    pub fn written_plain(&mut self, text: &str) {
-        if let Some(m) = tag_key(text).and_then(|t| self.msgs.get_mut(&t)) {
+    pub fn written_plain(&mut self, tag: Tag) {
+        if let Some(m) = self.msgs.get_mut(&tag) {
             m.delivered = true;
         }
     }

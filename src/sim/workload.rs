@@ -54,10 +54,12 @@ fn credentials(rng: &mut ChaCha20Rng, names: usize) -> (String, String) {
 
 /// The next operation of a client of the chat workload.
 pub fn choose_chat(rng: &mut ChaCha20Rng, view: View<'_>, names: usize) -> Op {
-    let mine = format!("u{}", view.me);
     match view {
         View { connected: false, .. } => Op::Connect,
-        View { session: None, .. } => Op::Register { password: password_of(&mine), name: mine },
+        View { session: None, .. } => {
+            let mine = format!("u{}", view.me);
+            Op::Register { password: password_of(&mine), name: mine }
+        }
         View { relay: false, .. } => Op::Relay { ticket: false },
         _ => Op::Send { to: pool_name(rng, names), text: "hi".into() },
     }

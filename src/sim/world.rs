@@ -449,7 +449,7 @@ impl World {
             Act::Write(chan, bytes) => {
                 if let Some(conn) = self.clients[client].conn(chan) {
                     self.trace.line(now, Line::Write { client, conn, len: bytes.len() });
-                    self.send(conn, Way::Up, &bytes);
+                    self.send(conn, Way::Up, bytes);
                 }
             }
             Act::Close(conn) => {
@@ -526,7 +526,7 @@ impl World {
         Some(conn)
     }
 
-    fn send(&mut self, conn: u64, way: Way, bytes: &[u8]) -> bool {
+    fn send(&mut self, conn: u64, way: Way, bytes: Vec<u8>) -> bool {
         let mut arrivals = std::mem::take(&mut self.arrivals);
         let sent = self.net.send(self.now_ms, conn, way, bytes, &mut arrivals);
         for &at in &arrivals {
@@ -655,15 +655,14 @@ impl World {
         for item in items.drain(..) {
             match item {
                 Item::Frame { bytes, msg } => {
-                    if !self.send(conn, Way::Down, &bytes) {
+                    let plain_tag = msg.and_then(|_| plain_push_tag(&bytes));
+                    if !self.send(conn, Way::Down, bytes) {
                         continue;
                     }
                     if let Some(msg) = msg {
                         last = Some(msg);
-                        if bytes[HEADER_LEN..].starts_with(b"0\n") {
-                            let body = String::from_utf8_lossy(&bytes[HEADER_LEN + 2..]);
-                            let text = body.split_once(':').map_or(&*body, |(_, t)| t);
-                            self.checker.written_plain(text);
+                        if let Some(tag) = plain_tag {
+                            self.checker.written_plain(tag);
                         }
                     }
                 }
@@ -855,4 +854,11 @@ impl Up {
             reply_sessions: BTreeMap::new(),
         }
     }
+}
+
+/// The tag of the message a push frame for the original client (`0\nSENDER:TEXT`) carries.
+fn plain_push_tag(frame: &[u8]) -> Option<super::check::Tag> {
+    let body = frame[HEADER_LEN..].strip_prefix(b"0\n")?;
+    let text = body.iter().position(|&b| b == b':').map_or(body, |at| &body[at + 1..]);
+    super::check::tag_key(&String::from_utf8_lossy(text))
 }

@@ -132,23 +132,14 @@ pub fn encode_parts(parts: &[&[u8]], out: &mut Vec<u8>) {
     }
 }
 
-/// The header for a body of `len` bytes: its decimal digits, left-justified and space-padded
-/// like Python's `str(len).ljust(10)`. Built by hand: this runs once per frame.
+/// The header for a body of `len` bytes (at most [`LEN_ENCODABLE_MAX`]): its decimal digits,
+/// left-justified and space-padded like Python's `str(len).ljust(10)`. Not `format!`: this runs
+/// once per frame.
 fn header(len: usize) -> [u8; HEADER_LEN] {
-    let mut digits = [0u8; HEADER_LEN];
-    let (mut rest, mut count) = (len, 0);
-    loop {
-        digits[count] = b'0' + (rest % 10) as u8;
-        count += 1;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(len).as_bytes();
     let mut header = [b' '; HEADER_LEN];
-    for (slot, digit) in header.iter_mut().zip(digits[..count].iter().rev()) {
-        *slot = *digit;
-    }
+    header[..digits.len()].copy_from_slice(digits);
     header
 }
 
