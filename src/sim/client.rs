@@ -14,6 +14,7 @@ use rand_chacha::ChaCha20Rng;
 use super::scenario::{Chan, Op};
 use super::workload::{self, View, Workload};
 use crate::wire::Request;
+use crate::wire::reply::NEEDS_LOGIN;
 use crate::wire::{encode, Decoder};
 
 /// Something the world must do or know, in order.
@@ -283,9 +284,10 @@ impl Client {
     fn reply(&mut self, body: Vec<u8>, acts: &mut Vec<Act>) {
         // A frame nobody asked for is a notice before a close (a timeout): nothing to check.
         let Some(op) = self.awaiting.take() else { return };
-        let text = String::from_utf8_lossy(&body).into_owned();
+        let ok = body.starts_with(b"0\n");
+        let needs_login = body.strip_prefix(b"-1\n") == Some(NEEDS_LOGIN.as_bytes());
+        let ticket = (ok && op == Op::Relay { ticket: true }).then(|| body[2..].to_vec());
         acts.push(Act::Reply(body));
-        let ok = text.starts_with("0\n");
         match &op {
             Op::Register { name, .. } | Op::Login { name, .. } if ok => {
                 self.session = Some(name.clone())
@@ -298,14 +300,14 @@ impl Client {
                 return acts.push(Act::Wake(LOGIN_RETRY_MS));
             }
             Op::Relay { ticket: true } if ok => {
-                if let (None, Some(name)) = (&self.relay, &self.session) {
-                    let hello = format!("{name}\n{}", &text[2..]).into_bytes();
+                if let (None, Some(name), Some(ticket)) = (&self.relay, &self.session, ticket) {
+                    let hello = [name.as_bytes(), b"\n", &ticket].concat();
                     self.open_relay(hello, true, acts);
                 }
             }
             _ => {}
         }
-        if text.strip_prefix("-1\n") == Some(crate::wire::reply::NEEDS_LOGIN) {
+        if needs_login {
             self.session = None;
         }
         let delay = self.think();
