@@ -13,8 +13,8 @@ use rand_chacha::ChaCha20Rng;
 
 use super::scenario::{Chan, Op};
 use super::workload::{self, View, Workload};
-use crate::wire::Request;
 use crate::wire::reply::NEEDS_LOGIN;
+use crate::wire::Request;
 use crate::wire::{encode, Decoder};
 
 /// Something the world must do or know, in order.
