@@ -8,8 +8,7 @@
 //! thread) and reports `Written`. Those delays are drawn from the seed, so the races between a
 //! client's command and relay threads are reachable and repeatable.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
@@ -28,6 +27,7 @@ use super::disk::MemStore;
 use super::disk::{SimStore, WalStore};
 use super::net::{Due, Net, Way};
 use super::options::{FaultMix, RunOptions};
+use super::queue::Queue;
 use super::rng::{child, Stream};
 use super::scenario::{Action, Chan, Dir, Op, Scenario};
 use super::trace::{Line, Trace};
@@ -85,31 +85,6 @@ enum Ev {
 }
 
 #[derive(Debug)]
-struct Entry {
-    at_ms: u64,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at_ms, self.seq) == (other.at_ms, other.seq)
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    /// Reversed, so the max-heap pops the earliest (time, seq).
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at_ms, other.seq).cmp(&(self.at_ms, self.seq))
-    }
-}
-
-#[derive(Debug)]
 enum Item {
     Frame { bytes: Vec<u8>, msg: Option<MsgId> },
     Close,
@@ -148,8 +123,7 @@ const OPS_MS_MAX: u64 = 600_000;
 pub struct World {
     seed: u64,
     now_ms: u64,
-    seq: u64,
-    queue: BinaryHeap<Entry>,
+    queue: Queue<Ev>,
     opts: RunOptions,
     mix: FaultMix,
     config: Config,
@@ -244,8 +218,7 @@ impl World {
         World {
             seed,
             now_ms: 0,
-            seq: 0,
-            queue: BinaryHeap::new(),
+            queue: Queue::default(),
             trace: Trace::new(opts.keep_trace),
             opts,
             mix,
@@ -321,12 +294,12 @@ impl World {
 
     /// Handles the next event if it is due by `deadline_ms`; false if there is none.
     fn step(&mut self, deadline_ms: u64) -> bool {
-        if self.queue.peek().map_or(true, |e| e.at_ms > deadline_ms) {
+        if self.queue.peek_time().map_or(true, |at_ms| at_ms > deadline_ms) {
             return false;
         }
-        let entry = self.queue.pop().expect("peeked");
-        self.now_ms = entry.at_ms;
-        self.handle(entry.ev);
+        let (at_ms, ev) = self.queue.pop().expect("peeked");
+        self.now_ms = at_ms;
+        self.handle(ev);
         true
     }
 
@@ -344,8 +317,7 @@ impl World {
     }
 
     fn schedule(&mut self, at_ms: u64, ev: Ev) {
-        self.seq += 1;
-        self.queue.push(Entry { at_ms: at_ms.max(self.now_ms), seq: self.seq, ev });
+        self.queue.push(at_ms.max(self.now_ms), ev);
     }
 
     fn wake(&mut self, client: usize, at_ms: u64) {
@@ -359,12 +331,12 @@ impl World {
 
     /// Runs to the end and reports.
     pub fn run(mut self) -> Outcome {
-        while let Some(entry) = self.queue.pop() {
-            self.now_ms = entry.at_ms;
+        while let Some((at_ms, ev)) = self.queue.pop() {
+            self.now_ms = at_ms;
             if self.phase == Phase::Ops && self.now_ms > OPS_MS_MAX {
                 self.begin_liveness();
             }
-            self.handle(entry.ev);
+            self.handle(ev);
             if self.checker.violation().is_some() || self.phase == Phase::Done {
                 break;
             }
