@@ -43,7 +43,9 @@ pub fn password_of(name: &str) -> String {
 }
 
 fn pool_name(rng: &mut ChaCha20Rng, names: usize) -> String {
-    format!("u{}", rng.gen_range(0..names.max(1)))
+    // Not format!: this runs once per random send.
+    let mut digits = itoa::Buffer::new();
+    ["u", digits.format(rng.gen_range(0..names.max(1)))].concat()
 }
 
 fn credentials(rng: &mut ChaCha20Rng, names: usize) -> (String, String) {

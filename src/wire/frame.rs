@@ -103,13 +103,22 @@ impl Decoder {
 
 fn parse_header(header: &[u8], body_len_max: usize) -> Result<usize, FrameError> {
     let bad = || FrameError::BadHeader { shown: String::from_utf8_lossy(header).into_owned() };
-    let digits = header.trim_ascii_start().trim_ascii_end();
-    let spaces_only = header.iter().all(|b| b.is_ascii_digit() || *b == b' ');
-    if digits.is_empty() || !spaces_only || !digits.iter().all(u8::is_ascii_digit) {
+    // Spaces, then at least one digit, then spaces, in one pass (this runs once per frame).
+    let (mut len_declared, mut digits_seen, mut digits_ended) = (0u64, false, false);
+    for &byte in header {
+        match byte {
+            b'0'..=b'9' if !digits_ended => {
+                // Ten digits fit in a u64, so this cannot overflow.
+                len_declared = len_declared * 10 + u64::from(byte - b'0');
+                digits_seen = true;
+            }
+            b' ' => digits_ended = digits_seen,
+            _ => return Err(bad()),
+        }
+    }
+    if !digits_seen {
         return Err(bad());
     }
-    // Ten digits fit in a u64, so this cannot overflow.
-    let len_declared = digits.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
     if len_declared > body_len_max as u64 {
         return Err(FrameError::TooLarge { len_declared, len_max: body_len_max });
     }
@@ -201,6 +210,32 @@ mod tests {
         let mut decoder = Decoder::new(100);
         decoder.feed(b"   3      abc");
         assert_eq!(decoder.decode().unwrap(), Some(b"abc".to_vec()));
+    }
+
+    /// The header rule written plainly: spaces around a non-empty run of digits.
+    fn header_len_reference(header: &[u8]) -> Option<u64> {
+        let digits = header.trim_ascii_start().trim_ascii_end();
+        let spaces_only = header.iter().all(|b| b.is_ascii_digit() || *b == b' ');
+        let valid = !digits.is_empty() && spaces_only && digits.iter().all(u8::is_ascii_digit);
+        valid.then(|| digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
+    }
+
+    #[test]
+    fn the_header_parser_agrees_with_the_plain_rule() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let alphabet = b"  0123456789\tx";
+        for _ in 0..20_000 {
+            let header: Vec<u8> =
+                (0..HEADER_LEN).map(|_| alphabet[rng.gen_range(0..alphabet.len())]).collect();
+            let parsed = parse_header(&header, usize::MAX).ok().map(|len| len as u64);
+            assert_eq!(
+                parsed,
+                header_len_reference(&header),
+                "{:?}",
+                String::from_utf8_lossy(&header)
+            );
+        }
     }
 
     #[test]
