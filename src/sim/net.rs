@@ -113,12 +113,10 @@ impl Net {
         }
         let mix = &self.mix;
         let rng = &mut self.rng;
-        let pieces = if mix.fragment_percent > 0 && rng.gen_range(0..100) < mix.fragment_percent {
-            fragment(rng, &bytes, mix.bytewise_percent)
-        } else {
-            vec![bytes]
-        };
-        for piece in pieces {
+        let fragmented = mix.fragment_percent > 0 && rng.gen_range(0..100) < mix.fragment_percent;
+        let pieces =
+            if fragmented { fragment(rng, &bytes, mix.bytewise_percent) } else { Vec::new() };
+        for piece in pieces.into_iter().chain((!fragmented).then_some(bytes)) {
             let at = arrival(rng, mix, now_ms, pipe);
             pipe.queue.push_back((at, Piece::Bytes(piece)));
             arrivals.push(at);
