@@ -80,7 +80,7 @@ impl Default for Config {
 /// A limit in milliseconds as a reply shows it: whole seconds as `30 s`, anything else as
 /// `300 ms` (so a short test deadline is not shown as `0 s`).
 pub(crate) fn duration_text(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{ms} ms")

@@ -203,7 +203,7 @@ impl Net {
         self.partitions.retain(|p| p.until_ms > now_ms);
         self.partitions
             .iter()
-            .filter(|p| p.client == client && p.chan.map_or(true, |c| c == chan))
+            .filter(|p| p.client == client && p.chan.is_none_or(|c| c == chan))
             .filter(|p| {
                 matches!((p.dir, way), (Dir::Both, _) | (Dir::Up, Way::Up) | (Dir::Down, Way::Down))
             })

@@ -294,7 +294,7 @@ impl World {
 
     /// Handles the next event if it is due by `deadline_ms`; false if there is none.
     fn step(&mut self, deadline_ms: u64) -> bool {
-        if self.queue.peek_time().map_or(true, |at_ms| at_ms > deadline_ms) {
+        if self.queue.peek_time().is_none_or(|at_ms| at_ms > deadline_ms) {
             return false;
         }
         let (at_ms, ev) = self.queue.pop().expect("peeked");

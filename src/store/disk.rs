@@ -94,6 +94,20 @@ impl<D: Disk + ?Sized> Disk for &mut D {
     }
 }
 
+/// Takes the exclusive lock on `dir`'s lock file without waiting.
+fn lock_dir(dir: &std::path::Path) -> io::Result<File> {
+    let file =
+        OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "the data directory is in use (another chatroom server holds its LOCK file)",
+        )),
+        Err(fs::TryLockError::Error(error)) => Err(error),
+    }
+}
+
 fn check_name(op: &'static str, name: &str) -> Result<(), DiskError> {
     // Bytes, not a `char` pattern: this runs on every append and sync.
     let separator = name.bytes().any(|b| matches!(b, b'/' | b'\\' | 0));
@@ -106,16 +120,25 @@ fn check_name(op: &'static str, name: &str) -> Result<(), DiskError> {
     }
 }
 
+/// The file in a data directory whose lock its owner holds; not one of the disk's files.
+pub const LOCK_FILE: &str = "LOCK";
+
 /// A real directory. Files are synced with `fdatasync`, the directory itself with `fsync`.
+/// The directory is locked while the disk is open: two servers appending to one log would
+/// corrupt it.
 #[derive(Debug)]
 pub struct FsDisk {
     dir: PathBuf,
     /// Files opened for appending, kept open so a batch costs one `write` and one `fdatasync`.
     handles: BTreeMap<String, File>,
+    /// Holds the exclusive lock on [`LOCK_FILE`] (released when the disk is dropped, or by the
+    /// kernel when the process dies).
+    _lock: File,
 }
 
 impl FsDisk {
-    /// Opens (creating it if needed) the directory `dir`.
+    /// Opens (creating it if needed) the directory `dir` and locks it; fails if another disk,
+    /// in this process or another, has it open.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, DiskError> {
         let dir = dir.into();
         let shown = dir.display().to_string();
@@ -130,7 +153,8 @@ impl FsDisk {
                 File::open(parent).map_err(|e| DiskError::new("sync_dir", &shown, e))?;
             parent_file.sync_all().map_err(|e| DiskError::new("sync_dir", &shown, e))?;
         }
-        Ok(FsDisk { dir, handles: BTreeMap::new() })
+        let lock = lock_dir(&dir).map_err(|e| DiskError::new("lock", &shown, e))?;
+        Ok(FsDisk { dir, handles: BTreeMap::new(), _lock: lock })
     }
 
     /// The directory this disk lives in.
@@ -161,7 +185,9 @@ impl Disk for FsDisk {
             let file_type = entry.file_type().map_err(|e| DiskError::new("list", &shown, e))?;
             // Names that are not UTF-8 cannot be ours; skip rather than fail.
             if let (true, Ok(name)) = (file_type.is_file(), entry.file_name().into_string()) {
-                names.push(name);
+                if name != LOCK_FILE {
+                    names.push(name);
+                }
             }
         }
         names.sort();
@@ -461,6 +487,18 @@ pub(crate) mod tests {
     fn fs_disk_keeps_the_contract() {
         let dir = TempDir::new("disk");
         exercise(&mut FsDisk::open(&dir.0).expect("open"));
+    }
+
+    #[test]
+    fn a_data_directory_is_open_in_one_disk_at_a_time() {
+        let dir = TempDir::new("lock");
+        let first = FsDisk::open(&dir.0).expect("open");
+        let error = FsDisk::open(&dir.0).expect_err("a second open must fail");
+        assert_eq!(error.op, "lock");
+        assert!(error.to_string().contains("in use"), "{error}");
+        assert!(first.list().expect("list").is_empty(), "the lock file is not listed");
+        drop(first);
+        FsDisk::open(&dir.0).expect("the lock goes with the disk");
     }
 
     #[test]
