@@ -279,3 +279,19 @@ fn snapshots_keep_the_log_bounded_while_messages_are_delivered() {
     server.shutdown();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_second_server_on_the_same_data_dir_is_refused_until_the_first_stops() {
+    let dir = data_dir("lock");
+    let first = ServerHandle::start(config_in(&dir)).expect("the first server starts");
+    let error = match ServerHandle::start(config_in(&dir)) {
+        Ok(_) => panic!("two servers must not share a log"),
+        Err(error) => error,
+    };
+    assert!(error.to_string().contains("data directory is in use"), "{error}");
+    let mut alice = user(&first, "alice");
+    assert_eq!(alice.request("2\nalice\nstill serving"), "0\nSent to recipient");
+    first.shutdown();
+    let second = ServerHandle::start(config_in(&dir)).expect("starts once the first is gone");
+    second.shutdown();
+}

@@ -76,3 +76,26 @@ impl Default for Config {
         }
     }
 }
+
+/// A limit in milliseconds as a reply shows it: whole seconds as `30 s`, anything else as
+/// `300 ms` (so a short test deadline is not shown as `0 s`).
+pub(crate) fn duration_text(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{ms} ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration_text;
+
+    #[test]
+    fn limits_show_whole_seconds_or_milliseconds() {
+        assert_eq!(duration_text(30_000), "30 s");
+        assert_eq!(duration_text(0), "0 s");
+        assert_eq!(duration_text(300), "300 ms");
+        assert_eq!(duration_text(1_500), "1500 ms");
+    }
+}

@@ -54,9 +54,9 @@ impl Server {
                 }
                 let window_ms = self.config.bare_relay_window_ms;
                 if self.now_ms.saturating_sub(session.login_ms) > window_ms {
-                    let window_s = window_ms / 1000;
+                    let window = super::config::duration_text(window_ms);
                     return Err(format!(
-                        "a bare handshake must follow the login within {window_s} s; use a ticket"
+                        "a bare handshake must follow the login within {window}; use a ticket"
                     ));
                 }
                 false

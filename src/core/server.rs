@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rand_chacha::ChaCha20Rng;
 use thiserror::Error;
 
+use super::config::duration_text;
 use super::names::name_key;
 use super::outbox::Outbox;
 #[cfg(test)]
@@ -351,16 +352,16 @@ impl Server {
                     let text = match self.conns.get(&conn).map(|c| &c.role) {
                         Some(Role::AwaitingHello) => "Relay handshake timed out".to_owned(),
                         _ => format!(
-                            "Login timed out: log in or register within {} s of connecting",
-                            self.config.login_deadline_ms / 1000
+                            "Login timed out: log in or register within {} of connecting",
+                            duration_text(self.config.login_deadline_ms)
                         ),
                     };
                     self.fail_and_close(conn, &text);
                 }
                 Timer::Frame(conn) => {
                     let text = format!(
-                        "Timed out waiting for the rest of a frame ({} s)",
-                        self.config.frame_deadline_ms / 1000
+                        "Timed out waiting for the rest of a frame ({})",
+                        duration_text(self.config.frame_deadline_ms)
                     );
                     self.fail_and_close(conn, &text);
                 }

@@ -583,7 +583,7 @@ impl World {
             format!("{name}'s queue is {queued:?} in the core, {expected:?} in the model")
         })?;
         let pending = self.users[user as usize].relay.as_ref().map(|r| r.unreported.len());
-        ensure(pending.map_or(true, |n| n == queued.len()), Invariant::StateDisagrees, || {
+        ensure(pending.is_none_or(|n| n == queued.len()), Invariant::StateDisagrees, || {
             format!(
                 "{name}'s relay has {pending:?} pushes unreported but {} messages queued",
                 queued.len()

@@ -226,3 +226,21 @@ fn fingerprints_merge_renamed_users_and_separate_real_differences() {
     delivered.push(Step::Confirm { user: 2 });
     assert_ne!(print(&with_relay, &all), print(&delivered, &all));
 }
+
+/// The scenario file a counterexample becomes is one the simulator reads and, with the same
+/// bug planted, fails on; without the bug the same file passes.
+#[test]
+fn a_counterexample_file_replays_in_the_simulator() {
+    use crate::sim::{run_scenario, RunOptions};
+    let mut scenario = scenario(2, 2, 0);
+    scenario.config.planted = Planted::TakeoverLosesMessage;
+    let found = run(&scenario, 1).counterexample.expect("found");
+    let text = super::trace::to_sim_scenario(&found, "test");
+    let parsed: crate::sim::Scenario = text.parse().expect("the simulator reads the file");
+    let planted = RunOptions { planted: Planted::TakeoverLosesMessage, ..RunOptions::default() };
+    let outcome = run_scenario(&parsed, &planted);
+    let violation = outcome.violation.expect("the simulator finds the bug the checker found");
+    assert_eq!(violation.invariant, "no acknowledged message is lost");
+    let clean = run_scenario(&parsed, &RunOptions::default());
+    assert_eq!(clean.violation, None, "without the bug the scenario passes");
+}

@@ -36,6 +36,11 @@ enum Known {
     Unknown,
 }
 
+/// A username as the oracle knows it: an index into the checker's table of lower-cased names
+/// (interned, so the per-request bookkeeping compares and indexes integers, not strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct NameId(u32);
+
 #[derive(Debug, Clone)]
 struct NameState {
     exists: Known,
@@ -56,7 +61,7 @@ struct NameState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Session {
     Out,
-    In { key: String, account: Option<AccountId>, certain_epoch: Option<u64> },
+    In { key: NameId, account: Option<AccountId>, certain_epoch: Option<u64> },
 }
 
 #[derive(Debug, Clone)]
@@ -72,7 +77,7 @@ struct Pending {
     session_alone: Option<u64>,
     crashes: u64,
     /// Names whose state was known and quiet at send (for list replies).
-    list_known: Vec<(String, bool, u64)>,
+    list_known: Vec<(NameId, bool, u64)>,
     tag: Option<Tag>,
     /// When the reply arrived (set on arrival).
     reply_ms: u64,
@@ -84,15 +89,15 @@ struct ClientState {
     pending: Option<Pending>,
     failures_ms: Vec<u64>,
     /// Every session this client obtained: (when, name key, account).
-    sessions_held: Vec<(u64, String, Option<AccountId>)>,
+    sessions_held: Vec<(u64, NameId, Option<AccountId>)>,
 }
 
 #[derive(Debug, Clone)]
 struct MsgInfo {
     text: String,
     from_client: usize,
-    from_key: Option<String>,
-    to_key: String,
+    from_key: Option<NameId>,
+    to_key: NameId,
     seq: u64,
     sent_ms: u64,
     acked: bool,
@@ -111,9 +116,11 @@ struct RelayState {
 /// The checker of one run.
 #[derive(Debug, Clone)]
 pub struct Checker {
-    names: BTreeMap<String, NameState>,
+    /// Every name seen, lower-cased, with its id (an index into `names`).
+    ids: BTreeMap<String, NameId>,
+    names: Vec<(String, NameState)>,
     clients: Vec<ClientState>,
-    msgs: BTreeMap<Tag, MsgInfo>,
+    msgs: Msgs,
     relays: BTreeMap<u64, RelayState>,
     crashes: u64,
     throttle_window_ms: u64,
@@ -134,21 +141,69 @@ pub type Tag = (usize, u64);
 
 /// The tag of a message text (`#C.K ...`), if it has one.
 pub fn tag_key(text: &str) -> Option<Tag> {
-    let (client, seq) = tag_of(text).strip_prefix('#')?.split_once('.')?;
-    Some((client.parse().ok()?, seq.parse().ok()?))
+    // By hand over bytes: this runs several times per message.
+    let tag = tag_of(text).strip_prefix('#')?.as_bytes();
+    let dot = tag.iter().position(|&b| b == b'.')?;
+    Some((decimal(&tag[..dot])? as usize, decimal(&tag[dot + 1..])?))
+}
+
+/// A decimal number of at most 18 digits (no sign, no spaces).
+fn decimal(digits: &[u8]) -> Option<u64> {
+    let valid = !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit);
+    valid.then(|| digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+/// Every tagged message sent, by tag. Tags are dense (each client numbers its messages from 1),
+/// so a table indexed by client and number replaces a map: this is looked up on every push.
+#[derive(Debug, Clone, Default)]
+struct Msgs {
+    by_client: Vec<Vec<Option<MsgInfo>>>,
+}
+
+impl Msgs {
+    fn insert(&mut self, (client, seq): Tag, info: MsgInfo) {
+        if self.by_client.len() <= client {
+            self.by_client.resize_with(client + 1, Vec::new);
+        }
+        let slots = &mut self.by_client[client];
+        let at = seq as usize;
+        if slots.len() <= at {
+            slots.resize_with(at + 1, || None);
+        }
+        slots[at] = Some(info);
+    }
+
+    fn get(&self, &(client, seq): &Tag) -> Option<&MsgInfo> {
+        self.by_client.get(client)?.get(usize::try_from(seq).ok()?)?.as_ref()
+    }
+
+    fn get_mut(&mut self, &(client, seq): &Tag) -> Option<&mut MsgInfo> {
+        self.by_client.get_mut(client)?.get_mut(usize::try_from(seq).ok()?)?.as_mut()
+    }
+
+    /// In tag order.
+    fn iter(&self) -> impl Iterator<Item = (Tag, &MsgInfo)> {
+        self.by_client.iter().enumerate().flat_map(|(client, slots)| {
+            slots
+                .iter()
+                .enumerate()
+                .filter_map(move |(seq, m)| Some(((client, seq as u64), m.as_ref()?)))
+        })
+    }
 }
 
 /// The tag of a message text (`#C.K`), as text.
 pub fn tag_of(text: &str) -> &str {
-    text.split(' ').next().unwrap_or(text)
+    text.as_bytes().iter().position(|&b| b == b' ').map_or(text, |at| &text[..at])
 }
 
 impl Checker {
     pub fn new(throttle_window_ms: u64, bare_relay_window_ms: u64) -> Self {
         Checker {
-            names: BTreeMap::new(),
+            ids: BTreeMap::new(),
+            names: Vec::new(),
             clients: Vec::new(),
-            msgs: BTreeMap::new(),
+            msgs: Msgs::default(),
             relays: BTreeMap::new(),
             crashes: 0,
             throttle_window_ms,
@@ -183,8 +238,21 @@ impl Checker {
         }
     }
 
-    fn name(&mut self, key: &str) -> &mut NameState {
-        self.names.entry(key.to_owned()).or_insert_with(|| NameState {
+    /// The id of `name` (case-insensitive), interned on first sight.
+    fn id(&mut self, name: &str) -> NameId {
+        let lowered;
+        let k = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = key(name);
+            lowered.as_str()
+        } else {
+            name
+        };
+        if let Some(&id) = self.ids.get(k) {
+            return id;
+        }
+        let id = NameId(u32::try_from(self.names.len()).expect("fewer than 2^32 names"));
+        self.ids.insert(k.to_owned(), id);
+        let state = NameState {
             exists: Known::No,
             epoch: 0,
             mutations_in_flight: 0,
@@ -193,7 +261,17 @@ impl Checker {
             password: None,
             deletes: Vec::new(),
             failures_ms: Vec::new(),
-        })
+        };
+        self.names.push((k.to_owned(), state));
+        id
+    }
+
+    fn name(&mut self, id: NameId) -> &mut NameState {
+        &mut self.names[id.0 as usize].1
+    }
+
+    fn key_of(&self, id: NameId) -> &str {
+        &self.names[id.0 as usize].0
     }
 
     fn client(&mut self, client: usize) -> &mut ClientState {
@@ -209,7 +287,7 @@ impl Checker {
 
     fn certainly_in(&mut self, client: usize) -> bool {
         match self.session(client) {
-            Session::In { key, certain_epoch: Some(e), .. } => self.name(&key).session_epoch == e,
+            Session::In { key, certain_epoch: Some(e), .. } => self.name(key).session_epoch == e,
             _ => false,
         }
     }
@@ -223,54 +301,47 @@ impl Checker {
 
     /// A client sent a request.
     pub fn sent(&mut self, now_ms: u64, client: usize, op: &Op, tag: Option<&str>) {
-        let mutation = match op {
-            Op::Register { name, .. } | Op::Delete { name, .. } => Some(key(name)),
-            _ => None,
-        };
         let target = match op {
             Op::Register { name, .. } | Op::Login { name, .. } | Op::Delete { name, .. } => {
-                Some(key(name))
+                Some(self.id(name))
             }
-            Op::Send { to, .. } => Some(key(to)),
+            Op::Send { to, .. } => Some(self.id(to)),
             _ => None,
         };
-        if let Some(k) = &mutation {
+        let mutation = matches!(op, Op::Register { .. } | Op::Delete { .. });
+        let login = matches!(op, Op::Register { .. } | Op::Login { .. });
+        let (mut clean_epoch, mut session_alone, mut exists_at_send) = (None, None, Known::Unknown);
+        if let Some(k) = target {
             let state = self.name(k);
-            state.epoch += 1;
-            state.mutations_in_flight += 1;
-            if matches!(op, Op::Delete { .. }) {
-                state.deletes.push((now_ms, u64::MAX));
+            if mutation {
+                state.epoch += 1;
+                state.mutations_in_flight += 1;
+                if matches!(op, Op::Delete { .. }) {
+                    state.deletes.push((now_ms, u64::MAX));
+                }
             }
-        }
-        if let Op::Register { name, .. } | Op::Login { name, .. } = op {
-            let state = self.name(&key(name));
-            state.session_epoch += 1;
-            state.logins_in_flight += 1;
-        }
-        let clean_epoch = target.as_ref().and_then(|k| {
-            let own = u32::from(mutation.is_some());
-            let state = self.name(k);
-            (state.mutations_in_flight == own).then_some(state.epoch)
-        });
-        let session_alone = match op {
-            Op::Register { name, .. } | Op::Login { name, .. } => {
-                let state = self.name(&key(name));
-                (state.logins_in_flight == 1).then_some(state.session_epoch)
+            if login {
+                state.session_epoch += 1;
+                state.logins_in_flight += 1;
+                session_alone = (state.logins_in_flight == 1).then_some(state.session_epoch);
             }
-            _ => None,
-        };
-        let exists_at_send = target.as_ref().map_or(Known::Unknown, |k| self.name(k).exists);
+            let own = u32::from(mutation);
+            clean_epoch = (state.mutations_in_flight == own).then_some(state.epoch);
+            exists_at_send = state.exists;
+        }
         let list_known = if matches!(op, Op::List { .. }) {
-            self.names
-                .iter()
+            // In name order (the map's), as the list's checks report them.
+            self.ids
+                .values()
+                .map(|&id| (id, &self.names[id.0 as usize].1))
                 .filter(|(_, s)| s.mutations_in_flight == 0 && s.exists != Known::Unknown)
-                .map(|(k, s)| (k.clone(), s.exists == Known::Yes, s.epoch))
+                .map(|(id, s)| (id, s.exists == Known::Yes, s.epoch))
                 .collect()
         } else {
             Vec::new()
         };
         let tag = tag.and_then(tag_key);
-        if let (Op::Send { to, text }, Some(tag)) = (op, tag) {
+        if let (Op::Send { text, .. }, Some(tag), Some(to_key)) = (op, tag, target) {
             let from_key = match self.session(client) {
                 Session::In { key, .. } => Some(key),
                 Session::Out => None,
@@ -280,7 +351,7 @@ impl Checker {
                 text: text.clone(),
                 from_client: client,
                 from_key,
-                to_key: key(to),
+                to_key,
                 seq,
                 sent_ms: now_ms,
                 acked: false,
@@ -322,11 +393,11 @@ impl Checker {
     /// Bookkeeping when a request ends (answered, or lost when `lost`).
     fn end_request(&mut self, now_ms: u64, pending: &Pending, lost: bool) {
         let mutation = match &pending.op {
-            Op::Register { name, .. } | Op::Delete { name, .. } => Some(key(name)),
+            Op::Register { name, .. } | Op::Delete { name, .. } => Some(self.id(name)),
             _ => None,
         };
         if let Some(k) = mutation {
-            let state = self.name(&k);
+            let state = self.name(k);
             state.epoch += 1;
             state.mutations_in_flight = state.mutations_in_flight.saturating_sub(1);
             if lost {
@@ -339,12 +410,14 @@ impl Checker {
             }
         }
         if let Op::Register { name, .. } | Op::Login { name, .. } = &pending.op {
-            let state = self.name(&key(name));
+            let id = self.id(name);
+            let state = self.name(id);
             state.logins_in_flight = state.logins_in_flight.saturating_sub(1);
         }
         if lost {
             if let Op::Login { name, .. } | Op::Delete { name, .. } = &pending.op {
-                self.name(&key(name)).failures_ms.push(now_ms);
+                let id = self.id(name);
+                self.name(id).failures_ms.push(now_ms);
             }
         }
     }
@@ -352,7 +425,7 @@ impl Checker {
     /// The server crashed: every request in flight may or may not have happened.
     pub fn crashed(&mut self) {
         self.crashes += 1;
-        for state in self.names.values_mut() {
+        for (_, state) in &mut self.names {
             state.epoch += 1;
             if state.mutations_in_flight > 0 {
                 state.exists = Known::Unknown;
@@ -362,7 +435,7 @@ impl Checker {
 
     /// Whether the reply to `pending` must match the oracle's state at send: it was known, no
     /// other mutation of the name overlapped the request, and no crash happened meanwhile.
-    fn strict(&mut self, pending: &Pending, k: &str) -> bool {
+    fn strict(&mut self, pending: &Pending, k: NameId) -> bool {
         let crashes = self.crashes;
         let state = self.name(k);
         pending.exists_at_send != Known::Unknown
@@ -373,7 +446,7 @@ impl Checker {
     /// Learns that `k` exists (or not) from the reply to `pending`, unless another mutation of
     /// it overlapped the request or is still in flight, or a crash intervened: then the order
     /// is unknown, and so is the state.
-    fn learn(&mut self, pending: &Pending, k: &str, exists: bool, own_mutation: u32) {
+    fn learn(&mut self, pending: &Pending, k: NameId, exists: bool, own_mutation: u32) {
         let crashes = self.crashes;
         let state = self.name(k);
         let quiet = pending.clean_epoch == Some(state.epoch) && pending.crashes == crashes;
@@ -384,7 +457,7 @@ impl Checker {
         };
     }
 
-    fn recently_failed(&mut self, now_ms: u64, client: usize, k: Option<&str>) -> bool {
+    fn recently_failed(&mut self, now_ms: u64, client: usize, k: Option<NameId>) -> bool {
         let window = self.throttle_window_ms;
         let recent = |v: &Vec<u64>| v.iter().any(|&t| t + window >= now_ms);
         let by_client = recent(&self.client(client).failures_ms);
@@ -392,7 +465,7 @@ impl Checker {
         by_client || by_name
     }
 
-    fn record_failure(&mut self, now_ms: u64, client: usize, k: Option<&str>) {
+    fn record_failure(&mut self, now_ms: u64, client: usize, k: Option<NameId>) {
         self.client(client).failures_ms.push(now_ms);
         if let Some(k) = k {
             self.name(k).failures_ms.push(now_ms);
@@ -464,8 +537,8 @@ impl Checker {
         match &p.op {
             Op::Help => self.expect(ok && text == HELP, now_ms, "help reply", what),
             Op::Register { name, password } => {
-                let k = key(name);
-                let strict = self.strict(p, &k);
+                let k = self.id(name);
+                let strict = self.strict(p, k);
                 let exists = p.exists_at_send;
                 if ok && text == REGISTER_OK {
                     self.expect(
@@ -474,9 +547,9 @@ impl Checker {
                         "a taken name cannot be registered",
                         what,
                     );
-                    self.learn(p, &k, true, 1);
-                    self.name(&k).password = Some(password.clone());
-                    self.logged_in(client, p, &k, account, 1);
+                    self.learn(p, k, true, 1);
+                    self.name(k).password = Some(password.clone());
+                    self.logged_in(client, p, k, account, 1);
                 } else if !ok && text == NAME_TAKEN {
                     self.expect(
                         !(strict && exists == Known::No),
@@ -484,16 +557,16 @@ impl Checker {
                         "a free name can be registered",
                         what,
                     );
-                    self.learn(p, &k, true, 1);
+                    self.learn(p, k, true, 1);
                 } else {
                     self.fail(now_ms, "register reply", what());
                 }
             }
             Op::Login { name, password } => {
-                let k = key(name);
-                let strict = self.strict(p, &k);
+                let k = self.id(name);
+                let strict = self.strict(p, k);
                 let exists = p.exists_at_send;
-                let correct = self.name(&k).password.as_ref().map(|pw| pw == password);
+                let correct = self.name(k).password.as_ref().map(|pw| pw == password);
                 if ok && text == LOGIN_OK {
                     self.expect(
                         correct != Some(false),
@@ -507,25 +580,25 @@ impl Checker {
                         "no login to a missing account",
                         what,
                     );
-                    self.learn(p, &k, true, 0);
-                    self.logged_in(client, p, &k, account, 0);
+                    self.learn(p, k, true, 0);
+                    self.logged_in(client, p, k, account, 0);
                 } else if !ok && text == LOGIN_FAILED {
                     let existing = strict && exists == Known::Yes && correct == Some(true);
                     self.expect(!existing, now_ms, "the right password logs in", what);
                     if correct == Some(true) {
-                        self.learn(p, &k, false, 0);
+                        self.learn(p, k, false, 0);
                     }
-                    self.record_failure(now_ms, client, Some(&k));
+                    self.record_failure(now_ms, client, Some(k));
                 } else if throttled {
-                    let fair = self.recently_failed(now_ms, client, Some(&k));
+                    let fair = self.recently_failed(now_ms, client, Some(k));
                     self.expect(fair, now_ms, "throttling follows failures", what);
                 } else {
                     self.fail(now_ms, "login reply", what());
                 }
             }
             Op::Send { to, .. } => {
-                let k = key(to);
-                let strict = self.strict(p, &k);
+                let k = self.id(to);
+                let strict = self.strict(p, k);
                 let exists = p.exists_at_send;
                 if ok && text == SEND_OK {
                     self.expect(
@@ -534,7 +607,7 @@ impl Checker {
                         "no send to a missing account",
                         what,
                     );
-                    self.learn(p, &k, true, 0);
+                    self.learn(p, k, true, 0);
                     if let Some(msg) = p.tag.and_then(|t| self.msgs.get_mut(&t)) {
                         msg.acked = true;
                     }
@@ -545,7 +618,7 @@ impl Checker {
                         "a send to an account is accepted",
                         what,
                     );
-                    self.learn(p, &k, false, 0);
+                    self.learn(p, k, false, 0);
                 } else if !ok
                     && (text.contains("mailbox is full") || text.contains("store is full"))
                 {
@@ -556,12 +629,12 @@ impl Checker {
             }
             Op::List { .. } => self.check_list(now_ms, p, ok, text, &what()),
             Op::Delete { name, password } => {
-                let k = key(name);
+                let k = self.id(name);
                 let session_key = match self.session(client) {
                     Session::In { key, .. } => Some(key),
                     Session::Out => None,
                 };
-                let correct = self.name(&k).password.as_ref().map(|pw| pw == password);
+                let correct = self.name(k).password.as_ref().map(|pw| pw == password);
                 if ok && text == DELETE_OK {
                     self.expect(
                         correct != Some(false),
@@ -569,17 +642,17 @@ impl Checker {
                         "a wrong password never deletes",
                         what,
                     );
-                    self.learn(p, &k, false, 1);
-                    self.name(&k).session_epoch += 1;
+                    self.learn(p, k, false, 1);
+                    self.name(k).session_epoch += 1;
                     self.client(client).session = Some(Session::Out);
                 } else if !ok && text == DELETE_REFUSED {
-                    let own = session_key.as_deref() == Some(k.as_str());
-                    let strict = self.strict(p, &k);
+                    let own = session_key == Some(k);
+                    let strict = self.strict(p, k);
                     let refused_wrongly = certainly_in && own && strict && correct == Some(true);
                     self.expect(!refused_wrongly, now_ms, "the owner can delete the account", what);
-                    self.record_failure(now_ms, client, Some(&k));
+                    self.record_failure(now_ms, client, Some(k));
                 } else if throttled {
-                    let fair = self.recently_failed(now_ms, client, Some(&k));
+                    let fair = self.recently_failed(now_ms, client, Some(k));
                     self.expect(fair, now_ms, "throttling follows failures", what);
                 } else {
                     self.fail(now_ms, "delete reply", what());
@@ -605,14 +678,15 @@ impl Checker {
         let Op::List { pattern } = &p.op else { return };
         let listed: BTreeSet<String> = text.split(' ').filter(|s| !s.is_empty()).map(key).collect();
         let pattern = if pattern.is_empty() { "*" } else { pattern.as_str() };
-        for (k, exists, epoch) in &p.list_known {
-            let quiet =
-                self.names.get(k).is_some_and(|s| s.epoch == *epoch) && p.crashes == self.crashes;
+        for &(id, exists, epoch) in &p.list_known {
+            let (k, state) = &self.names[id.0 as usize];
+            let quiet = state.epoch == epoch && p.crashes == self.crashes;
             if !quiet || !crate::core::glob_match(pattern, k) {
                 continue;
             }
             let shown = listed.contains(k);
-            self.expect(shown == *exists, now_ms, "list shows exactly the accounts", || {
+            let k = k.clone();
+            self.expect(shown == exists, now_ms, "list shows exactly the accounts", || {
                 format!("{what}: {k} exists={exists} but listed={shown}")
             });
         }
@@ -623,17 +697,16 @@ impl Checker {
         &mut self,
         client: usize,
         p: &Pending,
-        k: &str,
+        key: NameId,
         account: Option<AccountId>,
         own_mutation: u32,
     ) {
-        let state = self.name(k);
+        let state = self.name(key);
         let alone = p.session_alone == Some(state.session_epoch)
             && state.mutations_in_flight == own_mutation;
         let certain = alone.then_some(state.session_epoch);
-        let key = k.to_owned();
         let now_ms = p.reply_ms;
-        self.client(client).sessions_held.push((now_ms, key.clone(), account));
+        self.client(client).sessions_held.push((now_ms, key, account));
         self.client(client).session = Some(Session::In { key, account, certain_epoch: certain });
     }
 
@@ -660,62 +733,68 @@ impl Checker {
     /// A message was pushed and received on relay `conn`.
     pub fn pushed(&mut self, now_ms: u64, conn: u64, sender: &str, text: &str) {
         self.delivered += 1;
-        let tag = tag_key(text);
-        let Some((tag, msg)) = tag.and_then(|t| Some((t, self.msgs.get(&t)?.clone()))) else {
+        let Some((tag, msg)) = tag_key(text).and_then(|t| Some((t, self.msgs.get(&t)?))) else {
             return self.fail(
                 now_ms,
                 "nothing is delivered that was not sent",
                 format!("relay {conn} got {sender}:{text:?}"),
             );
         };
-        let Some((client, opened_ms)) = self.relays.get(&conn).map(|r| (r.client, r.opened_ms))
-        else {
+        let Some(relay) = self.relays.get(&conn) else {
             return self.fail(
                 now_ms,
                 "pushes only on relays",
                 format!("connection {conn} got {text:?}"),
             );
         };
-        let since_ms = opened_ms.saturating_sub(self.bare_relay_window_ms);
+        let client = relay.client;
+        let since_ms = relay.opened_ms.saturating_sub(self.bare_relay_window_ms);
         // The sessions obtained since, and the one obtained last before (maybe still live).
         let all = &self.clients[client].sessions_held;
         let first = all.iter().rposition(|(at, _, _)| *at < since_ms).unwrap_or(0);
-        let held: Vec<&(u64, String, Option<AccountId>)> = all[first..].iter().collect();
+        let held = &all[first..];
         let user_held = held.iter().any(|(_, k, _)| *k == msg.to_key);
-        let account_held =
-            held.iter().any(|(_, k, a)| *k == msg.to_key && (a.is_none() || *a == msg.to_account));
-        let account_held = msg.to_account.is_some() && account_held;
+        let account_held = msg.to_account.is_some()
+            && held
+                .iter()
+                .any(|(_, k, a)| *k == msg.to_key && (a.is_none() || *a == msg.to_account));
         let checks = [
             (msg.text == text, "delivered text is the text sent"),
             (user_held, "nothing is delivered to another user"),
             (account_held, "nothing is delivered to another account (a reused name)"),
         ];
+        let acked = msg.acked;
+        let sender_shown =
+            msg.from_key.is_some_and(|k| self.key_of(k).eq_ignore_ascii_case(sender));
+        let (from_client, seq) = (msg.from_client, msg.seq);
         for (ok, invariant) in checks {
             self.checks += 1;
             if !ok {
+                let msg = self.msgs.get(&tag).expect("looked up above");
+                let held: Vec<_> = self.clients[client]
+                    .sessions_held
+                    .iter()
+                    .map(|&(at, k, account)| (at, self.key_of(k), account))
+                    .collect();
                 let detail = format!(
                     "relay {conn} of client {client} got {sender}:{text:?} sent to {} ({:?}); \
-                     the client held {:?}",
-                    msg.to_key, msg.to_account, self.clients[client].sessions_held
+                     the client held {held:?}",
+                    self.key_of(msg.to_key),
+                    msg.to_account,
                 );
                 self.fail(now_ms, invariant, detail);
             }
         }
         let what = || format!("relay {conn} of client {client} got {sender}:{text:?}");
-        if msg.acked {
-            self.expect(
-                msg.from_key.as_deref() == Some(key(sender).as_str()),
-                now_ms,
-                "the sender is shown",
-                what,
-            );
+        if acked {
+            self.expect(sender_shown, now_ms, "the sender is shown", what);
         }
         let relay = self.relays.get_mut(&conn).expect("looked up above");
         let fresh = relay.seen.insert(tag);
-        let last = relay.last_seq.insert(msg.from_client, msg.seq).unwrap_or(0);
+        let last = relay.last_seq.insert(from_client, seq).unwrap_or(0);
         self.expect(fresh, now_ms, "nothing is delivered twice to one relay", what);
-        self.expect(msg.seq > last || !fresh, now_ms, "per-sender order is kept", || {
-            format!("{}, after #{}.{last}", what(), msg.from_client)
+        self.expect(seq > last || !fresh, now_ms, "per-sender order is kept", || {
+            format!("{}, after #{from_client}.{last}", what())
         });
         if let Some(m) = self.msgs.get_mut(&tag) {
             m.delivered = true;
@@ -724,30 +803,28 @@ impl Checker {
 
     /// The server wrote a push for the original client (no acknowledgements): by the protocol
     /// that is delivery, even if the connection dies before the bytes arrive.
-    pub fn written_plain(&mut self, text: &str) {
-        if let Some(m) = tag_key(text).and_then(|t| self.msgs.get_mut(&t)) {
+    pub fn written_plain(&mut self, tag: Tag) {
+        if let Some(m) = self.msgs.get_mut(&tag) {
             m.delivered = true;
         }
     }
 
     // ---- liveness ----------------------------------------------------------------------------
 
-    fn owed(&self) -> impl Iterator<Item = (&Tag, &MsgInfo)> {
+    fn owed(&self) -> impl Iterator<Item = (Tag, &MsgInfo)> {
         self.msgs.iter().filter(|(_, m)| m.acked && !m.delivered).filter(|(_, m)| {
-            let deleted = self
-                .names
-                .get(&m.to_key)
-                .is_some_and(|s| s.deletes.iter().any(|d| d.1 >= m.sent_ms));
+            let to = &self.names[m.to_key.0 as usize].1;
+            let deleted = to.deletes.iter().any(|d| d.1 >= m.sent_ms);
             !deleted
         })
     }
 
     /// Names with acknowledged messages still to deliver, with the password that logs in.
     pub fn owed_names(&self) -> Vec<(String, Option<String>)> {
-        let keys: BTreeSet<&String> = self.owed().map(|(_, m)| &m.to_key).collect();
-        keys.into_iter()
-            .map(|k| (k.clone(), self.names.get(k).and_then(|s| s.password.clone())))
-            .collect()
+        let ids: BTreeSet<NameId> = self.owed().map(|(_, m)| m.to_key).collect();
+        let mut owed: Vec<_> = ids.into_iter().map(|id| &self.names[id.0 as usize]).collect();
+        owed.sort_by(|a, b| a.0.cmp(&b.0));
+        owed.into_iter().map(|(k, state)| (k.clone(), state.password.clone())).collect()
     }
 
     /// How many acknowledged messages are still owed.
@@ -760,7 +837,9 @@ impl Checker {
         let lost: Vec<String> = self
             .owed()
             .take(5)
-            .map(|(&(c, k), m)| format!("#{c}.{k} to {} (sent at {} ms)", m.to_key, m.sent_ms))
+            .map(|((c, k), m)| {
+                format!("#{c}.{k} to {} (sent at {} ms)", self.key_of(m.to_key), m.sent_ms)
+            })
             .collect();
         self.checks += 1;
         if !lost.is_empty() {

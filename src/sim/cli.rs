@@ -230,8 +230,10 @@ impl SimArgs {
 /// Prints the summary of one run; returns whether it passed.
 fn report_outcome(outcome: &Outcome, wall_s: f64) -> bool {
     let ratio = outcome.sim_ms as f64 / 1000.0 / wall_s.max(1e-9);
+    let delivered_per_s = outcome.delivered as f64 / wall_s.max(1e-9);
     println!(
-        "events={} sim_ms={} wall_ms={:.1} sim/wall={ratio:.0}x delivered={} checks={} crashes={} hash={:016x}",
+        "events={} sim_ms={} wall_ms={:.1} sim/wall={ratio:.0}x delivered={} \
+         delivered/s={delivered_per_s:.0} checks={} crashes={} hash={:016x}",
         outcome.events,
         outcome.sim_ms,
         wall_s * 1000.0,

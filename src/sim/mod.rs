@@ -6,7 +6,8 @@
 //! independent ChaCha20 streams ([`rng`]), so a run replays exactly and its trace hash
 //! ([`trace`]) proves it. A run can also be written down as a [`scenario`] file.
 //!
-//! - [`world`]: the event queue and the server glue (the same duties as the TCP adapter).
+//! - [`world`]: the server glue (the same duties as the TCP adapter) and the event loop.
+//! - [`queue`]: the event queue in simulated time.
 //! - [`net`]: simulated byte streams: latency, fragmentation, partitions, resets.
 //! - [`disk`]: the store seam, with unsynced writes lost and torn tails on a crash.
 //! - [`client`] and [`workload`]: scripted and random clients as state machines.
@@ -22,6 +23,7 @@ pub mod conformance;
 pub mod disk;
 pub mod net;
 pub mod options;
+pub mod queue;
 pub mod rng;
 pub mod run;
 pub mod scenario;

@@ -95,15 +95,15 @@ impl Net {
         self.links.get(&conn).map(|l| (l.client, l.chan))
     }
 
-    /// Writes `bytes` on `conn` in direction `way`; pushes the arrival time of each piece (in
-    /// order) onto `arrivals`. Returns false if the connection is gone (the write fails); a
+    /// Writes `bytes` on `conn` in direction `way` (moved, not copied, when not fragmented);
+    /// pushes the arrival time of each piece (in order) onto `arrivals`. Returns false if the connection is gone (the write fails); a
     /// write to a peer that closed succeeds and vanishes, as it would into a socket buffer.
     pub fn send(
         &mut self,
         now_ms: u64,
         conn: u64,
         way: Way,
-        bytes: &[u8],
+        bytes: Vec<u8>,
         arrivals: &mut Vec<u64>,
     ) -> bool {
         let Some(link) = self.links.get_mut(&conn) else { return false };
@@ -113,12 +113,10 @@ impl Net {
         }
         let mix = &self.mix;
         let rng = &mut self.rng;
-        let pieces = if mix.fragment_percent > 0 && rng.gen_range(0..100) < mix.fragment_percent {
-            fragment(rng, bytes, mix.bytewise_percent)
-        } else {
-            vec![bytes.to_vec()]
-        };
-        for piece in pieces {
+        let fragmented = mix.fragment_percent > 0 && rng.gen_range(0..100) < mix.fragment_percent;
+        let pieces =
+            if fragmented { fragment(rng, &bytes, mix.bytewise_percent) } else { Vec::new() };
+        for piece in pieces.into_iter().chain((!fragmented).then_some(bytes)) {
             let at = arrival(rng, mix, now_ms, pipe);
             pipe.queue.push_back((at, Piece::Bytes(piece)));
             arrivals.push(at);
@@ -158,6 +156,7 @@ impl Net {
                 break;
             }
             match pipe.queue.pop_front().expect("front exists").1 {
+                Piece::Bytes(bytes) if arrival.bytes.is_empty() => arrival.bytes = bytes,
                 Piece::Bytes(bytes) => arrival.bytes.extend_from_slice(&bytes),
                 Piece::Eof => arrival.eof = true,
             }
@@ -204,7 +203,7 @@ impl Net {
         self.partitions.retain(|p| p.until_ms > now_ms);
         self.partitions
             .iter()
-            .filter(|p| p.client == client && p.chan.map_or(true, |c| c == chan))
+            .filter(|p| p.client == client && p.chan.is_none_or(|c| c == chan))
             .filter(|p| {
                 matches!((p.dir, way), (Dir::Both, _) | (Dir::Up, Way::Up) | (Dir::Down, Way::Down))
             })
@@ -265,7 +264,7 @@ mod tests {
         net.open(1, 0, Chan::Command);
         let mut times = Vec::new();
         for chunk in [&b"hello "[..], b"world", b"!"] {
-            net.send(0, 1, Way::Up, chunk, &mut times);
+            net.send(0, 1, Way::Up, chunk.to_vec(), &mut times);
         }
         assert!(times.windows(2).all(|w| w[0] <= w[1]), "arrivals never go backwards");
         assert!(times.len() > 3, "the writes were fragmented");
@@ -278,8 +277,8 @@ mod tests {
         net.open(1, 3, Chan::Relay);
         net.partition(3, Dir::Down, Some(Chan::Relay), 100);
         let mut times = Vec::new();
-        net.send(0, 1, Way::Down, b"abc", &mut times);
-        net.send(0, 1, Way::Up, b"up", &mut times);
+        net.send(0, 1, Way::Down, b"abc".to_vec(), &mut times);
+        net.send(0, 1, Way::Up, b"up".to_vec(), &mut times);
         assert!(matches!(net.take_due(10, 1, Way::Down), Due::Held { until_ms: 100 }));
         assert!(matches!(net.take_due(10, 1, Way::Up), Due::Arrived(a) if a.bytes == b"up"));
         let eof_at = net.send_eof(20, 1, Way::Down).unwrap();

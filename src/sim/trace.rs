@@ -1,54 +1,270 @@
-//! The run's trace: one fixed-format line per event, folded into a rolling FNV-1a hash.
+//! The run's trace: one fixed-format line per event, folded into a rolling hash.
 //!
 //! The hash names a run's behaviour: two runs with the same seed and options must produce the
-//! same hash, and the first line where two traces differ is where determinism broke. Lines are
-//! formatted into one reused buffer; their text is kept only when asked (`--trace`, replays that
-//! show the last events, determinism checks), so a plain run pays for the hash alone.
+//! same hash, and the first line where two traces differ is where determinism broke. Each event
+//! is a typed [`Line`]; the hash folds the line's fields directly (a plain run never formats
+//! text, which used to be a fifth of its time), and the text is formatted only when lines are
+//! kept (`--trace`, replays that show the last events, determinism checks). Both modes fold the
+//! same fields, so a kept run and a plain run of one seed have the same hash.
 
 use std::fmt::{self, Write as _};
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+use crate::core::Record;
 
-/// FNV-1a over `bytes`, continuing from `hash`.
-pub fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(FNV_PRIME);
+use super::net::Way;
+use super::scenario::{Action, Chan, Op};
+
+/// The hash before any line.
+const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+/// FxHash's multiplier: odd, so each fold step is a bijection of the state.
+const MIX: u64 = 0x517c_c1b7_2722_0a95;
+
+/// A rolling hash over words and byte strings, independent of the platform's endianness and
+/// of the Rust version (unlike `std::hash`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fold(u64);
+
+impl Fold {
+    pub fn new() -> Self {
+        Fold(SEED)
     }
-    hash
+
+    pub fn value(self) -> u64 {
+        self.0
+    }
+
+    pub fn word(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(MIX);
+    }
+
+    /// Folds the length, then the bytes eight at a time (so `"ab","c"` differs from `"a","bc"`).
+    pub fn bytes(&mut self, bytes: &[u8]) {
+        self.word(bytes.len() as u64);
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.word(u64::from_le_bytes(chunk.try_into().expect("eight bytes")));
+        }
+        let mut last = [0u8; 8];
+        let rest = chunks.remainder();
+        last[..rest.len()].copy_from_slice(rest);
+        self.word(u64::from_le_bytes(last));
+    }
+}
+
+impl Default for Fold {
+    fn default() -> Self {
+        Fold::new()
+    }
+}
+
+/// One event of a run; its `Display` is the trace line after the time.
+#[derive(Debug, Clone, Copy)]
+pub enum Line<'a> {
+    Hashed { job: u64 },
+    LivenessBegin { owed: usize },
+    LivenessMet,
+    LivenessEnd,
+    Write { client: usize, conn: u64, len: usize },
+    Close { client: usize, conn: u64 },
+    Sent { client: usize, op: &'a Op },
+    Reply { client: usize, body: &'a [u8] },
+    Lost { client: usize },
+    Push { client: usize, conn: u64, sender: &'a str, text: &'a str },
+    Refused { client: usize, chan: Chan },
+    Open { client: usize, chan: Chan, conn: u64 },
+    Deliver { conn: u64, way: Way, len: usize, eof: bool },
+    Persist { lsn: u64, record: &'a Record },
+    Flush { conn: u64, last: Option<u64>, close: bool },
+    Snapshot { lsn: u64 },
+    Durable { lsn: u64 },
+    Tick,
+    Fault { action: &'a Action },
+    Restart { lsn: u64 },
+}
+
+impl Line<'_> {
+    /// Folds every field the line's text shows, tagged by the kind of line.
+    fn fold(&self, h: &mut Fold, scratch: &mut String) {
+        match *self {
+            Line::Hashed { job } => fold_words(h, 1, &[job]),
+            Line::LivenessBegin { owed } => fold_words(h, 2, &[owed as u64]),
+            Line::LivenessMet => h.word(3),
+            Line::LivenessEnd => h.word(4),
+            Line::Write { client, conn, len } => {
+                fold_words(h, 5, &[client as u64, conn, len as u64])
+            }
+            Line::Close { client, conn } => fold_words(h, 6, &[client as u64, conn]),
+            Line::Sent { client, op } => {
+                fold_words(h, 7, &[client as u64]);
+                fold_op(h, op);
+            }
+            Line::Reply { client, body } => {
+                fold_words(h, 8, &[client as u64]);
+                h.bytes(body);
+            }
+            Line::Lost { client } => fold_words(h, 9, &[client as u64]),
+            Line::Push { client, conn, sender, text } => {
+                fold_words(h, 10, &[client as u64, conn]);
+                h.bytes(sender.as_bytes());
+                h.bytes(text.as_bytes());
+            }
+            Line::Refused { client, chan } => fold_words(h, 11, &[client as u64, chan as u64]),
+            Line::Open { client, chan, conn } => {
+                fold_words(h, 12, &[client as u64, chan as u64, conn])
+            }
+            Line::Deliver { conn, way, len, eof } => {
+                fold_words(h, 13, &[conn, way as u64, len as u64, u64::from(eof)])
+            }
+            Line::Persist { lsn, record } => {
+                fold_words(h, 14, &[lsn]);
+                fold_record(h, record);
+            }
+            Line::Flush { conn, last, close } => {
+                let last = last.map_or(u64::MAX, |m| m);
+                fold_words(h, 15, &[conn, u64::from(last != u64::MAX), last, u64::from(close)])
+            }
+            Line::Snapshot { lsn } => fold_words(h, 16, &[lsn]),
+            Line::Durable { lsn } => fold_words(h, 17, &[lsn]),
+            Line::Tick => h.word(18),
+            Line::Fault { action } => {
+                // Faults are rare: their text is their fields.
+                scratch.clear();
+                write!(scratch, "{action}").expect("writing to a String cannot fail");
+                h.word(19);
+                h.bytes(scratch.as_bytes());
+            }
+            Line::Restart { lsn } => fold_words(h, 20, &[lsn]),
+        }
+    }
+}
+
+fn fold_words(h: &mut Fold, tag: u64, words: &[u64]) {
+    h.word(tag);
+    for &word in words {
+        h.word(word);
+    }
+}
+
+fn fold_op(h: &mut Fold, op: &Op) {
+    let (tag, strings): (u64, [&str; 2]) = match op {
+        Op::Connect => (1, ["", ""]),
+        Op::Disconnect => (2, ["", ""]),
+        Op::Help => (3, ["", ""]),
+        Op::Register { name, password } => (4, [name, password]),
+        Op::Login { name, password } => (5, [name, password]),
+        Op::Send { to, text } => (6, [to, text]),
+        Op::List { pattern } => (7, [pattern, ""]),
+        Op::Delete { name, password } => (8, [name, password]),
+        Op::Logout => (9, ["", ""]),
+        Op::Relay { ticket: false } => (10, ["", ""]),
+        Op::Relay { ticket: true } => (11, ["", ""]),
+        Op::RelayAs { name } => (12, [name, ""]),
+        Op::CloseRelay => (13, ["", ""]),
+        Op::Idle => (14, ["", ""]),
+    };
+    h.word(tag);
+    for s in strings {
+        h.bytes(s.as_bytes());
+    }
+}
+
+fn fold_record(h: &mut Fold, record: &Record) {
+    match record {
+        Record::Register { account, name, .. } => {
+            fold_words(h, 1, &[account.0]);
+            h.bytes(name.as_bytes());
+        }
+        Record::Delete { account } => fold_words(h, 2, &[account.0]),
+        Record::Message { id, to, text, .. } => {
+            fold_words(h, 3, &[id.0, to.0]);
+            h.bytes(text.as_bytes());
+        }
+        Record::Delivered { to, ids } => fold_words(h, 4, &[to.0, ids.len() as u64]),
+    }
+}
+
+impl fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Line::Hashed { job } => write!(f, "hashed job={job}"),
+            Line::LivenessBegin { owed } => write!(f, "liveness-begin owed={owed}"),
+            Line::LivenessMet => f.write_str("liveness-met"),
+            Line::LivenessEnd => f.write_str("liveness-end"),
+            Line::Write { client, conn, len } => write!(f, "c{client} write conn={conn} len={len}"),
+            Line::Close { client, conn } => write!(f, "c{client} close conn={conn}"),
+            Line::Sent { client, op } => write!(f, "c{client} sent {op}"),
+            Line::Reply { client, body } => {
+                write!(f, "c{client} reply {:?}", String::from_utf8_lossy(body))
+            }
+            Line::Lost { client } => write!(f, "c{client} lost"),
+            Line::Push { client, conn, sender, text } => {
+                write!(f, "c{client} push conn={conn} {sender}:{text}")
+            }
+            Line::Refused { client, chan } => write!(f, "c{client} refused {chan}"),
+            Line::Open { client, chan, conn } => write!(f, "c{client} open {chan} conn={conn}"),
+            Line::Deliver { conn, way, len, eof } => {
+                write!(f, "deliver conn={conn} {way:?} len={len} eof={eof}")
+            }
+            Line::Persist { lsn, record } => {
+                write!(f, "persist lsn={lsn} ")?;
+                match record {
+                    Record::Register { account, name, .. } => {
+                        write!(f, "register a{} {name}", account.0)
+                    }
+                    Record::Delete { account } => write!(f, "delete a{}", account.0),
+                    Record::Message { id, to, text, .. } => {
+                        write!(f, "message m{} a{} {text}", id.0, to.0)
+                    }
+                    Record::Delivered { to, ids } => {
+                        write!(f, "delivered a{} n={}", to.0, ids.len())
+                    }
+                }
+            }
+            Line::Flush { conn, last, close } => {
+                write!(f, "flush conn={conn} last={last:?} close={close}")
+            }
+            Line::Snapshot { lsn } => write!(f, "snapshot lsn={lsn}"),
+            Line::Durable { lsn } => write!(f, "durable lsn={lsn}"),
+            Line::Tick => f.write_str("tick"),
+            Line::Fault { action } => write!(f, "{action}"),
+            Line::Restart { lsn } => write!(f, "restart lsn={lsn}"),
+        }
+    }
 }
 
 /// The trace of one run.
 #[derive(Debug, Clone)]
 pub struct Trace {
-    hash: u64,
+    fold: Fold,
     events: u64,
-    buf: String,
+    scratch: String,
     /// Every line, when kept.
     lines: Option<Vec<String>>,
 }
 
 impl Trace {
     pub fn new(keep_lines: bool) -> Self {
-        Trace { hash: FNV_OFFSET, events: 0, buf: String::new(), lines: keep_lines.then(Vec::new) }
+        Trace {
+            fold: Fold::new(),
+            events: 0,
+            scratch: String::new(),
+            lines: keep_lines.then(Vec::new),
+        }
     }
 
-    /// Records one line (without its newline).
-    pub fn line(&mut self, args: fmt::Arguments<'_>) {
-        self.buf.clear();
-        self.buf.write_fmt(args).expect("writing to a String cannot fail");
-        self.buf.push('\n');
-        self.hash = fnv1a(self.hash, self.buf.as_bytes());
+    /// Records the event `line` at `now_ms`.
+    pub fn line(&mut self, now_ms: u64, line: Line<'_>) {
+        self.fold.word(now_ms);
+        line.fold(&mut self.fold, &mut self.scratch);
         self.events += 1;
         if let Some(lines) = &mut self.lines {
-            lines.push(self.buf.trim_end_matches('\n').to_owned());
+            lines.push(format!("{now_ms} {line}"));
         }
     }
 
     /// The rolling hash of every line so far.
     pub fn hash(&self) -> u64 {
-        self.hash
+        self.fold.value()
     }
 
     /// How many lines were recorded.
@@ -78,26 +294,68 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fnv1a_matches_the_reference_vectors() {
-        assert_eq!(fnv1a(FNV_OFFSET, b""), 0xcbf29ce484222325);
-        assert_eq!(fnv1a(FNV_OFFSET, b"a"), 0xaf63dc4c8601ec8c);
-        assert_eq!(fnv1a(FNV_OFFSET, b"foobar"), 0x85944171f73967e8);
+    fn the_fold_separates_byte_strings_and_words() {
+        let fold = |parts: &[&[u8]]| {
+            let mut h = Fold::new();
+            parts.iter().for_each(|p| h.bytes(p));
+            h.value()
+        };
+        assert_ne!(fold(&[b"ab", b"c"]), fold(&[b"a", b"bc"]));
+        assert_ne!(fold(&[b""]), fold(&[b"\0"]));
+        assert_ne!(fold(&[b"12345678x"]), fold(&[b"12345678y"]));
+        let (mut a, mut b) = (Fold::new(), Fold::new());
+        a.word(1);
+        a.word(2);
+        b.word(2);
+        b.word(1);
+        assert_ne!(a.value(), b.value());
     }
 
     #[test]
-    fn the_hash_covers_every_line_and_kept_lines_match() {
-        let mut a = Trace::new(true);
-        let mut b = Trace::new(false);
-        for t in [a.clone(), b.clone()] {
-            assert_eq!(t.hash(), FNV_OFFSET);
+    fn the_hash_covers_every_field_and_kept_lines_match() {
+        let mut kept = Trace::new(true);
+        let mut plain = Trace::new(false);
+        assert_eq!(kept.hash(), plain.hash());
+        let op = Op::Send { to: "bob".into(), text: "hi".into() };
+        for trace in [&mut kept, &mut plain] {
+            trace.line(1, Line::Write { client: 0, conn: 5, len: 9 });
+            trace.line(2, Line::Sent { client: 0, op: &op });
+            trace.line(3, Line::Flush { conn: 5, last: Some(7), close: false });
         }
-        a.line(format_args!("1 x {}", 5));
-        b.line(format_args!("1 x {}", 5));
-        assert_eq!(a.hash(), b.hash());
-        assert_eq!(a.lines(), ["1 x 5"]);
-        b.line(format_args!("2 y"));
-        assert_ne!(a.hash(), b.hash());
-        assert_eq!(b.events(), 2);
+        assert_eq!(kept.hash(), plain.hash(), "keeping lines does not change the hash");
+        assert_eq!(
+            kept.lines(),
+            [
+                "1 c0 write conn=5 len=9",
+                "2 c0 sent send bob hi",
+                "3 flush conn=5 last=Some(7) close=false"
+            ]
+        );
+        assert_eq!(plain.events(), 3);
+        let variants = [
+            Line::Write { client: 0, conn: 5, len: 10 },
+            Line::Write { client: 1, conn: 5, len: 9 },
+            Line::Close { client: 0, conn: 5 },
+            Line::Flush { conn: 5, last: None, close: false },
+            Line::Sent { client: 0, op: &Op::Send { to: "bob".into(), text: "ho".into() } },
+        ];
+        let base = {
+            let mut t = Trace::new(false);
+            t.line(1, Line::Write { client: 0, conn: 5, len: 9 });
+            t.hash()
+        };
+        for line in variants {
+            let mut t = Trace::new(false);
+            t.line(1, line);
+            assert_ne!(t.hash(), base, "{line} hashes like another line");
+        }
+        let mut later = Trace::new(false);
+        later.line(2, Line::Write { client: 0, conn: 5, len: 9 });
+        assert_ne!(later.hash(), base, "the time is part of the hash");
+    }
+
+    #[test]
+    fn first_difference_names_the_first_line_that_differs() {
         let x: Vec<String> = vec!["a".into(), "b".into()];
         let y: Vec<String> = vec!["a".into(), "c".into()];
         assert_eq!(first_difference(&x, &y), Some(1));

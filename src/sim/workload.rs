@@ -43,7 +43,9 @@ pub fn password_of(name: &str) -> String {
 }
 
 fn pool_name(rng: &mut ChaCha20Rng, names: usize) -> String {
-    format!("u{}", rng.gen_range(0..names.max(1)))
+    // Not format!: this runs once per random send.
+    let mut digits = itoa::Buffer::new();
+    ["u", digits.format(rng.gen_range(0..names.max(1)))].concat()
 }
 
 fn credentials(rng: &mut ChaCha20Rng, names: usize) -> (String, String) {
@@ -54,10 +56,12 @@ fn credentials(rng: &mut ChaCha20Rng, names: usize) -> (String, String) {
 
 /// The next operation of a client of the chat workload.
 pub fn choose_chat(rng: &mut ChaCha20Rng, view: View<'_>, names: usize) -> Op {
-    let mine = format!("u{}", view.me);
     match view {
         View { connected: false, .. } => Op::Connect,
-        View { session: None, .. } => Op::Register { password: password_of(&mine), name: mine },
+        View { session: None, .. } => {
+            let mine = format!("u{}", view.me);
+            Op::Register { password: password_of(&mine), name: mine }
+        }
         View { relay: false, .. } => Op::Relay { ticket: false },
         _ => Op::Send { to: pool_name(rng, names), text: "hi".into() },
     }

@@ -8,8 +8,7 @@
 //! thread) and reports `Written`. Those delays are drawn from the seed, so the races between a
 //! client's command and relay threads are reachable and repeatable.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
@@ -28,9 +27,10 @@ use super::disk::MemStore;
 use super::disk::{SimStore, WalStore};
 use super::net::{Due, Net, Way};
 use super::options::{FaultMix, RunOptions};
+use super::queue::Queue;
 use super::rng::{child, Stream};
 use super::scenario::{Action, Chan, Dir, Op, Scenario};
-use super::trace::Trace;
+use super::trace::{Line, Trace};
 
 /// What one run produced.
 #[derive(Debug, Clone)]
@@ -51,41 +51,37 @@ pub struct Outcome {
 
 #[derive(Debug)]
 enum Ev {
-    Deliver { conn: u64, way: Way },
-    Flush { conn: u64, epoch: u64 },
-    Password { job: JobId, outcome: PasswordOutcome, epoch: u64 },
-    Sync { epoch: u64 },
-    Tick { epoch: u64 },
-    Wake { client: usize },
+    Deliver {
+        conn: u64,
+        way: Way,
+    },
+    Flush {
+        conn: u64,
+        epoch: u64,
+    },
+    /// The outcome is boxed: it is rare, and it would double the size of every queued event.
+    Password {
+        job: JobId,
+        outcome: Box<PasswordOutcome>,
+        epoch: u64,
+    },
+    Sync {
+        epoch: u64,
+    },
+    Tick {
+        epoch: u64,
+    },
+    Wake {
+        client: usize,
+    },
     Fault,
-    Step { index: usize },
-    Restart { epoch: u64 },
+    Step {
+        index: usize,
+    },
+    Restart {
+        epoch: u64,
+    },
     LivenessEnd,
-}
-
-#[derive(Debug)]
-struct Entry {
-    at_ms: u64,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at_ms, self.seq) == (other.at_ms, other.seq)
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    /// Reversed, so the max-heap pops the earliest (time, seq).
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at_ms, other.seq).cmp(&(self.at_ms, self.seq))
-    }
 }
 
 #[derive(Debug)]
@@ -127,8 +123,7 @@ const OPS_MS_MAX: u64 = 600_000;
 pub struct World {
     seed: u64,
     now_ms: u64,
-    seq: u64,
-    queue: BinaryHeap<Entry>,
+    queue: Queue<Ev>,
     opts: RunOptions,
     mix: FaultMix,
     config: Config,
@@ -223,8 +218,7 @@ impl World {
         World {
             seed,
             now_ms: 0,
-            seq: 0,
-            queue: BinaryHeap::new(),
+            queue: Queue::default(),
             trace: Trace::new(opts.keep_trace),
             opts,
             mix,
@@ -300,12 +294,12 @@ impl World {
 
     /// Handles the next event if it is due by `deadline_ms`; false if there is none.
     fn step(&mut self, deadline_ms: u64) -> bool {
-        if self.queue.peek().map_or(true, |e| e.at_ms > deadline_ms) {
+        if self.queue.peek_time().is_none_or(|at_ms| at_ms > deadline_ms) {
             return false;
         }
-        let entry = self.queue.pop().expect("peeked");
-        self.now_ms = entry.at_ms;
-        self.handle(entry.ev);
+        let (at_ms, ev) = self.queue.pop().expect("peeked");
+        self.now_ms = at_ms;
+        self.handle(ev);
         true
     }
 
@@ -323,8 +317,7 @@ impl World {
     }
 
     fn schedule(&mut self, at_ms: u64, ev: Ev) {
-        self.seq += 1;
-        self.queue.push(Entry { at_ms: at_ms.max(self.now_ms), seq: self.seq, ev });
+        self.queue.push(at_ms.max(self.now_ms), ev);
     }
 
     fn wake(&mut self, client: usize, at_ms: u64) {
@@ -338,12 +331,12 @@ impl World {
 
     /// Runs to the end and reports.
     pub fn run(mut self) -> Outcome {
-        while let Some(entry) = self.queue.pop() {
-            self.now_ms = entry.at_ms;
+        while let Some((at_ms, ev)) = self.queue.pop() {
+            self.now_ms = at_ms;
             if self.phase == Phase::Ops && self.now_ms > OPS_MS_MAX {
                 self.begin_liveness();
             }
-            self.handle(entry.ev);
+            self.handle(ev);
             if self.checker.violation().is_some() || self.phase == Phase::Done {
                 break;
             }
@@ -376,8 +369,8 @@ impl World {
             Ev::Deliver { conn, way } => self.deliver(conn, way),
             Ev::Flush { conn, epoch } if epoch == self.epoch => self.flush(conn),
             Ev::Password { job, outcome, epoch } if epoch == self.epoch => {
-                self.trace.line(format_args!("{} hashed job={}", self.now_ms, job.0));
-                self.feed(Event::PasswordDone { job, outcome });
+                self.trace.line(self.now_ms, Line::Hashed { job: job.0 });
+                self.feed(Event::PasswordDone { job, outcome: *outcome });
             }
             Ev::Sync { epoch } if epoch == self.epoch => self.synced(),
             Ev::Tick { epoch } if epoch == self.epoch => self.tick(),
@@ -395,7 +388,7 @@ impl World {
             }
             Ev::Restart { epoch } if epoch == self.epoch => self.restart(),
             Ev::LivenessEnd => {
-                self.trace.line(format_args!("{} liveness-end", self.now_ms));
+                self.trace.line(self.now_ms, Line::LivenessEnd);
                 self.checker.finish(self.now_ms);
                 self.phase = Phase::Done;
             }
@@ -427,15 +420,12 @@ impl World {
             }
             Act::Write(chan, bytes) => {
                 if let Some(conn) = self.clients[client].conn(chan) {
-                    self.trace.line(format_args!(
-                        "{now} c{client} write conn={conn} len={}",
-                        bytes.len()
-                    ));
-                    self.send(conn, Way::Up, &bytes);
+                    self.trace.line(now, Line::Write { client, conn, len: bytes.len() });
+                    self.send(conn, Way::Up, bytes);
                 }
             }
             Act::Close(conn) => {
-                self.trace.line(format_args!("{now} c{client} close conn={conn}"));
+                self.trace.line(now, Line::Close { client, conn });
                 if let Some(at) = self.net.send_eof(now, conn, Way::Up) {
                     self.schedule(at, Ev::Deliver { conn, way: Way::Up });
                 }
@@ -448,7 +438,7 @@ impl World {
                     Op::Send { text, .. } => Some(super::check::tag_of(text).to_owned()),
                     _ => None,
                 };
-                self.trace.line(format_args!("{now} c{client} sent {op}"));
+                self.trace.line(now, Line::Sent { client, op: &op });
                 self.checker.sent(now, client, &op, tag.as_deref());
             }
             Act::Reply(body) => {
@@ -459,28 +449,25 @@ impl World {
                     .and_then(|s| s.reply_sessions.get_mut(&conn))
                     .and_then(VecDeque::pop_front)
                     .flatten();
-                self.trace.line(format_args!(
-                    "{now} c{client} reply {:?}",
-                    String::from_utf8_lossy(&body)
-                ));
+                self.trace.line(now, Line::Reply { client, body: &body });
                 self.checker.replied(now, client, &body, account);
                 if self.transcripts.is_some() {
                     self.see(client, Seen::Reply(String::from_utf8_lossy(&body).into_owned()));
                 }
             }
             Act::Lost => {
-                self.trace.line(format_args!("{now} c{client} lost"));
+                self.trace.line(now, Line::Lost { client });
                 self.checker.disconnected(now, client);
             }
             Act::RelayOpened(conn) => self.checker.relay_opened(now, client, conn),
             Act::Push { conn, sender, text } => {
-                self.trace.line(format_args!("{now} c{client} push conn={conn} {sender}:{text}"));
+                self.trace.line(now, Line::Push { client, conn, sender: &sender, text: &text });
                 self.checker.pushed(now, conn, &sender, &text);
                 if self.transcripts.is_some() {
                     self.see(client, Seen::Push(format!("{sender}:{text}")));
                 }
                 if self.phase == Phase::Liveness && self.checker.owed_len() == 0 {
-                    self.trace.line(format_args!("{now} liveness-met"));
+                    self.trace.line(now, Line::LivenessMet);
                     self.checker.finish(now);
                     self.phase = Phase::Done;
                 }
@@ -492,13 +479,13 @@ impl World {
     fn connect(&mut self, client: usize, chan: Chan) -> Option<u64> {
         let now = self.now_ms;
         if self.server.is_none() {
-            self.trace.line(format_args!("{now} c{client} refused {chan}"));
+            self.trace.line(now, Line::Refused { client, chan });
             return None;
         }
         let conn = self.next_conn;
         self.next_conn += 1;
         self.net.open(conn, client, chan);
-        self.trace.line(format_args!("{now} c{client} open {chan} conn={conn}"));
+        self.trace.line(now, Line::Open { client, chan, conn });
         let slow = chan == Chan::Relay && self.clients[client].slow_reader;
         let up = self.server.as_mut().expect("checked above");
         up.writers.insert(conn, Writer { items: VecDeque::new(), scheduled: false, slow });
@@ -511,7 +498,7 @@ impl World {
         Some(conn)
     }
 
-    fn send(&mut self, conn: u64, way: Way, bytes: &[u8]) -> bool {
+    fn send(&mut self, conn: u64, way: Way, bytes: Vec<u8>) -> bool {
         let mut arrivals = std::mem::take(&mut self.arrivals);
         let sent = self.net.send(self.now_ms, conn, way, bytes, &mut arrivals);
         for &at in &arrivals {
@@ -531,7 +518,7 @@ impl World {
         };
         let now = self.now_ms;
         let (len, eof) = (arrival.bytes.len(), arrival.eof);
-        self.trace.line(format_args!("{now} deliver conn={conn} {way:?} len={len} eof={eof}"));
+        self.trace.line(now, Line::Deliver { conn, way, len, eof });
         match way {
             Way::Up => {
                 if !arrival.bytes.is_empty() {
@@ -583,11 +570,7 @@ impl World {
         let now = self.now_ms;
         match output {
             Output::Persist { lsn, record } => {
-                self.trace.line(format_args!(
-                    "{now} persist lsn={} {}",
-                    lsn.0,
-                    record_kind(&record)
-                ));
+                self.trace.line(now, Line::Persist { lsn: lsn.0, record: &record });
                 if let Record::Message { text, to, .. } = &record {
                     self.checker.persisted_message(text, *to);
                 }
@@ -602,7 +585,8 @@ impl World {
             Output::Password(job) => {
                 let outcome = self.hasher.run(&job);
                 let delay = self.timing_rng.gen_range(0..=self.mix.hash_ms_max);
-                let ev = Ev::Password { job: job.job, outcome, epoch: self.epoch };
+                let ev =
+                    Ev::Password { job: job.job, outcome: Box::new(outcome), epoch: self.epoch };
                 self.schedule(now + delay, ev);
             }
             Output::Reply { conn, frame } => {
@@ -638,20 +622,19 @@ impl World {
         let Some(up) = &mut self.server else { return };
         let Some(writer) = up.writers.get_mut(&conn) else { return };
         writer.scheduled = false;
-        let items = std::mem::take(&mut writer.items);
+        let mut items = std::mem::take(&mut writer.items);
         let (mut last, mut close) = (None, false);
-        for item in items {
+        for item in items.drain(..) {
             match item {
                 Item::Frame { bytes, msg } => {
-                    if !self.send(conn, Way::Down, &bytes) {
+                    let plain_tag = msg.and_then(|_| plain_push_tag(&bytes));
+                    if !self.send(conn, Way::Down, bytes) {
                         continue;
                     }
                     if let Some(msg) = msg {
                         last = Some(msg);
-                        if bytes[HEADER_LEN..].starts_with(b"0\n") {
-                            let body = String::from_utf8_lossy(&bytes[HEADER_LEN + 2..]);
-                            let text = body.split_once(':').map_or(&*body, |(_, t)| t);
-                            self.checker.written_plain(text);
+                        if let Some(tag) = plain_tag {
+                            self.checker.written_plain(tag);
                         }
                     }
                 }
@@ -661,11 +644,13 @@ impl World {
                 }
             }
         }
-        self.trace.line(format_args!(
-            "{} flush conn={conn} last={:?} close={close}",
-            self.now_ms,
-            last.map(|m| m.0)
-        ));
+        // The emptied queue goes back, so the writer keeps its capacity.
+        if let Some(writer) = self.server.as_mut().and_then(|up| up.writers.get_mut(&conn)) {
+            if writer.items.is_empty() {
+                writer.items = items;
+            }
+        }
+        self.trace.line(self.now_ms, Line::Flush { conn, last: last.map(|m| m.0), close });
         if let Some(last) = last {
             self.feed(Event::Written { conn: ConnId(conn), last });
         }
@@ -685,9 +670,9 @@ impl World {
             let last = up.core.last_lsn();
             self.store.snapshot(last, &up.core.snapshot());
             lsn = last;
-            self.trace.line(format_args!("{} snapshot lsn={}", self.now_ms, lsn.0));
+            self.trace.line(self.now_ms, Line::Snapshot { lsn: lsn.0 });
         }
-        self.trace.line(format_args!("{} durable lsn={}", self.now_ms, lsn.0));
+        self.trace.line(self.now_ms, Line::Durable { lsn: lsn.0 });
         self.feed(Event::Durable { lsn });
     }
 
@@ -707,7 +692,7 @@ impl World {
             return;
         }
         up.tick_at_ms = None;
-        self.trace.line(format_args!("{} tick", self.now_ms));
+        self.trace.line(self.now_ms, Line::Tick);
         self.feed(Event::Tick);
     }
 
@@ -741,7 +726,7 @@ impl World {
 
     fn apply_fault(&mut self, action: Action) {
         let now = self.now_ms;
-        self.trace.line(format_args!("{now} {action}"));
+        self.trace.line(now, Line::Fault { action: &action });
         match action {
             Action::Client { .. } => unreachable!("client steps go to scripts"),
             Action::Partition { client, dir, channel, for_ms } => {
@@ -790,7 +775,7 @@ impl World {
         });
         match recovered {
             Ok(core) => {
-                self.trace.line(format_args!("{} restart lsn={}", self.now_ms, core.last_lsn().0));
+                self.trace.line(self.now_ms, Line::Restart { lsn: core.last_lsn().0 });
                 self.server = Some(Up::new(core));
                 self.arm_tick();
             }
@@ -808,7 +793,7 @@ impl World {
     fn begin_liveness(&mut self) {
         self.phase = Phase::Liveness;
         let now = self.now_ms;
-        self.trace.line(format_args!("{now} liveness-begin owed={}", self.checker.owed_len()));
+        self.trace.line(now, Line::LivenessBegin { owed: self.checker.owed_len() });
         self.net.calm();
         if self.server.is_none() {
             self.restart();
@@ -843,11 +828,9 @@ impl Up {
     }
 }
 
-fn record_kind(record: &Record) -> String {
-    match record {
-        Record::Register { account, name, .. } => format!("register a{} {name}", account.0),
-        Record::Delete { account } => format!("delete a{}", account.0),
-        Record::Message { id, to, text, .. } => format!("message m{} a{} {text}", id.0, to.0),
-        Record::Delivered { to, ids } => format!("delivered a{} n={}", to.0, ids.len()),
-    }
+/// The tag of the message a push frame for the original client (`0\nSENDER:TEXT`) carries.
+fn plain_push_tag(frame: &[u8]) -> Option<super::check::Tag> {
+    let body = frame[HEADER_LEN..].strip_prefix(b"0\n")?;
+    let text = body.iter().position(|&b| b == b':').map_or(body, |at| &body[at + 1..]);
+    super::check::tag_key(&String::from_utf8_lossy(text))
 }

@@ -94,9 +94,24 @@ impl<D: Disk + ?Sized> Disk for &mut D {
     }
 }
 
+/// Takes the exclusive lock on `dir`'s lock file without waiting.
+fn lock_dir(dir: &std::path::Path) -> io::Result<File> {
+    let file =
+        OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "the data directory is in use (another chatroom server holds its LOCK file)",
+        )),
+        Err(fs::TryLockError::Error(error)) => Err(error),
+    }
+}
+
 fn check_name(op: &'static str, name: &str) -> Result<(), DiskError> {
-    let plain =
-        !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+    // Bytes, not a `char` pattern: this runs on every append and sync.
+    let separator = name.bytes().any(|b| matches!(b, b'/' | b'\\' | 0));
+    let plain = !name.is_empty() && name != "." && name != ".." && !separator;
     if plain {
         Ok(())
     } else {
@@ -105,16 +120,25 @@ fn check_name(op: &'static str, name: &str) -> Result<(), DiskError> {
     }
 }
 
+/// The file in a data directory whose lock its owner holds; not one of the disk's files.
+pub const LOCK_FILE: &str = "LOCK";
+
 /// A real directory. Files are synced with `fdatasync`, the directory itself with `fsync`.
+/// The directory is locked while the disk is open: two servers appending to one log would
+/// corrupt it.
 #[derive(Debug)]
 pub struct FsDisk {
     dir: PathBuf,
     /// Files opened for appending, kept open so a batch costs one `write` and one `fdatasync`.
     handles: BTreeMap<String, File>,
+    /// Holds the exclusive lock on [`LOCK_FILE`] (released when the disk is dropped, or by the
+    /// kernel when the process dies).
+    _lock: File,
 }
 
 impl FsDisk {
-    /// Opens (creating it if needed) the directory `dir`.
+    /// Opens (creating it if needed) the directory `dir` and locks it; fails if another disk,
+    /// in this process or another, has it open.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, DiskError> {
         let dir = dir.into();
         let shown = dir.display().to_string();
@@ -129,7 +153,8 @@ impl FsDisk {
                 File::open(parent).map_err(|e| DiskError::new("sync_dir", &shown, e))?;
             parent_file.sync_all().map_err(|e| DiskError::new("sync_dir", &shown, e))?;
         }
-        Ok(FsDisk { dir, handles: BTreeMap::new() })
+        let lock = lock_dir(&dir).map_err(|e| DiskError::new("lock", &shown, e))?;
+        Ok(FsDisk { dir, handles: BTreeMap::new(), _lock: lock })
     }
 
     /// The directory this disk lives in.
@@ -160,7 +185,9 @@ impl Disk for FsDisk {
             let file_type = entry.file_type().map_err(|e| DiskError::new("list", &shown, e))?;
             // Names that are not UTF-8 cannot be ours; skip rather than fail.
             if let (true, Ok(name)) = (file_type.is_file(), entry.file_name().into_string()) {
-                names.push(name);
+                if name != LOCK_FILE {
+                    names.push(name);
+                }
             }
         }
         names.sort();
@@ -225,6 +252,8 @@ struct MemFile {
     data: Vec<u8>,
     /// The contents as of the last `sync` of this file: what a crash falls back to.
     data_durable: Vec<u8>,
+    /// Only appends happened since the last sync: `data_durable` is a prefix of `data`.
+    appended_only: bool,
 }
 
 /// An in-memory disk that knows what is synced, for tests and the simulator.
@@ -261,7 +290,10 @@ impl MemDisk {
         for (&id, file) in &self.files {
             if names.values().any(|&named| named == id) {
                 let data = Self::crash_contents(file, rng);
-                files.insert(id, MemFile { data: data.clone(), data_durable: data });
+                files.insert(
+                    id,
+                    MemFile { data: data.clone(), data_durable: data, appended_only: true },
+                );
             }
         }
         self.files = files;
@@ -301,20 +333,24 @@ impl MemDisk {
         data
     }
 
+    // A name that is not plain is never stored, so it is only checked when a lookup misses
+    // (this runs on every append and sync), and still reports the same error.
     fn file(&self, op: &'static str, name: &str) -> Result<&MemFile, DiskError> {
-        check_name(op, name)?;
-        self.names
-            .get(name)
-            .and_then(|id| self.files.get(id))
-            .ok_or_else(|| DiskError::new(op, name, io::ErrorKind::NotFound.into()))
+        match self.names.get(name).and_then(|id| self.files.get(id)) {
+            Some(file) => Ok(file),
+            None => Err(check_name(op, name)
+                .err()
+                .unwrap_or_else(|| DiskError::new(op, name, io::ErrorKind::NotFound.into()))),
+        }
     }
 
     fn file_mut(&mut self, op: &'static str, name: &str) -> Result<&mut MemFile, DiskError> {
-        check_name(op, name)?;
-        self.names
-            .get(name)
-            .and_then(|id| self.files.get_mut(id))
-            .ok_or_else(|| DiskError::new(op, name, io::ErrorKind::NotFound.into()))
+        match self.names.get(name).and_then(|id| self.files.get_mut(id)) {
+            Some(file) => Ok(file),
+            None => Err(check_name(op, name)
+                .err()
+                .unwrap_or_else(|| DiskError::new(op, name, io::ErrorKind::NotFound.into()))),
+        }
     }
 
     fn names_changed(&mut self) {
@@ -338,7 +374,15 @@ impl Disk for MemDisk {
 
     fn sync(&mut self, name: &str) -> Result<(), DiskError> {
         let file = self.file_mut("sync", name)?;
-        file.data_durable = file.data.clone();
+        // Logs only grow between syncs: copy the new tail, not the whole file (the simulator
+        // syncs after every group commit).
+        if file.appended_only {
+            let synced_len = file.data_durable.len();
+            file.data_durable.extend_from_slice(&file.data[synced_len..]);
+        } else {
+            file.data_durable.clone_from(&file.data);
+            file.appended_only = true;
+        }
         Ok(())
     }
 
@@ -349,7 +393,8 @@ impl Disk for MemDisk {
         }
         let id = self.file_id_next;
         self.file_id_next += 1;
-        self.files.insert(id, MemFile { data: bytes.to_vec(), data_durable: Vec::new() });
+        let file = MemFile { data: bytes.to_vec(), data_durable: Vec::new(), appended_only: true };
+        self.files.insert(id, file);
         self.names.insert(name.to_owned(), id);
         self.names_changed();
         Ok(())
@@ -384,6 +429,7 @@ impl Disk for MemDisk {
         let len = usize::try_from(len)
             .map_err(|_| DiskError::new("truncate", name, io::ErrorKind::InvalidInput.into()))?;
         // Like set_len: a longer length extends the file with zeros.
+        file.appended_only &= len >= file.data.len();
         file.data.resize(len, 0);
         Ok(())
     }
@@ -441,6 +487,18 @@ pub(crate) mod tests {
     fn fs_disk_keeps_the_contract() {
         let dir = TempDir::new("disk");
         exercise(&mut FsDisk::open(&dir.0).expect("open"));
+    }
+
+    #[test]
+    fn a_data_directory_is_open_in_one_disk_at_a_time() {
+        let dir = TempDir::new("lock");
+        let first = FsDisk::open(&dir.0).expect("open");
+        let error = FsDisk::open(&dir.0).expect_err("a second open must fail");
+        assert_eq!(error.op, "lock");
+        assert!(error.to_string().contains("in use"), "{error}");
+        assert!(first.list().expect("list").is_empty(), "the lock file is not listed");
+        drop(first);
+        FsDisk::open(&dir.0).expect("the lock goes with the disk");
     }
 
     #[test]

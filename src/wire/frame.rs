@@ -109,13 +109,22 @@ impl Decoder {
 
 fn parse_header(header: &[u8], body_len_max: usize) -> Result<usize, FrameError> {
     let bad = || FrameError::BadHeader { shown: String::from_utf8_lossy(header).into_owned() };
-    let digits = header.trim_ascii_start().trim_ascii_end();
-    let spaces_only = header.iter().all(|b| b.is_ascii_digit() || *b == b' ');
-    if digits.is_empty() || !spaces_only || !digits.iter().all(u8::is_ascii_digit) {
+    // Spaces, then at least one digit, then spaces, in one pass (this runs once per frame).
+    let (mut len_declared, mut digits_seen, mut digits_ended) = (0u64, false, false);
+    for &byte in header {
+        match byte {
+            b'0'..=b'9' if !digits_ended => {
+                // Ten digits fit in a u64, so this cannot overflow.
+                len_declared = len_declared * 10 + u64::from(byte - b'0');
+                digits_seen = true;
+            }
+            b' ' => digits_ended = digits_seen,
+            _ => return Err(bad()),
+        }
+    }
+    if !digits_seen {
         return Err(bad());
     }
-    // Ten digits fit in a u64, so this cannot overflow.
-    let len_declared = digits.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
     if len_declared > body_len_max as u64 {
         return Err(FrameError::TooLarge { len_declared, len_max: body_len_max });
     }
@@ -138,21 +147,12 @@ pub fn encode_parts(parts: &[&[u8]], out: &mut Vec<u8>) {
     }
 }
 
-/// The header for a body of `len` bytes: the decimal length, left-justified and space-padded
-/// (Python's `str(len).ljust(10)`), written without allocating since every frame needs one.
+/// The header for a body of `len` bytes (at most [`LEN_ENCODABLE_MAX`]): its decimal digits,
+/// left-justified and space-padded like Python's `str(len).ljust(10)`. Not `format!`: this runs
+/// once per frame.
 fn header(len: usize) -> [u8; HEADER_LEN] {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = len;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    let digits = &digits[at..];
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(len).as_bytes();
     let mut header = [b' '; HEADER_LEN];
     header[..digits.len()].copy_from_slice(digits);
     header
@@ -179,9 +179,8 @@ mod tests {
     #[test]
     fn header_is_python_left_justified() {
         assert_eq!(frame(b"1\nabc\nabc"), b"9         1\nabc\nabc");
-        for len in [0, 7, 9, 10, 99, 100, 12_345, 1 << 20, LEN_ENCODABLE_MAX as usize] {
-            let expected = format!("{len:<HEADER_LEN$}");
-            assert_eq!(header(len), expected.as_bytes(), "{len}");
+        for len in [0, 7, 10, 99, 100, 12_345, 999_999_999, 9_999_999_999] {
+            assert_eq!(header(len), format!("{len:<10}").as_bytes(), "header of {len}");
         }
     }
 
@@ -217,6 +216,32 @@ mod tests {
         let mut decoder = Decoder::new(100);
         decoder.feed(b"   3      abc");
         assert_eq!(decoder.decode().unwrap(), Some(b"abc".to_vec()));
+    }
+
+    /// The header rule written plainly: spaces around a non-empty run of digits.
+    fn header_len_reference(header: &[u8]) -> Option<u64> {
+        let digits = header.trim_ascii_start().trim_ascii_end();
+        let spaces_only = header.iter().all(|b| b.is_ascii_digit() || *b == b' ');
+        let valid = !digits.is_empty() && spaces_only && digits.iter().all(u8::is_ascii_digit);
+        valid.then(|| digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
+    }
+
+    #[test]
+    fn the_header_parser_agrees_with_the_plain_rule() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let alphabet = b"  0123456789\tx";
+        for _ in 0..20_000 {
+            let header: Vec<u8> =
+                (0..HEADER_LEN).map(|_| alphabet[rng.gen_range(0..alphabet.len())]).collect();
+            let parsed = parse_header(&header, usize::MAX).ok().map(|len| len as u64);
+            assert_eq!(
+                parsed,
+                header_len_reference(&header),
+                "{:?}",
+                String::from_utf8_lossy(&header)
+            );
+        }
     }
 
     #[test]

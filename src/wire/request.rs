@@ -32,12 +32,13 @@ impl Request {
     /// [`parse_request`] for requests whose one-line fields hold no newline.
     pub fn body(&self) -> String {
         match self {
+            // Concatenated rather than formatted: the simulator's clients build one per request.
             Request::Help => "0\n".to_owned(),
-            Request::Login { name, password } => format!("1\n{name}\n{password}"),
-            Request::Send { to, text } => format!("2\n{to}\n{text}"),
-            Request::Register { name, password } => format!("3\n{name}\n{password}"),
-            Request::List { pattern } => format!("4\n{pattern}"),
-            Request::Delete { name, password } => format!("5\n{name}\n{password}"),
+            Request::Login { name, password } => ["1\n", name, "\n", password].concat(),
+            Request::Send { to, text } => ["2\n", to, "\n", text].concat(),
+            Request::Register { name, password } => ["3\n", name, "\n", password].concat(),
+            Request::List { pattern } => ["4\n", pattern].concat(),
+            Request::Delete { name, password } => ["5\n", name, "\n", password].concat(),
             Request::Logout => "-1\n".to_owned(),
             Request::Ticket => "6\n".to_owned(),
         }
