@@ -3,7 +3,7 @@
 //!
 //! Almost every event a world schedules is due within a few milliseconds (network latency,
 //! writer and fsync delays), and a handful are queued at once, so a binary heap spent most of
-//! its time moving entries. Events due within [`RING_LEN`] ms of now go to one bucket per
+//! its time moving entries. Events due within the next 256 ms go to one bucket per
 //! millisecond instead (first in, first out, so insertion order breaks ties), found through an
 //! occupancy bitmap; later events wait in a heap and move into their bucket as time comes within
 //! reach. A far event moves the moment time advances past its reach, before anything else can be
