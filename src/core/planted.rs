@@ -4,6 +4,7 @@
 //! unless [`Config::planted`](super::Config) names their bug.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::names::name_key;
 use super::server::{Queued, Role, Server};
@@ -62,7 +63,8 @@ impl Server {
         };
         let (_, queue) = self.graveyard.remove(at);
         self.queued_bytes += queue.iter().map(|q| q.text.len() as u64).sum::<u64>();
-        self.accounts.get_mut(&account).expect("just registered").queue = queue;
+        let accounts = Arc::make_mut(&mut self.accounts);
+        Arc::make_mut(accounts.get_mut(&account).expect("just registered")).queue = queue;
     }
 
     /// Hook in `log_in`: a takeover drops the oldest queued message.
@@ -72,7 +74,9 @@ impl Server {
         {
             return;
         }
-        let queue = &mut self.accounts.get_mut(&account).expect("logged-in account").queue;
+        let accounts = Arc::make_mut(&mut self.accounts);
+        let queue =
+            &mut Arc::make_mut(accounts.get_mut(&account).expect("logged-in account")).queue;
         if let Some(lost) = queue.pop_front() {
             self.queued_bytes -= lost.text.len() as u64;
         }

@@ -2,6 +2,7 @@
 //! snapshots. Command handling lives in `command.rs`, relay handling in `relay.rs`.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use rand_chacha::ChaCha20Rng;
 use thiserror::Error;
@@ -25,9 +26,12 @@ pub struct Server {
     pub(super) config: Config,
     pub(super) rng: ChaCha20Rng,
     pub(super) now_ms: u64,
-    pub(super) accounts: BTreeMap<AccountId, Account>,
+    /// Accounts and names change only through records, so they are shared (copy on write) with
+    /// copies of the server: a copy, which the model checker takes per transition, shares them,
+    /// and a record copies only the table and the one account it changes.
+    pub(super) accounts: Arc<BTreeMap<AccountId, Arc<Account>>>,
     /// Account by lower-cased name.
-    pub(super) names: BTreeMap<String, AccountId>,
+    pub(super) names: Arc<BTreeMap<String, AccountId>>,
     pub(super) queued_bytes: u64,
     pub(super) conns: BTreeMap<ConnId, Conn>,
     pub(super) conns_per_peer: BTreeMap<Peer, usize>,
@@ -141,8 +145,8 @@ impl Server {
             config,
             rng,
             now_ms: 0,
-            accounts: BTreeMap::new(),
-            names: BTreeMap::new(),
+            accounts: Arc::default(),
+            names: Arc::default(),
             queued_bytes: 0,
             conns: BTreeMap::new(),
             conns_per_peer: BTreeMap::new(),
@@ -405,23 +409,25 @@ impl Server {
                 if self.names.contains_key(&key) || self.accounts.contains_key(account) {
                     return Err(format!("account {account:?} or name {name:?} already exists"));
                 }
-                self.names.insert(key, *account);
+                Arc::make_mut(&mut self.names).insert(key, *account);
                 let queue = VecDeque::new();
                 let account_state =
                     Account { name: name.clone(), password_hash: password_hash.clone(), queue };
-                self.accounts.insert(*account, account_state);
+                Arc::make_mut(&mut self.accounts).insert(*account, Arc::new(account_state));
                 #[cfg(test)]
                 self.planted_adopt_queue(*account);
             }
             Record::Delete { account } => {
-                let removed = self.accounts.remove(account).ok_or("deleted account is unknown")?;
-                self.names.remove(&name_key(&removed.name));
+                let accounts = Arc::make_mut(&mut self.accounts);
+                let removed = accounts.remove(account).ok_or("deleted account is unknown")?;
+                Arc::make_mut(&mut self.names).remove(&name_key(&removed.name));
                 #[cfg(test)]
                 self.planted_bury(&removed.name, &removed.queue);
                 self.queued_bytes -= removed.queue.iter().map(|q| q.text.len() as u64).sum::<u64>();
             }
             Record::Message { id, from, to, text } => {
-                let account = self.accounts.get_mut(to).ok_or("recipient is unknown")?;
+                let accounts = Arc::make_mut(&mut self.accounts);
+                let account = Arc::make_mut(accounts.get_mut(to).ok_or("recipient is unknown")?);
                 if account.queue.back().is_some_and(|q| q.id >= *id) {
                     return Err(format!("message {id:?} is out of order"));
                 }
@@ -429,7 +435,8 @@ impl Server {
                 self.queued_bytes += text.len() as u64;
             }
             Record::Delivered { to, ids } => {
-                let account = self.accounts.get_mut(to).ok_or("recipient is unknown")?;
+                let accounts = Arc::make_mut(&mut self.accounts);
+                let account = Arc::make_mut(accounts.get_mut(to).ok_or("recipient is unknown")?);
                 for id in ids {
                     if let Ok(at) = account.queue.binary_search_by_key(id, |q| q.id) {
                         let removed = account.queue.remove(at).expect("index was just found");
@@ -530,7 +537,12 @@ impl Server {
 
     /// The account currently holding `name` (case-insensitive).
     pub fn account_id(&self, name: &str) -> Option<AccountId> {
-        self.names.get(&name_key(name)).copied()
+        // A name without capitals is its own key: no need to build one (drivers ask per step).
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.names.get(&name_key(name)).copied()
+        } else {
+            self.names.get(name).copied()
+        }
     }
 
     /// Registered accounts, in registration order.

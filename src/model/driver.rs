@@ -17,6 +17,7 @@
 //! - Each user connects from an address of their own, so a bare handshake in another user's
 //!   name ([`Op::RelayAs`]) comes from the wrong address.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -27,13 +28,14 @@ use super::invariants::{ensure, Invariant, Violation};
 use super::reference::Model;
 use super::step::{
     message_seq, user_name, user_of_name, MsgKey, Observed, Op, Port, Seen, Step, User, PASSWORD,
+    USERS_MAX,
 };
 use crate::auth::Hasher;
 use crate::core::{
     AccountId, Channel, Config, ConnId, Event, Input, MsgId, Output, PasswordJob, PasswordOutcome,
     PasswordWork, Peer, Record, Server,
 };
-use crate::wire::{encode, HEADER_LEN};
+use crate::wire::{encode_parts, HEADER_LEN};
 
 /// Time never passes in a scenario: no deadline fires.
 const NOW_MS: u64 = 1_000;
@@ -87,10 +89,11 @@ pub struct World {
     pub(crate) server: Server,
     pub(crate) model: Model,
     pub(crate) users: Vec<Conns>,
-    pub(crate) ops_used: Vec<u8>,
+    pub(crate) ops_used: [u8; USERS_MAX],
     pub(crate) faults_used: u8,
     log: Log,
-    registry: Registry,
+    /// Shared until a step persists a record (most do not), so copying a world skips it.
+    registry: Arc<Registry>,
     next_conn: u64,
     passwords: Arc<Passwords>,
 }
@@ -192,14 +195,15 @@ struct Run {
 impl World {
     /// The initial state: an empty server, no connections.
     pub fn new(config: Config, users: usize, passwords: Arc<Passwords>) -> Self {
+        assert!(users <= USERS_MAX, "at most {USERS_MAX} users");
         World {
             server: Server::new(config, ChaCha20Rng::seed_from_u64(0)),
             model: Model::new(users),
             users: vec![Conns::default(); users],
-            ops_used: vec![0; users],
+            ops_used: [0; USERS_MAX],
             faults_used: 0,
             log: Log::default(),
-            registry: Registry::default(),
+            registry: Arc::default(),
             next_conn: 1,
             passwords,
         }
@@ -299,7 +303,7 @@ impl World {
             }
         }
         let expected = self.model.apply(step);
-        let observed = self.observed(&run)?;
+        let observed = self.observed(&mut run)?;
         self.check_pushes(&mut run)?;
         check_login_needed(step, logged_in_before, &observed)?;
         self.settle(run);
@@ -328,19 +332,19 @@ impl World {
             }
             return;
         }
-        let body = match op {
-            Op::Register => format!("3\n{name}\n{PASSWORD}"),
-            Op::Login => format!("1\n{name}\n{PASSWORD}"),
-            Op::Logout => "-1\n".to_owned(),
+        let credentials = |code: &'static str| [code, "\n", name, "\n", PASSWORD];
+        match op {
+            Op::Register => self.request_parts(conn, &credentials("3"), run),
+            Op::Login => self.request_parts(conn, &credentials("1"), run),
+            Op::Logout => self.request(conn, "-1\n", run),
             Op::Send { to } => {
-                let seq = self.model.users[user as usize].sends;
-                format!("2\n{}\n{}", user_name(to), super::step::message_text(seq))
+                let text = super::step::message_text(self.model.users[user as usize].sends);
+                self.request_parts(conn, &["2\n", user_name(to), "\n", &text], run);
             }
-            Op::List => "4\n".to_owned(),
-            Op::Delete => format!("5\n{name}\n{PASSWORD}"),
+            Op::List => self.request(conn, "4\n", run),
+            Op::Delete => self.request_parts(conn, &credentials("5"), run),
             Op::Relay | Op::TicketRelay | Op::RelayAs { .. } => unreachable!("handled above"),
-        };
-        self.request(conn, &body, run);
+        }
     }
 
     fn open_relay(&mut self, user: User, name: &str, ticket: Option<String>, run: &mut Run) {
@@ -368,8 +372,17 @@ impl World {
     }
 
     fn request(&mut self, conn: ConnId, body: &str, run: &mut Run) {
-        let mut frame = Vec::with_capacity(HEADER_LEN + body.len());
-        encode(body.as_bytes(), &mut frame);
+        self.request_parts(conn, &[body], run);
+    }
+
+    /// Sends one frame whose body is `parts` (at most five) joined, without building the body.
+    fn request_parts(&mut self, conn: ConnId, parts: &[&str], run: &mut Run) {
+        let mut slices: [&[u8]; 5] = [&[]; 5];
+        for (slice, part) in slices.iter_mut().zip(parts) {
+            *slice = part.as_bytes();
+        }
+        let mut frame = Vec::new();
+        encode_parts(&slices[..parts.len()], &mut frame);
         self.input(Event::Received { conn, bytes: &frame }, run);
     }
 
@@ -405,7 +418,7 @@ impl World {
     fn output(&mut self, output: Output, run: &mut Run) {
         match output {
             Output::Persist { record, .. } => {
-                self.registry.note(&record);
+                Arc::make_mut(&mut self.registry).note(&record);
                 self.log.push(record);
             }
             Output::Password(job) => {
@@ -413,9 +426,9 @@ impl World {
                 let event = Event::PasswordDone { job: job.job, outcome };
                 self.server.handle_input(Input { now_ms: NOW_MS, event });
             }
-            Output::Reply { conn, frame } => run.seen.push((conn, Seen::Frame(body(&frame)))),
+            Output::Reply { conn, frame } => run.seen.push((conn, Seen::Frame(body(frame)))),
             Output::Push { conn, msg, frame } => {
-                run.seen.push((conn, Seen::Frame(push_body(&frame, msg))));
+                run.seen.push((conn, Seen::Frame(push_body(frame, msg))));
                 run.pushes.push((conn, msg));
             }
             Output::Close { conn } => {
@@ -447,14 +460,15 @@ impl World {
         })
     }
 
-    fn observed(&self, run: &Run) -> Result<Observed, Violation> {
+    /// What each client saw in this step (taken out of `run`).
+    fn observed(&self, run: &mut Run) -> Result<Observed, Violation> {
         let mut observed = Observed::new();
-        for (conn, seen) in &run.seen {
-            let key = self.label(run, *conn).ok_or_else(|| {
+        for (conn, seen) in std::mem::take(&mut run.seen) {
+            let key = self.label(run, conn).ok_or_else(|| {
                 let detail = format!("output {seen} on {conn:?}, which no client holds");
                 Violation::new(Invariant::ReplyDisagrees, detail)
             })?;
-            observed.entry(key).or_default().push(seen.clone());
+            observed.push(key, seen);
         }
         Ok(observed)
     }
@@ -647,27 +661,39 @@ fn take_ticket(run: &mut Run, conn: ConnId) -> Option<String> {
     let (_, seen) = run.seen.iter_mut().rev().find(|(c, _)| *c == conn)?;
     let Seen::Frame(reply) = seen else { return None };
     let ticket = reply.strip_prefix("0\n")?.to_owned();
-    *reply = super::reference::text::TICKET.to_owned();
+    *reply = super::reference::text::TICKET.into();
     Some(ticket)
 }
 
 /// The body of a push, with an acknowledgeable push's id written `#` once checked to be the
 /// id of the message it carries (ids are log positions, which the model does not predict).
-fn push_body(frame: &[u8], msg: MsgId) -> String {
+fn push_body(frame: Vec<u8>, msg: MsgId) -> Cow<'static, str> {
     let body = body(frame);
     let Some((id, rest)) = body.strip_prefix("7\n").and_then(|r| r.split_once('\n')) else {
         return body;
     };
     if id == msg.0.to_string() {
-        format!("7\n#\n{rest}")
+        format!("7\n#\n{rest}").into()
     } else {
         body
     }
 }
 
-/// The body of a complete frame.
-fn body(frame: &[u8]) -> String {
-    String::from_utf8_lossy(frame.get(HEADER_LEN..).unwrap_or_default()).into_owned()
+/// The body of a complete frame (text, with any invalid UTF-8 replaced), reusing the frame's
+/// buffer when it is valid UTF-8.
+fn body(frame: Vec<u8>) -> Cow<'static, str> {
+    match String::from_utf8(frame) {
+        Ok(mut text) if text.is_char_boundary(HEADER_LEN) => {
+            text.drain(..HEADER_LEN);
+            text.into()
+        }
+        Ok(text) => body_lossy(text.as_bytes()),
+        Err(error) => body_lossy(error.as_bytes()),
+    }
+}
+
+fn body_lossy(frame: &[u8]) -> Cow<'static, str> {
+    String::from_utf8_lossy(frame.get(HEADER_LEN..).unwrap_or_default()).into_owned().into()
 }
 
 /// A command that needs a login must not succeed for a user who was not logged in.
@@ -680,7 +706,7 @@ fn check_login_needed(
     if logged_in_before || matches!(op, Op::Register | Op::Login | Op::Relay) {
         return Ok(());
     }
-    let replies = observed.get(&(user, Port::Command)).map_or(&[][..], Vec::as_slice);
+    let replies = observed.of((user, Port::Command));
     let succeeded = replies.iter().any(|s| matches!(s, Seen::Frame(b) if b.starts_with("0\n")));
     ensure(!succeeded, Invariant::CommandWithoutLogin, || {
         format!("{} {op} succeeded while logged out: {replies:?}", user_name(user))
@@ -689,19 +715,23 @@ fn check_login_needed(
 
 /// What every connection observed is what the model predicted.
 fn check_replies(expected: &Observed, observed: &Observed) -> Result<(), Violation> {
-    let keys = expected.keys().chain(observed.keys());
+    if expected == observed {
+        return Ok(());
+    }
+    let keys = expected.keys().into_iter().chain(observed.keys());
     for key in keys {
-        let (want, got) = (expected.get(key), observed.get(key));
+        let (want, got) = (expected.of(key), observed.of(key));
         if want != got {
-            let show = |s: Option<&Vec<Seen>>| {
-                s.map_or("nothing".to_owned(), |v| {
-                    v.iter().map(Seen::to_string).collect::<Vec<_>>().join(", ")
-                })
+            let show = |s: Vec<&Seen>| {
+                if s.is_empty() {
+                    return "nothing".to_owned();
+                }
+                s.iter().map(|seen| seen.to_string()).collect::<Vec<_>>().join(", ")
             };
             let (user, port) = key;
             let detail = format!(
                 "{} {port:?} saw {}; the model expects {}",
-                user_name(*user),
+                user_name(user),
                 show(got),
                 show(want)
             );
@@ -749,7 +779,7 @@ mod tests {
     fn a_success_without_login_is_named() {
         let step = Step::Op { user: 0, op: Op::List };
         let mut observed = Observed::new();
-        observed.insert((0, Port::Command), vec![Seen::Frame("0\nu0 ".into())]);
+        observed.push((0, Port::Command), Seen::Frame("0\nu0 ".into()));
         let result = check_login_needed(step, false, &observed);
         assert_eq!(invariant(result), Some(Invariant::CommandWithoutLogin));
         assert_eq!(invariant(check_login_needed(step, true, &observed)), None);

@@ -2,11 +2,13 @@
 //! steps, running the real core, expanding each distinct state (by [`fingerprint`]) once.
 //!
 //! Breadth-first means the first violation found has the shortest trace there is. The frontier
-//! is expanded in batches; with `jobs > 1` each batch is split into contiguous parts expanded on
-//! scoped threads, and the results are merged in order, so the outcome (counts, trace) does not
-//! depend on the number of jobs.
+//! is expanded in batches. A batch is cut into small chunks that the calling thread and `jobs - 1`
+//! worker threads (started once per search) take in turn; the results are merged in chunk
+//! order, so the outcome (counts, trace) does not depend on the number of jobs or on timing.
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 
 use super::driver::{Bounds, Passwords, World};
 use super::fingerprint::{fingerprint, permutations, Fingerprint};
@@ -17,6 +19,9 @@ use crate::core::Config;
 
 /// States expanded between two merges (and progress reports).
 const BATCH_LEN: usize = 1024;
+/// States a thread takes from a batch at a time: small enough to balance the threads' loads,
+/// large enough that taking is cheap.
+const CHUNK_LEN: usize = 32;
 
 /// What to explore.
 #[derive(Clone, Debug)]
@@ -114,6 +119,17 @@ struct Expanded {
     outcomes: Vec<Outcome>,
 }
 
+/// States waiting to be expanded, with their ids.
+type Chunk = Vec<(u32, Box<World>)>;
+
+/// What every expansion reads: the scenario, the renamings, and the fingerprints seen so far
+/// (written only between batches, while no expansion runs).
+struct Shared<'a> {
+    scenario: &'a Scenario,
+    renamings: &'a [Vec<User>],
+    visited: RwLock<Visited>,
+}
+
 /// Explores `scenario` breadth-first. `progress` is called after every batch.
 pub fn explore(scenario: &Scenario, limits: Limits, progress: &mut dyn FnMut(&Progress)) -> Report {
     let renamings: Vec<Vec<User>> = if scenario.symmetry {
@@ -121,26 +137,49 @@ pub fn explore(scenario: &Scenario, limits: Limits, progress: &mut dyn FnMut(&Pr
     } else {
         vec![(0..scenario.bounds.users as User).collect()]
     };
-    let root = scenario.world();
-    let mut visited = Visited::default();
-    visited.insert(fingerprint(&root, &renamings, &mut Vec::new()));
+    let shared = Shared { scenario, renamings: &renamings, visited: RwLock::default() };
+    let workers = limits.jobs.max(1) - 1;
+    std::thread::scope(|scope| {
+        let mut senders = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (batches, inbox) = mpsc::channel::<(Arc<Batch>, mpsc::Sender<Done>)>();
+            let shared = &shared;
+            scope.spawn(move || inbox.iter().for_each(|(batch, done)| batch.run(shared, &done)));
+            senders.push(batches);
+        }
+        search(&shared, limits.states_max, &senders, progress)
+    })
+}
+
+/// The breadth-first search proper, handing each batch to the `workers` and the calling thread.
+fn search(
+    shared: &Shared<'_>,
+    states_max: u64,
+    workers: &[mpsc::Sender<(Arc<Batch>, mpsc::Sender<Done>)>],
+    progress: &mut dyn FnMut(&Progress),
+) -> Report {
+    let root = shared.scenario.world();
+    let root_print = fingerprint(&root, shared.renamings, &mut Vec::new());
+    write(&shared.visited).insert(root_print);
     // parents[i] = (parent state, step) of unique state i; state 0 is the root.
     let mut parents: Vec<(u32, Step)> = vec![(u32::MAX, Step::Crash)];
     let mut frontier: Vec<(u32, Box<World>)> = vec![(0, Box::new(root))];
     let mut stats = Progress { unique: 1, frontier_len: 1, ..Progress::default() };
-    let jobs = limits.jobs.max(1);
+    let mut depth = 0;
+    // States found again in the merge, dropped by the threads expanding the next batch.
+    let mut litter = Vec::new();
     while !frontier.is_empty() {
+        depth += 1;
         let mut next = Vec::new();
         // Expanded states are dropped batch by batch, so at most a batch more than two
         // frontiers is held.
         let mut pending = frontier.into_iter();
         loop {
-            let batch: Vec<(u32, Box<World>)> = pending.by_ref().take(BATCH_LEN).collect();
-            if batch.is_empty() {
-                break;
-            }
-            let expanded = expand_batch(batch, scenario, &renamings, &visited, jobs);
+            let batch = Batch::new(pending.by_ref().take(BATCH_LEN), std::mem::take(&mut litter));
+            let Some(batch) = batch else { break };
+            let expanded = batch.expand(shared, workers);
             stats.explored += expanded.iter().map(|e| e.transitions).sum::<u64>();
+            let mut visited = write(&shared.visited);
             for outcome in expanded.into_iter().flat_map(|e| e.outcomes) {
                 match outcome {
                     Outcome::Violated { parent, step, violation } => {
@@ -148,7 +187,7 @@ pub fn explore(scenario: &Scenario, limits: Limits, progress: &mut dyn FnMut(&Pr
                         let mut steps = trace(&parents, parent);
                         steps.push(step);
                         stats.frontier_len = 0;
-                        let users = scenario.bounds.users;
+                        let users = shared.scenario.bounds.users;
                         let counterexample = Counterexample { users, steps, violation };
                         return Report {
                             progress: stats,
@@ -158,14 +197,15 @@ pub fn explore(scenario: &Scenario, limits: Limits, progress: &mut dyn FnMut(&Pr
                     }
                     Outcome::New { parent, step, fingerprint, world } => {
                         if !visited.insert(fingerprint) {
+                            litter.push(world);
                             continue;
                         }
                         let id = u32::try_from(parents.len()).expect("fewer than 2^32 states");
                         parents.push((parent, step));
                         stats.unique += 1;
-                        stats.depth = stats.depth.max(depth_of(&parents, id));
+                        stats.depth = depth;
                         next.push((id, world));
-                        if stats.unique >= limits.states_max {
+                        if stats.unique >= states_max {
                             stats.frontier_len = next.len();
                             return Report {
                                 progress: stats,
@@ -176,6 +216,7 @@ pub fn explore(scenario: &Scenario, limits: Limits, progress: &mut dyn FnMut(&Pr
                     }
                 }
             }
+            drop(visited);
             stats.frontier_len = next.len();
             progress(&stats);
         }
@@ -184,14 +225,8 @@ pub fn explore(scenario: &Scenario, limits: Limits, progress: &mut dyn FnMut(&Pr
     Report { progress: stats, complete: true, counterexample: None }
 }
 
-/// The number of steps from the root to state `id` (parents form a tree of small depth).
-fn depth_of(parents: &[(u32, Step)], mut id: u32) -> usize {
-    let mut depth = 0;
-    while id != 0 {
-        id = parents[id as usize].0;
-        depth += 1;
-    }
-    depth
+fn write(visited: &RwLock<Visited>) -> std::sync::RwLockWriteGuard<'_, Visited> {
+    visited.write().expect("no expansion panics while holding the set")
 }
 
 /// The steps from the root to state `id`.
@@ -206,40 +241,100 @@ fn trace(parents: &[(u32, Step)], mut id: u32) -> Vec<Step> {
     steps
 }
 
-fn expand_batch(
-    batch: Vec<(u32, Box<World>)>,
-    scenario: &Scenario,
-    renamings: &[Vec<User>],
-    visited: &Visited,
-    jobs: usize,
-) -> Vec<Expanded> {
-    if jobs == 1 || batch.len() < 2 * jobs {
-        return vec![expand(batch, scenario, renamings, visited)];
+/// States to drop. Boxed as they were found: moving a box is cheaper than moving a world.
+#[allow(clippy::vec_box)]
+type Litter = Vec<Box<World>>;
+
+/// A finished chunk: its index in the batch, and its outcomes (or the panic that stopped it).
+type Done = (usize, std::thread::Result<Expanded>);
+
+/// One batch of states, cut into chunks that the threads take in turn; results are put back in
+/// chunk order, so the outcome does not depend on which thread expanded what.
+struct Batch {
+    chunks: Vec<Mutex<Option<Chunk>>>,
+    taken: AtomicUsize,
+    /// States to drop once the chunks are taken (by threads that would wait otherwise).
+    litter: Vec<Mutex<Litter>>,
+    swept: AtomicUsize,
+}
+
+impl Batch {
+    /// The next batch from `states`, unless there are none left, with `litter` to drop.
+    fn new(states: impl Iterator<Item = (u32, Box<World>)>, litter: Litter) -> Option<Arc<Batch>> {
+        let mut chunks = Vec::new();
+        let mut states = states.peekable();
+        while states.peek().is_some() {
+            let chunk: Chunk = states.by_ref().take(CHUNK_LEN).collect();
+            chunks.push(Mutex::new(Some(chunk)));
+        }
+        let mut litter = litter.into_iter().peekable();
+        let mut bags = Vec::new();
+        while litter.peek().is_some() {
+            bags.push(Mutex::new(litter.by_ref().take(CHUNK_LEN).collect()));
+        }
+        let batch =
+            Batch { chunks, taken: AtomicUsize::new(0), litter: bags, swept: AtomicUsize::new(0) };
+        (!batch.chunks.is_empty()).then(|| Arc::new(batch))
     }
-    let part_len = batch.len().div_ceil(jobs);
-    let mut parts = Vec::with_capacity(jobs);
-    let mut rest = batch;
-    while rest.len() > part_len {
-        let tail = rest.split_off(part_len);
-        parts.push(std::mem::replace(&mut rest, tail));
+
+    /// Expands every chunk on the calling thread and the workers; the results in chunk order.
+    fn expand(
+        self: Arc<Self>,
+        shared: &Shared<'_>,
+        workers: &[mpsc::Sender<(Arc<Batch>, mpsc::Sender<Done>)>],
+    ) -> Vec<Expanded> {
+        let (done, results) = mpsc::channel();
+        let helpers = workers.len().min(self.chunks.len() - 1);
+        for worker in &workers[..helpers] {
+            worker.send((Arc::clone(&self), done.clone())).expect("workers outlive the search");
+        }
+        self.run(shared, &done);
+        drop(done);
+        let mut expanded: Vec<Option<Expanded>> = self.chunks.iter().map(|_| None).collect();
+        for (index, result) in results.iter().take(self.chunks.len()) {
+            match result {
+                Ok(e) => expanded[index] = Some(e),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        expanded.into_iter().map(|e| e.expect("every chunk was expanded")).collect()
     }
-    parts.push(rest);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|part| scope.spawn(move || expand(part, scenario, renamings, visited)))
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("an expansion thread panicked")).collect()
-    })
+
+    /// Takes and expands chunks until none is left, then helps drop the litter.
+    fn run(&self, shared: &Shared<'_>, done: &mpsc::Sender<Done>) {
+        // What this thread found in this batch. A thread takes chunks in increasing order, so
+        // a state it finds again was found first, in merge order, by this same thread.
+        let mut found = Visited::default();
+        loop {
+            let index = self.taken.fetch_add(1, Ordering::Relaxed);
+            let Some(chunk) = self.chunks.get(index) else { break };
+            let chunk = chunk.lock().expect("chunks are taken whole").take();
+            let chunk = chunk.expect("each chunk is taken once");
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let visited = shared.visited.read().expect("the set is written between batches");
+                expand(chunk, shared.scenario, shared.renamings, &visited, &mut found)
+            }));
+            // The receiver is gone only if the search itself stopped; so do we.
+            if done.send((index, result)).is_err() {
+                return;
+            }
+        }
+        loop {
+            let index = self.swept.fetch_add(1, Ordering::Relaxed);
+            let Some(bag) = self.litter.get(index) else { return };
+            drop(std::mem::take(&mut *bag.lock().expect("bags are taken whole")));
+        }
+    }
 }
 
 /// Expands every state of `part`; the last successor of a state reuses the state itself
 /// instead of a clone (the state is not needed after its expansion).
 fn expand(
-    part: Vec<(u32, Box<World>)>,
+    part: Chunk,
     scenario: &Scenario,
     renamings: &[Vec<User>],
     visited: &Visited,
+    found: &mut Visited,
 ) -> Expanded {
     let mut outcomes = Vec::new();
     let mut transitions = 0;
@@ -261,7 +356,9 @@ fn expand(
                 continue;
             }
             let fingerprint = fingerprint(&child, renamings, &mut buf);
-            if !visited.contains(fingerprint) {
+            // A state this thread found already would lose to its first finding in the merge
+            // anyway: drop it now, on this thread, while it is in cache.
+            if !visited.contains(fingerprint) && found.insert(fingerprint) {
                 outcomes.push(Outcome::New { parent, step, fingerprint, world: child });
             }
         }

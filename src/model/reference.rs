@@ -7,9 +7,13 @@
 //! not pass (no deadline fires), every relay uses the bare handshake right after logging in, and
 //! the server is not near any limit.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use super::step::{message_text, user_name, MsgKey, Observed, Op, Port, Seen, Step, User};
+
+/// A reply body: one of the [`text`] constants, or built for the occasion.
+type Reply = Cow<'static, str>;
 
 /// Reply bodies, spelled as PROTOCOL.md gives them.
 pub mod text {
@@ -150,14 +154,14 @@ impl Model {
             Op::RelayAs { target } if target == user => return self.relay(user, Relay::Bare, seen),
             Op::RelayAs { target } => return self.intrude(user, target, seen),
             Op::TicketRelay if logged_in => {
-                push(seen, user, Port::Command, Seen::Frame(text::TICKET.to_owned()));
+                push(seen, user, Port::Command, Seen::Frame(text::TICKET.into()));
                 return self.relay(user, Relay::Ticketed, seen);
             }
-            _ if !logged_in => text::NEEDS_LOGIN.to_owned(),
+            _ if !logged_in => text::NEEDS_LOGIN.into(),
             Op::TicketRelay => unreachable!("handled above"),
             Op::Logout => {
                 self.end_session(user, None, seen);
-                text::LOGOUT_OK.to_owned()
+                text::LOGOUT_OK.into()
             }
             Op::Send { to } => self.send(user, to, seen),
             Op::List => self.list(),
@@ -166,15 +170,15 @@ impl Model {
                 let account = state.account.take().expect("logged in");
                 state.discarded.extend(account.queue);
                 self.end_session(user, Some(text::DELETED), seen);
-                text::DELETE_OK.to_owned()
+                text::DELETE_OK.into()
             }
         };
         push(seen, user, Port::Command, Seen::Frame(reply));
     }
 
-    fn register(&mut self, user: User) -> String {
+    fn register(&mut self, user: User) -> Reply {
         if self.user(user).account.is_some() {
-            return text::NAME_TAKEN.to_owned();
+            return text::NAME_TAKEN.into();
         }
         let created = self.accounts_created;
         self.accounts_created += 1;
@@ -183,43 +187,43 @@ impl Model {
         state.generation += 1;
         state.command = Command::LoggedIn;
         state.relay = None;
-        text::REGISTER_OK.to_owned()
+        text::REGISTER_OK.into()
     }
 
-    fn login(&mut self, user: User, seen: &mut Observed) -> String {
+    fn login(&mut self, user: User, seen: &mut Observed) -> Reply {
         if self.logged_in(user) {
             // The client logs in from a new connection: the old session is taken over.
             self.end_session(user, Some(text::TAKEN_OVER), seen);
         }
         if self.user(user).account.is_none() {
-            return text::LOGIN_FAILED.to_owned();
+            return text::LOGIN_FAILED.into();
         }
         self.user_mut(user).command = Command::LoggedIn;
-        text::LOGIN_OK.to_owned()
+        text::LOGIN_OK.into()
     }
 
-    fn send(&mut self, user: User, to: User, seen: &mut Observed) -> String {
+    fn send(&mut self, user: User, to: User, seen: &mut Observed) -> Reply {
         let seq = self.user(user).sends;
         self.user_mut(user).sends += 1;
         let relay = self.user(to).relay;
         let Some(account) = self.user_mut(to).account.as_mut() else {
-            return text::UNKNOWN_RECIPIENT.to_owned();
+            return text::UNKNOWN_RECIPIENT.into();
         };
         let key = MsgKey { from: user, seq };
         account.queue.push_back(key);
         if let Some(relay) = relay {
             push(seen, to, Port::Relay, push_frame(relay, key));
         }
-        text::SEND_OK.to_owned()
+        text::SEND_OK.into()
     }
 
-    fn list(&self) -> String {
+    fn list(&self) -> Reply {
         let mut existing: Vec<(u64, User)> = (0..self.users.len() as User)
             .filter_map(|u| self.user(u).account.as_ref().map(|a| (a.created, u)))
             .collect();
         existing.sort();
         let names: String = existing.iter().map(|&(_, u)| format!("{} ", user_name(u))).collect();
-        format!("0\n{names}")
+        format!("0\n{names}").into()
     }
 
     fn relay(&mut self, user: User, kind: Relay, seen: &mut Observed) {
@@ -231,7 +235,7 @@ impl Model {
             None
         };
         if let Some(refusal) = refusal {
-            push(seen, user, Port::NewRelay, Seen::Frame(refusal.to_owned()));
+            push(seen, user, Port::NewRelay, Seen::Frame(refusal.into()));
             push(seen, user, Port::NewRelay, Seen::Closed);
             return;
         }
@@ -247,20 +251,20 @@ impl Model {
     fn intrude(&mut self, user: User, target: User, seen: &mut Observed) {
         let refusal =
             if self.logged_in(target) { text::RELAY_OTHER_ADDRESS } else { text::RELAY_NO_SESSION };
-        push(seen, user, Port::NewRelay, Seen::Frame(refusal.to_owned()));
+        push(seen, user, Port::NewRelay, Seen::Frame(refusal.into()));
         push(seen, user, Port::NewRelay, Seen::Closed);
     }
 
     /// Ends `user`'s session: the relay, if any, gets `notice` and is closed; the command
     /// connection (if it still exists) stays open, logged out.
-    fn end_session(&mut self, user: User, notice: Option<&str>, seen: &mut Observed) {
+    fn end_session(&mut self, user: User, notice: Option<&'static str>, seen: &mut Observed) {
         let state = self.user_mut(user);
         if state.command == Command::LoggedIn {
             state.command = Command::LoggedOut;
         }
         if state.relay.take().is_some() {
             if let Some(notice) = notice {
-                push(seen, user, Port::Relay, Seen::Frame(notice.to_owned()));
+                push(seen, user, Port::Relay, Seen::Frame(notice.into()));
             }
             push(seen, user, Port::Relay, Seen::Closed);
         }
@@ -279,12 +283,12 @@ impl Model {
 /// relay (the driver checks the id and writes it as `#`).
 fn push_frame(kind: Relay, key: MsgKey) -> Seen {
     let (from, text) = (user_name(key.from), message_text(key.seq));
-    Seen::Frame(match kind {
+    Seen::Frame(Cow::Owned(match kind {
         Relay::Bare => format!("0\n{from}:{text}"),
         Relay::Ticketed => format!("7\n#\n{from}\n{text}"),
-    })
+    }))
 }
 
 fn push(seen: &mut Observed, user: User, port: Port, what: Seen) {
-    seen.entry((user, port)).or_default().push(what);
+    seen.push((user, port), what);
 }

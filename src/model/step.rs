@@ -5,7 +5,7 @@
 //! users is a symmetry of the server). Every user's password is [`PASSWORD`]. The `k`-th send
 //! of a user carries the text `m{k}`, so a message is identified by (sender, k) everywhere.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::fmt;
 
 /// A user of a scenario, by index.
@@ -152,10 +152,11 @@ pub enum Port {
     NewRelay,
 }
 
-/// What one connection saw: a frame body, or the server closing it.
+/// What one connection saw: a frame body, or the server closing it. Bodies the model spells
+/// are borrowed constants where it can, so predicting a reply rarely allocates.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Seen {
-    Frame(String),
+    Frame(Cow<'static, str>),
     Closed,
 }
 
@@ -168,5 +169,89 @@ impl fmt::Display for Seen {
     }
 }
 
-/// Everything a step made the clients observe, per (user, connection), in arrival order.
-pub type Observed = BTreeMap<(User, Port), Vec<Seen>>;
+/// Everything a step made the clients observe: which (user, connection) saw what, in arrival
+/// order. Two are equal when every connection saw the same sequence (arrivals on different
+/// connections are not ordered against each other).
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    seen: Vec<((User, Port), Seen)>,
+}
+
+impl Observed {
+    pub fn new() -> Self {
+        Observed::default()
+    }
+
+    /// `key` saw `what` (after everything it saw before).
+    pub fn push(&mut self, key: (User, Port), what: Seen) {
+        self.seen.push((key, what));
+    }
+
+    /// What `key` saw, in order.
+    pub fn of(&self, key: (User, Port)) -> Vec<&Seen> {
+        self.seen.iter().filter(|(k, _)| *k == key).map(|(_, s)| s).collect()
+    }
+
+    /// The connections that saw something, in order, each once.
+    pub fn keys(&self) -> Vec<(User, Port)> {
+        let mut keys: Vec<(User, Port)> = self.seen.iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// The `rank`-th thing `key` saw.
+    fn nth_of(&self, key: (User, Port), rank: usize) -> Option<&Seen> {
+        self.seen.iter().filter(|(k, _)| *k == key).nth(rank).map(|(_, s)| s)
+    }
+}
+
+impl PartialEq for Observed {
+    /// Every connection's sequence here is a prefix of its sequence there, and both hold as
+    /// many observations: the sequences are equal. (Quadratic, over a handful of items.)
+    fn eq(&self, other: &Self) -> bool {
+        self.seen.len() == other.seen.len()
+            && self.seen.iter().enumerate().all(|(at, (key, seen))| {
+                let rank = self.seen[..at].iter().filter(|(k, _)| k == key).count();
+                other.nth_of(*key, rank) == Some(seen)
+            })
+    }
+}
+
+impl Eq for Observed {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(text: &'static str) -> Seen {
+        Seen::Frame(text.into())
+    }
+
+    #[test]
+    fn observations_compare_per_connection_in_order() {
+        let (a, b) = ((0, Port::Command), (1, Port::Relay));
+        let mut one = Observed::new();
+        one.push(a, frame("x"));
+        one.push(b, frame("y"));
+        one.push(a, Seen::Closed);
+        let mut interleaved = Observed::new();
+        interleaved.push(b, frame("y"));
+        interleaved.push(a, frame("x"));
+        interleaved.push(a, Seen::Closed);
+        assert_eq!(one, interleaved, "connections are not ordered against each other");
+        let mut reordered = Observed::new();
+        reordered.push(a, Seen::Closed);
+        reordered.push(a, frame("x"));
+        reordered.push(b, frame("y"));
+        assert_ne!(one, reordered, "one connection's order matters");
+        let mut elsewhere = Observed::new();
+        elsewhere.push(a, frame("x"));
+        elsewhere.push(a, frame("y"));
+        elsewhere.push(a, Seen::Closed);
+        assert_ne!(one, elsewhere, "which connection saw it matters");
+        assert_ne!(one, Observed::new());
+        assert_eq!(one.keys(), vec![a, b]);
+        assert_eq!(one.of(a), vec![&frame("x"), &Seen::Closed]);
+    }
+}

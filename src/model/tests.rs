@@ -63,6 +63,19 @@ fn results_do_not_depend_on_the_number_of_jobs() {
 }
 
 #[test]
+fn counterexamples_and_bounds_do_not_depend_on_the_number_of_jobs() {
+    // Three threads on a small search: chunks finish in any order, the merge must not care.
+    let mut buggy = scenario(2, 3, 0);
+    buggy.config.planted = Planted::DeleteKeepsQueue;
+    let (one, three) = (run(&buggy, 1), run(&buggy, 3));
+    assert!(one.counterexample.is_some());
+    assert_eq!(one.counterexample, three.counterexample);
+    assert_eq!(one.progress, three.progress);
+    let bounded = |jobs| explore(&scenario(2, 3, 1), Limits { states_max: 500, jobs }, &mut |_| {});
+    assert_eq!(bounded(1).progress, bounded(3).progress);
+}
+
+#[test]
 fn the_state_bound_stops_the_search() {
     let scenario = scenario(2, 3, 0);
     let report = explore(&scenario, Limits { states_max: 100, jobs: 1 }, &mut |_| {});
