@@ -434,12 +434,8 @@ impl World {
             Act::Wake(delay) => self.wake(client, now + delay),
             Act::Connected => self.checker.connected(client),
             Act::Sent(op) => {
-                let tag = match &op {
-                    Op::Send { text, .. } => Some(super::check::tag_of(text).to_owned()),
-                    _ => None,
-                };
                 self.trace.line(now, Line::Sent { client, op: &op });
-                self.checker.sent(now, client, &op, tag.as_deref());
+                self.checker.sent(now, client, op);
             }
             Act::Reply(body) => {
                 let conn = self.clients[client].conn(Chan::Command).unwrap_or(0);
