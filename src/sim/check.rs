@@ -143,16 +143,35 @@ pub type Tag = (usize, u64);
 
 /// The tag of a message text (`#C.K ...`), if it has one.
 pub fn tag_key(text: &str) -> Option<Tag> {
-    // By hand over bytes: this runs several times per message.
-    let tag = tag_of(text).strip_prefix('#')?.as_bytes();
-    let dot = tag.iter().position(|&b| b == b'.')?;
-    Some((decimal(&tag[..dot])? as usize, decimal(&tag[dot + 1..])?))
+    // One pass over bytes: this runs several times per message.
+    let mut bytes = text.as_bytes().strip_prefix(b"#")?.iter();
+    let client = decimal(&mut bytes, b'.')?;
+    let seq = decimal(&mut bytes, b' ')?;
+    Some((usize::try_from(client).ok()?, seq))
 }
 
-/// A decimal number of at most 18 digits (no sign, no spaces).
-fn decimal(digits: &[u8]) -> Option<u64> {
-    let valid = !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit);
-    valid.then(|| digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
+/// A decimal number of 1 to 18 digits, up to `end` or the end of the text.
+fn decimal(bytes: &mut std::slice::Iter<'_, u8>, end: u8) -> Option<u64> {
+    let (mut value, mut digits) = (0u64, 0);
+    for &byte in bytes {
+        match byte {
+            b'0'..=b'9' if digits < 18 => {
+                value = value * 10 + u64::from(byte - b'0');
+                digits += 1;
+            }
+            _ if byte == end => break,
+            _ => return None,
+        }
+    }
+    (digits > 0).then_some(value)
+}
+
+/// Text as UTF-8, checked with the fast validator first (the lossy path walks every chunk).
+pub fn utf8_lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 /// Every tagged message sent, by tag. Tags are dense (each client numbers its messages from 1),
@@ -192,11 +211,6 @@ impl Msgs {
                 .filter_map(move |(seq, m)| Some(((client, seq as u64), m.as_ref()?)))
         })
     }
-}
-
-/// The tag of a message text (`#C.K`), as text.
-pub fn tag_of(text: &str) -> &str {
-    text.as_bytes().iter().position(|&b| b == b' ').map_or(text, |at| &text[..at])
 }
 
 impl Checker {
@@ -491,7 +505,7 @@ impl Checker {
             );
         };
         pending.reply_ms = now_ms;
-        let text = String::from_utf8_lossy(body);
+        let text = utf8_lossy(body);
         let (ok, text) = match text.split_once('\n') {
             Some(("0", t)) => (true, t),
             Some(("-1", t)) => (false, t),
@@ -924,6 +938,20 @@ mod tests {
         assert_eq!(twice, Some("nothing is delivered twice to one relay"));
         let twice_in_a_row = invariant_after(&["#1.1 hi", "#1.1 hi"]);
         assert_eq!(twice_in_a_row, Some("nothing is delivered twice to one relay"));
+    }
+
+    #[test]
+    fn tags_are_read_from_the_start_of_a_text() {
+        assert_eq!(tag_key("#1.23 hi there"), Some((1, 23)));
+        assert_eq!(tag_key("#0.7"), Some((0, 7)));
+        let untagged = ["hi", "#5", "#5.", "#.3", "#5.3x", "#5.3.4", "#5 .3", " #5.3", "#-1.2"];
+        for text in untagged {
+            assert_eq!(tag_key(text), None, "{text:?}");
+        }
+        assert_eq!(tag_key("#1.999999999999999999"), Some((1, 999_999_999_999_999_999)));
+        assert_eq!(tag_key("#1.9999999999999999999"), None, "more than 18 digits");
+        assert_eq!(utf8_lossy(b"ok"), "ok");
+        assert_eq!(utf8_lossy(b"\xffok"), "\u{fffd}ok");
     }
 
     #[test]

@@ -315,7 +315,7 @@ impl Client {
     }
 
     fn push(&mut self, conn: u64, body: &[u8], acts: &mut Vec<Act>) {
-        let text = String::from_utf8_lossy(body);
+        let text = super::check::utf8_lossy(body);
         if let Some(rest) = text.strip_prefix("0\n") {
             let (sender, text) = rest.split_once(':').unwrap_or(("", rest));
             acts.push(Act::Push { conn, sender: sender.to_owned(), text: text.to_owned() });
