@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::stream::FrameStream;
 use super::ClientError;
-use crate::wire::encode;
+use crate::wire::{encode, RelayFrame};
 
 /// How a relay proves whose it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +110,7 @@ impl Relay {
         }
         let mut frames = Vec::with_capacity(self.ack_due.len() * 24);
         for id in self.ack_due.drain(..) {
-            encode(format!("7\n{id}").as_bytes(), &mut frames);
+            encode(RelayFrame::Ack(id).body().as_bytes(), &mut frames);
         }
         self.stream.write_frames(&frames)
     }

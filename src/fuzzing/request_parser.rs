@@ -76,7 +76,7 @@ fn check_relay_hello(body: &[u8]) {
 fn check_relay_frame(body: &[u8]) {
     match parse_relay_frame(body) {
         Ok(RelayFrame::Ack(id)) => {
-            let rendered = format!("7\n{id}");
+            let rendered = RelayFrame::Ack(id).body();
             assert_eq!(parse_relay_frame(rendered.as_bytes()), Ok(RelayFrame::Ack(id)));
         }
         Err(error) => {

@@ -35,7 +35,7 @@ use crate::core::{
     AccountId, Channel, Config, ConnId, Event, Input, MsgId, Output, PasswordJob, PasswordOutcome,
     PasswordWork, Peer, Record, Server,
 };
-use crate::wire::{encode_parts, HEADER_LEN};
+use crate::wire::{encode_parts, RelayFrame, HEADER_LEN};
 
 /// Time never passes in a scenario: no deadline fires.
 const NOW_MS: u64 = 1_000;
@@ -282,7 +282,7 @@ impl World {
                 let (conn, acks) = (relay.conn, relay.acks);
                 let last = relay.unreported.pop_front().expect("possible");
                 if acks {
-                    self.request(conn, &format!("7\n{}", last.0), &mut run);
+                    self.request(conn, &RelayFrame::Ack(last.0).body(), &mut run);
                 } else {
                     self.input(Event::Written { conn, last }, &mut run);
                 }

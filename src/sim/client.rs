@@ -13,9 +13,11 @@ use rand_chacha::ChaCha20Rng;
 
 use super::scenario::{Chan, Op};
 use super::workload::{self, View, Workload};
+use crate::client::ClientError;
+use crate::client::{parse_push, Push};
 use crate::wire::reply::NEEDS_LOGIN;
 use crate::wire::Request;
-use crate::wire::{encode, Decoder};
+use crate::wire::{encode, Decoder, RelayFrame};
 
 /// Something the world must do or know, in order.
 #[derive(Debug)]
@@ -315,20 +317,22 @@ impl Client {
     }
 
     fn push(&mut self, conn: u64, body: &[u8], acts: &mut Vec<Act>) {
-        let text = super::check::utf8_lossy(body);
-        if let Some(rest) = text.strip_prefix("0\n") {
-            let (sender, text) = rest.split_once(':').unwrap_or(("", rest));
-            acts.push(Act::Push { conn, sender: sender.to_owned(), text: text.to_owned() });
-        } else if let Some(rest) = text.strip_prefix("7\n") {
-            let mut parts = rest.splitn(3, '\n');
-            let (id, sender, text) = (parts.next(), parts.next(), parts.next());
-            let (Some(id), Some(sender), Some(text)) = (id, sender, text) else { return };
-            acts.push(Act::Push { conn, sender: sender.to_owned(), text: text.to_owned() });
-            if self.relay_acks {
-                let mut frame = Vec::new();
-                encode(format!("7\n{id}").as_bytes(), &mut frame);
-                acts.push(Act::Write(Chan::Relay, frame));
+        let Push { id, sender, text } = match parse_push(body) {
+            Ok(push) => push,
+            // The server ending the relay is not a push; its close follows.
+            Err(ClientError::RelayEnded(_)) => return,
+            // Anything else on a relay is handed to the checker as it came, which reports it
+            // as something delivered that was never sent.
+            Err(_) => {
+                let text = String::from_utf8_lossy(body).into_owned();
+                Push { id: None, sender: String::new(), text }
             }
+        };
+        acts.push(Act::Push { conn, sender, text });
+        if let (Some(id), true) = (id, self.relay_acks) {
+            let mut frame = Vec::new();
+            encode(RelayFrame::Ack(id).body().as_bytes(), &mut frame);
+            acts.push(Act::Write(Chan::Relay, frame));
         }
     }
 

@@ -828,5 +828,5 @@ impl Up {
 fn plain_push_tag(frame: &[u8]) -> Option<super::check::Tag> {
     let body = frame[HEADER_LEN..].strip_prefix(b"0\n")?;
     let text = body.iter().position(|&b| b == b':').map_or(body, |at| &body[at + 1..]);
-    super::check::tag_key(&super::check::utf8_lossy(text))
+    super::check::tag_key(&String::from_utf8_lossy(text))
 }

@@ -73,6 +73,15 @@ pub enum RelayFrame {
     Ack(u64),
 }
 
+impl RelayFrame {
+    /// The body a client sends for this frame; the inverse of [`parse_relay_frame`].
+    pub fn body(&self) -> String {
+        match self {
+            RelayFrame::Ack(id) => format!("7\n{id}"),
+        }
+    }
+}
+
 /// Codes echoed in replies are cut to this many characters so a huge bogus code stays small.
 const CODE_SHOWN_LEN_MAX: usize = 32;
 
@@ -224,6 +233,7 @@ mod tests {
         );
         assert!(parse_relay_hello(b"bob\nT1\nx").is_err());
         assert_eq!(parse_relay_frame(b"7\n12"), Ok(RelayFrame::Ack(12)));
+        assert_eq!(RelayFrame::Ack(12).body(), "7\n12");
         assert!(parse_relay_frame(b"7\nx").is_err());
         assert!(parse_relay_frame(b"8\n1").is_err());
     }
