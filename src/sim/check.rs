@@ -67,6 +67,9 @@ enum Session {
 #[derive(Debug, Clone)]
 struct Pending {
     op: Op,
+    /// The name the request is about (registered, logged in, deleted or sent to), interned
+    /// once at send.
+    target: Option<NameId>,
     sent_ms: u64,
     /// The target name's epoch at send, if no other mutation of it was in flight then.
     clean_epoch: Option<u64>,
@@ -137,6 +140,9 @@ pub struct Checker {
 fn key(name: &str) -> String {
     name.to_ascii_lowercase()
 }
+
+/// Registers, logins, deletes and sends have a target name, interned when they are sent.
+const TARGETED: &str = "the request names a target";
 
 /// A message's identity in the run: client `C`'s `K`-th message, tagged `#C.K` in its text.
 pub type Tag = (usize, u64);
@@ -374,6 +380,7 @@ impl Checker {
         let crashes = self.crashes;
         let pending = Pending {
             op,
+            target,
             sent_ms: now_ms,
             clean_epoch,
             exists_at_send,
@@ -403,11 +410,9 @@ impl Checker {
 
     /// Bookkeeping when a request ends (answered, or lost when `lost`).
     fn end_request(&mut self, now_ms: u64, pending: &Pending, lost: bool) {
-        let mutation = match &pending.op {
-            Op::Register { name, .. } | Op::Delete { name, .. } => Some(self.id(name)),
-            _ => None,
-        };
-        if let Some(k) = mutation {
+        let target = pending.target;
+        let mutation = matches!(pending.op, Op::Register { .. } | Op::Delete { .. });
+        if let (true, Some(k)) = (mutation, target) {
             let state = self.name(k);
             state.epoch += 1;
             state.mutations_in_flight = state.mutations_in_flight.saturating_sub(1);
@@ -420,16 +425,14 @@ impl Checker {
                 d.1 = now_ms;
             }
         }
-        if let Op::Register { name, .. } | Op::Login { name, .. } = &pending.op {
-            let id = self.id(name);
-            let state = self.name(id);
+        let login = matches!(pending.op, Op::Register { .. } | Op::Login { .. });
+        if let (true, Some(k)) = (login, target) {
+            let state = self.name(k);
             state.logins_in_flight = state.logins_in_flight.saturating_sub(1);
         }
-        if lost {
-            if let Op::Login { name, .. } | Op::Delete { name, .. } = &pending.op {
-                let id = self.id(name);
-                self.name(id).failures_ms.push(now_ms);
-            }
+        let may_have_failed = matches!(pending.op, Op::Login { .. } | Op::Delete { .. });
+        if let (true, true, Some(k)) = (lost, may_have_failed, target) {
+            self.name(k).failures_ms.push(now_ms);
         }
     }
 
@@ -547,8 +550,8 @@ impl Checker {
         }
         match &p.op {
             Op::Help => self.expect(ok && text == HELP, now_ms, "help reply", what),
-            Op::Register { name, password } => {
-                let k = self.id(name);
+            Op::Register { password, .. } => {
+                let k = p.target.expect(TARGETED);
                 let strict = self.strict(p, k);
                 let exists = p.exists_at_send;
                 if ok && text == REGISTER_OK {
@@ -573,8 +576,8 @@ impl Checker {
                     self.fail(now_ms, "register reply", what());
                 }
             }
-            Op::Login { name, password } => {
-                let k = self.id(name);
+            Op::Login { password, .. } => {
+                let k = p.target.expect(TARGETED);
                 let strict = self.strict(p, k);
                 let exists = p.exists_at_send;
                 let correct = self.name(k).password.as_ref().map(|pw| pw == password);
@@ -607,8 +610,8 @@ impl Checker {
                     self.fail(now_ms, "login reply", what());
                 }
             }
-            Op::Send { to, .. } => {
-                let k = self.id(to);
+            Op::Send { .. } => {
+                let k = p.target.expect(TARGETED);
                 let strict = self.strict(p, k);
                 let exists = p.exists_at_send;
                 if ok && text == SEND_OK {
@@ -639,8 +642,8 @@ impl Checker {
                 }
             }
             Op::List { .. } => self.check_list(now_ms, p, ok, text, &what()),
-            Op::Delete { name, password } => {
-                let k = self.id(name);
+            Op::Delete { password, .. } => {
+                let k = p.target.expect(TARGETED);
                 let session_key = match self.session(client) {
                     Session::In { key, .. } => Some(key),
                     Session::Out => None,
