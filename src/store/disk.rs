@@ -108,6 +108,13 @@ fn lock_dir(dir: &std::path::Path) -> io::Result<File> {
     }
 }
 
+/// Why a lookup of `name` found no file: not a plain name at all, or no such file.
+fn missing(op: &'static str, name: &str) -> DiskError {
+    check_name(op, name)
+        .err()
+        .unwrap_or_else(|| DiskError::new(op, name, io::ErrorKind::NotFound.into()))
+}
+
 fn check_name(op: &'static str, name: &str) -> Result<(), DiskError> {
     // Bytes, not a `char` pattern: this runs on every append and sync.
     let separator = name.bytes().any(|b| matches!(b, b'/' | b'\\' | 0));
@@ -336,21 +343,13 @@ impl MemDisk {
     // A name that is not plain is never stored, so it is only checked when a lookup misses
     // (this runs on every append and sync), and still reports the same error.
     fn file(&self, op: &'static str, name: &str) -> Result<&MemFile, DiskError> {
-        match self.names.get(name).and_then(|id| self.files.get(id)) {
-            Some(file) => Ok(file),
-            None => Err(check_name(op, name)
-                .err()
-                .unwrap_or_else(|| DiskError::new(op, name, io::ErrorKind::NotFound.into()))),
-        }
+        let id = self.names.get(name);
+        id.and_then(|id| self.files.get(id)).ok_or_else(|| missing(op, name))
     }
 
     fn file_mut(&mut self, op: &'static str, name: &str) -> Result<&mut MemFile, DiskError> {
-        match self.names.get(name).and_then(|id| self.files.get_mut(id)) {
-            Some(file) => Ok(file),
-            None => Err(check_name(op, name)
-                .err()
-                .unwrap_or_else(|| DiskError::new(op, name, io::ErrorKind::NotFound.into()))),
-        }
+        let id = self.names.get(name);
+        id.and_then(|id| self.files.get_mut(id)).ok_or_else(|| missing(op, name))
     }
 
     fn names_changed(&mut self) {
