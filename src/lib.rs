@@ -4,6 +4,7 @@ pub mod bench;
 pub mod client;
 pub mod core;
 pub mod fuzzing;
+pub mod host;
 pub mod model;
 pub mod net;
 pub mod sim;

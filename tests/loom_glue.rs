@@ -14,8 +14,8 @@ mod loom_support;
 
 use std::sync::Arc;
 
+use chatroom::host::mailbox::PlantedBug;
 use chatroom::net::loom_models::{self as models, Fixture, Racer};
-use chatroom::net::mailbox::PlantedBug;
 use loom_support::{check, check_finds_bug, Bound};
 
 /// Preemption bound of these models unless `LOOM_MAX_PREEMPTIONS` says otherwise. Every

@@ -16,9 +16,9 @@
 
 mod loom_support;
 
-use chatroom::net::mailbox::{Mailbox, PlantedBug, PushError, Taken};
-use chatroom::net::sync::atomic::{AtomicBool, Ordering};
-use chatroom::net::sync::{thread, Arc, Mutex};
+use chatroom::host::mailbox::{Mailbox, PlantedBug, PushError, Taken};
+use chatroom::host::sync::atomic::{AtomicBool, Ordering};
+use chatroom::host::sync::{thread, Arc, Mutex};
 use loom_support::{check, check_finds_bug, Bound};
 
 fn mailbox(len_max: usize, bug: Option<PlantedBug>) -> Arc<Mailbox<u32>> {

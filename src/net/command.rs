@@ -1,17 +1,18 @@
-//! The command thread: reads requests from one command connection, drives the core, writes
-//! the replies, and runs that connection's password jobs off the lock.
+//! The command thread: reads requests from one command connection, hands them to the host,
+//! writes the replies, and runs that connection's password jobs off the lock.
 //!
-//! It reads the next request only when no reply is owed, so a client that pipelines waits in
-//! the kernel's buffers, not in the server's memory.
+//! It reads only when the host says so ([`Shared::may_read`]: no reply owed), so a client that
+//! pipelines waits in the kernel's buffers, not in the server's memory.
 
 use std::net::Shutdown;
 
-use super::driver::{write_frames, Outgoing, Shared};
+use super::driver::{write_batch, Shared};
 use super::hashing::HashPool;
-use super::mailbox::{Mailbox, Taken};
 use super::socket::SharedSocket;
-use super::sync::Arc;
 use crate::core::{ConnId, Event};
+use crate::host::mailbox::{Mailbox, Taken};
+use crate::host::sync::Arc;
+use crate::host::{Batch, Outgoing};
 
 pub(crate) struct CommandConn {
     pub shared: Arc<Shared>,
@@ -23,61 +24,69 @@ pub(crate) struct CommandConn {
 
 impl CommandConn {
     pub fn run(self) {
-        let mut buf = vec![0u8; 16 * 1024];
-        while self.answer_owed() {
+        let mut buf = vec![0u8; READ_LEN];
+        let mut writer = Writer::default();
+        while self.answer_owed(&mut writer) {
             match self.stream.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => self.shared.handle(Event::Received { conn: self.conn, bytes: &buf[..n] }),
             }
         }
         // Whatever the core still had for us (a failure reply before a close) goes out first.
-        let _ = self.flush_once();
+        let mut items = Vec::new();
+        let _ = self.mailbox.try_take_all(&mut items);
+        let _ = self.write_items(&mut writer, &mut items);
         self.stream.shutdown(Shutdown::Both);
-        self.shared.close(self.conn);
+        self.shared.ended(self.conn);
     }
 
-    /// Writes replies and runs jobs until no reply is owed. False when the connection is done.
-    fn answer_owed(&self) -> bool {
+    /// Writes replies and runs jobs until the connection may be read. False when it is done.
+    fn answer_owed(&self, writer: &mut Writer) -> bool {
+        let mut items = Vec::new();
         loop {
-            let awaiting = self.shared.awaiting_reply(self.conn);
-            let mut items = Vec::new();
-            let taken = if awaiting {
-                self.mailbox.take_all(&mut items)
-            } else {
+            let may_read = self.shared.may_read(self.conn);
+            let taken = if may_read {
                 self.mailbox.try_take_all(&mut items)
+            } else {
+                self.mailbox.take_all(&mut items)
             };
             let idle = items.is_empty();
-            if !self.handle_items(items) || taken == Taken::Closed {
+            if !self.write_items(writer, &mut items) || taken == Taken::Closed {
                 return false;
             }
-            if !awaiting && idle {
+            if may_read && idle {
                 return true;
             }
         }
     }
 
-    fn flush_once(&self) -> bool {
-        let mut items = Vec::new();
-        let _ = self.mailbox.try_take_all(&mut items);
-        self.handle_items(items)
-    }
-
-    /// Writes frames and runs password jobs, in order. False if a write failed.
-    fn handle_items(&self, items: Vec<Outgoing>) -> bool {
-        let mut frames = Vec::new();
-        for item in items {
-            match item {
-                Outgoing::Frame(frame) | Outgoing::Push { frame, .. } => frames.push(frame),
-                Outgoing::Password(job) => {
-                    if !frames.is_empty() && write_frames(&**self.stream, &frames).is_err() {
-                        return false;
-                    }
-                    frames.clear();
-                    let outcome = self.hashing.run(&job);
-                    self.shared.handle(Event::PasswordDone { job: job.job, outcome });
-                }
+    /// Writes frames, reports them, then runs password jobs. False if a write failed.
+    fn write_items(&self, writer: &mut Writer, items: &mut Vec<Outgoing>) -> bool {
+        let Writer { batch, buf } = writer;
+        batch.sort(items);
+        if !batch.frames.is_empty() {
+            if write_batch(&**self.stream, batch, buf).is_err() {
+                batch.clear_written();
+                batch.jobs.clear();
+                return false;
             }
+            self.shared.wrote(self.conn, batch);
         }
-        frames.is_empty() || write_frames(&**self.stream, &frames).is_ok()
+        batch.clear_written();
+        for job in batch.jobs.drain(..) {
+            let outcome = self.hashing.run(&job);
+            self.shared.handle(Event::PasswordDone { job: job.job, outcome });
+        }
+        true
     }
 }
+
+/// A writer's buffers, kept across batches.
+#[derive(Default)]
+struct Writer {
+    batch: Batch,
+    buf: Vec<u8>,
+}
+
+/// Bytes read from a command connection at a time.
+const READ_LEN: usize = 16 * 1024;

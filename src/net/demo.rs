@@ -1,10 +1,9 @@
 //! The original's two test accounts, created through the core like any registration.
 
-use super::driver::{Outgoing, Route, Shared};
+use super::driver::Shared;
 use super::hashing::HashPool;
-use super::mailbox::Mailbox;
-use super::sync::Arc;
 use crate::core::{Channel, ConnId, Event, Peer};
+use crate::host::Outgoing;
 use crate::wire::{encode, HEADER_LEN};
 
 /// The accounts `--demo` creates: the original README's `tester:abc123` and `abc:abc`.
@@ -14,9 +13,7 @@ pub const DEMO_ACCOUNTS: [(&str, &str); 2] = [("tester", "abc123"), ("abc", "abc
 /// listeners' ids (which start at 1) cannot collide with.
 pub(crate) fn create_accounts(shared: &Shared, hashing: &HashPool) {
     let conn = ConnId(0);
-    let mailbox = Arc::new(Mailbox::new(16));
-    let route = Route { mailbox: mailbox.clone(), stream: None };
-    shared.open(conn, route, Event::Opened { conn, channel: Channel::Command, peer: Peer(0) });
+    let mailbox = shared.open(conn, Channel::Command, Peer(0), None);
     for (name, password) in DEMO_ACCOUNTS {
         if shared.with_server(|s| s.account_id(name).is_some()) {
             continue;
@@ -26,7 +23,7 @@ pub(crate) fn create_accounts(shared: &Shared, hashing: &HashPool) {
         shared.handle(Event::Received { conn, bytes: &frame });
         let mut items = Vec::new();
         loop {
-            let awaiting = shared.awaiting_reply(conn);
+            let awaiting = !shared.may_read(conn);
             let _ = if awaiting {
                 mailbox.take_all(&mut items)
             } else {
@@ -38,7 +35,7 @@ pub(crate) fn create_accounts(shared: &Shared, hashing: &HashPool) {
                         let outcome = hashing.run(&job);
                         shared.handle(Event::PasswordDone { job: job.job, outcome });
                     }
-                    Outgoing::Frame(reply) => {
+                    Outgoing::Reply(reply) => {
                         let reply =
                             String::from_utf8_lossy(&reply[HEADER_LEN..]).replace('\n', " ");
                         tracing::info!(name, %reply, "demo account");
@@ -51,5 +48,5 @@ pub(crate) fn create_accounts(shared: &Shared, hashing: &HashPool) {
             }
         }
     }
-    shared.close(conn);
+    shared.ended(conn);
 }

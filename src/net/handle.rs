@@ -8,16 +8,17 @@ use rand_chacha::ChaCha20Rng;
 
 use super::config::ServerConfig;
 use super::demo;
-use super::driver::{MemorySink, RecordSink, Shared};
+use super::driver::{Shared, Sink};
 use super::hashing::HashPool;
 use super::listener::Acceptor;
 use super::persist::{self, Durability};
-use super::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use super::sync::Arc;
 use super::threads::Threads;
 use super::timer;
 use crate::auth::Hasher;
 use crate::core::{Channel, Server};
+use crate::host::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::host::sync::Arc;
+use crate::host::MemorySink;
 
 /// A running server. Dropping it without [`ServerHandle::shutdown`] leaves it running.
 pub struct ServerHandle {
@@ -38,7 +39,7 @@ impl ServerHandle {
             None => ChaCha20Rng::from_entropy(),
         };
         let durability = Arc::new(Durability::default());
-        let (server, sink): (Server, Box<dyn RecordSink>) = match &config.data_dir {
+        let (server, sink): (Server, Sink) = match &config.data_dir {
             None => (Server::new(config.core.clone(), rng), Box::new(MemorySink)),
             Some(dir) => {
                 let core = config.core.clone();
@@ -66,9 +67,6 @@ impl ServerHandle {
             threads: Threads::new(config.thread_stack_bytes),
             next_conn: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
-            // The core keeps at most a window of pushes in flight per relay; the rest is slack
-            // for failure frames.
-            mailbox_len_max: config.core.push_window_len + 64,
             write_timeout_ms: config.write_timeout_ms,
         });
         for (listener, channel) in [(command, Channel::Command), (relay, Channel::Relay)] {

@@ -1,9 +1,9 @@
 //! Password jobs run on the requesting connection's thread, a bounded number at a time, so
 //! that a crowd logging in cannot take every core from the clients already chatting.
 
-use super::sync::{Condvar, Mutex};
 use crate::auth::Hasher;
 use crate::core::{PasswordJob, PasswordOutcome};
+use crate::host::sync::{Condvar, Mutex};
 
 pub(crate) struct HashPool {
     hasher: Hasher,

@@ -6,15 +6,16 @@ use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
 use super::command::CommandConn;
-use super::driver::{Outgoing, Route, Shared};
+use super::driver::Shared;
 use super::hashing::HashPool;
-use super::mailbox::Mailbox;
 use super::relay::RelayConn;
 use super::socket::{self, SharedSocket};
-use super::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use super::sync::Arc;
 use super::threads::Threads;
-use crate::core::{Channel, ConnId, Event, Peer};
+use crate::core::{Channel, ConnId, Peer};
+use crate::host::mailbox::Mailbox;
+use crate::host::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::host::sync::Arc;
+use crate::host::Outgoing;
 
 /// What every accept loop shares.
 pub(crate) struct Acceptor {
@@ -23,7 +24,6 @@ pub(crate) struct Acceptor {
     pub threads: Threads,
     pub next_conn: AtomicU64,
     pub stopping: AtomicBool,
-    pub mailbox_len_max: usize,
     pub write_timeout_ms: u64,
 }
 
@@ -56,13 +56,11 @@ impl Acceptor {
         let _ = stream.set_write_timeout(Some(Duration::from_millis(self.write_timeout_ms.max(1))));
         let conn = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
         let stream = socket::share(stream);
-        let mailbox = Arc::new(Mailbox::new(self.mailbox_len_max));
-        let route = Route { mailbox: mailbox.clone(), stream: Some(stream.clone()) };
-        self.shared.open(conn, route, Event::Opened { conn, channel, peer });
+        let mailbox = self.shared.open(conn, channel, peer, Some(stream.clone()));
         if let Err(error) = self.spawn(conn, channel, stream.clone(), mailbox) {
             tracing::error!(%error, ?conn, "cannot start a connection thread; dropping the connection");
             stream.shutdown(Shutdown::Both);
-            self.shared.close(conn);
+            self.shared.ended(conn);
         }
     }
 

@@ -1,14 +1,15 @@
 //! The TCP adapter: real sockets in front of the pure core.
 //!
 //! Two listeners (command and relay ports). Per client a command thread (reads requests,
-//! drives the core, writes replies, runs password jobs off the lock) and, for its relay, a
-//! relay thread that blocks on the connection's [`mailbox`] until the core hands it pushes,
-//! plus a reader for the relay's handshake and acknowledgements. The core sits behind one
-//! mutex; whoever feeds it drains its outputs into the connections' mailboxes before letting
-//! go (see `driver`). A timer thread feeds the core's deadlines. Nothing polls or sleeps.
+//! writes replies, runs password jobs off the lock) and, for its relay, a relay thread that
+//! blocks on the connection's [`mailbox`](crate::host::mailbox) until the host hands it
+//! pushes, plus a reader for the relay's handshake and acknowledgements. Everything those
+//! threads decide beyond blocking and moving bytes is the [`host`](crate::host)'s, which sits
+//! behind one mutex (see `driver`). A timer thread feeds the core's deadlines. Nothing polls
+//! or sleeps.
 //!
-//! Every primitive the threads share comes from [`sync`], which becomes loom's under
-//! `cfg(loom)`.
+//! Every primitive the threads share comes from [`crate::host::sync`], which becomes loom's
+//! under `cfg(loom)`.
 
 pub mod cli;
 mod command;
@@ -20,11 +21,9 @@ mod hashing;
 mod listener;
 #[cfg(loom)]
 pub mod loom_models;
-pub mod mailbox;
 mod persist;
 mod relay;
 mod socket;
-pub mod sync;
 mod threads;
 mod timer;
 

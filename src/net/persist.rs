@@ -10,9 +10,10 @@ use std::path::Path;
 
 use rand_chacha::ChaCha20Rng;
 
-use super::driver::{RecordSink, Shared};
-use super::sync::{Arc, Condvar, Mutex};
+use super::driver::Shared;
 use crate::core::{self, Event, Lsn, Record, Server};
+use crate::host::sync::{Arc, Condvar, Mutex};
+use crate::host::RecordSink;
 use crate::store::{FsDisk, FsyncPolicy, GroupCommit, StoreError, StoreOptions, Wal};
 
 /// Records go to the write-ahead log through the group-commit writer.

@@ -1,19 +1,21 @@
 //! The relay thread pair of one relay connection.
 //!
-//! The relay thread blocks on the connection's mailbox until the core hands it pushes, writes
-//! them in one batch, and reports the last one written. The reader thread reads the handshake
-//! and acknowledgements and feeds them to the core; when the socket ends it closes the mailbox.
-//! The writer, once it has flushed what it holds, reports the close to the core: it is the last
-//! of the two to speak for the connection, so no `Written` report can arrive after `Closed`
-//! (the core ignores reports on a closed connection, and would push those messages again).
+//! The relay thread blocks on the connection's mailbox until the host hands it pushes, writes
+//! them in one batch, and reports them ([`Shared::wrote`]). The reader thread reads the
+//! handshake and acknowledgements and feeds them to the host; when the socket ends it closes
+//! the mailbox. The writer, once it has flushed what it holds, reports the end
+//! ([`Shared::ended`]): it is the last of the two to speak for the connection, so no report of
+//! a write can arrive after the close (the core ignores reports on a closed connection, and
+//! would push those messages again).
 
 use std::net::Shutdown;
 
-use super::driver::{write_frames, Outgoing, Shared};
-use super::mailbox::{Mailbox, Taken};
+use super::driver::{write_batch, Shared};
 use super::socket::SharedSocket;
-use super::sync::Arc;
 use crate::core::{ConnId, Event};
+use crate::host::mailbox::{Mailbox, Taken};
+use crate::host::sync::Arc;
+use crate::host::{Batch, Outgoing};
 
 pub(crate) struct RelayConn {
     pub shared: Arc<Shared>,
@@ -25,42 +27,28 @@ pub(crate) struct RelayConn {
 impl RelayConn {
     /// The relay (writer) thread's body.
     pub fn write_loop(&self) {
-        let mut items = Vec::new();
-        let mut frames = Vec::new();
+        let (mut items, mut batch, mut buf) = (Vec::new(), Batch::default(), Vec::new());
         loop {
             let taken = self.mailbox.take_all(&mut items);
-            let mut last = None;
-            for item in items.drain(..) {
-                match item {
-                    Outgoing::Frame(frame) => frames.push(frame),
-                    Outgoing::Push { msg, frame } => {
-                        frames.push(frame);
-                        last = Some(msg);
-                    }
-                    Outgoing::Password(_) => {
-                        unreachable!("password jobs go to command connections")
-                    }
-                }
-            }
-            if !frames.is_empty() {
-                if write_frames(&**self.stream, &frames).is_err() {
+            batch.sort(&mut items);
+            assert!(batch.jobs.is_empty(), "password jobs go to command connections");
+            if !batch.frames.is_empty() {
+                if write_batch(&**self.stream, &batch, &mut buf).is_err() {
                     break;
                 }
-                frames.clear();
+                self.shared.wrote(self.conn, &batch);
             }
-            if let Some(last) = last {
-                self.shared.handle(Event::Written { conn: self.conn, last });
-            }
+            batch.clear_written();
             if taken == Taken::Closed {
                 break;
             }
         }
         // Ends the reader too.
         self.stream.shutdown(Shutdown::Both);
-        // Reported here, after this thread's last `Written`, never by the reader: a close the
+        // Reported here, after this thread's last `wrote`, never by the reader: a close the
         // core handled first would make it ignore that report and push those messages again on
         // the next relay, though the client already has them (found by loom, tests/loom_glue.rs).
-        self.shared.close(self.conn);
+        self.shared.ended(self.conn);
     }
 
     /// The reader thread's body.

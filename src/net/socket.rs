@@ -4,7 +4,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 
-use super::sync::Arc;
+use crate::host::sync::Arc;
 
 /// A connected byte stream shared by a connection's threads (`&self` everywhere: one thread
 /// reads while another writes or shuts it down).

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::sync::{thread, Arc, Condvar, Mutex};
+use crate::host::sync::{thread, Arc, Condvar, Mutex};
 
 #[derive(Clone)]
 pub(crate) struct Threads {

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::driver::Shared;
-use super::sync::{Condvar, Mutex};
 use crate::core::Event;
+use crate::host::sync::{Condvar, Mutex};
 
 #[derive(Default)]
 pub(crate) struct TimerState {

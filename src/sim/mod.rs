@@ -27,6 +27,7 @@ pub mod queue;
 pub mod rng;
 pub mod run;
 pub mod scenario;
+mod server;
 pub mod trace;
 pub mod workload;
 pub mod world;

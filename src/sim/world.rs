@@ -1,12 +1,14 @@
-//! The world: an event queue in simulated time, the real [`Server`] behind the same glue the TCP
-//! adapter runs, and the clients, network, disk and fault injector around it.
+//! The world: an event queue in simulated time, the shipped [`Host`](crate::host::Host) (and
+//! through it the real [`Server`]), and the clients, network, disk and fault injector around it.
 //!
-//! Events are ordered by (time, sequence number) and time jumps over idle gaps. The server glue
-//! mirrors `net`: password jobs run off the core and come back after a delay (the hashing
-//! thread), records go to the store and `Durable` comes back when the fsync completes, and each
-//! connection has a writer that drains the core's replies and pushes after a delay (the relay
-//! thread) and reports `Written`. Those delays are drawn from the seed, so the races between a
-//! client's command and relay threads are reachable and repeatable.
+//! Events are ordered by (time, sequence number) and time jumps over idle gaps. The world plays
+//! the part of the TCP adapter's threads and nothing more: each connection's writer (a command
+//! thread, a relay thread) runs after a delay drawn from the seed, takes its mailbox, writes,
+//! and reports to the host; a command thread reads only when the host says it may; password
+//! jobs come back after a delay (the hashing pool); records reach the simulated disk and
+//! `Durable` comes back when the (timed) sync completes. So the races between a client's
+//! command and relay threads are reachable and repeatable, and what the server decides is
+//! decided by the code that ships.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -14,10 +16,8 @@ use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
 use crate::auth::{HashCost, Hasher};
-use crate::core::{
-    AccountId, Channel, Config, ConnId, Event, Input, JobId, MsgId, Output, PasswordOutcome, Peer,
-    Record, Server,
-};
+use crate::core::{Channel, Config, ConnId, Event, JobId, PasswordOutcome, Peer, Record, Server};
+use crate::host::mailbox::Taken;
 use crate::wire::HEADER_LEN;
 
 use super::check::{Checker, Violation};
@@ -30,6 +30,7 @@ use super::options::{FaultMix, RunOptions};
 use super::queue::Queue;
 use super::rng::{child, Stream};
 use super::scenario::{Action, Chan, Dir, Op, Scenario};
+use super::server::{ServerConn, SimSocket, Up, READ_LEN};
 use super::trace::{Line, Trace};
 
 /// What one run produced.
@@ -84,28 +85,6 @@ enum Ev {
     LivenessEnd,
 }
 
-#[derive(Debug)]
-enum Item {
-    Frame { bytes: Vec<u8>, msg: Option<MsgId> },
-    Close,
-}
-
-#[derive(Debug)]
-struct Writer {
-    items: VecDeque<Item>,
-    scheduled: bool,
-    slow: bool,
-}
-
-struct Up {
-    core: Server,
-    writers: BTreeMap<u64, Writer>,
-    sync_scheduled: bool,
-    tick_at_ms: Option<u64>,
-    /// Per command connection, the session when each reply was released.
-    reply_sessions: BTreeMap<u64, VecDeque<Option<AccountId>>>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Ops,
@@ -129,7 +108,8 @@ pub struct World {
     config: Config,
     net: Net,
     server: Option<Up>,
-    store: Box<dyn SimStore + Send>,
+    /// The disk while the server is down (while it is up, its record sink holds it).
+    store: Option<Box<dyn SimStore + Send>>,
     epoch: u64,
     disk_rng: ChaCha20Rng,
     fault_rng: ChaCha20Rng,
@@ -224,8 +204,8 @@ impl World {
             mix,
             config,
             net: Net::new(child(seed, Stream::Net, 0), mix),
-            server: Some(Up::new(core)),
-            store,
+            server: Some(Up::new(core, store)),
+            store: None,
             epoch: 0,
             disk_rng: child(seed, Stream::Disk, 0),
             fault_rng: child(seed, Stream::Faults, 0),
@@ -442,8 +422,8 @@ impl World {
                 let account = self
                     .server
                     .as_mut()
-                    .and_then(|s| s.reply_sessions.get_mut(&conn))
-                    .and_then(VecDeque::pop_front)
+                    .and_then(|up| up.conns.get_mut(&conn))
+                    .and_then(|c| c.reply_sessions.pop_front())
                     .flatten();
                 self.trace.line(now, Line::Reply { client, body: &body });
                 self.checker.replied(now, client, &body, account);
@@ -483,14 +463,16 @@ impl World {
         self.net.open(conn, client, chan);
         self.trace.line(now, Line::Open { client, chan, conn });
         let slow = chan == Chan::Relay && self.clients[client].slow_reader;
-        let up = self.server.as_mut().expect("checked above");
-        up.writers.insert(conn, Writer { items: VecDeque::new(), scheduled: false, slow });
         let channel = match chan {
             Chan::Command => Channel::Command,
             Chan::Relay => Channel::Relay,
         };
         let peer = Peer(client as u128 + 1);
-        self.feed(Event::Opened { conn: ConnId(conn), channel, peer });
+        let socket = SimSocket::default();
+        let up = self.server.as_mut().expect("checked above");
+        let mailbox = up.host.open(now, ConnId(conn), channel, peer, socket.clone());
+        up.conns.insert(conn, ServerConn::new(chan, mailbox, socket, slow));
+        self.after_host();
         Some(conn)
     }
 
@@ -516,14 +498,7 @@ impl World {
         let (len, eof) = (arrival.bytes.len(), arrival.eof);
         self.trace.line(now, Line::Deliver { conn, way, len, eof });
         match way {
-            Way::Up => {
-                if !arrival.bytes.is_empty() {
-                    self.feed(Event::Received { conn: ConnId(conn), bytes: &arrival.bytes });
-                }
-                if eof {
-                    self.server_lost(conn);
-                }
-            }
+            Way::Up => self.server_received(conn, &arrival.bytes, eof),
             Way::Down => {
                 let Some((client, _)) = owner else { return };
                 let mut acts = std::mem::take(&mut self.acts);
@@ -538,143 +513,226 @@ impl World {
         }
     }
 
-    /// The server side of `conn` is gone: forget its writer, tell the core.
-    fn server_lost(&mut self, conn: u64) {
+    // ---- the server's threads, over the host ----------------------------------------------
+
+    /// Bytes (and maybe the end of the stream) reached the server side of `conn`. A relay's
+    /// reader reads at once; a command thread reads only when the host lets it.
+    fn server_received(&mut self, conn: u64, bytes: &[u8], eof: bool) {
         let Some(up) = &mut self.server else { return };
-        if up.writers.remove(&conn).is_some() {
-            up.reply_sessions.remove(&conn);
-            self.feed(Event::Closed { conn: ConnId(conn) });
+        let Some(c) = up.conns.get_mut(&conn) else { return };
+        match c.chan {
+            Chan::Command => {
+                c.inbox.extend(bytes);
+                c.eof |= eof;
+                self.read_commands(conn);
+            }
+            Chan::Relay => {
+                if !bytes.is_empty() {
+                    let event = Event::Received { conn: ConnId(conn), bytes };
+                    up.host.handle(self.now_ms, event);
+                }
+                if eof {
+                    // The reader ends; the writer flushes, then reports the close.
+                    c.mailbox.close();
+                    self.wake_writer(conn);
+                }
+                self.after_host();
+            }
         }
     }
 
-    // ---- the server and its glue -----------------------------------------------------------------
+    /// The command thread of `conn` reads what the kernel holds, as long as the host lets it
+    /// and no write is pending; at the end of the stream it ends the connection.
+    fn read_commands(&mut self, conn: u64) {
+        loop {
+            let Some(up) = &mut self.server else { return };
+            let Some(c) = up.conns.get_mut(&conn) else { return };
+            if c.scheduled || !up.host.may_read(ConnId(conn)) {
+                return;
+            }
+            if c.socket.is_broken() || (c.inbox.is_empty() && c.eof) {
+                return self.end_command(conn);
+            }
+            if c.inbox.is_empty() {
+                return;
+            }
+            let n = c.inbox.len().min(READ_LEN);
+            let bytes: Vec<u8> = c.inbox.drain(..n).collect();
+            up.host.handle(self.now_ms, Event::Received { conn: ConnId(conn), bytes: &bytes });
+            self.after_host();
+        }
+    }
+
+    /// A command thread's read failed or ended: it writes what it still holds, then ends.
+    fn end_command(&mut self, conn: u64) {
+        let _ = self.run_writer(conn);
+        self.end_conn(conn, false);
+    }
+
+    /// Schedules `conn`'s writer, unless it is already due.
+    fn wake_writer(&mut self, conn: u64) {
+        let Some(c) = self.server.as_mut().and_then(|up| up.conns.get_mut(&conn)) else { return };
+        if c.scheduled {
+            return;
+        }
+        c.scheduled = true;
+        let max = if c.slow { self.mix.slow_reader_ms_max } else { self.mix.writer_ms_max };
+        let delay = self.timing_rng.gen_range(0..=max);
+        self.schedule(self.now_ms + delay, Ev::Flush { conn, epoch: self.epoch });
+    }
+
+    /// The writer of `conn` gets to its mailbox: writes, reports, runs password jobs; ends the
+    /// connection once the mailbox is closed or a write fails.
+    fn flush(&mut self, conn: u64) {
+        let Some(c) = self.server.as_mut().and_then(|up| up.conns.get_mut(&conn)) else { return };
+        c.scheduled = false;
+        let (ended, taken) = self.run_writer(conn);
+        if ended || taken == Taken::Closed {
+            if !ended {
+                if let Some(at) = self.net.send_eof(self.now_ms, conn, Way::Down) {
+                    self.schedule(at, Ev::Deliver { conn, way: Way::Down });
+                }
+            }
+            self.end_conn(conn, ended);
+        } else {
+            self.read_commands(conn);
+        }
+    }
+
+    /// Takes `conn`'s mailbox and writes it. Returns whether a write failed, and the take.
+    fn run_writer(&mut self, conn: u64) -> (bool, Taken) {
+        let now = self.now_ms;
+        let Some(up) = &mut self.server else { return (true, Taken::Closed) };
+        let Some(c) = up.conns.get_mut(&conn) else { return (true, Taken::Closed) };
+        let mut items = std::mem::take(&mut up.items);
+        let taken = c.mailbox.try_take_all(&mut items);
+        let broken = c.socket.is_broken();
+        let mut batch = std::mem::take(&mut up.batch);
+        batch.sort(&mut items);
+        up.items = items;
+        let is_command = c.chan == Chan::Command;
+        if is_command {
+            let session = up.host.server().session_of(ConnId(conn));
+            c.reply_sessions.extend((0..batch.replies).map(|_| session));
+        }
+        let mut failed = broken && !batch.frames.is_empty();
+        if !failed {
+            for frame in batch.frames.drain(..) {
+                let plain_tag = if is_command { None } else { plain_push_tag(&frame) };
+                if !self.send(conn, Way::Down, frame) {
+                    failed = true;
+                    break;
+                }
+                if let Some(tag) = plain_tag {
+                    self.checker.written_plain(tag);
+                }
+            }
+        }
+        let last = batch.last_push.map(|m| m.0);
+        self.trace.line(now, Line::Flush { conn, last, close: taken == Taken::Closed });
+        let up = self.server.as_mut().expect("still up");
+        if !failed {
+            up.host.wrote(now, ConnId(conn), &batch);
+        }
+        batch.clear_written();
+        batch.frames.clear();
+        for job in batch.jobs.drain(..) {
+            let outcome = self.hasher.run(&job);
+            let delay = self.timing_rng.gen_range(0..=self.mix.hash_ms_max);
+            let ev = Ev::Password { job: job.job, outcome: Box::new(outcome), epoch: self.epoch };
+            self.schedule(now + delay, ev);
+        }
+        if let Some(up) = &mut self.server {
+            up.batch = batch;
+        }
+        self.after_host();
+        (failed, taken)
+    }
+
+    /// The connection's writer is done: the host hears it last; a broken one is reset.
+    fn end_conn(&mut self, conn: u64, reset: bool) {
+        let Some(up) = &mut self.server else { return };
+        if up.conns.remove(&conn).is_none() {
+            return;
+        }
+        up.host.ended(self.now_ms, ConnId(conn));
+        self.after_host();
+        if reset && self.net.reset(conn) {
+            self.client_lost(conn);
+        }
+    }
+
+    /// The client's side of `conn` learns the connection is gone.
+    fn client_lost(&mut self, conn: u64) {
+        let Some((client, _)) = self.net.owner(conn) else { return };
+        let mut acts = std::mem::take(&mut self.acts);
+        self.clients[client].closed(conn, &mut acts);
+        self.carry_out(client, acts);
+    }
+
+    /// A connection was reset under the server: its reader's read fails (a relay's reader
+    /// closes the mailbox) and its writer's next write fails.
+    fn server_reset(&mut self, conn: u64) {
+        let Some(c) = self.server.as_mut().and_then(|up| up.conns.get_mut(&conn)) else { return };
+        c.socket.break_it();
+        match c.chan {
+            Chan::Relay => {
+                c.mailbox.close();
+                self.wake_writer(conn);
+            }
+            Chan::Command => self.read_commands(conn),
+        }
+    }
 
     fn feed(&mut self, event: Event<'_>) {
         let Some(up) = &mut self.server else { return };
-        up.core.handle_input(Input { now_ms: self.now_ms, event });
-        self.drain();
+        up.host.handle(self.now_ms, event);
+        self.after_host();
     }
 
-    fn drain(&mut self) {
-        while let Some(output) = self.server.as_mut().and_then(|up| up.core.poll_output()) {
-            self.output(output);
+    /// After every call into the host: trace and check what reached the disk, schedule the
+    /// sync, the writers that have work and the next tick.
+    fn after_host(&mut self) {
+        let now = self.now_ms;
+        let Some(up) = &mut self.server else { return };
+        let sink = up.host.sink_mut();
+        for (lsn, record) in sink.persisted.drain(..) {
+            self.trace.line(now, Line::Persist { lsn: lsn.0, record: &record });
+            if let Record::Message { text, to, .. } = &record {
+                self.checker.persisted_message(text, *to);
+            }
+        }
+        for lsn in sink.snapshots.drain(..) {
+            self.trace.line(now, Line::Snapshot { lsn: lsn.0 });
+        }
+        let sync_due = std::mem::take(&mut sink.sync_wanted) && !up.sync_scheduled;
+        up.sync_scheduled |= sync_due;
+        let mut touched = std::mem::take(&mut up.touched);
+        up.host.take_touched(&mut touched);
+        if sync_due {
+            let delay = self.timing_rng.gen_range(0..=self.mix.fsync_ms_max);
+            self.schedule(now + delay, Ev::Sync { epoch: self.epoch });
+        }
+        for conn in touched.drain(..) {
+            self.wake_writer(conn.0);
+        }
+        if let Some(up) = &mut self.server {
+            up.touched = touched;
         }
         self.arm_tick();
-    }
-
-    fn output(&mut self, output: Output) {
-        let now = self.now_ms;
-        match output {
-            Output::Persist { lsn, record } => {
-                self.trace.line(now, Line::Persist { lsn: lsn.0, record: &record });
-                if let Record::Message { text, to, .. } = &record {
-                    self.checker.persisted_message(text, *to);
-                }
-                self.store.append(lsn, &record);
-                let up = self.server.as_mut().expect("outputs come from a live server");
-                if !up.sync_scheduled {
-                    up.sync_scheduled = true;
-                    let delay = self.timing_rng.gen_range(0..=self.mix.fsync_ms_max);
-                    self.schedule(now + delay, Ev::Sync { epoch: self.epoch });
-                }
-            }
-            Output::Password(job) => {
-                let outcome = self.hasher.run(&job);
-                let delay = self.timing_rng.gen_range(0..=self.mix.hash_ms_max);
-                let ev =
-                    Ev::Password { job: job.job, outcome: Box::new(outcome), epoch: self.epoch };
-                self.schedule(now + delay, ev);
-            }
-            Output::Reply { conn, frame } => {
-                let up = self.server.as_mut().expect("outputs come from a live server");
-                if self.net.owner(conn.0).is_some_and(|(_, chan)| chan == Chan::Command) {
-                    let session = up.core.session_of(conn);
-                    up.reply_sessions.entry(conn.0).or_default().push_back(session);
-                }
-                self.enqueue(conn.0, Item::Frame { bytes: frame, msg: None });
-            }
-            Output::Push { conn, msg, frame } => {
-                self.enqueue(conn.0, Item::Frame { bytes: frame, msg: Some(msg) })
-            }
-            Output::Close { conn } => self.enqueue(conn.0, Item::Close),
-        }
-    }
-
-    fn enqueue(&mut self, conn: u64, item: Item) {
-        let up = self.server.as_mut().expect("outputs come from a live server");
-        let Some(writer) = up.writers.get_mut(&conn) else { return };
-        writer.items.push_back(item);
-        if !writer.scheduled {
-            writer.scheduled = true;
-            let max =
-                if writer.slow { self.mix.slow_reader_ms_max } else { self.mix.writer_ms_max };
-            let delay = self.timing_rng.gen_range(0..=max);
-            self.schedule(self.now_ms + delay, Ev::Flush { conn, epoch: self.epoch });
-        }
-    }
-
-    /// The writer of `conn` gets to its queue: writes it, reports `Written`, then any close.
-    fn flush(&mut self, conn: u64) {
-        let Some(up) = &mut self.server else { return };
-        let Some(writer) = up.writers.get_mut(&conn) else { return };
-        writer.scheduled = false;
-        let mut items = std::mem::take(&mut writer.items);
-        let (mut last, mut close) = (None, false);
-        for item in items.drain(..) {
-            match item {
-                Item::Frame { bytes, msg } => {
-                    let plain_tag = msg.and_then(|_| plain_push_tag(&bytes));
-                    if !self.send(conn, Way::Down, bytes) {
-                        continue;
-                    }
-                    if let Some(msg) = msg {
-                        last = Some(msg);
-                        if let Some(tag) = plain_tag {
-                            self.checker.written_plain(tag);
-                        }
-                    }
-                }
-                Item::Close => {
-                    close = true;
-                    break;
-                }
-            }
-        }
-        // The emptied queue goes back, so the writer keeps its capacity.
-        if let Some(writer) = self.server.as_mut().and_then(|up| up.writers.get_mut(&conn)) {
-            if writer.items.is_empty() {
-                writer.items = items;
-            }
-        }
-        self.trace.line(self.now_ms, Line::Flush { conn, last: last.map(|m| m.0), close });
-        if let Some(last) = last {
-            self.feed(Event::Written { conn: ConnId(conn), last });
-        }
-        if close {
-            if let Some(at) = self.net.send_eof(self.now_ms, conn, Way::Down) {
-                self.schedule(at, Ev::Deliver { conn, way: Way::Down });
-            }
-            self.server_lost(conn);
-        }
     }
 
     fn synced(&mut self) {
         let Some(up) = &mut self.server else { return };
         up.sync_scheduled = false;
-        let mut lsn = self.store.sync();
-        if self.store.snapshot_due() {
-            let last = up.core.last_lsn();
-            self.store.snapshot(last, &up.core.snapshot());
-            lsn = last;
-            self.trace.line(self.now_ms, Line::Snapshot { lsn: lsn.0 });
-        }
+        let lsn = up.host.sink_mut().store.sync();
         self.trace.line(self.now_ms, Line::Durable { lsn: lsn.0 });
         self.feed(Event::Durable { lsn });
     }
 
     fn arm_tick(&mut self) {
         let Some(up) = &mut self.server else { return };
-        let Some(deadline) = up.core.poll_timeout() else { return };
+        let Some(deadline) = up.host.poll_timeout() else { return };
         if up.tick_at_ms.is_some_and(|t| t <= deadline) {
             return;
         }
@@ -734,23 +792,21 @@ impl World {
                     return;
                 };
                 self.net.reset(conn);
-                self.server_lost(conn);
-                let mut acts = std::mem::take(&mut self.acts);
-                self.clients[client].closed(conn, &mut acts);
-                self.carry_out(client, acts);
+                self.server_reset(conn);
+                self.client_lost(conn);
             }
             Action::Crash { down_ms } => self.crash(down_ms),
         }
     }
 
     fn crash(&mut self, down_ms: u64) {
-        if self.server.take().is_none() {
-            return;
-        }
+        let Some(up) = self.server.take() else { return };
+        let mut store = up.into_store();
         self.crashes += 1;
         self.epoch += 1;
         self.checker.crashed();
-        self.store.crash(&mut self.disk_rng, self.mix.torn_writes > 0);
+        store.crash(&mut self.disk_rng, self.mix.torn_writes > 0);
+        self.store = Some(store);
         for conn in self.net.conns() {
             let Some((client, _)) = self.net.owner(conn) else { continue };
             self.net.reset(conn);
@@ -766,16 +822,20 @@ impl World {
             return;
         }
         let rng = child(self.seed, Stream::Server, self.epoch);
-        let recovered = self.store.recover().and_then(|(records, last)| {
+        let mut store = self.store.take().expect("a crashed server left its disk");
+        let recovered = store.recover().and_then(|(records, last)| {
             Server::recover(self.config.clone(), rng, records, last).map_err(|e| e.to_string())
         });
         match recovered {
             Ok(core) => {
                 self.trace.line(self.now_ms, Line::Restart { lsn: core.last_lsn().0 });
-                self.server = Some(Up::new(core));
+                self.server = Some(Up::new(core, store));
                 self.arm_tick();
             }
-            Err(error) => self.checker_fail("recovery succeeds", error),
+            Err(error) => {
+                self.store = Some(store);
+                self.checker_fail("recovery succeeds", error)
+            }
         }
     }
 
@@ -809,18 +869,6 @@ impl World {
             self.clients[id].persistent = true;
         }
         self.schedule(now + self.opts.liveness_ms, Ev::LivenessEnd);
-    }
-}
-
-impl Up {
-    fn new(core: Server) -> Self {
-        Up {
-            core,
-            writers: BTreeMap::new(),
-            sync_scheduled: false,
-            tick_at_ms: None,
-            reply_sessions: BTreeMap::new(),
-        }
     }
 }
 

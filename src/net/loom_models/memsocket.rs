@@ -10,8 +10,8 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::Shutdown;
 
+use crate::host::sync::{Arc, Condvar, Mutex, MutexGuard};
 use crate::net::socket::{self, SharedSocket, Socket};
-use crate::net::sync::{Arc, Condvar, Mutex, MutexGuard};
 use crate::wire::{encode, Decoder};
 
 #[derive(Default)]

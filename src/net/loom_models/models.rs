@@ -10,8 +10,8 @@
 use super::memsocket::frame_bodies;
 use super::world::{Endpoint, Fixture, LeakOnPanic, World};
 use crate::core::Channel;
-use crate::net::mailbox::{PlantedBug, Taken};
-use crate::net::sync::thread::JoinHandle;
+use crate::host::mailbox::{PlantedBug, Taken};
+use crate::host::sync::thread::JoinHandle;
 
 /// The message texts of the pushes among `frames` (bodies as a client decodes them), in order.
 /// Asserts that no push follows a failure frame: a failure is the last word before a close.
@@ -241,7 +241,7 @@ pub fn ack_racing_redelivery(fixture: &Fixture) {
     let [writer, reader] = world.spawn_relay(&relay);
     let client = {
         let client = relay.client.clone();
-        crate::net::sync::thread::spawn(move || {
+        crate::host::sync::thread::spawn(move || {
             let mut acked = Vec::new();
             for frame in client.wait_received() {
                 if let Some(rest) = frame.strip_prefix("7\n") {
@@ -265,7 +265,7 @@ pub fn ack_racing_redelivery(fixture: &Fixture) {
     let redelivered: Vec<String> = redelivered
         .into_iter()
         .flat_map(|item| match item {
-            crate::net::driver::Outgoing::Push { frame, .. } => pushes(&frame_bodies(&frame)),
+            crate::host::Outgoing::Push { frame, .. } => pushes(&frame_bodies(&frame)),
             other => panic!("unexpected {other:?} on the new relay"),
         })
         .collect();

@@ -17,13 +17,14 @@ use crate::core::{
     Channel, Config, ConnId, Event, Lsn, PasswordJob, PasswordOutcome, PasswordWork, Peer, Record,
     Server,
 };
+use crate::host::mailbox::{Mailbox, PlantedBug};
+use crate::host::sync::{thread, Arc};
+use crate::host::{Outgoing, RecordSink};
 use crate::net::command::CommandConn;
-use crate::net::driver::{Outgoing, RecordSink, Route, Shared};
+use crate::net::driver::Shared;
 use crate::net::hashing::HashPool;
-use crate::net::mailbox::{Mailbox, PlantedBug};
 use crate::net::relay::RelayConn;
 use crate::net::socket::SharedSocket;
-use crate::net::sync::{thread, Arc};
 use crate::wire::encode;
 
 /// The one password every account of the models has.
@@ -134,8 +135,7 @@ impl<'f> World<'f> {
             Some(bug) => Mailbox::with_planted_bug(len_max, bug),
         });
         let (stream, client) = memsocket::pair();
-        let route = Route { mailbox: mailbox.clone(), stream: Some(stream.clone()) };
-        self.shared.open(conn, route, Event::Opened { conn, channel, peer: Peer(1) });
+        self.shared.open_with(conn, channel, Peer(1), mailbox.clone(), stream.clone());
         Endpoint { conn, mailbox, stream, client }
     }
 
@@ -152,7 +152,7 @@ impl<'f> World<'f> {
             }
             for item in items {
                 match item {
-                    Outgoing::Frame(frame) | Outgoing::Push { frame, .. } => {
+                    Outgoing::Reply(frame) | Outgoing::Push { frame, .. } => {
                         replies.extend(frame_bodies(&frame))
                     }
                     Outgoing::Password(job) => {

@@ -9,7 +9,7 @@
 //! and re-pushes whatever is unremoved to the next relay; so a mailbox that is closed with
 //! items still in it loses nothing that matters.
 //!
-//! Its locks and condition variable come from [`crate::net::sync`], so the loom models in
+//! Its locks and condition variable come from [`crate::host::sync`], so the loom models in
 //! `tests/loom_mailbox.rs` explore this very code.
 
 use std::collections::VecDeque;
@@ -18,7 +18,7 @@ use std::fmt;
 use std::ops::ControlFlow;
 use std::sync::PoisonError;
 
-use crate::net::sync::{Condvar, Mutex, MutexGuard};
+use crate::host::sync::{Condvar, Mutex, MutexGuard};
 
 /// A bounded multi-producer, single-consumer hand-off with explicit close.
 ///
@@ -51,7 +51,7 @@ use crate::net::sync::{Condvar, Mutex, MutexGuard};
 /// # Example
 ///
 /// ```
-/// use chatroom::net::mailbox::{Mailbox, PushError, Taken};
+/// use chatroom::host::mailbox::{Mailbox, PushError, Taken};
 ///
 /// let mailbox = Mailbox::new(2);
 /// mailbox.push("hello").unwrap();

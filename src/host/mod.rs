@@ -1,0 +1,250 @@
+//! The sans-I/O host: everything between the pure core and a socket, written once.
+//!
+//! [`Host`] owns the [`Server`] and decides what every driver used to decide for itself: it
+//! drains the core's outputs after each input and routes them into per-connection
+//! [`Mailbox`]es of [`Outgoing`] items, with the bound and the full-queue policy that ship
+//! (a connection whose queue is full is hung up, which loses nothing: the core keeps every
+//! message until it is reported written); it hands records to a [`RecordSink`] and feeds
+//! durability back for a synchronous one; it triggers snapshots; it says when a command
+//! connection may be read ([`Host::may_read`]); and it turns what a writer did into the core's
+//! `Written` and `Closed` inputs in the order the thread pair needs ([`Host::wrote`], then
+//! [`Host::ended`]).
+//!
+//! Drivers only move bytes and call it:
+//!
+//! ```text
+//!   TCP adapter (net)        a command thread and a relay writer + reader per client, the
+//!                            host behind one mutex; they block on sockets and mailboxes
+//!   simulator (sim)          simulated sockets; the seed picks which writer runs next
+//!   model checker, fuzzing   one step at a time, every writer run to completion
+//! ```
+//!
+//! A connection's writer (the command thread, the relay thread, the simulator's flush) takes
+//! a batch from its mailbox, sorts it with [`Batch::sort`], writes the frames, reports them
+//! with [`Host::wrote`], runs any password job and reports it with [`Event::PasswordDone`]
+//! through [`Host::handle`]; once its mailbox says closed (or a write failed) it reports
+//! [`Host::ended`], always after its last [`Host::wrote`]: a close the core handled first would
+//! make it ignore that report and push those messages again (found by loom).
+
+pub mod mailbox;
+mod outgoing;
+mod sink;
+pub mod sync;
+
+use std::collections::BTreeMap;
+
+pub use outgoing::{Batch, Outgoing};
+pub use sink::{MemorySink, RecordSink};
+
+use self::mailbox::{Mailbox, PushError};
+use self::sync::Arc;
+use crate::core::{Channel, ConnId, Event, Input, Output, Peer, Server};
+
+/// How a connection's socket is to be shut down, when the host ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hang {
+    /// Stop reading (wakes a reader blocked in `read`); the writer still flushes its mailbox.
+    Read,
+    /// Stop both ways now: the connection is broken (its queue overflowed, or shutdown).
+    Both,
+}
+
+/// The driver's handle on a connection's socket, for the host to end it.
+pub trait Socket {
+    /// Shuts the socket down; never blocks, never writes.
+    fn hang_up(&self, how: Hang);
+}
+
+/// A connection without a socket (the server's own internal connections).
+impl Socket for () {
+    fn hang_up(&self, _how: Hang) {}
+}
+
+/// A connection as the host knows it.
+struct Route<S> {
+    mailbox: Arc<Mailbox<Outgoing>>,
+    socket: S,
+}
+
+impl<S: Socket> Route<S> {
+    fn hang_up(&self, how: Hang) {
+        self.mailbox.close();
+        self.socket.hang_up(how);
+    }
+}
+
+/// The core and everything around it that is not I/O. See the [module docs](self).
+pub struct Host<S, K> {
+    server: Server,
+    routes: BTreeMap<ConnId, Route<S>>,
+    sink: K,
+    /// Connections whose writers have something to do since [`Host::take_touched`], when
+    /// tracked.
+    touched: Option<Vec<ConnId>>,
+}
+
+impl<S: Socket, K: RecordSink> Host<S, K> {
+    /// A host for `server` whose records go to `sink`.
+    pub fn new(server: Server, sink: K) -> Self {
+        Host { server, routes: BTreeMap::new(), sink, touched: None }
+    }
+
+    /// Records which connections get items, for drivers that schedule their writers
+    /// themselves (the simulator); see [`Host::take_touched`].
+    pub fn track_touched(&mut self) {
+        self.touched = Some(Vec::new());
+    }
+
+    /// The most items a connection's mailbox holds: a relay has at most a push window of
+    /// pushes in flight; the rest is room for replies, a failure frame and the close.
+    pub fn mailbox_len_max(&self) -> usize {
+        self.server.config().push_window_len + MAILBOX_SLACK
+    }
+
+    /// Accepts a connection: routes it, then tells the core. Returns the connection's mailbox,
+    /// which its writer takes from.
+    pub fn open(
+        &mut self,
+        now_ms: u64,
+        conn: ConnId,
+        channel: Channel,
+        peer: Peer,
+        socket: S,
+    ) -> Arc<Mailbox<Outgoing>> {
+        let mailbox = Arc::new(Mailbox::new(self.mailbox_len_max()));
+        self.attach(conn, mailbox.clone(), socket);
+        self.handle(now_ms, Event::Opened { conn, channel, peer });
+        mailbox
+    }
+
+    /// Routes `conn` to a mailbox the driver made (loom models plant bugs in theirs); the
+    /// driver then feeds [`Event::Opened`].
+    pub fn attach(&mut self, conn: ConnId, mailbox: Arc<Mailbox<Outgoing>>, socket: S) {
+        self.routes.insert(conn, Route { mailbox, socket });
+    }
+
+    /// Feeds one event and routes everything it releases.
+    pub fn handle(&mut self, now_ms: u64, event: Event<'_>) {
+        let last_before = self.server.last_lsn();
+        self.server.handle_input(Input { now_ms, event });
+        self.drain(now_ms);
+        if self.server.last_lsn() > last_before && self.sink.snapshot_due() {
+            let (lsn, records) = (self.server.last_lsn(), self.server.snapshot());
+            self.sink.request_snapshot(lsn, records);
+        }
+    }
+
+    /// Whether the command connection `conn` may be read now: only once every reply it is
+    /// owed has been written, so a client that pipelines waits in the kernel's buffers, not
+    /// in the server's memory, and its thread is never blocked reading while a reply waits.
+    pub fn may_read(&self, conn: ConnId) -> bool {
+        !self.server.awaiting_reply(conn)
+    }
+
+    /// A writer of `conn` wrote `batch`'s frames. Feeds what the core must learn of it.
+    pub fn wrote(&mut self, now_ms: u64, conn: ConnId, batch: &Batch) {
+        if let Some(last) = batch.last_push {
+            self.handle(now_ms, Event::Written { conn, last });
+        }
+    }
+
+    /// The connection's writer is done (its mailbox closed, or its socket failed): the last
+    /// word about `conn`, after its last [`Host::wrote`].
+    pub fn ended(&mut self, now_ms: u64, conn: ConnId) {
+        self.handle(now_ms, Event::Closed { conn });
+        self.routes.remove(&conn);
+    }
+
+    /// Ends every connection (shutdown): closes each mailbox and hangs up each socket.
+    pub fn close_all(&mut self) {
+        for route in self.routes.values() {
+            route.hang_up(Hang::Both);
+        }
+    }
+
+    /// The connections handed items since the last call (with [`Host::track_touched`]).
+    pub fn take_touched(&mut self, out: &mut Vec<ConnId>) {
+        if let Some(touched) = &mut self.touched {
+            out.append(touched);
+        }
+    }
+
+    /// The core, for getters.
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// The record sink.
+    pub fn sink_mut(&mut self) -> &mut K {
+        &mut self.sink
+    }
+
+    /// Takes the sink out (to stop it without the driver's lock), leaving `replacement`.
+    pub fn replace_sink(&mut self, replacement: K) -> K {
+        std::mem::replace(&mut self.sink, replacement)
+    }
+
+    /// Gives the sink back (the simulator's disk outlives a crashed host).
+    pub fn into_sink(self) -> K {
+        self.sink
+    }
+
+    /// When the next [`Event::Tick`] is due.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.server.poll_timeout()
+    }
+
+    fn drain(&mut self, now_ms: u64) {
+        loop {
+            while let Some(output) = self.server.poll_output() {
+                self.route(output);
+            }
+            let last = self.server.last_lsn();
+            if !self.sink.is_synchronous() || self.server.durable_lsn() == last {
+                break;
+            }
+            self.server.handle_input(Input { now_ms, event: Event::Durable { lsn: last } });
+        }
+    }
+
+    fn route(&mut self, output: Output) {
+        let (conn, item) = match output {
+            Output::Persist { lsn, record } => return self.sink.persist(lsn, record),
+            Output::Password(job) => (job.conn, Outgoing::Password(job)),
+            Output::Reply { conn, frame } => (conn, Outgoing::Reply(frame)),
+            Output::Push { conn, msg, frame } => (conn, Outgoing::Push { msg, frame }),
+            Output::Close { conn } => {
+                if let Some(route) = self.routes.get(&conn) {
+                    route.hang_up(Hang::Read);
+                    self.touch(conn);
+                }
+                return;
+            }
+        };
+        let Some(route) = self.routes.get(&conn) else { return };
+        match route.mailbox.push(item) {
+            Ok(()) => {}
+            Err(PushError::Closed(_)) => return,
+            Err(PushError::Full(_)) => {
+                // The core bounds what it hands a connection, so this means a writer that
+                // stopped: closing loses nothing, the core keeps every message until it is
+                // reported written and pushes it again on the next relay.
+                tracing::warn!(?conn, "connection's outgoing queue is full; closing it");
+                route.hang_up(Hang::Both);
+            }
+        }
+        self.touch(conn);
+    }
+
+    /// Notes that `conn`'s writer has something to do (items, or a close to notice).
+    fn touch(&mut self, conn: ConnId) {
+        if let Some(touched) = &mut self.touched {
+            if touched.last() != Some(&conn) {
+                touched.push(conn);
+            }
+        }
+    }
+}
+
+/// Room in every mailbox beyond the core's own bound: a failure frame and a close.
+const MAILBOX_SLACK: usize = 64;

@@ -1,0 +1,51 @@
+//! Where the host sends records: the write-ahead log in production and in the simulator, or
+//! nowhere (every record durable at once).
+
+use crate::core::{Lsn, Record};
+
+/// Where records go. A synchronous sink makes records durable before `persist` returns (the
+/// host then feeds durability itself); an asynchronous one reports durability later through
+/// the driver, as [`Event::Durable`](crate::core::Event::Durable).
+pub trait RecordSink {
+    /// Accepts a record for persistence.
+    fn persist(&mut self, lsn: Lsn, record: Record);
+    /// Whether `persist` makes records durable before returning.
+    fn is_synchronous(&self) -> bool;
+    /// Whether the log has grown enough since the last snapshot to write a new one.
+    fn snapshot_due(&self) -> bool {
+        false
+    }
+    /// Writes a snapshot of the state as of `lsn` (after every record before it).
+    fn request_snapshot(&mut self, _lsn: Lsn, _records: Vec<Record>) {}
+    /// Flushes and stops; called once, without the driver's lock held.
+    fn shutdown(&mut self) {}
+}
+
+impl<T: RecordSink + ?Sized> RecordSink for Box<T> {
+    fn persist(&mut self, lsn: Lsn, record: Record) {
+        (**self).persist(lsn, record);
+    }
+    fn is_synchronous(&self) -> bool {
+        (**self).is_synchronous()
+    }
+    fn snapshot_due(&self) -> bool {
+        (**self).snapshot_due()
+    }
+    fn request_snapshot(&mut self, lsn: Lsn, records: Vec<Record>) {
+        (**self).request_snapshot(lsn, records);
+    }
+    fn shutdown(&mut self) {
+        (**self).shutdown();
+    }
+}
+
+/// The sink that keeps nothing: every record counts as durable at once (no restart survives).
+#[derive(Debug, Default)]
+pub struct MemorySink;
+
+impl RecordSink for MemorySink {
+    fn persist(&mut self, _lsn: Lsn, _record: Record) {}
+    fn is_synchronous(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,147 @@
+//! The simulated server machine: the shipped [`Host`] (and through it the real core) with the
+//! simulator's socket and record sink plugged in, and the per-connection state that in
+//! production lives in the thread pair (bytes the kernel holds for a command thread that may
+//! not read yet, whether a writer is due to run).
+//!
+//! Nothing here decides what the server does: routing, queue bounds, read gating and the order
+//! of write and close reports are the host's. The world (`world.rs`) only chooses when each
+//! writer runs and how the bytes travel.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::disk::SimStore;
+use super::scenario::Chan;
+use crate::core::{AccountId, ConnId, Lsn, Record, Server};
+use crate::host::mailbox::Mailbox;
+use crate::host::sync::atomic::{AtomicBool, Ordering};
+use crate::host::sync::Arc;
+use crate::host::{self, Batch, Host, Outgoing, RecordSink};
+
+/// Bytes a command thread reads at a time (`net::command`'s read size).
+pub(super) const READ_LEN: usize = 16 * 1024;
+
+/// A running server: the host, and what the threads of each connection hold.
+pub(super) struct Up {
+    pub host: Host<SimSocket, SimSink>,
+    pub conns: BTreeMap<u64, ServerConn>,
+    pub sync_scheduled: bool,
+    pub tick_at_ms: Option<u64>,
+    /// Scratch space for a writer's batch.
+    pub items: Vec<Outgoing>,
+    pub batch: Batch,
+    pub touched: Vec<ConnId>,
+}
+
+impl Up {
+    pub fn new(core: Server, store: Box<dyn SimStore + Send>) -> Self {
+        let sink =
+            SimSink { store, persisted: Vec::new(), snapshots: Vec::new(), sync_wanted: false };
+        let mut host = Host::new(core, sink);
+        host.track_touched();
+        Up {
+            host,
+            conns: BTreeMap::new(),
+            sync_scheduled: false,
+            tick_at_ms: None,
+            items: Vec::new(),
+            batch: Batch::default(),
+            touched: Vec::new(),
+        }
+    }
+
+    /// The disk, which outlives the crashed server.
+    pub fn into_store(self) -> Box<dyn SimStore + Send> {
+        self.host.into_sink().store
+    }
+}
+
+/// The server side of one connection.
+pub(super) struct ServerConn {
+    pub chan: Chan,
+    pub mailbox: Arc<Mailbox<Outgoing>>,
+    pub socket: SimSocket,
+    /// A writer run is scheduled (the thread has items to take).
+    pub scheduled: bool,
+    /// The client reads this relay slowly.
+    pub slow: bool,
+    /// Bytes that arrived on a command connection and wait in the kernel until its thread
+    /// may read.
+    pub inbox: VecDeque<u8>,
+    /// The client's end of the stream arrived after `inbox`.
+    pub eof: bool,
+    /// Per reply written on a command connection, the session it was written in (for the
+    /// checker, until it judges only what clients observed).
+    pub reply_sessions: VecDeque<Option<AccountId>>,
+}
+
+impl ServerConn {
+    pub fn new(chan: Chan, mailbox: Arc<Mailbox<Outgoing>>, socket: SimSocket, slow: bool) -> Self {
+        ServerConn {
+            chan,
+            mailbox,
+            socket,
+            scheduled: false,
+            slow,
+            inbox: VecDeque::new(),
+            eof: false,
+            reply_sessions: VecDeque::new(),
+        }
+    }
+}
+
+/// A simulated socket as the host sees it: hanging it up both ways breaks it (its writes fail,
+/// as a shut-down socket's do). Shared with the connection's [`ServerConn`].
+#[derive(Clone, Default)]
+pub(super) struct SimSocket(Arc<AtomicBool>);
+
+impl SimSocket {
+    /// Broken by the host (queue overflow) or by a reset: no write succeeds any more.
+    pub fn is_broken(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn break_it(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl host::Socket for SimSocket {
+    fn hang_up(&self, how: host::Hang) {
+        if how == host::Hang::Both {
+            self.break_it();
+        }
+    }
+}
+
+/// The simulated disk as the host's record sink: records are appended at once and become
+/// durable when the world runs the next (timed) sync.
+pub(super) struct SimSink {
+    pub store: Box<dyn SimStore + Send>,
+    /// Records appended since the world last looked (for its trace and checker).
+    pub persisted: Vec<(Lsn, Record)>,
+    /// Snapshots written since the world last looked.
+    pub snapshots: Vec<Lsn>,
+    /// A record was appended since the last sync.
+    pub sync_wanted: bool,
+}
+
+impl RecordSink for SimSink {
+    fn persist(&mut self, lsn: Lsn, record: Record) {
+        self.store.append(lsn, &record);
+        self.persisted.push((lsn, record));
+        self.sync_wanted = true;
+    }
+
+    fn is_synchronous(&self) -> bool {
+        false
+    }
+
+    fn snapshot_due(&self) -> bool {
+        self.store.snapshot_due()
+    }
+
+    fn request_snapshot(&mut self, lsn: Lsn, records: Vec<Record>) {
+        self.store.snapshot(lsn, &records);
+        self.snapshots.push(lsn);
+    }
+}
