@@ -96,6 +96,9 @@ impl TcpConversation {
             Act::Push { sender, text, .. } => {
                 self.clients[client].pushes.push(format!("{sender}:{text}"))
             }
+            Act::Dropped { unanswered, noticed, .. } => {
+                assert!(noticed || unanswered == 0, "closed with {unanswered} requests unanswered")
+            }
             Act::Connected | Act::Sent(_) | Act::Lost | Act::RelayOpened(_) => {}
         }
     }

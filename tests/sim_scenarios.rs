@@ -57,3 +57,15 @@ fn fixed_seed_traces_are_pinned() {
     insta::assert_snapshot!("seed_3_swarm", summary(3, FaultMode::Swarm));
     insta::assert_snapshot!("seed_4_crashes", summary(4, FaultMode::Crashes));
 }
+
+/// Acceptance of pipelining: 10,000 sends written in one go get 10,000 replies in order, and
+/// the recipient's relay receives exactly the acknowledged messages, once each, in order (the
+/// checker's delivery invariants; liveness requires every acknowledged one to arrive).
+#[test]
+fn ten_thousand_pipelined_sends_are_all_answered_and_delivered() {
+    let text = std::fs::read_to_string("tests/scenarios/pipelined_burst.scn").expect("exists");
+    let scenario: Scenario = text.parse().expect("the scenario parses");
+    let outcome = run_scenario(&scenario, &RunOptions::default());
+    assert_eq!(outcome.violation, None);
+    assert_eq!(outcome.delivered, 10_000, "every acknowledged send reached alice's relay");
+}

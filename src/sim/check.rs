@@ -9,7 +9,7 @@
 //! nothing unsent, nothing twice on one relay, per-sender order, the right recipient account.
 //! The liveness phase then requires every acknowledged message to arrive.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::core::AccountId;
 use crate::wire::reply::{
@@ -89,7 +89,8 @@ struct Pending {
 #[derive(Debug, Clone, Default)]
 struct ClientState {
     session: Option<Session>,
-    pending: Option<Pending>,
+    /// Requests sent and not yet answered, oldest first (a client may pipeline).
+    pending: VecDeque<Pending>,
     failures_ms: Vec<u64>,
     /// Every session this client obtained: (when, name key, account).
     sessions_held: Vec<(u64, NameId, Option<AccountId>)>,
@@ -390,7 +391,7 @@ impl Checker {
             tag,
             reply_ms: 0,
         };
-        self.client(client).pending = Some(pending);
+        self.client(client).pending.push_back(pending);
     }
 
     /// The server persisted a message record for account `to`.
@@ -400,12 +401,25 @@ impl Checker {
         }
     }
 
+    /// A client's command connection ended under it with `unanswered` requests outstanding.
+    /// Unless a fault cut it (`faulted`) or the server said why first (`noticed`), the server
+    /// broke the promise that it answers every request, pipelined or not, and never closes a
+    /// connection for pipelining (PROTOCOL.md).
+    pub fn dropped(&mut self, now_ms: u64, client: usize, unanswered: usize, noticed: bool, faulted: bool) {
+        let silent = unanswered > 0 && !noticed && !faulted;
+        self.expect(!silent, now_ms, "every request is answered before the server closes", || {
+            format!("client {client}'s command connection was closed with {unanswered} requests unanswered and no notice")
+        });
+    }
+
     /// A client lost its command connection (with any request on it).
     pub fn disconnected(&mut self, now_ms: u64, client: usize) {
         let state = self.client(client);
         state.session = Some(Session::Out);
-        let Some(pending) = state.pending.take() else { return };
-        self.end_request(now_ms, &pending, true);
+        let pending = std::mem::take(&mut state.pending);
+        for pending in &pending {
+            self.end_request(now_ms, pending, true);
+        }
     }
 
     /// Bookkeeping when a request ends (answered, or lost when `lost`).
@@ -489,7 +503,7 @@ impl Checker {
     /// A client received the reply `body` to its pending request. `account` is the session of
     /// its command connection when the server released the reply.
     pub fn replied(&mut self, now_ms: u64, client: usize, body: &[u8], account: Option<AccountId>) {
-        let Some(mut pending) = self.client(client).pending.take() else {
+        let Some(mut pending) = self.client(client).pending.pop_front() else {
             return self.fail(
                 now_ms,
                 "one reply per request",

@@ -33,6 +33,13 @@ pub enum Act {
     Sent(Op),
     Reply(Vec<u8>),
     Lost,
+    /// The command connection `conn` ended under the client with `unanswered` requests
+    /// outstanding; `noticed` if the last frame on it was a failure (a notice before a close).
+    Dropped {
+        conn: u64,
+        unanswered: usize,
+        noticed: bool,
+    },
     RelayOpened(u64),
     Push {
         conn: u64,
@@ -69,7 +76,10 @@ pub struct Client {
     relay: Option<Side>,
     relay_acks: bool,
     relay_hello: Option<Vec<u8>>,
-    awaiting: Option<Op>,
+    /// Requests written whose replies have not come yet, oldest first.
+    awaiting: VecDeque<Op>,
+    /// The last frame on the command connection was a failure (a notice before a close).
+    last_failed: bool,
     session: Option<String>,
     msg_seq: u64,
     think_ms_max: u64,
@@ -99,7 +109,8 @@ impl Client {
             relay: None,
             relay_acks: false,
             relay_hello: None,
-            awaiting: None,
+            awaiting: VecDeque::new(),
+            last_failed: false,
             session: None,
             msg_seq: 0,
             think_ms_max,
@@ -111,7 +122,7 @@ impl Client {
 
     /// No operation left and no request outstanding.
     pub fn is_done(&self) -> bool {
-        self.awaiting.is_none()
+        self.awaiting.is_empty()
             && match &self.driver {
                 Driver::Script(ops) => ops.is_empty(),
                 Driver::Random { ops_left, .. } => *ops_left == 0,
@@ -148,7 +159,7 @@ impl Client {
 
     /// Time to act: performs the next operation if the client is free.
     pub fn wake(&mut self, now_ms: u64, acts: &mut Vec<Act>) {
-        if self.awaiting.is_some() {
+        if !self.awaiting.is_empty() {
             return;
         }
         let op = match &mut self.driver {
@@ -177,7 +188,7 @@ impl Client {
             }
         };
         self.perform(op, acts);
-        if self.awaiting.is_none() {
+        if self.awaiting.is_empty() {
             let delay = self.think();
             acts.push(Act::Wake(delay));
         }
@@ -213,6 +224,7 @@ impl Client {
                 }
             }
             Op::Relay { ticket: true } if self.relay.is_some() || self.session.is_none() => {}
+            Op::Burst { to, count } => self.burst(&to, count, acts),
             op => self.request(op, acts),
         }
     }
@@ -227,6 +239,26 @@ impl Client {
         if self.cmd.is_none() {
             return;
         }
+        let mut frame = Vec::new();
+        self.encode_request(op, &mut frame, acts);
+        acts.push(Act::Write(Chan::Command, frame));
+    }
+
+    /// Writes `count` sends to `to` in one go, without waiting for their replies.
+    fn burst(&mut self, to: &str, count: u32, acts: &mut Vec<Act>) {
+        if self.cmd.is_none() {
+            return;
+        }
+        let mut frames = Vec::new();
+        for _ in 0..count {
+            let op = Op::Send { to: to.to_owned(), text: "burst".into() };
+            self.encode_request(op, &mut frames, acts);
+        }
+        acts.push(Act::Write(Chan::Command, frames));
+    }
+
+    /// Appends the frame of request `op` to `out` and notes it as sent and awaited.
+    fn encode_request(&mut self, op: Op, out: &mut Vec<u8>, acts: &mut Vec<Act>) {
         let op = match op {
             Op::Send { to, text } => {
                 self.msg_seq += 1;
@@ -235,11 +267,10 @@ impl Client {
             op => op,
         };
         let body = request_body(&op);
-        let mut frame = Vec::with_capacity(body.len() + crate::wire::HEADER_LEN);
-        encode(body.as_bytes(), &mut frame);
+        out.reserve(body.len() + crate::wire::HEADER_LEN);
+        encode(body.as_bytes(), out);
         acts.push(Act::Sent(op.clone()));
-        acts.push(Act::Write(Chan::Command, frame));
-        self.awaiting = Some(op);
+        self.awaiting.push_back(op);
     }
 
     /// The world connected (or failed to connect) `chan`.
@@ -285,7 +316,8 @@ impl Client {
 
     fn reply(&mut self, body: Vec<u8>, acts: &mut Vec<Act>) {
         // A frame nobody asked for is a notice before a close (a timeout): nothing to check.
-        let Some(op) = self.awaiting.take() else { return };
+        self.last_failed = body.starts_with(b"-1\n");
+        let Some(op) = self.awaiting.pop_front() else { return };
         let ok = body.starts_with(b"0\n");
         let needs_login = body.strip_prefix(b"-1\n") == Some(NEEDS_LOGIN.as_bytes());
         let ticket = (ok && op == Op::Relay { ticket: true }).then(|| body[2..].to_vec());
@@ -312,8 +344,10 @@ impl Client {
         if needs_login {
             self.session = None;
         }
-        let delay = self.think();
-        acts.push(Act::Wake(delay));
+        if self.awaiting.is_empty() {
+            let delay = self.think();
+            acts.push(Act::Wake(delay));
+        }
     }
 
     fn push(&mut self, conn: u64, body: &[u8], acts: &mut Vec<Act>) {
@@ -341,7 +375,10 @@ impl Client {
         if self.conn(Chan::Command) == Some(conn) {
             self.cmd = None;
             self.session = None;
-            self.awaiting = None;
+            let unanswered = self.awaiting.len();
+            self.awaiting.clear();
+            acts.push(Act::Dropped { conn, unanswered, noticed: self.last_failed });
+            self.last_failed = false;
             acts.push(Act::Lost);
             let delay = self.think();
             acts.push(Act::Wake(delay));

@@ -106,6 +106,8 @@ pub enum Op {
     Register { name: String, password: String },
     Login { name: String, password: String },
     Send { to: String, text: String },
+    /// `count` sends to `to` written in one go, without waiting for replies (pipelining).
+    Burst { to: String, count: u32 },
     List { pattern: String },
     Delete { name: String, password: String },
     Logout,
@@ -285,6 +287,13 @@ impl FromStr for Op {
                 }
                 Op::Send { to: to.to_owned(), text: text.to_owned() }
             }
+            "burst" => match rest.split_once(' ') {
+                Some((to, count)) if !to.is_empty() => {
+                    let count = count.parse().map_err(|_| "burst needs TO COUNT".to_owned())?;
+                    Op::Burst { to: to.to_owned(), count }
+                }
+                _ => return Err("burst needs TO COUNT".into()),
+            },
             "list" => Op::List { pattern: rest.to_owned() },
             "logout" => Op::Logout,
             "relay" => match rest {
@@ -310,6 +319,7 @@ impl fmt::Display for Op {
             Op::Register { name, password } => write!(f, "register {name} {password}"),
             Op::Login { name, password } => write!(f, "login {name} {password}"),
             Op::Send { to, text } => write!(f, "send {to} {text}"),
+            Op::Burst { to, count } => write!(f, "burst {to} {count}"),
             Op::List { pattern } if pattern.is_empty() => write!(f, "list"),
             Op::List { pattern } => write!(f, "list {pattern}"),
             Op::Delete { name, password } => write!(f, "delete {name} {password}"),

@@ -161,10 +161,14 @@ fn fold_op(h: &mut Fold, op: &Op) {
         Op::RelayAs { name } => (12, [name, ""]),
         Op::CloseRelay => (13, ["", ""]),
         Op::Idle => (14, ["", ""]),
+        Op::Burst { to, .. } => (15, [to, ""]),
     };
     h.word(tag);
     for s in strings {
         h.bytes(s.as_bytes());
+    }
+    if let Op::Burst { count, .. } = op {
+        h.word(u64::from(*count));
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Names come from a small pool (`u0`, `u1`, ...) so that clients collide on names, take over
 //! each other's sessions, and re-register names that were deleted. Passwords are fixed per name
-//! (`pw-NAME`) except for a few deliberate wrong ones.
+//! (`pw-NAME`) except for a few deliberate wrong ones. Logged-in clients sometimes pipeline a
+//! burst of sends written in one go.
 
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
@@ -113,6 +114,17 @@ pub fn choose(rng: &mut ChaCha20Rng, view: View<'_>, names: usize) -> Op {
             let password = password_of(&name);
             Op::Register { name, password }
         }
+        90..=92 => Op::Burst { to: pool_name(rng, names), count: burst_len(rng) },
         _ => Op::Idle,
+    }
+}
+
+/// How many sends a pipelined burst writes at once: mostly a few, sometimes thousands (more
+/// than one read of the server's command thread holds, and more than any queue's bound).
+fn burst_len(rng: &mut ChaCha20Rng) -> u32 {
+    if rng.gen_bool(0.3) {
+        rng.gen_range(100..=3_000)
+    } else {
+        rng.gen_range(2..=20)
     }
 }

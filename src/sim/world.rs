@@ -10,7 +10,7 @@
 //! command and relay threads are reachable and repeatable, and what the server decides is
 //! decided by the code that ships.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
@@ -125,6 +125,8 @@ pub struct World {
     crashes: u64,
     arrivals: Vec<u64>,
     acts: Vec<Act>,
+    /// Connections a fault cut (a reset, or a crash of the server).
+    faulted: BTreeSet<u64>,
     /// What each client saw, when driven by hand.
     transcripts: Option<BTreeMap<usize, Vec<Seen>>>,
 }
@@ -220,6 +222,7 @@ impl World {
             crashes: 0,
             arrivals: Vec::new(),
             acts: Vec::new(),
+            faulted: BTreeSet::new(),
             transcripts: None,
         }
     }
@@ -434,6 +437,10 @@ impl World {
             Act::Lost => {
                 self.trace.line(now, Line::Lost { client });
                 self.checker.disconnected(now, client);
+            }
+            Act::Dropped { conn, unanswered, noticed } => {
+                let faulted = self.faulted.contains(&conn);
+                self.checker.dropped(now, client, unanswered, noticed, faulted);
             }
             Act::RelayOpened(conn) => self.checker.relay_opened(now, client, conn),
             Act::Push { conn, sender, text } => {
@@ -657,12 +664,13 @@ impl World {
         }
         up.host.ended(self.now_ms, ConnId(conn));
         self.after_host();
-        if reset && self.net.reset(conn) {
+        if reset {
             self.client_lost(conn);
+            self.net.reset(conn);
         }
     }
 
-    /// The client's side of `conn` learns the connection is gone.
+    /// The client's side of `conn` learns the connection is gone (call before forgetting it).
     fn client_lost(&mut self, conn: u64) {
         let Some((client, _)) = self.net.owner(conn) else { return };
         let mut acts = std::mem::take(&mut self.acts);
@@ -791,9 +799,10 @@ impl World {
                 let Some(conn) = self.clients.get(client).and_then(|c| c.conn(channel)) else {
                     return;
                 };
+                self.faulted.insert(conn);
+                self.client_lost(conn);
                 self.net.reset(conn);
                 self.server_reset(conn);
-                self.client_lost(conn);
             }
             Action::Crash { down_ms } => self.crash(down_ms),
         }
@@ -810,6 +819,7 @@ impl World {
         for conn in self.net.conns() {
             let Some((client, _)) = self.net.owner(conn) else { continue };
             self.net.reset(conn);
+            self.faulted.insert(conn);
             let mut acts = std::mem::take(&mut self.acts);
             self.clients[client].closed(conn, &mut acts);
             self.carry_out(client, acts);
