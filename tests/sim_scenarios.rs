@@ -67,5 +67,5 @@ fn ten_thousand_pipelined_sends_are_all_answered_and_delivered() {
     let scenario: Scenario = text.parse().expect("the scenario parses");
     let outcome = run_scenario(&scenario, &RunOptions::default());
     assert_eq!(outcome.violation, None);
-    assert_eq!(outcome.delivered, 10_000, "every acknowledged send reached alice's relay");
+    assert_eq!(outcome.delivered, 10_000, "every acknowledged send reached alice's one relay");
 }

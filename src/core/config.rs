@@ -43,6 +43,9 @@ pub struct Config {
     pub push_window_len: usize,
     /// Names in one list reply.
     pub list_len_max: usize,
+    /// Requests of one command connection decoded ahead of their replies being written; a
+    /// pipelining client's further requests wait, undecoded, for those replies.
+    pub pipeline_len_max: usize,
     /// A bug to plant, for tests that prove the checkers catch it.
     #[cfg(test)]
     pub planted: super::planted::Planted,
@@ -71,6 +74,7 @@ impl Default for Config {
             login_failure_window_ms: 60_000,
             push_window_len: 256,
             list_len_max: 1_000,
+            pipeline_len_max: 64,
             #[cfg(test)]
             planted: super::planted::Planted::None,
         }

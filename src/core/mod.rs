@@ -81,6 +81,10 @@ pub enum Event<'a> {
     Closed { conn: ConnId },
     /// The relay `conn` wrote every push up to and including `last` to its socket.
     Written { conn: ConnId, last: MsgId },
+    /// The command connection `conn` wrote `count` more reply frames to its socket. Until
+    /// replies are reported written, the core decodes at most `Config::pipeline_len_max`
+    /// requests of a connection ahead of them.
+    RepliesWritten { conn: ConnId, count: u32 },
     /// Every record up to and including `lsn` is durable.
     Durable { lsn: Lsn },
     /// A password job finished.

@@ -18,14 +18,6 @@ pub(crate) struct Outbox {
 struct Gated {
     after: Lsn,
     output: Output,
-    /// A reply that answers a request (as opposed to an unsolicited failure before a close).
-    answers_request: bool,
-}
-
-/// An output released by [`Outbox::pop`], with whether it answers a request.
-pub(crate) struct Released {
-    pub output: Output,
-    pub answers_request: bool,
 }
 
 impl Outbox {
@@ -33,19 +25,18 @@ impl Outbox {
         self.immediate.push_back(output);
     }
 
-    pub fn push_gated(&mut self, after: Lsn, output: Output, answers_request: bool) {
-        self.gated.push_back(Gated { after, output, answers_request });
+    pub fn push_gated(&mut self, after: Lsn, output: Output) {
+        self.gated.push_back(Gated { after, output });
     }
 
-    pub fn pop(&mut self, durable: Lsn) -> Option<Released> {
+    pub fn pop(&mut self, durable: Lsn) -> Option<Output> {
         if let Some(output) = self.immediate.pop_front() {
-            return Some(Released { output, answers_request: false });
+            return Some(output);
         }
         if self.gated.front()?.after > durable {
             return None;
         }
-        let gated = self.gated.pop_front()?;
-        Some(Released { output: gated.output, answers_request: gated.answers_request })
+        self.gated.pop_front().map(|gated| gated.output)
     }
 
     pub fn len(&self) -> usize {

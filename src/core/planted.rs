@@ -39,6 +39,10 @@ pub enum Planted {
     BindByNameOnly,
     /// A freshly attached relay gets its first two queued messages in the wrong order.
     RequeueOutOfOrder,
+    /// The core decodes every pipelined request it has bytes for, however many replies are
+    /// still unwritten (the pipelining bug the host issue found): a burst overflows the
+    /// connection's outgoing queue. Caught by the simulator's "every request is answered".
+    PipelineUnbounded,
     /// Recovery replays a torn last record (its text cut short) as if it were whole. This one
     /// lives in the simulator's store model (`sim::disk`), not in the core.
     ReplayTornRecord,
@@ -118,7 +122,7 @@ impl Server {
                 reply::push_plain(&queued.from, &queued.text)
             };
             let output = Output::Push { conn: relay, msg: queued.id, frame };
-            self.outbox.push_gated(self.last_lsn, output, false);
+            self.outbox.push_gated(self.last_lsn, output);
         }
         binding.pushed_through = state.queue[1].id;
         true

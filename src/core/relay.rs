@@ -166,7 +166,7 @@ impl Server {
             };
             binding.pushed_through = queued.id;
             let output = Output::Push { conn: relay, msg: queued.id, frame };
-            self.outbox.push_gated(self.last_lsn, output, false);
+            self.outbox.push_gated(self.last_lsn, output);
         }
     }
 }

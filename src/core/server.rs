@@ -87,7 +87,8 @@ pub(super) enum Role {
     Command {
         account: Option<AccountId>,
         busy: Option<JobId>,
-        /// Requests decoded whose reply has not been released yet.
+        /// Requests decoded whose reply has not been reported written yet (at most
+        /// `Config::pipeline_len_max`: the rest of a pipelining client's bytes wait undecoded).
         owed: u32,
     },
     AwaitingHello,
@@ -220,6 +221,7 @@ impl Server {
             Event::Received { conn, bytes } => self.received(conn, bytes),
             Event::Closed { conn } => self.closed(conn),
             Event::Written { conn, last } => self.written(conn, last),
+            Event::RepliesWritten { conn, count } => self.replies_written(conn, count),
             Event::Durable { lsn } => {
                 assert!(
                     lsn <= self.last_lsn,
@@ -278,8 +280,14 @@ impl Server {
     pub(super) fn process_frames(&mut self, conn: ConnId) {
         let mut acks = Vec::new();
         while let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) {
-            if matches!(c.role, Role::Command { busy: Some(_), .. }) {
-                break;
+            if let Role::Command { busy, owed, .. } = &c.role {
+                let pipeline_full = *owed as usize >= self.config.pipeline_len_max;
+                #[cfg(test)]
+                let pipeline_full =
+                    pipeline_full && self.config.planted != Planted::PipelineUnbounded;
+                if busy.is_some() || pipeline_full {
+                    break;
+                }
             }
             let body = match c.decoder.decode() {
                 Ok(Some(body)) => body,
@@ -328,6 +336,16 @@ impl Server {
             Role::Relay(binding) => self.detach_relay(binding.account, conn),
             Role::Command { account: None, .. } | Role::AwaitingHello => {}
         }
+    }
+
+    /// A command connection's writer wrote `count` reply frames: that many requests are
+    /// answered, and as many more of its pipelined requests may be decoded.
+    fn replies_written(&mut self, conn: ConnId, count: u32) {
+        let Some(Conn { role: Role::Command { owed, .. }, .. }) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        *owed = owed.saturating_sub(count);
+        self.process_frames(conn);
     }
 
     fn password_done(&mut self, job: JobId, outcome: PasswordOutcome) {
@@ -450,15 +468,13 @@ impl Server {
 
     /// Emits a visible output, released once everything persisted so far is durable.
     pub(super) fn emit(&mut self, output: Output) {
-        self.outbox.push_gated(self.last_lsn, output, false);
+        self.outbox.push_gated(self.last_lsn, output);
     }
 
     /// Replies to a request on a command connection (or a relay failure frame).
     pub(super) fn reply(&mut self, conn: ConnId, ok: bool, text: &str) {
-        let answers_request =
-            matches!(self.conns.get(&conn), Some(Conn { role: Role::Command { .. }, .. }));
         let output = Output::Reply { conn, frame: reply::reply(ok, text) };
-        self.outbox.push_gated(self.last_lsn, output, answers_request);
+        self.outbox.push_gated(self.last_lsn, output);
     }
 
     /// Sends one failure frame that answers no request, then closes the connection.
@@ -488,13 +504,7 @@ impl Server {
         if self.config.planted == super::planted::Planted::ReplyBeforeDurable {
             self.durable_lsn = self.last_lsn
         }
-        let released = self.outbox.pop(self.durable_lsn)?;
-        if let (true, Output::Reply { conn, .. }) = (released.answers_request, &released.output) {
-            if let Some(Conn { role: Role::Command { owed, .. }, .. }) = self.conns.get_mut(conn) {
-                *owed = owed.saturating_sub(1);
-            }
-        }
-        Some(released.output)
+        self.outbox.pop(self.durable_lsn)
     }
 
     /// When to feed the next [`Event::Tick`], in the same milliseconds as [`Input::now_ms`].
@@ -504,8 +514,9 @@ impl Server {
 
     // ---- getters -------------------------------------------------------------------------
 
-    /// True while a request received on the command connection `conn` has not been answered
-    /// yet: its owner should wait for the reply before reading more requests.
+    /// True while a request received on the command connection `conn` has no reply written
+    /// yet (or a decoded request waits for a password job): its owner should write the
+    /// replies before reading more requests.
     pub fn awaiting_reply(&self, conn: ConnId) -> bool {
         match self.conns.get(&conn) {
             Some(Conn { role: Role::Command { owed, busy, .. }, closing: false, .. }) => {

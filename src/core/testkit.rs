@@ -23,6 +23,7 @@ pub(crate) struct Harness {
     decoders: BTreeMap<ConnId, Decoder>,
     pub closed: BTreeSet<ConnId>,
     last_pushed: BTreeMap<ConnId, MsgId>,
+    replies_unwritten: BTreeMap<ConnId, u32>,
 }
 
 impl Harness {
@@ -42,6 +43,7 @@ impl Harness {
             decoders: BTreeMap::new(),
             closed: BTreeSet::new(),
             last_pushed: BTreeMap::new(),
+            replies_unwritten: BTreeMap::new(),
         }
     }
 
@@ -127,6 +129,12 @@ impl Harness {
                     .handle_input(Input { now_ms: self.now_ms, event: Event::Durable { lsn } });
                 progressed = true;
             }
+            // The test's clients read every reply at once.
+            for (conn, count) in std::mem::take(&mut self.replies_unwritten) {
+                let event = Event::RepliesWritten { conn, count };
+                self.server.handle_input(Input { now_ms: self.now_ms, event });
+                progressed = true;
+            }
             if self.auto_written {
                 for (conn, last) in std::mem::take(&mut self.last_pushed) {
                     let event = Event::Written { conn, last };
@@ -148,7 +156,10 @@ impl Harness {
                 let event = Event::PasswordDone { job: job.job, outcome };
                 self.server.handle_input(Input { now_ms: self.now_ms, event });
             }
-            Output::Reply { conn, frame } => self.deliver(conn, &frame),
+            Output::Reply { conn, frame } => {
+                self.deliver(conn, &frame);
+                *self.replies_unwritten.entry(conn).or_default() += 1;
+            }
             Output::Push { conn, msg, frame } => {
                 self.deliver(conn, &frame);
                 self.last_pushed.insert(conn, msg);
@@ -156,6 +167,7 @@ impl Harness {
             Output::Close { conn } => {
                 self.closed.insert(conn);
                 self.last_pushed.remove(&conn);
+                self.replies_unwritten.remove(&conn);
                 self.server
                     .handle_input(Input { now_ms: self.now_ms, event: Event::Closed { conn } });
             }

@@ -48,6 +48,8 @@ struct ConnView {
     /// Bodies received, for tests to read with [`CoreDriver::take`].
     inbox: Vec<String>,
     last_pushed: Option<MsgId>,
+    /// Replies received and not yet reported written to the core.
+    replies_unwritten: u32,
     /// The last relay ticket this command connection was granted.
     ticket: Option<String>,
 }
@@ -123,6 +125,7 @@ impl CoreDriver {
             replies: 0,
             inbox: Vec::new(),
             last_pushed: None,
+            replies_unwritten: 0,
             ticket: None,
         };
         self.conns.insert(conn, view);
@@ -255,6 +258,10 @@ impl CoreDriver {
                     if let Some(last) = view.last_pushed.take() {
                         events.push(Event::Written { conn, last });
                     }
+                    let count = std::mem::take(&mut view.replies_unwritten);
+                    if count > 0 {
+                        events.push(Event::RepliesWritten { conn, count });
+                    }
                 }
             }
             if !self.hold_jobs {
@@ -329,6 +336,7 @@ impl CoreDriver {
                     view.ticket = Some(ticket.to_owned());
                 }
                 view.replies += 1;
+                view.replies_unwritten += 1;
                 assert!(
                     view.replies <= view.requests + 1,
                     "{conn:?} got {} replies for {} requests",

@@ -95,10 +95,12 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
         self.touched = Some(Vec::new());
     }
 
-    /// The most items a connection's mailbox holds: a relay has at most a push window of
-    /// pushes in flight; the rest is room for replies, a failure frame and the close.
+    /// The most items a connection's mailbox holds. It follows from the core's own bounds:
+    /// a relay has at most a push window of pushes in flight, a command connection at most a
+    /// pipeline of replies; the rest is room for a failure frame and the close.
     pub fn mailbox_len_max(&self) -> usize {
-        self.server.config().push_window_len + MAILBOX_SLACK
+        let config = self.server.config();
+        config.push_window_len.max(config.pipeline_len_max) + MAILBOX_SLACK
     }
 
     /// Accepts a connection: routes it, then tells the core. Returns the connection's mailbox,
@@ -145,6 +147,9 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
     pub fn wrote(&mut self, now_ms: u64, conn: ConnId, batch: &Batch) {
         if let Some(last) = batch.last_push {
             self.handle(now_ms, Event::Written { conn, last });
+        }
+        if batch.replies > 0 {
+            self.handle(now_ms, Event::RepliesWritten { conn, count: batch.replies });
         }
     }
 

@@ -426,7 +426,12 @@ impl World {
                 let event = Event::PasswordDone { job: job.job, outcome };
                 self.server.handle_input(Input { now_ms: NOW_MS, event });
             }
-            Output::Reply { conn, frame } => run.seen.push((conn, Seen::Frame(body(frame)))),
+            Output::Reply { conn, frame } => {
+                run.seen.push((conn, Seen::Frame(body(frame))));
+                // The client reads its replies at once.
+                let event = Event::RepliesWritten { conn, count: 1 };
+                self.server.handle_input(Input { now_ms: NOW_MS, event });
+            }
             Output::Push { conn, msg, frame } => {
                 run.seen.push((conn, Seen::Frame(push_body(frame, msg))));
                 run.pushes.push((conn, msg));

@@ -3,7 +3,7 @@
 use super::driver::Shared;
 use super::hashing::HashPool;
 use crate::core::{Channel, ConnId, Event, Peer};
-use crate::host::Outgoing;
+use crate::host::Batch;
 use crate::wire::{encode, HEADER_LEN};
 
 /// The accounts `--demo` creates: the original README's `tester:abc123` and `abc:abc`.
@@ -21,7 +21,7 @@ pub(crate) fn create_accounts(shared: &Shared, hashing: &HashPool) {
         let mut frame = Vec::new();
         encode(format!("3\n{name}\n{password}").as_bytes(), &mut frame);
         shared.handle(Event::Received { conn, bytes: &frame });
-        let mut items = Vec::new();
+        let (mut items, mut batch) = (Vec::new(), Batch::default());
         loop {
             let awaiting = !shared.may_read(conn);
             let _ = if awaiting {
@@ -29,19 +29,16 @@ pub(crate) fn create_accounts(shared: &Shared, hashing: &HashPool) {
             } else {
                 mailbox.try_take_all(&mut items)
             };
-            for item in items.drain(..) {
-                match item {
-                    Outgoing::Password(job) => {
-                        let outcome = hashing.run(&job);
-                        shared.handle(Event::PasswordDone { job: job.job, outcome });
-                    }
-                    Outgoing::Reply(reply) => {
-                        let reply =
-                            String::from_utf8_lossy(&reply[HEADER_LEN..]).replace('\n', " ");
-                        tracing::info!(name, %reply, "demo account");
-                    }
-                    Outgoing::Push { .. } => {}
-                }
+            batch.sort(&mut items);
+            for reply in &batch.frames {
+                let reply = String::from_utf8_lossy(&reply[HEADER_LEN..]).replace('\n', " ");
+                tracing::info!(name, %reply, "demo account");
+            }
+            shared.wrote(conn, &batch);
+            batch.clear_written();
+            for job in batch.jobs.drain(..) {
+                let outcome = hashing.run(&job);
+                shared.handle(Event::PasswordDone { job: job.job, outcome });
             }
             if !awaiting {
                 break;

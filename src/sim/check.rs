@@ -405,7 +405,14 @@ impl Checker {
     /// Unless a fault cut it (`faulted`) or the server said why first (`noticed`), the server
     /// broke the promise that it answers every request, pipelined or not, and never closes a
     /// connection for pipelining (PROTOCOL.md).
-    pub fn dropped(&mut self, now_ms: u64, client: usize, unanswered: usize, noticed: bool, faulted: bool) {
+    pub fn dropped(
+        &mut self,
+        now_ms: u64,
+        client: usize,
+        unanswered: usize,
+        noticed: bool,
+        faulted: bool,
+    ) {
         let silent = unanswered > 0 && !noticed && !faulted;
         self.expect(!silent, now_ms, "every request is answered before the server closes", || {
             format!("client {client}'s command connection was closed with {unanswered} requests unanswered and no notice")

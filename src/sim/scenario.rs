@@ -103,16 +103,37 @@ pub enum Op {
     Connect,
     Disconnect,
     Help,
-    Register { name: String, password: String },
-    Login { name: String, password: String },
-    Send { to: String, text: String },
+    Register {
+        name: String,
+        password: String,
+    },
+    Login {
+        name: String,
+        password: String,
+    },
+    Send {
+        to: String,
+        text: String,
+    },
     /// `count` sends to `to` written in one go, without waiting for replies (pipelining).
-    Burst { to: String, count: u32 },
-    List { pattern: String },
-    Delete { name: String, password: String },
+    Burst {
+        to: String,
+        count: u32,
+    },
+    List {
+        pattern: String,
+    },
+    Delete {
+        name: String,
+        password: String,
+    },
     Logout,
-    Relay { ticket: bool },
-    RelayAs { name: String },
+    Relay {
+        ticket: bool,
+    },
+    RelayAs {
+        name: String,
+    },
     CloseRelay,
     Idle,
 }

@@ -104,6 +104,14 @@ fn catches_a_relay_bound_by_username_alone() {
 }
 
 #[test]
+fn catches_pipelined_requests_that_overflow_the_connection() {
+    assert_caught(
+        Planted::PipelineUnbounded,
+        &["every request is answered before the server closes"],
+    );
+}
+
+#[test]
 fn catches_a_requeue_that_breaks_order() {
     assert_caught(Planted::RequeueOutOfOrder, &["per-sender order is kept"]);
 }

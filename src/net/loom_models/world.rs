@@ -19,7 +19,7 @@ use crate::core::{
 };
 use crate::host::mailbox::{Mailbox, PlantedBug};
 use crate::host::sync::{thread, Arc};
-use crate::host::{Outgoing, RecordSink};
+use crate::host::{Batch, Outgoing, RecordSink};
 use crate::net::command::CommandConn;
 use crate::net::driver::Shared;
 use crate::net::hashing::HashPool;
@@ -150,16 +150,15 @@ impl<'f> World<'f> {
             if items.is_empty() {
                 return replies;
             }
-            for item in items {
-                match item {
-                    Outgoing::Reply(frame) | Outgoing::Push { frame, .. } => {
-                        replies.extend(frame_bodies(&frame))
-                    }
-                    Outgoing::Password(job) => {
-                        let outcome = self.fixture.outcome(&job);
-                        self.shared.handle(Event::PasswordDone { job: job.job, outcome });
-                    }
-                }
+            let mut batch = Batch::default();
+            batch.sort(&mut items);
+            for frame in &batch.frames {
+                replies.extend(frame_bodies(frame));
+            }
+            self.shared.wrote(at.conn, &batch);
+            for job in batch.jobs.drain(..) {
+                let outcome = self.fixture.outcome(&job);
+                self.shared.handle(Event::PasswordDone { job: job.job, outcome });
             }
         }
     }
