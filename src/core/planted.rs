@@ -43,6 +43,24 @@ pub enum Planted {
     /// still unwritten (the pipelining bug the host issue found): a burst overflows the
     /// connection's outgoing queue. Caught by the simulator's "every request is answered".
     PipelineUnbounded,
+    /// A new relay gets the account's queued messages while the original client's previous
+    /// relay is still being closed, so a push that relay's writer still holds is written on
+    /// both. Found by the simulator's "an original client's message is written once" (the
+    /// first wave's behaviour).
+    PushBeforeOldRelayEnds,
+    /// The host lets a command thread read while replies are still owed, so the thread sits
+    /// in `read` while its replies wait in the mailbox. The simulator's "every request is
+    /// answered" must catch the stuck client.
+    HostReadsWhileOwed,
+    /// The host tells the core a connection is closed as soon as the core asks to close it,
+    /// before the writer has flushed and reported what it wrote: those reports are ignored
+    /// and the messages pushed again. Caught by "an original client's message is written
+    /// once" (and by loom's relay models).
+    HostClosesEarly,
+    /// The host's drain treats every sink as synchronous and reports records durable as soon
+    /// as they are handed to the log, so replies leave before the fsync. A crash then forgets
+    /// acknowledged messages: the simulator's "no acknowledged message is lost".
+    HostAssumesSyncSink,
     /// Recovery replays a torn last record (its text cut short) as if it were whole. This one
     /// lives in the simulator's store model (`sim::disk`), not in the core.
     ReplayTornRecord,

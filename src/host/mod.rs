@@ -38,6 +38,8 @@ pub use sink::{MemorySink, RecordSink};
 
 use self::mailbox::{Mailbox, PushError};
 use self::sync::Arc;
+#[cfg(test)]
+use crate::core::planted::Planted;
 use crate::core::{Channel, ConnId, Event, Input, Output, Peer, Server};
 
 /// How a connection's socket is to be shut down, when the host ends it.
@@ -140,7 +142,16 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
     /// owed has been written, so a client that pipelines waits in the kernel's buffers, not
     /// in the server's memory, and its thread is never blocked reading while a reply waits.
     pub fn may_read(&self, conn: ConnId) -> bool {
+        #[cfg(test)]
+        if self.planted() == Planted::HostReadsWhileOwed {
+            return true;
+        }
         !self.server.awaiting_reply(conn)
+    }
+
+    #[cfg(test)]
+    fn planted(&self) -> Planted {
+        self.server.config().planted
     }
 
     /// A writer of `conn` wrote `batch`'s frames. Feeds what the core must learn of it.
@@ -205,7 +216,10 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
                 self.route(output);
             }
             let last = self.server.last_lsn();
-            if !self.sink.is_synchronous() || self.server.durable_lsn() == last {
+            let synchronous = self.sink.is_synchronous();
+            #[cfg(test)]
+            let synchronous = synchronous || self.planted() == Planted::HostAssumesSyncSink;
+            if !synchronous || self.server.durable_lsn() == last {
                 break;
             }
             self.server.handle_input(Input { now_ms, event: Event::Durable { lsn: last } });
@@ -222,6 +236,11 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
                 if let Some(route) = self.routes.get(&conn) {
                     route.hang_up(Hang::Read);
                     self.touch(conn);
+                }
+                #[cfg(test)]
+                if self.planted() == Planted::HostClosesEarly {
+                    let now_ms = self.server.now_ms();
+                    self.server.handle_input(Input { now_ms, event: Event::Closed { conn } });
                 }
                 return;
             }

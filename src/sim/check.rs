@@ -131,6 +131,11 @@ pub struct Checker {
     crashes: u64,
     throttle_window_ms: u64,
     bare_relay_window_ms: u64,
+    /// When the liveness phase began (faults healed), if it has.
+    liveness_began_ms: Option<u64>,
+    /// Messages an original client's relay was reported to have written (delivered), with
+    /// the number of crashes then.
+    written_plain: BTreeMap<Tag, u64>,
     /// Invariant checks performed.
     pub checks: u64,
     /// Pushes received by clients.
@@ -223,6 +228,8 @@ impl Checker {
             crashes: 0,
             throttle_window_ms,
             bare_relay_window_ms,
+            liveness_began_ms: None,
+            written_plain: BTreeMap::new(),
             checks: 0,
             delivered: 0,
             violation: None,
@@ -778,11 +785,7 @@ impl Checker {
             );
         };
         let client = relay.client;
-        let since_ms = relay.opened_ms.saturating_sub(self.bare_relay_window_ms);
-        // The sessions obtained since, and the one obtained last before (maybe still live).
-        let all = &self.clients[client].sessions_held;
-        let first = all.iter().rposition(|(at, _, _)| *at < since_ms).unwrap_or(0);
-        let held = &all[first..];
+        let held = self.held_for(relay);
         let user_held = held.iter().any(|(_, k, _)| *k == msg.to_key);
         let account_held = msg.to_account.is_some()
             && held
@@ -847,12 +850,37 @@ impl Checker {
         }
     }
 
+    /// The sessions the client of `relay` obtained since its handshake could have bound, and
+    /// the one obtained last before (maybe still live).
+    fn held_for(&self, relay: &RelayState) -> &[(u64, NameId, Option<AccountId>)] {
+        let since_ms = relay.opened_ms.saturating_sub(self.bare_relay_window_ms);
+        let all = &self.clients[relay.client].sessions_held;
+        let first = all.iter().rposition(|(at, _, _)| *at < since_ms).unwrap_or(0);
+        &all[first..]
+    }
+
     /// The server wrote a push for the original client (no acknowledgements): by the protocol
     /// that is delivery, even if the connection dies before the bytes arrive.
-    pub fn written_plain(&mut self, tag: Tag) {
-        if let Some(m) = self.msgs.get_mut(&tag) {
-            m.delivered = true;
+    pub fn written_plain(&mut self, now_ms: u64, conn: u64, tag: Tag) {
+        let Some(m) = self.msgs.get_mut(&tag) else { return };
+        m.delivered = true;
+        let to_key = m.to_key;
+        // Written to a relay whose client never held the recipient's name: misdirected, which
+        // is named here, before it could read as a second delivery.
+        if let Some(relay) = self.relays.get(&conn) {
+            let user_held = self.held_for(relay).iter().any(|(_, k, _)| *k == to_key);
+            let client = relay.client;
+            self.expect(user_held, now_ms, "nothing is delivered to another user", || {
+                format!("#{}.{} was written to the relay of client {client}", tag.0, tag.1)
+            });
         }
+        // A crash may forget the record of a write it followed: writing again then is the
+        // price of at-least-once without acknowledgements, and allowed.
+        let crashes = self.crashes;
+        let first = self.written_plain.insert(tag, crashes).is_none_or(|before| before < crashes);
+        self.expect(first, now_ms, "an original client's message is written once", || {
+            format!("#{}.{} was written to an original client's relay again", tag.0, tag.1)
+        });
     }
 
     // ---- liveness ----------------------------------------------------------------------------
@@ -873,6 +901,24 @@ impl Checker {
         owed.into_iter().map(|(k, state)| (k.clone(), state.password.clone())).collect()
     }
 
+    /// The faults are healed: from now on every request must be answered.
+    pub fn liveness_began(&mut self, now_ms: u64) {
+        self.liveness_began_ms = Some(now_ms);
+    }
+
+    /// A request sent before the liveness phase and still unanswered at its end, on a
+    /// connection no fault cut, was never answered: the server is stuck.
+    fn check_answered(&mut self, now_ms: u64) {
+        let Some(began_ms) = self.liveness_began_ms else { return };
+        let stuck = self.clients.iter().enumerate().find_map(|(client, state)| {
+            let p = state.pending.front().filter(|p| p.sent_ms < began_ms)?;
+            Some(format!("client {client}'s `{}` sent at {} ms", p.op, p.sent_ms))
+        });
+        self.expect(stuck.is_none(), now_ms, "every request is answered", || {
+            format!("{} has no reply at the end of the liveness phase", stuck.unwrap_or_default())
+        });
+    }
+
     /// How many acknowledged messages are still owed.
     pub fn owed_len(&self) -> usize {
         self.owed().count()
@@ -880,6 +926,7 @@ impl Checker {
 
     /// The end of the liveness phase: every acknowledged message must have arrived.
     pub fn finish(&mut self, now_ms: u64) {
+        self.check_answered(now_ms);
         let lost: Vec<String> = self
             .owed()
             .take(5)

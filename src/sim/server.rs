@@ -62,6 +62,8 @@ pub(super) struct ServerConn {
     pub socket: SimSocket,
     /// A writer run is scheduled (the thread has items to take).
     pub scheduled: bool,
+    /// A command thread blocked in `read` (the host let it read and its mailbox was empty).
+    pub reading: bool,
     /// The client reads this relay slowly.
     pub slow: bool,
     /// Bytes that arrived on a command connection and wait in the kernel until its thread
@@ -81,6 +83,7 @@ impl ServerConn {
             mailbox,
             socket,
             scheduled: false,
+            reading: chan == Chan::Command,
             slow,
             inbox: VecDeque::new(),
             eof: false,

@@ -112,6 +112,43 @@ fn catches_pipelined_requests_that_overflow_the_connection() {
 }
 
 #[test]
+fn catches_a_host_that_reads_while_replies_are_owed() {
+    assert_caught(Planted::HostReadsWhileOwed, &["every request is answered"]);
+}
+
+#[test]
+fn catches_a_host_that_reports_a_close_before_the_writer_is_done() {
+    assert_caught(Planted::HostClosesEarly, &["an original client's message is written once"]);
+}
+
+#[test]
+fn catches_a_host_that_takes_the_log_for_synchronous() {
+    assert_caught(Planted::HostAssumesSyncSink, &["no acknowledged message is lost"]);
+}
+
+/// Regression: seed 39 of the small swarm sweep. A login took over alice's session while her
+/// original client's relay still held a push in its mailbox; the new relay was pushed the same
+/// message at once, and the old relay's writer then wrote it too: the original client got it
+/// twice. Found by "an original client's message is written once" once the simulator ran the
+/// shipped host; fixed by holding a new relay's pushes until the old one has ended.
+#[test]
+fn a_takeover_does_not_write_a_message_to_both_relays_of_the_original_client() {
+    let outcome = run_seed(39, &small(FaultMode::Swarm));
+    assert_eq!(outcome.violation, None);
+    let planted = run_seed(39, &planted(Planted::PushBeforeOldRelayEnds));
+    let invariant = planted.violation.map(|v| v.invariant);
+    assert_eq!(invariant, Some("an original client's message is written once"));
+}
+
+#[test]
+fn catches_a_push_before_the_old_relay_ends() {
+    assert_caught(
+        Planted::PushBeforeOldRelayEnds,
+        &["an original client's message is written once"],
+    );
+}
+
+#[test]
 fn catches_a_requeue_that_breaks_order() {
     assert_caught(Planted::RequeueOutOfOrder, &["per-sender order is kept"]);
 }

@@ -127,6 +127,8 @@ pub struct World {
     acts: Vec<Act>,
     /// Connections a fault cut (a reset, or a crash of the server).
     faulted: BTreeSet<u64>,
+    /// Scratch space: tags of original-client pushes in a writer's batch.
+    plain_tags: Vec<super::check::Tag>,
     /// What each client saw, when driven by hand.
     transcripts: Option<BTreeMap<usize, Vec<Seen>>>,
 }
@@ -223,6 +225,7 @@ impl World {
             arrivals: Vec::new(),
             acts: Vec::new(),
             faulted: BTreeSet::new(),
+            plain_tags: Vec::new(),
             transcripts: None,
         }
     }
@@ -523,7 +526,7 @@ impl World {
     // ---- the server's threads, over the host ----------------------------------------------
 
     /// Bytes (and maybe the end of the stream) reached the server side of `conn`. A relay's
-    /// reader reads at once; a command thread reads only when the host lets it.
+    /// reader reads at once; a command thread only once it is blocked in `read`.
     fn server_received(&mut self, conn: u64, bytes: &[u8], eof: bool) {
         let Some(up) = &mut self.server else { return };
         let Some(c) = up.conns.get_mut(&conn) else { return };
@@ -531,7 +534,9 @@ impl World {
             Chan::Command => {
                 c.inbox.extend(bytes);
                 c.eof |= eof;
-                self.read_commands(conn);
+                if c.reading {
+                    self.read_command(conn);
+                }
             }
             Chan::Relay => {
                 if !bytes.is_empty() {
@@ -548,38 +553,68 @@ impl World {
         }
     }
 
-    /// The command thread of `conn` reads what the kernel holds, as long as the host lets it
-    /// and no write is pending; at the end of the stream it ends the connection.
-    fn read_commands(&mut self, conn: u64) {
+    /// The command thread of `conn` is blocked in `read`, as `net::command` is whenever the
+    /// host lets it read: it wakes for bytes, the end of the stream, or the host's hang-up.
+    fn read_command(&mut self, conn: u64) {
+        let Some(up) = &mut self.server else { return };
+        let Some(c) = up.conns.get_mut(&conn) else { return };
+        debug_assert!(c.reading);
+        if c.socket.is_broken() || c.mailbox.is_closed() || (c.inbox.is_empty() && c.eof) {
+            return self.end_command(conn);
+        }
+        if c.inbox.is_empty() {
+            return;
+        }
+        c.reading = false;
+        let n = c.inbox.len().min(READ_LEN);
+        let bytes: Vec<u8> = c.inbox.drain(..n).collect();
+        up.host.handle(self.now_ms, Event::Received { conn: ConnId(conn), bytes: &bytes });
+        self.after_host();
+        self.answer(conn);
+    }
+
+    /// The command thread's loop between reads: it writes what its mailbox holds and runs
+    /// password jobs until the host lets it read, then blocks in `read`. While a reply is
+    /// owed and none is in the mailbox, it waits for its writer to be woken.
+    fn answer(&mut self, conn: u64) {
         loop {
-            let Some(up) = &mut self.server else { return };
-            let Some(c) = up.conns.get_mut(&conn) else { return };
-            if c.scheduled || !up.host.may_read(ConnId(conn)) {
-                return;
-            }
-            if c.socket.is_broken() || (c.inbox.is_empty() && c.eof) {
+            let (failed, taken, took) = self.run_writer(conn);
+            if failed || taken == Taken::Closed {
                 return self.end_command(conn);
             }
-            if c.inbox.is_empty() {
-                return;
+            if took {
+                continue;
             }
-            let n = c.inbox.len().min(READ_LEN);
-            let bytes: Vec<u8> = c.inbox.drain(..n).collect();
-            up.host.handle(self.now_ms, Event::Received { conn: ConnId(conn), bytes: &bytes });
-            self.after_host();
+            let Some(up) = &mut self.server else { return };
+            let may_read = up.host.may_read(ConnId(conn));
+            let Some(c) = up.conns.get_mut(&conn) else { return };
+            if may_read {
+                c.reading = true;
+                self.read_command(conn);
+            }
+            return;
         }
     }
 
     /// A command thread's read failed or ended: it writes what it still holds, then ends.
     fn end_command(&mut self, conn: u64) {
-        let _ = self.run_writer(conn);
-        self.end_conn(conn, false);
+        let (failed, _, _) = self.run_writer(conn);
+        let broken = self.server.as_ref().and_then(|up| up.conns.get(&conn));
+        let reset = failed || broken.is_some_and(|c| c.socket.is_broken());
+        if !reset {
+            // `shutdown(Both)`: the client reads the end of the stream.
+            if let Some(at) = self.net.send_eof(self.now_ms, conn, Way::Down) {
+                self.schedule(at, Ev::Deliver { conn, way: Way::Down });
+            }
+        }
+        self.end_conn(conn, reset);
     }
 
-    /// Schedules `conn`'s writer, unless it is already due.
+    /// Schedules `conn`'s thread to take its mailbox, unless it is already due. A command
+    /// thread blocked in `read` only wakes when the host hangs the connection up.
     fn wake_writer(&mut self, conn: u64) {
         let Some(c) = self.server.as_mut().and_then(|up| up.conns.get_mut(&conn)) else { return };
-        if c.scheduled {
+        if c.scheduled || (c.reading && !c.mailbox.is_closed()) {
             return;
         }
         c.scheduled = true;
@@ -588,31 +623,42 @@ impl World {
         self.schedule(self.now_ms + delay, Ev::Flush { conn, epoch: self.epoch });
     }
 
-    /// The writer of `conn` gets to its mailbox: writes, reports, runs password jobs; ends the
-    /// connection once the mailbox is closed or a write fails.
+    /// A connection's thread wakes: a command thread answers (or, woken out of `read` by a
+    /// hang-up, ends); a relay writer writes and reports, and ends once its mailbox is closed
+    /// and empty or a write fails.
     fn flush(&mut self, conn: u64) {
         let Some(c) = self.server.as_mut().and_then(|up| up.conns.get_mut(&conn)) else { return };
         c.scheduled = false;
-        let (ended, taken) = self.run_writer(conn);
-        if ended || taken == Taken::Closed {
-            if !ended {
-                if let Some(at) = self.net.send_eof(self.now_ms, conn, Way::Down) {
-                    self.schedule(at, Ev::Deliver { conn, way: Way::Down });
+        if c.chan == Chan::Command {
+            return if c.reading { self.read_command(conn) } else { self.answer(conn) };
+        }
+        loop {
+            let (failed, taken, _) = self.run_writer(conn);
+            if failed || taken == Taken::Closed {
+                if !failed {
+                    if let Some(at) = self.net.send_eof(self.now_ms, conn, Way::Down) {
+                        self.schedule(at, Ev::Deliver { conn, way: Way::Down });
+                    }
                 }
+                return self.end_conn(conn, failed);
             }
-            self.end_conn(conn, ended);
-        } else {
-            self.read_commands(conn);
+            // Like `net::relay`'s loop: a closed mailbox is taken again at once, to see it end.
+            let closed = self.server.as_ref().and_then(|up| up.conns.get(&conn));
+            if !closed.is_some_and(|c| c.mailbox.is_closed()) {
+                return;
+            }
         }
     }
 
-    /// Takes `conn`'s mailbox and writes it. Returns whether a write failed, and the take.
-    fn run_writer(&mut self, conn: u64) -> (bool, Taken) {
+    /// Takes `conn`'s mailbox and writes it. Returns whether a write failed, the take, and
+    /// whether anything was taken.
+    fn run_writer(&mut self, conn: u64) -> (bool, Taken, bool) {
         let now = self.now_ms;
-        let Some(up) = &mut self.server else { return (true, Taken::Closed) };
-        let Some(c) = up.conns.get_mut(&conn) else { return (true, Taken::Closed) };
+        let Some(up) = &mut self.server else { return (true, Taken::Closed, false) };
+        let Some(c) = up.conns.get_mut(&conn) else { return (true, Taken::Closed, false) };
         let mut items = std::mem::take(&mut up.items);
         let taken = c.mailbox.try_take_all(&mut items);
+        let took = !items.is_empty();
         let broken = c.socket.is_broken();
         let mut batch = std::mem::take(&mut up.batch);
         batch.sort(&mut items);
@@ -623,15 +669,13 @@ impl World {
             c.reply_sessions.extend((0..batch.replies).map(|_| session));
         }
         let mut failed = broken && !batch.frames.is_empty();
+        let mut plain = std::mem::take(&mut self.plain_tags);
         if !failed {
             for frame in batch.frames.drain(..) {
-                let plain_tag = if is_command { None } else { plain_push_tag(&frame) };
+                plain.extend(if is_command { None } else { plain_push_tag(&frame) });
                 if !self.send(conn, Way::Down, frame) {
                     failed = true;
                     break;
-                }
-                if let Some(tag) = plain_tag {
-                    self.checker.written_plain(tag);
                 }
             }
         }
@@ -640,20 +684,26 @@ impl World {
         let up = self.server.as_mut().expect("still up");
         if !failed {
             up.host.wrote(now, ConnId(conn), &batch);
+            // Reported written: for the original client, that is delivery.
+            for tag in plain.drain(..) {
+                self.checker.written_plain(now, conn, tag);
+            }
         }
+        plain.clear();
+        self.plain_tags = plain;
+        let up = self.server.as_mut().expect("still up");
         batch.clear_written();
         batch.frames.clear();
-        for job in batch.jobs.drain(..) {
+        let jobs = std::mem::take(&mut batch.jobs);
+        up.batch = batch;
+        for job in jobs {
             let outcome = self.hasher.run(&job);
             let delay = self.timing_rng.gen_range(0..=self.mix.hash_ms_max);
             let ev = Ev::Password { job: job.job, outcome: Box::new(outcome), epoch: self.epoch };
             self.schedule(now + delay, ev);
         }
-        if let Some(up) = &mut self.server {
-            up.batch = batch;
-        }
         self.after_host();
-        (failed, taken)
+        (failed, taken, took)
     }
 
     /// The connection's writer is done: the host hears it last; a broken one is reset.
@@ -688,7 +738,10 @@ impl World {
                 c.mailbox.close();
                 self.wake_writer(conn);
             }
-            Chan::Command => self.read_commands(conn),
+            // A thread in `read` sees the error now; one waiting on its mailbox, at its next
+            // write.
+            Chan::Command if c.reading => self.read_command(conn),
+            Chan::Command => {}
         }
     }
 
@@ -860,6 +913,7 @@ impl World {
         self.phase = Phase::Liveness;
         let now = self.now_ms;
         self.trace.line(now, Line::LivenessBegin { owed: self.checker.owed_len() });
+        self.checker.liveness_began(now);
         self.net.calm();
         if self.server.is_none() {
             self.restart();
