@@ -28,7 +28,8 @@ impl Server {
         let account = self.account_id(name).ok_or_else(no_session)?;
         let session = self.sessions.get(&account).ok_or_else(no_session)?;
         #[cfg(test)]
-        if self.config.planted == super::planted::Planted::BindByNameOnly {
+        if self.config.planted == super::planted::Planted::BindByNameOnly && session.relay.is_none()
+        {
             return Ok((account, false));
         }
         let acks = match ticket {
@@ -143,9 +144,28 @@ impl Server {
         }
     }
 
+    /// An original client's relay that was being closed is gone: its writer reported all it
+    /// wrote, so what is still queued may go to the account's next relay.
+    pub(super) fn closing_bare_relay_ended(&mut self, account: AccountId) {
+        if let Some(n) = self.closing_bare_relays.get_mut(&account) {
+            *n -= 1;
+            if *n == 0 {
+                self.closing_bare_relays.remove(&account);
+            }
+        }
+        self.pump(account);
+    }
+
     /// Pushes queued messages to `account`'s relay, keeping at most `push_window_len` in flight.
     pub(super) fn pump(&mut self, account: AccountId) {
         let Some(relay) = self.sessions.get(&account).and_then(|s| s.relay) else { return };
+        let old_relay_closing = self.closing_bare_relays.contains_key(&account);
+        #[cfg(test)]
+        let old_relay_closing = old_relay_closing
+            && self.config.planted != super::planted::Planted::PushBeforeOldRelayEnds;
+        if old_relay_closing {
+            return;
+        }
         #[cfg(test)]
         if self.config.planted == super::planted::Planted::RequeueOutOfOrder
             && self.planted_swap_first_two(account, relay)

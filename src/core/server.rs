@@ -36,6 +36,10 @@ pub struct Server {
     pub(super) conns: BTreeMap<ConnId, Conn>,
     pub(super) conns_per_peer: BTreeMap<Peer, usize>,
     pub(super) sessions: BTreeMap<AccountId, Session>,
+    /// Per account, the original client's relays that are being closed and have not reported
+    /// their end yet: what they hold may still be written, so nothing is pushed to a newer
+    /// relay of the account until they are gone (it would be delivered twice).
+    pub(super) closing_bare_relays: BTreeMap<AccountId, u32>,
     pub(super) tickets: BTreeMap<String, Ticket>,
     pub(super) jobs: BTreeMap<JobId, PendingJob>,
     pub(super) next_job: u64,
@@ -152,6 +156,7 @@ impl Server {
             conns: BTreeMap::new(),
             conns_per_peer: BTreeMap::new(),
             sessions: BTreeMap::new(),
+            closing_bare_relays: BTreeMap::new(),
             tickets: BTreeMap::new(),
             jobs: BTreeMap::new(),
             next_job: 0,
@@ -331,6 +336,11 @@ impl Server {
         self.timers.cancel(Timer::Login(conn));
         self.timers.cancel(Timer::Frame(conn));
         self.jobs.retain(|_, job| job.conn != conn);
+        if let (true, Role::Relay(binding)) = (c.closing, &c.role) {
+            if !binding.acks {
+                self.closing_bare_relay_ended(binding.account);
+            }
+        }
         match c.role {
             Role::Command { account: Some(account), .. } => self.end_session(account, None),
             Role::Relay(binding) => self.detach_relay(binding.account, conn),
@@ -489,6 +499,9 @@ impl Server {
         c.closing = true;
         if let Role::Relay(binding) = &c.role {
             let account = binding.account;
+            if !binding.acks {
+                *self.closing_bare_relays.entry(account).or_default() += 1;
+            }
             self.detach_relay(account, conn);
         }
         self.timers.cancel(Timer::Login(conn));
