@@ -659,12 +659,16 @@ impl World {
         let mut items = std::mem::take(&mut up.items);
         let taken = c.mailbox.try_take_all(&mut items);
         let took = !items.is_empty();
+        if !took {
+            up.items = items;
+            return (false, taken, false);
+        }
         let broken = c.socket.is_broken();
         let mut batch = std::mem::take(&mut up.batch);
         batch.sort(&mut items);
         up.items = items;
         let is_command = c.chan == Chan::Command;
-        if is_command {
+        if is_command && batch.replies > 0 {
             let session = up.host.server().session_of(ConnId(conn));
             c.reply_sessions.extend((0..batch.replies).map(|_| session));
         }
