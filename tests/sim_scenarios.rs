@@ -69,3 +69,24 @@ fn ten_thousand_pipelined_sends_are_all_answered_and_delivered() {
     assert_eq!(outcome.violation, None);
     assert_eq!(outcome.delivered, 10_000, "every acknowledged send reached alice's one relay");
 }
+
+fn scenario(name: &str) -> Scenario {
+    let path = format!("tests/scenarios/{name}.scn");
+    std::fs::read_to_string(&path).expect("the scenario exists").parse().expect("it parses")
+}
+
+/// Hardening defect 1: a client on alice's host must not get her messages with a bare
+/// handshake in her name.
+#[test]
+fn a_relay_hijack_from_the_victims_host_gets_nothing() {
+    let outcome = run_scenario(&scenario("relay_hijack"), &RunOptions::default());
+    assert_eq!(outcome.violation, None);
+}
+
+/// Hardening defect 2: 40 wrong-password logins started at once from one address are not all
+/// checked against the password.
+#[test]
+fn a_login_storm_is_throttled_before_its_passwords_are_checked() {
+    let outcome = run_scenario(&scenario("login_storm"), &RunOptions::default());
+    assert_eq!(outcome.violation, None);
+}

@@ -91,6 +91,8 @@ struct ClientState {
     session: Option<Session>,
     /// Requests sent and not yet answered, oldest first (a client may pipeline).
     pending: VecDeque<Pending>,
+    /// The address it connects from.
+    host: u128,
     failures_ms: Vec<u64>,
     /// Every session this client obtained: (when, name key, account).
     sessions_held: Vec<(u64, NameId, Option<AccountId>)>,
@@ -133,6 +135,13 @@ pub struct Checker {
     bare_relay_window_ms: u64,
     /// When the liveness phase began (faults healed), if it has.
     liveness_began_ms: Option<u64>,
+    /// Clients of the login storm, and the most wrong-password logins of theirs that the
+    /// server may verify (the throttle's per-address bound).
+    storm: BTreeSet<usize>,
+    storm_verified_max: usize,
+    /// Wrong-password logins of the storm the server verified (answered "invalid login"
+    /// rather than throttled).
+    storm_verified: usize,
     /// Messages an original client's relay was reported to have written (delivered), with
     /// the number of crashes then.
     written_plain: BTreeMap<Tag, u64>,
@@ -230,6 +239,9 @@ impl Checker {
             bare_relay_window_ms,
             liveness_began_ms: None,
             written_plain: BTreeMap::new(),
+            storm: BTreeSet::new(),
+            storm_verified_max: usize::MAX,
+            storm_verified: 0,
             checks: 0,
             delivered: 0,
             violation: None,
@@ -504,7 +516,16 @@ impl Checker {
         let recent = |v: &Vec<u64>| v.iter().any(|&t| t + window >= now_ms);
         let by_client = recent(&self.client(client).failures_ms);
         let by_name = k.is_some_and(|k| recent(&self.name(k).failures_ms));
-        by_client || by_name
+        // The throttle counts per address too, and an attempt from the moment it starts.
+        let host = self.client(client).host;
+        let by_host = self.clients.iter().any(|c| c.host == host && recent(&c.failures_ms));
+        let in_flight = k.is_some_and(|k| self.name(k).logins_in_flight > 1);
+        by_client || by_name || by_host || in_flight || self.storm.contains(&client)
+    }
+
+    /// `client` connects from `host` (clients may share one).
+    pub fn set_host(&mut self, client: usize, host: u128) {
+        self.client(client).host = host;
     }
 
     fn record_failure(&mut self, now_ms: u64, client: usize, k: Option<NameId>) {
@@ -627,6 +648,7 @@ impl Checker {
                 } else if !ok && text == LOGIN_FAILED {
                     let existing = strict && exists == Known::Yes && correct == Some(true);
                     self.expect(!existing, now_ms, "the right password logs in", what);
+                    self.storm_guess_verified(now_ms, client);
                     if correct == Some(true) {
                         self.learn(p, k, false, 0);
                     }
@@ -899,6 +921,25 @@ impl Checker {
         let mut owed: Vec<_> = ids.into_iter().map(|id| &self.names[id.0 as usize]).collect();
         owed.sort_by(|a, b| a.0.cmp(&b.0));
         owed.into_iter().map(|(k, state)| (k.clone(), state.password.clone())).collect()
+    }
+
+    /// `client` is one of the login storm's; at most `verified_max` of the storm's guesses
+    /// may be checked against the password.
+    pub fn storm_client(&mut self, client: usize, verified_max: usize) {
+        self.storm.insert(client);
+        self.storm_verified_max = verified_max;
+    }
+
+    /// A storm client's wrong-password login was verified (not throttled).
+    fn storm_guess_verified(&mut self, now_ms: u64, client: usize) {
+        if !self.storm.contains(&client) {
+            return;
+        }
+        self.storm_verified += 1;
+        let (n, max) = (self.storm_verified, self.storm_verified_max);
+        self.expect(n <= max, now_ms, "the throttle bounds password guesses", || {
+            format!("{n} concurrent wrong-password logins from one address were verified; the throttle allows {max}")
+        });
     }
 
     /// The faults are healed: from now on every request must be answered.

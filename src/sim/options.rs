@@ -88,6 +88,13 @@ fault_mix! {
     slow_reader_ms_max,
     /// Whether a crash may keep unsynced records (whole, or the last one torn): 0 or 1.
     torn_writes,
+    /// Clients share this many hosts (one address each), so a client on its victim's host can
+    /// try the bare relay handshake from the right address; 0: every client its own host.
+    hosts,
+    /// Extra clients on one attacker host that all log in with a wrong password to one name
+    /// at the same moment (a burst against the login throttle); 0: none. In a scenario file,
+    /// the last this many clients are the attacker host's.
+    storm_logins,
 }
 
 impl FaultMix {
@@ -110,6 +117,8 @@ impl FaultMix {
             slow_reader_percent: 0,
             slow_reader_ms_max: 0,
             torn_writes: 0,
+            hosts: 0,
+            storm_logins: 0,
         }
     }
 
@@ -132,6 +141,8 @@ impl FaultMix {
             slow_reader_percent: 20,
             slow_reader_ms_max: 50,
             torn_writes: 1,
+            hosts: 0,
+            storm_logins: 0,
         }
     }
 
@@ -155,7 +166,7 @@ impl FaultMix {
     pub fn swarm(rng: &mut ChaCha20Rng) -> Self {
         let on = |rng: &mut ChaCha20Rng| rng.gen_bool(0.6);
         let latency_ms_min = rng.gen_range(0..=5);
-        FaultMix {
+        let mut mix = FaultMix {
             latency_ms_min,
             latency_ms_max: latency_ms_min + rng.gen_range(0..=50),
             fragment_percent: if on(rng) { rng.gen_range(1..=100) } else { 0 },
@@ -172,7 +183,13 @@ impl FaultMix {
             slow_reader_percent: if on(rng) { rng.gen_range(1..=100) } else { 0 },
             slow_reader_ms_max: rng.gen_range(1..=200),
             torn_writes: u64::from(on(rng)),
-        }
+            hosts: 0,
+            storm_logins: 0,
+        };
+        // Drawn last, so that the knobs above stay what they were for every seed.
+        mix.hosts = if rng.gen_bool(0.3) { rng.gen_range(1..=2) } else { 0 };
+        mix.storm_logins = if rng.gen_bool(0.2) { rng.gen_range(5..=60) } else { 0 };
+        mix
     }
 
     /// The mix for `mode`, drawing from `rng` for a swarm.

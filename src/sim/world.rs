@@ -95,6 +95,9 @@ enum Phase {
 /// Log bytes after which the store compacts into a snapshot (small, so runs exercise it).
 const SNAPSHOT_LOG_BYTES_MIN: u64 = 4 * 1024;
 
+/// The login storm's host (no client's own host is numbered this high).
+const STORM_HOST: u128 = 1 << 64;
+
 /// Simulated time after which the workload is cut short and the liveness phase begins.
 const OPS_MS_MAX: u64 = 600_000;
 
@@ -127,6 +130,8 @@ pub struct World {
     acts: Vec<Act>,
     /// Connections a fault cut (a reset, or a crash of the server).
     faulted: BTreeSet<u64>,
+    /// The first client of the login storm, if the run has one.
+    storm_from: Option<usize>,
     /// Scratch space: tags of original-client pushes in a writer's batch.
     plain_tags: Vec<super::check::Tag>,
     /// What each client saw, when driven by hand.
@@ -151,6 +156,9 @@ impl World {
             let driver = Driver::Random { ops_left, names, workload: world.opts.workload };
             world.add_client(driver, 0);
         }
+        if mix.storm_logins > 0 {
+            world.add_storm();
+        }
         if mix.fault_interval_ms > 0
             && mix.reset_weight + mix.partition_weight + mix.crash_weight > 0
         {
@@ -158,6 +166,33 @@ impl World {
             world.schedule(at, Ev::Fault);
         }
         world
+    }
+
+    /// Adds the attacker host's clients: each logs in to one name with a wrong password, all
+    /// at the same moment.
+    fn add_storm(&mut self) {
+        let rng = &mut child(self.seed, Stream::Mix, 1);
+        let name = format!("u{}", rng.gen_range(0..self.opts.names.max(1)));
+        let at_ms = rng.gen_range(100..=3_000);
+        self.storm_from = Some(self.clients.len());
+        let bound = self.config.login_failures_per_peer_max;
+        for _ in 0..self.mix.storm_logins {
+            let login = Op::Login { name: name.clone(), password: "wrong".into() };
+            let client = self.add_client(Driver::Script(VecDeque::from([(at_ms, login)])), at_ms);
+            self.checker.storm_client(client, bound);
+        }
+    }
+
+    /// The address `client` connects from: its host's when clients share hosts, the attacker's
+    /// for the login storm.
+    fn peer_of(&self, client: usize) -> Peer {
+        if self.storm_from.is_some_and(|first| client >= first) {
+            return Peer(STORM_HOST);
+        }
+        match self.mix.hosts {
+            0 => Peer(client as u128 + 1),
+            hosts => Peer((client as u64 % hosts) as u128 + 1),
+        }
     }
 
     /// A world that plays `scenario`.
@@ -177,9 +212,17 @@ impl World {
             }
         }
         world.steps_left = world.steps.len();
+        // In a scenario, `option storm_logins N` makes the last N clients the attacker host's.
+        let storm = (scenario.mix.storm_logins as usize).min(scenario.clients);
+        if storm > 0 {
+            world.storm_from = Some(scenario.clients - storm);
+        }
         for script in scripts {
             let first = script.front().map_or(0, |(at, _)| *at);
-            world.add_client(Driver::Script(script), first);
+            let client = world.add_client(Driver::Script(script), first);
+            if world.storm_from.is_some_and(|from| client >= from) {
+                world.checker.storm_client(client, world.config.login_failures_per_peer_max);
+            }
         }
         world
     }
@@ -225,6 +268,7 @@ impl World {
             arrivals: Vec::new(),
             acts: Vec::new(),
             faulted: BTreeSet::new(),
+            storm_from: None,
             plain_tags: Vec::new(),
             transcripts: None,
         }
@@ -298,6 +342,8 @@ impl World {
         let id = self.clients.len();
         let rng = child(self.seed, Stream::Client, id as u64);
         self.clients.push(Client::new(id, driver, rng, self.mix.slow_reader_percent));
+        let host = self.peer_of(id).0;
+        self.checker.set_host(id, host);
         self.wake(id, wake_ms);
         id
     }
@@ -477,7 +523,7 @@ impl World {
             Chan::Command => Channel::Command,
             Chan::Relay => Channel::Relay,
         };
-        let peer = Peer(client as u128 + 1);
+        let peer = self.peer_of(client);
         let socket = SimSocket::default();
         let up = self.server.as_mut().expect("checked above");
         let mailbox = up.host.open(now, ConnId(conn), channel, peer, socket.clone());
