@@ -40,7 +40,8 @@ pub enum Planted {
     /// A freshly attached relay gets its first two queued messages in the wrong order.
     RequeueOutOfOrder,
     /// Recovery replays a torn last record (its text cut short) as if it were whole. This one
-    /// lives in the simulator's store model (`sim::disk`), not in the core.
+    /// lives in the real log's recovery (`store::wal`, switched on by
+    /// `StoreOptions::replay_torn_tail`), not in the core.
     ReplayTornRecord,
 }
 

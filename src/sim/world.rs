@@ -22,8 +22,6 @@ use crate::wire::HEADER_LEN;
 
 use super::check::{Checker, Violation};
 use super::client::{Act, Client, Driver};
-#[cfg(test)]
-use super::disk::MemStore;
 use super::disk::{SimStore, WalStore};
 use super::net::{Due, Net, Way};
 use super::options::{FaultMix, RunOptions};
@@ -210,7 +208,8 @@ impl World {
         {
             config.planted = opts.planted;
             if opts.planted == crate::core::planted::Planted::ReplayTornRecord {
-                store = Box::new(MemStore::replaying_torn_records());
+                let torn = WalStore::replaying_torn_records;
+                store = Box::new(torn(mix.torn_writes > 0, SNAPSHOT_LOG_BYTES_MIN));
             }
         }
         let core = Server::new(config.clone(), child(seed, Stream::Server, 0));
