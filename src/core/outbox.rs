@@ -48,6 +48,12 @@ impl Outbox {
         Some(Released { output: gated.output, answers_request: gated.answers_request })
     }
 
+    /// The gated output [`Outbox::pop`] would release next, if no immediate one comes first.
+    #[cfg(test)]
+    pub fn next_gated(&self) -> Option<&Output> {
+        self.immediate.is_empty().then(|| self.gated.front().map(|g| &g.output)).flatten()
+    }
+
     pub fn len(&self) -> usize {
         self.immediate.len() + self.gated.len()
     }

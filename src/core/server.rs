@@ -485,9 +485,8 @@ impl Server {
     /// The next output, or `None` when nothing more can be released now.
     pub fn poll_output(&mut self) -> Option<Output> {
         #[cfg(test)]
-        if self.config.planted == super::planted::Planted::ReplyBeforeDurable {
-            self.durable_lsn = self.last_lsn
-        }
+        let released = self.outbox.pop(self.planted_release_bound())?;
+        #[cfg(not(test))]
         let released = self.outbox.pop(self.durable_lsn)?;
         if let (true, Output::Reply { conn, .. }) = (released.answers_request, &released.output) {
             if let Some(Conn { role: Role::Command { owed, .. }, .. }) = self.conns.get_mut(conn) {
