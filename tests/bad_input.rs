@@ -255,10 +255,22 @@ fn tcp_run(server: &ServerHandle, case: &Case, index: usize) {
     }
 }
 
+/// How many cases the catalogue lists: both runs below must run every one of them.
+const CASES: usize = 53;
+
+#[test]
+fn the_catalogue_has_every_case_once() {
+    let names: Vec<&str> = catalogue().iter().map(|c| c.name).collect();
+    assert_eq!(names.len(), CASES, "the catalogue lists {} cases", names.len());
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!(unique, names, "a case name is listed twice");
+}
+
 #[test]
 fn catalogue_over_tcp() {
     let cases = catalogue();
-    assert!(cases.len() >= 25, "the catalogue has {} cases", cases.len());
+    assert_eq!(cases.len(), CASES);
     let server = tcp_server(|_| {});
     for (index, case) in cases.iter().enumerate() {
         tcp_run(&server, case, index);
@@ -339,7 +351,9 @@ fn core_control_pair(driver: &mut CoreDriver, index: usize) {
 #[test]
 fn catalogue_against_the_core() {
     let mut driver = CoreDriver::new(core_config());
-    for (index, case) in catalogue().iter().enumerate() {
+    let cases = catalogue();
+    assert_eq!(cases.len(), CASES);
+    for (index, case) in cases.iter().enumerate() {
         core_run(&mut driver, case, index);
         core_control_pair(&mut driver, index);
     }

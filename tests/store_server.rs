@@ -74,7 +74,8 @@ fn store_with_messages(dir: &Path, len: usize) {
     server.shutdown();
 }
 
-/// Logs bob in and reads exactly `len` messages from alice on his relay, then nothing more.
+/// Logs bob in and reads exactly `expected` from alice on his relay, then nothing more (alice
+/// logs in to send the marker).
 fn assert_bob_receives(server: &ServerHandle, expected: &[String]) {
     assert_eq!(server.queue_len("bob"), Some(expected.len()));
     let mut bob = Conn::connect(server.command_addr());
@@ -83,7 +84,9 @@ fn assert_bob_receives(server: &ServerHandle, expected: &[String]) {
     for text in expected {
         assert_eq!(relay.recv(), format!("0\nalice:{text}"));
     }
-    relay.assert_silent(100);
+    let mut alice = Conn::connect(server.command_addr());
+    assert_eq!(alice.request("1\nalice\npw"), "0\nSuccessful Login");
+    assert_nothing_before_marker(&mut relay, &mut alice, "alice", "bob");
 }
 
 fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
