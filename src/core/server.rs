@@ -584,6 +584,11 @@ impl Server {
         self.conns.get(&conn).map(|c| c.decoder.buffered_len())
     }
 
+    /// Undecoded bytes buffered over every connection (for memory bounds in tests).
+    pub fn inbound_buffered_total(&self) -> usize {
+        self.conns.values().map(|c| c.decoder.buffered_len()).sum()
+    }
+
     /// The account the relay `conn` completed its handshake for, even while it is being closed.
     pub fn relay_account(&self, conn: ConnId) -> Option<AccountId> {
         match self.conns.get(&conn)?.role {

@@ -116,6 +116,11 @@ impl ServerHandle {
         self.acceptor.hashing.waiting()
     }
 
+    /// Bytes of unfinished frames the server holds over every connection (for memory bounds).
+    pub fn inbound_buffered_bytes(&self) -> usize {
+        self.acceptor.shared.with_server(|server| server.inbound_buffered_total())
+    }
+
     /// Connection threads currently running (two or three per client).
     pub fn connection_threads(&self) -> usize {
         self.acceptor.threads.live()
