@@ -4,7 +4,7 @@
 //! The simulator talks to storage through the [`SimStore`] seam. [`WalStore`] runs the real
 //! write-ahead log ([`crate::store::Wal`]) over the store's in-memory disk ([`MemDisk`]), so a
 //! simulated crash goes through the real recovery code, planted bugs included
-//! ([`WalStore::replaying_torn_records`]).
+//! (`WalStore::replaying_torn_records`, in test builds).
 
 use rand_chacha::ChaCha20Rng;
 
