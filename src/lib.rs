@@ -6,6 +6,7 @@ pub mod core;
 pub mod fuzzing;
 pub mod model;
 pub mod net;
+pub mod results;
 pub mod sim;
 pub mod store;
 pub mod wire;

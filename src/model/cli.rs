@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 no violation (exhaustive, or stopped by `--max-states`, which the summary
 //! says), 1 a violation (printed, and written as a scenario file), 2 a usage error.
+//! `--json FILE` and `--junit FILE` also write the result for machines ([`crate::results`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +13,8 @@ use super::driver::{Bounds, Passwords};
 use super::explorer::{explore, Limits, Progress, Report, Scenario};
 use super::trace::{describe, to_sim_scenario};
 use crate::auth::{HashCost, Hasher};
+use crate::results::{Failure, RunResult};
+use crate::sim::cli::write_results;
 
 /// Model-check every interleaving of a small scenario against the reference model.
 ///
@@ -53,6 +56,12 @@ pub struct CheckArgs {
     /// Where to write a counterexample, as a scenario file for `chatroom sim --replay`.
     #[arg(long, default_value = "check-counterexample.scenario")]
     pub out: PathBuf,
+    /// Also write the result as a JSON line to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Also write the result as JUnit XML (one test case) to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
 }
 
 impl CheckArgs {
@@ -98,6 +107,13 @@ impl CheckArgs {
     }
 
     fn summarise(&self, report: &Report, elapsed: Duration) -> ExitCode {
+        let result = self.result_of(report, elapsed);
+        if let Err(message) =
+            write_results(self.json.as_ref(), self.junit.as_ref(), "chatroom check", &[result])
+        {
+            eprintln!("chatroom check: {message}");
+            return ExitCode::from(2);
+        }
         let p = report.progress;
         let seconds = elapsed.as_secs_f64().max(1e-9);
         println!("states explored: {}", p.explored);
@@ -136,6 +152,62 @@ impl CheckArgs {
         println!("result: VIOLATION");
         ExitCode::from(1)
     }
+}
+
+impl CheckArgs {
+    /// The machine-readable result of a search. Its hash digests what the search found (the
+    /// counts, whether it was complete, the counterexample), which do not depend on `--jobs`.
+    fn result_of(&self, report: &Report, elapsed: Duration) -> RunResult {
+        let p = report.progress;
+        let flag = |on: bool| if on { "on" } else { "off" }.to_owned();
+        let options = vec![
+            ("users".to_owned(), self.users.to_string()),
+            ("ops".to_owned(), self.ops.to_string()),
+            ("faults".to_owned(), self.faults.to_string()),
+            ("max_states".to_owned(), self.max_states.to_string()),
+            ("tickets".to_owned(), flag(self.tickets)),
+            ("intruders".to_owned(), flag(self.intruders)),
+            ("symmetry".to_owned(), flag(!self.no_symmetry)),
+            ("argon2".to_owned(), flag(self.argon2)),
+        ];
+        let name = options
+            .iter()
+            .take(3)
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(self.tickets.then(|| "tickets".to_owned()))
+            .chain(self.intruders.then(|| "intruders".to_owned()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let counterexample = report.counterexample.as_ref().map(describe).unwrap_or_default();
+        let digest =
+            format!("{} {} {} {} {counterexample}", p.explored, p.unique, p.depth, report.complete);
+        RunResult {
+            tool: "check".into(),
+            name: format!("check {name}"),
+            seed: None,
+            options,
+            failure: report.counterexample.as_ref().map(|c| Failure {
+                invariant: c.violation.invariant.name().to_owned(),
+                detail: c.violation.detail.clone(),
+                at_ms: None,
+            }),
+            hash: format!("{:016x}", fnv1a(digest.as_bytes())),
+            wall_ms: elapsed.as_secs_f64() * 1000.0,
+            stats: vec![
+                ("explored".to_owned(), p.explored),
+                ("unique".to_owned(), p.unique),
+                ("depth".to_owned(), p.depth as u64),
+                ("complete".to_owned(), u64::from(report.complete)),
+            ],
+        }
+    }
+}
+
+/// 64-bit FNV-1a: a fixed hash, the same on every machine and build.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn default_jobs() -> usize {
@@ -199,5 +271,47 @@ mod tests {
         let written = std::fs::read_to_string(&out).unwrap();
         std::fs::remove_file(&out).unwrap();
         assert!(written.contains("# violated: message-lost"), "{written}");
+    }
+
+    #[test]
+    fn results_are_written_for_machines_and_do_not_depend_on_jobs() {
+        let dir = std::env::temp_dir();
+        let path = |name: &str| dir.join(format!("chatroom-check-{}-{name}", std::process::id()));
+        let (json_1, json_2, junit) = (path("1.jsonl"), path("2.jsonl"), path("junit.xml"));
+        let mut lines = Vec::new();
+        for (jobs, json) in [("1", &json_1), ("2", &json_2)] {
+            let mut argv = vec!["--users", "2", "--ops", "2", "--jobs", jobs];
+            argv.extend(["--json", json.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+            assert_eq!(parse(&argv).unwrap().run(), ExitCode::SUCCESS);
+            let text = std::fs::read_to_string(json).unwrap();
+            std::fs::remove_file(json).unwrap();
+            let results = crate::results::parse_json_lines(&text).unwrap();
+            assert_eq!(results.len(), 1, "{text}");
+            lines.push(results[0].clone());
+        }
+        let (one, two) = (&lines[0], &lines[1]);
+        assert_eq!((one.tool.as_str(), one.seed, one.passed()), ("check", None, true));
+        assert_eq!(one.name, "check users=2 ops=2 faults=0");
+        assert_eq!(one.hash, two.hash, "the hash digests the search, not the threads");
+        assert_eq!(one.stats, two.stats);
+        assert!(one.stats.contains(&("unique".to_owned(), 73)), "{:?}", one.stats);
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        std::fs::remove_file(&junit).unwrap();
+        assert!(xml.contains("tests=\"1\" failures=\"0\""), "{xml}");
+        assert!(xml.contains("name=\"check users=2 ops=2 faults=0\""), "{xml}");
+    }
+
+    #[test]
+    fn a_violation_is_a_failed_result_naming_its_invariant() {
+        let args = parse(&["--users", "2", "--ops", "2", "--jobs", "1"]).unwrap();
+        let mut scenario =
+            Scenario::new(Bounds { users: 2, ops: 2, faults: 0, tickets: false, intruders: false });
+        scenario.config.planted = Planted::TakeoverLosesMessage;
+        let report = explore(&scenario, Limits { states_max: u64::MAX, jobs: 1 }, &mut |_| {});
+        let result = args.result_of(&report, Duration::from_millis(5));
+        let failure = result.failure.expect("the planted bug is found");
+        assert_eq!(failure.invariant, "message-lost");
+        assert!(failure.detail.contains("neither delivered nor queued"), "{}", failure.detail);
+        assert_eq!(result.wall_ms, 5.0);
     }
 }
