@@ -56,6 +56,10 @@ pub struct CheckArgs {
     /// Where to write a counterexample, as a scenario file for `chatroom sim --replay`.
     #[arg(long, default_value = "check-counterexample.scenario")]
     pub out: PathBuf,
+    /// Write a counterexample's space-time diagram to this HTML file (its scenario replayed in
+    /// the simulator).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// Also write the result as a JSON line to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -103,10 +107,10 @@ impl CheckArgs {
                 eprintln!("{}", progress_line(progress, started.elapsed()));
             }
         });
-        self.summarise(&report, started.elapsed())
+        self.summarise(&report, started.elapsed(), &scenario)
     }
 
-    fn summarise(&self, report: &Report, elapsed: Duration) -> ExitCode {
+    fn summarise(&self, report: &Report, elapsed: Duration, scenario: &Scenario) -> ExitCode {
         let result = self.result_of(report, elapsed);
         if let Err(message) =
             write_results(self.json.as_ref(), self.junit.as_ref(), "chatroom check", &[result])
@@ -141,7 +145,14 @@ impl CheckArgs {
             "chatroom check --users {} --ops {} --faults {}",
             self.users, self.ops, self.faults
         );
-        match std::fs::write(&self.out, to_sim_scenario(counterexample, &command)) {
+        let scenario_text = to_sim_scenario(counterexample, &command);
+        if let Some(path) = &self.html {
+            match write_diagram(path, &scenario_text, &command, counterexample, scenario) {
+                Ok(()) => println!("diagram written to {}", path.display()),
+                Err(error) => eprintln!("chatroom check: {error}"),
+            }
+        }
+        match std::fs::write(&self.out, scenario_text) {
             Ok(()) => println!(
                 "scenario written to {}; replay it with: chatroom sim --replay {}",
                 self.out.display(),
@@ -201,6 +212,41 @@ impl CheckArgs {
             ],
         }
     }
+}
+
+/// Replays a counterexample's scenario in the simulator and writes its space-time diagram.
+fn write_diagram(
+    path: &PathBuf,
+    scenario_text: &str,
+    command: &str,
+    counterexample: &super::explorer::Counterexample,
+    #[allow(unused_variables)] checked: &Scenario,
+) -> Result<(), String> {
+    use crate::sim::{diagram, run_scenario, RunOptions};
+    let scenario: crate::sim::Scenario = scenario_text.parse().map_err(|e| format!("{e}"))?;
+    #[allow(unused_mut)]
+    let mut opts = RunOptions { keep_trace: true, ..RunOptions::default() };
+    #[cfg(test)]
+    {
+        // A bug planted in the checked core is planted in the replay too.
+        opts.planted = checked.config.planted;
+    }
+    let outcome = run_scenario(&scenario, &opts);
+    let v = &counterexample.violation;
+    let note = format!(
+        "the counterexample of {command} ({}: {}), {} steps, replayed in the simulator",
+        v.invariant,
+        v.detail,
+        counterexample.steps.len()
+    );
+    let page = diagram::html(&diagram::Diagram {
+        title: command,
+        lines: &outcome.trace,
+        events: &outcome.kept,
+        violation: outcome.violation.as_ref(),
+        note: Some(&note),
+    });
+    std::fs::write(path, page).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// 64-bit FNV-1a: a fixed hash, the same on every machine and build.
@@ -263,7 +309,11 @@ mod tests {
         let out =
             std::env::temp_dir().join(format!("chatroom-check-{}.scenario", std::process::id()));
         let out_arg = out.to_str().unwrap();
-        let args = parse(&["--users", "2", "--ops", "2", "--jobs", "1", "--out", out_arg]).unwrap();
+        let html = out.with_extension("html");
+        let argv = ["--users", "2", "--ops", "2", "--jobs", "1", "--out", out_arg, "--html"];
+        let mut argv = argv.to_vec();
+        argv.push(html.to_str().unwrap());
+        let args = parse(&argv).unwrap();
         let mut scenario =
             Scenario::new(Bounds { users: 2, ops: 2, faults: 0, tickets: false, intruders: false });
         scenario.config.planted = Planted::TakeoverLosesMessage;
@@ -271,6 +321,11 @@ mod tests {
         let written = std::fs::read_to_string(&out).unwrap();
         std::fs::remove_file(&out).unwrap();
         assert!(written.contains("# violated: message-lost"), "{written}");
+        // The diagram replays the counterexample in the simulator, which finds the bug too.
+        let page = std::fs::read_to_string(&html).unwrap();
+        std::fs::remove_file(&html).unwrap();
+        assert!(page.contains("the counterexample of chatroom check --users 2 --ops 2"), "{page}");
+        assert!(page.contains("VIOLATION at ") && page.contains("id=\"violation\""));
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub struct SimArgs {
     /// Run each seed twice and compare trace hashes.
     #[arg(long)]
     pub check_determinism: bool,
+    /// Write the space-time diagram of a single run (`--seed` or `--replay`) to this HTML file.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// Also write the results as JSON lines (one object per seed) to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -214,7 +217,7 @@ impl SimArgs {
             ops: self.ops,
             names: self.names,
             workload: self.workload,
-            keep_trace: self.trace.is_some(),
+            keep_trace: self.trace.is_some() || self.html.is_some(),
             ..RunOptions::default()
         }
     }
@@ -238,6 +241,11 @@ impl SimArgs {
         let wall = started.elapsed();
         println!("mix: {}", outcome.mix);
         self.write_trace(&outcome)?;
+        self.write_html(
+            &format!("chatroom sim seed {seed}"),
+            &outcome,
+            &self.replay_command(seed),
+        )?;
         let mut good = report_outcome(&outcome, wall.as_secs_f64());
         let mut result =
             self.result_of(format!("seed {seed}"), &outcome, wall.as_secs_f64() * 1000.0, None);
@@ -269,6 +277,8 @@ impl SimArgs {
         let outcome = run_scenario(&scenario, &opts);
         let wall_s = started.elapsed().as_secs_f64();
         self.write_trace(&outcome)?;
+        let title = format!("chatroom sim --replay {}", path.display());
+        self.write_html(&title, &outcome, &title)?;
         let name = format!("replay {}", path.display());
         let replayed = Some(("scenario".to_owned(), path.display().to_string()));
         self.write_results(&[self.result_of(name, &outcome, wall_s * 1000.0, replayed)])?;
@@ -289,9 +299,25 @@ impl SimArgs {
         std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
+    /// Writes the space-time diagram of `outcome` (run with its trace kept) to `--html`.
+    fn write_html(&self, title: &str, outcome: &Outcome, command: &str) -> Result<(), String> {
+        let Some(path) = &self.html else { return Ok(()) };
+        let note = format!("replay: {command}; {} events, mix: {}", outcome.events, outcome.mix);
+        let page = super::diagram::html(&super::diagram::Diagram {
+            title,
+            lines: &outcome.trace,
+            events: &outcome.kept,
+            violation: outcome.violation.as_ref(),
+            note: Some(&note),
+        });
+        std::fs::write(path, page).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("diagram written to {}", path.display());
+        Ok(())
+    }
+
     fn sweep(&self, a: u64, b: u64) -> Result<bool, String> {
-        if self.trace.is_some() {
-            return Err("--trace needs a single run (--seed or --replay)".into());
+        if self.trace.is_some() || self.html.is_some() {
+            return Err("--trace and --html need a single run (--seed or --replay)".into());
         }
         let (k, n) = self.shard.unwrap_or((0, 1));
         let seeds: Vec<u64> = (a..b).filter(|s| (s - a) % n == k).collect();
@@ -562,5 +588,108 @@ mod tests {
             (Some("3"), Some("10"), Some("swarm"))
         );
         assert_eq!(result.hash, format!("{:016x}", run_seed(7, &parse(&SMALL).options()).hash));
+    }
+
+    /// The space-time diagram (`--html`, `sim::diagram`).
+    mod diagram {
+        use crate::core::planted::Planted;
+        use crate::sim::diagram::{html, xml, Diagram};
+        use crate::sim::world::Outcome;
+        use crate::sim::{run_seed, FaultMode, RunOptions};
+
+        /// A failing run of thousands of events: the planted reordering bug in default-sized worlds.
+        fn failing_run() -> Outcome {
+            let opts = RunOptions {
+                planted: Planted::RequeueOutOfOrder,
+                faults: FaultMode::Swarm,
+                keep_trace: true,
+                ..RunOptions::default()
+            };
+            let failed = (0..200).map(|s| run_seed(s, &opts)).find(|o| o.violation.is_some());
+            failed.expect("the planted bug is caught")
+        }
+
+        fn page(outcome: &Outcome) -> String {
+            html(&Diagram {
+                title: "test run",
+                lines: &outcome.trace,
+                events: &outcome.kept,
+                violation: outcome.violation.as_ref(),
+                note: Some("a note <with> markup & quotes\""),
+            })
+        }
+
+        #[test]
+        fn the_page_is_self_contained_and_marks_one_violating_event() {
+            let outcome = failing_run();
+            assert_eq!(outcome.kept.len(), outcome.trace.len(), "a typed event per kept line");
+            let page = page(&outcome);
+            assert_eq!(page.matches("id=\"violation\"").count(), 1);
+            assert!(page.contains("class=\"violation-band\""));
+            for external in ["src=", "href=", "http://", "https://", "@import"] {
+                let found = page.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+                assert!(!found.contains(external), "the page loads {external}");
+            }
+            assert!(page.contains("a note &lt;with&gt; markup &amp; quotes&quot;"));
+            assert!(page.contains(">c0 command<") && page.contains(">c0 relay<"));
+            assert!(page.contains(">server<") && page.contains(">disk<"));
+            assert!(page.matches("class=\"msg\"").count() > 100, "messages are arrows");
+            let last = outcome.trace.last().expect("lines were kept");
+            let data_i = format!("data-i=\"{}\"", outcome.trace.len() - 1);
+            let violating = page.split("<circle").find(|c| c.contains("id=\"violation\"")).unwrap();
+            assert!(violating.contains(&data_i), "the last event is the violating one: {last}");
+        }
+
+        /// Chromium, from `CHROMIUM` or the PATH (`bash .ci/browser` installs it).
+        fn chromium() -> String {
+            let candidates = std::env::var("CHROMIUM")
+                .into_iter()
+                .chain(["chromium", "chromium-browser", "google-chrome"].map(String::from));
+            for candidate in candidates {
+                let found = std::process::Command::new(&candidate).arg("--version").output();
+                if found.is_ok_and(|o| o.status.success()) {
+                    return candidate;
+                }
+            }
+            panic!(
+                "this test renders the diagram in headless Chromium: install it (bash .ci/browser)"
+            );
+        }
+
+        /// Renders a failing run's diagram in headless Chromium and reads back what the page's own
+        /// script measured in the laid-out page after load: the violating event was scrolled into
+        /// the viewport (below the sticky header), the browser's hit test at its centre finds it
+        /// (nothing covers it), it is painted crimson, and the info panel shows its trace line.
+        /// (Chromium's `--screenshot` paints a scrolled page blank, so the page measures itself.)
+        #[test]
+        fn headless_chromium_shows_the_violating_event_highlighted() {
+            let outcome = failing_run();
+            let path =
+                std::env::temp_dir().join(format!("chatroom-diagram-{}.html", std::process::id()));
+            std::fs::write(&path, page(&outcome)).expect("writable");
+            let output = std::process::Command::new(chromium())
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--window-size=1200,800",
+                    "--virtual-time-budget=3000",
+                    "--dump-dom",
+                ])
+                .arg(format!("file://{}", path.display()))
+                .output()
+                .expect("chromium runs");
+            std::fs::remove_file(&path).expect("removable");
+            let dom = String::from_utf8_lossy(&output.stdout);
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            let body = dom.split("<body").nth(1).expect("a body").split('>').next().unwrap_or("");
+            assert!(body.contains("data-violation-visible=\"yes\""), "not in view: <body{body}>");
+            assert!(body.contains("data-violation-on-top=\"yes\""), "covered: <body{body}>");
+            assert!(body.contains("data-violation-fill=\"rgb(220, 20, 60)\""), "<body{body}>");
+            let info = dom.split("<div id=\"info\">").nth(1).expect("the info panel");
+            let info = info.split("</div>").next().unwrap_or("");
+            let last = outcome.trace.last().expect("lines were kept");
+            assert_eq!(info, xml(last), "the info panel shows the violating line");
+        }
     }
 }

@@ -45,6 +45,8 @@ pub struct Outcome {
     pub violation: Option<Violation>,
     /// The trace's lines, when kept.
     pub trace: Vec<String>,
+    /// Each kept line's time and typed event (for the space-time diagram).
+    pub kept: Vec<(u64, super::trace::Event)>,
 }
 
 #[derive(Debug)]
@@ -349,17 +351,20 @@ impl World {
         if self.phase != Phase::Done && self.checker.violation().is_none() {
             self.checker.finish(self.now_ms);
         }
+        let (events_len, hash) = (self.trace.events(), self.trace.hash());
+        let (trace, kept) = self.trace.into_kept();
         Outcome {
             seed: self.seed,
             mix: self.mix,
-            events: self.trace.events(),
+            events: events_len,
             sim_ms: self.now_ms,
-            hash: self.trace.hash(),
+            hash,
             delivered: self.checker.delivered,
             checks: self.checker.checks,
             crashes: self.crashes,
             violation: self.checker.violation().cloned(),
-            trace: self.trace.into_lines(),
+            trace,
+            kept,
         }
     }
 
