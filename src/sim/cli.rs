@@ -640,6 +640,51 @@ mod tests {
             assert!(violating.contains(&data_i), "the last event is the violating one: {last}");
         }
 
+        /// The DOM of `outcome`'s diagram after Chromium loaded it (with `fragment` in the URL)
+        /// and its script ran.
+        fn render(outcome: &Outcome, fragment: &str) -> String {
+            let path = std::env::temp_dir().join(format!(
+                "chatroom-diagram-{}-{}.html",
+                std::process::id(),
+                fragment.len()
+            ));
+            std::fs::write(&path, page(outcome)).expect("writable");
+            let output = std::process::Command::new(chromium())
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--window-size=1200,800",
+                    "--virtual-time-budget=3000",
+                    "--dump-dom",
+                ])
+                .arg(format!("file://{}{fragment}", path.display()))
+                .output()
+                .expect("chromium runs");
+            std::fs::remove_file(&path).expect("removable");
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        }
+
+        /// The client filter hides every lane, event and arrow of the clients it names, and
+        /// nothing else.
+        #[test]
+        fn headless_chromium_hides_a_filtered_client() {
+            let outcome = failing_run();
+            let dom = render(&outcome, "#hide=0");
+            let elements = |client: &str| -> (usize, usize) {
+                let marker = format!("data-c=\"{client}\"");
+                let tags: Vec<&str> = dom.split('<').filter(|tag| tag.contains(&marker)).collect();
+                let hidden = tags.iter().filter(|tag| tag.contains("display: none")).count();
+                (tags.len(), hidden)
+            };
+            let (c0, c0_hidden) = elements("0");
+            assert!(c0 > 10, "client 0 draws lanes, events and arrows: {c0}");
+            assert_eq!(c0_hidden, c0, "every element of client 0 is hidden");
+            let (c1, c1_hidden) = elements("1");
+            assert!(c1 > 10 && c1_hidden == 0, "client 1 stays: {c1_hidden} of {c1} hidden");
+        }
+
         /// Chromium, from `CHROMIUM` or the PATH (`bash .ci/browser` installs it).
         fn chromium() -> String {
             let candidates = std::env::var("CHROMIUM")
@@ -664,24 +709,7 @@ mod tests {
         #[test]
         fn headless_chromium_shows_the_violating_event_highlighted() {
             let outcome = failing_run();
-            let path =
-                std::env::temp_dir().join(format!("chatroom-diagram-{}.html", std::process::id()));
-            std::fs::write(&path, page(&outcome)).expect("writable");
-            let output = std::process::Command::new(chromium())
-                .args([
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--window-size=1200,800",
-                    "--virtual-time-budget=3000",
-                    "--dump-dom",
-                ])
-                .arg(format!("file://{}", path.display()))
-                .output()
-                .expect("chromium runs");
-            std::fs::remove_file(&path).expect("removable");
-            let dom = String::from_utf8_lossy(&output.stdout);
-            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            let dom = render(&outcome, "");
             let body = dom.split("<body").nth(1).expect("a body").split('>').next().unwrap_or("");
             assert!(body.contains("data-violation-visible=\"yes\""), "not in view: <body{body}>");
             assert!(body.contains("data-violation-on-top=\"yes\""), "covered: <body{body}>");

@@ -6,7 +6,8 @@
 //! each delivery (down); records are arrows from the server to the disk and back when durable.
 //! Faults, crashes and restarts cross every lane. The violating event (the last one of a failed
 //! run) is drawn larger in crimson on a band, and the page scrolls to it on load. Hovering any
-//! event or arrow shows its trace line; checkboxes hide clients. It is built from the typed
+//! event or arrow shows its trace line; checkboxes hide clients (and `FILE.html#hide=0,2` opens
+//! with clients 0 and 2 hidden). It is built from the typed
 //! [`Event`]s the trace keeps next to its lines ([`super::trace`]), not by parsing text. Its tests,
 //! one in headless Chromium, are with the CLI's (`sim::cli`), which may name the environment.
 
@@ -387,6 +388,12 @@ for (const box of document.querySelectorAll('[data-filter]')) {
       el.style.display = box.checked ? '' : 'none';
     }
   });
+}
+// A link can hide clients: FILE.html#hide=0,2
+const hide = /hide=([0-9,]+)/.exec(location.hash);
+for (const c of hide ? hide[1].split(',') : []) {
+  const box = document.querySelector('[data-filter="' + c + '"]');
+  if (box) { box.checked = false; box.dispatchEvent(new Event('change')); }
 }
 const violation = document.getElementById('violation');
 if (violation) {
