@@ -7,6 +7,7 @@ pub mod fuzzing;
 pub mod host;
 pub mod model;
 pub mod net;
+pub mod results;
 pub mod sim;
 pub mod store;
 pub mod wire;

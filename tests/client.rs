@@ -123,12 +123,28 @@ fn a_ticket_needs_a_login_and_is_single_use() {
     assert!(matches!(anon.ticket(), Err(ClientError::Refused(_))));
     let mut bob = user(&server, "bob");
     let ticket = bob.ticket().unwrap();
-    let _first =
-        Relay::open(server.relay_addr(), "bob", RelayAuth::Ticket(ticket.clone())).unwrap();
+    let first = Relay::open(server.relay_addr(), "bob", RelayAuth::Ticket(ticket.clone())).unwrap();
     wait_until(|| server.has_relay("bob"));
+    drop(first);
+    // With no relay bound (a second relay would be refused for that), only the ticket's reuse
+    // can refuse the next handshake.
+    wait_until(|| !server.has_relay("bob"));
     let mut second = Relay::open(server.relay_addr(), "bob", RelayAuth::Ticket(ticket)).unwrap();
     second.set_timeout(Some(TIMEOUT)).unwrap();
-    assert!(matches!(second.recv(), Err(ClientError::RelayEnded(_))));
+    match second.recv() {
+        Err(ClientError::RelayEnded(text)) => {
+            assert_eq!(text, "Relay refused: unknown or already used ticket")
+        }
+        other => panic!("expected the reused ticket refused, got {other:?}"),
+    }
+    // The control: a fresh ticket binds in the same situation and receives.
+    let fresh = bob.ticket().unwrap();
+    let mut third = Relay::open(server.relay_addr(), "bob", RelayAuth::Ticket(fresh)).unwrap();
+    third.set_timeout(Some(TIMEOUT)).unwrap();
+    wait_until(|| server.has_relay("bob"));
+    let mut amy = user(&server, "amy");
+    assert!(amy.send("bob", "after the refusal").unwrap().ok);
+    assert_eq!(third.recv().unwrap().text, "after the refusal");
     server.shutdown();
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use chatroom::host::mailbox::PlantedBug;
 use chatroom::net::loom_models::{self as models, Fixture, Racer};
-use loom_support::{check, check_finds_bug, Bound};
+use loom_support::{check, check_finds_bug, Bound, Expect};
 
 /// Preemption bound of these models unless `LOOM_MAX_PREEMPTIONS` says otherwise. Every
 /// execution runs the whole core, so they cost more than the mailbox's; 2 preemptions keep
@@ -116,7 +116,7 @@ fn planted_push_check_then_act_is_found_through_the_glue() {
     check_finds_bug(
         "glue: push_racing_close + PushCheckThenAct",
         Bound::FromEnvOr(GLUE_PREEMPTIONS_MAX_DEFAULT),
-        "stranded",
+        Expect::Assertion("item(s) stranded in a closed relay's mailbox"),
         move || models::push_racing_close(&fixture, Some(PlantedBug::PushCheckThenAct)),
     );
 }
@@ -127,7 +127,9 @@ fn planted_notify_before_enqueue_is_found_through_the_glue() {
     check_finds_bug(
         "glue: send_wakes_blocked_relay + NotifyBeforeEnqueue",
         Bound::FromEnvOr(GLUE_PREEMPTIONS_MAX_DEFAULT),
-        "deadlock",
+        // Threads: the main one (bob's client), the command thread (1, done once alice's
+        // client hung up), the relay writer (2, waiting in its mailbox) and reader (3).
+        Expect::LostWakeup { waiting: 2, done: 1 },
         move || models::send_wakes_blocked_relay(&fixture, Some(PlantedBug::NotifyBeforeEnqueue)),
     );
 }

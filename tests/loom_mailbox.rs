@@ -19,7 +19,7 @@ mod loom_support;
 use chatroom::host::mailbox::{Mailbox, PlantedBug, PushError, Taken};
 use chatroom::host::sync::atomic::{AtomicBool, Ordering};
 use chatroom::host::sync::{thread, Arc, Mutex};
-use loom_support::{check, check_finds_bug, Bound};
+use loom_support::{check, check_finds_bug, Bound, Expect};
 
 fn mailbox(len_max: usize, bug: Option<PlantedBug>) -> Arc<Mailbox<u32>> {
     Arc::new(match bug {
@@ -150,9 +150,13 @@ fn push_racing_close_larger() {
 
 #[test]
 fn planted_push_check_then_act_is_found() {
-    check_finds_bug("push_racing_close + PushCheckThenAct", Bound::Exhaustive, "lost", || {
-        push_racing_close(1, Some(PlantedBug::PushCheckThenAct))
-    });
+    // The one item is accepted after the consumer saw `Closed`, so it never arrives.
+    check_finds_bug(
+        "push_racing_close + PushCheckThenAct",
+        Bound::Exhaustive,
+        Expect::Assertion("item 1 accepted but lost"),
+        || push_racing_close(1, Some(PlantedBug::PushCheckThenAct)),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -210,7 +214,8 @@ fn planted_notify_before_enqueue_is_found() {
     check_finds_bug(
         "take_woken_by_push + NotifyBeforeEnqueue",
         Bound::Exhaustive,
-        "deadlock",
+        // The consumer (the main thread) waits in the mailbox; the producer has finished.
+        Expect::LostWakeup { waiting: 0, done: 1 },
         || take_woken_by_push(Some(PlantedBug::NotifyBeforeEnqueue)),
     );
 }
@@ -448,7 +453,7 @@ fn planted_requeue_from_copy_is_found() {
     check_finds_bug(
         "requeue_racing_take (arrival during write) + RequeueFromCopy",
         Bound::Exhaustive,
-        "duplicated",
+        Expect::Assertion("duplicated: left the mailbox as"),
         || requeue_racing_take(Arrival::DuringWrite, Some(PlantedBug::RequeueFromCopy)),
     );
 }

@@ -124,7 +124,8 @@ def main():
            (-1, "Invalid credential, deletion failed"))
     expect("bob deletes himself", request(bob, 5, "bob\npw-b"), (0, "account deleted"))
     notices = read_until_closed(bob_relay)
-    expect("bob's relay is closed", all(n.startswith("-1\n") for n in notices), True)
+    expect("bob's relay gets the deletion notice, then closes", notices,
+           ["-1\nThis account was deleted; the relay is closed"])
     expect("deleted bob is no recipient", request(alice, 2, "bob\nhello?"),
            (-1, "invalid recipient"))
     expect("list after delete", request(alice, 4, ""), (0, "alice "))

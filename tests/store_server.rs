@@ -74,7 +74,8 @@ fn store_with_messages(dir: &Path, len: usize) {
     server.shutdown();
 }
 
-/// Logs bob in and reads exactly `len` messages from alice on his relay, then nothing more.
+/// Logs bob in and reads exactly `expected` from alice on his relay, then nothing more (alice
+/// logs in to send the marker).
 fn assert_bob_receives(server: &ServerHandle, expected: &[String]) {
     assert_eq!(server.queue_len("bob"), Some(expected.len()));
     let mut bob = Conn::connect(server.command_addr());
@@ -83,7 +84,9 @@ fn assert_bob_receives(server: &ServerHandle, expected: &[String]) {
     for text in expected {
         assert_eq!(relay.recv(), format!("0\nalice:{text}"));
     }
-    relay.assert_silent(100);
+    let mut alice = Conn::connect(server.command_addr());
+    assert_eq!(alice.request("1\nalice\npw"), "0\nSuccessful Login");
+    assert_nothing_before_marker(&mut relay, &mut alice, "alice", "bob");
 }
 
 fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
@@ -257,10 +260,15 @@ fn snapshots_keep_the_log_bounded_while_messages_are_delivered() {
         assert_eq!(alice.request(&format!("2\nbob\n{}", text(i))), "0\nSent to recipient");
         assert_eq!(relay.recv(), format!("0\nalice:{}", text(i)));
         if i % 100 == 99 {
-            let (names, bytes) = store_size(&dir);
-            assert!(bytes <= STORE_BYTES_MAX, "after {i} messages: {bytes} bytes in {names:?}");
-            assert!(names.len() <= 5, "after {i} messages: {names:?}");
-            store_bytes_max = store_bytes_max.max(bytes);
+            // Compaction runs on the writer's thread and may lag on a loaded machine: the
+            // bound must be reached, not hold at the instant sampled. Without compaction the
+            // log only grows (about 200 KB by the end) and never comes back under it.
+            let what = format!("at most {STORE_BYTES_MAX} bytes in 5 files after {i} messages");
+            wait_until(&what, || {
+                let (names, bytes) = store_size(&dir);
+                bytes <= STORE_BYTES_MAX && names.len() <= 5
+            });
+            store_bytes_max = store_bytes_max.max(store_size(&dir).1);
         }
     }
     wait_queue_len(&server, "bob", 0);

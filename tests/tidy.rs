@@ -3,11 +3,15 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// Every `.rs` file under `dir`. Panics if `dir` is not a directory or holds no Rust file: a
+/// guarded directory that moved must fail the check, not leave it nothing to look at.
 fn rust_files(dir: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    assert!(root.is_dir(), "tidy guards {dir}, which is not a directory: did it move?");
     let mut files = Vec::new();
-    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)];
+    let mut dirs = vec![root];
     while let Some(dir) = dirs.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         for entry in entries.map(|e| e.unwrap().path()) {
             if entry.is_dir() {
                 dirs.push(entry);
@@ -17,6 +21,7 @@ fn rust_files(dir: &str) -> Vec<PathBuf> {
         }
     }
     files.sort();
+    assert!(!files.is_empty(), "tidy guards {dir}, which holds no Rust file: did it move?");
     files
 }
 
@@ -128,4 +133,20 @@ fn tidy_sees_what_it_forbids() {
     let found = offenders_in(std::slice::from_ref(&path), &["HashMap", "Instant"], &[]);
     fs::remove_file(&path).unwrap();
     assert_eq!(found, vec![format!("{}: HashMap", path.display())]);
+}
+
+/// A guarded directory that moved fails the checks instead of passing them with nothing to see.
+#[test]
+#[should_panic(expected = "which is not a directory: did it move?")]
+fn a_guarded_directory_that_moved_fails_tidy() {
+    rust_files("src/no-such-directory");
+}
+
+/// The files the checks allow by name exist, so an allowance cannot outlive what it was for.
+#[test]
+fn the_files_allowed_by_name_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in ["src/core/testkit.rs", "src/net/sync.rs"] {
+        assert!(root.join(file).is_file(), "{file} is allowed by name in tidy but is gone");
+    }
 }

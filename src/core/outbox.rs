@@ -39,6 +39,12 @@ impl Outbox {
         self.gated.pop_front().map(|gated| gated.output)
     }
 
+    /// The gated output [`Outbox::pop`] would release next, if no immediate one comes first.
+    #[cfg(test)]
+    pub fn next_gated(&self) -> Option<&Output> {
+        self.immediate.is_empty().then(|| self.gated.front().map(|g| &g.output)).flatten()
+    }
+
     pub fn len(&self) -> usize {
         self.immediate.len() + self.gated.len()
     }

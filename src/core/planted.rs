@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::names::name_key;
 use super::server::{Queued, Role, Server};
-use super::{AccountId, ConnId, MsgId, Output, Record};
+use super::{AccountId, ConnId, Lsn, MsgId, Output, Record};
 use crate::wire::reply;
 
 /// Which bug to plant. `None` is the real server.
@@ -30,9 +30,11 @@ pub enum Planted {
     /// When a relay detaches, the first message still queued for it is marked delivered (a
     /// requeue that drops a message). The simulator's liveness check must catch it.
     DropOnDetach,
-    /// Visible outputs leave before the records they depend on are durable (the outbox ignores
-    /// its gate). A crash then forgets acknowledged changes: the simulator must notice, and so
-    /// must `fuzzing::CoreDriver`'s acknowledgement check.
+    /// A send's acknowledgement leaves before the message's record is durable (the outbox
+    /// ignores its gate for it). A crash then loses an acknowledged message: the simulator's
+    /// "no acknowledged message is lost" must notice, and so must `fuzzing::CoreDriver`'s
+    /// acknowledgement check. Only sends, so that the bug is reported under the one invariant
+    /// that names it rather than as a forgotten registration or deletion.
     ReplyBeforeDurable,
     /// A relay handshake binds to the named user's account whatever the session, address or
     /// time (the original server's hole). The simulator's intruder relays must receive nothing.
@@ -62,11 +64,25 @@ pub enum Planted {
     /// acknowledged messages: the simulator's "no acknowledged message is lost".
     HostAssumesSyncSink,
     /// Recovery replays a torn last record (its text cut short) as if it were whole. This one
-    /// lives in the simulator's store model (`sim::disk`), not in the core.
+    /// lives in the real log's recovery (`store::wal`, switched on by
+    /// `StoreOptions::replay_torn_tail`), not in the core.
     ReplayTornRecord,
 }
 
 impl Server {
+    /// The durable lsn the outbox releases against: [`Planted::ReplyBeforeDurable`] treats
+    /// everything as durable while the next output is a send's acknowledgement.
+    #[cfg(test)]
+    pub(super) fn planted_release_bound(&self) -> Lsn {
+        let ack = |o: &Output| matches!(o, Output::Reply { frame, .. } if frame.ends_with(reply::SEND_OK.as_bytes()));
+        let planted = self.config.planted == Planted::ReplyBeforeDurable;
+        if planted && self.outbox.next_gated().is_some_and(ack) {
+            self.last_lsn
+        } else {
+            self.durable_lsn
+        }
+    }
+
     /// Hook in `apply(Delete)`: remembers what the deletion should have forgotten.
     pub(super) fn planted_bury(&mut self, name: &str, queue: &VecDeque<Queued>) {
         if matches!(self.config.planted, Planted::DeleteKeepsQueue | Planted::ListShowsDeleted) {

@@ -514,9 +514,8 @@ impl Server {
     /// The next output, or `None` when nothing more can be released now.
     pub fn poll_output(&mut self) -> Option<Output> {
         #[cfg(test)]
-        if self.config.planted == super::planted::Planted::ReplyBeforeDurable {
-            self.durable_lsn = self.last_lsn
-        }
+        return self.outbox.pop(self.planted_release_bound());
+        #[cfg(not(test))]
         self.outbox.pop(self.durable_lsn)
     }
 
@@ -607,6 +606,11 @@ impl Server {
     /// Undecoded bytes buffered for `conn`, if it is open (for memory bounds in tests and fuzzing).
     pub fn inbound_buffered_len(&self, conn: ConnId) -> Option<usize> {
         self.conns.get(&conn).map(|c| c.decoder.buffered_len())
+    }
+
+    /// Undecoded bytes buffered over every connection (for memory bounds in tests).
+    pub fn inbound_buffered_total(&self) -> usize {
+        self.conns.values().map(|c| c.decoder.buffered_len()).sum()
     }
 
     /// The account the relay `conn` completed its handshake for, even while it is being closed.

@@ -33,7 +33,13 @@ const OPS_MAX: usize = 4_096;
 
 /// Runs the target on one input. Panics if a property fails.
 pub fn core_streams(data: &[u8]) {
-    let Some((&selector, program)) = data.split_first() else { return };
+    core_streams_driver(data);
+}
+
+/// [`core_streams`], returning the driver afterwards (`None` for an empty input), so that a
+/// test can ask what a corpus file reached.
+pub fn core_streams_driver(data: &[u8]) -> Option<CoreDriver> {
+    let (&selector, program) = data.split_first()?;
     let mut driver = CoreDriver::new(config(selector));
     let mut bytes = program.iter().copied();
     for _ in 0..OPS_MAX {
@@ -43,6 +49,7 @@ pub fn core_streams(data: &[u8]) {
         }
     }
     driver.settle();
+    Some(driver)
 }
 
 /// The default configuration, or one whose limits a short input reaches.

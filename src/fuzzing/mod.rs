@@ -12,7 +12,7 @@ mod frame_decoder;
 mod log_recovery;
 mod request_parser;
 
-pub use core_streams::core_streams;
+pub use core_streams::{core_streams, core_streams_driver};
 pub use driver::{ConnState, CoreDriver};
 pub use frame_decoder::frame_decoder;
 pub use log_recovery::log_recovery;

@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 no violation (exhaustive, or stopped by `--max-states`, which the summary
 //! says), 1 a violation (printed, and written as a scenario file), 2 a usage error.
+//! `--json FILE` and `--junit FILE` also write the result for machines ([`crate::results`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +13,8 @@ use super::driver::{Bounds, Passwords};
 use super::explorer::{explore, Limits, Progress, Report, Scenario};
 use super::trace::{describe, to_sim_scenario};
 use crate::auth::{HashCost, Hasher};
+use crate::results::{Failure, RunResult};
+use crate::sim::cli::write_results;
 
 /// Model-check every interleaving of a small scenario against the reference model.
 ///
@@ -53,6 +56,16 @@ pub struct CheckArgs {
     /// Where to write a counterexample, as a scenario file for `chatroom sim --replay`.
     #[arg(long, default_value = "check-counterexample.scenario")]
     pub out: PathBuf,
+    /// Write a counterexample's space-time diagram to this HTML file (its scenario replayed in
+    /// the simulator).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Also write the result as a JSON line to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Also write the result as JUnit XML (one test case) to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
 }
 
 impl CheckArgs {
@@ -94,10 +107,17 @@ impl CheckArgs {
                 eprintln!("{}", progress_line(progress, started.elapsed()));
             }
         });
-        self.summarise(&report, started.elapsed())
+        self.summarise(&report, started.elapsed(), &scenario)
     }
 
-    fn summarise(&self, report: &Report, elapsed: Duration) -> ExitCode {
+    fn summarise(&self, report: &Report, elapsed: Duration, scenario: &Scenario) -> ExitCode {
+        let result = self.result_of(report, elapsed);
+        if let Err(message) =
+            write_results(self.json.as_ref(), self.junit.as_ref(), "chatroom check", &[result])
+        {
+            eprintln!("chatroom check: {message}");
+            return ExitCode::from(2);
+        }
         let p = report.progress;
         let seconds = elapsed.as_secs_f64().max(1e-9);
         println!("states explored: {}", p.explored);
@@ -125,7 +145,14 @@ impl CheckArgs {
             "chatroom check --users {} --ops {} --faults {}",
             self.users, self.ops, self.faults
         );
-        match std::fs::write(&self.out, to_sim_scenario(counterexample, &command)) {
+        let scenario_text = to_sim_scenario(counterexample, &command);
+        if let Some(path) = &self.html {
+            match write_diagram(path, &scenario_text, &command, counterexample, scenario) {
+                Ok(()) => println!("diagram written to {}", path.display()),
+                Err(error) => eprintln!("chatroom check: {error}"),
+            }
+        }
+        match std::fs::write(&self.out, scenario_text) {
             Ok(()) => println!(
                 "scenario written to {}; replay it with: chatroom sim --replay {}",
                 self.out.display(),
@@ -136,6 +163,97 @@ impl CheckArgs {
         println!("result: VIOLATION");
         ExitCode::from(1)
     }
+}
+
+impl CheckArgs {
+    /// The machine-readable result of a search. Its hash digests what the search found (the
+    /// counts, whether it was complete, the counterexample), which do not depend on `--jobs`.
+    fn result_of(&self, report: &Report, elapsed: Duration) -> RunResult {
+        let p = report.progress;
+        let flag = |on: bool| if on { "on" } else { "off" }.to_owned();
+        let options = vec![
+            ("users".to_owned(), self.users.to_string()),
+            ("ops".to_owned(), self.ops.to_string()),
+            ("faults".to_owned(), self.faults.to_string()),
+            ("max_states".to_owned(), self.max_states.to_string()),
+            ("tickets".to_owned(), flag(self.tickets)),
+            ("intruders".to_owned(), flag(self.intruders)),
+            ("symmetry".to_owned(), flag(!self.no_symmetry)),
+            ("argon2".to_owned(), flag(self.argon2)),
+        ];
+        let name = options
+            .iter()
+            .take(3)
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(self.tickets.then(|| "tickets".to_owned()))
+            .chain(self.intruders.then(|| "intruders".to_owned()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let counterexample = report.counterexample.as_ref().map(describe).unwrap_or_default();
+        let digest =
+            format!("{} {} {} {} {counterexample}", p.explored, p.unique, p.depth, report.complete);
+        RunResult {
+            tool: "check".into(),
+            name: format!("check {name}"),
+            seed: None,
+            options,
+            failure: report.counterexample.as_ref().map(|c| Failure {
+                invariant: c.violation.invariant.name().to_owned(),
+                detail: c.violation.detail.clone(),
+                at_ms: None,
+            }),
+            hash: format!("{:016x}", fnv1a(digest.as_bytes())),
+            wall_ms: elapsed.as_secs_f64() * 1000.0,
+            stats: vec![
+                ("explored".to_owned(), p.explored),
+                ("unique".to_owned(), p.unique),
+                ("depth".to_owned(), p.depth as u64),
+                ("complete".to_owned(), u64::from(report.complete)),
+            ],
+        }
+    }
+}
+
+/// Replays a counterexample's scenario in the simulator and writes its space-time diagram.
+fn write_diagram(
+    path: &PathBuf,
+    scenario_text: &str,
+    command: &str,
+    counterexample: &super::explorer::Counterexample,
+    #[allow(unused_variables)] checked: &Scenario,
+) -> Result<(), String> {
+    use crate::sim::{diagram, run_scenario, RunOptions};
+    let scenario: crate::sim::Scenario = scenario_text.parse().map_err(|e| format!("{e}"))?;
+    #[allow(unused_mut)]
+    let mut opts = RunOptions { keep_trace: true, ..RunOptions::default() };
+    #[cfg(test)]
+    {
+        // A bug planted in the checked core is planted in the replay too.
+        opts.planted = checked.config.planted;
+    }
+    let outcome = run_scenario(&scenario, &opts);
+    let v = &counterexample.violation;
+    let note = format!(
+        "the counterexample of {command} ({}: {}), {} steps, replayed in the simulator",
+        v.invariant,
+        v.detail,
+        counterexample.steps.len()
+    );
+    let page = diagram::html(&diagram::Diagram {
+        title: command,
+        lines: &outcome.trace,
+        events: &outcome.kept,
+        violation: outcome.violation.as_ref(),
+        note: Some(&note),
+    });
+    std::fs::write(path, page).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// 64-bit FNV-1a: a fixed hash, the same on every machine and build.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn default_jobs() -> usize {
@@ -191,7 +309,11 @@ mod tests {
         let out =
             std::env::temp_dir().join(format!("chatroom-check-{}.scenario", std::process::id()));
         let out_arg = out.to_str().unwrap();
-        let args = parse(&["--users", "2", "--ops", "2", "--jobs", "1", "--out", out_arg]).unwrap();
+        let html = out.with_extension("html");
+        let argv = ["--users", "2", "--ops", "2", "--jobs", "1", "--out", out_arg, "--html"];
+        let mut argv = argv.to_vec();
+        argv.push(html.to_str().unwrap());
+        let args = parse(&argv).unwrap();
         let mut scenario =
             Scenario::new(Bounds { users: 2, ops: 2, faults: 0, tickets: false, intruders: false });
         scenario.config.planted = Planted::TakeoverLosesMessage;
@@ -199,5 +321,52 @@ mod tests {
         let written = std::fs::read_to_string(&out).unwrap();
         std::fs::remove_file(&out).unwrap();
         assert!(written.contains("# violated: message-lost"), "{written}");
+        // The diagram replays the counterexample in the simulator, which finds the bug too.
+        let page = std::fs::read_to_string(&html).unwrap();
+        std::fs::remove_file(&html).unwrap();
+        assert!(page.contains("the counterexample of chatroom check --users 2 --ops 2"), "{page}");
+        assert!(page.contains("VIOLATION at ") && page.contains("id=\"violation\""));
+    }
+
+    #[test]
+    fn results_are_written_for_machines_and_do_not_depend_on_jobs() {
+        let dir = std::env::temp_dir();
+        let path = |name: &str| dir.join(format!("chatroom-check-{}-{name}", std::process::id()));
+        let (json_1, json_2, junit) = (path("1.jsonl"), path("2.jsonl"), path("junit.xml"));
+        let mut lines = Vec::new();
+        for (jobs, json) in [("1", &json_1), ("2", &json_2)] {
+            let mut argv = vec!["--users", "2", "--ops", "2", "--jobs", jobs];
+            argv.extend(["--json", json.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+            assert_eq!(parse(&argv).unwrap().run(), ExitCode::SUCCESS);
+            let text = std::fs::read_to_string(json).unwrap();
+            std::fs::remove_file(json).unwrap();
+            let results = crate::results::parse_json_lines(&text).unwrap();
+            assert_eq!(results.len(), 1, "{text}");
+            lines.push(results[0].clone());
+        }
+        let (one, two) = (&lines[0], &lines[1]);
+        assert_eq!((one.tool.as_str(), one.seed, one.passed()), ("check", None, true));
+        assert_eq!(one.name, "check users=2 ops=2 faults=0");
+        assert_eq!(one.hash, two.hash, "the hash digests the search, not the threads");
+        assert_eq!(one.stats, two.stats);
+        assert!(one.stats.contains(&("unique".to_owned(), 73)), "{:?}", one.stats);
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        std::fs::remove_file(&junit).unwrap();
+        assert!(xml.contains("tests=\"1\" failures=\"0\""), "{xml}");
+        assert!(xml.contains("name=\"check users=2 ops=2 faults=0\""), "{xml}");
+    }
+
+    #[test]
+    fn a_violation_is_a_failed_result_naming_its_invariant() {
+        let args = parse(&["--users", "2", "--ops", "2", "--jobs", "1"]).unwrap();
+        let mut scenario =
+            Scenario::new(Bounds { users: 2, ops: 2, faults: 0, tickets: false, intruders: false });
+        scenario.config.planted = Planted::TakeoverLosesMessage;
+        let report = explore(&scenario, Limits { states_max: u64::MAX, jobs: 1 }, &mut |_| {});
+        let result = args.result_of(&report, Duration::from_millis(5));
+        let failure = result.failure.expect("the planted bug is found");
+        assert_eq!(failure.invariant, "message-lost");
+        assert!(failure.detail.contains("neither delivered nor queued"), "{}", failure.detail);
+        assert_eq!(result.wall_ms, 5.0);
     }
 }

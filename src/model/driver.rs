@@ -623,6 +623,11 @@ impl World {
                 conns.command.is_some()
             )
         })?;
+        if let Some(r) = conns.relay.as_ref().filter(|r| r.account != account) {
+            let detail =
+                format!("{name}'s relay is bound to account {:?}, not {name}'s", r.account);
+            return Err(Violation::new(Invariant::WrongRecipient, detail));
+        }
         let relay = conns.relay.as_ref().map(|r| r.acks);
         let model_relay = model.relay.map(|r| r == super::reference::Relay::Ticketed);
         ensure(relay == model_relay, Invariant::StateDisagrees, || {
@@ -643,7 +648,9 @@ fn check_push(
         let (seq, from, user) = (key.seq, user_name(key.from), user_name(user));
         format!("message m{seq} from {from} on {user}'s relay")
     };
-    if relay.account != Some(to) {
+    // The relay's account is the one its handshake named, so an intruder's relay bound by a
+    // faulty core names the victim's: the push must also reach the user the relay belongs to.
+    if relay.account != Some(to) || to_user != Some(user) {
         return Err(if to_user == Some(user) {
             let detail = format!("{}: it was addressed to a deleted account of that name", what());
             Violation::new(Invariant::ReusedName, detail)

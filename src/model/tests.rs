@@ -174,9 +174,33 @@ fn state_counts_with_ticketed_relays_and_intruders_are_pinned() {
     intruders.bounds.intruders = true;
     let report = run(&intruders, 1);
     assert!(report.complete, "{:?}", report.counterexample);
-    // The same count as without intruders: a refused intrusion only spends budget, which other
-    // ops without effect (a list while logged out) spend too.
+    // The same count as without intruders: against the real core a refused intrusion only
+    // spends budget, which other ops without effect (a list while logged out) spend too. That
+    // intruder steps do reach new states when the core is wrong is shown by
+    // `finds_a_relay_bound_by_username_alone_only_with_intruders`.
     assert_eq!((report.progress.unique, report.progress.depth), (219, 6));
+}
+
+/// The relay-binding hole of the original server: with it planted, the plain search is
+/// complete and finds nothing (it never names another user in a handshake), while the search
+/// with intruder steps reaches a state it never does, an intruder's relay bound to the
+/// victim's account, and reports it as a wrong recipient.
+#[test]
+fn finds_a_relay_bound_by_username_alone_only_with_intruders() {
+    let mut plain = scenario(2, 2, 1);
+    plain.config.planted = Planted::BindByNameOnly;
+    let without = run(&plain, 1);
+    assert!(without.complete && without.counterexample.is_none(), "{without:?}");
+    assert_eq!(without.progress.unique, 219, "the same states as the real core");
+    let mut intruders = plain.clone();
+    intruders.bounds.intruders = true;
+    let with = run(&intruders, 1);
+    let found = with.counterexample.expect("intruder steps reach the hijacked relay");
+    assert_eq!(found.violation.invariant, Invariant::WrongRecipient, "{found:?}");
+    // The victim logs in (registers), the intruder names it in a bare handshake.
+    assert_eq!(found.steps.len(), 2, "{found:?}");
+    assert!(matches!(found.steps[1], Step::Op { op: Op::RelayAs { .. }, .. }), "{found:?}");
+    assert_ne!(with.progress, without.progress, "the searches explore different states");
 }
 
 #[test]

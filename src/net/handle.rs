@@ -102,6 +102,23 @@ impl ServerHandle {
         })
     }
 
+    /// Holds every password job not yet started (`true`: logins, registrations and deletions
+    /// wait) or releases them (`false`). For tests that show the server serving other clients
+    /// while every password job waits; a server never holds them on its own.
+    pub fn hold_password_jobs(&self, held: bool) {
+        self.acceptor.hashing.hold(held);
+    }
+
+    /// Password jobs waiting for a hashing slot (for operators and tests).
+    pub fn password_jobs_waiting(&self) -> usize {
+        self.acceptor.hashing.waiting()
+    }
+
+    /// Bytes of unfinished frames the server holds over every connection (for memory bounds).
+    pub fn inbound_buffered_bytes(&self) -> usize {
+        self.acceptor.shared.with_server(|server| server.inbound_buffered_total())
+    }
+
     /// Connection threads currently running (two or three per client).
     pub fn connection_threads(&self) -> usize {
         self.acceptor.threads.live()

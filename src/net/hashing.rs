@@ -7,16 +7,24 @@ use crate::host::sync::{Condvar, Mutex};
 
 pub(crate) struct HashPool {
     hasher: Hasher,
-    running: Mutex<usize>,
+    slots: Mutex<Slots>,
     freed: Condvar,
     running_max: usize,
+}
+
+#[derive(Default)]
+struct Slots {
+    running: usize,
+    waiting: usize,
+    /// While set no job starts ([`HashPool::hold`]).
+    held: bool,
 }
 
 impl HashPool {
     pub fn new(hasher: Hasher, running_max: usize) -> Self {
         HashPool {
             hasher,
-            running: Mutex::new(0),
+            slots: Mutex::new(Slots::default()),
             freed: Condvar::new(),
             running_max: running_max.max(1),
         }
@@ -25,15 +33,29 @@ impl HashPool {
     /// Runs a job once a slot is free.
     pub fn run(&self, job: &PasswordJob) -> PasswordOutcome {
         {
-            let mut running = self.running.lock().expect("hash pool lock");
-            while *running >= self.running_max {
-                running = self.freed.wait(running).expect("hash pool lock");
+            let mut slots = self.slots.lock().expect("hash pool lock");
+            slots.waiting += 1;
+            while slots.held || slots.running >= self.running_max {
+                slots = self.freed.wait(slots).expect("hash pool lock");
             }
-            *running += 1;
+            slots.waiting -= 1;
+            slots.running += 1;
         }
         let outcome = self.hasher.run(job);
-        *self.running.lock().expect("hash pool lock") -= 1;
+        self.slots.lock().expect("hash pool lock").running -= 1;
         self.freed.notify_one();
         outcome
+    }
+
+    /// Holds every job not yet started (`true`) or lets them run (`false`): for tests that must
+    /// show the server serving others while every password job waits.
+    pub fn hold(&self, held: bool) {
+        self.slots.lock().expect("hash pool lock").held = held;
+        self.freed.notify_all();
+    }
+
+    /// Jobs waiting for a slot.
+    pub fn waiting(&self) -> usize {
+        self.slots.lock().expect("hash pool lock").waiting
     }
 }

@@ -3,6 +3,10 @@
 //! Every run prints `SEED=` and every option it derived; a failing run prints the violated
 //! invariant, the last events that led to it, and the exact command that replays it.
 //! Exit codes: 0 all good, 1 a violation (or nondeterminism), 2 a usage error.
+//!
+//! `--json FILE` and `--junit FILE` also write the results for machines (one JSON line or JUnit
+//! test case per seed, see [`crate::results`]); `chatroom sim merge` joins the JSON lines of a
+//! sharded sweep.
 
 use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
@@ -13,14 +17,18 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::options::{FaultMode, RunOptions};
-use super::run::{determinism, run_scenario, run_seed, sweep, SweepReport};
+use super::run::{determinism, run_scenario, run_seed, sweep, SeedRun, SweepReport};
 use super::scenario::Scenario;
 use super::workload::Workload;
 use super::world::Outcome;
+use crate::results::{self, Failure, RunResult};
 
 /// Run seeded simulated worlds against the real server core and check its invariants.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct SimArgs {
+    #[command(subcommand)]
+    pub command: Option<SimCommand>,
     /// Run this one seed.
     #[arg(long, conflicts_with_all = ["seeds", "replay"])]
     pub seed: Option<u64>,
@@ -57,6 +65,102 @@ pub struct SimArgs {
     /// Run each seed twice and compare trace hashes.
     #[arg(long)]
     pub check_determinism: bool,
+    /// Write the space-time diagram of a single run (`--seed` or `--replay`) to this HTML file.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Also write the results as JSON lines (one object per seed) to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Also write the results as JUnit XML (one test case per seed) to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}
+
+/// What `chatroom sim` does besides running worlds.
+#[derive(Debug, clap::Subcommand)]
+pub enum SimCommand {
+    /// Merge JSON-lines results (the shards of a sweep, or several runs) into one JSON-lines
+    /// and one JUnit file, ordered by seed. Exit code 1 if any result failed.
+    Merge(MergeArgs),
+}
+
+/// `chatroom sim merge FILE... [--json OUT] [--junit OUT]`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// JSON-lines files written by `--json`.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Write the merged results as JSON lines to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the merged results as JUnit XML to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}
+
+impl MergeArgs {
+    /// Runs the merge: 0 every result passed, 1 some failed, 2 a file could not be read.
+    pub fn run(&self) -> ExitCode {
+        match self.merge() {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(message) => {
+                eprintln!("chatroom sim merge: {message}");
+                ExitCode::from(2)
+            }
+        }
+    }
+
+    fn merge(&self) -> Result<bool, String> {
+        let mut merged = Vec::new();
+        for path in &self.files {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let results =
+                results::parse_json_lines(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            merged.extend(results);
+        }
+        // Stable: results without a seed (model checks) keep their order, after the seeds.
+        merged.sort_by_key(|r| (r.tool.clone(), r.seed.is_none(), r.seed));
+        let mut seen = std::collections::BTreeSet::new();
+        for r in merged.iter().filter(|r| r.tool == "sim") {
+            if let Some(seed) = r.seed.filter(|&seed| !seen.insert(seed)) {
+                return Err(format!("seed {seed} appears twice: do the shards overlap?"));
+            }
+        }
+        let failed = merged.iter().filter(|r| !r.passed()).count();
+        println!(
+            "merged {} results from {} files: {} passed, {failed} failed",
+            merged.len(),
+            self.files.len(),
+            merged.len() - failed
+        );
+        for r in merged.iter().filter(|r| !r.passed()) {
+            let f = r.failure.as_ref().expect("failed results have a failure");
+            println!("FAIL {}: {}: {}", r.name, f.invariant, f.detail);
+        }
+        write_results(self.json.as_ref(), self.junit.as_ref(), "chatroom sim", &merged)?;
+        Ok(failed == 0)
+    }
+}
+
+/// Writes `results` as JSON lines to `json` and as JUnit (suite `suite`) to `junit`, if given.
+pub fn write_results(
+    json: Option<&PathBuf>,
+    junit: Option<&PathBuf>,
+    suite: &str,
+    results: &[RunResult],
+) -> Result<(), String> {
+    let write = |path: &PathBuf, text: String| {
+        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    if let Some(path) = json {
+        write(path, results::json_lines(results))?;
+    }
+    if let Some(path) = junit {
+        write(path, results::junit(suite, results))?;
+    }
+    Ok(())
 }
 
 fn default_jobs() -> usize {
@@ -86,6 +190,9 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
 impl SimArgs {
     /// Runs the command.
     pub fn run(self) -> ExitCode {
+        if let Some(SimCommand::Merge(merge)) = &self.command {
+            return merge.run();
+        }
         let result = if let Some(path) = &self.replay {
             self.replay(path)
         } else if let Some((a, b)) = self.seeds {
@@ -110,7 +217,7 @@ impl SimArgs {
             ops: self.ops,
             names: self.names,
             workload: self.workload,
-            keep_trace: self.trace.is_some(),
+            keep_trace: self.trace.is_some() || self.html.is_some(),
             ..RunOptions::default()
         }
     }
@@ -134,15 +241,24 @@ impl SimArgs {
         let wall = started.elapsed();
         println!("mix: {}", outcome.mix);
         self.write_trace(&outcome)?;
+        self.write_html(
+            &format!("chatroom sim seed {seed}"),
+            &outcome,
+            &self.replay_command(seed),
+        )?;
         let mut good = report_outcome(&outcome, wall.as_secs_f64());
+        let mut result =
+            self.result_of(format!("seed {seed}"), &outcome, wall.as_secs_f64() * 1000.0, None);
         if self.check_determinism {
             if let Some(difference) = determinism(seed, &opts, &outcome) {
                 println!("NONDETERMINISTIC: {difference}");
                 good = false;
+                result.failure.get_or_insert(nondeterministic(difference));
             } else {
                 println!("determinism: ok (hash repeated)");
             }
         }
+        self.write_results(&[result])?;
         if outcome.violation.is_some() {
             print_last_events(seed, &opts);
             println!("replay: {}", self.replay_command(seed));
@@ -159,8 +275,14 @@ impl SimArgs {
         let mut opts = self.options();
         let started = Instant::now();
         let outcome = run_scenario(&scenario, &opts);
+        let wall_s = started.elapsed().as_secs_f64();
         self.write_trace(&outcome)?;
-        let good = report_outcome(&outcome, started.elapsed().as_secs_f64());
+        let title = format!("chatroom sim --replay {}", path.display());
+        self.write_html(&title, &outcome, &title)?;
+        let name = format!("replay {}", path.display());
+        let replayed = Some(("scenario".to_owned(), path.display().to_string()));
+        self.write_results(&[self.result_of(name, &outcome, wall_s * 1000.0, replayed)])?;
+        let good = report_outcome(&outcome, wall_s);
         if outcome.violation.is_some() {
             opts.keep_trace = true;
             let kept = run_scenario(&scenario, &opts);
@@ -177,9 +299,25 @@ impl SimArgs {
         std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
+    /// Writes the space-time diagram of `outcome` (run with its trace kept) to `--html`.
+    fn write_html(&self, title: &str, outcome: &Outcome, command: &str) -> Result<(), String> {
+        let Some(path) = &self.html else { return Ok(()) };
+        let note = format!("replay: {command}; {} events, mix: {}", outcome.events, outcome.mix);
+        let page = super::diagram::html(&super::diagram::Diagram {
+            title,
+            lines: &outcome.trace,
+            events: &outcome.kept,
+            violation: outcome.violation.as_ref(),
+            note: Some(&note),
+        });
+        std::fs::write(path, page).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("diagram written to {}", path.display());
+        Ok(())
+    }
+
     fn sweep(&self, a: u64, b: u64) -> Result<bool, String> {
-        if self.trace.is_some() {
-            return Err("--trace needs a single run (--seed or --replay)".into());
+        if self.trace.is_some() || self.html.is_some() {
+            return Err("--trace and --html need a single run (--seed or --replay)".into());
         }
         let (k, n) = self.shard.unwrap_or((0, 1));
         let seeds: Vec<u64> = (a..b).filter(|s| (s - a) % n == k).collect();
@@ -200,7 +338,65 @@ impl SimArgs {
         let started = Instant::now();
         let report = sweep(&seeds, &opts, self.jobs, self.check_determinism, &|| bar.inc(1));
         bar.finish_and_clear();
+        let results: Vec<RunResult> = report
+            .per_seed
+            .iter()
+            .map(|SeedRun { outcome, wall_ms }| {
+                let seed = outcome.seed;
+                let mut result = self.result_of(format!("seed {seed}"), outcome, *wall_ms, None);
+                let differs = report.nondeterministic.iter().find(|(s, _)| *s == seed);
+                if let Some((_, difference)) = differs {
+                    result.failure.get_or_insert(nondeterministic(difference.clone()));
+                }
+                result
+            })
+            .collect();
+        self.write_results(&results)?;
         Ok(self.report_sweep(&report, started.elapsed().as_secs_f64()))
+    }
+
+    /// The machine-readable result of one run; `extra` is one more option (a replayed file).
+    fn result_of(
+        &self,
+        name: String,
+        outcome: &Outcome,
+        wall_ms: f64,
+        extra: Option<(String, String)>,
+    ) -> RunResult {
+        let opts = self.options();
+        let mut options = vec![
+            ("faults".to_owned(), opts.faults.to_string()),
+            ("clients".to_owned(), opts.clients.to_string()),
+            ("ops".to_owned(), opts.ops.to_string()),
+            ("names".to_owned(), opts.names.to_string()),
+            ("workload".to_owned(), opts.workload.to_string()),
+            ("mix".to_owned(), outcome.mix.to_string()),
+        ];
+        options.extend(extra);
+        RunResult {
+            tool: "sim".into(),
+            name,
+            seed: Some(outcome.seed),
+            options,
+            failure: outcome.violation.as_ref().map(|v| Failure {
+                invariant: v.invariant.to_owned(),
+                detail: v.detail.clone(),
+                at_ms: Some(v.at_ms),
+            }),
+            hash: format!("{:016x}", outcome.hash),
+            wall_ms,
+            stats: vec![
+                ("events".to_owned(), outcome.events),
+                ("sim_ms".to_owned(), outcome.sim_ms),
+                ("delivered".to_owned(), outcome.delivered),
+                ("checks".to_owned(), outcome.checks),
+                ("crashes".to_owned(), outcome.crashes),
+            ],
+        }
+    }
+
+    fn write_results(&self, results: &[RunResult]) -> Result<(), String> {
+        write_results(self.json.as_ref(), self.junit.as_ref(), "chatroom sim", results)
     }
 
     fn report_sweep(&self, report: &SweepReport, wall_s: f64) -> bool {
@@ -225,6 +421,11 @@ impl SimArgs {
         let _ = std::io::stdout().flush();
         report.failures.is_empty() && report.nondeterministic.is_empty()
     }
+}
+
+/// The failure of a seed whose two runs differed: not a reproducible run, whatever it found.
+fn nondeterministic(difference: String) -> Failure {
+    Failure { invariant: "the run is deterministic".into(), detail: difference, at_ms: None }
 }
 
 /// Prints the summary of one run; returns whether it passed.
@@ -265,5 +466,258 @@ fn print_tail(trace: &[String]) {
     println!("last {} events:", SHOWN.min(trace.len()));
     for line in &trace[trace.len().saturating_sub(SHOWN)..] {
         println!("  {line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::core::planted::Planted;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: SimArgs,
+    }
+
+    fn parse(args: &[&str]) -> SimArgs {
+        let argv = std::iter::once("sim").chain(args.iter().copied());
+        Command::try_parse_from(argv).expect("valid arguments").args
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("chatroom-sim-{}-{name}", std::process::id()))
+    }
+
+    fn read_results(path: &PathBuf) -> Vec<RunResult> {
+        let text = std::fs::read_to_string(path).expect("results written");
+        std::fs::remove_file(path).expect("removable");
+        results::parse_json_lines(&text).expect("valid JSON lines")
+    }
+
+    /// What a result says apart from its wall time.
+    fn without_time(results: Vec<RunResult>) -> Vec<RunResult> {
+        results.into_iter().map(|r| RunResult { wall_ms: 0.0, ..r }).collect()
+    }
+
+    const SMALL: [&str; 6] = ["--clients", "3", "--ops", "10", "--jobs", "2"];
+
+    #[test]
+    fn sharded_sweeps_merge_into_the_unsharded_results() {
+        let whole = temp("whole.jsonl");
+        let mut argv = vec!["--seeds", "0..30", "--json", whole.to_str().unwrap()];
+        argv.extend(SMALL);
+        assert_eq!(parse(&argv).run(), ExitCode::SUCCESS);
+        let whole = read_results(&whole);
+        assert_eq!(
+            whole.iter().map(|r| r.seed).collect::<Vec<_>>(),
+            (0..30).map(Some).collect::<Vec<_>>()
+        );
+        let shards: Vec<PathBuf> = (0..3).map(|k| temp(&format!("shard{k}.jsonl"))).collect();
+        for (k, path) in shards.iter().enumerate() {
+            let shard = format!("{k}/3");
+            let mut argv =
+                vec!["--seeds", "0..30", "--shard", &shard, "--json", path.to_str().unwrap()];
+            argv.extend(SMALL);
+            assert_eq!(parse(&argv).run(), ExitCode::SUCCESS);
+        }
+        let (merged, junit) = (temp("merged.jsonl"), temp("merged.xml"));
+        let mut argv = vec!["merge"];
+        argv.extend(shards.iter().rev().map(|p| p.to_str().unwrap()));
+        argv.extend(["--json", merged.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+        assert_eq!(parse(&argv).run(), ExitCode::SUCCESS);
+        assert_eq!(without_time(read_results(&merged)), without_time(whole.clone()));
+        let xml = std::fs::read_to_string(&junit).expect("junit written");
+        assert!(
+            xml.contains("<testsuite name=\"chatroom sim\" tests=\"30\" failures=\"0\""),
+            "{xml}"
+        );
+        assert!(xml.contains("name=\"seed 29\""), "{xml}");
+        // Overlapping shards are refused rather than counted twice.
+        let mut argv = vec!["merge", shards[0].to_str().unwrap(), shards[0].to_str().unwrap()];
+        argv.extend(["--json", merged.to_str().unwrap()]);
+        assert_eq!(parse(&argv).run(), ExitCode::from(2));
+        for path in shards.iter().chain([&junit]) {
+            std::fs::remove_file(path).expect("removable");
+        }
+    }
+
+    #[test]
+    fn a_failing_seed_is_a_failed_result_and_fails_the_merge() {
+        let args = parse(&SMALL);
+        let opts = RunOptions { planted: Planted::RequeueOutOfOrder, ..args.options() };
+        let outcome = (0..100).map(|s| run_seed(s, &opts)).find(|o| o.violation.is_some());
+        let outcome = outcome.expect("the planted bug is caught");
+        let result = args.result_of(format!("seed {}", outcome.seed), &outcome, 1.5, None);
+        let failure = result.failure.clone().expect("a failed result");
+        assert_eq!(failure.invariant, "per-sender order is kept");
+        assert_eq!(failure.at_ms, outcome.violation.as_ref().map(|v| v.at_ms));
+        assert_eq!(result.hash, format!("{:016x}", outcome.hash));
+        let line = result.to_json_line();
+        assert!(
+            line.contains("\"result\":\"fail\",\"invariant\":\"per-sender order is kept\""),
+            "{line}"
+        );
+        let (input, junit) = (temp("failing.jsonl"), temp("failing.xml"));
+        std::fs::write(&input, line + "\n").expect("writable");
+        let argv = ["merge", input.to_str().unwrap(), "--junit", junit.to_str().unwrap()];
+        assert_eq!(parse(&argv).run(), ExitCode::from(1));
+        let xml = std::fs::read_to_string(&junit).expect("junit written");
+        assert!(xml.contains("failures=\"1\""), "{xml}");
+        assert!(xml.contains("<failure message=\"per-sender order is kept\""), "{xml}");
+        std::fs::remove_file(&input).expect("removable");
+        std::fs::remove_file(&junit).expect("removable");
+    }
+
+    #[test]
+    fn a_single_run_writes_one_result_with_its_options() {
+        let json = temp("single.jsonl");
+        let mut argv = vec!["--seed", "7", "--json", json.to_str().unwrap()];
+        argv.extend(SMALL);
+        assert_eq!(parse(&argv).run(), ExitCode::SUCCESS);
+        let results = read_results(&json);
+        assert_eq!(results.len(), 1);
+        let result = &results[0];
+        assert_eq!((result.name.as_str(), result.seed, result.passed()), ("seed 7", Some(7), true));
+        let option =
+            |key: &str| result.options.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        assert_eq!(
+            (option("clients"), option("ops"), option("faults")),
+            (Some("3"), Some("10"), Some("swarm"))
+        );
+        assert_eq!(result.hash, format!("{:016x}", run_seed(7, &parse(&SMALL).options()).hash));
+    }
+
+    /// The space-time diagram (`--html`, `sim::diagram`).
+    mod diagram {
+        use crate::core::planted::Planted;
+        use crate::sim::diagram::{html, xml, Diagram};
+        use crate::sim::world::Outcome;
+        use crate::sim::{run_seed, FaultMode, RunOptions};
+
+        /// A failing run of thousands of events: the planted reordering bug in default-sized worlds.
+        fn failing_run() -> Outcome {
+            let opts = RunOptions {
+                planted: Planted::RequeueOutOfOrder,
+                faults: FaultMode::Swarm,
+                keep_trace: true,
+                ..RunOptions::default()
+            };
+            let failed = (0..200).map(|s| run_seed(s, &opts)).find(|o| o.violation.is_some());
+            failed.expect("the planted bug is caught")
+        }
+
+        fn page(outcome: &Outcome) -> String {
+            html(&Diagram {
+                title: "test run",
+                lines: &outcome.trace,
+                events: &outcome.kept,
+                violation: outcome.violation.as_ref(),
+                note: Some("a note <with> markup & quotes\""),
+            })
+        }
+
+        #[test]
+        fn the_page_is_self_contained_and_marks_one_violating_event() {
+            let outcome = failing_run();
+            assert_eq!(outcome.kept.len(), outcome.trace.len(), "a typed event per kept line");
+            let page = page(&outcome);
+            assert_eq!(page.matches("id=\"violation\"").count(), 1);
+            assert!(page.contains("class=\"violation-band\""));
+            for external in ["src=", "href=", "http://", "https://", "@import"] {
+                let found = page.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+                assert!(!found.contains(external), "the page loads {external}");
+            }
+            assert!(page.contains("a note &lt;with&gt; markup &amp; quotes&quot;"));
+            assert!(page.contains(">c0 command<") && page.contains(">c0 relay<"));
+            assert!(page.contains(">server<") && page.contains(">disk<"));
+            assert!(page.matches("class=\"msg\"").count() > 100, "messages are arrows");
+            let last = outcome.trace.last().expect("lines were kept");
+            let data_i = format!("data-i=\"{}\"", outcome.trace.len() - 1);
+            let violating = page.split("<circle").find(|c| c.contains("id=\"violation\"")).unwrap();
+            assert!(violating.contains(&data_i), "the last event is the violating one: {last}");
+        }
+
+        /// The DOM of `outcome`'s diagram after Chromium loaded it (with `fragment` in the URL)
+        /// and its script ran.
+        fn render(outcome: &Outcome, fragment: &str) -> String {
+            let path = std::env::temp_dir().join(format!(
+                "chatroom-diagram-{}-{}.html",
+                std::process::id(),
+                fragment.len()
+            ));
+            std::fs::write(&path, page(outcome)).expect("writable");
+            let output = std::process::Command::new(chromium())
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--window-size=1200,800",
+                    "--virtual-time-budget=3000",
+                    "--dump-dom",
+                ])
+                .arg(format!("file://{}{fragment}", path.display()))
+                .output()
+                .expect("chromium runs");
+            std::fs::remove_file(&path).expect("removable");
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        }
+
+        /// The client filter hides every lane, event and arrow of the clients it names, and
+        /// nothing else.
+        #[test]
+        fn headless_chromium_hides_a_filtered_client() {
+            let outcome = failing_run();
+            let dom = render(&outcome, "#hide=0");
+            let elements = |client: &str| -> (usize, usize) {
+                let marker = format!("data-c=\"{client}\"");
+                let tags: Vec<&str> = dom.split('<').filter(|tag| tag.contains(&marker)).collect();
+                let hidden = tags.iter().filter(|tag| tag.contains("display: none")).count();
+                (tags.len(), hidden)
+            };
+            let (c0, c0_hidden) = elements("0");
+            assert!(c0 > 10, "client 0 draws lanes, events and arrows: {c0}");
+            assert_eq!(c0_hidden, c0, "every element of client 0 is hidden");
+            let (c1, c1_hidden) = elements("1");
+            assert!(c1 > 10 && c1_hidden == 0, "client 1 stays: {c1_hidden} of {c1} hidden");
+        }
+
+        /// Chromium, from `CHROMIUM` or the PATH (`bash .ci/browser` installs it).
+        fn chromium() -> String {
+            let candidates = std::env::var("CHROMIUM")
+                .into_iter()
+                .chain(["chromium", "chromium-browser", "google-chrome"].map(String::from));
+            for candidate in candidates {
+                let found = std::process::Command::new(&candidate).arg("--version").output();
+                if found.is_ok_and(|o| o.status.success()) {
+                    return candidate;
+                }
+            }
+            panic!(
+                "this test renders the diagram in headless Chromium: install it (bash .ci/browser)"
+            );
+        }
+
+        /// Renders a failing run's diagram in headless Chromium and reads back what the page's own
+        /// script measured in the laid-out page after load: the violating event was scrolled into
+        /// the viewport (below the sticky header), the browser's hit test at its centre finds it
+        /// (nothing covers it), it is painted crimson, and the info panel shows its trace line.
+        /// (Chromium's `--screenshot` paints a scrolled page blank, so the page measures itself.)
+        #[test]
+        fn headless_chromium_shows_the_violating_event_highlighted() {
+            let outcome = failing_run();
+            let dom = render(&outcome, "");
+            let body = dom.split("<body").nth(1).expect("a body").split('>').next().unwrap_or("");
+            assert!(body.contains("data-violation-visible=\"yes\""), "not in view: <body{body}>");
+            assert!(body.contains("data-violation-on-top=\"yes\""), "covered: <body{body}>");
+            assert!(body.contains("data-violation-fill=\"rgb(220, 20, 60)\""), "<body{body}>");
+            let info = dom.split("<div id=\"info\">").nth(1).expect("the info panel");
+            let info = info.split("</div>").next().unwrap_or("");
+            let last = outcome.trace.last().expect("lines were kept");
+            assert_eq!(info, xml(last), "the info panel shows the violating line");
+        }
     }
 }

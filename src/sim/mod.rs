@@ -14,12 +14,14 @@
 //! - [`check`]: the invariants and the oracle they are checked against, then liveness.
 //! - [`options`]: run options and the per-seed fault mix (swarm testing).
 //! - [`run`]: single runs, sweeps over seeds (threads, shards), determinism checks.
+//! - [`diagram`]: the space-time diagram of a run, as one self-contained HTML file.
 //! - [`cli`]: `chatroom sim`.
 
 pub mod check;
 pub mod cli;
 pub mod client;
 pub mod conformance;
+pub mod diagram;
 pub mod disk;
 pub mod net;
 pub mod options;

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use super::options::RunOptions;
 use super::scenario::Scenario;
@@ -31,6 +32,17 @@ pub struct SweepReport {
     pub failures: Vec<Outcome>,
     /// Seeds whose two runs hashed differently, with the first differing trace line.
     pub nondeterministic: Vec<(u64, String)>,
+    /// Every seed run, by seed (for machine-readable results).
+    pub per_seed: Vec<SeedRun>,
+}
+
+/// One seed of a sweep: its outcome (without a trace) and the wall time it took.
+#[derive(Debug, Clone)]
+pub struct SeedRun {
+    pub outcome: Outcome,
+    /// Wall time of the run (not of a determinism rerun), for reports only: it never
+    /// influences a world.
+    pub wall_ms: f64,
 }
 
 /// Runs `seeds` on `jobs` threads; `on_done` is called after each seed (for progress).
@@ -49,7 +61,9 @@ pub fn sweep(
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = seeds.get(index) else { break };
+                let started = Instant::now();
                 let outcome = run_seed(seed, opts);
+                let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
                 let difference = if twice { determinism(seed, opts, &outcome) } else { None };
                 let mut report = report.lock().expect("a sweep thread panicked");
                 report.runs += 1;
@@ -59,6 +73,7 @@ pub fn sweep(
                 if let Some(difference) = difference {
                     report.nondeterministic.push((seed, difference));
                 }
+                report.per_seed.push(SeedRun { outcome: outcome.clone(), wall_ms });
                 if outcome.violation.is_some() {
                     report.failures.push(outcome);
                 }
@@ -69,6 +84,7 @@ pub fn sweep(
     });
     let mut report = report.into_inner().expect("a sweep thread panicked");
     report.failures.sort_by_key(|o| o.seed);
+    report.per_seed.sort_by_key(|r| r.outcome.seed);
     report.nondeterministic.sort();
     report
 }

@@ -236,6 +236,98 @@ impl fmt::Display for Line<'_> {
     }
 }
 
+/// What the space-time diagram ([`super::diagram`]) needs of a kept [`Line`]: who, where, when,
+/// owned (a `Line` borrows from the world). Its trace line is the kept line of the same index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Bytes a client wrote (they travel up to the server).
+    Write {
+        client: usize,
+        conn: u64,
+        len: usize,
+    },
+    Close {
+        client: usize,
+        conn: u64,
+    },
+    Sent {
+        client: usize,
+    },
+    Reply {
+        client: usize,
+    },
+    Lost {
+        client: usize,
+    },
+    Push {
+        client: usize,
+        conn: u64,
+    },
+    Refused {
+        client: usize,
+        chan: Chan,
+    },
+    Open {
+        client: usize,
+        chan: Chan,
+        conn: u64,
+    },
+    /// Bytes that arrived: at the server (`Up`) or at a client (`Down`).
+    Deliver {
+        conn: u64,
+        way: Way,
+        len: usize,
+        eof: bool,
+    },
+    /// The server's writer flushed pushes or replies down `conn`.
+    Flush {
+        conn: u64,
+        close: bool,
+    },
+    Persist {
+        lsn: u64,
+    },
+    Durable {
+        lsn: u64,
+    },
+    Snapshot {
+        lsn: u64,
+    },
+    Hashed,
+    Tick,
+    Liveness,
+    Fault,
+    Restart {
+        lsn: u64,
+    },
+}
+
+impl Line<'_> {
+    /// The diagram's view of this line.
+    pub fn event(&self) -> Event {
+        match *self {
+            Line::Hashed { .. } => Event::Hashed,
+            Line::LivenessBegin { .. } | Line::LivenessMet | Line::LivenessEnd => Event::Liveness,
+            Line::Write { client, conn, len } => Event::Write { client, conn, len },
+            Line::Close { client, conn } => Event::Close { client, conn },
+            Line::Sent { client, .. } => Event::Sent { client },
+            Line::Reply { client, .. } => Event::Reply { client },
+            Line::Lost { client } => Event::Lost { client },
+            Line::Push { client, conn, .. } => Event::Push { client, conn },
+            Line::Refused { client, chan } => Event::Refused { client, chan },
+            Line::Open { client, chan, conn } => Event::Open { client, chan, conn },
+            Line::Deliver { conn, way, len, eof } => Event::Deliver { conn, way, len, eof },
+            Line::Persist { lsn, .. } => Event::Persist { lsn },
+            Line::Flush { conn, close, .. } => Event::Flush { conn, close },
+            Line::Snapshot { lsn } => Event::Snapshot { lsn },
+            Line::Durable { lsn } => Event::Durable { lsn },
+            Line::Tick => Event::Tick,
+            Line::Fault { .. } => Event::Fault,
+            Line::Restart { lsn } => Event::Restart { lsn },
+        }
+    }
+}
+
 /// The trace of one run.
 #[derive(Debug, Clone)]
 pub struct Trace {
@@ -244,6 +336,8 @@ pub struct Trace {
     scratch: String,
     /// Every line, when kept.
     lines: Option<Vec<String>>,
+    /// Every line's time and typed event, when lines are kept.
+    kept: Vec<(u64, Event)>,
 }
 
 impl Trace {
@@ -253,6 +347,7 @@ impl Trace {
             events: 0,
             scratch: String::new(),
             lines: keep_lines.then(Vec::new),
+            kept: Vec::new(),
         }
     }
 
@@ -263,6 +358,7 @@ impl Trace {
         self.events += 1;
         if let Some(lines) = &mut self.lines {
             lines.push(format!("{now_ms} {line}"));
+            self.kept.push((now_ms, line.event()));
         }
     }
 
@@ -284,6 +380,11 @@ impl Trace {
     /// Takes the kept lines out.
     pub fn into_lines(self) -> Vec<String> {
         self.lines.unwrap_or_default()
+    }
+
+    /// Takes the kept lines out with each one's time and typed event (same indices).
+    pub fn into_kept(self) -> (Vec<String>, Vec<(u64, Event)>) {
+        (self.lines.unwrap_or_default(), self.kept)
     }
 }
 

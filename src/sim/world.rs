@@ -22,8 +22,6 @@ use crate::wire::HEADER_LEN;
 
 use super::check::{Checker, Violation};
 use super::client::{Act, Client, Driver};
-#[cfg(test)]
-use super::disk::MemStore;
 use super::disk::{SimStore, WalStore};
 use super::net::{Due, Net, Way};
 use super::options::{FaultMix, RunOptions};
@@ -48,6 +46,8 @@ pub struct Outcome {
     pub violation: Option<Violation>,
     /// The trace's lines, when kept.
     pub trace: Vec<String>,
+    /// Each kept line's time and typed event (for the space-time diagram).
+    pub kept: Vec<(u64, super::trace::Event)>,
 }
 
 #[derive(Debug)]
@@ -237,7 +237,8 @@ impl World {
         {
             config.planted = opts.planted;
             if opts.planted == crate::core::planted::Planted::ReplayTornRecord {
-                store = Box::new(MemStore::replaying_torn_records());
+                let torn = WalStore::replaying_torn_records;
+                store = Box::new(torn(mix.torn_writes > 0, SNAPSHOT_LOG_BYTES_MIN));
             }
         }
         let core = Server::new(config.clone(), child(seed, Stream::Server, 0));
@@ -382,17 +383,20 @@ impl World {
         if self.phase != Phase::Done && self.checker.violation().is_none() {
             self.checker.finish(self.now_ms);
         }
+        let (events_len, hash) = (self.trace.events(), self.trace.hash());
+        let (trace, kept) = self.trace.into_kept();
         Outcome {
             seed: self.seed,
             mix: self.mix,
-            events: self.trace.events(),
+            events: events_len,
             sim_ms: self.now_ms,
-            hash: self.trace.hash(),
+            hash,
             delivered: self.checker.delivered,
             checks: self.checker.checks,
             crashes: self.crashes,
             violation: self.checker.violation().cloned(),
-            trace: self.trace.into_lines(),
+            trace,
+            kept,
         }
     }
 

@@ -293,6 +293,28 @@ fn put_str(out: &mut Vec<u8>, s: &str) -> Result<(), EncodeError> {
     Ok(())
 }
 
+/// Planted bug support ([`super::StoreOptions::replay_torn_tail`]): reads a message frame cut
+/// short by a crash as if it were whole, its text being whatever bytes reached the disk. `None`
+/// unless `bytes` is an incomplete frame of a message whose text field had begun.
+#[cfg(test)]
+pub(crate) fn salvage_torn_message(bytes: &[u8]) -> Option<(Lsn, Record)> {
+    let declared = frame_len_declared(bytes)?;
+    if bytes.len() < FRAME_HEADER_LEN || bytes.len() >= declared {
+        return None;
+    }
+    let lsn = Lsn(u64::from_le_bytes(bytes[8..16].try_into().ok()?));
+    let mut reader = Reader { bytes: &bytes[FRAME_HEADER_LEN..], pos: 0 };
+    if reader.u8().ok()? != FORMAT_VERSION || reader.u8().ok()? != TAG_MESSAGE {
+        return None;
+    }
+    let id = MsgId(reader.u64().ok()?);
+    let from = reader.string().ok()?;
+    let to = AccountId(reader.u64().ok()?);
+    reader.u32().ok()?;
+    let text = String::from_utf8_lossy(&reader.bytes[reader.pos..]).into_owned();
+    Some((lsn, Record::Message { id, from, to, text }))
+}
+
 /// A cursor over untrusted input: every read checks what remains before touching it.
 struct Reader<'a> {
     bytes: &'a [u8],

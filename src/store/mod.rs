@@ -48,11 +48,21 @@ pub struct StoreOptions {
     pub accept_data_loss: bool,
     /// Log bytes written since the last snapshot after which [`Wal::snapshot_due`] says yes.
     pub snapshot_log_bytes_min: u64,
+    /// Planted bug (test builds only): recovery replays a torn last log record, its text cut
+    /// where the crash cut it, as if it were whole. The simulator must catch it through the
+    /// real log (`sim::tests`).
+    #[cfg(test)]
+    pub replay_torn_tail: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { accept_data_loss: false, snapshot_log_bytes_min: 64 << 20 }
+        StoreOptions {
+            accept_data_loss: false,
+            snapshot_log_bytes_min: 64 << 20,
+            #[cfg(test)]
+            replay_torn_tail: false,
+        }
     }
 }
 

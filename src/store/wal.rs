@@ -408,6 +408,9 @@ struct LogReplay {
     /// Index of the first segment read; the ones before it are covered by the snapshot.
     start: usize,
     tail: Option<Tail>,
+    /// [`StoreOptions::replay_torn_tail`]: the planted bug.
+    #[cfg(test)]
+    replay_torn_tail: bool,
 }
 
 impl LogReplay {
@@ -420,8 +423,15 @@ impl LogReplay {
     ) -> Result<Self, RecoveryError> {
         // The last segment starting at or before base+1 holds base+1 if anything does.
         let start = segments.iter().rposition(|(first, _)| *first <= next(base)).unwrap_or(0);
-        let mut replay =
-            LogReplay { records: Vec::new(), last_lsn: base, log_bytes: 0, start, tail: None };
+        let mut replay = LogReplay {
+            records: Vec::new(),
+            last_lsn: base,
+            log_bytes: 0,
+            start,
+            tail: None,
+            #[cfg(test)]
+            replay_torn_tail: options.replay_torn_tail,
+        };
         for (i, (first, file)) in segments.iter().enumerate().skip(start) {
             let damage = if *first > next(replay.last_lsn) {
                 let reason = format!(
@@ -460,6 +470,11 @@ impl LogReplay {
             let frame = match codec::decode_frame(rest) {
                 Ok(frame) => frame,
                 Err(e) if is_last && is_torn_tail(rest, &e) => {
+                    #[cfg(test)]
+                    if self.planted_replay_torn(disk, file, offset, rest, next_lsn, base)? {
+                        next_lsn = next(next_lsn);
+                        break;
+                    }
                     cut_file(disk, file, offset)?;
                     let (offset, bytes_cut, reason) =
                         (offset as u64, rest.len() as u64, e.to_string());
@@ -489,6 +504,37 @@ impl LogReplay {
         }
         self.tail = Some(Tail { file: file.to_owned(), next_lsn });
         Ok(None)
+    }
+
+    /// The planted bug [`StoreOptions::replay_torn_tail`]: a torn message at `offset` of `file`
+    /// is replayed with the text the crash left, and written back whole so that the log stays
+    /// readable. Returns whether it did.
+    #[cfg(test)]
+    fn planted_replay_torn<D: Disk>(
+        &mut self,
+        disk: &mut D,
+        file: &str,
+        offset: usize,
+        rest: &[u8],
+        next_lsn: Lsn,
+        base: Lsn,
+    ) -> Result<bool, DiskError> {
+        if !self.replay_torn_tail {
+            return Ok(false);
+        }
+        let Some((lsn, record)) = codec::salvage_torn_message(rest) else { return Ok(false) };
+        if lsn != next_lsn || lsn <= base || lsn != next(self.last_lsn) {
+            return Ok(false);
+        }
+        let mut frame = Vec::new();
+        codec::encode_frame(lsn, &record, &mut frame).expect("a salvaged record re-encodes");
+        cut_file(disk, file, offset)?;
+        disk.append(file, &frame)?;
+        disk.sync(file)?;
+        self.records.push(record);
+        self.last_lsn = lsn;
+        self.log_bytes += frame.len() as u64;
+        Ok(true)
     }
 
     /// Handles damage at `damage.offset` of `segments[0]`: refuses, or cuts the log there.
@@ -670,6 +716,29 @@ mod tests {
         ));
         wal.append(Lsn(1), &msg(1)).expect("in order");
         assert!(wal.append(Lsn(1), &msg(1)).is_err(), "a repeated lsn must be refused");
+    }
+
+    #[test]
+    fn the_planted_torn_replay_returns_a_cut_text_and_the_log_stays_readable() {
+        let (mut disk, file) = store_with(3);
+        let torn = frame(4, &msg(4));
+        disk.append(&file, &torn[..torn.len() - 3]).expect("append");
+        let planted = StoreOptions { replay_torn_tail: true, ..StoreOptions::default() };
+        let (mut wal, recovered) = Wal::open(disk, planted).expect("opens");
+        let cut = Record::Message {
+            id: MsgId(4),
+            from: "ann".into(),
+            to: AccountId(2),
+            text: "message 0".into(),
+        };
+        let mut expected = msgs(1..=3);
+        expected.push(cut);
+        assert_eq!(recovered.records, expected, "the torn record comes back, cut short");
+        assert!(recovered.warnings.is_empty(), "{:?}", recovered.warnings);
+        append_all(&mut wal, 5..=5);
+        wal.sync().expect("sync");
+        let (_, again) = open(wal.into_disk());
+        assert_eq!(again.records.len(), 5, "the log stays readable: {:?}", again.warnings);
     }
 
     #[test]

@@ -51,15 +51,47 @@ pub fn check(name: &str, bound: Bound, model: impl Fn() + Sync + Send + 'static)
     );
 }
 
-/// Explores `model`, asserts that loom fails it with a message containing `expected`, and
-/// reports after how many executions.
+/// How a planted bug must show itself: precisely enough that no other failure of the model
+/// (another assertion, another deadlock) passes for it.
+#[derive(Clone, Copy, Debug)]
+pub enum Expect {
+    /// The panic of one assertion of the model: a text that only its message contains.
+    Assertion(&'static str),
+    /// A lost wake-up: loom's deadlock report with thread `waiting` blocked inside the mailbox
+    /// (`src/host/mailbox.rs`, where its consumer waits) and thread `done` finished, the one
+    /// whose push should have woken it. Thread ids count spawns from the model's main thread,
+    /// `Id(0)`.
+    LostWakeup { waiting: usize, done: usize },
+}
+
+impl Expect {
+    /// Whether a model's panic `message` is this failure.
+    pub fn matches(self, message: &str) -> bool {
+        match self {
+            Expect::Assertion(text) => message.contains(text),
+            Expect::LostWakeup { waiting, done } => {
+                let blocked = format!(
+                    "(Id({waiting}), Blocked(Location(Some(Location {{ file: \"src/host/mailbox.rs\""
+                );
+                message.starts_with("deadlock; threads = ")
+                    && message.contains(&blocked)
+                    && message.contains(&format!("(Id({done}), Terminated)"))
+            }
+        }
+    }
+}
+
+/// Explores `model`, asserts that loom fails it as `expected` says, and reports after how many
+/// executions.
 pub fn check_finds_bug(
     name: &str,
     bound: Bound,
-    expected: &str,
+    expected: Expect,
     model: impl Fn() + Sync + Send + 'static,
 ) {
-    let builder = builder(bound);
+    let mut builder = builder(bound);
+    // Where each blocked thread waits, so that a deadlock names its place.
+    builder.location = true;
     let executions = Arc::new(AtomicUsize::new(0));
     let counter = executions.clone();
     let start = Instant::now();
@@ -79,11 +111,29 @@ pub fn check_finds_bug(
         .or_else(|| payload.downcast_ref::<&str>().copied())
         .unwrap_or("<non-string panic>");
     assert!(
-        message.contains(expected),
-        "{name} failed, but not as planted: expected {expected:?} in {message:?}"
+        expected.matches(message),
+        "{name} failed, but not as planted: expected {expected:?}, got {message:?}"
     );
     eprintln!(
         "loom model {name}: planted bug found after {executions} executions in {:.2} s",
         start.elapsed().as_secs_f64(),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Expect;
+
+    #[test]
+    fn a_lost_wake_up_is_told_from_other_deadlocks() {
+        let lost = "deadlock; threads = [(Id(0), Blocked(Location(Some(Location { file: \
+                    \"src/host/mailbox.rs\", line: 205, column: 32 })))), (Id(1), Terminated)]";
+        let expect = Expect::LostWakeup { waiting: 0, done: 1 };
+        assert!(expect.matches(lost));
+        let elsewhere = lost.replace("src/host/mailbox.rs", "src/net/loom_models/memsocket.rs");
+        assert!(!expect.matches(&elsewhere), "blocked somewhere else");
+        assert!(!expect.matches(&lost.replace("(Id(1), Terminated)", "(Id(1), Blocked(")));
+        assert!(!Expect::LostWakeup { waiting: 1, done: 0 }.matches(lost));
+        assert!(!expect.matches("item 1 accepted but lost"));
+    }
 }

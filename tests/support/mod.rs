@@ -95,21 +95,6 @@ impl Conn {
             panic!("expected the connection closed, got frame {frame:?}");
         }
     }
-
-    /// Asserts nothing arrives within `ms`.
-    pub fn assert_silent(&mut self, ms: u64) {
-        self.stream.set_read_timeout(Some(Duration::from_millis(ms))).unwrap();
-        let mut buf = [0u8; 1];
-        match self.stream.read(&mut buf) {
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            other => panic!("expected silence, got {other:?}"),
-        }
-        self.stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    }
 }
 
 /// A logged-in user: its command connection (registered on first use).
@@ -197,6 +182,30 @@ pub fn wait_no_relay(server: &ServerHandle, name: &str) {
         assert!(std::time::Instant::now() < deadline, "{name}'s relay never went away");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Waits until `condition` holds, checking every 5 ms, failing after [`TIMEOUT`] with `what`.
+pub fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Asserts that `relay` (bound for `to`) receives nothing more before a marker message that
+/// `sender` (logged in as `sender_name`) sends now: pushes to one relay keep the order of the
+/// sends, so anything still owed to the relay would arrive first. Unlike a silent time window,
+/// this cannot pass because the server was slow.
+pub fn assert_nothing_before_marker(
+    relay: &mut Conn,
+    sender: &mut Conn,
+    sender_name: &str,
+    to: &str,
+) {
+    let marker = "marker: nothing comes before this";
+    assert_eq!(sender.request(&format!("2\n{to}\n{marker}")), "0\nSent to recipient");
+    assert_eq!(relay.recv(), format!("0\n{sender_name}:{marker}"));
 }
 
 /// Waits until `name` has a relay bound (the handshake travels on its own socket).
