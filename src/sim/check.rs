@@ -109,6 +109,8 @@ struct MsgInfo {
     acked: bool,
     to_account: Option<AccountId>,
     delivered: bool,
+    /// Reported written to an original client's relay, with the number of crashes then.
+    written_plain: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -142,9 +144,6 @@ pub struct Checker {
     /// Wrong-password logins of the storm the server verified (answered "invalid login"
     /// rather than throttled).
     storm_verified: usize,
-    /// Messages an original client's relay was reported to have written (delivered), with
-    /// the number of crashes then.
-    written_plain: BTreeMap<Tag, u64>,
     /// Invariant checks performed.
     pub checks: u64,
     /// Pushes received by clients.
@@ -238,7 +237,6 @@ impl Checker {
             throttle_window_ms,
             bare_relay_window_ms,
             liveness_began_ms: None,
-            written_plain: BTreeMap::new(),
             storm: BTreeSet::new(),
             storm_verified_max: usize::MAX,
             storm_verified: 0,
@@ -394,6 +392,7 @@ impl Checker {
                 acked: false,
                 to_account: None,
                 delivered: false,
+                written_plain: None,
             };
             self.msgs.insert(tag, info);
         }
@@ -890,8 +889,12 @@ impl Checker {
     /// The server wrote a push for the original client (no acknowledgements): by the protocol
     /// that is delivery, even if the connection dies before the bytes arrive.
     pub fn written_plain(&mut self, now_ms: u64, conn: u64, tag: Tag) {
+        let crashes = self.crashes;
         let Some(m) = self.msgs.get_mut(&tag) else { return };
         m.delivered = true;
+        // A crash may forget the record of a write it followed: writing again then is the
+        // price of at-least-once without acknowledgements, and allowed.
+        let first = m.written_plain.replace(crashes).is_none_or(|before| before < crashes);
         let to_key = m.to_key;
         // Written to a relay whose client never held the recipient's name: misdirected, which
         // is named here, before it could read as a second delivery.
@@ -902,10 +905,6 @@ impl Checker {
                 format!("#{}.{} was written to the relay of client {client}", tag.0, tag.1)
             });
         }
-        // A crash may forget the record of a write it followed: writing again then is the
-        // price of at-least-once without acknowledgements, and allowed.
-        let crashes = self.crashes;
-        let first = self.written_plain.insert(tag, crashes).is_none_or(|before| before < crashes);
         self.expect(first, now_ms, "an original client's message is written once", || {
             format!("#{}.{} was written to an original client's relay again", tag.0, tag.1)
         });

@@ -30,6 +30,8 @@ pub(super) struct Up {
     pub items: Vec<Outgoing>,
     pub batch: Batch,
     pub touched: Vec<ConnId>,
+    /// Scratch space for a command thread's read.
+    pub read_buf: Vec<u8>,
 }
 
 impl Up {
@@ -46,6 +48,7 @@ impl Up {
             items: Vec::new(),
             batch: Batch::default(),
             touched: Vec::new(),
+            read_buf: Vec::new(),
         }
     }
 

@@ -617,8 +617,11 @@ impl World {
         }
         c.reading = false;
         let n = c.inbox.len().min(READ_LEN);
-        let bytes: Vec<u8> = c.inbox.drain(..n).collect();
+        let mut bytes = std::mem::take(&mut up.read_buf);
+        bytes.clear();
+        bytes.extend(c.inbox.drain(..n));
         up.host.handle(self.now_ms, Event::Received { conn: ConnId(conn), bytes: &bytes });
+        up.read_buf = bytes;
         self.after_host();
         self.answer(conn);
     }
