@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::backlog::{self, BacklogRun};
+use super::disk::{self, SyncPattern};
 use super::idle::{self, IdleRun};
 use super::relay::{self, RelayPlan, RelayRun, ServerCost};
 use super::system::{allowed_cpus, pin_current_thread};
 use super::target::{data_root, remove_scratch, scratch_dir};
-use super::{disk, machine_summary, median, BenchError, Target, TargetOptions};
+use super::{machine_summary, median, BenchError, Target, TargetOptions};
 
 /// Measure throughput, latency and memory over real TCP.
 #[derive(Debug, clap::Args)]
@@ -259,18 +260,31 @@ impl RelayArgs {
         let options = self.server.options(10_000, connections_max, &placement);
         if self.fsync_probes > 0 {
             let dir = scratch_dir("disk", 0)?;
-            let fsyncs = disk::fdatasync_latency(&dir, self.fsync_probes);
+            for pattern in [SyncPattern::Append, SyncPattern::Overwrite] {
+                let fsyncs = disk::fdatasync_latency(&dir, self.fsync_probes, pattern);
+                let fsyncs = match fsyncs {
+                    Ok(fsyncs) => fsyncs,
+                    Err(error) => {
+                        remove_scratch(&dir);
+                        return Err(error);
+                    }
+                };
+                println!(
+                    "disk: fdatasync after {:<9} p50 {:.3} ms p99 {:.3} ms max {:.3} ms ({} \
+                     writes of {} B, each synced, under {})",
+                    match pattern {
+                        SyncPattern::Append => "append:",
+                        SyncPattern::Overwrite => "overwrite:",
+                    },
+                    ms(fsyncs.value_at_quantile(0.5)),
+                    ms(fsyncs.value_at_quantile(0.99)),
+                    ms(fsyncs.max()),
+                    fsyncs.len(),
+                    disk::RECORD_LEN,
+                    data_root().display()
+                );
+            }
             remove_scratch(&dir);
-            let fsyncs = fsyncs?;
-            println!(
-                "disk: fdatasync p50 {:.3} ms p99 {:.3} ms max {:.3} ms ({} appends of 128 B, \
-                 each synced, under {})",
-                ms(fsyncs.value_at_quantile(0.5)),
-                ms(fsyncs.value_at_quantile(0.99)),
-                ms(fsyncs.max()),
-                fsyncs.len(),
-                data_root().display()
-            );
         }
         let runs =
             repeat(&self.server, &options, |t, run| relay::run_once(t, run, plan), show_relay)?;
