@@ -18,8 +18,21 @@ fn bench(args: &[&str]) -> String {
 
 #[test]
 fn relay_delivers_everything_it_accepted() {
-    let out =
-        bench(&["relay", "--pairs", "2", "--rate", "400", "--duration-s", "1", "--runs", "2"]);
+    let out = bench(&[
+        "relay",
+        "--pairs",
+        "2",
+        "--rate",
+        "400",
+        "--duration-s",
+        "1",
+        "--runs",
+        "2",
+        "--fsync",
+        "never",
+        "--fsync-probes",
+        "10",
+    ]);
     let run = out.lines().find(|l| l.starts_with("run 1:")).expect("a run line");
     // "run 1: delivered N of N accepted (0 refused, N sent)": everything sent was accepted and
     // delivered.
@@ -27,7 +40,8 @@ fn relay_delivers_everything_it_accepted() {
     assert_eq!(words[3], words[5], "{run}");
     assert_eq!(words[7], "(0", "{run}");
     assert_eq!(words[9], words[3], "{run}");
-    assert!(out.contains("disk: fdatasync p50"), "{out}");
+    assert!(out.contains("disk: fdatasync after append:"), "{out}");
+    assert!(out.contains("fsync never"), "{out}");
     assert!(out.contains("server CPU"), "{out}");
     assert!(out.contains("median (min-max) of 2 runs:"), "{out}");
 }
