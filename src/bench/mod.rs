@@ -130,6 +130,11 @@ mod tests {
         assert_eq!(parse_stamp(&text), Some((123_456_789, 42)));
         assert_eq!(stamped_text(1, 2, 0).len(), 41);
         assert_eq!(parse_stamp("short"), None);
+        let widest = stamped_text(u64::MAX, u64::MAX, 64);
+        assert_eq!((widest.len(), parse_stamp(&widest)), (64, Some((u64::MAX, u64::MAX))));
+        let mut appended = b"keep".to_vec();
+        write_stamped(&mut appended, 7, 8, 50);
+        assert_eq!(appended.len(), 54, "the size counts only what is appended");
     }
 
     #[test]

@@ -509,11 +509,16 @@ fn read_pushes(
         tally.delivered += 1;
         tally.last_push = now;
         if let Some(id) = push.id {
-            let mut digits = itoa::Buffer::new();
-            encode_parts(&[b"7\n", digits.format(id).as_bytes()], &mut receiver.conn.out);
+            encode_ack(id, &mut receiver.conn.out);
         }
     }
     Ok(())
+}
+
+/// Appends the acknowledgement of push `id` (`7\nID`) without allocating.
+fn encode_ack(id: u64, out: &mut Vec<u8>) {
+    let mut digits = itoa::Buffer::new();
+    encode_parts(&[b"7\n", digits.format(id).as_bytes()], out);
 }
 
 #[cfg(test)]
@@ -535,6 +540,15 @@ mod tests {
         let request = Request::Send { to: "bob".into(), text: "hi there".into() };
         encode(request.body().as_bytes(), &mut expected);
         assert_eq!(send_frame("bob", b"hi there"), expected);
+    }
+
+    #[test]
+    fn the_loop_encodes_acks_as_the_client_does() {
+        let mut expected = Vec::new();
+        encode(crate::wire::RelayFrame::Ack(1234).body().as_bytes(), &mut expected);
+        let mut out = Vec::new();
+        encode_ack(1234, &mut out);
+        assert_eq!(out, expected);
     }
 
     #[test]
