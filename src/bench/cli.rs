@@ -9,7 +9,7 @@ use super::disk::{self, SyncPattern};
 use super::idle::{self, IdleRun};
 use super::relay::{self, RelayPlan, RelayRun, ServerCost};
 use super::system::{allowed_cpus, pin_current_thread};
-use super::target::{data_root, remove_scratch, scratch_dir};
+use super::target::{data_root, remove_scratch, scratch_dir, Broker};
 use super::{machine_summary, median, BenchError, Target, TargetOptions};
 
 /// Measure throughput, latency and memory over real TCP.
@@ -118,6 +118,7 @@ impl ServerChoice {
             queue_len_max,
             connections_max,
             server_cpus: placement.server.clone(),
+            broker: Broker::Chatroom,
         }
     }
 }
@@ -139,6 +140,13 @@ pub struct RelayArgs {
     /// With --rate 0: unanswered sends per sender.
     #[arg(long, default_value_t = 64)]
     pub window: usize,
+    /// The server to start: `chatroom`, or `mosquitto` (from PATH, no persistence) to measure an
+    /// MQTT broker with the same load, publishing at --qos.
+    #[arg(long, value_enum, default_value_t = Broker::Chatroom)]
+    pub broker: Broker,
+    /// With --broker mosquitto: publish and subscribe at QoS 0 or 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub qos: u8,
     /// fdatasync calls timed on this disk before the runs (0 skips the measurement).
     #[arg(long, default_value_t = 1_000)]
     pub fsync_probes: usize,
@@ -244,6 +252,7 @@ impl RelayArgs {
             rate: self.rate,
             duration: Duration::from_secs(self.duration_s.max(1)),
             window: self.window.max(1),
+            mqtt_qos: (self.broker == Broker::Mosquitto).then_some(self.qos),
         };
         let rate = match plan.rate {
             0 => format!("as fast as the server answers (window {} per sender)", plan.window),
@@ -257,7 +266,8 @@ impl RelayArgs {
         let placement = Placement::choose(self.server.pin)?;
         println!("placement: {}", placement.describe());
         let connections_max = plan.pairs * 3 + 100;
-        let options = self.server.options(10_000, connections_max, &placement);
+        let mut options = self.server.options(10_000, connections_max, &placement);
+        options.broker = self.broker;
         if self.fsync_probes > 0 {
             let dir = scratch_dir("disk", 0)?;
             for pattern in [SyncPattern::Append, SyncPattern::Overwrite] {

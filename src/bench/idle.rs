@@ -74,6 +74,7 @@ pub fn run_once(
         queue_len_max: 10_000,
         connections_max: clients * 2 + 100,
         server_cpus: None,
+        broker: super::target::Broker::Chatroom,
     };
     let target = Target::start(&options, run)?;
     let result = measure(&target, run, clients, bare);

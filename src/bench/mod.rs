@@ -11,6 +11,7 @@ mod backlog;
 pub mod cli;
 mod disk;
 mod idle;
+mod mqtt;
 mod relay;
 mod system;
 mod target;

@@ -24,6 +24,7 @@ use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
+use super::mqtt;
 use super::system::ProcSample;
 use super::{parse_stamp, registered, relay_for, user_name, write_stamped, BenchError, Target};
 use crate::client::{parse_push, Client, ClientError, Reply};
@@ -52,6 +53,8 @@ pub struct RelayPlan {
     pub duration: Duration,
     /// Unanswered sends per sender with `rate == 0`.
     pub window: usize,
+    /// Talk MQTT to a broker at this QoS (0 or 1) instead of the chat protocol.
+    pub mqtt_qos: Option<u8>,
 }
 
 impl RelayPlan {
@@ -123,25 +126,34 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("valid bounds")
 }
 
+/// How a connection's bytes are framed.
+enum Wire {
+    Chat(Decoder),
+    Mqtt(mqtt::Decoder),
+}
+
 /// A non-blocking connection: a decoder for what comes in, a buffer for what could not be
 /// written yet.
 struct Conn {
     stream: TcpStream,
     token: Token,
-    decoder: Decoder,
+    wire: Wire,
     out: Vec<u8>,
     out_sent: usize,
     wants_write: bool,
 }
 
 impl Conn {
-    fn new(stream: &std::net::TcpStream, token: Token) -> Result<Conn, BenchError> {
+    fn new(stream: &std::net::TcpStream, token: Token, mqtt: bool) -> Result<Conn, BenchError> {
         let stream = stream.try_clone()?;
         stream.set_nonblocking(true)?;
         Ok(Conn {
             stream: TcpStream::from_std(stream),
             token,
-            decoder: Decoder::new(BODY_LEN_MAX),
+            wire: match mqtt {
+                true => Wire::Mqtt(mqtt::Decoder::default()),
+                false => Wire::Chat(Decoder::new(BODY_LEN_MAX)),
+            },
             out: Vec::new(),
             out_sent: 0,
             wants_write: false,
@@ -184,7 +196,10 @@ impl Conn {
         loop {
             match self.stream.read(chunk) {
                 Ok(0) => return Err(ClientError::Closed.into()),
-                Ok(n) => self.decoder.feed(&chunk[..n]),
+                Ok(n) => match &mut self.wire {
+                    Wire::Chat(decoder) => decoder.feed(&chunk[..n]),
+                    Wire::Mqtt(decoder) => decoder.feed(&chunk[..n]),
+                },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
@@ -238,21 +253,69 @@ fn set_up(target: &Target, run: usize, pairs: usize) -> Result<Setup, BenchError
         // Nothing has been read from either socket beyond whole replies, so the clones start
         // at a frame boundary; the blocking wrappers are dropped (their duplicates stay open).
         setup.senders.push(Sender {
-            conn: Conn::new(sender.tcp(), Token(2 * i))?,
+            conn: Conn::new(sender.tcp(), Token(2 * i), false)?,
             to: receiver_name.into_bytes(),
             unanswered: VecDeque::new(),
             due: VecDeque::new(),
             seq: 0,
         });
-        setup.receivers.push(Receiver { conn: Conn::new(relay.tcp(), Token(2 * i + 1))? });
+        setup.receivers.push(Receiver { conn: Conn::new(relay.tcp(), Token(2 * i + 1), false)? });
         setup._sessions.push(receiver);
     }
     Ok(setup)
 }
 
+/// Publisher/subscriber pairs on an MQTT broker, connected and subscribed.
+fn set_up_mqtt(target: &Target, run: usize, plan: RelayPlan, qos: u8) -> Result<Setup, BenchError> {
+    let mut setup = Setup { senders: Vec::new(), receivers: Vec::new(), _sessions: Vec::new() };
+    let connect = |role: &str, i: usize| -> Result<std::net::TcpStream, BenchError> {
+        let stream = std::net::TcpStream::connect(target.command_addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(SETUP_TIMEOUT))?;
+        handshake(&stream, &mqtt::connect(&user_name(run, role, i)), mqtt::CONNACK)?;
+        Ok(stream)
+    };
+    for i in 0..plan.pairs {
+        let subscriber = connect("r", i)?;
+        handshake(&subscriber, &mqtt::subscribe(&mqtt::topic(i), qos), mqtt::SUBACK)?;
+        let publisher = connect("s", i)?;
+        setup.senders.push(Sender {
+            conn: Conn::new(&publisher, Token(2 * i), true)?,
+            to: mqtt::topic(i).into_bytes(),
+            unanswered: VecDeque::new(),
+            due: VecDeque::new(),
+            seq: 0,
+        });
+        setup.receivers.push(Receiver { conn: Conn::new(&subscriber, Token(2 * i + 1), true)? });
+    }
+    Ok(setup)
+}
+
+/// Writes `packet` and waits for a packet of `kind` in answer.
+fn handshake(mut stream: &std::net::TcpStream, packet: &[u8], kind: u8) -> Result<(), BenchError> {
+    stream.write_all(packet)?;
+    let mut decoder = mqtt::Decoder::default();
+    let mut chunk = [0u8; 256];
+    loop {
+        if let Some(answer) = decoder.next_packet() {
+            return match answer.kind() == kind {
+                true => Ok(()),
+                false => Err(BenchError::Other(format!("the broker answered {answer:?}"))),
+            };
+        }
+        match stream.read(&mut chunk)? {
+            0 => return Err(ClientError::Closed.into()),
+            n => decoder.feed(&chunk[..n]),
+        }
+    }
+}
+
 /// Runs one measurement against `target`.
 pub fn run_once(target: &Target, run: usize, plan: RelayPlan) -> Result<RelayRun, BenchError> {
-    let mut setup = set_up(target, run, plan.pairs)?;
+    let mut setup = match plan.mqtt_qos {
+        Some(qos) => set_up_mqtt(target, run, plan, qos)?,
+        None => set_up(target, run, plan.pairs)?,
+    };
     let mut poll = Poll::new()?;
     for conn in setup
         .senders
@@ -423,7 +486,9 @@ fn drive(
             } else {
                 let receiver = &mut setup.receivers[i];
                 if event.is_readable() {
-                    read_pushes(receiver, epoch, &mut chunk, &mut tally)?;
+                    // At QoS 0 nothing answers a publish: its delivery stands for the reply.
+                    let sender = (plan.mqtt_qos == Some(0)).then(|| &mut setup.senders[i]);
+                    read_pushes(receiver, sender, epoch, &mut chunk, &mut tally)?;
                 }
                 receiver.conn.flush(poll.registry())?;
             }
@@ -458,7 +523,13 @@ fn write_sends(
     for _ in 0..count {
         text.clear();
         write_stamped(text, stamp_ns, sender.seq, plan.size_bytes);
-        encode_parts(&[b"2\n", &sender.to, b"\n", text], &mut sender.conn.out);
+        match plan.mqtt_qos {
+            Some(qos) => {
+                let id = (sender.seq % u64::from(u16::MAX)) as u16 + 1;
+                mqtt::publish(&sender.to, qos, id, text, &mut sender.conn.out);
+            }
+            None => encode_parts(&[b"2\n", &sender.to, b"\n", text], &mut sender.conn.out),
+        }
         sender.seq += 1;
         sender.unanswered.push_back(stamp_ns);
         if let Some(due_ns) = sender.due.pop_front() {
@@ -478,22 +549,32 @@ fn read_replies(
 ) -> Result<(), BenchError> {
     sender.conn.fill(chunk)?;
     let now_ns = epoch.elapsed().as_nanos() as u64;
-    while let Some(body) = sender.conn.decoder.decode().map_err(ClientError::from)? {
-        let reply = Reply::parse(&body)?;
+    loop {
+        let ok = match &mut sender.conn.wire {
+            Wire::Chat(decoder) => match decoder.decode().map_err(ClientError::from)? {
+                Some(body) => Reply::parse(&body)?.ok,
+                None => return Ok(()),
+            },
+            Wire::Mqtt(decoder) => match decoder.next_packet() {
+                Some(packet) if packet.kind() == mqtt::PUBACK => true,
+                Some(_) => continue,
+                None => return Ok(()),
+            },
+        };
         let Some(written_ns) = sender.unanswered.pop_front() else {
-            return Err(BenchError::Other(format!("a reply to no request: {reply:?}")));
+            return Err(BenchError::Other("a reply to no request".into()));
         };
         tally.ack_latency_ns.saturating_record(now_ns.saturating_sub(written_ns));
-        match reply.ok {
+        match ok {
             true => tally.acked += 1,
             false => tally.refused += 1,
         }
     }
-    Ok(())
 }
 
 fn read_pushes(
     receiver: &mut Receiver,
+    mut sender: Option<&mut Sender>,
     epoch: Instant,
     chunk: &mut [u8],
     tally: &mut Tally,
@@ -501,18 +582,45 @@ fn read_pushes(
     receiver.conn.fill(chunk)?;
     let now = epoch.elapsed();
     let now_ns = now.as_nanos() as u64;
-    while let Some(body) = receiver.conn.decoder.decode().map_err(ClientError::from)? {
-        let push = parse_push(&body)?;
-        let (stamp_ns, _) = parse_stamp(&push.text)
-            .ok_or_else(|| ClientError::Malformed(format!("unstamped text {:?}", push.text)))?;
+    let conn = &mut receiver.conn;
+    loop {
+        let stamp = match &mut conn.wire {
+            Wire::Chat(decoder) => {
+                let Some(body) = decoder.decode().map_err(ClientError::from)? else {
+                    return Ok(());
+                };
+                let push = parse_push(&body)?;
+                if let Some(id) = push.id {
+                    encode_ack(id, &mut conn.out);
+                }
+                parse_stamp(&push.text)
+            }
+            Wire::Mqtt(decoder) => {
+                let Some(packet) = decoder.next_packet() else { return Ok(()) };
+                if packet.kind() != mqtt::PUBLISH {
+                    continue;
+                }
+                let (id, payload) = packet
+                    .publish_parts()
+                    .ok_or_else(|| ClientError::Malformed(format!("{packet:?}")))?;
+                if let Some(id) = id {
+                    mqtt::puback(id, &mut conn.out);
+                }
+                std::str::from_utf8(payload).ok().and_then(parse_stamp)
+            }
+        };
+        let (stamp_ns, _) =
+            stamp.ok_or_else(|| ClientError::Malformed("a push without a stamp".into()))?;
         tally.latency_ns.saturating_record(now_ns.saturating_sub(stamp_ns));
         tally.delivered += 1;
         tally.last_push = now;
-        if let Some(id) = push.id {
-            encode_ack(id, &mut receiver.conn.out);
+        if let Some(sender) = sender.as_deref_mut() {
+            if let Some(written_ns) = sender.unanswered.pop_front() {
+                tally.ack_latency_ns.saturating_record(now_ns.saturating_sub(written_ns));
+                tally.acked += 1;
+            }
         }
     }
-    Ok(())
 }
 
 /// Appends the acknowledgement of push `id` (`7\nID`) without allocating.
@@ -559,6 +667,7 @@ mod tests {
             rate: 25_000,
             duration: Duration::from_secs(2),
             window: 1,
+            mqtt_qos: None,
         };
         assert_eq!(plan.total(), 50_000);
         assert_eq!(plan.due_ns(0), 0);

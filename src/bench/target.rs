@@ -26,6 +26,17 @@ pub struct TargetOptions {
     pub connections_max: usize,
     /// Cores the child runs on (`None`: wherever the scheduler puts it).
     pub server_cpus: Option<Vec<usize>>,
+    /// Which server the child is.
+    pub broker: Broker,
+}
+
+/// The server a child process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Broker {
+    /// This executable's `chatroom server`.
+    Chatroom,
+    /// The `mosquitto` MQTT broker from PATH, without persistence (for comparison).
+    Mosquitto,
 }
 
 /// A server ready for a benchmark run.
@@ -43,7 +54,10 @@ impl Target {
         if let Some((command_addr, relay_addr)) = options.external {
             return Ok(Target { command_addr, relay_addr, pid: options.external_pid, child: None });
         }
-        let (child, command_addr, relay_addr) = ChildServer::spawn(options, run)?;
+        let (child, command_addr, relay_addr) = match options.broker {
+            Broker::Chatroom => ChildServer::spawn(options, run)?,
+            Broker::Mosquitto => ChildServer::spawn_mosquitto(options, run)?,
+        };
         Ok(Target { command_addr, relay_addr, pid: Some(child.pid()), child: Some(child) })
     }
 
@@ -51,6 +65,10 @@ impl Target {
     pub fn describe(options: &TargetOptions) -> String {
         match options.external {
             Some((command, relay)) => format!("external server at {command} / {relay}"),
+            None if options.broker == Broker::Mosquitto => format!(
+                "child process `mosquitto` (no persistence), cores {}",
+                options.server_cpus.as_ref().map_or_else(|| "any".to_owned(), |c| format!("{c:?}"))
+            ),
             None => format!(
                 "child process `chatroom server`, file log in a temporary directory under {}, \
                  fsync {}, cores {}",
@@ -139,6 +157,43 @@ impl ChildServer {
             return Err(BenchError::Server(format!("unexpected first line {line:?}; {tail}")));
         };
         Ok((server, command_addr, relay_addr))
+    }
+
+    /// `mosquitto` on a free loopback port, without persistence; both addresses are its port.
+    fn spawn_mosquitto(
+        options: &TargetOptions,
+        run: usize,
+    ) -> Result<(ChildServer, SocketAddr, SocketAddr), BenchError> {
+        let error = |e: std::io::Error| BenchError::Server(format!("mosquitto: {e}"));
+        let dir = scratch_dir("mosquitto", run)?;
+        // A port the kernel just handed out is free; mosquitto binds it a moment later.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr());
+        let addr = addr.map_err(error)?;
+        let config = dir.join("mosquitto.conf");
+        let settings = format!(
+            "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+             max_queued_messages 0\nmax_inflight_messages 0\nset_tcp_nodelay true\n",
+            addr.port()
+        );
+        std::fs::write(&config, settings).map_err(error)?;
+        let stderr_path = dir.join("server.stderr");
+        let stderr = File::create(&stderr_path).map_err(error)?;
+        let mut command = Command::new("mosquitto");
+        command.arg("-c").arg(&config).stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
+        let child = spawn_on(&mut command, options.server_cpus.as_deref()).map_err(error)?;
+        let server = ChildServer { child, dir, stderr_path };
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(addr).is_err() {
+            if started.elapsed() > std::time::Duration::from_secs(10) {
+                let tail = server.stderr_tail();
+                server.stop();
+                return Err(BenchError::Server(format!(
+                    "mosquitto did not listen on {addr}; {tail}"
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok((server, addr, addr))
     }
 
     fn pid(&self) -> u32 {
