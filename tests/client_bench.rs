@@ -18,15 +18,32 @@ fn bench(args: &[&str]) -> String {
 
 #[test]
 fn relay_delivers_everything_it_accepted() {
-    let out =
-        bench(&["relay", "--pairs", "2", "--rate", "400", "--duration-s", "1", "--runs", "2"]);
+    let out = bench(&[
+        "relay",
+        "--pairs",
+        "2",
+        "--rate",
+        "400",
+        "--duration-s",
+        "1",
+        "--runs",
+        "2",
+        "--fsync",
+        "never",
+        "--fsync-probes",
+        "10",
+    ]);
     let run = out.lines().find(|l| l.starts_with("run 1:")).expect("a run line");
-    // "(N of N accepted, 0 refused, ...)": delivered equals accepted.
-    let counts = run.split('(').nth(1).expect("counts");
-    let words: Vec<&str> = counts.split_whitespace().collect();
-    assert_eq!(words[0], words[2], "{run}");
-    assert_eq!(words[4], "0", "{run}");
-    assert!(out.contains("median of 2:"), "{out}");
+    // "run 1: delivered N of N accepted (0 refused, N sent)": everything sent was accepted and
+    // delivered.
+    let words: Vec<&str> = run.split_whitespace().collect();
+    assert_eq!(words[3], words[5], "{run}");
+    assert_eq!(words[7], "(0", "{run}");
+    assert_eq!(words[9], words[3], "{run}");
+    assert!(out.contains("disk: fdatasync after append:"), "{out}");
+    assert!(out.contains("fsync never"), "{out}");
+    assert!(out.contains("server CPU"), "{out}");
+    assert!(out.contains("median (min-max) of 2 runs:"), "{out}");
 }
 
 #[test]
@@ -41,4 +58,21 @@ fn idle_holds_the_clients_it_was_asked_for() {
     assert!(out.contains("measuring 20"), "{out}");
     assert!(out.contains("run 1: 20 idle clients with relays"), "{out}");
     assert!(!out.contains("stopped early"), "{out}");
+}
+
+#[test]
+fn idle_bare_holds_connections_that_never_log_in() {
+    let out = bench(&["idle", "--clients", "20", "--bare"]);
+    assert!(out.contains("run 1: 20 bare connections"), "{out}");
+    assert!(!out.contains("stopped early"), "{out}");
+}
+
+#[test]
+fn relay_at_full_speed_pinned_delivers_everything() {
+    let out =
+        bench(&["relay", "--pairs", "3", "--duration-s", "1", "--pin", "--fsync-probes", "0"]);
+    let run = out.lines().find(|l| l.starts_with("run 1:")).expect("a run line");
+    let words: Vec<&str> = run.split_whitespace().collect();
+    assert_eq!(words[3], words[5], "{run}");
+    assert!(out.contains("placement: pinned"), "{out}");
 }

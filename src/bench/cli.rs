@@ -5,10 +5,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::backlog::{self, BacklogRun};
+use super::disk::{self, SyncPattern};
 use super::idle::{self, IdleRun};
-use super::relay::{self, RelayPlan, RelayRun};
+use super::relay::{self, RelayPlan, RelayRun, ServerCost};
+use super::system::{allowed_cpus, pin_current_thread};
+use super::target::{data_root, remove_scratch, scratch_dir, Broker};
 use super::{machine_summary, median, BenchError, Target, TargetOptions};
-use crate::store::FsyncPolicy;
 
 /// Measure throughput, latency and memory over real TCP.
 #[derive(Debug, clap::Args)]
@@ -30,7 +32,7 @@ pub enum Bench {
 /// Where the server comes from (shared by `relay` and `backlog`).
 #[derive(Debug, clap::Args)]
 pub struct ServerChoice {
-    /// Use a running server's command port (HOST:PORT) instead of starting one in-process. It
+    /// Use a running server's command port (HOST:PORT) instead of starting a child server. It
     /// must allow many connections per address (--connections-per-peer-max) and, for
     /// `backlog`, a long enough queue (--queue-len-max); cheap argon2 settings speed up setup.
     #[arg(long, requires = "relay_addr")]
@@ -38,9 +40,16 @@ pub struct ServerChoice {
     /// The running server's relay port (HOST:PORT), with --addr.
     #[arg(long)]
     pub relay_addr: Option<SocketAddr>,
-    /// Give the in-process server a file log with this fsync policy (default: log in memory).
-    #[arg(long, value_enum)]
-    pub fsync: Option<Fsync>,
+    /// The running server's process id, with --addr, to report its CPU, threads and memory.
+    #[arg(long, requires = "addr")]
+    pub server_pid: Option<u32>,
+    /// The child server's fsync policy.
+    #[arg(long, value_enum, default_value_t = Fsync::Always)]
+    pub fsync: Fsync,
+    /// Run the server on the first core this process may use and the load generator on the
+    /// others (Linux sched_setaffinity; needs at least 2 cores).
+    #[arg(long)]
+    pub pin: bool,
     /// Repeat the measurement this many times (fresh server each time) and print medians.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
@@ -54,13 +63,6 @@ pub enum Fsync {
 }
 
 impl Fsync {
-    fn policy(self) -> FsyncPolicy {
-        match self {
-            Fsync::Always => FsyncPolicy::Always,
-            Fsync::Never => FsyncPolicy::Never,
-        }
-    }
-
     fn flag(self) -> &'static str {
         match self {
             Fsync::Always => "always",
@@ -69,12 +71,54 @@ impl Fsync {
     }
 }
 
+/// Which cores the server and the load generator run on.
+struct Placement {
+    server: Option<Vec<usize>>,
+    generator: Option<Vec<usize>>,
+}
+
+impl Placement {
+    /// With `pin`, the server gets the first allowed core and this process the rest; the calling
+    /// thread (and every thread it starts later) is pinned now.
+    fn choose(pin: bool) -> Result<Placement, BenchError> {
+        if !pin {
+            return Ok(Placement { server: None, generator: None });
+        }
+        let cpus = allowed_cpus()?;
+        let Some((&first, rest)) = cpus.split_first().filter(|(_, rest)| !rest.is_empty()) else {
+            return Err(BenchError::Other(format!(
+                "--pin needs 2 cores, this process has {cpus:?}"
+            )));
+        };
+        pin_current_thread(rest)?;
+        Ok(Placement { server: Some(vec![first]), generator: Some(rest.to_vec()) })
+    }
+
+    fn describe(&self) -> String {
+        match (&self.server, &self.generator) {
+            (Some(server), Some(generator)) => {
+                format!("pinned: server on cores {server:?}, load generator on cores {generator:?}")
+            }
+            _ => "not pinned: server and load generator share every core".to_owned(),
+        }
+    }
+}
+
 impl ServerChoice {
-    fn options(&self, queue_len_max: usize) -> TargetOptions {
+    fn options(
+        &self,
+        queue_len_max: usize,
+        connections_max: usize,
+        placement: &Placement,
+    ) -> TargetOptions {
         TargetOptions {
             external: self.addr.zip(self.relay_addr),
-            fsync: self.fsync.map(Fsync::policy),
+            external_pid: self.server_pid,
+            fsync: self.fsync.flag(),
             queue_len_max,
+            connections_max,
+            server_cpus: placement.server.clone(),
+            broker: Broker::Chatroom,
         }
     }
 }
@@ -82,7 +126,7 @@ impl ServerChoice {
 #[derive(Debug, clap::Args)]
 pub struct RelayArgs {
     /// Sender/receiver pairs, each sender sending only to its receiver.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 16)]
     pub pairs: usize,
     /// Message text size in bytes (at least 41: a timestamp and sequence number lead it).
     #[arg(long, default_value_t = 64)]
@@ -93,9 +137,19 @@ pub struct RelayArgs {
     /// How long senders send, in seconds.
     #[arg(long, default_value_t = 5)]
     pub duration_s: u64,
-    /// Sends in flight per sender (pipelined in one write).
+    /// With --rate 0: unanswered sends per sender.
     #[arg(long, default_value_t = 64)]
     pub window: usize,
+    /// The server to start: `chatroom`, or `mosquitto` (from PATH, no persistence) to measure an
+    /// MQTT broker with the same load, publishing at --qos.
+    #[arg(long, value_enum, default_value_t = Broker::Chatroom)]
+    pub broker: Broker,
+    /// With --broker mosquitto: publish and subscribe at QoS 0 or 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub qos: u8,
+    /// fdatasync calls timed on this disk before the runs (0 skips the measurement).
+    #[arg(long, default_value_t = 1_000)]
+    pub fsync_probes: usize,
     #[command(flatten)]
     pub server: ServerChoice,
 }
@@ -117,6 +171,10 @@ pub struct IdleArgs {
     /// Idle clients to hold (capped by what the open-file limit allows).
     #[arg(long, default_value_t = 10_000)]
     pub clients: usize,
+    /// Hold bare command connections that never log in, instead of logged-in clients with
+    /// ticketed relays (the server's cost of an unauthenticated connection).
+    #[arg(long)]
+    pub bare: bool,
     /// fsync policy of the child server's log.
     #[arg(long, value_enum, default_value_t = Fsync::Never)]
     pub fsync: Fsync,
@@ -156,6 +214,9 @@ fn repeat<R>(
     for run in 0..choice.runs.max(1) {
         let target = Target::start(options, run)?;
         let result = once(&target, run);
+        if result.is_err() {
+            eprintln!("{}", target.log_tail());
+        }
         target.stop();
         let result = result?;
         println!("run {}: {}", run + 1, show(&result));
@@ -175,6 +236,13 @@ fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6
 }
 
+/// `median (min-max)` of `values`, each shown with `decimals` decimals.
+fn spread(values: &[f64], decimals: usize) -> String {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{:.decimals$} ({min:.decimals$}-{max:.decimals$})", median(values))
+}
+
 impl RelayArgs {
     fn run(self) -> Result<(), BenchError> {
         check_size(self.size)?;
@@ -184,47 +252,128 @@ impl RelayArgs {
             rate: self.rate,
             duration: Duration::from_secs(self.duration_s.max(1)),
             window: self.window.max(1),
+            mqtt_qos: (self.broker == Broker::Mosquitto).then_some(self.qos),
         };
         let rate = match plan.rate {
-            0 => "as fast as possible".to_owned(),
+            0 => format!("as fast as the server answers (window {} per sender)", plan.window),
             r => format!("{r} msgs/s"),
         };
         println!(
-            "bench relay: {} pairs, {} B messages, {rate}, {} s, window {}",
-            plan.pairs, plan.size_bytes, self.duration_s, plan.window
+            "bench relay: {} pairs, {} B messages, {rate}, {} s; one event-loop thread drives \
+             every connection, a pacer thread releases sends",
+            plan.pairs, plan.size_bytes, self.duration_s
         );
-        let options = self.server.options(10_000);
+        let placement = Placement::choose(self.server.pin)?;
+        println!("placement: {}", placement.describe());
+        let connections_max = plan.pairs * 3 + 100;
+        let mut options = self.server.options(10_000, connections_max, &placement);
+        options.broker = self.broker;
+        if self.fsync_probes > 0 {
+            let dir = scratch_dir("disk", 0)?;
+            for pattern in [SyncPattern::Append, SyncPattern::Overwrite] {
+                let fsyncs = disk::fdatasync_latency(&dir, self.fsync_probes, pattern);
+                let fsyncs = match fsyncs {
+                    Ok(fsyncs) => fsyncs,
+                    Err(error) => {
+                        remove_scratch(&dir);
+                        return Err(error);
+                    }
+                };
+                println!(
+                    "disk: fdatasync after {:<9} p50 {:.3} ms p99 {:.3} ms max {:.3} ms ({} \
+                     writes of {} B, each synced, under {})",
+                    match pattern {
+                        SyncPattern::Append => "append:",
+                        SyncPattern::Overwrite => "overwrite:",
+                    },
+                    ms(fsyncs.value_at_quantile(0.5)),
+                    ms(fsyncs.value_at_quantile(0.99)),
+                    ms(fsyncs.max()),
+                    fsyncs.len(),
+                    disk::RECORD_LEN,
+                    data_root().display()
+                );
+            }
+            remove_scratch(&dir);
+        }
         let runs =
             repeat(&self.server, &options, |t, run| relay::run_once(t, run, plan), show_relay)?;
         if runs.len() > 1 {
-            let m = |f: fn(&RelayRun) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
+            let of = |f: &dyn Fn(&RelayRun) -> f64, decimals| {
+                spread(&runs.iter().map(f).collect::<Vec<_>>(), decimals)
+            };
+            let q = |q: f64| move |r: &RelayRun| ms(r.latency_ns.value_at_quantile(q));
+            println!("median (min-max) of {} runs:", runs.len());
             println!(
-                "median of {}: {:.0} msgs/s delivered, latency p50 {:.3} ms p99 {:.3} ms p99.9 {:.3} ms",
-                runs.len(),
-                m(RelayRun::delivered_per_s),
-                m(|r| ms(r.latency_ns.value_at_quantile(0.5))),
-                m(|r| ms(r.latency_ns.value_at_quantile(0.99))),
-                m(|r| ms(r.latency_ns.value_at_quantile(0.999))),
+                "  delivered {} msgs/s, sent {} msgs/s",
+                of(&RelayRun::delivered_per_s, 0),
+                of(&RelayRun::sent_per_s, 0)
             );
+            println!(
+                "  latency (write to push) p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms",
+                of(&q(0.5), 3),
+                of(&q(0.99), 3),
+                of(&q(0.999), 3),
+                of(&|r: &RelayRun| ms(r.latency_ns.max()), 3),
+            );
+            println!(
+                "  write to reply p50 {} ms, p99 {} ms",
+                of(&|r: &RelayRun| ms(r.ack_latency_ns.value_at_quantile(0.5)), 3),
+                of(&|r: &RelayRun| ms(r.ack_latency_ns.value_at_quantile(0.99)), 3),
+            );
+            if runs.iter().all(|r| r.server.is_some()) {
+                let server = |f: fn(&ServerCost) -> f64| {
+                    move |r: &RelayRun| r.server.as_ref().map_or(0.0, f)
+                };
+                println!(
+                    "  server CPU {} cores, {} threads, {} KiB resident",
+                    of(&|r: &RelayRun| r.server_cores().unwrap_or(0.0), 2),
+                    of(&server(|s| s.threads as f64), 0),
+                    of(&server(|s| s.rss_kib as f64), 0),
+                );
+            }
+            println!("  load generator CPU {} cores", of(&RelayRun::generator_cores, 2));
         }
         Ok(())
     }
 }
 
 fn show_relay(run: &RelayRun) -> String {
-    let q = |q| ms(run.latency_ns.value_at_quantile(q));
+    let q = |h: &hdrhistogram::Histogram<u64>, q| ms(h.value_at_quantile(q));
+    let lag = match run.lag_ns.is_empty() {
+        true => String::new(),
+        false => format!(
+            "; pacer lag p99 {:.3} ms max {:.3} ms",
+            q(&run.lag_ns, 0.99),
+            ms(run.lag_ns.max())
+        ),
+    };
+    let server = match (&run.server, run.server_cores()) {
+        (Some(s), Some(cores)) => format!(
+            "server {cores:.2} cores ({:.2} s CPU), {} threads, {} KiB resident",
+            s.cpu_s, s.threads, s.rss_kib
+        ),
+        _ => "server cost unknown (no process id)".to_owned(),
+    };
     format!(
-        "{:.0} msgs/s delivered ({} of {} accepted, {} refused, in {:.2} s); latency p50 {:.3} ms \
-         p99 {:.3} ms p99.9 {:.3} ms max {:.3} ms",
-        run.delivered_per_s(),
+        "delivered {} of {} accepted ({} refused, {} sent) = {:.0} msgs/s delivered, {:.0} msgs/s \
+         sent, in {:.2} s\n  latency (write to push) p50 {:.3} ms p99 {:.3} ms p99.9 {:.3} ms max \
+         {:.3} ms; write to reply p50 {:.3} ms p99 {:.3} ms{lag}\n  {server}; load generator \
+         {:.2} cores",
         run.delivered,
-        run.sent_ok,
+        run.acked,
         run.refused,
+        run.sent,
+        run.delivered_per_s(),
+        run.sent_per_s(),
         run.elapsed.as_secs_f64(),
-        q(0.5),
-        q(0.99),
-        q(0.999),
+        q(&run.latency_ns, 0.5),
+        q(&run.latency_ns, 0.99),
+        q(&run.latency_ns, 0.999),
         ms(run.latency_ns.max()),
+        q(&run.ack_latency_ns, 0.5),
+        q(&run.ack_latency_ns, 0.99),
+        run.generator_cores(),
     )
 }
 
@@ -235,8 +384,10 @@ impl BacklogArgs {
             "bench backlog: {} messages of {} B queued, then one login",
             self.messages, self.size
         );
+        let placement = Placement::choose(self.server.pin)?;
+        println!("placement: {}", placement.describe());
         let queue_len_max = usize::try_from(self.messages).unwrap_or(usize::MAX).max(10_000);
-        let options = self.server.options(queue_len_max);
+        let options = self.server.options(queue_len_max, 100, &placement);
         let (messages, size) = (self.messages, self.size);
         let once = |t: &Target, run| backlog::run_once(t, run, messages, size);
         let runs = repeat(&self.server, &options, once, show_backlog)?;
@@ -244,10 +395,10 @@ impl BacklogArgs {
             let drained: Vec<f64> = runs.iter().map(BacklogRun::drained_per_s).collect();
             let filled: Vec<f64> = runs.iter().map(BacklogRun::filled_per_s).collect();
             println!(
-                "median of {}: drained {:.0} msgs/s, queued {:.0} msgs/s",
+                "median (min-max) of {}: drained {} msgs/s, queued {} msgs/s",
                 runs.len(),
-                median(&drained),
-                median(&filled)
+                spread(&drained, 0),
+                spread(&filled, 0)
             );
         }
         Ok(())
@@ -267,14 +418,19 @@ fn show_backlog(run: &BacklogRun) -> String {
 impl IdleArgs {
     fn run(self) -> Result<(), BenchError> {
         let limit = idle::fd_limit();
-        let fit = limit.map_or(self.clients, idle::clients_that_fit);
+        let sockets = if self.bare { 1 } else { 2 };
+        let fit = limit.map_or(self.clients, |l| idle::clients_that_fit(l, sockets));
         let clients = self.clients.min(fit);
+        let what = match self.bare {
+            true => "bare connections (never logged in)",
+            false => "logged-in clients with ticketed relays",
+        };
         match limit {
             Some(limit) => println!(
-                "open-file limit {limit} per process: each client holds 2 sockets here and 2 in \
-                 the server, so at most {fit} clients fit; measuring {clients}"
+                "open-file limit {limit} per process: each client holds {sockets} socket(s) here \
+                 and as many in the server, so at most {fit} fit; measuring {clients} {what}"
             ),
-            None => println!("open-file limit unknown; measuring {clients} clients"),
+            None => println!("open-file limit unknown; measuring {clients} {what}"),
         }
         println!(
             "server: child process `chatroom server`, file log with fsync {}",
@@ -282,13 +438,17 @@ impl IdleArgs {
         );
         let mut runs = Vec::new();
         for run in 0..self.runs.max(1) {
-            let result = idle::run_once(run, clients, self.fsync.flag())?;
+            let result = idle::run_once(run, clients, self.bare, self.fsync.flag())?;
             println!("run {}: {}", run + 1, show_idle(&result));
             runs.push(result);
         }
         if runs.len() > 1 {
             let per: Vec<f64> = runs.iter().map(IdleRun::server_kib_per_client).collect();
-            println!("median of {}: {:.1} KiB server memory per client", runs.len(), median(&per));
+            println!(
+                "median (min-max) of {}: {} KiB server memory per client",
+                runs.len(),
+                spread(&per, 1)
+            );
         }
         Ok(())
     }
@@ -299,14 +459,19 @@ fn show_idle(run: &IdleRun) -> String {
         Some(cause) => format!(" [setup stopped early: {cause}]"),
         None => String::new(),
     };
+    let what = match run.bare {
+        true => "bare connections",
+        false => "idle clients with relays",
+    };
     format!(
-        "{} idle clients with relays (set up in {:.1} s): server VmRSS {} -> {} KiB = {:.1} KiB per \
-         client, {} server threads; this (client) process grew {} KiB{stopped}",
+        "{} {what} (set up in {:.1} s): server VmRSS {} -> {} KiB = {:.1} KiB per client, {} -> \
+         {} server threads; this (client) process grew {} KiB{stopped}",
         run.clients,
         run.setup.as_secs_f64(),
         run.server_rss_kib_before,
         run.server_rss_kib_after,
         run.server_kib_per_client(),
+        run.server_threads_before,
         run.server_threads_after,
         run.bench_rss_kib_delta,
     )

@@ -2,14 +2,12 @@
 //!
 //! The server runs as a child process (`chatroom server` from this executable) so that its
 //! resident memory (`VmRSS` in `/proc/PID/status`) is its own, not mixed with the clients'.
+//! `--bare` holds command connections that never log in instead: the cost of a connection alone.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use super::system::proc_status;
 use super::{registered, relay_for, user_name, BenchError, Target, TargetOptions};
 use crate::client::{Client, Relay};
 
@@ -20,8 +18,11 @@ const FDS_RESERVED: usize = 64;
 /// What one run measured.
 pub struct IdleRun {
     pub clients: usize,
+    /// Bare connections that never logged in, rather than clients with relays.
+    pub bare: bool,
     pub server_rss_kib_before: u64,
     pub server_rss_kib_after: u64,
+    pub server_threads_before: u64,
     pub server_threads_after: u64,
     pub bench_rss_kib_delta: u64,
     pub setup: Duration,
@@ -43,134 +44,80 @@ pub fn fd_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// How many clients fit: each holds two sockets here and two in the server.
-pub fn clients_that_fit(fd_limit: usize) -> usize {
-    fd_limit.saturating_sub(FDS_RESERVED) / 2
+/// How many clients fit when each holds `sockets` sockets here and as many in the server.
+pub fn clients_that_fit(fd_limit: usize, sockets: usize) -> usize {
+    fd_limit.saturating_sub(FDS_RESERVED) / sockets.max(1)
 }
 
-/// A field of `/proc/PID/status` in its own unit (kB for memory).
-fn proc_status(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// The server child, its files, and where its log goes.
-struct ChildServer {
-    child: Child,
-    dir: PathBuf,
-    stderr_path: PathBuf,
-}
-
-impl ChildServer {
-    fn spawn(run: usize, clients: usize, fsync: &str) -> Result<(ChildServer, Target), BenchError> {
-        let exe = std::env::current_exe().map_err(|e| BenchError::Server(e.to_string()))?;
-        let dir = std::env::temp_dir().join(format!("chatroom-idle-{}-{run}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| BenchError::Server(e.to_string()))?;
-        let stderr_path = dir.join("server.stderr");
-        let stderr = File::create(&stderr_path).map_err(|e| BenchError::Server(e.to_string()))?;
-        let connections = (clients * 2 + 100).to_string();
-        let mut child = Command::new(exe)
-            .args(["server", "--command-port", "0", "--relay-port", "0"])
-            .args(["--connections-max", &connections, "--connections-per-peer-max", &connections])
-            .args(["--argon2-memory-kib", "8", "--argon2-iterations", "1", "--fsync", fsync])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| BenchError::Server(format!("cannot run {}: {e}", dir.display())))?;
-        let stdout = child.stdout.take().expect("piped");
-        let server = ChildServer { child, dir, stderr_path };
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| BenchError::Server(e.to_string()))?;
-        let Some((command_addr, relay_addr)) = parse_listening(&line) else {
-            let tail = server.stderr_tail();
-            server.stop();
-            return Err(BenchError::Server(format!("unexpected first line {line:?}; {tail}")));
-        };
-        let options = TargetOptions {
-            external: Some((command_addr, relay_addr)),
-            fsync: None,
-            queue_len_max: 0,
-        };
-        let target = Target::start(&options, run)?;
-        Ok((server, target))
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stderr_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        let tail = lines[lines.len().saturating_sub(5)..].join("\n  ");
-        format!("server log ({}) ends with:\n  {tail}", self.stderr_path.display())
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Parses `chatroom server: command ADDR relay ADDR (...)`.
-fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
-    let mut words = line.split_whitespace();
-    words.find(|w| *w == "command")?;
-    let command = words.next()?.parse().ok()?;
-    words.find(|w| *w == "relay")?;
-    let relay = words.next()?.parse().ok()?;
-    Some((command, relay))
+/// What one idle client holds open.
+enum Held {
+    Bare(TcpStream),
+    /// The session is kept only so that its relay stays bound.
+    Client {
+        _session: Box<Client>,
+        relay: Box<Relay>,
+    },
 }
 
 /// Runs one measurement with up to `clients` idle clients (fewer if setting one up fails; the
 /// failure is printed).
-pub fn run_once(run: usize, clients: usize, fsync: &str) -> Result<IdleRun, BenchError> {
-    let (server, target) = ChildServer::spawn(run, clients, fsync)?;
-    let result = measure(&server, &target, run, clients);
+pub fn run_once(
+    run: usize,
+    clients: usize,
+    bare: bool,
+    fsync: &'static str,
+) -> Result<IdleRun, BenchError> {
+    let options = TargetOptions {
+        external: None,
+        external_pid: None,
+        fsync,
+        queue_len_max: 10_000,
+        connections_max: clients * 2 + 100,
+        server_cpus: None,
+        broker: super::target::Broker::Chatroom,
+    };
+    let target = Target::start(&options, run)?;
+    let result = measure(&target, run, clients, bare);
     if result.is_err() {
-        eprintln!("{}", server.stderr_tail());
+        eprintln!("{}", target.log_tail());
     }
-    server.stop();
+    target.stop();
     result
 }
 
-fn measure(
-    server: &ChildServer,
-    target: &Target,
-    run: usize,
-    clients: usize,
-) -> Result<IdleRun, BenchError> {
+fn measure(target: &Target, run: usize, clients: usize, bare: bool) -> Result<IdleRun, BenchError> {
     let mut probe = registered(target, &user_name(run, "p", 0), IO_TIMEOUT)?;
+    let pid = target.pid.expect("a child server has a process id");
     let rss = |pid| proc_status(pid, "VmRSS:").unwrap_or(0);
-    let server_rss_kib_before = rss(server.pid());
+    let threads = |pid| proc_status(pid, "Threads:").unwrap_or(0);
+    let server_rss_kib_before = rss(pid);
+    let server_threads_before = threads(pid);
     let bench_rss_kib_before = rss(std::process::id());
     let started = Instant::now();
-    let mut held: Vec<(Client, Relay)> = Vec::with_capacity(clients);
+    let mut held: Vec<Held> = Vec::with_capacity(clients);
     let mut stopped_by = None;
     for i in 0..clients {
-        let name = user_name(run, "i", i);
-        let connected = registered(target, &name, IO_TIMEOUT)
-            .and_then(|mut c| Ok((relay_for(target, &mut c, &name, IO_TIMEOUT)?, c)));
+        let connected = match bare {
+            true => TcpStream::connect(target.command_addr).map(Held::Bare).map_err(Into::into),
+            false => {
+                let name = user_name(run, "i", i);
+                registered(target, &name, IO_TIMEOUT).and_then(|mut client| {
+                    let relay = relay_for(target, &mut client, &name, IO_TIMEOUT)?;
+                    Ok(Held::Client { _session: Box::new(client), relay: Box::new(relay) })
+                })
+            }
+        };
         match connected {
-            Ok((relay, client)) => held.push((client, relay)),
+            Ok(one) => held.push(one),
             Err(error) => {
-                let tail = server.stderr_tail();
-                let threads = proc_status(server.pid(), "Threads:").unwrap_or(0);
+                let tail = target.log_tail();
                 let cause = match tail.contains("cannot start a connection thread") {
                     true => format!(
-                        "the server could not start another thread ({threads} running). Each \
+                        "the server could not start another thread ({} running). Each \
                          thread takes about 4 memory maps (stack, sigaltstack and their guard \
                          pages): vm.max_map_count ({}) / 4 caps the threads of one process; \
                          raise it with `sysctl -w vm.max_map_count=262144` (and pid_max if needed)",
+                        threads(pid),
                         std::fs::read_to_string("/proc/sys/vm/max_map_count")
                             .map_or_else(|_| "unknown".to_owned(), |v| v.trim().to_owned())
                     ),
@@ -186,32 +133,47 @@ fn measure(
         }
     }
     let setup = started.elapsed();
-    check_relays(&mut probe, &mut held, run)?;
+    check_alive(&mut probe, &mut held, run)?;
     Ok(IdleRun {
         clients: held.len(),
+        bare,
         server_rss_kib_before,
-        server_rss_kib_after: rss(server.pid()),
-        server_threads_after: proc_status(server.pid(), "Threads:").unwrap_or(0),
+        server_rss_kib_after: rss(pid),
+        server_threads_before,
+        server_threads_after: threads(pid),
         bench_rss_kib_delta: rss(std::process::id()).saturating_sub(bench_rss_kib_before),
         setup,
         stopped_by,
     })
 }
 
-/// Proves a sample of the relays is bound and live: a message to each arrives.
-fn check_relays(
-    probe: &mut Client,
-    held: &mut [(Client, Relay)],
-    run: usize,
-) -> Result<(), BenchError> {
+/// Proves a sample of the held clients is still served: a message to a relay arrives, and a
+/// bare connection is still open (no end of stream).
+fn check_alive(probe: &mut Client, held: &mut [Held], run: usize) -> Result<(), BenchError> {
     let n = held.len();
     for i in [0, n / 2, n.saturating_sub(1)].into_iter().filter(|&i| i < n) {
-        let name = user_name(run, "i", i);
-        let reply = probe.send(&name, "are you there?")?;
-        if !reply.ok {
-            return Err(BenchError::Refused { name, text: reply.text });
+        match &mut held[i] {
+            Held::Client { relay, .. } => {
+                let name = user_name(run, "i", i);
+                let reply = probe.send(&name, "are you there?")?;
+                if !reply.ok {
+                    return Err(BenchError::Refused { name, text: reply.text });
+                }
+                relay.recv()?;
+            }
+            Held::Bare(stream) => {
+                stream.set_nonblocking(true)?;
+                let mut byte = [0u8; 1];
+                match stream.peek(&mut byte) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    other => {
+                        return Err(BenchError::Other(format!(
+                            "bare connection {i} is no longer idle: {other:?}"
+                        )))
+                    }
+                }
+            }
         }
-        held[i].1.recv()?;
     }
     Ok(())
 }
@@ -221,17 +183,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_listening_line_parses() {
-        let line = "chatroom server: command 127.0.0.1:41000 relay 127.0.0.1:41001 (Ctrl-C stops)";
-        let (command, relay) = parse_listening(line).unwrap();
-        assert_eq!((command.port(), relay.port()), (41000, 41001));
-        assert_eq!(parse_listening("chatroom server: cannot start"), None);
-    }
-
-    #[test]
-    fn two_sockets_per_client_fit_under_the_limit() {
-        assert_eq!(clients_that_fit(20_000), 9_968);
-        assert_eq!(clients_that_fit(10), 0);
+    fn the_clients_fit_under_the_open_file_limit() {
+        assert_eq!(clients_that_fit(20_000, 2), 9_968);
+        assert_eq!(clients_that_fit(20_000, 1), 19_936);
+        assert_eq!(clients_that_fit(10, 2), 0);
         assert!(fd_limit().is_some_and(|n| n > 0));
     }
 }

@@ -1,15 +1,19 @@
 //! Benchmarks over real TCP: relay throughput and latency, backlog drain, idle clients' memory.
 //!
-//! Each benchmark starts its own server (in this process on ephemeral loopback ports, or, for
-//! `idle`, as a child process so that its memory is measured alone) or targets an external one
-//! with `--addr`. Accounts are set up through the normal protocol, with the cheapest argon2 cost
-//! on servers the benchmark starts. Figures are wall-clock measurements; nothing here is used by
-//! tests as a pass/fail criterion.
+//! Each benchmark starts its own server as a child process (`chatroom server` from this
+//! executable, on free loopback ports, with a log in a scratch directory), so that the server's
+//! CPU time, threads and memory are measured alone, or targets an external one with `--addr`.
+//! Accounts are set up through the normal protocol, with the cheapest argon2 cost on servers the
+//! benchmark starts. Figures are wall-clock measurements; nothing here is used by tests as a
+//! pass/fail criterion.
 
 mod backlog;
 pub mod cli;
+mod disk;
 mod idle;
+mod mqtt;
 mod relay;
+mod system;
 mod target;
 
 use std::time::Duration;
@@ -49,6 +53,8 @@ pub enum BenchError {
     Refused { name: String, text: String },
     #[error("cannot start the server: {0}")]
     Server(String),
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
     #[error("{0}")]
     Other(String),
 }
@@ -79,10 +85,25 @@ pub fn relay_for(
 /// The text of a message of `size_bytes` carrying `stamp` (nanoseconds) and a sequence number
 /// in its first 41 bytes, padded with `x`.
 pub fn stamped_text(stamp_ns: u64, seq: u64, size_bytes: usize) -> String {
-    let mut text = format!("{stamp_ns:020} {seq:020}");
-    let pad = size_bytes.saturating_sub(text.len());
-    text.push_str(&"x".repeat(pad));
-    text
+    let mut text = Vec::with_capacity(size_bytes);
+    write_stamped(&mut text, stamp_ns, seq, size_bytes);
+    String::from_utf8(text).expect("digits, a space and padding are ASCII")
+}
+
+/// Appends a [`stamped_text`] to `out` without allocating (the load generator's hot path).
+pub fn write_stamped(out: &mut Vec<u8>, stamp_ns: u64, seq: u64, size_bytes: usize) {
+    let start = out.len();
+    for value in [stamp_ns, seq] {
+        if out.len() > start {
+            out.push(b' ');
+        }
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(value).as_bytes();
+        out.extend(std::iter::repeat_n(b'0', 20 - digits.len()));
+        out.extend_from_slice(digits);
+    }
+    let pad = size_bytes.saturating_sub(out.len() - start);
+    out.extend(std::iter::repeat_n(b'x', pad));
 }
 
 /// The stamp and sequence number of a [`stamped_text`].
@@ -110,6 +131,11 @@ mod tests {
         assert_eq!(parse_stamp(&text), Some((123_456_789, 42)));
         assert_eq!(stamped_text(1, 2, 0).len(), 41);
         assert_eq!(parse_stamp("short"), None);
+        let widest = stamped_text(u64::MAX, u64::MAX, 64);
+        assert_eq!((widest.len(), parse_stamp(&widest)), (64, Some((u64::MAX, u64::MAX))));
+        let mut appended = b"keep".to_vec();
+        write_stamped(&mut appended, 7, 8, 50);
+        assert_eq!(appended.len(), 54, "the size counts only what is appended");
     }
 
     #[test]

@@ -115,6 +115,12 @@ impl Relay {
         self.stream.write_frames(&frames)
     }
 
+    /// The underlying socket (for its addresses, or to drive it from an event loop; bytes the
+    /// relay has already read stay in it).
+    pub fn tcp(&self) -> &TcpStream {
+        self.stream.tcp()
+    }
+
     /// A handle that closes this relay from another thread (its blocked `recv` then returns).
     pub fn closer(&self) -> Result<RelayCloser, ClientError> {
         Ok(RelayCloser(self.stream.tcp().try_clone()?))

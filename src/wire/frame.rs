@@ -33,12 +33,16 @@ pub struct Decoder {
     consumed: usize,
     body_len_max: usize,
     failed: Option<FrameError>,
+    /// The length declared by the header at `consumed`, once that header has arrived whole: a
+    /// body arriving in many reads is then not re-parsed on each (only re-checked against the
+    /// limit, which may have changed).
+    len_declared: Option<u64>,
 }
 
 impl Decoder {
     /// A decoder refusing bodies longer than `body_len_max` bytes.
     pub fn new(body_len_max: usize) -> Self {
-        Decoder { buf: Vec::new(), consumed: 0, body_len_max, failed: None }
+        Decoder { buf: Vec::new(), consumed: 0, body_len_max, failed: None, len_declared: None }
     }
 
     /// Changes the limit for frames whose header has not been decoded yet.
@@ -73,18 +77,25 @@ impl Decoder {
         if pending.len() < HEADER_LEN {
             return Ok(None);
         }
-        let len = match parse_header(&pending[..HEADER_LEN], self.body_len_max) {
+        let parsed = match self.len_declared {
+            Some(len_declared) => Ok(len_declared),
+            None => parse_header(&pending[..HEADER_LEN]),
+        };
+        let len = match parsed.and_then(|len_declared| check_len(len_declared, self.body_len_max)) {
             Ok(len) => len,
             Err(error) => {
                 self.buf = Vec::new();
                 self.consumed = 0;
+                self.len_declared = None;
                 self.failed = Some(error.clone());
                 return Err(error);
             }
         };
         if pending.len() < HEADER_LEN + len {
+            self.len_declared = Some(len as u64);
             return Ok(None);
         }
+        self.len_declared = None;
         let body = pending[HEADER_LEN..HEADER_LEN + len].to_vec();
         self.consumed += HEADER_LEN + len;
         if self.consumed == self.buf.len() {
@@ -107,7 +118,8 @@ impl Decoder {
     }
 }
 
-fn parse_header(header: &[u8], body_len_max: usize) -> Result<usize, FrameError> {
+/// The length a header declares.
+fn parse_header(header: &[u8]) -> Result<u64, FrameError> {
     let bad = || FrameError::BadHeader { shown: String::from_utf8_lossy(header).into_owned() };
     // Spaces, then at least one digit, then spaces, in one pass (this runs once per frame).
     let (mut len_declared, mut digits_seen, mut digits_ended) = (0u64, false, false);
@@ -125,6 +137,11 @@ fn parse_header(header: &[u8], body_len_max: usize) -> Result<usize, FrameError>
     if !digits_seen {
         return Err(bad());
     }
+    Ok(len_declared)
+}
+
+/// `len_declared` if it is within `body_len_max`.
+fn check_len(len_declared: u64, body_len_max: usize) -> Result<usize, FrameError> {
     if len_declared > body_len_max as u64 {
         return Err(FrameError::TooLarge { len_declared, len_max: body_len_max });
     }
@@ -234,7 +251,7 @@ mod tests {
         for _ in 0..20_000 {
             let header: Vec<u8> =
                 (0..HEADER_LEN).map(|_| alphabet[rng.gen_range(0..alphabet.len())]).collect();
-            let parsed = parse_header(&header, usize::MAX).ok().map(|len| len as u64);
+            let parsed = parse_header(&header).ok();
             assert_eq!(
                 parsed,
                 header_len_reference(&header),
@@ -294,5 +311,32 @@ mod tests {
         decoder.set_body_len_max(2);
         decoder.feed(&frame(b"abc"));
         assert!(decoder.decode().is_err());
+    }
+
+    #[test]
+    fn a_header_parsed_before_its_body_arrived_still_meets_a_lowered_limit() {
+        let mut decoder = Decoder::new(8);
+        let bytes = frame(b"abcdef");
+        decoder.feed(&bytes[..12]);
+        assert_eq!(decoder.decode(), Ok(None));
+        decoder.set_body_len_max(5);
+        decoder.feed(&bytes[12..]);
+        assert!(matches!(decoder.decode(), Err(FrameError::TooLarge { len_declared: 6, .. })));
+    }
+
+    #[test]
+    fn a_body_in_many_pieces_decodes_once_then_the_next_header_is_read() {
+        let mut decoder = Decoder::new(64);
+        let mut bytes = frame(b"0123456789");
+        bytes.extend_from_slice(&frame(b"xy"));
+        let mut bodies = Vec::new();
+        for byte in &bytes {
+            decoder.feed(std::slice::from_ref(byte));
+            while let Some(body) = decoder.decode().unwrap() {
+                bodies.push(body);
+            }
+        }
+        assert_eq!(bodies, vec![b"0123456789".to_vec(), b"xy".to_vec()]);
+        assert!(!decoder.is_mid_frame());
     }
 }

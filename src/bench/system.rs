@@ -1,0 +1,112 @@
+//! What the operating system knows about a process (CPU time, threads, resident memory, from
+//! `/proc`) and which cores a thread may run on, so a benchmark can report the server's cost
+//! next to its latency and keep the load generator off the server's core.
+
+use std::io;
+
+/// A sample of one process's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcSample {
+    /// User plus system CPU time of all its threads so far, in clock ticks.
+    pub cpu_ticks: u64,
+    pub threads: u64,
+    pub rss_kib: u64,
+}
+
+impl ProcSample {
+    /// Samples process `pid`; `None` if it is gone or `/proc` is unreadable.
+    pub fn of(pid: u32) -> Option<ProcSample> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        Some(ProcSample {
+            cpu_ticks: cpu_ticks(&stat)?,
+            threads: proc_status(pid, "Threads:")?,
+            rss_kib: proc_status(pid, "VmRSS:")?,
+        })
+    }
+
+    /// CPU seconds spent between `earlier` and `self`.
+    pub fn cpu_s_since(&self, earlier: &ProcSample) -> f64 {
+        self.cpu_ticks.saturating_sub(earlier.cpu_ticks) as f64 / clock_ticks_per_s() as f64
+    }
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line. The command name (field 2) is
+/// in parentheses and may contain spaces, so fields are counted after its closing parenthesis.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace();
+    // After the name: field 3 (state) is the first; utime is field 14, the 12th from here.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// A field of `/proc/PID/status` in its own unit (kB for memory).
+pub fn proc_status(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The kernel's clock ticks per second (`USER_HZ`), the unit of `/proc/PID/stat` times.
+fn clock_ticks_per_s() -> u64 {
+    // SAFETY: sysconf only reads a system constant.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
+/// The cores the calling thread may run on, in increasing order.
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: `set` is a plain bit set that sched_getaffinity fills; its size is passed along.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        set
+    };
+    // SAFETY: CPU_ISSET reads a bit of the set, for indices below CPU_SETSIZE.
+    Ok((0..libc::CPU_SETSIZE as usize)
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect())
+}
+
+/// Restricts the calling thread, and the threads and processes it starts from now on, to `cpus`.
+pub fn pin_current_thread(cpus: &[usize]) -> io::Result<()> {
+    // SAFETY: the set is built with CPU_ZERO/CPU_SET for indices below CPU_SETSIZE (checked), then
+    // passed by pointer with its size to sched_setaffinity, which only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        for &cpu in cpus {
+            if cpu >= libc::CPU_SETSIZE as usize {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "cpu index too large"));
+            }
+            libc::CPU_SET(cpu, &mut set);
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_times_are_read_after_the_command_name() {
+        // A name with spaces and a parenthesis; utime 7, stime 5.
+        let stat = "42 (a b) c) S 1 2 3 4 5 6 7 8 9 10 7 5 0 0 20 0 1 0";
+        assert_eq!(cpu_ticks(stat), Some(12));
+        assert_eq!(cpu_ticks("42 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn this_process_can_be_sampled_and_has_a_core() {
+        let sample = ProcSample::of(std::process::id()).expect("own /proc entry");
+        assert!(sample.threads >= 1 && sample.rss_kib > 0, "{sample:?}");
+        assert!(!allowed_cpus().expect("affinity").is_empty());
+    }
+}
