@@ -368,102 +368,10 @@ fn relay_mid_write_racing_takeover_and_send_larger() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Model 4: requeue racing a concurrent take.
-
-/// When item 2 arrives, relative to relay's take and requeue.
-#[derive(Clone, Copy)]
-enum Arrival {
-    /// From a producer thread, at any moment.
-    Concurrent,
-    /// While the relay is writing: modelled on the relay's thread, between its take and its
-    /// requeue, which is the only window where it meets a requeue.
-    DuringWrite,
-}
-
-/// Item 1 is queued. The relay takes its batch, its write fails, and it requeues the batch;
-/// item 2 arrives (see [`Arrival`]); a closer closes and discards the backlog with
-/// `try_take_all`, racing the requeue. Every item that entered the mailbox leaves it exactly
-/// once: discarded by the closer or still queued at the end (the relay's take is undone by its
-/// requeue).
-fn requeue_racing_take(arrival: Arrival, bug: Option<PlantedBug>) {
-    let mailbox = mailbox(4, bug);
-    mailbox.push(1).unwrap();
-    let relay = {
-        let mailbox = mailbox.clone();
-        thread::spawn(move || {
-            let mut batch = Vec::new();
-            let taken = mailbox.take_all(&mut batch);
-            let accepted = match arrival {
-                Arrival::DuringWrite => push_all(&mailbox, &[2]),
-                Arrival::Concurrent => Vec::new(),
-            };
-            if taken == Taken::Open {
-                mailbox.requeue_front(&mut batch); // the write failed; put it all back
-            }
-            accepted
-        })
-    };
-    let producer = {
-        let mailbox = mailbox.clone();
-        thread::spawn(move || match arrival {
-            Arrival::Concurrent => push_all(&mailbox, &[2]),
-            Arrival::DuringWrite => Vec::new(),
-        })
-    };
-    let closer = {
-        let mailbox = mailbox.clone();
-        thread::spawn(move || {
-            mailbox.close();
-            let mut discarded = Vec::new();
-            let _ = mailbox.try_take_all(&mut discarded);
-            discarded
-        })
-    };
-    let mut accepted = vec![1];
-    accepted.extend(relay.join().unwrap());
-    accepted.extend(producer.join().unwrap());
-    let mut left = closer.join().unwrap();
-    let _ = mailbox.try_take_all(&mut left);
-    for item in &accepted {
-        let count = left.iter().filter(|left| *left == item).count();
-        assert!(count < 2, "item {item} duplicated: left the mailbox as {left:?}");
-        assert_eq!(count, 1, "item {item} lost");
-    }
-    assert_eq!(left.len(), accepted.len(), "an item appeared from nowhere");
-}
-
-#[test]
-fn requeue_racing_take_small() {
-    check("requeue_racing_take (concurrent arrival)", Bound::Exhaustive, || {
-        requeue_racing_take(Arrival::Concurrent, None)
-    });
-}
-
-#[test]
-fn requeue_racing_take_arrival_during_write_small() {
-    check("requeue_racing_take (arrival during write)", Bound::Exhaustive, || {
-        requeue_racing_take(Arrival::DuringWrite, None)
-    });
-}
-
-#[test]
-fn planted_requeue_from_copy_is_found() {
-    // Arrival during the write: no push can fall between the buggy requeue's two critical
-    // sections, so the only possible failure is the duplicate this bug is about.
-    check_finds_bug(
-        "requeue_racing_take (arrival during write) + RequeueFromCopy",
-        Bound::Exhaustive,
-        Expect::Assertion("duplicated: left the mailbox as"),
-        || requeue_racing_take(Arrival::DuringWrite, Some(PlantedBug::RequeueFromCopy)),
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
-// Model 5: an acknowledgement racing redelivery.
+// Model 4: an acknowledgement racing redelivery.
 
 /// Items 1 and 2 are pending and queued to relay 1 of a client that acknowledges. Relay 1
-/// writes item 1, its write of item 2 fails transiently, so it requeues item 2 and goes round
-/// again. Meanwhile the client acknowledges whatever it has received on relay 1, and a
+/// writes them one at a time. Meanwhile the client acknowledges whatever it has received on relay 1, and a
 /// takeover attaches relay 2: the core closes relay 1, discards its backlog, and redelivers
 /// every unacknowledged item to relay 2.
 ///
@@ -482,19 +390,12 @@ fn ack_racing_redelivery() {
     let relay_1 = {
         let (mailbox, socket) = (mailbox_1.clone(), socket_1.clone());
         thread::spawn(move || {
-            let mut write_failed_once = false;
             let mut batch = Vec::new();
             while mailbox.take_all(&mut batch) == Taken::Open {
-                while !batch.is_empty() {
-                    if batch[0] == 2 && !write_failed_once {
-                        write_failed_once = true;
-                        mailbox.requeue_front(&mut batch); // would block: try again later
-                        break;
-                    }
-                    if socket.write(batch[0]).is_err() {
+                for item in batch.drain(..) {
+                    if socket.write(item).is_err() {
                         return;
                     }
-                    batch.remove(0);
                 }
             }
         })

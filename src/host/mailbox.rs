@@ -40,13 +40,7 @@ use crate::host::sync::{Condvar, Mutex, MutexGuard};
 ///   A push that returns `Ok` happened before the close and its item will be handed to the
 ///   consumer; a push after the close fails with `Closed` and gives the item back, so no item
 ///   is ever accepted and then silently dropped. The consumer receives every accepted item,
-///   then [`Taken::Closed`], and nothing after that (unless it requeues, see below).
-/// - **Requeue**: [`requeue_front`](Self::requeue_front) lets the consumer put back the
-///   unwritten tail of a batch (a write that failed transiently) so that the next take returns
-///   it first, in its original order, exactly once. It ignores the close (the items were
-///   accepted before it) and `len_max` (they were admitted once already): the queue may then
-///   exceed `len_max` by the batch's length, and pushes get `Full` until it drains, which
-///   makes the adapter close the relay, so memory stays bounded.
+///   then [`Taken::Closed`], and nothing after that.
 ///
 /// # Example
 ///
@@ -71,7 +65,7 @@ pub struct Mailbox<T> {
     ready: Condvar,
     len_max: usize,
     #[cfg(any(test, loom))]
-    planted: Option<planted::Planted<T>>,
+    planted: Option<planted::Planted>,
 }
 
 struct State<T> {
@@ -217,26 +211,6 @@ impl<T> Mailbox<T> {
         Taken::Open
     }
 
-    /// Puts `batch` back in front of the queued items, in its order, leaving `batch` empty.
-    ///
-    /// For the consumer whose write failed partway: the next take returns the unwritten items
-    /// first, each exactly once. Accepted even when closed or over `len_max` (see the type's
-    /// contract).
-    pub fn requeue_front(&self, batch: &mut Vec<T>) {
-        #[cfg(any(test, loom))]
-        if self.requeue_planted(batch) {
-            return;
-        }
-        if batch.is_empty() {
-            return;
-        }
-        let mut state = self.lock();
-        for item in batch.drain(..).rev() {
-            state.items.push_front(item);
-        }
-        self.ready.notify_one();
-    }
-
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         // No critical section here can panic halfway through an update, so a poisoned lock
         // still guards a consistent queue; recovering keeps one panicking thread from taking
@@ -278,22 +252,17 @@ mod planted {
         /// Check-then-act: `push` checks `closed` in one critical section and enqueues in
         /// another, so an item can land after the consumer saw `Closed` and be silently lost.
         PushCheckThenAct,
-        /// `requeue_front` copies the queued items, releases the lock, then rebuilds the queue
-        /// as batch + copy: anything taken in between comes back a second time.
-        RequeueFromCopy,
     }
 
-    pub(super) struct Planted<T> {
+    pub(super) struct Planted {
         bug: PlantedBug,
-        /// `RequeueFromCopy` needs copies; taking `Clone` here keeps it off the real API.
-        clone_item: fn(&T) -> T,
     }
 
-    impl<T: Clone> Mailbox<T> {
+    impl<T> Mailbox<T> {
         /// A mailbox with `bug` planted (test and loom builds only).
         pub fn with_planted_bug(len_max: usize, bug: PlantedBug) -> Self {
             let mut mailbox = Mailbox::new(len_max);
-            mailbox.planted = Some(Planted { bug, clone_item: T::clone });
+            mailbox.planted = Some(Planted { bug });
             mailbox
         }
     }
@@ -336,22 +305,6 @@ mod planted {
             };
             ControlFlow::Break(result)
         }
-
-        /// The buggy `requeue_front`; returns whether it ran.
-        pub(super) fn requeue_planted(&self, batch: &mut Vec<T>) -> bool {
-            let Some(planted) = &self.planted else {
-                return false;
-            };
-            if planted.bug != PlantedBug::RequeueFromCopy {
-                return false;
-            }
-            let copy: Vec<T> = self.lock().items.iter().map(planted.clone_item).collect();
-            // BUG: the lock was released; a take here gets items the rebuild will restore.
-            let mut state = self.lock();
-            state.items = batch.drain(..).chain(copy).collect();
-            self.ready.notify_one();
-            true
-        }
     }
 }
 
@@ -374,7 +327,6 @@ mod tests {
             Mailbox::new(3),
             Mailbox::with_planted_bug(3, PlantedBug::NotifyBeforeEnqueue),
             Mailbox::with_planted_bug(3, PlantedBug::PushCheckThenAct),
-            Mailbox::with_planted_bug(3, PlantedBug::RequeueFromCopy),
         ]
     }
 
@@ -442,36 +394,6 @@ mod tests {
         mailbox.push(1).unwrap();
         mailbox.close();
         assert_eq!(mailbox.push(2), Err(PushError::Closed(2)));
-    }
-
-    #[test]
-    fn requeue_puts_batch_back_in_front_once() {
-        let mailbox = Mailbox::new(3);
-        for item in 1..=3 {
-            mailbox.push(item).unwrap();
-        }
-        let mut batch = Vec::new();
-        assert_eq!(mailbox.take_all(&mut batch), Taken::Open);
-        mailbox.push(4).unwrap();
-        batch.remove(0); // item 1 was written; 2 and 3 were not
-        mailbox.requeue_front(&mut batch);
-        assert!(batch.is_empty());
-        assert_eq!(mailbox.take_all(&mut batch), Taken::Open);
-        assert_eq!(batch, [2, 3, 4]);
-    }
-
-    #[test]
-    fn requeue_ignores_len_max_and_close() {
-        let mailbox = Mailbox::new(1);
-        mailbox.push(1).unwrap();
-        let mut batch = Vec::new();
-        assert_eq!(mailbox.take_all(&mut batch), Taken::Open);
-        mailbox.push(2).unwrap();
-        mailbox.close();
-        mailbox.requeue_front(&mut batch);
-        assert_eq!(mailbox.take_all(&mut batch), Taken::Open);
-        assert_eq!(batch, [1, 2]);
-        assert_eq!(mailbox.take_all(&mut batch), Taken::Closed);
     }
 
     /// Starts a consumer that meets the caller at a barrier and then calls `take_all` once;
@@ -567,9 +489,8 @@ mod tests {
             assert_eq!(mailbox.push(4), Err(PushError::Full(4)), "{name}");
             let mut batch = Vec::new();
             assert_eq!(mailbox.take_all(&mut batch), Taken::Open, "{name}");
+            assert_eq!(batch, [1, 2, 3], "{name}");
             mailbox.push(4).unwrap();
-            batch.truncate(2);
-            mailbox.requeue_front(&mut batch);
             mailbox.close();
             assert_eq!(mailbox.push(5), Err(PushError::Closed(5)), "{name}");
             let taken = finishes(move || {
@@ -577,7 +498,7 @@ mod tests {
                 while mailbox.take_all(&mut out) == Taken::Open {}
                 out
             });
-            assert_eq!(taken, [1, 2, 4], "{name}");
+            assert_eq!(taken, [4], "{name}");
         }
     }
 

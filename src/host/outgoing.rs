@@ -4,8 +4,6 @@ use crate::core::{MsgId, PasswordJob};
 
 /// One item in a connection's mailbox.
 #[derive(Debug)]
-// Clone only for loom models, whose planted-bug mailboxes need copies of their items.
-#[cfg_attr(loom, derive(Clone))]
 pub enum Outgoing {
     /// A reply (on a command connection) or a failure frame, ready to write.
     Reply(Vec<u8>),
