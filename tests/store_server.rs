@@ -24,6 +24,8 @@ fn data_dir(name: &str) -> PathBuf {
 fn config_in(dir: &Path) -> ServerConfig {
     let mut config = ServerConfig::ephemeral();
     config.data_dir = Some(dir.to_path_buf());
+    // `assert_bob_receives` reads with the original client's bare relay.
+    config.core.bare_relay_allowed = true;
     config
 }
 

@@ -158,8 +158,14 @@ impl Server {
         self.planted_takeover_loss(account);
         self.end_session(account, Some("Logged in elsewhere; this session has ended"));
         let peer = self.peer(conn);
-        self.sessions
-            .insert(account, Session { command: conn, relay: None, login_ms: self.now_ms, peer });
+        let session = Session {
+            command: conn,
+            relay: None,
+            login_ms: self.now_ms,
+            peer,
+            asked_ticket: false,
+        };
+        self.sessions.insert(account, session);
         let c = self.conns.get_mut(&conn).expect("a logging-in connection is open");
         c.decoder.set_body_len_max(self.config.frame_len_max);
         if let Role::Command { account: logged_in, .. } = &mut c.role {
@@ -236,6 +242,9 @@ impl Server {
     }
 
     fn issue_ticket(&mut self, conn: ConnId, account: AccountId) {
+        if let Some(session) = self.sessions.get_mut(&account) {
+            session.asked_ticket = true;
+        }
         let mine: Vec<(u64, String)> = self
             .tickets
             .iter()

@@ -32,8 +32,10 @@ pub struct Config {
     pub tickets_per_session_max: usize,
     /// A bare-username relay handshake must come this soon after the login it binds to.
     pub bare_relay_window_ms: u64,
-    /// Refuse bare-username relay handshakes (the original client's); accept tickets only.
-    pub relay_tickets_only: bool,
+    /// Accept the original client's bare-username relay handshake (from the address that
+    /// logged in, within `bare_relay_window_ms` of the login). Off by default: while it is on,
+    /// anyone on that host can open the relay in the user's name and read their messages.
+    pub bare_relay_allowed: bool,
     /// Failed logins per account within `login_failure_window_ms` before it is throttled.
     pub login_failures_max: usize,
     /// Failed logins per address within `login_failure_window_ms` before it is throttled.
@@ -65,7 +67,7 @@ impl Default for Config {
             ticket_ttl_ms: 30_000,
             tickets_per_session_max: 4,
             bare_relay_window_ms: 10_000,
-            relay_tickets_only: false,
+            bare_relay_allowed: false,
             login_failures_max: 5,
             login_failures_per_peer_max: 20,
             login_failure_window_ms: 60_000,

@@ -39,6 +39,9 @@ pub enum Planted {
     BindByNameOnly,
     /// A freshly attached relay gets its first two queued messages in the wrong order.
     RequeueOutOfOrder,
+    /// Bare relay handshakes are accepted whatever `Config::bare_relay_allowed` says (the
+    /// check reads the old opt-out default). Anyone on the host can read a user's messages.
+    BareRelayByDefault,
     /// Recovery replays a torn last record (its text cut short) as if it were whole. This one
     /// lives in the simulator's store model (`sim::disk`), not in the core.
     ReplayTornRecord,

@@ -71,6 +71,8 @@ pub(super) struct Session {
     pub relay: Option<ConnId>,
     pub login_ms: u64,
     pub peer: Peer,
+    /// The session asked for a relay ticket: it never binds a bare handshake.
+    pub asked_ticket: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -455,6 +457,9 @@ impl Server {
 
     /// Replies to a request on a command connection (or a relay failure frame).
     pub(super) fn reply(&mut self, conn: ConnId, ok: bool, text: &str) {
+        if self.is_bare_relay(conn) {
+            return;
+        }
         let answers_request =
             matches!(self.conns.get(&conn), Some(Conn { role: Role::Command { .. }, .. }));
         let output = Output::Reply { conn, frame: reply::reply(ok, text) };
@@ -463,8 +468,20 @@ impl Server {
 
     /// Sends one failure frame that answers no request, then closes the connection.
     pub(super) fn fail_and_close(&mut self, conn: ConnId, text: &str) {
-        self.emit(Output::Reply { conn, frame: reply::reply(false, text) });
+        if !self.is_bare_relay(conn) {
+            self.emit(Output::Reply { conn, frame: reply::reply(false, text) });
+        }
         self.close(conn);
+    }
+
+    /// A relay bound by the original client's bare handshake. That client prints every frame
+    /// it receives as a chat message, so such a relay gets pushes only: failures and closing
+    /// notices would read as messages from someone, and its end is a plain close.
+    fn is_bare_relay(&self, conn: ConnId) -> bool {
+        matches!(
+            self.conns.get(&conn),
+            Some(Conn { role: Role::Relay(Binding { acks: false, .. }), .. })
+        )
     }
 
     /// Closes a connection (after what was emitted for it) and stops reading from it.

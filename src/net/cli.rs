@@ -10,10 +10,10 @@ use crate::store::{FsyncPolicy, StoreOptions};
 
 /// Run the chat server.
 ///
-/// Relay handshakes: clients that can should ask for a ticket (request code 6) and open the
-/// relay with `USERNAME\nTICKET`. The bare-username handshake exists for the original client
-/// on trusted hosts: it binds only to a live session of that user from the same address that
-/// logged in moments ago. `--strict-relay` refuses it.
+/// Relay handshakes: clients ask for a ticket (request code 6) and open the relay with
+/// `USERNAME\nTICKET`. The original client's bare-username handshake is refused unless
+/// `--allow-bare-relay` (or `--demo`) is given: it binds to a live session of that user from
+/// the address that logged in moments ago, so anyone on that host can read the user's messages.
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct ServerArgs {
@@ -26,12 +26,15 @@ pub struct ServerArgs {
     /// Relay channel port.
     #[arg(long, default_value_t = 8086)]
     pub relay_port: u16,
-    /// Create the original's test accounts tester/abc123 and abc/abc if missing.
+    /// Try the original client: create its test accounts tester/abc123 and abc/abc if
+    /// missing, and turn on --allow-bare-relay (printing its warning).
     #[arg(long)]
     pub demo: bool,
-    /// Accept ticketed relay handshakes only (refuse the original client's bare username).
+    /// Accept the original client's bare-username relay handshake. This lets anyone on the
+    /// server's host read a user's messages (they can open the relay in the user's name right
+    /// after the login); use it only for the original client on a trusted host.
     #[arg(long)]
-    pub strict_relay: bool,
+    pub allow_bare_relay: bool,
     /// Messages waiting per recipient before sends to it are refused.
     #[arg(long, default_value_t = 10_000)]
     pub queue_len_max: usize,
@@ -76,6 +79,12 @@ pub struct ServerArgs {
     pub snapshot_log_bytes_min: u64,
 }
 
+/// Printed when the bare handshake is on.
+pub const BARE_RELAY_WARNING: &str = "warning: bare relay handshakes are accepted \
+(--allow-bare-relay or --demo): anyone on this server's host can read a user's messages by \
+opening the relay in their name right after they log in. Use this only for the original \
+client on a trusted host.";
+
 /// `--fsync` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fsync {
@@ -88,6 +97,9 @@ impl ServerArgs {
     pub fn run(self) -> ExitCode {
         init_logging();
         let config = self.config();
+        if config.core.bare_relay_allowed {
+            eprintln!("chatroom server: {BARE_RELAY_WARNING}");
+        }
         let handle = match ServerHandle::start(config) {
             Ok(handle) => handle,
             Err(error) => {
@@ -134,7 +146,7 @@ impl ServerArgs {
             config.hash_jobs_max = n;
         }
         let core = &mut config.core;
-        core.relay_tickets_only = self.strict_relay;
+        core.bare_relay_allowed = self.allow_bare_relay || self.demo;
         core.queue_len_max = self.queue_len_max;
         core.connections_max = self.connections_max;
         core.connections_per_peer_max = self.connections_per_peer_max;

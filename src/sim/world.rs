@@ -202,7 +202,7 @@ impl World {
 
     fn empty(seed: u64, mix: FaultMix, opts: RunOptions) -> Self {
         #[allow(unused_mut)]
-        let mut config = Config::default();
+        let mut config = Config { bare_relay_allowed: true, ..Config::default() };
         #[allow(unused_mut)]
         let mut store: Box<dyn SimStore + Send> =
             Box::new(WalStore::new(mix.torn_writes > 0, SNAPSHOT_LOG_BYTES_MIN));
