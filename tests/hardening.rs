@@ -73,3 +73,73 @@ fn a_bare_relay_is_closed_without_a_notice() {
     relay.assert_closed();
     server.shutdown();
 }
+
+/// Login throttle bypass: 60 wrong-password logins to one account from one address, all sent
+/// before any reply, used to be checked at their start and counted at their end, so all were
+/// verified and a right guess among them got in. Checks in flight now count at once.
+#[test]
+fn a_burst_of_concurrent_guesses_is_throttled_before_the_hashes_finish() {
+    let server = start_strict_with(|c| c.hash_cost = chatroom::auth::HashCost::default());
+    drop(user(&server, "bob"));
+    let mut guessers: Vec<Conn> = (0..60).map(|_| Conn::connect(server.command_addr())).collect();
+    let last = guessers.len() - 1;
+    for (i, guesser) in guessers.iter_mut().enumerate() {
+        let password = if i == last { "pw" } else { "wrong" };
+        guesser.send(&format!("1\nbob\n{password}"));
+    }
+    let replies: Vec<String> = guessers.iter_mut().map(Conn::recv).collect();
+    let verified = replies.iter().filter(|r| r.starts_with("-1\nInvalid Login")).count();
+    let throttled = replies.iter().filter(|r| r.starts_with("-1\nToo many failed")).count();
+    assert!(verified <= 5, "{verified} guesses were verified: {replies:?}");
+    assert_eq!(verified + throttled, 60, "the right guess got in: {replies:?}");
+    server.shutdown();
+}
+
+/// A server listening on both IPv4 and IPv6 loopback, so that tests have two client addresses:
+/// 127.0.0.1 and ::1.
+fn dual_stack_server() -> chatroom::net::ServerHandle {
+    start_strict_with(|c| {
+        c.command_addr = "[::]:0".parse().expect("address");
+        c.relay_addr = "[::]:0".parse().expect("address");
+    })
+}
+
+fn connect_from(server: &chatroom::net::ServerHandle, ip: &str) -> Conn {
+    let port = server.command_addr().port();
+    Conn::connect(format!("{ip}:{port}").parse().expect("address"))
+}
+
+/// Lockout: five wrong guesses from one address locked the owner out from every address.
+/// Now the attacker's address is slowed and the owner, elsewhere, logs in.
+#[test]
+fn an_attacker_cannot_lock_the_owner_out_from_another_address() {
+    let server = dual_stack_server();
+    let mut owner = connect_from(&server, "[::1]");
+    assert_eq!(owner.request("3\nbob\npw"), "0\nSuccessful Created and logged in");
+    assert_eq!(owner.request("-1\n"), "0\nLogging out");
+    let mut attacker = connect_from(&server, "127.0.0.1");
+    for _ in 0..5 {
+        assert!(attacker.request("1\nbob\nwrong").starts_with("-1\nInvalid Login"));
+    }
+    assert!(attacker.request("1\nbob\npw").starts_with("-1\nToo many failed attempts"));
+    assert_eq!(owner.request("1\nbob\npw"), "0\nSuccessful Login");
+    server.shutdown();
+}
+
+/// Enumeration: the throttle's reply used to differ for existing and unknown names. Now the
+/// same guesses get the same replies.
+#[test]
+fn the_throttle_does_not_reveal_which_names_exist() {
+    let server = dual_stack_server();
+    drop(user_at(server.command_addr(), "bob"));
+    let mut transcripts = Vec::new();
+    for (ip, name) in [("127.0.0.1", "bob"), ("[::1]", "nobody")] {
+        let mut guesser = connect_from(&server, ip);
+        let replies: Vec<String> =
+            (0..7).map(|_| guesser.request(&format!("1\n{name}\nwrong"))).collect();
+        transcripts.push(replies);
+    }
+    assert_eq!(transcripts[0], transcripts[1]);
+    assert!(transcripts[0][6].starts_with("-1\nToo many failed attempts"));
+    server.shutdown();
+}

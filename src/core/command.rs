@@ -4,6 +4,7 @@ use rand::RngCore;
 
 use super::names::{glob_match, name_key, validate_name, validate_password};
 use super::server::{Conn, JobKind, PendingJob, Role, Server, Session, Ticket};
+use super::throttle::Reservation;
 use super::timers::Timer;
 use super::Record;
 use super::{AccountId, ConnId, JobId, MsgId, Output, PasswordJob, PasswordOutcome, PasswordWork};
@@ -38,26 +39,35 @@ impl Server {
         self.conns[&conn].peer
     }
 
-    fn throttled(&mut self, conn: ConnId, account: Option<AccountId>) -> bool {
-        let Some(wait_s) = self.throttle.wait_s(account, self.peer(conn), self.now_ms) else {
-            return false;
-        };
-        let text = format!("Too many failed attempts; try again in {wait_s} s");
-        self.reply(conn, false, &text);
-        true
+    /// Reserves a password check of `name` from `conn`'s address, or replies that it is
+    /// throttled. The reply's text depends only on the name's text and the address, never on
+    /// whether the account exists.
+    fn reserve_check(&mut self, conn: ConnId, name: &str) -> Option<Reservation> {
+        let (key, peer) = (name_key(name), self.peer(conn));
+        if let Some(wait_s) = self.throttle.wait_s(&key, peer, self.now_ms) {
+            let text = format!("Too many failed attempts; try again in {wait_s} s");
+            self.reply(conn, false, &text);
+            return None;
+        }
+        #[cfg(test)]
+        let counted = self.config.planted != super::planted::Planted::ThrottleCountedLate;
+        #[cfg(not(test))]
+        let counted = true;
+        let reservation = self.throttle.reserve(&key, peer, counted);
+        self.arm_sweep();
+        Some(reservation)
     }
 
     fn start_login(&mut self, conn: ConnId, name: &str, password: String) {
+        let Some(reservation) = self.reserve_check(conn, name) else { return };
         let account = self.account_id(name);
-        if self.throttled(conn, account) {
-            return;
-        }
         if validate_password(&password).is_err() {
-            self.record_failure(conn, account);
+            self.throttle.settle(reservation, false, self.now_ms);
             return self.reply(conn, false, LOGIN_FAILED);
         }
         let hash = account.map(|a| self.accounts[&a].password_hash.clone());
-        self.start_job(conn, password, PasswordWork::Verify { hash }, JobKind::Login { account });
+        let kind = JobKind::Login { account, reservation };
+        self.start_job(conn, password, PasswordWork::Verify { hash }, kind);
     }
 
     fn start_register(&mut self, conn: ConnId, name: String, password: String) {
@@ -87,11 +97,10 @@ impl Server {
         if name_key(name) != name_key(&self.accounts[&account].name) {
             return self.reply(conn, false, DELETE_REFUSED);
         }
-        if self.throttled(conn, Some(account)) {
-            return;
-        }
+        let Some(reservation) = self.reserve_check(conn, name) else { return };
         let hash = Some(self.accounts[&account].password_hash.clone());
-        self.start_job(conn, password, PasswordWork::Verify { hash }, JobKind::Delete { account });
+        let kind = JobKind::Delete { account, reservation };
+        self.start_job(conn, password, PasswordWork::Verify { hash }, kind);
     }
 
     fn start_job(&mut self, conn: ConnId, password: String, work: PasswordWork, kind: JobKind) {
@@ -105,15 +114,18 @@ impl Server {
     }
 
     pub(super) fn finish_job(&mut self, conn: ConnId, kind: JobKind, outcome: PasswordOutcome) {
+        let now_ms = self.now_ms;
         match (kind, outcome) {
-            (JobKind::Login { account: Some(account) }, PasswordOutcome::Verified(true))
-                if self.accounts.contains_key(&account) =>
-            {
+            (
+                JobKind::Login { account: Some(account), reservation },
+                PasswordOutcome::Verified(true),
+            ) if self.accounts.contains_key(&account) => {
+                self.throttle.settle(reservation, true, now_ms);
                 self.log_in(conn, account);
                 self.reply(conn, true, LOGIN_OK);
             }
-            (JobKind::Login { account }, _) => {
-                self.record_failure(conn, account);
+            (JobKind::Login { reservation, .. }, _) => {
+                self.throttle.settle(reservation, false, now_ms);
                 self.reply(conn, false, LOGIN_FAILED);
             }
             (JobKind::Register { name }, PasswordOutcome::Hashed(password_hash)) => {
@@ -125,16 +137,16 @@ impl Server {
                 self.log_in(conn, account);
                 self.reply(conn, true, REGISTER_OK);
             }
-            (JobKind::Delete { account }, PasswordOutcome::Verified(true))
+            (JobKind::Delete { account, reservation }, PasswordOutcome::Verified(true))
                 if self.session_of(conn) == Some(account) =>
             {
+                self.throttle.settle(reservation, true, now_ms);
                 self.commit(Record::Delete { account });
-                self.throttle.forget_account(account);
                 self.end_session(account, Some("This account was deleted; the relay is closed"));
                 self.reply(conn, true, DELETE_OK);
             }
-            (JobKind::Delete { account }, _) => {
-                self.record_failure(conn, Some(account));
+            (JobKind::Delete { reservation, .. }, _) => {
+                self.throttle.settle(reservation, false, now_ms);
                 self.reply(conn, false, DELETE_REFUSED);
             }
             (JobKind::Register { .. }, PasswordOutcome::Verified(_)) => {
@@ -143,9 +155,15 @@ impl Server {
         }
     }
 
-    fn record_failure(&mut self, conn: ConnId, account: Option<AccountId>) {
-        self.throttle.record_failure(account, self.peer(conn), self.now_ms);
-        self.arm_sweep();
+    /// A password job that nobody waits for any more (its connection closed or moved on):
+    /// its check no longer counts, since nobody learns its outcome.
+    pub(super) fn abandon_job(&mut self, kind: JobKind) {
+        match kind {
+            JobKind::Login { reservation, .. } | JobKind::Delete { reservation, .. } => {
+                self.throttle.release(reservation)
+            }
+            JobKind::Register { .. } => {}
+        }
     }
 
     /// Starts a session for `account` on `conn`, ending this connection's previous session and

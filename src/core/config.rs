@@ -36,10 +36,15 @@ pub struct Config {
     /// logged in, within `bare_relay_window_ms` of the login). Off by default: while it is on,
     /// anyone on that host can open the relay in the user's name and read their messages.
     pub bare_relay_allowed: bool,
-    /// Failed logins per account within `login_failure_window_ms` before it is throttled.
+    /// Free failed password checks per (name, address); after them each failure doubles the
+    /// wait before the next check, from `login_backoff_base_ms` up to `login_failure_window_ms`.
+    /// Checks in flight count as failures until they finish.
     pub login_failures_max: usize,
-    /// Failed logins per address within `login_failure_window_ms` before it is throttled.
+    /// Free failed password checks per address, over all names, before the same delays.
     pub login_failures_per_peer_max: usize,
+    /// The first delay after the free checks.
+    pub login_backoff_base_ms: u64,
+    /// The longest delay; a key without a failure for this long is forgotten.
     pub login_failure_window_ms: u64,
     /// Pushes written to a relay but not yet reported written or acknowledged.
     pub push_window_len: usize,
@@ -70,6 +75,7 @@ impl Default for Config {
             bare_relay_allowed: false,
             login_failures_max: 5,
             login_failures_per_peer_max: 20,
+            login_backoff_base_ms: 1_000,
             login_failure_window_ms: 60_000,
             push_window_len: 256,
             list_len_max: 1_000,

@@ -66,3 +66,133 @@ fn a_bare_relay_ends_with_a_plain_close_and_a_ticketed_one_with_a_notice() {
     h.user(7, "bob");
     assert_eq!(h.take(ticketed), vec!["-1\nLogged in elsewhere; this session has ended"]);
 }
+
+/// Drives the core directly, holding every password job until told: the harness runs them at
+/// once, which hides races between concurrent checks.
+struct Held {
+    server: super::Server,
+    now_ms: u64,
+    jobs: Vec<super::PasswordJob>,
+    replies: Vec<(super::ConnId, String)>,
+}
+
+impl Held {
+    fn new(config: Config) -> Self {
+        use rand::SeedableRng;
+        let server = super::Server::new(config, rand_chacha::ChaCha20Rng::seed_from_u64(1));
+        Held { server, now_ms: 1_000, jobs: Vec::new(), replies: Vec::new() }
+    }
+
+    fn input(&mut self, event: super::Event<'_>) {
+        self.server.handle_input(super::Input { now_ms: self.now_ms, event });
+        loop {
+            while let Some(output) = self.server.poll_output() {
+                match output {
+                    super::Output::Password(job) => self.jobs.push(job),
+                    super::Output::Reply { conn, frame } => {
+                        let body = String::from_utf8(frame[crate::wire::HEADER_LEN..].to_vec());
+                        self.replies.push((conn, body.expect("UTF-8")));
+                    }
+                    _ => {}
+                }
+            }
+            let last = self.server.last_lsn();
+            if self.server.durable_lsn() == last {
+                break;
+            }
+            self.server.handle_input(super::Input {
+                now_ms: self.now_ms,
+                event: super::Event::Durable { lsn: last },
+            });
+        }
+    }
+
+    fn request(&mut self, conn: u64, peer: u128, body: &str) {
+        let conn = super::ConnId(conn);
+        let channel = Channel::Command;
+        self.input(super::Event::Opened { conn, channel, peer: super::Peer(peer) });
+        let mut frame = Vec::new();
+        crate::wire::encode(body.as_bytes(), &mut frame);
+        self.input(super::Event::Received { conn, bytes: &frame });
+    }
+
+    /// Finishes every held job with a wrong password (or a fresh hash for a registration).
+    fn finish_all(&mut self) {
+        let hasher = crate::auth::Hasher::new(crate::auth::HashCost::CHEAPEST).expect("hasher");
+        for job in std::mem::take(&mut self.jobs) {
+            let outcome = match job.work {
+                super::PasswordWork::Verify { .. } => super::PasswordOutcome::Verified(false),
+                super::PasswordWork::Hash { .. } => hasher.run(&job),
+            };
+            self.input(super::Event::PasswordDone { job: job.job, outcome });
+        }
+    }
+}
+
+#[test]
+fn concurrent_wrong_logins_cannot_all_be_verified_unless_counted_late() {
+    for (planted, verified) in [(Planted::None, 5), (Planted::ThrottleCountedLate, 60)] {
+        let mut h =
+            Held::new(Config { planted, connections_per_peer_max: 100, ..Config::default() });
+        h.request(1, 1, "3\nbob\npw");
+        h.finish_all();
+        for conn in 2..62 {
+            h.request(conn, 9, "1\nbob\nwrong");
+        }
+        assert_eq!(h.jobs.len(), verified, "{planted:?}: password checks started");
+        let throttled = h.replies.iter().filter(|(_, r)| r.starts_with("-1\nToo many")).count();
+        assert_eq!(throttled, 60 - verified, "{planted:?}");
+        h.finish_all();
+    }
+}
+
+#[test]
+fn an_attackers_failures_do_not_lock_the_owner_out_unless_keyed_by_name_only() {
+    for (planted, locked_out) in [(Planted::None, false), (Planted::ThrottleLocksOwner, true)] {
+        let mut h = with(planted);
+        h.user(1, "bob");
+        let attacker = h.open(2, Channel::Command, 66);
+        for _ in 0..5 {
+            assert!(h.request(attacker, "1\nbob\nwrong").starts_with("-1\nInvalid Login"));
+        }
+        assert_eq!(
+            h.request(attacker, "1\nbob\npw"),
+            "-1\nToo many failed attempts; try again in 1 s"
+        );
+        let owner = h.open(3, Channel::Command, 1);
+        let reply = h.request(owner, "1\nbob\npw");
+        assert_eq!(reply.starts_with("-1\nToo many failed attempts"), locked_out, "{planted:?}");
+    }
+}
+
+#[test]
+fn the_throttle_answers_alike_for_existing_and_unknown_names() {
+    let mut h = with(Planted::None);
+    h.user(1, "bob");
+    let mut last = Vec::new();
+    for (peer, name) in [(2, "bob"), (3, "nobody")] {
+        let c = h.open(peer as u64 + 10, Channel::Command, peer);
+        let replies: Vec<String> =
+            (0..7).map(|_| h.request(c, &format!("1\n{name}\nwrong"))).collect();
+        last.push(replies);
+    }
+    assert_eq!(last[0], last[1]);
+    assert_eq!(last[0][5], "-1\nToo many failed attempts; try again in 1 s");
+}
+
+#[test]
+fn the_delay_grows_with_each_failure_after_the_free_ones() {
+    let mut h = with(Planted::None);
+    let c = h.open(1, Channel::Command, 5);
+    for _ in 0..5 {
+        h.request(c, "1\nbob\nwrong");
+    }
+    for wait_s in [1, 2, 4, 8] {
+        assert_eq!(
+            h.request(c, "1\nbob\nwrong"),
+            format!("-1\nToo many failed attempts; try again in {wait_s} s")
+        );
+        h.advance(wait_s * 1000);
+        assert!(h.request(c, "1\nbob\nwrong").starts_with("-1\nInvalid Login"));
+    }
+}

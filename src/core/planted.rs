@@ -42,6 +42,12 @@ pub enum Planted {
     /// Bare relay handshakes are accepted whatever `Config::bare_relay_allowed` says (the
     /// check reads the old opt-out default). Anyone on the host can read a user's messages.
     BareRelayByDefault,
+    /// The throttle checks before a password job starts but counts only when it finishes, so
+    /// concurrent guesses all get verified.
+    ThrottleCountedLate,
+    /// Failed guesses are counted per name over every address, so an attacker's five guesses
+    /// lock the owner out from everywhere.
+    ThrottleLocksOwner,
     /// Recovery replays a torn last record (its text cut short) as if it were whole. This one
     /// lives in the simulator's store model (`sim::disk`), not in the core.
     ReplayTornRecord,

@@ -12,7 +12,7 @@ use super::names::name_key;
 use super::outbox::Outbox;
 #[cfg(test)]
 use super::planted::Planted;
-use super::throttle::Throttle;
+use super::throttle::{Reservation, Throttle};
 use super::timers::{Timer, Timers};
 use super::{
     AccountId, Channel, Config, ConnId, Event, Input, JobId, Lsn, MsgId, Output, PasswordOutcome,
@@ -121,9 +121,9 @@ pub(super) struct PendingJob {
 
 #[derive(Debug, Clone)]
 pub(super) enum JobKind {
-    Login { account: Option<AccountId> },
+    Login { account: Option<AccountId>, reservation: Reservation },
     Register { name: String },
-    Delete { account: AccountId },
+    Delete { account: AccountId, reservation: Reservation },
 }
 
 /// A record that cannot be applied to the state rebuilt so far: the log contradicts itself.
@@ -138,11 +138,17 @@ impl Server {
     /// An empty server. `rng` supplies salts and tickets; seed it from the OS in production and
     /// from the run's seed in simulation.
     pub fn new(config: Config, rng: ChaCha20Rng) -> Self {
-        let throttle = Throttle::new(
+        #[allow(unused_mut)]
+        let mut throttle = Throttle::new(
             config.login_failures_max,
             config.login_failures_per_peer_max,
+            config.login_backoff_base_ms,
             config.login_failure_window_ms,
         );
+        #[cfg(test)]
+        if config.planted == Planted::ThrottleLocksOwner {
+            throttle.planted_key_by_name_only();
+        }
         Server {
             config,
             rng,
@@ -324,7 +330,12 @@ impl Server {
         }
         self.timers.cancel(Timer::Login(conn));
         self.timers.cancel(Timer::Frame(conn));
-        self.jobs.retain(|_, job| job.conn != conn);
+        let abandoned: Vec<JobId> =
+            self.jobs.iter().filter(|(_, job)| job.conn == conn).map(|(&id, _)| id).collect();
+        for job in abandoned {
+            let pending = self.jobs.remove(&job).expect("just listed");
+            self.abandon_job(pending.kind);
+        }
         match c.role {
             Role::Command { account: Some(account), .. } => self.end_session(account, None),
             Role::Relay(binding) => self.detach_relay(binding.account, conn),
@@ -341,7 +352,7 @@ impl Server {
             {
                 *busy = None
             }
-            _ => return,
+            _ => return self.abandon_job(pending.kind),
         }
         self.finish_job(conn, pending.kind, outcome);
         self.process_frames(conn);

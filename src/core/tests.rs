@@ -336,11 +336,8 @@ fn failed_logins_are_throttled() {
     for _ in 0..2 {
         assert!(h.request(c, "1\nbob\nwrong").starts_with("-1\nInvalid Login"));
     }
-    assert_eq!(h.request(c, "1\nbob\npw"), "-1\nToo many failed attempts; try again in 60 s");
-    h.advance(60_000);
-    // The silent connection hit its login deadline meanwhile; a new one gets in.
-    assert!(h.closed.contains(&c));
-    let c = h.open(3, Channel::Command, 1);
+    assert_eq!(h.request(c, "1\nbob\npw"), "-1\nToo many failed attempts; try again in 1 s");
+    h.advance(1_000);
     assert_eq!(h.request(c, "1\nbob\npw"), "0\nSuccessful Login");
 }
 

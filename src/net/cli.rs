@@ -50,7 +50,9 @@ pub struct ServerArgs {
     /// Largest request body in bytes once logged in (8 KiB applies before).
     #[arg(long, default_value_t = 64 * 1024)]
     pub frame_len_max: usize,
-    /// Failed logins per account per minute before it is throttled.
+    /// Free failed password checks per account and address (checks in flight count); after
+    /// them each failure doubles the wait, from 1 s up to a minute. An address also has 20 over
+    /// all names. Other addresses are not slowed, and unknown names are treated alike.
     #[arg(long, default_value_t = 5)]
     pub login_failures_max: usize,
     /// argon2id memory cost in KiB (default: OWASP's 19 MiB).
