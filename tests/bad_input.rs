@@ -289,7 +289,12 @@ fn catalogue_over_tcp() {
 // ---- against the core -----------------------------------------------------------------------------
 
 fn core_config() -> Config {
-    Config { connections_per_peer_max: 1_000, bare_relay_allowed: true, ..Config::default() }
+    Config {
+        connections_per_peer_max: 1_000,
+        registrations_per_peer_max: 100_000,
+        bare_relay_allowed: true,
+        ..Config::default()
+    }
 }
 
 fn core_user(driver: &mut CoreDriver, name: &str) -> chatroom::core::ConnId {

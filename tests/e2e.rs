@@ -129,8 +129,17 @@ fn refused_relay_handshakes_never_receive_a_message() {
     let mut good = Conn::connect(server.relay_addr());
     good.send(&format!("bob\n{ticket}"));
     wait_relay(&server, "bob");
-    // The session already has its relay.
+    // A bare handshake for a session that uses tickets.
     let mut r = bare_relay(&server, "bob");
+    assert_eq!(
+        r.recv(),
+        "-1\nRelay refused: this session uses tickets; a bare handshake is refused"
+    );
+    r.assert_closed();
+    // The session already has its relay.
+    let second = bob.request("6").strip_prefix("0\n").unwrap().to_owned();
+    let mut r = Conn::connect(server.relay_addr());
+    r.send(&format!("bob\n{second}"));
     assert_eq!(r.recv(), "-1\nRelay refused: this session already has a relay");
     r.assert_closed();
     // The ticket was spent by its first use.

@@ -143,3 +143,30 @@ fn the_throttle_does_not_reveal_which_names_exist() {
     assert!(transcripts[0][6].starts_with("-1\nToo many failed attempts"));
     server.shutdown();
 }
+
+/// Registration floods: 300 registrations from one address in a burst all succeeded. Now an
+/// address gets a limited number per window, with a clear reply, and other addresses are not
+/// affected.
+#[test]
+fn a_registration_burst_from_one_address_is_limited() {
+    let server = start_strict_with(|c| {
+        c.core.registrations_per_peer_max =
+            chatroom::core::Config::default().registrations_per_peer_max;
+        c.command_addr = "[::]:0".parse().expect("address");
+        c.relay_addr = "[::]:0".parse().expect("address");
+    });
+    let mut flood: Vec<Conn> = (0..30).map(|_| connect_from(&server, "127.0.0.1")).collect();
+    for (i, conn) in flood.iter_mut().enumerate() {
+        conn.send(&format!("3\nflood{i}\npw"));
+    }
+    let replies: Vec<String> = flood.iter_mut().map(Conn::recv).collect();
+    let created = replies.iter().filter(|r| *r == "0\nSuccessful Created and logged in").count();
+    let refused = replies
+        .iter()
+        .filter(|r| r.starts_with("-1\nToo many registrations from your address (limit 10 per"))
+        .count();
+    assert_eq!((created, refused), (10, 20), "{replies:?}");
+    let mut elsewhere = connect_from(&server, "[::1]");
+    assert_eq!(elsewhere.request("3\nelsewhere\npw"), "0\nSuccessful Created and logged in");
+    server.shutdown();
+}

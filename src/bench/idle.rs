@@ -74,6 +74,7 @@ impl ChildServer {
         let mut child = Command::new(exe)
             .args(["server", "--command-port", "0", "--relay-port", "0"])
             .args(["--connections-max", &connections, "--connections-per-peer-max", &connections])
+            .args(["--registrations-per-address-max", &connections])
             .args(["--argon2-memory-kib", "8", "--argon2-iterations", "1", "--fsync", fsync])
             .arg("--data-dir")
             .arg(dir.join("data"))

@@ -36,6 +36,7 @@ impl Target {
         let mut config = ServerConfig::ephemeral();
         // Every benchmark client comes from loopback.
         config.core.connections_per_peer_max = usize::MAX;
+        config.core.registrations_per_peer_max = usize::MAX;
         config.core.connections_max = 1_000_000;
         config.core.queue_len_max = options.queue_len_max;
         let data_dir = options.fsync.map(|fsync| {

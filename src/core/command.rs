@@ -77,6 +77,24 @@ impl Server {
         if let Some(text) = self.register_refusal(&name) {
             return self.reply(conn, false, &text);
         }
+        let (peer, max) = (self.peer(conn), self.config.registrations_per_peer_max);
+        let window_ms = self.config.registration_window_ms;
+        if let Some(wait_s) = self.registrations.wait_s(peer, max, window_ms, self.now_ms) {
+            let window = super::config::duration_text(window_ms);
+            let text = format!(
+                "Too many registrations from your address (limit {max} per {window}); \
+                 try again in {wait_s} s"
+            );
+            return self.reply(conn, false, &text);
+        }
+        #[cfg(test)]
+        let counted_now = self.config.planted != super::planted::Planted::RegistrationUnlimited;
+        #[cfg(not(test))]
+        let counted_now = true;
+        if counted_now {
+            self.registrations.record(peer, max, self.now_ms);
+            self.arm_sweep();
+        }
         let mut salt = [0u8; 16];
         self.rng.fill_bytes(&mut salt);
         self.start_job(conn, password, PasswordWork::Hash { salt }, JobKind::Register { name });
@@ -131,6 +149,11 @@ impl Server {
             (JobKind::Register { name }, PasswordOutcome::Hashed(password_hash)) => {
                 if let Some(text) = self.register_refusal(&name) {
                     return self.reply(conn, false, &text);
+                }
+                #[cfg(test)]
+                if self.config.planted == super::planted::Planted::RegistrationUnlimited {
+                    let (peer, max) = (self.peer(conn), self.config.registrations_per_peer_max);
+                    self.registrations.record(peer, max, self.now_ms);
                 }
                 let account = AccountId(self.next_lsn().0);
                 self.commit(Record::Register { account, name, password_hash });

@@ -46,6 +46,10 @@ pub struct Config {
     pub login_backoff_base_ms: u64,
     /// The longest delay; a key without a failure for this long is forgotten.
     pub login_failure_window_ms: u64,
+    /// Registrations started from one address within `registration_window_ms` (counted when
+    /// their password hash starts, so a concurrent burst cannot pass the limit).
+    pub registrations_per_peer_max: usize,
+    pub registration_window_ms: u64,
     /// Pushes written to a relay but not yet reported written or acknowledged.
     pub push_window_len: usize,
     /// Names in one list reply.
@@ -77,6 +81,8 @@ impl Default for Config {
             login_failures_per_peer_max: 20,
             login_backoff_base_ms: 1_000,
             login_failure_window_ms: 60_000,
+            registrations_per_peer_max: 10,
+            registration_window_ms: 600_000,
             push_window_len: 256,
             list_len_max: 1_000,
             #[cfg(test)]

@@ -196,3 +196,39 @@ fn the_delay_grows_with_each_failure_after_the_free_ones() {
         assert!(h.request(c, "1\nbob\nwrong").starts_with("-1\nInvalid Login"));
     }
 }
+
+#[test]
+fn a_burst_of_registrations_from_one_address_is_limited_unless_counted_late() {
+    for (planted, started) in [(Planted::None, 10), (Planted::RegistrationUnlimited, 30)] {
+        let mut h =
+            Held::new(Config { planted, connections_per_peer_max: 100, ..Config::default() });
+        for conn in 0..30 {
+            h.request(conn, 9, &format!("3\nuser{conn}\npw"));
+        }
+        assert_eq!(h.jobs.len(), started, "{planted:?}: registrations started");
+        h.finish_all();
+        let refused = h.replies.iter().filter(|(_, r)| r.starts_with("-1\nToo many reg")).count();
+        assert_eq!(refused, 30 - started, "{planted:?}");
+        // Another address is not affected.
+        h.request(100, 10, "3\nelsewhere\npw");
+        h.finish_all();
+        let last = &h.replies.last().expect("a reply").1;
+        assert_eq!(last, "0\nSuccessful Created and logged in");
+    }
+}
+
+#[test]
+fn the_registration_limit_says_what_it_is_and_when_to_retry() {
+    let config = Config { registrations_per_peer_max: 2, ..Config::default() };
+    let mut h = Harness::new(config);
+    h.user(1, "a");
+    h.user(2, "b");
+    let c = h.open(3, Channel::Command, 1);
+    assert_eq!(
+        h.request(c, "3\nc\npw"),
+        "-1\nToo many registrations from your address (limit 2 per 600 s); try again in 600 s"
+    );
+    h.advance(600_000);
+    let c = h.open(4, Channel::Command, 1);
+    assert_eq!(h.request(c, "3\nc\npw"), "0\nSuccessful Created and logged in");
+}

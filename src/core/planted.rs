@@ -48,6 +48,9 @@ pub enum Planted {
     /// Failed guesses are counted per name over every address, so an attacker's five guesses
     /// lock the owner out from everywhere.
     ThrottleLocksOwner,
+    /// Registrations are counted against the address's limit when their hash finishes, not
+    /// when it starts, so a concurrent burst all gets through.
+    RegistrationUnlimited,
     /// Recovery replays a torn last record (its text cut short) as if it were whole. This one
     /// lives in the simulator's store model (`sim::disk`), not in the core.
     ReplayTornRecord,

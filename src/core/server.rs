@@ -12,7 +12,7 @@ use super::names::name_key;
 use super::outbox::Outbox;
 #[cfg(test)]
 use super::planted::Planted;
-use super::throttle::{Reservation, Throttle};
+use super::throttle::{Registrations, Reservation, Throttle};
 use super::timers::{Timer, Timers};
 use super::{
     AccountId, Channel, Config, ConnId, Event, Input, JobId, Lsn, MsgId, Output, PasswordOutcome,
@@ -40,6 +40,7 @@ pub struct Server {
     pub(super) jobs: BTreeMap<JobId, PendingJob>,
     pub(super) next_job: u64,
     pub(super) throttle: Throttle,
+    pub(super) registrations: Registrations,
     pub(super) timers: Timers,
     pub(super) outbox: Outbox,
     pub(super) last_lsn: Lsn,
@@ -163,6 +164,7 @@ impl Server {
             jobs: BTreeMap::new(),
             next_job: 0,
             throttle,
+            registrations: Registrations::default(),
             timers: Timers::default(),
             outbox: Outbox::default(),
             last_lsn: Lsn(0),
@@ -387,13 +389,18 @@ impl Server {
         let now_ms = self.now_ms;
         self.tickets.retain(|_, t| t.expires_ms > now_ms);
         self.throttle.sweep(now_ms);
+        self.registrations.sweep(self.config.registration_window_ms, now_ms);
         self.arm_sweep();
     }
 
     /// Keeps the sweep timer set while there is something to forget.
     pub(super) fn arm_sweep(&mut self) {
-        if !self.tickets.is_empty() || !self.throttle.is_empty() {
-            let interval_ms = self.config.ticket_ttl_ms.min(self.config.login_failure_window_ms);
+        if !self.tickets.is_empty() || !self.throttle.is_empty() || !self.registrations.is_empty() {
+            let interval_ms = self
+                .config
+                .ticket_ttl_ms
+                .min(self.config.login_failure_window_ms)
+                .min(self.config.registration_window_ms);
             self.timers.set_if_unset(Timer::Sweep, self.now_ms + interval_ms.max(1));
         }
     }

@@ -182,9 +182,65 @@ impl Throttle {
     }
 }
 
+/// Registrations per address over a sliding window: each one's start time, oldest first.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Registrations {
+    started_ms: BTreeMap<Peer, std::collections::VecDeque<u64>>,
+}
+
+impl Registrations {
+    /// Seconds until `peer` may start another registration, if it has used `max` in the last
+    /// `window_ms`.
+    pub fn wait_s(&self, peer: Peer, max: usize, window_ms: u64, now_ms: u64) -> Option<u64> {
+        let times = self.started_ms.get(&peer)?;
+        let recent = times.iter().filter(|&&t| t + window_ms > now_ms).count();
+        if recent < max.max(1) {
+            return None;
+        }
+        let frees_ms = times.iter().rev().nth(max.max(1) - 1).map_or(now_ms, |&t| t + window_ms);
+        Some(frees_ms.saturating_sub(now_ms).div_ceil(1000).max(1))
+    }
+
+    /// Counts a registration starting now; keeps at most `max` times per address.
+    pub fn record(&mut self, peer: Peer, max: usize, now_ms: u64) {
+        let times = self.started_ms.entry(peer).or_default();
+        times.push_back(now_ms);
+        while times.len() > max.max(1) {
+            times.pop_front();
+        }
+    }
+
+    pub fn sweep(&mut self, window_ms: u64, now_ms: u64) {
+        self.started_ms.retain(|_, times| {
+            while times.front().is_some_and(|&t| t + window_ms <= now_ms) {
+                times.pop_front();
+            }
+            !times.is_empty()
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.started_ms.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registrations_per_address_over_a_sliding_window() {
+        let mut registrations = Registrations::default();
+        for t in 0..3 {
+            assert_eq!(registrations.wait_s(Peer(1), 3, 10_000, t), None);
+            registrations.record(Peer(1), 3, t);
+        }
+        assert_eq!(registrations.wait_s(Peer(1), 3, 10_000, 5), Some(10));
+        assert_eq!(registrations.wait_s(Peer(2), 3, 10_000, 5), None);
+        assert_eq!(registrations.wait_s(Peer(1), 3, 10_000, 10_000), None);
+        registrations.sweep(10_000, 10_003);
+        assert!(registrations.is_empty());
+    }
 
     fn fail(throttle: &mut Throttle, name: &str, peer: Peer, now_ms: u64) {
         assert_eq!(throttle.wait_s(name, peer, now_ms), None, "{name} at {now_ms}");

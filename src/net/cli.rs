@@ -44,6 +44,9 @@ pub struct ServerArgs {
     /// Open connections per client address.
     #[arg(long, default_value_t = 64)]
     pub connections_per_peer_max: usize,
+    /// Registrations from one address per 10 minutes (counted as they start).
+    #[arg(long, default_value_t = 10)]
+    pub registrations_per_address_max: usize,
     /// Seconds a new connection has to log in (or complete its relay handshake).
     #[arg(long, default_value_t = 60)]
     pub login_deadline_s: u64,
@@ -155,6 +158,7 @@ impl ServerArgs {
         core.login_deadline_ms = self.login_deadline_s * 1000;
         core.frame_len_max = self.frame_len_max;
         core.login_failures_max = self.login_failures_max;
+        core.registrations_per_peer_max = self.registrations_per_address_max;
         config
     }
 }

@@ -24,10 +24,12 @@ pub fn start_with(change: impl FnOnce(&mut ServerConfig)) -> ServerHandle {
     })
 }
 
-/// A server with the shipped relay rules (tickets only) and many connections from loopback.
+/// A server with the shipped relay rules (tickets only), and many connections and registrations
+/// from loopback (where every test client comes from).
 pub fn start_strict_with(change: impl FnOnce(&mut ServerConfig)) -> ServerHandle {
     let mut config = ServerConfig::ephemeral();
     config.core.connections_per_peer_max = 1_000;
+    config.core.registrations_per_peer_max = 100_000;
     change(&mut config);
     ServerHandle::start(config).expect("server starts")
 }
