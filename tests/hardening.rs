@@ -170,3 +170,23 @@ fn a_registration_burst_from_one_address_is_limited() {
     assert_eq!(elsewhere.request("3\nelsewhere\npw"), "0\nSuccessful Created and logged in");
     server.shutdown();
 }
+
+/// Unbounded cheap messages: empty texts were accepted and the byte bound counted only text
+/// bytes. Now an empty text is refused, and each message counts a fixed overhead.
+#[test]
+fn tiny_messages_are_bounded_and_empty_ones_refused() {
+    let one = chatroom::core::MESSAGE_OVERHEAD_BYTES + 1;
+    let server = start_strict_with(|c| c.core.queued_bytes_max = 10 * one);
+    let mut alice = user(&server, "alice");
+    drop(user(&server, "bob"));
+    assert_eq!(alice.request("2\nbob\n"), "-1\nEmpty message not sent: write some text");
+    for _ in 0..10 {
+        assert_eq!(alice.request("2\nbob\nx"), "0\nSent to recipient");
+    }
+    assert_eq!(
+        alice.request("2\nbob\nx"),
+        "-1\nThe server's message store is full; try again later"
+    );
+    assert_eq!(server.queue_len("bob"), Some(10));
+    server.shutdown();
+}

@@ -238,6 +238,13 @@ impl Server {
     }
 
     fn send(&mut self, conn: ConnId, from: AccountId, to: &str, text: String) {
+        #[cfg(test)]
+        let refuse_empty = self.config.planted != super::planted::Planted::EmptyTextAccepted;
+        #[cfg(not(test))]
+        let refuse_empty = true;
+        if refuse_empty && text.is_empty() {
+            return self.reply(conn, false, EMPTY_TEXT);
+        }
         let Some(to) = self.account_id(to) else {
             return self.reply(conn, false, UNKNOWN_RECIPIENT);
         };
@@ -250,7 +257,7 @@ impl Server {
             );
             return self.reply(conn, false, &text);
         }
-        if self.queued_bytes + text.len() as u64 > self.config.queued_bytes_max {
+        if self.queued_bytes + super::server::queued_cost(&text) > self.config.queued_bytes_max {
             return self.reply(conn, false, "The server's message store is full; try again later");
         }
         let from = self.accounts[&from].name.clone();

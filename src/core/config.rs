@@ -14,7 +14,8 @@ pub struct Config {
     pub inbound_buffered_len_max: usize,
     /// Messages waiting for one recipient.
     pub queue_len_max: usize,
-    /// Bytes of message text waiting, over all recipients.
+    /// Bytes of messages waiting, over all recipients: each counts its text plus
+    /// [`MESSAGE_OVERHEAD_BYTES`](super::MESSAGE_OVERHEAD_BYTES).
     pub queued_bytes_max: u64,
     /// Registered accounts.
     pub accounts_max: usize,

@@ -232,3 +232,34 @@ fn the_registration_limit_says_what_it_is_and_when_to_retry() {
     let c = h.open(4, Channel::Command, 1);
     assert_eq!(h.request(c, "3\nc\npw"), "0\nSuccessful Created and logged in");
 }
+
+#[test]
+fn empty_texts_are_refused_unless_planted() {
+    for (planted, accepted) in [(Planted::None, false), (Planted::EmptyTextAccepted, true)] {
+        let mut h = with(planted);
+        let alice = h.user(1, "alice");
+        h.user(2, "bob");
+        let reply = h.request(alice, "2\nbob\n");
+        let want = if accepted {
+            "0\nSent to recipient"
+        } else {
+            "-1\nEmpty message not sent: write some text"
+        };
+        assert_eq!(reply, want, "{planted:?}");
+    }
+}
+
+#[test]
+fn the_byte_bound_counts_a_fixed_overhead_per_message() {
+    let one = super::MESSAGE_OVERHEAD_BYTES + 1;
+    let mut h = Harness::new(Config { queued_bytes_max: 3 * one, ..Config::default() });
+    let alice = h.user(1, "alice");
+    h.user(2, "bob");
+    for _ in 0..3 {
+        assert_eq!(h.request(alice, "2\nbob\nx"), "0\nSent to recipient");
+    }
+    assert_eq!(
+        h.request(alice, "2\nbob\nx"),
+        "-1\nThe server's message store is full; try again later"
+    );
+}

@@ -38,7 +38,7 @@ mod timers;
 pub use config::Config;
 pub use names::{glob_match, validate_name, validate_password};
 pub use record::{AccountId, Lsn, MsgId, Record};
-pub use server::{ReplayError, Server};
+pub use server::{ReplayError, Server, MESSAGE_OVERHEAD_BYTES};
 
 /// A connection, numbered by the owner; unique for the life of the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

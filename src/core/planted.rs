@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::names::name_key;
-use super::server::{Queued, Role, Server};
+use super::server::{queued_cost, Queued, Role, Server};
 use super::{AccountId, ConnId, MsgId, Output, Record};
 use crate::wire::reply;
 
@@ -51,6 +51,8 @@ pub enum Planted {
     /// Registrations are counted against the address's limit when their hash finishes, not
     /// when it starts, so a concurrent burst all gets through.
     RegistrationUnlimited,
+    /// Empty texts are accepted (the check was lost when the text field became optional).
+    EmptyTextAccepted,
     /// Recovery replays a torn last record (its text cut short) as if it were whole. This one
     /// lives in the simulator's store model (`sim::disk`), not in the core.
     ReplayTornRecord,
@@ -74,7 +76,7 @@ impl Server {
             return;
         };
         let (_, queue) = self.graveyard.remove(at);
-        self.queued_bytes += queue.iter().map(|q| q.text.len() as u64).sum::<u64>();
+        self.queued_bytes += queue.iter().map(|q| queued_cost(&q.text)).sum::<u64>();
         let accounts = Arc::make_mut(&mut self.accounts);
         Arc::make_mut(accounts.get_mut(&account).expect("just registered")).queue = queue;
     }
@@ -90,7 +92,7 @@ impl Server {
         let queue =
             &mut Arc::make_mut(accounts.get_mut(&account).expect("logged-in account")).queue;
         if let Some(lost) = queue.pop_front() {
-            self.queued_bytes -= lost.text.len() as u64;
+            self.queued_bytes -= queued_cost(&lost.text);
         }
     }
 

@@ -58,6 +58,16 @@ pub(super) struct Account {
     pub queue: VecDeque<Queued>,
 }
 
+/// What one queued message counts against [`Config::queued_bytes_max`] besides its text: the
+/// memory a message costs whatever its text (a `Queued` of 56 bytes, its sender's name on the
+/// heap, the queue's slot, allocator rounding), so that tiny messages are bounded too.
+pub const MESSAGE_OVERHEAD_BYTES: u64 = 96;
+
+/// What a queued message with this text counts against the byte bound.
+pub(super) fn queued_cost(text: &str) -> u64 {
+    text.len() as u64 + MESSAGE_OVERHEAD_BYTES
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Queued {
     pub id: MsgId,
@@ -443,7 +453,8 @@ impl Server {
                 Arc::make_mut(&mut self.names).remove(&name_key(&removed.name));
                 #[cfg(test)]
                 self.planted_bury(&removed.name, &removed.queue);
-                self.queued_bytes -= removed.queue.iter().map(|q| q.text.len() as u64).sum::<u64>();
+                self.queued_bytes -=
+                    removed.queue.iter().map(|q| queued_cost(&q.text)).sum::<u64>();
             }
             Record::Message { id, from, to, text } => {
                 let accounts = Arc::make_mut(&mut self.accounts);
@@ -452,7 +463,7 @@ impl Server {
                     return Err(format!("message {id:?} is out of order"));
                 }
                 account.queue.push_back(Queued { id: *id, from: from.clone(), text: text.clone() });
-                self.queued_bytes += text.len() as u64;
+                self.queued_bytes += queued_cost(text);
             }
             Record::Delivered { to, ids } => {
                 let accounts = Arc::make_mut(&mut self.accounts);
@@ -460,7 +471,7 @@ impl Server {
                 for id in ids {
                     if let Ok(at) = account.queue.binary_search_by_key(id, |q| q.id) {
                         let removed = account.queue.remove(at).expect("index was just found");
-                        self.queued_bytes -= removed.text.len() as u64;
+                        self.queued_bytes -= queued_cost(&removed.text);
                     }
                 }
             }
