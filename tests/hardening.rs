@@ -190,3 +190,75 @@ fn tiny_messages_are_bounded_and_empty_ones_refused() {
     assert_eq!(server.queue_len("bob"), Some(10));
     server.shutdown();
 }
+
+fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("chatroom-hardening-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+}
+
+/// World-readable data: the data directory was 0755 and its log, snapshots and lock file 0644
+/// under a usual umask, so any local account could read message texts and password hashes.
+/// Now the directory is 0700 and every file in it 0600, snapshots and temporary files too.
+#[test]
+fn the_data_directory_and_its_files_are_private() {
+    let dir = fresh_dir("private");
+    let server = start_strict_with(|c| {
+        c.data_dir = Some(dir.clone());
+        c.store.snapshot_log_bytes_min = 2048;
+    });
+    let mut alice = user(&server, "alice");
+    drop(user(&server, "bob"));
+    let text = "x".repeat(500);
+    for _ in 0..20 {
+        assert_eq!(alice.request(&format!("2\nbob\n{text}")), "0\nSent to recipient");
+    }
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let files = loop {
+        let files: Vec<_> =
+            std::fs::read_dir(&dir).expect("data dir").map(|e| e.expect("entry").path()).collect();
+        let snapshot = files.iter().any(|p| p.to_string_lossy().contains("snap"));
+        if snapshot || std::time::Instant::now() > deadline {
+            break files;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(files.iter().any(|p| p.to_string_lossy().contains("snap")), "{files:?}");
+    assert_eq!(mode(&dir), 0o700);
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An existing data directory that others can write is refused with a clear error; one that
+/// others can only read (as older servers left it) is made private, with its files.
+#[test]
+fn a_shared_data_directory_is_refused_and_a_readable_one_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = fresh_dir("shared");
+    std::fs::create_dir_all(&dir).expect("create");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let mut config = chatroom::net::ServerConfig::ephemeral();
+    config.data_dir = Some(dir.clone());
+    let error = match chatroom::net::ServerHandle::start(config.clone()) {
+        Ok(_) => panic!("a world-writable data directory was accepted"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("group- or world-writable (mode 777)"), "{error}");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let old_file = dir.join("stray");
+    std::fs::write(&old_file, b"old").expect("write");
+    std::fs::set_permissions(&old_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let server = chatroom::net::ServerHandle::start(config).expect("starts");
+    assert_eq!((mode(&dir), mode(&old_file)), (0o700, 0o600));
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
