@@ -262,3 +262,32 @@ fn a_shared_data_directory_is_refused_and_a_readable_one_made_private() {
     server.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `list` stalled everyone: a 64 KiB pattern was matched against every account under the
+/// core's lock. Now a long pattern is refused, the scan is bounded (only names starting with
+/// the pattern's letters, at most `list_scan_max` of them) and says where it stopped, and the
+/// reply has a byte limit. (The stall itself is measured by `cargo bench --bench hardening`.)
+#[test]
+fn list_refuses_long_patterns_and_bounds_its_scan_and_reply() {
+    let server = start_strict_with(|c| {
+        c.core.list_scan_max = 50;
+        c.core.list_reply_bytes_max = 60;
+    });
+    let mut lister = user(&server, "lister");
+    for i in 0..120 {
+        drop(user(&server, &format!("u{i:03}")));
+    }
+    let hostile = format!("{}b", "*a".repeat(32 * 1024 - 8));
+    assert_eq!(lister.request(&format!("4\n{hostile}")), "-1\nPattern too long: at most 64 bytes");
+    let all = lister.request("4\n*");
+    assert!(
+        all.ends_with("(stopped after 50 names: start the pattern with more letters)"),
+        "{all}"
+    );
+    // Names starting with the pattern's letters are found wherever they sort.
+    assert_eq!(lister.request("4\nlist*"), "0\nlister ");
+    let some = lister.request("4\nu1*");
+    let shown: String = (100..112).map(|i| format!("u{i} ")).collect();
+    assert_eq!(some, format!("0\n{shown}(and 8 more: narrow the pattern)"));
+    server.shutdown();
+}

@@ -2,7 +2,9 @@
 
 use rand::RngCore;
 
-use super::names::{glob_match, name_key, validate_name, validate_password};
+use std::ops::Bound;
+
+use super::names::{name_key, validate_name, validate_password, Glob};
 use super::server::{Conn, JobKind, PendingJob, Role, Server, Session, Ticket};
 use super::throttle::Reservation;
 use super::timers::Timer;
@@ -267,23 +269,59 @@ impl Server {
         self.pump(to);
     }
 
+    /// Names matching `pattern`, in registration order. The work is bounded whatever the
+    /// number of accounts: only names starting with the pattern's leading letters are examined
+    /// (a range of the name index), at most `list_scan_max` of them, each matched without
+    /// allocating; the reply holds at most `list_len_max` names and `list_reply_bytes_max`
+    /// bytes, and says what it left out.
     fn list(&mut self, conn: ConnId, pattern: &str) {
-        let pattern = if pattern.is_empty() { "*" } else { pattern };
-        let mut text = String::new();
-        let mut hidden = 0usize;
-        let mut shown = 0usize;
-        for account in self.accounts.values().filter(|a| glob_match(pattern, &a.name)) {
-            if shown < self.config.list_len_max {
-                text.push_str(&account.name);
-                text.push(' ');
-                shown += 1;
-            } else {
-                hidden += 1;
+        let pattern_len_max = self.config.list_pattern_len_max;
+        if pattern.len() > pattern_len_max {
+            let text = format!("Pattern too long: at most {pattern_len_max} bytes");
+            return self.reply(conn, false, &text);
+        }
+        let glob = Glob::new(if pattern.is_empty() { "*" } else { pattern });
+        let prefix = glob.literal_prefix();
+        let mut matches = Vec::new();
+        let mut scanned = 0usize;
+        let mut stopped = false;
+        for (key, &account) in
+            self.names.range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+        {
+            if !key.starts_with(prefix) {
+                break;
             }
+            if scanned == self.config.list_scan_max {
+                stopped = true;
+                break;
+            }
+            scanned += 1;
+            if glob.matches(key) {
+                matches.push(account);
+            }
+        }
+        matches.sort_unstable();
+        let mut text = String::new();
+        let mut shown = 0usize;
+        for account in &matches {
+            let name = &self.accounts[account].name;
+            if shown == self.config.list_len_max
+                || text.len() + name.len() + 1 > self.config.list_reply_bytes_max
+            {
+                break;
+            }
+            text.push_str(name);
+            text.push(' ');
+            shown += 1;
         }
         #[cfg(test)]
         self.planted_list_deleted(&mut text);
-        if hidden > 0 {
+        let hidden = matches.len() - shown;
+        if stopped {
+            text.push_str(&format!(
+                "(stopped after {scanned} names: start the pattern with more letters)"
+            ));
+        } else if hidden > 0 {
             text.push_str(&format!("(and {hidden} more: narrow the pattern)"));
         }
         self.reply(conn, true, &text);

@@ -55,6 +55,14 @@ pub struct Config {
     pub push_window_len: usize,
     /// Names in one list reply.
     pub list_len_max: usize,
+    /// Bytes of names in one list reply.
+    pub list_reply_bytes_max: usize,
+    /// Longest list pattern, in bytes.
+    pub list_pattern_len_max: usize,
+    /// Names one list request examines (those starting with the pattern's leading letters,
+    /// in name order), so that no list holds up other clients for long however many accounts
+    /// there are.
+    pub list_scan_max: usize,
     /// A bug to plant, for tests that prove the checkers catch it.
     #[cfg(test)]
     pub planted: super::planted::Planted,
@@ -86,6 +94,9 @@ impl Default for Config {
             registration_window_ms: 600_000,
             push_window_len: 256,
             list_len_max: 1_000,
+            list_reply_bytes_max: 16 * 1024,
+            list_pattern_len_max: 64,
+            list_scan_max: 20_000,
             #[cfg(test)]
             planted: super::planted::Planted::None,
         }

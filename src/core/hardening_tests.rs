@@ -263,3 +263,20 @@ fn the_byte_bound_counts_a_fixed_overhead_per_message() {
         "-1\nThe server's message store is full; try again later"
     );
 }
+
+#[test]
+fn a_snapshot_view_keeps_the_state_it_captured_while_the_server_moves_on() {
+    let mut h = Harness::new(Config::default());
+    let alice = h.user(1, "alice");
+    h.user(2, "bob");
+    assert_eq!(h.request(alice, "2\nbob\nbefore"), "0\nSent to recipient");
+    let view = h.server.snapshot_view();
+    let before = h.server.snapshot();
+    assert_eq!(view.lsn(), h.server.last_lsn());
+    assert_eq!(h.request(alice, "2\nbob\nafter"), "0\nSent to recipient");
+    h.user(3, "carol");
+    let lsn_at_capture = view.lsn();
+    assert!(h.server.last_lsn() > lsn_at_capture);
+    assert_eq!(view.records(), before);
+    assert_ne!(h.server.snapshot(), before);
+}

@@ -137,6 +137,48 @@ pub(super) enum JobKind {
     Delete { account: AccountId, reservation: Reservation },
 }
 
+/// The accounts and queues as of one lsn, shared with the server that took it; see
+/// [`Server::snapshot_view`].
+#[derive(Debug, Clone)]
+pub struct SnapshotView {
+    accounts: Arc<BTreeMap<AccountId, Arc<Account>>>,
+    lsn: Lsn,
+}
+
+impl SnapshotView {
+    /// The lsn the view is as of: every record up to it is reflected.
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    /// The shortest list of records that rebuilds this state (accounts, then queued messages
+    /// in id order). Proportional to the state: call it off the core's lock.
+    pub fn records(&self) -> Vec<Record> {
+        let registers = self.accounts.iter().map(|(&account, a)| Record::Register {
+            account,
+            name: a.name.clone(),
+            password_hash: a.password_hash.clone(),
+        });
+        let mut messages: Vec<Record> = self
+            .accounts
+            .iter()
+            .flat_map(|(&to, a)| {
+                a.queue.iter().map(move |q| Record::Message {
+                    id: q.id,
+                    from: q.from.clone(),
+                    to,
+                    text: q.text.clone(),
+                })
+            })
+            .collect();
+        messages.sort_by_key(|r| match r {
+            Record::Message { id, .. } => *id,
+            _ => unreachable!("only messages were collected"),
+        });
+        registers.chain(messages).collect()
+    }
+}
+
 /// A record that cannot be applied to the state rebuilt so far: the log contradicts itself.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[error("record {index} of the recovered log does not apply: {reason}")]
@@ -205,28 +247,14 @@ impl Server {
     /// The shortest list of records that rebuilds the durable state (accounts, then queued
     /// messages), for compaction. It covers every record up to [`Server::last_lsn`].
     pub fn snapshot(&self) -> Vec<Record> {
-        let registers = self.accounts.iter().map(|(&account, a)| Record::Register {
-            account,
-            name: a.name.clone(),
-            password_hash: a.password_hash.clone(),
-        });
-        let mut messages: Vec<Record> = self
-            .accounts
-            .iter()
-            .flat_map(|(&to, a)| {
-                a.queue.iter().map(move |q| Record::Message {
-                    id: q.id,
-                    from: q.from.clone(),
-                    to,
-                    text: q.text.clone(),
-                })
-            })
-            .collect();
-        messages.sort_by_key(|r| match r {
-            Record::Message { id, .. } => *id,
-            _ => unreachable!("only messages were collected"),
-        });
-        registers.chain(messages).collect()
+        self.snapshot_view().records()
+    }
+
+    /// The state as of [`Server::last_lsn`], captured in O(1) (the accounts are shared copy on
+    /// write), to be turned into records later, off the core's lock. A change to an account
+    /// after the capture copies that one account (its queue), never the whole state.
+    pub fn snapshot_view(&self) -> SnapshotView {
+        SnapshotView { accounts: Arc::clone(&self.accounts), lsn: self.last_lsn }
     }
 
     // ---- handle --------------------------------------------------------------------------

@@ -15,7 +15,9 @@ use super::mailbox::{Mailbox, PushError};
 use super::socket::{SharedSocket, Socket};
 use super::sync::{Arc, Mutex, MutexGuard};
 use super::timer::TimerState;
-use crate::core::{ConnId, Event, Input, Lsn, MsgId, Output, PasswordJob, Record, Server};
+use crate::core::{
+    ConnId, Event, Input, Lsn, MsgId, Output, PasswordJob, Record, Server, SnapshotView,
+};
 
 /// What a connection's thread receives from the core.
 #[derive(Debug)]
@@ -56,8 +58,9 @@ pub(crate) trait RecordSink: Send {
     fn snapshot_due(&self) -> bool {
         false
     }
-    /// Writes a snapshot of the state as of `lsn` (after every record before it).
-    fn request_snapshot(&mut self, _lsn: Lsn, _records: Vec<Record>) {}
+    /// Writes a snapshot of the state `view` captured (after every record before its lsn),
+    /// building its records off the core's lock.
+    fn request_snapshot(&mut self, _view: SnapshotView) {}
     /// Flushes and stops; called once, without the core's lock held.
     fn shutdown(&mut self) {}
 }
@@ -109,8 +112,8 @@ impl Shared {
         driver.server.handle_input(Input { now_ms, event });
         driver.drain(now_ms);
         if driver.server.last_lsn() > last_before && driver.sink.snapshot_due() {
-            let (lsn, records) = (driver.server.last_lsn(), driver.server.snapshot());
-            driver.sink.request_snapshot(lsn, records);
+            let view = driver.server.snapshot_view();
+            driver.sink.request_snapshot(view);
         }
         self.timer.set(driver.server.poll_timeout());
     }

@@ -12,7 +12,7 @@ use rand_chacha::ChaCha20Rng;
 
 use super::driver::{RecordSink, Shared};
 use super::sync::{Arc, Condvar, Mutex};
-use crate::core::{self, Event, Lsn, Record, Server};
+use crate::core::{self, Event, Lsn, Record, Server, SnapshotView};
 use crate::store::{FsDisk, FsyncPolicy, GroupCommit, StoreError, StoreOptions, Wal};
 
 /// Records go to the write-ahead log through the group-commit writer.
@@ -36,9 +36,11 @@ impl RecordSink for WalSink {
         self.writer.as_ref().is_some_and(GroupCommit::snapshot_due)
     }
 
-    fn request_snapshot(&mut self, lsn: Lsn, records: Vec<Record>) {
+    fn request_snapshot(&mut self, view: SnapshotView) {
         let writer = self.writer.as_ref().expect("snapshot after shutdown");
-        if let Err(error) = writer.request_snapshot(lsn, records) {
+        // Only the Arc clone was taken under the lock; the records are built by the writer.
+        let lsn = view.lsn();
+        if let Err(error) = writer.request_snapshot_with(lsn, Box::new(move || view.records())) {
             fatal(&error);
         }
     }

@@ -30,9 +30,12 @@ pub const BATCH_LEN_MAX: usize = 4_096;
 /// [`GroupCommit::submit`], which could wait on a full queue that only this thread drains.
 pub type DurableCallback = Box<dyn FnMut(Result<Lsn, &StoreError>) + Send>;
 
+/// Builds a snapshot's records; run on the writer thread, off the caller's locks.
+pub type SnapshotBuilder = Box<dyn FnOnce() -> Vec<Record> + Send>;
+
 enum Command {
     Record(Lsn, Record),
-    Snapshot(Lsn, Vec<Record>),
+    Snapshot(Lsn, SnapshotBuilder),
     Shutdown,
 }
 
@@ -90,9 +93,20 @@ impl GroupCommit {
     /// Queues a snapshot of the state as of `lsn`, the last lsn submitted before it; it is
     /// written after those records, and replaces the log they are in.
     pub fn request_snapshot(&self, lsn: Lsn, records: Vec<Record>) -> Result<(), StoreError> {
+        self.request_snapshot_with(lsn, Box::new(move || records))
+    }
+
+    /// [`GroupCommit::request_snapshot`] with records built later, by `build` on the writer
+    /// thread: the caller only captures the state (e.g. a [`crate::core::SnapshotView`], an
+    /// `Arc` clone) and never waits for the serialisation.
+    pub fn request_snapshot_with(
+        &self,
+        lsn: Lsn,
+        build: SnapshotBuilder,
+    ) -> Result<(), StoreError> {
         // Set before sending, so the writer's clearing always comes after it.
         self.published.snapshot_pending.store(true, Ordering::Relaxed);
-        self.send(Command::Snapshot(lsn, records))
+        self.send(Command::Snapshot(lsn, build))
     }
 
     /// Bytes logged since the last snapshot, as of the last batch committed.
@@ -182,8 +196,8 @@ fn apply_batch<D: Disk>(
     loop {
         match command {
             Command::Record(lsn, record) => wal.append(lsn, &record)?,
-            Command::Snapshot(lsn, records) => {
-                wal.write_snapshot(lsn, &records)?;
+            Command::Snapshot(lsn, build) => {
+                wal.write_snapshot(lsn, &build())?;
                 batch.snapshot_written = true;
             }
             Command::Shutdown => {
