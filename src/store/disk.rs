@@ -60,6 +60,10 @@ pub trait Disk {
     fn remove(&mut self, name: &str) -> Result<(), DiskError>;
     /// Sets a file's length to `len` bytes: cuts it, or extends it with zeros.
     fn truncate(&mut self, name: &str, len: u64) -> Result<(), DiskError>;
+    /// A file's length in bytes (by reading it, unless the disk knows better).
+    fn len(&self, name: &str) -> Result<u64, DiskError> {
+        Ok(self.read(name)?.len() as u64)
+    }
 }
 
 /// Lets a caller lend a disk to a [`super::Wal`] and keep it, for instance to crash it after a
@@ -259,6 +263,12 @@ impl Disk for FsDisk {
     fn read(&self, name: &str) -> Result<Vec<u8>, DiskError> {
         check_name("read", name)?;
         fs::read(self.dir.join(name)).map_err(|e| DiskError::new("read", name, e))
+    }
+
+    fn len(&self, name: &str) -> Result<u64, DiskError> {
+        check_name("len", name)?;
+        let metadata = fs::metadata(self.dir.join(name));
+        Ok(metadata.map_err(|e| DiskError::new("len", name, e))?.len())
     }
 
     fn append(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {

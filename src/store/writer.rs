@@ -12,8 +12,9 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
+use super::codec;
 use super::disk::Disk;
-use super::wal::Wal;
+use super::wal::{SnapshotWrite, Wal};
 use super::{FsyncPolicy, StoreError};
 use crate::core::record::{Lsn, Record};
 
@@ -149,6 +150,83 @@ impl Drop for GroupCommit {
     }
 }
 
+/// Bytes of a snapshot written (and synced) between two batches of records, so that records
+/// wait at most for one piece, never for the whole snapshot. Covered files are freed 16
+/// pieces at a time.
+pub const SNAPSHOT_PIECE_LEN: usize = 1 << 20;
+
+/// A snapshot in progress: its bytes are made by a helper thread (building the records from
+/// the captured state and encoding them), then written a piece at a time between batches.
+struct SnapshotJob {
+    /// `None` once the snapshot is in place and the files it covers are being removed.
+    write: Option<SnapshotWrite>,
+    encoded: Receiver<Result<Vec<u8>, StoreError>>,
+    bytes: Option<Vec<u8>>,
+    written_len: usize,
+    /// Files the snapshot covers, still to remove (a piece at a time, like the writing).
+    covered: Vec<String>,
+}
+
+impl SnapshotJob {
+    fn start<D: Disk>(
+        wal: &mut Wal<D>,
+        lsn: Lsn,
+        build: SnapshotBuilder,
+    ) -> Result<Option<Self>, StoreError> {
+        let Some(write) = wal.begin_snapshot(lsn)? else { return Ok(None) };
+        let (sender, encoded) = mpsc::channel();
+        thread::Builder::new()
+            .name("store-snapshot".into())
+            .spawn(move || {
+                let bytes = codec::encode_snapshot(lsn, &build()).map_err(StoreError::from);
+                let _ = sender.send(bytes);
+            })
+            .map_err(StoreError::Spawn)?;
+        Ok(Some(SnapshotJob {
+            write: Some(write),
+            encoded,
+            bytes: None,
+            written_len: 0,
+            covered: Vec::new(),
+        }))
+    }
+
+    /// Does the next piece of work: writes a piece if the bytes are ready (waiting for them if
+    /// `wait`), puts the snapshot in place, or frees a piece of a covered file. True once all
+    /// is done.
+    fn step<D: Disk>(&mut self, wal: &mut Wal<D>, wait: bool) -> Result<bool, StoreError> {
+        let Some(write) = &self.write else {
+            let Some(file) = self.covered.first() else { return Ok(true) };
+            if wal.remove_covered_piece(file, SNAPSHOT_PIECE_LEN as u64 * 16)? {
+                self.covered.remove(0);
+            }
+            return Ok(self.covered.is_empty());
+        };
+        if self.bytes.is_none() {
+            let received = if wait {
+                self.encoded.recv().map_err(|_| StoreError::WriterPanicked)
+            } else {
+                match self.encoded.try_recv() {
+                    Ok(bytes) => Ok(bytes),
+                    Err(mpsc::TryRecvError::Empty) => return Ok(false),
+                    Err(mpsc::TryRecvError::Disconnected) => Err(StoreError::WriterPanicked),
+                }
+            };
+            self.bytes = Some(received??);
+        }
+        let bytes = self.bytes.as_ref().expect("set above");
+        let end = (self.written_len + SNAPSHOT_PIECE_LEN).min(bytes.len());
+        wal.write_snapshot_piece(write, &bytes[self.written_len..end])?;
+        self.written_len = end;
+        if end == bytes.len() {
+            self.bytes = None;
+            let write = self.write.take().expect("matched above");
+            self.covered = wal.finish_snapshot(write)?;
+        }
+        Ok(false)
+    }
+}
+
 fn run<D: Disk>(
     mut wal: Wal<D>,
     fsync: FsyncPolicy,
@@ -157,20 +235,50 @@ fn run<D: Disk>(
     published: &Published,
 ) -> Result<(), StoreError> {
     let mut reported = wal.durable_lsn();
-    // recv fails only once every sender is gone: an implicit shutdown.
-    while let Ok(first) = receiver.recv() {
-        let batch = apply_batch(&mut wal, first, receiver)?;
-        let lsn = commit(&mut wal, fsync)?;
-        published.log_bytes_since_snapshot.store(wal.log_bytes_since_snapshot(), Ordering::Relaxed);
-        if batch.snapshot_written {
-            // After the byte count, so the count that made the snapshot due is gone first.
-            published.snapshot_pending.store(false, Ordering::Relaxed);
+    let mut snapshot: Option<SnapshotJob> = None;
+    let mut stopping = false;
+    loop {
+        let first = if stopping {
+            None
+        } else if snapshot.is_some() {
+            // Records first, but do not sleep while a snapshot has work.
+            match receiver.recv_timeout(std::time::Duration::from_millis(1)) {
+                Ok(command) => Some(command),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => Some(Command::Shutdown),
+            }
+        } else {
+            // recv fails only once every sender is gone: an implicit shutdown.
+            Some(receiver.recv().unwrap_or(Command::Shutdown))
+        };
+        if let Some(first) = first {
+            let batch = apply_batch(&mut wal, first, receiver, &mut snapshot)?;
+            let lsn = commit(&mut wal, fsync)?;
+            published
+                .log_bytes_since_snapshot
+                .store(wal.log_bytes_since_snapshot(), Ordering::Relaxed);
+            if batch.snapshot_skipped {
+                published.snapshot_pending.store(false, Ordering::Relaxed);
+            }
+            if lsn > reported {
+                reported = lsn;
+                on_durable(Ok(lsn));
+            }
+            stopping |= batch.stop;
         }
-        if lsn > reported {
-            reported = lsn;
-            on_durable(Ok(lsn));
+        // On shutdown a snapshot in progress is finished first: it was asked for, and it is
+        // cheap to complete compared with replaying the log it replaces.
+        if let Some(job) = &mut snapshot {
+            if job.step(&mut wal, stopping)? {
+                snapshot = None;
+                published
+                    .log_bytes_since_snapshot
+                    .store(wal.log_bytes_since_snapshot(), Ordering::Relaxed);
+                // After the byte count, so the count that made the snapshot due is gone first.
+                published.snapshot_pending.store(false, Ordering::Relaxed);
+            }
         }
-        if batch.stop {
+        if stopping && snapshot.is_none() {
             break;
         }
     }
@@ -180,7 +288,8 @@ fn run<D: Disk>(
 /// What one batch contained besides records.
 #[derive(Default)]
 struct Batch {
-    snapshot_written: bool,
+    /// A snapshot was asked for that the last one already covers.
+    snapshot_skipped: bool,
     stop: bool,
 }
 
@@ -189,6 +298,7 @@ fn apply_batch<D: Disk>(
     wal: &mut Wal<D>,
     first: Command,
     receiver: &Receiver<Command>,
+    snapshot: &mut Option<SnapshotJob>,
 ) -> Result<Batch, StoreError> {
     let mut batch = Batch::default();
     let mut command = first;
@@ -197,8 +307,12 @@ fn apply_batch<D: Disk>(
         match command {
             Command::Record(lsn, record) => wal.append(lsn, &record)?,
             Command::Snapshot(lsn, build) => {
-                wal.write_snapshot(lsn, &build())?;
-                batch.snapshot_written = true;
+                // `snapshot_pending` keeps a second request away while one is in progress.
+                debug_assert!(snapshot.is_none(), "a snapshot requested while one is written");
+                match SnapshotJob::start(wal, lsn, build)? {
+                    Some(job) => *snapshot = Some(job),
+                    None => batch.snapshot_skipped = true,
+                }
             }
             Command::Shutdown => {
                 batch.stop = true;
@@ -400,8 +514,13 @@ mod tests {
         assert!(!writer.snapshot_due());
         release_sender.send(()).expect("release");
         assert_eq!(done.recv(), Ok(Ok(Lsn(2))));
+        // The snapshot is written in pieces after the batch that asked for it: wait for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !writer.snapshot_due() {
+            assert!(std::time::Instant::now() < deadline, "due again once the snapshot is written");
+            thread::sleep(std::time::Duration::from_millis(1));
+        }
         assert!(writer.log_bytes_since_snapshot() > 0, "record 2 was logged after the snapshot");
-        assert!(writer.snapshot_due(), "due again once the snapshot is written");
         writer.shutdown().expect("clean shutdown");
     }
 }
