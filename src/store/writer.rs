@@ -165,6 +165,8 @@ struct SnapshotJob {
     written_len: usize,
     /// Files the snapshot covers, still to remove (a piece at a time, like the writing).
     covered: Vec<String>,
+    /// The log's bytes since the last snapshot when this one began.
+    log_bytes_at_start: u64,
 }
 
 impl SnapshotJob {
@@ -173,6 +175,7 @@ impl SnapshotJob {
         lsn: Lsn,
         build: SnapshotBuilder,
     ) -> Result<Option<Self>, StoreError> {
+        let log_bytes_at_start = wal.log_bytes_since_snapshot();
         let Some(write) = wal.begin_snapshot(lsn)? else { return Ok(None) };
         let (sender, encoded) = mpsc::channel();
         thread::Builder::new()
@@ -188,6 +191,7 @@ impl SnapshotJob {
             bytes: None,
             written_len: 0,
             covered: Vec::new(),
+            log_bytes_at_start,
         }))
     }
 
@@ -269,7 +273,11 @@ fn run<D: Disk>(
         // On shutdown a snapshot in progress is finished first: it was asked for, and it is
         // cheap to complete compared with replaying the log it replaces.
         if let Some(job) = &mut snapshot {
-            if job.step(&mut wal, stopping)? {
+            // If the helper falls behind (a busy machine), the log may not outgrow the
+            // snapshot threshold three times over meanwhile: then the writer waits for it.
+            let grown = wal.log_bytes_since_snapshot().saturating_sub(job.log_bytes_at_start);
+            let behind = grown >= wal.options().snapshot_log_bytes_min.saturating_mul(3);
+            if job.step(&mut wal, stopping || behind)? {
                 snapshot = None;
                 published
                     .log_bytes_since_snapshot
