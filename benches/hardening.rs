@@ -236,40 +236,46 @@ fn list_flood(accounts: usize, seconds: f64) {
     // segments of 16 that fit a 32-byte name at 17 places, compared up to 16 bytes each,
     // the matcher's worst case (name x pattern), and fail only at their last byte.
     let pattern = format!("*{}", "???????????????z*".repeat(3));
-    let stop = Arc::new(AtomicBool::new(false));
-    let lists = Arc::new(AtomicU64::new(0));
-    let worst_list_us = Arc::new(AtomicU64::new(0));
-    let flooders: Vec<_> = (0..8)
-        .map(|i| {
-            let mut conn = register(addr, &format!("flooder{i}"));
-            let (stop, lists, worst) = (stop.clone(), lists.clone(), worst_list_us.clone());
-            let request = format!("4\n{pattern}");
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let sent = Instant::now();
-                    let reply = conn.request(&request);
-                    assert!(reply.starts_with("0\n"), "{reply}");
-                    worst.fetch_max(sent.elapsed().as_micros() as u64, Ordering::Relaxed);
-                    lists.fetch_add(1, Ordering::Relaxed);
-                }
+    // First 8 connections sending `help` (a control: what 8 busy clients cost the bystander
+    // on this machine), then the same 8 sending the list.
+    for (what, request) in [("help", "0".to_owned()), ("list", format!("4\n{pattern}"))] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let worst_us = Arc::new(AtomicU64::new(0));
+        let flooders: Vec<_> = (0..8)
+            .map(|i| {
+                let mut conn = register(addr, &format!("{what}{i}"));
+                let (stop, done, worst) = (stop.clone(), done.clone(), worst_us.clone());
+                let request = request.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let sent = Instant::now();
+                        let reply = conn.request(&request);
+                        assert!(reply.starts_with("0\n"), "{reply}");
+                        worst.fetch_max(sent.elapsed().as_micros() as u64, Ordering::Relaxed);
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
             })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs_f64(seconds));
-    stop.store(true, Ordering::Relaxed);
-    for flooder in flooders {
-        flooder.join().expect("flooder");
+            .collect();
+        bystander.reset();
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+        stop.store(true, Ordering::Relaxed);
+        let (worst_ms, requests) = bystander.read();
+        for flooder in flooders {
+            flooder.join().expect("flooder");
+        }
+        let done = done.load(Ordering::Relaxed);
+        println!(
+            "list: 8 connections sending {what} ({request:?}) for {seconds} s: {done} answered \
+             ({:.0}/s, worst round trip {:.1} ms); bystander worst round trip {worst_ms:.2} ms \
+             ({requests} requests)",
+            done as f64 / seconds,
+            worst_us.load(Ordering::Relaxed) as f64 / 1000.0
+        );
     }
-    let (worst_ms, requests) = bystander.stop();
-    let lists = lists.load(Ordering::Relaxed);
+    bystander.stop();
     println!("list: quiet bystander worst round trip {:.2} ms ({} requests)", quiet.0, quiet.1);
-    println!(
-        "list: 8 connections listing {pattern:?} for {seconds} s: {lists} lists ({:.0}/s, worst \
-         list round trip {:.1} ms); bystander worst round trip {worst_ms:.2} ms ({requests} \
-         requests)",
-        lists as f64 / seconds,
-        worst_list_us.load(Ordering::Relaxed) as f64 / 1000.0
-    );
     server.shutdown();
 }
 

@@ -96,7 +96,7 @@ impl Default for Config {
             list_len_max: 1_000,
             list_reply_bytes_max: 16 * 1024,
             list_pattern_len_max: 64,
-            list_scan_max: 5_000,
+            list_scan_max: 2_000,
             #[cfg(test)]
             planted: super::planted::Planted::None,
         }
