@@ -9,7 +9,8 @@
 //! - `list`: `--accounts` (default 25,000) accounts, 8 connections sending `list` with the
 //!   names of 32 bytes and a pattern built for the matcher's worst case (no literal prefix, so
 //!   every scan goes to its bound) for `--seconds` while a bystander sends requests: the
-//!   bystander's worst round trip and the lists answered.
+//!   bystander's worst round trip and the lists answered; first the same 8 connections send
+//!   `help` for as long, as a control (what 8 busy clients cost on this machine).
 //!
 //! ```text
 //! cargo bench --bench hardening -- [guesses|snapshot|list|all] [--seconds S]
