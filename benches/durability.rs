@@ -210,6 +210,8 @@ fn server_config(dir: &Path, fsync: FsyncPolicy) -> ServerConfig {
     let core = &mut config.core;
     core.connections_per_peer_max = 10_000;
     core.connections_max = 10_000;
+    // Every sender registers from loopback.
+    core.registrations_per_peer_max = usize::MAX;
     // Recipients stay offline: their queues hold everything sent during the run.
     core.queue_len_max = 10_000_000;
     core.queued_bytes_max = u64::MAX / 2;

@@ -16,7 +16,8 @@ use chatroom::fuzzing::{ConnState, CoreDriver};
 use chatroom::net::{ServerConfig, ServerHandle};
 use chatroom::wire::{encode, reply};
 use support::{
-    assert_others_still_chat, bare_relay, start_with, user, wait_no_relay, wait_relay, Conn,
+    assert_others_still_chat, bare_relay, start_with, ticket_relay, user, wait_no_relay,
+    wait_relay, Conn,
 };
 
 /// Where a case's bytes go.
@@ -28,8 +29,11 @@ enum Setup {
     LoggedIn,
     /// A fresh relay connection; the case's user is logged in on a command connection.
     Relay,
-    /// A relay bound with a bare handshake to the case's logged-in user.
+    /// A relay bound with a bare handshake to the case's logged-in user (the original
+    /// client, which prints every frame as a message: it gets no failure frames).
     BoundRelay,
+    /// A relay bound with a ticket to the case's logged-in user.
+    TicketedRelay,
 }
 
 /// What the connection must look like after the case's replies.
@@ -160,10 +164,14 @@ fn catalogue() -> Vec<Case> {
         case("relay_hello_not_utf8", Relay, framed(b"\xff\xfe"), vec![fail("Invalid request: the message is not valid UTF-8")], Close),
         case("relay_hello_bad_header", Relay, b"bob!      ".to_vec(), vec![bad_header()], Close),
         case("relay_hello_9999999999", Relay, b"9999999999".to_vec(), vec![too_large(9_999_999_999, 8192)], Close),
-        // A bound relay that sends what it should not.
-        case("relay_ack_without_ticket", BoundRelay, framed(b"7\n1"), vec![fail("This relay was opened without a ticket and takes no acknowledgements")], Keep),
-        case("relay_unknown_code", BoundRelay, framed(b"8\n1"), vec![fail("invalid command:8")], Keep),
-        case("relay_frame_over_its_limit", BoundRelay, b"300       ".to_vec(), vec![too_large(300, 256)], Close),
+        // A bound relay that sends what it should not: a failure frame on a ticketed relay;
+        // nothing on a bare one (the original client would show it as a message), whose
+        // closing is a plain close.
+        case("relay_ack_without_ticket", BoundRelay, framed(b"7\n1"), vec![], Keep),
+        case("relay_unknown_code", TicketedRelay, framed(b"8\n1"), vec![fail("invalid command:8")], Keep),
+        case("relay_unknown_code_bare", BoundRelay, framed(b"8\n1"), vec![], Keep),
+        case("relay_frame_over_its_limit", TicketedRelay, b"300       ".to_vec(), vec![too_large(300, 256)], Close),
+        case("relay_frame_over_its_limit_bare", BoundRelay, b"300       ".to_vec(), vec![], Close),
     ];
     cases.sort_by_key(|c| c.name);
     cases
@@ -199,6 +207,13 @@ fn check_replies(case: &Case, got: &[String]) {
     }
 }
 
+/// The push of "still here" from `user` to itself, as a bare or a ticketed relay shows it.
+fn assert_push(got: &str, user: &str, case: &Case) {
+    let bare = format!("0\n{user}:still here");
+    let ticketed = format!("\n{user}\nstill here");
+    assert!(got == bare || got.starts_with("7\n") && got.ends_with(&ticketed), "{}", case.name);
+}
+
 // ---- over real TCP ------------------------------------------------------------------------------
 
 fn tcp_server(change: impl FnOnce(&mut ServerConfig)) -> ServerHandle {
@@ -221,6 +236,10 @@ fn tcp_setup(server: &ServerHandle, case: &Case, user_name: &str) -> (Conn, Opti
         Setup::BoundRelay => {
             let owner = user(server, user_name);
             (bare_relay(server, user_name), Some(owner))
+        }
+        Setup::TicketedRelay => {
+            let mut owner = user(server, user_name);
+            (ticket_relay(server, &mut owner, user_name), Some(owner))
         }
     }
 }
@@ -250,7 +269,7 @@ fn tcp_run(server: &ServerHandle, case: &Case, index: usize) {
                 owner.request(&format!("2\n{user_name}\nstill here")),
                 "0\nSent to recipient"
             );
-            assert_eq!(conn.recv(), format!("0\n{user_name}:still here"), "{}", case.name);
+            assert_push(&conn.recv(), &user_name, case);
         }
     }
 }
@@ -282,7 +301,12 @@ fn catalogue_over_tcp() {
 // ---- against the core -----------------------------------------------------------------------------
 
 fn core_config() -> Config {
-    Config { connections_per_peer_max: 1_000, ..Config::default() }
+    Config {
+        connections_per_peer_max: 1_000,
+        registrations_per_peer_max: 100_000,
+        bare_relay_allowed: true,
+        ..Config::default()
+    }
 }
 
 fn core_user(driver: &mut CoreDriver, name: &str) -> chatroom::core::ConnId {
@@ -297,11 +321,18 @@ fn core_run(driver: &mut CoreDriver, case: &Case, index: usize) {
     let (conn, owner) = match case.setup {
         Setup::Command => (driver.open(Channel::Command, 1), None),
         Setup::LoggedIn => (core_user(driver, &user_name), None),
-        Setup::Relay | Setup::BoundRelay => {
+        Setup::Relay | Setup::BoundRelay | Setup::TicketedRelay => {
             let owner = core_user(driver, &user_name);
             let relay = driver.open(Channel::Relay, 1);
-            if matches!(case.setup, Setup::BoundRelay) {
-                driver.feed(relay, &framed(user_name.as_bytes()));
+            match case.setup {
+                Setup::BoundRelay => driver.feed(relay, &framed(user_name.as_bytes())),
+                Setup::TicketedRelay => {
+                    driver.feed(owner, &framed(b"6"));
+                    let ticket = driver.take(owner).remove(0);
+                    let ticket = ticket.strip_prefix("0\n").expect("a ticket");
+                    driver.feed(relay, &framed(format!("{user_name}\n{ticket}").as_bytes()));
+                }
+                _ => {}
             }
             (relay, Some(owner))
         }
@@ -325,12 +356,9 @@ fn core_run(driver: &mut CoreDriver, case: &Case, index: usize) {
         (After::Keep, Some(owner)) => {
             driver.feed(owner, &framed(format!("2\n{user_name}\nstill here").as_bytes()));
             assert_eq!(driver.take(owner), vec!["0\nSent to recipient"]);
-            assert_eq!(
-                driver.take(conn),
-                vec![format!("0\n{user_name}:still here")],
-                "{}",
-                case.name
-            );
+            let got = driver.take(conn);
+            assert_eq!(got.len(), 1, "{}: {got:?}", case.name);
+            assert_push(&got[0], &user_name, case);
         }
     }
 }

@@ -66,7 +66,13 @@ fn the_terminal_client_logs_in_shows_queued_pushes_and_logs_out() {
     wait_for("invalid recipient");
     stdin.write_all(b"-1\nq\n").unwrap();
     wait_for("Logging out");
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status}");
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", output.status);
+    // Its input is a pipe, so passwords cannot be hidden: it says so.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("input is not a terminal: passwords are read as plain lines"),
+        "{stderr}"
+    );
     server.shutdown();
 }

@@ -48,6 +48,8 @@ impl ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chatroom"))
             .args(["server", "--command-port", "0", "--relay-port", "0"])
             .args(["--argon2-memory-kib", "8", "--argon2-iterations", "1"])
+            // Every test client registers from loopback.
+            .args(["--registrations-per-address-max", "100000"])
             .args(["--snapshot-log-bytes-min", &snapshot_min, "--fsync", "always"])
             .arg("--data-dir")
             .arg(dir)

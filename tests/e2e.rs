@@ -25,7 +25,7 @@ fn every_command_with_the_original_texts() {
     let mut relay = bare_relay(&server, "abc");
     assert_eq!(relay.recv(), "0\ntester:hi");
     assert_eq!(c.request("5\nabc\nabc"), "0\naccount deleted");
-    assert_eq!(relay.recv(), "-1\nThis account was deleted; the relay is closed");
+    // The original client prints every frame as a message: its relay gets a plain close.
     relay.assert_closed();
     assert_eq!(c.request("3\nnew\npw"), "0\nSuccessful Created and logged in");
     assert_eq!(c.request("4\n*e*"), "0\ntester new ");
@@ -128,8 +128,17 @@ fn refused_relay_handshakes_never_receive_a_message() {
     let mut good = Conn::connect(server.relay_addr());
     good.send(&format!("bob\n{ticket}"));
     wait_relay(&server, "bob");
-    // The session already has its relay.
+    // A bare handshake for a session that uses tickets.
     let mut r = bare_relay(&server, "bob");
+    assert_eq!(
+        r.recv(),
+        "-1\nRelay refused: this session uses tickets; a bare handshake is refused"
+    );
+    r.assert_closed();
+    // The session already has its relay.
+    let second = bob.request("6").strip_prefix("0\n").unwrap().to_owned();
+    let mut r = Conn::connect(server.relay_addr());
+    r.send(&format!("bob\n{second}"));
     assert_eq!(r.recv(), "-1\nRelay refused: this session already has a relay");
     r.assert_closed();
     // The ticket was spent by its first use.
@@ -195,8 +204,8 @@ fn bad_input_gets_the_failure_reply_while_others_keep_chatting() {
 }
 
 #[test]
-fn strict_mode_refuses_the_bare_handshake() {
-    let server = start_with(|c| c.core.relay_tickets_only = true);
+fn the_shipped_defaults_refuse_the_bare_handshake() {
+    let server = start_strict_with(|_| {});
     let mut bob = user(&server, "bob");
     let mut r = bare_relay(&server, "bob");
     assert!(r

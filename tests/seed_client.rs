@@ -7,7 +7,10 @@ use chatroom::net::{ServerConfig, ServerHandle};
 
 #[test]
 fn the_seed_readme_client_works_unchanged() {
-    let server = ServerHandle::start(ServerConfig::ephemeral()).expect("server starts");
+    // The original client opens its relay with the bare handshake, which needs the opt-in.
+    let mut config = ServerConfig::ephemeral();
+    config.core.bare_relay_allowed = true;
+    let server = ServerHandle::start(config).expect("server starts");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/seed_client.py");
     let output = Command::new("python3")
         .arg(script)

@@ -24,6 +24,8 @@ fn data_dir(name: &str) -> PathBuf {
 fn config_in(dir: &Path) -> ServerConfig {
     let mut config = ServerConfig::ephemeral();
     config.data_dir = Some(dir.to_path_buf());
+    // `assert_bob_receives` reads with the original client's bare relay.
+    config.core.bare_relay_allowed = true;
     config
 }
 
@@ -244,8 +246,9 @@ fn store_size(dir: &Path) -> (Vec<String>, u64) {
 fn snapshots_keep_the_log_bounded_while_messages_are_delivered() {
     const SNAPSHOT_LOG_BYTES_MIN: u64 = 4096;
     const MESSAGES: usize = 3000;
-    // Compaction can lag the log by a snapshot or two; without it the log reaches ~200 KB.
-    const STORE_BYTES_MAX: u64 = 48 * 1024;
+    // Compaction can lag the log by a snapshot or two (a snapshot is written while the log
+    // goes on, up to three thresholds more); without it the log reaches ~200 KB.
+    const STORE_BYTES_MAX: u64 = 64 * 1024;
     let dir = data_dir("compaction");
     let mut config = config_in(&dir);
     config.store.snapshot_log_bytes_min = SNAPSHOT_LOG_BYTES_MIN;

@@ -134,6 +134,8 @@ impl ChildServer {
         command
             .args(["server", "--command-port", "0", "--relay-port", "0"])
             .args(["--connections-max", &connections, "--connections-per-peer-max", &connections])
+            // Every benchmark client registers from loopback.
+            .args(["--registrations-per-address-max", &connections])
             .args(["--queue-len-max", &options.queue_len_max.to_string()])
             .args(["--argon2-memory-kib", "8", "--argon2-iterations", "1"])
             .args(["--fsync", options.fsync])

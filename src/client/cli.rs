@@ -3,7 +3,8 @@
 //! The user picks a numbered command and is prompted for its fields. After a login or a
 //! registration the client opens an authenticated (ticketed) relay; a relay thread prints each
 //! pushed message above the prompt (clearing the prompt line first, then drawing the prompt
-//! again) and acknowledges it once printed.
+//! again) and acknowledges it once printed. Passwords are read without echo when the input is
+//! a terminal; otherwise the client says, once, that they are read as plain lines.
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -79,11 +80,44 @@ struct Console {
     prompt: Mutex<String>,
     /// On a terminal, a push clears the prompt line; elsewhere it starts a new line.
     is_terminal: bool,
+    /// Whether the input is a terminal (passwords are then read without echo).
+    input_is_terminal: bool,
+    /// The note that passwords are read as plain lines was shown.
+    warned_plain_password: AtomicBool,
 }
 
 impl Console {
     fn new() -> Console {
-        Console { prompt: Mutex::new(String::new()), is_terminal: io::stdout().is_terminal() }
+        Console {
+            prompt: Mutex::new(String::new()),
+            is_terminal: io::stdout().is_terminal(),
+            input_is_terminal: io::stdin().is_terminal(),
+            warned_plain_password: AtomicBool::new(false),
+        }
+    }
+
+    /// Shows `prompt` and reads a password: without echo on a terminal; elsewhere as a plain
+    /// line, after saying so once (on stderr, so scripts reading stdout are not disturbed).
+    fn ask_password(&self, prompt: &str) -> io::Result<Option<String>> {
+        if !self.input_is_terminal {
+            if !self.warned_plain_password.swap(true, Ordering::Relaxed) {
+                eprintln!("(input is not a terminal: passwords are read as plain lines)");
+            }
+            return self.ask(prompt);
+        }
+        {
+            let mut shown = self.lock();
+            prompt.clone_into(&mut shown);
+            print!("{prompt}");
+            io::stdout().flush()?;
+        }
+        let read = rpassword::read_password();
+        self.lock().clear();
+        match read {
+            Ok(password) => Ok(Some(password)),
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, String> {
@@ -178,7 +212,9 @@ impl Session {
             }
             "1" | "3" | "5" => {
                 let Some(name) = self.console.ask("Username: ")? else { return Ok(false) };
-                let Some(password) = self.console.ask("Password: ")? else { return Ok(false) };
+                let Some(password) = self.console.ask_password("Password: ")? else {
+                    return Ok(false);
+                };
                 let reply = match code {
                     "1" => self.client.login(&name, &password)?,
                     "3" => self.client.register(&name, &password)?,

@@ -2,8 +2,11 @@
 
 use rand::RngCore;
 
-use super::names::{glob_match, name_key, validate_name, validate_password};
+use std::ops::Bound;
+
+use super::names::{name_key, validate_name, validate_password, Glob};
 use super::server::{Conn, JobKind, PendingJob, Role, Server, Session, Ticket};
+use super::throttle::Reservation;
 use super::timers::Timer;
 use super::Record;
 use super::{AccountId, ConnId, JobId, MsgId, Output, PasswordJob, PasswordOutcome, PasswordWork};
@@ -38,26 +41,35 @@ impl Server {
         self.conns[&conn].peer
     }
 
-    fn throttled(&mut self, conn: ConnId, account: Option<AccountId>) -> bool {
-        let Some(wait_s) = self.throttle.wait_s(account, self.peer(conn), self.now_ms) else {
-            return false;
-        };
-        let text = format!("Too many failed attempts; try again in {wait_s} s");
-        self.reply(conn, false, &text);
-        true
+    /// Reserves a password check of `name` from `conn`'s address, or replies that it is
+    /// throttled. The reply's text depends only on the name's text and the address, never on
+    /// whether the account exists.
+    fn reserve_check(&mut self, conn: ConnId, name: &str) -> Option<Reservation> {
+        let (key, peer) = (name_key(name), self.peer(conn));
+        if let Some(wait_s) = self.throttle.wait_s(&key, peer, self.now_ms) {
+            let text = format!("Too many failed attempts; try again in {wait_s} s");
+            self.reply(conn, false, &text);
+            return None;
+        }
+        #[cfg(test)]
+        let counted = self.config.planted != super::planted::Planted::ThrottleCountedLate;
+        #[cfg(not(test))]
+        let counted = true;
+        let reservation = self.throttle.reserve(&key, peer, counted);
+        self.arm_sweep();
+        Some(reservation)
     }
 
     fn start_login(&mut self, conn: ConnId, name: &str, password: String) {
+        let Some(reservation) = self.reserve_check(conn, name) else { return };
         let account = self.account_id(name);
-        if self.throttled(conn, account) {
-            return;
-        }
         if validate_password(&password).is_err() {
-            self.record_failure(conn, account);
+            self.throttle.settle(reservation, false, self.now_ms);
             return self.reply(conn, false, LOGIN_FAILED);
         }
         let hash = account.map(|a| self.accounts[&a].password_hash.clone());
-        self.start_job(conn, password, PasswordWork::Verify { hash }, JobKind::Login { account });
+        let kind = JobKind::Login { account, reservation };
+        self.start_job(conn, password, PasswordWork::Verify { hash }, kind);
     }
 
     fn start_register(&mut self, conn: ConnId, name: String, password: String) {
@@ -66,6 +78,24 @@ impl Server {
         }
         if let Some(text) = self.register_refusal(&name) {
             return self.reply(conn, false, &text);
+        }
+        let (peer, max) = (self.peer(conn), self.config.registrations_per_peer_max);
+        let window_ms = self.config.registration_window_ms;
+        if let Some(wait_s) = self.registrations.wait_s(peer, max, window_ms, self.now_ms) {
+            let window = super::config::duration_text(window_ms);
+            let text = format!(
+                "Too many registrations from your address (limit {max} per {window}); \
+                 try again in {wait_s} s"
+            );
+            return self.reply(conn, false, &text);
+        }
+        #[cfg(test)]
+        let counted_now = self.config.planted != super::planted::Planted::RegistrationUnlimited;
+        #[cfg(not(test))]
+        let counted_now = true;
+        if counted_now {
+            self.registrations.record(peer, max, self.now_ms);
+            self.arm_sweep();
         }
         let mut salt = [0u8; 16];
         self.rng.fill_bytes(&mut salt);
@@ -87,11 +117,10 @@ impl Server {
         if name_key(name) != name_key(&self.accounts[&account].name) {
             return self.reply(conn, false, DELETE_REFUSED);
         }
-        if self.throttled(conn, Some(account)) {
-            return;
-        }
+        let Some(reservation) = self.reserve_check(conn, name) else { return };
         let hash = Some(self.accounts[&account].password_hash.clone());
-        self.start_job(conn, password, PasswordWork::Verify { hash }, JobKind::Delete { account });
+        let kind = JobKind::Delete { account, reservation };
+        self.start_job(conn, password, PasswordWork::Verify { hash }, kind);
     }
 
     fn start_job(&mut self, conn: ConnId, password: String, work: PasswordWork, kind: JobKind) {
@@ -105,36 +134,44 @@ impl Server {
     }
 
     pub(super) fn finish_job(&mut self, conn: ConnId, kind: JobKind, outcome: PasswordOutcome) {
+        let now_ms = self.now_ms;
         match (kind, outcome) {
-            (JobKind::Login { account: Some(account) }, PasswordOutcome::Verified(true))
-                if self.accounts.contains_key(&account) =>
-            {
+            (
+                JobKind::Login { account: Some(account), reservation },
+                PasswordOutcome::Verified(true),
+            ) if self.accounts.contains_key(&account) => {
+                self.throttle.settle(reservation, true, now_ms);
                 self.log_in(conn, account);
                 self.reply(conn, true, LOGIN_OK);
             }
-            (JobKind::Login { account }, _) => {
-                self.record_failure(conn, account);
+            (JobKind::Login { reservation, .. }, _) => {
+                self.throttle.settle(reservation, false, now_ms);
                 self.reply(conn, false, LOGIN_FAILED);
             }
             (JobKind::Register { name }, PasswordOutcome::Hashed(password_hash)) => {
                 if let Some(text) = self.register_refusal(&name) {
                     return self.reply(conn, false, &text);
                 }
+                #[cfg(test)]
+                if self.config.planted == super::planted::Planted::RegistrationUnlimited {
+                    let (peer, max) = (self.peer(conn), self.config.registrations_per_peer_max);
+                    self.registrations.record(peer, max, self.now_ms);
+                }
                 let account = AccountId(self.next_lsn().0);
                 self.commit(Record::Register { account, name, password_hash });
                 self.log_in(conn, account);
                 self.reply(conn, true, REGISTER_OK);
             }
-            (JobKind::Delete { account }, PasswordOutcome::Verified(true))
+            (JobKind::Delete { account, reservation }, PasswordOutcome::Verified(true))
                 if self.session_of(conn) == Some(account) =>
             {
+                self.throttle.settle(reservation, true, now_ms);
                 self.commit(Record::Delete { account });
-                self.throttle.forget_account(account);
                 self.end_session(account, Some("This account was deleted; the relay is closed"));
                 self.reply(conn, true, DELETE_OK);
             }
-            (JobKind::Delete { account }, _) => {
-                self.record_failure(conn, Some(account));
+            (JobKind::Delete { reservation, .. }, _) => {
+                self.throttle.settle(reservation, false, now_ms);
                 self.reply(conn, false, DELETE_REFUSED);
             }
             (JobKind::Register { .. }, PasswordOutcome::Verified(_)) => {
@@ -143,9 +180,15 @@ impl Server {
         }
     }
 
-    fn record_failure(&mut self, conn: ConnId, account: Option<AccountId>) {
-        self.throttle.record_failure(account, self.peer(conn), self.now_ms);
-        self.arm_sweep();
+    /// A password job that nobody waits for any more (its connection closed or moved on):
+    /// its check no longer counts, since nobody learns its outcome.
+    pub(super) fn abandon_job(&mut self, kind: JobKind) {
+        match kind {
+            JobKind::Login { reservation, .. } | JobKind::Delete { reservation, .. } => {
+                self.throttle.release(reservation)
+            }
+            JobKind::Register { .. } => {}
+        }
     }
 
     /// Starts a session for `account` on `conn`, ending this connection's previous session and
@@ -158,8 +201,14 @@ impl Server {
         self.planted_takeover_loss(account);
         self.end_session(account, Some("Logged in elsewhere; this session has ended"));
         let peer = self.peer(conn);
-        self.sessions
-            .insert(account, Session { command: conn, relay: None, login_ms: self.now_ms, peer });
+        let session = Session {
+            command: conn,
+            relay: None,
+            login_ms: self.now_ms,
+            peer,
+            asked_ticket: false,
+        };
+        self.sessions.insert(account, session);
         let c = self.conns.get_mut(&conn).expect("a logging-in connection is open");
         c.decoder.set_body_len_max(self.config.frame_len_max);
         if let Role::Command { account: logged_in, .. } = &mut c.role {
@@ -191,6 +240,13 @@ impl Server {
     }
 
     fn send(&mut self, conn: ConnId, from: AccountId, to: &str, text: String) {
+        #[cfg(test)]
+        let refuse_empty = self.config.planted != super::planted::Planted::EmptyTextAccepted;
+        #[cfg(not(test))]
+        let refuse_empty = true;
+        if refuse_empty && text.is_empty() {
+            return self.reply(conn, false, EMPTY_TEXT);
+        }
         let Some(to) = self.account_id(to) else {
             return self.reply(conn, false, UNKNOWN_RECIPIENT);
         };
@@ -203,7 +259,7 @@ impl Server {
             );
             return self.reply(conn, false, &text);
         }
-        if self.queued_bytes + text.len() as u64 > self.config.queued_bytes_max {
+        if self.queued_bytes + super::server::queued_cost(&text) > self.config.queued_bytes_max {
             return self.reply(conn, false, "The server's message store is full; try again later");
         }
         let from = self.accounts[&from].name.clone();
@@ -213,29 +269,68 @@ impl Server {
         self.pump(to);
     }
 
+    /// Names matching `pattern`, in registration order. The work is bounded whatever the
+    /// number of accounts: only names starting with the pattern's leading letters are examined
+    /// (a range of the name index), at most `list_scan_max` of them, each matched without
+    /// allocating; the reply holds at most `list_len_max` names and `list_reply_bytes_max`
+    /// bytes, and says what it left out.
     fn list(&mut self, conn: ConnId, pattern: &str) {
-        let pattern = if pattern.is_empty() { "*" } else { pattern };
-        let mut text = String::new();
-        let mut hidden = 0usize;
-        let mut shown = 0usize;
-        for account in self.accounts.values().filter(|a| glob_match(pattern, &a.name)) {
-            if shown < self.config.list_len_max {
-                text.push_str(&account.name);
-                text.push(' ');
-                shown += 1;
-            } else {
-                hidden += 1;
+        let pattern_len_max = self.config.list_pattern_len_max;
+        if pattern.len() > pattern_len_max {
+            let text = format!("Pattern too long: at most {pattern_len_max} bytes");
+            return self.reply(conn, false, &text);
+        }
+        let glob = Glob::new(if pattern.is_empty() { "*" } else { pattern });
+        let prefix = glob.literal_prefix();
+        let mut matches = Vec::new();
+        let mut scanned = 0usize;
+        let mut stopped = false;
+        for (key, &account) in
+            self.names.range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+        {
+            if !key.starts_with(prefix) {
+                break;
             }
+            if scanned == self.config.list_scan_max {
+                stopped = true;
+                break;
+            }
+            scanned += 1;
+            if glob.matches(key) {
+                matches.push(account);
+            }
+        }
+        matches.sort_unstable();
+        let mut text = String::new();
+        let mut shown = 0usize;
+        for account in &matches {
+            let name = &self.accounts[account].name;
+            if shown == self.config.list_len_max
+                || text.len() + name.len() + 1 > self.config.list_reply_bytes_max
+            {
+                break;
+            }
+            text.push_str(name);
+            text.push(' ');
+            shown += 1;
         }
         #[cfg(test)]
         self.planted_list_deleted(&mut text);
-        if hidden > 0 {
+        let hidden = matches.len() - shown;
+        if stopped {
+            text.push_str(&format!(
+                "(stopped after {scanned} names: start the pattern with more letters)"
+            ));
+        } else if hidden > 0 {
             text.push_str(&format!("(and {hidden} more: narrow the pattern)"));
         }
         self.reply(conn, true, &text);
     }
 
     fn issue_ticket(&mut self, conn: ConnId, account: AccountId) {
+        if let Some(session) = self.sessions.get_mut(&account) {
+            session.asked_ticket = true;
+        }
         let mine: Vec<(u64, String)> = self
             .tickets
             .iter()

@@ -14,7 +14,8 @@ pub struct Config {
     pub inbound_buffered_len_max: usize,
     /// Messages waiting for one recipient.
     pub queue_len_max: usize,
-    /// Bytes of message text waiting, over all recipients.
+    /// Bytes of messages waiting, over all recipients: each counts its text plus
+    /// [`MESSAGE_OVERHEAD_BYTES`](super::MESSAGE_OVERHEAD_BYTES).
     pub queued_bytes_max: u64,
     /// Registered accounts.
     pub accounts_max: usize,
@@ -32,13 +33,24 @@ pub struct Config {
     pub tickets_per_session_max: usize,
     /// A bare-username relay handshake must come this soon after the login it binds to.
     pub bare_relay_window_ms: u64,
-    /// Refuse bare-username relay handshakes (the original client's); accept tickets only.
-    pub relay_tickets_only: bool,
-    /// Failed logins per account within `login_failure_window_ms` before it is throttled.
+    /// Accept the original client's bare-username relay handshake (from the address that
+    /// logged in, within `bare_relay_window_ms` of the login). Off by default: while it is on,
+    /// anyone on that host can open the relay in the user's name and read their messages.
+    pub bare_relay_allowed: bool,
+    /// Free failed password checks per (name, address); after them each failure doubles the
+    /// wait before the next check, from `login_backoff_base_ms` up to `login_failure_window_ms`.
+    /// Checks in flight count as failures until they finish.
     pub login_failures_max: usize,
-    /// Failed logins per address within `login_failure_window_ms` before it is throttled.
+    /// Free failed password checks per address, over all names, before the same delays.
     pub login_failures_per_peer_max: usize,
+    /// The first delay after the free checks.
+    pub login_backoff_base_ms: u64,
+    /// The longest delay; a key without a failure for this long is forgotten.
     pub login_failure_window_ms: u64,
+    /// Registrations started from one address within `registration_window_ms` (counted when
+    /// their password hash starts, so a concurrent burst cannot pass the limit).
+    pub registrations_per_peer_max: usize,
+    pub registration_window_ms: u64,
     /// Pushes written to a relay but not yet reported written or acknowledged.
     pub push_window_len: usize,
     /// Names in one list reply.
@@ -46,6 +58,14 @@ pub struct Config {
     /// Requests of one command connection decoded ahead of their replies being written; a
     /// pipelining client's further requests wait, undecoded, for those replies.
     pub pipeline_len_max: usize,
+    /// Bytes of names in one list reply.
+    pub list_reply_bytes_max: usize,
+    /// Longest list pattern, in bytes.
+    pub list_pattern_len_max: usize,
+    /// Names one list request examines (those starting with the pattern's leading letters,
+    /// in name order), so that no list holds up other clients for long however many accounts
+    /// there are.
+    pub list_scan_max: usize,
     /// A bug to plant, for tests that prove the checkers catch it.
     #[cfg(test)]
     pub planted: super::planted::Planted,
@@ -68,13 +88,19 @@ impl Default for Config {
             ticket_ttl_ms: 30_000,
             tickets_per_session_max: 4,
             bare_relay_window_ms: 10_000,
-            relay_tickets_only: false,
+            bare_relay_allowed: false,
             login_failures_max: 5,
             login_failures_per_peer_max: 20,
+            login_backoff_base_ms: 1_000,
             login_failure_window_ms: 60_000,
+            registrations_per_peer_max: 10,
+            registration_window_ms: 600_000,
             push_window_len: 256,
             list_len_max: 1_000,
             pipeline_len_max: 64,
+            list_reply_bytes_max: 16 * 1024,
+            list_pattern_len_max: 64,
+            list_scan_max: 2_000,
             #[cfg(test)]
             planted: super::planted::Planted::None,
         }

@@ -36,9 +36,9 @@ mod throttle;
 mod timers;
 
 pub use config::Config;
-pub use names::{glob_match, validate_name, validate_password};
+pub use names::{glob_match, validate_name, validate_password, Glob};
 pub use record::{AccountId, Lsn, MsgId, Record};
-pub use server::{ReplayError, Server};
+pub use server::{ReplayError, Server, SnapshotView, MESSAGE_OVERHEAD_BYTES};
 
 /// A connection, numbered by the owner; unique for the life of the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -136,6 +136,8 @@ pub enum PasswordOutcome {
     Verified(bool),
 }
 
+#[cfg(test)]
+mod hardening_tests;
 #[cfg(test)]
 pub(crate) mod testkit;
 #[cfg(test)]

@@ -27,9 +27,100 @@ pub(crate) fn name_key(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 
-/// Case-insensitive glob match: `*` matches any run of characters, `?` exactly one. Linear in
-/// practice (greedy with one backtrack point), so a hostile pattern cannot blow up.
+/// Case-insensitive glob match: `*` matches any run of characters, `?` exactly one. See
+/// [`Glob`]; compile the pattern once to match many names.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
+    if text.is_ascii() {
+        return Glob::new(pattern).matches(text);
+    }
+    char_glob_match(pattern, text)
+}
+
+/// A compiled `*`/`?` pattern (ASCII case-insensitive), matched against ASCII names (every
+/// valid username is ASCII) without allocating.
+///
+/// The pattern is split at its stars into segments of literals and `?`. A name matches when
+/// the first segment matches its start, the last its end, and the middle segments occur in
+/// order in between, each taken at its leftmost place. Leftmost is always safe: a star absorbs
+/// whatever lies between, and an earlier end leaves more room for the rest. So one pass finds a
+/// match without backtracking; each segment is searched with a window that moves by one byte,
+/// so the cost is at most (name length) x (pattern length), about 2,000 byte comparisons for a
+/// 32-byte name and a 64-byte pattern, and linear in their sum for patterns whose segments
+/// mismatch early (the usual case).
+#[derive(Debug, Clone)]
+pub struct Glob {
+    /// Lower-cased pattern bytes.
+    pattern: Vec<u8>,
+    /// (start, end) of each segment in `pattern`, between stars.
+    segments: Vec<(usize, usize)>,
+}
+
+impl Glob {
+    pub fn new(pattern: &str) -> Self {
+        let pattern: Vec<u8> = pattern.bytes().map(|b| b.to_ascii_lowercase()).collect();
+        let mut segments = Vec::new();
+        let mut start = 0;
+        for (i, &b) in pattern.iter().enumerate() {
+            if b == b'*' {
+                segments.push((start, i));
+                start = i + 1;
+            }
+        }
+        segments.push((start, pattern.len()));
+        Glob { pattern, segments }
+    }
+
+    /// The lower-cased literal text every match starts with (before the first `*` or `?`).
+    pub fn literal_prefix(&self) -> &str {
+        let end = self.pattern.iter().position(|&b| b == b'*' || b == b'?');
+        let prefix = &self.pattern[..end.unwrap_or(self.pattern.len())];
+        // Cut at an ASCII byte, so still UTF-8; a pattern that is not UTF-8 cannot occur.
+        std::str::from_utf8(prefix).unwrap_or("")
+    }
+
+    fn segment(&self, index: usize) -> &[u8] {
+        let (start, end) = self.segments[index];
+        &self.pattern[start..end]
+    }
+
+    /// Whether `text` (ASCII; other text never matches a `?` correctly, so use
+    /// [`glob_match`]) matches.
+    pub fn matches(&self, text: &str) -> bool {
+        let text = text.as_bytes();
+        let fits = |segment: &[u8], at: &[u8]| {
+            segment.len() == at.len()
+                && segment.iter().zip(at).all(|(&p, &t)| p == b'?' || p == t.to_ascii_lowercase())
+        };
+        let last = self.segments.len() - 1;
+        if last == 0 {
+            return fits(self.segment(0), text);
+        }
+        let (first, tail) = (self.segment(0), self.segment(last));
+        if text.len() < first.len() + tail.len()
+            || !fits(first, &text[..first.len()])
+            || !fits(tail, &text[text.len() - tail.len()..])
+        {
+            return false;
+        }
+        let (mut at, end) = (first.len(), text.len() - tail.len());
+        for index in 1..last {
+            let segment = self.segment(index);
+            if segment.is_empty() {
+                continue;
+            }
+            let found = (at..(end + 1).saturating_sub(segment.len()))
+                .find(|&i| fits(segment, &text[i..i + segment.len()]));
+            match found {
+                Some(i) => at = i + segment.len(),
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+/// [`glob_match`] for text that is not ASCII, where `?` must match one whole character.
+fn char_glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().map(|c| c.to_ascii_lowercase()).collect();
     let t: Vec<char> = text.chars().map(|c| c.to_ascii_lowercase()).collect();
     let (mut pi, mut ti) = (0, 0);
@@ -82,5 +173,42 @@ mod tests {
         assert!(!glob_match("abc", "abcd"));
         let hostile = "*a".repeat(500) + "b";
         assert!(!glob_match(&hostile, &"a".repeat(32)));
+        assert!(glob_match("é?", "éx"));
+        assert!(!glob_match("ab*ba", "aba"), "the two ends must not overlap");
+        assert!(glob_match("a**b", "ab"));
+        assert!(glob_match("*?", "x"));
+        assert!(!glob_match("*?", ""));
+        assert_eq!(Glob::new("Tes?er*").literal_prefix(), "tes");
+    }
+
+    /// The segment matcher agrees with the backtracking one on every small pattern and name.
+    #[test]
+    fn the_segment_matcher_agrees_with_backtracking() {
+        let alphabet = ['a', 'b', '*', '?'];
+        let mut patterns = vec![String::new()];
+        for _ in 0..5 {
+            let longer: Vec<String> = patterns
+                .iter()
+                .filter(|p| p.len() == patterns.last().map_or(0, String::len))
+                .flat_map(|p| alphabet.iter().map(move |c| format!("{p}{c}")))
+                .collect();
+            patterns.extend(longer);
+        }
+        let mut texts = vec![String::new()];
+        for _ in 0..5 {
+            let longer: Vec<String> = texts
+                .iter()
+                .filter(|t| t.len() == texts.last().map_or(0, String::len))
+                .flat_map(|t| ['a', 'B'].iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            texts.extend(longer);
+        }
+        for pattern in &patterns {
+            let glob = Glob::new(pattern);
+            for text in &texts {
+                let want = char_glob_match(pattern, text);
+                assert_eq!(glob.matches(text), want, "{pattern:?} against {text:?}");
+            }
+        }
     }
 }

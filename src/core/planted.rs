@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::names::name_key;
-use super::server::{Queued, Role, Server};
+use super::server::{queued_cost, Queued, Role, Server};
 use super::{AccountId, ConnId, Lsn, MsgId, Output, Record};
 use crate::wire::reply;
 
@@ -63,6 +63,20 @@ pub enum Planted {
     /// as they are handed to the log, so replies leave before the fsync. A crash then forgets
     /// acknowledged messages: the simulator's "no acknowledged message is lost".
     HostAssumesSyncSink,
+    /// Bare relay handshakes are accepted whatever `Config::bare_relay_allowed` says (the
+    /// check reads the old opt-out default). Anyone on the host can read a user's messages.
+    BareRelayByDefault,
+    /// The throttle checks before a password job starts but counts only when it finishes, so
+    /// concurrent guesses all get verified.
+    ThrottleCountedLate,
+    /// Failed guesses are counted per name over every address, so an attacker's five guesses
+    /// lock the owner out from everywhere.
+    ThrottleLocksOwner,
+    /// Registrations are counted against the address's limit when their hash finishes, not
+    /// when it starts, so a concurrent burst all gets through.
+    RegistrationUnlimited,
+    /// Empty texts are accepted (the check was lost when the text field became optional).
+    EmptyTextAccepted,
     /// Recovery replays a torn last record (its text cut short) as if it were whole. This one
     /// lives in the real log's recovery (`store::wal`, switched on by
     /// `StoreOptions::replay_torn_tail`), not in the core.
@@ -100,7 +114,7 @@ impl Server {
             return;
         };
         let (_, queue) = self.graveyard.remove(at);
-        self.queued_bytes += queue.iter().map(|q| q.text.len() as u64).sum::<u64>();
+        self.queued_bytes += queue.iter().map(|q| queued_cost(&q.text)).sum::<u64>();
         let accounts = Arc::make_mut(&mut self.accounts);
         Arc::make_mut(accounts.get_mut(&account).expect("just registered")).queue = queue;
     }
@@ -116,7 +130,7 @@ impl Server {
         let queue =
             &mut Arc::make_mut(accounts.get_mut(&account).expect("logged-in account")).queue;
         if let Some(lost) = queue.pop_front() {
-            self.queued_bytes -= lost.text.len() as u64;
+            self.queued_bytes -= queued_cost(&lost.text);
         }
     }
 

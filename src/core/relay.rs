@@ -45,13 +45,18 @@ impl Server {
                 true
             }
             None => {
-                if self.config.relay_tickets_only {
+                if !self.bare_relay_allowed() {
                     return Err(
                         "this server accepts ticketed handshakes only (request code 6)".into()
                     );
                 }
                 if session.peer != self.conns[&conn].peer {
                     return Err("no live session for this user from this address".to_owned());
+                }
+                // A client that asked for a ticket will use it: a bare handshake for its
+                // session can only be someone else's.
+                if session.asked_ticket {
+                    return Err("this session uses tickets; a bare handshake is refused".into());
                 }
                 let window_ms = self.config.bare_relay_window_ms;
                 if self.now_ms.saturating_sub(session.login_ms) > window_ms {
@@ -67,6 +72,14 @@ impl Server {
             return Err("this session already has a relay".to_owned());
         }
         Ok((account, acks))
+    }
+
+    fn bare_relay_allowed(&self) -> bool {
+        #[cfg(test)]
+        if self.config.planted == super::planted::Planted::BareRelayByDefault {
+            return true;
+        }
+        self.config.bare_relay_allowed
     }
 
     fn bind_relay(&mut self, conn: ConnId, account: AccountId, acks: bool) {

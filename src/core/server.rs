@@ -12,7 +12,7 @@ use super::names::name_key;
 use super::outbox::Outbox;
 #[cfg(test)]
 use super::planted::Planted;
-use super::throttle::Throttle;
+use super::throttle::{Registrations, Reservation, Throttle};
 use super::timers::{Timer, Timers};
 use super::{
     AccountId, Channel, Config, ConnId, Event, Input, JobId, Lsn, MsgId, Output, PasswordOutcome,
@@ -44,6 +44,7 @@ pub struct Server {
     pub(super) jobs: BTreeMap<JobId, PendingJob>,
     pub(super) next_job: u64,
     pub(super) throttle: Throttle,
+    pub(super) registrations: Registrations,
     pub(super) timers: Timers,
     pub(super) outbox: Outbox,
     pub(super) last_lsn: Lsn,
@@ -61,6 +62,16 @@ pub(super) struct Account {
     pub queue: VecDeque<Queued>,
 }
 
+/// What one queued message counts against [`Config::queued_bytes_max`] besides its text: the
+/// memory a message costs whatever its text (a `Queued` of 56 bytes, its sender's name on the
+/// heap, the queue's slot, allocator rounding), so that tiny messages are bounded too.
+pub const MESSAGE_OVERHEAD_BYTES: u64 = 96;
+
+/// What a queued message with this text counts against the byte bound.
+pub(super) fn queued_cost(text: &str) -> u64 {
+    text.len() as u64 + MESSAGE_OVERHEAD_BYTES
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Queued {
     pub id: MsgId,
@@ -75,6 +86,8 @@ pub(super) struct Session {
     pub relay: Option<ConnId>,
     pub login_ms: u64,
     pub peer: Peer,
+    /// The session asked for a relay ticket: it never binds a bare handshake.
+    pub asked_ticket: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -124,9 +137,51 @@ pub(super) struct PendingJob {
 
 #[derive(Debug, Clone)]
 pub(super) enum JobKind {
-    Login { account: Option<AccountId> },
+    Login { account: Option<AccountId>, reservation: Reservation },
     Register { name: String },
-    Delete { account: AccountId },
+    Delete { account: AccountId, reservation: Reservation },
+}
+
+/// The accounts and queues as of one lsn, shared with the server that took it; see
+/// [`Server::snapshot_view`].
+#[derive(Debug, Clone)]
+pub struct SnapshotView {
+    accounts: Arc<BTreeMap<AccountId, Arc<Account>>>,
+    lsn: Lsn,
+}
+
+impl SnapshotView {
+    /// The lsn the view is as of: every record up to it is reflected.
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    /// The shortest list of records that rebuilds this state (accounts, then queued messages
+    /// in id order). Proportional to the state: call it off the core's lock.
+    pub fn records(&self) -> Vec<Record> {
+        let registers = self.accounts.iter().map(|(&account, a)| Record::Register {
+            account,
+            name: a.name.clone(),
+            password_hash: a.password_hash.clone(),
+        });
+        let mut messages: Vec<Record> = self
+            .accounts
+            .iter()
+            .flat_map(|(&to, a)| {
+                a.queue.iter().map(move |q| Record::Message {
+                    id: q.id,
+                    from: q.from.clone(),
+                    to,
+                    text: q.text.clone(),
+                })
+            })
+            .collect();
+        messages.sort_by_key(|r| match r {
+            Record::Message { id, .. } => *id,
+            _ => unreachable!("only messages were collected"),
+        });
+        registers.chain(messages).collect()
+    }
 }
 
 /// A record that cannot be applied to the state rebuilt so far: the log contradicts itself.
@@ -141,11 +196,17 @@ impl Server {
     /// An empty server. `rng` supplies salts and tickets; seed it from the OS in production and
     /// from the run's seed in simulation.
     pub fn new(config: Config, rng: ChaCha20Rng) -> Self {
-        let throttle = Throttle::new(
+        #[allow(unused_mut)]
+        let mut throttle = Throttle::new(
             config.login_failures_max,
             config.login_failures_per_peer_max,
+            config.login_backoff_base_ms,
             config.login_failure_window_ms,
         );
+        #[cfg(test)]
+        if config.planted == Planted::ThrottleLocksOwner {
+            throttle.planted_key_by_name_only();
+        }
         Server {
             config,
             rng,
@@ -161,6 +222,7 @@ impl Server {
             jobs: BTreeMap::new(),
             next_job: 0,
             throttle,
+            registrations: Registrations::default(),
             timers: Timers::default(),
             outbox: Outbox::default(),
             last_lsn: Lsn(0),
@@ -191,28 +253,14 @@ impl Server {
     /// The shortest list of records that rebuilds the durable state (accounts, then queued
     /// messages), for compaction. It covers every record up to [`Server::last_lsn`].
     pub fn snapshot(&self) -> Vec<Record> {
-        let registers = self.accounts.iter().map(|(&account, a)| Record::Register {
-            account,
-            name: a.name.clone(),
-            password_hash: a.password_hash.clone(),
-        });
-        let mut messages: Vec<Record> = self
-            .accounts
-            .iter()
-            .flat_map(|(&to, a)| {
-                a.queue.iter().map(move |q| Record::Message {
-                    id: q.id,
-                    from: q.from.clone(),
-                    to,
-                    text: q.text.clone(),
-                })
-            })
-            .collect();
-        messages.sort_by_key(|r| match r {
-            Record::Message { id, .. } => *id,
-            _ => unreachable!("only messages were collected"),
-        });
-        registers.chain(messages).collect()
+        self.snapshot_view().records()
+    }
+
+    /// The state as of [`Server::last_lsn`], captured in O(1) (the accounts are shared copy on
+    /// write), to be turned into records later, off the core's lock. A change to an account
+    /// after the capture copies that one account (its queue), never the whole state.
+    pub fn snapshot_view(&self) -> SnapshotView {
+        SnapshotView { accounts: Arc::clone(&self.accounts), lsn: self.last_lsn }
     }
 
     // ---- handle --------------------------------------------------------------------------
@@ -335,7 +383,12 @@ impl Server {
         }
         self.timers.cancel(Timer::Login(conn));
         self.timers.cancel(Timer::Frame(conn));
-        self.jobs.retain(|_, job| job.conn != conn);
+        let abandoned: Vec<JobId> =
+            self.jobs.iter().filter(|(_, job)| job.conn == conn).map(|(&id, _)| id).collect();
+        for job in abandoned {
+            let pending = self.jobs.remove(&job).expect("just listed");
+            self.abandon_job(pending.kind);
+        }
         if let (true, Role::Relay(binding)) = (c.closing, &c.role) {
             if !binding.acks {
                 self.closing_bare_relay_ended(binding.account);
@@ -367,7 +420,7 @@ impl Server {
             {
                 *busy = None
             }
-            _ => return,
+            _ => return self.abandon_job(pending.kind),
         }
         self.finish_job(conn, pending.kind, outcome);
         self.process_frames(conn);
@@ -402,13 +455,18 @@ impl Server {
         let now_ms = self.now_ms;
         self.tickets.retain(|_, t| t.expires_ms > now_ms);
         self.throttle.sweep(now_ms);
+        self.registrations.sweep(self.config.registration_window_ms, now_ms);
         self.arm_sweep();
     }
 
     /// Keeps the sweep timer set while there is something to forget.
     pub(super) fn arm_sweep(&mut self) {
-        if !self.tickets.is_empty() || !self.throttle.is_empty() {
-            let interval_ms = self.config.ticket_ttl_ms.min(self.config.login_failure_window_ms);
+        if !self.tickets.is_empty() || !self.throttle.is_empty() || !self.registrations.is_empty() {
+            let interval_ms = self
+                .config
+                .ticket_ttl_ms
+                .min(self.config.login_failure_window_ms)
+                .min(self.config.registration_window_ms);
             self.timers.set_if_unset(Timer::Sweep, self.now_ms + interval_ms.max(1));
         }
     }
@@ -451,7 +509,8 @@ impl Server {
                 Arc::make_mut(&mut self.names).remove(&name_key(&removed.name));
                 #[cfg(test)]
                 self.planted_bury(&removed.name, &removed.queue);
-                self.queued_bytes -= removed.queue.iter().map(|q| q.text.len() as u64).sum::<u64>();
+                self.queued_bytes -=
+                    removed.queue.iter().map(|q| queued_cost(&q.text)).sum::<u64>();
             }
             Record::Message { id, from, to, text } => {
                 let accounts = Arc::make_mut(&mut self.accounts);
@@ -460,7 +519,7 @@ impl Server {
                     return Err(format!("message {id:?} is out of order"));
                 }
                 account.queue.push_back(Queued { id: *id, from: from.clone(), text: text.clone() });
-                self.queued_bytes += text.len() as u64;
+                self.queued_bytes += queued_cost(text);
             }
             Record::Delivered { to, ids } => {
                 let accounts = Arc::make_mut(&mut self.accounts);
@@ -468,7 +527,7 @@ impl Server {
                 for id in ids {
                     if let Ok(at) = account.queue.binary_search_by_key(id, |q| q.id) {
                         let removed = account.queue.remove(at).expect("index was just found");
-                        self.queued_bytes -= removed.text.len() as u64;
+                        self.queued_bytes -= queued_cost(&removed.text);
                     }
                 }
             }
@@ -483,14 +542,29 @@ impl Server {
 
     /// Replies to a request on a command connection (or a relay failure frame).
     pub(super) fn reply(&mut self, conn: ConnId, ok: bool, text: &str) {
+        if self.is_bare_relay(conn) {
+            return;
+        }
         let output = Output::Reply { conn, frame: reply::reply(ok, text) };
         self.outbox.push_gated(self.last_lsn, output);
     }
 
     /// Sends one failure frame that answers no request, then closes the connection.
     pub(super) fn fail_and_close(&mut self, conn: ConnId, text: &str) {
-        self.emit(Output::Reply { conn, frame: reply::reply(false, text) });
+        if !self.is_bare_relay(conn) {
+            self.emit(Output::Reply { conn, frame: reply::reply(false, text) });
+        }
         self.close(conn);
+    }
+
+    /// A relay bound by the original client's bare handshake. That client prints every frame
+    /// it receives as a chat message, so such a relay gets pushes only: failures and closing
+    /// notices would read as messages from someone, and its end is a plain close.
+    fn is_bare_relay(&self, conn: ConnId) -> bool {
+        matches!(
+            self.conns.get(&conn),
+            Some(Conn { role: Role::Relay(Binding { acks: false, .. }), .. })
+        )
     }
 
     /// Closes a connection (after what was emitted for it) and stops reading from it.

@@ -4,8 +4,10 @@ use super::testkit::Harness;
 use super::{Channel, Config, ConnId, Event, MsgId, Record, Server};
 use rand::SeedableRng;
 
+/// A core that also speaks the original client's bare relay handshake, which most tests here
+/// use (the shipped default refuses it: see `relay_rules`).
 fn harness() -> Harness {
-    Harness::new(Config::default())
+    Harness::new(Config { bare_relay_allowed: true, ..Config::default() })
 }
 
 #[test]
@@ -94,7 +96,8 @@ fn takeover_closes_the_old_relay_and_keeps_every_message() {
     assert_eq!(h.take(relay1), vec!["0\nalice:first"]);
     // The push was not reported written before the takeover: it must come again.
     let bob2 = h.user(4, "bob");
-    assert_eq!(h.take(relay1), vec!["-1\nLogged in elsewhere; this session has ended"]);
+    // The original client would print a notice as a message: its relay just closes.
+    assert!(h.take(relay1).is_empty());
     assert!(h.closed.contains(&relay1));
     assert_eq!(
         h.request(bob1, "4\n"),
@@ -179,7 +182,7 @@ fn relay_handshakes_that_break_the_binding_rules_are_refused() {
 }
 
 #[test]
-fn bare_handshake_must_follow_login_closely_and_strict_mode_refuses_it() {
+fn bare_handshake_must_follow_login_closely_and_the_default_refuses_it() {
     let mut h = harness();
     h.user(1, "bob");
     h.advance(10_001);
@@ -188,7 +191,7 @@ fn bare_handshake_must_follow_login_closely_and_strict_mode_refuses_it() {
         h.take(r),
         vec!["-1\nRelay refused: a bare handshake must follow the login within 10 s; use a ticket"]
     );
-    let mut h = Harness::new(Config { relay_tickets_only: true, ..Config::default() });
+    let mut h = Harness::new(Config::default());
     let bob = h.user(1, "bob");
     let r = h.bare_relay(2, "bob");
     assert!(
@@ -333,11 +336,8 @@ fn failed_logins_are_throttled() {
     for _ in 0..2 {
         assert!(h.request(c, "1\nbob\nwrong").starts_with("-1\nInvalid Login"));
     }
-    assert_eq!(h.request(c, "1\nbob\npw"), "-1\nToo many failed attempts; try again in 60 s");
-    h.advance(60_000);
-    // The silent connection hit its login deadline meanwhile; a new one gets in.
-    assert!(h.closed.contains(&c));
-    let c = h.open(3, Channel::Command, 1);
+    assert_eq!(h.request(c, "1\nbob\npw"), "-1\nToo many failed attempts; try again in 1 s");
+    h.advance(1_000);
     assert_eq!(h.request(c, "1\nbob\npw"), "0\nSuccessful Login");
 }
 

@@ -1,7 +1,7 @@
 //! Where the host sends records: the write-ahead log in production and in the simulator, or
 //! nowhere (every record durable at once).
 
-use crate::core::{Lsn, Record};
+use crate::core::{Lsn, Record, SnapshotView};
 
 /// Where records go. A synchronous sink makes records durable before `persist` returns (the
 /// host then feeds durability itself); an asynchronous one reports durability later through
@@ -15,8 +15,9 @@ pub trait RecordSink {
     fn snapshot_due(&self) -> bool {
         false
     }
-    /// Writes a snapshot of the state as of `lsn` (after every record before it).
-    fn request_snapshot(&mut self, _lsn: Lsn, _records: Vec<Record>) {}
+    /// Writes a snapshot of the state `view` captured (after every record up to its lsn),
+    /// building its records off the driver's lock.
+    fn request_snapshot(&mut self, _view: SnapshotView) {}
     /// Flushes and stops; called once, without the driver's lock held.
     fn shutdown(&mut self) {}
 }
@@ -31,8 +32,8 @@ impl<T: RecordSink + ?Sized> RecordSink for Box<T> {
     fn snapshot_due(&self) -> bool {
         (**self).snapshot_due()
     }
-    fn request_snapshot(&mut self, lsn: Lsn, records: Vec<Record>) {
-        (**self).request_snapshot(lsn, records);
+    fn request_snapshot(&mut self, view: SnapshotView) {
+        (**self).request_snapshot(view);
     }
     fn shutdown(&mut self) {
         (**self).shutdown();

@@ -42,6 +42,8 @@ impl Scenario {
         let config = Config {
             login_failures_max: usize::MAX >> 1,
             login_failures_per_peer_max: usize::MAX >> 1,
+            // Scenarios open the original client's relays; the reference model follows.
+            bare_relay_allowed: true,
             ..Config::default()
         };
         Scenario { bounds, config, passwords: Arc::new(Passwords::Model), symmetry: true }

@@ -77,7 +77,7 @@ fn shape_of(world: &World, user: usize) -> u64 {
     let relay = world.users[user].relay.as_ref();
     let fields = [
         u64::from(world.ops_used[user]),
-        model.command as u64,
+        model.command as u64 + u64::from(model.asked_ticket) * 4,
         model.relay.map_or(0, |r| r as u64 + 1),
         u64::from(model.sends),
         queue_len,
@@ -124,7 +124,7 @@ pub fn encode(world: &World, rename: &[User], buf: &mut Vec<u8>) {
         let command = match model.command {
             Command::Absent => 0,
             Command::LoggedOut => 1,
-            Command::LoggedIn => 2,
+            Command::LoggedIn => 2 + u8::from(model.asked_ticket),
         };
         let relay = match model.relay {
             None => 0,

@@ -35,6 +35,8 @@ pub mod text {
     pub const RELAY_TAKEN: &str = "-1\nRelay refused: this session already has a relay";
     pub const RELAY_OTHER_ADDRESS: &str =
         "-1\nRelay refused: no live session for this user from this address";
+    pub const RELAY_SESSION_TICKETED: &str =
+        "-1\nRelay refused: this session uses tickets; a bare handshake is refused";
     /// A granted ticket; the driver writes the random ticket this way.
     pub const TICKET: &str = "0\n<ticket>";
 }
@@ -56,6 +58,9 @@ pub struct UserState {
     pub command: Command,
     /// The relay bound to the user's session (only while logged in).
     pub relay: Option<Relay>,
+    /// The session asked for a relay ticket, so it refuses bare handshakes (only while logged
+    /// in).
+    pub asked_ticket: bool,
     /// Messages sent so far (attempted), which numbers the next one.
     pub sends: u32,
     /// Messages discarded with this name's deleted accounts. Nothing in the protocol depends on
@@ -98,6 +103,7 @@ impl Model {
             generation: 0,
             command: Command::Absent,
             relay: None,
+            asked_ticket: false,
             sends: 0,
             discarded: Vec::new(),
         };
@@ -133,6 +139,7 @@ impl Model {
                 for state in &mut self.users {
                     state.command = Command::Absent;
                     state.relay = None;
+                    state.asked_ticket = false;
                 }
             }
         }
@@ -155,6 +162,7 @@ impl Model {
             Op::RelayAs { target } => return self.intrude(user, target, seen),
             Op::TicketRelay if logged_in => {
                 push(seen, user, Port::Command, Seen::Frame(text::TICKET.into()));
+                self.user_mut(user).asked_ticket = true;
                 return self.relay(user, Relay::Ticketed, seen);
             }
             _ if !logged_in => text::NEEDS_LOGIN.into(),
@@ -229,6 +237,8 @@ impl Model {
     fn relay(&mut self, user: User, kind: Relay, seen: &mut Observed) {
         let refusal = if !self.logged_in(user) {
             Some(text::RELAY_NO_SESSION)
+        } else if kind == Relay::Bare && self.user(user).asked_ticket {
+            Some(text::RELAY_SESSION_TICKETED)
         } else if self.user(user).relay.is_some() {
             Some(text::RELAY_TAKEN)
         } else {
@@ -255,15 +265,17 @@ impl Model {
         push(seen, user, Port::NewRelay, Seen::Closed);
     }
 
-    /// Ends `user`'s session: the relay, if any, gets `notice` and is closed; the command
-    /// connection (if it still exists) stays open, logged out.
+    /// Ends `user`'s session: the relay, if any, gets `notice` (a ticketed relay only: the
+    /// original client would print it as a message) and is closed; the command connection (if
+    /// it still exists) stays open, logged out.
     fn end_session(&mut self, user: User, notice: Option<&'static str>, seen: &mut Observed) {
         let state = self.user_mut(user);
         if state.command == Command::LoggedIn {
             state.command = Command::LoggedOut;
         }
-        if state.relay.take().is_some() {
-            if let Some(notice) = notice {
+        state.asked_ticket = false;
+        if let Some(kind) = state.relay.take() {
+            if let (Some(notice), Relay::Ticketed) = (notice, kind) {
                 push(seen, user, Port::Relay, Seen::Frame(notice.into()));
             }
             push(seen, user, Port::Relay, Seen::Closed);

@@ -10,10 +10,10 @@ use crate::store::{FsyncPolicy, StoreOptions};
 
 /// Run the chat server.
 ///
-/// Relay handshakes: clients that can should ask for a ticket (request code 6) and open the
-/// relay with `USERNAME\nTICKET`. The bare-username handshake exists for the original client
-/// on trusted hosts: it binds only to a live session of that user from the same address that
-/// logged in moments ago. `--strict-relay` refuses it.
+/// Relay handshakes: clients ask for a ticket (request code 6) and open the relay with
+/// `USERNAME\nTICKET`. The original client's bare-username handshake is refused unless
+/// `--allow-bare-relay` (or `--demo`) is given: it binds to a live session of that user from
+/// the address that logged in moments ago, so anyone on that host can read the user's messages.
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct ServerArgs {
@@ -26,12 +26,15 @@ pub struct ServerArgs {
     /// Relay channel port.
     #[arg(long, default_value_t = 8086)]
     pub relay_port: u16,
-    /// Create the original's test accounts tester/abc123 and abc/abc if missing.
+    /// Try the original client: create its test accounts tester/abc123 and abc/abc if
+    /// missing, and turn on --allow-bare-relay (printing its warning).
     #[arg(long)]
     pub demo: bool,
-    /// Accept ticketed relay handshakes only (refuse the original client's bare username).
+    /// Accept the original client's bare-username relay handshake. This lets anyone on the
+    /// server's host read a user's messages (they can open the relay in the user's name right
+    /// after the login); use it only for the original client on a trusted host.
     #[arg(long)]
-    pub strict_relay: bool,
+    pub allow_bare_relay: bool,
     /// Messages waiting per recipient before sends to it are refused.
     #[arg(long, default_value_t = 10_000)]
     pub queue_len_max: usize,
@@ -41,13 +44,18 @@ pub struct ServerArgs {
     /// Open connections per client address.
     #[arg(long, default_value_t = 64)]
     pub connections_per_peer_max: usize,
+    /// Registrations from one address per 10 minutes (counted as they start).
+    #[arg(long, default_value_t = 10)]
+    pub registrations_per_address_max: usize,
     /// Seconds a new connection has to log in (or complete its relay handshake).
     #[arg(long, default_value_t = 60)]
     pub login_deadline_s: u64,
     /// Largest request body in bytes once logged in (8 KiB applies before).
     #[arg(long, default_value_t = 64 * 1024)]
     pub frame_len_max: usize,
-    /// Failed logins per account per minute before it is throttled.
+    /// Free failed password checks per account and address (checks in flight count); after
+    /// them each failure doubles the wait, from 1 s up to a minute. An address also has 20 over
+    /// all names. Other addresses are not slowed, and unknown names are treated alike.
     #[arg(long, default_value_t = 5)]
     pub login_failures_max: usize,
     /// argon2id memory cost in KiB (default: OWASP's 19 MiB).
@@ -76,6 +84,12 @@ pub struct ServerArgs {
     pub snapshot_log_bytes_min: u64,
 }
 
+/// Printed when the bare handshake is on.
+pub const BARE_RELAY_WARNING: &str = "warning: bare relay handshakes are accepted \
+(--allow-bare-relay or --demo): anyone on this server's host can read a user's messages by \
+opening the relay in their name right after they log in. Use this only for the original \
+client on a trusted host.";
+
 /// `--fsync` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fsync {
@@ -88,6 +102,9 @@ impl ServerArgs {
     pub fn run(self) -> ExitCode {
         init_logging();
         let config = self.config();
+        if config.core.bare_relay_allowed {
+            eprintln!("chatroom server: {BARE_RELAY_WARNING}");
+        }
         let handle = match ServerHandle::start(config) {
             Ok(handle) => handle,
             Err(error) => {
@@ -134,13 +151,14 @@ impl ServerArgs {
             config.hash_jobs_max = n;
         }
         let core = &mut config.core;
-        core.relay_tickets_only = self.strict_relay;
+        core.bare_relay_allowed = self.allow_bare_relay || self.demo;
         core.queue_len_max = self.queue_len_max;
         core.connections_max = self.connections_max;
         core.connections_per_peer_max = self.connections_per_peer_max;
         core.login_deadline_ms = self.login_deadline_s * 1000;
         core.frame_len_max = self.frame_len_max;
         core.login_failures_max = self.login_failures_max;
+        core.registrations_per_peer_max = self.registrations_per_address_max;
         config
     }
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use rand_chacha::ChaCha20Rng;
 
 use super::driver::Shared;
-use crate::core::{self, Event, Lsn, Record, Server};
+use crate::core::{self, Event, Lsn, Record, Server, SnapshotView};
 use crate::host::sync::{Arc, Condvar, Mutex};
 use crate::host::RecordSink;
 use crate::store::{FsDisk, FsyncPolicy, GroupCommit, StoreError, StoreOptions, Wal};
@@ -37,9 +37,11 @@ impl RecordSink for WalSink {
         self.writer.as_ref().is_some_and(GroupCommit::snapshot_due)
     }
 
-    fn request_snapshot(&mut self, lsn: Lsn, records: Vec<Record>) {
+    fn request_snapshot(&mut self, view: SnapshotView) {
         let writer = self.writer.as_ref().expect("snapshot after shutdown");
-        if let Err(error) = writer.request_snapshot(lsn, records) {
+        // Only the Arc clone was taken under the lock; the records are built by the writer.
+        let lsn = view.lsn();
+        if let Err(error) = writer.request_snapshot_with(lsn, Box::new(move || view.records())) {
             fatal(&error);
         }
     }

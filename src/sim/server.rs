@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::disk::SimStore;
 use super::scenario::Chan;
-use crate::core::{AccountId, ConnId, Lsn, Record, Server};
+use crate::core::{AccountId, ConnId, Lsn, Record, Server, SnapshotView};
 use crate::host::mailbox::Mailbox;
 use crate::host::sync::atomic::{AtomicBool, Ordering};
 use crate::host::sync::Arc;
@@ -146,8 +146,8 @@ impl RecordSink for SimSink {
         self.store.snapshot_due()
     }
 
-    fn request_snapshot(&mut self, lsn: Lsn, records: Vec<Record>) {
-        self.store.snapshot(lsn, &records);
-        self.snapshots.push(lsn);
+    fn request_snapshot(&mut self, view: SnapshotView) {
+        self.store.snapshot(view.lsn(), &view.records());
+        self.snapshots.push(view.lsn());
     }
 }

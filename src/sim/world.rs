@@ -95,6 +95,10 @@ enum Phase {
 /// Log bytes after which the store compacts into a snapshot (small, so runs exercise it).
 const SNAPSHOT_LOG_BYTES_MIN: u64 = 4 * 1024;
 
+/// How often, and how many times, the intruder of a shared-host world tries a bare handshake.
+const INTRUDER_PERIOD_MS: u64 = 40;
+const INTRUDER_ROUNDS: u64 = 100;
+
 /// The login storm's host (no client's own host is numbered this high).
 const STORM_HOST: u128 = 1 << 64;
 
@@ -130,8 +134,8 @@ pub struct World {
     acts: Vec<Act>,
     /// Connections a fault cut (a reset, or a crash of the server).
     faulted: BTreeSet<u64>,
-    /// The first client of the login storm, if the run has one.
-    storm_from: Option<usize>,
+    /// The clients of the login storm, if the run has one.
+    storm: Option<std::ops::Range<usize>>,
     /// Scratch space: tags of original-client pushes in a writer's batch.
     plain_tags: Vec<super::check::Tag>,
     /// What each client saw, when driven by hand.
@@ -159,6 +163,9 @@ impl World {
         if mix.storm_logins > 0 {
             world.add_storm();
         }
+        if mix.hosts > 0 {
+            world.add_intruder();
+        }
         if mix.fault_interval_ms > 0
             && mix.reset_weight + mix.partition_weight + mix.crash_weight > 0
         {
@@ -174,7 +181,8 @@ impl World {
         let rng = &mut child(self.seed, Stream::Mix, 1);
         let name = format!("u{}", rng.gen_range(0..self.opts.names.max(1)));
         let at_ms = rng.gen_range(100..=3_000);
-        self.storm_from = Some(self.clients.len());
+        let first = self.clients.len();
+        self.storm = Some(first..first + self.mix.storm_logins as usize);
         let bound = self.config.login_failures_per_peer_max;
         for _ in 0..self.mix.storm_logins {
             let login = Op::Login { name: name.clone(), password: "wrong".into() };
@@ -183,10 +191,24 @@ impl World {
         }
     }
 
+    /// Adds a client that polls the relay port with bare handshakes in every name of the
+    /// pool, from a host it shares with the others: it must never be bound to anyone.
+    fn add_intruder(&mut self) {
+        let names = self.opts.names.max(1);
+        let mut script = VecDeque::new();
+        for round in 0..INTRUDER_ROUNDS {
+            let at_ms = round * INTRUDER_PERIOD_MS;
+            let name = format!("u{}", round as usize % names);
+            script.push_back((at_ms, Op::CloseRelay));
+            script.push_back((at_ms, Op::RelayAs { name }));
+        }
+        self.add_client(Driver::Script(script), 0);
+    }
+
     /// The address `client` connects from: its host's when clients share hosts, the attacker's
     /// for the login storm.
     fn peer_of(&self, client: usize) -> Peer {
-        if self.storm_from.is_some_and(|first| client >= first) {
+        if self.storm.as_ref().is_some_and(|storm| storm.contains(&client)) {
             return Peer(STORM_HOST);
         }
         match self.mix.hosts {
@@ -215,12 +237,12 @@ impl World {
         // In a scenario, `option storm_logins N` makes the last N clients the attacker host's.
         let storm = (scenario.mix.storm_logins as usize).min(scenario.clients);
         if storm > 0 {
-            world.storm_from = Some(scenario.clients - storm);
+            world.storm = Some(scenario.clients - storm..scenario.clients);
         }
         for script in scripts {
             let first = script.front().map_or(0, |(at, _)| *at);
             let client = world.add_client(Driver::Script(script), first);
-            if world.storm_from.is_some_and(|from| client >= from) {
+            if world.storm.as_ref().is_some_and(|storm| storm.contains(&client)) {
                 world.checker.storm_client(client, world.config.login_failures_per_peer_max);
             }
         }
@@ -228,8 +250,13 @@ impl World {
     }
 
     fn empty(seed: u64, mix: FaultMix, opts: RunOptions) -> Self {
+        // The original client's bare handshake is an opt-in for a trusted host: a world whose
+        // clients each have their own host opts in (so the original client's flow is swept);
+        // a world whose clients share hosts runs the shipped default, which must stop an
+        // intruder on the victim's host.
+        let bare_relay_allowed = mix.hosts == 0;
         #[allow(unused_mut)]
-        let mut config = Config::default();
+        let mut config = Config { bare_relay_allowed, ..Config::default() };
         #[allow(unused_mut)]
         let mut store: Box<dyn SimStore + Send> =
             Box::new(WalStore::new(mix.torn_writes > 0, SNAPSHOT_LOG_BYTES_MIN));
@@ -269,7 +296,7 @@ impl World {
             arrivals: Vec::new(),
             acts: Vec::new(),
             faulted: BTreeSet::new(),
-            storm_from: None,
+            storm: None,
             plain_tags: Vec::new(),
             transcripts: None,
         }

@@ -60,6 +60,10 @@ pub trait Disk {
     fn remove(&mut self, name: &str) -> Result<(), DiskError>;
     /// Sets a file's length to `len` bytes: cuts it, or extends it with zeros.
     fn truncate(&mut self, name: &str, len: u64) -> Result<(), DiskError>;
+    /// A file's length in bytes (by reading it, unless the disk knows better).
+    fn len(&self, name: &str) -> Result<u64, DiskError> {
+        Ok(self.read(name)?.len() as u64)
+    }
 }
 
 /// Lets a caller lend a disk to a [`super::Wal`] and keep it, for instance to crash it after a
@@ -96,8 +100,8 @@ impl<D: Disk + ?Sized> Disk for &mut D {
 
 /// Takes the exclusive lock on `dir`'s lock file without waiting.
 fn lock_dir(dir: &std::path::Path) -> io::Result<File> {
-    let file =
-        OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
+    let file = private(OpenOptions::new().create(true).truncate(false).write(true))
+        .open(dir.join(LOCK_FILE))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
@@ -106,6 +110,57 @@ fn lock_dir(dir: &std::path::Path) -> io::Result<File> {
         )),
         Err(fs::TryLockError::Error(error)) => Err(error),
     }
+}
+
+/// Files the disk creates are readable by their owner only (0600): they hold message texts and
+/// password hashes.
+fn private(options: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(options, 0o600);
+    options
+}
+
+/// Creates `dir` (and missing parents) readable by its owner only (0700).
+fn create_private_dir(dir: &std::path::Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Checks an existing data directory: refuses one that others can write (they could replace
+/// the log), and takes read access away from others on it and its files (an older server
+/// created them 0755 and 0644 under a usual umask).
+#[cfg(unix)]
+fn secure_existing_dir(dir: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the data directory is group- or world-writable (mode {mode:03o}), so other \
+                 local users could replace its log; make it private (chmod 700) and start again"
+            ),
+        ));
+    }
+    if mode & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let metadata = entry.metadata()?;
+        if metadata.is_file() && metadata.permissions().mode() & 0o077 != 0 {
+            fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn secure_existing_dir(_dir: &std::path::Path) -> io::Result<()> {
+    Ok(())
 }
 
 /// Why a lookup of `name` found no file: not a plain name at all, or no such file.
@@ -145,12 +200,16 @@ pub struct FsDisk {
 
 impl FsDisk {
     /// Opens (creating it if needed) the directory `dir` and locks it; fails if another disk,
-    /// in this process or another, has it open.
+    /// in this process or another, has it open. The directory is created 0700 and its files
+    /// 0600; an existing directory that is group- or world-writable is refused, and one that
+    /// others can read is made private, with its files.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, DiskError> {
         let dir = dir.into();
         let shown = dir.display().to_string();
-        if !dir.is_dir() {
-            fs::create_dir_all(&dir).map_err(|e| DiskError::new("create_dir", &shown, e))?;
+        if dir.is_dir() {
+            secure_existing_dir(&dir).map_err(|e| DiskError::new("open", &shown, e))?;
+        } else {
+            create_private_dir(&dir).map_err(|e| DiskError::new("create_dir", &shown, e))?;
             // A new directory's own name is durable only once its parent is synced.
             let parent = match dir.parent() {
                 Some(parent) if !parent.as_os_str().is_empty() => parent,
@@ -206,6 +265,12 @@ impl Disk for FsDisk {
         fs::read(self.dir.join(name)).map_err(|e| DiskError::new("read", name, e))
     }
 
+    fn len(&self, name: &str) -> Result<u64, DiskError> {
+        check_name("len", name)?;
+        let metadata = fs::metadata(self.dir.join(name));
+        Ok(metadata.map_err(|e| DiskError::new("len", name, e))?.len())
+    }
+
     fn append(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
         self.handle("append", name)?.write_all(bytes).map_err(|e| DiskError::new("append", name, e))
     }
@@ -216,9 +281,7 @@ impl Disk for FsDisk {
 
     fn write_new(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
         check_name("write_new", name)?;
-        let mut file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
+        let mut file = private(OpenOptions::new().append(true).create_new(true))
             .open(self.dir.join(name))
             .map_err(|e| DiskError::new("write_new", name, e))?;
         file.write_all(bytes).map_err(|e| DiskError::new("write_new", name, e))?;

@@ -24,7 +24,7 @@ pub mod writer;
 pub use disk::{Disk, DiskError, FsDisk, MemDisk};
 pub use memory::MemoryStore;
 pub use wal::{Recovered, RecoveryError, RecoveryWarning, Wal};
-pub use writer::{DurableCallback, GroupCommit};
+pub use writer::{DurableCallback, GroupCommit, SnapshotBuilder};
 
 use crate::core::record::Lsn;
 use thiserror::Error;

@@ -126,6 +126,22 @@ impl Recovered {
     }
 }
 
+/// A snapshot being written in pieces; see [`Wal::begin_snapshot`].
+#[derive(Debug)]
+pub struct SnapshotWrite {
+    lsn: Lsn,
+    temp: String,
+    /// Log bytes counted when it began: those the snapshot makes unnecessary.
+    bytes_at_start: u64,
+}
+
+impl SnapshotWrite {
+    /// The lsn the snapshot covers.
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+}
+
 /// A write-ahead log over a [`Disk`]. Not thread-safe by itself: [`super::GroupCommit`] owns one
 /// on its own thread; the simulator drives one directly.
 #[derive(Debug)]
@@ -221,6 +237,83 @@ impl<D: Disk> Wal<D> {
         }
         let bytes = codec::encode_snapshot(lsn, records)?;
         self.guarded(|wal| wal.write_snapshot_inner(lsn, &bytes))
+    }
+
+    /// Starts a snapshot of the state as of `lsn` (the last appended lsn) that is written in
+    /// pieces while the log goes on: syncs the log, starts a new segment at `lsn + 1` (so later
+    /// records never land in a file the snapshot covers) and creates the snapshot's temporary
+    /// file. `None` if the last snapshot already covers `lsn`. Until
+    /// [`Wal::finish_snapshot`], a crash leaves the old files, which still hold everything,
+    /// and a temporary file that recovery removes.
+    pub fn begin_snapshot(&mut self, lsn: Lsn) -> Result<Option<SnapshotWrite>, StoreError> {
+        self.check_usable()?;
+        if lsn != self.last_lsn {
+            return Err(StoreError::SnapshotLsnMismatch { snapshot: lsn, last: self.last_lsn });
+        }
+        if lsn == self.snapshot_lsn {
+            return Ok(None);
+        }
+        self.guarded(|wal| {
+            wal.sync_inner()?;
+            let segment = segment_name(next(lsn));
+            if segment != wal.active {
+                wal.disk.write_new(&segment, &[])?;
+                wal.disk.sync_dir()?;
+                wal.active = segment;
+            }
+            let temp = format!("{}{TEMP_SUFFIX}", snapshot_name(lsn));
+            wal.disk.write_new(&temp, &[])?;
+            let bytes_at_start = wal.log_bytes_since_snapshot;
+            Ok(Some(SnapshotWrite { lsn, temp, bytes_at_start }))
+        })
+    }
+
+    /// Appends the next piece of the snapshot's bytes (as [`codec::encode_snapshot`] makes
+    /// them) and syncs it, so that no single sync has the whole snapshot to write.
+    pub fn write_snapshot_piece(
+        &mut self,
+        write: &SnapshotWrite,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        self.guarded(|wal| {
+            wal.disk.append(&write.temp, bytes)?;
+            wal.disk.sync(&write.temp)?;
+            Ok(())
+        })
+    }
+
+    /// Puts the written snapshot in place and returns the files it covers, for
+    /// [`Wal::remove_covered_piece`] (until they are gone, recovery skips them).
+    pub fn finish_snapshot(&mut self, write: SnapshotWrite) -> Result<Vec<String>, StoreError> {
+        self.guarded(|wal| {
+            let SnapshotWrite { lsn, temp, bytes_at_start } = write;
+            let name = snapshot_name(lsn);
+            wal.disk.sync(&temp)?;
+            wal.disk.rename(&temp, &name)?;
+            wal.disk.sync_dir()?;
+            let segment = segment_name(next(lsn));
+            let covered = Layout::scan(&mut wal.disk, &mut Vec::new())?.files_before(lsn, &segment);
+            wal.snapshot_lsn = lsn;
+            // What was logged after `lsn` stays; the snapshot replaces the rest.
+            wal.log_bytes_since_snapshot =
+                wal.log_bytes_since_snapshot.saturating_sub(bytes_at_start);
+            Ok(covered)
+        })
+    }
+
+    /// Frees up to `piece_len` bytes of `file`, a file a snapshot covers, from its end, and
+    /// removes it once it is that short; true once it is gone. (Freeing a large file in one
+    /// call holds up the log for as long as the file system takes to free every block.)
+    pub fn remove_covered_piece(&mut self, file: &str, piece_len: u64) -> Result<bool, StoreError> {
+        self.guarded(|wal| {
+            let len = wal.disk.len(file)?;
+            if len > piece_len {
+                wal.disk.truncate(file, len - piece_len)?;
+                return Ok(false);
+            }
+            wal.disk.remove(file)?;
+            Ok(true)
+        })
     }
 
     /// The last lsn appended.

@@ -12,8 +12,9 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
+use super::codec;
 use super::disk::Disk;
-use super::wal::Wal;
+use super::wal::{SnapshotWrite, Wal};
 use super::{FsyncPolicy, StoreError};
 use crate::core::record::{Lsn, Record};
 
@@ -30,9 +31,12 @@ pub const BATCH_LEN_MAX: usize = 4_096;
 /// [`GroupCommit::submit`], which could wait on a full queue that only this thread drains.
 pub type DurableCallback = Box<dyn FnMut(Result<Lsn, &StoreError>) + Send>;
 
+/// Builds a snapshot's records; run on the writer thread, off the caller's locks.
+pub type SnapshotBuilder = Box<dyn FnOnce() -> Vec<Record> + Send>;
+
 enum Command {
     Record(Lsn, Record),
-    Snapshot(Lsn, Vec<Record>),
+    Snapshot(Lsn, SnapshotBuilder),
     Shutdown,
 }
 
@@ -90,9 +94,20 @@ impl GroupCommit {
     /// Queues a snapshot of the state as of `lsn`, the last lsn submitted before it; it is
     /// written after those records, and replaces the log they are in.
     pub fn request_snapshot(&self, lsn: Lsn, records: Vec<Record>) -> Result<(), StoreError> {
+        self.request_snapshot_with(lsn, Box::new(move || records))
+    }
+
+    /// [`GroupCommit::request_snapshot`] with records built later, by `build` on the writer
+    /// thread: the caller only captures the state (e.g. a [`crate::core::SnapshotView`], an
+    /// `Arc` clone) and never waits for the serialisation.
+    pub fn request_snapshot_with(
+        &self,
+        lsn: Lsn,
+        build: SnapshotBuilder,
+    ) -> Result<(), StoreError> {
         // Set before sending, so the writer's clearing always comes after it.
         self.published.snapshot_pending.store(true, Ordering::Relaxed);
-        self.send(Command::Snapshot(lsn, records))
+        self.send(Command::Snapshot(lsn, build))
     }
 
     /// Bytes logged since the last snapshot, as of the last batch committed.
@@ -135,6 +150,87 @@ impl Drop for GroupCommit {
     }
 }
 
+/// Bytes of a snapshot written (and synced) between two batches of records, so that records
+/// wait at most for one piece, never for the whole snapshot. Covered files are freed 16
+/// pieces at a time.
+pub const SNAPSHOT_PIECE_LEN: usize = 1 << 20;
+
+/// A snapshot in progress: its bytes are made by a helper thread (building the records from
+/// the captured state and encoding them), then written a piece at a time between batches.
+struct SnapshotJob {
+    /// `None` once the snapshot is in place and the files it covers are being removed.
+    write: Option<SnapshotWrite>,
+    encoded: Receiver<Result<Vec<u8>, StoreError>>,
+    bytes: Option<Vec<u8>>,
+    written_len: usize,
+    /// Files the snapshot covers, still to remove (a piece at a time, like the writing).
+    covered: Vec<String>,
+    /// The log's bytes since the last snapshot when this one began.
+    log_bytes_at_start: u64,
+}
+
+impl SnapshotJob {
+    fn start<D: Disk>(
+        wal: &mut Wal<D>,
+        lsn: Lsn,
+        build: SnapshotBuilder,
+    ) -> Result<Option<Self>, StoreError> {
+        let log_bytes_at_start = wal.log_bytes_since_snapshot();
+        let Some(write) = wal.begin_snapshot(lsn)? else { return Ok(None) };
+        let (sender, encoded) = mpsc::channel();
+        thread::Builder::new()
+            .name("store-snapshot".into())
+            .spawn(move || {
+                let bytes = codec::encode_snapshot(lsn, &build()).map_err(StoreError::from);
+                let _ = sender.send(bytes);
+            })
+            .map_err(StoreError::Spawn)?;
+        Ok(Some(SnapshotJob {
+            write: Some(write),
+            encoded,
+            bytes: None,
+            written_len: 0,
+            covered: Vec::new(),
+            log_bytes_at_start,
+        }))
+    }
+
+    /// Does the next piece of work: writes a piece if the bytes are ready (waiting for them if
+    /// `wait`), puts the snapshot in place, or frees a piece of a covered file. True once all
+    /// is done.
+    fn step<D: Disk>(&mut self, wal: &mut Wal<D>, wait: bool) -> Result<bool, StoreError> {
+        let Some(write) = &self.write else {
+            let Some(file) = self.covered.first() else { return Ok(true) };
+            if wal.remove_covered_piece(file, SNAPSHOT_PIECE_LEN as u64 * 16)? {
+                self.covered.remove(0);
+            }
+            return Ok(self.covered.is_empty());
+        };
+        if self.bytes.is_none() {
+            let received = if wait {
+                self.encoded.recv().map_err(|_| StoreError::WriterPanicked)
+            } else {
+                match self.encoded.try_recv() {
+                    Ok(bytes) => Ok(bytes),
+                    Err(mpsc::TryRecvError::Empty) => return Ok(false),
+                    Err(mpsc::TryRecvError::Disconnected) => Err(StoreError::WriterPanicked),
+                }
+            };
+            self.bytes = Some(received??);
+        }
+        let bytes = self.bytes.as_ref().expect("set above");
+        let end = (self.written_len + SNAPSHOT_PIECE_LEN).min(bytes.len());
+        wal.write_snapshot_piece(write, &bytes[self.written_len..end])?;
+        self.written_len = end;
+        if end == bytes.len() {
+            self.bytes = None;
+            let write = self.write.take().expect("matched above");
+            self.covered = wal.finish_snapshot(write)?;
+        }
+        Ok(false)
+    }
+}
+
 fn run<D: Disk>(
     mut wal: Wal<D>,
     fsync: FsyncPolicy,
@@ -143,20 +239,54 @@ fn run<D: Disk>(
     published: &Published,
 ) -> Result<(), StoreError> {
     let mut reported = wal.durable_lsn();
-    // recv fails only once every sender is gone: an implicit shutdown.
-    while let Ok(first) = receiver.recv() {
-        let batch = apply_batch(&mut wal, first, receiver)?;
-        let lsn = commit(&mut wal, fsync)?;
-        published.log_bytes_since_snapshot.store(wal.log_bytes_since_snapshot(), Ordering::Relaxed);
-        if batch.snapshot_written {
-            // After the byte count, so the count that made the snapshot due is gone first.
-            published.snapshot_pending.store(false, Ordering::Relaxed);
+    let mut snapshot: Option<SnapshotJob> = None;
+    let mut stopping = false;
+    loop {
+        let first = if stopping {
+            None
+        } else if snapshot.is_some() {
+            // Records first, but do not sleep while a snapshot has work.
+            match receiver.recv_timeout(std::time::Duration::from_millis(1)) {
+                Ok(command) => Some(command),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => Some(Command::Shutdown),
+            }
+        } else {
+            // recv fails only once every sender is gone: an implicit shutdown.
+            Some(receiver.recv().unwrap_or(Command::Shutdown))
+        };
+        if let Some(first) = first {
+            let batch = apply_batch(&mut wal, first, receiver, &mut snapshot)?;
+            let lsn = commit(&mut wal, fsync)?;
+            published
+                .log_bytes_since_snapshot
+                .store(wal.log_bytes_since_snapshot(), Ordering::Relaxed);
+            if batch.snapshot_skipped {
+                published.snapshot_pending.store(false, Ordering::Relaxed);
+            }
+            if lsn > reported {
+                reported = lsn;
+                on_durable(Ok(lsn));
+            }
+            stopping |= batch.stop;
         }
-        if lsn > reported {
-            reported = lsn;
-            on_durable(Ok(lsn));
+        // On shutdown a snapshot in progress is finished first: it was asked for, and it is
+        // cheap to complete compared with replaying the log it replaces.
+        if let Some(job) = &mut snapshot {
+            // If the helper falls behind (a busy machine), the log may not outgrow the
+            // snapshot threshold three times over meanwhile: then the writer waits for it.
+            let grown = wal.log_bytes_since_snapshot().saturating_sub(job.log_bytes_at_start);
+            let behind = grown >= wal.options().snapshot_log_bytes_min.saturating_mul(3);
+            if job.step(&mut wal, stopping || behind)? {
+                snapshot = None;
+                published
+                    .log_bytes_since_snapshot
+                    .store(wal.log_bytes_since_snapshot(), Ordering::Relaxed);
+                // After the byte count, so the count that made the snapshot due is gone first.
+                published.snapshot_pending.store(false, Ordering::Relaxed);
+            }
         }
-        if batch.stop {
+        if stopping && snapshot.is_none() {
             break;
         }
     }
@@ -166,7 +296,8 @@ fn run<D: Disk>(
 /// What one batch contained besides records.
 #[derive(Default)]
 struct Batch {
-    snapshot_written: bool,
+    /// A snapshot was asked for that the last one already covers.
+    snapshot_skipped: bool,
     stop: bool,
 }
 
@@ -175,6 +306,7 @@ fn apply_batch<D: Disk>(
     wal: &mut Wal<D>,
     first: Command,
     receiver: &Receiver<Command>,
+    snapshot: &mut Option<SnapshotJob>,
 ) -> Result<Batch, StoreError> {
     let mut batch = Batch::default();
     let mut command = first;
@@ -182,9 +314,13 @@ fn apply_batch<D: Disk>(
     loop {
         match command {
             Command::Record(lsn, record) => wal.append(lsn, &record)?,
-            Command::Snapshot(lsn, records) => {
-                wal.write_snapshot(lsn, &records)?;
-                batch.snapshot_written = true;
+            Command::Snapshot(lsn, build) => {
+                // `snapshot_pending` keeps a second request away while one is in progress.
+                debug_assert!(snapshot.is_none(), "a snapshot requested while one is written");
+                match SnapshotJob::start(wal, lsn, build)? {
+                    Some(job) => *snapshot = Some(job),
+                    None => batch.snapshot_skipped = true,
+                }
             }
             Command::Shutdown => {
                 batch.stop = true;
@@ -386,8 +522,13 @@ mod tests {
         assert!(!writer.snapshot_due());
         release_sender.send(()).expect("release");
         assert_eq!(done.recv(), Ok(Ok(Lsn(2))));
+        // The snapshot is written in pieces after the batch that asked for it: wait for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !writer.snapshot_due() {
+            assert!(std::time::Instant::now() < deadline, "due again once the snapshot is written");
+            thread::sleep(std::time::Duration::from_millis(1));
+        }
         assert!(writer.log_bytes_since_snapshot() > 0, "record 2 was logged after the snapshot");
-        assert!(writer.snapshot_due(), "due again once the snapshot is written");
         writer.shutdown().expect("clean shutdown");
     }
 }

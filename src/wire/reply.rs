@@ -12,6 +12,8 @@ pub const NAME_TAKEN: &str = "This username has been used";
 pub const NEEDS_LOGIN: &str = "Invalid Command, you can only choose to login or register";
 pub const SEND_OK: &str = "Sent to recipient";
 pub const UNKNOWN_RECIPIENT: &str = "invalid recipient";
+/// Not in the original: empty messages are refused (each costs memory and says nothing).
+pub const EMPTY_TEXT: &str = "Empty message not sent: write some text";
 pub const DELETE_OK: &str = "account deleted";
 pub const DELETE_REFUSED: &str = "Invalid credential, deletion failed";
 pub const LOGOUT_OK: &str = "Logging out";

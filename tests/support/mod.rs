@@ -14,9 +14,22 @@ pub fn start() -> ServerHandle {
     start_with(|_| {})
 }
 
+/// A server for tests of the original client's protocol: it accepts the bare relay handshake
+/// (which the shipped defaults refuse; `start_strict_with` keeps them) and many connections
+/// from loopback.
 pub fn start_with(change: impl FnOnce(&mut ServerConfig)) -> ServerHandle {
+    start_strict_with(|config| {
+        config.core.bare_relay_allowed = true;
+        change(config);
+    })
+}
+
+/// A server with the shipped relay rules (tickets only), and many connections and registrations
+/// from loopback (where every test client comes from).
+pub fn start_strict_with(change: impl FnOnce(&mut ServerConfig)) -> ServerHandle {
     let mut config = ServerConfig::ephemeral();
     config.core.connections_per_peer_max = 1_000;
+    config.core.registrations_per_peer_max = 100_000;
     change(&mut config);
     ServerHandle::start(config).expect("server starts")
 }
@@ -159,9 +172,10 @@ pub fn assert_others_still_chat(server: &ServerHandle) {
     let (a, b) = (format!("ctl{n}a"), format!("ctl{n}b"));
     let mut alice = user(server, &a);
     let mut bob = user(server, &b);
-    let mut relay = bare_relay(server, &b);
+    let mut relay = ticket_relay(server, &mut bob, &b);
     assert_eq!(alice.request(&format!("2\n{b}\nping")), "0\nSent to recipient");
-    assert_eq!(relay.recv(), format!("0\n{a}:ping"));
+    let push = AckedPush::parse(&relay.recv());
+    assert_eq!((push.from.as_str(), push.text.as_str()), (a.as_str(), "ping"));
     assert_eq!(bob.request("-1\n"), "0\nLogging out");
 }
 

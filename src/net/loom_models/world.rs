@@ -113,7 +113,9 @@ impl<'f> World<'f> {
     /// A world whose log makes only its first `durable_max` records durable: replies and
     /// pushes that follow a later record are held back for ever.
     pub fn with_durable_records_max(fixture: &'f Fixture, durable_max: Option<u64>) -> Self {
-        let server = Server::new(Config::default(), ChaCha20Rng::seed_from_u64(262));
+        // The models set relays up with the original client's bare handshake too.
+        let config = Config { bare_relay_allowed: true, ..Config::default() };
+        let server = Server::new(config, ChaCha20Rng::seed_from_u64(262));
         let sink = Box::new(StallingSink { persisted: 0, durable_max });
         World {
             shared: Arc::new(Shared::new(server, sink)),
