@@ -1,5 +1,7 @@
 //! Tests of the explorer: pinned state counts, and the planted bugs it must find.
 
+use std::ops::ControlFlow;
+
 use super::driver::Bounds;
 use super::explorer::{explore, Limits, Report, Scenario};
 use super::invariants::Invariant;
@@ -11,7 +13,7 @@ fn scenario(users: usize, ops: u8, faults: u8) -> Scenario {
 }
 
 fn run(scenario: &Scenario, jobs: usize) -> Report {
-    explore(scenario, Limits { states_max: u64::MAX, jobs }, &mut |_| {})
+    explore(scenario, Limits { states_max: u64::MAX, jobs }, &mut |_| ControlFlow::Continue(()))
 }
 
 fn planted(bug: Planted, users: usize, ops: u8) -> Report {
@@ -71,14 +73,19 @@ fn counterexamples_and_bounds_do_not_depend_on_the_number_of_jobs() {
     assert!(one.counterexample.is_some());
     assert_eq!(one.counterexample, three.counterexample);
     assert_eq!(one.progress, three.progress);
-    let bounded = |jobs| explore(&scenario(2, 3, 1), Limits { states_max: 500, jobs }, &mut |_| {});
+    let bounded = |jobs| {
+        explore(&scenario(2, 3, 1), Limits { states_max: 500, jobs }, &mut |_| {
+            ControlFlow::Continue(())
+        })
+    };
     assert_eq!(bounded(1).progress, bounded(3).progress);
 }
 
 #[test]
 fn the_state_bound_stops_the_search() {
     let scenario = scenario(2, 3, 0);
-    let report = explore(&scenario, Limits { states_max: 100, jobs: 1 }, &mut |_| {});
+    let report =
+        explore(&scenario, Limits { states_max: 100, jobs: 1 }, &mut |_| ControlFlow::Continue(()));
     assert!(!report.complete);
     assert_eq!(report.progress.unique, 100);
 }
