@@ -56,6 +56,10 @@ pub struct CheckArgs {
     /// Count states that differ only by a renaming of users separately.
     #[arg(long)]
     pub no_symmetry: bool,
+    /// Run every interleaving of independent steps (no partial-order reduction). The same
+    /// states are found either way; the reduction skips transitions.
+    #[arg(long)]
+    pub no_por: bool,
     /// Run password jobs with argon2id (cheapest cost) instead of the instant stand-in.
     #[arg(long)]
     pub argon2: bool,
@@ -76,6 +80,7 @@ impl CheckArgs {
         };
         let mut scenario = Scenario::new(bounds);
         scenario.symmetry = !self.no_symmetry;
+        scenario.por = !self.no_por;
         if self.argon2 {
             let hasher = Hasher::new(HashCost::CHEAPEST).expect("the cheapest cost is valid");
             scenario.passwords = Arc::new(Passwords::Argon2(hasher));
@@ -96,12 +101,14 @@ impl CheckArgs {
         let jobs = self.jobs.map_or_else(default_jobs, usize::from);
         let limits = Limits { states_max: self.max_states, jobs };
         println!(
-            "chatroom check: users {}, ops {}, faults {}, max-states {}, jobs {jobs}, symmetry {}",
+            "chatroom check: users {}, ops {}, faults {}, max-states {}, jobs {jobs}, symmetry {}, \
+             por {}",
             self.users,
             self.ops,
             self.faults,
             self.max_states,
             if scenario.symmetry { "on" } else { "off" },
+            if scenario.por { "on" } else { "off" },
         );
         let started = Instant::now();
         let mut last_shown = started;

@@ -13,19 +13,27 @@
 //! one or two). Replaying is deterministic, so the rebuilt world is the one first found.
 //! About 30 bytes per state seen, and a few worlds per thread, is all the search holds.
 //!
+//! With `por` on, sleep sets (see [`super::por`]) skip transitions that only run two
+//! independent steps in the other order: the same states, at the same depths, with fewer
+//! transitions. Each state of the layer being expanded keeps its sleep set (17 bytes), and the
+//! layer being found keeps an index from fingerprint to id, to intersect the sleep sets its
+//! states are offered.
+//!
 //! Each layer is expanded in batches. A batch is cut into small chunks that the calling thread
 //! and `jobs - 1` worker threads (started once per search) take in turn; the results are merged
 //! in chunk order, so the outcome (counts, trace) does not depend on the number of jobs or on
 //! timing.
 
+use std::collections::BTreeMap;
 use std::ops::{ControlFlow, Range};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, RwLock};
 
 use super::driver::{Bounds, Passwords, World};
-use super::fingerprint::{fingerprint, permutations, Fingerprint};
+use super::fingerprint::{canonical_renamings, fingerprint, permutations, Fingerprint};
 use super::invariants::Violation;
+use super::por::StepSet;
 use super::step::{Step, User};
 use super::visited::Visited;
 use crate::core::Config;
@@ -46,6 +54,9 @@ pub struct Scenario {
     pub passwords: Arc<Passwords>,
     /// Count states equal up to renaming users once.
     pub symmetry: bool,
+    /// Skip transitions that only reorder independent steps (sleep sets): the same states at
+    /// the same depths, fewer transitions.
+    pub por: bool,
 }
 
 impl Scenario {
@@ -58,7 +69,13 @@ impl Scenario {
             login_failures_per_peer_max: usize::MAX >> 1,
             ..Config::default()
         };
-        Scenario { bounds, config, passwords: Arc::new(Passwords::Model), symmetry: true }
+        Scenario {
+            bounds,
+            config,
+            passwords: Arc::new(Passwords::Model),
+            symmetry: true,
+            por: true,
+        }
     }
 
     /// The initial state.
@@ -123,7 +140,7 @@ pub struct Counterexample {
 /// What expanding one transition gave, unless it led to a state seen before (those are only
 /// counted, keeping batches small).
 enum Outcome {
-    New { parent: u32, step: Step, fingerprint: Fingerprint },
+    New { parent: u32, step: Step, fingerprint: Fingerprint, sleep: Sleep },
     Violated { parent: u32, step: Step, violation: Box<Violation> },
 }
 
@@ -133,12 +150,28 @@ struct Expanded {
     outcomes: Vec<Outcome>,
 }
 
+/// A state's sleep set, renamed to the state's canonical form, and the index of a renaming
+/// that maps its representative world (the first found) to that form.
+#[derive(Clone, Copy, Debug)]
+struct Sleep {
+    set: StepSet,
+    renaming: u8,
+}
+
 /// Everything the search remembers about the states it found: their fingerprints, and how each
 /// was first reached. Written only between batches, while no expansion runs.
 #[derive(Default)]
 struct Found {
     visited: Visited,
     parents: Parents,
+    /// With `por`: the first id of the layer being expanded, and the sleep sets of its states.
+    layer_start: u32,
+    layer_sleeps: Vec<Sleep>,
+    /// With `por`: the states of the layer being found (in `visited` too), by fingerprint and as a
+    /// set, and their sleep sets.
+    next_ids: BTreeMap<Fingerprint, u32>,
+    next: Visited,
+    next_sleeps: Vec<Sleep>,
 }
 
 /// What every expansion reads: the scenario, the renamings, and the states found so far.
@@ -190,7 +223,9 @@ fn search(
         let mut found = write(&shared.found);
         found.visited.insert(root_print);
         found.parents.push(u32::MAX, Step::Crash);
+        found.layer_sleeps.push(Sleep { set: StepSet::EMPTY, renaming: 0 });
     }
+    let por = shared.scenario.por;
     let mut path = Path::new(root);
     let mut stats = Progress { unique: 1, frontier_len: 1, ..Progress::default() };
     // The ids of the states at the depth being expanded.
@@ -218,9 +253,21 @@ fn search(
                             counterexample: Some(counterexample),
                         };
                     }
-                    Outcome::New { parent, step, fingerprint } => {
+                    Outcome::New { parent, step, fingerprint, sleep } => {
                         if !found.visited.insert(fingerprint) {
+                            // Found again at this depth: it is offered a sleep set too.
+                            if let Some(&id) = found.next_ids.get(&fingerprint) {
+                                let at = (id - next_start) as usize;
+                                let kept = &mut found.next_sleeps[at].set;
+                                *kept = kept.intersection(sleep.set);
+                            }
                             continue;
+                        }
+                        if por {
+                            let id = found.parents.len();
+                            found.next_ids.insert(fingerprint, id);
+                            found.next.insert(fingerprint);
+                            found.next_sleeps.push(sleep);
                         }
                         found.parents.push(parent, step);
                         stats.unique += 1;
@@ -243,7 +290,15 @@ fn search(
                 return Report { progress: stats, complete: false, counterexample: None };
             }
         }
-        layer = next_start..read(&shared.found).parents.len();
+        let mut found = write(&shared.found);
+        layer = next_start..found.parents.len();
+        if por {
+            found.layer_start = next_start;
+            found.layer_sleeps = std::mem::take(&mut found.next_sleeps);
+            found.next_ids = BTreeMap::new();
+            found.next = Visited::default();
+        }
+        drop(found);
         depth += 1;
     }
     Report { progress: stats, complete: true, counterexample: None }
@@ -420,8 +475,16 @@ impl Batch {
                 let mut scratch = Scratch::default();
                 for id in chunk.clone() {
                     let world = path.world(id, self.depth, &found.parents);
-                    let known = Known { visited: &found.visited, seen: &mut seen };
-                    expand(id, world, shared, known, &mut scratch, &mut expanded);
+                    let sleep = if shared.scenario.por {
+                        let Sleep { set, renaming } =
+                            found.layer_sleeps[(id - found.layer_start) as usize];
+                        set.renamed_back(&shared.renamings[renaming as usize])
+                    } else {
+                        StepSet::EMPTY
+                    };
+                    let known =
+                        Known { visited: &found.visited, next: &found.next, seen: &mut seen };
+                    expand(id, world, sleep, shared, known, &mut scratch, &mut expanded);
                 }
                 expanded
             }));
@@ -438,28 +501,36 @@ impl Batch {
 struct Scratch {
     steps: Vec<Step>,
     encoding: Vec<u8>,
+    least: Vec<usize>,
 }
 
-/// The states a thread need not report: those merged before this batch, and those it found
-/// in this batch already.
+/// The states a thread need not report: those merged before this batch (but, with `por`, not
+/// those of the depth being found, whose sleep sets every finding narrows), and those it found
+/// in this batch already (without `por`).
 struct Known<'a> {
     visited: &'a Visited,
+    next: &'a Visited,
     seen: &'a mut Visited,
 }
 
-/// Expands state `parent` (whose world is `world`); the last successor reuses the world
-/// itself instead of a clone (it is not needed after its expansion).
+/// Expands state `parent` (whose world is `world`) except for the steps in `sleep`; the last
+/// successor reuses the world itself instead of a clone (it is not needed after its expansion).
 fn expand(
     parent: u32,
     world: World,
+    sleep: StepSet,
     shared: &Shared<'_>,
     known: Known<'_>,
     scratch: &mut Scratch,
     into: &mut Expanded,
 ) {
-    let Scratch { steps, encoding } = scratch;
+    let Scratch { steps, encoding, least } = scratch;
+    let por = shared.scenario.por;
     world.enabled(&shared.scenario.bounds, steps);
+    steps.retain(|&step| !sleep.contains(step));
     let mut world = Some(world);
+    // The steps run from this state so far.
+    let mut run = StepSet::EMPTY;
     for (index, &step) in steps.iter().enumerate() {
         let mut child = if index + 1 == steps.len() {
             world.take().expect("the last step takes the state")
@@ -467,16 +538,35 @@ fn expand(
             World::clone(world.as_ref().expect("not taken yet"))
         };
         into.transitions += 1;
+        // The child may skip what the parent skipped or ran before this step, if independent.
+        let offered = sleep.union(run).independent_of(step);
+        run.insert(step);
         if let Err(violation) = child.step(step) {
             let violation = Box::new(violation);
             into.outcomes.push(Outcome::Violated { parent, step, violation });
             continue;
         }
-        let fingerprint = fingerprint(&child, shared.renamings, encoding);
-        // A state this thread found already would lose to its first finding in the merge
-        // anyway: drop it now.
-        if !known.visited.contains(fingerprint) && known.seen.insert(fingerprint) {
-            into.outcomes.push(Outcome::New { parent, step, fingerprint });
+        if !por {
+            let fingerprint = fingerprint(&child, shared.renamings, encoding);
+            // A state this thread found already would lose to its first finding in the merge
+            // anyway: drop it now.
+            if !known.visited.contains(fingerprint) && known.seen.insert(fingerprint) {
+                let sleep = Sleep { set: StepSet::EMPTY, renaming: 0 };
+                into.outcomes.push(Outcome::New { parent, step, fingerprint, sleep });
+            }
+            continue;
         }
+        let fingerprint = canonical_renamings(&child, shared.renamings, encoding, least);
+        if known.visited.contains(fingerprint) && !known.next.contains(fingerprint) {
+            continue;
+        }
+        // In canonical form; every canonical renaming, so that it does not matter which one
+        // renames it back.
+        let mut set = offered.renamed(&shared.renamings[least[0]]);
+        for &renaming in &least[1..] {
+            set = set.intersection(offered.renamed(&shared.renamings[renaming]));
+        }
+        let sleep = Sleep { set, renaming: least[0] as u8 };
+        into.outcomes.push(Outcome::New { parent, step, fingerprint, sleep });
     }
 }
