@@ -132,8 +132,12 @@ impl StepSet {
     }
 
     fn steps(self) -> impl Iterator<Item = Step> {
-        let bits = self.0;
-        (0..=CRASH).filter(move |&at| bits & (1 << at) != 0).map(step_at)
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            let at = bits.trailing_zeros() as usize;
+            bits &= bits.wrapping_sub(1);
+            (at < 128).then(|| step_at(at))
+        })
     }
 }
 
@@ -272,6 +276,8 @@ mod tests {
         assert!(renamed.contains(Step::Crash));
         assert!(!renamed.contains(Step::Confirm { user: 1 }));
         assert_eq!(renamed.renamed_back(&rename), set);
+        assert_eq!(renamed.steps().count(), 3);
+        assert_eq!(StepSet::EMPTY.steps().count(), 0);
     }
 
     #[test]
