@@ -56,10 +56,12 @@ pub struct CheckArgs {
     /// Count states that differ only by a renaming of users separately.
     #[arg(long)]
     pub no_symmetry: bool,
-    /// Run every interleaving of independent steps (no partial-order reduction). The same
-    /// states are found either way; the reduction skips transitions.
+    /// Partial-order reduction (sleep sets): run independent steps of different users in one
+    /// order only. The same states at the same depths, fewer transitions; not faster on the
+    /// scenarios measured (it skips about a tenth of the transitions and the bookkeeping costs
+    /// as much), and it holds about 100 bytes more per state of the widest layer.
     #[arg(long)]
-    pub no_por: bool,
+    pub por: bool,
     /// Run password jobs with argon2id (cheapest cost) instead of the instant stand-in.
     #[arg(long)]
     pub argon2: bool,
@@ -80,7 +82,7 @@ impl CheckArgs {
         };
         let mut scenario = Scenario::new(bounds);
         scenario.symmetry = !self.no_symmetry;
-        scenario.por = !self.no_por;
+        scenario.por = self.por;
         if self.argon2 {
             let hasher = Hasher::new(HashCost::CHEAPEST).expect("the cheapest cost is valid");
             scenario.passwords = Arc::new(Passwords::Argon2(hasher));

@@ -64,8 +64,11 @@
 //! The argument rests on the relation above being true of the core, which is what is being
 //! checked: a core whose steps of different users interfered where the protocol says they do
 //! not could hide that interference from the reduced search. The pinned planted bugs are found
-//! with and without the reduction, with equal counterexample lengths (`tests.rs`), and
-//! `--no-por` turns it off.
+//! with and without the reduction, with equal counterexample lengths (`tests.rs`). The
+//! reduction is opt-in (`chatroom check --por`): on the scenarios measured it skips only about
+//! a tenth of the transitions, because most redundant transitions are not reorderings but
+//! different steps of one user with the same effect (operations refused alike, which only
+//! spend budget), and the bookkeeping costs about as much as it saves.
 
 use super::step::{Op, Step, User, USERS_MAX};
 
