@@ -208,13 +208,14 @@ fn resident_bytes() -> Option<u64> {
     Some(pages * PAGE_BYTES)
 }
 
-/// Parses a size: a whole number of bytes, optionally followed by a unit (binary: `K`, `KiB`,
-/// `M`, `MiB`, `G`, `GiB`, `T`, `TiB`; decimal: `KB`, `MB`, `GB`, `TB`), case ignored.
+/// Parses a size: a number of bytes (a fraction allowed with a unit), optionally followed by a
+/// unit (binary: `K`, `KiB`, `M`, `MiB`, `G`, `GiB`, `T`, `TiB`; decimal: `KB`, `MB`, `GB`,
+/// `TB`), case ignored.
 fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let number: u64 =
+    let number_len = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(number_len);
+    let number: f64 =
         number.parse().map_err(|_| format!("{text:?} is not a size such as 2GiB or 500MB"))?;
     let unit_bytes: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -228,11 +229,14 @@ fn parse_size(text: &str) -> Result<u64, String> {
         "tb" => 1_000_000_000_000,
         other => return Err(format!("unknown unit {other:?} (use KiB, MiB, GiB, TiB, KB, MB...)")),
     };
-    let bytes = number.checked_mul(unit_bytes).ok_or_else(|| format!("{text:?} is too large"))?;
-    if bytes == 0 {
-        return Err("the size must be more than 0".to_owned());
+    let bytes = (number * unit_bytes as f64).floor();
+    if bytes >= u64::MAX as f64 {
+        return Err(format!("{text:?} is too large"));
     }
-    Ok(bytes)
+    if bytes < 1.0 {
+        return Err("the size must be at least a byte".to_owned());
+    }
+    Ok(bytes as u64)
 }
 
 /// A size for people, in MiB (or GiB from 10 GiB on).
@@ -288,8 +292,10 @@ mod tests {
         assert_eq!(parse_size("500MB"), Ok(500_000_000));
         assert_eq!(parse_size("512 MiB"), Ok(512 << 20));
         assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
         assert!(parse_size("99999999999TiB").is_err());
-        assert!(parse_size("1.5GiB").is_err());
+        assert!(parse_size("0.1").is_err());
+        assert!(parse_size("1..5G").is_err());
     }
 
     #[test]
