@@ -136,6 +136,7 @@ impl CheckArgs {
         let p = report.progress;
         let seconds = elapsed.as_secs_f64().max(1e-9);
         println!("states explored: {}", p.explored);
+        println!("steps replayed:  {} (rebuilding worlds)", report.replayed);
         println!("unique states:   {}", p.unique);
         println!("depth:           {}", p.depth);
         println!("elapsed:         {:.3} s", elapsed.as_secs_f64());

@@ -125,6 +125,9 @@ pub struct Progress {
 #[derive(Clone, Debug)]
 pub struct Report {
     pub progress: Progress,
+    /// Steps replayed to rebuild worlds (not transitions: each was run before). Unlike the
+    /// progress counters, this depends on how the threads shared the work.
+    pub replayed: u64,
     /// Every reachable state was expanded (no bound was hit, no violation stopped the search).
     pub complete: bool,
     pub counterexample: Option<Counterexample>,
@@ -145,9 +148,11 @@ enum Outcome {
     Violated { parent: u32, step: Step, violation: Box<Violation> },
 }
 
-/// The outcomes of expanding part of a batch, and how many transitions that took.
+/// The outcomes of expanding part of a batch, how many transitions that took, and how many
+/// steps rebuilding the worlds took.
 struct Expanded {
     transitions: u64,
+    replayed: u64,
     outcomes: Vec<Outcome>,
 }
 
@@ -229,6 +234,7 @@ fn search(
     let por = shared.scenario.por;
     let mut path = Path::new(root);
     let mut stats = Progress { unique: 1, frontier_len: 1, ..Progress::default() };
+    let mut replayed = 0;
     // The ids of the states at the depth being expanded.
     let mut layer = 0..1u32;
     let mut depth = 0;
@@ -238,6 +244,7 @@ fn search(
             let batch = Arc::new(Batch::new(ids, depth));
             let expanded = batch.expand(shared, &mut path, workers);
             stats.explored += expanded.iter().map(|e| e.transitions).sum::<u64>();
+            replayed += expanded.iter().map(|e| e.replayed).sum::<u64>();
             let mut found = write(&shared.found);
             for outcome in expanded.into_iter().flat_map(|e| e.outcomes) {
                 match outcome {
@@ -250,6 +257,7 @@ fn search(
                         let counterexample = Counterexample { users, steps, violation };
                         return Report {
                             progress: stats,
+                            replayed,
                             complete: false,
                             counterexample: Some(counterexample),
                         };
@@ -277,6 +285,7 @@ fn search(
                             stats.frontier_len = (found.parents.len() - next_start) as usize;
                             return Report {
                                 progress: stats,
+                                replayed,
                                 complete: false,
                                 counterexample: None,
                             };
@@ -288,7 +297,7 @@ fn search(
             drop(found);
             stats.frontier_len = (next_end - next_start) as usize;
             if progress(&stats).is_break() {
-                return Report { progress: stats, complete: false, counterexample: None };
+                return Report { progress: stats, replayed, complete: false, counterexample: None };
             }
         }
         let mut found = write(&shared.found);
@@ -302,7 +311,7 @@ fn search(
         drop(found);
         depth += 1;
     }
-    Report { progress: stats, complete: true, counterexample: None }
+    Report { progress: stats, replayed, complete: true, counterexample: None }
 }
 
 /// Cuts a range of ids into ranges of at most `len`.
@@ -390,7 +399,7 @@ impl Path {
     }
 
     /// The world of state `id`, at `depth`, rebuilt from the deepest ancestor kept.
-    fn world(&mut self, id: u32, depth: usize, parents: &Parents) -> World {
+    fn world(&mut self, id: u32, depth: usize, parents: &Parents, replayed: &mut u64) -> World {
         if depth == 0 {
             return self.worlds[0].1.clone();
         }
@@ -403,6 +412,7 @@ impl Path {
             at_depth -= 1;
         }
         self.worlds.truncate(at_depth + 1);
+        *replayed += self.replay.len() as u64 + 1;
         while let Some(ancestor) = self.replay.pop() {
             let world = self.child(parents.get(ancestor).1);
             self.worlds.push((ancestor, world));
@@ -472,10 +482,10 @@ impl Batch {
             let Some(chunk) = self.chunks.get(index) else { break };
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 let found = read(&shared.found);
-                let mut expanded = Expanded { transitions: 0, outcomes: Vec::new() };
+                let mut expanded = Expanded { transitions: 0, replayed: 0, outcomes: Vec::new() };
                 let mut scratch = Scratch::default();
                 for id in chunk.clone() {
-                    let world = path.world(id, self.depth, &found.parents);
+                    let world = path.world(id, self.depth, &found.parents, &mut expanded.replayed);
                     let sleep = if shared.scenario.por {
                         let Sleep { set, renaming } =
                             found.layer_sleeps[(id - found.layer_start) as usize];
