@@ -37,7 +37,7 @@ pub struct CheckArgs {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=30))]
     pub faults: u8,
     /// Stop after this many unique states (the search is then not exhaustive). Memory grows
-    /// with the states kept: about 30 bytes per state seen.
+    /// with the states kept: 30 to 50 bytes per state seen.
     #[arg(long, default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_states: u64,
     /// Stop when the resident memory reaches this size (the search is then not exhaustive):
