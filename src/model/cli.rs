@@ -41,7 +41,9 @@ pub struct CheckArgs {
     #[arg(long, default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_states: u64,
     /// Stop when the resident memory reaches this size (the search is then not exhaustive):
-    /// bytes, or with a unit: KiB, MiB, GiB, TiB (or K, M, G, T), KB, MB, GB, TB.
+    /// bytes, or with a unit: KiB, MiB, GiB, TiB (or K, M, G, T), KB, MB, GB, TB. Checked after
+    /// every batch of states; the set of states seen grows by doubling, so the peak can pass
+    /// the bound by that set's size (about two thirds of the memory in use).
     #[arg(long, value_parser = parse_size)]
     pub max_memory: Option<u64>,
     /// Threads expanding states [default: the number of cores].
