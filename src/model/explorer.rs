@@ -16,7 +16,7 @@
 //!
 //! With `por` on, sleep sets (see [`super::por`]) skip transitions that only run two
 //! independent steps in the other order: the same states, at the same depths, with fewer
-//! transitions. Each state of the layer being expanded keeps its sleep set (32 bytes), and the
+//! transitions. Each state of the layer being expanded keeps its sleep set (17 bytes), and the
 //! layer being found keeps an index from fingerprint to id, to intersect the sleep sets its
 //! states are offered.
 //!
@@ -165,6 +165,30 @@ struct Sleep {
     renaming: u8,
 }
 
+/// The sleep sets of a layer's states, by id from the layer's first: the sets and the
+/// renamings apart, 17 bytes a state (a [`Sleep`] takes 32, aligned).
+#[derive(Default)]
+struct Sleeps {
+    sets: Vec<StepSet>,
+    renamings: Vec<u8>,
+}
+
+impl Sleeps {
+    fn push(&mut self, sleep: Sleep) {
+        self.sets.push(sleep.set);
+        self.renamings.push(sleep.renaming);
+    }
+
+    fn get(&self, at: usize) -> Sleep {
+        Sleep { set: self.sets[at], renaming: self.renamings[at] }
+    }
+
+    /// Narrows the sleep set of state `at` to what `set` allows too.
+    fn narrow(&mut self, at: usize, set: StepSet) {
+        self.sets[at] = self.sets[at].intersection(set);
+    }
+}
+
 /// Everything the search remembers about the states it found: their fingerprints, and how each
 /// was first reached. Written only between batches, while no expansion runs.
 #[derive(Default)]
@@ -173,12 +197,12 @@ struct Found {
     parents: Parents,
     /// With `por`: the first id of the layer being expanded, and the sleep sets of its states.
     layer_start: u32,
-    layer_sleeps: Vec<Sleep>,
+    layer_sleeps: Sleeps,
     /// With `por`: the states of the layer being found (in `visited` too), by fingerprint and as a
     /// set, and their sleep sets.
     next_ids: BTreeMap<Fingerprint, u32>,
     next: Visited,
-    next_sleeps: Vec<Sleep>,
+    next_sleeps: Sleeps,
 }
 
 /// What every expansion reads: the scenario, the renamings, and the states found so far.
@@ -267,9 +291,7 @@ fn search(
                         if !found.visited.insert(fingerprint) {
                             // Found again at this depth: it is offered a sleep set too.
                             if let Some(&id) = found.next_ids.get(&fingerprint) {
-                                let at = (id - next_start) as usize;
-                                let kept = &mut found.next_sleeps[at].set;
-                                *kept = kept.intersection(sleep.set);
+                                found.next_sleeps.narrow((id - next_start) as usize, sleep.set);
                             }
                             continue;
                         }
@@ -489,7 +511,7 @@ impl Batch {
                     let world = path.world(id, self.depth, &found.parents, &mut expanded.replayed);
                     let sleep = if shared.scenario.por {
                         let Sleep { set, renaming } =
-                            found.layer_sleeps[(id - found.layer_start) as usize];
+                            found.layer_sleeps.get((id - found.layer_start) as usize);
                         set.renamed_back(&shared.renamings[renaming as usize])
                     } else {
                         StepSet::EMPTY
