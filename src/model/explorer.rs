@@ -1,27 +1,50 @@
 //! The exhaustive explorer: breadth-first search over every interleaving of a scenario's
 //! steps, running the real core, expanding each distinct state (by [`fingerprint`]) once.
 //!
-//! Breadth-first means the first violation found has the shortest trace there is. The frontier
-//! is expanded in batches. A batch is cut into small chunks that the calling thread and `jobs - 1`
-//! worker threads (started once per search) take in turn; the results are merged in chunk
-//! order, so the outcome (counts, trace) does not depend on the number of jobs or on timing.
+//! Breadth-first means the first violation found has the shortest trace there is.
+//!
+//! Memory: the search keeps no world between batches. Every distinct state gets an id in the
+//! order it is found; the search keeps its fingerprint (in [`Visited`]) and its parent link
+//! (the parent's id and the step, 8 bytes), nothing else. States are found layer by layer and a
+//! parent's children get consecutive ids, so a layer is a range of ids, sorted by their paths
+//! from the root. To expand a state, a thread rebuilds its world by replaying the steps from the
+//! root; it keeps the worlds of the path it replayed last, so consecutive states only replay
+//! the steps below the ancestor they share (a layer's states mostly share all but the last
+//! one or two). Replaying is deterministic, so the rebuilt world is the one first found.
+//! In all, the search holds 29 to 51 bytes per state seen (the visited set is between three
+//! eighths and three quarters full) and a few worlds per thread.
+//!
+//! With `por` on, sleep sets (see [`super::por`]) skip transitions that only run two
+//! independent steps in the other order: the same states, at the same depths, with fewer
+//! transitions. Each state of the layer being expanded keeps its sleep set (17 bytes), and the
+//! layer being found keeps an index from fingerprint to id, to intersect the sleep sets its
+//! states are offered.
+//!
+//! Each layer is expanded in batches. A batch is cut into small chunks that the calling thread
+//! and `jobs - 1` worker threads (started once per search) take in turn; the results are merged
+//! in chunk order, so the outcome (counts, trace) does not depend on the number of jobs or on
+//! timing.
 
+use std::collections::BTreeMap;
+use std::ops::{ControlFlow, Range};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::sync::{mpsc, Arc, RwLock};
 
 use super::driver::{Bounds, Passwords, World};
-use super::fingerprint::{fingerprint, permutations, Fingerprint};
+use super::fingerprint::{canonical_renamings, fingerprint, permutations, Fingerprint};
 use super::invariants::Violation;
+use super::por::StepSet;
 use super::step::{Step, User};
 use super::visited::Visited;
 use crate::core::Config;
 
 /// States expanded between two merges (and progress reports).
-const BATCH_LEN: usize = 1024;
+const BATCH_LEN: u32 = 1024;
 /// States a thread takes from a batch at a time: small enough to balance the threads' loads,
-/// large enough that taking is cheap.
-const CHUNK_LEN: usize = 32;
+/// large enough that taking is cheap and that the replayed paths of consecutive states share
+/// most of their steps.
+const CHUNK_LEN: u32 = 32;
 
 /// What to explore.
 #[derive(Clone, Debug)]
@@ -32,6 +55,10 @@ pub struct Scenario {
     pub passwords: Arc<Passwords>,
     /// Count states equal up to renaming users once.
     pub symmetry: bool,
+    /// Skip transitions that only reorder independent steps (sleep sets): the same states at
+    /// the same depths, fewer transitions. Off in [`Scenario::new`]: on the scenarios measured
+    /// it skips a tenth of the transitions and costs more than that in bookkeeping.
+    pub por: bool,
 }
 
 impl Scenario {
@@ -46,7 +73,13 @@ impl Scenario {
             bare_relay_allowed: true,
             ..Config::default()
         };
-        Scenario { bounds, config, passwords: Arc::new(Passwords::Model), symmetry: true }
+        Scenario {
+            bounds,
+            config,
+            passwords: Arc::new(Passwords::Model),
+            symmetry: true,
+            por: false,
+        }
     }
 
     /// The initial state.
@@ -87,7 +120,7 @@ pub struct Progress {
     pub unique: u64,
     /// Steps from the initial state to the deepest state found.
     pub depth: usize,
-    /// States waiting to be expanded at the current depth and the next.
+    /// States found at the next depth so far, waiting to be expanded.
     pub frontier_len: usize,
 }
 
@@ -95,6 +128,9 @@ pub struct Progress {
 #[derive(Clone, Debug)]
 pub struct Report {
     pub progress: Progress,
+    /// Steps replayed to rebuild worlds (not transitions: each was run before). Unlike the
+    /// progress counters, this depends on how the threads shared the work.
+    pub replayed: u64,
     /// Every reachable state was expanded (no bound was hit, no violation stopped the search).
     pub complete: bool,
     pub counterexample: Option<Counterexample>,
@@ -111,42 +147,96 @@ pub struct Counterexample {
 /// What expanding one transition gave, unless it led to a state seen before (those are only
 /// counted, keeping batches small).
 enum Outcome {
-    New { parent: u32, step: Step, fingerprint: Fingerprint, world: Box<World> },
+    New { parent: u32, step: Step, fingerprint: Fingerprint, sleep: Sleep },
     Violated { parent: u32, step: Step, violation: Box<Violation> },
 }
 
-/// The outcomes of expanding part of a batch, and how many transitions that took.
+/// The outcomes of expanding part of a batch, how many transitions that took, and how many
+/// steps rebuilding the worlds took.
 struct Expanded {
     transitions: u64,
+    replayed: u64,
     outcomes: Vec<Outcome>,
 }
 
-/// States waiting to be expanded, with their ids.
-type Chunk = Vec<(u32, Box<World>)>;
+/// A state's sleep set, renamed to the state's canonical form, and the index of a renaming
+/// that maps its representative world (the first found) to that form.
+#[derive(Clone, Copy, Debug)]
+struct Sleep {
+    set: StepSet,
+    renaming: u8,
+}
 
-/// What every expansion reads: the scenario, the renamings, and the fingerprints seen so far
-/// (written only between batches, while no expansion runs).
+/// The sleep sets of a layer's states, by id from the layer's first: the sets and the
+/// renamings apart, 17 bytes a state (a [`Sleep`] takes 32, aligned).
+#[derive(Default)]
+struct Sleeps {
+    sets: Vec<StepSet>,
+    renamings: Vec<u8>,
+}
+
+impl Sleeps {
+    fn push(&mut self, sleep: Sleep) {
+        self.sets.push(sleep.set);
+        self.renamings.push(sleep.renaming);
+    }
+
+    fn get(&self, at: usize) -> Sleep {
+        Sleep { set: self.sets[at], renaming: self.renamings[at] }
+    }
+
+    /// Narrows the sleep set of state `at` to what `set` allows too.
+    fn narrow(&mut self, at: usize, set: StepSet) {
+        self.sets[at] = self.sets[at].intersection(set);
+    }
+}
+
+/// Everything the search remembers about the states it found: their fingerprints, and how each
+/// was first reached. Written only between batches, while no expansion runs.
+#[derive(Default)]
+struct Found {
+    visited: Visited,
+    parents: Parents,
+    /// With `por`: the first id of the layer being expanded, and the sleep sets of its states.
+    layer_start: u32,
+    layer_sleeps: Sleeps,
+    /// With `por`: the states of the layer being found (in `visited` too), by fingerprint and as a
+    /// set, and their sleep sets.
+    next_ids: BTreeMap<Fingerprint, u32>,
+    next: Visited,
+    next_sleeps: Sleeps,
+}
+
+/// What every expansion reads: the scenario, the renamings, and the states found so far.
 struct Shared<'a> {
     scenario: &'a Scenario,
     renamings: &'a [Vec<User>],
-    visited: RwLock<Visited>,
+    found: RwLock<Found>,
 }
 
-/// Explores `scenario` breadth-first. `progress` is called after every batch.
-pub fn explore(scenario: &Scenario, limits: Limits, progress: &mut dyn FnMut(&Progress)) -> Report {
+/// Explores `scenario` breadth-first. `progress` is called after every batch; the search stops
+/// (incomplete) when it breaks.
+pub fn explore(
+    scenario: &Scenario,
+    limits: Limits,
+    progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+) -> Report {
     let renamings: Vec<Vec<User>> = if scenario.symmetry {
         permutations(scenario.bounds.users)
     } else {
         vec![(0..scenario.bounds.users as User).collect()]
     };
-    let shared = Shared { scenario, renamings: &renamings, visited: RwLock::default() };
+    let shared = Shared { scenario, renamings: &renamings, found: RwLock::default() };
     let workers = limits.jobs.max(1) - 1;
     std::thread::scope(|scope| {
         let mut senders = Vec::with_capacity(workers);
         for _ in 0..workers {
             let (batches, inbox) = mpsc::channel::<(Arc<Batch>, mpsc::Sender<Done>)>();
             let shared = &shared;
-            scope.spawn(move || inbox.iter().for_each(|(batch, done)| batch.run(shared, &done)));
+            scope.spawn(move || {
+                let mut path = Path::new(shared.scenario.world());
+                inbox.iter().for_each(|(batch, done)| batch.run(shared, &mut path, &done));
+            });
             senders.push(batches);
         }
         search(&shared, limits.states_max, &senders, progress)
@@ -158,59 +248,69 @@ fn search(
     shared: &Shared<'_>,
     states_max: u64,
     workers: &[mpsc::Sender<(Arc<Batch>, mpsc::Sender<Done>)>],
-    progress: &mut dyn FnMut(&Progress),
+    progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Report {
     let root = shared.scenario.world();
     let root_print = fingerprint(&root, shared.renamings, &mut Vec::new());
-    write(&shared.visited).insert(root_print);
-    // parents[i] = (parent state, step) of unique state i; state 0 is the root.
-    let mut parents: Vec<(u32, Step)> = vec![(u32::MAX, Step::Crash)];
-    let mut frontier: Vec<(u32, Box<World>)> = vec![(0, Box::new(root))];
+    {
+        let mut found = write(&shared.found);
+        found.visited.insert(root_print);
+        found.parents.push(u32::MAX, Step::Crash);
+        found.layer_sleeps.push(Sleep { set: StepSet::EMPTY, renaming: 0 });
+    }
+    let por = shared.scenario.por;
+    let mut path = Path::new(root);
     let mut stats = Progress { unique: 1, frontier_len: 1, ..Progress::default() };
+    let mut replayed = 0;
+    // The ids of the states at the depth being expanded.
+    let mut layer = 0..1u32;
     let mut depth = 0;
-    // States found again in the merge, dropped by the threads expanding the next batch.
-    let mut litter = Vec::new();
-    while !frontier.is_empty() {
-        depth += 1;
-        let mut next = Vec::new();
-        // Expanded states are dropped batch by batch, so at most a batch more than two
-        // frontiers is held.
-        let mut pending = frontier.into_iter();
-        loop {
-            let batch = Batch::new(pending.by_ref().take(BATCH_LEN), std::mem::take(&mut litter));
-            let Some(batch) = batch else { break };
-            let expanded = batch.expand(shared, workers);
+    while !layer.is_empty() {
+        let next_start = layer.end;
+        for ids in (StepBy { range: layer.clone(), len: BATCH_LEN }) {
+            let batch = Arc::new(Batch::new(ids, depth));
+            let expanded = batch.expand(shared, &mut path, workers);
             stats.explored += expanded.iter().map(|e| e.transitions).sum::<u64>();
-            let mut visited = write(&shared.visited);
+            replayed += expanded.iter().map(|e| e.replayed).sum::<u64>();
+            let mut found = write(&shared.found);
             for outcome in expanded.into_iter().flat_map(|e| e.outcomes) {
                 match outcome {
                     Outcome::Violated { parent, step, violation } => {
                         let violation = *violation;
-                        let mut steps = trace(&parents, parent);
+                        let mut steps = found.parents.trace(parent);
                         steps.push(step);
                         stats.frontier_len = 0;
                         let users = shared.scenario.bounds.users;
                         let counterexample = Counterexample { users, steps, violation };
                         return Report {
                             progress: stats,
+                            replayed,
                             complete: false,
                             counterexample: Some(counterexample),
                         };
                     }
-                    Outcome::New { parent, step, fingerprint, world } => {
-                        if !visited.insert(fingerprint) {
-                            litter.push(world);
+                    Outcome::New { parent, step, fingerprint, sleep } => {
+                        if !found.visited.insert(fingerprint) {
+                            // Found again at this depth: it is offered a sleep set too.
+                            if let Some(&id) = found.next_ids.get(&fingerprint) {
+                                found.next_sleeps.narrow((id - next_start) as usize, sleep.set);
+                            }
                             continue;
                         }
-                        let id = u32::try_from(parents.len()).expect("fewer than 2^32 states");
-                        parents.push((parent, step));
+                        if por {
+                            let id = found.parents.len();
+                            found.next_ids.insert(fingerprint, id);
+                            found.next.insert(fingerprint);
+                            found.next_sleeps.push(sleep);
+                        }
+                        found.parents.push(parent, step);
                         stats.unique += 1;
-                        stats.depth = depth;
-                        next.push((id, world));
+                        stats.depth = depth + 1;
                         if stats.unique >= states_max {
-                            stats.frontier_len = next.len();
+                            stats.frontier_len = (found.parents.len() - next_start) as usize;
                             return Report {
                                 progress: stats,
+                                replayed,
                                 complete: false,
                                 counterexample: None,
                             };
@@ -218,71 +318,166 @@ fn search(
                     }
                 }
             }
-            drop(visited);
-            stats.frontier_len = next.len();
-            progress(&stats);
+            let next_end = found.parents.len();
+            drop(found);
+            stats.frontier_len = (next_end - next_start) as usize;
+            if progress(&stats).is_break() {
+                return Report { progress: stats, replayed, complete: false, counterexample: None };
+            }
         }
-        frontier = next;
+        let mut found = write(&shared.found);
+        layer = next_start..found.parents.len();
+        if por {
+            found.layer_start = next_start;
+            found.layer_sleeps = std::mem::take(&mut found.next_sleeps);
+            found.next_ids = BTreeMap::new();
+            found.next = Visited::default();
+        }
+        drop(found);
+        depth += 1;
     }
-    Report { progress: stats, complete: true, counterexample: None }
+    Report { progress: stats, replayed, complete: true, counterexample: None }
 }
 
-fn write(visited: &RwLock<Visited>) -> std::sync::RwLockWriteGuard<'_, Visited> {
-    visited.write().expect("no expansion panics while holding the set")
+/// Cuts a range of ids into ranges of at most `len`.
+struct StepBy {
+    range: Range<u32>,
+    len: u32,
 }
 
-/// The steps from the root to state `id`.
-fn trace(parents: &[(u32, Step)], mut id: u32) -> Vec<Step> {
-    let mut steps = Vec::new();
-    while id != 0 {
-        let (parent, step) = parents[id as usize];
-        steps.push(step);
-        id = parent;
+impl Iterator for StepBy {
+    type Item = Range<u32>;
+
+    fn next(&mut self) -> Option<Range<u32>> {
+        if self.range.is_empty() {
+            return None;
+        }
+        let end = self.range.end.min(self.range.start.saturating_add(self.len));
+        let taken = self.range.start..end;
+        self.range.start = end;
+        Some(taken)
     }
-    steps.reverse();
-    steps
 }
 
-/// States to drop. Boxed as they were found: moving a box is cheaper than moving a world.
-#[allow(clippy::vec_box)]
-type Litter = Vec<Box<World>>;
+fn write(found: &RwLock<Found>) -> std::sync::RwLockWriteGuard<'_, Found> {
+    found.write().expect("no expansion panics while holding the set")
+}
+
+fn read(found: &RwLock<Found>) -> std::sync::RwLockReadGuard<'_, Found> {
+    found.read().expect("the set is written between batches")
+}
+
+/// Parent links: for state `id`, the state it was first reached from and the step. Stored in
+/// blocks of fixed size, so that growing never copies (nor holds twice) what is there.
+#[derive(Default)]
+struct Parents {
+    blocks: Vec<Vec<(u32, Step)>>,
+}
+
+/// Entries per block of [`Parents`] (8 MiB).
+const PARENTS_BLOCK_LEN: usize = 1 << 20;
+
+impl Parents {
+    fn len(&self) -> u32 {
+        let full = self.blocks.len().saturating_sub(1) * PARENTS_BLOCK_LEN;
+        let len = full + self.blocks.last().map_or(0, Vec::len);
+        u32::try_from(len).expect("fewer than 2^32 states")
+    }
+
+    fn push(&mut self, parent: u32, step: Step) {
+        if self.blocks.last().is_none_or(|b| b.len() == PARENTS_BLOCK_LEN) {
+            self.blocks.push(Vec::with_capacity(PARENTS_BLOCK_LEN));
+        }
+        let block = self.blocks.last_mut().expect("pushed above");
+        block.push((parent, step));
+    }
+
+    fn get(&self, id: u32) -> (u32, Step) {
+        let id = id as usize;
+        self.blocks[id / PARENTS_BLOCK_LEN][id % PARENTS_BLOCK_LEN]
+    }
+
+    /// The steps from the root to state `id`.
+    fn trace(&self, mut id: u32) -> Vec<Step> {
+        let mut steps = Vec::new();
+        while id != 0 {
+            let (parent, step) = self.get(id);
+            steps.push(step);
+            id = parent;
+        }
+        steps.reverse();
+        steps
+    }
+}
+
+/// The worlds on the path from the root to the parent of the state a thread rebuilt last:
+/// `worlds[d]` is the state at depth `d`, with its id.
+struct Path {
+    worlds: Vec<(u32, World)>,
+    /// Scratch: ids to replay, deepest first.
+    replay: Vec<u32>,
+}
+
+impl Path {
+    fn new(root: World) -> Self {
+        Path { worlds: vec![(0, root)], replay: Vec::new() }
+    }
+
+    /// The world of state `id`, at `depth`, rebuilt from the deepest ancestor kept.
+    fn world(&mut self, id: u32, depth: usize, parents: &Parents, replayed: &mut u64) -> World {
+        if depth == 0 {
+            return self.worlds[0].1.clone();
+        }
+        let (mut at, step) = parents.get(id);
+        let mut at_depth = depth - 1;
+        self.replay.clear();
+        while self.worlds.get(at_depth).is_none_or(|&(kept, _)| kept != at) {
+            self.replay.push(at);
+            at = parents.get(at).0;
+            at_depth -= 1;
+        }
+        self.worlds.truncate(at_depth + 1);
+        *replayed += self.replay.len() as u64 + 1;
+        while let Some(ancestor) = self.replay.pop() {
+            let world = self.child(parents.get(ancestor).1);
+            self.worlds.push((ancestor, world));
+        }
+        self.child(step)
+    }
+
+    /// The deepest world kept, after `step`.
+    fn child(&self, step: Step) -> World {
+        let mut world = self.worlds.last().expect("the root is kept").1.clone();
+        if let Err(violation) = world.step(step) {
+            panic!("replaying {step}, which passed when first run, failed: {violation}");
+        }
+        world
+    }
+}
 
 /// A finished chunk: its index in the batch, and its outcomes (or the panic that stopped it).
 type Done = (usize, std::thread::Result<Expanded>);
 
-/// One batch of states, cut into chunks that the threads take in turn; results are put back in
-/// chunk order, so the outcome does not depend on which thread expanded what.
+/// One batch of states (a range of ids at one depth), cut into chunks that the threads take in
+/// turn; results are put back in chunk order, so the outcome does not depend on which thread
+/// expanded what.
 struct Batch {
-    chunks: Vec<Mutex<Option<Chunk>>>,
+    chunks: Vec<Range<u32>>,
+    depth: usize,
     taken: AtomicUsize,
-    /// States to drop once the chunks are taken (by threads that would wait otherwise).
-    litter: Vec<Mutex<Litter>>,
-    swept: AtomicUsize,
 }
 
 impl Batch {
-    /// The next batch from `states`, unless there are none left, with `litter` to drop.
-    fn new(states: impl Iterator<Item = (u32, Box<World>)>, litter: Litter) -> Option<Arc<Batch>> {
-        let mut chunks = Vec::new();
-        let mut states = states.peekable();
-        while states.peek().is_some() {
-            let chunk: Chunk = states.by_ref().take(CHUNK_LEN).collect();
-            chunks.push(Mutex::new(Some(chunk)));
-        }
-        let mut litter = litter.into_iter().peekable();
-        let mut bags = Vec::new();
-        while litter.peek().is_some() {
-            bags.push(Mutex::new(litter.by_ref().take(CHUNK_LEN).collect()));
-        }
-        let batch =
-            Batch { chunks, taken: AtomicUsize::new(0), litter: bags, swept: AtomicUsize::new(0) };
-        (!batch.chunks.is_empty()).then(|| Arc::new(batch))
+    fn new(ids: Range<u32>, depth: usize) -> Batch {
+        let chunks = StepBy { range: ids, len: CHUNK_LEN }.collect();
+        Batch { chunks, depth, taken: AtomicUsize::new(0) }
     }
 
     /// Expands every chunk on the calling thread and the workers; the results in chunk order.
     fn expand(
         self: Arc<Self>,
         shared: &Shared<'_>,
+        path: &mut Path,
         workers: &[mpsc::Sender<(Arc<Batch>, mpsc::Sender<Done>)>],
     ) -> Vec<Expanded> {
         let (done, results) = mpsc::channel();
@@ -290,7 +485,7 @@ impl Batch {
         for worker in &workers[..helpers] {
             worker.send((Arc::clone(&self), done.clone())).expect("workers outlive the search");
         }
-        self.run(shared, &done);
+        self.run(shared, path, &done);
         drop(done);
         let mut expanded: Vec<Option<Expanded>> = self.chunks.iter().map(|_| None).collect();
         for (index, result) in results.iter().take(self.chunks.len()) {
@@ -302,68 +497,112 @@ impl Batch {
         expanded.into_iter().map(|e| e.expect("every chunk was expanded")).collect()
     }
 
-    /// Takes and expands chunks until none is left, then helps drop the litter.
-    fn run(&self, shared: &Shared<'_>, done: &mpsc::Sender<Done>) {
+    /// Takes and expands chunks until none is left.
+    fn run(&self, shared: &Shared<'_>, path: &mut Path, done: &mpsc::Sender<Done>) {
         // What this thread found in this batch. A thread takes chunks in increasing order, so
         // a state it finds again was found first, in merge order, by this same thread.
-        let mut found = Visited::default();
+        let mut seen = Visited::default();
         loop {
             let index = self.taken.fetch_add(1, Ordering::Relaxed);
             let Some(chunk) = self.chunks.get(index) else { break };
-            let chunk = chunk.lock().expect("chunks are taken whole").take();
-            let chunk = chunk.expect("each chunk is taken once");
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                let visited = shared.visited.read().expect("the set is written between batches");
-                expand(chunk, shared.scenario, shared.renamings, &visited, &mut found)
+                let found = read(&shared.found);
+                let mut expanded = Expanded { transitions: 0, replayed: 0, outcomes: Vec::new() };
+                let mut scratch = Scratch::default();
+                for id in chunk.clone() {
+                    let world = path.world(id, self.depth, &found.parents, &mut expanded.replayed);
+                    let sleep = if shared.scenario.por {
+                        let Sleep { set, renaming } =
+                            found.layer_sleeps.get((id - found.layer_start) as usize);
+                        set.renamed_back(&shared.renamings[renaming as usize])
+                    } else {
+                        StepSet::EMPTY
+                    };
+                    let known =
+                        Known { visited: &found.visited, next: &found.next, seen: &mut seen };
+                    expand(id, world, sleep, shared, known, &mut scratch, &mut expanded);
+                }
+                expanded
             }));
             // The receiver is gone only if the search itself stopped; so do we.
             if done.send((index, result)).is_err() {
                 return;
             }
         }
-        loop {
-            let index = self.swept.fetch_add(1, Ordering::Relaxed);
-            let Some(bag) = self.litter.get(index) else { return };
-            drop(std::mem::take(&mut *bag.lock().expect("bags are taken whole")));
-        }
     }
 }
 
-/// Expands every state of `part`; the last successor of a state reuses the state itself
-/// instead of a clone (the state is not needed after its expansion).
+/// Buffers reused from one expansion to the next.
+#[derive(Default)]
+struct Scratch {
+    steps: Vec<Step>,
+    encoding: Vec<u8>,
+    least: Vec<usize>,
+}
+
+/// The states a thread need not report: those merged before this batch (but, with `por`, not
+/// those of the depth being found, whose sleep sets every finding narrows), and those it found
+/// in this batch already (without `por`).
+struct Known<'a> {
+    visited: &'a Visited,
+    next: &'a Visited,
+    seen: &'a mut Visited,
+}
+
+/// Expands state `parent` (whose world is `world`) except for the steps in `sleep`; the last
+/// successor reuses the world itself instead of a clone (it is not needed after its expansion).
 fn expand(
-    part: Chunk,
-    scenario: &Scenario,
-    renamings: &[Vec<User>],
-    visited: &Visited,
-    found: &mut Visited,
-) -> Expanded {
-    let mut outcomes = Vec::new();
-    let mut transitions = 0;
-    let mut steps = Vec::new();
-    let mut buf = Vec::new();
-    for (parent, world) in part {
-        world.enabled(&scenario.bounds, &mut steps);
-        let mut world = Some(world);
-        for (index, &step) in steps.iter().enumerate() {
-            let mut child = if index + 1 == steps.len() {
-                world.take().expect("the last step takes the state")
-            } else {
-                Box::new(World::clone(world.as_ref().expect("not taken yet")))
-            };
-            transitions += 1;
-            if let Err(violation) = child.step(step) {
-                let violation = Box::new(violation);
-                outcomes.push(Outcome::Violated { parent, step, violation });
-                continue;
-            }
-            let fingerprint = fingerprint(&child, renamings, &mut buf);
-            // A state this thread found already would lose to its first finding in the merge
-            // anyway: drop it now, on this thread, while it is in cache.
-            if !visited.contains(fingerprint) && found.insert(fingerprint) {
-                outcomes.push(Outcome::New { parent, step, fingerprint, world: child });
-            }
+    parent: u32,
+    world: World,
+    sleep: StepSet,
+    shared: &Shared<'_>,
+    known: Known<'_>,
+    scratch: &mut Scratch,
+    into: &mut Expanded,
+) {
+    let Scratch { steps, encoding, least } = scratch;
+    let por = shared.scenario.por;
+    world.enabled(&shared.scenario.bounds, steps);
+    steps.retain(|&step| !sleep.contains(step));
+    let mut world = Some(world);
+    // The steps run from this state so far.
+    let mut run = StepSet::EMPTY;
+    for (index, &step) in steps.iter().enumerate() {
+        let mut child = if index + 1 == steps.len() {
+            world.take().expect("the last step takes the state")
+        } else {
+            World::clone(world.as_ref().expect("not taken yet"))
+        };
+        into.transitions += 1;
+        // The child may skip what the parent skipped or ran before this step, if independent.
+        let offered = sleep.union(run).independent_of(step);
+        run.insert(step);
+        if let Err(violation) = child.step(step) {
+            let violation = Box::new(violation);
+            into.outcomes.push(Outcome::Violated { parent, step, violation });
+            continue;
         }
+        if !por {
+            let fingerprint = fingerprint(&child, shared.renamings, encoding);
+            // A state this thread found already would lose to its first finding in the merge
+            // anyway: drop it now.
+            if !known.visited.contains(fingerprint) && known.seen.insert(fingerprint) {
+                let sleep = Sleep { set: StepSet::EMPTY, renaming: 0 };
+                into.outcomes.push(Outcome::New { parent, step, fingerprint, sleep });
+            }
+            continue;
+        }
+        let fingerprint = canonical_renamings(&child, shared.renamings, encoding, least);
+        if known.visited.contains(fingerprint) && !known.next.contains(fingerprint) {
+            continue;
+        }
+        // In canonical form; every canonical renaming, so that it does not matter which one
+        // renames it back.
+        let mut set = offered.renamed(&shared.renamings[least[0]]);
+        for &renaming in &least[1..] {
+            set = set.intersection(offered.renamed(&shared.renamings[renaming]));
+        }
+        let sleep = Sleep { set, renaming: least[0] as u8 };
+        into.outcomes.push(Outcome::New { parent, step, fingerprint, sleep });
     }
-    Expanded { transitions, outcomes }
 }

@@ -52,18 +52,51 @@ fn permute(items: &mut Vec<User>, at: usize, out: &mut Vec<Vec<User>>) {
 /// sorting users by shape are encoded.
 /// `buf` is scratch space reused between calls.
 pub fn fingerprint(world: &World, renamings: &[Vec<User>], buf: &mut Vec<u8>) -> Fingerprint {
+    least_renamings(world, renamings, buf, None)
+}
+
+/// Like [`fingerprint`], and also lists in `least` the indices (into `renamings`) of every
+/// renaming that gives the least hash: those that map `world` onto its canonical form. There
+/// are several when the state is symmetric in itself (two users in the same situation).
+pub fn canonical_renamings(
+    world: &World,
+    renamings: &[Vec<User>],
+    buf: &mut Vec<u8>,
+    least: &mut Vec<usize>,
+) -> Fingerprint {
+    least_renamings(world, renamings, buf, Some(least))
+}
+
+fn least_renamings(
+    world: &World,
+    renamings: &[Vec<User>],
+    buf: &mut Vec<u8>,
+    mut least: Option<&mut Vec<usize>>,
+) -> Fingerprint {
     let mut shapes = [0u64; USERS_MAX];
     for (user, shape) in shapes.iter_mut().enumerate().take(world.users.len()) {
         *shape = shape_of(world, user);
     }
     let mut best = Fingerprint::MAX;
-    for rename in renamings {
+    if let Some(least) = least.as_deref_mut() {
+        least.clear();
+    }
+    for (index, rename) in renamings.iter().enumerate() {
         if renamings.len() > 1 && !sorts_by_shape(rename, &shapes) {
             continue;
         }
         buf.clear();
         encode(world, rename, buf);
-        best = best.min(hash128(buf));
+        let hash = hash128(buf);
+        if let Some(least) = least.as_deref_mut() {
+            if hash < best {
+                least.clear();
+            }
+            if hash <= best {
+                least.push(index);
+            }
+        }
+        best = best.min(hash);
     }
     best
 }

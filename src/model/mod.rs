@@ -9,6 +9,7 @@
 //! - [`fingerprint`]: canonical, symmetry-reduced state hashes.
 //! - [`visited`]: the set of fingerprints seen.
 //! - [`explorer`]: breadth-first search over every interleaving, shortest counterexample first.
+//! - [`por`]: which steps commute, for the explorer's partial-order reduction (sleep sets).
 //! - [`trace`]: counterexamples printed for people and written as scenario files.
 //! - [`cli`]: `chatroom check`.
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod driver;
 pub mod explorer;
 pub mod fingerprint;
 pub mod invariants;
+pub mod por;
 pub mod reference;
 pub mod step;
 pub mod trace;

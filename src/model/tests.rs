@@ -1,5 +1,7 @@
 //! Tests of the explorer: pinned state counts, and the planted bugs it must find.
 
+use std::ops::ControlFlow;
+
 use super::driver::Bounds;
 use super::explorer::{explore, Limits, Report, Scenario};
 use super::invariants::Invariant;
@@ -11,7 +13,7 @@ fn scenario(users: usize, ops: u8, faults: u8) -> Scenario {
 }
 
 fn run(scenario: &Scenario, jobs: usize) -> Report {
-    explore(scenario, Limits { states_max: u64::MAX, jobs }, &mut |_| {})
+    explore(scenario, Limits { states_max: u64::MAX, jobs }, &mut |_| ControlFlow::Continue(()))
 }
 
 fn planted(bug: Planted, users: usize, ops: u8) -> Report {
@@ -71,14 +73,19 @@ fn counterexamples_and_bounds_do_not_depend_on_the_number_of_jobs() {
     assert!(one.counterexample.is_some());
     assert_eq!(one.counterexample, three.counterexample);
     assert_eq!(one.progress, three.progress);
-    let bounded = |jobs| explore(&scenario(2, 3, 1), Limits { states_max: 500, jobs }, &mut |_| {});
+    let bounded = |jobs| {
+        explore(&scenario(2, 3, 1), Limits { states_max: 500, jobs }, &mut |_| {
+            ControlFlow::Continue(())
+        })
+    };
     assert_eq!(bounded(1).progress, bounded(3).progress);
 }
 
 #[test]
 fn the_state_bound_stops_the_search() {
     let scenario = scenario(2, 3, 0);
-    let report = explore(&scenario, Limits { states_max: 100, jobs: 1 }, &mut |_| {});
+    let report =
+        explore(&scenario, Limits { states_max: 100, jobs: 1 }, &mut |_| ControlFlow::Continue(()));
     assert!(!report.complete);
     assert_eq!(report.progress.unique, 100);
 }
@@ -269,4 +276,120 @@ fn a_counterexample_file_replays_in_the_simulator() {
     assert_eq!(violation.invariant, "no acknowledged message is lost");
     let clean = run_scenario(&parsed, &RunOptions::default());
     assert_eq!(clean.violation, None, "without the bug the scenario passes");
+}
+
+/// Sleep sets skip transitions, never states: every scenario has the same states at the same
+/// depths with and without them (the claim argued in `por`), and fewer transitions.
+#[test]
+fn sleep_sets_keep_every_state_at_its_depth() {
+    let mut fewer = false;
+    for (users, ops, faults, tickets, intruders) in [
+        (2, 3, 1, false, false),
+        (2, 3, 2, true, true),
+        (3, 2, 1, true, false),
+        (3, 2, 0, false, true),
+    ] {
+        let mut reduced = scenario(users, ops, faults);
+        reduced.bounds.tickets = tickets;
+        reduced.bounds.intruders = intruders;
+        reduced.por = true;
+        let mut full = reduced.clone();
+        full.por = false;
+        let (with, without) = (run(&reduced, 1), run(&full, 1));
+        assert!(with.complete && without.complete);
+        let what = format!("{users}/{ops}/{faults} tickets {tickets} intruders {intruders}");
+        assert_eq!(with.progress.unique, without.progress.unique, "{what}");
+        assert_eq!(with.progress.depth, without.progress.depth, "{what}");
+        assert!(with.progress.explored <= without.progress.explored, "{what}");
+        fewer |= with.progress.explored < without.progress.explored;
+        // Without symmetry too (sleep sets are then never renamed).
+        reduced.symmetry = false;
+        full.symmetry = false;
+        let (with, without) = (run(&reduced, 1), run(&full, 1));
+        assert_eq!(with.progress.unique, without.progress.unique, "{what}, no symmetry");
+        assert_eq!(with.progress.depth, without.progress.depth, "{what}, no symmetry");
+    }
+    assert!(fewer, "the reduction skips something");
+}
+
+/// Every planted bug the checker can see is found with sleep sets as without them, with a
+/// counterexample of the same length (and, with sleep sets, whatever the number of jobs).
+#[test]
+fn sleep_sets_find_every_planted_bug_at_the_same_length() {
+    let bugs = [
+        (Planted::DeleteKeepsQueue, 2, 3, 0),
+        (Planted::TakeoverLosesMessage, 2, 2, 0),
+        (Planted::ListShowsDeleted, 2, 2, 0),
+        (Planted::RequeueOutOfOrder, 2, 3, 0),
+        (Planted::BindByNameOnly, 2, 2, 0),
+        (Planted::DropOnDetach, 2, 3, 1),
+        (Planted::ReplyBeforeDurable, 2, 2, 1),
+        (Planted::TakeoverLosesMessage, 3, 2, 1),
+    ];
+    let mut found = 0;
+    for (bug, users, ops, faults) in bugs {
+        let mut reduced = scenario(users, ops, faults);
+        reduced.bounds.tickets = true;
+        reduced.bounds.intruders = true;
+        reduced.config.planted = bug;
+        reduced.por = true;
+        let mut full = reduced.clone();
+        full.por = false;
+        let length = |report: Report| report.counterexample.map(|c| c.steps.len());
+        let with = run(&reduced, 1);
+        assert_eq!(with.progress, run(&reduced, 2).progress, "{bug:?}");
+        let (with, without) = (length(with), length(run(&full, 1)));
+        assert_eq!(with, without, "{bug:?} in {users}/{ops}/{faults}");
+        found += usize::from(with.is_some());
+    }
+    assert!(found >= 4, "the three bugs the checker is known to find, and more: {found}");
+}
+
+/// The independence relation of `por` holds of the real core: in every state of small
+/// scenarios, two independent steps run in either order both stay possible, both succeed, and
+/// end in the same state (compared without symmetry: the very same users).
+#[test]
+fn independent_steps_commute() {
+    use super::driver::World;
+    use super::fingerprint::fingerprint;
+    use super::por::independent;
+    use super::visited::Visited;
+    let mut pairs = 0;
+    for (users, ops, faults) in [(3, 2, 1), (2, 3, 1)] {
+        let mut scenario = scenario(users, ops, faults);
+        scenario.bounds.tickets = true;
+        scenario.bounds.intruders = true;
+        let identity: Vec<Vec<u8>> = vec![(0..users as u8).collect()];
+        let print = |world: &World| fingerprint(world, &identity, &mut Vec::new());
+        let mut seen = Visited::default();
+        let mut layer = vec![scenario.world()];
+        seen.insert(print(&layer[0]));
+        let mut steps = Vec::new();
+        while !layer.is_empty() {
+            let mut next = Vec::new();
+            for world in &layer {
+                world.enabled(&scenario.bounds, &mut steps);
+                for (at, &t) in steps.iter().enumerate() {
+                    let mut after_t = world.clone();
+                    after_t.step(t).expect("no bug planted");
+                    for &u in steps[at + 1..].iter().filter(|&&u| independent(t, u)) {
+                        pairs += 1;
+                        let mut tu = after_t.clone();
+                        assert!(tu.possible(u), "{u} after {t}");
+                        tu.step(u).unwrap_or_else(|v| panic!("{u} after {t}: {v}"));
+                        let mut ut = world.clone();
+                        ut.step(u).expect("no bug planted");
+                        assert!(ut.possible(t), "{t} after {u}");
+                        ut.step(t).unwrap_or_else(|v| panic!("{t} after {u}: {v}"));
+                        assert_eq!(print(&tu), print(&ut), "{t} and {u} do not commute");
+                    }
+                    if seen.insert(print(&after_t)) {
+                        next.push(after_t);
+                    }
+                }
+            }
+            layer = next;
+        }
+    }
+    assert!(pairs > 1000, "{pairs}");
 }

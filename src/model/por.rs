@@ -1,0 +1,303 @@
+//! Partial-order reduction by sleep sets: which steps commute, and sets of steps.
+//!
+//! Two steps of different users that touch disjoint parts of the state commute: run in either
+//! order from a state where both are possible, both stay possible, each observes the same, and
+//! both orders end in the same state (the same fingerprint). A breadth-first search that tries
+//! both orders computes the same state twice; sleep sets skip the second order.
+//!
+//! # What commutes
+//!
+//! A step's footprint is the set of users whose state it reads or writes, whether it reads or
+//! writes the directory (which accounts exist, in creation order), whether it spends the fault
+//! budget, and whether it touches everything (a crash):
+//!
+//! - `register`, `delete`: the user, and they write the directory (creation order, `list`);
+//! - `list`: the user, and it reads the directory;
+//! - `send to v`: the sender and `v` (its queue, its relay);
+//! - `relay-as v`: the user (its address, its connection) and `v` (whose session it asks for);
+//! - every other operation and `relay-confirms`: the user alone;
+//! - `drop-command`, `drop-relay`: the user, and the fault budget (one drop can use up the
+//!   budget another needs);
+//! - `crash`: everything.
+//!
+//! Two steps are independent when their user sets are disjoint, at most one touches the
+//! directory or both only read it, at most one spends the fault budget, and neither is a crash.
+//! Budgets of operations are per user. What the core shares between users beyond that (the
+//! next id, lsn and connection number, the random generator) is left out of the fingerprint
+//! already: it names things without changing what happens. The relation is checked, not only
+//! argued: `tests::independent_steps_commute` runs both orders of every independent pair in
+//! every state of small scenarios and compares the results.
+//!
+//! # The search
+//!
+//! Each state `s` has a sleep set `Z(s)` of steps that need not be run from it. The root's is
+//! empty. Expanding `s` runs its possible steps not in `Z(s)`, in the fixed order of
+//! [`World::enabled`](super::driver::World::enabled); the child through the `i`-th run step
+//! `t` is offered the sleep set `{u in Z(s) or run before t from s : u independent of t}`. A
+//! state is expanded once, at the depth it is first found, with the intersection of the sleep
+//! sets offered by every parent at the depth before (all of them are known before the layer is
+//! expanded). Offers from deeper parents, found later, are ignored.
+//!
+//! **Claim:** every state is still found, at the same depth as without the reduction. Take a
+//! state `x` at distance `n` and, among the paths of length `n` to it, the least in the order
+//! that compares paths step by step (steps compared in the `enabled` order). Suppose, by
+//! induction, that its first `k` steps were run, reaching `s_k` at depth `k`; this parent is
+//! one at the depth before `s_{k+1}`, so `Z(s_k)` is within the sleep set the path's own
+//! parent offered. If step `a_{k+1}` were in it, then following the offers back along the path,
+//! it was run from some `s_{j-1}` before `a_j` and is independent of `a_j .. a_k`: moving it to
+//! position `j` gives a path to `x` of the same length that is smaller, a contradiction. So
+//! every step of the path is run, and `x` is found at depth `n`.
+//!
+//! A violation is what a step observes, not a state; independence includes that each step of
+//! an independent pair observes the same in either order. So if a skipped step would have
+//! violated, the same step run from the state where it was not skipped violates too, at a
+//! depth no greater; since the reduction only ever skips steps, the first violation found has
+//! the same length as without it. (The trace may differ: another violating step of the same
+//! depth may come first.)
+//!
+//! Symmetry: a state stands for every renaming of itself. Sleep sets are kept renamed to the
+//! canonical form (the renaming the fingerprint chose), so offers from parents that reached
+//! renamed copies of a state can be intersected. A state symmetric in itself has several
+//! canonical renamings; an offer is then renamed by each and the results intersected, so the
+//! set does not depend on which one is used to rename it back.
+//!
+//! The argument rests on the relation above being true of the core, which is what is being
+//! checked: a core whose steps of different users interfered where the protocol says they do
+//! not could hide that interference from the reduced search. The pinned planted bugs are found
+//! with and without the reduction, with equal counterexample lengths (`tests.rs`). The
+//! reduction is opt-in (`chatroom check --por`): on the scenarios measured it skips only about
+//! a tenth of the transitions, because most redundant transitions are not reorderings but
+//! different steps of one user with the same effect (operations refused alike, which only
+//! spend budget), and the bookkeeping costs about as much as it saves.
+
+use super::step::{Op, Step, User, USERS_MAX};
+
+/// Slots per user in a [`StepSet`]: seven operations, `relay-as` and `send` per other user,
+/// `relay-confirms`, the two resets.
+const PER_USER: usize = 7 + 2 * USERS_MAX + 3;
+/// The slot of [`Step::Crash`].
+const CRASH: usize = PER_USER * USERS_MAX;
+const _: () = assert!(CRASH < 128, "a step set is a u128");
+
+/// A set of steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepSet(u128);
+
+impl StepSet {
+    /// No step.
+    pub const EMPTY: StepSet = StepSet(0);
+
+    pub fn contains(self, step: Step) -> bool {
+        self.0 & (1 << slot(step)) != 0
+    }
+
+    pub fn insert(&mut self, step: Step) {
+        self.0 |= 1 << slot(step);
+    }
+
+    /// The steps in either.
+    pub fn union(self, other: StepSet) -> StepSet {
+        StepSet(self.0 | other.0)
+    }
+
+    /// The steps in both.
+    pub fn intersection(self, other: StepSet) -> StepSet {
+        StepSet(self.0 & other.0)
+    }
+
+    /// The steps of this set that are independent of `step`.
+    pub fn independent_of(self, step: Step) -> StepSet {
+        let mut kept = StepSet::EMPTY;
+        for member in self.steps() {
+            if independent(member, step) {
+                kept.insert(member);
+            }
+        }
+        kept
+    }
+
+    /// The set with users renamed by `rename` (old -> new).
+    pub fn renamed(self, rename: &[User]) -> StepSet {
+        let mut renamed = StepSet::EMPTY;
+        for member in self.steps() {
+            renamed.insert(rename_step(member, rename));
+        }
+        renamed
+    }
+
+    /// The set with the renaming `rename` (old -> new) undone.
+    pub fn renamed_back(self, rename: &[User]) -> StepSet {
+        let mut back = [0 as User; USERS_MAX];
+        for (old, &new) in rename.iter().enumerate() {
+            back[new as usize] = old as User;
+        }
+        self.renamed(&back[..rename.len()])
+    }
+
+    fn steps(self) -> impl Iterator<Item = Step> {
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            let at = bits.trailing_zeros() as usize;
+            bits &= bits.wrapping_sub(1);
+            (at < 128).then(|| step_at(at))
+        })
+    }
+}
+
+/// Whether `a` and `b` commute (see the module documentation).
+pub fn independent(a: Step, b: Step) -> bool {
+    let (a, b) = (footprint(a), footprint(b));
+    let directory_conflict = a.directory.max(b.directory) == Directory::Write
+        && a.directory != Directory::None
+        && b.directory != Directory::None;
+    let conflict = a.everything
+        || b.everything
+        || a.users & b.users != 0
+        || directory_conflict
+        || (a.fault && b.fault);
+    !conflict
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Directory {
+    None,
+    Read,
+    Write,
+}
+
+struct Footprint {
+    /// Bit `u` for user `u`.
+    users: u8,
+    directory: Directory,
+    fault: bool,
+    everything: bool,
+}
+
+fn footprint(step: Step) -> Footprint {
+    let bit = |user: User| 1u8 << user;
+    let mut print =
+        Footprint { users: 0, directory: Directory::None, fault: false, everything: false };
+    match step {
+        Step::Op { user, op } => {
+            print.users = bit(user);
+            match op {
+                Op::Register | Op::Delete => print.directory = Directory::Write,
+                Op::List => print.directory = Directory::Read,
+                Op::Send { to: other } | Op::RelayAs { target: other } => {
+                    print.users |= bit(other);
+                }
+                Op::Login | Op::Logout | Op::Relay | Op::TicketRelay => {}
+            }
+        }
+        Step::Confirm { user } => print.users = bit(user),
+        Step::DropCommand { user } | Step::DropRelay { user } => {
+            print.users = bit(user);
+            print.fault = true;
+        }
+        Step::Crash => print.everything = true,
+    }
+    print
+}
+
+fn rename_step(step: Step, rename: &[User]) -> Step {
+    let r = |user: User| rename[user as usize];
+    match step {
+        Step::Op { user, op } => {
+            let op = match op {
+                Op::Send { to } => Op::Send { to: r(to) },
+                Op::RelayAs { target } => Op::RelayAs { target: r(target) },
+                other => other,
+            };
+            Step::Op { user: r(user), op }
+        }
+        Step::Confirm { user } => Step::Confirm { user: r(user) },
+        Step::DropCommand { user } => Step::DropCommand { user: r(user) },
+        Step::DropRelay { user } => Step::DropRelay { user: r(user) },
+        Step::Crash => Step::Crash,
+    }
+}
+
+/// The operations with a slot of their own, in slot order.
+const PLAIN_OPS: [Op; 7] =
+    [Op::Register, Op::Login, Op::Logout, Op::List, Op::Delete, Op::Relay, Op::TicketRelay];
+
+fn slot(step: Step) -> usize {
+    let at = |user: User, offset: usize| user as usize * PER_USER + offset;
+    match step {
+        Step::Op { user, op: Op::RelayAs { target } } => at(user, 7 + target as usize),
+        Step::Op { user, op: Op::Send { to } } => at(user, 7 + USERS_MAX + to as usize),
+        Step::Op { user, op } => {
+            at(user, PLAIN_OPS.iter().position(|&o| o == op).expect("a plain operation"))
+        }
+        Step::Confirm { user } => at(user, 7 + 2 * USERS_MAX),
+        Step::DropCommand { user } => at(user, 8 + 2 * USERS_MAX),
+        Step::DropRelay { user } => at(user, 9 + 2 * USERS_MAX),
+        Step::Crash => CRASH,
+    }
+}
+
+fn step_at(slot: usize) -> Step {
+    if slot == CRASH {
+        return Step::Crash;
+    }
+    let (user, offset) = ((slot / PER_USER) as User, slot % PER_USER);
+    match offset {
+        0..7 => Step::Op { user, op: PLAIN_OPS[offset] },
+        7..12 => Step::Op { user, op: Op::RelayAs { target: (offset - 7) as User } },
+        12..17 => Step::Op { user, op: Op::Send { to: (offset - 12) as User } },
+        17 => Step::Confirm { user },
+        18 => Step::DropCommand { user },
+        _ => Step::DropRelay { user },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_step() -> Vec<Step> {
+        (0..=CRASH).map(step_at).collect()
+    }
+
+    #[test]
+    fn slots_name_every_step_once() {
+        for (at, step) in every_step().into_iter().enumerate() {
+            assert_eq!(slot(step), at, "{step:?}");
+        }
+    }
+
+    #[test]
+    fn sets_rename_and_rename_back() {
+        let mut set = StepSet::EMPTY;
+        set.insert(Step::Op { user: 0, op: Op::Send { to: 2 } });
+        set.insert(Step::Confirm { user: 1 });
+        set.insert(Step::Crash);
+        let rename = [2, 0, 1];
+        let renamed = set.renamed(&rename);
+        assert!(renamed.contains(Step::Op { user: 2, op: Op::Send { to: 1 } }));
+        assert!(renamed.contains(Step::Confirm { user: 0 }));
+        assert!(renamed.contains(Step::Crash));
+        assert!(!renamed.contains(Step::Confirm { user: 1 }));
+        assert_eq!(renamed.renamed_back(&rename), set);
+        assert_eq!(renamed.steps().count(), 3);
+        assert_eq!(StepSet::EMPTY.steps().count(), 0);
+    }
+
+    #[test]
+    fn independence_is_symmetric_and_irreflexive() {
+        let steps = every_step();
+        for &a in &steps {
+            assert!(!independent(a, a), "{a:?}");
+            for &b in &steps {
+                assert_eq!(independent(a, b), independent(b, a), "{a:?} {b:?}");
+            }
+        }
+        let op = |user, op| Step::Op { user, op };
+        assert!(independent(op(0, Op::Login), op(1, Op::Send { to: 2 })));
+        assert!(!independent(op(0, Op::Login), op(1, Op::Send { to: 0 })));
+        assert!(!independent(op(0, Op::Register), op(1, Op::List)));
+        assert!(independent(op(0, Op::List), op(1, Op::List)));
+        assert!(!independent(Step::DropCommand { user: 0 }, Step::DropRelay { user: 1 }));
+        assert!(!independent(Step::Crash, Step::Confirm { user: 0 }));
+    }
+}
