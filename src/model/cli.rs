@@ -130,7 +130,7 @@ impl CheckArgs {
         let started = Instant::now();
         let mut last_shown = started;
         let mut memory_reached = None;
-        let report = explore(&scenario, limits, &mut |progress| {
+        let report = explore(scenario, limits, &mut |progress| {
             let resident = resident_bytes();
             if let (Some(max), Some(resident)) = (self.max_memory, resident) {
                 if resident >= max {

@@ -641,7 +641,10 @@ mod tests {
         }
 
         /// The DOM of `outcome`'s diagram after Chromium loaded it (with `fragment` in the URL)
-        /// and its script ran.
+        /// and its script ran. The tests that need Chromium are built with the `browser`
+        /// feature, so that `cargo test` needs nothing but cargo; `.ci/run` installs Chromium
+        /// and runs them (`cargo test --features browser --lib diagram`).
+        #[cfg(feature = "browser")]
         fn render(outcome: &Outcome, fragment: &str) -> String {
             let path = std::env::temp_dir().join(format!(
                 "chatroom-diagram-{}-{}.html",
@@ -668,6 +671,7 @@ mod tests {
 
         /// The client filter hides every lane, event and arrow of the clients it names, and
         /// nothing else.
+        #[cfg(feature = "browser")]
         #[test]
         fn headless_chromium_hides_a_filtered_client() {
             let outcome = failing_run();
@@ -686,6 +690,7 @@ mod tests {
         }
 
         /// Chromium, from `CHROMIUM` or the PATH (`bash .ci/browser` installs it).
+        #[cfg(feature = "browser")]
         fn chromium() -> String {
             let candidates = std::env::var("CHROMIUM")
                 .into_iter()
@@ -706,6 +711,7 @@ mod tests {
         /// the viewport (below the sticky header), the browser's hit test at its centre finds it
         /// (nothing covers it), it is painted crimson, and the info panel shows its trace line.
         /// (Chromium's `--screenshot` paints a scrolled page blank, so the page measures itself.)
+        #[cfg(feature = "browser")]
         #[test]
         fn headless_chromium_shows_the_violating_event_highlighted() {
             let outcome = failing_run();
