@@ -90,8 +90,11 @@ fn a_burst_of_concurrent_guesses_is_throttled_before_the_hashes_finish() {
     let replies: Vec<String> = guessers.iter_mut().map(Conn::recv).collect();
     let verified = replies.iter().filter(|r| r.starts_with("-1\nInvalid Login")).count();
     let throttled = replies.iter().filter(|r| r.starts_with("-1\nToo many failed")).count();
-    assert!(verified <= 5, "{verified} guesses were verified: {replies:?}");
-    assert_eq!(verified + throttled, 60, "the right guess got in: {replies:?}");
+    let logged_in = replies.iter().filter(|r| *r == "0\nSuccessful Login").count();
+    // The connections race to the server, so the right guess may be among the five checked;
+    // what the throttle promises is that no more than five passwords are checked at all.
+    assert!(verified + logged_in <= 5, "{verified} + {logged_in} checked: {replies:?}");
+    assert_eq!(verified + throttled + logged_in, 60, "unexpected replies: {replies:?}");
     server.shutdown();
 }
 
