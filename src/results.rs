@@ -193,9 +193,10 @@ pub fn junit(suite: &str, results: &[RunResult]) -> String {
     out
 }
 
-/// Text escaped for XML content and attribute values. Characters XML 1.0 cannot carry at all
-/// (most control characters) are written as `?`.
-fn xml(text: &str) -> String {
+/// Text escaped for XML (and HTML) content and attribute values, for JUnit files and the
+/// space-time diagram alike. Characters XML 1.0 cannot carry at all (most control characters)
+/// are written as `?`.
+pub(crate) fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -18,7 +18,7 @@ use super::check::Violation;
 use super::net::Way;
 use super::scenario::Chan;
 use super::trace::Event;
-use crate::results::Json;
+use crate::results::{xml, Json};
 
 const ROW_PX: usize = 16;
 const LANE_PX: usize = 120;
@@ -322,22 +322,6 @@ fn arrow(
         "<line class=\"msg\"{filter} data-i=\"{from_i} {to_i}\" x1=\"{x1}\" y1=\"{y1}\" x2=\"{x2}\" \
          y2=\"{y2}\" marker-end=\"url(#head)\"/>"
     );
-}
-
-/// Text escaped for HTML and SVG content and attributes.
-pub(crate) fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => out.push('?'),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const STYLE: &str = "
