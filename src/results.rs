@@ -18,6 +18,7 @@
 //! crate needs no JSON dependency for it.
 
 use std::fmt::{self, Write as _};
+use std::path::PathBuf;
 
 /// One result: a seed of a sweep, a single run or replay, or a model check.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,6 +132,33 @@ impl RunResult {
             wall_ms,
             stats,
         })
+    }
+}
+
+/// Where `chatroom sim`, `chatroom sim merge` and `chatroom check` also write their results.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ResultFiles {
+    /// Also write the results as JSON lines (one object per run) to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Also write the results as JUnit XML (one test case per run) to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}
+
+impl ResultFiles {
+    /// Writes `results` as JSON lines and as JUnit (suite `suite`) to the files given.
+    pub fn write(&self, suite: &str, results: &[RunResult]) -> Result<(), String> {
+        let write = |path: &PathBuf, text: String| {
+            std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        };
+        if let Some(path) = &self.json {
+            write(path, json_lines(results))?;
+        }
+        if let Some(path) = &self.junit {
+            write(path, junit(suite, results))?;
+        }
+        Ok(())
     }
 }
 

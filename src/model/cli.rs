@@ -18,8 +18,7 @@ use super::driver::{Bounds, Passwords};
 use super::explorer::{explore, Limits, Progress, Report, Scenario};
 use super::trace::{describe, to_sim_scenario};
 use crate::auth::{HashCost, Hasher};
-use crate::results::{Failure, RunResult};
-use crate::sim::cli::write_results;
+use crate::results::{Failure, ResultFiles, RunResult};
 
 /// Model-check every interleaving of a small scenario against the reference model.
 ///
@@ -77,12 +76,8 @@ pub struct CheckArgs {
     /// the simulator).
     #[arg(long)]
     pub html: Option<PathBuf>,
-    /// Also write the result as a JSON line to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Also write the result as JUnit XML (one test case) to this file.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub results: ResultFiles,
 }
 
 impl CheckArgs {
@@ -155,9 +150,7 @@ impl CheckArgs {
         scenario: &Scenario,
     ) -> ExitCode {
         let result = self.result_of(report, elapsed);
-        if let Err(message) =
-            write_results(self.json.as_ref(), self.junit.as_ref(), "chatroom check", &[result])
-        {
+        if let Err(message) = self.results.write("chatroom check", &[result]) {
             eprintln!("chatroom check: {message}");
             return ExitCode::from(2);
         }

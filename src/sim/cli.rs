@@ -21,7 +21,7 @@ use super::run::{determinism, run_scenario, run_seed, sweep, SeedRun, SweepRepor
 use super::scenario::Scenario;
 use super::workload::Workload;
 use super::world::Outcome;
-use crate::results::{self, Failure, RunResult};
+use crate::results::{self, Failure, ResultFiles, RunResult};
 
 /// Run seeded simulated worlds against the real server core and check its invariants.
 #[derive(Debug, Args)]
@@ -68,12 +68,8 @@ pub struct SimArgs {
     /// Write the space-time diagram of a single run (`--seed` or `--replay`) to this HTML file.
     #[arg(long)]
     pub html: Option<PathBuf>,
-    /// Also write the results as JSON lines (one object per seed) to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Also write the results as JUnit XML (one test case per seed) to this file.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub results: ResultFiles,
 }
 
 /// What `chatroom sim` does besides running worlds.
@@ -90,12 +86,9 @@ pub struct MergeArgs {
     /// JSON-lines files written by `--json`.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Write the merged results as JSON lines to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Write the merged results as JUnit XML to this file.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
+    /// Where the merged results go.
+    #[command(flatten)]
+    pub results: ResultFiles,
 }
 
 impl MergeArgs {
@@ -139,28 +132,9 @@ impl MergeArgs {
             let f = r.failure.as_ref().expect("failed results have a failure");
             println!("FAIL {}: {}: {}", r.name, f.invariant, f.detail);
         }
-        write_results(self.json.as_ref(), self.junit.as_ref(), "chatroom sim", &merged)?;
+        self.results.write("chatroom sim", &merged)?;
         Ok(failed == 0)
     }
-}
-
-/// Writes `results` as JSON lines to `json` and as JUnit (suite `suite`) to `junit`, if given.
-pub fn write_results(
-    json: Option<&PathBuf>,
-    junit: Option<&PathBuf>,
-    suite: &str,
-    results: &[RunResult],
-) -> Result<(), String> {
-    let write = |path: &PathBuf, text: String| {
-        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-    };
-    if let Some(path) = json {
-        write(path, results::json_lines(results))?;
-    }
-    if let Some(path) = junit {
-        write(path, results::junit(suite, results))?;
-    }
-    Ok(())
 }
 
 fn default_jobs() -> usize {
@@ -396,7 +370,7 @@ impl SimArgs {
     }
 
     fn write_results(&self, results: &[RunResult]) -> Result<(), String> {
-        write_results(self.json.as_ref(), self.junit.as_ref(), "chatroom sim", results)
+        self.results.write("chatroom sim", results)
     }
 
     fn report_sweep(&self, report: &SweepReport, wall_s: f64) -> bool {

@@ -775,11 +775,9 @@ impl World {
         }
         plain.clear();
         self.plain_tags = plain;
-        let up = self.server.as_mut().expect("still up");
         batch.clear_written();
-        batch.frames.clear();
         let jobs = std::mem::take(&mut batch.jobs);
-        up.batch = batch;
+        self.server.as_mut().expect("still up").batch = batch;
         for job in jobs {
             let outcome = self.hasher.run(&job);
             let delay = self.timing_rng.gen_range(0..=self.mix.hash_ms_max);
