@@ -103,6 +103,15 @@ mod regressions {
         ));
     }
 
+    /// A core bug, found by the CI's fuzz smoke run: a connection the core had closed for a bad
+    /// frame header was still its user's session's command connection, so a takeover
+    /// (`end_session`) armed its login deadline again, and the deadline sent a "Login timed
+    /// out" notice after the close. A connection being closed now gets nothing more.
+    #[test]
+    fn core_streams_notice_after_close() {
+        fuzzing::core_streams(&corpus_file("core_streams", "crash-notice-after-close"));
+    }
+
     /// A store bug: recovery returned records that were written but never synced (the server
     /// process died before its fsync, the page cache kept them) and reported them durable, without
     /// syncing them. The restarted server acts on durable records (pushes them, builds on them);
