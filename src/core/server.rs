@@ -552,7 +552,7 @@ impl Server {
     /// Sends one failure frame that answers no request, then closes the connection.
     pub(super) fn fail_and_close(&mut self, conn: ConnId, text: &str) {
         // A connection being closed gets nothing more (a deadline re-armed for it, say).
-        if !self.conns.get(&conn).is_some_and(|c| !c.closing) {
+        if self.conns.get(&conn).is_none_or(|c| c.closing) {
             return;
         }
         if !self.is_bare_relay(conn) {
