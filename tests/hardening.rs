@@ -294,3 +294,63 @@ fn list_refuses_long_patterns_and_bounds_its_scan_and_reply() {
     assert_eq!(some, format!("0\n{shown}(and 8 more: narrow the pattern)"));
     server.shutdown();
 }
+
+/// Snapshots stalled everyone: the whole state was copied under the core's lock, so with
+/// 150-200 MB queued every request waited 1-2 s. Now the core hands over an O(1) view and the
+/// log writer writes the snapshot a piece at a time between batches of records. Held half
+/// written (after its first 1 MiB piece, by the test seam [`SnapshotPause`]), the server
+/// still answers a bystander who registers, logs in and sends: each of those needs the
+/// core's lock and a durable log record. Nothing is timed: were the snapshot under the lock or
+/// ahead of the records, the bystander would get no reply and the test would fail. Released,
+/// the snapshot completes, and a restart recovers everything from it.
+#[test]
+fn a_snapshot_held_half_written_stalls_nobody() {
+    use chatroom::store::SnapshotPause;
+    let dir = fresh_dir("snapshot-stall");
+    let pause = SnapshotPause::after_pieces(1);
+    let configure = |c: &mut chatroom::net::ServerConfig| {
+        c.data_dir = Some(dir.clone());
+        c.store.snapshot_log_bytes_min = 2 << 20;
+    };
+    let server = start_strict_with(|c| {
+        configure(c);
+        c.snapshot_pause = Some(pause.clone());
+    });
+    let mut alice = user(&server, "alice");
+    drop(user(&server, "bob"));
+    let text = "s".repeat(50_000);
+    // About 3 MB queued for bob: the log passes the threshold, and the snapshot has 3 pieces.
+    let mut sent = 0;
+    while !pause.wait_held(0) {
+        assert!(sent < 200, "no snapshot was held after {sent} sends");
+        assert_eq!(alice.request(&format!("2\nbob\n{sent} {text}")), "0\nSent to recipient");
+        sent += 1;
+    }
+    let mut carol = user(&server, "carol");
+    let mut dave = user(&server, "dave");
+    let mut relay = ticket_relay(&server, &mut dave, "dave");
+    assert_eq!(carol.request("2\ndave\nwhile the snapshot waits"), "0\nSent to recipient");
+    assert_eq!(AckedPush::parse(&relay.recv()).text, "while the snapshot waits");
+    assert!(pause.wait_held(0), "the snapshot finished before the bystander was answered");
+    pause.release();
+    wait_until("the snapshot is in place", || {
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .expect("data dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.iter().any(|n| n.ends_with(".snap")) && !names.iter().any(|n| n.ends_with(".tmp"))
+    });
+    server.shutdown();
+
+    let server = start_strict_with(configure);
+    let mut bob = Conn::connect(server.command_addr());
+    assert_eq!(bob.request("1\nbob\npw"), "0\nSuccessful Login");
+    let mut relay = ticket_relay(&server, &mut bob, "bob");
+    for i in 0..sent {
+        assert_eq!(AckedPush::parse(&relay.recv()).text, format!("{i} {text}"));
+    }
+    let mut carol = Conn::connect(server.command_addr());
+    assert_eq!(carol.request("1\ncarol\npw"), "0\nSuccessful Login");
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::auth::HashCost;
 use crate::core;
-use crate::store::{FsyncPolicy, StoreOptions};
+use crate::store::{FsyncPolicy, SnapshotPause, StoreOptions};
 
 /// Everything [`super::ServerHandle::start`] needs.
 #[derive(Debug, Clone)]
@@ -33,6 +33,9 @@ pub struct ServerConfig {
     pub fsync: FsyncPolicy,
     /// Recovery and compaction options.
     pub store: StoreOptions,
+    /// A test seam that holds every snapshot half written (see [`SnapshotPause`]); `None` in
+    /// every real server, and not reachable from the command line.
+    pub snapshot_pause: Option<SnapshotPause>,
     /// Seed for the core's generator (salts, tickets); `None` draws one from the OS. Only tests
     /// should set it.
     pub seed: Option<u64>,
@@ -53,6 +56,7 @@ impl Default for ServerConfig {
             data_dir: Some(PathBuf::from("chatroom-data")),
             fsync: FsyncPolicy::Always,
             store: StoreOptions::default(),
+            snapshot_pause: None,
             seed: None,
         }
     }

@@ -45,6 +45,9 @@ impl ServerHandle {
                 let core = config.core.clone();
                 let (server, sink) =
                     persist::open(dir, config.fsync, config.store, core, rng, durability.clone())?;
+                if let Some(pause) = &config.snapshot_pause {
+                    sink.set_snapshot_pause(pause.clone());
+                }
                 (server, Box::new(sink))
             }
         };

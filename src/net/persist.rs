@@ -14,7 +14,9 @@ use super::driver::Shared;
 use crate::core::{self, Event, Lsn, Record, Server, SnapshotView};
 use crate::host::sync::{Arc, Condvar, Mutex};
 use crate::host::RecordSink;
-use crate::store::{FsDisk, FsyncPolicy, GroupCommit, StoreError, StoreOptions, Wal};
+use crate::store::{
+    FsDisk, FsyncPolicy, GroupCommit, SnapshotPause, StoreError, StoreOptions, Wal,
+};
 
 /// Records go to the write-ahead log through the group-commit writer.
 pub(crate) struct WalSink {
@@ -105,6 +107,15 @@ impl Durability {
             };
             shared.handle(Event::Durable { lsn });
             fed = lsn;
+        }
+    }
+}
+
+impl WalSink {
+    /// Holds the writer's snapshots where `pause` says (tests only; see [`SnapshotPause`]).
+    pub(crate) fn set_snapshot_pause(&self, pause: SnapshotPause) {
+        if let Some(writer) = &self.writer {
+            writer.set_snapshot_pause(pause);
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`wal`]: [`Wal`], the log of segment files and snapshots over any disk, and its recovery.
 //! - [`writer`]: [`GroupCommit`], the thread that batches records into one fsync for the server.
 //! - [`memory`]: [`MemoryStore`], which calls everything durable at once (benchmarks, early use).
+//! - [`pause`]: [`SnapshotPause`], a test seam that holds a snapshot half written.
 //!
 //! **Durability rule:** a record counts as durable only after the fsync of the segment holding it
 //! and, if that segment is new, of the directory naming it. Nothing in this module reads a clock
@@ -18,11 +19,13 @@
 pub mod codec;
 pub mod disk;
 pub mod memory;
+pub mod pause;
 pub mod wal;
 pub mod writer;
 
 pub use disk::{Disk, DiskError, FsDisk, MemDisk};
 pub use memory::MemoryStore;
+pub use pause::SnapshotPause;
 pub use wal::{Recovered, RecoveryError, RecoveryWarning, Wal};
 pub use writer::{DurableCallback, GroupCommit, SnapshotBuilder};
 

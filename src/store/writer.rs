@@ -9,11 +9,12 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 
 use super::codec;
 use super::disk::Disk;
+use super::pause::SnapshotPause;
 use super::wal::{SnapshotWrite, Wal};
 use super::{FsyncPolicy, StoreError};
 use crate::core::record::{Lsn, Record};
@@ -57,6 +58,8 @@ struct Published {
     /// A snapshot was requested and is not written yet. Until it is, asking for another would
     /// only copy the whole state again for nothing, under the caller's lock.
     snapshot_pending: AtomicBool,
+    /// A test's hold on snapshots (see [`SnapshotPause`]); unset in every real server.
+    snapshot_pause: OnceLock<SnapshotPause>,
 }
 
 impl GroupCommit {
@@ -108,6 +111,12 @@ impl GroupCommit {
         // Set before sending, so the writer's clearing always comes after it.
         self.published.snapshot_pending.store(true, Ordering::Relaxed);
         self.send(Command::Snapshot(lsn, build))
+    }
+
+    /// Holds every later snapshot where `pause` says (a test seam; set it once, before the
+    /// first snapshot is requested). A second pause is ignored.
+    pub fn set_snapshot_pause(&self, pause: SnapshotPause) {
+        let _ = self.published.snapshot_pause.set(pause);
     }
 
     /// Bytes logged since the last snapshot, as of the last batch committed.
@@ -198,7 +207,12 @@ impl SnapshotJob {
     /// Does the next piece of work: writes a piece if the bytes are ready (waiting for them if
     /// `wait`), puts the snapshot in place, or frees a piece of a covered file. True once all
     /// is done.
-    fn step<D: Disk>(&mut self, wal: &mut Wal<D>, wait: bool) -> Result<bool, StoreError> {
+    fn step<D: Disk>(
+        &mut self,
+        wal: &mut Wal<D>,
+        wait: bool,
+        pause: Option<&SnapshotPause>,
+    ) -> Result<bool, StoreError> {
         let Some(write) = &self.write else {
             let Some(file) = self.covered.first() else { return Ok(true) };
             if wal.remove_covered_piece(file, SNAPSHOT_PIECE_LEN as u64 * 16)? {
@@ -217,6 +231,9 @@ impl SnapshotJob {
                 }
             };
             self.bytes = Some(received??);
+        }
+        if pause.is_some_and(|p| !p.allows(self.written_len.div_ceil(SNAPSHOT_PIECE_LEN))) {
+            return Ok(false);
         }
         let bytes = self.bytes.as_ref().expect("set above");
         let end = (self.written_len + SNAPSHOT_PIECE_LEN).min(bytes.len());
@@ -277,7 +294,7 @@ fn run<D: Disk>(
             // snapshot threshold three times over meanwhile: then the writer waits for it.
             let grown = wal.log_bytes_since_snapshot().saturating_sub(job.log_bytes_at_start);
             let behind = grown >= wal.options().snapshot_log_bytes_min.saturating_mul(3);
-            if job.step(&mut wal, stopping || behind)? {
+            if job.step(&mut wal, stopping || behind, published.snapshot_pause.get())? {
                 snapshot = None;
                 published
                     .log_bytes_since_snapshot
