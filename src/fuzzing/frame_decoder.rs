@@ -1,5 +1,6 @@
 //! `frame_decoder`: the same bytes, decoded in arbitrary pieces and in one piece, give the same
-//! frames and the same error; and nothing a peer sends makes the decoder hold more than it was
+//! frames and the same error, and the frames and error PROTOCOL.md gives ([`super::protocol`],
+//! written from the page alone); nothing a peer sends makes the decoder hold more than it was
 //! fed or hand out a body above the limit.
 //!
 //! Input: `[limit selector, cut count n, n chunk lengths.., stream..]`. The stream is fed in
@@ -7,6 +8,7 @@
 //! limit may change, as the core changes it at login, the same way on both paths. Only the first
 //! [`STREAM_LEN_MAX`] bytes of the stream are used.
 
+use super::protocol::{self, FrameEnd};
 use crate::wire::{encode, Decoder, FrameError};
 
 /// Limits the fuzzer picks from: tiny, the core's before-login and after-login defaults, and one
@@ -36,7 +38,25 @@ pub fn frame_decoder(data: &[u8]) {
     let whole = decode_in_chunks(stream, &[stream.len().max(1)], limit);
     let chunked = decode_in_chunks(stream, &cuts, limit);
     assert_eq!(whole, chunked, "chunking changed the decoding (cuts {cuts:?})");
+    check_against_protocol(stream, limit, &whole);
     check_round_trip(&whole.bodies);
+}
+
+/// The decoder agrees with the page: the same bodies, and the same kind of end.
+fn check_against_protocol(stream: &[u8], limit: usize, outcome: &Outcome) {
+    let (bodies, end) = protocol::frames(stream, limit, next_limit);
+    assert_eq!(outcome.bodies, bodies, "the decoder's frames differ from PROTOCOL.md's");
+    let agrees = match (&outcome.error, &end) {
+        (None, FrameEnd::NeedsMore) | (Some(FrameError::BadHeader { .. }), FrameEnd::BadHeader) => {
+            true
+        }
+        (
+            Some(FrameError::TooLarge { len_declared, len_max }),
+            FrameEnd::TooLarge { len_declared: declared, len_max: max },
+        ) => len_declared == declared && len_max == max,
+        _ => false,
+    };
+    assert!(agrees, "the decoder ended with {:?}, PROTOCOL.md says {end:?}", outcome.error);
 }
 
 /// Splits `[n, n lengths.., stream..]` into chunk lengths (at least one, none zero) and stream.

@@ -10,6 +10,7 @@ mod core_streams;
 mod driver;
 mod frame_decoder;
 mod log_recovery;
+pub mod protocol;
 mod request_parser;
 
 pub use core_streams::{core_streams, core_streams_driver};

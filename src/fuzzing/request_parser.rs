@@ -1,7 +1,10 @@
 //! `request_parser`: the three body parsers never panic, keep what they echo small, never put a
 //! newline inside a field, and the requests they accept survive a round trip through
-//! [`render_request`]. The input is one frame body, given to every parser.
+//! [`render_request`]; and the command parser takes, refuses and splits a body as the table in
+//! PROTOCOL.md does ([`super::protocol`], written from the page alone). The input is one frame
+//! body, given to every parser.
 
+use super::protocol::{self, Body};
 use crate::wire::{
     parse_relay_frame, parse_relay_hello, parse_request, RelayFrame, RelayHello, Request,
     RequestError,
@@ -23,6 +26,7 @@ pub fn render_request(request: &Request) -> String {
 }
 
 fn check_request(body: &[u8]) {
+    check_against_protocol(body);
     let request = match parse_request(body) {
         Ok(request) => request,
         Err(error) => return check_error(body, &error),
@@ -44,6 +48,46 @@ fn check_request(body: &[u8]) {
     }
     let rendered = render_request(&request);
     assert_eq!(parse_request(rendered.as_bytes()), Ok(request), "round trip of {rendered:?}");
+}
+
+/// The parser's verdict is the page's: the command and its fields, or the kind of refusal.
+fn check_against_protocol(body: &[u8]) {
+    let parsed = parse_request(body);
+    match protocol::body(body) {
+        Body::NotUtf8 => assert_eq!(parsed, Err(RequestError::NotUtf8)),
+        Body::UnknownCode(code) => match &parsed {
+            Err(RequestError::UnknownCode(shown)) => {
+                assert!(code.starts_with(shown.as_str()), "echoed {shown:?} for code {code:?}")
+            }
+            other => panic!("code {code:?} is not in the table, but the parser gave {other:?}"),
+        },
+        Body::BadFields { code } => assert!(
+            matches!(
+                parsed,
+                Err(RequestError::MissingField { .. } | RequestError::ExtraFields { .. })
+            ),
+            "code {code} with wrong fields gave {parsed:?}"
+        ),
+        Body::Either { .. } => {}
+        Body::Command { code, fields } => {
+            let request = parsed.unwrap_or_else(|e| panic!("the page accepts code {code}: {e}"));
+            assert_eq!(command_of(&request), (code, fields), "fields differ from the page's");
+        }
+    }
+}
+
+/// A parsed request as the page's code and fields.
+fn command_of(request: &Request) -> (&'static str, Vec<&str>) {
+    match request {
+        Request::Help => ("0", Vec::new()),
+        Request::Login { name, password } => ("1", vec![name, password]),
+        Request::Send { to, text } => ("2", vec![to, text]),
+        Request::Register { name, password } => ("3", vec![name, password]),
+        Request::List { pattern } => ("4", vec![pattern]),
+        Request::Delete { name, password } => ("5", vec![name, password]),
+        Request::Logout => ("-1", Vec::new()),
+        Request::Ticket => ("6", Vec::new()),
+    }
 }
 
 /// Every error is fit to send back: short when it echoes, and it names the real problem.
