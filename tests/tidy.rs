@@ -108,13 +108,16 @@ fn net_takes_its_primitives_from_the_sync_switch() {
 }
 
 /// Architecture Invariant: no driver re-implements the host: only the core and the host drain
-/// the core's outputs, apart from the step drivers named here (which drive it one step at a
-/// time and have not moved onto the host yet; see ARCHITECTURE.md).
+/// the core's outputs, apart from the model checker (which has not moved onto the host yet;
+/// see ARCHITECTURE.md). The fuzz driver and the core's test kit run the host's instant
+/// writers.
 #[test]
 fn only_the_host_drains_the_core() {
     let mut files = rust_files("src");
     files.extend(rust_files("tests"));
-    let allowed = ["/src/core/", "/src/host/", "/src/model/driver.rs", "/src/fuzzing/driver.rs"];
+    // The core's own definition (and its module docs), the host, and the model checker, which
+    // still clones worlds per transition and so drives the core itself (issue 11).
+    let allowed = ["/src/core/server.rs", "/src/core/mod.rs", "/src/host/", "/src/model/driver.rs"];
     files.retain(|path| {
         let path = path.to_string_lossy();
         !allowed.iter().any(|a| path.contains(a)) && !path.ends_with("/tests/tidy.rs")

@@ -46,7 +46,7 @@ fn a_session_that_asked_for_a_ticket_never_binds_a_bare_handshake() {
     h.send(relay, &format!("bob\n{ticket}"));
     assert!(h.take(relay).is_empty());
     assert!(!h.closed.contains(&relay));
-    assert!(h.server.has_relay(h.server.session_of(bob).expect("logged in")));
+    assert!(h.server().has_relay(h.server().session_of(bob).expect("logged in")));
 }
 
 #[test]
@@ -67,64 +67,44 @@ fn a_bare_relay_ends_with_a_plain_close_and_a_ticketed_one_with_a_notice() {
     assert_eq!(h.take(ticketed), vec!["-1\nLogged in elsewhere; this session has ended"]);
 }
 
-/// Drives the core directly, holding every password job until told: the harness runs them at
-/// once, which hides races between concurrent checks.
+/// The harness holding every password job until told (it runs them at once by default,
+/// which hides races between concurrent checks), with every reply kept in order.
 struct Held {
-    server: super::Server,
-    now_ms: u64,
-    jobs: Vec<super::PasswordJob>,
+    h: Harness,
     replies: Vec<(super::ConnId, String)>,
 }
 
 impl Held {
     fn new(config: Config) -> Self {
-        use rand::SeedableRng;
-        let server = super::Server::new(config, rand_chacha::ChaCha20Rng::seed_from_u64(1));
-        Held { server, now_ms: 1_000, jobs: Vec::new(), replies: Vec::new() }
+        let mut h = Harness::new(config);
+        h.hold_jobs = true;
+        Held { h, replies: Vec::new() }
     }
 
-    fn input(&mut self, event: super::Event<'_>) {
-        self.server.handle_input(super::Input { now_ms: self.now_ms, event });
-        loop {
-            while let Some(output) = self.server.poll_output() {
-                match output {
-                    super::Output::Password(job) => self.jobs.push(job),
-                    super::Output::Reply { conn, frame } => {
-                        let body = String::from_utf8(frame[crate::wire::HEADER_LEN..].to_vec());
-                        self.replies.push((conn, body.expect("UTF-8")));
-                    }
-                    _ => {}
-                }
-            }
-            let last = self.server.last_lsn();
-            if self.server.durable_lsn() == last {
-                break;
-            }
-            self.server.handle_input(super::Input {
-                now_ms: self.now_ms,
-                event: super::Event::Durable { lsn: last },
-            });
-        }
+    fn jobs(&self) -> usize {
+        self.h.held_jobs.len()
     }
 
     fn request(&mut self, conn: u64, peer: u128, body: &str) {
-        let conn = super::ConnId(conn);
-        let channel = Channel::Command;
-        self.input(super::Event::Opened { conn, channel, peer: super::Peer(peer) });
-        let mut frame = Vec::new();
-        crate::wire::encode(body.as_bytes(), &mut frame);
-        self.input(super::Event::Received { conn, bytes: &frame });
+        let conn = self.h.open(conn, Channel::Command, peer);
+        self.h.send(conn, body);
+        self.collect(conn);
+    }
+
+    fn collect(&mut self, conn: super::ConnId) {
+        self.replies.extend(self.h.take(conn).into_iter().map(|body| (conn, body)));
     }
 
     /// Finishes every held job with a wrong password (or a fresh hash for a registration).
     fn finish_all(&mut self) {
         let hasher = crate::auth::Hasher::new(crate::auth::HashCost::CHEAPEST).expect("hasher");
-        for job in std::mem::take(&mut self.jobs) {
+        for job in std::mem::take(&mut self.h.held_jobs) {
             let outcome = match job.work {
                 super::PasswordWork::Verify { .. } => super::PasswordOutcome::Verified(false),
                 super::PasswordWork::Hash { .. } => hasher.run(&job),
             };
-            self.input(super::Event::PasswordDone { job: job.job, outcome });
+            self.h.input(super::Event::PasswordDone { job: job.job, outcome });
+            self.collect(job.conn);
         }
     }
 }
@@ -139,7 +119,7 @@ fn concurrent_wrong_logins_cannot_all_be_verified_unless_counted_late() {
         for conn in 2..62 {
             h.request(conn, 9, "1\nbob\nwrong");
         }
-        assert_eq!(h.jobs.len(), verified, "{planted:?}: password checks started");
+        assert_eq!(h.jobs(), verified, "{planted:?}: password checks started");
         let throttled = h.replies.iter().filter(|(_, r)| r.starts_with("-1\nToo many")).count();
         assert_eq!(throttled, 60 - verified, "{planted:?}");
         h.finish_all();
@@ -205,7 +185,7 @@ fn a_burst_of_registrations_from_one_address_is_limited_unless_counted_late() {
         for conn in 0..30 {
             h.request(conn, 9, &format!("3\nuser{conn}\npw"));
         }
-        assert_eq!(h.jobs.len(), started, "{planted:?}: registrations started");
+        assert_eq!(h.jobs(), started, "{planted:?}: registrations started");
         h.finish_all();
         let refused = h.replies.iter().filter(|(_, r)| r.starts_with("-1\nToo many reg")).count();
         assert_eq!(refused, 30 - started, "{planted:?}");
@@ -270,13 +250,13 @@ fn a_snapshot_view_keeps_the_state_it_captured_while_the_server_moves_on() {
     let alice = h.user(1, "alice");
     h.user(2, "bob");
     assert_eq!(h.request(alice, "2\nbob\nbefore"), "0\nSent to recipient");
-    let view = h.server.snapshot_view();
-    let before = h.server.snapshot();
-    assert_eq!(view.lsn(), h.server.last_lsn());
+    let view = h.server().snapshot_view();
+    let before = h.server().snapshot();
+    assert_eq!(view.lsn(), h.server().last_lsn());
     assert_eq!(h.request(alice, "2\nbob\nafter"), "0\nSent to recipient");
     h.user(3, "carol");
     let lsn_at_capture = view.lsn();
-    assert!(h.server.last_lsn() > lsn_at_capture);
+    assert!(h.server().last_lsn() > lsn_at_capture);
     assert_eq!(view.records(), before);
-    assert_ne!(h.server.snapshot(), before);
+    assert_ne!(h.server().snapshot(), before);
 }

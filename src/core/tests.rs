@@ -1,7 +1,7 @@
 //! Unit tests of the core through its public input/output contract.
 
 use super::testkit::Harness;
-use super::{Channel, Config, ConnId, Event, MsgId, Record, Server};
+use super::{Channel, Config, ConnId, MsgId, Record, Server};
 use rand::SeedableRng;
 
 /// A core that also speaks the original client's bare relay handshake, which most tests here
@@ -67,8 +67,8 @@ fn online_send_is_pushed_at_once() {
     assert_eq!(h.take(relay), vec!["0\nalice:hi\nthere"]);
     assert_eq!(h.request(alice, "2\nnobody\nhi"), "-1\ninvalid recipient");
     // Written means delivered for the original client: the queue is empty.
-    let bob_id = h.server.session_of(bob).unwrap();
-    assert!(h.server.queued_ids(bob_id).is_empty());
+    let bob_id = h.server().session_of(bob).unwrap();
+    assert!(h.server().queued_ids(bob_id).is_empty());
 }
 
 #[test]
@@ -107,7 +107,7 @@ fn takeover_closes_the_old_relay_and_keeps_every_message() {
     h.auto_written = true;
     let relay2 = h.bare_relay(5, "bob");
     assert_eq!(h.take(relay2), vec!["0\nalice:first", "0\nalice:second"]);
-    assert!(h.server.queued_ids(h.server.session_of(bob2).unwrap()).is_empty());
+    assert!(h.server().queued_ids(h.server().session_of(bob2).unwrap()).is_empty());
 }
 
 #[test]
@@ -165,7 +165,7 @@ fn relay_handshakes_that_break_the_binding_rules_are_refused() {
     h.send(r, &format!("alice\n{ticket}"));
     assert!(h.take(r).is_empty());
     assert!(!h.closed.contains(&r));
-    h.input(Event::Closed { conn: r });
+    h.peer_close(r);
     let r = h.open(16, Channel::Relay, 1);
     h.send(r, &format!("alice\n{ticket}"));
     assert_eq!(h.take(r), vec!["-1\nRelay refused: unknown or already used ticket"]);
@@ -207,7 +207,7 @@ fn acknowledged_relay_keeps_messages_until_acked() {
     let mut h = harness();
     let alice = h.user(1, "alice");
     let bob = h.user(2, "bob");
-    let bob_id = h.server.session_of(bob).unwrap();
+    let bob_id = h.server().session_of(bob).unwrap();
     let relay = h.ticket_relay(3, bob, "bob");
     h.request(alice, "2\nbob\none");
     h.request(alice, "2\nbob\ntwo");
@@ -216,13 +216,13 @@ fn acknowledged_relay_keeps_messages_until_acked() {
     let first_id: u64 = pushes[0].split('\n').nth(1).unwrap().parse().unwrap();
     assert_eq!(pushes[0], format!("7\n{first_id}\nalice\none"));
     // Written is not delivered for an acknowledging relay.
-    assert_eq!(h.server.queued_ids(bob_id).len(), 2);
+    assert_eq!(h.server().queued_ids(bob_id).len(), 2);
     h.send(relay, &format!("7\n{first_id}"));
-    assert_eq!(h.server.queued_ids(bob_id).len(), 1);
+    assert_eq!(h.server().queued_ids(bob_id).len(), 1);
     h.send(relay, "7\n999999");
     assert_eq!(h.take(relay), vec!["-1\nNo message 999999 was pushed on this relay"]);
     // The relay drops: the unacknowledged message comes again on the next one, and only it.
-    h.input(Event::Closed { conn: relay });
+    h.peer_close(relay);
     let relay2 = h.ticket_relay(4, bob, "bob");
     let again = h.take(relay2);
     assert_eq!(again.len(), 1);
@@ -237,13 +237,13 @@ fn replies_wait_for_durability() {
     h.auto_durable = false;
     h.send(alice, "2\nbob\nhi");
     assert!(h.take(alice).is_empty(), "acknowledged before durable");
-    assert!(h.server.awaiting_reply(alice));
+    assert!(h.server().awaiting_reply(alice));
     // A read-only request behind it keeps its place in line.
     h.send(alice, "4\n");
     assert!(h.take(alice).is_empty());
     h.make_durable();
     assert_eq!(h.take(alice), vec!["0\nSent to recipient", "0\nalice bob "]);
-    assert!(!h.server.awaiting_reply(alice));
+    assert!(!h.server().awaiting_reply(alice));
 }
 
 #[test]
@@ -303,7 +303,7 @@ fn deadlines_close_silent_connections() {
     let idle = h.open(1, Channel::Command, 1);
     let partial = h.user(2, "bob");
     h.raw(partial, b"20        2\nbo");
-    assert_eq!(h.server.poll_timeout(), Some(h.now_ms + 30_000));
+    assert_eq!(h.server().poll_timeout(), Some(h.now_ms + 30_000));
     h.advance(30_000);
     assert_eq!(h.take(partial), vec!["-1\nTimed out waiting for the rest of a frame (30 s)"]);
     assert!(!h.closed.contains(&idle));
@@ -368,15 +368,15 @@ fn recovery_and_snapshot_rebuild_the_same_state() {
     h.request(carol, "1\ncarol\npw");
     h.request(carol, "5\ncarol\npw");
     let records: Vec<Record> = h.records.iter().map(|(_, r)| r.clone()).collect();
-    let last = h.server.last_lsn();
+    let last = h.server().last_lsn();
     let rng = || rand_chacha::ChaCha20Rng::seed_from_u64(1);
     let recovered = Server::recover(Config::default(), rng(), records, last).unwrap();
     let from_snapshot =
-        Server::recover(Config::default(), rng(), h.server.snapshot(), last).unwrap();
+        Server::recover(Config::default(), rng(), h.server().snapshot(), last).unwrap();
     for server in [&recovered, &from_snapshot] {
         assert_eq!(server.account_names(), vec!["alice", "bob"]);
         let bob_id = server.account_id("bob").unwrap();
-        assert_eq!(server.queued_ids(bob_id), h.server.queued_ids(bob_id));
+        assert_eq!(server.queued_ids(bob_id), h.server().queued_ids(bob_id));
         assert_eq!(server.queued_ids(bob_id).len(), 5);
         assert_eq!(server.last_lsn(), last);
     }
@@ -384,8 +384,8 @@ fn recovery_and_snapshot_rebuild_the_same_state() {
     let mut h2 = Harness::with_server(from_snapshot);
     let a = h2.user(10, "alice");
     h2.request(a, "2\nbob\nlater");
-    let bob_id = h2.server.account_id("bob").unwrap();
-    let ids = h2.server.queued_ids(bob_id);
+    let bob_id = h2.server().account_id("bob").unwrap();
+    let ids = h2.server().queued_ids(bob_id);
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
     assert!(ids.last().unwrap().0 > last.0);
     let _ = MsgId(0);

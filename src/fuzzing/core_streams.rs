@@ -102,9 +102,9 @@ fn step(driver: &mut CoreDriver, op: u8, bytes: &mut impl Iterator<Item = u8>) -
         5 => driver.make_durable(),
         6 => driver.auto_durable = !driver.auto_durable,
         7 => driver.advance(u64::from(bytes.next()?) * 500),
-        8 => driver.hold_jobs = !driver.hold_jobs,
+        8 => driver.set_hold_jobs(!driver.hold_jobs()),
         9 => driver.run_jobs(),
-        10 => driver.auto_written = !driver.auto_written,
+        10 => driver.set_auto_written(!driver.auto_written()),
         11 => {
             if let Some(conn) = pick(driver, bytes.next()?) {
                 driver.written(conn);

@@ -1,10 +1,11 @@
-//! [`CoreDriver`]: a synchronous driver of [`Server`] that checks, on every output, what any
-//! transport may rely on. It plays the TCP adapter's part (password jobs, durability, relay
-//! writes, closing what the core closes) with each of those under the caller's control, so the
-//! fuzzer can delay them, and it panics on the first broken rule:
+//! [`CoreDriver`]: a synchronous driver of the shipped [`Host`] (and so of the core) that
+//! checks, on every frame a writer takes, what any transport may rely on. Its writers run at
+//! once ([`InstantWriters`]); password jobs, durability and write reports are each under the
+//! caller's control, so the fuzzer can delay them, and it panics on the first broken rule:
 //!
-//! - every output targets a connection that was opened and that the core has not closed yet
-//!   (outputs for a connection the peer closed are dropped, as a transport would);
+//! - every frame goes to a connection that was opened and is still routed, and the core
+//!   addresses nothing to a connection after closing it ([`Host::outputs_after_close`]);
+//!   frames for a connection the peer closed are dropped, as a transport would;
 //! - a command connection gets at most one reply per request, plus one failure before a close,
 //!   and once everything has settled ([`CoreDriver::settle`]) exactly one if it is still open;
 //! - a push goes to a relay bound to the message's recipient, and only once the message is durable;
@@ -14,7 +15,9 @@
 //!   read that crossed it), the core tracks exactly the connections still open, and nothing
 //!   waits in its outbox once everything is durable.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::OnceLock;
 
 use rand::SeedableRng;
@@ -22,18 +25,19 @@ use rand_chacha::ChaCha20Rng;
 
 use crate::auth::{HashCost, Hasher};
 use crate::core::{
-    AccountId, Channel, Config, ConnId, Event, Input, Lsn, MsgId, Output, PasswordJob, Peer,
-    Record, Server,
+    AccountId, Channel, Config, ConnId, Event, Lsn, MsgId, PasswordJob, Peer, Record, Server,
 };
+use crate::host::instant::{Delivery, InstantWriters};
+use crate::host::{Batch, Host, Outgoing, RecordSink};
 use crate::wire::{reply, Decoder};
 
 /// Where a connection stands, as the driver sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnState {
     Open,
-    /// The core emitted `Output::Close` for it.
+    /// The core closed it (its writer reported the end).
     ClosedByServer,
-    /// The peer went away (the driver reported `Event::Closed` on its own).
+    /// The peer went away (the driver closed its side).
     ClosedByPeer,
 }
 
@@ -47,14 +51,14 @@ struct ConnView {
     replies: usize,
     /// Bodies received, for tests to read with [`CoreDriver::take`].
     inbox: Vec<String>,
-    last_pushed: Option<MsgId>,
-    /// Replies received and not yet reported written to the core.
-    replies_unwritten: u32,
+    /// Writes not reported to the host yet (with `auto_written` off).
+    unreported: Batch,
     /// The last relay ticket this command connection was granted.
     ticket: Option<String>,
 }
 
-/// Durable changes seen in `Output::Persist`, to check what replies and pushes acknowledge.
+/// Durable changes seen in the records the host persisted, to check what replies and pushes
+/// acknowledge.
 #[derive(Debug, Default)]
 struct Ledger {
     records: Vec<(Lsn, Record)>,
@@ -66,51 +70,117 @@ struct Ledger {
     acknowledged: [usize; 3],
 }
 
-/// A synchronous, checking driver of the core: runs password jobs and durability at once and
-/// checks every output against the connections it knows.
-pub struct CoreDriver {
-    server: Server,
-    hasher: Hasher,
-    now_ms: u64,
-    next_conn: u64,
+/// The host's record sink: hands each record to the driver's ledger, durable only when the
+/// driver says so.
+#[derive(Debug, Default)]
+struct LedgerSink(Rc<RefCell<Vec<(Lsn, Record)>>>);
+
+impl RecordSink for LedgerSink {
+    fn persist(&mut self, lsn: Lsn, record: Record) {
+        self.0.borrow_mut().push((lsn, record));
+    }
+    fn is_synchronous(&self) -> bool {
+        false
+    }
+}
+
+/// What the driver knows of the connections and the records: what the writers' callback
+/// checks each frame against.
+struct View {
     conns: BTreeMap<ConnId, ConnView>,
     ledger: Ledger,
-    held_jobs: Vec<PasswordJob>,
+    persisted: Rc<RefCell<Vec<(Lsn, Record)>>>,
+    auto_written: bool,
+    dropped_outputs: usize,
+}
+
+/// Password jobs: run at once, or held for [`CoreDriver::run_jobs`].
+struct Jobs {
+    held: Vec<PasswordJob>,
+    hasher: Hasher,
+    hold: bool,
+}
+
+impl Jobs {
+    fn run(&mut self, job: &PasswordJob) -> Option<crate::core::PasswordOutcome> {
+        if self.hold {
+            self.held.push(job.clone());
+            return None;
+        }
+        Some(self.hasher.run(job))
+    }
+}
+
+/// A synchronous, checking driver of the host: see the [module docs](self).
+pub struct CoreDriver {
+    host: Host<(), LedgerSink>,
+    writers: InstantWriters,
+    view: View,
+    jobs: Jobs,
+    now_ms: u64,
+    next_conn: u64,
     /// Largest single `Received` fed, which the buffered-bytes bound allows on top of the limit.
     chunk_len_max: usize,
     /// Make every record durable at once (default on).
     pub auto_durable: bool,
-    /// Report every push written at once (default on).
-    pub auto_written: bool,
-    /// Keep password jobs until [`CoreDriver::run_jobs`] (default off: run them at once).
-    pub hold_jobs: bool,
-    /// Outputs dropped because the peer had closed the connection.
-    pub dropped_outputs: usize,
 }
 
 impl CoreDriver {
     /// A driver of a fresh server with `config`, cheapest password hashing, a fixed seed.
     pub fn new(config: Config) -> Self {
         let server = Server::new(config, ChaCha20Rng::seed_from_u64(7));
-        CoreDriver {
-            server,
-            hasher: cheapest_hasher(),
-            now_ms: 1_000,
-            next_conn: 1,
+        let sink = LedgerSink::default();
+        let persisted = sink.0.clone();
+        let mut host = Host::new(server, sink);
+        let writers = InstantWriters::new(&mut host);
+        let view = View {
             conns: BTreeMap::new(),
             ledger: Ledger::default(),
-            held_jobs: Vec::new(),
+            persisted,
+            auto_written: true,
+            dropped_outputs: 0,
+        };
+        let jobs = Jobs { held: Vec::new(), hasher: cheapest_hasher(), hold: false };
+        CoreDriver {
+            host,
+            writers,
+            view,
+            jobs,
+            now_ms: 1_000,
+            next_conn: 1,
             chunk_len_max: 0,
             auto_durable: true,
-            auto_written: true,
-            hold_jobs: false,
-            dropped_outputs: 0,
         }
     }
 
     /// The server under test.
     pub fn server(&self) -> &Server {
-        &self.server
+        self.host.server()
+    }
+
+    /// Report writes at once (default on); off, they wait for [`CoreDriver::written`].
+    pub fn set_auto_written(&mut self, on: bool) {
+        self.view.auto_written = on;
+    }
+
+    /// Keep password jobs until [`CoreDriver::run_jobs`] (default off: run them at once).
+    pub fn set_hold_jobs(&mut self, on: bool) {
+        self.jobs.hold = on;
+    }
+
+    /// Whether writes are reported at once.
+    pub fn auto_written(&self) -> bool {
+        self.view.auto_written
+    }
+
+    /// Whether password jobs are held.
+    pub fn hold_jobs(&self) -> bool {
+        self.jobs.hold
+    }
+
+    /// Frames dropped because the peer had closed the connection.
+    pub fn dropped_outputs(&self) -> usize {
+        self.view.dropped_outputs
     }
 
     /// Opens a connection on `channel` from `peer`.
@@ -124,28 +194,29 @@ impl CoreDriver {
             requests: 0,
             replies: 0,
             inbox: Vec::new(),
-            last_pushed: None,
-            replies_unwritten: 0,
+            unreported: Batch::default(),
             ticket: None,
         };
-        self.conns.insert(conn, view);
-        self.input(Event::Opened { conn, channel, peer: Peer(peer) });
+        self.view.conns.insert(conn, view);
+        self.host.open(self.now_ms, conn, channel, Peer(peer), ());
+        self.settle_writers();
+        self.check_state();
         conn
     }
 
     /// Connections opened so far, oldest first.
     pub fn conn_ids(&self) -> Vec<ConnId> {
-        self.conns.keys().copied().collect()
+        self.view.conns.keys().copied().collect()
     }
 
     /// Where `conn` stands.
     pub fn state(&self, conn: ConnId) -> ConnState {
-        self.conns[&conn].state
+        self.view.conns[&conn].state
     }
 
     /// The peer sends `bytes` on `conn` (ignored once the connection is closed).
     pub fn feed(&mut self, conn: ConnId, bytes: &[u8]) {
-        let view = self.conns.get_mut(&conn).expect("feeding a connection never opened");
+        let view = self.view.conns.get_mut(&conn).expect("feeding a connection never opened");
         if view.state != ConnState::Open {
             return;
         }
@@ -157,13 +228,21 @@ impl CoreDriver {
         self.input(Event::Received { conn, bytes });
     }
 
-    /// The peer closes `conn`.
+    /// The peer closes `conn`: its writer flushes to nobody and reports the end.
     pub fn peer_close(&mut self, conn: ConnId) {
-        let view = self.conns.get_mut(&conn).expect("closing a connection never opened");
-        if view.state == ConnState::Open {
-            view.state = ConnState::ClosedByPeer;
-            self.input(Event::Closed { conn });
+        let view = self.view.conns.get_mut(&conn).expect("closing a connection never opened");
+        if view.state != ConnState::Open {
+            return;
         }
+        view.state = ConnState::ClosedByPeer;
+        let unreported = std::mem::take(&mut view.unreported);
+        self.host.wrote(self.now_ms, conn, &unreported);
+        if let Some(mailbox) = self.host.mailbox(conn) {
+            mailbox.close();
+        }
+        self.writers.wake(conn);
+        self.settle_writers();
+        self.check_state();
     }
 
     /// Time passes; the core's due timers fire.
@@ -174,38 +253,45 @@ impl CoreDriver {
 
     /// Every record emitted so far becomes durable.
     pub fn make_durable(&mut self) {
-        let lsn = self.ledger.last_lsn;
-        if lsn > self.ledger.durable_lsn {
-            self.ledger.durable_lsn = lsn;
+        self.absorb_records();
+        let lsn = self.view.ledger.last_lsn;
+        if lsn > self.view.ledger.durable_lsn {
+            self.view.ledger.durable_lsn = lsn;
             self.input(Event::Durable { lsn });
         }
     }
 
     /// Runs the password jobs held so far, oldest first.
     pub fn run_jobs(&mut self) {
-        for job in std::mem::take(&mut self.held_jobs) {
-            let outcome = self.hasher.run(&job);
+        for job in std::mem::take(&mut self.jobs.held) {
+            let outcome = self.jobs.hasher.run(&job);
             self.input(Event::PasswordDone { job: job.job, outcome });
         }
     }
 
-    /// Reports the relay `conn`'s pushes written, up to the last one.
+    /// Reports what `conn`'s writer wrote and has not reported yet.
     pub fn written(&mut self, conn: ConnId) {
-        let Some(view) = self.conns.get_mut(&conn).filter(|v| v.state == ConnState::Open) else {
+        let Some(view) = self.view.conns.get_mut(&conn).filter(|v| v.state == ConnState::Open)
+        else {
             return;
         };
-        if let Some(last) = view.last_pushed.take() {
-            self.input(Event::Written { conn, last });
-        }
+        let unreported = std::mem::take(&mut view.unreported);
+        self.host.wrote(self.now_ms, conn, &unreported);
+        self.settle_writers();
+        self.check_state();
     }
 
-    /// Lets everything finish (jobs run, records durable, pushes written), then checks that
+    /// Lets everything finish (jobs run, records durable, writes reported), then checks that
     /// every request on a connection still open got its reply: nothing is left hanging.
     pub fn settle(&mut self) {
-        (self.hold_jobs, self.auto_durable, self.auto_written) = (false, true, true);
+        (self.jobs.hold, self.auto_durable, self.view.auto_written) = (false, true, true);
         self.run_jobs();
+        let held: Vec<ConnId> = self.view.conns.keys().copied().collect();
+        for conn in held {
+            self.written(conn);
+        }
         self.make_durable();
-        for (conn, view) in &self.conns {
+        for (conn, view) in &self.view.conns {
             if view.state == ConnState::Open && view.channel == Channel::Command {
                 assert_eq!(
                     view.replies,
@@ -220,83 +306,88 @@ impl CoreDriver {
 
     /// The bodies `conn` received since the last call.
     pub fn take(&mut self, conn: ConnId) -> Vec<String> {
-        std::mem::take(&mut self.conns.get_mut(&conn).expect("a connection opened").inbox)
+        std::mem::take(&mut self.view.conns.get_mut(&conn).expect("a connection opened").inbox)
     }
 
     /// The last relay ticket granted on the command connection `conn`.
     pub fn last_ticket(&self, conn: ConnId) -> Option<&str> {
-        self.conns.get(&conn)?.ticket.as_deref()
+        self.view.conns.get(&conn)?.ticket.as_deref()
     }
 
     /// Records emitted so far, in order.
-    pub fn records(&self) -> &[(Lsn, Record)] {
-        &self.ledger.records
+    pub fn records(&mut self) -> &[(Lsn, Record)] {
+        self.absorb_records();
+        &self.view.ledger.records
     }
 
     fn input(&mut self, event: Event<'_>) {
-        self.server.handle_input(Input { now_ms: self.now_ms, event });
-        self.drain();
+        self.host.handle(self.now_ms, event);
+        self.settle_writers();
         self.check_state();
     }
 
-    /// Follows the drain rule, then plays the transport's part until nothing more happens.
-    fn drain(&mut self) {
+    /// Runs the writers (and durability, when automatic) until nothing more happens.
+    fn settle_writers(&mut self) {
         loop {
-            while let Some(output) = self.server.poll_output() {
-                self.apply(output);
-            }
-            let mut events = Vec::new();
-            if self.auto_durable && self.ledger.durable_lsn < self.ledger.last_lsn {
-                self.ledger.durable_lsn = self.ledger.last_lsn;
-                events.push(Event::Durable { lsn: self.ledger.last_lsn });
-            }
-            if self.auto_written {
-                for (&conn, view) in self.conns.iter_mut() {
-                    if view.state != ConnState::Open {
-                        continue;
-                    }
-                    if let Some(last) = view.last_pushed.take() {
-                        events.push(Event::Written { conn, last });
-                    }
-                    let count = std::mem::take(&mut view.replies_unwritten);
-                    if count > 0 {
-                        events.push(Event::RepliesWritten { conn, count });
-                    }
+            let (view, jobs) = (&mut self.view, &mut self.jobs);
+            let mut deliver = |server: &Server, conn: ConnId, items: &[Outgoing]| {
+                view.absorb_records();
+                view.deliver(server, conn, items)
+            };
+            let mut job = |job: &PasswordJob| jobs.run(job);
+            self.writers.settle(&mut self.host, self.now_ms, &mut deliver, &mut job);
+            self.view.absorb_records();
+            for (conn, view) in &mut self.view.conns {
+                if view.state == ConnState::Open && self.host.mailbox(*conn).is_none() {
+                    view.state = ConnState::ClosedByServer;
                 }
             }
-            if !self.hold_jobs {
-                for job in std::mem::take(&mut self.held_jobs) {
-                    let outcome = self.hasher.run(&job);
-                    events.push(Event::PasswordDone { job: job.job, outcome });
-                }
-            }
-            if events.is_empty() {
+            let ledger = &mut self.view.ledger;
+            if !(self.auto_durable && ledger.durable_lsn < ledger.last_lsn) {
                 return;
             }
-            for event in events {
-                self.server.handle_input(Input { now_ms: self.now_ms, event });
-            }
+            ledger.durable_lsn = ledger.last_lsn;
+            self.host.handle(self.now_ms, Event::Durable { lsn: ledger.last_lsn });
         }
     }
 
-    fn apply(&mut self, output: Output) {
-        match output {
-            Output::Persist { lsn, record } => self.persisted(lsn, record),
-            Output::Password(job) => self.held_jobs.push(job),
-            Output::Reply { conn, frame } => self.replied(conn, &frame),
-            Output::Push { conn, msg, frame } => self.pushed(conn, msg, &frame),
-            Output::Close { conn } => {
-                if self.target(conn) {
-                    self.conns.get_mut(&conn).expect("checked by target").state =
-                        ConnState::ClosedByServer;
-                    self.server
-                        .handle_input(Input { now_ms: self.now_ms, event: Event::Closed { conn } });
-                }
+    fn absorb_records(&mut self) {
+        self.view.absorb_records();
+    }
+
+    /// After every input: the core tracks exactly the open connections, within memory bounds.
+    fn check_state(&self) {
+        let server = self.host.server();
+        assert_eq!(self.host.outputs_after_close(), 0, "output after the core closed a connection");
+        let open = self.view.conns.values().filter(|v| v.state == ConnState::Open).count();
+        assert_eq!(server.connection_count(), open, "the core's connections drifted");
+        if self.auto_durable {
+            // Only durability holds outputs back, and everything is durable after a drain.
+            assert_eq!(server.outputs_pending(), 0, "outputs stuck in the core");
+        }
+        let limit = server.config().inbound_buffered_len_max;
+        for (&conn, view) in &self.view.conns {
+            if view.state != ConnState::Open {
+                continue;
             }
+            let buffered = server.inbound_buffered_len(conn).expect("an open connection");
+            assert!(
+                buffered <= limit + self.chunk_len_max,
+                "{conn:?} buffers {buffered} bytes, limit {limit}"
+            );
+        }
+    }
+}
+impl View {
+    /// Moves the records the host persisted into the ledger.
+    fn absorb_records(&mut self) {
+        let persisted = std::mem::take(&mut *self.persisted.borrow_mut());
+        for (lsn, record) in persisted {
+            self.persisted_one(lsn, record);
         }
     }
 
-    fn persisted(&mut self, lsn: Lsn, record: Record) {
+    fn persisted_one(&mut self, lsn: Lsn, record: Record) {
         let ledger = &mut self.ledger;
         assert_eq!(lsn.0, ledger.last_lsn.0 + 1, "records are numbered without gaps");
         ledger.last_lsn = lsn;
@@ -306,29 +397,43 @@ impl CoreDriver {
         ledger.records.push((lsn, record));
     }
 
-    /// True if an output for `conn` is to be delivered; panics if the core should not send it.
-    fn target(&mut self, conn: ConnId) -> bool {
+    /// Checks a writer's items, in order, and keeps what the peer receives.
+    fn deliver(&mut self, server: &Server, conn: ConnId, items: &[Outgoing]) -> Delivery {
         let Some(view) = self.conns.get(&conn) else {
-            panic!("output for {conn:?}, which was never opened")
+            panic!("frames for {conn:?}, which was never opened")
         };
-        match view.state {
-            ConnState::Open => true,
-            ConnState::ClosedByServer => panic!("output for {conn:?} after the core closed it"),
-            ConnState::ClosedByPeer => {
-                self.dropped_outputs += 1;
-                false
+        if view.state != ConnState::Open {
+            self.dropped_outputs += items.len();
+            return Delivery::Failed;
+        }
+        let mut unreported = Batch::default();
+        for item in items {
+            match item {
+                Outgoing::Reply(frame) => {
+                    self.replied(conn, frame);
+                    unreported.replies += 1;
+                }
+                Outgoing::Push { msg, frame } => {
+                    self.pushed(server, conn, *msg, frame);
+                    unreported.last_push = Some(*msg);
+                }
+                Outgoing::Password(_) => {}
             }
         }
+        if self.auto_written {
+            return Delivery::Written;
+        }
+        let view = self.conns.get_mut(&conn).expect("checked above");
+        view.unreported.replies += unreported.replies;
+        view.unreported.last_push = unreported.last_push.or(view.unreported.last_push);
+        Delivery::Held
     }
 
     fn replied(&mut self, conn: ConnId, frame: &[u8]) {
         let body = single_frame(frame);
         assert!(body.starts_with("0\n") || body.starts_with("-1\n"), "bad reply {body:?}");
-        if !self.target(conn) {
-            return;
-        }
         self.count_acknowledgement(&body);
-        let view = self.conns.get_mut(&conn).expect("checked by target");
+        let view = self.conns.get_mut(&conn).expect("checked by deliver");
         match view.channel {
             Channel::Command => {
                 let ticket = body.strip_prefix("0\n").filter(|t| is_ticket(t));
@@ -336,7 +441,6 @@ impl CoreDriver {
                     view.ticket = Some(ticket.to_owned());
                 }
                 view.replies += 1;
-                view.replies_unwritten += 1;
                 assert!(
                     view.replies <= view.requests + 1,
                     "{conn:?} got {} replies for {} requests",
@@ -378,43 +482,18 @@ impl CoreDriver {
         );
     }
 
-    fn pushed(&mut self, conn: ConnId, msg: MsgId, frame: &[u8]) {
+    fn pushed(&mut self, server: &Server, conn: ConnId, msg: MsgId, frame: &[u8]) {
         let body = single_frame(frame);
         assert!(body.starts_with("0\n") || body.starts_with("7\n"), "bad push {body:?}");
         let Some(&(lsn, to)) = self.ledger.messages.get(&msg) else {
             panic!("push of {msg:?}, which no record created")
         };
         assert!(lsn <= self.ledger.durable_lsn, "push of {msg:?} before it was durable");
-        if !self.target(conn) {
-            return;
-        }
-        let view = self.conns.get_mut(&conn).expect("checked by target");
+        let view = self.conns.get_mut(&conn).expect("checked by deliver");
         assert_eq!(view.channel, Channel::Relay, "push on a command connection");
-        let bound = self.server.relay_account(conn);
+        let bound = server.relay_account(conn);
         assert_eq!(bound, Some(to), "push of {msg:?} for {to:?} on a relay bound to {bound:?}");
-        view.last_pushed = Some(msg);
         view.inbox.push(body);
-    }
-
-    /// After every input: the core tracks exactly the open connections, within memory bounds.
-    fn check_state(&self) {
-        let open = self.conns.values().filter(|v| v.state == ConnState::Open).count();
-        assert_eq!(self.server.connection_count(), open, "the core's connections drifted");
-        if self.auto_durable {
-            // Only durability holds outputs back, and everything is durable after a drain.
-            assert_eq!(self.server.outputs_pending(), 0, "outputs stuck in the core");
-        }
-        let limit = self.server.config().inbound_buffered_len_max;
-        for (&conn, view) in &self.conns {
-            if view.state != ConnState::Open {
-                continue;
-            }
-            let buffered = self.server.inbound_buffered_len(conn).expect("an open connection");
-            assert!(
-                buffered <= limit + self.chunk_len_max,
-                "{conn:?} buffers {buffered} bytes, limit {limit}"
-            );
-        }
     }
 }
 

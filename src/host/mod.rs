@@ -26,6 +26,7 @@
 //! [`Host::ended`], always after its last [`Host::wrote`]: a close the core handled first would
 //! make it ignore that report and push those messages again (found by loom).
 
+pub mod instant;
 pub mod mailbox;
 mod outgoing;
 mod sink;
@@ -66,6 +67,8 @@ impl Socket for () {
 struct Route<S> {
     mailbox: Arc<Mailbox<Outgoing>>,
     socket: S,
+    /// The core asked to close it (rather than its peer or the host).
+    closed_by_core: bool,
 }
 
 impl<S: Socket> Route<S> {
@@ -83,12 +86,14 @@ pub struct Host<S, K> {
     /// Connections whose writers have something to do since [`Host::take_touched`], when
     /// tracked.
     touched: Option<Vec<ConnId>>,
+    /// See [`Host::outputs_after_close`].
+    outputs_after_close: u64,
 }
 
 impl<S: Socket, K: RecordSink> Host<S, K> {
     /// A host for `server` whose records go to `sink`.
     pub fn new(server: Server, sink: K) -> Self {
-        Host { server, routes: BTreeMap::new(), sink, touched: None }
+        Host { server, routes: BTreeMap::new(), sink, touched: None, outputs_after_close: 0 }
     }
 
     /// Records which connections get items, for drivers that schedule their writers
@@ -124,7 +129,7 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
     /// Routes `conn` to a mailbox the driver made (loom models plant bugs in theirs); the
     /// driver then feeds [`Event::Opened`].
     pub fn attach(&mut self, conn: ConnId, mailbox: Arc<Mailbox<Outgoing>>, socket: S) {
-        self.routes.insert(conn, Route { mailbox, socket });
+        self.routes.insert(conn, Route { mailbox, socket, closed_by_core: false });
     }
 
     /// Feeds one event and routes everything it releases.
@@ -185,6 +190,17 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
         }
     }
 
+    /// `conn`'s mailbox, while the host routes it.
+    pub fn mailbox(&self, conn: ConnId) -> Option<Arc<Mailbox<Outgoing>>> {
+        self.routes.get(&conn).map(|route| route.mailbox.clone())
+    }
+
+    /// Outputs the core addressed to a connection after closing it itself (they are dropped).
+    /// Always zero for a correct core; the fuzz driver checks it.
+    pub fn outputs_after_close(&self) -> u64 {
+        self.outputs_after_close
+    }
+
     /// The core, for getters.
     pub fn server(&self) -> &Server {
         &self.server
@@ -233,7 +249,8 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
             Output::Reply { conn, frame } => (conn, Outgoing::Reply(frame)),
             Output::Push { conn, msg, frame } => (conn, Outgoing::Push { msg, frame }),
             Output::Close { conn } => {
-                if let Some(route) = self.routes.get(&conn) {
+                if let Some(route) = self.routes.get_mut(&conn) {
+                    route.closed_by_core = true;
                     route.hang_up(Hang::Read);
                     self.touch(conn);
                 }
@@ -248,7 +265,10 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
         let Some(route) = self.routes.get(&conn) else { return };
         match route.mailbox.push(item) {
             Ok(()) => {}
-            Err(PushError::Closed(_)) => return,
+            Err(PushError::Closed(_)) => {
+                self.outputs_after_close += u64::from(route.closed_by_core);
+                return;
+            }
             Err(PushError::Full(_)) => {
                 // The core bounds what it hands a connection, so this means a writer that
                 // stopped: closing loses nothing, the core keeps every message until it is

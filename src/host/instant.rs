@@ -1,0 +1,135 @@
+//! Writers run at once: how the synchronous drivers (the fuzz driver and the core's test kit)
+//! run the host. After each input, every connection whose mailbox was handed something runs
+//! its writer to completion, the way `net::command` and `net::relay` do on their threads: take
+//! the mailbox, sort the batch, write it, report it with [`Host::wrote`], run the password
+//! jobs, and once the mailbox is closed and empty report [`Host::ended`], always last.
+//!
+//! The driver decides what a write does ([`Delivery`]) and whether a password job runs now,
+//! so it can delay writes and jobs as a slow network or a busy machine would.
+
+use super::mailbox::Taken;
+use super::{Batch, Host, Outgoing, RecordSink, Socket};
+use crate::core::{ConnId, Event, PasswordJob, PasswordOutcome, Server};
+
+/// Sees a connection's items, in order, before they are written; says what the write did.
+pub type Deliver<'a> = dyn FnMut(&Server, ConnId, &[Outgoing]) -> Delivery + 'a;
+
+/// Runs a password job now (`Some`) or keeps it for later (`None`).
+pub type RunJob<'a> = dyn FnMut(&PasswordJob) -> Option<PasswordOutcome> + 'a;
+
+/// What happened to a batch's frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Written; reported to the host at once.
+    Written,
+    /// Written, but the driver reports it later itself with [`Host::wrote`] (a slow writer).
+    Held,
+    /// The write failed (the peer is gone): the writer stops and the connection ends.
+    Failed,
+}
+
+/// The synchronous drivers' writers. See the [module docs](self).
+#[derive(Debug, Default)]
+pub struct InstantWriters {
+    touched: Vec<ConnId>,
+    items: Vec<Outgoing>,
+    batch: Batch,
+}
+
+impl InstantWriters {
+    /// Writers for `host`, which from now on records which connections get items.
+    pub fn new<S: Socket, K: RecordSink>(host: &mut Host<S, K>) -> Self {
+        host.track_touched();
+        InstantWriters::default()
+    }
+
+    /// Has `conn`'s writer run at the next settle (its peer closed the mailbox, say).
+    pub fn wake(&mut self, conn: ConnId) {
+        self.touched.push(conn);
+    }
+
+    /// Feeds `event`, then runs every writer with something to do until none has. `deliver`
+    /// sees each batch before it is reported; `job` runs a password job now (`Some`) or keeps
+    /// it for later (`None`, the driver then feeds [`Event::PasswordDone`] itself).
+    pub fn handle<S: Socket, K: RecordSink>(
+        &mut self,
+        host: &mut Host<S, K>,
+        now_ms: u64,
+        event: Event<'_>,
+        deliver: &mut Deliver<'_>,
+        job: &mut RunJob<'_>,
+    ) {
+        host.handle(now_ms, event);
+        self.settle(host, now_ms, deliver, job);
+    }
+
+    /// Runs every writer with something to do until none has (see [`InstantWriters::handle`]).
+    pub fn settle<S: Socket, K: RecordSink>(
+        &mut self,
+        host: &mut Host<S, K>,
+        now_ms: u64,
+        deliver: &mut Deliver<'_>,
+        job: &mut RunJob<'_>,
+    ) {
+        let mut touched = std::mem::take(&mut self.touched);
+        loop {
+            host.take_touched(&mut touched);
+            if touched.is_empty() {
+                break;
+            }
+            // In the order the connections were first handed something: deterministic.
+            let mut seen = Vec::with_capacity(touched.len());
+            for conn in touched.drain(..) {
+                if !seen.contains(&conn) {
+                    seen.push(conn);
+                    self.run(host, now_ms, conn, deliver, job);
+                }
+            }
+        }
+        self.touched = touched;
+    }
+
+    /// Runs `conn`'s writer until its mailbox is empty, or closed and the connection ended.
+    fn run<S: Socket, K: RecordSink>(
+        &mut self,
+        host: &mut Host<S, K>,
+        now_ms: u64,
+        conn: ConnId,
+        deliver: &mut Deliver<'_>,
+        job: &mut RunJob<'_>,
+    ) {
+        loop {
+            let Some(mailbox) = host.mailbox(conn) else { return };
+            if mailbox.try_take_all(&mut self.items) == Taken::Closed {
+                return host.ended(now_ms, conn);
+            }
+            if self.items.is_empty() {
+                return;
+            }
+            let writes = self.items.iter().any(|i| !matches!(i, Outgoing::Password(_)));
+            let delivery =
+                if writes { deliver(host.server(), conn, &self.items) } else { Delivery::Held };
+            self.batch.sort(&mut self.items);
+            if writes {
+                match delivery {
+                    Delivery::Written => host.wrote(now_ms, conn, &self.batch),
+                    Delivery::Held => {}
+                    Delivery::Failed => {
+                        self.batch.clear_written();
+                        self.batch.jobs.clear();
+                        mailbox.close();
+                        let _ = mailbox.try_take_all(&mut self.items);
+                        self.items.clear();
+                        return host.ended(now_ms, conn);
+                    }
+                }
+            }
+            self.batch.clear_written();
+            for password in std::mem::take(&mut self.batch.jobs) {
+                if let Some(outcome) = job(&password) {
+                    host.handle(now_ms, Event::PasswordDone { job: password.job, outcome });
+                }
+            }
+        }
+    }
+}
