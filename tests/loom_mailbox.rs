@@ -220,6 +220,16 @@ fn planted_notify_before_enqueue_is_found() {
     );
 }
 
+#[test]
+fn planted_waiters_read_unlocked_is_found() {
+    check_finds_bug(
+        "take_woken_by_push + WaitersReadUnlocked",
+        Bound::Exhaustive,
+        Expect::LostWakeup { waiting: 0, done: 1 },
+        || take_woken_by_push(Some(PlantedBug::WaitersReadUnlocked)),
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Model 3: a relay mid-write racing a takeover.
 

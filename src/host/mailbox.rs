@@ -71,6 +71,9 @@ pub struct Mailbox<T> {
 struct State<T> {
     items: VecDeque<T>,
     closed: bool,
+    /// Consumers blocked in `take_all`. A notification is a system call even with nobody to
+    /// wake, and the relay thread is usually busy writing when a push comes: skip it then.
+    waiting: u32,
 }
 
 /// Why [`Mailbox::push`] refused an item; the item comes back so the caller decides its fate.
@@ -122,7 +125,7 @@ impl<T> Mailbox<T> {
     pub fn new(len_max: usize) -> Self {
         assert!(len_max > 0, "a mailbox needs room for at least one item");
         Mailbox {
-            state: Mutex::new(State { items: VecDeque::new(), closed: false }),
+            state: Mutex::new(State { items: VecDeque::new(), closed: false, waiting: 0 }),
             ready: Condvar::new(),
             len_max,
             #[cfg(any(test, loom))]
@@ -155,8 +158,11 @@ impl<T> Mailbox<T> {
         }
         state.items.push_back(item);
         // Notify with the item already visible and the lock held, so a consumer that checked
-        // "empty" is either waiting (and gets this notification) or has not checked yet.
-        self.ready.notify_one();
+        // "empty" is either waiting (counted, and gets this notification) or has not checked
+        // yet.
+        if state.waiting > 0 {
+            self.ready.notify_one();
+        }
         Ok(())
     }
 
@@ -166,7 +172,9 @@ impl<T> Mailbox<T> {
         let mut state = self.lock();
         state.closed = true;
         // notify_all, not notify_one: close must wake every waiter, even a misused second one.
-        self.ready.notify_all();
+        if state.waiting > 0 {
+            self.ready.notify_all();
+        }
     }
 
     /// Whether [`close`](Self::close) has been called.
@@ -196,7 +204,9 @@ impl<T> Mailbox<T> {
             }
             // Checked under the lock and waited on atomically with releasing it, so a push or
             // close between the check and the wait cannot slip by unnoticed.
+            state.waiting += 1;
             state = self.ready.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state.waiting -= 1;
         }
     }
 
@@ -252,6 +262,9 @@ mod planted {
         /// Check-then-act: `push` checks `closed` in one critical section and enqueues in
         /// another, so an item can land after the consumer saw `Closed` and be silently lost.
         PushCheckThenAct,
+        /// Lost wake-up: `push` reads whether the consumer waits in one critical section and
+        /// enqueues in another, so a consumer that starts waiting in between is never woken.
+        WaitersReadUnlocked,
     }
 
     pub(super) struct Planted {
@@ -298,6 +311,22 @@ mod planted {
                     } else {
                         state.items.push_back(item);
                         self.ready.notify_one();
+                        Ok(())
+                    }
+                }
+                Some(PlantedBug::WaitersReadUnlocked) => {
+                    let waiting = self.lock().waiting > 0;
+                    // BUG: the lock was released; the consumer may start waiting right here.
+                    let mut state = self.lock();
+                    if state.closed {
+                        Err(PushError::Closed(item))
+                    } else if state.items.len() >= self.len_max {
+                        Err(PushError::Full(item))
+                    } else {
+                        state.items.push_back(item);
+                        if waiting {
+                            self.ready.notify_one();
+                        }
                         Ok(())
                     }
                 }
