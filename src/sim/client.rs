@@ -101,8 +101,11 @@ struct Lies {
     acked_last: Option<u64>,
     /// What to do with the next ticket (`TicketStolen` or `TicketExpired`).
     ticket_plan: Option<Hostile>,
-    /// The handshake of its last honest ticketed relay (to replay).
+    /// The handshake of its last honest ticketed relay, once a push proved that the server
+    /// bound it (so the ticket is spent): the one to replay.
     last_hello: Option<Vec<u8>>,
+    /// The handshake of the current honest ticketed relay, before any push on it.
+    unproven_hello: Option<Vec<u8>>,
     /// A handshake held until its ticket has expired: the time to use it (once known).
     expired: Option<(Option<u64>, Vec<u8>)>,
 }
@@ -376,7 +379,10 @@ impl Client {
                 out.extend_from_slice(b"0\nxyz");
             }
             Hostile::FrameOver => {
-                let body = padded_send(&to, "", limit + 1);
+                // An unknown code: were the frame served, its reply would still be a failure,
+                // and only the probe tells that the connection stayed open.
+                let mut body = String::from("9\n");
+                body.extend(std::iter::repeat_n('x', limit + 1 - body.len()));
                 out.extend_from_slice(format!("{:<10}", body.len()).as_bytes());
                 out.extend_from_slice(body.as_bytes());
             }
@@ -565,7 +571,8 @@ impl Client {
                             self.relay_hostile = Some(hostile);
                         }
                         None => {
-                            self.lies.last_hello = Some(hello.clone());
+                            self.lies.last_hello = None;
+                            self.lies.unproven_hello = Some(hello.clone());
                             self.open_relay(hello, true, acts);
                         }
                     }
@@ -604,6 +611,9 @@ impl Client {
         let honest = self.relay.as_ref().is_some_and(|s| s.hostile.is_none());
         if let (Some(id), true, true) = (id, self.relay_acks, honest) {
             let lies = &mut self.lies;
+            if let Some(hello) = lies.unproven_hello.take() {
+                lies.last_hello = Some(hello);
+            }
             lies.relay_pushed_max = lies.relay_pushed_max.max(id);
             lies.acked_last = Some(id);
             if let Err(at) = lies.pushed.binary_search(&id) {

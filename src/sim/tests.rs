@@ -260,3 +260,57 @@ fn catches_the_model_checkers_planted_bugs_too() {
     );
     assert_caught(Planted::ListShowsDeleted, "list shows exactly the accounts");
 }
+
+/// Planted bugs that only hostile clients reach (issue 12): each found by its own invariant,
+/// with the seed printed so that a weaker checker is noticed.
+mod hostile {
+    use super::*;
+
+    fn caught(bug: Planted, invariant: &str) {
+        let seed = assert_caught(bug, invariant);
+        println!("{bug:?} caught at seed {seed} by {invariant:?}");
+    }
+
+    #[test]
+    fn catches_an_acknowledgement_applied_to_any_account() {
+        caught(Planted::AckAnyAccount, "no acknowledgement changes another account's queue");
+    }
+
+    #[test]
+    fn catches_a_ticket_that_is_not_spent() {
+        caught(Planted::TicketReusable, "a ticket binds at most once");
+    }
+
+    #[test]
+    fn catches_an_expired_ticket_left_to_the_sweep() {
+        caught(Planted::TicketExpiryLeftToSweep, "an expired ticket binds nothing");
+    }
+
+    #[test]
+    fn catches_a_recipient_looked_up_by_case() {
+        caught(Planted::SendNameCaseSensitive, "a send to an account is accepted");
+    }
+
+    #[test]
+    fn catches_a_list_prefix_that_ignores_question_marks() {
+        caught(Planted::ListPrefixStopsAtStarOnly, "list shows exactly the accounts");
+    }
+
+    #[test]
+    fn catches_a_frame_at_the_limit_refused() {
+        caught(Planted::FrameAtLimitRefused, "a connection closes only where PROTOCOL.md says so");
+    }
+
+    #[test]
+    fn catches_a_frame_over_the_limit_accepted() {
+        caught(
+            Planted::FrameOverLimitAccepted,
+            "a bad frame is refused, then the connection closes",
+        );
+    }
+
+    #[test]
+    fn catches_an_empty_text_accepted() {
+        caught(Planted::EmptyTextAccepted, "every refusal is a failure reply");
+    }
+}

@@ -140,18 +140,24 @@ pub(super) struct HostileState {
     relays: BTreeMap<u64, Relay>,
     /// Message ids (from the persisted records) to their tags.
     ids: BTreeMap<u64, Tag>,
-    /// Lying acknowledgements: id to the relays they were sent on.
-    acks: BTreeMap<u64, Vec<u64>>,
+    /// Lying acknowledgements: id to the name each acknowledging client was logged in as.
+    acks: BTreeMap<u64, Vec<Option<NameId>>>,
     /// Per relay, the newest message id the server's writer wrote on it.
     written: BTreeMap<u64, u64>,
+    /// Per relay, the account it is bound to, learned from the first push received on it.
+    bound: BTreeMap<u64, AccountId>,
 }
 
 impl Checker {
     /// A hostile act or what it got; `faulted` if a fault cut the connection it is about.
     pub fn hostile(&mut self, now_ms: u64, client: usize, observation: Observation, faulted: bool) {
         match observation {
-            Observation::Ack { conn, id, .. } => {
-                self.hostile.acks.entry(id).or_default().push(conn);
+            Observation::Ack { id, .. } => {
+                let key = match self.session(client) {
+                    Session::In { key, .. } => Some(key),
+                    Session::Out => None,
+                };
+                self.hostile.acks.entry(id).or_default().push(key);
             }
             Observation::Frame { kind, tag, within_before_login } => {
                 let mut session = None;
@@ -208,6 +214,12 @@ impl Checker {
     /// A push arrived on relay `conn`: on a relay a hostile handshake opened, that is a
     /// handshake the server should have refused. Returns whether it was such a relay.
     pub(super) fn hostile_pushed(&mut self, now_ms: u64, conn: u64, text: &str) -> bool {
+        if !self.hostile.bound.contains_key(&conn) {
+            let account = super::tag_key(text).and_then(|t| self.msgs.get(&t)?.to_account);
+            if let Some(account) = account {
+                self.hostile.bound.insert(conn, account);
+            }
+        }
         let Some(relay) = self.hostile.relays.get(&conn).copied() else { return false };
         let invariant = match relay.kind {
             Hostile::TicketStolen => "a relay receives only its own user's messages",
@@ -303,7 +315,7 @@ impl Checker {
     }
 
     /// The server persisted that messages `ids` of account `to` are delivered: each must be
-    /// `to`'s and must have been written to a relay of `to`'s user before (the server cannot
+    /// `to`'s and must have been written to a relay bound to `to` before (the server cannot
     /// tell a fast client's acknowledgement from one sent early by a liar once the push is
     /// written, but it can before).
     pub fn persisted_delivered(&mut self, now_ms: u64, to: AccountId, ids: &[MsgId]) {
@@ -311,14 +323,12 @@ impl Checker {
             let Some(&tag) = self.hostile.ids.get(&id.0) else { continue };
             let Some(msg) = self.msgs.get(&tag) else { continue };
             let (to_account, to_key) = (msg.to_account, msg.to_key);
+            let hostile = &self.hostile;
             let written = msg.delivered
-                || self.hostile.written.iter().any(|(conn, &last)| {
-                    last >= id.0
-                        && self
-                            .relays
-                            .get(conn)
-                            .is_some_and(|r| self.held_for(r).iter().any(|(_, k, _)| *k == to_key))
-                });
+                || hostile
+                    .written
+                    .iter()
+                    .any(|(conn, &last)| last >= id.0 && hostile.bound.get(conn) == Some(&to));
             let detail = || {
                 format!(
                     "m{} (#{}.{}, for {to_account:?}) was marked delivered to {to:?}",
@@ -335,15 +345,23 @@ impl Checker {
             if !theirs || written {
                 continue;
             }
-            // Acknowledged by a relay whose client never held the recipient's name: another
-            // user's acknowledgement took the message.
-            let foreign = self.hostile.acks.get(&id.0).is_some_and(|conns| {
-                conns.iter().any(|conn| {
-                    self.relays
-                        .get(conn)
-                        .is_some_and(|r| !self.held_for(r).iter().any(|(_, k, _)| *k == to_key))
-                })
+            // Not written to any relay of the user, and acknowledged by a client logged in as
+            // another user: that user's acknowledgement took the message.
+            let foreign = self
+                .hostile
+                .acks
+                .get(&id.0)
+                .is_some_and(|keys| keys.iter().any(|&k| k != Some(to_key)));
+            // The server counts a message pushed once it hands it to a relay's outgoing path
+            // (before it is written), and a client may acknowledge it from then on, so a
+            // message may be marked delivered while any relay of its user is open. Only one
+            // whose user never had a relay was certainly not pushed.
+            let relay_of_user = self.relays.values().any(|r| {
+                r.opened_ms <= now_ms && self.held_for(r).iter().any(|(_, k, _)| *k == to_key)
             });
+            if !foreign && relay_of_user {
+                continue;
+            }
             let invariant = if foreign {
                 "no acknowledgement changes another account's queue"
             } else {
