@@ -109,6 +109,10 @@ pub enum Planted {
     /// too large is served and the connection stays open. Caught by "a bad frame is refused,
     /// then the connection closes".
     FrameOverLimitAccepted,
+    /// One more free password check per (name, address) than `login_failures_max` (an
+    /// inclusive comparison). Caught by the simulator's "the throttle bounds password guesses
+    /// per account" (a login storm on one name).
+    ThrottleFreeOffByOne,
 }
 
 impl Server {

@@ -207,6 +207,10 @@ impl Server {
         if config.planted == Planted::ThrottleLocksOwner {
             throttle.planted_key_by_name_only();
         }
+        #[cfg(test)]
+        if config.planted == Planted::ThrottleFreeOffByOne {
+            throttle.planted_one_more_free_check();
+        }
         Server {
             config,
             rng,

@@ -654,6 +654,7 @@ impl Checker {
                     self.learn(p, k, true, 0);
                     self.logged_in(client, p, k, account, 0);
                 } else if !ok && text == LOGIN_FAILED {
+                    self.storm_account_guess(now_ms, client, p.sent_ms);
                     let existing = strict && exists == Known::Yes && correct == Some(true);
                     self.expect(!existing, now_ms, "the right password logs in", what);
                     self.storm_guess_verified(now_ms, client);

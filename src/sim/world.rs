@@ -269,7 +269,8 @@ impl World {
             }
         }
         let core = Server::new(config.clone(), child(seed, Stream::Server, 0));
-        let checker = Checker::new(config.login_failure_window_ms, config.bare_relay_window_ms);
+        let mut checker = Checker::new(config.login_failure_window_ms, config.bare_relay_window_ms);
+        checker.throttle_per_account(config.login_failures_max, config.login_backoff_base_ms);
         World {
             seed,
             now_ms: 0,

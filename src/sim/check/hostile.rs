@@ -146,9 +146,45 @@ pub(super) struct HostileState {
     written: BTreeMap<u64, u64>,
     /// Per relay, the account it is bound to, learned from the first push received on it.
     bound: BTreeMap<u64, AccountId>,
+    /// The throttle's free checks per (name, address) and its first delay after them.
+    free_checks: usize,
+    backoff_base_ms: u64,
+    /// The login storm's wrong-password guesses verified so far, and the earliest send.
+    storm_verified: usize,
+    storm_first_ms: Option<u64>,
 }
 
 impl Checker {
+    /// The throttle's per-account bound: `free` checks per (name, address), then delays from
+    /// `backoff_base_ms`, doubling after each failure.
+    pub fn throttle_per_account(&mut self, free: usize, backoff_base_ms: u64) {
+        self.hostile.free_checks = free;
+        self.hostile.backoff_base_ms = backoff_base_ms;
+    }
+
+    /// A wrong-password login sent at `sent_ms` by `client` was verified. The login storm
+    /// guesses one name from one address, so its verified guesses are bounded by the free
+    /// checks plus one per delay that fits between the first guess and now
+    /// (`base * (2^k - 1) <= span`).
+    pub(super) fn storm_account_guess(&mut self, now_ms: u64, client: usize, sent_ms: u64) {
+        if !self.storm.contains(&client) || self.hostile.backoff_base_ms == 0 {
+            return;
+        }
+        let h = &mut self.hostile;
+        h.storm_verified += 1;
+        let first = *h.storm_first_ms.get_or_insert(sent_ms);
+        h.storm_first_ms = Some(first.min(sent_ms));
+        let span_ms = now_ms.saturating_sub(first.min(sent_ms));
+        let mut delays = 0;
+        while h.backoff_base_ms.saturating_mul((1u64 << (delays + 1).min(40)) - 1) <= span_ms {
+            delays += 1;
+        }
+        let (n, max) = (h.storm_verified, h.free_checks + delays);
+        self.expect(n <= max, now_ms, "the throttle bounds password guesses per account", || {
+            format!("{n} wrong-password logins of one name from one address were verified within {span_ms} ms; the throttle allows {max}")
+        });
+    }
+
     /// A hostile act or what it got; `faulted` if a fault cut the connection it is about.
     pub fn hostile(&mut self, now_ms: u64, client: usize, observation: Observation, faulted: bool) {
         match observation {
