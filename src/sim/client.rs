@@ -637,10 +637,10 @@ impl Client {
             acts.push(Act::Lost);
             let delay = self.think();
             acts.push(Act::Wake(delay));
-        } else if self.conn(Chan::Relay) == Some(conn) {
-            if self.relay.take().is_some_and(|s| s.hostile.is_some()) {
-                acts.push(Act::Hostile(Observation::RelayClosed { conn }));
-            }
+        } else if self.conn(Chan::Relay) == Some(conn)
+            && self.relay.take().is_some_and(|s| s.hostile.is_some())
+        {
+            acts.push(Act::Hostile(Observation::RelayClosed { conn }));
         }
     }
 }
