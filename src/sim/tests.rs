@@ -332,3 +332,21 @@ mod hostile {
         caught(Planted::EmptyTextAccepted, "every refusal is a failure reply");
     }
 }
+
+/// `tests/scenarios/hostile_client.scn`: hostile acts written in a scenario; the real server
+/// passes, the planted reusable ticket is caught on the replayed relay.
+#[test]
+fn a_hostile_scenario_passes_and_catches_a_reusable_ticket() {
+    let text = std::fs::read_to_string("tests/scenarios/hostile_client.scn").expect("exists");
+    let scenario: Scenario = text.parse().expect("the scenario parses");
+    let kept = |planted| RunOptions { keep_trace: true, planted, ..small(FaultMode::None) };
+    let healthy = run_scenario(&scenario, &kept(Planted::None));
+    assert_eq!(healthy.violation, None);
+    for kind in ["ticket-replay", "relay-refused", "ack-forged", "frame-at-limit", "frame-over"] {
+        let line = format!("hostile:{kind}");
+        assert!(healthy.trace.iter().any(|l| l.ends_with(&line)), "no {line} in the trace");
+    }
+    let buggy = run_scenario(&scenario, &kept(Planted::TicketReusable));
+    let violation = buggy.violation.expect("the replayed ticket binds");
+    assert_eq!(violation.invariant, "a ticket binds at most once");
+}
