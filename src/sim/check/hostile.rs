@@ -396,6 +396,19 @@ impl Checker {
                 r.opened_ms <= now_ms && self.held_for(r).iter().any(|(_, k, _)| *k == to_key)
             });
             if !foreign && relay_of_user {
+                // The recipient's own client acknowledged it early (a lie the server cannot
+                // tell from a fast client once the push is on its way): the message is its to
+                // lose, and no longer owed.
+                let own_lie = self
+                    .hostile
+                    .acks
+                    .get(&id.0)
+                    .is_some_and(|keys| keys.contains(&Some(to_key)));
+                if own_lie {
+                    if let Some(msg) = self.msgs.get_mut(&tag) {
+                        msg.delivered = true;
+                    }
+                }
                 continue;
             }
             let invariant = if foreign {
