@@ -399,11 +399,8 @@ impl Checker {
                 // The recipient's own client acknowledged it early (a lie the server cannot
                 // tell from a fast client once the push is on its way): the message is its to
                 // lose, and no longer owed.
-                let own_lie = self
-                    .hostile
-                    .acks
-                    .get(&id.0)
-                    .is_some_and(|keys| keys.contains(&Some(to_key)));
+                let own_lie =
+                    self.hostile.acks.get(&id.0).is_some_and(|keys| keys.contains(&Some(to_key)));
                 if own_lie {
                     if let Some(msg) = self.msgs.get_mut(&tag) {
                         msg.delivered = true;
