@@ -209,8 +209,11 @@ impl Server {
             asked_ticket: false,
         };
         self.sessions.insert(account, session);
+        let limit = self.config.frame_len_max;
+        #[cfg(test)]
+        let limit = self.planted_limit_logged_in(limit);
         let c = self.conns.get_mut(&conn).expect("a logging-in connection is open");
-        c.decoder.set_body_len_max(self.config.frame_len_max);
+        c.decoder.set_body_len_max(limit);
         if let Role::Command { account: logged_in, .. } = &mut c.role {
             *logged_in = Some(account);
         }
@@ -247,7 +250,15 @@ impl Server {
         if refuse_empty && text.is_empty() {
             return self.reply(conn, false, EMPTY_TEXT);
         }
-        let Some(to) = self.account_id(to) else {
+        #[cfg(test)]
+        let to = if self.config.planted == super::planted::Planted::SendNameCaseSensitive {
+            self.names.get(to).copied()
+        } else {
+            self.account_id(to)
+        };
+        #[cfg(not(test))]
+        let to = self.account_id(to);
+        let Some(to) = to else {
             return self.reply(conn, false, UNKNOWN_RECIPIENT);
         };
         let recipient = &self.accounts[&to];
@@ -282,6 +293,12 @@ impl Server {
         }
         let glob = Glob::new(if pattern.is_empty() { "*" } else { pattern });
         let prefix = glob.literal_prefix();
+        #[cfg(test)]
+        let prefix = if self.config.planted == super::planted::Planted::ListPrefixStopsAtStarOnly {
+            &pattern[..pattern.find('*').unwrap_or(pattern.len())]
+        } else {
+            prefix
+        };
         let mut matches = Vec::new();
         let mut scanned = 0usize;
         let mut stopped = false;

@@ -81,9 +81,81 @@ pub enum Planted {
     /// lives in the real log's recovery (`store::wal`, switched on by
     /// `StoreOptions::replay_torn_tail`), not in the core.
     ReplayTornRecord,
+    /// An acknowledgement is applied to whichever account's queue holds the id (looked up by
+    /// message id alone, without checking it is the relay's account): another user's ids
+    /// remove their messages. Caught by the simulator's "no acknowledgement changes another
+    /// account's queue" (a client acknowledging ids it was never pushed).
+    AckAnyAccount,
+    /// A relay ticket is looked up but not removed when used, so it binds again. Caught by "a
+    /// ticket binds at most once" (a client replaying its spent handshake).
+    TicketReusable,
+    /// The handshake does not check a ticket's expiry, leaving expired tickets to the periodic
+    /// sweep, which runs only every `ticket_ttl_ms`. Caught by "an expired ticket binds
+    /// nothing".
+    TicketExpiryLeftToSweep,
+    /// A send looks its recipient up by the name as typed, not by its lower-cased key, so `U1`
+    /// is "invalid recipient" although `u1` exists. Caught by "a send to an account is
+    /// accepted" (clients that spell names in another case).
+    SendNameCaseSensitive,
+    /// A list's scan range stops its literal prefix at `*` only, so `u?` scans names starting
+    /// with `u?` and finds none. Caught by "list shows exactly the accounts" (patterns with
+    /// `?`).
+    ListPrefixStopsAtStarOnly,
+    /// A connection that is not logged in gets a frame limit one byte short (`limit - 1`, an
+    /// inclusive bound written as exclusive): a frame exactly at the limit is refused and the
+    /// connection closed. Caught by "a connection closes only where PROTOCOL.md says so".
+    FrameAtLimitRefused,
+    /// A logged-in connection gets a frame limit one byte over (`limit + 1`): a frame one byte
+    /// too large is served and the connection stays open. Caught by "a bad frame is refused,
+    /// then the connection closes".
+    FrameOverLimitAccepted,
+    /// One more free password check per (name, address) than `login_failures_max` (an
+    /// inclusive comparison). Caught by the simulator's "the throttle bounds password guesses
+    /// per account" (a login storm on one name).
+    ThrottleFreeOffByOne,
 }
 
 impl Server {
+    /// [`Planted::AckAnyAccount`]: applies acknowledged `ids` to whichever account holds each.
+    /// Returns whether it did (the caller then stops).
+    pub(super) fn planted_ack_any_account(&mut self, ids: &[MsgId]) -> bool {
+        if self.config.planted != Planted::AckAnyAccount {
+            return false;
+        }
+        for &id in ids {
+            let owner = self
+                .accounts
+                .iter()
+                .find(|(_, a)| a.queue.binary_search_by_key(&id, |q| q.id).is_ok())
+                .map(|(&account, _)| account);
+            if let Some(to) = owner {
+                self.commit(Record::Delivered { to, ids: vec![id] });
+                self.pump(to);
+            }
+        }
+        true
+    }
+
+    /// The frame limit of a connection that is not logged in ([`Planted::FrameAtLimitRefused`]
+    /// makes it one short).
+    pub(super) fn planted_limit_before_login(&self, limit: usize) -> usize {
+        if self.config.planted == Planted::FrameAtLimitRefused {
+            limit - 1
+        } else {
+            limit
+        }
+    }
+
+    /// The frame limit of a logged-in connection ([`Planted::FrameOverLimitAccepted`] makes it
+    /// one over).
+    pub(super) fn planted_limit_logged_in(&self, limit: usize) -> usize {
+        if self.config.planted == Planted::FrameOverLimitAccepted {
+            limit + 1
+        } else {
+            limit
+        }
+    }
+
     /// The durable lsn the outbox releases against: [`Planted::ReplyBeforeDurable`] treats
     /// everything as durable while the next output is a send's acknowledgement.
     #[cfg(test)]

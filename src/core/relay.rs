@@ -35,8 +35,21 @@ impl Server {
         let acks = match ticket {
             Some(ticket) => {
                 // A ticket is spent by any attempt, so a second use always reads as reuse.
-                let issued = self.tickets.remove(ticket).ok_or("unknown or already used ticket")?;
-                if issued.expires_ms <= self.now_ms {
+                #[cfg(test)]
+                let issued = if self.config.planted == super::planted::Planted::TicketReusable {
+                    self.tickets.get(ticket).cloned()
+                } else {
+                    self.tickets.remove(ticket)
+                };
+                #[cfg(not(test))]
+                let issued = self.tickets.remove(ticket);
+                let issued = issued.ok_or("unknown or already used ticket")?;
+                #[cfg(test)]
+                let expiry_checked =
+                    self.config.planted != super::planted::Planted::TicketExpiryLeftToSweep;
+                #[cfg(not(test))]
+                let expiry_checked = true;
+                if expiry_checked && issued.expires_ms <= self.now_ms {
                     return Err("the ticket has expired".to_owned());
                 }
                 if issued.account != account || issued.session != session.command {
@@ -112,6 +125,10 @@ impl Server {
     pub(super) fn acknowledged(&mut self, conn: ConnId, mut ids: Vec<MsgId>) {
         let Some(Role::Relay(binding)) = self.conns.get(&conn).map(|c| &c.role) else { return };
         let to = binding.account;
+        #[cfg(test)]
+        if self.planted_ack_any_account(&ids) {
+            return;
+        }
         let Some(account) = self.accounts.get(&to) else { return };
         // Acknowledging twice, or after another relay already delivered it, is harmless.
         ids.retain(|id| account.queue.binary_search_by_key(id, |q| q.id).is_ok());

@@ -207,6 +207,10 @@ impl Server {
         if config.planted == Planted::ThrottleLocksOwner {
             throttle.planted_key_by_name_only();
         }
+        #[cfg(test)]
+        if config.planted == Planted::ThrottleFreeOffByOne {
+            throttle.planted_one_more_free_check();
+        }
         Server {
             config,
             rng,
@@ -290,6 +294,8 @@ impl Server {
 
     fn opened(&mut self, conn: ConnId, channel: Channel, peer: Peer) {
         let limit = self.config.frame_len_max_before_login;
+        #[cfg(test)]
+        let limit = self.planted_limit_before_login(limit);
         let role = match channel {
             Channel::Command => Role::Command { account: None, busy: None, owed: 0 },
             Channel::Relay => Role::AwaitingHello,

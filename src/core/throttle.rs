@@ -101,6 +101,13 @@ impl Throttle {
         self.key_by_name_only = true;
     }
 
+    /// The planted `ThrottleFreeOffByOne`: a (name, address) gets one more free check than
+    /// configured (the bound compared with `<=` where `<` was meant).
+    #[cfg(test)]
+    pub fn planted_one_more_free_check(&mut self) {
+        self.name_limits.free += 1;
+    }
+
     /// The key of a name's count: the name and the address it is tried from.
     fn name_key(&self, name: &str, peer: Peer) -> (String, Peer) {
         #[cfg(test)]

@@ -19,6 +19,9 @@ use crate::wire::reply::{
 
 use super::scenario::Op;
 
+mod hostile;
+pub use hostile::Observation;
+
 /// A broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
@@ -144,6 +147,8 @@ pub struct Checker {
     /// Wrong-password logins of the storm the server verified (answered "invalid login"
     /// rather than throttled).
     storm_verified: usize,
+    /// What hostile clients did and must get (`hostile.rs`).
+    hostile: hostile::HostileState,
     /// Invariant checks performed.
     pub checks: u64,
     /// Pushes received by clients.
@@ -240,6 +245,7 @@ impl Checker {
             storm: BTreeSet::new(),
             storm_verified_max: usize::MAX,
             storm_verified: 0,
+            hostile: hostile::HostileState::default(),
             checks: 0,
             delivered: 0,
             violation: None,
@@ -431,6 +437,7 @@ impl Checker {
         noticed: bool,
         faulted: bool,
     ) {
+        self.hostile_dropped(now_ms, client, faulted);
         let silent = unanswered > 0 && !noticed && !faulted;
         self.expect(!silent, now_ms, "every request is answered before the server closes", || {
             format!("client {client}'s command connection was closed with {unanswered} requests unanswered and no notice")
@@ -560,7 +567,9 @@ impl Checker {
                 )
             }
         };
-        self.check_reply(now_ms, client, &pending, ok, text, account);
+        if !self.hostile_reply(now_ms, client, &pending, ok, text) {
+            self.check_reply(now_ms, client, &pending, ok, text, account);
+        }
         self.end_request(now_ms, &pending, false);
     }
 
@@ -645,6 +654,7 @@ impl Checker {
                     self.learn(p, k, true, 0);
                     self.logged_in(client, p, k, account, 0);
                 } else if !ok && text == LOGIN_FAILED {
+                    self.storm_account_guess(now_ms, client, p.sent_ms);
                     let existing = strict && exists == Known::Yes && correct == Some(true);
                     self.expect(!existing, now_ms, "the right password logs in", what);
                     self.storm_guess_verified(now_ms, client);
@@ -791,6 +801,9 @@ impl Checker {
     /// A message was pushed and received on relay `conn`.
     pub fn pushed(&mut self, now_ms: u64, conn: u64, sender: &str, text: &str) {
         self.delivered += 1;
+        if self.hostile_pushed(now_ms, conn, text) {
+            return;
+        }
         let Some((tag, msg)) = tag_key(text).and_then(|t| Some((t, self.msgs.get(&t)?))) else {
             // A text cut short (its tag too, maybe) is a sent text damaged, not an invented one.
             let cut = self

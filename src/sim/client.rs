@@ -11,7 +11,8 @@ use std::collections::VecDeque;
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
-use super::scenario::{Chan, Op};
+use super::check::Observation;
+use super::scenario::{Chan, Hostile, Op, BAD_HEADERS};
 use super::workload::{self, View, Workload};
 use crate::client::ClientError;
 use crate::client::{parse_push, Push};
@@ -46,6 +47,8 @@ pub enum Act {
         sender: String,
         text: String,
     },
+    /// A hostile act, or what one got, for the trace and the checker.
+    Hostile(Observation),
 }
 
 /// Where a client's operations come from.
@@ -64,6 +67,47 @@ pub enum Driver {
 struct Side {
     conn: u64,
     decoder: Decoder,
+    /// A relay opened by a hostile handshake (which must be refused).
+    hostile: Option<Hostile>,
+}
+
+/// The limits a hostile client aims at: what the server it talks to is configured with.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub frame_len_max_before_login: usize,
+    pub frame_len_max: usize,
+    pub ticket_ttl_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let config = crate::core::Config::default();
+        Limits {
+            frame_len_max_before_login: config.frame_len_max_before_login,
+            frame_len_max: config.frame_len_max,
+            ticket_ttl_ms: config.ticket_ttl_ms,
+        }
+    }
+}
+
+/// What a hostile client remembers to lie with.
+#[derive(Debug, Default)]
+struct Lies {
+    /// Ids pushed to this client on ticketed relays, ever (ascending, deduplicated).
+    pushed: Vec<u64>,
+    /// The highest id pushed on the current relay.
+    relay_pushed_max: u64,
+    /// The id it last acknowledged.
+    acked_last: Option<u64>,
+    /// What to do with the next ticket (`TicketStolen` or `TicketExpired`).
+    ticket_plan: Option<Hostile>,
+    /// The handshake of its last honest ticketed relay, once a push proved that the server
+    /// bound it (so the ticket is spent): the one to replay.
+    last_hello: Option<Vec<u8>>,
+    /// The handshake of the current honest ticketed relay, before any push on it.
+    unproven_hello: Option<Vec<u8>>,
+    /// A handshake held until its ticket has expired: the time to use it (once known).
+    expired: Option<(Option<u64>, Vec<u8>)>,
 }
 
 /// One client.
@@ -76,6 +120,10 @@ pub struct Client {
     relay: Option<Side>,
     relay_acks: bool,
     relay_hello: Option<Vec<u8>>,
+    relay_hostile: Option<Hostile>,
+    lies: Lies,
+    /// The limits hostile frames aim at (the world sets the server's).
+    pub limits: Limits,
     /// Requests written whose replies have not come yet, oldest first.
     awaiting: VecDeque<Op>,
     /// The last frame on the command connection was a failure (a notice before a close).
@@ -109,6 +157,9 @@ impl Client {
             relay: None,
             relay_acks: false,
             relay_hello: None,
+            relay_hostile: None,
+            lies: Lies::default(),
+            limits: Limits::default(),
             awaiting: VecDeque::new(),
             last_failed: false,
             session: None,
@@ -123,6 +174,7 @@ impl Client {
     /// No operation left and no request outstanding.
     pub fn is_done(&self) -> bool {
         self.awaiting.is_empty()
+            && self.lies.expired.is_none()
             && match &self.driver {
                 Driver::Script(ops) => ops.is_empty(),
                 Driver::Random { ops_left, .. } => *ops_left == 0,
@@ -162,6 +214,9 @@ impl Client {
         if !self.awaiting.is_empty() {
             return;
         }
+        if self.held_handshake(now_ms, acts) {
+            return;
+        }
         let op = match &mut self.driver {
             Driver::Script(ops) => match ops.front() {
                 None => return,
@@ -182,7 +237,8 @@ impl Client {
                     relay: self.relay.is_some(),
                 };
                 match workload {
-                    Workload::Mixed => workload::choose(&mut self.rng, view, names),
+                    Workload::Mixed => workload::choose(&mut self.rng, view, names, 3),
+                    Workload::Hostile => workload::choose(&mut self.rng, view, names, 40),
                     Workload::Chat => workload::choose_chat(&mut self.rng, view, names),
                 }
             }
@@ -225,6 +281,7 @@ impl Client {
             }
             Op::Relay { ticket: true } if self.relay.is_some() || self.session.is_none() => {}
             Op::Burst { to, count } => self.burst(&to, count, acts),
+            Op::Hostile(hostile) => self.hostile(hostile, acts),
             op => self.request(op, acts),
         }
     }
@@ -232,7 +289,165 @@ impl Client {
     fn open_relay(&mut self, hello: Vec<u8>, acks: bool, acts: &mut Vec<Act>) {
         self.relay_hello = Some(hello);
         self.relay_acks = acks;
+        self.relay_hostile = None;
         acts.push(Act::Connect(Chan::Relay));
+    }
+
+    // ---- hostile acts ------------------------------------------------------------------------
+
+    fn hostile(&mut self, hostile: Hostile, acts: &mut Vec<Act>) {
+        match hostile {
+            Hostile::AckForged | Hostile::AckEarly | Hostile::AckDup | Hostile::AckCross => {
+                self.lying_ack(hostile, acts)
+            }
+            Hostile::TicketStolen | Hostile::TicketExpired => {
+                if self.cmd.is_none() || self.session.is_none() {
+                    return;
+                }
+                // Without a relay, so that the ticket itself is what decides.
+                if let Some(side) = self.relay.take() {
+                    acts.push(Act::Close(side.conn));
+                }
+                self.lies.ticket_plan = Some(hostile);
+                acts.push(Act::Hostile(Observation::Did(hostile)));
+                self.request(Op::Relay { ticket: true }, acts);
+            }
+            Hostile::TicketReplay => {
+                let Some(hello) = self.lies.last_hello.clone() else { return };
+                if let Some(side) = self.relay.take() {
+                    acts.push(Act::Close(side.conn));
+                }
+                acts.push(Act::Hostile(Observation::Did(hostile)));
+                self.open_relay(hello, true, acts);
+                self.relay_hostile = Some(hostile);
+            }
+            Hostile::Probe => {}
+            frame => self.hostile_frame(frame, acts),
+        }
+    }
+
+    /// Acknowledges on the ticketed relay an id that was not pushed to it (or already was).
+    fn lying_ack(&mut self, hostile: Hostile, acts: &mut Vec<Act>) {
+        let Some(side) = &self.relay else { return };
+        if !self.relay_acks || side.hostile.is_some() {
+            return;
+        }
+        let conn = side.conn;
+        let lies = &self.lies;
+        let id = match hostile {
+            Hostile::AckForged => (1 << 40) + self.rng.gen_range(0..1_000),
+            Hostile::AckEarly => lies.relay_pushed_max + self.rng.gen_range(1..=3),
+            Hostile::AckDup => match lies.acked_last {
+                Some(id) => id,
+                None => return,
+            },
+            _ => {
+                // An id below the newest one pushed here that was never pushed to this client.
+                let Some(&newest) = lies.pushed.last() else { return };
+                let guess = self.rng.gen_range(1..=newest);
+                match (guess..newest).find(|id| lies.pushed.binary_search(id).is_err()) {
+                    Some(id) => id,
+                    None => return,
+                }
+            }
+        };
+        acts.push(Act::Hostile(Observation::Ack { kind: hostile, conn, id }));
+        let mut frame = Vec::new();
+        encode(RelayFrame::Ack(id).body().as_bytes(), &mut frame);
+        acts.push(Act::Write(Chan::Relay, frame));
+    }
+
+    /// Writes a hostile frame and, in the same write, a `help` probe: whether the probe is
+    /// answered tells whether the connection stayed open.
+    fn hostile_frame(&mut self, hostile: Hostile, acts: &mut Vec<Act>) {
+        if self.cmd.is_none() {
+            return;
+        }
+        let logged_in = self.session.is_some();
+        let limit = if logged_in {
+            self.limits.frame_len_max
+        } else {
+            self.limits.frame_len_max_before_login
+        };
+        let within_before_login = limit <= self.limits.frame_len_max_before_login;
+        let mut out = Vec::new();
+        let mut tag = None;
+        let to = self.other_name();
+        match hostile {
+            Hostile::BadHeader(n) => {
+                out.extend_from_slice(BAD_HEADERS[usize::from(n) % BAD_HEADERS.len()]);
+                out.extend_from_slice(b"0\nxyz");
+            }
+            Hostile::FrameOver => {
+                // An unknown code: were the frame served, its reply would still be a failure,
+                // and only the probe tells that the connection stayed open.
+                let mut body = String::from("9\n");
+                body.extend(std::iter::repeat_n('x', limit + 1 - body.len()));
+                out.extend_from_slice(format!("{:<10}", body.len()).as_bytes());
+                out.extend_from_slice(body.as_bytes());
+            }
+            Hostile::FrameAtLimit => {
+                // Logged in: a real message of the largest size, to be delivered. Not: a send
+                // that must be answered "log in first".
+                let text = if logged_in {
+                    self.msg_seq += 1;
+                    tag = Some((self.id, self.msg_seq));
+                    tagged(self.id, self.msg_seq, "")
+                } else {
+                    String::new()
+                };
+                let body = padded_send(&to, &text, limit);
+                let text = body.splitn(3, '\n').nth(2).unwrap_or_default().to_owned();
+                acts.push(Act::Hostile(Observation::Frame {
+                    kind: hostile,
+                    tag,
+                    within_before_login,
+                }));
+                let op = Op::Send { to: to.clone(), text };
+                encode(body.as_bytes(), &mut out);
+                acts.push(Act::Sent(op.clone()));
+                self.awaiting.push_back(op);
+            }
+            Hostile::BadUtf8 => encode(b"2\nu0\n\xff\xfe hi", &mut out),
+            Hostile::UnknownCode => encode(b"9\nx", &mut out),
+            Hostile::EmptyText => encode(format!("2\n{to}\n").as_bytes(), &mut out),
+            _ => return,
+        }
+        if hostile != Hostile::FrameAtLimit {
+            acts.push(Act::Hostile(Observation::Frame { kind: hostile, tag, within_before_login }));
+            acts.push(Act::Sent(Op::Hostile(hostile)));
+            self.awaiting.push_back(Op::Hostile(hostile));
+        }
+        encode(b"0", &mut out);
+        acts.push(Act::Sent(Op::Hostile(Hostile::Probe)));
+        self.awaiting.push_back(Op::Hostile(Hostile::Probe));
+        acts.push(Act::Write(Chan::Command, out));
+    }
+
+    /// A pool name other than the client's own (`u0` or `u1`).
+    fn other_name(&self) -> String {
+        if self.session.as_deref().is_some_and(|me| me.eq_ignore_ascii_case("u0")) {
+            "u1".to_owned()
+        } else {
+            "u0".to_owned()
+        }
+    }
+
+    /// A handshake held until its ticket has expired: true while it holds the client.
+    fn held_handshake(&mut self, now_ms: u64, acts: &mut Vec<Act>) -> bool {
+        let Some((at, _)) = &mut self.lies.expired else { return false };
+        let use_at = *at.get_or_insert(now_ms + self.limits.ticket_ttl_ms + 1_000);
+        if use_at > now_ms {
+            acts.push(Act::Wake(use_at - now_ms));
+            return true;
+        }
+        let (_, hello) = self.lies.expired.take().expect("checked");
+        if self.relay.is_none() && self.session.is_some() {
+            self.open_relay(hello, true, acts);
+            self.relay_hostile = Some(Hostile::TicketExpired);
+            return true;
+        }
+        false
     }
 
     fn request(&mut self, op: Op, acts: &mut Vec<Act>) {
@@ -266,6 +481,9 @@ impl Client {
             }
             op => op,
         };
+        if let Some(observation) = Observation::of_request(&op) {
+            acts.push(Act::Hostile(observation));
+        }
         let body = request_body(&op);
         out.reserve(body.len() + crate::wire::HEADER_LEN);
         encode(body.as_bytes(), out);
@@ -277,15 +495,20 @@ impl Client {
     pub fn attached(&mut self, chan: Chan, conn: Option<u64>, acts: &mut Vec<Act>) {
         match (chan, conn) {
             (Chan::Command, Some(conn)) => {
-                self.cmd = Some(Side { conn, decoder: Decoder::new(FRAME_LEN_MAX) });
+                self.cmd = Some(Side { conn, decoder: Decoder::new(FRAME_LEN_MAX), hostile: None });
                 self.session = None;
                 acts.push(Act::Connected);
                 acts.push(Act::Wake(0));
             }
             (Chan::Command, None) => acts.push(Act::Wake(RETRY_MS)),
             (Chan::Relay, Some(conn)) => {
-                self.relay = Some(Side { conn, decoder: Decoder::new(FRAME_LEN_MAX) });
+                let hostile = self.relay_hostile.take();
+                self.relay = Some(Side { conn, decoder: Decoder::new(FRAME_LEN_MAX), hostile });
+                self.lies.relay_pushed_max = 0;
                 acts.push(Act::RelayOpened(conn));
+                if let Some(kind) = hostile {
+                    acts.push(Act::Hostile(Observation::Relay { kind, conn }));
+                }
                 if let Some(hello) = self.relay_hello.take() {
                     let mut frame = Vec::new();
                     encode(&hello, &mut frame);
@@ -334,9 +557,25 @@ impl Client {
                 return acts.push(Act::Wake(LOGIN_RETRY_MS));
             }
             Op::Relay { ticket: true } if ok => {
+                let plan = self.lies.ticket_plan.take();
                 if let (None, Some(name), Some(ticket)) = (&self.relay, &self.session, ticket) {
+                    let name = match plan {
+                        Some(Hostile::TicketStolen) => self.other_name(),
+                        _ => name.clone(),
+                    };
                     let hello = [name.as_bytes(), b"\n", &ticket].concat();
-                    self.open_relay(hello, true, acts);
+                    match plan {
+                        Some(Hostile::TicketExpired) => self.lies.expired = Some((None, hello)),
+                        Some(hostile) => {
+                            self.open_relay(hello, true, acts);
+                            self.relay_hostile = Some(hostile);
+                        }
+                        None => {
+                            self.lies.last_hello = None;
+                            self.lies.unproven_hello = Some(hello.clone());
+                            self.open_relay(hello, true, acts);
+                        }
+                    }
                 }
             }
             _ => {}
@@ -353,8 +592,14 @@ impl Client {
     fn push(&mut self, conn: u64, body: &[u8], acts: &mut Vec<Act>) {
         let Push { id, sender, text } = match parse_push(body) {
             Ok(push) => push,
-            // The server ending the relay is not a push; its close follows.
-            Err(ClientError::RelayEnded(_)) => return,
+            // The server ending the relay is not a push; its close follows. On a hostile
+            // relay it is the refusal the checker expects.
+            Err(ClientError::RelayEnded(_)) => {
+                if self.relay.as_ref().is_some_and(|s| s.conn == conn && s.hostile.is_some()) {
+                    acts.push(Act::Hostile(Observation::RelayRefused { conn }));
+                }
+                return;
+            }
             // Anything else on a relay is handed to the checker as it came, which reports it
             // as something delivered that was never sent.
             Err(_) => {
@@ -363,7 +608,17 @@ impl Client {
             }
         };
         acts.push(Act::Push { conn, sender, text });
-        if let (Some(id), true) = (id, self.relay_acks) {
+        let honest = self.relay.as_ref().is_some_and(|s| s.hostile.is_none());
+        if let (Some(id), true, true) = (id, self.relay_acks, honest) {
+            let lies = &mut self.lies;
+            if let Some(hello) = lies.unproven_hello.take() {
+                lies.last_hello = Some(hello);
+            }
+            lies.relay_pushed_max = lies.relay_pushed_max.max(id);
+            lies.acked_last = Some(id);
+            if let Err(at) = lies.pushed.binary_search(&id) {
+                lies.pushed.insert(at, id);
+            }
             let mut frame = Vec::new();
             encode(RelayFrame::Ack(id).body().as_bytes(), &mut frame);
             acts.push(Act::Write(Chan::Relay, frame));
@@ -382,14 +637,42 @@ impl Client {
             acts.push(Act::Lost);
             let delay = self.think();
             acts.push(Act::Wake(delay));
-        } else if self.conn(Chan::Relay) == Some(conn) {
-            self.relay = None;
+        } else if self.conn(Chan::Relay) == Some(conn)
+            && self.relay.take().is_some_and(|s| s.hostile.is_some())
+        {
+            acts.push(Act::Hostile(Observation::RelayClosed { conn }));
         }
     }
 }
 
 fn needs_command(op: &Op) -> bool {
-    !matches!(op, Op::Connect | Op::Disconnect | Op::Idle | Op::CloseRelay | Op::RelayAs { .. })
+    !matches!(
+        op,
+        Op::Connect
+            | Op::Disconnect
+            | Op::Idle
+            | Op::CloseRelay
+            | Op::RelayAs { .. }
+            | Op::Hostile(
+                Hostile::AckForged | Hostile::AckEarly | Hostile::AckDup | Hostile::AckCross
+            )
+    )
+}
+
+/// The body of a send to `to` whose text is `text` padded with `x` so that the body is
+/// `len` bytes long (or `text` alone if that is already longer).
+fn padded_send(to: &str, text: &str, len: usize) -> String {
+    let head = ["2\n", to, "\n", text].concat();
+    let space = if text.is_empty() { 0 } else { 1 };
+    let pad = len.saturating_sub(head.len() + space);
+    let mut body = head;
+    if pad > 0 {
+        if space == 1 {
+            body.push(' ');
+        }
+        body.extend(std::iter::repeat_n('x', pad));
+    }
+    body
 }
 
 /// The frame body of a request.

@@ -74,7 +74,8 @@ fn client_of(event: &Event, conns: &BTreeMap<u64, (usize, Chan)>) -> Option<usiz
         | Event::Lost { client }
         | Event::Push { client, .. }
         | Event::Refused { client, .. }
-        | Event::Open { client, .. } => Some(client),
+        | Event::Open { client, .. }
+        | Event::Hostile { client } => Some(client),
         Event::Deliver { conn, .. } | Event::Flush { conn, .. } => conns.get(&conn).map(|c| c.0),
         _ => None,
     }
@@ -163,6 +164,7 @@ pub fn html(d: &Diagram<'_>) -> String {
             Event::Push { client, .. } => (Lane::Client(client, Chan::Relay), "push"),
             Event::Refused { client, chan } => (Lane::Client(client, chan), "refused"),
             Event::Open { client, chan, .. } => (Lane::Client(client, chan), "open"),
+            Event::Hostile { client } => (Lane::Client(client, Chan::Command), "hostile"),
             Event::Deliver { conn, way: Way::Up, len, eof } => {
                 let from = lane_of(conn);
                 let mut left = len;

@@ -52,6 +52,7 @@
 //! | `relay-as NAME` | open a relay with a bare handshake naming `NAME` (an intruder's attempt) |
 //! | `close-relay` | close the relay connection |
 //! | `idle` | do nothing (a think time) |
+//! | `hostile KIND` | a hostile act: a forged acknowledgement, a stolen ticket, a bad frame... ([`Hostile`]) |
 //!
 //! So that deliveries can be checked, the text of every message sent is prefixed on the wire
 //! with a tag unique in the run, `#C.K ` (client `C`, its `K`-th message): `send bob hi` from
@@ -136,6 +137,146 @@ pub enum Op {
     },
     CloseRelay,
     Idle,
+    /// Something a careless or malicious client does (see [`Hostile`]).
+    Hostile(Hostile),
+}
+
+/// A hostile act: what an honest client never does. Each has a trace name (`hostile:KIND`
+/// in the trace, [`Hostile::kind`]) and, in a scenario, is written `hostile KIND`.
+///
+/// On the relay (the client's ticketed relay must be open; else nothing happens):
+/// `ack-forged` acknowledges an id never pushed (far beyond any id), `ack-early` one just past
+/// the last id pushed to it, `ack-dup` the last id it already acknowledged, `ack-cross` an id
+/// below its last one that was never pushed to it (another user's message, or no message).
+///
+/// Tickets: `ticket-stolen` asks for a ticket and opens a relay naming another user with it;
+/// `ticket-replay` closes the relay and opens a new one with the handshake (name and ticket)
+/// of the client's last ticketed relay; `ticket-expired` asks for a ticket, waits until it
+/// has expired, and uses it. Each must be refused: a failure frame, then a close, and no push.
+///
+/// Frames on the command connection, each followed in the same write by a `help` probe that
+/// tells whether the connection stayed open: `bad-header-N` sends the `N`-th kind of header
+/// PROTOCOL.md forbids ([`BAD_HEADERS`]), `frame-over` a body one byte over the limit in force,
+/// both refused with a failure reply and a close (the probe is never answered);
+/// `frame-at-limit` a send whose body is exactly at the limit, `bad-utf8` a body that is not
+/// UTF-8, `unknown-code` a request code that does not exist, `empty-text` a send with an empty
+/// text: each answered, and the connection stays open (the probe is answered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hostile {
+    AckForged,
+    AckEarly,
+    AckDup,
+    AckCross,
+    TicketStolen,
+    TicketReplay,
+    TicketExpired,
+    BadHeader(u8),
+    FrameOver,
+    FrameAtLimit,
+    BadUtf8,
+    UnknownCode,
+    EmptyText,
+    /// The probe after a hostile frame (written by the client, never by a scenario).
+    Probe,
+}
+
+/// Every kind of 10-byte header PROTOCOL.md forbids ("the body's length as ASCII decimal,
+/// left-justified and padded with spaces; accept surrounding spaces; reject anything else"),
+/// each for a body of 5 bytes where it has a length at all.
+pub const BAD_HEADERS: [&[u8; 10]; 10] = [
+    b"5a        ",          // a letter after the digits
+    b"-5        ",          // a sign
+    b"+5        ",          // a plus sign
+    b"          ",          // no digits at all
+    b"5 5       ",          // a space between digits
+    b"5\t        ",         // a tab, not a space
+    b"0x5       ",          // hexadecimal
+    b"5\0\0\0\0\0\0\0\0\0", // NUL padding
+    b"\xff5        ",       // a byte that is not ASCII
+    b"5.0       ",          // a decimal point
+];
+
+impl Hostile {
+    /// The name in traces, scenarios and the coverage table (`hostile:KIND`).
+    pub fn kind(self) -> &'static str {
+        const BAD: [&str; 10] = [
+            "bad-header-0",
+            "bad-header-1",
+            "bad-header-2",
+            "bad-header-3",
+            "bad-header-4",
+            "bad-header-5",
+            "bad-header-6",
+            "bad-header-7",
+            "bad-header-8",
+            "bad-header-9",
+        ];
+        match self {
+            Hostile::AckForged => "ack-forged",
+            Hostile::AckEarly => "ack-early",
+            Hostile::AckDup => "ack-dup",
+            Hostile::AckCross => "ack-cross",
+            Hostile::TicketStolen => "ticket-stolen",
+            Hostile::TicketReplay => "ticket-replay",
+            Hostile::TicketExpired => "ticket-expired",
+            Hostile::BadHeader(n) => BAD[usize::from(n) % BAD.len()],
+            Hostile::FrameOver => "frame-over",
+            Hostile::FrameAtLimit => "frame-at-limit",
+            Hostile::BadUtf8 => "bad-utf8",
+            Hostile::UnknownCode => "unknown-code",
+            Hostile::EmptyText => "empty-text",
+            Hostile::Probe => "probe",
+        }
+    }
+
+    /// Every hostile act a client can be told to do (not the probe).
+    pub fn all() -> impl Iterator<Item = Hostile> {
+        let fixed = [
+            Hostile::AckForged,
+            Hostile::AckEarly,
+            Hostile::AckDup,
+            Hostile::AckCross,
+            Hostile::TicketStolen,
+            Hostile::TicketReplay,
+            Hostile::TicketExpired,
+            Hostile::FrameOver,
+            Hostile::FrameAtLimit,
+            Hostile::BadUtf8,
+            Hostile::UnknownCode,
+            Hostile::EmptyText,
+        ];
+        let headers = (0..BAD_HEADERS.len() as u8).map(Hostile::BadHeader);
+        fixed.into_iter().chain(headers)
+    }
+
+    /// A request frame on the command connection (answered there), not a relay act.
+    pub fn is_frame(self) -> bool {
+        matches!(
+            self,
+            Hostile::BadHeader(_)
+                | Hostile::FrameOver
+                | Hostile::FrameAtLimit
+                | Hostile::BadUtf8
+                | Hostile::UnknownCode
+                | Hostile::EmptyText
+                | Hostile::Probe
+        )
+    }
+
+    /// A frame PROTOCOL.md says is refused and then closes the connection.
+    pub fn closes(self) -> bool {
+        matches!(self, Hostile::BadHeader(_) | Hostile::FrameOver)
+    }
+}
+
+impl FromStr for Hostile {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Hostile::all()
+            .find(|h| h.kind() == text)
+            .ok_or_else(|| format!("unknown hostile act {text:?}"))
+    }
 }
 
 /// Direction of a partition.
@@ -325,6 +466,7 @@ impl FromStr for Op {
             "relay-as" if !rest.is_empty() => Op::RelayAs { name: rest.to_owned() },
             "close-relay" => Op::CloseRelay,
             "idle" => Op::Idle,
+            "hostile" => Op::Hostile(rest.parse()?),
             other => return Err(format!("unknown client operation {other:?}")),
         };
         Ok(op)
@@ -350,6 +492,7 @@ impl fmt::Display for Op {
             Op::RelayAs { name } => write!(f, "relay-as {name}"),
             Op::CloseRelay => write!(f, "close-relay"),
             Op::Idle => write!(f, "idle"),
+            Op::Hostile(hostile) => write!(f, "hostile {}", hostile.kind()),
         }
     }
 }

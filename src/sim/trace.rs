@@ -60,26 +60,84 @@ impl Default for Fold {
 /// One event of a run; its `Display` is the trace line after the time.
 #[derive(Debug, Clone, Copy)]
 pub enum Line<'a> {
-    Hashed { job: u64 },
-    LivenessBegin { owed: usize },
+    Hashed {
+        job: u64,
+    },
+    LivenessBegin {
+        owed: usize,
+    },
     LivenessMet,
     LivenessEnd,
-    Write { client: usize, conn: u64, len: usize },
-    Close { client: usize, conn: u64 },
-    Sent { client: usize, op: &'a Op },
-    Reply { client: usize, body: &'a [u8] },
-    Lost { client: usize },
-    Push { client: usize, conn: u64, sender: &'a str, text: &'a str },
-    Refused { client: usize, chan: Chan },
-    Open { client: usize, chan: Chan, conn: u64 },
-    Deliver { conn: u64, way: Way, len: usize, eof: bool },
-    Persist { lsn: u64, record: &'a Record },
-    Flush { conn: u64, last: Option<u64>, close: bool },
-    Snapshot { lsn: u64 },
-    Durable { lsn: u64 },
+    Write {
+        client: usize,
+        conn: u64,
+        len: usize,
+    },
+    Close {
+        client: usize,
+        conn: u64,
+    },
+    Sent {
+        client: usize,
+        op: &'a Op,
+    },
+    Reply {
+        client: usize,
+        body: &'a [u8],
+    },
+    Lost {
+        client: usize,
+    },
+    Push {
+        client: usize,
+        conn: u64,
+        sender: &'a str,
+        text: &'a str,
+    },
+    Refused {
+        client: usize,
+        chan: Chan,
+    },
+    Open {
+        client: usize,
+        chan: Chan,
+        conn: u64,
+    },
+    Deliver {
+        conn: u64,
+        way: Way,
+        len: usize,
+        eof: bool,
+    },
+    Persist {
+        lsn: u64,
+        record: &'a Record,
+    },
+    Flush {
+        conn: u64,
+        last: Option<u64>,
+        close: bool,
+    },
+    Snapshot {
+        lsn: u64,
+    },
+    Durable {
+        lsn: u64,
+    },
     Tick,
-    Fault { action: &'a Action },
-    Restart { lsn: u64 },
+    Fault {
+        action: &'a Action,
+    },
+    Restart {
+        lsn: u64,
+    },
+    /// A client did something hostile, or saw what a hostile act got: the kind is a
+    /// [`super::scenario::Hostile::kind`] or an observation (`relay-refused`, ...); the
+    /// coverage table counts these as `hostile:KIND`.
+    Hostile {
+        client: usize,
+        kind: &'static str,
+    },
 }
 
 impl Line<'_> {
@@ -134,6 +192,10 @@ impl Line<'_> {
                 h.bytes(scratch.as_bytes());
             }
             Line::Restart { lsn } => fold_words(h, 20, &[lsn]),
+            Line::Hostile { client, kind } => {
+                fold_words(h, 21, &[client as u64]);
+                h.bytes(kind.as_bytes());
+            }
         }
     }
 }
@@ -162,6 +224,7 @@ fn fold_op(h: &mut Fold, op: &Op) {
         Op::CloseRelay => (13, ["", ""]),
         Op::Idle => (14, ["", ""]),
         Op::Burst { to, .. } => (15, [to, ""]),
+        Op::Hostile(hostile) => (16, [hostile.kind(), ""]),
     };
     h.word(tag);
     for s in strings {
@@ -232,6 +295,7 @@ impl fmt::Display for Line<'_> {
             Line::Tick => f.write_str("tick"),
             Line::Fault { action } => write!(f, "{action}"),
             Line::Restart { lsn } => write!(f, "restart lsn={lsn}"),
+            Line::Hostile { client, kind } => write!(f, "c{client} hostile:{kind}"),
         }
     }
 }
@@ -300,6 +364,9 @@ pub enum Event {
     Restart {
         lsn: u64,
     },
+    Hostile {
+        client: usize,
+    },
 }
 
 impl Line<'_> {
@@ -324,6 +391,7 @@ impl Line<'_> {
             Line::Tick => Event::Tick,
             Line::Fault { .. } => Event::Fault,
             Line::Restart { lsn } => Event::Restart { lsn },
+            Line::Hostile { client, .. } => Event::Hostile { client },
         }
     }
 }

@@ -4,11 +4,16 @@
 //! each other's sessions, and re-register names that were deleted. Passwords are fixed per name
 //! (`pw-NAME`) except for a few deliberate wrong ones. Logged-in clients sometimes pipeline a
 //! burst of sends written in one go.
+//!
+//! Clients are also a little hostile (the [`Workload::Hostile`] workload makes it the norm): they
+//! sometimes spell a name in another case (`U1` for `u1`, the same user), list with `*` and `?`
+//! anywhere in the pattern, and perform the acts of [`Hostile`]: lying acknowledgements, stolen,
+//! replayed and expired tickets, frames at and over the limits, forbidden headers.
 
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
-use super::scenario::Op;
+use super::scenario::{Hostile, Op, BAD_HEADERS};
 
 /// Which random workload clients follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -17,6 +22,8 @@ pub enum Workload {
     Mixed,
     /// Each client registers its own name, opens a relay and then only sends: for throughput.
     Chat,
+    /// The mixed workload with hostile acts as the norm rather than the exception.
+    Hostile,
 }
 
 impl std::fmt::Display for Workload {
@@ -24,6 +31,7 @@ impl std::fmt::Display for Workload {
         f.write_str(match self {
             Workload::Mixed => "mixed",
             Workload::Chat => "chat",
+            Workload::Hostile => "hostile",
         })
     }
 }
@@ -49,8 +57,74 @@ fn pool_name(rng: &mut ChaCha20Rng, names: usize) -> String {
     ["u", digits.format(rng.gen_range(0..names.max(1)))].concat()
 }
 
-fn credentials(rng: &mut ChaCha20Rng, names: usize) -> (String, String) {
+/// A pool name, sometimes spelled in upper case (`U1`): the same user to the server.
+fn cased_name(rng: &mut ChaCha20Rng, names: usize, hostile_percent: u32) -> String {
     let name = pool_name(rng, names);
+    if rng.gen_range(0..100) < hostile_percent.max(2) {
+        name.to_ascii_uppercase()
+    } else {
+        name
+    }
+}
+
+/// A list pattern: mostly all names or `u*`, sometimes a pool name with `?` and `*` put
+/// anywhere in it (`?1`, `u*1*`, `U?`, `*0`, `u1?`).
+fn list_pattern(rng: &mut ChaCha20Rng, names: usize, hostile_percent: u32) -> String {
+    let roll = rng.gen_range(0..100);
+    if roll >= 20 + hostile_percent {
+        return if rng.gen_bool(0.5) { String::new() } else { "u*".into() };
+    }
+    let name = cased_name(rng, names, hostile_percent);
+    let mut pattern = String::new();
+    for c in name.chars() {
+        match rng.gen_range(0..6) {
+            0 => pattern.push('?'),
+            1 => pattern.push('*'),
+            2 => {
+                pattern.push('*');
+                pattern.push(c);
+            }
+            _ => pattern.push(c),
+        }
+    }
+    match rng.gen_range(0..4) {
+        0 => pattern.push('?'),
+        1 => pattern.insert(0, '*'),
+        _ => {}
+    }
+    pattern
+}
+
+/// A hostile act, for a client that is logged in (`session`) or not.
+pub fn hostile_act(rng: &mut ChaCha20Rng, session: bool) -> Op {
+    const FRAMES: [Hostile; 5] = [
+        Hostile::FrameOver,
+        Hostile::FrameAtLimit,
+        Hostile::BadUtf8,
+        Hostile::UnknownCode,
+        Hostile::EmptyText,
+    ];
+    const LOGGED_IN: [Hostile; 7] = [
+        Hostile::AckForged,
+        Hostile::AckEarly,
+        Hostile::AckDup,
+        Hostile::AckCross,
+        Hostile::TicketStolen,
+        Hostile::TicketReplay,
+        Hostile::TicketExpired,
+    ];
+    let headers = BAD_HEADERS.len();
+    let choices = FRAMES.len() + 1 + if session { LOGGED_IN.len() } else { 0 };
+    let hostile = match rng.gen_range(0..choices) {
+        i if i < FRAMES.len() => FRAMES[i],
+        i if i == FRAMES.len() => Hostile::BadHeader(rng.gen_range(0..headers) as u8),
+        i => LOGGED_IN[i - FRAMES.len() - 1],
+    };
+    Op::Hostile(hostile)
+}
+
+fn credentials(rng: &mut ChaCha20Rng, names: usize) -> (String, String) {
+    let name = cased_name(rng, names, 0);
     let password = if rng.gen_range(0..100) < 5 { "wrong".to_owned() } else { password_of(&name) };
     (name, password)
 }
@@ -68,16 +142,20 @@ pub fn choose_chat(rng: &mut ChaCha20Rng, view: View<'_>, names: usize) -> Op {
     }
 }
 
-/// The next operation of a random client.
-pub fn choose(rng: &mut ChaCha20Rng, view: View<'_>, names: usize) -> Op {
+/// The next operation of a random client; `hostile_percent` of its operations are hostile
+/// acts.
+pub fn choose(rng: &mut ChaCha20Rng, view: View<'_>, names: usize, hostile_percent: u32) -> Op {
     if !view.connected {
         return Op::Connect;
+    }
+    if rng.gen_range(0..100) < hostile_percent {
+        return hostile_act(rng, view.session.is_some());
     }
     let roll = rng.gen_range(0..100);
     let Some(me) = view.session else {
         return match roll {
             0..=29 => {
-                let name = pool_name(rng, names);
+                let name = cased_name(rng, names, hostile_percent);
                 let password = password_of(&name);
                 Op::Register { name, password }
             }
@@ -95,10 +173,8 @@ pub fn choose(rng: &mut ChaCha20Rng, view: View<'_>, names: usize) -> Op {
         return Op::Relay { ticket: rng.gen_bool(0.5) };
     }
     match roll {
-        0..=59 => Op::Send { to: pool_name(rng, names), text: "hi".into() },
-        60..=65 => {
-            Op::List { pattern: if rng.gen_bool(0.5) { String::new() } else { "u*".into() } }
-        }
+        0..=59 => Op::Send { to: cased_name(rng, names, hostile_percent), text: "hi".into() },
+        60..=65 => Op::List { pattern: list_pattern(rng, names, hostile_percent) },
         66..=69 => Op::Logout,
         70..=71 => Op::Delete { name: me.to_owned(), password: password_of(me) },
         72..=74 => Op::CloseRelay,
@@ -110,7 +186,7 @@ pub fn choose(rng: &mut ChaCha20Rng, view: View<'_>, names: usize) -> Op {
             Op::Login { name, password }
         }
         87..=89 => {
-            let name = pool_name(rng, names);
+            let name = cased_name(rng, names, hostile_percent);
             let password = password_of(&name);
             Op::Register { name, password }
         }

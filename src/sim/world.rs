@@ -269,7 +269,8 @@ impl World {
             }
         }
         let core = Server::new(config.clone(), child(seed, Stream::Server, 0));
-        let checker = Checker::new(config.login_failure_window_ms, config.bare_relay_window_ms);
+        let mut checker = Checker::new(config.login_failure_window_ms, config.bare_relay_window_ms);
+        checker.throttle_per_account(config.login_failures_max, config.login_backoff_base_ms);
         World {
             seed,
             now_ms: 0,
@@ -369,7 +370,14 @@ impl World {
     fn add_client(&mut self, driver: Driver, wake_ms: u64) -> usize {
         let id = self.clients.len();
         let rng = child(self.seed, Stream::Client, id as u64);
-        self.clients.push(Client::new(id, driver, rng, self.mix.slow_reader_percent));
+        let mut c = Client::new(id, driver, rng, self.mix.slow_reader_percent);
+        // Hostile clients aim their frames and tickets at this server's limits.
+        c.limits = super::client::Limits {
+            frame_len_max_before_login: self.config.frame_len_max_before_login,
+            frame_len_max: self.config.frame_len_max,
+            ticket_ttl_ms: self.config.ticket_ttl_ms,
+        };
+        self.clients.push(c);
         let host = self.peer_of(id).0;
         self.checker.set_host(id, host);
         self.wake(id, wake_ms);
@@ -523,6 +531,11 @@ impl World {
                 self.checker.dropped(now, client, unanswered, noticed, faulted);
             }
             Act::RelayOpened(conn) => self.checker.relay_opened(now, client, conn),
+            Act::Hostile(observation) => {
+                self.trace.line(now, Line::Hostile { client, kind: observation.kind() });
+                let faulted = observation.conn().is_some_and(|c| self.faulted.contains(&c));
+                self.checker.hostile(now, client, observation, faulted);
+            }
             Act::Push { conn, sender, text } => {
                 self.trace.line(now, Line::Push { client, conn, sender: &sender, text: &text });
                 self.checker.pushed(now, conn, &sender, &text);
@@ -767,6 +780,9 @@ impl World {
         self.trace.line(now, Line::Flush { conn, last, close: taken == Taken::Closed });
         let up = self.server.as_mut().expect("still up");
         if !failed {
+            if let (false, Some(last)) = (is_command, batch.last_push) {
+                self.checker.relay_written(conn, last);
+            }
             up.host.wrote(now, ConnId(conn), &batch);
             // Reported written: for the original client, that is delivery.
             for tag in plain.drain(..) {
@@ -841,8 +857,13 @@ impl World {
         let sink = up.host.sink_mut();
         for (lsn, record) in sink.persisted.drain(..) {
             self.trace.line(now, Line::Persist { lsn: lsn.0, record: &record });
-            if let Record::Message { text, to, .. } = &record {
-                self.checker.persisted_message(text, *to);
+            match &record {
+                Record::Message { id, text, to, .. } => {
+                    self.checker.persisted_message(text, *to);
+                    self.checker.persisted_id(*id, text);
+                }
+                Record::Delivered { to, ids } => self.checker.persisted_delivered(now, *to, ids),
+                _ => {}
             }
         }
         for lsn in sink.snapshots.drain(..) {

@@ -1,0 +1,419 @@
+//! The checker's part for hostile clients: what each hostile act must get, by PROTOCOL.md, and
+//! the invariants only lying clients can break.
+//!
+//! - A bad header or a frame over the limit gets one failure reply, then the connection closes:
+//!   the `help` probe written after it is never answered ("a bad frame is refused, then the
+//!   connection closes").
+//! - A frame at the limit, a body that is not UTF-8, an unknown code and an empty text are
+//!   answered and the connection stays open: the probe is answered ("a connection closes only
+//!   where PROTOCOL.md says so"); each refusal is a `-1` reply ("every refusal is a failure
+//!   reply").
+//! - A stolen, replayed or expired ticket is refused with a failure frame, then a close, and
+//!   its relay never gets a push ("a relay receives only its own user's messages", "a ticket
+//!   binds at most once", "an expired ticket binds nothing", "a refused handshake gets a
+//!   failure frame, then a close").
+//! - Every `Delivered` record the server writes (what the disk holds) is for messages of that
+//!   account that reached its client ("no acknowledgement changes another account's queue",
+//!   "no acknowledgement marks an unpushed message delivered").
+
+use std::collections::BTreeMap;
+
+use crate::core::{AccountId, MsgId};
+use crate::wire::reply::{HELP, SEND_OK};
+
+use super::{Checker, NameId, Pending, Session, Tag};
+use crate::sim::scenario::{Hostile, Op};
+
+/// What a client's hostile act was and what it got, reported by the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// A hostile act whose consequences are requests or relays reported on their own.
+    Did(Hostile),
+    /// The client acknowledged `id` on its ticketed relay `conn`, though it was never pushed
+    /// there (or was already acknowledged).
+    Ack { kind: Hostile, conn: u64, id: u64 },
+    /// The client wrote a hostile frame (and a probe after it). `tag` is the message an
+    /// at-limit send carries; `within_before_login` says the frame fits every limit.
+    Frame { kind: Hostile, tag: Option<Tag>, within_before_login: bool },
+    /// The client opened relay `conn` with a hostile handshake.
+    Relay { kind: Hostile, conn: u64 },
+    /// A failure frame arrived on the hostile relay `conn`.
+    RelayRefused { conn: u64 },
+    /// The server closed the hostile relay `conn`.
+    RelayClosed { conn: u64 },
+    /// A request named a user in another case than the name's first spelling (`U1`).
+    NameCase,
+    /// A list pattern with `?`, or `*` before its end.
+    ListGlob,
+}
+
+impl Observation {
+    /// The trace name (`hostile:KIND`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Observation::Did(kind) | Observation::Ack { kind, .. } => kind.kind(),
+            Observation::Frame { kind, .. } => kind.kind(),
+            Observation::Relay { .. } => "hostile-relay-opened",
+            Observation::RelayRefused { .. } => "relay-refused",
+            Observation::RelayClosed { .. } => "relay-closed",
+            Observation::NameCase => "name-case",
+            Observation::ListGlob => "list-glob",
+        }
+    }
+
+    /// Every kind an observation can have, for a coverage table.
+    pub fn kinds() -> Vec<&'static str> {
+        let mut kinds: Vec<&'static str> = Hostile::all().map(Hostile::kind).collect();
+        kinds.extend(["hostile-relay-opened", "relay-refused", "relay-closed"]);
+        kinds.extend(["name-case", "list-glob"]);
+        kinds
+    }
+
+    /// The connection the observation is about, if any.
+    pub fn conn(&self) -> Option<u64> {
+        match self {
+            Observation::Ack { conn, .. }
+            | Observation::Relay { conn, .. }
+            | Observation::RelayRefused { conn }
+            | Observation::RelayClosed { conn } => Some(*conn),
+            _ => None,
+        }
+    }
+
+    /// What is hostile about an ordinary request, if anything.
+    pub fn of_request(op: &Op) -> Option<Observation> {
+        let upper = |name: &str| name.bytes().any(|b| b.is_ascii_uppercase());
+        match op {
+            Op::Register { name, .. } | Op::Login { name, .. } | Op::Delete { name, .. }
+                if upper(name) =>
+            {
+                Some(Observation::NameCase)
+            }
+            Op::Send { to, .. } | Op::Burst { to, .. } if upper(to) => Some(Observation::NameCase),
+            Op::List { pattern }
+                if pattern.contains('?') || pattern.trim_end_matches('*').contains('*') =>
+            {
+                Some(Observation::ListGlob)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What the probe after a hostile frame must get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// The frame closes the connection: the probe is never answered.
+    Never,
+    /// The connection stays open: the probe is answered.
+    Answered,
+    /// Either (an at-limit frame from a session that may have been taken over, which then
+    /// counts against the smaller limit).
+    Either,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    kind: Hostile,
+    probe: Probe,
+    tag: Option<Tag>,
+    /// For an at-limit frame that fits only a logged-in session's limit: the session the
+    /// client was certainly in when it wrote the frame (its name and session epoch). If
+    /// anyone starts to log in as that name before the frame is answered, the session may
+    /// have been taken over and the smaller limit may apply.
+    session: Option<(NameId, u64)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Relay {
+    kind: Hostile,
+    client: usize,
+    refused: bool,
+}
+
+/// The hostile part of the checker's state.
+#[derive(Debug, Clone, Default)]
+pub(super) struct HostileState {
+    /// Per client, its last hostile frame (a client waits for both replies before the next).
+    frames: BTreeMap<usize, Frame>,
+    /// Relays opened by hostile handshakes.
+    relays: BTreeMap<u64, Relay>,
+    /// Message ids (from the persisted records) to their tags.
+    ids: BTreeMap<u64, Tag>,
+    /// Lying acknowledgements: id to the name each acknowledging client was logged in as.
+    acks: BTreeMap<u64, Vec<Option<NameId>>>,
+    /// Per relay, the newest message id the server's writer wrote on it.
+    written: BTreeMap<u64, u64>,
+    /// Per relay, the account it is bound to, learned from the first push received on it.
+    bound: BTreeMap<u64, AccountId>,
+    /// The throttle's free checks per (name, address) and its first delay after them.
+    free_checks: usize,
+    backoff_base_ms: u64,
+    /// The login storm's wrong-password guesses verified so far, and the earliest send.
+    storm_verified: usize,
+    storm_first_ms: Option<u64>,
+}
+
+impl Checker {
+    /// The throttle's per-account bound: `free` checks per (name, address), then delays from
+    /// `backoff_base_ms`, doubling after each failure.
+    pub fn throttle_per_account(&mut self, free: usize, backoff_base_ms: u64) {
+        self.hostile.free_checks = free;
+        self.hostile.backoff_base_ms = backoff_base_ms;
+    }
+
+    /// A wrong-password login sent at `sent_ms` by `client` was verified. The login storm
+    /// guesses one name from one address, so its verified guesses are bounded by the free
+    /// checks plus one per delay that fits between the first guess and now
+    /// (`base * (2^k - 1) <= span`).
+    pub(super) fn storm_account_guess(&mut self, now_ms: u64, client: usize, sent_ms: u64) {
+        if !self.storm.contains(&client) || self.hostile.backoff_base_ms == 0 {
+            return;
+        }
+        let h = &mut self.hostile;
+        h.storm_verified += 1;
+        let first = *h.storm_first_ms.get_or_insert(sent_ms);
+        h.storm_first_ms = Some(first.min(sent_ms));
+        let span_ms = now_ms.saturating_sub(first.min(sent_ms));
+        let mut delays = 0;
+        while h.backoff_base_ms.saturating_mul((1u64 << (delays + 1).min(40)) - 1) <= span_ms {
+            delays += 1;
+        }
+        let (n, max) = (h.storm_verified, h.free_checks + delays);
+        self.expect(n <= max, now_ms, "the throttle bounds password guesses per account", || {
+            format!("{n} wrong-password logins of one name from one address were verified within {span_ms} ms; the throttle allows {max}")
+        });
+    }
+
+    /// A hostile act or what it got; `faulted` if a fault cut the connection it is about.
+    pub fn hostile(&mut self, now_ms: u64, client: usize, observation: Observation, faulted: bool) {
+        match observation {
+            Observation::Ack { id, .. } => {
+                let key = match self.session(client) {
+                    Session::In { key, .. } => Some(key),
+                    Session::Out => None,
+                };
+                self.hostile.acks.entry(id).or_default().push(key);
+            }
+            Observation::Frame { kind, tag, within_before_login } => {
+                let mut session = None;
+                let probe = match kind {
+                    _ if kind.closes() => Probe::Never,
+                    Hostile::FrameAtLimit if !within_before_login => {
+                        if let (true, Session::In { key, .. }) =
+                            (self.certainly_in(client), self.session(client))
+                        {
+                            session = Some((key, self.name(key).session_epoch));
+                        }
+                        Probe::Answered
+                    }
+                    _ => Probe::Answered,
+                };
+                self.hostile.frames.insert(client, Frame { kind, probe, tag, session });
+            }
+            Observation::Relay { kind, conn } => {
+                self.hostile.relays.insert(conn, Relay { kind, client, refused: false });
+            }
+            Observation::RelayRefused { conn } => {
+                if let Some(relay) = self.hostile.relays.get_mut(&conn) {
+                    relay.refused = true;
+                }
+            }
+            Observation::RelayClosed { conn } => {
+                let Some(relay) = self.hostile.relays.get(&conn).copied() else { return };
+                let silent = !relay.refused && !faulted;
+                let invariant = "a refused handshake gets a failure frame, then a close";
+                self.expect(!silent, now_ms, invariant, || {
+                    format!(
+                        "client {client}'s relay {conn} ({}) was closed without a failure frame",
+                        relay.kind.kind()
+                    )
+                });
+            }
+            Observation::Did(_) | Observation::NameCase | Observation::ListGlob => {}
+        }
+    }
+
+    /// What the probe after `client`'s last hostile frame must get, as far as is known now.
+    fn probe_now(&mut self, client: usize) -> Option<Frame> {
+        let mut frame = self.hostile.frames.get(&client).copied()?;
+        if frame.kind == Hostile::FrameAtLimit && frame.probe == Probe::Answered {
+            let within = frame.tag.is_none();
+            let still_in = frame.session.is_some_and(|(k, e)| self.name(k).session_epoch == e);
+            if !within && !still_in {
+                frame.probe = Probe::Either;
+            }
+        }
+        Some(frame)
+    }
+
+    /// A push arrived on relay `conn`: on a relay a hostile handshake opened, that is a
+    /// handshake the server should have refused. Returns whether it was such a relay.
+    pub(super) fn hostile_pushed(&mut self, now_ms: u64, conn: u64, text: &str) -> bool {
+        if !self.hostile.bound.contains_key(&conn) {
+            let account = super::tag_key(text).and_then(|t| self.msgs.get(&t)?.to_account);
+            if let Some(account) = account {
+                self.hostile.bound.insert(conn, account);
+            }
+        }
+        let Some(relay) = self.hostile.relays.get(&conn).copied() else { return false };
+        let invariant = match relay.kind {
+            Hostile::TicketStolen => "a relay receives only its own user's messages",
+            Hostile::TicketExpired => "an expired ticket binds nothing",
+            _ => "a ticket binds at most once",
+        };
+        let client = relay.client;
+        let kind = relay.kind.kind();
+        self.expect(false, now_ms, invariant, || {
+            format!("client {client}'s relay {conn}, opened by {kind}, was pushed {text:?}")
+        });
+        true
+    }
+
+    /// The reply to a hostile request, or to an at-limit send, judged here (returns false
+    /// for any other request, which the ordinary checks judge).
+    pub(super) fn hostile_reply(
+        &mut self,
+        now_ms: u64,
+        client: usize,
+        p: &Pending,
+        ok: bool,
+        text: &str,
+    ) -> bool {
+        let frame = self.probe_now(client);
+        let what = || {
+            let status = if ok { "0" } else { "-1" };
+            format!("client {client} sent `{}` and got {status} {text:?}", p.op)
+        };
+        if !ok && text == crate::wire::reply::NEEDS_LOGIN {
+            self.client(client).session = Some(Session::Out);
+        }
+        match &p.op {
+            Op::Hostile(Hostile::Probe) => {
+                let Some(frame) = frame else { return true };
+                if frame.probe == Probe::Never {
+                    let invariant = "a bad frame is refused, then the connection closes";
+                    let kind = frame.kind.kind();
+                    self.expect(false, now_ms, invariant, || {
+                        format!("{}, after {kind}: the connection stayed open", what())
+                    });
+                } else {
+                    self.expect(ok && text == HELP, now_ms, "help reply", what);
+                }
+                true
+            }
+            Op::Hostile(_) => {
+                self.expect(!ok, now_ms, "every refusal is a failure reply", what);
+                true
+            }
+            Op::Send { .. } => {
+                let Some(frame) = frame.filter(|f| f.kind == Hostile::FrameAtLimit) else {
+                    return false;
+                };
+                if p.tag != frame.tag {
+                    return false;
+                }
+                if ok && text == SEND_OK {
+                    if let Some(msg) = p.tag.and_then(|t| self.msgs.get_mut(&t)) {
+                        msg.acked = true;
+                    }
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The command connection of `client` ended (`faulted`: a fault cut it): a probe still
+    /// unanswered that had to be answered means the server closed where it must not.
+    pub(super) fn hostile_dropped(&mut self, now_ms: u64, client: usize, faulted: bool) {
+        let Some(frame) = self.probe_now(client) else { return };
+        let probe_owed =
+            self.client(client).pending.iter().any(|p| p.op == Op::Hostile(Hostile::Probe));
+        let wrongly = probe_owed && frame.probe == Probe::Answered && !faulted;
+        let invariant = "a connection closes only where PROTOCOL.md says so";
+        self.expect(!wrongly, now_ms, invariant, || {
+            format!("client {client}'s command connection was closed after {}", frame.kind.kind())
+        });
+    }
+
+    /// The server's writer wrote pushes on relay `conn` through message `last`.
+    pub fn relay_written(&mut self, conn: u64, last: MsgId) {
+        let newest = self.hostile.written.entry(conn).or_default();
+        *newest = (*newest).max(last.0);
+    }
+
+    /// The server persisted message `id` with text `text`.
+    pub fn persisted_id(&mut self, id: MsgId, text: &str) {
+        if let Some(tag) = super::tag_key(text) {
+            self.hostile.ids.insert(id.0, tag);
+        }
+    }
+
+    /// The server persisted that messages `ids` of account `to` are delivered: each must be
+    /// `to`'s and must have been written to a relay bound to `to` before (the server cannot
+    /// tell a fast client's acknowledgement from one sent early by a liar once the push is
+    /// written, but it can before).
+    pub fn persisted_delivered(&mut self, now_ms: u64, to: AccountId, ids: &[MsgId]) {
+        for id in ids {
+            let Some(&tag) = self.hostile.ids.get(&id.0) else { continue };
+            let Some(msg) = self.msgs.get(&tag) else { continue };
+            let (to_account, to_key) = (msg.to_account, msg.to_key);
+            let hostile = &self.hostile;
+            let written = msg.delivered
+                || hostile
+                    .written
+                    .iter()
+                    .any(|(conn, &last)| last >= id.0 && hostile.bound.get(conn) == Some(&to));
+            let detail = || {
+                format!(
+                    "m{} (#{}.{}, for {to_account:?}) was marked delivered to {to:?}",
+                    id.0, tag.0, tag.1
+                )
+            };
+            let theirs = to_account == Some(to);
+            self.expect(
+                theirs,
+                now_ms,
+                "no acknowledgement changes another account's queue",
+                detail,
+            );
+            if !theirs || written {
+                continue;
+            }
+            // Not written to any relay of the user, and acknowledged by a client logged in as
+            // another user: that user's acknowledgement took the message.
+            let foreign = self
+                .hostile
+                .acks
+                .get(&id.0)
+                .is_some_and(|keys| keys.iter().any(|&k| k != Some(to_key)));
+            // The server counts a message pushed once it hands it to a relay's outgoing path
+            // (before it is written), and a client may acknowledge it from then on, so a
+            // message may be marked delivered while any relay of its user is open. Only one
+            // whose user never had a relay was certainly not pushed.
+            let relay_of_user = self.relays.values().any(|r| {
+                r.opened_ms <= now_ms && self.held_for(r).iter().any(|(_, k, _)| *k == to_key)
+            });
+            if !foreign && relay_of_user {
+                // The recipient's own client acknowledged it early (a lie the server cannot
+                // tell from a fast client once the push is on its way): the message is its to
+                // lose, and no longer owed.
+                let own_lie =
+                    self.hostile.acks.get(&id.0).is_some_and(|keys| keys.contains(&Some(to_key)));
+                if own_lie {
+                    if let Some(msg) = self.msgs.get_mut(&tag) {
+                        msg.delivered = true;
+                    }
+                }
+                continue;
+            }
+            let invariant = if foreign {
+                "no acknowledgement changes another account's queue"
+            } else {
+                "no acknowledgement marks an unpushed message delivered"
+            };
+            self.expect(false, now_ms, invariant, detail);
+        }
+    }
+}
