@@ -27,7 +27,7 @@ impl Server {
         let no_session = || "no live session for this user".to_owned();
         let account = self.account_id(name).ok_or_else(no_session)?;
         let session = self.sessions.get(&account).ok_or_else(no_session)?;
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         if self.config.planted == super::planted::Planted::BindByNameOnly && session.relay.is_none()
         {
             return Ok((account, false));
@@ -75,7 +75,7 @@ impl Server {
     }
 
     fn bare_relay_allowed(&self) -> bool {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         if self.config.planted == super::planted::Planted::BareRelayByDefault {
             return true;
         }
@@ -149,7 +149,7 @@ impl Server {
         if let Some(session) = self.sessions.get_mut(&account) {
             if session.relay == Some(conn) {
                 session.relay = None;
-                #[cfg(test)]
+                #[cfg(any(test, feature = "planted"))]
                 if self.config.planted == super::planted::Planted::DropOnDetach {
                     self.planted_drop_first(account)
                 }
@@ -173,13 +173,13 @@ impl Server {
     pub(super) fn pump(&mut self, account: AccountId) {
         let Some(relay) = self.sessions.get(&account).and_then(|s| s.relay) else { return };
         let old_relay_closing = self.closing_bare_relays.contains_key(&account);
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         let old_relay_closing = old_relay_closing
             && self.config.planted != super::planted::Planted::PushBeforeOldRelayEnds;
         if old_relay_closing {
             return;
         }
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         if self.config.planted == super::planted::Planted::RequeueOutOfOrder
             && self.planted_swap_first_two(account, relay)
         {
