@@ -27,7 +27,7 @@ use super::net::{Due, Net, Way};
 use super::options::{FaultMix, RunOptions};
 use super::queue::Queue;
 use super::rng::{child, Stream};
-use super::scenario::{Action, Chan, Dir, Op, Scenario};
+use super::scenario::{Action, Chan, Dir, Op, Scenario, Step};
 use super::server::{ServerConn, SimSocket, Up, READ_LEN};
 use super::trace::{Line, Trace};
 
@@ -48,6 +48,8 @@ pub struct Outcome {
     pub trace: Vec<String>,
     /// Each kept line's time and typed event (for the space-time diagram).
     pub kept: Vec<(u64, super::trace::Event)>,
+    /// The run written down as a scenario, if it was recorded ([`World::recording`]).
+    pub script: Option<Scenario>,
 }
 
 #[derive(Debug)]
@@ -140,6 +142,8 @@ pub struct World {
     plain_tags: Vec<super::check::Tag>,
     /// What each client saw, when driven by hand.
     transcripts: Option<BTreeMap<usize, Vec<Seen>>>,
+    /// Every fault and when, if the run is being written down.
+    faults_log: Option<Vec<Step>>,
 }
 
 /// A reply or push a client received, recorded when the world is driven by hand.
@@ -260,7 +264,7 @@ impl World {
         #[allow(unused_mut)]
         let mut store: Box<dyn SimStore + Send> =
             Box::new(WalStore::new(mix.torn_writes > 0, SNAPSHOT_LOG_BYTES_MIN));
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         {
             config.planted = opts.planted;
             if opts.planted == crate::core::planted::Planted::ReplayTornRecord {
@@ -299,7 +303,57 @@ impl World {
             storm: None,
             plain_tags: Vec::new(),
             transcripts: None,
+            faults_log: None,
         }
+    }
+
+    /// Writes down what the clients perform and the faults, so that the run's
+    /// [`Outcome::script`] replays it as a scenario (see `sim::shrink`).
+    pub fn recording(mut self) -> Self {
+        for client in &mut self.clients {
+            client.record = Some(Vec::new());
+        }
+        self.faults_log = Some(Vec::new());
+        self
+    }
+
+    /// The recorded run as a scenario: each client's operations at the times they ran (a
+    /// client still busy at the end idles until then, so that the workload does not end
+    /// earlier than it did), the faults, the mix. The login storm's clients move last, where a
+    /// scenario keeps them.
+    fn written_down(&self) -> Option<Scenario> {
+        let recorded = self.clients.iter().take_while(|c| c.record.is_some()).count();
+        let storm = self.storm.clone().unwrap_or(0..0);
+        let order: Vec<usize> = (0..recorded)
+            .filter(|c| !storm.contains(c))
+            .chain(storm.clone().filter(|&c| c < recorded))
+            .collect();
+        let renumber = |old: usize| order.iter().position(|&c| c == old).unwrap_or(old);
+        let mut steps: Vec<Step> = (self.faults_log.as_ref()?.iter())
+            .map(|step| {
+                let mut step = step.clone();
+                if let Action::Partition { client, .. } | Action::Reset { client, .. } =
+                    &mut step.action
+                {
+                    *client = renumber(*client);
+                }
+                step
+            })
+            .collect();
+        for (client, &old) in order.iter().enumerate() {
+            let c = &self.clients[old];
+            let ops = c.record.iter().flatten();
+            steps.extend(ops.map(|(at_ms, op)| Step {
+                at_ms: *at_ms,
+                action: Action::Client { client, op: op.clone() },
+            }));
+            if !c.is_done() {
+                let op = Op::Idle;
+                steps.push(Step { at_ms: self.now_ms, action: Action::Client { client, op } });
+            }
+        }
+        steps.sort_by_key(|s| s.at_ms);
+        Some(Scenario { seed: self.seed, mix: self.mix, clients: recorded, steps, planted: None })
     }
 
     /// A world without clients, driven by hand through [`World::perform`].
@@ -410,6 +464,7 @@ impl World {
         if self.phase != Phase::Done && self.checker.violation().is_none() {
             self.checker.finish(self.now_ms);
         }
+        let script = self.written_down();
         let (events_len, hash) = (self.trace.events(), self.trace.hash());
         let (trace, kept) = self.trace.into_kept();
         Outcome {
@@ -424,6 +479,7 @@ impl World {
             violation: self.checker.violation().cloned(),
             trace,
             kept,
+            script,
         }
     }
 
@@ -924,6 +980,9 @@ impl World {
     fn apply_fault(&mut self, action: Action) {
         let now = self.now_ms;
         self.trace.line(now, Line::Fault { action: &action });
+        if let Some(log) = &mut self.faults_log {
+            log.push(Step { at_ms: now, action: action.clone() });
+        }
         match action {
             Action::Client { .. } => unreachable!("client steps go to scripts"),
             Action::Partition { client, dir, channel, for_ms } => {
