@@ -33,6 +33,9 @@ enum Command {
     Check(chatroom::model::cli::CheckArgs),
     /// Measure throughput and latency over real TCP.
     Bench(chatroom::bench::cli::BenchArgs),
+    /// Run every planted bug against every checker and print how soon each caught it (needs
+    /// a build with `--features planted`; planted bugs never reach a default build).
+    Strength(chatroom::strength::StrengthArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,5 +46,6 @@ fn main() -> ExitCode {
         Command::Sim(args) => args.run(),
         Command::Check(args) => args.run(),
         Command::Bench(args) => args.run(),
+        Command::Strength(args) => args.run(),
     }
 }
