@@ -8,15 +8,21 @@
 //!
 //! 1. fewest clients: drop one client with its operations and the faults aimed at it (the
 //!    later clients are renumbered);
-//! 2. fewest steps: ddmin (Zeller and Hildebrandt) over the timed steps, operations and faults
+//! 2. fewest knobs: a constant latency (so that removing a write no longer shifts the latency
+//!    of every later write, which loses races the failure needs), then each knob of the fault
+//!    mix back to its `--faults none` value;
+//! 3. fewest steps: ddmin (Zeller and Hildebrandt) over the timed steps, operations and faults
 //!    together: remove chunks, halving their size down to single steps; then, once the
-//!    scenario is small, pairs of steps (a login and the logout undoing it), and clients
-//!    merged into one another (their steps kept, so that ddmin can try again);
-//! 3. fewest knobs: set each knob of the fault mix back to its `--faults none` value;
+//!    scenario is small, pairs of steps (a login and the logout undoing it);
 //! 4. smallest bursts: a pipelined burst becomes a single send, or the fewest sends that
 //!    still fail (binary search);
 //! 5. smallest texts: every message text becomes `x`;
-//! 6. shortest faults: a partition's or a crash's duration halved while it still fails.
+//! 6. shortest faults: a partition's or a crash's duration halved while it still fails;
+//! 7. at a fixpoint of the above, clients merged into one another (their steps kept, so that
+//!    the other passes can try again).
+//!
+//! Greedy descents end in different local minima: the shrink runs the passes twice from the
+//! start, with the knobs before the steps and after them, and keeps the smaller result.
 //!
 //! The shrinker reads no clock: its caller says when to stop (the `keep_going` callback, told
 //! the progress after every candidate), so the result is a function of the scenario and of
@@ -78,25 +84,18 @@ pub fn shrink(
         opts,
         target: violation.invariant,
         best: start.clone(),
+        smallest: start.clone(),
         candidates: 0,
         stopped: false,
         keep_going,
     };
-    loop {
-        let before = shrinker.best.clone();
-        shrinker.clients();
-        shrinker.steps();
-        shrinker.pairs();
-        shrinker.knobs();
-        shrinker.bursts();
-        shrinker.texts();
-        shrinker.durations();
-        // Merging keeps every operation, so it runs only at a fixpoint of the passes that
-        // remove: the size never grows past what they reached.
-        if !shrinker.stopped && shrinker.best == before {
-            shrinker.merges();
+    for knobs_first in [true, false] {
+        shrinker.best = start.clone();
+        shrinker.descend(knobs_first);
+        if size(&shrinker.best) < size(&shrinker.smallest) {
+            shrinker.smallest = shrinker.best.clone();
         }
-        if shrinker.stopped || shrinker.best == before {
+        if shrinker.stopped {
             break;
         }
     }
@@ -106,8 +105,13 @@ pub fn shrink(
         faults_before: faults(start),
         candidates: shrinker.candidates,
         complete: !shrinker.stopped,
-        scenario: shrinker.best,
+        scenario: shrinker.smallest,
     })
+}
+
+/// What "smaller" means: fewer operations, then fewer faults, clients and steps.
+fn size(scenario: &Scenario) -> (usize, usize, usize, usize) {
+    (ops(scenario), faults(scenario), scenario.clients, scenario.steps.len())
 }
 
 /// The pair pass runs only on scenarios at most this long (it replays n²/2 candidates).
@@ -116,13 +120,45 @@ const PAIRS_STEPS_MAX: usize = 40;
 struct Shrinker<'a> {
     opts: RunOptions,
     target: &'static str,
+    /// The smallest failing scenario of the current descent.
     best: Scenario,
+    /// The smallest of every descent so far.
+    smallest: Scenario,
     candidates: u64,
     stopped: bool,
     keep_going: &'a mut dyn FnMut(&Progress) -> bool,
 }
 
 impl Shrinker<'_> {
+    /// Runs the passes until none removes anything. Greedy descents end in different local
+    /// minima depending on whether the timing knobs go before or after the steps, so
+    /// [`shrink`] runs both and keeps the smaller.
+    fn descend(&mut self, knobs_first: bool) {
+        loop {
+            let before = self.best.clone();
+            self.clients();
+            if knobs_first {
+                self.knobs();
+            }
+            self.steps();
+            self.pairs();
+            if !knobs_first {
+                self.knobs();
+            }
+            self.bursts();
+            self.texts();
+            self.durations();
+            // Merging keeps every operation, so it runs only at a fixpoint of the passes that
+            // remove: the size never grows past what they reached.
+            if !self.stopped && self.best == before {
+                self.merges();
+            }
+            if self.stopped || self.best == before {
+                return;
+            }
+        }
+    }
+
     /// Replays `candidate`; keeps it if it fails the target invariant.
     fn attempt(&mut self, candidate: Scenario) -> bool {
         if self.stopped {
@@ -134,17 +170,19 @@ impl Shrinker<'_> {
         if fails {
             self.best = candidate;
         }
+        let smallest =
+            if size(&self.best) < size(&self.smallest) { &self.best } else { &self.smallest };
         let progress = Progress {
             candidates: self.candidates,
-            ops: ops(&self.best),
-            faults: faults(&self.best),
-            clients: self.best.clients,
+            ops: ops(smallest),
+            faults: faults(smallest),
+            clients: smallest.clients,
         };
         self.stopped = !(self.keep_going)(&progress);
         fails
     }
 
-    /// Pass 1: drop whole clients, last first (the intruder and the storm are last).
+    /// Pass 1 (clients): drop whole clients, last first (the intruder and the storm are last).
     fn clients(&mut self) {
         let mut client = self.best.clients;
         while client > 0 && !self.stopped {
@@ -156,7 +194,7 @@ impl Shrinker<'_> {
         }
     }
 
-    /// Pass 2: ddmin over the steps: try removing each of `n` chunks; on success keep the
+    /// Pass 3 (steps): ddmin over the steps: try removing each of `n` chunks; on success keep the
     /// rest and coarsen, otherwise refine until chunks are single steps.
     fn steps(&mut self) {
         let mut n = 2;
@@ -183,7 +221,7 @@ impl Shrinker<'_> {
         }
     }
 
-    /// Pass 2b: remove two steps at once (a login and the logout that undoes it, say), which
+    /// Pass 3, pairs: remove two steps at once (a login and the logout that undoes it, say), which
     /// a 1-minimal ddmin cannot; only once the scenario is small, as it costs n²/2 replays.
     fn pairs(&mut self) {
         if self.best.steps.len() > PAIRS_STEPS_MAX {
@@ -209,7 +247,7 @@ impl Shrinker<'_> {
         }
     }
 
-    /// Pass 2c: fewer clients without fewer operations: client `from`'s steps become client
+    /// Pass 7 (merges): fewer clients without fewer operations: client `from`'s steps become client
     /// `into`'s (which may then let ddmin remove some).
     fn merges(&mut self) {
         let mut from = self.best.clients;
@@ -237,8 +275,21 @@ impl Shrinker<'_> {
         }
     }
 
-    /// Pass 3: every knob back to its value without faults.
+    /// Pass 2 (knobs): a constant latency (then removing a write no longer shifts the latency every
+    /// later write draws, so races survive the removal of unrelated steps), and every knob back
+    /// to its value without faults.
     fn knobs(&mut self) {
+        let (min, max) = (self.best.mix.latency_ms_min, self.best.mix.latency_ms_max);
+        if min != max {
+            for latency_ms in [min, max, 1] {
+                let mut candidate = self.best.clone();
+                candidate.mix.latency_ms_min = latency_ms;
+                candidate.mix.latency_ms_max = latency_ms;
+                if self.attempt(candidate) {
+                    break;
+                }
+            }
+        }
         let plain = FaultMix::none().knobs();
         for (key, value) in plain {
             let current = self.best.mix.knobs().into_iter().find(|(k, _)| *k == key);
@@ -250,7 +301,7 @@ impl Shrinker<'_> {
         }
     }
 
-    /// Pass 4: each burst becomes one send, else the fewest sends that still fail.
+    /// Pass 4 (bursts): each burst becomes one send, else the fewest sends that still fail.
     fn bursts(&mut self) {
         for index in 0..self.best.steps.len() {
             let Some((client, to, count)) = burst_at(&self.best, index) else { continue };
@@ -276,7 +327,7 @@ impl Shrinker<'_> {
         }
     }
 
-    /// Pass 5: message texts become `x`.
+    /// Pass 5 (texts): message texts become `x`.
     fn texts(&mut self) {
         for index in 0..self.best.steps.len() {
             let step = &self.best.steps[index];
@@ -292,7 +343,7 @@ impl Shrinker<'_> {
         }
     }
 
-    /// Pass 6: partitions and crashes as short as still fails (halving).
+    /// Pass 6 (durations): partitions and crashes as short as still fails (halving).
     fn durations(&mut self) {
         for index in 0..self.best.steps.len() {
             loop {
