@@ -857,4 +857,41 @@ mod tests {
             assert_eq!(info, text, "the info panel shows the violating line");
         }
     }
+
+    /// `--shrink` on a seed and on a sweep: each failing seed's scenario file fails the same
+    /// invariant when replayed (it names its planted bug), and a default build refuses it.
+    #[test]
+    fn shrink_writes_replayable_scenarios_for_a_seed_and_for_a_sweep() {
+        let small = ["--clients", "3", "--ops", "25", "--names", "4"];
+        let file = temp("shrunk.scn");
+        let mut argv = vec!["--seed", "3", "--planted", "RequeueOutOfOrder", "--shrink"];
+        argv.extend(["--out", file.to_str().unwrap()]);
+        argv.extend(small);
+        assert_eq!(parse(&argv).run(), ExitCode::from(1), "the seed fails");
+        let text = std::fs::read_to_string(&file).expect("the shrunk scenario is written");
+        std::fs::remove_file(&file).expect("removable");
+        assert!(text.contains("planted RequeueOutOfOrder"), "{text}");
+        let scenario: Scenario = text.parse().expect("it parses");
+        assert!(shrink::ops(&scenario) <= 12, "{text}");
+        let outcome = run_scenario(&scenario, &RunOptions::default());
+        assert_eq!(outcome.violation.map(|v| v.invariant), Some("per-sender order is kept"));
+
+        let dir = temp("shrunk-sweep");
+        let mut argv = vec!["--seeds", "0..5", "--planted", "RequeueOutOfOrder", "--shrink"];
+        argv.extend(["--out", dir.to_str().unwrap(), "--jobs", "2"]);
+        argv.extend(small);
+        assert_eq!(parse(&argv).run(), ExitCode::from(1));
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("the directory is made")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        std::fs::remove_dir_all(&dir).expect("removable");
+        assert!(files.contains(&"seed-3.scn".to_owned()), "{files:?}");
+        assert!(files.iter().all(|f| f.starts_with("seed-") && f.ends_with(".scn")), "{files:?}");
+
+        let mut unplantable = scenario;
+        unplantable.planted = Some("NoSuchBug".into());
+        assert!(planted_unavailable(&unplantable).is_some_and(|r| r.contains("NoSuchBug")));
+    }
 }
