@@ -1,6 +1,6 @@
 //! `chatroom strength`: how strong the harness is, measured by the bugs it must catch.
 //!
-//! Every planted bug ([`crate::core::planted::Planted::ALL`]) is run against every checker
+//! Every planted bug (`core::planted::Planted::ALL`) is run against every checker
 //! that can run inside this binary: the simulator (a sweep of seeds `0..N` in the worlds of
 //! `sim::tests`, stopping at the first failing seed, whose run is then shrunk), the model
 //! checker (the bounds of `model::tests`, for the bugs its step alphabet can reach) and the
