@@ -21,8 +21,9 @@
 //! 7. at a fixpoint of the above, clients merged into one another (their steps kept, so that
 //!    the other passes can try again).
 //!
-//! Greedy descents end in different local minima: the shrink runs the passes twice from the
-//! start, with the knobs before the steps and after them, and keeps the smaller result.
+//! Greedy descents end in different local minima: the shrink runs the passes three times from
+//! the start (the knobs before the steps; after them; after them and without the pairs) and
+//! keeps the smallest result.
 //!
 //! The shrinker reads no clock: its caller says when to stop (the `keep_going` callback, told
 //! the progress after every candidate), so the result is a function of the scenario and of
@@ -89,9 +90,9 @@ pub fn shrink(
         stopped: false,
         keep_going,
     };
-    for knobs_first in [true, false] {
+    for (knobs_first, pairs) in [(true, true), (false, true), (false, false)] {
         shrinker.best = start.clone();
-        shrinker.descend(knobs_first);
+        shrinker.descend(knobs_first, pairs);
         if size(&shrinker.best) < size(&shrinker.smallest) {
             shrinker.smallest = shrinker.best.clone();
         }
@@ -131,9 +132,9 @@ struct Shrinker<'a> {
 
 impl Shrinker<'_> {
     /// Runs the passes until none removes anything. Greedy descents end in different local
-    /// minima depending on whether the timing knobs go before or after the steps, so
-    /// [`shrink`] runs both and keeps the smaller.
-    fn descend(&mut self, knobs_first: bool) {
+    /// minima depending on whether the timing knobs go before or after the steps and on the
+    /// pairs' pass, so [`shrink`] runs three variants and keeps the smallest.
+    fn descend(&mut self, knobs_first: bool, pairs: bool) {
         loop {
             let before = self.best.clone();
             self.clients();
@@ -141,7 +142,9 @@ impl Shrinker<'_> {
                 self.knobs();
             }
             self.steps();
-            self.pairs();
+            if pairs {
+                self.pairs();
+            }
             if !knobs_first {
                 self.knobs();
             }
