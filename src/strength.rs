@@ -188,7 +188,7 @@ pub mod report {
         }
         if args.bugs.is_empty() {
             for (bug, tests) in LOOM {
-                let command = format!("loom: run .ci/loom ({tests})");
+                let command = format!("bash .ci/loom ({tests})");
                 rows.push(elsewhere(bug, "loom", command));
             }
         }
