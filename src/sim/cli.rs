@@ -276,6 +276,8 @@ impl SimArgs {
             if let (true, Some(out)) = (self.shrink, &self.out) {
                 self.shrink_to(seed, &opts, out)?;
             }
+        } else if self.shrink {
+            println!("shrink: the run passed, nothing to shrink");
         }
         Ok(good)
     }
