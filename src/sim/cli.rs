@@ -395,11 +395,11 @@ impl SimArgs {
             }
             for outcome in &report.failures {
                 println!("shrinking seed {}:", outcome.seed);
-                self.shrink_to(
-                    outcome.seed,
-                    &opts,
-                    &dir.join(format!("seed-{}.scn", outcome.seed)),
-                )?;
+                let file = dir.join(format!("seed-{}.scn", outcome.seed));
+                // One seed that cannot be shrunk does not stop the others.
+                if let Err(e) = self.shrink_to(outcome.seed, &opts, &file) {
+                    println!("shrink: seed {}: {e}", outcome.seed);
+                }
             }
         }
         Ok(good)
