@@ -1,7 +1,10 @@
 //! Shrinking: a failing run reduced to a small scenario that fails the same invariant.
 //!
 //! A failing seed is first written down as a [`Scenario`] ([`super::run::record_seed`]: each
-//! client's operations at the times they ran, the faults, the mix), then reduced by delta
+//! client's operations at the times they ran, the faults, the mix; it replays them at the same
+//! times, often event for event, though a scripted client's wake-up may swap with another event
+//! of the same millisecond, which is why the caller checks that it fails the same way), then
+//! reduced by delta
 //! debugging over that scenario, never by drawing seeds again. Every candidate is replayed
 //! through [`run_scenario`], the path `chatroom sim --replay` takes, and kept only if it fails
 //! the same invariant (compared by name). The passes, repeated until none helps:

@@ -43,6 +43,8 @@ fn a_recorded_run_replays_as_the_same_failure_from_its_text() {
     // Planted from the file, not from the options.
     let replayed = run_scenario(&parsed, &RunOptions::default());
     assert_eq!(replayed.violation, original.violation);
+    // For this seed, event for event (not for every seed: a scripted client's wake-up may
+    // swap with another event of the same millisecond).
     assert_eq!(replayed.hash, original.hash, "the scenario replays the run event for event");
 }
 
