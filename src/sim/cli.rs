@@ -504,11 +504,11 @@ pub fn shrink_seed(
 ) -> Result<TimedShrink, String> {
     let started = Instant::now();
     let recorded = record_seed(seed, opts);
-    let Some(violation) = recorded.violation else {
+    let Some(violation) = &recorded.violation else {
         return Err(format!("seed {seed} passes: nothing to shrink"));
     };
     #[allow(unused_mut)]
-    let mut scenario = recorded.script.expect("a recorded run is written down");
+    let mut scenario = shrink::written_down(&recorded).expect("the run was recorded");
     #[cfg(any(test, feature = "planted"))]
     if opts.planted != crate::core::planted::Planted::None {
         scenario.planted = Some(opts.planted.name());

@@ -44,8 +44,8 @@ pub fn planted_unavailable(scenario: &Scenario) -> Option<String> {
     ))
 }
 
-/// Runs the random world of `seed` and writes it down as a scenario
-/// ([`Outcome::script`](super::world::Outcome)), which `run_scenario` replays.
+/// Runs the random world of `seed`, recording what its clients performed and its faults
+/// (`Outcome::recorded`), which [`super::shrink::written_down`] turns into a scenario.
 pub fn record_seed(seed: u64, opts: &RunOptions) -> Outcome {
     World::random(seed, opts.clone()).recording().run()
 }

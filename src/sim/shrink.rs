@@ -35,6 +35,46 @@
 use super::options::{FaultMix, RunOptions};
 use super::run::run_scenario;
 use super::scenario::{Action, Op, Scenario, Step};
+use super::world::Outcome;
+
+/// A recorded run ([`super::run::record_seed`]) as a scenario: each client's operations at the
+/// times they ran (a client that still had work at the end idles until then, so that the
+/// workload does not end earlier than it did), the faults, the mix. The login storm's clients
+/// move last, where a scenario keeps them. `None` if the run was not recorded.
+pub fn written_down(outcome: &Outcome) -> Option<Scenario> {
+    let recorded = outcome.recorded.as_ref()?;
+    let count = recorded.clients.len();
+    let storm = recorded.storm.clone().unwrap_or(0..0);
+    let order: Vec<usize> = (0..count)
+        .filter(|c| !storm.contains(c))
+        .chain(storm.clone().filter(|&c| c < count))
+        .collect();
+    let renumber = |old: usize| order.iter().position(|&c| c == old).unwrap_or(old);
+    let mut steps: Vec<Step> = (recorded.faults.iter())
+        .map(|step| {
+            let mut step = step.clone();
+            if let Action::Partition { client, .. } | Action::Reset { client, .. } =
+                &mut step.action
+            {
+                *client = renumber(*client);
+            }
+            step
+        })
+        .collect();
+    for (client, &old) in order.iter().enumerate() {
+        let (ops, busy) = &recorded.clients[old];
+        steps.extend(ops.iter().map(|(at_ms, op)| Step {
+            at_ms: *at_ms,
+            action: Action::Client { client, op: op.clone() },
+        }));
+        if *busy {
+            let op = Op::Idle;
+            steps.push(Step { at_ms: recorded.end_ms, action: Action::Client { client, op } });
+        }
+    }
+    steps.sort_by_key(|s| s.at_ms);
+    Some(Scenario { seed: outcome.seed, mix: outcome.mix, clients: count, steps, planted: None })
+}
 
 /// Where a shrink is, after each candidate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

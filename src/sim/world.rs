@@ -48,8 +48,21 @@ pub struct Outcome {
     pub trace: Vec<String>,
     /// Each kept line's time and typed event (for the space-time diagram).
     pub kept: Vec<(u64, super::trace::Event)>,
-    /// The run written down as a scenario, if it was recorded ([`World::recording`]).
-    pub script: Option<Scenario>,
+    /// What the clients performed and the faults, if the run was recorded
+    /// ([`World::recording`]).
+    pub recorded: Option<Recorded>,
+}
+
+/// What a recorded run did.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Each client's operations with their times, and whether it had more to do at the end.
+    pub clients: Vec<(Vec<(u64, Op)>, bool)>,
+    pub faults: Vec<Step>,
+    /// The login storm's clients, if any.
+    pub storm: Option<std::ops::Range<usize>>,
+    /// When the run ended.
+    pub end_ms: u64,
 }
 
 #[derive(Debug)]
@@ -307,8 +320,8 @@ impl World {
         }
     }
 
-    /// Writes down what the clients perform and the faults, so that the run's
-    /// [`Outcome::script`] replays it as a scenario (see `sim::shrink`).
+    /// Writes down what the clients perform and the faults, in [`Outcome::recorded`] (which
+    /// `sim::shrink::written_down` turns into a scenario).
     pub fn recording(mut self) -> Self {
         for client in &mut self.clients {
             client.record = Some(Vec::new());
@@ -317,43 +330,14 @@ impl World {
         self
     }
 
-    /// The recorded run as a scenario: each client's operations at the times they ran (a
-    /// client still busy at the end idles until then, so that the workload does not end
-    /// earlier than it did), the faults, the mix. The login storm's clients move last, where a
-    /// scenario keeps them.
-    fn written_down(&self) -> Option<Scenario> {
-        let recorded = self.clients.iter().take_while(|c| c.record.is_some()).count();
-        let storm = self.storm.clone().unwrap_or(0..0);
-        let order: Vec<usize> = (0..recorded)
-            .filter(|c| !storm.contains(c))
-            .chain(storm.clone().filter(|&c| c < recorded))
+    /// What the recorded clients performed and the faults (`sim::shrink::written_down` turns
+    /// it into a scenario).
+    fn recorded(&mut self) -> Option<Recorded> {
+        let faults = self.faults_log.take()?;
+        let clients = (self.clients.iter_mut())
+            .map_while(|c| Some((c.record.take()?, !c.is_done())))
             .collect();
-        let renumber = |old: usize| order.iter().position(|&c| c == old).unwrap_or(old);
-        let mut steps: Vec<Step> = (self.faults_log.as_ref()?.iter())
-            .map(|step| {
-                let mut step = step.clone();
-                if let Action::Partition { client, .. } | Action::Reset { client, .. } =
-                    &mut step.action
-                {
-                    *client = renumber(*client);
-                }
-                step
-            })
-            .collect();
-        for (client, &old) in order.iter().enumerate() {
-            let c = &self.clients[old];
-            let ops = c.record.iter().flatten();
-            steps.extend(ops.map(|(at_ms, op)| Step {
-                at_ms: *at_ms,
-                action: Action::Client { client, op: op.clone() },
-            }));
-            if !c.is_done() {
-                let op = Op::Idle;
-                steps.push(Step { at_ms: self.now_ms, action: Action::Client { client, op } });
-            }
-        }
-        steps.sort_by_key(|s| s.at_ms);
-        Some(Scenario { seed: self.seed, mix: self.mix, clients: recorded, steps, planted: None })
+        Some(Recorded { clients, faults, storm: self.storm.clone(), end_ms: self.now_ms })
     }
 
     /// A world without clients, driven by hand through [`World::perform`].
@@ -464,7 +448,7 @@ impl World {
         if self.phase != Phase::Done && self.checker.violation().is_none() {
             self.checker.finish(self.now_ms);
         }
-        let script = self.written_down();
+        let recorded = self.recorded();
         let (events_len, hash) = (self.trace.events(), self.trace.hash());
         let (trace, kept) = self.trace.into_kept();
         Outcome {
@@ -479,7 +463,7 @@ impl World {
             violation: self.checker.violation().cloned(),
             trace,
             kept,
-            script,
+            recorded,
         }
     }
 

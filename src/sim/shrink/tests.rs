@@ -24,8 +24,8 @@ fn first_failing_seed(opts: &RunOptions) -> u64 {
 }
 
 /// The seed's run written down, naming its bug.
-fn written_down(seed: u64, opts: &RunOptions) -> Scenario {
-    let mut scenario = record_seed(seed, opts).script.expect("recorded");
+fn recorded_scenario(seed: u64, opts: &RunOptions) -> Scenario {
+    let mut scenario = written_down(&record_seed(seed, opts)).expect("recorded");
     scenario.planted = Some(opts.planted.name());
     scenario
 }
@@ -37,7 +37,7 @@ fn a_recorded_run_replays_as_the_same_failure_from_its_text() {
     let original = run_seed(seed, &opts);
     let recorded = record_seed(seed, &opts);
     assert_eq!(recorded.hash, original.hash, "recording does not change the run");
-    let text = written_down(seed, &opts).to_string();
+    let text = recorded_scenario(seed, &opts).to_string();
     assert!(text.contains("planted BindByNameOnly"), "{text}");
     let parsed: Scenario = text.parse().expect("the written scenario parses");
     // Planted from the file, not from the options.
@@ -58,7 +58,7 @@ fn planted_bugs_shrink_to_a_dozen_operations_failing_the_same_invariant() {
         let opts = planted(bug);
         let seed = first_failing_seed(&opts);
         let invariant = run_seed(seed, &opts).violation.expect("fails").invariant;
-        let start = written_down(seed, &opts);
+        let start = recorded_scenario(seed, &opts);
         let shrunk = shrink(&start, &opts, &mut |_| true).expect("the start fails");
         assert!(shrunk.complete);
         assert_eq!(shrunk.invariant, invariant, "{bug:?}");
@@ -78,7 +78,7 @@ fn planted_bugs_shrink_to_a_dozen_operations_failing_the_same_invariant() {
 #[test]
 fn the_budget_stops_a_shrink_with_the_smallest_failure_so_far() {
     let opts = planted(Planted::TakeoverLosesMessage);
-    let start = written_down(first_failing_seed(&opts), &opts);
+    let start = recorded_scenario(first_failing_seed(&opts), &opts);
     let mut calls = 0;
     let shrunk = shrink(&start, &opts, &mut |_| {
         calls += 1;
