@@ -10,4 +10,5 @@ pub mod net;
 pub mod results;
 pub mod sim;
 pub mod store;
+pub mod strength;
 pub mod wire;

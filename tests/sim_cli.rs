@@ -54,3 +54,26 @@ fn usage_errors_exit_with_2() {
         assert_eq!(code, 2, "{args:?}: {out}");
     }
 }
+
+/// Planted bugs never reach a default build: `chatroom strength` says how to get them, and a
+/// shrunk scenario that plants a bug is refused rather than replayed without it.
+#[cfg(not(feature = "planted"))]
+#[test]
+fn a_default_build_has_no_planted_bugs() {
+    let output = Command::new(env!("CARGO_BIN_EXE_chatroom"))
+        .arg("strength")
+        .output()
+        .expect("the binary runs");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("no planted bugs") && err.contains("--features planted"), "{err}");
+    let file = std::env::temp_dir().join(format!("chatroom-planted-{}.scn", std::process::id()));
+    let text = "chatroom-sim 1\nplanted DropOnDetach\nclients 1\nat 0 client 0 help\n";
+    std::fs::write(&file, text).unwrap();
+    let (code, out) = sim(&["--replay", file.to_str().unwrap()]);
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("plants the bug DropOnDetach"), "{out}");
+    let (code, out) = sim(&["--seed", "1", "--planted", "DropOnDetach"]);
+    assert_eq!(code, 2, "no --planted option: {out}");
+}

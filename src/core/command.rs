@@ -51,9 +51,9 @@ impl Server {
             self.reply(conn, false, &text);
             return None;
         }
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         let counted = self.config.planted != super::planted::Planted::ThrottleCountedLate;
-        #[cfg(not(test))]
+        #[cfg(not(any(test, feature = "planted")))]
         let counted = true;
         let reservation = self.throttle.reserve(&key, peer, counted);
         self.arm_sweep();
@@ -89,9 +89,9 @@ impl Server {
             );
             return self.reply(conn, false, &text);
         }
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         let counted_now = self.config.planted != super::planted::Planted::RegistrationUnlimited;
-        #[cfg(not(test))]
+        #[cfg(not(any(test, feature = "planted")))]
         let counted_now = true;
         if counted_now {
             self.registrations.record(peer, max, self.now_ms);
@@ -152,7 +152,7 @@ impl Server {
                 if let Some(text) = self.register_refusal(&name) {
                     return self.reply(conn, false, &text);
                 }
-                #[cfg(test)]
+                #[cfg(any(test, feature = "planted"))]
                 if self.config.planted == super::planted::Planted::RegistrationUnlimited {
                     let (peer, max) = (self.peer(conn), self.config.registrations_per_peer_max);
                     self.registrations.record(peer, max, self.now_ms);
@@ -197,7 +197,7 @@ impl Server {
         if let Some(current) = self.session_of(conn) {
             self.end_session(current, None);
         }
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         self.planted_takeover_loss(account);
         self.end_session(account, Some("Logged in elsewhere; this session has ended"));
         let peer = self.peer(conn);
@@ -210,7 +210,7 @@ impl Server {
         };
         self.sessions.insert(account, session);
         let limit = self.config.frame_len_max;
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         let limit = self.planted_limit_logged_in(limit);
         let c = self.conns.get_mut(&conn).expect("a logging-in connection is open");
         c.decoder.set_body_len_max(limit);
@@ -243,20 +243,20 @@ impl Server {
     }
 
     fn send(&mut self, conn: ConnId, from: AccountId, to: &str, text: String) {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         let refuse_empty = self.config.planted != super::planted::Planted::EmptyTextAccepted;
-        #[cfg(not(test))]
+        #[cfg(not(any(test, feature = "planted")))]
         let refuse_empty = true;
         if refuse_empty && text.is_empty() {
             return self.reply(conn, false, EMPTY_TEXT);
         }
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         let to = if self.config.planted == super::planted::Planted::SendNameCaseSensitive {
             self.names.get(to).copied()
         } else {
             self.account_id(to)
         };
-        #[cfg(not(test))]
+        #[cfg(not(any(test, feature = "planted")))]
         let to = self.account_id(to);
         let Some(to) = to else {
             return self.reply(conn, false, UNKNOWN_RECIPIENT);
@@ -293,7 +293,7 @@ impl Server {
         }
         let glob = Glob::new(if pattern.is_empty() { "*" } else { pattern });
         let prefix = glob.literal_prefix();
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         let prefix = if self.config.planted == super::planted::Planted::ListPrefixStopsAtStarOnly {
             &pattern[..pattern.find('*').unwrap_or(pattern.len())]
         } else {
@@ -331,7 +331,7 @@ impl Server {
             text.push(' ');
             shown += 1;
         }
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         self.planted_list_deleted(&mut text);
         let hidden = matches.len() - shown;
         if stopped {

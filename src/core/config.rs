@@ -67,7 +67,7 @@ pub struct Config {
     /// there are.
     pub list_scan_max: usize,
     /// A bug to plant, for tests that prove the checkers catch it.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "planted"))]
     pub planted: super::planted::Planted,
 }
 
@@ -101,7 +101,7 @@ impl Default for Config {
             list_reply_bytes_max: 16 * 1024,
             list_pattern_len_max: 64,
             list_scan_max: 2_000,
-            #[cfg(test)]
+            #[cfg(any(test, feature = "planted"))]
             planted: super::planted::Planted::None,
         }
     }

@@ -27,8 +27,8 @@ mod command;
 mod config;
 mod names;
 mod outbox;
-#[cfg(test)]
-pub(crate) mod planted;
+#[cfg(any(test, feature = "planted"))]
+pub mod planted;
 pub mod record;
 mod relay;
 mod server;

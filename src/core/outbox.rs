@@ -40,7 +40,7 @@ impl Outbox {
     }
 
     /// The gated output [`Outbox::pop`] would release next, if no immediate one comes first.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "planted"))]
     pub fn next_gated(&self) -> Option<&Output> {
         self.immediate.is_empty().then(|| self.gated.front().map(|g| &g.output)).flatten()
     }

@@ -115,6 +115,50 @@ pub enum Planted {
     ThrottleFreeOffByOne,
 }
 
+impl Planted {
+    /// Every planted bug (not `None`), in declaration order: the strength report runs each.
+    /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
+    pub const ALL: [Planted; 27] = [
+        Planted::InboundUnbounded,
+        Planted::DeleteKeepsQueue,
+        Planted::TakeoverLosesMessage,
+        Planted::ListShowsDeleted,
+        Planted::DropOnDetach,
+        Planted::ReplyBeforeDurable,
+        Planted::BindByNameOnly,
+        Planted::RequeueOutOfOrder,
+        Planted::PipelineUnbounded,
+        Planted::PushBeforeOldRelayEnds,
+        Planted::HostReadsWhileOwed,
+        Planted::HostClosesEarly,
+        Planted::HostAssumesSyncSink,
+        Planted::BareRelayByDefault,
+        Planted::ThrottleCountedLate,
+        Planted::ThrottleLocksOwner,
+        Planted::RegistrationUnlimited,
+        Planted::EmptyTextAccepted,
+        Planted::ReplayTornRecord,
+        Planted::AckAnyAccount,
+        Planted::TicketReusable,
+        Planted::TicketExpiryLeftToSweep,
+        Planted::SendNameCaseSensitive,
+        Planted::ListPrefixStopsAtStarOnly,
+        Planted::FrameAtLimitRefused,
+        Planted::FrameOverLimitAccepted,
+        Planted::ThrottleFreeOffByOne,
+    ];
+
+    /// The bug's name as written in scenario files and on the command line (the variant's).
+    pub fn name(self) -> String {
+        format!("{self:?}")
+    }
+
+    /// The bug named `name` (as [`Planted::name`] spells it; `None` too).
+    pub fn from_name(name: &str) -> Option<Planted> {
+        std::iter::once(Planted::None).chain(Planted::ALL).find(|bug| bug.name() == name)
+    }
+}
+
 impl Server {
     /// [`Planted::AckAnyAccount`]: applies acknowledged `ids` to whichever account holds each.
     /// Returns whether it did (the caller then stops).
@@ -158,7 +202,7 @@ impl Server {
 
     /// The durable lsn the outbox releases against: [`Planted::ReplyBeforeDurable`] treats
     /// everything as durable while the next output is a send's acknowledgement.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "planted"))]
     pub(super) fn planted_release_bound(&self) -> Lsn {
         let ack = |o: &Output| matches!(o, Output::Reply { frame, .. } if frame.ends_with(reply::SEND_OK.as_bytes()));
         let planted = self.config.planted == Planted::ReplyBeforeDurable;
@@ -246,5 +290,52 @@ impl Server {
         }
         binding.pushed_through = state.queue[1].id;
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Planted;
+
+    /// [`Planted::ALL`] lists every bug once: the match below is exhaustive, so a new variant
+    /// does not compile until it gets its place in `ALL` here (and `ALL` must hold it there).
+    #[test]
+    fn every_bug_is_listed_once() {
+        let place = |bug: Planted| match bug {
+            Planted::None => None,
+            Planted::InboundUnbounded => Some(0),
+            Planted::DeleteKeepsQueue => Some(1),
+            Planted::TakeoverLosesMessage => Some(2),
+            Planted::ListShowsDeleted => Some(3),
+            Planted::DropOnDetach => Some(4),
+            Planted::ReplyBeforeDurable => Some(5),
+            Planted::BindByNameOnly => Some(6),
+            Planted::RequeueOutOfOrder => Some(7),
+            Planted::PipelineUnbounded => Some(8),
+            Planted::PushBeforeOldRelayEnds => Some(9),
+            Planted::HostReadsWhileOwed => Some(10),
+            Planted::HostClosesEarly => Some(11),
+            Planted::HostAssumesSyncSink => Some(12),
+            Planted::BareRelayByDefault => Some(13),
+            Planted::ThrottleCountedLate => Some(14),
+            Planted::ThrottleLocksOwner => Some(15),
+            Planted::RegistrationUnlimited => Some(16),
+            Planted::EmptyTextAccepted => Some(17),
+            Planted::ReplayTornRecord => Some(18),
+            Planted::AckAnyAccount => Some(19),
+            Planted::TicketReusable => Some(20),
+            Planted::TicketExpiryLeftToSweep => Some(21),
+            Planted::SendNameCaseSensitive => Some(22),
+            Planted::ListPrefixStopsAtStarOnly => Some(23),
+            Planted::FrameAtLimitRefused => Some(24),
+            Planted::FrameOverLimitAccepted => Some(25),
+            Planted::ThrottleFreeOffByOne => Some(26),
+        };
+        for (index, bug) in Planted::ALL.into_iter().enumerate() {
+            assert_eq!(place(bug), Some(index), "{bug:?}");
+            assert_eq!(Planted::from_name(&bug.name()), Some(bug));
+        }
+        assert_eq!(Planted::from_name("None"), Some(Planted::None));
+        assert_eq!(Planted::from_name("NoSuchBug"), None);
     }
 }

@@ -27,7 +27,7 @@ impl Server {
         let no_session = || "no live session for this user".to_owned();
         let account = self.account_id(name).ok_or_else(no_session)?;
         let session = self.sessions.get(&account).ok_or_else(no_session)?;
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         if self.config.planted == super::planted::Planted::BindByNameOnly && session.relay.is_none()
         {
             return Ok((account, false));
@@ -35,19 +35,19 @@ impl Server {
         let acks = match ticket {
             Some(ticket) => {
                 // A ticket is spent by any attempt, so a second use always reads as reuse.
-                #[cfg(test)]
+                #[cfg(any(test, feature = "planted"))]
                 let issued = if self.config.planted == super::planted::Planted::TicketReusable {
                     self.tickets.get(ticket).cloned()
                 } else {
                     self.tickets.remove(ticket)
                 };
-                #[cfg(not(test))]
+                #[cfg(not(any(test, feature = "planted")))]
                 let issued = self.tickets.remove(ticket);
                 let issued = issued.ok_or("unknown or already used ticket")?;
-                #[cfg(test)]
+                #[cfg(any(test, feature = "planted"))]
                 let expiry_checked =
                     self.config.planted != super::planted::Planted::TicketExpiryLeftToSweep;
-                #[cfg(not(test))]
+                #[cfg(not(any(test, feature = "planted")))]
                 let expiry_checked = true;
                 if expiry_checked && issued.expires_ms <= self.now_ms {
                     return Err("the ticket has expired".to_owned());
@@ -88,7 +88,7 @@ impl Server {
     }
 
     fn bare_relay_allowed(&self) -> bool {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         if self.config.planted == super::planted::Planted::BareRelayByDefault {
             return true;
         }
@@ -125,7 +125,7 @@ impl Server {
     pub(super) fn acknowledged(&mut self, conn: ConnId, mut ids: Vec<MsgId>) {
         let Some(Role::Relay(binding)) = self.conns.get(&conn).map(|c| &c.role) else { return };
         let to = binding.account;
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         if self.planted_ack_any_account(&ids) {
             return;
         }
@@ -166,7 +166,7 @@ impl Server {
         if let Some(session) = self.sessions.get_mut(&account) {
             if session.relay == Some(conn) {
                 session.relay = None;
-                #[cfg(test)]
+                #[cfg(any(test, feature = "planted"))]
                 if self.config.planted == super::planted::Planted::DropOnDetach {
                     self.planted_drop_first(account)
                 }
@@ -190,13 +190,13 @@ impl Server {
     pub(super) fn pump(&mut self, account: AccountId) {
         let Some(relay) = self.sessions.get(&account).and_then(|s| s.relay) else { return };
         let old_relay_closing = self.closing_bare_relays.contains_key(&account);
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         let old_relay_closing = old_relay_closing
             && self.config.planted != super::planted::Planted::PushBeforeOldRelayEnds;
         if old_relay_closing {
             return;
         }
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         if self.config.planted == super::planted::Planted::RequeueOutOfOrder
             && self.planted_swap_first_two(account, relay)
         {

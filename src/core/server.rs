@@ -10,7 +10,7 @@ use thiserror::Error;
 use super::config::duration_text;
 use super::names::name_key;
 use super::outbox::Outbox;
-#[cfg(test)]
+#[cfg(any(test, feature = "planted"))]
 use super::planted::Planted;
 use super::throttle::{Registrations, Reservation, Throttle};
 use super::timers::{Timer, Timers};
@@ -50,7 +50,7 @@ pub struct Server {
     pub(super) last_lsn: Lsn,
     pub(super) durable_lsn: Lsn,
     /// Deleted accounts, kept only when a planted bug needs them.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "planted"))]
     pub(super) graveyard: Vec<(String, VecDeque<Queued>)>,
 }
 
@@ -203,11 +203,11 @@ impl Server {
             config.login_backoff_base_ms,
             config.login_failure_window_ms,
         );
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         if config.planted == Planted::ThrottleLocksOwner {
             throttle.planted_key_by_name_only();
         }
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         if config.planted == Planted::ThrottleFreeOffByOne {
             throttle.planted_one_more_free_check();
         }
@@ -231,7 +231,7 @@ impl Server {
             outbox: Outbox::default(),
             last_lsn: Lsn(0),
             durable_lsn: Lsn(0),
-            #[cfg(test)]
+            #[cfg(any(test, feature = "planted"))]
             graveyard: Vec::new(),
         }
     }
@@ -294,7 +294,7 @@ impl Server {
 
     fn opened(&mut self, conn: ConnId, channel: Channel, peer: Peer) {
         let limit = self.config.frame_len_max_before_login;
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         let limit = self.planted_limit_before_login(limit);
         let role = match channel {
             Channel::Command => Role::Command { account: None, busy: None, owed: 0 },
@@ -324,7 +324,7 @@ impl Server {
         let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) else { return };
         c.decoder.feed(bytes);
         let limit = self.config.inbound_buffered_len_max;
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         let limit =
             if self.config.planted == Planted::InboundUnbounded { usize::MAX } else { limit };
         if c.decoder.buffered_len() > limit {
@@ -341,7 +341,7 @@ impl Server {
         while let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) {
             if let Role::Command { busy, owed, .. } = &c.role {
                 let pipeline_full = *owed as usize >= self.config.pipeline_len_max;
-                #[cfg(test)]
+                #[cfg(any(test, feature = "planted"))]
                 let pipeline_full =
                     pipeline_full && self.config.planted != Planted::PipelineUnbounded;
                 if busy.is_some() || pipeline_full {
@@ -506,14 +506,14 @@ impl Server {
                 let account_state =
                     Account { name: name.clone(), password_hash: password_hash.clone(), queue };
                 Arc::make_mut(&mut self.accounts).insert(*account, Arc::new(account_state));
-                #[cfg(test)]
+                #[cfg(any(test, feature = "planted"))]
                 self.planted_adopt_queue(*account);
             }
             Record::Delete { account } => {
                 let accounts = Arc::make_mut(&mut self.accounts);
                 let removed = accounts.remove(account).ok_or("deleted account is unknown")?;
                 Arc::make_mut(&mut self.names).remove(&name_key(&removed.name));
-                #[cfg(test)]
+                #[cfg(any(test, feature = "planted"))]
                 self.planted_bury(&removed.name, &removed.queue);
                 self.queued_bytes -=
                     removed.queue.iter().map(|q| queued_cost(&q.text)).sum::<u64>();
@@ -597,9 +597,9 @@ impl Server {
 
     /// The next output, or `None` when nothing more can be released now.
     pub fn poll_output(&mut self) -> Option<Output> {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         return self.outbox.pop(self.planted_release_bound());
-        #[cfg(not(test))]
+        #[cfg(not(any(test, feature = "planted")))]
         self.outbox.pop(self.durable_lsn)
     }
 

@@ -60,7 +60,7 @@ pub(crate) struct Throttle {
     name_limits: Limits,
     peer_limits: Limits,
     /// The planted `ThrottleLocksOwner`: names are counted over every address together.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "planted"))]
     key_by_name_only: bool,
 }
 
@@ -90,27 +90,27 @@ impl Throttle {
             by_peer: BTreeMap::new(),
             name_limits: limits(per_name_free),
             peer_limits: limits(per_peer_free),
-            #[cfg(test)]
+            #[cfg(any(test, feature = "planted"))]
             key_by_name_only: false,
         }
     }
 
     /// Plants `ThrottleLocksOwner`.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "planted"))]
     pub fn planted_key_by_name_only(&mut self) {
         self.key_by_name_only = true;
     }
 
     /// The planted `ThrottleFreeOffByOne`: a (name, address) gets one more free check than
     /// configured (the bound compared with `<=` where `<` was meant).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "planted"))]
     pub fn planted_one_more_free_check(&mut self) {
         self.name_limits.free += 1;
     }
 
     /// The key of a name's count: the name and the address it is tried from.
     fn name_key(&self, name: &str, peer: Peer) -> (String, Peer) {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         if self.key_by_name_only {
             return (name.to_owned(), Peer(0));
         }

@@ -39,7 +39,7 @@ pub use sink::{MemorySink, RecordSink};
 
 use self::mailbox::{Mailbox, PushError};
 use self::sync::Arc;
-#[cfg(test)]
+#[cfg(any(test, feature = "planted"))]
 use crate::core::planted::Planted;
 use crate::core::{Channel, ConnId, Event, Input, Output, Peer, Server};
 
@@ -147,14 +147,14 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
     /// owed has been written, so a client that pipelines waits in the kernel's buffers, not
     /// in the server's memory, and its thread is never blocked reading while a reply waits.
     pub fn may_read(&self, conn: ConnId) -> bool {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         if self.planted() == Planted::HostReadsWhileOwed {
             return true;
         }
         !self.server.awaiting_reply(conn)
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "planted"))]
     fn planted(&self) -> Planted {
         self.server.config().planted
     }
@@ -233,7 +233,7 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
             }
             let last = self.server.last_lsn();
             let synchronous = self.sink.is_synchronous();
-            #[cfg(test)]
+            #[cfg(any(test, feature = "planted"))]
             let synchronous = synchronous || self.planted() == Planted::HostAssumesSyncSink;
             if !synchronous || self.server.durable_lsn() == last {
                 break;
@@ -254,7 +254,7 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
                     route.hang_up(Hang::Read);
                     self.touch(conn);
                 }
-                #[cfg(test)]
+                #[cfg(any(test, feature = "planted"))]
                 if self.planted() == Planted::HostClosesEarly {
                     let now_ms = self.server.now_ms();
                     self.server.handle_input(Input { now_ms, event: Event::Closed { conn } });

@@ -270,7 +270,7 @@ fn write_diagram(
     let scenario: crate::sim::Scenario = scenario_text.parse().map_err(|e| format!("{e}"))?;
     #[allow(unused_mut)]
     let mut opts = RunOptions { keep_trace: true, ..RunOptions::default() };
-    #[cfg(test)]
+    #[cfg(any(test, feature = "planted"))]
     {
         // A bug planted in the checked core is planted in the replay too.
         opts.planted = checked.config.planted;

@@ -9,7 +9,7 @@
 //! sharded sweep.
 
 use std::io::{IsTerminal, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -17,8 +17,12 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::options::{FaultMode, RunOptions};
-use super::run::{determinism, run_scenario, run_seed, sweep, SeedRun, SweepReport};
+use super::run::{
+    determinism, planted_unavailable, record_seed, run_scenario, run_seed, sweep, SeedRun,
+    SweepReport,
+};
 use super::scenario::Scenario;
+use super::shrink::{self, Progress, Shrunk};
 use super::workload::Workload;
 use super::world::Outcome;
 use crate::results::{self, Failure, ResultFiles, RunResult};
@@ -68,6 +72,22 @@ pub struct SimArgs {
     /// Write the space-time diagram of a single run (`--seed` or `--replay`) to this HTML file.
     #[arg(long)]
     pub html: Option<PathBuf>,
+    /// Shrink a failing run to a small scenario failing the same invariant, written to
+    /// `--out` (with `--seeds`, every failing seed, each to `--out DIR/seed-N.scn`).
+    #[arg(long, requires = "out", conflicts_with = "replay")]
+    pub shrink: bool,
+    /// Where `--shrink` writes: a scenario file for `--seed`, a directory for `--seeds`.
+    #[arg(long, requires = "shrink")]
+    pub out: Option<PathBuf>,
+    /// Wall-time budget of one shrink, in seconds (it then keeps the smallest failing
+    /// scenario found so far).
+    #[arg(long, default_value_t = 60)]
+    pub shrink_budget_s: u64,
+    /// Plant this bug in the server (`core::planted::Planted`, by name; builds with the
+    /// `planted` feature only), for example to shrink a planted bug's failing seed.
+    #[cfg(any(test, feature = "planted"))]
+    #[arg(long, value_parser = parse_planted)]
+    pub planted: Option<crate::core::planted::Planted>,
     #[command(flatten)]
     pub results: ResultFiles,
 }
@@ -137,6 +157,15 @@ impl MergeArgs {
     }
 }
 
+#[cfg(any(test, feature = "planted"))]
+fn parse_planted(text: &str) -> Result<crate::core::planted::Planted, String> {
+    crate::core::planted::Planted::from_name(text).ok_or_else(|| {
+        let names: Vec<String> =
+            crate::core::planted::Planted::ALL.iter().map(|b| b.name()).collect();
+        format!("unknown planted bug {text:?}; one of: {}", names.join(", "))
+    })
+}
+
 fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
@@ -192,16 +221,24 @@ impl SimArgs {
             names: self.names,
             workload: self.workload,
             keep_trace: self.trace.is_some() || self.html.is_some(),
+            #[cfg(any(test, feature = "planted"))]
+            planted: self.planted.unwrap_or_default(),
             ..RunOptions::default()
         }
     }
 
     /// The command that replays `seed` with these options.
     fn replay_command(&self, seed: u64) -> String {
-        format!(
+        #[allow(unused_mut)]
+        let mut command = format!(
             "chatroom sim --seed {seed} --faults {} --clients {} --ops {} --names {} --workload {}",
             self.faults, self.clients, self.ops, self.names, self.workload
-        )
+        );
+        #[cfg(any(test, feature = "planted"))]
+        if let Some(bug) = self.planted.filter(|&b| b != crate::core::planted::Planted::None) {
+            command.push_str(&format!(" --planted {}", bug.name()));
+        }
+        command
     }
 
     fn single(&self, seed: u64) -> Result<bool, String> {
@@ -236,14 +273,38 @@ impl SimArgs {
         if outcome.violation.is_some() {
             print_last_events(seed, &opts);
             println!("replay: {}", self.replay_command(seed));
+            if let (true, Some(out)) = (self.shrink, &self.out) {
+                self.shrink_to(seed, &opts, out)?;
+            }
+        } else if self.shrink {
+            println!("shrink: the run passed, nothing to shrink");
         }
         Ok(good)
+    }
+
+    /// Shrinks the failing `seed` into the scenario file `out` and prints the result.
+    fn shrink_to(&self, seed: u64, opts: &RunOptions, out: &Path) -> Result<(), String> {
+        let shrunk = shrink_seed(seed, opts, self.shrink_budget_s, true)?;
+        let mut text = format!(
+            "# Shrunk from: {}\n# Fails: {}\n",
+            self.replay_command(seed),
+            shrunk.shrunk.invariant
+        );
+        text.push_str(&shrunk.shrunk.scenario.to_string());
+        std::fs::write(out, text).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        println!("{}", shrunk.summary());
+        println!("invariant: {}", shrunk.shrunk.invariant);
+        println!("replay: chatroom sim --replay {}", out.display());
+        Ok(())
     }
 
     fn replay(&self, path: &PathBuf) -> Result<bool, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let scenario: Scenario = text.parse().map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Some(reason) = planted_unavailable(&scenario) {
+            return Err(format!("{}: {reason}", path.display()));
+        }
         println!("SEED={} scenario={} clients={}", scenario.seed, path.display(), scenario.clients);
         println!("mix: {}", scenario.mix);
         let mut opts = self.options();
@@ -326,7 +387,22 @@ impl SimArgs {
             })
             .collect();
         self.write_results(&results)?;
-        Ok(self.report_sweep(&report, started.elapsed().as_secs_f64()))
+        let good = self.report_sweep(&report, started.elapsed().as_secs_f64());
+        if let (true, Some(dir)) = (self.shrink, &self.out) {
+            if !report.failures.is_empty() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            for outcome in &report.failures {
+                println!("shrinking seed {}:", outcome.seed);
+                let file = dir.join(format!("seed-{}.scn", outcome.seed));
+                // One seed that cannot be shrunk does not stop the others.
+                if let Err(e) = self.shrink_to(outcome.seed, &opts, &file) {
+                    println!("shrink: seed {}: {e}", outcome.seed);
+                }
+            }
+        }
+        Ok(good)
     }
 
     /// The machine-readable result of one run; `extra` is one more option (a replayed file).
@@ -395,6 +471,87 @@ impl SimArgs {
         let _ = std::io::stdout().flush();
         report.failures.is_empty() && report.nondeterministic.is_empty()
     }
+}
+
+/// A shrink and how long it took.
+#[derive(Debug, Clone)]
+pub struct TimedShrink {
+    pub shrunk: Shrunk,
+    pub wall_s: f64,
+}
+
+impl TimedShrink {
+    /// `shrunk: A -> B operations, F faults`.
+    pub fn summary(&self) -> String {
+        let s = &self.shrunk;
+        format!(
+            "shrunk: {} -> {} operations, {} faults",
+            s.ops_before,
+            shrink::ops(&s.scenario),
+            shrink::faults(&s.scenario)
+        )
+    }
+}
+
+/// Writes the failing run of `seed` down as a scenario and shrinks it for at most
+/// `budget_s` seconds of wall time; with `show`, a progress line on stderr. The scenario names
+/// the planted bug of `opts`, if any, so that it replays with it.
+pub fn shrink_seed(
+    seed: u64,
+    opts: &RunOptions,
+    budget_s: u64,
+    show: bool,
+) -> Result<TimedShrink, String> {
+    let started = Instant::now();
+    let recorded = record_seed(seed, opts);
+    let Some(violation) = &recorded.violation else {
+        return Err(format!("seed {seed} passes: nothing to shrink"));
+    };
+    #[allow(unused_mut)]
+    let mut scenario = shrink::written_down(&recorded).expect("the run was recorded");
+    #[cfg(any(test, feature = "planted"))]
+    if opts.planted != crate::core::planted::Planted::None {
+        scenario.planted = Some(opts.planted.name());
+    }
+    let replayed = run_scenario(&scenario, opts).violation.map(|v| v.invariant);
+    if replayed != Some(violation.invariant) {
+        return Err(format!(
+            "seed {seed} fails {:?}, but written down as a scenario it fails {replayed:?}: \
+             cannot shrink it",
+            violation.invariant
+        ));
+    }
+    let terminal = show && std::io::stderr().is_terminal();
+    let mut shown_s = 0.0;
+    let mut keep_going = |p: &Progress| {
+        let elapsed_s = started.elapsed().as_secs_f64();
+        if show && (terminal || elapsed_s - shown_s >= 5.0) {
+            shown_s = elapsed_s;
+            let line = format!(
+                "shrink: {} candidates, {} operations, {} faults, {} clients, {elapsed_s:.1} s",
+                p.candidates, p.ops, p.faults, p.clients
+            );
+            if terminal {
+                eprint!("\r{line}\x1b[K");
+            } else {
+                eprintln!("{line}");
+            }
+        }
+        elapsed_s < budget_s as f64
+    };
+    let shrunk = shrink::shrink(&scenario, opts, &mut keep_going)?;
+    if terminal {
+        eprintln!();
+    }
+    if show {
+        let ended = if shrunk.complete { "done" } else { "budget spent" };
+        eprintln!(
+            "shrink: {ended} after {} candidates in {:.1} s",
+            shrunk.candidates,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(TimedShrink { shrunk, wall_s: started.elapsed().as_secs_f64() })
 }
 
 /// The failure of a seed whose two runs differed: not a reproducible run, whatever it found.
@@ -701,5 +858,42 @@ mod tests {
             let text = last.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
             assert_eq!(info, text, "the info panel shows the violating line");
         }
+    }
+
+    /// `--shrink` on a seed and on a sweep: each failing seed's scenario file fails the same
+    /// invariant when replayed (it names its planted bug), and a default build refuses it.
+    #[test]
+    fn shrink_writes_replayable_scenarios_for_a_seed_and_for_a_sweep() {
+        let small = ["--clients", "3", "--ops", "25", "--names", "4"];
+        let file = temp("shrunk.scn");
+        let mut argv = vec!["--seed", "3", "--planted", "RequeueOutOfOrder", "--shrink"];
+        argv.extend(["--out", file.to_str().unwrap()]);
+        argv.extend(small);
+        assert_eq!(parse(&argv).run(), ExitCode::from(1), "the seed fails");
+        let text = std::fs::read_to_string(&file).expect("the shrunk scenario is written");
+        std::fs::remove_file(&file).expect("removable");
+        assert!(text.contains("planted RequeueOutOfOrder"), "{text}");
+        let scenario: Scenario = text.parse().expect("it parses");
+        assert!(shrink::ops(&scenario) <= 12, "{text}");
+        let outcome = run_scenario(&scenario, &RunOptions::default());
+        assert_eq!(outcome.violation.map(|v| v.invariant), Some("per-sender order is kept"));
+
+        let dir = temp("shrunk-sweep");
+        let mut argv = vec!["--seeds", "0..5", "--planted", "RequeueOutOfOrder", "--shrink"];
+        argv.extend(["--out", dir.to_str().unwrap(), "--jobs", "2"]);
+        argv.extend(small);
+        assert_eq!(parse(&argv).run(), ExitCode::from(1));
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("the directory is made")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        std::fs::remove_dir_all(&dir).expect("removable");
+        assert!(files.contains(&"seed-3.scn".to_owned()), "{files:?}");
+        assert!(files.iter().all(|f| f.starts_with("seed-") && f.ends_with(".scn")), "{files:?}");
+
+        let mut unplantable = scenario;
+        unplantable.planted = Some("NoSuchBug".into());
+        assert!(planted_unavailable(&unplantable).is_some_and(|r| r.contains("NoSuchBug")));
     }
 }

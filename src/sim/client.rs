@@ -137,6 +137,8 @@ pub struct Client {
     pub slow_reader: bool,
     /// Retries a refused login (the liveness phase's clients, which must get in eventually).
     pub persistent: bool,
+    /// Every operation performed and when, if the run is being written down (`sim::shrink`).
+    pub record: Option<Vec<(u64, Op)>>,
 }
 
 const FRAME_LEN_MAX: usize = 1 << 20;
@@ -168,6 +170,7 @@ impl Client {
             wake_at: None,
             slow_reader,
             persistent: false,
+            record: None,
         }
     }
 
@@ -243,6 +246,9 @@ impl Client {
                 }
             }
         };
+        if let Some(record) = &mut self.record {
+            record.push((now_ms, op.clone()));
+        }
         self.perform(op, acts);
         if self.awaiting.is_empty() {
             let delay = self.think();

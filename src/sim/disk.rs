@@ -52,7 +52,7 @@ impl WalStore {
 
     /// A store whose recovery has the planted torn-record bug
     /// ([`StoreOptions::replay_torn_tail`]).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "planted"))]
     pub fn replaying_torn_records(write_through: bool, snapshot_log_bytes_min: u64) -> Self {
         let mut store = WalStore::new(write_through, snapshot_log_bytes_min);
         store.options.replay_torn_tail = true;

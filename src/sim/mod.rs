@@ -30,12 +30,13 @@ pub mod rng;
 pub mod run;
 pub mod scenario;
 mod server;
+pub mod shrink;
 pub mod trace;
 pub mod workload;
 pub mod world;
 
 pub use options::{FaultMix, FaultMode, RunOptions};
-pub use run::{run_scenario, run_seed, sweep, SweepReport};
+pub use run::{record_seed, run_scenario, run_seed, sweep, SweepReport};
 pub use scenario::Scenario;
 pub use world::Outcome;
 

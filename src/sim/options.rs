@@ -234,7 +234,7 @@ pub struct RunOptions {
     /// Keep the text of every trace line (slower); otherwise only the hash.
     pub keep_trace: bool,
     /// A bug to plant in the core, for tests of the checker.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "planted"))]
     pub planted: crate::core::planted::Planted,
 }
 
@@ -248,7 +248,7 @@ impl Default for RunOptions {
             workload: super::workload::Workload::Mixed,
             liveness_ms: 120_000,
             keep_trace: false,
-            #[cfg(test)]
+            #[cfg(any(test, feature = "planted"))]
             planted: crate::core::planted::Planted::None,
         }
     }

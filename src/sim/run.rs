@@ -16,9 +16,38 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> Outcome {
     World::random(seed, opts.clone()).run()
 }
 
-/// Runs a scenario.
+/// Runs a scenario (planting the bug it names, in a build that has planted bugs; a default
+/// build cannot, and its callers refuse such a scenario: [`planted_unavailable`]).
 pub fn run_scenario(scenario: &Scenario, opts: &RunOptions) -> Outcome {
-    World::scripted(scenario, opts.clone()).run()
+    #[allow(unused_mut)]
+    let mut opts = opts.clone();
+    #[cfg(any(test, feature = "planted"))]
+    if let Some(bug) =
+        scenario.planted.as_deref().and_then(crate::core::planted::Planted::from_name)
+    {
+        opts.planted = bug;
+    }
+    World::scripted(scenario, opts).run()
+}
+
+/// Why `scenario` cannot be replayed by this build, if it cannot: it names a planted bug this
+/// build does not have (a default build has none).
+pub fn planted_unavailable(scenario: &Scenario) -> Option<String> {
+    let bug = scenario.planted.as_deref()?;
+    #[cfg(any(test, feature = "planted"))]
+    if crate::core::planted::Planted::from_name(bug).is_some() {
+        return None;
+    }
+    Some(format!(
+        "the scenario plants the bug {bug}, which this build does not have \
+         (planted bugs need `cargo build --features planted`)"
+    ))
+}
+
+/// Runs the random world of `seed`, recording what its clients performed and its faults
+/// (`Outcome::recorded`), which [`super::shrink::written_down`] turns into a scenario.
+pub fn record_seed(seed: u64, opts: &RunOptions) -> Outcome {
+    World::random(seed, opts.clone()).recording().run()
 }
 
 /// What a sweep found.

@@ -10,6 +10,7 @@
 //! chatroom-sim 1                      first line: the format and its version
 //! seed 42                             root seed: network, disk and timing draws derive from it
 //! option latency_ms_max 20            any knob of the fault mix (see below), before the steps
+//! planted DropOnDetach                optional: the planted bug a shrunk scenario fails with
 //! clients 2                           number of scripted clients (numbered from 0)
 //! at 0 client 0 register alice pw     steps, in any order; sorted by time, stable
 //! at 0 client 1 register bob pw
@@ -79,6 +80,9 @@ pub struct Scenario {
     pub clients: usize,
     /// Sorted by time (stable).
     pub steps: Vec<Step>,
+    /// The planted bug the scenario was shrunk against (`planted NAME`), which only a build
+    /// with the `planted` feature can plant; `chatroom sim --replay` refuses it otherwise.
+    pub planted: Option<String>,
 }
 
 /// One timed line of a scenario.
@@ -310,8 +314,13 @@ impl FromStr for Scenario {
     type Err = ScenarioError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let mut scenario =
-            Scenario { seed: 0, mix: FaultMix::none(), clients: 0, steps: Vec::new() };
+        let mut scenario = Scenario {
+            seed: 0,
+            mix: FaultMix::none(),
+            clients: 0,
+            steps: Vec::new(),
+            planted: None,
+        };
         let mut seen_magic = false;
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
@@ -344,6 +353,7 @@ impl Scenario {
         match head {
             "seed" => self.seed = number(rest)?,
             "clients" => self.clients = number(rest)? as usize,
+            "planted" if !rest.is_empty() => self.planted = Some(rest.to_owned()),
             "option" => {
                 let (key, value) = rest.split_once(' ').ok_or("option needs KEY VALUE")?;
                 self.mix.set(key, value)?;
@@ -534,6 +544,9 @@ impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{MAGIC}")?;
         writeln!(f, "seed {}", self.seed)?;
+        if let Some(bug) = &self.planted {
+            writeln!(f, "planted {bug}")?;
+        }
         for (key, value) in self.mix.knobs() {
             writeln!(f, "option {key} {value}")?;
         }

@@ -27,7 +27,7 @@ use super::net::{Due, Net, Way};
 use super::options::{FaultMix, RunOptions};
 use super::queue::Queue;
 use super::rng::{child, Stream};
-use super::scenario::{Action, Chan, Dir, Op, Scenario};
+use super::scenario::{Action, Chan, Dir, Op, Scenario, Step};
 use super::server::{ServerConn, SimSocket, Up, READ_LEN};
 use super::trace::{Line, Trace};
 
@@ -48,6 +48,21 @@ pub struct Outcome {
     pub trace: Vec<String>,
     /// Each kept line's time and typed event (for the space-time diagram).
     pub kept: Vec<(u64, super::trace::Event)>,
+    /// What the clients performed and the faults, if the run was recorded
+    /// ([`World::recording`]).
+    pub recorded: Option<Recorded>,
+}
+
+/// What a recorded run did.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Each client's operations with their times, and whether it had more to do at the end.
+    pub clients: Vec<(Vec<(u64, Op)>, bool)>,
+    pub faults: Vec<Step>,
+    /// The login storm's clients, if any.
+    pub storm: Option<std::ops::Range<usize>>,
+    /// When the run ended.
+    pub end_ms: u64,
 }
 
 #[derive(Debug)]
@@ -140,6 +155,8 @@ pub struct World {
     plain_tags: Vec<super::check::Tag>,
     /// What each client saw, when driven by hand.
     transcripts: Option<BTreeMap<usize, Vec<Seen>>>,
+    /// Every fault and when, if the run is being written down.
+    faults_log: Option<Vec<Step>>,
 }
 
 /// A reply or push a client received, recorded when the world is driven by hand.
@@ -260,7 +277,7 @@ impl World {
         #[allow(unused_mut)]
         let mut store: Box<dyn SimStore + Send> =
             Box::new(WalStore::new(mix.torn_writes > 0, SNAPSHOT_LOG_BYTES_MIN));
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         {
             config.planted = opts.planted;
             if opts.planted == crate::core::planted::Planted::ReplayTornRecord {
@@ -300,7 +317,28 @@ impl World {
             storm: None,
             plain_tags: Vec::new(),
             transcripts: None,
+            faults_log: None,
         }
+    }
+
+    /// Writes down what the clients perform and the faults, in [`Outcome::recorded`] (which
+    /// `sim::shrink::written_down` turns into a scenario).
+    pub fn recording(mut self) -> Self {
+        for client in &mut self.clients {
+            client.record = Some(Vec::new());
+        }
+        self.faults_log = Some(Vec::new());
+        self
+    }
+
+    /// What the recorded clients performed and the faults (`sim::shrink::written_down` turns
+    /// it into a scenario).
+    fn recorded(&mut self) -> Option<Recorded> {
+        let faults = self.faults_log.take()?;
+        let clients = (self.clients.iter_mut())
+            .map_while(|c| Some((c.record.take()?, !c.is_done())))
+            .collect();
+        Some(Recorded { clients, faults, storm: self.storm.clone(), end_ms: self.now_ms })
     }
 
     /// A world without clients, driven by hand through [`World::perform`].
@@ -418,6 +456,7 @@ impl World {
         if self.phase != Phase::Done && self.checker.violation().is_none() {
             self.checker.finish(self.now_ms);
         }
+        let recorded = self.recorded();
         let (events_len, hash) = (self.trace.events(), self.trace.hash());
         let (trace, kept) = self.trace.into_kept();
         Outcome {
@@ -432,6 +471,7 @@ impl World {
             violation: self.checker.violation().cloned(),
             trace,
             kept,
+            recorded,
         }
     }
 
@@ -945,6 +985,9 @@ impl World {
     fn apply_fault(&mut self, action: Action) {
         let now = self.now_ms;
         self.trace.line(now, Line::Fault { action: &action });
+        if let Some(log) = &mut self.faults_log {
+            log.push(Step { at_ms: now, action: action.clone() });
+        }
         match action {
             Action::Client { .. } => unreachable!("client steps go to scripts"),
             Action::Partition { client, dir, channel, for_ms } => {

@@ -296,7 +296,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) -> Result<(), EncodeError> {
 /// Planted bug support ([`super::StoreOptions::replay_torn_tail`]): reads a message frame cut
 /// short by a crash as if it were whole, its text being whatever bytes reached the disk. `None`
 /// unless `bytes` is an incomplete frame of a message whose text field had begun.
-#[cfg(test)]
+#[cfg(any(test, feature = "planted"))]
 pub(crate) fn salvage_torn_message(bytes: &[u8]) -> Option<(Lsn, Record)> {
     let declared = frame_len_declared(bytes)?;
     if bytes.len() < FRAME_HEADER_LEN || bytes.len() >= declared {

@@ -54,7 +54,7 @@ pub struct StoreOptions {
     /// Planted bug (test builds only): recovery replays a torn last log record, its text cut
     /// where the crash cut it, as if it were whole. The simulator must catch it through the
     /// real log (`sim::tests`).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "planted"))]
     pub replay_torn_tail: bool,
 }
 
@@ -63,7 +63,7 @@ impl Default for StoreOptions {
         StoreOptions {
             accept_data_loss: false,
             snapshot_log_bytes_min: 64 << 20,
-            #[cfg(test)]
+            #[cfg(any(test, feature = "planted"))]
             replay_torn_tail: false,
         }
     }

@@ -502,7 +502,7 @@ struct LogReplay {
     start: usize,
     tail: Option<Tail>,
     /// [`StoreOptions::replay_torn_tail`]: the planted bug.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "planted"))]
     replay_torn_tail: bool,
 }
 
@@ -522,7 +522,7 @@ impl LogReplay {
             log_bytes: 0,
             start,
             tail: None,
-            #[cfg(test)]
+            #[cfg(any(test, feature = "planted"))]
             replay_torn_tail: options.replay_torn_tail,
         };
         for (i, (first, file)) in segments.iter().enumerate().skip(start) {
@@ -563,7 +563,7 @@ impl LogReplay {
             let frame = match codec::decode_frame(rest) {
                 Ok(frame) => frame,
                 Err(e) if is_last && is_torn_tail(rest, &e) => {
-                    #[cfg(test)]
+                    #[cfg(any(test, feature = "planted"))]
                     if self.planted_replay_torn(disk, file, offset, rest, next_lsn, base)? {
                         next_lsn = next(next_lsn);
                         break;
@@ -602,7 +602,7 @@ impl LogReplay {
     /// The planted bug [`StoreOptions::replay_torn_tail`]: a torn message at `offset` of `file`
     /// is replayed with the text the crash left, and written back whole so that the log stays
     /// readable. Returns whether it did.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "planted"))]
     fn planted_replay_torn<D: Disk>(
         &mut self,
         disk: &mut D,

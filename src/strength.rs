@@ -1,0 +1,416 @@
+//! `chatroom strength`: how strong the harness is, measured by the bugs it must catch.
+//!
+//! Every planted bug (`core::planted::Planted::ALL`) is run against every checker
+//! that can run inside this binary: the simulator (a sweep of seeds `0..N` in the worlds of
+//! `sim::tests`, stopping at the first failing seed, whose run is then shrunk), the model
+//! checker (the bounds of `model::tests`, for the bugs its step alphabet can reach) and the
+//! core driver of the fuzz targets (`fuzzing::CoreDriver`, for the two bugs its checks name).
+//! Checkers that cannot run here are listed with the command that runs them, never counted as
+//! a catch: the loom models (they need a `--cfg loom` build: `.ci/loom`) and the core's unit
+//! tests (`cargo test`).
+//!
+//! Planted bugs exist only in test builds and in builds with the `planted` cargo feature; a
+//! default build's `chatroom strength` says so and exits 2. Exit 1 if some planted bug is caught
+//! by none of the checkers run here and has no other checker listed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+/// `chatroom strength [--seeds N] [--jobs J] [--shrink-budget-s S] [--bug NAME]...`.
+#[derive(Debug, Args)]
+pub struct StrengthArgs {
+    /// Seeds the simulator sweeps per bug (`0..N`); it stops at the first failing seed.
+    #[arg(long, default_value_t = 1_000)]
+    pub seeds: u64,
+    /// Threads for the simulator's sweeps and the model checker.
+    #[arg(long, default_value_t = 2)]
+    pub jobs: usize,
+    /// Wall-time budget of each shrink, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub shrink_budget_s: u64,
+    /// States the model checker may visit per bug before giving up.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub model_states_max: u64,
+    /// Only these planted bugs (by name, repeatable); all of them by default.
+    #[arg(long = "bug")]
+    pub bugs: Vec<String>,
+    /// Also write the table (Markdown) to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl StrengthArgs {
+    /// Runs the report: 0 every planted bug caught, 1 one escaped, 2 no planted bugs here.
+    pub fn run(self) -> ExitCode {
+        #[cfg(any(test, feature = "planted"))]
+        {
+            report::run(&self)
+        }
+        #[cfg(not(any(test, feature = "planted")))]
+        {
+            eprintln!(
+                "chatroom strength: this build has no planted bugs (they never reach a default \
+                 build); run it from the source tree with\n  \
+                 cargo run --release --features planted -- strength"
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(any(test, feature = "planted"))]
+pub mod report {
+    //! The checkers and the table (built only where planted bugs exist).
+
+    use std::fmt::Write as _;
+    use std::ops::ControlFlow;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::process::ExitCode;
+    use std::time::Instant;
+
+    use super::StrengthArgs;
+    use crate::core::planted::Planted;
+    use crate::core::{Channel, Config};
+    use crate::fuzzing::{ConnState, CoreDriver};
+    use crate::model::driver::Bounds;
+    use crate::model::explorer::{explore, Limits, Scenario as ModelScenario};
+    use crate::sim::cli::shrink_seed;
+    use crate::sim::{shrink, sweep, FaultMode, RunOptions};
+
+    /// One line of the table.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Row {
+        pub bug: String,
+        pub checker: String,
+        pub found: Found,
+        /// The invariant (or assertion) that reported it.
+        pub invariant: String,
+        /// Operations of the shrunk scenario (simulator), steps of the shortest
+        /// counterexample (model checker).
+        pub size: String,
+        pub shrink_s: Option<f64>,
+    }
+
+    /// What a checker did with a bug.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Found {
+        /// Caught; how much search it took (seeds, states, inputs).
+        Caught(String),
+        /// Run, and the bug escaped within the bounds given.
+        Escaped(String),
+        /// Not run by this command; how to run it.
+        Elsewhere(String),
+    }
+
+    /// The simulator's worlds for `bug`: those of `sim::tests` (small, so that hundreds of
+    /// seeds take seconds), in the crash-heavy mode for the two bugs that need a crash right
+    /// after an unsynced write.
+    pub fn sim_options(bug: Planted) -> RunOptions {
+        let faults = match bug {
+            Planted::ReplayTornRecord | Planted::ReplyBeforeDurable => FaultMode::Crashes,
+            _ => FaultMode::Swarm,
+        };
+        RunOptions { faults, clients: 3, ops: 25, names: 4, planted: bug, ..RunOptions::default() }
+    }
+
+    /// The model checker's bounds for the bugs its steps can reach (as `model::tests` plants
+    /// them); `None` for bugs outside its world: records are durable at once (an early
+    /// acknowledgement cannot be told apart), password jobs finish within a step (the throttle
+    /// bugs), one request at a time (pipelining, inbound bytes), no host and no writer threads
+    /// (the host bugs, a push before the old relay ends), no log, and the original client's
+    /// bare handshake allowed (so the bug that allows it by default changes nothing).
+    pub fn model_bounds(bug: Planted) -> Option<Bounds> {
+        let b = |users, ops, faults, tickets, intruders| {
+            Some(Bounds { users, ops, faults, tickets, intruders })
+        };
+        match bug {
+            Planted::DeleteKeepsQueue => b(2, 3, 0, false, false),
+            Planted::TakeoverLosesMessage | Planted::ListShowsDeleted => b(2, 2, 0, false, false),
+            Planted::RequeueOutOfOrder => b(2, 3, 0, true, false),
+            Planted::BindByNameOnly => b(2, 2, 0, false, true),
+            Planted::DropOnDetach => b(2, 3, 1, true, false),
+            _ => None,
+        }
+    }
+
+    /// Unit tests that plant a bug the checkers above cannot reach (run by `cargo test`).
+    fn unit_tests(bug: Planted) -> &'static [&'static str] {
+        match bug {
+            Planted::ThrottleLocksOwner => &[
+                "core::hardening_tests::an_attackers_failures_do_not_lock_the_owner_out_unless_keyed_by_name_only",
+            ],
+            Planted::RegistrationUnlimited => &[
+                "core::hardening_tests::a_burst_of_registrations_from_one_address_is_limited_unless_counted_late",
+            ],
+            Planted::EmptyTextAccepted => {
+                &["core::hardening_tests::empty_texts_are_refused_unless_planted"]
+            }
+            _ => &[],
+        }
+    }
+
+    /// The loom models' planted bugs (in `host::mailbox`, compiled only under `cfg(loom)`),
+    /// with the tests of `.ci/loom` that must find them.
+    const LOOM: [(&str, &str); 2] = [
+        (
+            "mailbox PushCheckThenAct",
+            "loom_mailbox::planted_push_check_then_act_is_found, \
+             loom_glue::planted_push_check_then_act_is_found_through_the_glue",
+        ),
+        (
+            "mailbox NotifyBeforeEnqueue",
+            "loom_mailbox::planted_notify_before_enqueue_is_found, \
+             loom_glue::planted_notify_before_enqueue_is_found_through_the_glue",
+        ),
+    ];
+
+    /// Runs the report and prints the table; the exit code says whether a bug escaped.
+    pub fn run(args: &StrengthArgs) -> ExitCode {
+        let mut bugs = Vec::new();
+        for name in &args.bugs {
+            match Planted::from_name(name).filter(|&b| b != Planted::None) {
+                Some(bug) => bugs.push(bug),
+                None => {
+                    eprintln!("chatroom strength: no planted bug {name:?}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        if bugs.is_empty() {
+            bugs = Planted::ALL.to_vec();
+        }
+        let started = Instant::now();
+        let mut rows = Vec::new();
+        for &bug in &bugs {
+            rows.extend(check_bug(bug, args));
+        }
+        if args.bugs.is_empty() {
+            for (bug, tests) in LOOM {
+                let command = format!("bash .ci/loom ({tests})");
+                rows.push(elsewhere(bug, "loom", command));
+            }
+        }
+        let escaped = escaped(&bugs, &rows);
+        let table = table(&rows);
+        print!("{table}");
+        println!("{}", summary(&rows, &escaped, started.elapsed().as_secs_f64()));
+        if let Some(path) = &args.out {
+            if let Err(e) = std::fs::write(path, &table) {
+                eprintln!("chatroom strength: cannot write {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+        if escaped.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
+    }
+
+    fn elsewhere(bug: &str, checker: &str, how: String) -> Row {
+        let (invariant, size) = ("-".into(), "-".into());
+        let found = Found::Elsewhere(how);
+        Row { bug: bug.into(), checker: checker.into(), found, invariant, size, shrink_s: None }
+    }
+
+    /// Every checker this binary runs against `bug`, plus the ones it only names.
+    pub fn check_bug(bug: Planted, args: &StrengthArgs) -> Vec<Row> {
+        eprintln!("strength: {}", bug.name());
+        let mut rows = vec![simulator(bug, args)];
+        if let Some(bounds) = model_bounds(bug) {
+            rows.push(model(bug, bounds, args));
+        }
+        if let Some(row) = core_driver(bug) {
+            rows.push(row);
+        }
+        for test in unit_tests(bug) {
+            rows.push(elsewhere(&bug.name(), "unit test", format!("cargo test --lib {test}")));
+        }
+        rows
+    }
+
+    /// The first failing seed of `0..seeds` (in batches of a few seeds per thread, so that
+    /// the sweep stops soon after it), then its shrink.
+    fn simulator(bug: Planted, args: &StrengthArgs) -> Row {
+        let opts = sim_options(bug);
+        let batch = 8 * args.jobs.max(1) as u64;
+        let mut first = None;
+        let mut start = 0;
+        while start < args.seeds && first.is_none() {
+            let seeds: Vec<u64> = (start..(start + batch).min(args.seeds)).collect();
+            let report = sweep(&seeds, &opts, args.jobs, false, &|| {});
+            first = report.failures.into_iter().next();
+            start += batch;
+        }
+        let checker = format!("simulator ({} faults)", opts.faults);
+        let mut row = Row {
+            bug: bug.name(),
+            checker,
+            found: Found::Escaped(format!("not in {} seeds", args.seeds)),
+            invariant: "-".into(),
+            size: "-".into(),
+            shrink_s: None,
+        };
+        let Some(outcome) = first else { return row };
+        let violation = outcome.violation.expect("failures have a violation");
+        row.found = Found::Caught(format!("seed {} ({} seeds)", outcome.seed, outcome.seed + 1));
+        row.invariant = violation.invariant.into();
+        match shrink_seed(outcome.seed, &opts, args.shrink_budget_s, false) {
+            Ok(timed) => {
+                let s = &timed.shrunk;
+                let (ops, faults) = (shrink::ops(&s.scenario), shrink::faults(&s.scenario));
+                let cut = if s.complete { "" } else { ", budget spent" };
+                row.size = format!("{} -> {ops} ops, {faults} faults{cut}", s.ops_before);
+                row.shrink_s = Some(timed.wall_s);
+            }
+            Err(e) => row.size = format!("not shrunk: {e}"),
+        }
+        row
+    }
+
+    fn model(bug: Planted, bounds: Bounds, args: &StrengthArgs) -> Row {
+        let mut scenario = ModelScenario::new(bounds);
+        scenario.config.planted = bug;
+        let limits = Limits { states_max: args.model_states_max, jobs: args.jobs.max(1) };
+        let report = explore(&scenario, limits, &mut |_| ControlFlow::Continue(()));
+        let b = &bounds;
+        let mut checker = format!("model checker ({}u/{}op/{}f", b.users, b.ops, b.faults);
+        checker.push_str(if b.tickets { "/tickets" } else { "" });
+        checker.push_str(if b.intruders { "/intruders" } else { "" });
+        checker.push(')');
+        let states = report.progress.unique;
+        let (found, invariant, size) = match &report.counterexample {
+            Some(c) => (
+                Found::Caught(format!("{states} states")),
+                c.violation.invariant.name().to_owned(),
+                format!("{} steps (shortest)", c.steps.len()),
+            ),
+            None if report.complete => {
+                (Found::Escaped(format!("all {states} states")), "-".into(), "-".into())
+            }
+            None => (Found::Escaped(format!("{states} states, cut")), "-".into(), "-".into()),
+        };
+        Row { bug: bug.name(), checker, found, invariant, size, shrink_s: None }
+    }
+
+    /// The fuzz targets' `CoreDriver`, for the two bugs its own checks name (as its unit
+    /// tests plant them): an unbounded inbound buffer, an acknowledgement before durability.
+    fn core_driver(bug: Planted) -> Option<Row> {
+        let config = Config { planted: bug, ..Config::default() };
+        let input: fn(Config) = match bug {
+            Planted::InboundUnbounded => flood,
+            Planted::ReplyBeforeDurable => send_while_not_durable,
+            _ => return None,
+        };
+        let message = panic_message(|| input(config));
+        let (found, invariant) = match message {
+            Some(message) => (Found::Caught("1 input".into()), message),
+            None => (Found::Escaped("its input".into()), "-".into()),
+        };
+        let (checker, size) = ("core driver (fuzz)".into(), "-".into());
+        Some(Row { bug: bug.name(), checker, found, invariant, size, shrink_s: None })
+    }
+
+    /// A client declares a 1 MB frame and sends 2,000 bytes of it to a core bounded at 1,000.
+    fn flood(config: Config) {
+        let config = Config {
+            frame_len_max_before_login: 1 << 20,
+            inbound_buffered_len_max: 1_000,
+            ..config
+        };
+        let mut driver = CoreDriver::new(config);
+        let conn = driver.open(Channel::Command, 1);
+        driver.feed(conn, b"1000000   ");
+        for _ in 0..20 {
+            driver.feed(conn, &[b'x'; 100]);
+        }
+        assert_eq!(driver.state(conn), ConnState::ClosedByServer);
+    }
+
+    /// A send while its record is not yet durable.
+    fn send_while_not_durable(config: Config) {
+        let mut driver = CoreDriver::new(config);
+        let alice = driver.open(Channel::Command, 1);
+        driver.feed(alice, &frame("3\nalice\npw"));
+        driver.auto_durable = false;
+        driver.feed(alice, &frame("2\nalice\nhi"));
+        driver.make_durable();
+    }
+
+    fn frame(body: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::wire::encode(body.as_bytes(), &mut out);
+        out
+    }
+
+    /// The first line of the panic `f` raised (the driver's check that failed), if it did,
+    /// without printing it.
+    fn panic_message(f: impl FnOnce()) -> Option<String> {
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let result = catch_unwind(AssertUnwindSafe(f));
+        std::panic::set_hook(hook);
+        let payload = result.err()?;
+        let text = (payload.downcast_ref::<String>().cloned())
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default();
+        Some(text.lines().next().unwrap_or_default().chars().take(80).collect())
+    }
+
+    /// The bugs no checker run here caught and no other checker is listed for.
+    pub fn escaped(bugs: &[Planted], rows: &[Row]) -> Vec<String> {
+        let covered = |bug: &str| {
+            rows.iter()
+                .any(|r| r.bug == bug && matches!(r.found, Found::Caught(_) | Found::Elsewhere(_)))
+        };
+        bugs.iter().map(|b| b.name()).filter(|b| !covered(b)).collect()
+    }
+
+    /// The table, in Markdown.
+    pub fn table(rows: &[Row]) -> String {
+        let mut out = String::from(
+            "| bug | checker | first detection | invariant | shrunk size | shrink time |\n\
+             | --- | --- | --- | --- | --- | --- |\n",
+        );
+        for r in rows {
+            let found = match &r.found {
+                Found::Caught(how) => how.clone(),
+                Found::Escaped(how) => format!("**escaped** ({how})"),
+                Found::Elsewhere(how) => format!("not run here: {how}"),
+            };
+            let time = r.shrink_s.map_or("-".into(), |s| format!("{s:.2} s"));
+            let line = [&r.bug, &r.checker, &found, &r.invariant, &r.size, &time];
+            let cells: Vec<String> = line.iter().map(|c| c.replace('|', "/")).collect();
+            writeln!(out, "| {} |", cells.join(" | ")).expect("writing to a String");
+        }
+        out
+    }
+
+    /// Totals, the shrink times (median and worst) and the verdict.
+    pub fn summary(rows: &[Row], escaped: &[String], wall_s: f64) -> String {
+        let mut times: Vec<f64> = rows.iter().filter_map(|r| r.shrink_s).collect();
+        times.sort_by(f64::total_cmp);
+        let caught = rows.iter().filter(|r| matches!(r.found, Found::Caught(_))).count();
+        let mut out = format!("checkers run: {caught} catches; wall time {wall_s:.1} s\n");
+        if let (Some(worst), false) = (times.last(), times.is_empty()) {
+            let median = times[times.len() / 2];
+            writeln!(
+                out,
+                "shrink time over {} bugs: median {median:.2} s, worst {worst:.2} s",
+                times.len()
+            )
+            .expect("writing to a String");
+        }
+        if escaped.is_empty() {
+            out.push_str("result: every planted bug is caught");
+        } else {
+            write!(out, "result: ESCAPED: {}", escaped.join(", ")).expect("writing to a String");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;
