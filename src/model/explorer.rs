@@ -255,7 +255,7 @@ fn search(
     {
         let mut found = write(&shared.found);
         found.visited.insert(root_print);
-        found.parents.push(u32::MAX, Step::Crash);
+        found.parents.push(u32::MAX, Step::Sync);
         found.layer_sleeps.push(Sleep { set: StepSet::EMPTY, renaming: 0 });
     }
     let por = shared.scenario.por;

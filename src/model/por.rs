@@ -18,10 +18,15 @@
 //! - every other operation and `relay-confirms`: the user alone;
 //! - `drop-command`, `drop-relay`: the user, and the fault budget (one drop can use up the
 //!   budget another needs);
-//! - `crash`: everything.
+//! - `crash`, `disk-stalls`, `fsync-completes`: everything.
+//!
+//! Every other step also touches the log: `register`, `delete`, `send` and `relay-confirms`
+//! write a record, and every step's outputs wait behind unsynced records, so it reads it (a
+//! `list` run before a stalled `send` is answered at once, after it only at the sync).
 //!
 //! Two steps are independent when their user sets are disjoint, at most one touches the
-//! directory or both only read it, at most one spends the fault budget, and neither is a crash.
+//! directory or the log, or both only read them, at most one spends the fault budget, and
+//! neither touches everything.
 //! Budgets of operations are per user. What the core shares between users beyond that (the
 //! next id, lsn and connection number, the random generator) is left out of the fingerprint
 //! already: it names things without changing what happens. The relation is checked, not only
@@ -75,9 +80,14 @@ use super::step::{Op, Step, User, USERS_MAX};
 /// Slots per user in a [`StepSet`]: seven operations, `relay-as` and `send` per other user,
 /// `relay-confirms`, the two resets.
 const PER_USER: usize = 7 + 2 * USERS_MAX + 3;
-/// The slot of [`Step::Crash`].
-const CRASH: usize = PER_USER * USERS_MAX;
-const _: () = assert!(CRASH < 128, "a step set is a u128");
+/// The slot of [`Step::Stall`], then [`Step::Sync`], then the crashes ([`Step::Crash`], two
+/// per number of records kept).
+const STALL: usize = PER_USER * USERS_MAX;
+const CRASH: usize = STALL + 2;
+/// The most unsynced records a crash step may keep.
+pub const CRASH_KEPT_MAX: u8 = 7;
+const SLOTS: usize = CRASH + 2 * (CRASH_KEPT_MAX as usize + 1);
+const _: () = assert!(SLOTS <= 128, "a step set is a u128");
 
 /// A set of steps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -150,10 +160,12 @@ pub fn independent(a: Step, b: Step) -> bool {
     let directory_conflict = a.directory.max(b.directory) == Directory::Write
         && a.directory != Directory::None
         && b.directory != Directory::None;
+    let log_conflict = a.log.max(b.log) == Directory::Write;
     let conflict = a.everything
         || b.everything
         || a.users & b.users != 0
         || directory_conflict
+        || log_conflict
         || (a.fault && b.fault);
     !conflict
 }
@@ -169,32 +181,47 @@ struct Footprint {
     /// Bit `u` for user `u`.
     users: u8,
     directory: Directory,
+    /// The log (every step at least reads it; see the module documentation).
+    log: Directory,
     fault: bool,
     everything: bool,
 }
 
 fn footprint(step: Step) -> Footprint {
     let bit = |user: User| 1u8 << user;
-    let mut print =
-        Footprint { users: 0, directory: Directory::None, fault: false, everything: false };
+    let mut print = Footprint {
+        users: 0,
+        directory: Directory::None,
+        log: Directory::Read,
+        fault: false,
+        everything: false,
+    };
     match step {
         Step::Op { user, op } => {
             print.users = bit(user);
             match op {
-                Op::Register | Op::Delete => print.directory = Directory::Write,
-                Op::List => print.directory = Directory::Read,
-                Op::Send { to: other } | Op::RelayAs { target: other } => {
-                    print.users |= bit(other);
+                Op::Register | Op::Delete => {
+                    print.directory = Directory::Write;
+                    print.log = Directory::Write;
                 }
+                Op::List => print.directory = Directory::Read,
+                Op::Send { to } => {
+                    print.users |= bit(to);
+                    print.log = Directory::Write;
+                }
+                Op::RelayAs { target } => print.users |= bit(target),
                 Op::Login | Op::Logout | Op::Relay | Op::TicketRelay => {}
             }
         }
-        Step::Confirm { user } => print.users = bit(user),
+        Step::Confirm { user } => {
+            print.users = bit(user);
+            print.log = Directory::Write;
+        }
         Step::DropCommand { user } | Step::DropRelay { user } => {
             print.users = bit(user);
             print.fault = true;
         }
-        Step::Crash => print.everything = true,
+        Step::Stall | Step::Sync | Step::Crash { .. } => print.everything = true,
     }
     print
 }
@@ -213,7 +240,7 @@ fn rename_step(step: Step, rename: &[User]) -> Step {
         Step::Confirm { user } => Step::Confirm { user: r(user) },
         Step::DropCommand { user } => Step::DropCommand { user: r(user) },
         Step::DropRelay { user } => Step::DropRelay { user: r(user) },
-        Step::Crash => Step::Crash,
+        Step::Stall | Step::Sync | Step::Crash { .. } => step,
     }
 }
 
@@ -232,13 +259,21 @@ fn slot(step: Step) -> usize {
         Step::Confirm { user } => at(user, 7 + 2 * USERS_MAX),
         Step::DropCommand { user } => at(user, 8 + 2 * USERS_MAX),
         Step::DropRelay { user } => at(user, 9 + 2 * USERS_MAX),
-        Step::Crash => CRASH,
+        Step::Stall => STALL,
+        Step::Sync => STALL + 1,
+        Step::Crash { kept, torn } => CRASH + 2 * kept as usize + usize::from(torn),
     }
 }
 
 fn step_at(slot: usize) -> Step {
-    if slot == CRASH {
-        return Step::Crash;
+    match slot {
+        STALL => return Step::Stall,
+        s if s == STALL + 1 => return Step::Sync,
+        s if s >= CRASH => {
+            let kept = ((s - CRASH) / 2) as u8;
+            return Step::Crash { kept, torn: (s - CRASH) % 2 == 1 };
+        }
+        _ => {}
     }
     let (user, offset) = ((slot / PER_USER) as User, slot % PER_USER);
     match offset {
@@ -256,7 +291,7 @@ mod tests {
     use super::*;
 
     fn every_step() -> Vec<Step> {
-        (0..=CRASH).map(step_at).collect()
+        (0..SLOTS).map(step_at).collect()
     }
 
     #[test]
@@ -271,12 +306,12 @@ mod tests {
         let mut set = StepSet::EMPTY;
         set.insert(Step::Op { user: 0, op: Op::Send { to: 2 } });
         set.insert(Step::Confirm { user: 1 });
-        set.insert(Step::Crash);
+        set.insert(Step::Crash { kept: 7, torn: true });
         let rename = [2, 0, 1];
         let renamed = set.renamed(&rename);
         assert!(renamed.contains(Step::Op { user: 2, op: Op::Send { to: 1 } }));
         assert!(renamed.contains(Step::Confirm { user: 0 }));
-        assert!(renamed.contains(Step::Crash));
+        assert!(renamed.contains(Step::Crash { kept: 7, torn: true }));
         assert!(!renamed.contains(Step::Confirm { user: 1 }));
         assert_eq!(renamed.renamed_back(&rename), set);
         assert_eq!(renamed.steps().count(), 3);
@@ -293,11 +328,14 @@ mod tests {
             }
         }
         let op = |user, op| Step::Op { user, op };
-        assert!(independent(op(0, Op::Login), op(1, Op::Send { to: 2 })));
+        assert!(independent(op(0, Op::Login), op(1, Op::Logout)));
+        // A send writes the log, behind which every other step's outputs wait.
+        assert!(!independent(op(0, Op::Login), op(1, Op::Send { to: 2 })));
         assert!(!independent(op(0, Op::Login), op(1, Op::Send { to: 0 })));
         assert!(!independent(op(0, Op::Register), op(1, Op::List)));
         assert!(independent(op(0, Op::List), op(1, Op::List)));
         assert!(!independent(Step::DropCommand { user: 0 }, Step::DropRelay { user: 1 }));
-        assert!(!independent(Step::Crash, Step::Confirm { user: 0 }));
+        assert!(!independent(Step::Crash { kept: 0, torn: false }, Step::Confirm { user: 0 }));
+        assert!(!independent(Step::Sync, op(0, Op::List)));
     }
 }

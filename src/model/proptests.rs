@@ -39,7 +39,9 @@ fn step(faults: bool) -> impl Strategy<Value = Step> {
         3 => (0..USERS).prop_map(|user| Step::Confirm { user }),
         fault_weight => (0..USERS).prop_map(|user| Step::DropCommand { user }),
         fault_weight => (0..USERS).prop_map(|user| Step::DropRelay { user }),
-        fault_weight => Just(Step::Crash),
+        1 => Just(Step::Stall),
+        1 => Just(Step::Sync),
+        fault_weight => (0..3u8, any::<bool>()).prop_map(|(kept, torn)| Step::Crash { kept, torn }),
     ]
 }
 
@@ -50,6 +52,7 @@ fn scenario(passwords: Arc<Passwords>) -> Scenario {
         faults: u8::MAX,
         tickets: true,
         intruders: true,
+        stalls: u8::MAX,
     });
     scenario.passwords = passwords;
     scenario

@@ -3,6 +3,12 @@
 //! each client observes, and keeps the state the core must agree with (which accounts exist, who
 //! is logged in, which messages wait for whom).
 //!
+//! Durability (PROTOCOL.md: what the server acknowledged survives a crash): every change to
+//! accounts and queues is an [`Effect`], durable at once unless the disk is stalled, when it
+//! waits in `pending` for the sync. A crash keeps what was durable and a prefix of what was
+//! not (the server writes its effects in the order it accepts them); nothing acknowledged can
+//! be among the lost ones, since the server answers only what is durable.
+//!
 //! Simplifications that the scenarios make true: every user uses the right password, time does
 //! not pass (no deadline fires), every relay uses the bare handshake right after logging in, and
 //! the server is not near any limit.
@@ -47,6 +53,62 @@ pub struct Model {
     pub users: Vec<UserState>,
     /// Accounts created so far (numbers accounts in creation order, which `list` follows).
     pub accounts_created: u64,
+    /// What a crash now would certainly keep.
+    pub durable: Durable,
+    /// Effects accepted but not yet durable (only while the disk is stalled), oldest first.
+    pub pending: Vec<Effect>,
+    /// The disk is stalled: effects wait in `pending` until the sync.
+    pub stalled: bool,
+}
+
+/// The durable part of the state: every user's account and discarded messages, and the
+/// creation counter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Durable {
+    pub accounts: Vec<(Option<Account>, Vec<MsgKey>)>,
+    pub accounts_created: u64,
+}
+
+/// One change to what must survive a crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Register(User),
+    /// A message accepted for the user.
+    Message(User, MsgKey),
+    Delete(User),
+    /// The user's oldest queued message was delivered.
+    Delivered(User),
+}
+
+impl Effect {
+    pub fn user(self) -> User {
+        match self {
+            Effect::Register(u)
+            | Effect::Message(u, _)
+            | Effect::Delete(u)
+            | Effect::Delivered(u) => u,
+        }
+    }
+
+    fn apply(self, account: &mut Option<Account>, discarded: &mut Vec<MsgKey>, created: &mut u64) {
+        match self {
+            Effect::Register(_) => {
+                *account = Some(Account { created: *created, queue: VecDeque::new() });
+                *created += 1;
+            }
+            Effect::Message(_, key) => {
+                account.as_mut().expect("the recipient exists").queue.push_back(key);
+            }
+            Effect::Delete(_) => {
+                let deleted = account.take().expect("the account exists");
+                discarded.extend(deleted.queue);
+            }
+            Effect::Delivered(_) => {
+                let account = account.as_mut().expect("a bound relay's account");
+                account.queue.pop_front().expect("a push was pending");
+            }
+        }
+    }
 }
 
 /// One user: their account, their command connection and their relay.
@@ -107,7 +169,31 @@ impl Model {
             sends: 0,
             discarded: Vec::new(),
         };
-        Model { users: vec![user; users], accounts_created: 0 }
+        let durable = Durable { accounts: vec![(None, Vec::new()); users], accounts_created: 0 };
+        Model {
+            users: vec![user; users],
+            accounts_created: 0,
+            durable,
+            pending: Vec::new(),
+            stalled: false,
+        }
+    }
+
+    /// Applies `effect` to the live state, and to the durable state unless the disk is stalled.
+    fn commit(&mut self, effect: Effect) {
+        let state = &mut self.users[effect.user() as usize];
+        effect.apply(&mut state.account, &mut state.discarded, &mut self.accounts_created);
+        if self.stalled {
+            self.pending.push(effect);
+        } else {
+            self.make_durable(effect);
+        }
+    }
+
+    fn make_durable(&mut self, effect: Effect) {
+        let durable = &mut self.durable;
+        let (account, discarded) = &mut durable.accounts[effect.user() as usize];
+        effect.apply(account, discarded, &mut durable.accounts_created);
     }
 
     /// Whether `user` is logged in.
@@ -120,11 +206,8 @@ impl Model {
         let mut seen = Observed::new();
         match step {
             Step::Op { user, op } => self.op(user, op, &mut seen),
-            Step::Confirm { user } => {
-                // The oldest push was written (original client) or acknowledged: delivered.
-                let account = self.user_mut(user).account.as_mut().expect("a bound relay");
-                account.queue.pop_front().expect("a push was pending");
-            }
+            // The oldest push was written (original client) or acknowledged: delivered.
+            Step::Confirm { user } => self.commit(Effect::Delivered(user)),
             Step::DropCommand { user } => {
                 let was_logged_in = self.logged_in(user);
                 self.user_mut(user).command = Command::Absent;
@@ -133,10 +216,27 @@ impl Model {
                 }
             }
             Step::DropRelay { user } => self.user_mut(user).relay = None,
-            Step::Crash => {
-                // Everything acknowledged is durable: accounts and queues survive, connections
-                // and sessions do not.
-                for state in &mut self.users {
+            Step::Stall => self.stalled = true,
+            Step::Sync => {
+                self.stalled = false;
+                for effect in std::mem::take(&mut self.pending) {
+                    self.make_durable(effect);
+                }
+            }
+            Step::Crash { kept, .. } => {
+                // What was durable survives, and the first `kept` effects that were not (a torn
+                // one is lost); connections and sessions do not.
+                let pending = std::mem::take(&mut self.pending);
+                for &effect in pending.iter().take(kept as usize) {
+                    self.make_durable(effect);
+                }
+                self.stalled = false;
+                self.accounts_created = self.durable.accounts_created;
+                for (state, (account, discarded)) in
+                    self.users.iter_mut().zip(&self.durable.accounts)
+                {
+                    state.account.clone_from(account);
+                    state.discarded.clone_from(discarded);
                     state.command = Command::Absent;
                     state.relay = None;
                     state.asked_ticket = false;
@@ -174,9 +274,7 @@ impl Model {
             Op::Send { to } => self.send(user, to, seen),
             Op::List => self.list(),
             Op::Delete => {
-                let state = self.user_mut(user);
-                let account = state.account.take().expect("logged in");
-                state.discarded.extend(account.queue);
+                self.commit(Effect::Delete(user));
                 self.end_session(user, Some(text::DELETED), seen);
                 text::DELETE_OK.into()
             }
@@ -188,10 +286,8 @@ impl Model {
         if self.user(user).account.is_some() {
             return text::NAME_TAKEN.into();
         }
-        let created = self.accounts_created;
-        self.accounts_created += 1;
+        self.commit(Effect::Register(user));
         let state = self.user_mut(user);
-        state.account = Some(Account { created, queue: VecDeque::new() });
         state.generation += 1;
         state.command = Command::LoggedIn;
         state.relay = None;
@@ -214,11 +310,11 @@ impl Model {
         let seq = self.user(user).sends;
         self.user_mut(user).sends += 1;
         let relay = self.user(to).relay;
-        let Some(account) = self.user_mut(to).account.as_mut() else {
+        if self.user(to).account.is_none() {
             return text::UNKNOWN_RECIPIENT.into();
-        };
+        }
         let key = MsgKey { from: user, seq };
-        account.queue.push_back(key);
+        self.commit(Effect::Message(to, key));
         if let Some(relay) = relay {
             push(seen, to, Port::Relay, push_frame(relay, key));
         }

@@ -9,7 +9,7 @@ use super::step::{Op, Step};
 use crate::core::planted::Planted;
 
 fn scenario(users: usize, ops: u8, faults: u8) -> Scenario {
-    Scenario::new(Bounds { users, ops, faults, tickets: false, intruders: false })
+    Scenario::new(Bounds { users, ops, faults, tickets: false, intruders: false, stalls: 0 })
 }
 
 fn run(scenario: &Scenario, jobs: usize) -> Report {
@@ -392,4 +392,88 @@ fn independent_steps_commute() {
         }
     }
     assert!(pairs > 1000, "{pairs}");
+}
+
+fn with_stalls(users: usize, ops: u8, faults: u8, stalls: u8) -> Scenario {
+    let mut scenario = scenario(users, ops, faults);
+    scenario.bounds.stalls = stalls;
+    scenario
+}
+
+/// A send acknowledged before its record is durable breaks the write-ahead rule the moment the
+/// acknowledgement leaves the core, stall or not: register both, send.
+#[test]
+fn finds_a_reply_released_before_its_record_is_durable() {
+    let mut scenario = with_stalls(2, 2, 0, 0);
+    scenario.config.planted = Planted::ReplyBeforeDurable;
+    let found = run(&scenario, 1).counterexample.expect("the planted bug is found");
+    assert_eq!(found.violation.invariant, Invariant::ReleasedEarly, "{found:?}");
+    assert_eq!(found.steps.len(), 3, "{found:?}");
+    assert!(matches!(found.steps[2], Step::Op { op: Op::Send { .. }, .. }), "{found:?}");
+}
+
+/// Recovery that replays a torn last record: the disk stalls, a send's record is written but
+/// not synced, the crash tears it, and recovery returns a message that was never written.
+/// Without stalls no record is ever unsynced at a crash, so nothing is found.
+#[test]
+fn finds_a_recovery_that_replays_a_torn_record_only_with_a_stalled_disk() {
+    let mut plain = with_stalls(2, 2, 1, 0);
+    plain.config.planted = Planted::ReplayTornRecord;
+    let without = run(&plain, 1);
+    assert!(without.complete && without.counterexample.is_none(), "{without:?}");
+    let mut stalled = plain.clone();
+    stalled.bounds.stalls = 1;
+    let found = run(&stalled, 1).counterexample.expect("the planted bug is found");
+    assert_eq!(found.violation.invariant, Invariant::RecoveryWrong, "{found:?}");
+    // Register both, stall, send, crash tearing the message.
+    assert_eq!(found.steps.len(), 5, "{found:?}");
+    assert_eq!(found.steps[4], Step::Crash { kept: 0, torn: true }, "{found:?}");
+}
+
+/// The real recovery over a stalled disk: an unacknowledged send may be lost or kept, and
+/// either way the core and the model agree; synced records survive every crash.
+#[test]
+fn a_crash_keeps_a_chosen_prefix_of_unsynced_records() {
+    let op = |user, op| Step::Op { user, op };
+    let scenario = with_stalls(2, 9, 1, 1);
+    let prefix = [op(0, Op::Register), op(1, Op::Register), Step::Stall];
+    let sends = [op(0, Op::Send { to: 1 }), op(1, Op::Send { to: 0 })];
+    for (kept, torn, queued) in
+        [(0, false, 0), (0, true, 0), (1, false, 1), (1, true, 1), (2, false, 2)]
+    {
+        let mut steps = prefix.to_vec();
+        steps.extend(sends);
+        steps.push(Step::Crash { kept, torn });
+        let world = scenario.replay(&steps).expect("the core agrees with the model");
+        let queues: usize = world
+            .model
+            .users
+            .iter()
+            .map(|u| u.account.as_ref().expect("registered before the stall").queue.len())
+            .sum();
+        assert_eq!(queues, queued, "kept {kept}, torn {torn}");
+    }
+    // While stalled, the sender waits for the acknowledgement: no second send.
+    let world = scenario.replay(&[prefix.as_slice(), &sends[..1]].concat()).expect("agrees");
+    assert!(!world.possible(op(0, Op::Send { to: 1 })), "u0 waits for its reply");
+    assert!(world.possible(op(1, Op::List)), "u1 does not");
+    let mut steps = [prefix.as_slice(), &sends[..1]].concat();
+    steps.push(Step::Sync);
+    let world = scenario.replay(&steps).expect("the reply arrives at the sync");
+    assert!(world.possible(op(0, Op::Send { to: 1 })));
+}
+
+/// The state counts with a stalled disk, pinned like `state_counts_are_pinned`.
+#[test]
+fn state_counts_with_stalls_are_pinned() {
+    for (users, ops, faults, stalls, unique, depth) in [(2, 2, 1, 1, 1227, 8), (2, 2, 0, 1, 343, 7)]
+    {
+        let report = run(&with_stalls(users, ops, faults, stalls), 1);
+        assert!(report.complete, "{:?}", report.counterexample);
+        assert_eq!(
+            (report.progress.unique, report.progress.depth),
+            (unique, depth),
+            "users {users}, ops {ops}, faults {faults}, stalls {stalls}"
+        );
+    }
 }

@@ -69,7 +69,9 @@ pub fn to_sim_scenario(counterexample: &Counterexample, command: &str) -> String
             Step::DropRelay { user } => {
                 format!("at {at_ms} fault reset {} relay", relay_client[user as usize])
             }
-            Step::Crash => format!("at {at_ms} crash 100"),
+            // The simulator's disk syncs on its own clock and draws what a crash keeps.
+            Step::Stall | Step::Sync => format!("# step {}: {step}", at + 1),
+            Step::Crash { .. } => format!("at {at_ms} crash 100"),
         };
         if at < last {
             model.apply(step);
