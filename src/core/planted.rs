@@ -81,6 +81,15 @@ pub enum Planted {
     /// lives in the real log's recovery (`store::wal`, switched on by
     /// `StoreOptions::replay_torn_tail`), not in the core.
     ReplayTornRecord,
+    /// An acknowledgement removes the message from the queue of whichever account holds it
+    /// (looked up by the message id, the wrong key) instead of the relay's own account, so one
+    /// user's relay can acknowledge away another user's messages. Found by the model checker's
+    /// forged acknowledgements (`forge-ack-of`) as a lost message.
+    AckOfAnotherAccount,
+    /// A ticket is looked up but not spent by the handshake that presents it (a `get` where a
+    /// `remove` was meant), so a replayed ticket binds a second relay. Found by the model
+    /// checker's replayed tickets (`replay-ticket-of`) as a reply the model does not expect.
+    TicketReusable,
 }
 
 impl Server {
@@ -95,6 +104,19 @@ impl Server {
         } else {
             self.durable_lsn
         }
+    }
+
+    /// Hook in `acknowledged`: [`Planted::AckOfAnotherAccount`] takes the account to remove
+    /// the messages from from the first acknowledged id.
+    pub(super) fn planted_ack_account(&self, to: AccountId, ids: &[MsgId]) -> AccountId {
+        if self.config.planted != Planted::AckOfAnotherAccount {
+            return to;
+        }
+        let Some(first) = ids.first() else { return to };
+        let holds = |(_, account): &(&AccountId, &Arc<super::server::Account>)| {
+            account.queue.binary_search_by_key(first, |q| q.id).is_ok()
+        };
+        self.accounts.iter().find(holds).map_or(to, |(&id, _)| id)
     }
 
     /// Hook in `apply(Delete)`: remembers what the deletion should have forgotten.

@@ -36,6 +36,12 @@ impl Server {
             Some(ticket) => {
                 // A ticket is spent by any attempt, so a second use always reads as reuse.
                 let issued = self.tickets.remove(ticket).ok_or("unknown or already used ticket")?;
+                // Planted::TicketReusable: the ticket is put back (field by field: `session`
+                // still borrows the sessions).
+                #[cfg(test)]
+                if self.config.planted == super::planted::Planted::TicketReusable {
+                    self.tickets.insert(ticket.to_owned(), issued.clone());
+                }
                 if issued.expires_ms <= self.now_ms {
                     return Err("the ticket has expired".to_owned());
                 }
@@ -112,6 +118,8 @@ impl Server {
     pub(super) fn acknowledged(&mut self, conn: ConnId, mut ids: Vec<MsgId>) {
         let Some(Role::Relay(binding)) = self.conns.get(&conn).map(|c| &c.role) else { return };
         let to = binding.account;
+        #[cfg(test)]
+        let to = self.planted_ack_account(to, &ids);
         let Some(account) = self.accounts.get(&to) else { return };
         // Acknowledging twice, or after another relay already delivered it, is harmless.
         ids.retain(|id| account.queue.binary_search_by_key(id, |q| q.id).is_ok());

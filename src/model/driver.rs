@@ -113,6 +113,11 @@ pub struct World {
     pub(crate) owed: Vec<(ConnId, Seen)>,
     /// Relays the model has closed whose close the core has not yet released.
     pub(crate) closing: Vec<(User, RelayConn)>,
+    /// The last ticket each user was granted (spent by the handshake that followed), for a
+    /// replay.
+    tickets: Vec<Option<String>>,
+    /// Hostile steps are in the alphabet: the fingerprint keeps what only they depend on.
+    pub(crate) hostile: bool,
     /// Connections the clients reset: what the core still releases on them is written to a
     /// dead socket, which the host drops.
     gone: Vec<ConnId>,
@@ -259,6 +264,8 @@ impl World {
             stalled: false,
             owed: Vec::new(),
             closing: Vec::new(),
+            tickets: vec![None; users],
+            hostile: false,
             gone: Vec::new(),
             registry: Arc::default(),
             next_conn: 1,
@@ -284,6 +291,14 @@ impl World {
                 if bounds.intruders {
                     let others = (0..users).filter(|&target| target != user);
                     out.extend(others.map(|target| Step::Op { user, op: Op::RelayAs { target } }));
+                }
+                if bounds.intruders && bounds.tickets {
+                    for target in 0..users {
+                        let hostile =
+                            [Op::ReplayTicket { target }, Op::ForgeAck { target }].into_iter();
+                        let steps = hostile.map(|op| Step::Op { user, op });
+                        out.extend(steps.filter(|&s| self.possible(s)));
+                    }
                 }
                 let sends = (0..users).filter(|&to| to != user).map(|to| Op::Send { to });
                 out.extend(sends.map(|op| Step::Op { user, op }));
@@ -337,6 +352,16 @@ impl World {
                     Op::Send { to } | Op::RelayAs { target: to } => (to as usize) < n,
                     // The ticket must arrive within the step to be used in the handshake.
                     Op::TicketRelay => !self.store.has_unsynced(),
+                    Op::ReplayTicket { target } => {
+                        self.tickets.get(target as usize).is_some_and(Option::is_some)
+                    }
+                    // A failure frame it may get must come within the step (it is tolerated
+                    // there, not predicted).
+                    Op::ForgeAck { target } => {
+                        target != user
+                            && !self.store.has_unsynced()
+                            && self.forged_ack(user, target).is_some()
+                    }
                     _ => true,
                 };
                 (user as usize) < n && to_ok && !self.waiting(user)
@@ -507,6 +532,19 @@ impl World {
         match op {
             Op::Relay => return self.open_relay(user, name, None, run),
             Op::RelayAs { target } => return self.open_relay(user, user_name(target), None, run),
+            Op::ReplayTicket { target } => {
+                let ticket = self.tickets[target as usize].clone();
+                return self.open_relay(user, user_name(target), ticket, run);
+            }
+            Op::ForgeAck { target } => {
+                let (conn, id) = self.forged_ack(user, target).expect("possible");
+                self.request(conn, &RelayFrame::Ack(id.0).body(), run);
+                // PROTOCOL.md does not say how an acknowledgement of a message never pushed on
+                // the relay is answered: a failure frame is allowed, anything else is judged.
+                let refused = |seen: &Seen| matches!(seen, Seen::Frame(b) if b.starts_with("-1\n"));
+                run.seen.retain(|(c, seen)| *c != conn || !refused(seen));
+                return;
+            }
             _ => {}
         }
         let takeover = op == Op::Login && self.model.logged_in(user);
@@ -521,6 +559,7 @@ impl World {
         if op == Op::TicketRelay {
             self.request(conn, "6", run);
             if let Some(ticket) = take_ticket(run, conn) {
+                self.tickets[user as usize] = Some(ticket.clone());
                 self.open_relay(user, name, Some(ticket), run);
             }
             return;
@@ -536,8 +575,21 @@ impl World {
             }
             Op::List => self.request(conn, "4\n", run),
             Op::Delete => self.request_parts(conn, &credentials("5"), run),
-            Op::Relay | Op::TicketRelay | Op::RelayAs { .. } => unreachable!("handled above"),
+            Op::Relay
+            | Op::TicketRelay
+            | Op::RelayAs { .. }
+            | Op::ReplayTicket { .. }
+            | Op::ForgeAck { .. } => unreachable!("handled above"),
         }
+    }
+
+    /// `user`'s ticketed relay and the id of the oldest message queued for `target`: what a
+    /// forged acknowledgement sends.
+    fn forged_ack(&self, user: User, target: User) -> Option<(ConnId, MsgId)> {
+        let relay = self.users.get(user as usize)?.relay.as_ref().filter(|r| r.acks)?;
+        let account = self.server.account_id(user_name(target))?;
+        let id = self.server.queued_ids(account).into_iter().next()?;
+        Some((relay.conn, id))
     }
 
     fn open_relay(&mut self, user: User, name: &str, ticket: Option<String>, run: &mut Run) {

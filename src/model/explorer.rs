@@ -84,7 +84,10 @@ impl Scenario {
 
     /// The initial state.
     pub fn world(&self) -> World {
-        World::new(self.config.clone(), self.bounds.users, Arc::clone(&self.passwords))
+        let mut world =
+            World::new(self.config.clone(), self.bounds.users, Arc::clone(&self.passwords));
+        world.hostile = self.bounds.intruders && self.bounds.tickets;
+        world
     }
 
     /// Runs `steps` from the initial state; the first violation, if any, with its step index.

@@ -115,7 +115,9 @@ fn shape_of(world: &World, user: usize) -> u64 {
     let relay = world.users[user].relay.as_ref();
     let fields = [
         u64::from(world.ops_used[user]),
-        model.command as u64 + u64::from(model.asked_ticket) * 4,
+        model.command as u64
+            + u64::from(model.asked_ticket) * 4
+            + u64::from(model.ticket_spent && world.hostile) * 8,
         model.relay.map_or(0, |r| r as u64 + 1),
         u64::from(model.sends),
         queue_len,
@@ -170,7 +172,13 @@ pub fn encode(world: &World, rename: &[User], buf: &mut Vec<u8>) {
             Some(Relay::Bare) => 1,
             Some(Relay::Ticketed) => 2,
         };
-        buf.extend([command, relay, model.sends as u8]);
+        // Whether a ticket was spent matters only to a replay of it, a hostile step.
+        buf.extend([
+            command,
+            relay,
+            model.sends as u8,
+            u8::from(model.ticket_spent && world.hostile),
+        ]);
         match &model.account {
             None => buf.push(0xff),
             Some(account) => {

@@ -77,9 +77,9 @@
 
 use super::step::{Op, Step, User, USERS_MAX};
 
-/// Slots per user in a [`StepSet`]: seven operations, `relay-as` and `send` per other user,
-/// `relay-confirms`, the two resets.
-const PER_USER: usize = 7 + 2 * USERS_MAX + 3;
+/// Slots per user in a [`StepSet`]: seven operations, `relay-as`, `send`, `replay-ticket-of`
+/// and `forge-ack-of` per user, `relay-confirms`, the two resets.
+const PER_USER: usize = 7 + 4 * USERS_MAX + 3;
 /// The slot of [`Step::Stall`], then [`Step::Sync`], then the crashes ([`Step::Crash`], two
 /// per number of records kept).
 const STALL: usize = PER_USER * USERS_MAX;
@@ -87,32 +87,34 @@ const CRASH: usize = STALL + 2;
 /// The most unsynced records a crash step may keep.
 pub const CRASH_KEPT_MAX: u8 = 7;
 const SLOTS: usize = CRASH + 2 * (CRASH_KEPT_MAX as usize + 1);
-const _: () = assert!(SLOTS <= 128, "a step set is a u128");
+const _: () = assert!(SLOTS <= 256, "a step set is two u128s");
 
 /// A set of steps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StepSet(u128);
+pub struct StepSet([u128; 2]);
 
 impl StepSet {
     /// No step.
-    pub const EMPTY: StepSet = StepSet(0);
+    pub const EMPTY: StepSet = StepSet([0; 2]);
 
     pub fn contains(self, step: Step) -> bool {
-        self.0 & (1 << slot(step)) != 0
+        let at = slot(step);
+        self.0[at / 128] & (1 << (at % 128)) != 0
     }
 
     pub fn insert(&mut self, step: Step) {
-        self.0 |= 1 << slot(step);
+        let at = slot(step);
+        self.0[at / 128] |= 1 << (at % 128);
     }
 
     /// The steps in either.
     pub fn union(self, other: StepSet) -> StepSet {
-        StepSet(self.0 | other.0)
+        StepSet([self.0[0] | other.0[0], self.0[1] | other.0[1]])
     }
 
     /// The steps in both.
     pub fn intersection(self, other: StepSet) -> StepSet {
-        StepSet(self.0 & other.0)
+        StepSet([self.0[0] & other.0[0], self.0[1] & other.0[1]])
     }
 
     /// The steps of this set that are independent of `step`.
@@ -145,11 +147,16 @@ impl StepSet {
     }
 
     fn steps(self) -> impl Iterator<Item = Step> {
-        let mut bits = self.0;
+        let mut words = self.0;
+        let mut word = 0;
         std::iter::from_fn(move || {
+            while word < 2 && words[word] == 0 {
+                word += 1;
+            }
+            let bits = words.get_mut(word)?;
             let at = bits.trailing_zeros() as usize;
-            bits &= bits.wrapping_sub(1);
-            (at < 128).then(|| step_at(at))
+            *bits &= bits.wrapping_sub(1);
+            Some(step_at(word * 128 + at))
         })
     }
 }
@@ -209,7 +216,13 @@ fn footprint(step: Step) -> Footprint {
                     print.users |= bit(to);
                     print.log = Directory::Write;
                 }
-                Op::RelayAs { target } => print.users |= bit(target),
+                Op::RelayAs { target } | Op::ReplayTicket { target } => {
+                    print.users |= bit(target);
+                }
+                Op::ForgeAck { target } => {
+                    print.users |= bit(target);
+                    print.log = Directory::Write;
+                }
                 Op::Login | Op::Logout | Op::Relay | Op::TicketRelay => {}
             }
         }
@@ -233,6 +246,8 @@ fn rename_step(step: Step, rename: &[User]) -> Step {
             let op = match op {
                 Op::Send { to } => Op::Send { to: r(to) },
                 Op::RelayAs { target } => Op::RelayAs { target: r(target) },
+                Op::ReplayTicket { target } => Op::ReplayTicket { target: r(target) },
+                Op::ForgeAck { target } => Op::ForgeAck { target: r(target) },
                 other => other,
             };
             Step::Op { user: r(user), op }
@@ -253,12 +268,18 @@ fn slot(step: Step) -> usize {
     match step {
         Step::Op { user, op: Op::RelayAs { target } } => at(user, 7 + target as usize),
         Step::Op { user, op: Op::Send { to } } => at(user, 7 + USERS_MAX + to as usize),
+        Step::Op { user, op: Op::ReplayTicket { target } } => {
+            at(user, 7 + 2 * USERS_MAX + target as usize)
+        }
+        Step::Op { user, op: Op::ForgeAck { target } } => {
+            at(user, 7 + 3 * USERS_MAX + target as usize)
+        }
         Step::Op { user, op } => {
             at(user, PLAIN_OPS.iter().position(|&o| o == op).expect("a plain operation"))
         }
-        Step::Confirm { user } => at(user, 7 + 2 * USERS_MAX),
-        Step::DropCommand { user } => at(user, 8 + 2 * USERS_MAX),
-        Step::DropRelay { user } => at(user, 9 + 2 * USERS_MAX),
+        Step::Confirm { user } => at(user, 7 + 4 * USERS_MAX),
+        Step::DropCommand { user } => at(user, 8 + 4 * USERS_MAX),
+        Step::DropRelay { user } => at(user, 9 + 4 * USERS_MAX),
         Step::Stall => STALL,
         Step::Sync => STALL + 1,
         Step::Crash { kept, torn } => CRASH + 2 * kept as usize + usize::from(torn),
@@ -280,8 +301,10 @@ fn step_at(slot: usize) -> Step {
         0..7 => Step::Op { user, op: PLAIN_OPS[offset] },
         7..12 => Step::Op { user, op: Op::RelayAs { target: (offset - 7) as User } },
         12..17 => Step::Op { user, op: Op::Send { to: (offset - 12) as User } },
-        17 => Step::Confirm { user },
-        18 => Step::DropCommand { user },
+        17..22 => Step::Op { user, op: Op::ReplayTicket { target: (offset - 17) as User } },
+        22..27 => Step::Op { user, op: Op::ForgeAck { target: (offset - 22) as User } },
+        27 => Step::Confirm { user },
+        28 => Step::DropCommand { user },
         _ => Step::DropRelay { user },
     }
 }

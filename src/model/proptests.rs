@@ -29,6 +29,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Relay),
         2 => Just(Op::TicketRelay),
         1 => (0..USERS).prop_map(|target| Op::RelayAs { target }),
+        1 => (0..USERS).prop_map(|target| Op::ReplayTicket { target }),
+        1 => (0..USERS).prop_map(|target| Op::ForgeAck { target }),
     ]
 }
 

@@ -43,6 +43,8 @@ pub mod text {
         "-1\nRelay refused: no live session for this user from this address";
     pub const RELAY_SESSION_TICKETED: &str =
         "-1\nRelay refused: this session uses tickets; a bare handshake is refused";
+    /// A handshake with a ticket that was already presented once (tickets are single use).
+    pub const RELAY_TICKET_USED: &str = "-1\nRelay refused: unknown or already used ticket";
     /// A granted ticket; the driver writes the random ticket this way.
     pub const TICKET: &str = "0\n<ticket>";
 }
@@ -125,6 +127,8 @@ pub struct UserState {
     pub asked_ticket: bool,
     /// Messages sent so far (attempted), which numbers the next one.
     pub sends: u32,
+    /// The user was granted a ticket, and presented it (so any later use is a replay).
+    pub ticket_spent: bool,
     /// Messages discarded with this name's deleted accounts. Nothing in the protocol depends on
     /// them; the invariant that a later account never receives them does, so they are part of
     /// the state.
@@ -167,6 +171,7 @@ impl Model {
             relay: None,
             asked_ticket: false,
             sends: 0,
+            ticket_spent: false,
             discarded: Vec::new(),
         };
         let durable = Durable { accounts: vec![(None, Vec::new()); users], accounts_created: 0 };
@@ -249,7 +254,10 @@ impl Model {
     fn op(&mut self, user: User, op: Op, seen: &mut Observed) {
         // Every request but the relay handshake goes to the command connection, which the
         // client opens first if it has none.
-        let handshake_only = matches!(op, Op::Relay | Op::RelayAs { .. });
+        let handshake_only = matches!(
+            op,
+            Op::Relay | Op::RelayAs { .. } | Op::ReplayTicket { .. } | Op::ForgeAck { .. }
+        );
         if !handshake_only && self.user(user).command == Command::Absent {
             self.user_mut(user).command = Command::LoggedOut;
         }
@@ -260,9 +268,25 @@ impl Model {
             Op::Relay => return self.relay(user, Relay::Bare, seen),
             Op::RelayAs { target } if target == user => return self.relay(user, Relay::Bare, seen),
             Op::RelayAs { target } => return self.intrude(user, target, seen),
+            Op::ReplayTicket { target } => {
+                // Refused: the ticket was spent by its first handshake (checked after the
+                // session, which a replay for a user without one does not get to).
+                let refusal = if self.logged_in(target) {
+                    text::RELAY_TICKET_USED
+                } else {
+                    text::RELAY_NO_SESSION
+                };
+                push(seen, user, Port::NewRelay, Seen::Frame(refusal.into()));
+                push(seen, user, Port::NewRelay, Seen::Closed);
+                return;
+            }
+            // An acknowledgement of a message never pushed on this relay changes nothing (the
+            // driver tolerates a failure frame, which PROTOCOL.md leaves open).
+            Op::ForgeAck { .. } => return,
             Op::TicketRelay if logged_in => {
                 push(seen, user, Port::Command, Seen::Frame(text::TICKET.into()));
                 self.user_mut(user).asked_ticket = true;
+                self.user_mut(user).ticket_spent = true;
                 return self.relay(user, Relay::Ticketed, seen);
             }
             _ if !logged_in => text::NEEDS_LOGIN.into(),

@@ -66,6 +66,12 @@ pub enum Op {
     TicketRelay,
     /// Open a relay with a bare handshake naming another user (an intruder's attempt).
     RelayAs { target: User },
+    /// Open a relay with `target`'s name and the last ticket `target` was granted, already
+    /// spent (a replayed or stolen ticket; `target` may be the user).
+    ReplayTicket { target: User },
+    /// On the user's ticketed relay, acknowledge the oldest message queued for `target`, which
+    /// was never pushed on it (a forged, cross-user acknowledgement).
+    ForgeAck { target: User },
 }
 
 /// One step of a scenario: an operation, a fault, or the relay thread reporting a write.
@@ -134,6 +140,8 @@ impl fmt::Display for Op {
             Op::Relay => write!(f, "relay"),
             Op::TicketRelay => write!(f, "relay-ticket"),
             Op::RelayAs { target } => write!(f, "relay-as {}", user_name(*target)),
+            Op::ReplayTicket { target } => write!(f, "replay-ticket-of {}", user_name(*target)),
+            Op::ForgeAck { target } => write!(f, "forge-ack-of {}", user_name(*target)),
         }
     }
 }

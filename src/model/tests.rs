@@ -477,3 +477,58 @@ fn state_counts_with_stalls_are_pinned() {
         );
     }
 }
+
+fn hostile(users: usize, ops: u8, faults: u8) -> Scenario {
+    let mut scenario = scenario(users, ops, faults);
+    scenario.bounds.tickets = true;
+    scenario.bounds.intruders = true;
+    scenario
+}
+
+/// A ticket that is not spent by its handshake: only a replayed ticket shows it. The search
+/// with tickets but no hostile steps is complete and clean; with them, the user replays the
+/// ticket its own relay was bound with and is refused for the wrong reason.
+#[test]
+fn finds_a_reusable_ticket_only_with_replayed_tickets() {
+    let mut plain = scenario(2, 3, 0);
+    plain.bounds.tickets = true;
+    plain.config.planted = Planted::TicketReusable;
+    let without = run(&plain, 1);
+    assert!(without.complete && without.counterexample.is_none(), "{without:?}");
+    let mut with = hostile(2, 3, 0);
+    with.config.planted = Planted::TicketReusable;
+    let found = run(&with, 1).counterexample.expect("a replayed ticket shows it");
+    assert_eq!(found.violation.invariant, Invariant::ReplyDisagrees, "{found:?}");
+    // Register, open a ticketed relay, replay its ticket.
+    assert_eq!(found.steps.len(), 3, "{found:?}");
+    assert!(matches!(found.steps[2], Step::Op { op: Op::ReplayTicket { .. }, .. }), "{found:?}");
+}
+
+/// An acknowledgement that removes a message from whichever account holds it: only a forged,
+/// cross-user acknowledgement shows it, as another user's message lost.
+#[test]
+fn finds_an_acknowledgement_of_another_accounts_message_only_with_forged_acks() {
+    let mut plain = scenario(2, 4, 0);
+    plain.bounds.tickets = true;
+    plain.config.planted = Planted::AckOfAnotherAccount;
+    let without = run(&plain, 1);
+    assert!(without.complete && without.counterexample.is_none(), "{without:?}");
+    let mut with = hostile(2, 4, 0);
+    with.config.planted = Planted::AckOfAnotherAccount;
+    let found = run(&with, 1).counterexample.expect("a forged acknowledgement shows it");
+    assert_eq!(found.violation.invariant, Invariant::MessageLost, "{found:?}");
+    // u0 registers and opens a ticketed relay, u1 registers, u0 sends to u1, u1 sends to u0
+    // (pushed on u0's relay, a later id), u0 acknowledges the id of u1's queued message.
+    assert_eq!(found.steps.len(), 6, "{found:?}");
+    assert!(matches!(found.steps[5], Step::Op { op: Op::ForgeAck { .. }, .. }), "{found:?}");
+}
+
+/// Against the real core every hostile step is refused and changes nothing but the budget it
+/// spends, so the model predicts every reply to them and the search finds no violation; the
+/// state count grows only by whether a ticket was spent (which a replay depends on).
+#[test]
+fn hostile_steps_are_refused_as_the_model_predicts() {
+    let report = run(&hostile(2, 3, 1), 1);
+    assert!(report.complete, "{:?}", report.counterexample);
+    assert_eq!((report.progress.unique, report.progress.depth), (3152, 9));
+}
