@@ -43,6 +43,12 @@ pub struct CheckArgs {
     /// last one [default: 1 if there are faults, else 0].
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=30))]
     pub stalls: Option<u8>,
+    /// Requests a client may send before the replies to the earlier ones arrive (1 to 4;
+    /// 1: each waits). Only sends, lists and logouts are pipelined, and the server reads one
+    /// request ahead of its replies, so a burst waits in the socket while a stalled disk holds
+    /// the replies back.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub pipeline: u8,
     /// Stop after this many unique states (the search is then not exhaustive). Memory grows
     /// with the states kept: 30 to 50 bytes per state seen.
     #[arg(long, default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -101,6 +107,7 @@ impl CheckArgs {
             tickets: self.tickets,
             intruders: self.intruders,
             stalls: self.stalls(),
+            pipeline: self.pipeline,
         };
         let mut scenario = Scenario::new(bounds);
         scenario.symmetry = !self.no_symmetry;
@@ -448,6 +455,7 @@ mod tests {
             tickets: false,
             intruders: false,
             stalls: 0,
+            pipeline: 1,
         });
         let (report, memory) = args.explore(&scenario);
         if resident_bytes().is_some() {
@@ -477,6 +485,7 @@ mod tests {
             tickets: false,
             intruders: false,
             stalls: 0,
+            pipeline: 1,
         });
         scenario.config.planted = Planted::TakeoverLosesMessage;
         assert_eq!(args.check(scenario), ExitCode::from(1));
@@ -528,6 +537,7 @@ mod tests {
             tickets: false,
             intruders: false,
             stalls: 0,
+            pipeline: 1,
         });
         scenario.config.planted = Planted::TakeoverLosesMessage;
         let report = explore(&scenario, Limits { states_max: u64::MAX, jobs: 1 }, &mut |_| {

@@ -45,6 +45,13 @@ use crate::core::{
 use crate::sim::disk::{SimStore, WalStore};
 use crate::wire::{encode_parts, RelayFrame, HEADER_LEN};
 
+/// Whether a client sends `op` without waiting for the replies before (up to
+/// [`Bounds::pipeline`] outstanding): operations that neither open a connection nor need a
+/// reply's content to go on.
+fn pipelined(op: Op) -> bool {
+    matches!(op, Op::Send { .. } | Op::List | Op::Logout)
+}
+
 /// Time never passes in a scenario: no deadline fires.
 const NOW_MS: u64 = 1_000;
 /// Each user connects from an address of their own (a bare relay handshake must come from the
@@ -91,6 +98,9 @@ pub struct Bounds {
     pub intruders: bool,
     /// Disk stalls in total ([`Step::Stall`]): windows in which records stay unsynced.
     pub stalls: u8,
+    /// Requests a client may have sent and not seen answered (1: it waits for every reply).
+    /// Only `send`, `list` and `logout` are pipelined.
+    pub pipeline: u8,
 }
 
 /// One state of a scenario.
@@ -118,6 +128,8 @@ pub struct World {
     tickets: Vec<Option<String>>,
     /// Hostile steps are in the alphabet: the fingerprint keeps what only they depend on.
     pub(crate) hostile: bool,
+    /// [`Bounds::pipeline`].
+    pub(crate) pipeline: u8,
     /// Connections the clients reset: what the core still releases on them is written to a
     /// dead socket, which the host drops.
     gone: Vec<ConnId>,
@@ -134,6 +146,8 @@ pub(crate) struct Conns {
     /// Command connections left logged out by a login from a new connection.
     pub old_commands: Vec<ConnId>,
     pub relay: Option<RelayConn>,
+    /// Requests sent on `command` whose replies the client has not seen.
+    pub outstanding: u8,
 }
 
 /// A relay connection and what it received.
@@ -238,6 +252,9 @@ struct Run {
     displaced: Option<ConnId>,
     /// An output the core let go while a record emitted before it was unsynced.
     early: Option<String>,
+    /// What the outputs drained so far made happen (a job done, a reply written, a close),
+    /// to report to the core once they are all out.
+    reports: Vec<Event<'static>>,
 }
 
 impl World {
@@ -252,9 +269,11 @@ impl World {
         if config.planted == crate::core::planted::Planted::ReplayTornRecord {
             store = WalStore::replaying_torn_records(true, u64::MAX);
         }
+        let mut model = Model::new(users);
+        model.pipeline_len_max = u8::try_from(config.pipeline_len_max).unwrap_or(u8::MAX);
         World {
             server: Server::new(config, ChaCha20Rng::seed_from_u64(0)),
-            model: Model::new(users),
+            model,
             users: vec![Conns::default(); users],
             ops_used: [0; USERS_MAX],
             faults_used: 0,
@@ -266,6 +285,7 @@ impl World {
             closing: Vec::new(),
             tickets: vec![None; users],
             hostile: false,
+            pipeline: 1,
             gone: Vec::new(),
             registry: Arc::default(),
             next_conn: 1,
@@ -279,6 +299,13 @@ impl World {
         let users = bounds.users as User;
         let unsynced = self.store.has_unsynced();
         for user in 0..users {
+            let outstanding = self.users[user as usize].outstanding;
+            if self.ops_used[user as usize] < bounds.ops && outstanding > 0 {
+                // A pipelining client sends on without waiting.
+                let sends = (0..users).filter(|&to| to != user).map(|to| Op::Send { to });
+                let ops = [Op::List, Op::Logout].into_iter().chain(sends);
+                out.extend(ops.map(|op| Step::Op { user, op }).filter(|&s| self.possible(s)));
+            }
             if self.ops_used[user as usize] < bounds.ops && !self.waiting(user) {
                 out.extend(
                     [Op::Register, Op::Login, Op::Logout, Op::List, Op::Delete, Op::Relay]
@@ -333,7 +360,7 @@ impl World {
 
     /// Whether `user`'s client waits for a reply before its next request.
     pub(crate) fn waiting(&self, user: User) -> bool {
-        self.users[user as usize].command.is_some_and(|conn| self.owed_len(conn) > 0)
+        self.users[user as usize].outstanding > 0
     }
 
     /// How many outputs `conn` is owed.
@@ -364,7 +391,9 @@ impl World {
                     }
                     _ => true,
                 };
-                (user as usize) < n && to_ok && !self.waiting(user)
+                let outstanding = self.users.get(user as usize).map_or(0, |c| c.outstanding);
+                let may_send = outstanding == 0 || (pipelined(op) && outstanding < self.pipeline);
+                (user as usize) < n && to_ok && may_send
             }
             Step::Confirm { user } => self
                 .users
@@ -408,6 +437,7 @@ impl World {
             }
             Step::DropCommand { user } => {
                 self.faults_used += 1;
+                self.users[user as usize].outstanding = 0;
                 let conn = self.users[user as usize].command.take().expect("possible");
                 // The client is gone: whatever it was owed it will never read.
                 self.owed.retain(|(c, _)| *c != conn);
@@ -442,6 +472,13 @@ impl World {
         self.check_pushes(&mut run)?;
         check_login_needed(step, logged_in_before, self.users_command(step), &run.seen)?;
         self.match_owed(&run)?;
+        for conns in &mut self.users {
+            let replies = run
+                .seen
+                .iter()
+                .filter(|(c, s)| Some(*c) == conns.command && matches!(s, Seen::Frame(_)));
+            conns.outstanding = conns.outstanding.saturating_sub(replies.count() as u8);
+        }
         self.settle(run);
         self.check_state()?;
         self.check_nothing_held()
@@ -555,7 +592,12 @@ impl World {
             conns.old_commands.extend(displaced);
             run.displaced = displaced;
         }
-        let conn = self.users[user as usize].command.expect("opened above");
+        let conns = &mut self.users[user as usize];
+        if takeover {
+            conns.outstanding = 0;
+        }
+        conns.outstanding += 1;
+        let conn = conns.command.expect("opened above");
         if op == Op::TicketRelay {
             self.request(conn, "6", run);
             if let Some(ticket) = take_ticket(run, conn) {
@@ -678,6 +720,16 @@ impl World {
             while let Some(output) = self.server.poll_output() {
                 self.output(output, run);
             }
+            // What the outputs made happen is reported once they are all out, one report at a
+            // time with everything it releases drained before the next: the core hands out
+            // records ahead of visible outputs, so a record emitted because of one report
+            // would otherwise come out before an output another report released, and look
+            // like an early release.
+            if !run.reports.is_empty() {
+                let event = run.reports.remove(0);
+                self.server.handle_input(Input { now_ms: NOW_MS, event });
+                continue;
+            }
             if self.stalled || !self.store.has_unsynced() {
                 return;
             }
@@ -712,15 +764,13 @@ impl World {
             }
             Output::Password(job) => {
                 let outcome = self.passwords.run(&job);
-                let event = Event::PasswordDone { job: job.job, outcome };
-                self.server.handle_input(Input { now_ms: NOW_MS, event });
+                run.reports.push(Event::PasswordDone { job: job.job, outcome });
             }
             Output::Reply { conn, frame } => {
                 self.check_released(run, &|| format!("a reply on {conn:?}"));
                 run.seen.push((conn, Seen::Frame(body(frame))));
                 // The client reads its replies at once.
-                let event = Event::RepliesWritten { conn, count: 1 };
-                self.server.handle_input(Input { now_ms: NOW_MS, event });
+                run.reports.push(Event::RepliesWritten { conn, count: 1 });
             }
             Output::Push { conn, msg, frame } => {
                 self.check_released(run, &|| format!("a push of {msg:?} on {conn:?}"));
@@ -731,7 +781,7 @@ impl World {
                 self.check_released(run, &|| format!("the close of {conn:?}"));
                 run.seen.push((conn, Seen::Closed));
                 run.closed.push(conn);
-                self.server.handle_input(Input { now_ms: NOW_MS, event: Event::Closed { conn } });
+                run.reports.push(Event::Closed { conn });
             }
         }
     }
@@ -813,6 +863,7 @@ impl World {
             for conns in &mut self.users {
                 if conns.command == Some(conn) {
                     conns.command = None;
+                    conns.outstanding = 0;
                 }
                 conns.old_commands.retain(|&c| c != conn);
                 if conns.relay.as_ref().is_some_and(|r| r.conn == conn) {

@@ -71,6 +71,9 @@ impl Scenario {
             login_failures_per_peer_max: usize::MAX >> 1,
             // Scenarios open the original client's relays; the reference model follows.
             bare_relay_allowed: true,
+            // The least pipeline, so that a client pipelining a burst of two meets the bound
+            // (a sequential client never does).
+            pipeline_len_max: 1,
             ..Config::default()
         };
         Scenario {
@@ -87,6 +90,7 @@ impl Scenario {
         let mut world =
             World::new(self.config.clone(), self.bounds.users, Arc::clone(&self.passwords));
         world.hostile = self.bounds.intruders && self.bounds.tickets;
+        world.pipeline = self.bounds.pipeline.max(1);
         world
     }
 

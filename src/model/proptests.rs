@@ -55,6 +55,7 @@ fn scenario(passwords: Arc<Passwords>) -> Scenario {
         tickets: true,
         intruders: true,
         stalls: u8::MAX,
+        pipeline: 2,
     });
     scenario.passwords = passwords;
     scenario

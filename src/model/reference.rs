@@ -61,6 +61,12 @@ pub struct Model {
     pub pending: Vec<Effect>,
     /// The disk is stalled: effects wait in `pending` until the sync.
     pub stalled: bool,
+    /// Requests the server reads from a connection ahead of their replies being written (its
+    /// pipeline bound): a pipelining client's later requests wait, unread, until then.
+    pub pipeline_len_max: u8,
+    /// Users with replies held back by the stalled disk, in the order of their first held
+    /// reply: the order in which the sync releases them and the server reads on.
+    pub held: Vec<User>,
 }
 
 /// The durable part of the state: every user's account and discarded messages, and the
@@ -129,6 +135,10 @@ pub struct UserState {
     pub sends: u32,
     /// The user was granted a ticket, and presented it (so any later use is a replay).
     pub ticket_spent: bool,
+    /// Replies to the user's requests held back by the stalled disk (not yet written).
+    pub unanswered: u8,
+    /// Requests the user pipelined that the server has not read yet, oldest first.
+    pub deferred: Vec<Op>,
     /// Messages discarded with this name's deleted accounts. Nothing in the protocol depends on
     /// them; the invariant that a later account never receives them does, so they are part of
     /// the state.
@@ -172,6 +182,8 @@ impl Model {
             asked_ticket: false,
             sends: 0,
             ticket_spent: false,
+            unanswered: 0,
+            deferred: Vec::new(),
             discarded: Vec::new(),
         };
         let durable = Durable { accounts: vec![(None, Vec::new()); users], accounts_created: 0 };
@@ -181,7 +193,15 @@ impl Model {
             durable,
             pending: Vec::new(),
             stalled: false,
+            pipeline_len_max: u8::MAX,
+            held: Vec::new(),
         }
+    }
+
+    /// Whether a reply produced now waits for the disk: every output waits behind an
+    /// unsynced effect.
+    fn reply_held(&self) -> bool {
+        self.stalled && !self.pending.is_empty()
     }
 
     /// Applies `effect` to the live state, and to the durable state unless the disk is stalled.
@@ -214,6 +234,11 @@ impl Model {
             // The oldest push was written (original client) or acknowledged: delivered.
             Step::Confirm { user } => self.commit(Effect::Delivered(user)),
             Step::DropCommand { user } => {
+                // Requests the server never read die with the connection.
+                let state = self.user_mut(user);
+                state.deferred.clear();
+                state.unanswered = 0;
+                self.held.retain(|&u| u != user);
                 let was_logged_in = self.logged_in(user);
                 self.user_mut(user).command = Command::Absent;
                 if was_logged_in {
@@ -227,6 +252,14 @@ impl Model {
                 for effect in std::mem::take(&mut self.pending) {
                     self.make_durable(effect);
                 }
+                // The held replies are written, in order, and the server reads on from each
+                // connection the requests that waited behind them.
+                for user in std::mem::take(&mut self.held) {
+                    self.user_mut(user).unanswered = 0;
+                    for op in std::mem::take(&mut self.user_mut(user).deferred) {
+                        self.op(user, op, &mut seen);
+                    }
+                }
             }
             Step::Crash { kept, .. } => {
                 // What was durable survives, and the first `kept` effects that were not (a torn
@@ -236,6 +269,7 @@ impl Model {
                     self.make_durable(effect);
                 }
                 self.stalled = false;
+                self.held.clear();
                 self.accounts_created = self.durable.accounts_created;
                 for (state, (account, discarded)) in
                     self.users.iter_mut().zip(&self.durable.accounts)
@@ -245,6 +279,8 @@ impl Model {
                     state.command = Command::Absent;
                     state.relay = None;
                     state.asked_ticket = false;
+                    state.unanswered = 0;
+                    state.deferred.clear();
                 }
             }
         }
@@ -252,6 +288,25 @@ impl Model {
     }
 
     fn op(&mut self, user: User, op: Op, seen: &mut Observed) {
+        let on_command = !matches!(
+            op,
+            Op::Relay | Op::RelayAs { .. } | Op::ReplayTicket { .. } | Op::ForgeAck { .. }
+        );
+        if on_command && self.user(user).unanswered >= self.pipeline_len_max {
+            // Sent, not read: the server reads it once the replies before it are written.
+            self.user_mut(user).deferred.push(op);
+            return;
+        }
+        self.serve(user, op, seen);
+        if on_command && self.reply_held() {
+            self.user_mut(user).unanswered += 1;
+            if !self.held.contains(&user) {
+                self.held.push(user);
+            }
+        }
+    }
+
+    fn serve(&mut self, user: User, op: Op, seen: &mut Observed) {
         // Every request but the relay handshake goes to the command connection, which the
         // client opens first if it has none.
         let handshake_only = matches!(

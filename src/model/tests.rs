@@ -9,7 +9,15 @@ use super::step::{Op, Step};
 use crate::core::planted::Planted;
 
 fn scenario(users: usize, ops: u8, faults: u8) -> Scenario {
-    Scenario::new(Bounds { users, ops, faults, tickets: false, intruders: false, stalls: 0 })
+    Scenario::new(Bounds {
+        users,
+        ops,
+        faults,
+        tickets: false,
+        intruders: false,
+        stalls: 0,
+        pipeline: 1,
+    })
 }
 
 fn run(scenario: &Scenario, jobs: usize) -> Report {
@@ -531,4 +539,56 @@ fn hostile_steps_are_refused_as_the_model_predicts() {
     let report = run(&hostile(2, 3, 1), 1);
     assert!(report.complete, "{:?}", report.counterexample);
     assert_eq!((report.progress.unique, report.progress.depth), (3152, 9));
+}
+
+fn pipelining(users: usize, ops: u8, faults: u8) -> Scenario {
+    let mut scenario = with_stalls(users, ops, faults, 1);
+    scenario.bounds.pipeline = 2;
+    scenario
+}
+
+/// A client sends a second request while the reply to the first waits for the disk: the core
+/// reads it only once that reply is written (its pipeline bound is one request in the model's
+/// scenarios), and the model answers both at the sync, in order.
+#[test]
+fn a_pipelined_burst_waits_for_the_reply_before_it() {
+    let op = |user, op| Step::Op { user, op };
+    let scenario = pipelining(2, 4, 0);
+    let burst = [
+        op(0, Op::Register),
+        op(1, Op::Register),
+        Step::Stall,
+        op(0, Op::Send { to: 1 }),
+        op(0, Op::Send { to: 1 }),
+    ];
+    let world = scenario.replay(&burst).expect("the core agrees with the model");
+    assert_eq!(world.model.users[0].deferred, vec![Op::Send { to: 1 }], "the second is unread");
+    assert!(!world.possible(op(0, Op::List)), "a burst of two at most");
+    let queue = |world: &super::driver::World| {
+        world.model.users[1].account.as_ref().expect("registered").queue.len()
+    };
+    assert_eq!(queue(&world), 1);
+    let mut steps = burst.to_vec();
+    steps.push(Step::Sync);
+    let world = scenario.replay(&steps).expect("both answered at the sync, in order");
+    assert_eq!(queue(&world), 2);
+    assert!(world.owed.is_empty());
+    assert!(world.possible(op(0, Op::List)));
+    let report = run(&scenario, 1);
+    assert!(report.complete, "{:?}", report.counterexample);
+    assert_eq!((report.progress.unique, report.progress.depth), (26560, 13));
+}
+
+/// The pipelining bug of the host issue, planted back: the core decodes every pipelined
+/// request at once, whatever its bound. The model's client pipelines a burst of two behind a
+/// held reply: the stalled disk holds a registration's reply, the client pipelines a logout,
+/// and the core logs the user out before it may read the request.
+#[test]
+fn finds_a_core_that_reads_past_its_pipeline_bound() {
+    let mut scenario = pipelining(2, 2, 0);
+    scenario.config.planted = Planted::PipelineUnbounded;
+    let found = run(&scenario, 1).counterexample.expect("the planted bug is found");
+    assert_eq!(found.violation.invariant, Invariant::StateDisagrees, "{found:?}");
+    assert_eq!(found.steps.len(), 3, "{found:?}");
+    assert_eq!(found.steps[2], Step::Op { user: found_user(&found.steps), op: Op::Logout });
 }
