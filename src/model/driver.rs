@@ -52,6 +52,11 @@ fn pipelined(op: Op) -> bool {
     matches!(op, Op::Send { .. } | Op::List | Op::Logout)
 }
 
+/// The most steps a stall lasts: then only the sync or a crash may come. Long enough for
+/// every user to act once behind a held record (three users), short enough that a stall does
+/// not multiply the whole state space by every place it could end.
+pub const STALL_STEPS_MAX: u8 = 3;
+
 /// Time never passes in a scenario: no deadline fires.
 const NOW_MS: u64 = 1_000;
 /// Each user connects from an address of their own (a bare relay handshake must come from the
@@ -119,6 +124,8 @@ pub struct World {
     store: WalStore,
     /// The disk is stalled: records stay unsynced until [`Step::Sync`].
     stalled: bool,
+    /// Steps taken since the disk stalled (at most [`STALL_STEPS_MAX`]).
+    pub(crate) stall_len: u8,
     /// What the model predicted and the core has not yet released, per connection in order.
     pub(crate) owed: Vec<(ConnId, Seen)>,
     /// Relays the model has closed whose close the core has not yet released.
@@ -281,6 +288,7 @@ impl World {
             log: Log::default(),
             store,
             stalled: false,
+            stall_len: 0,
             owed: Vec::new(),
             closing: Vec::new(),
             tickets: vec![None; users],
@@ -298,7 +306,8 @@ impl World {
         out.clear();
         let users = bounds.users as User;
         let unsynced = self.store.has_unsynced();
-        for user in 0..users {
+        let stall_over = self.stalled && self.stall_len >= STALL_STEPS_MAX;
+        for user in (0..users).filter(|_| !stall_over) {
             let outstanding = self.users[user as usize].outstanding;
             if self.ops_used[user as usize] < bounds.ops && outstanding > 0 {
                 // A pipelining client sends on without waiting.
@@ -338,7 +347,7 @@ impl World {
             out.push(Step::Stall);
         }
         if self.faults_used < bounds.faults {
-            for user in 0..users {
+            for user in (0..users).filter(|_| !stall_over) {
                 let faults = [Step::DropCommand { user }, Step::DropRelay { user }];
                 out.extend(faults.into_iter().filter(|&s| self.possible(s)));
             }
@@ -372,6 +381,10 @@ impl World {
     /// be waiting for a reply, a write needs an unreported push, a reset needs the connection,
     /// a sync a stalled disk.
     pub fn possible(&self, step: Step) -> bool {
+        let stall_over = self.stalled && self.stall_len >= STALL_STEPS_MAX;
+        if stall_over && !matches!(step, Step::Sync | Step::Crash { .. }) {
+            return false;
+        }
         match step {
             Step::Op { user, op } => {
                 let n = self.users.len();
@@ -419,6 +432,9 @@ impl World {
     pub fn step(&mut self, step: Step) -> Result<(), Violation> {
         debug_assert!(self.possible(step), "{step} is not possible");
         let logged_in_before = matches!(step, Step::Op { user, .. } if self.model.logged_in(user));
+        if self.stalled {
+            self.stall_len += 1;
+        }
         let mut run = Run::default();
         match step {
             Step::Op { user, op } => {
@@ -454,9 +470,11 @@ impl World {
             Step::Stall => {
                 self.stalls_used += 1;
                 self.stalled = true;
+                self.stall_len = 0;
             }
             Step::Sync => {
                 self.stalled = false;
+                self.stall_len = 0;
                 self.drain(&mut run);
             }
             Step::Crash { kept, torn } => {
@@ -705,6 +723,7 @@ impl World {
         self.closing.clear();
         self.gone.clear();
         self.stalled = false;
+        self.stall_len = 0;
         Ok(())
     }
 

@@ -145,7 +145,7 @@ pub fn encode(world: &World, rename: &[User], buf: &mut Vec<u8>) {
         by_new[new as usize] = old as User;
     }
     let by_new = &by_new[..n];
-    buf.extend([world.faults_used, world.stalls_used]);
+    buf.extend([world.faults_used, world.stalls_used, world.stall_len]);
     let mut created = [(0u64, 0 as User); USERS_MAX];
     let mut created_len = 0;
     for (u, state) in world.model.users.iter().enumerate() {
