@@ -596,3 +596,25 @@ fn finds_a_core_that_reads_past_its_pipeline_bound() {
     assert_eq!(found.steps.len(), 3, "{found:?}");
     assert_eq!(found.steps[2], Step::Op { user: found_user(&found.steps), op: Op::Logout });
 }
+
+/// The new planted bugs are found by the scenario of `chatroom check --users 3 --ops 3
+/// --faults 1` (one stall by default; the hostile ones with `--tickets --intruders`), with the
+/// shortest counterexamples the small scenarios above find.
+#[test]
+fn the_acceptance_scenario_finds_the_disk_and_hostile_bugs() {
+    for (bug, hostile, length) in [
+        (Planted::ReplyBeforeDurable, false, 3),
+        (Planted::ReplayTornRecord, false, 5),
+        (Planted::TicketReusable, true, 3),
+        // Seven, not six as with two users and four operations: with three operations
+        // each, the victim is a third user.
+        (Planted::AckOfAnotherAccount, true, 7),
+    ] {
+        let mut scenario = with_stalls(3, 3, 1, 1);
+        scenario.bounds.tickets = hostile;
+        scenario.bounds.intruders = hostile;
+        scenario.config.planted = bug;
+        let found = run(&scenario, 2).counterexample.expect("found");
+        assert_eq!(found.steps.len(), length, "{bug:?}: {found:?}");
+    }
+}
