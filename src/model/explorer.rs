@@ -381,6 +381,9 @@ struct Parents {
     blocks: Vec<Vec<(u32, Step)>>,
 }
 
+// A parent link stays 8 bytes however many step kinds there are.
+const _: () = assert!(std::mem::size_of::<(u32, Step)>() == 8);
+
 /// Entries per block of [`Parents`] (8 MiB).
 const PARENTS_BLOCK_LEN: usize = 1 << 20;
 
