@@ -116,21 +116,26 @@ pub mod report {
     }
 
     /// The model checker's bounds for the bugs its steps can reach (as `model::tests` plants
-    /// them); `None` for bugs outside its world: records are durable at once (an early
-    /// acknowledgement cannot be told apart), password jobs finish within a step (the throttle
-    /// bugs), one request at a time (pipelining, inbound bytes), no host and no writer threads
-    /// (the host bugs, a push before the old relay ends), no log, and the original client's
-    /// bare handshake allowed (so the bug that allows it by default changes nothing).
+    /// them); `None` for bugs outside its world: password jobs finish within a step (the throttle
+    /// bugs), no host and no writer threads (the host bugs, a push before the old relay ends),
+    /// no frames at the limits, and the original client's bare handshake allowed (so the bug
+    /// that allows it by default changes nothing).
     pub fn model_bounds(bug: Planted) -> Option<Bounds> {
-        let b = |users, ops, faults, tickets, intruders| {
-            Some(Bounds { users, ops, faults, tickets, intruders })
+        let b = |users, ops, faults, tickets, intruders, stalls, pipeline| {
+            Some(Bounds { users, ops, faults, tickets, intruders, stalls, pipeline })
         };
         match bug {
-            Planted::DeleteKeepsQueue => b(2, 3, 0, false, false),
-            Planted::TakeoverLosesMessage | Planted::ListShowsDeleted => b(2, 2, 0, false, false),
-            Planted::RequeueOutOfOrder => b(2, 3, 0, true, false),
-            Planted::BindByNameOnly => b(2, 2, 0, false, true),
-            Planted::DropOnDetach => b(2, 3, 1, true, false),
+            Planted::DeleteKeepsQueue => b(2, 3, 0, false, false, 0, 1),
+            Planted::TakeoverLosesMessage | Planted::ListShowsDeleted => {
+                b(2, 2, 0, false, false, 0, 1)
+            }
+            Planted::RequeueOutOfOrder => b(2, 3, 0, true, false, 0, 1),
+            Planted::BindByNameOnly => b(2, 2, 0, false, true, 0, 1),
+            Planted::DropOnDetach => b(2, 3, 1, true, false, 0, 1),
+            Planted::ReplyBeforeDurable => b(2, 2, 0, false, false, 0, 1),
+            Planted::ReplayTornRecord => b(3, 3, 1, false, false, 1, 1),
+            Planted::TicketReusable | Planted::AckAnyAccount => b(3, 3, 1, true, true, 1, 1),
+            Planted::PipelineUnbounded => b(2, 2, 0, false, false, 1, 2),
             _ => None,
         }
     }

@@ -38,6 +38,17 @@ pub struct CheckArgs {
     /// Faults in total (0 to 30): connection resets and server crashes.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=30))]
     pub faults: u8,
+    /// Disk stalls in total (0 to 30): windows in which the log's fsync is slow, records stay
+    /// unsynced and every output behind them waits, so that a crash can lose them or tear the
+    /// last one [default: 1 if there are faults, else 0].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=30))]
+    pub stalls: Option<u8>,
+    /// Requests a client may send before the replies to the earlier ones arrive (1 to 4;
+    /// 1: each waits). Only sends, lists and logouts are pipelined, and the server reads one
+    /// request ahead of its replies, so a burst waits in the socket while a stalled disk holds
+    /// the replies back.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub pipeline: u8,
     /// Stop after this many unique states (the search is then not exhaustive). Memory grows
     /// with the states kept: 30 to 50 bytes per state seen.
     #[arg(long, default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -63,7 +74,7 @@ pub struct CheckArgs {
     /// Partial-order reduction (sleep sets): run independent steps of different users in one
     /// order only. The same states at the same depths, fewer transitions; not faster on the
     /// scenarios measured (it skips about a tenth of the transitions and the bookkeeping costs
-    /// as much), and it holds about 100 bytes more per state of the widest layer.
+    /// as much), and it holds a little over 100 bytes more per state of the widest layer.
     #[arg(long)]
     pub por: bool,
     /// Run password jobs with argon2id (cheapest cost) instead of the instant stand-in.
@@ -81,6 +92,12 @@ pub struct CheckArgs {
 }
 
 impl CheckArgs {
+    /// `--stalls`, or its default: a stall without a crash only holds replies back, so it is
+    /// worth its states only where a crash can follow.
+    fn stalls(&self) -> u8 {
+        self.stalls.unwrap_or(u8::from(self.faults > 0))
+    }
+
     /// Runs the command.
     pub fn run(self) -> ExitCode {
         let bounds = Bounds {
@@ -89,6 +106,8 @@ impl CheckArgs {
             faults: self.faults,
             tickets: self.tickets,
             intruders: self.intruders,
+            stalls: self.stalls(),
+            pipeline: self.pipeline,
         };
         let mut scenario = Scenario::new(bounds);
         scenario.symmetry = !self.no_symmetry;
@@ -113,11 +132,12 @@ impl CheckArgs {
         let jobs = self.jobs.map_or_else(default_jobs, usize::from);
         let limits = Limits { states_max: self.max_states, jobs };
         println!(
-            "chatroom check: users {}, ops {}, faults {}, max-states {}, jobs {jobs}, symmetry {}, \
-             por {}",
+            "chatroom check: users {}, ops {}, faults {}, stalls {}, max-states {}, jobs {jobs}, \
+             symmetry {}, por {}",
             self.users,
             self.ops,
             self.faults,
+            self.stalls(),
             self.max_states,
             if scenario.symmetry { "on" } else { "off" },
             if scenario.por { "on" } else { "off" },
@@ -186,8 +206,11 @@ impl CheckArgs {
         };
         print!("{}", describe(counterexample));
         let command = format!(
-            "chatroom check --users {} --ops {} --faults {}",
-            self.users, self.ops, self.faults
+            "chatroom check --users {} --ops {} --faults {} --stalls {}",
+            self.users,
+            self.ops,
+            self.faults,
+            self.stalls()
         );
         let scenario_text = to_sim_scenario(counterexample, &command);
         if let Some(path) = &self.html {
@@ -219,6 +242,7 @@ impl CheckArgs {
             ("users".to_owned(), self.users.to_string()),
             ("ops".to_owned(), self.ops.to_string()),
             ("faults".to_owned(), self.faults.to_string()),
+            ("stalls".to_owned(), self.stalls().to_string()),
             ("max_states".to_owned(), self.max_states.to_string()),
             ("tickets".to_owned(), flag(self.tickets)),
             ("intruders".to_owned(), flag(self.intruders)),
@@ -424,8 +448,15 @@ mod tests {
         let args = parse(&["--users", "2", "--ops", "3", "--jobs", "1", "--max-memory", "1K"]);
         let args = args.unwrap();
         assert_eq!(args.max_memory, Some(1024));
-        let scenario =
-            Scenario::new(Bounds { users: 2, ops: 3, faults: 0, tickets: false, intruders: false });
+        let scenario = Scenario::new(Bounds {
+            users: 2,
+            ops: 3,
+            faults: 0,
+            tickets: false,
+            intruders: false,
+            stalls: 0,
+            pipeline: 1,
+        });
         let (report, memory) = args.explore(&scenario);
         if resident_bytes().is_some() {
             assert!(!report.complete);
@@ -447,8 +478,15 @@ mod tests {
         let mut argv = argv.to_vec();
         argv.push(html.to_str().unwrap());
         let args = parse(&argv).unwrap();
-        let mut scenario =
-            Scenario::new(Bounds { users: 2, ops: 2, faults: 0, tickets: false, intruders: false });
+        let mut scenario = Scenario::new(Bounds {
+            users: 2,
+            ops: 2,
+            faults: 0,
+            tickets: false,
+            intruders: false,
+            stalls: 0,
+            pipeline: 1,
+        });
         scenario.config.planted = Planted::TakeoverLosesMessage;
         assert_eq!(args.check(scenario), ExitCode::from(1));
         let written = std::fs::read_to_string(&out).unwrap();
@@ -492,8 +530,15 @@ mod tests {
     #[test]
     fn a_violation_is_a_failed_result_naming_its_invariant() {
         let args = parse(&["--users", "2", "--ops", "2", "--jobs", "1"]).unwrap();
-        let mut scenario =
-            Scenario::new(Bounds { users: 2, ops: 2, faults: 0, tickets: false, intruders: false });
+        let mut scenario = Scenario::new(Bounds {
+            users: 2,
+            ops: 2,
+            faults: 0,
+            tickets: false,
+            intruders: false,
+            stalls: 0,
+            pipeline: 1,
+        });
         scenario.config.planted = Planted::TakeoverLosesMessage;
         let report = explore(&scenario, Limits { states_max: u64::MAX, jobs: 1 }, &mut |_| {
             std::ops::ControlFlow::Continue(())

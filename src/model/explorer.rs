@@ -71,6 +71,9 @@ impl Scenario {
             login_failures_per_peer_max: usize::MAX >> 1,
             // Scenarios open the original client's relays; the reference model follows.
             bare_relay_allowed: true,
+            // The least pipeline, so that a client pipelining a burst of two meets the bound
+            // (a sequential client never does).
+            pipeline_len_max: 1,
             ..Config::default()
         };
         Scenario {
@@ -84,7 +87,11 @@ impl Scenario {
 
     /// The initial state.
     pub fn world(&self) -> World {
-        World::new(self.config.clone(), self.bounds.users, Arc::clone(&self.passwords))
+        let mut world =
+            World::new(self.config.clone(), self.bounds.users, Arc::clone(&self.passwords));
+        world.hostile = self.bounds.intruders && self.bounds.tickets;
+        world.pipeline = self.bounds.pipeline.max(1);
+        world
     }
 
     /// Runs `steps` from the initial state; the first violation, if any, with its step index.
@@ -255,7 +262,7 @@ fn search(
     {
         let mut found = write(&shared.found);
         found.visited.insert(root_print);
-        found.parents.push(u32::MAX, Step::Crash);
+        found.parents.push(u32::MAX, Step::Sync);
         found.layer_sleeps.push(Sleep { set: StepSet::EMPTY, renaming: 0 });
     }
     let por = shared.scenario.por;
@@ -373,6 +380,9 @@ fn read(found: &RwLock<Found>) -> std::sync::RwLockReadGuard<'_, Found> {
 struct Parents {
     blocks: Vec<Vec<(u32, Step)>>,
 }
+
+// A parent link stays 8 bytes however many step kinds there are.
+const _: () = assert!(std::mem::size_of::<(u32, Step)>() == 8);
 
 /// Entries per block of [`Parents`] (8 MiB).
 const PARENTS_BLOCK_LEN: usize = 1 << 20;

@@ -6,7 +6,10 @@
 //! how many pushes the relay has not reported, and the latest message of each sender that relay
 //! received (enough to notice a duplicate or a reordering later), the messages discarded with
 //! deleted accounts of each name (which a later account must never get); plus the creation order of the
-//! accounts (which `list` shows). It leaves out what differs between equivalent histories: ids
+//! accounts (which `list` shows). The disk: whether it is stalled, the model's durable accounts
+//! and queues, the effects not yet durable (which a crash may keep or lose), and, per
+//! connection, the outputs the core still holds behind unsynced records (their texts with
+//! user names renamed). It leaves out what differs between equivalent histories: ids
 //! (lsns, connection numbers), password hashes, the rng, the log, connections that a takeover
 //! left logged out. The core's own state is not read here: after every step the driver has
 //! checked that it agrees with the model, so the model's state stands for it.
@@ -19,9 +22,11 @@
 //! sorting renamings onto its image's, so symmetric states get the same least hash; and most
 //! states have few users of equal shape, so few of the n! renamings are encoded.
 
-use super::driver::World;
-use super::reference::{Command, Relay};
+use super::driver::{RelayConn, World};
+use super::reference::{Command, Effect, Relay};
+use super::step::Seen;
 use super::step::{User, USERS_MAX};
+use crate::core::ConnId;
 
 /// A 128-bit state fingerprint (collisions are negligible at the state counts explored).
 pub type Fingerprint = u128;
@@ -110,12 +115,15 @@ fn shape_of(world: &World, user: usize) -> u64 {
     let relay = world.users[user].relay.as_ref();
     let fields = [
         u64::from(world.ops_used[user]),
-        model.command as u64 + u64::from(model.asked_ticket) * 4,
+        model.command as u64
+            + u64::from(model.asked_ticket) * 4
+            + u64::from(model.ticket_spent && world.hostile) * 8,
         model.relay.map_or(0, |r| r as u64 + 1),
         u64::from(model.sends),
         queue_len,
         model.discarded.len() as u64,
         relay.map_or(0xff, |r| r.unreported.len() as u64),
+        world.users[user].command.map_or(0xff, |c| world.owed_len(c) as u64),
     ];
     fields.iter().fold(0, |acc, &field| (acc << 8) | (field & 0xff))
 }
@@ -137,7 +145,7 @@ pub fn encode(world: &World, rename: &[User], buf: &mut Vec<u8>) {
         by_new[new as usize] = old as User;
     }
     let by_new = &by_new[..n];
-    buf.push(world.faults_used);
+    buf.extend([world.faults_used, world.stalls_used, world.stall_len]);
     let mut created = [(0u64, 0 as User); USERS_MAX];
     let mut created_len = 0;
     for (u, state) in world.model.users.iter().enumerate() {
@@ -164,7 +172,13 @@ pub fn encode(world: &World, rename: &[User], buf: &mut Vec<u8>) {
             Some(Relay::Bare) => 1,
             Some(Relay::Ticketed) => 2,
         };
-        buf.extend([command, relay, model.sends as u8]);
+        // Whether a ticket was spent matters only to a replay of it, a hostile step.
+        buf.extend([
+            command,
+            relay,
+            model.sends as u8,
+            u8::from(model.ticket_spent && world.hostile),
+        ]);
         match &model.account {
             None => buf.push(0xff),
             Some(account) => {
@@ -178,15 +192,99 @@ pub fn encode(world: &World, rename: &[User], buf: &mut Vec<u8>) {
         for key in &model.discarded {
             buf.extend([rename[key.from as usize], key.seq as u8]);
         }
-        let Some(relay) = &world.users[u].relay else {
-            buf.push(0xff);
-            continue;
-        };
-        buf.push(relay.unreported.len() as u8);
-        for &sender in by_new {
-            let latest = relay.received.iter().filter(|k| k.from == sender).map(|k| k.seq).max();
-            buf.push(latest.map_or(0xff, |seq| seq as u8));
+        match world.users[u].command {
+            None => buf.push(0xff),
+            Some(conn) => encode_owed(world, conn, rename, buf),
         }
+        match &world.users[u].relay {
+            None => buf.push(0xff),
+            Some(relay) => encode_relay(world, relay, rename, by_new, buf),
+        }
+        let closing = world.closing.iter().filter(|(owner, _)| *owner == user);
+        buf.push(closing.clone().count() as u8);
+        for (_, relay) in closing {
+            encode_relay(world, relay, rename, by_new, buf);
+        }
+        let (account, discarded) = &world.model.durable.accounts[u];
+        match account {
+            None => buf.push(0xff),
+            Some(account) => {
+                buf.push(account.queue.len() as u8);
+                for key in &account.queue {
+                    buf.extend([rename[key.from as usize], key.seq as u8]);
+                }
+            }
+        }
+        buf.push(discarded.len() as u8);
+    }
+    let durable = &world.model.durable;
+    let mut created = [(0u64, 0 as User); USERS_MAX];
+    let mut created_len = 0;
+    for (u, (account, _)) in durable.accounts.iter().enumerate() {
+        if let Some(account) = account {
+            created[created_len] = (account.created, rename[u]);
+            created_len += 1;
+        }
+    }
+    let created = &mut created[..created_len];
+    created.sort_unstable();
+    buf.extend(created.iter().map(|&(_, u)| u));
+    buf.push(u8::from(world.model.stalled));
+    buf.push(world.model.pending.len() as u8);
+    for effect in &world.model.pending {
+        match *effect {
+            Effect::Register(u) => buf.extend([0, rename[u as usize]]),
+            Effect::Message(u, key) => {
+                buf.extend([1, rename[u as usize], rename[key.from as usize], key.seq as u8]);
+            }
+            Effect::Delete(u) => buf.extend([2, rename[u as usize]]),
+            Effect::Delivered(u) => buf.extend([3, rename[u as usize]]),
+        }
+    }
+}
+
+/// A relay: what it holds unreported, what it is owed, the latest message of each sender.
+fn encode_relay(
+    world: &World,
+    relay: &RelayConn,
+    rename: &[User],
+    by_new: &[User],
+    buf: &mut Vec<u8>,
+) {
+    buf.push(relay.unreported.len() as u8);
+    for &sender in by_new {
+        let latest = relay.received.iter().filter(|k| k.from == sender).map(|k| k.seq).max();
+        buf.push(latest.map_or(0xff, |seq| seq as u8));
+    }
+    encode_owed(world, relay.conn, rename, buf);
+}
+
+/// What `conn` is owed, in order, with user names renamed.
+fn encode_owed(world: &World, conn: ConnId, rename: &[User], buf: &mut Vec<u8>) {
+    for (_, seen) in world.owed.iter().filter(|(c, _)| *c == conn) {
+        match seen {
+            Seen::Closed => buf.push(1),
+            Seen::Frame(text) => {
+                buf.push(2);
+                encode_renamed_text(text.as_bytes(), rename, buf);
+                buf.push(0);
+            }
+        }
+    }
+    buf.push(0xff);
+}
+
+/// `text` with every user name (`u` and a digit) renamed; no other text has `u` before a digit.
+fn encode_renamed_text(text: &[u8], rename: &[User], buf: &mut Vec<u8>) {
+    let mut prev = 0u8;
+    for &byte in text {
+        let user = byte.wrapping_sub(b'0') as usize;
+        if prev == b'u' && byte.is_ascii_digit() && user < rename.len() {
+            buf.push(b'0' + rename[user]);
+        } else {
+            buf.push(byte);
+        }
+        prev = byte;
     }
 }
 

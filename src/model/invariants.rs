@@ -4,7 +4,9 @@
 //! message is never lost (only dropped with its recipient's account), never delivered twice to
 //! one relay, kept in order per sender, never delivered to another user or to a later account
 //! that reused a deleted name; no command but login and register succeeds without a login; one
-//! live session per user; and the core's replies and state agree with the reference model.
+//! live session per user; the core's replies and state agree with the reference model; nothing
+//! leaves the core before the records emitted before it are durable; and recovery returns
+//! exactly a prefix of what was written that holds everything synced.
 
 use std::fmt;
 
@@ -32,6 +34,11 @@ pub enum Invariant {
     ReplyDisagrees,
     /// The core's accounts, queues or sessions differ from the reference model's.
     StateDisagrees,
+    /// A reply, push or close left the core while a record emitted before it was not yet
+    /// durable (the write-ahead rule).
+    ReleasedEarly,
+    /// Recovery after a crash returned records that were never written, or lost synced ones.
+    RecoveryWrong,
 }
 
 impl Invariant {
@@ -47,6 +54,8 @@ impl Invariant {
             Invariant::TwoSessions => "two-sessions",
             Invariant::ReplyDisagrees => "reply-disagrees",
             Invariant::StateDisagrees => "state-disagrees",
+            Invariant::ReleasedEarly => "released-early",
+            Invariant::RecoveryWrong => "recovery-wrong",
         }
     }
 }

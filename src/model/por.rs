@@ -18,10 +18,15 @@
 //! - every other operation and `relay-confirms`: the user alone;
 //! - `drop-command`, `drop-relay`: the user, and the fault budget (one drop can use up the
 //!   budget another needs);
-//! - `crash`: everything.
+//! - `crash`, `disk-stalls`, `fsync-completes`: everything.
+//!
+//! Every other step also touches the log: `register`, `delete`, `send` and `relay-confirms`
+//! write a record, and every step's outputs wait behind unsynced records, so it reads it (a
+//! `list` run before a stalled `send` is answered at once, after it only at the sync).
 //!
 //! Two steps are independent when their user sets are disjoint, at most one touches the
-//! directory or both only read it, at most one spends the fault budget, and neither is a crash.
+//! directory or the log, or both only read them, at most one spends the fault budget, and
+//! neither touches everything.
 //! Budgets of operations are per user. What the core shares between users beyond that (the
 //! next id, lsn and connection number, the random generator) is left out of the fingerprint
 //! already: it names things without changing what happens. The relation is checked, not only
@@ -72,37 +77,44 @@
 
 use super::step::{Op, Step, User, USERS_MAX};
 
-/// Slots per user in a [`StepSet`]: seven operations, `relay-as` and `send` per other user,
-/// `relay-confirms`, the two resets.
-const PER_USER: usize = 7 + 2 * USERS_MAX + 3;
-/// The slot of [`Step::Crash`].
-const CRASH: usize = PER_USER * USERS_MAX;
-const _: () = assert!(CRASH < 128, "a step set is a u128");
+/// Slots per user in a [`StepSet`]: seven operations, `relay-as`, `send`, `replay-ticket-of`
+/// and `forge-ack-of` per user, `relay-confirms`, the two resets.
+const PER_USER: usize = 7 + 4 * USERS_MAX + 3;
+/// The slot of [`Step::Stall`], then [`Step::Sync`], then the crashes ([`Step::Crash`], two
+/// per number of records kept).
+const STALL: usize = PER_USER * USERS_MAX;
+const CRASH: usize = STALL + 2;
+/// The most unsynced records a crash step may keep.
+pub const CRASH_KEPT_MAX: u8 = 7;
+const SLOTS: usize = CRASH + 2 * (CRASH_KEPT_MAX as usize + 1);
+const _: () = assert!(SLOTS <= 256, "a step set is two u128s");
 
 /// A set of steps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StepSet(u128);
+pub struct StepSet([u128; 2]);
 
 impl StepSet {
     /// No step.
-    pub const EMPTY: StepSet = StepSet(0);
+    pub const EMPTY: StepSet = StepSet([0; 2]);
 
     pub fn contains(self, step: Step) -> bool {
-        self.0 & (1 << slot(step)) != 0
+        let at = slot(step);
+        self.0[at / 128] & (1 << (at % 128)) != 0
     }
 
     pub fn insert(&mut self, step: Step) {
-        self.0 |= 1 << slot(step);
+        let at = slot(step);
+        self.0[at / 128] |= 1 << (at % 128);
     }
 
     /// The steps in either.
     pub fn union(self, other: StepSet) -> StepSet {
-        StepSet(self.0 | other.0)
+        StepSet([self.0[0] | other.0[0], self.0[1] | other.0[1]])
     }
 
     /// The steps in both.
     pub fn intersection(self, other: StepSet) -> StepSet {
-        StepSet(self.0 & other.0)
+        StepSet([self.0[0] & other.0[0], self.0[1] & other.0[1]])
     }
 
     /// The steps of this set that are independent of `step`.
@@ -135,11 +147,16 @@ impl StepSet {
     }
 
     fn steps(self) -> impl Iterator<Item = Step> {
-        let mut bits = self.0;
+        let mut words = self.0;
+        let mut word = 0;
         std::iter::from_fn(move || {
+            while word < 2 && words[word] == 0 {
+                word += 1;
+            }
+            let bits = words.get_mut(word)?;
             let at = bits.trailing_zeros() as usize;
-            bits &= bits.wrapping_sub(1);
-            (at < 128).then(|| step_at(at))
+            *bits &= bits.wrapping_sub(1);
+            Some(step_at(word * 128 + at))
         })
     }
 }
@@ -150,10 +167,12 @@ pub fn independent(a: Step, b: Step) -> bool {
     let directory_conflict = a.directory.max(b.directory) == Directory::Write
         && a.directory != Directory::None
         && b.directory != Directory::None;
+    let log_conflict = a.log.max(b.log) == Directory::Write;
     let conflict = a.everything
         || b.everything
         || a.users & b.users != 0
         || directory_conflict
+        || log_conflict
         || (a.fault && b.fault);
     !conflict
 }
@@ -169,32 +188,53 @@ struct Footprint {
     /// Bit `u` for user `u`.
     users: u8,
     directory: Directory,
+    /// The log (every step at least reads it; see the module documentation).
+    log: Directory,
     fault: bool,
     everything: bool,
 }
 
 fn footprint(step: Step) -> Footprint {
     let bit = |user: User| 1u8 << user;
-    let mut print =
-        Footprint { users: 0, directory: Directory::None, fault: false, everything: false };
+    let mut print = Footprint {
+        users: 0,
+        directory: Directory::None,
+        log: Directory::Read,
+        fault: false,
+        everything: false,
+    };
     match step {
         Step::Op { user, op } => {
             print.users = bit(user);
             match op {
-                Op::Register | Op::Delete => print.directory = Directory::Write,
+                Op::Register | Op::Delete => {
+                    print.directory = Directory::Write;
+                    print.log = Directory::Write;
+                }
                 Op::List => print.directory = Directory::Read,
-                Op::Send { to: other } | Op::RelayAs { target: other } => {
-                    print.users |= bit(other);
+                Op::Send { to } => {
+                    print.users |= bit(to);
+                    print.log = Directory::Write;
+                }
+                Op::RelayAs { target } | Op::ReplayTicket { target } => {
+                    print.users |= bit(target);
+                }
+                Op::ForgeAck { target } => {
+                    print.users |= bit(target);
+                    print.log = Directory::Write;
                 }
                 Op::Login | Op::Logout | Op::Relay | Op::TicketRelay => {}
             }
         }
-        Step::Confirm { user } => print.users = bit(user),
+        Step::Confirm { user } => {
+            print.users = bit(user);
+            print.log = Directory::Write;
+        }
         Step::DropCommand { user } | Step::DropRelay { user } => {
             print.users = bit(user);
             print.fault = true;
         }
-        Step::Crash => print.everything = true,
+        Step::Stall | Step::Sync | Step::Crash { .. } => print.everything = true,
     }
     print
 }
@@ -206,6 +246,8 @@ fn rename_step(step: Step, rename: &[User]) -> Step {
             let op = match op {
                 Op::Send { to } => Op::Send { to: r(to) },
                 Op::RelayAs { target } => Op::RelayAs { target: r(target) },
+                Op::ReplayTicket { target } => Op::ReplayTicket { target: r(target) },
+                Op::ForgeAck { target } => Op::ForgeAck { target: r(target) },
                 other => other,
             };
             Step::Op { user: r(user), op }
@@ -213,7 +255,7 @@ fn rename_step(step: Step, rename: &[User]) -> Step {
         Step::Confirm { user } => Step::Confirm { user: r(user) },
         Step::DropCommand { user } => Step::DropCommand { user: r(user) },
         Step::DropRelay { user } => Step::DropRelay { user: r(user) },
-        Step::Crash => Step::Crash,
+        Step::Stall | Step::Sync | Step::Crash { .. } => step,
     }
 }
 
@@ -226,27 +268,43 @@ fn slot(step: Step) -> usize {
     match step {
         Step::Op { user, op: Op::RelayAs { target } } => at(user, 7 + target as usize),
         Step::Op { user, op: Op::Send { to } } => at(user, 7 + USERS_MAX + to as usize),
+        Step::Op { user, op: Op::ReplayTicket { target } } => {
+            at(user, 7 + 2 * USERS_MAX + target as usize)
+        }
+        Step::Op { user, op: Op::ForgeAck { target } } => {
+            at(user, 7 + 3 * USERS_MAX + target as usize)
+        }
         Step::Op { user, op } => {
             at(user, PLAIN_OPS.iter().position(|&o| o == op).expect("a plain operation"))
         }
-        Step::Confirm { user } => at(user, 7 + 2 * USERS_MAX),
-        Step::DropCommand { user } => at(user, 8 + 2 * USERS_MAX),
-        Step::DropRelay { user } => at(user, 9 + 2 * USERS_MAX),
-        Step::Crash => CRASH,
+        Step::Confirm { user } => at(user, 7 + 4 * USERS_MAX),
+        Step::DropCommand { user } => at(user, 8 + 4 * USERS_MAX),
+        Step::DropRelay { user } => at(user, 9 + 4 * USERS_MAX),
+        Step::Stall => STALL,
+        Step::Sync => STALL + 1,
+        Step::Crash { kept, torn } => CRASH + 2 * kept as usize + usize::from(torn),
     }
 }
 
 fn step_at(slot: usize) -> Step {
-    if slot == CRASH {
-        return Step::Crash;
+    match slot {
+        STALL => return Step::Stall,
+        s if s == STALL + 1 => return Step::Sync,
+        s if s >= CRASH => {
+            let kept = ((s - CRASH) / 2) as u8;
+            return Step::Crash { kept, torn: (s - CRASH) % 2 == 1 };
+        }
+        _ => {}
     }
     let (user, offset) = ((slot / PER_USER) as User, slot % PER_USER);
     match offset {
         0..7 => Step::Op { user, op: PLAIN_OPS[offset] },
         7..12 => Step::Op { user, op: Op::RelayAs { target: (offset - 7) as User } },
         12..17 => Step::Op { user, op: Op::Send { to: (offset - 12) as User } },
-        17 => Step::Confirm { user },
-        18 => Step::DropCommand { user },
+        17..22 => Step::Op { user, op: Op::ReplayTicket { target: (offset - 17) as User } },
+        22..27 => Step::Op { user, op: Op::ForgeAck { target: (offset - 22) as User } },
+        27 => Step::Confirm { user },
+        28 => Step::DropCommand { user },
         _ => Step::DropRelay { user },
     }
 }
@@ -256,7 +314,7 @@ mod tests {
     use super::*;
 
     fn every_step() -> Vec<Step> {
-        (0..=CRASH).map(step_at).collect()
+        (0..SLOTS).map(step_at).collect()
     }
 
     #[test]
@@ -271,12 +329,12 @@ mod tests {
         let mut set = StepSet::EMPTY;
         set.insert(Step::Op { user: 0, op: Op::Send { to: 2 } });
         set.insert(Step::Confirm { user: 1 });
-        set.insert(Step::Crash);
+        set.insert(Step::Crash { kept: 7, torn: true });
         let rename = [2, 0, 1];
         let renamed = set.renamed(&rename);
         assert!(renamed.contains(Step::Op { user: 2, op: Op::Send { to: 1 } }));
         assert!(renamed.contains(Step::Confirm { user: 0 }));
-        assert!(renamed.contains(Step::Crash));
+        assert!(renamed.contains(Step::Crash { kept: 7, torn: true }));
         assert!(!renamed.contains(Step::Confirm { user: 1 }));
         assert_eq!(renamed.renamed_back(&rename), set);
         assert_eq!(renamed.steps().count(), 3);
@@ -293,11 +351,14 @@ mod tests {
             }
         }
         let op = |user, op| Step::Op { user, op };
-        assert!(independent(op(0, Op::Login), op(1, Op::Send { to: 2 })));
+        assert!(independent(op(0, Op::Login), op(1, Op::Logout)));
+        // A send writes the log, behind which every other step's outputs wait.
+        assert!(!independent(op(0, Op::Login), op(1, Op::Send { to: 2 })));
         assert!(!independent(op(0, Op::Login), op(1, Op::Send { to: 0 })));
         assert!(!independent(op(0, Op::Register), op(1, Op::List)));
         assert!(independent(op(0, Op::List), op(1, Op::List)));
         assert!(!independent(Step::DropCommand { user: 0 }, Step::DropRelay { user: 1 }));
-        assert!(!independent(Step::Crash, Step::Confirm { user: 0 }));
+        assert!(!independent(Step::Crash { kept: 0, torn: false }, Step::Confirm { user: 0 }));
+        assert!(!independent(Step::Sync, op(0, Op::List)));
     }
 }

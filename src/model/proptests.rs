@@ -29,6 +29,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Relay),
         2 => Just(Op::TicketRelay),
         1 => (0..USERS).prop_map(|target| Op::RelayAs { target }),
+        1 => (0..USERS).prop_map(|target| Op::ReplayTicket { target }),
+        1 => (0..USERS).prop_map(|target| Op::ForgeAck { target }),
     ]
 }
 
@@ -39,7 +41,9 @@ fn step(faults: bool) -> impl Strategy<Value = Step> {
         3 => (0..USERS).prop_map(|user| Step::Confirm { user }),
         fault_weight => (0..USERS).prop_map(|user| Step::DropCommand { user }),
         fault_weight => (0..USERS).prop_map(|user| Step::DropRelay { user }),
-        fault_weight => Just(Step::Crash),
+        1 => Just(Step::Stall),
+        1 => Just(Step::Sync),
+        fault_weight => (0..3u8, any::<bool>()).prop_map(|(kept, torn)| Step::Crash { kept, torn }),
     ]
 }
 
@@ -50,6 +54,8 @@ fn scenario(passwords: Arc<Passwords>) -> Scenario {
         faults: u8::MAX,
         tickets: true,
         intruders: true,
+        stalls: u8::MAX,
+        pipeline: 2,
     });
     scenario.passwords = passwords;
     scenario

@@ -3,6 +3,12 @@
 //! each client observes, and keeps the state the core must agree with (which accounts exist, who
 //! is logged in, which messages wait for whom).
 //!
+//! Durability (PROTOCOL.md: what the server acknowledged survives a crash): every change to
+//! accounts and queues is an [`Effect`], durable at once unless the disk is stalled, when it
+//! waits in `pending` for the sync. A crash keeps what was durable and a prefix of what was
+//! not (the server writes its effects in the order it accepts them); nothing acknowledged can
+//! be among the lost ones, since the server answers only what is durable.
+//!
 //! Simplifications that the scenarios make true: every user uses the right password, time does
 //! not pass (no deadline fires), every relay uses the bare handshake right after logging in, and
 //! the server is not near any limit.
@@ -37,6 +43,8 @@ pub mod text {
         "-1\nRelay refused: no live session for this user from this address";
     pub const RELAY_SESSION_TICKETED: &str =
         "-1\nRelay refused: this session uses tickets; a bare handshake is refused";
+    /// A handshake with a ticket that was already presented once (tickets are single use).
+    pub const RELAY_TICKET_USED: &str = "-1\nRelay refused: unknown or already used ticket";
     /// A granted ticket; the driver writes the random ticket this way.
     pub const TICKET: &str = "0\n<ticket>";
 }
@@ -47,6 +55,68 @@ pub struct Model {
     pub users: Vec<UserState>,
     /// Accounts created so far (numbers accounts in creation order, which `list` follows).
     pub accounts_created: u64,
+    /// What a crash now would certainly keep.
+    pub durable: Durable,
+    /// Effects accepted but not yet durable (only while the disk is stalled), oldest first.
+    pub pending: Vec<Effect>,
+    /// The disk is stalled: effects wait in `pending` until the sync.
+    pub stalled: bool,
+    /// Requests the server reads from a connection ahead of their replies being written (its
+    /// pipeline bound): a pipelining client's later requests wait, unread, until then.
+    pub pipeline_len_max: u8,
+    /// Users with replies held back by the stalled disk, in the order of their first held
+    /// reply: the order in which the sync releases them and the server reads on.
+    pub held: Vec<User>,
+}
+
+/// The durable part of the state: every user's account and discarded messages, and the
+/// creation counter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Durable {
+    pub accounts: Vec<(Option<Account>, Vec<MsgKey>)>,
+    pub accounts_created: u64,
+}
+
+/// One change to what must survive a crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Register(User),
+    /// A message accepted for the user.
+    Message(User, MsgKey),
+    Delete(User),
+    /// The user's oldest queued message was delivered.
+    Delivered(User),
+}
+
+impl Effect {
+    pub fn user(self) -> User {
+        match self {
+            Effect::Register(u)
+            | Effect::Message(u, _)
+            | Effect::Delete(u)
+            | Effect::Delivered(u) => u,
+        }
+    }
+
+    fn apply(self, account: &mut Option<Account>, discarded: &mut Vec<MsgKey>, created: &mut u64) {
+        match self {
+            Effect::Register(_) => {
+                *account = Some(Account { created: *created, queue: VecDeque::new() });
+                *created += 1;
+            }
+            Effect::Message(_, key) => {
+                account.as_mut().expect("the recipient exists").queue.push_back(key);
+            }
+            Effect::Delete(_) => {
+                let deleted = account.take().expect("the account exists");
+                discarded.extend(deleted.queue);
+            }
+            Effect::Delivered(_) => {
+                let account = account.as_mut().expect("a bound relay's account");
+                account.queue.pop_front().expect("a push was pending");
+            }
+        }
+    }
 }
 
 /// One user: their account, their command connection and their relay.
@@ -63,6 +133,12 @@ pub struct UserState {
     pub asked_ticket: bool,
     /// Messages sent so far (attempted), which numbers the next one.
     pub sends: u32,
+    /// The user was granted a ticket, and presented it (so any later use is a replay).
+    pub ticket_spent: bool,
+    /// Replies to the user's requests held back by the stalled disk (not yet written).
+    pub unanswered: u8,
+    /// Requests the user pipelined that the server has not read yet, oldest first.
+    pub deferred: Vec<Op>,
     /// Messages discarded with this name's deleted accounts. Nothing in the protocol depends on
     /// them; the invariant that a later account never receives them does, so they are part of
     /// the state.
@@ -105,9 +181,44 @@ impl Model {
             relay: None,
             asked_ticket: false,
             sends: 0,
+            ticket_spent: false,
+            unanswered: 0,
+            deferred: Vec::new(),
             discarded: Vec::new(),
         };
-        Model { users: vec![user; users], accounts_created: 0 }
+        let durable = Durable { accounts: vec![(None, Vec::new()); users], accounts_created: 0 };
+        Model {
+            users: vec![user; users],
+            accounts_created: 0,
+            durable,
+            pending: Vec::new(),
+            stalled: false,
+            pipeline_len_max: u8::MAX,
+            held: Vec::new(),
+        }
+    }
+
+    /// Whether a reply produced now waits for the disk: every output waits behind an
+    /// unsynced effect.
+    fn reply_held(&self) -> bool {
+        self.stalled && !self.pending.is_empty()
+    }
+
+    /// Applies `effect` to the live state, and to the durable state unless the disk is stalled.
+    fn commit(&mut self, effect: Effect) {
+        let state = &mut self.users[effect.user() as usize];
+        effect.apply(&mut state.account, &mut state.discarded, &mut self.accounts_created);
+        if self.stalled {
+            self.pending.push(effect);
+        } else {
+            self.make_durable(effect);
+        }
+    }
+
+    fn make_durable(&mut self, effect: Effect) {
+        let durable = &mut self.durable;
+        let (account, discarded) = &mut durable.accounts[effect.user() as usize];
+        effect.apply(account, discarded, &mut durable.accounts_created);
     }
 
     /// Whether `user` is logged in.
@@ -120,12 +231,14 @@ impl Model {
         let mut seen = Observed::new();
         match step {
             Step::Op { user, op } => self.op(user, op, &mut seen),
-            Step::Confirm { user } => {
-                // The oldest push was written (original client) or acknowledged: delivered.
-                let account = self.user_mut(user).account.as_mut().expect("a bound relay");
-                account.queue.pop_front().expect("a push was pending");
-            }
+            // The oldest push was written (original client) or acknowledged: delivered.
+            Step::Confirm { user } => self.commit(Effect::Delivered(user)),
             Step::DropCommand { user } => {
+                // Requests the server never read die with the connection.
+                let state = self.user_mut(user);
+                state.deferred.clear();
+                state.unanswered = 0;
+                self.held.retain(|&u| u != user);
                 let was_logged_in = self.logged_in(user);
                 self.user_mut(user).command = Command::Absent;
                 if was_logged_in {
@@ -133,13 +246,41 @@ impl Model {
                 }
             }
             Step::DropRelay { user } => self.user_mut(user).relay = None,
-            Step::Crash => {
-                // Everything acknowledged is durable: accounts and queues survive, connections
-                // and sessions do not.
-                for state in &mut self.users {
+            Step::Stall => self.stalled = true,
+            Step::Sync => {
+                self.stalled = false;
+                for effect in std::mem::take(&mut self.pending) {
+                    self.make_durable(effect);
+                }
+                // The held replies are written, in order, and the server reads on from each
+                // connection the requests that waited behind them.
+                for user in std::mem::take(&mut self.held) {
+                    self.user_mut(user).unanswered = 0;
+                    for op in std::mem::take(&mut self.user_mut(user).deferred) {
+                        self.op(user, op, &mut seen);
+                    }
+                }
+            }
+            Step::Crash { kept, .. } => {
+                // What was durable survives, and the first `kept` effects that were not (a torn
+                // one is lost); connections and sessions do not.
+                let pending = std::mem::take(&mut self.pending);
+                for &effect in pending.iter().take(kept as usize) {
+                    self.make_durable(effect);
+                }
+                self.stalled = false;
+                self.held.clear();
+                self.accounts_created = self.durable.accounts_created;
+                for (state, (account, discarded)) in
+                    self.users.iter_mut().zip(&self.durable.accounts)
+                {
+                    state.account.clone_from(account);
+                    state.discarded.clone_from(discarded);
                     state.command = Command::Absent;
                     state.relay = None;
                     state.asked_ticket = false;
+                    state.unanswered = 0;
+                    state.deferred.clear();
                 }
             }
         }
@@ -147,9 +288,31 @@ impl Model {
     }
 
     fn op(&mut self, user: User, op: Op, seen: &mut Observed) {
+        let on_command = !matches!(
+            op,
+            Op::Relay | Op::RelayAs { .. } | Op::ReplayTicket { .. } | Op::ForgeAck { .. }
+        );
+        if on_command && self.user(user).unanswered >= self.pipeline_len_max {
+            // Sent, not read: the server reads it once the replies before it are written.
+            self.user_mut(user).deferred.push(op);
+            return;
+        }
+        self.serve(user, op, seen);
+        if on_command && self.reply_held() {
+            self.user_mut(user).unanswered += 1;
+            if !self.held.contains(&user) {
+                self.held.push(user);
+            }
+        }
+    }
+
+    fn serve(&mut self, user: User, op: Op, seen: &mut Observed) {
         // Every request but the relay handshake goes to the command connection, which the
         // client opens first if it has none.
-        let handshake_only = matches!(op, Op::Relay | Op::RelayAs { .. });
+        let handshake_only = matches!(
+            op,
+            Op::Relay | Op::RelayAs { .. } | Op::ReplayTicket { .. } | Op::ForgeAck { .. }
+        );
         if !handshake_only && self.user(user).command == Command::Absent {
             self.user_mut(user).command = Command::LoggedOut;
         }
@@ -160,9 +323,25 @@ impl Model {
             Op::Relay => return self.relay(user, Relay::Bare, seen),
             Op::RelayAs { target } if target == user => return self.relay(user, Relay::Bare, seen),
             Op::RelayAs { target } => return self.intrude(user, target, seen),
+            Op::ReplayTicket { target } => {
+                // Refused: the ticket was spent by its first handshake (checked after the
+                // session, which a replay for a user without one does not get to).
+                let refusal = if self.logged_in(target) {
+                    text::RELAY_TICKET_USED
+                } else {
+                    text::RELAY_NO_SESSION
+                };
+                push(seen, user, Port::NewRelay, Seen::Frame(refusal.into()));
+                push(seen, user, Port::NewRelay, Seen::Closed);
+                return;
+            }
+            // An acknowledgement of a message never pushed on this relay changes nothing (the
+            // driver tolerates a failure frame, which PROTOCOL.md leaves open).
+            Op::ForgeAck { .. } => return,
             Op::TicketRelay if logged_in => {
                 push(seen, user, Port::Command, Seen::Frame(text::TICKET.into()));
                 self.user_mut(user).asked_ticket = true;
+                self.user_mut(user).ticket_spent = true;
                 return self.relay(user, Relay::Ticketed, seen);
             }
             _ if !logged_in => text::NEEDS_LOGIN.into(),
@@ -174,9 +353,7 @@ impl Model {
             Op::Send { to } => self.send(user, to, seen),
             Op::List => self.list(),
             Op::Delete => {
-                let state = self.user_mut(user);
-                let account = state.account.take().expect("logged in");
-                state.discarded.extend(account.queue);
+                self.commit(Effect::Delete(user));
                 self.end_session(user, Some(text::DELETED), seen);
                 text::DELETE_OK.into()
             }
@@ -188,10 +365,8 @@ impl Model {
         if self.user(user).account.is_some() {
             return text::NAME_TAKEN.into();
         }
-        let created = self.accounts_created;
-        self.accounts_created += 1;
+        self.commit(Effect::Register(user));
         let state = self.user_mut(user);
-        state.account = Some(Account { created, queue: VecDeque::new() });
         state.generation += 1;
         state.command = Command::LoggedIn;
         state.relay = None;
@@ -214,11 +389,11 @@ impl Model {
         let seq = self.user(user).sends;
         self.user_mut(user).sends += 1;
         let relay = self.user(to).relay;
-        let Some(account) = self.user_mut(to).account.as_mut() else {
+        if self.user(to).account.is_none() {
             return text::UNKNOWN_RECIPIENT.into();
-        };
+        }
         let key = MsgKey { from: user, seq };
-        account.queue.push_back(key);
+        self.commit(Effect::Message(to, key));
         if let Some(relay) = relay {
             push(seen, to, Port::Relay, push_frame(relay, key));
         }

@@ -66,6 +66,12 @@ pub enum Op {
     TicketRelay,
     /// Open a relay with a bare handshake naming another user (an intruder's attempt).
     RelayAs { target: User },
+    /// Open a relay with `target`'s name and the last ticket `target` was granted, already
+    /// spent (a replayed or stolen ticket; `target` may be the user).
+    ReplayTicket { target: User },
+    /// On the user's ticketed relay, acknowledge the oldest message queued for `target`, which
+    /// was never pushed on it (a forged, cross-user acknowledgement).
+    ForgeAck { target: User },
 }
 
 /// One step of a scenario: an operation, a fault, or the relay thread reporting a write.
@@ -89,8 +95,19 @@ pub enum Step {
     DropRelay {
         user: User,
     },
-    /// Fault: the server crashes and restarts from its durable records.
-    Crash,
+    /// The log's next fsync is slow: records emitted from now on are written but stay unsynced
+    /// (and every reply, push or close behind them waits) until [`Step::Sync`]. Otherwise the
+    /// driver syncs at the end of every step. Not budgeted.
+    Stall,
+    /// The slow fsync completes: every record written so far is durable, and the core is told.
+    Sync,
+    /// Fault: the server crashes and restarts from what its disk holds: every synced record,
+    /// the first `kept` unsynced ones and, if `torn`, all but the last byte of the next one
+    /// (recovery must cut it).
+    Crash {
+        kept: u8,
+        torn: bool,
+    },
 }
 
 impl Step {
@@ -101,13 +118,13 @@ impl Step {
             | Step::Confirm { user }
             | Step::DropCommand { user }
             | Step::DropRelay { user } => Some(user),
-            Step::Crash => None,
+            Step::Stall | Step::Sync | Step::Crash { .. } => None,
         }
     }
 
     /// Whether this step spends the fault budget.
     pub fn is_fault(self) -> bool {
-        matches!(self, Step::DropCommand { .. } | Step::DropRelay { .. } | Step::Crash)
+        matches!(self, Step::DropCommand { .. } | Step::DropRelay { .. } | Step::Crash { .. })
     }
 }
 
@@ -123,6 +140,8 @@ impl fmt::Display for Op {
             Op::Relay => write!(f, "relay"),
             Op::TicketRelay => write!(f, "relay-ticket"),
             Op::RelayAs { target } => write!(f, "relay-as {}", user_name(*target)),
+            Op::ReplayTicket { target } => write!(f, "replay-ticket-of {}", user_name(*target)),
+            Op::ForgeAck { target } => write!(f, "forge-ack-of {}", user_name(*target)),
         }
     }
 }
@@ -134,7 +153,13 @@ impl fmt::Display for Step {
             Step::Confirm { user } => write!(f, "{} relay-confirms", user_name(*user)),
             Step::DropCommand { user } => write!(f, "{} drop-command", user_name(*user)),
             Step::DropRelay { user } => write!(f, "{} drop-relay", user_name(*user)),
-            Step::Crash => write!(f, "crash"),
+            Step::Stall => write!(f, "disk-stalls"),
+            Step::Sync => write!(f, "fsync-completes"),
+            Step::Crash { kept: 0, torn: false } => write!(f, "crash"),
+            Step::Crash { kept, torn: false } => write!(f, "crash keeping {kept} unsynced"),
+            Step::Crash { kept, torn: true } => {
+                write!(f, "crash keeping {kept} unsynced and a torn one")
+            }
         }
     }
 }
@@ -185,6 +210,11 @@ impl Observed {
     /// `key` saw `what` (after everything it saw before).
     pub fn push(&mut self, key: (User, Port), what: Seen) {
         self.seen.push((key, what));
+    }
+
+    /// Every observation, in arrival order.
+    pub fn into_items(self) -> Vec<((User, Port), Seen)> {
+        self.seen
     }
 
     /// What `key` saw, in order.

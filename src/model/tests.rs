@@ -9,7 +9,15 @@ use super::step::{Op, Step};
 use crate::core::planted::Planted;
 
 fn scenario(users: usize, ops: u8, faults: u8) -> Scenario {
-    Scenario::new(Bounds { users, ops, faults, tickets: false, intruders: false })
+    Scenario::new(Bounds {
+        users,
+        ops,
+        faults,
+        tickets: false,
+        intruders: false,
+        stalls: 0,
+        pipeline: 1,
+    })
 }
 
 fn run(scenario: &Scenario, jobs: usize) -> Report {
@@ -392,4 +400,221 @@ fn independent_steps_commute() {
         }
     }
     assert!(pairs > 1000, "{pairs}");
+}
+
+fn with_stalls(users: usize, ops: u8, faults: u8, stalls: u8) -> Scenario {
+    let mut scenario = scenario(users, ops, faults);
+    scenario.bounds.stalls = stalls;
+    scenario
+}
+
+/// A send acknowledged before its record is durable breaks the write-ahead rule the moment the
+/// acknowledgement leaves the core, stall or not: register both, send.
+#[test]
+fn finds_a_reply_released_before_its_record_is_durable() {
+    let mut scenario = with_stalls(2, 2, 0, 0);
+    scenario.config.planted = Planted::ReplyBeforeDurable;
+    let found = run(&scenario, 1).counterexample.expect("the planted bug is found");
+    assert_eq!(found.violation.invariant, Invariant::ReleasedEarly, "{found:?}");
+    assert_eq!(found.steps.len(), 3, "{found:?}");
+    assert!(matches!(found.steps[2], Step::Op { op: Op::Send { .. }, .. }), "{found:?}");
+}
+
+/// Recovery that replays a torn last record: the disk stalls, a send's record is written but
+/// not synced, the crash tears it, and recovery returns a message that was never written.
+/// Without stalls no record is ever unsynced at a crash, so nothing is found.
+#[test]
+fn finds_a_recovery_that_replays_a_torn_record_only_with_a_stalled_disk() {
+    let mut plain = with_stalls(2, 2, 1, 0);
+    plain.config.planted = Planted::ReplayTornRecord;
+    let without = run(&plain, 1);
+    assert!(without.complete && without.counterexample.is_none(), "{without:?}");
+    let mut stalled = plain.clone();
+    stalled.bounds.stalls = 1;
+    let found = run(&stalled, 1).counterexample.expect("the planted bug is found");
+    assert_eq!(found.violation.invariant, Invariant::RecoveryWrong, "{found:?}");
+    // Register both, stall, send, crash tearing the message.
+    assert_eq!(found.steps.len(), 5, "{found:?}");
+    assert_eq!(found.steps[4], Step::Crash { kept: 0, torn: true }, "{found:?}");
+}
+
+/// The real recovery over a stalled disk: an unacknowledged send may be lost or kept, and
+/// either way the core and the model agree; synced records survive every crash.
+#[test]
+fn a_crash_keeps_a_chosen_prefix_of_unsynced_records() {
+    let op = |user, op| Step::Op { user, op };
+    let scenario = with_stalls(2, 9, 1, 1);
+    let prefix = [op(0, Op::Register), op(1, Op::Register), Step::Stall];
+    let sends = [op(0, Op::Send { to: 1 }), op(1, Op::Send { to: 0 })];
+    for (kept, torn, queued) in
+        [(0, false, 0), (0, true, 0), (1, false, 1), (1, true, 1), (2, false, 2)]
+    {
+        let mut steps = prefix.to_vec();
+        steps.extend(sends);
+        steps.push(Step::Crash { kept, torn });
+        let world = scenario.replay(&steps).expect("the core agrees with the model");
+        let queues: usize = world
+            .model
+            .users
+            .iter()
+            .map(|u| u.account.as_ref().expect("registered before the stall").queue.len())
+            .sum();
+        assert_eq!(queues, queued, "kept {kept}, torn {torn}");
+    }
+    // While stalled, the sender waits for the acknowledgement: no second send.
+    let world = scenario.replay(&[prefix.as_slice(), &sends[..1]].concat()).expect("agrees");
+    assert!(!world.possible(op(0, Op::Send { to: 1 })), "u0 waits for its reply");
+    assert!(world.possible(op(1, Op::List)), "u1 does not");
+    let mut steps = [prefix.as_slice(), &sends[..1]].concat();
+    steps.push(Step::Sync);
+    let world = scenario.replay(&steps).expect("the reply arrives at the sync");
+    assert!(world.possible(op(0, Op::Send { to: 1 })));
+}
+
+/// The state counts with a stalled disk, pinned like `state_counts_are_pinned`. A stall lasts
+/// at most `STALL_STEPS_MAX` steps, and how long it has lasted is part of the state, which is
+/// why a bounded stall counts more states here than an unbounded one did (1,227 and 343):
+/// the bound pays off with three users, where an unbounded stall left `--users 3 --ops 3
+/// --faults 1` beyond five million states and the bounded one checks it in 4.5 million.
+#[test]
+fn state_counts_with_stalls_are_pinned() {
+    for (users, ops, faults, stalls, unique, depth) in [(2, 2, 1, 1, 1776, 8), (2, 2, 0, 1, 532, 7)]
+    {
+        let report = run(&with_stalls(users, ops, faults, stalls), 1);
+        assert!(report.complete, "{:?}", report.counterexample);
+        assert_eq!(
+            (report.progress.unique, report.progress.depth),
+            (unique, depth),
+            "users {users}, ops {ops}, faults {faults}, stalls {stalls}"
+        );
+    }
+}
+
+fn hostile(users: usize, ops: u8, faults: u8) -> Scenario {
+    let mut scenario = scenario(users, ops, faults);
+    scenario.bounds.tickets = true;
+    scenario.bounds.intruders = true;
+    scenario
+}
+
+/// A ticket that is not spent by its handshake: only a replayed ticket shows it. The search
+/// with tickets but no hostile steps is complete and clean; with them, the user replays the
+/// ticket its own relay was bound with and is refused for the wrong reason.
+#[test]
+fn finds_a_reusable_ticket_only_with_replayed_tickets() {
+    let mut plain = scenario(2, 3, 0);
+    plain.bounds.tickets = true;
+    plain.config.planted = Planted::TicketReusable;
+    let without = run(&plain, 1);
+    assert!(without.complete && without.counterexample.is_none(), "{without:?}");
+    let mut with = hostile(2, 3, 0);
+    with.config.planted = Planted::TicketReusable;
+    let found = run(&with, 1).counterexample.expect("a replayed ticket shows it");
+    assert_eq!(found.violation.invariant, Invariant::ReplyDisagrees, "{found:?}");
+    // Register, open a ticketed relay, replay its ticket.
+    assert_eq!(found.steps.len(), 3, "{found:?}");
+    assert!(matches!(found.steps[2], Step::Op { op: Op::ReplayTicket { .. }, .. }), "{found:?}");
+}
+
+/// An acknowledgement that removes a message from whichever account holds it: only a forged,
+/// cross-user acknowledgement shows it, as another user's message lost.
+#[test]
+fn finds_an_acknowledgement_of_another_accounts_message_only_with_forged_acks() {
+    let mut plain = scenario(2, 4, 0);
+    plain.bounds.tickets = true;
+    plain.config.planted = Planted::AckAnyAccount;
+    let without = run(&plain, 1);
+    assert!(without.complete && without.counterexample.is_none(), "{without:?}");
+    let mut with = hostile(2, 4, 0);
+    with.config.planted = Planted::AckAnyAccount;
+    let found = run(&with, 1).counterexample.expect("a forged acknowledgement shows it");
+    assert_eq!(found.violation.invariant, Invariant::MessageLost, "{found:?}");
+    // u0 registers and opens a ticketed relay, u1 registers, u0 sends to u1, u1 sends to u0
+    // (pushed on u0's relay, a later id), u0 acknowledges the id of u1's queued message.
+    assert_eq!(found.steps.len(), 6, "{found:?}");
+    assert!(matches!(found.steps[5], Step::Op { op: Op::ForgeAck { .. }, .. }), "{found:?}");
+}
+
+/// Against the real core every hostile step is refused and changes nothing but the budget it
+/// spends, so the model predicts every reply to them and the search finds no violation; the
+/// state count grows only by whether a ticket was spent (which a replay depends on).
+#[test]
+fn hostile_steps_are_refused_as_the_model_predicts() {
+    let report = run(&hostile(2, 3, 1), 1);
+    assert!(report.complete, "{:?}", report.counterexample);
+    assert_eq!((report.progress.unique, report.progress.depth), (3152, 9));
+}
+
+fn pipelining(users: usize, ops: u8, faults: u8) -> Scenario {
+    let mut scenario = with_stalls(users, ops, faults, 1);
+    scenario.bounds.pipeline = 2;
+    scenario
+}
+
+/// A client sends a second request while the reply to the first waits for the disk: the core
+/// reads it only once that reply is written (its pipeline bound is one request in the model's
+/// scenarios), and the model answers both at the sync, in order.
+#[test]
+fn a_pipelined_burst_waits_for_the_reply_before_it() {
+    let op = |user, op| Step::Op { user, op };
+    let scenario = pipelining(2, 4, 0);
+    let burst = [
+        op(0, Op::Register),
+        op(1, Op::Register),
+        Step::Stall,
+        op(0, Op::Send { to: 1 }),
+        op(0, Op::Send { to: 1 }),
+    ];
+    let world = scenario.replay(&burst).expect("the core agrees with the model");
+    assert_eq!(world.model.users[0].deferred, vec![Op::Send { to: 1 }], "the second is unread");
+    assert!(!world.possible(op(0, Op::List)), "a burst of two at most");
+    let queue = |world: &super::driver::World| {
+        world.model.users[1].account.as_ref().expect("registered").queue.len()
+    };
+    assert_eq!(queue(&world), 1);
+    let mut steps = burst.to_vec();
+    steps.push(Step::Sync);
+    let world = scenario.replay(&steps).expect("both answered at the sync, in order");
+    assert_eq!(queue(&world), 2);
+    assert!(world.owed.is_empty());
+    assert!(world.possible(op(0, Op::List)));
+    let report = run(&scenario, 1);
+    assert!(report.complete, "{:?}", report.counterexample);
+    assert_eq!((report.progress.unique, report.progress.depth), (39780, 13));
+}
+
+/// The pipelining bug of the host issue, planted back: the core decodes every pipelined
+/// request at once, whatever its bound. The model's client pipelines a burst of two behind a
+/// held reply: the stalled disk holds a registration's reply, the client pipelines a logout,
+/// and the core logs the user out before it may read the request.
+#[test]
+fn finds_a_core_that_reads_past_its_pipeline_bound() {
+    let mut scenario = pipelining(2, 2, 0);
+    scenario.config.planted = Planted::PipelineUnbounded;
+    let found = run(&scenario, 1).counterexample.expect("the planted bug is found");
+    assert_eq!(found.violation.invariant, Invariant::StateDisagrees, "{found:?}");
+    assert_eq!(found.steps.len(), 3, "{found:?}");
+    assert_eq!(found.steps[2], Step::Op { user: found_user(&found.steps), op: Op::Logout });
+}
+
+/// The new planted bugs are found by the scenario of `chatroom check --users 3 --ops 3
+/// --faults 1` (one stall by default; the hostile ones with `--tickets --intruders`), with the
+/// shortest counterexamples the small scenarios above find.
+#[test]
+fn the_acceptance_scenario_finds_the_disk_and_hostile_bugs() {
+    for (bug, hostile, length) in [
+        (Planted::ReplyBeforeDurable, false, 3),
+        (Planted::ReplayTornRecord, false, 5),
+        (Planted::TicketReusable, true, 3),
+        // Seven, not six as with two users and four operations: with three operations
+        // each, the victim is a third user.
+        (Planted::AckAnyAccount, true, 7),
+    ] {
+        let mut scenario = with_stalls(3, 3, 1, 1);
+        scenario.bounds.tickets = hostile;
+        scenario.bounds.intruders = hostile;
+        scenario.config.planted = bug;
+        let found = run(&scenario, 2).counterexample.expect("found");
+        assert_eq!(found.steps.len(), length, "{bug:?}: {found:?}");
+    }
 }

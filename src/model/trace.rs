@@ -44,6 +44,9 @@ pub fn to_sim_scenario(counterexample: &Counterexample, command: &str) -> String
     for (at, &step) in counterexample.steps.iter().enumerate() {
         let at_ms = (at as u64 + 1) * 1_000;
         let line = match step {
+            Step::Op { op: Op::ReplayTicket { .. } | Op::ForgeAck { .. }, .. } => {
+                format!("# step {}: {step} (the simulator's scenarios cannot express it)", at + 1)
+            }
             Step::Op { user, op } => {
                 let u = user as usize;
                 if op == Op::Login && model.logged_in(user) {
@@ -69,7 +72,9 @@ pub fn to_sim_scenario(counterexample: &Counterexample, command: &str) -> String
             Step::DropRelay { user } => {
                 format!("at {at_ms} fault reset {} relay", relay_client[user as usize])
             }
-            Step::Crash => format!("at {at_ms} crash 100"),
+            // The simulator's disk syncs on its own clock and draws what a crash keeps.
+            Step::Stall | Step::Sync => format!("# step {}: {step}", at + 1),
+            Step::Crash { .. } => format!("at {at_ms} crash 100"),
         };
         if at < last {
             model.apply(step);
@@ -111,5 +116,6 @@ fn op_text(user: User, op: Op, sends: &mut u32) -> String {
         Op::Relay => "relay bare".to_owned(),
         Op::TicketRelay => "relay ticket".to_owned(),
         Op::RelayAs { target } => format!("relay-as {}", user_name(target)),
+        Op::ReplayTicket { .. } | Op::ForgeAck { .. } => unreachable!("written as comments"),
     }
 }

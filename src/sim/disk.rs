@@ -9,6 +9,7 @@
 use rand_chacha::ChaCha20Rng;
 
 use crate::core::{Lsn, Record};
+use crate::store::codec::frame_len_declared;
 use crate::store::{MemDisk, StoreOptions, Wal};
 
 /// What the simulator needs from a store.
@@ -30,8 +31,9 @@ pub trait SimStore {
     fn snapshot(&mut self, _lsn: Lsn, _records: &[Record]) {}
 }
 
-/// The real write-ahead log over the store's simulated disk.
-#[derive(Debug)]
+/// The real write-ahead log over the store's simulated disk. The model checker uses it too
+/// (cloned with every state it copies, crashed by choice with [`WalStore::crash_keeping`]).
+#[derive(Clone, Debug)]
 pub struct WalStore {
     wal: Option<Wal<MemDisk>>,
     /// The disk between a crash and the recovery that reopens it.
@@ -57,6 +59,35 @@ impl WalStore {
         let mut store = WalStore::new(write_through, snapshot_log_bytes_min);
         store.options.replay_torn_tail = true;
         store
+    }
+
+    /// A power loss chosen rather than drawn: of the records appended since the last sync, the
+    /// first `kept` survive whole and, if `torn`, the one after them survives but for its last
+    /// byte (a torn write); everything else unsynced is lost. Follow with [`SimStore::recover`].
+    pub fn crash_keeping(&mut self, kept: usize, torn: bool) {
+        let mut disk = self.wal.take().expect("the store is open").into_disk();
+        disk.crash_keeping(|_, tail| {
+            let frame_end = |at: usize| {
+                frame_len_declared(&tail[at..]).map(|len| at + len).filter(|&end| end <= tail.len())
+            };
+            let mut at = 0;
+            for _ in 0..kept {
+                match frame_end(at) {
+                    Some(end) => at = end,
+                    None => return at,
+                }
+            }
+            match frame_end(at) {
+                Some(end) if torn => end - 1,
+                _ => at,
+            }
+        });
+        self.crashed = Some(disk);
+    }
+
+    /// Whether records were appended since the last sync.
+    pub fn has_unsynced(&self) -> bool {
+        self.wal.as_ref().is_some_and(|wal| wal.last_lsn() > wal.durable_lsn())
     }
 
     fn wal(&mut self) -> &mut Wal<MemDisk> {
@@ -129,6 +160,25 @@ mod tests {
             assert!(last.0 >= 4, "synced records survive: {last:?}");
             assert_eq!(records, (1..=last.0).map(delete).collect::<Vec<_>>());
             store.append(Lsn(last.0 + 1), &delete(99));
+        }
+    }
+
+    #[test]
+    fn a_chosen_crash_keeps_whole_records_and_tears_the_next() {
+        for (kept, torn, survivors) in [(0, false, 2), (1, false, 3), (1, true, 3), (3, true, 5)] {
+            let mut store = WalStore::new(true, u64::MAX);
+            for n in 1..=2 {
+                store.append(Lsn(n), &delete(n));
+            }
+            store.sync();
+            for n in 3..=5 {
+                store.append(Lsn(n), &delete(n));
+            }
+            assert!(store.has_unsynced());
+            store.crash_keeping(kept, torn);
+            let (records, last) = store.recover().unwrap();
+            assert_eq!(last, Lsn(survivors), "kept {kept}, torn {torn}");
+            assert_eq!(records, (1..=survivors).map(delete).collect::<Vec<_>>());
         }
     }
 }

@@ -372,6 +372,29 @@ impl MemDisk {
         self.names_pending.clear();
     }
 
+    /// A power loss chosen by the caller rather than drawn: every directory change since the
+    /// last `sync_dir` is lost, and each file keeps its synced bytes plus the first
+    /// `keep(name, unsynced)` bytes of what was appended since (clamped to what there is). The
+    /// model checker enumerates these choices instead of sampling them.
+    pub fn crash_keeping(&mut self, mut keep: impl FnMut(&str, &[u8]) -> usize) {
+        let names = self.names_durable.clone();
+        let mut files = BTreeMap::new();
+        for (name, &id) in &names {
+            let Some(file) = self.files.get(&id) else { continue };
+            let mut data = file.data_durable.clone();
+            if let Some(tail) = file.data.strip_prefix(file.data_durable.as_slice()) {
+                data.extend_from_slice(&tail[..keep(name, tail).min(tail.len())]);
+            }
+            files.insert(
+                id,
+                MemFile { data: data.clone(), data_durable: data, appended_only: true },
+            );
+        }
+        self.files = files;
+        self.names = names;
+        self.names_pending.clear();
+    }
+
     /// Bytes of `name` that a crash now would certainly keep, if its name survives.
     pub fn synced_len(&self, name: &str) -> Option<usize> {
         let id = self.names.get(name)?;
@@ -622,5 +645,22 @@ pub(crate) mod tests {
             names.iter().map(|n| (n.clone(), disk.read(n).expect("read"))).collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));
+    }
+
+    #[test]
+    fn mem_disk_crash_keeping_keeps_the_chosen_prefix_and_loses_unsynced_names() {
+        let mut disk = MemDisk::new();
+        disk.write_new("log", b"abc").expect("write_new");
+        disk.sync("log").expect("sync");
+        disk.sync_dir().expect("sync_dir");
+        disk.append("log", b"defgh").expect("append");
+        disk.write_new("new", b"x").expect("write_new");
+        disk.crash_keeping(|name, tail| {
+            assert_eq!((name, tail), ("log", &b"defgh"[..]));
+            2
+        });
+        assert_eq!(disk.list().expect("list"), vec!["log".to_owned()]);
+        assert_eq!(disk.read("log").expect("read"), b"abcde");
+        assert_eq!(disk.synced_len("log"), Some(5), "what survived is durable");
     }
 }

@@ -143,8 +143,9 @@ impl SnapshotWrite {
 }
 
 /// A write-ahead log over a [`Disk`]. Not thread-safe by itself: [`super::GroupCommit`] owns one
-/// on its own thread; the simulator drives one directly.
-#[derive(Debug)]
+/// on its own thread; the simulator drives one directly (and the model checker clones one with
+/// every state it copies).
+#[derive(Clone, Debug)]
 pub struct Wal<D: Disk> {
     disk: D,
     options: StoreOptions,
