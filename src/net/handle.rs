@@ -12,6 +12,7 @@ use super::driver::{Shared, Sink};
 use super::hashing::HashPool;
 use super::listener::Acceptor;
 use super::persist::{self, Durability};
+use super::relay_reader::RelayReader;
 use super::threads::Threads;
 use super::timer;
 use crate::auth::Hasher;
@@ -61,9 +62,15 @@ impl ServerHandle {
         let command = TcpListener::bind(config.command_addr)?;
         let relay = TcpListener::bind(config.relay_addr)?;
         let (command_addr, relay_addr) = (command.local_addr()?, relay.local_addr()?);
+        let (relay_reader, poll) = RelayReader::new()?;
+        {
+            let relay_reader = relay_reader.clone();
+            service_threads.spawn("relay-read", move || relay_reader.run(poll))?;
+        }
         let acceptor = Arc::new(Acceptor {
             shared: shared.clone(),
             hashing,
+            relay_reader,
             threads: Threads::new(config.thread_stack_bytes),
             next_conn: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
@@ -119,7 +126,7 @@ impl ServerHandle {
         self.acceptor.shared.with_server(|server| server.inbound_buffered_total())
     }
 
-    /// Connection threads currently running (two or three per client).
+    /// Connection threads currently running (one per command connection, one per relay).
     pub fn connection_threads(&self) -> usize {
         self.acceptor.threads.live()
     }
@@ -133,6 +140,7 @@ impl ServerHandle {
         }
         self.acceptor.shared.close_all();
         self.acceptor.threads.wait_all();
+        self.acceptor.relay_reader.stop();
         self.acceptor.shared.shutdown_store();
         self.durability.stop();
         self.acceptor.shared.timer.stop();
