@@ -13,7 +13,7 @@ use super::hashing::HashPool;
 use super::listener::Acceptor;
 use super::persist::{self, Durability};
 use super::relay_reader::RelayReader;
-use super::threads::Threads;
+use super::threads::{self, Threads};
 use super::timer;
 use crate::auth::Hasher;
 use crate::core::{Channel, Server};
@@ -50,7 +50,7 @@ impl ServerHandle {
             }
         };
         let shared = Arc::new(Shared::new(server, sink));
-        let service_threads = Threads::new(256 * 1024);
+        let service_threads = Threads::new(256 * 1024, usize::MAX);
         {
             let (shared, durability) = (shared.clone(), durability.clone());
             service_threads.spawn("durability", move || durability.run(&shared))?;
@@ -71,7 +71,7 @@ impl ServerHandle {
             shared: shared.clone(),
             hashing,
             relay_reader,
-            threads: Threads::new(config.thread_stack_bytes),
+            threads: Threads::new(config.thread_stack_bytes, threads::live_max_by_memory_maps()),
             next_conn: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
             write_timeout_ms: config.write_timeout_ms,
