@@ -50,11 +50,8 @@ impl ServerHandle {
             }
         };
         let shared = Arc::new(Shared::new(server, sink));
+        durability.attach(shared.clone());
         let service_threads = Threads::new(256 * 1024, usize::MAX);
-        {
-            let (shared, durability) = (shared.clone(), durability.clone());
-            service_threads.spawn("durability", move || durability.run(&shared))?;
-        }
         let hashing = Arc::new(HashPool::new(hasher, config.hash_jobs_max));
         if config.demo_accounts {
             demo::create_accounts(&shared, &hashing);
@@ -142,7 +139,7 @@ impl ServerHandle {
         self.acceptor.threads.wait_all();
         self.acceptor.relay_reader.stop();
         self.acceptor.shared.shutdown_store();
-        self.durability.stop();
+        self.durability.detach();
         self.acceptor.shared.timer.stop();
         self.service_threads.wait_all();
         tracing::info!("chatroom server stopped");
