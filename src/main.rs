@@ -4,11 +4,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of glibc's malloc: the model checker clones and drops whole server states
-/// per transition and the simulator allocates per event; both spend about half their time in
-/// glibc's allocator otherwise.
+mod allocator;
+
+/// glibc's malloc for the server (small connections), mimalloc for the rest (fast model
+/// checking and simulation): see `allocator.rs`.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 #[derive(Parser)]
 #[command(

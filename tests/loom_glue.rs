@@ -56,6 +56,18 @@ fn send_wakes_blocked_relay() {
     );
 }
 
+/// The log writer's durability report, which never waits for the core's lock, racing the
+/// command and relay threads that hold it.
+#[test]
+fn durable_report_racing_send() {
+    let fixture = fixture();
+    check(
+        "glue: durable_report_racing_send",
+        Bound::FromEnvOr(GLUE_PREEMPTIONS_MAX_DEFAULT),
+        move || models::durable_report_racing_send(&fixture),
+    );
+}
+
 fn mid_write(racer: Racer, two_messages: bool) {
     let fixture = fixture();
     let name =

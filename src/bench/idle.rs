@@ -125,6 +125,9 @@ fn measure(target: &Target, run: usize, clients: usize, bare: bool) -> Result<Id
                 };
                 eprintln!("client {i} could not be set up: {error}\n{tail}");
                 stopped_by = Some(cause);
+                // The server may already have refused the client before: a relay is refused
+                // after its handshake was written, and a handshake gets no answer.
+                held.pop();
                 break;
             }
         }

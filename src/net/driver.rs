@@ -1,11 +1,15 @@
 //! The host behind one lock, shared by every thread of the adapter.
 //!
 //! Every thread that has news for the core (a command thread with bytes, a relay thread that
-//! wrote, the timer, the durability thread) calls [`Shared::handle`] or one of its siblings: it
-//! locks, passes the news with the current time to the [`Host`], which drains and routes every
-//! output into connection mailboxes before the lock is let go. That is what makes
-//! [`Shared::may_read`] trustworthy: once it says "read", every reply owed on that connection
-//! is already in its mailbox.
+//! wrote, the timer) calls [`Shared::handle`] or one of its siblings: it locks, passes the news
+//! with the current time to the [`Host`], which drains and routes every output into connection
+//! mailboxes before the lock is let go. That is what makes [`Shared::may_read`] trustworthy:
+//! once it says "read", every reply owed on that connection is already in its mailbox.
+//!
+//! The log writer is the exception: it must never wait for the lock (a thread holding it may
+//! be waiting for room in the writer's queue), so [`Shared::durable`] records the lsn and feeds
+//! it only if the lock is free; otherwise whoever holds the lock feeds it when letting go
+//! ([`HostGuard`]'s drop), and checks again after unlocking, so no report is left behind.
 
 use std::io;
 use std::net::Shutdown;
@@ -13,8 +17,10 @@ use std::time::Instant;
 
 use super::socket::{SharedSocket, Socket};
 use super::timer::TimerState;
+use crate::core::Lsn;
 use crate::core::{Channel, ConnId, Event, Peer, Server};
 use crate::host::mailbox::Mailbox;
+use crate::host::sync::atomic::{fence, AtomicU64, Ordering};
 use crate::host::sync::{Arc, Mutex, MutexGuard};
 use crate::host::{self, Batch, Host, MemorySink, Outgoing, RecordSink};
 
@@ -40,28 +46,98 @@ pub(crate) struct Shared {
     host: Mutex<Host<HostSocket, Sink>>,
     started: Instant,
     pub timer: TimerState,
+    /// The latest durable lsn the log reported that the core was not fed yet (0: none).
+    durable_pending: AtomicU64,
+}
+
+/// The host, locked; letting go feeds the core any durability the log reported meanwhile.
+pub(crate) struct HostGuard<'a> {
+    shared: &'a Shared,
+    host: Option<MutexGuard<'a, Host<HostSocket, Sink>>>,
+}
+
+impl std::ops::Deref for HostGuard<'_> {
+    type Target = Host<HostSocket, Sink>;
+
+    fn deref(&self) -> &Self::Target {
+        self.host.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for HostGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.host.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for HostGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(host) = self.host.take() {
+            self.shared.release(host);
+        }
+    }
 }
 
 impl Shared {
     pub fn new(server: Server, sink: Sink) -> Self {
         let host = Mutex::new(Host::new(server, sink));
-        Shared { host, started: Instant::now(), timer: TimerState::default() }
+        let durable_pending = AtomicU64::new(0);
+        Shared { host, started: Instant::now(), timer: TimerState::default(), durable_pending }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Host<HostSocket, Sink>> {
-        self.host.lock().expect("a server thread panicked while driving the core")
+    fn lock(&self) -> HostGuard<'_> {
+        let host = self.host.lock().expect("a server thread panicked while driving the core");
+        HostGuard { shared: self, host: Some(host) }
+    }
+
+    /// The log writer's report that every record up to `lsn` is durable. Never waits for the
+    /// lock: feeds the core now if the lock is free, else leaves it to the thread holding it.
+    pub fn durable(&self, lsn: Lsn) {
+        self.durable_pending.fetch_max(lsn.0, Ordering::SeqCst);
+        // Pairs with the fence in `release`: either this thread's `try_lock` sees the lock
+        // free, or the holder's check after unlocking sees the lsn stored above.
+        fence(Ordering::SeqCst);
+        self.feed_durable_if_free();
+    }
+
+    fn feed_durable_if_free(&self) {
+        while self.durable_pending.load(Ordering::SeqCst) != 0 {
+            let Ok(host) = self.host.try_lock() else { return };
+            self.unlock(host);
+        }
+    }
+
+    /// Lets the lock go, then looks for a report that came while it was held and found it
+    /// taken.
+    fn release(&self, host: MutexGuard<'_, Host<HostSocket, Sink>>) {
+        self.unlock(host);
+        self.feed_durable_if_free();
+    }
+
+    /// Feeds pending durability, re-arms the timer and unlocks.
+    fn unlock(&self, mut host: MutexGuard<'_, Host<HostSocket, Sink>>) {
+        let lsn = self.durable_pending.swap(0, Ordering::SeqCst);
+        if lsn != 0 {
+            // At time 0, which leaves the core's clock where it is: no timer fires, so nothing
+            // is persisted on this thread, which may be the log writer (its own queue could be
+            // full).
+            host.handle(0, Event::Durable { lsn: Lsn(lsn) });
+        }
+        self.timer.set(host.poll_timeout());
+        drop(host);
+        // Pairs with the fence in `durable`.
+        fence(Ordering::SeqCst);
     }
 
     pub fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Runs `f` on the host with the current time, then re-arms the timer.
+    /// Runs `f` on the host with the current time (the timer is re-armed on release).
     fn with_host(&self, f: impl FnOnce(&mut Host<HostSocket, Sink>, u64)) {
         let now_ms = self.now_ms();
         let mut host = self.lock();
         f(&mut host, now_ms);
-        self.timer.set(host.poll_timeout());
     }
 
     /// Feeds one event and routes everything it releases.

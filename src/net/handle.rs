@@ -12,7 +12,8 @@ use super::driver::{Shared, Sink};
 use super::hashing::HashPool;
 use super::listener::Acceptor;
 use super::persist::{self, Durability};
-use super::threads::Threads;
+use super::relay_reader::RelayReader;
+use super::threads::{self, Threads};
 use super::timer;
 use crate::auth::Hasher;
 use crate::core::{Channel, Server};
@@ -52,11 +53,8 @@ impl ServerHandle {
             }
         };
         let shared = Arc::new(Shared::new(server, sink));
-        let service_threads = Threads::new(256 * 1024);
-        {
-            let (shared, durability) = (shared.clone(), durability.clone());
-            service_threads.spawn("durability", move || durability.run(&shared))?;
-        }
+        durability.attach(shared.clone());
+        let service_threads = Threads::new(256 * 1024, usize::MAX);
         let hashing = Arc::new(HashPool::new(hasher, config.hash_jobs_max));
         if config.demo_accounts {
             demo::create_accounts(&shared, &hashing);
@@ -64,10 +62,16 @@ impl ServerHandle {
         let command = TcpListener::bind(config.command_addr)?;
         let relay = TcpListener::bind(config.relay_addr)?;
         let (command_addr, relay_addr) = (command.local_addr()?, relay.local_addr()?);
+        let (relay_reader, poll) = RelayReader::new()?;
+        {
+            let relay_reader = relay_reader.clone();
+            service_threads.spawn("relay-read", move || relay_reader.run(poll))?;
+        }
         let acceptor = Arc::new(Acceptor {
             shared: shared.clone(),
             hashing,
-            threads: Threads::new(config.thread_stack_bytes),
+            relay_reader,
+            threads: Threads::new(config.thread_stack_bytes, threads::live_max_by_memory_maps()),
             next_conn: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
             write_timeout_ms: config.write_timeout_ms,
@@ -122,7 +126,7 @@ impl ServerHandle {
         self.acceptor.shared.with_server(|server| server.inbound_buffered_total())
     }
 
-    /// Connection threads currently running (two or three per client).
+    /// Connection threads currently running (one per command connection, one per relay).
     pub fn connection_threads(&self) -> usize {
         self.acceptor.threads.live()
     }
@@ -136,8 +140,9 @@ impl ServerHandle {
         }
         self.acceptor.shared.close_all();
         self.acceptor.threads.wait_all();
+        self.acceptor.relay_reader.stop();
         self.acceptor.shared.shutdown_store();
-        self.durability.stop();
+        self.durability.detach();
         self.acceptor.shared.timer.stop();
         self.service_threads.wait_all();
         tracing::info!("chatroom server stopped");

@@ -1,14 +1,17 @@
 //! The accept loops of the two ports: each accepted socket gets a connection id, a mailbox and
-//! its threads (one for a command connection, a writer and a reader for a relay).
+//! its threads (one for a command connection; a writer for a relay, whose reads the shared
+//! relay reader does).
 
 use std::io;
 use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use super::command::CommandConn;
 use super::driver::Shared;
 use super::hashing::HashPool;
 use super::relay::RelayConn;
+use super::relay_reader::RelayReader;
 use super::socket::{self, SharedSocket};
 use super::threads::Threads;
 use crate::core::{Channel, ConnId, Peer};
@@ -21,6 +24,7 @@ use crate::host::Outgoing;
 pub(crate) struct Acceptor {
     pub shared: Arc<Shared>,
     pub hashing: Arc<HashPool>,
+    pub relay_reader: Arc<RelayReader>,
     pub threads: Threads,
     pub next_conn: AtomicU64,
     pub stopping: AtomicBool,
@@ -55,9 +59,10 @@ impl Acceptor {
         let _ = stream.set_nodelay(true);
         let _ = stream.set_write_timeout(Some(Duration::from_millis(self.write_timeout_ms.max(1))));
         let conn = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
+        let fd = stream.as_raw_fd();
         let stream = socket::share(stream);
         let mailbox = self.shared.open(conn, channel, peer, Some(stream.clone()));
-        if let Err(error) = self.spawn(conn, channel, stream.clone(), mailbox) {
+        if let Err(error) = self.spawn(conn, channel, fd, stream.clone(), mailbox) {
             tracing::error!(%error, ?conn, "cannot start a connection thread; dropping the connection");
             stream.shutdown(Shutdown::Both);
             self.shared.ended(conn);
@@ -68,6 +73,7 @@ impl Acceptor {
         &self,
         conn: ConnId,
         channel: Channel,
+        fd: RawFd,
         stream: SharedSocket,
         mailbox: Arc<Mailbox<Outgoing>>,
     ) -> io::Result<()> {
@@ -80,11 +86,11 @@ impl Acceptor {
             }
             Channel::Relay => {
                 let relay = Arc::new(RelayConn { shared, conn, stream, mailbox });
-                let (writer, reader) = (relay.clone(), relay.clone());
+                let writer = relay.clone();
                 self.threads.spawn("relay", move || writer.write_loop())?;
-                self.threads.spawn("relay-read", move || reader.read_loop()).inspect_err(|_| {
+                self.relay_reader.add(fd, relay.clone()).inspect_err(|_| {
                     // The writer is already running: closing its mailbox ends it.
-                    relay.mailbox.close();
+                    relay.read_ended();
                 })
             }
         }

@@ -1,9 +1,10 @@
 //! The file store behind the adapter: recovery at start, group commit while running.
 //!
 //! The group-commit writer reports durability through a callback on its own thread. That
-//! callback must never take the core's lock: a thread holding the lock may be blocked in
-//! `submit` waiting for room in the writer's queue, which only the writer can make. So the
-//! callback only records the durable lsn, and a durability thread feeds it to the core.
+//! callback must never wait for the core's lock: a thread holding the lock may be blocked in
+//! `submit` waiting for room in the writer's queue, which only the writer can make. So it calls
+//! [`Shared::durable`], which feeds the core only if the lock is free and otherwise leaves the
+//! report to the thread holding it: no thread of its own, no hand-off.
 
 use std::io;
 use std::path::Path;
@@ -11,8 +12,8 @@ use std::path::Path;
 use rand_chacha::ChaCha20Rng;
 
 use super::driver::Shared;
-use crate::core::{self, Event, Lsn, Record, Server, SnapshotView};
-use crate::host::sync::{Arc, Condvar, Mutex};
+use crate::core::{self, Lsn, Record, Server, SnapshotView};
+use crate::host::sync::{Arc, Mutex};
 use crate::host::RecordSink;
 use crate::store::{
     FsDisk, FsyncPolicy, GroupCommit, SnapshotPause, StoreError, StoreOptions, Wal,
@@ -66,47 +67,30 @@ fn fatal(error: &StoreError) -> ! {
     std::process::abort();
 }
 
-/// The latest durable lsn, handed from the writer's callback to the durability thread.
+/// Where the writer's callback reports: the adapter's [`Shared`], known only once the server
+/// recovered from the store (and let go at shutdown, which ends the cycle
+/// `Shared` -> sink -> writer -> callback -> `Shared`).
 #[derive(Default)]
 pub(crate) struct Durability {
-    state: Mutex<DurableState>,
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct DurableState {
-    lsn: Lsn,
-    stop: bool,
+    shared: Mutex<Option<Arc<Shared>>>,
 }
 
 impl Durability {
+    /// Reports go to `shared` from now on.
+    pub fn attach(&self, shared: Arc<Shared>) {
+        *self.shared.lock().expect("durability lock") = Some(shared);
+    }
+
+    /// Lets go of the adapter (shutdown, after the writer's last report).
+    pub fn detach(&self) {
+        self.shared.lock().expect("durability lock").take();
+    }
+
     fn report(&self, lsn: Lsn) {
-        let mut state = self.state.lock().expect("durability lock");
-        state.lsn = state.lsn.max(lsn);
-        self.changed.notify_one();
-    }
-
-    pub fn stop(&self) {
-        self.state.lock().expect("durability lock").stop = true;
-        self.changed.notify_one();
-    }
-
-    /// The durability thread's body: feeds each new durable lsn to the core until stopped.
-    pub fn run(&self, shared: &Shared) {
-        let mut fed = Lsn(0);
-        loop {
-            let lsn = {
-                let mut state = self.state.lock().expect("durability lock");
-                while state.lsn <= fed && !state.stop {
-                    state = self.changed.wait(state).expect("durability lock");
-                }
-                if state.lsn <= fed {
-                    return;
-                }
-                state.lsn
-            };
-            shared.handle(Event::Durable { lsn });
-            fed = lsn;
+        let shared = self.shared.lock().expect("durability lock").clone();
+        // No record is persisted before the adapter exists, so none is reported before.
+        if let Some(shared) = shared {
+            shared.durable(lsn);
         }
     }
 }

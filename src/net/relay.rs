@@ -1,12 +1,13 @@
 //! The relay thread pair of one relay connection.
 //!
 //! The relay thread blocks on the connection's mailbox until the host hands it pushes, writes
-//! them in one batch, and reports them ([`Shared::wrote`]). The reader thread reads the
-//! handshake and acknowledgements and feeds them to the host; when the socket ends it closes
-//! the mailbox. The writer, once it has flushed what it holds, reports the end
-//! ([`Shared::ended`]): it is the last of the two to speak for the connection, so no report of
-//! a write can arrive after the close (the core ignores reports on a closed connection, and
-//! would push those messages again).
+//! them in one batch, and reports them ([`Shared::wrote`]). The reader (in the server one
+//! thread for every relay, `relay_reader.rs`; under loom a thread per relay) feeds the
+//! handshake and acknowledgements to the host; when the socket ends it closes the mailbox.
+//! The writer, once it has flushed what it holds, reports the end ([`Shared::ended`]): it is
+//! the last of the two to speak for the connection, so no report of a write can arrive after
+//! the close (the core ignores reports on a closed connection, and would push those messages
+//! again).
 
 use std::net::Shutdown;
 
@@ -51,16 +52,31 @@ impl RelayConn {
         self.shared.ended(self.conn);
     }
 
-    /// The reader thread's body.
+    /// Feeds bytes the relay sent (its handshake and acknowledgements) to the host.
+    pub fn received(&self, bytes: &[u8]) {
+        self.shared.handle(Event::Received { conn: self.conn, bytes });
+    }
+
+    /// The relay's socket ended (end of file or an error): the writer flushes what it holds,
+    /// then ends and reports the close.
+    pub fn read_ended(&self) {
+        self.mailbox.close();
+    }
+
+    /// A reader thread's body: the loom models run it on a thread of its own; the server reads
+    /// every relay on one shared thread (`relay_reader.rs`) through the same two calls.
+    #[cfg(loom)]
     pub fn read_loop(&self) {
-        let mut buf = vec![0u8; 4 * 1024];
+        let mut buf = vec![0u8; READ_LEN];
         loop {
             match self.stream.read(&mut buf) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => self.shared.handle(Event::Received { conn: self.conn, bytes: &buf[..n] }),
+                Ok(n) => self.received(&buf[..n]),
             }
         }
-        // The writer flushes what it holds, then ends and reports the close.
-        self.mailbox.close();
+        self.read_ended();
     }
 }
+
+/// Bytes read from a relay at a time: it only ever sends a handshake and acknowledgements.
+pub(crate) const READ_LEN: usize = 4 * 1024;

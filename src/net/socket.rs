@@ -13,6 +13,10 @@ pub(crate) trait Socket: Send + Sync + 'static {
     fn write_all(&self, bytes: &[u8]) -> io::Result<()>;
     /// Ends reading, writing or both; errors (already closed) are of no interest.
     fn shutdown(&self, how: Shutdown);
+    /// Reads without waiting (`WouldBlock` when nothing is there), for the shared relay reader.
+    fn read_now(&self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 impl Socket for TcpStream {
@@ -27,6 +31,10 @@ impl Socket for TcpStream {
     fn shutdown(&self, how: Shutdown) {
         let _ = TcpStream::shutdown(self, how);
     }
+
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        read_now(self, buf)
+    }
 }
 
 /// A socket shared by a connection's threads. The box makes the trait object sized, because
@@ -36,4 +44,21 @@ pub(crate) type SharedSocket = Arc<Box<dyn Socket>>;
 /// Shares `socket` between threads.
 pub(crate) fn share(socket: impl Socket) -> SharedSocket {
     Arc::new(Box::new(socket))
+}
+
+/// Reads what `stream` holds without waiting, though the socket itself blocks (its writer
+/// thread relies on blocking writes with a timeout): `WouldBlock` when nothing is there.
+/// `O_NONBLOCK` belongs to the file description that both threads share, so only a per-call
+/// flag (`MSG_DONTWAIT`) leaves the writer's writes blocking.
+fn read_now(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call, and the
+    // descriptor is open: `stream` is borrowed for the call.
+    let n = unsafe {
+        libc::recv(stream.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
+    };
+    match n {
+        n if n >= 0 => Ok(n as usize),
+        _ => Err(io::Error::last_os_error()),
+    }
 }

@@ -8,10 +8,10 @@
 //! the next relay would deliver it a second time; neither means it was lost.
 
 use super::memsocket::frame_bodies;
-use super::world::{Endpoint, Fixture, LeakOnPanic, World};
+use super::world::{Endpoint, Fixture, LeakOnPanic, LogQueue, World};
 use crate::core::Channel;
 use crate::host::mailbox::{PlantedBug, Taken};
-use crate::host::sync::thread::JoinHandle;
+use crate::host::sync::thread::{self, JoinHandle};
 
 /// The message texts of the pushes among `frames` (bodies as a client decodes them), in order.
 /// Asserts that no push follows a failure frame: a failure is the last word before a close.
@@ -150,6 +150,34 @@ pub fn send_wakes_blocked_relay(fixture: &Fixture, bug: Option<PlantedBug>) {
     assert_eq!(pushes(&received), ["m1"]);
     assert_written_xor_queued(&["m1"], &pushes_once(relay), &world.queued_texts("bob"));
     assert_nothing_stranded(relay);
+    assert_shut_down(&[alice, relay]);
+}
+
+/// The log writer reports m1 durable while alice's command thread waits for her reply and
+/// bob's relay writer for the push, both taking the core's lock: the writer never waits for
+/// that lock (it feeds the core only when the lock is free, else the holder feeds it when
+/// letting go), and neither the reply nor the push may be left behind.
+pub fn durable_report_racing_send(fixture: &Fixture) {
+    let log = LogQueue::default();
+    // The main thread blocks too (as bob's client): see `LeakOnPanic`.
+    let mut world = LeakOnPanic::new(World::with_log(fixture, &log));
+    let endpoints = LeakOnPanic::new(alice_and_bob(&mut world, false, None));
+    let (alice, _bob, relay) = &*endpoints;
+    log.arm();
+    alice.client.send("2\nbob\nm1");
+    alice.client.close();
+    let command = world.spawn_command(alice);
+    let [writer, reader] = world.spawn_relay(relay);
+    let log_writer = {
+        let shared = world.shared.clone();
+        thread::spawn(move || log.report_next(&shared))
+    };
+    let received = relay.client.wait_received();
+    relay.client.close();
+    join_all([command, writer, reader, log_writer]);
+
+    assert_eq!(alice.client.received(), ["0\nSent to recipient"]);
+    assert_eq!(pushes(&received), ["m1"]);
     assert_shut_down(&[alice, relay]);
 }
 

@@ -18,7 +18,7 @@ use crate::core::{
     Server,
 };
 use crate::host::mailbox::{Mailbox, PlantedBug};
-use crate::host::sync::{thread, Arc};
+use crate::host::sync::{thread, Arc, Condvar, Mutex};
 use crate::host::{Batch, Outgoing, RecordSink};
 use crate::net::command::CommandConn;
 use crate::net::driver::Shared;
@@ -90,6 +90,60 @@ impl RecordSink for StallingSink {
     }
 }
 
+/// A log for the models that reports durability from a thread of the model, as the store's
+/// writer does: synchronous while the world is set up, then ([`LogQueue::arm`]) it queues each
+/// record's lsn for [`LogQueue::report_next`].
+#[derive(Clone, Default)]
+pub struct LogQueue(Arc<LogState>);
+
+#[derive(Default)]
+struct LogState {
+    queue: Mutex<Queued>,
+    added: Condvar,
+}
+
+#[derive(Default)]
+struct Queued {
+    armed: bool,
+    lsns: Vec<Lsn>,
+}
+
+impl LogQueue {
+    /// From now on records wait for [`LogQueue::report_next`] to become durable.
+    pub fn arm(&self) {
+        self.0.queue.lock().expect("log lock").armed = true;
+    }
+
+    /// The log writer's thread body: waits for the next record, then reports it durable
+    /// through [`Shared::durable`], which never waits for the core's lock.
+    pub(crate) fn report_next(&self, shared: &Shared) {
+        let lsn = {
+            let mut queue = self.0.queue.lock().expect("log lock");
+            while queue.lsns.is_empty() {
+                queue = self.0.added.wait(queue).expect("log lock");
+            }
+            queue.lsns.remove(0)
+        };
+        shared.durable(lsn);
+    }
+}
+
+struct QueueSink(LogQueue);
+
+impl RecordSink for QueueSink {
+    fn persist(&mut self, lsn: Lsn, _record: Record) {
+        let mut queue = self.0 .0.queue.lock().expect("log lock");
+        if queue.armed {
+            queue.lsns.push(lsn);
+            self.0 .0.added.notify_one();
+        }
+    }
+
+    fn is_synchronous(&self) -> bool {
+        !self.0 .0.queue.lock().expect("log lock").armed
+    }
+}
+
 /// One connection of the world: the server's side and the remote client's.
 pub(crate) struct Endpoint {
     pub conn: ConnId,
@@ -113,10 +167,19 @@ impl<'f> World<'f> {
     /// A world whose log makes only its first `durable_max` records durable: replies and
     /// pushes that follow a later record are held back for ever.
     pub fn with_durable_records_max(fixture: &'f Fixture, durable_max: Option<u64>) -> Self {
+        Self::with_sink(fixture, Box::new(StallingSink { persisted: 0, durable_max }))
+    }
+
+    /// A world whose records, once `log` is armed, become durable only when a thread of the
+    /// model reports them ([`LogQueue::report_next`]).
+    pub fn with_log(fixture: &'f Fixture, log: &LogQueue) -> Self {
+        Self::with_sink(fixture, Box::new(QueueSink(log.clone())))
+    }
+
+    fn with_sink(fixture: &'f Fixture, sink: Box<dyn RecordSink + Send>) -> Self {
         // The models set relays up with the original client's bare handshake too.
         let config = Config { bare_relay_allowed: true, ..Config::default() };
         let server = Server::new(config, ChaCha20Rng::seed_from_u64(262));
-        let sink = Box::new(StallingSink { persisted: 0, durable_max });
         World {
             shared: Arc::new(Shared::new(server, sink)),
             hashing: Arc::new(HashPool::new(fixture.hasher.clone(), 1)),

@@ -1,0 +1,130 @@
+//! The relay reader: one thread reads every relay connection of the server.
+//!
+//! A relay only ever sends its handshake and acknowledgements, so a thread per relay that
+//! sleeps in `read` costs a stack, a heap and four memory maps per client for next to no work
+//! (and the maps cap how many clients one process can hold). Instead one `mio` event loop
+//! waits for any relay socket to become readable, reads what it holds without waiting
+//! ([`Socket::read_now`]: the sockets themselves stay blocking for their writer threads), and
+//! makes the same two calls the per-relay reader of the loom models makes:
+//! [`RelayConn::received`] and, at end of file, [`RelayConn::read_ended`].
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+
+use super::relay::{RelayConn, READ_LEN};
+use crate::host::sync::atomic::{AtomicBool, Ordering};
+use crate::host::sync::{Arc, Mutex};
+
+/// The waker's token: no connection id reaches it.
+const STOP: Token = Token(usize::MAX);
+/// Reads from one socket before the loop moves on to the others (fairness under a flood of
+/// acknowledgements); a socket with more is re-armed and comes round again.
+const READS_PER_TURN_MAX: usize = 8;
+
+/// The registered relays, shared by the accept loop (which adds) and the reader thread.
+pub(crate) struct RelayReader {
+    registry: Registry,
+    relays: Mutex<HashMap<usize, Entry>>,
+    waker: Waker,
+    stopping: AtomicBool,
+}
+
+struct Entry {
+    fd: RawFd,
+    relay: Arc<RelayConn>,
+}
+
+impl RelayReader {
+    /// The reader and the poll its thread runs ([`RelayReader::run`]).
+    pub fn new() -> io::Result<(Arc<RelayReader>, Poll)> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = Waker::new(poll.registry(), STOP)?;
+        let reader = RelayReader {
+            registry,
+            relays: Mutex::new(HashMap::new()),
+            waker,
+            stopping: AtomicBool::new(false),
+        };
+        Ok((Arc::new(reader), poll))
+    }
+
+    /// Starts reading `relay`, whose socket is `fd` (kept open by `relay`'s stream). Bytes that
+    /// arrived before this call are read too: registering reports a socket already readable.
+    pub fn add(&self, fd: RawFd, relay: Arc<RelayConn>) -> io::Result<()> {
+        let token = relay.conn.0 as usize;
+        self.relays.lock().expect("relay reader lock").insert(token, Entry { fd, relay });
+        let registered =
+            self.registry.register(&mut SourceFd(&fd), Token(token), Interest::READABLE);
+        registered.inspect_err(|_| {
+            self.relays.lock().expect("relay reader lock").remove(&token);
+        })
+    }
+
+    /// Ends [`RelayReader::run`] (relays still registered are ended by the server's shutdown,
+    /// which shuts every socket down first).
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        let _ = self.waker.wake();
+    }
+
+    /// The reader thread's body: returns once stopped.
+    pub fn run(&self, mut poll: Poll) {
+        let mut events = Events::with_capacity(256);
+        let mut buf = vec![0u8; READ_LEN];
+        while !self.stopping.load(Ordering::Acquire) {
+            if let Err(error) = poll.poll(&mut events, None) {
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                tracing::error!(%error, "the relay reader cannot poll; relays go unread");
+                return;
+            }
+            for event in events.iter().filter(|event| event.token() != STOP) {
+                self.read(event.token().0, &mut buf);
+            }
+        }
+    }
+
+    /// Reads what one relay holds, up to [`READS_PER_TURN_MAX`] reads.
+    fn read(&self, token: usize, buf: &mut [u8]) {
+        let Some(relay) =
+            self.relays.lock().expect("relay reader lock").get(&token).map(|e| e.relay.clone())
+        else {
+            return;
+        };
+        for _ in 0..READS_PER_TURN_MAX {
+            match relay.stream.read_now(buf) {
+                Ok(0) => return self.end(token),
+                Ok(n) => relay.received(&buf[..n]),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.end(token),
+            }
+        }
+        // More to read: re-arming an edge-triggered socket that is still readable reports it
+        // again, after the others had their turn.
+        let fd = self.relays.lock().expect("relay reader lock").get(&token).map(|e| e.fd);
+        if let Some(fd) = fd {
+            let rearmed =
+                self.registry.reregister(&mut SourceFd(&fd), Token(token), Interest::READABLE);
+            if rearmed.is_err() {
+                self.end(token);
+            }
+        }
+    }
+
+    /// The relay's socket ended: forget it and let its writer finish.
+    fn end(&self, token: usize) {
+        let entry = self.relays.lock().expect("relay reader lock").remove(&token);
+        if let Some(Entry { fd, relay }) = entry {
+            // Before the last reference to the socket can go (the writer may hold the other).
+            let _ = self.registry.deregister(&mut SourceFd(&fd));
+            relay.read_ended();
+        }
+    }
+}
