@@ -1,5 +1,5 @@
-//! The driver of the real core: a [`World`] is one state of a scenario (the core, the clients'
-//! connections, the durable log and the reference model beside them), and [`World::step`] runs
+//! The driver of the real core: a [`State`] is one state of a scenario (the core, the clients'
+//! connections, the durable log and the reference model beside them), and [`State::step`] runs
 //! one step on the core and on the model, then checks every invariant.
 //!
 //! Choices the driver makes, following `core::testkit`:
@@ -110,7 +110,7 @@ pub struct Bounds {
 
 /// One state of a scenario.
 #[derive(Clone, Debug)]
-pub struct World {
+pub struct State {
     pub(crate) server: Server,
     pub(crate) model: Model,
     pub(crate) users: Vec<Conns>,
@@ -264,7 +264,7 @@ struct Run {
     reports: Vec<Event<'static>>,
 }
 
-impl World {
+impl State {
     /// The initial state: an empty server, no connections.
     pub fn new(config: Config, users: usize, passwords: Arc<Passwords>) -> Self {
         assert!(users <= USERS_MAX, "at most {USERS_MAX} users");
@@ -278,7 +278,7 @@ impl World {
         }
         let mut model = Model::new(users);
         model.pipeline_len_max = u8::try_from(config.pipeline_len_max).unwrap_or(u8::MAX);
-        World {
+        State {
             server: Server::new(config, ChaCha20Rng::seed_from_u64(0)),
             model,
             users: vec![Conns::default(); users],

@@ -31,7 +31,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, RwLock};
 
-use super::driver::{Bounds, Passwords, World};
+use super::driver::{Bounds, Passwords, State};
 use super::fingerprint::{canonical_renamings, fingerprint, permutations, Fingerprint};
 use super::invariants::Violation;
 use super::por::StepSet;
@@ -86,16 +86,16 @@ impl Scenario {
     }
 
     /// The initial state.
-    pub fn world(&self) -> World {
+    pub fn world(&self) -> State {
         let mut world =
-            World::new(self.config.clone(), self.bounds.users, Arc::clone(&self.passwords));
+            State::new(self.config.clone(), self.bounds.users, Arc::clone(&self.passwords));
         world.hostile = self.bounds.intruders && self.bounds.tickets;
         world.pipeline = self.bounds.pipeline.max(1);
         world
     }
 
     /// Runs `steps` from the initial state; the first violation, if any, with its step index.
-    pub fn replay(&self, steps: &[Step]) -> Result<World, (usize, Violation)> {
+    pub fn replay(&self, steps: &[Step]) -> Result<State, (usize, Violation)> {
         let mut world = self.world();
         for (at, &step) in steps.iter().enumerate() {
             if !world.possible(step) {
@@ -423,18 +423,18 @@ impl Parents {
 /// The worlds on the path from the root to the parent of the state a thread rebuilt last:
 /// `worlds[d]` is the state at depth `d`, with its id.
 struct Path {
-    worlds: Vec<(u32, World)>,
+    worlds: Vec<(u32, State)>,
     /// Scratch: ids to replay, deepest first.
     replay: Vec<u32>,
 }
 
 impl Path {
-    fn new(root: World) -> Self {
+    fn new(root: State) -> Self {
         Path { worlds: vec![(0, root)], replay: Vec::new() }
     }
 
     /// The world of state `id`, at `depth`, rebuilt from the deepest ancestor kept.
-    fn world(&mut self, id: u32, depth: usize, parents: &Parents, replayed: &mut u64) -> World {
+    fn world(&mut self, id: u32, depth: usize, parents: &Parents, replayed: &mut u64) -> State {
         if depth == 0 {
             return self.worlds[0].1.clone();
         }
@@ -456,7 +456,7 @@ impl Path {
     }
 
     /// The deepest world kept, after `step`.
-    fn child(&self, step: Step) -> World {
+    fn child(&self, step: Step) -> State {
         let mut world = self.worlds.last().expect("the root is kept").1.clone();
         if let Err(violation) = world.step(step) {
             panic!("replaying {step}, which passed when first run, failed: {violation}");
@@ -563,7 +563,7 @@ struct Known<'a> {
 /// successor reuses the world itself instead of a clone (it is not needed after its expansion).
 fn expand(
     parent: u32,
-    world: World,
+    world: State,
     sleep: StepSet,
     shared: &Shared<'_>,
     known: Known<'_>,
@@ -581,7 +581,7 @@ fn expand(
         let mut child = if index + 1 == steps.len() {
             world.take().expect("the last step takes the state")
         } else {
-            World::clone(world.as_ref().expect("not taken yet"))
+            State::clone(world.as_ref().expect("not taken yet"))
         };
         into.transitions += 1;
         // The child may skip what the parent skipped or ran before this step, if independent.

@@ -1,4 +1,4 @@
-//! State fingerprints: a canonical encoding of what a [`World`] will do next, hashed to 128 bits,
+//! State fingerprints: a canonical encoding of what a [`State`] will do next, hashed to 128 bits,
 //! minimised over every renaming of the users so that symmetric states count once.
 //!
 //! The encoding keeps only what decides the future and the invariants: budgets used, for every
@@ -22,7 +22,7 @@
 //! sorting renamings onto its image's, so symmetric states get the same least hash; and most
 //! states have few users of equal shape, so few of the n! renamings are encoded.
 
-use super::driver::{RelayConn, World};
+use super::driver::{RelayConn, State};
 use super::reference::{Command, Effect, Relay};
 use super::step::Seen;
 use super::step::{User, USERS_MAX};
@@ -56,7 +56,7 @@ fn permute(items: &mut Vec<User>, at: usize, out: &mut Vec<Vec<User>>) {
 /// either the identity alone (no symmetry reduction) or every permutation, of which only those
 /// sorting users by shape are encoded.
 /// `buf` is scratch space reused between calls.
-pub fn fingerprint(world: &World, renamings: &[Vec<User>], buf: &mut Vec<u8>) -> Fingerprint {
+pub fn fingerprint(world: &State, renamings: &[Vec<User>], buf: &mut Vec<u8>) -> Fingerprint {
     least_renamings(world, renamings, buf, None)
 }
 
@@ -64,7 +64,7 @@ pub fn fingerprint(world: &World, renamings: &[Vec<User>], buf: &mut Vec<u8>) ->
 /// renaming that gives the least hash: those that map `world` onto its canonical form. There
 /// are several when the state is symmetric in itself (two users in the same situation).
 pub fn canonical_renamings(
-    world: &World,
+    world: &State,
     renamings: &[Vec<User>],
     buf: &mut Vec<u8>,
     least: &mut Vec<usize>,
@@ -73,7 +73,7 @@ pub fn canonical_renamings(
 }
 
 fn least_renamings(
-    world: &World,
+    world: &State,
     renamings: &[Vec<User>],
     buf: &mut Vec<u8>,
     mut least: Option<&mut Vec<usize>>,
@@ -109,7 +109,7 @@ fn least_renamings(
 /// A summary of `user` that renaming users does not change, computed only from what
 /// [`encode`] writes (otherwise states with equal encodings could sort differently and fail to
 /// merge).
-fn shape_of(world: &World, user: usize) -> u64 {
+fn shape_of(world: &State, user: usize) -> u64 {
     let model = &world.model.users[user];
     let queue_len = model.account.as_ref().map_or(0xff, |a| a.queue.len() as u64);
     let relay = world.users[user].relay.as_ref();
@@ -138,7 +138,7 @@ fn sorts_by_shape(rename: &[User], shapes: &[u64; USERS_MAX]) -> bool {
 }
 
 /// Appends the encoding of `world` with users renamed by `rename` (old -> new).
-pub fn encode(world: &World, rename: &[User], buf: &mut Vec<u8>) {
+pub fn encode(world: &State, rename: &[User], buf: &mut Vec<u8>) {
     let n = rename.len();
     let mut by_new = [0 as User; USERS_MAX];
     for (old, &new) in rename.iter().enumerate() {
@@ -245,7 +245,7 @@ pub fn encode(world: &World, rename: &[User], buf: &mut Vec<u8>) {
 
 /// A relay: what it holds unreported, what it is owed, the latest message of each sender.
 fn encode_relay(
-    world: &World,
+    world: &State,
     relay: &RelayConn,
     rename: &[User],
     by_new: &[User],
@@ -260,7 +260,7 @@ fn encode_relay(
 }
 
 /// What `conn` is owed, in order, with user names renamed.
-fn encode_owed(world: &World, conn: ConnId, rename: &[User], buf: &mut Vec<u8>) {
+fn encode_owed(world: &State, conn: ConnId, rename: &[User], buf: &mut Vec<u8>) {
     for (_, seen) in world.owed.iter().filter(|(c, _)| *c == conn) {
         match seen {
             Seen::Closed => buf.push(1),

@@ -37,7 +37,7 @@
 //!
 //! Each state `s` has a sleep set `Z(s)` of steps that need not be run from it. The root's is
 //! empty. Expanding `s` runs its possible steps not in `Z(s)`, in the fixed order of
-//! [`World::enabled`](super::driver::World::enabled); the child through the `i`-th run step
+//! [`State::enabled`](super::driver::State::enabled); the child through the `i`-th run step
 //! `t` is offered the sleep set `{u in Z(s) or run before t from s : u independent of t}`. A
 //! state is expanded once, at the depth it is first found, with the intersection of the sleep
 //! sets offered by every parent at the depth before (all of them are known before the layer is

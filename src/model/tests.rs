@@ -358,7 +358,7 @@ fn sleep_sets_find_every_planted_bug_at_the_same_length() {
 /// end in the same state (compared without symmetry: the very same users).
 #[test]
 fn independent_steps_commute() {
-    use super::driver::World;
+    use super::driver::State;
     use super::fingerprint::fingerprint;
     use super::por::independent;
     use super::visited::Visited;
@@ -368,7 +368,7 @@ fn independent_steps_commute() {
         scenario.bounds.tickets = true;
         scenario.bounds.intruders = true;
         let identity: Vec<Vec<u8>> = vec![(0..users as u8).collect()];
-        let print = |world: &World| fingerprint(world, &identity, &mut Vec::new());
+        let print = |world: &State| fingerprint(world, &identity, &mut Vec::new());
         let mut seen = Visited::default();
         let mut layer = vec![scenario.world()];
         seen.insert(print(&layer[0]));
@@ -568,7 +568,7 @@ fn a_pipelined_burst_waits_for_the_reply_before_it() {
     let world = scenario.replay(&burst).expect("the core agrees with the model");
     assert_eq!(world.model.users[0].deferred, vec![Op::Send { to: 1 }], "the second is unread");
     assert!(!world.possible(op(0, Op::List)), "a burst of two at most");
-    let queue = |world: &super::driver::World| {
+    let queue = |world: &super::driver::State| {
         world.model.users[1].account.as_ref().expect("registered").queue.len()
     };
     assert_eq!(queue(&world), 1);

@@ -9,10 +9,10 @@
 
 mod memsocket;
 mod models;
-mod world;
+mod rig;
 
 pub use models::{
     ack_racing_redelivery, durable_report_racing_send, push_racing_close, relay_hangup_mid_write,
     relay_mid_write_racing, send_wakes_blocked_relay, shutdown_with_threads_blocked, Racer,
 };
-pub use world::{Fixture, LogQueue, PASSWORD};
+pub use rig::{Fixture, LogQueue, PASSWORD};

@@ -8,7 +8,7 @@
 //! the next relay would deliver it a second time; neither means it was lost.
 
 use super::memsocket::frame_bodies;
-use super::world::{Endpoint, Fixture, LeakOnPanic, LogQueue, World};
+use super::rig::{Endpoint, Fixture, LeakOnPanic, LogQueue, Rig};
 use crate::core::Channel;
 use crate::host::mailbox::{PlantedBug, Taken};
 use crate::host::sync::thread::{self, JoinHandle};
@@ -85,7 +85,7 @@ fn assert_shut_down(endpoints: &[&Endpoint]) {
 
 /// alice and bob logged in, bob with a relay (ticketed or bare), `bug` planted in its mailbox.
 fn alice_and_bob(
-    world: &mut World<'_>,
+    world: &mut Rig<'_>,
     ticketed: bool,
     bug: Option<PlantedBug>,
 ) -> (Endpoint, Endpoint, Endpoint) {
@@ -98,7 +98,7 @@ fn alice_and_bob(
 /// A send's push racing the relay's close: alice's command thread sends m1 to bob while bob's
 /// relay client hangs up, so the relay reader closes the mailbox and reports the close.
 pub fn push_racing_close(fixture: &Fixture, bug: Option<PlantedBug>) {
-    let mut world = World::new(fixture);
+    let mut world = Rig::new(fixture);
     let (alice, _bob, relay) = alice_and_bob(&mut world, false, bug);
     alice.client.send("2\nbob\nm1");
     alice.client.close();
@@ -120,7 +120,7 @@ pub fn push_racing_close(fixture: &Fixture, bug: Option<PlantedBug>) {
 /// before the writer's `Written`, the report was ignored and m1, already written, stayed queued
 /// for the next relay. Only the two relay threads run, so loom explores it exhaustively.
 pub fn relay_hangup_mid_write(fixture: &Fixture) {
-    let mut world = World::new(fixture);
+    let mut world = Rig::new(fixture);
     let (alice, _bob, relay) = alice_and_bob(&mut world, false, None);
     assert_eq!(world.request(&alice, "2\nbob\nm1"), ["0\nSent to recipient"]);
     relay.client.close();
@@ -136,7 +136,7 @@ pub fn relay_hangup_mid_write(fixture: &Fixture) {
 /// client hangs up only once it has received m1. A lost wake-up leaves everyone waiting.
 pub fn send_wakes_blocked_relay(fixture: &Fixture, bug: Option<PlantedBug>) {
     // The main thread blocks too (as bob's client): see `LeakOnPanic`.
-    let mut world = LeakOnPanic::new(World::new(fixture));
+    let mut world = LeakOnPanic::new(Rig::new(fixture));
     let endpoints = LeakOnPanic::new(alice_and_bob(&mut world, false, bug));
     let (alice, _bob, relay) = &*endpoints;
     alice.client.send("2\nbob\nm1");
@@ -160,7 +160,7 @@ pub fn send_wakes_blocked_relay(fixture: &Fixture, bug: Option<PlantedBug>) {
 pub fn durable_report_racing_send(fixture: &Fixture) {
     let log = LogQueue::default();
     // The main thread blocks too (as bob's client): see `LeakOnPanic`.
-    let mut world = LeakOnPanic::new(World::with_log(fixture, &log));
+    let mut world = LeakOnPanic::new(Rig::with_log(fixture, &log));
     let endpoints = LeakOnPanic::new(alice_and_bob(&mut world, false, None));
     let (alice, _bob, relay) = &*endpoints;
     log.arm();
@@ -197,7 +197,7 @@ pub enum Racer {
 /// m1 (and, with `two_messages`, m2) sit in bob's relay mailbox when the model starts; the relay
 /// writer takes the batch and writes it while `racer` ends the relay.
 pub fn relay_mid_write_racing(fixture: &Fixture, racer: Racer, two_messages: bool) {
-    let mut world = World::new(fixture);
+    let mut world = Rig::new(fixture);
     let (alice, bob, relay) = alice_and_bob(&mut world, false, None);
     let messages: &[&str] = if two_messages { &["m1", "m2"] } else { &["m1"] };
     for message in messages {
@@ -256,7 +256,7 @@ pub fn relay_mid_write_racing(fixture: &Fixture, racer: Racer, two_messages: boo
 /// exactly what the new relay was given, in order; whatever it no longer holds was received on
 /// the old relay and acknowledged; nothing is lost.
 pub fn ack_racing_redelivery(fixture: &Fixture) {
-    let mut world = World::new(fixture);
+    let mut world = Rig::new(fixture);
     let (alice, _bob, relay) = alice_and_bob(&mut world, true, None);
     for message in ["m1", "m2"] {
         world.request(&alice, &format!("2\nbob\n{message}"));
@@ -308,7 +308,7 @@ pub fn ack_racing_redelivery(fixture: &Fixture) {
 /// on its empty mailbox and its reader on the socket. `Shared::close_all` must wake them all.
 pub fn shutdown_with_threads_blocked(fixture: &Fixture) {
     // Registering alice and bob writes the two records that become durable; m1's never does.
-    let mut world = World::with_durable_records_max(fixture, Some(2));
+    let mut world = Rig::with_durable_records_max(fixture, Some(2));
     let (alice, _bob, relay) = alice_and_bob(&mut world, false, None);
     alice.client.send("2\nbob\nm1");
     let command = world.spawn_command(&alice);

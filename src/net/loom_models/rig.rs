@@ -1,4 +1,4 @@
-//! A server world for one loom execution: the real [`Shared`] core and router, connections
+//! A server rig for one loom execution: the real [`Shared`] core and router, connections
 //! over memory sockets, and the real thread bodies, spawned on loom threads.
 //!
 //! Setup (registering, logging in, binding relays, queueing messages) runs on the model's main
@@ -152,14 +152,14 @@ pub(crate) struct Endpoint {
     pub client: Client,
 }
 
-pub(crate) struct World<'f> {
+pub(crate) struct Rig<'f> {
     pub shared: Arc<Shared>,
     hashing: Arc<HashPool>,
     fixture: &'f Fixture,
     next_conn: u64,
 }
 
-impl<'f> World<'f> {
+impl<'f> Rig<'f> {
     pub fn new(fixture: &'f Fixture) -> Self {
         Self::with_durable_records_max(fixture, None)
     }
@@ -180,7 +180,7 @@ impl<'f> World<'f> {
         // The models set relays up with the original client's bare handshake too.
         let config = Config { bare_relay_allowed: true, ..Config::default() };
         let server = Server::new(config, ChaCha20Rng::seed_from_u64(262));
-        World {
+        Rig {
             shared: Arc::new(Shared::new(server, sink)),
             hashing: Arc::new(HashPool::new(fixture.hasher.clone(), 1)),
             fixture,
