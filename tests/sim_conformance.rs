@@ -99,7 +99,7 @@ impl TcpConversation {
             Act::Dropped { unanswered, noticed, .. } => {
                 assert!(noticed || unanswered == 0, "closed with {unanswered} requests unanswered")
             }
-            Act::Connected | Act::Sent(_) | Act::Lost | Act::RelayOpened(_) => {}
+            Act::Connected | Act::Sent(_) | Act::Lost | Act::RelayOpened(_) | Act::Count(_) => {}
         }
     }
 

@@ -11,13 +11,29 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::core::AccountId;
-use crate::wire::reply::{
-    DELETE_OK, DELETE_REFUSED, HELP, LOGIN_FAILED, LOGIN_OK, LOGOUT_OK, NAME_TAKEN, NEEDS_LOGIN,
+use super::coverage::Coverage;
+use super::scenario::Op;
+use super::spec::text::{
+    DELETE_OK, DELETE_REFUSED, LOGIN_FAILED, LOGIN_OK, LOGOUT_OK, NAME_TAKEN, NEEDS_LOGIN,
     REGISTER_OK, SEND_OK, UNKNOWN_RECIPIENT,
 };
+use super::spec::{self, Notice, Refusal};
 
-use super::scenario::Op;
+/// An account as the world reports it (the session a reply was written in, the recipient of
+/// a message record on the disk): a number that identifies it, nothing more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AccountId(pub u64);
+
+/// The server's configured limits that decide whether a refusal was fair. They are the
+/// world's configuration (the seed's knobs), not the server's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub queue_len_max: usize,
+    pub registrations_per_peer_max: usize,
+    pub registration_window_ms: u64,
+    pub login_deadline_ms: u64,
+    pub login_backoff_base_ms: u64,
+}
 
 /// A broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +112,10 @@ struct ClientState {
     failures_ms: Vec<u64>,
     /// Every session this client obtained: (when, name key, account).
     sessions_held: Vec<(u64, NameId, Option<AccountId>)>,
+    /// When it sent each register.
+    registers_ms: Vec<u64>,
+    /// When its last password check (login or delete) ended.
+    check_ended_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +127,8 @@ struct MsgInfo {
     seq: u64,
     sent_ms: u64,
     acked: bool,
+    /// Refused by a reply: never queued.
+    refused: bool,
     to_account: Option<AccountId>,
     delivered: bool,
     /// Reported written to an original client's relay, with the number of crashes then.
@@ -144,15 +166,20 @@ pub struct Checker {
     /// Wrong-password logins of the storm the server verified (answered "invalid login"
     /// rather than throttled).
     storm_verified: usize,
+    /// When the first of them was answered.
+    storm_first_verified_ms: Option<u64>,
     /// Invariant checks performed.
     pub checks: u64,
     /// Pushes received by clients.
     pub delivered: u64,
+    /// What happened how often (refusals, notices): rows of the reachability report.
+    pub coverage: Coverage,
+    limits: Option<Limits>,
     violation: Option<Violation>,
 }
 
 fn key(name: &str) -> String {
-    name.to_ascii_lowercase()
+    spec::name_key(name)
 }
 
 /// Registers, logins, deletes and sends have a target name, interned when they are sent.
@@ -240,10 +267,19 @@ impl Checker {
             storm: BTreeSet::new(),
             storm_verified_max: usize::MAX,
             storm_verified: 0,
+            storm_first_verified_ms: None,
             checks: 0,
             delivered: 0,
+            coverage: Coverage::default(),
+            limits: None,
             violation: None,
         }
+    }
+
+    /// The limits the server runs with, to judge its refusals by (without them, any refusal
+    /// of the right kind is taken as fair).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = Some(limits);
     }
 
     /// The first violation, if any.
@@ -342,6 +378,9 @@ impl Checker {
         };
         let mutation = matches!(op, Op::Register { .. } | Op::Delete { .. });
         let login = matches!(op, Op::Register { .. } | Op::Login { .. });
+        if matches!(op, Op::Register { .. }) {
+            self.client(client).registers_ms.push(now_ms);
+        }
         let (mut clean_epoch, mut session_alone, mut exists_at_send) = (None, None, Known::Unknown);
         if let Some(k) = target {
             let state = self.name(k);
@@ -390,6 +429,7 @@ impl Checker {
                 seq,
                 sent_ms: now_ms,
                 acked: false,
+                refused: false,
                 to_account: None,
                 delivered: false,
                 written_plain: None,
@@ -443,6 +483,7 @@ impl Checker {
         state.session = Some(Session::Out);
         let pending = std::mem::take(&mut state.pending);
         for pending in &pending {
+            self.check_ended(now_ms, client, pending);
             self.end_request(now_ms, pending, true);
         }
     }
@@ -510,7 +551,8 @@ impl Checker {
         };
     }
 
-    fn recently_failed(&mut self, now_ms: u64, client: usize, k: Option<NameId>) -> bool {
+    fn recently_failed(&mut self, now_ms: u64, client: usize, p: &Pending) -> bool {
+        let k = p.target;
         let window = self.throttle_window_ms;
         let recent = |v: &Vec<u64>| v.iter().any(|&t| t + window >= now_ms);
         let by_client = recent(&self.client(client).failures_ms);
@@ -519,7 +561,19 @@ impl Checker {
         let host = self.client(client).host;
         let by_host = self.clients.iter().any(|c| c.host == host && recent(&c.failures_ms));
         let in_flight = k.is_some_and(|k| self.name(k).logins_in_flight > 1);
-        by_client || by_name || by_host || in_flight || self.storm.contains(&client)
+        // A check in flight from the same address holds a free attempt until it ends.
+        let is_check = |op: &Op| matches!(op, Op::Login { .. } | Op::Delete { .. });
+        let host_in_flight = self.clients.iter().enumerate().any(|(i, c)| {
+            c.host == host
+                && (c.check_ended_ms >= p.sent_ms
+                    || c.pending.iter().skip(usize::from(i == client)).any(|q| is_check(&q.op)))
+        });
+        by_client
+            || by_name
+            || by_host
+            || in_flight
+            || host_in_flight
+            || self.storm.contains(&client)
     }
 
     /// `client` connects from `host` (clients may share one).
@@ -560,8 +614,85 @@ impl Checker {
                 )
             }
         };
+        if let Some(notice) = (!ok).then(|| Notice::of(text)).flatten() {
+            return self.notice(now_ms, client, pending, notice, text);
+        }
         self.check_reply(now_ms, client, &pending, ok, text, account);
+        self.check_ended(now_ms, client, &pending);
         self.end_request(now_ms, &pending, false);
+    }
+
+    /// A failure frame that announces the close of the command connection came where the
+    /// reply to `pending` was due: the request was not answered and may or may not have taken
+    /// effect (a password job in flight is abandoned, a frame too large is never read).
+    fn notice(&mut self, now_ms: u64, client: usize, pending: Pending, notice: Notice, text: &str) {
+        self.coverage.count(notice.row());
+        let what = || format!("client {client} sent `{}` and got the notice {text:?}", pending.op);
+        self.expect(
+            notice.ends_command(),
+            now_ms,
+            "command connections close only as PROTOCOL.md says",
+            what,
+        );
+        if notice == Notice::LoginDeadline {
+            // A session that is certainly live is logged in: no login deadline runs for it.
+            let certainly_in = self.certainly_in(client);
+            self.expect(!certainly_in, now_ms, "a logged-in session is served", what);
+        }
+        if let Some(msg) = pending.tag.and_then(|t| self.msgs.get_mut(&t)) {
+            msg.refused = true;
+        }
+        self.check_ended(now_ms, client, &pending);
+        self.end_request(now_ms, &pending, true);
+        self.client(client).session = Some(Session::Out);
+    }
+
+    fn check_ended(&mut self, now_ms: u64, client: usize, pending: &Pending) {
+        if matches!(pending.op, Op::Login { .. } | Op::Delete { .. }) {
+            self.client(client).check_ended_ms = now_ms;
+        }
+    }
+
+    /// Whether a refusal of the request `p` to `client` for the limit `refusal` fits the
+    /// request and what the server can have seen.
+    fn refusal_fits(&mut self, now_ms: u64, client: usize, p: &Pending, refusal: Refusal) -> bool {
+        let limits = self.limits;
+        match (refusal, &p.op) {
+            (Refusal::QueueFull, Op::Send { .. }) => {
+                // The recipient's queue holds at most the messages sent to its name and not
+                // refused, so at least the bound of them were sent.
+                let Some(limits) = limits else { return true };
+                let to = p.target.expect(TARGETED);
+                let sent = self
+                    .msgs
+                    .iter()
+                    .filter(|(t, m)| Some(*t) != p.tag && m.to_key == to && !m.refused)
+                    .filter(|(_, m)| m.sent_ms <= now_ms)
+                    .count();
+                sent >= limits.queue_len_max
+            }
+            (Refusal::StoreFull, Op::Send { .. }) => true,
+            (Refusal::Throttled, Op::Login { .. } | Op::Delete { .. }) => {
+                self.recently_failed(now_ms, client, p)
+            }
+            (Refusal::RegistrationsLimited, Op::Register { .. }) => {
+                // Registrations from this address within the window, besides this one, reach
+                // the bound.
+                let Some(limits) = limits else { return true };
+                let host = self.client(client).host;
+                let since_ms = p.sent_ms.saturating_sub(limits.registration_window_ms);
+                let started: usize = self
+                    .clients
+                    .iter()
+                    .filter(|c| c.host == host)
+                    .map(|c| c.registers_ms.iter().filter(|&&t| t >= since_ms).count())
+                    .sum();
+                started > limits.registrations_per_peer_max
+            }
+            (Refusal::AccountsLimited, Op::Register { .. }) => true,
+            (Refusal::PatternTooLong, Op::List { .. }) => true,
+            _ => false,
+        }
     }
 
     fn check_reply(
@@ -583,7 +714,32 @@ impl Checker {
                 if ok { "0 " } else { "-1 " }
             )
         };
-        let throttled = !ok && text.starts_with("Too many failed attempts");
+        let refusal = if ok { None } else { Refusal::of(text) };
+        let throttled = refusal == Some(Refusal::Throttled);
+        if let Some(refusal) = refusal {
+            self.coverage.count(refusal.row());
+            if refusal != Refusal::Throttled {
+                let fits = self.refusal_fits(now_ms, client, p, refusal);
+                self.expect(fits, now_ms, "a limit refuses only at its bound", what);
+                if let Some(msg) = p.tag.and_then(|t| self.msgs.get_mut(&t)) {
+                    msg.refused = true;
+                }
+                // The request changed nothing, so the oracle learns nothing from it.
+                return;
+            }
+        } else if !ok {
+            let row = match text {
+                LOGIN_FAILED => Some("refusal: login failed"),
+                NAME_TAKEN => Some("refusal: name taken"),
+                NEEDS_LOGIN => Some("refusal: needs login"),
+                UNKNOWN_RECIPIENT => Some("refusal: unknown recipient"),
+                DELETE_REFUSED => Some("refusal: delete refused"),
+                _ => None,
+            };
+            if let Some(row) = row {
+                self.coverage.count(row);
+            }
+        }
         if !matches!(p.op, Op::Help | Op::Login { .. } | Op::Register { .. })
             && text == NEEDS_LOGIN
             && !ok
@@ -597,7 +753,7 @@ impl Checker {
             self.expect(!out, now_ms, "no command succeeds without a login", what);
         }
         match &p.op {
-            Op::Help => self.expect(ok && text == HELP, now_ms, "help reply", what),
+            Op::Help => self.expect(ok && spec::is_command_list(text), now_ms, "help reply", what),
             Op::Register { password, .. } => {
                 let k = p.target.expect(TARGETED);
                 let strict = self.strict(p, k);
@@ -653,7 +809,7 @@ impl Checker {
                     }
                     self.record_failure(now_ms, client, Some(k));
                 } else if throttled {
-                    let fair = self.recently_failed(now_ms, client, Some(k));
+                    let fair = self.recently_failed(now_ms, client, p);
                     self.expect(fair, now_ms, "throttling follows failures", what);
                 } else {
                     self.fail(now_ms, "login reply", what());
@@ -682,10 +838,6 @@ impl Checker {
                         what,
                     );
                     self.learn(p, k, false, 0);
-                } else if !ok
-                    && (text.contains("mailbox is full") || text.contains("store is full"))
-                {
-                    self.checks += 1;
                 } else {
                     self.fail(now_ms, "send reply", what());
                 }
@@ -715,7 +867,7 @@ impl Checker {
                     self.expect(!refused_wrongly, now_ms, "the owner can delete the account", what);
                     self.record_failure(now_ms, client, Some(k));
                 } else if throttled {
-                    let fair = self.recently_failed(now_ms, client, Some(k));
+                    let fair = self.recently_failed(now_ms, client, p);
                     self.expect(fair, now_ms, "throttling follows failures", what);
                 } else {
                     self.fail(now_ms, "delete reply", what());
@@ -739,15 +891,22 @@ impl Checker {
             return self.fail(now_ms, "list reply", what.to_owned());
         }
         let Op::List { pattern } = &p.op else { return };
-        let listed: BTreeSet<String> = text.split(' ').filter(|s| !s.is_empty()).map(key).collect();
-        let pattern = if pattern.is_empty() { "*" } else { pattern.as_str() };
+        let (names, partial) = spec::list_names(text);
+        if partial {
+            self.coverage.count("list: truncated");
+        }
+        let listed: BTreeSet<String> = names.into_iter().map(key).collect();
         for &(id, exists, epoch) in &p.list_known {
             let (k, state) = &self.names[id.0 as usize];
             let quiet = state.epoch == epoch && p.crashes == self.crashes;
-            if !quiet || !crate::core::glob_match(pattern, k) {
+            if !quiet || !spec::pattern_matches(pattern, k) {
                 continue;
             }
             let shown = listed.contains(k);
+            // A reply that says it left names out may leave out any, never show a missing one.
+            if partial && !shown {
+                continue;
+            }
             let k = k.clone();
             self.expect(shown == exists, now_ms, "list shows exactly the accounts", || {
                 format!("{what}: {k} exists={exists} but listed={shown}")
@@ -941,7 +1100,12 @@ impl Checker {
             return;
         }
         self.storm_verified += 1;
-        let (n, max) = (self.storm_verified, self.storm_verified_max);
+        let first_ms = *self.storm_first_verified_ms.get_or_insert(now_ms);
+        // The free attempts, then at most one more per backoff period (the delays double, so
+        // this is generous): guesses held up by the network past the first delay are fair.
+        let backoff_ms = self.limits.map_or(u64::MAX, |l| l.login_backoff_base_ms.max(1));
+        let later = usize::try_from((now_ms - first_ms) / backoff_ms).unwrap_or(usize::MAX);
+        let (n, max) = (self.storm_verified, self.storm_verified_max.saturating_add(later));
         self.expect(n <= max, now_ms, "the throttle bounds password guesses", || {
             format!("{n} concurrent wrong-password logins from one address were verified; the throttle allows {max}")
         });

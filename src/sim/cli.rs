@@ -68,6 +68,10 @@ pub struct SimArgs {
     /// Write the space-time diagram of a single run (`--seed` or `--replay`) to this HTML file.
     #[arg(long)]
     pub html: Option<PathBuf>,
+    /// Print the reachability report: how often each refusal, record kind, fault, limit and
+    /// hostile action happened (summed over a sweep); expected rows still at zero are marked.
+    #[arg(long)]
+    pub coverage: bool,
     #[command(flatten)]
     pub results: ResultFiles,
 }
@@ -221,6 +225,9 @@ impl SimArgs {
             &self.replay_command(seed),
         )?;
         let mut good = report_outcome(&outcome, wall.as_secs_f64());
+        if self.coverage {
+            print!("coverage:\n{}", outcome.coverage);
+        }
         let mut result =
             self.result_of(format!("seed {seed}"), &outcome, wall.as_secs_f64() * 1000.0, None);
         if self.check_determinism {
@@ -257,6 +264,9 @@ impl SimArgs {
         let replayed = Some(("scenario".to_owned(), path.display().to_string()));
         self.write_results(&[self.result_of(name, &outcome, wall_s * 1000.0, replayed)])?;
         let good = report_outcome(&outcome, wall_s);
+        if self.coverage {
+            print!("coverage:\n{}", outcome.coverage);
+        }
         if outcome.violation.is_some() {
             opts.keep_trace = true;
             let kept = run_scenario(&scenario, &opts);
@@ -391,6 +401,14 @@ impl SimArgs {
         }
         for (seed, difference) in &report.nondeterministic {
             println!("NONDETERMINISTIC seed={seed}: {difference}");
+        }
+        if self.coverage {
+            let missing = report.coverage.missing();
+            print!(
+                "coverage ({} expected rows never reached):\n{}",
+                missing.len(),
+                report.coverage
+            );
         }
         let _ = std::io::stdout().flush();
         report.failures.is_empty() && report.nondeterministic.is_empty()

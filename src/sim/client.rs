@@ -46,6 +46,9 @@ pub enum Act {
         sender: String,
         text: String,
     },
+    /// One more of a row of the reachability report (`sim::coverage`), e.g. a hostile
+    /// action as `hostile: KIND`.
+    Count(&'static str),
 }
 
 /// Where a client's operations come from.
@@ -220,11 +223,17 @@ impl Client {
             }
             Op::RelayAs { name } => {
                 if self.relay.is_none() {
+                    if self.session.as_deref() != Some(name.as_str()) {
+                        acts.push(Act::Count("hostile: bare handshake in another name"));
+                    }
                     self.open_relay(name.into_bytes(), false, acts);
                 }
             }
             Op::Relay { ticket: true } if self.relay.is_some() || self.session.is_none() => {}
-            Op::Burst { to, count } => self.burst(&to, count, acts),
+            Op::Burst { to, count } => {
+                acts.push(Act::Count("hostile: pipelined burst"));
+                self.burst(&to, count, acts)
+            }
             op => self.request(op, acts),
         }
     }
@@ -380,10 +389,20 @@ impl Client {
             acts.push(Act::Dropped { conn, unanswered, noticed: self.last_failed });
             self.last_failed = false;
             acts.push(Act::Lost);
-            let delay = self.think();
+            // A persistent client refused at the door (a connection cap) tries again later,
+            // not at once: with no latency that would be a loop in one simulated instant.
+            let delay = if self.persistent { LOGIN_RETRY_MS } else { self.think() };
             acts.push(Act::Wake(delay));
         } else if self.conn(Chan::Relay) == Some(conn) {
             self.relay = None;
+            // A persistent client (the liveness phase's) needs its relay back: a refused
+            // handshake (an expired ticket) or a closed relay is tried again, a little later.
+            if let (true, Some(_), Driver::Script(ops)) =
+                (self.persistent, &self.session, &mut self.driver)
+            {
+                ops.push_front((0, Op::Relay { ticket: true }));
+                acts.push(Act::Wake(RETRY_MS));
+            }
         }
     }
 }

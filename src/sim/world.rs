@@ -20,8 +20,9 @@ use crate::core::{Channel, Config, ConnId, Event, JobId, PasswordOutcome, Peer, 
 use crate::host::mailbox::Taken;
 use crate::wire::HEADER_LEN;
 
-use super::check::{Checker, Violation};
+use super::check::{self, Checker, Violation};
 use super::client::{Act, Client, Driver};
+use super::coverage::Coverage;
 use super::disk::{SimStore, WalStore};
 use super::net::{Due, Net, Way};
 use super::options::{FaultMix, RunOptions};
@@ -48,6 +49,8 @@ pub struct Outcome {
     pub trace: Vec<String>,
     /// Each kept line's time and typed event (for the space-time diagram).
     pub kept: Vec<(u64, super::trace::Event)>,
+    /// What happened how often (the reachability report).
+    pub coverage: Coverage,
 }
 
 #[derive(Debug)]
@@ -91,9 +94,6 @@ enum Phase {
     Liveness,
     Done,
 }
-
-/// Log bytes after which the store compacts into a snapshot (small, so runs exercise it).
-const SNAPSHOT_LOG_BYTES_MIN: u64 = 4 * 1024;
 
 /// How often, and how many times, the intruder of a shared-host world tries a bare handshake.
 const INTRUDER_PERIOD_MS: u64 = 40;
@@ -140,6 +140,12 @@ pub struct World {
     plain_tags: Vec<super::check::Tag>,
     /// What each client saw, when driven by hand.
     transcripts: Option<BTreeMap<usize, Vec<Seen>>>,
+    /// What happened how often, besides what the checker counts.
+    coverage: Coverage,
+    /// Snapshots written to the disk so far (over every incarnation).
+    snapshots: u64,
+    /// Acknowledged messages owed when the liveness phase began or was last extended.
+    owed_at_check: usize,
 }
 
 /// A reply or push a client received, recorded when the world is driven by hand.
@@ -153,7 +159,7 @@ pub enum Seen {
 impl World {
     /// A world of random clients for `seed`.
     pub fn random(seed: u64, opts: RunOptions) -> Self {
-        let mix = FaultMix::for_mode(opts.faults, &mut child(seed, Stream::Mix, 0));
+        let mix = FaultMix::for_seed(&opts, seed);
         let mut world = World::empty(seed, mix, opts);
         for _ in 0..world.opts.clients {
             let (ops_left, names) = (world.opts.ops, world.opts.names);
@@ -188,6 +194,7 @@ impl World {
             let login = Op::Login { name: name.clone(), password: "wrong".into() };
             let client = self.add_client(Driver::Script(VecDeque::from([(at_ms, login)])), at_ms);
             self.checker.storm_client(client, bound);
+            self.coverage.count("hostile: login storm");
         }
     }
 
@@ -255,21 +262,28 @@ impl World {
         // a world whose clients share hosts runs the shipped default, which must stop an
         // intruder on the victim's host.
         let bare_relay_allowed = mix.hosts == 0;
-        #[allow(unused_mut)]
         let mut config = Config { bare_relay_allowed, ..Config::default() };
+        mix.apply_limits(&mut config);
         #[allow(unused_mut)]
         let mut store: Box<dyn SimStore + Send> =
-            Box::new(WalStore::new(mix.torn_writes > 0, SNAPSHOT_LOG_BYTES_MIN));
+            Box::new(WalStore::new(mix.torn_writes > 0, mix.snapshot_log_bytes()));
         #[cfg(test)]
         {
             config.planted = opts.planted;
             if opts.planted == crate::core::planted::Planted::ReplayTornRecord {
                 let torn = WalStore::replaying_torn_records;
-                store = Box::new(torn(mix.torn_writes > 0, SNAPSHOT_LOG_BYTES_MIN));
+                store = Box::new(torn(mix.torn_writes > 0, mix.snapshot_log_bytes()));
             }
         }
         let core = Server::new(config.clone(), child(seed, Stream::Server, 0));
-        let checker = Checker::new(config.login_failure_window_ms, config.bare_relay_window_ms);
+        let mut checker = Checker::new(config.login_failure_window_ms, config.bare_relay_window_ms);
+        checker.set_limits(check::Limits {
+            queue_len_max: config.queue_len_max,
+            registrations_per_peer_max: config.registrations_per_peer_max,
+            registration_window_ms: config.registration_window_ms,
+            login_deadline_ms: config.login_deadline_ms,
+            login_backoff_base_ms: config.login_backoff_base_ms,
+        });
         World {
             seed,
             now_ms: 0,
@@ -299,6 +313,9 @@ impl World {
             storm: None,
             plain_tags: Vec::new(),
             transcripts: None,
+            coverage: Coverage::default(),
+            snapshots: 0,
+            owed_at_check: 0,
         }
     }
 
@@ -412,6 +429,8 @@ impl World {
         }
         let (events_len, hash) = (self.trace.events(), self.trace.hash());
         let (trace, kept) = self.trace.into_kept();
+        let mut coverage = std::mem::take(&mut self.coverage);
+        coverage.merge(&self.checker.coverage);
         Outcome {
             seed: self.seed,
             mix: self.mix,
@@ -424,6 +443,7 @@ impl World {
             violation: self.checker.violation().cloned(),
             trace,
             kept,
+            coverage,
         }
     }
 
@@ -450,6 +470,12 @@ impl World {
                 self.apply_fault(action);
             }
             Ev::Restart { epoch } if epoch == self.epoch => self.restart(),
+            Ev::LivenessEnd if self.checker.owed_len() < self.owed_at_check => {
+                // Still delivering (a push window of one, slow readers): the liveness phase
+                // waits as long again, for as long as what is owed keeps shrinking.
+                self.owed_at_check = self.checker.owed_len();
+                self.schedule(self.now_ms + self.opts.liveness_ms, Ev::LivenessEnd);
+            }
             Ev::LivenessEnd => {
                 self.trace.line(self.now_ms, Line::LivenessEnd);
                 self.checker.finish(self.now_ms);
@@ -507,7 +533,8 @@ impl World {
                     .as_mut()
                     .and_then(|up| up.conns.get_mut(&conn))
                     .and_then(|c| c.reply_sessions.pop_front())
-                    .flatten();
+                    .flatten()
+                    .map(|account| check::AccountId(account.0));
                 self.trace.line(now, Line::Reply { client, body: &body });
                 self.checker.replied(now, client, &body, account);
                 if self.transcripts.is_some() {
@@ -523,6 +550,7 @@ impl World {
                 self.checker.dropped(now, client, unanswered, noticed, faulted);
             }
             Act::RelayOpened(conn) => self.checker.relay_opened(now, client, conn),
+            Act::Count(row) => self.coverage.count(row),
             Act::Push { conn, sender, text } => {
                 self.trace.line(now, Line::Push { client, conn, sender: &sender, text: &text });
                 self.checker.pushed(now, conn, &sender, &text);
@@ -668,6 +696,9 @@ impl World {
             let Some(up) = &mut self.server else { return };
             let may_read = up.host.may_read(ConnId(conn));
             let Some(c) = up.conns.get_mut(&conn) else { return };
+            if !may_read && !c.inbox.is_empty() {
+                self.coverage.count("limit: reads held for owed replies");
+            }
             if may_read {
                 c.reading = true;
                 self.read_command(conn);
@@ -754,6 +785,18 @@ impl World {
         }
         let mut failed = broken && !batch.frames.is_empty();
         let mut plain = std::mem::take(&mut self.plain_tags);
+        if is_command && batch.replies as usize >= self.config.pipeline_len_max {
+            self.coverage.count("limit: pipeline full");
+        }
+        if !is_command {
+            let pushes = batch.frames.iter().filter(|f| !is_failure(f)).count();
+            if pushes >= self.config.push_window_len {
+                self.coverage.count("limit: push window full");
+            }
+            for frame in batch.frames.iter().filter(|f| is_failure(f)) {
+                count_relay_notice(&mut self.coverage, frame);
+            }
+        }
         if !failed {
             for frame in batch.frames.drain(..) {
                 plain.extend(if is_command { None } else { plain_push_tag(&frame) });
@@ -841,12 +884,21 @@ impl World {
         let sink = up.host.sink_mut();
         for (lsn, record) in sink.persisted.drain(..) {
             self.trace.line(now, Line::Persist { lsn: lsn.0, record: &record });
-            if let Record::Message { text, to, .. } = &record {
-                self.checker.persisted_message(text, *to);
-            }
+            let row = match &record {
+                Record::Message { text, to, .. } => {
+                    self.checker.persisted_message(text, check::AccountId(to.0));
+                    "record: message"
+                }
+                Record::Register { .. } => "record: register",
+                Record::Delete { .. } => "record: delete",
+                Record::Delivered { .. } => "record: delivered",
+            };
+            self.coverage.count(row);
         }
         for lsn in sink.snapshots.drain(..) {
             self.trace.line(now, Line::Snapshot { lsn: lsn.0 });
+            self.coverage.count("snapshot");
+            self.snapshots += 1;
         }
         let sync_due = std::mem::take(&mut sink.sync_wanted) && !up.sync_scheduled;
         up.sync_scheduled |= sync_due;
@@ -927,6 +979,7 @@ impl World {
         match action {
             Action::Client { .. } => unreachable!("client steps go to scripts"),
             Action::Partition { client, dir, channel, for_ms } => {
+                self.coverage.count("fault: partition");
                 self.net.partition(client, dir, channel, now + for_ms)
             }
             Action::Heal => self.net.heal(),
@@ -934,6 +987,7 @@ impl World {
                 let Some(conn) = self.clients.get(client).and_then(|c| c.conn(channel)) else {
                     return;
                 };
+                self.coverage.count("fault: reset");
                 self.faulted.insert(conn);
                 self.client_lost(conn);
                 self.net.reset(conn);
@@ -945,6 +999,14 @@ impl World {
 
     fn crash(&mut self, down_ms: u64) {
         let Some(up) = self.server.take() else { return };
+        self.coverage.count("fault: crash");
+        if self.snapshots > 0 {
+            self.coverage.count("fault: crash after a snapshot");
+        }
+        if up.sync_scheduled {
+            // Records were appended and not yet synced: the crash may lose (or tear) them.
+            self.coverage.count("fault: crash losing unsynced records");
+        }
         let mut store = up.into_store();
         self.crashes += 1;
         self.epoch += 1;
@@ -1014,7 +1076,24 @@ impl World {
             let id = self.add_client(Driver::Script(script), now);
             self.clients[id].persistent = true;
         }
+        self.owed_at_check = self.checker.owed_len();
         self.schedule(now + self.opts.liveness_ms, Ev::LivenessEnd);
+    }
+}
+
+/// Whether a frame is a failure (`-1\n...`).
+fn is_failure(frame: &[u8]) -> bool {
+    frame.get(HEADER_LEN..).is_some_and(|body| body.starts_with(b"-1\n"))
+}
+
+/// Counts the notice a relay's failure frame carries (as its client reads it on the wire).
+fn count_relay_notice(coverage: &mut Coverage, frame: &[u8]) {
+    let text = String::from_utf8_lossy(&frame[HEADER_LEN + 3..]);
+    if let Some(notice) = super::spec::Notice::of(&text) {
+        coverage.count(notice.row());
+    }
+    if text.contains("expired") {
+        coverage.count("limit: ticket expired");
     }
 }
 

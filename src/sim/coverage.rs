@@ -1,0 +1,122 @@
+//! The reachability report ("sometimes" properties, as Antithesis and stateright call them):
+//! how often each refusal, record kind, fault, limit and hostile action happened in a run,
+//! summed over a sweep and printed by `chatroom sim --coverage`. A row that stays at zero over
+//! the default sweep is a branch of the server no run tests; `expected_rows` lists the rows
+//! that must not (checked by `tests/sim_coverage.rs`).
+//!
+//! Counting is a map update under a `&'static str` key: no text is formatted in a run.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Rows every hostile action of the workload counts under, as `hostile: KIND`. The hostile
+/// workload lists its kinds here, and they become expected rows.
+pub const HOSTILE_ROWS: &[&str] = &[];
+
+/// Rows the default 1,000-seed swarm sweep must reach.
+pub fn expected_rows() -> Vec<&'static str> {
+    let mut rows = vec![
+        // Replies PROTOCOL.md spells, when they refuse.
+        "refusal: login failed",
+        "refusal: name taken",
+        "refusal: needs login",
+        "refusal: unknown recipient",
+        "refusal: delete refused",
+        // Refusals worded by the server (`spec::Refusal`).
+        "refusal: queue full",
+        "refusal: store full",
+        "refusal: throttled",
+        "refusal: registrations per address",
+        "refusal: accounts limit",
+        "list: truncated",
+        // Failure frames before a close (`spec::Notice`).
+        "close: frame too large",
+        "close: login deadline",
+        "close: relay handshake deadline",
+        "close: frame deadline",
+        "close: connections per address",
+        "close: connection limit",
+        "close: relay refused",
+        "close: taken over",
+        "close: account deleted",
+        // What the server wrote to its disk.
+        "record: register",
+        "record: delete",
+        "record: message",
+        "record: delivered",
+        "snapshot",
+        // Faults.
+        "fault: reset",
+        "fault: partition",
+        "fault: crash",
+        "fault: crash after a snapshot",
+        "fault: crash losing unsynced records",
+        // Limits reached.
+        "limit: push window full",
+        "limit: pipeline full",
+        "limit: reads held for owed replies",
+        "limit: ticket expired",
+        // Hostile clients of the mixed workload's own.
+        "hostile: bare handshake in another name",
+        "hostile: login storm",
+        "hostile: pipelined burst",
+    ];
+    rows.extend_from_slice(HOSTILE_ROWS);
+    rows
+}
+
+/// Counts per row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    rows: BTreeMap<&'static str, u64>,
+}
+
+impl Coverage {
+    /// One more of `row`.
+    pub fn count(&mut self, row: &'static str) {
+        *self.rows.entry(row).or_insert(0) += 1;
+    }
+
+    /// `n` more of `row`.
+    pub fn add(&mut self, row: &'static str, n: u64) {
+        *self.rows.entry(row).or_insert(0) += n;
+    }
+
+    /// The count of `row`.
+    pub fn get(&self, row: &str) -> u64 {
+        self.rows.get(row).copied().unwrap_or(0)
+    }
+
+    /// Adds every row of `other` (a sweep sums its seeds).
+    pub fn merge(&mut self, other: &Coverage) {
+        for (row, n) in &other.rows {
+            self.add(row, *n);
+        }
+    }
+
+    /// Expected rows that stayed at zero.
+    pub fn missing(&self) -> Vec<&'static str> {
+        expected_rows().into_iter().filter(|row| self.get(row) == 0).collect()
+    }
+
+    /// Every row counted or expected, with its count, in row order.
+    pub fn rows(&self) -> Vec<(&'static str, u64)> {
+        let mut rows = self.rows.clone();
+        for row in expected_rows() {
+            rows.entry(row).or_insert(0);
+        }
+        rows.into_iter().collect()
+    }
+}
+
+impl fmt::Display for Coverage {
+    /// The table: one row a line, `count  row`, zeros of expected rows marked.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let expected = expected_rows();
+        for (row, n) in self.rows() {
+            let mark = if n == 0 && expected.contains(&row) { "  <- never reached" } else { "" };
+            writeln!(f, "{n:>10}  {row}{mark}")?;
+        }
+        Ok(())
+    }
+}
