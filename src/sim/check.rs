@@ -72,6 +72,9 @@ struct NameState {
     /// Delete attempts as (sent, ended) times; `u64::MAX` while in flight.
     deletes: Vec<(u64, u64)>,
     failures_ms: Vec<u64>,
+    /// Accounts of this name as the disk shows them: (account, registered, deleted or
+    /// `u64::MAX`), by the times their records were written.
+    accounts: Vec<(AccountId, u64, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,6 +332,7 @@ impl Checker {
             password: None,
             deletes: Vec::new(),
             failures_ms: Vec::new(),
+            accounts: Vec::new(),
         };
         self.names.push((k.to_owned(), state));
         id
@@ -457,6 +461,29 @@ impl Checker {
         if let Some(msg) = tag_key(text).and_then(|t| self.msgs.get_mut(&t)) {
             msg.to_account = Some(to);
         }
+    }
+
+    /// The server wrote a register record of `name` for `account` to its disk.
+    pub fn persisted_register(&mut self, now_ms: u64, name: &str, account: AccountId) {
+        let k = self.id(name);
+        self.name(k).accounts.push((account, now_ms, u64::MAX));
+    }
+
+    /// The server wrote a delete record of `account` to its disk.
+    pub fn persisted_delete(&mut self, now_ms: u64, account: AccountId) {
+        for (_, state) in &mut self.names {
+            for entry in state.accounts.iter_mut().filter(|e| e.0 == account && e.2 == u64::MAX) {
+                entry.2 = now_ms;
+            }
+        }
+    }
+
+    /// The account that held `k` from `from_ms` to `to_ms`, if the disk shows exactly one
+    /// (a session obtained then is of that account); `None` when several could have.
+    fn account_between(&mut self, k: NameId, from_ms: u64, to_ms: u64) -> Option<AccountId> {
+        let mut live = self.name(k).accounts.iter().filter(|e| e.1 <= to_ms && e.2 >= from_ms);
+        let first = live.next()?.0;
+        live.all(|e| e.0 == first).then_some(first)
     }
 
     /// A client's command connection ended under it with `unanswered` requests outstanding.
@@ -590,7 +617,7 @@ impl Checker {
 
     /// A client received the reply `body` to its pending request. `account` is the session of
     /// its command connection when the server released the reply.
-    pub fn replied(&mut self, now_ms: u64, client: usize, body: &[u8], account: Option<AccountId>) {
+    pub fn replied(&mut self, now_ms: u64, client: usize, body: &[u8]) {
         let Some(mut pending) = self.client(client).pending.pop_front() else {
             return self.fail(
                 now_ms,
@@ -617,7 +644,7 @@ impl Checker {
         if let Some(notice) = (!ok).then(|| Notice::of(text)).flatten() {
             return self.notice(now_ms, client, pending, notice, text);
         }
-        self.check_reply(now_ms, client, &pending, ok, text, account);
+        self.check_reply(now_ms, client, &pending, ok, text);
         self.check_ended(now_ms, client, &pending);
         self.end_request(now_ms, &pending, false);
     }
@@ -695,15 +722,7 @@ impl Checker {
         }
     }
 
-    fn check_reply(
-        &mut self,
-        now_ms: u64,
-        client: usize,
-        p: &Pending,
-        ok: bool,
-        text: &str,
-        account: Option<AccountId>,
-    ) {
+    fn check_reply(&mut self, now_ms: u64, client: usize, p: &Pending, ok: bool, text: &str) {
         let out = self.session(client) == Session::Out;
         let certainly_in = self.certainly_in(client);
         let what = || {
@@ -767,7 +786,7 @@ impl Checker {
                     );
                     self.learn(p, k, true, 1);
                     self.name(k).password = Some(password.clone());
-                    self.logged_in(client, p, k, account, 1);
+                    self.logged_in(client, p, k, 1);
                 } else if !ok && text == NAME_TAKEN {
                     self.expect(
                         !(strict && exists == Known::No),
@@ -799,7 +818,7 @@ impl Checker {
                         what,
                     );
                     self.learn(p, k, true, 0);
-                    self.logged_in(client, p, k, account, 0);
+                    self.logged_in(client, p, k, 0);
                 } else if !ok && text == LOGIN_FAILED {
                     let existing = strict && exists == Known::Yes && correct == Some(true);
                     self.expect(!existing, now_ms, "the right password logs in", what);
@@ -915,14 +934,8 @@ impl Checker {
     }
 
     /// `client` logged in as `k` by its pending login or register (still counted in flight).
-    fn logged_in(
-        &mut self,
-        client: usize,
-        p: &Pending,
-        key: NameId,
-        account: Option<AccountId>,
-        own_mutation: u32,
-    ) {
+    fn logged_in(&mut self, client: usize, p: &Pending, key: NameId, own_mutation: u32) {
+        let account = self.account_between(key, p.sent_ms, p.reply_ms);
         let state = self.name(key);
         let alone = p.session_alone == Some(state.session_epoch)
             && state.mutations_in_flight == own_mutation;
@@ -1174,15 +1187,15 @@ mod tests {
         for (client, name) in [(0, "alice"), (1, "bob")] {
             checker.connected(client);
             checker.sent(0, client, Op::Register { name: name.into(), password: "pw".into() });
-            let account = Some(AccountId(client as u64 + 1));
-            checker.replied(1, client, format!("0\n{REGISTER_OK}").as_bytes(), account);
+            checker.persisted_register(1, name, AccountId(client as u64 + 1));
+            checker.replied(1, client, format!("0\n{REGISTER_OK}").as_bytes());
         }
         checker.relay_opened(2, 0, 7);
         for seq in 1..=2 {
             let text = format!("#1.{seq} hi");
             checker.sent(3, 1, Op::Send { to: "alice".into(), text: text.clone() });
             checker.persisted_message(&text, AccountId(1));
-            checker.replied(4, 1, format!("0\n{SEND_OK}").as_bytes(), Some(AccountId(2)));
+            checker.replied(4, 1, format!("0\n{SEND_OK}").as_bytes());
         }
         assert_eq!(checker.violation(), None);
         checker

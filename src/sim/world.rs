@@ -527,16 +527,8 @@ impl World {
                 self.checker.sent(now, client, op);
             }
             Act::Reply(body) => {
-                let conn = self.clients[client].conn(Chan::Command).unwrap_or(0);
-                let account = self
-                    .server
-                    .as_mut()
-                    .and_then(|up| up.conns.get_mut(&conn))
-                    .and_then(|c| c.reply_sessions.pop_front())
-                    .flatten()
-                    .map(|account| check::AccountId(account.0));
                 self.trace.line(now, Line::Reply { client, body: &body });
-                self.checker.replied(now, client, &body, account);
+                self.checker.replied(now, client, &body);
                 if self.transcripts.is_some() {
                     self.see(client, Seen::Reply(String::from_utf8_lossy(&body).into_owned()));
                 }
@@ -779,10 +771,6 @@ impl World {
         batch.sort(&mut items);
         up.items = items;
         let is_command = c.chan == Chan::Command;
-        if is_command && batch.replies > 0 {
-            let session = up.host.server().session_of(ConnId(conn));
-            c.reply_sessions.extend((0..batch.replies).map(|_| session));
-        }
         let mut failed = broken && !batch.frames.is_empty();
         let mut plain = std::mem::take(&mut self.plain_tags);
         if is_command && batch.replies as usize >= self.config.pipeline_len_max {
@@ -889,8 +877,14 @@ impl World {
                     self.checker.persisted_message(text, check::AccountId(to.0));
                     "record: message"
                 }
-                Record::Register { .. } => "record: register",
-                Record::Delete { .. } => "record: delete",
+                Record::Register { account, name, .. } => {
+                    self.checker.persisted_register(now, name, check::AccountId(account.0));
+                    "record: register"
+                }
+                Record::Delete { account } => {
+                    self.checker.persisted_delete(now, check::AccountId(account.0));
+                    "record: delete"
+                }
                 Record::Delivered { .. } => "record: delivered",
             };
             self.coverage.count(row);
