@@ -1201,6 +1201,67 @@ mod tests {
         checker
     }
 
+    const LIMITS: Limits = Limits {
+        queue_len_max: 3,
+        registrations_per_peer_max: 1,
+        registration_window_ms: 1_000,
+        login_deadline_ms: 500,
+        login_backoff_base_ms: 100,
+    };
+
+    /// Bob sends alice one more message, `#1.3`, and gets `reply`.
+    fn third_send_gets(reply: &str) -> Option<&'static str> {
+        let mut checker = alice_owed_two_messages();
+        checker.set_limits(Limits { queue_len_max: 2, ..LIMITS });
+        checker.sent(5, 1, Op::Send { to: "alice".into(), text: "#1.3 hi".into() });
+        checker.replied(6, 1, reply.as_bytes());
+        checker.violation().map(|v| v.invariant)
+    }
+
+    #[test]
+    fn a_queue_is_full_only_at_its_bound() {
+        let full = "-1\nalice's mailbox is full (2 messages waiting); try again later";
+        assert_eq!(third_send_gets(full), None, "two sent, bound two: fair");
+        let mut checker = alice_owed_two_messages();
+        checker.set_limits(LIMITS);
+        checker.sent(5, 1, Op::Send { to: "alice".into(), text: "#1.3 hi".into() });
+        checker.replied(6, 1, full.as_bytes());
+        let unfair = checker.violation().map(|v| v.invariant);
+        assert_eq!(unfair, Some("a limit refuses only at its bound"), "two sent, bound three");
+    }
+
+    #[test]
+    fn a_refusal_must_fit_its_request() {
+        let throttled_register = "-1\nToo many registrations from your address (limit 1 per 1 s)";
+        assert_eq!(third_send_gets(throttled_register), Some("a limit refuses only at its bound"));
+    }
+
+    #[test]
+    fn a_close_notice_ends_the_request_but_not_a_certain_session() {
+        // A frame too large for the server: the request is lost, nothing is owed for it.
+        let too_large = "-1\nframe of 99 bytes is larger than the limit of 40 bytes";
+        assert_eq!(third_send_gets(too_large), None);
+        // A login deadline for a session that is certainly logged in is a wrong close.
+        let deadline = "-1\nLogin timed out: log in or register within 500 ms of connecting";
+        assert_eq!(third_send_gets(deadline), Some("a logged-in session is served"));
+    }
+
+    #[test]
+    fn a_session_belongs_to_the_account_the_disk_shows_for_its_name() {
+        let mut checker = alice_owed_two_messages();
+        // Alice's account 1 is deleted and the name registered again as account 9; a client
+        // that logs in as alice now holds account 9, which is not owed alice's old messages.
+        checker.persisted_delete(10, AccountId(1));
+        checker.persisted_register(11, "Alice", AccountId(9));
+        checker.connected(2);
+        checker.sent(20, 2, Op::Login { name: "ALICE".into(), password: "pw".into() });
+        checker.replied(21, 2, format!("0\n{LOGIN_OK}").as_bytes());
+        checker.relay_opened(22, 2, 8);
+        checker.pushed(23, 8, "bob", "#1.1 hi");
+        let invariant = checker.violation().map(|v| v.invariant);
+        assert_eq!(invariant, Some("nothing is delivered to another account (a reused name)"));
+    }
+
     fn invariant_after(pushes: &[&str]) -> Option<&'static str> {
         let mut checker = alice_owed_two_messages();
         for text in pushes {
