@@ -5,6 +5,12 @@
 //! that must not (checked by `tests/sim_coverage.rs`).
 //!
 //! Counting is a map update under a `&'static str` key: no text is formatted in a run.
+//!
+//! Not a row: a full outgoing mailbox (the host's hang-up). Its bound follows from the core's
+//! own (push window, pipeline), so no run can reach it (ARCHITECTURE.md); the loom models and
+//! `host`'s tests plant the bugs that would. A row for the inbound buffer's close is counted
+//! but not expected: a client that pipelines waits in the kernel's buffers, so only a client
+//! that writes past a frame limit without reading meets it.
 
 use std::collections::BTreeMap;
 use std::fmt;
