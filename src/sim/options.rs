@@ -267,10 +267,10 @@ impl FaultMix {
         mix
     }
 
-    /// Draws the server's limits (BUGGIFY): in half of the seeds every limit stays the shipped
-    /// default; in the other half each limit is small with some chance, small enough that a
+    /// Draws the server's limits (BUGGIFY): in half of the seeds every `Config` limit stays the
+    /// shipped default; in the other half each is small with some chance, small enough that a
     /// world of `clients` random clients on `names` names and a few simulated seconds reaches
-    /// it. Limits that could stop the liveness phase's clients for good (a deadline shorter
+    /// it. The snapshot threshold is small in half of all seeds. Limits that could stop the liveness phase's clients for good (a deadline shorter
     /// than a round trip, a cap below the connections the world keeps open) have floors drawn
     /// from the fault knobs above: a server configured so that nobody can ever get in owes no
     /// one a delivery, and such worlds would test nothing.
@@ -327,7 +327,11 @@ impl FaultMix {
         self.limit_list_reply_bytes = small(rng, 2..=12);
         self.limit_list_pattern_len = small(rng, 1..=3);
         self.limit_list_scan = small(rng, 1..=3);
-        self.limit_snapshot_log_bytes = small(rng, 64..=1_024);
+        // Drawn for every seed, not only the buggified half: a snapshot followed by a crash
+        // (recovery from a snapshot plus a log) should be common among the seeds that crash.
+        let snapshot_small = rng.gen_bool(0.5);
+        let snapshot_log_bytes = rng.gen_range(64..=1_024);
+        self.limit_snapshot_log_bytes = if snapshot_small { snapshot_log_bytes } else { 0 };
     }
 
     /// Sets the limits this mix draws in `config` (a 0 keeps `config`'s value).
