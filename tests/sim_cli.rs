@@ -77,3 +77,14 @@ fn a_default_build_has_no_planted_bugs() {
     let (code, out) = sim(&["--seed", "1", "--planted", "DropOnDetach"]);
     assert_eq!(code, 2, "no --planted option: {out}");
 }
+
+#[test]
+fn coverage_prints_the_reachability_table_and_its_zero_rows() {
+    let (code, out) =
+        sim(&["--seeds", "0..3", "--jobs", "2", "--clients", "2", "--ops", "10", "--coverage"]);
+    assert_eq!(code, 0, "{out}");
+    let (_, table) = out.split_once("expected rows never reached):\n").expect("a coverage header");
+    assert!(table.lines().any(|l| l.ends_with("  record: register")), "{out}");
+    // Three small worlds cannot reach every row: those left are marked.
+    assert!(table.contains("<- never reached"), "{out}");
+}

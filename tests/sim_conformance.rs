@@ -99,7 +99,12 @@ impl TcpConversation {
             Act::Dropped { unanswered, noticed, .. } => {
                 assert!(noticed || unanswered == 0, "closed with {unanswered} requests unanswered")
             }
-            Act::Connected | Act::Sent(_) | Act::Lost | Act::RelayOpened(_) | Act::Hostile(_) => {}
+            Act::Connected
+            | Act::Sent(_)
+            | Act::Lost
+            | Act::RelayOpened(_)
+            | Act::Hostile(_)
+            | Act::Count(_) => {}
         }
     }
 

@@ -39,3 +39,29 @@ fn the_simulator_is_deterministic_by_construction() {
     }
     assert!(found.is_empty(), "nondeterminism in src/sim:\n{}", found.join("\n"));
 }
+
+/// Architecture Invariant: the simulator's oracle owes nothing to the server. The checker and
+/// its spec (texts, the name rule, pattern matching, written from PROTOCOL.md) name no server
+/// code: no `core` (its glob, its ids, its texts), no `wire::reply`, no `host`, no `store`. The
+/// world hands them plain numbers and texts: what clients saw and what the disk holds.
+#[test]
+fn the_checker_owes_nothing_to_the_server() {
+    const SERVER: [&str; 6] =
+        ["crate::core", "crate::wire", "crate::host", "crate::store", "crate::net", "crate::model"];
+    let mut found = Vec::new();
+    for file in ["src/sim/check.rs", "src/sim/spec.rs"] {
+        let text = std::fs::read_to_string(file).expect("a readable source file");
+        let code = text.lines().filter(|l| !l.trim_start().starts_with("//"));
+        for line in code {
+            for word in SERVER.iter().filter(|w| line.contains(*w)) {
+                found.push(format!("{file}: {word}: {}", line.trim()));
+            }
+            // `super::` reaches only the simulator's own modules that are not the server's.
+            let allowed = ["super::scenario", "super::spec", "super::coverage", "super::*"];
+            if line.contains("super::") && !allowed.iter().any(|a| line.contains(a)) {
+                found.push(format!("{file}: {}", line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "the checker uses server code:\n{}", found.join("\n"));
+}

@@ -11,13 +11,29 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::core::AccountId;
-use crate::wire::reply::{
-    DELETE_OK, DELETE_REFUSED, HELP, LOGIN_FAILED, LOGIN_OK, LOGOUT_OK, NAME_TAKEN, NEEDS_LOGIN,
+use super::coverage::Coverage;
+use super::scenario::Op;
+use super::spec::text::{
+    DELETE_OK, DELETE_REFUSED, LOGIN_FAILED, LOGIN_OK, LOGOUT_OK, NAME_TAKEN, NEEDS_LOGIN,
     REGISTER_OK, SEND_OK, UNKNOWN_RECIPIENT,
 };
+use super::spec::{self, Notice, Refusal};
 
-use super::scenario::Op;
+/// An account as the world reports it (the session a reply was written in, the recipient of
+/// a message record on the disk): a number that identifies it, nothing more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AccountId(pub u64);
+
+/// The server's configured limits that decide whether a refusal was fair. They are the
+/// world's configuration (the seed's knobs), not the server's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub queue_len_max: usize,
+    pub registrations_per_peer_max: usize,
+    pub registration_window_ms: u64,
+    pub login_deadline_ms: u64,
+    pub login_backoff_base_ms: u64,
+}
 
 mod hostile;
 pub use hostile::Observation;
@@ -59,6 +75,9 @@ struct NameState {
     /// Delete attempts as (sent, ended) times; `u64::MAX` while in flight.
     deletes: Vec<(u64, u64)>,
     failures_ms: Vec<u64>,
+    /// Accounts of this name as the disk shows them: (account, registered, deleted or
+    /// `u64::MAX`), by the times their records were written.
+    accounts: Vec<(AccountId, u64, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +118,10 @@ struct ClientState {
     failures_ms: Vec<u64>,
     /// Every session this client obtained: (when, name key, account).
     sessions_held: Vec<(u64, NameId, Option<AccountId>)>,
+    /// When it sent each register.
+    registers_ms: Vec<u64>,
+    /// When its last password check (login or delete) ended.
+    check_ended_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +133,8 @@ struct MsgInfo {
     seq: u64,
     sent_ms: u64,
     acked: bool,
+    /// Refused by a reply: never queued.
+    refused: bool,
     to_account: Option<AccountId>,
     delivered: bool,
     /// Reported written to an original client's relay, with the number of crashes then.
@@ -149,15 +174,20 @@ pub struct Checker {
     storm_verified: usize,
     /// What hostile clients did and must get (`hostile.rs`).
     hostile: hostile::HostileState,
+    /// When the first of them was answered.
+    storm_first_verified_ms: Option<u64>,
     /// Invariant checks performed.
     pub checks: u64,
     /// Pushes received by clients.
     pub delivered: u64,
+    /// What happened how often (refusals, notices): rows of the reachability report.
+    pub coverage: Coverage,
+    limits: Option<Limits>,
     violation: Option<Violation>,
 }
 
 fn key(name: &str) -> String {
-    name.to_ascii_lowercase()
+    spec::name_key(name)
 }
 
 /// Registers, logins, deletes and sends have a target name, interned when they are sent.
@@ -246,10 +276,19 @@ impl Checker {
             storm_verified_max: usize::MAX,
             storm_verified: 0,
             hostile: hostile::HostileState::default(),
+            storm_first_verified_ms: None,
             checks: 0,
             delivered: 0,
+            coverage: Coverage::default(),
+            limits: None,
             violation: None,
         }
+    }
+
+    /// The limits the server runs with, to judge its refusals by (without them, any refusal
+    /// of the right kind is taken as fair).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = Some(limits);
     }
 
     /// The first violation, if any.
@@ -299,6 +338,7 @@ impl Checker {
             password: None,
             deletes: Vec::new(),
             failures_ms: Vec::new(),
+            accounts: Vec::new(),
         };
         self.names.push((k.to_owned(), state));
         id
@@ -348,6 +388,9 @@ impl Checker {
         };
         let mutation = matches!(op, Op::Register { .. } | Op::Delete { .. });
         let login = matches!(op, Op::Register { .. } | Op::Login { .. });
+        if matches!(op, Op::Register { .. }) {
+            self.client(client).registers_ms.push(now_ms);
+        }
         let (mut clean_epoch, mut session_alone, mut exists_at_send) = (None, None, Known::Unknown);
         if let Some(k) = target {
             let state = self.name(k);
@@ -396,6 +439,7 @@ impl Checker {
                 seq,
                 sent_ms: now_ms,
                 acked: false,
+                refused: false,
                 to_account: None,
                 delivered: false,
                 written_plain: None,
@@ -425,6 +469,29 @@ impl Checker {
         }
     }
 
+    /// The server wrote a register record of `name` for `account` to its disk.
+    pub fn persisted_register(&mut self, now_ms: u64, name: &str, account: AccountId) {
+        let k = self.id(name);
+        self.name(k).accounts.push((account, now_ms, u64::MAX));
+    }
+
+    /// The server wrote a delete record of `account` to its disk.
+    pub fn persisted_delete(&mut self, now_ms: u64, account: AccountId) {
+        for (_, state) in &mut self.names {
+            for entry in state.accounts.iter_mut().filter(|e| e.0 == account && e.2 == u64::MAX) {
+                entry.2 = now_ms;
+            }
+        }
+    }
+
+    /// The account that held `k` from `from_ms` to `to_ms`, if the disk shows exactly one
+    /// (a session obtained then is of that account); `None` when several could have.
+    fn account_between(&mut self, k: NameId, from_ms: u64, to_ms: u64) -> Option<AccountId> {
+        let mut live = self.name(k).accounts.iter().filter(|e| e.1 <= to_ms && e.2 >= from_ms);
+        let first = live.next()?.0;
+        live.all(|e| e.0 == first).then_some(first)
+    }
+
     /// A client's command connection ended under it with `unanswered` requests outstanding.
     /// Unless a fault cut it (`faulted`) or the server said why first (`noticed`), the server
     /// broke the promise that it answers every request, pipelined or not, and never closes a
@@ -450,6 +517,7 @@ impl Checker {
         state.session = Some(Session::Out);
         let pending = std::mem::take(&mut state.pending);
         for pending in &pending {
+            self.check_ended(now_ms, client, pending);
             self.end_request(now_ms, pending, true);
         }
     }
@@ -517,7 +585,8 @@ impl Checker {
         };
     }
 
-    fn recently_failed(&mut self, now_ms: u64, client: usize, k: Option<NameId>) -> bool {
+    fn recently_failed(&mut self, now_ms: u64, client: usize, p: &Pending) -> bool {
+        let k = p.target;
         let window = self.throttle_window_ms;
         let recent = |v: &Vec<u64>| v.iter().any(|&t| t + window >= now_ms);
         let by_client = recent(&self.client(client).failures_ms);
@@ -526,7 +595,19 @@ impl Checker {
         let host = self.client(client).host;
         let by_host = self.clients.iter().any(|c| c.host == host && recent(&c.failures_ms));
         let in_flight = k.is_some_and(|k| self.name(k).logins_in_flight > 1);
-        by_client || by_name || by_host || in_flight || self.storm.contains(&client)
+        // A check in flight from the same address holds a free attempt until it ends.
+        let is_check = |op: &Op| matches!(op, Op::Login { .. } | Op::Delete { .. });
+        let host_in_flight = self.clients.iter().enumerate().any(|(i, c)| {
+            c.host == host
+                && (c.check_ended_ms >= p.sent_ms
+                    || c.pending.iter().skip(usize::from(i == client)).any(|q| is_check(&q.op)))
+        });
+        by_client
+            || by_name
+            || by_host
+            || in_flight
+            || host_in_flight
+            || self.storm.contains(&client)
     }
 
     /// `client` connects from `host` (clients may share one).
@@ -543,7 +624,7 @@ impl Checker {
 
     /// A client received the reply `body` to its pending request. `account` is the session of
     /// its command connection when the server released the reply.
-    pub fn replied(&mut self, now_ms: u64, client: usize, body: &[u8], account: Option<AccountId>) {
+    pub fn replied(&mut self, now_ms: u64, client: usize, body: &[u8]) {
         let Some(mut pending) = self.client(client).pending.pop_front() else {
             return self.fail(
                 now_ms,
@@ -568,20 +649,89 @@ impl Checker {
             }
         };
         if !self.hostile_reply(now_ms, client, &pending, ok, text) {
-            self.check_reply(now_ms, client, &pending, ok, text, account);
+            if let Some(notice) = (!ok).then(|| Notice::of(text)).flatten() {
+                return self.notice(now_ms, client, pending, notice, text);
+            }
+            self.check_reply(now_ms, client, &pending, ok, text);
+            self.check_ended(now_ms, client, &pending);
         }
         self.end_request(now_ms, &pending, false);
     }
 
-    fn check_reply(
-        &mut self,
-        now_ms: u64,
-        client: usize,
-        p: &Pending,
-        ok: bool,
-        text: &str,
-        account: Option<AccountId>,
-    ) {
+    /// A failure frame that announces the close of the command connection came where the
+    /// reply to `pending` was due: the request was not answered and may or may not have taken
+    /// effect (a password job in flight is abandoned, a frame too large is never read).
+    fn notice(&mut self, now_ms: u64, client: usize, pending: Pending, notice: Notice, text: &str) {
+        self.coverage.count(notice.row());
+        let what = || format!("client {client} sent `{}` and got the notice {text:?}", pending.op);
+        self.expect(
+            notice.ends_command(),
+            now_ms,
+            "command connections close only as PROTOCOL.md says",
+            what,
+        );
+        if notice == Notice::LoginDeadline {
+            // A session that is certainly live is logged in: no login deadline runs for it.
+            let certainly_in = self.certainly_in(client);
+            self.expect(!certainly_in, now_ms, "a logged-in session is served", what);
+        }
+        if let Some(msg) = pending.tag.and_then(|t| self.msgs.get_mut(&t)) {
+            msg.refused = true;
+        }
+        self.check_ended(now_ms, client, &pending);
+        self.end_request(now_ms, &pending, true);
+        self.client(client).session = Some(Session::Out);
+    }
+
+    fn check_ended(&mut self, now_ms: u64, client: usize, pending: &Pending) {
+        if matches!(pending.op, Op::Login { .. } | Op::Delete { .. }) {
+            self.client(client).check_ended_ms = now_ms;
+        }
+    }
+
+    /// Whether a refusal of the request `p` to `client` for the limit `refusal` fits the
+    /// request and what the server can have seen.
+    fn refusal_fits(&mut self, now_ms: u64, client: usize, p: &Pending, refusal: Refusal) -> bool {
+        let limits = self.limits;
+        match (refusal, &p.op) {
+            (Refusal::QueueFull, Op::Send { .. }) => {
+                // The recipient's queue holds at most the messages sent to its name and not
+                // refused, so at least the bound of them were sent.
+                let Some(limits) = limits else { return true };
+                let to = p.target.expect(TARGETED);
+                let sent = self
+                    .msgs
+                    .iter()
+                    .filter(|(t, m)| Some(*t) != p.tag && m.to_key == to && !m.refused)
+                    .filter(|(_, m)| m.sent_ms <= now_ms)
+                    .count();
+                sent >= limits.queue_len_max
+            }
+            (Refusal::StoreFull, Op::Send { .. }) => true,
+            (Refusal::Throttled, Op::Login { .. } | Op::Delete { .. }) => {
+                self.recently_failed(now_ms, client, p)
+            }
+            (Refusal::RegistrationsLimited, Op::Register { .. }) => {
+                // Registrations from this address within the window, besides this one, reach
+                // the bound.
+                let Some(limits) = limits else { return true };
+                let host = self.client(client).host;
+                let since_ms = p.sent_ms.saturating_sub(limits.registration_window_ms);
+                let started: usize = self
+                    .clients
+                    .iter()
+                    .filter(|c| c.host == host)
+                    .map(|c| c.registers_ms.iter().filter(|&&t| t >= since_ms).count())
+                    .sum();
+                started > limits.registrations_per_peer_max
+            }
+            (Refusal::AccountsLimited, Op::Register { .. }) => true,
+            (Refusal::PatternTooLong, Op::List { .. }) => true,
+            _ => false,
+        }
+    }
+
+    fn check_reply(&mut self, now_ms: u64, client: usize, p: &Pending, ok: bool, text: &str) {
         let out = self.session(client) == Session::Out;
         let certainly_in = self.certainly_in(client);
         let what = || {
@@ -592,7 +742,32 @@ impl Checker {
                 if ok { "0 " } else { "-1 " }
             )
         };
-        let throttled = !ok && text.starts_with("Too many failed attempts");
+        let refusal = if ok { None } else { Refusal::of(text) };
+        let throttled = refusal == Some(Refusal::Throttled);
+        if let Some(refusal) = refusal {
+            self.coverage.count(refusal.row());
+            if refusal != Refusal::Throttled {
+                let fits = self.refusal_fits(now_ms, client, p, refusal);
+                self.expect(fits, now_ms, "a limit refuses only at its bound", what);
+                if let Some(msg) = p.tag.and_then(|t| self.msgs.get_mut(&t)) {
+                    msg.refused = true;
+                }
+                // The request changed nothing, so the oracle learns nothing from it.
+                return;
+            }
+        } else if !ok {
+            let row = match text {
+                LOGIN_FAILED => Some("refusal: login failed"),
+                NAME_TAKEN => Some("refusal: name taken"),
+                NEEDS_LOGIN => Some("refusal: needs login"),
+                UNKNOWN_RECIPIENT => Some("refusal: unknown recipient"),
+                DELETE_REFUSED => Some("refusal: delete refused"),
+                _ => None,
+            };
+            if let Some(row) = row {
+                self.coverage.count(row);
+            }
+        }
         if !matches!(p.op, Op::Help | Op::Login { .. } | Op::Register { .. })
             && text == NEEDS_LOGIN
             && !ok
@@ -606,7 +781,7 @@ impl Checker {
             self.expect(!out, now_ms, "no command succeeds without a login", what);
         }
         match &p.op {
-            Op::Help => self.expect(ok && text == HELP, now_ms, "help reply", what),
+            Op::Help => self.expect(ok && spec::is_command_list(text), now_ms, "help reply", what),
             Op::Register { password, .. } => {
                 let k = p.target.expect(TARGETED);
                 let strict = self.strict(p, k);
@@ -620,7 +795,7 @@ impl Checker {
                     );
                     self.learn(p, k, true, 1);
                     self.name(k).password = Some(password.clone());
-                    self.logged_in(client, p, k, account, 1);
+                    self.logged_in(client, p, k, 1);
                 } else if !ok && text == NAME_TAKEN {
                     self.expect(
                         !(strict && exists == Known::No),
@@ -652,7 +827,7 @@ impl Checker {
                         what,
                     );
                     self.learn(p, k, true, 0);
-                    self.logged_in(client, p, k, account, 0);
+                    self.logged_in(client, p, k, 0);
                 } else if !ok && text == LOGIN_FAILED {
                     self.storm_account_guess(now_ms, client, p.sent_ms);
                     let existing = strict && exists == Known::Yes && correct == Some(true);
@@ -663,7 +838,7 @@ impl Checker {
                     }
                     self.record_failure(now_ms, client, Some(k));
                 } else if throttled {
-                    let fair = self.recently_failed(now_ms, client, Some(k));
+                    let fair = self.recently_failed(now_ms, client, p);
                     self.expect(fair, now_ms, "throttling follows failures", what);
                 } else {
                     self.fail(now_ms, "login reply", what());
@@ -692,10 +867,6 @@ impl Checker {
                         what,
                     );
                     self.learn(p, k, false, 0);
-                } else if !ok
-                    && (text.contains("mailbox is full") || text.contains("store is full"))
-                {
-                    self.checks += 1;
                 } else {
                     self.fail(now_ms, "send reply", what());
                 }
@@ -725,7 +896,7 @@ impl Checker {
                     self.expect(!refused_wrongly, now_ms, "the owner can delete the account", what);
                     self.record_failure(now_ms, client, Some(k));
                 } else if throttled {
-                    let fair = self.recently_failed(now_ms, client, Some(k));
+                    let fair = self.recently_failed(now_ms, client, p);
                     self.expect(fair, now_ms, "throttling follows failures", what);
                 } else {
                     self.fail(now_ms, "delete reply", what());
@@ -749,15 +920,22 @@ impl Checker {
             return self.fail(now_ms, "list reply", what.to_owned());
         }
         let Op::List { pattern } = &p.op else { return };
-        let listed: BTreeSet<String> = text.split(' ').filter(|s| !s.is_empty()).map(key).collect();
-        let pattern = if pattern.is_empty() { "*" } else { pattern.as_str() };
+        let (names, partial) = spec::list_names(text);
+        if partial {
+            self.coverage.count("list: truncated");
+        }
+        let listed: BTreeSet<String> = names.into_iter().map(key).collect();
         for &(id, exists, epoch) in &p.list_known {
             let (k, state) = &self.names[id.0 as usize];
             let quiet = state.epoch == epoch && p.crashes == self.crashes;
-            if !quiet || !crate::core::glob_match(pattern, k) {
+            if !quiet || !spec::pattern_matches(pattern, k) {
                 continue;
             }
             let shown = listed.contains(k);
+            // A reply that says it left names out may leave out any, never show a missing one.
+            if partial && !shown {
+                continue;
+            }
             let k = k.clone();
             self.expect(shown == exists, now_ms, "list shows exactly the accounts", || {
                 format!("{what}: {k} exists={exists} but listed={shown}")
@@ -766,14 +944,8 @@ impl Checker {
     }
 
     /// `client` logged in as `k` by its pending login or register (still counted in flight).
-    fn logged_in(
-        &mut self,
-        client: usize,
-        p: &Pending,
-        key: NameId,
-        account: Option<AccountId>,
-        own_mutation: u32,
-    ) {
+    fn logged_in(&mut self, client: usize, p: &Pending, key: NameId, own_mutation: u32) {
+        let account = self.account_between(key, p.sent_ms, p.reply_ms);
         let state = self.name(key);
         let alone = p.session_alone == Some(state.session_epoch)
             && state.mutations_in_flight == own_mutation;
@@ -954,7 +1126,12 @@ impl Checker {
             return;
         }
         self.storm_verified += 1;
-        let (n, max) = (self.storm_verified, self.storm_verified_max);
+        let first_ms = *self.storm_first_verified_ms.get_or_insert(now_ms);
+        // The free attempts, then at most one more per backoff period (the delays double, so
+        // this is generous): guesses held up by the network past the first delay are fair.
+        let backoff_ms = self.limits.map_or(u64::MAX, |l| l.login_backoff_base_ms.max(1));
+        let later = usize::try_from((now_ms - first_ms) / backoff_ms).unwrap_or(usize::MAX);
+        let (n, max) = (self.storm_verified, self.storm_verified_max.saturating_add(later));
         self.expect(n <= max, now_ms, "the throttle bounds password guesses", || {
             format!("{n} concurrent wrong-password logins from one address were verified; the throttle allows {max}")
         });
@@ -1023,18 +1200,79 @@ mod tests {
         for (client, name) in [(0, "alice"), (1, "bob")] {
             checker.connected(client);
             checker.sent(0, client, Op::Register { name: name.into(), password: "pw".into() });
-            let account = Some(AccountId(client as u64 + 1));
-            checker.replied(1, client, format!("0\n{REGISTER_OK}").as_bytes(), account);
+            checker.persisted_register(1, name, AccountId(client as u64 + 1));
+            checker.replied(1, client, format!("0\n{REGISTER_OK}").as_bytes());
         }
         checker.relay_opened(2, 0, 7);
         for seq in 1..=2 {
             let text = format!("#1.{seq} hi");
             checker.sent(3, 1, Op::Send { to: "alice".into(), text: text.clone() });
             checker.persisted_message(&text, AccountId(1));
-            checker.replied(4, 1, format!("0\n{SEND_OK}").as_bytes(), Some(AccountId(2)));
+            checker.replied(4, 1, format!("0\n{SEND_OK}").as_bytes());
         }
         assert_eq!(checker.violation(), None);
         checker
+    }
+
+    const LIMITS: Limits = Limits {
+        queue_len_max: 3,
+        registrations_per_peer_max: 1,
+        registration_window_ms: 1_000,
+        login_deadline_ms: 500,
+        login_backoff_base_ms: 100,
+    };
+
+    /// Bob sends alice one more message, `#1.3`, and gets `reply`.
+    fn third_send_gets(reply: &str) -> Option<&'static str> {
+        let mut checker = alice_owed_two_messages();
+        checker.set_limits(Limits { queue_len_max: 2, ..LIMITS });
+        checker.sent(5, 1, Op::Send { to: "alice".into(), text: "#1.3 hi".into() });
+        checker.replied(6, 1, reply.as_bytes());
+        checker.violation().map(|v| v.invariant)
+    }
+
+    #[test]
+    fn a_queue_is_full_only_at_its_bound() {
+        let full = "-1\nalice's mailbox is full (2 messages waiting); try again later";
+        assert_eq!(third_send_gets(full), None, "two sent, bound two: fair");
+        let mut checker = alice_owed_two_messages();
+        checker.set_limits(LIMITS);
+        checker.sent(5, 1, Op::Send { to: "alice".into(), text: "#1.3 hi".into() });
+        checker.replied(6, 1, full.as_bytes());
+        let unfair = checker.violation().map(|v| v.invariant);
+        assert_eq!(unfair, Some("a limit refuses only at its bound"), "two sent, bound three");
+    }
+
+    #[test]
+    fn a_refusal_must_fit_its_request() {
+        let throttled_register = "-1\nToo many registrations from your address (limit 1 per 1 s)";
+        assert_eq!(third_send_gets(throttled_register), Some("a limit refuses only at its bound"));
+    }
+
+    #[test]
+    fn a_close_notice_ends_the_request_but_not_a_certain_session() {
+        // A frame too large for the server: the request is lost, nothing is owed for it.
+        let too_large = "-1\nframe of 99 bytes is larger than the limit of 40 bytes";
+        assert_eq!(third_send_gets(too_large), None);
+        // A login deadline for a session that is certainly logged in is a wrong close.
+        let deadline = "-1\nLogin timed out: log in or register within 500 ms of connecting";
+        assert_eq!(third_send_gets(deadline), Some("a logged-in session is served"));
+    }
+
+    #[test]
+    fn a_session_belongs_to_the_account_the_disk_shows_for_its_name() {
+        let mut checker = alice_owed_two_messages();
+        // Alice's account 1 is deleted and the name registered again as account 9; a client
+        // that logs in as alice now holds account 9, which is not owed alice's old messages.
+        checker.persisted_delete(10, AccountId(1));
+        checker.persisted_register(11, "Alice", AccountId(9));
+        checker.connected(2);
+        checker.sent(20, 2, Op::Login { name: "ALICE".into(), password: "pw".into() });
+        checker.replied(21, 2, format!("0\n{LOGIN_OK}").as_bytes());
+        checker.relay_opened(22, 2, 8);
+        checker.pushed(23, 8, "bob", "#1.1 hi");
+        let invariant = checker.violation().map(|v| v.invariant);
+        assert_eq!(invariant, Some("nothing is delivered to another account (a reused name)"));
     }
 
     fn invariant_after(pushes: &[&str]) -> Option<&'static str> {

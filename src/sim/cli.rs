@@ -88,6 +88,10 @@ pub struct SimArgs {
     #[cfg(any(test, feature = "planted"))]
     #[arg(long, value_parser = parse_planted)]
     pub planted: Option<crate::core::planted::Planted>,
+    /// Print the reachability report: how often each refusal, record kind, fault, limit and
+    /// hostile action happened (summed over a sweep); expected rows still at zero are marked.
+    #[arg(long)]
+    pub coverage: bool,
     #[command(flatten)]
     pub results: ResultFiles,
 }
@@ -258,6 +262,9 @@ impl SimArgs {
             &self.replay_command(seed),
         )?;
         let mut good = report_outcome(&outcome, wall.as_secs_f64());
+        if self.coverage {
+            print!("coverage:\n{}", outcome.coverage);
+        }
         let mut result =
             self.result_of(format!("seed {seed}"), &outcome, wall.as_secs_f64() * 1000.0, None);
         if self.check_determinism {
@@ -318,6 +325,9 @@ impl SimArgs {
         let replayed = Some(("scenario".to_owned(), path.display().to_string()));
         self.write_results(&[self.result_of(name, &outcome, wall_s * 1000.0, replayed)])?;
         let good = report_outcome(&outcome, wall_s);
+        if self.coverage {
+            print!("coverage:\n{}", outcome.coverage);
+        }
         if outcome.violation.is_some() {
             opts.keep_trace = true;
             let kept = run_scenario(&scenario, &opts);
@@ -467,6 +477,14 @@ impl SimArgs {
         }
         for (seed, difference) in &report.nondeterministic {
             println!("NONDETERMINISTIC seed={seed}: {difference}");
+        }
+        if self.coverage {
+            let missing = report.coverage.missing();
+            print!(
+                "coverage ({} expected rows never reached):\n{}",
+                missing.len(),
+                report.coverage
+            );
         }
         let _ = std::io::stdout().flush();
         report.failures.is_empty() && report.nondeterministic.is_empty()

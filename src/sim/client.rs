@@ -49,6 +49,9 @@ pub enum Act {
     },
     /// A hostile act, or what one got, for the trace and the checker.
     Hostile(Observation),
+    /// One more of a row of the reachability report (`sim::coverage`), e.g. a hostile
+    /// action as `hostile: KIND`.
+    Count(&'static str),
 }
 
 /// Where a client's operations come from.
@@ -282,11 +285,17 @@ impl Client {
             }
             Op::RelayAs { name } => {
                 if self.relay.is_none() {
+                    if self.session.as_deref() != Some(name.as_str()) {
+                        acts.push(Act::Count("hostile: bare handshake in another name"));
+                    }
                     self.open_relay(name.into_bytes(), false, acts);
                 }
             }
             Op::Relay { ticket: true } if self.relay.is_some() || self.session.is_none() => {}
-            Op::Burst { to, count } => self.burst(&to, count, acts),
+            Op::Burst { to, count } => {
+                acts.push(Act::Count("hostile: pipelined burst"));
+                self.burst(&to, count, acts)
+            }
             Op::Hostile(hostile) => self.hostile(hostile, acts),
             op => self.request(op, acts),
         }
@@ -641,12 +650,23 @@ impl Client {
             acts.push(Act::Dropped { conn, unanswered, noticed: self.last_failed });
             self.last_failed = false;
             acts.push(Act::Lost);
-            let delay = self.think();
+            // A persistent client refused at the door (a connection cap) tries again later,
+            // not at once: with no latency that would be a loop in one simulated instant.
+            let delay = if self.persistent { LOGIN_RETRY_MS } else { self.think() };
             acts.push(Act::Wake(delay));
-        } else if self.conn(Chan::Relay) == Some(conn)
-            && self.relay.take().is_some_and(|s| s.hostile.is_some())
-        {
-            acts.push(Act::Hostile(Observation::RelayClosed { conn }));
+        } else if self.conn(Chan::Relay) == Some(conn) {
+            if self.relay.take().is_some_and(|s| s.hostile.is_some()) {
+                acts.push(Act::Hostile(Observation::RelayClosed { conn }));
+                return;
+            }
+            // A persistent client (the liveness phase's) needs its relay back: a refused
+            // handshake (an expired ticket) or a closed relay is tried again, a little later.
+            if let (true, Some(_), Driver::Script(ops)) =
+                (self.persistent, &self.session, &mut self.driver)
+            {
+                ops.push_front((0, Op::Relay { ticket: true }));
+                acts.push(Act::Wake(RETRY_MS));
+            }
         }
     }
 }

@@ -12,6 +12,10 @@
 //! - [`disk`]: the store seam, with unsynced writes lost and torn tails on a crash.
 //! - [`client`] and [`workload`]: scripted and random clients as state machines.
 //! - [`check`]: the invariants and the oracle they are checked against, then liveness.
+//! - [`spec`]: what the checker knows of PROTOCOL.md (texts, names, patterns), written from it
+//!   alone.
+//! - [`coverage`]: the reachability report: how often each refusal, record, fault, limit and
+//!   hostile action happened.
 //! - [`options`]: run options and the per-seed fault mix (swarm testing).
 //! - [`run`]: single runs, sweeps over seeds (threads, shards), determinism checks.
 //! - [`diagram`]: the space-time diagram of a run, as one self-contained HTML file.
@@ -21,6 +25,7 @@ pub mod check;
 pub mod cli;
 pub mod client;
 pub mod conformance;
+pub mod coverage;
 pub mod diagram;
 pub mod disk;
 pub mod net;
@@ -31,6 +36,7 @@ pub mod run;
 pub mod scenario;
 mod server;
 pub mod shrink;
+pub mod spec;
 pub mod trace;
 pub mod workload;
 pub mod world;

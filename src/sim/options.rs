@@ -2,12 +2,17 @@
 //!
 //! As in TigerBeetle's VOPR, `--faults swarm` draws a different mix for every seed (which faults
 //! are on, and how often), so a sweep explores many kinds of world; every run prints the mix it
-//! used, and the seed alone reproduces it.
+//! used, and the seed alone reproduces it. A swarm seed also draws the server's limits
+//! (FoundationDB's BUGGIFY applied to configuration): in some seeds each limit is small enough
+//! to be reached and each deadline short enough to fire within a world's few seconds.
 
 use std::fmt;
 
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
+
+use super::rng::{child, Stream};
+use crate::core::Config;
 
 /// Which faults a run injects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,6 +47,9 @@ macro_rules! fault_mix {
         }
 
         impl FaultMix {
+            /// Every knob 0 (for the limits: the shipped default).
+            pub const DEFAULT_LIMITS: FaultMix = FaultMix { $( $field: 0, )* };
+
             /// Every knob as `(name, value)`, in a fixed order.
             pub fn knobs(&self) -> Vec<(&'static str, u64)> {
                 vec![$( (stringify!($field), self.$field), )*]
@@ -95,6 +103,49 @@ fault_mix! {
     /// at the same moment (a burst against the login throttle); 0: none. In a scenario file,
     /// the last this many clients are the attacker host's.
     storm_logins,
+    // The server's limits (`core::Config`), BUGGIFY-style: 0 keeps the shipped default, so
+    // that a swarm sweeps both a server near every limit and the server that ships.
+    /// `Config::queue_len_max`: messages waiting for one recipient.
+    limit_queue_len,
+    /// `Config::queued_bytes_max`: bytes of waiting messages (each counts 96 bytes more).
+    limit_queued_bytes,
+    /// `Config::push_window_len`: pushes in flight on one relay.
+    limit_push_window,
+    /// `Config::pipeline_len_max`: requests decoded ahead of their replies (and with it the
+    /// bound of every connection's outgoing mailbox).
+    limit_pipeline_len,
+    /// `Config::frame_len_max_before_login`, `frame_len_max` and `relay_frame_len_max`.
+    limit_frame_len_before_login,
+    limit_frame_len,
+    limit_relay_frame_len,
+    /// `Config::accounts_max`.
+    limit_accounts,
+    /// `Config::connections_max` and `connections_per_peer_max`.
+    limit_connections,
+    limit_connections_per_peer,
+    /// `Config::login_deadline_ms` (also the relay handshake's) and `frame_deadline_ms`.
+    limit_login_deadline_ms,
+    limit_frame_deadline_ms,
+    /// `Config::ticket_ttl_ms`, `tickets_per_session_max` and `bare_relay_window_ms`.
+    limit_ticket_ttl_ms,
+    limit_tickets_per_session,
+    limit_bare_relay_window_ms,
+    /// The login throttle: `Config::login_failures_max`, `login_failures_per_peer_max`,
+    /// `login_backoff_base_ms`, `login_failure_window_ms`.
+    limit_login_failures,
+    limit_login_failures_per_peer,
+    limit_login_backoff_base_ms,
+    limit_login_failure_window_ms,
+    /// `Config::registrations_per_peer_max` and `registration_window_ms`.
+    limit_registrations_per_peer,
+    limit_registration_window_ms,
+    /// `Config::list_len_max`, `list_reply_bytes_max`, `list_pattern_len_max`, `list_scan_max`.
+    limit_list_len,
+    limit_list_reply_bytes,
+    limit_list_pattern_len,
+    limit_list_scan,
+    /// Log bytes after which the store compacts into a snapshot (0: 4 KiB).
+    limit_snapshot_log_bytes,
 }
 
 impl FaultMix {
@@ -119,6 +170,7 @@ impl FaultMix {
             torn_writes: 0,
             hosts: 0,
             storm_logins: 0,
+            ..FaultMix::DEFAULT_LIMITS
         }
     }
 
@@ -143,6 +195,7 @@ impl FaultMix {
             torn_writes: 1,
             hosts: 0,
             storm_logins: 0,
+            ..FaultMix::DEFAULT_LIMITS
         }
     }
 
@@ -185,6 +238,7 @@ impl FaultMix {
             torn_writes: u64::from(on(rng)),
             hosts: 0,
             storm_logins: 0,
+            ..FaultMix::DEFAULT_LIMITS
         };
         // Drawn last, so that the knobs above stay what they were for every seed.
         mix.hosts = if rng.gen_bool(0.3) { rng.gen_range(1..=2) } else { 0 };
@@ -199,6 +253,126 @@ impl FaultMix {
             FaultMode::Default => FaultMix::default_mix(),
             FaultMode::Swarm => FaultMix::swarm(rng),
             FaultMode::Crashes => FaultMix::crashes(),
+        }
+    }
+
+    /// The mix of `seed` in `mode`: for a swarm, the fault knobs from the mix's stream, then
+    /// the server's limits from a stream of their own (so that drawing them shifted no fault
+    /// knob of any seed).
+    pub fn for_seed(opts: &RunOptions, seed: u64) -> Self {
+        let mut mix = FaultMix::for_mode(opts.faults, &mut child(seed, Stream::Mix, 0));
+        if opts.faults == FaultMode::Swarm {
+            mix.draw_limits(&mut child(seed, Stream::Limits, 0), opts.clients, opts.names);
+        }
+        mix
+    }
+
+    /// Draws the server's limits (BUGGIFY): in half of the seeds every `Config` limit stays the
+    /// shipped default; in the other half each is small with some chance, small enough that a
+    /// world of `clients` random clients on `names` names and a few simulated seconds reaches
+    /// it. The snapshot threshold is small in half of all seeds. Limits that could stop the liveness phase's clients for good (a deadline shorter
+    /// than a round trip, a cap below the connections the world keeps open) have floors drawn
+    /// from the fault knobs above: a server configured so that nobody can ever get in owes no
+    /// one a delivery, and such worlds would test nothing.
+    pub fn draw_limits(&mut self, rng: &mut ChaCha20Rng, clients: usize, names: usize) {
+        // Every draw is made whatever the outcome, so that one knob never shifts another.
+        let buggify = rng.gen_bool(0.5);
+        let draw = |rng: &mut ChaCha20Rng, range: std::ops::RangeInclusive<u64>| {
+            let on = rng.gen_bool(0.3);
+            let value = rng.gen_range(range);
+            (buggify && on).then_some(value)
+        };
+        let small = |rng: &mut ChaCha20Rng, range| draw(rng, range).unwrap_or(0);
+        self.limit_queue_len = small(rng, 1..=6);
+        // A message costs its text plus 96 bytes: room for one to ten of them.
+        self.limit_queued_bytes = small(rng, 100..=1_000);
+        self.limit_push_window = small(rng, 1..=3);
+        self.limit_pipeline_len = small(rng, 1..=4);
+        // Near the sizes the workload sends: logins and registers are 10 to 20 bytes, ticketed
+        // relay handshakes 35 (so no smaller limit before login: no relay could ever open),
+        // sends 12 to 30, acknowledgements `7\nID` with ids of up to 6 digits in a world (so
+        // no smaller relay limit: a message could never be acknowledged, and a relay that
+        // closes on every acknowledgement delivers nothing beyond its first window).
+        self.limit_frame_len_before_login = small(rng, 35..=48);
+        self.limit_frame_len = small(rng, 14..=40);
+        self.limit_relay_frame_len = small(rng, 8..=10);
+        self.limit_accounts = small(rng, 1..=4);
+        // Every random client, the intruder and a client per owed name keep a command
+        // connection and a relay open; the login storm's clients come on top.
+        let kept = 2 * (clients + names + 1) as u64;
+        self.limit_connections = draw(rng, 0..=4).map_or(0, |extra| kept + extra);
+        // Clients on shared hosts keep many connections from one address: only the storm
+        // (and a client reconnecting before its old connection closed) meets a small cap.
+        let per_peer = small(rng, 2..=4);
+        self.limit_connections_per_peer = if self.hosts == 0 { per_peer } else { 0 };
+        // Deadlines that fire within a world's few seconds, yet leave a client time to log in
+        // (a round trip, a password hash and a writer's delay).
+        let round_trip_ms = 2 * (self.latency_ms_max + self.writer_ms_max) + self.hash_ms_max;
+        self.limit_login_deadline_ms =
+            draw(rng, 20..=2_000).map_or(0, |extra| round_trip_ms + extra);
+        self.limit_frame_deadline_ms =
+            draw(rng, 5..=500).map_or(0, |extra| self.latency_ms_max + extra);
+        // A ticket must sometimes outlive its trip back and the handshake's trip there.
+        let trip_ms = 2 * self.latency_ms_min + 2;
+        self.limit_ticket_ttl_ms = draw(rng, 0..=200).map_or(0, |extra| trip_ms + extra);
+        self.limit_tickets_per_session = small(rng, 1..=2);
+        self.limit_bare_relay_window_ms = small(rng, 5..=300);
+        self.limit_login_failures = small(rng, 1..=3);
+        self.limit_login_failures_per_peer = small(rng, 1..=5);
+        self.limit_login_backoff_base_ms = small(rng, 1..=200);
+        self.limit_login_failure_window_ms = small(rng, 50..=3_000);
+        self.limit_registrations_per_peer = small(rng, 1..=3);
+        self.limit_registration_window_ms = small(rng, 100..=5_000);
+        self.limit_list_len = small(rng, 1..=3);
+        self.limit_list_reply_bytes = small(rng, 2..=12);
+        self.limit_list_pattern_len = small(rng, 1..=3);
+        self.limit_list_scan = small(rng, 1..=3);
+        // Drawn for every seed, not only the buggified half: a snapshot followed by a crash
+        // (recovery from a snapshot plus a log) should be common among the seeds that crash.
+        let snapshot_small = rng.gen_bool(0.5);
+        let snapshot_log_bytes = rng.gen_range(64..=1_024);
+        self.limit_snapshot_log_bytes = if snapshot_small { snapshot_log_bytes } else { 0 };
+    }
+
+    /// Sets the limits this mix draws in `config` (a 0 keeps `config`'s value).
+    pub fn apply_limits(&self, config: &mut Config) {
+        fn set<T: TryFrom<u64>>(knob: u64, field: &mut T) {
+            if let (true, Ok(value)) = (knob > 0, T::try_from(knob)) {
+                *field = value;
+            }
+        }
+        set(self.limit_queue_len, &mut config.queue_len_max);
+        set(self.limit_queued_bytes, &mut config.queued_bytes_max);
+        set(self.limit_push_window, &mut config.push_window_len);
+        set(self.limit_pipeline_len, &mut config.pipeline_len_max);
+        set(self.limit_frame_len_before_login, &mut config.frame_len_max_before_login);
+        set(self.limit_frame_len, &mut config.frame_len_max);
+        set(self.limit_relay_frame_len, &mut config.relay_frame_len_max);
+        set(self.limit_accounts, &mut config.accounts_max);
+        set(self.limit_connections, &mut config.connections_max);
+        set(self.limit_connections_per_peer, &mut config.connections_per_peer_max);
+        set(self.limit_login_deadline_ms, &mut config.login_deadline_ms);
+        set(self.limit_frame_deadline_ms, &mut config.frame_deadline_ms);
+        set(self.limit_ticket_ttl_ms, &mut config.ticket_ttl_ms);
+        set(self.limit_tickets_per_session, &mut config.tickets_per_session_max);
+        set(self.limit_bare_relay_window_ms, &mut config.bare_relay_window_ms);
+        set(self.limit_login_failures, &mut config.login_failures_max);
+        set(self.limit_login_failures_per_peer, &mut config.login_failures_per_peer_max);
+        set(self.limit_login_backoff_base_ms, &mut config.login_backoff_base_ms);
+        set(self.limit_login_failure_window_ms, &mut config.login_failure_window_ms);
+        set(self.limit_registrations_per_peer, &mut config.registrations_per_peer_max);
+        set(self.limit_registration_window_ms, &mut config.registration_window_ms);
+        set(self.limit_list_len, &mut config.list_len_max);
+        set(self.limit_list_reply_bytes, &mut config.list_reply_bytes_max);
+        set(self.limit_list_pattern_len, &mut config.list_pattern_len_max);
+        set(self.limit_list_scan, &mut config.list_scan_max);
+    }
+
+    /// Log bytes after which the store compacts into a snapshot.
+    pub fn snapshot_log_bytes(&self) -> u64 {
+        match self.limit_snapshot_log_bytes {
+            0 => 4 * 1024,
+            bytes => bytes,
         }
     }
 }

@@ -15,6 +15,8 @@ pub enum Stream {
     Disk,
     Faults,
     Timing,
+    /// The server's limits of a swarm seed.
+    Limits,
     /// One per server incarnation (each restart).
     Server,
     /// One per client.
@@ -30,6 +32,7 @@ impl Stream {
             Stream::Disk => 3,
             Stream::Faults => 4,
             Stream::Timing => 5,
+            Stream::Limits => 6,
             Stream::Server => 1 << 20,
             Stream::Client => 1 << 40,
         }

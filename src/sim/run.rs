@@ -63,6 +63,8 @@ pub struct SweepReport {
     pub nondeterministic: Vec<(u64, String)>,
     /// Every seed run, by seed (for machine-readable results).
     pub per_seed: Vec<SeedRun>,
+    /// The reachability report, summed over the seeds.
+    pub coverage: super::coverage::Coverage,
 }
 
 /// One seed of a sweep: its outcome (without a trace) and the wall time it took.
@@ -99,6 +101,7 @@ pub fn sweep(
                 report.events += outcome.events;
                 report.delivered += outcome.delivered;
                 report.checks += outcome.checks;
+                report.coverage.merge(&outcome.coverage);
                 if let Some(difference) = difference {
                     report.nondeterministic.push((seed, difference));
                 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::disk::SimStore;
 use super::scenario::Chan;
-use crate::core::{AccountId, ConnId, Lsn, Record, Server, SnapshotView};
+use crate::core::{ConnId, Lsn, Record, Server, SnapshotView};
 use crate::host::mailbox::Mailbox;
 use crate::host::sync::atomic::{AtomicBool, Ordering};
 use crate::host::sync::Arc;
@@ -74,9 +74,6 @@ pub(super) struct ServerConn {
     pub inbox: VecDeque<u8>,
     /// The client's end of the stream arrived after `inbox`.
     pub eof: bool,
-    /// Per reply written on a command connection, the session it was written in (for the
-    /// checker, until it judges only what clients observed).
-    pub reply_sessions: VecDeque<Option<AccountId>>,
 }
 
 impl ServerConn {
@@ -90,7 +87,6 @@ impl ServerConn {
             slow,
             inbox: VecDeque::new(),
             eof: false,
-            reply_sessions: VecDeque::new(),
         }
     }
 }

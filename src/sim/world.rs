@@ -20,8 +20,9 @@ use crate::core::{Channel, Config, ConnId, Event, JobId, PasswordOutcome, Peer, 
 use crate::host::mailbox::Taken;
 use crate::wire::HEADER_LEN;
 
-use super::check::{Checker, Violation};
+use super::check::{self, Checker, Violation};
 use super::client::{Act, Client, Driver};
+use super::coverage::{self, Coverage};
 use super::disk::{SimStore, WalStore};
 use super::net::{Due, Net, Way};
 use super::options::{FaultMix, RunOptions};
@@ -51,6 +52,8 @@ pub struct Outcome {
     /// What the clients performed and the faults, if the run was recorded
     /// ([`World::recording`]).
     pub recorded: Option<Recorded>,
+    /// What happened how often (the reachability report).
+    pub coverage: Coverage,
 }
 
 /// What a recorded run did.
@@ -107,9 +110,6 @@ enum Phase {
     Done,
 }
 
-/// Log bytes after which the store compacts into a snapshot (small, so runs exercise it).
-const SNAPSHOT_LOG_BYTES_MIN: u64 = 4 * 1024;
-
 /// How often, and how many times, the intruder of a shared-host world tries a bare handshake.
 const INTRUDER_PERIOD_MS: u64 = 40;
 const INTRUDER_ROUNDS: u64 = 100;
@@ -157,6 +157,12 @@ pub struct World {
     transcripts: Option<BTreeMap<usize, Vec<Seen>>>,
     /// Every fault and when, if the run is being written down.
     faults_log: Option<Vec<Step>>,
+    /// What happened how often, besides what the checker counts.
+    coverage: Coverage,
+    /// Snapshots written to the disk so far (over every incarnation).
+    snapshots: u64,
+    /// Acknowledged messages owed when the liveness phase began or was last extended.
+    owed_at_check: usize,
 }
 
 /// A reply or push a client received, recorded when the world is driven by hand.
@@ -170,7 +176,7 @@ pub enum Seen {
 impl World {
     /// A world of random clients for `seed`.
     pub fn random(seed: u64, opts: RunOptions) -> Self {
-        let mix = FaultMix::for_mode(opts.faults, &mut child(seed, Stream::Mix, 0));
+        let mix = FaultMix::for_seed(&opts, seed);
         let mut world = World::empty(seed, mix, opts);
         for _ in 0..world.opts.clients {
             let (ops_left, names) = (world.opts.ops, world.opts.names);
@@ -205,6 +211,7 @@ impl World {
             let login = Op::Login { name: name.clone(), password: "wrong".into() };
             let client = self.add_client(Driver::Script(VecDeque::from([(at_ms, login)])), at_ms);
             self.checker.storm_client(client, bound);
+            self.coverage.count("hostile: login storm");
         }
     }
 
@@ -272,22 +279,29 @@ impl World {
         // a world whose clients share hosts runs the shipped default, which must stop an
         // intruder on the victim's host.
         let bare_relay_allowed = mix.hosts == 0;
-        #[allow(unused_mut)]
         let mut config = Config { bare_relay_allowed, ..Config::default() };
+        mix.apply_limits(&mut config);
         #[allow(unused_mut)]
         let mut store: Box<dyn SimStore + Send> =
-            Box::new(WalStore::new(mix.torn_writes > 0, SNAPSHOT_LOG_BYTES_MIN));
+            Box::new(WalStore::new(mix.torn_writes > 0, mix.snapshot_log_bytes()));
         #[cfg(any(test, feature = "planted"))]
         {
             config.planted = opts.planted;
             if opts.planted == crate::core::planted::Planted::ReplayTornRecord {
                 let torn = WalStore::replaying_torn_records;
-                store = Box::new(torn(mix.torn_writes > 0, SNAPSHOT_LOG_BYTES_MIN));
+                store = Box::new(torn(mix.torn_writes > 0, mix.snapshot_log_bytes()));
             }
         }
         let core = Server::new(config.clone(), child(seed, Stream::Server, 0));
         let mut checker = Checker::new(config.login_failure_window_ms, config.bare_relay_window_ms);
         checker.throttle_per_account(config.login_failures_max, config.login_backoff_base_ms);
+        checker.set_limits(check::Limits {
+            queue_len_max: config.queue_len_max,
+            registrations_per_peer_max: config.registrations_per_peer_max,
+            registration_window_ms: config.registration_window_ms,
+            login_deadline_ms: config.login_deadline_ms,
+            login_backoff_base_ms: config.login_backoff_base_ms,
+        });
         World {
             seed,
             now_ms: 0,
@@ -318,6 +332,9 @@ impl World {
             plain_tags: Vec::new(),
             transcripts: None,
             faults_log: None,
+            coverage: Coverage::default(),
+            snapshots: 0,
+            owed_at_check: 0,
         }
     }
 
@@ -459,6 +476,8 @@ impl World {
         let recorded = self.recorded();
         let (events_len, hash) = (self.trace.events(), self.trace.hash());
         let (trace, kept) = self.trace.into_kept();
+        let mut coverage = std::mem::take(&mut self.coverage);
+        coverage.merge(&self.checker.coverage);
         Outcome {
             seed: self.seed,
             mix: self.mix,
@@ -472,6 +491,7 @@ impl World {
             trace,
             kept,
             recorded,
+            coverage,
         }
     }
 
@@ -498,6 +518,12 @@ impl World {
                 self.apply_fault(action);
             }
             Ev::Restart { epoch } if epoch == self.epoch => self.restart(),
+            Ev::LivenessEnd if self.checker.owed_len() < self.owed_at_check => {
+                // Still delivering (a push window of one, slow readers): the liveness phase
+                // waits as long again, for as long as what is owed keeps shrinking.
+                self.owed_at_check = self.checker.owed_len();
+                self.schedule(self.now_ms + self.opts.liveness_ms, Ev::LivenessEnd);
+            }
             Ev::LivenessEnd => {
                 self.trace.line(self.now_ms, Line::LivenessEnd);
                 self.checker.finish(self.now_ms);
@@ -549,15 +575,8 @@ impl World {
                 self.checker.sent(now, client, op);
             }
             Act::Reply(body) => {
-                let conn = self.clients[client].conn(Chan::Command).unwrap_or(0);
-                let account = self
-                    .server
-                    .as_mut()
-                    .and_then(|up| up.conns.get_mut(&conn))
-                    .and_then(|c| c.reply_sessions.pop_front())
-                    .flatten();
                 self.trace.line(now, Line::Reply { client, body: &body });
-                self.checker.replied(now, client, &body, account);
+                self.checker.replied(now, client, &body);
                 if self.transcripts.is_some() {
                     self.see(client, Seen::Reply(String::from_utf8_lossy(&body).into_owned()));
                 }
@@ -573,9 +592,13 @@ impl World {
             Act::RelayOpened(conn) => self.checker.relay_opened(now, client, conn),
             Act::Hostile(observation) => {
                 self.trace.line(now, Line::Hostile { client, kind: observation.kind() });
+                if let Some(row) = coverage::hostile_row(observation.kind()) {
+                    self.coverage.count(row);
+                }
                 let faulted = observation.conn().is_some_and(|c| self.faulted.contains(&c));
                 self.checker.hostile(now, client, observation, faulted);
             }
+            Act::Count(row) => self.coverage.count(row),
             Act::Push { conn, sender, text } => {
                 self.trace.line(now, Line::Push { client, conn, sender: &sender, text: &text });
                 self.checker.pushed(now, conn, &sender, &text);
@@ -721,6 +744,9 @@ impl World {
             let Some(up) = &mut self.server else { return };
             let may_read = up.host.may_read(ConnId(conn));
             let Some(c) = up.conns.get_mut(&conn) else { return };
+            if !may_read && !c.inbox.is_empty() {
+                self.coverage.count("limit: reads held for owed replies");
+            }
             if may_read {
                 c.reading = true;
                 self.read_command(conn);
@@ -801,12 +827,20 @@ impl World {
         batch.sort(&mut items);
         up.items = items;
         let is_command = c.chan == Chan::Command;
-        if is_command && batch.replies > 0 {
-            let session = up.host.server().session_of(ConnId(conn));
-            c.reply_sessions.extend((0..batch.replies).map(|_| session));
-        }
         let mut failed = broken && !batch.frames.is_empty();
         let mut plain = std::mem::take(&mut self.plain_tags);
+        if is_command && batch.replies as usize >= self.config.pipeline_len_max {
+            self.coverage.count("limit: pipeline full");
+        }
+        if !is_command {
+            let pushes = batch.frames.iter().filter(|f| !is_failure(f)).count();
+            if pushes >= self.config.push_window_len {
+                self.coverage.count("limit: push window full");
+            }
+            for frame in batch.frames.iter().filter(|f| is_failure(f)) {
+                count_relay_notice(&mut self.coverage, frame);
+            }
+        }
         if !failed {
             for frame in batch.frames.drain(..) {
                 plain.extend(if is_command { None } else { plain_push_tag(&frame) });
@@ -821,7 +855,7 @@ impl World {
         let up = self.server.as_mut().expect("still up");
         if !failed {
             if let (false, Some(last)) = (is_command, batch.last_push) {
-                self.checker.relay_written(conn, last);
+                self.checker.relay_written(conn, last.0);
             }
             up.host.wrote(now, ConnId(conn), &batch);
             // Reported written: for the original client, that is delivery.
@@ -897,17 +931,32 @@ impl World {
         let sink = up.host.sink_mut();
         for (lsn, record) in sink.persisted.drain(..) {
             self.trace.line(now, Line::Persist { lsn: lsn.0, record: &record });
-            match &record {
+            let row = match &record {
                 Record::Message { id, text, to, .. } => {
-                    self.checker.persisted_message(text, *to);
-                    self.checker.persisted_id(*id, text);
+                    self.checker.persisted_message(text, check::AccountId(to.0));
+                    self.checker.persisted_id(id.0, text);
+                    "record: message"
                 }
-                Record::Delivered { to, ids } => self.checker.persisted_delivered(now, *to, ids),
-                _ => {}
-            }
+                Record::Register { account, name, .. } => {
+                    self.checker.persisted_register(now, name, check::AccountId(account.0));
+                    "record: register"
+                }
+                Record::Delete { account } => {
+                    self.checker.persisted_delete(now, check::AccountId(account.0));
+                    "record: delete"
+                }
+                Record::Delivered { to, ids } => {
+                    let ids: Vec<u64> = ids.iter().map(|id| id.0).collect();
+                    self.checker.persisted_delivered(now, check::AccountId(to.0), &ids);
+                    "record: delivered"
+                }
+            };
+            self.coverage.count(row);
         }
         for lsn in sink.snapshots.drain(..) {
             self.trace.line(now, Line::Snapshot { lsn: lsn.0 });
+            self.coverage.count("snapshot");
+            self.snapshots += 1;
         }
         let sync_due = std::mem::take(&mut sink.sync_wanted) && !up.sync_scheduled;
         up.sync_scheduled |= sync_due;
@@ -991,6 +1040,7 @@ impl World {
         match action {
             Action::Client { .. } => unreachable!("client steps go to scripts"),
             Action::Partition { client, dir, channel, for_ms } => {
+                self.coverage.count("fault: partition");
                 self.net.partition(client, dir, channel, now + for_ms)
             }
             Action::Heal => self.net.heal(),
@@ -998,6 +1048,7 @@ impl World {
                 let Some(conn) = self.clients.get(client).and_then(|c| c.conn(channel)) else {
                     return;
                 };
+                self.coverage.count("fault: reset");
                 self.faulted.insert(conn);
                 self.client_lost(conn);
                 self.net.reset(conn);
@@ -1009,6 +1060,14 @@ impl World {
 
     fn crash(&mut self, down_ms: u64) {
         let Some(up) = self.server.take() else { return };
+        self.coverage.count("fault: crash");
+        if self.snapshots > 0 {
+            self.coverage.count("fault: crash after a snapshot");
+        }
+        if up.sync_scheduled {
+            // Records were appended and not yet synced: the crash may lose (or tear) them.
+            self.coverage.count("fault: crash losing unsynced records");
+        }
         let mut store = up.into_store();
         self.crashes += 1;
         self.epoch += 1;
@@ -1078,7 +1137,24 @@ impl World {
             let id = self.add_client(Driver::Script(script), now);
             self.clients[id].persistent = true;
         }
+        self.owed_at_check = self.checker.owed_len();
         self.schedule(now + self.opts.liveness_ms, Ev::LivenessEnd);
+    }
+}
+
+/// Whether a frame is a failure (`-1\n...`).
+fn is_failure(frame: &[u8]) -> bool {
+    frame.get(HEADER_LEN..).is_some_and(|body| body.starts_with(b"-1\n"))
+}
+
+/// Counts the notice a relay's failure frame carries (as its client reads it on the wire).
+fn count_relay_notice(coverage: &mut Coverage, frame: &[u8]) {
+    let text = String::from_utf8_lossy(&frame[HEADER_LEN + 3..]);
+    if let Some(notice) = super::spec::Notice::of(&text) {
+        coverage.count(notice.row());
+    }
+    if text.contains("expired") {
+        coverage.count("limit: ticket expired");
     }
 }
 

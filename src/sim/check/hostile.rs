@@ -18,11 +18,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::{AccountId, MsgId};
-use crate::wire::reply::{HELP, SEND_OK};
-
-use super::{Checker, NameId, Pending, Session, Tag};
+use super::{AccountId, Checker, NameId, Pending, Session, Tag};
 use crate::sim::scenario::{Hostile, Op};
+use crate::sim::spec::{
+    self,
+    text::{NEEDS_LOGIN, SEND_OK},
+};
 
 /// What a client's hostile act was and what it got, reported by the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,7 +286,7 @@ impl Checker {
             let status = if ok { "0" } else { "-1" };
             format!("client {client} sent `{}` and got {status} {text:?}", p.op)
         };
-        if !ok && text == crate::wire::reply::NEEDS_LOGIN {
+        if !ok && text == NEEDS_LOGIN {
             self.client(client).session = Some(Session::Out);
         }
         match &p.op {
@@ -298,7 +299,7 @@ impl Checker {
                         format!("{}, after {kind}: the connection stayed open", what())
                     });
                 } else {
-                    self.expect(ok && text == HELP, now_ms, "help reply", what);
+                    self.expect(ok && spec::is_command_list(text), now_ms, "help reply", what);
                 }
                 true
             }
@@ -338,15 +339,15 @@ impl Checker {
     }
 
     /// The server's writer wrote pushes on relay `conn` through message `last`.
-    pub fn relay_written(&mut self, conn: u64, last: MsgId) {
+    pub fn relay_written(&mut self, conn: u64, last: u64) {
         let newest = self.hostile.written.entry(conn).or_default();
-        *newest = (*newest).max(last.0);
+        *newest = (*newest).max(last);
     }
 
     /// The server persisted message `id` with text `text`.
-    pub fn persisted_id(&mut self, id: MsgId, text: &str) {
+    pub fn persisted_id(&mut self, id: u64, text: &str) {
         if let Some(tag) = super::tag_key(text) {
-            self.hostile.ids.insert(id.0, tag);
+            self.hostile.ids.insert(id, tag);
         }
     }
 
@@ -354,9 +355,9 @@ impl Checker {
     /// `to`'s and must have been written to a relay bound to `to` before (the server cannot
     /// tell a fast client's acknowledgement from one sent early by a liar once the push is
     /// written, but it can before).
-    pub fn persisted_delivered(&mut self, now_ms: u64, to: AccountId, ids: &[MsgId]) {
-        for id in ids {
-            let Some(&tag) = self.hostile.ids.get(&id.0) else { continue };
+    pub fn persisted_delivered(&mut self, now_ms: u64, to: AccountId, ids: &[u64]) {
+        for &id in ids {
+            let Some(&tag) = self.hostile.ids.get(&id) else { continue };
             let Some(msg) = self.msgs.get(&tag) else { continue };
             let (to_account, to_key) = (msg.to_account, msg.to_key);
             let hostile = &self.hostile;
@@ -364,11 +365,11 @@ impl Checker {
                 || hostile
                     .written
                     .iter()
-                    .any(|(conn, &last)| last >= id.0 && hostile.bound.get(conn) == Some(&to));
+                    .any(|(conn, &last)| last >= id && hostile.bound.get(conn) == Some(&to));
             let detail = || {
                 format!(
                     "m{} (#{}.{}, for {to_account:?}) was marked delivered to {to:?}",
-                    id.0, tag.0, tag.1
+                    id, tag.0, tag.1
                 )
             };
             let theirs = to_account == Some(to);
@@ -386,7 +387,7 @@ impl Checker {
             let foreign = self
                 .hostile
                 .acks
-                .get(&id.0)
+                .get(&id)
                 .is_some_and(|keys| keys.iter().any(|&k| k != Some(to_key)));
             // The server counts a message pushed once it hands it to a relay's outgoing path
             // (before it is written), and a client may acknowledge it from then on, so a
@@ -400,7 +401,7 @@ impl Checker {
                 // tell from a fast client once the push is on its way): the message is its to
                 // lose, and no longer owed.
                 let own_lie =
-                    self.hostile.acks.get(&id.0).is_some_and(|keys| keys.contains(&Some(to_key)));
+                    self.hostile.acks.get(&id).is_some_and(|keys| keys.contains(&Some(to_key)));
                 if own_lie {
                     if let Some(msg) = self.msgs.get_mut(&tag) {
                         msg.delivered = true;
