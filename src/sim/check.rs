@@ -116,6 +116,9 @@ struct ClientState {
     /// The address it connects from.
     host: u128,
     failures_ms: Vec<u64>,
+    /// Until when the server said this client must wait ("try again in N s"): the throttle's
+    /// delay may outlast its failure window.
+    throttled_until_ms: u64,
     /// Every session this client obtained: (when, name key, account).
     sessions_held: Vec<(u64, NameId, Option<AccountId>)>,
     /// When it sent each register.
@@ -602,9 +605,12 @@ impl Checker {
                 && (c.check_ended_ms >= p.sent_ms
                     || c.pending.iter().skip(usize::from(i == client)).any(|q| is_check(&q.op)))
         });
+        let announced =
+            self.clients.iter().any(|c| c.host == host && c.throttled_until_ms >= p.sent_ms);
         by_client
             || by_name
             || by_host
+            || announced
             || in_flight
             || host_in_flight
             || self.storm.contains(&client)
@@ -648,10 +654,11 @@ impl Checker {
                 )
             }
         };
+        if let Some(notice) = (!ok).then(|| Notice::of(text)).flatten() {
+            self.hostile_noticed(client, notice);
+            return self.notice(now_ms, client, pending, notice, text);
+        }
         if !self.hostile_reply(now_ms, client, &pending, ok, text) {
-            if let Some(notice) = (!ok).then(|| Notice::of(text)).flatten() {
-                return self.notice(now_ms, client, pending, notice, text);
-            }
             self.check_reply(now_ms, client, &pending, ok, text);
             self.check_ended(now_ms, client, &pending);
         }
@@ -840,6 +847,11 @@ impl Checker {
                 } else if throttled {
                     let fair = self.recently_failed(now_ms, client, p);
                     self.expect(fair, now_ms, "throttling follows failures", what);
+                    if let Some(wait_s) = spec::retry_after_s(text) {
+                        let until = now_ms + wait_s * 1000;
+                        let c = self.client(client);
+                        c.throttled_until_ms = c.throttled_until_ms.max(until);
+                    }
                 } else {
                     self.fail(now_ms, "login reply", what());
                 }
@@ -898,6 +910,11 @@ impl Checker {
                 } else if throttled {
                     let fair = self.recently_failed(now_ms, client, p);
                     self.expect(fair, now_ms, "throttling follows failures", what);
+                    if let Some(wait_s) = spec::retry_after_s(text) {
+                        let until = now_ms + wait_s * 1000;
+                        let c = self.client(client);
+                        c.throttled_until_ms = c.throttled_until_ms.max(until);
+                    }
                 } else {
                     self.fail(now_ms, "delete reply", what());
                 }

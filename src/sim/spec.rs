@@ -93,6 +93,12 @@ pub enum Refusal {
     PatternTooLong,
 }
 
+/// The wait a refusal asks for, from its "try again in N s".
+pub fn retry_after_s(text: &str) -> Option<u64> {
+    let after = text.split("try again in ").nth(1)?;
+    after.split(' ').next()?.parse().ok()
+}
+
 impl Refusal {
     /// The kind of a failure reply's text, if it is one of these.
     pub fn of(text: &str) -> Option<Refusal> {

@@ -23,6 +23,7 @@ use crate::sim::scenario::{Hostile, Op};
 use crate::sim::spec::{
     self,
     text::{NEEDS_LOGIN, SEND_OK},
+    Notice,
 };
 
 /// What a client's hostile act was and what it got, reported by the client.
@@ -199,6 +200,17 @@ impl Checker {
             Observation::Frame { kind, tag, within_before_login } => {
                 let mut session = None;
                 let probe = match kind {
+                    // One byte over the limit of the session the client believes it has: if
+                    // that session may have been taken over meanwhile, the other limit (which
+                    // may be larger) applies and the frame may be served.
+                    Hostile::FrameOver => match (self.certainly_in(client), self.session(client)) {
+                        (true, Session::In { key, .. }) => {
+                            session = Some((key, self.name(key).session_epoch));
+                            Probe::Never
+                        }
+                        (false, Session::In { .. }) => Probe::Either,
+                        _ => Probe::Never,
+                    },
                     _ if kind.closes() => Probe::Never,
                     Hostile::FrameAtLimit if !within_before_login => {
                         if let (true, Session::In { key, .. }) =
@@ -238,6 +250,12 @@ impl Checker {
     /// What the probe after `client`'s last hostile frame must get, as far as is known now.
     fn probe_now(&mut self, client: usize) -> Option<Frame> {
         let mut frame = self.hostile.frames.get(&client).copied()?;
+        if frame.kind == Hostile::FrameOver && frame.probe == Probe::Never {
+            let still_in = frame.session.is_none_or(|(k, e)| self.name(k).session_epoch == e);
+            if !still_in {
+                frame.probe = Probe::Either;
+            }
+        }
         if frame.kind == Hostile::FrameAtLimit && frame.probe == Probe::Answered {
             let within = frame.tag.is_none();
             let still_in = frame.session.is_some_and(|(k, e)| self.name(k).session_epoch == e);
@@ -322,6 +340,19 @@ impl Checker {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// The server announced that it closes `client`'s command connection for `notice`: a
+    /// close for a reason other than the frame itself (a deadline, a connection cap, a
+    /// takeover) explains why a probe that should have been answered was not.
+    pub(super) fn hostile_noticed(&mut self, client: usize, notice: Notice) {
+        let about_the_frame =
+            matches!(notice, Notice::FrameTooLarge | Notice::BadHeader | Notice::InboundFull);
+        if let Some(frame) = self.hostile.frames.get_mut(&client) {
+            if !about_the_frame && frame.probe == Probe::Answered {
+                frame.probe = Probe::Either;
+            }
         }
     }
 
