@@ -111,7 +111,7 @@ impl Jobs {
     }
 }
 
-/// A synchronous, checking driver of the host: see the [module docs](self).
+/// A synchronous, checking driver of the host: see the `fuzzing::driver` module docs.
 pub struct CoreDriver {
     host: Host<(), LedgerSink>,
     writers: InstantWriters,

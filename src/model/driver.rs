@@ -272,7 +272,7 @@ impl State {
         // never compacted (the scenarios are far too small).
         #[allow(unused_mut)]
         let mut store = WalStore::new(true, u64::MAX);
-        #[cfg(test)]
+        #[cfg(any(test, feature = "planted"))]
         if config.planted == crate::core::planted::Planted::ReplayTornRecord {
             store = WalStore::replaying_torn_records(true, u64::MAX);
         }

@@ -123,6 +123,9 @@ struct ClientState {
     sessions_held: Vec<(u64, NameId, Option<AccountId>)>,
     /// When it sent each register.
     registers_ms: Vec<u64>,
+    /// When it sent each register that succeeded, with the number of crashes then (a
+    /// restarted server counts afresh).
+    registered_ms: Vec<(u64, u64)>,
     /// When its last password check (login or delete) ended.
     check_ended_ms: u64,
 }
@@ -593,8 +596,9 @@ impl Checker {
         let window = self.throttle_window_ms;
         let recent = |v: &Vec<u64>| v.iter().any(|&t| t + window >= now_ms);
         let by_client = recent(&self.client(client).failures_ms);
-        let by_name = k.is_some_and(|k| recent(&self.name(k).failures_ms));
-        // The throttle counts per address too, and an attempt from the moment it starts.
+        // Not failures on the name from other addresses: the throttle slows the attacker's
+        // address without locking the owner out from elsewhere (PROTOCOL.md). It counts per
+        // address too, and an attempt from the moment it starts.
         let host = self.client(client).host;
         let by_host = self.clients.iter().any(|c| c.host == host && recent(&c.failures_ms));
         let in_flight = k.is_some_and(|k| self.name(k).logins_in_flight > 1);
@@ -608,12 +612,42 @@ impl Checker {
         let announced =
             self.clients.iter().any(|c| c.host == host && c.throttled_until_ms >= p.sent_ms);
         by_client
-            || by_name
             || by_host
             || announced
             || in_flight
             || host_in_flight
             || self.storm.contains(&client)
+    }
+
+    /// A registration of `client` sent at `sent_ms` succeeded at `now_ms`. Every success from
+    /// its address sent after `now_ms - window` was counted by the server within one window
+    /// (between its send and now), so there may be no more of them than the limit.
+    fn registrations_within_limit(
+        &mut self,
+        now_ms: u64,
+        client: usize,
+        sent_ms: u64,
+        what: impl FnOnce() -> String,
+    ) {
+        let crashes = self.crashes;
+        self.client(client).registered_ms.push((sent_ms, crashes));
+        let Some(limits) = self.limits else { return };
+        let host = self.client(client).host;
+        let since_ms = now_ms.saturating_sub(limits.registration_window_ms);
+        let within: usize = self
+            .clients
+            .iter()
+            .filter(|c| c.host == host)
+            .map(|c| c.registered_ms.iter().filter(|&&(t, n)| t > since_ms && n == crashes).count())
+            .sum();
+        let invariant = "registrations per address are limited";
+        self.expect(within <= limits.registrations_per_peer_max, now_ms, invariant, || {
+            format!(
+                "{} ({within} from its address within {} ms)",
+                what(),
+                limits.registration_window_ms
+            )
+        });
     }
 
     /// `client` connects from `host` (clients may share one).
@@ -803,6 +837,7 @@ impl Checker {
                     self.learn(p, k, true, 1);
                     self.name(k).password = Some(password.clone());
                     self.logged_in(client, p, k, 1);
+                    self.registrations_within_limit(now_ms, client, p.sent_ms, what);
                 } else if !ok && text == NAME_TAKEN {
                     self.expect(
                         !(strict && exists == Known::No),

@@ -186,6 +186,21 @@ fn catches_a_throttle_that_counts_late() {
     );
 }
 
+/// Hardening defect 3: failures counted per name over every address lock the owner out
+/// from everywhere. The owner, on another host than the login storm's attacker, is then
+/// throttled with no failure of its own to explain it.
+#[test]
+fn catches_a_throttle_that_locks_the_owner_out() {
+    assert_caught(Planted::ThrottleLocksOwner, "throttling follows failures");
+}
+
+/// Hardening defect 7: registrations counted when their hash finishes let the storm host's
+/// burst of registrations all through.
+#[test]
+fn catches_registrations_counted_late() {
+    assert_caught(Planted::RegistrationUnlimited, "registrations per address are limited");
+}
+
 #[test]
 fn catches_a_requeue_that_breaks_order() {
     assert_caught(Planted::RequeueOutOfOrder, "per-sender order is kept");

@@ -199,17 +199,21 @@ impl World {
     }
 
     /// Adds the attacker host's clients: each logs in to one name with a wrong password, all
-    /// at the same moment.
+    /// at the same moment, then registers a name of its own, all at another moment (a
+    /// registration flood from one address, hardening defect 7).
     fn add_storm(&mut self) {
         let rng = &mut child(self.seed, Stream::Mix, 1);
         let name = format!("u{}", rng.gen_range(0..self.opts.names.max(1)));
         let at_ms = rng.gen_range(100..=3_000);
+        let register_ms = at_ms + rng.gen_range(200..=2_000);
         let first = self.clients.len();
         self.storm = Some(first..first + self.mix.storm_logins as usize);
         let bound = self.config.login_failures_per_peer_max;
-        for _ in 0..self.mix.storm_logins {
+        for i in 0..self.mix.storm_logins {
             let login = Op::Login { name: name.clone(), password: "wrong".into() };
-            let client = self.add_client(Driver::Script(VecDeque::from([(at_ms, login)])), at_ms);
+            let register = Op::Register { name: format!("flood{i}"), password: "pw".into() };
+            let script = VecDeque::from([(at_ms, login), (register_ms, register)]);
+            let client = self.add_client(Driver::Script(script), at_ms);
             self.checker.storm_client(client, bound);
             self.coverage.count("hostile: login storm");
         }
