@@ -381,6 +381,7 @@ impl Checker {
     /// A client opened a command connection: it starts logged out.
     pub fn connected(&mut self, client: usize) {
         self.client(client).session = Some(Session::Out);
+        self.hostile_connected(client);
     }
 
     /// A client sent a request.

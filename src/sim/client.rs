@@ -131,6 +131,9 @@ pub struct Client {
     awaiting: VecDeque<Op>,
     /// The last frame on the command connection was a failure (a notice before a close).
     last_failed: bool,
+    /// The server announced, in a frame no request asked for, that it closes the command
+    /// connection (a deadline): nothing hostile is written on it any more.
+    doomed: bool,
     session: Option<String>,
     msg_seq: u64,
     think_ms_max: u64,
@@ -167,6 +170,7 @@ impl Client {
             limits: Limits::default(),
             awaiting: VecDeque::new(),
             last_failed: false,
+            doomed: false,
             session: None,
             msg_seq: 0,
             think_ms_max,
@@ -378,6 +382,10 @@ impl Client {
         if self.cmd.is_none() {
             return;
         }
+        if self.doomed {
+            let delay = self.think();
+            return acts.push(Act::Wake(delay));
+        }
         let logged_in = self.session.is_some();
         let limit = if logged_in {
             self.limits.frame_len_max
@@ -512,6 +520,7 @@ impl Client {
             (Chan::Command, Some(conn)) => {
                 self.cmd = Some(Side { conn, decoder: Decoder::new(FRAME_LEN_MAX), hostile: None });
                 self.session = None;
+                self.doomed = false;
                 acts.push(Act::Connected);
                 acts.push(Act::Wake(0));
             }
@@ -555,7 +564,10 @@ impl Client {
     fn reply(&mut self, body: Vec<u8>, acts: &mut Vec<Act>) {
         // A frame nobody asked for is a notice before a close (a timeout): nothing to check.
         self.last_failed = body.starts_with(b"-1\n");
-        let Some(op) = self.awaiting.pop_front() else { return };
+        let Some(op) = self.awaiting.pop_front() else {
+            self.doomed |= self.last_failed;
+            return;
+        };
         let ok = body.starts_with(b"0\n");
         let needs_login = body.strip_prefix(b"-1\n") == Some(NEEDS_LOGIN.as_bytes());
         let ticket = (ok && op == Op::Relay { ticket: true }).then(|| body[2..].to_vec());
@@ -657,7 +669,10 @@ impl Client {
         } else if self.conn(Chan::Relay) == Some(conn) {
             if self.relay.take().is_some_and(|s| s.hostile.is_some()) {
                 acts.push(Act::Hostile(Observation::RelayClosed { conn }));
-                return;
+                // Nothing else will wake a client whose hostile relay was its last act (an
+                // expired ticket held for its lifetime, say): it goes on with its workload.
+                let delay = self.think();
+                return acts.push(Act::Wake(delay));
             }
             // A persistent client (the liveness phase's) needs its relay back: a refused
             // handshake (an expired ticket) or a closed relay is tried again, a little later.

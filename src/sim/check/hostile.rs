@@ -138,6 +138,9 @@ struct Relay {
 pub(super) struct HostileState {
     /// Per client, its last hostile frame (a client waits for both replies before the next).
     frames: BTreeMap<usize, Frame>,
+    /// Clients whose command connection the server announced it closes (a notice), until
+    /// they open another: a frame written meanwhile may never be read.
+    closing: std::collections::BTreeSet<usize>,
     /// Relays opened by hostile handshakes.
     relays: BTreeMap<u64, Relay>,
     /// Message ids (from the persisted records) to their tags.
@@ -200,6 +203,7 @@ impl Checker {
             Observation::Frame { kind, tag, within_before_login } => {
                 let mut session = None;
                 let probe = match kind {
+                    _ if self.hostile.closing.contains(&client) => Probe::Either,
                     // One byte over the limit of the session the client believes it has: if
                     // that session may have been taken over meanwhile, the other limit (which
                     // may be larger) applies and the frame may be served.
@@ -347,6 +351,9 @@ impl Checker {
     /// close for a reason other than the frame itself (a deadline, a connection cap, a
     /// takeover) explains why a probe that should have been answered was not.
     pub(super) fn hostile_noticed(&mut self, client: usize, notice: Notice) {
+        if notice.ends_command() {
+            self.hostile.closing.insert(client);
+        }
         let about_the_frame =
             matches!(notice, Notice::FrameTooLarge | Notice::BadHeader | Notice::InboundFull);
         if let Some(frame) = self.hostile.frames.get_mut(&client) {
@@ -354,6 +361,11 @@ impl Checker {
                 frame.probe = Probe::Either;
             }
         }
+    }
+
+    /// `client` opened a new command connection.
+    pub(super) fn hostile_connected(&mut self, client: usize) {
+        self.hostile.closing.remove(&client);
     }
 
     /// The command connection of `client` ended (`faulted`: a fault cut it): a probe still
