@@ -312,8 +312,11 @@ impl FaultMix {
             draw(rng, 20..=2_000).map_or(0, |extra| round_trip_ms + extra);
         self.limit_frame_deadline_ms =
             draw(rng, 5..=500).map_or(0, |extra| self.latency_ms_max + extra);
-        // A ticket must sometimes outlive its trip back and the handshake's trip there.
-        let trip_ms = 2 * self.latency_ms_min + 2;
+        // A ticket outlives its trip back and the handshake's trip there even at the slowest
+        // latency: with one ticket per session, a ticket that may expire on the way would
+        // keep a user from ever attaching a relay, and the liveness phase could deliver
+        // nothing (swarm seed 1817). Expired tickets still come from hostile clients.
+        let trip_ms = 2 * (self.latency_ms_max + self.writer_ms_max) + 2;
         self.limit_ticket_ttl_ms = draw(rng, 0..=200).map_or(0, |extra| trip_ms + extra);
         self.limit_tickets_per_session = small(rng, 1..=2);
         self.limit_bare_relay_window_ms = small(rng, 5..=300);
