@@ -109,7 +109,9 @@ pub mod report {
     /// after an unsynced write.
     pub fn sim_options(bug: Planted) -> RunOptions {
         let faults = match bug {
-            Planted::ReplayTornRecord | Planted::ReplyBeforeDurable => FaultMode::Crashes,
+            Planted::ReplayTornRecord | Planted::ReplyBeforeDurable | Planted::ReleaseOneEarly => {
+                FaultMode::Crashes
+            }
             _ => FaultMode::Swarm,
         };
         RunOptions { faults, clients: 3, ops: 25, names: 4, planted: bug, ..RunOptions::default() }
@@ -133,7 +135,7 @@ pub mod report {
             Planted::BindByNameOnly => b(2, 2, 0, false, true, 0, 1),
             Planted::DropOnDetach => b(2, 3, 1, true, false, 0, 1),
             Planted::ReplyBeforeDurable => b(2, 2, 0, false, false, 0, 1),
-            Planted::ReplayTornRecord => b(3, 3, 1, false, false, 1, 1),
+            Planted::ReplayTornRecord | Planted::ReleaseOneEarly => b(3, 3, 1, false, false, 1, 1),
             Planted::TicketReusable | Planted::AckAnyAccount => b(3, 3, 1, true, true, 1, 1),
             Planted::PipelineUnbounded => b(2, 2, 0, false, false, 1, 2),
             _ => None,

@@ -113,12 +113,16 @@ pub enum Planted {
     /// inclusive comparison). Caught by the simulator's "the throttle bounds password guesses
     /// per account" (a login storm on one name).
     ThrottleFreeOffByOne,
+    /// The outbox's gate compares with `>=` where `>` was meant: an output waiting for record
+    /// `n` leaves once `n - 1` is durable. A crash (or a stall) then shows a reply or push
+    /// whose record is not on disk. Found by the model checker's disk ("released-early").
+    ReleaseOneEarly,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 27] = [
+    pub const ALL: [Planted; 28] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -146,6 +150,7 @@ impl Planted {
         Planted::FrameAtLimitRefused,
         Planted::FrameOverLimitAccepted,
         Planted::ThrottleFreeOffByOne,
+        Planted::ReleaseOneEarly,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -208,6 +213,8 @@ impl Server {
         let planted = self.config.planted == Planted::ReplyBeforeDurable;
         if planted && self.outbox.next_gated().is_some_and(ack) {
             self.last_lsn
+        } else if self.config.planted == Planted::ReleaseOneEarly {
+            Lsn(self.durable_lsn.0 + 1).min(self.last_lsn)
         } else {
             self.durable_lsn
         }
@@ -330,6 +337,7 @@ mod tests {
             Planted::FrameAtLimitRefused => Some(24),
             Planted::FrameOverLimitAccepted => Some(25),
             Planted::ThrottleFreeOffByOne => Some(26),
+            Planted::ReleaseOneEarly => Some(27),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -605,6 +605,8 @@ fn the_acceptance_scenario_finds_the_disk_and_hostile_bugs() {
     for (bug, hostile, length) in [
         (Planted::ReplyBeforeDurable, false, 3),
         (Planted::ReplayTornRecord, false, 5),
+        // The outbox's gate one record early: the first reply leaves before its record syncs.
+        (Planted::ReleaseOneEarly, false, 1),
         (Planted::TicketReusable, true, 3),
         // Seven, not six as with two users and four operations: with three operations
         // each, the victim is a third user.

@@ -18,7 +18,9 @@ const MODES: [FaultMode; 2] = [FaultMode::Swarm, FaultMode::Crashes];
 /// swarm mix.
 fn mode_of(bug: Planted) -> FaultMode {
     match bug {
-        Planted::ReplayTornRecord | Planted::ReplyBeforeDurable => FaultMode::Crashes,
+        Planted::ReplayTornRecord | Planted::ReplyBeforeDurable | Planted::ReleaseOneEarly => {
+            FaultMode::Crashes
+        }
         _ => FaultMode::Swarm,
     }
 }
@@ -100,6 +102,8 @@ fn catches_a_requeue_that_drops_a_message() {
 #[test]
 fn catches_replies_released_before_durability() {
     assert_caught(Planted::ReplyBeforeDurable, "no acknowledged message is lost");
+    // The gate's off-by-one: an acknowledgement leaves one record early.
+    assert_caught(Planted::ReleaseOneEarly, "no acknowledged message is lost");
 }
 
 #[test]
