@@ -72,8 +72,7 @@ pub mod report {
 
     use super::StrengthArgs;
     use crate::core::planted::Planted;
-    use crate::core::{Channel, Config};
-    use crate::fuzzing::{ConnState, CoreDriver};
+    use crate::core::Config;
     use crate::model::driver::Bounds;
     use crate::model::explorer::{explore, Limits, Scenario as ModelScenario};
     use crate::sim::cli::shrink_seed;
@@ -308,8 +307,8 @@ pub mod report {
     fn core_driver(bug: Planted) -> Option<Row> {
         let config = Config { planted: bug, ..Config::default() };
         let input: fn(Config) = match bug {
-            Planted::InboundUnbounded => flood,
-            Planted::ReplyBeforeDurable => send_while_not_durable,
+            Planted::InboundUnbounded => crate::fuzzing::probe_inbound_flood,
+            Planted::ReplyBeforeDurable => crate::fuzzing::probe_send_while_not_durable,
             _ => return None,
         };
         let message = panic_message(|| input(config));
@@ -319,38 +318,6 @@ pub mod report {
         };
         let (checker, size) = ("core driver (fuzz)".into(), "-".into());
         Some(Row { bug: bug.name(), checker, found, invariant, size, shrink_s: None })
-    }
-
-    /// A client declares a 1 MB frame and sends 2,000 bytes of it to a core bounded at 1,000.
-    fn flood(config: Config) {
-        let config = Config {
-            frame_len_max_before_login: 1 << 20,
-            inbound_buffered_len_max: 1_000,
-            ..config
-        };
-        let mut driver = CoreDriver::new(config);
-        let conn = driver.open(Channel::Command, 1);
-        driver.feed(conn, b"1000000   ");
-        for _ in 0..20 {
-            driver.feed(conn, &[b'x'; 100]);
-        }
-        assert_eq!(driver.state(conn), ConnState::ClosedByServer);
-    }
-
-    /// A send while its record is not yet durable.
-    fn send_while_not_durable(config: Config) {
-        let mut driver = CoreDriver::new(config);
-        let alice = driver.open(Channel::Command, 1);
-        driver.feed(alice, &frame("3\nalice\npw"));
-        driver.auto_durable = false;
-        driver.feed(alice, &frame("2\nalice\nhi"));
-        driver.make_durable();
-    }
-
-    fn frame(body: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        crate::wire::encode(body.as_bytes(), &mut out);
-        out
     }
 
     /// The first line of the panic `f` raised (the driver's check that failed), if it did,

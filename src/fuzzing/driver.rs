@@ -520,16 +520,43 @@ fn is_ticket(text: &str) -> bool {
     text.len() == 32 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The inputs that trip two of the driver's own checks when their bug is planted (its tests
+/// and `chatroom strength` run them): a client declares a 1 MB frame and sends 2,000 bytes of
+/// it to a core bounded at 1,000 (`config` decides the rest).
+pub fn probe_inbound_flood(config: Config) {
+    let config =
+        Config { frame_len_max_before_login: 1 << 20, inbound_buffered_len_max: 1_000, ..config };
+    let mut driver = CoreDriver::new(config);
+    let conn = driver.open(Channel::Command, 1);
+    driver.feed(conn, b"1000000   ");
+    for _ in 0..20 {
+        driver.feed(conn, &[b'x'; 100]);
+    }
+    assert_eq!(driver.state(conn), ConnState::ClosedByServer);
+}
+
+/// See [`probe_inbound_flood`]: a send while its record is not yet durable, acknowledged only
+/// once it is.
+pub fn probe_send_while_not_durable(config: Config) {
+    let frame = |body: &str| {
+        let mut out = Vec::new();
+        crate::wire::encode(body.as_bytes(), &mut out);
+        out
+    };
+    let mut driver = CoreDriver::new(config);
+    let alice = driver.open(Channel::Command, 1);
+    driver.feed(alice, &frame("3\nalice\npw"));
+    driver.auto_durable = false;
+    driver.feed(alice, &frame("2\nalice\nhi"));
+    assert!(driver.take(alice).iter().all(|r| r != "0\nSent to recipient"));
+    driver.make_durable();
+    assert_eq!(driver.take(alice).last().map(String::as_str), Some("0\nSent to recipient"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::planted::Planted;
-
-    fn frame(body: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        crate::wire::encode(body.as_bytes(), &mut out);
-        out
-    }
 
     /// The panic message of `f`, which must panic.
     fn violation(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
@@ -542,14 +569,7 @@ mod tests {
     }
 
     fn send_while_not_durable(planted: Planted) {
-        let mut driver = CoreDriver::new(Config { planted, ..Config::default() });
-        let alice = driver.open(Channel::Command, 1);
-        driver.feed(alice, &frame("3\nalice\npw"));
-        driver.auto_durable = false;
-        driver.feed(alice, &frame("2\nalice\nhi"));
-        assert!(driver.take(alice).iter().all(|r| r != "0\nSent to recipient"));
-        driver.make_durable();
-        assert_eq!(driver.take(alice).last().map(String::as_str), Some("0\nSent to recipient"));
+        probe_send_while_not_durable(Config { planted, ..Config::default() });
     }
 
     #[test]
@@ -560,19 +580,7 @@ mod tests {
     }
 
     fn flood(planted: Planted) {
-        let config = Config {
-            planted,
-            frame_len_max_before_login: 1 << 20,
-            inbound_buffered_len_max: 1_000,
-            ..Config::default()
-        };
-        let mut driver = CoreDriver::new(config);
-        let conn = driver.open(Channel::Command, 1);
-        driver.feed(conn, b"1000000   ");
-        for _ in 0..20 {
-            driver.feed(conn, &[b'x'; 100]);
-        }
-        assert_eq!(driver.state(conn), ConnState::ClosedByServer);
+        probe_inbound_flood(Config { planted, ..Config::default() });
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod protocol;
 mod request_parser;
 
 pub use core_streams::{core_streams, core_streams_driver};
-pub use driver::{ConnState, CoreDriver};
+pub use driver::{probe_inbound_flood, probe_send_while_not_durable, ConnState, CoreDriver};
 pub use frame_decoder::frame_decoder;
 pub use log_recovery::log_recovery;
 pub use request_parser::{render_request, request_parser};
