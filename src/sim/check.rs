@@ -592,10 +592,12 @@ impl Checker {
         };
     }
 
-    fn recently_failed(&mut self, now_ms: u64, client: usize, p: &Pending) -> bool {
+    fn recently_failed(&mut self, client: usize, p: &Pending) -> bool {
         let k = p.target;
         let window = self.throttle_window_ms;
-        let recent = |v: &Vec<u64>| v.iter().any(|&t| t + window >= now_ms);
+        // The server decided when the request arrived, at or after it was sent: a failure
+        // within a window of the send may still have counted (seed 2913).
+        let recent = |v: &Vec<u64>| v.iter().any(|&t| t + window >= p.sent_ms);
         let by_client = recent(&self.client(client).failures_ms);
         // Not failures on the name from other addresses: the throttle slows the attacker's
         // address without locking the owner out from elsewhere (PROTOCOL.md). It counts per
@@ -751,7 +753,7 @@ impl Checker {
             }
             (Refusal::StoreFull, Op::Send { .. }) => true,
             (Refusal::Throttled, Op::Login { .. } | Op::Delete { .. }) => {
-                self.recently_failed(now_ms, client, p)
+                self.recently_failed(client, p)
             }
             (Refusal::RegistrationsLimited, Op::Register { .. }) => {
                 // Registrations from this address within the window, besides this one, reach
@@ -881,7 +883,7 @@ impl Checker {
                     }
                     self.record_failure(now_ms, client, Some(k));
                 } else if throttled {
-                    let fair = self.recently_failed(now_ms, client, p);
+                    let fair = self.recently_failed(client, p);
                     self.expect(fair, now_ms, "throttling follows failures", what);
                     if let Some(wait_s) = spec::retry_after_s(text) {
                         let until = now_ms + wait_s * 1000;
@@ -944,7 +946,7 @@ impl Checker {
                     self.expect(!refused_wrongly, now_ms, "the owner can delete the account", what);
                     self.record_failure(now_ms, client, Some(k));
                 } else if throttled {
-                    let fair = self.recently_failed(now_ms, client, p);
+                    let fair = self.recently_failed(client, p);
                     self.expect(fair, now_ms, "throttling follows failures", what);
                     if let Some(wait_s) = spec::retry_after_s(text) {
                         let until = now_ms + wait_s * 1000;
