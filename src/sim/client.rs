@@ -658,6 +658,14 @@ impl Client {
             self.cmd = None;
             self.session = None;
             let unanswered = self.awaiting.len();
+            // A persistent client (the liveness phase's) whose login was cut off (a login
+            // deadline while it waited out the throttle) logs in again on its next connection.
+            let login = self.awaiting.iter().find(|op| matches!(op, Op::Login { .. })).cloned();
+            if let (true, Some(login), Driver::Script(ops)) =
+                (self.persistent, login, &mut self.driver)
+            {
+                ops.push_front((0, login));
+            }
             self.awaiting.clear();
             acts.push(Act::Dropped { conn, unanswered, noticed: self.last_failed });
             self.last_failed = false;
