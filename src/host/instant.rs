@@ -32,6 +32,8 @@ pub enum Delivery {
 #[derive(Debug, Default)]
 pub struct InstantWriters {
     touched: Vec<ConnId>,
+    /// Scratch for `settle` (kept, so a settle does not allocate).
+    seen: Vec<ConnId>,
     items: Vec<Outgoing>,
     batch: Batch,
 }
@@ -78,13 +80,15 @@ impl InstantWriters {
                 break;
             }
             // In the order the connections were first handed something: deterministic.
-            let mut seen = Vec::with_capacity(touched.len());
+            let mut seen = std::mem::take(&mut self.seen);
             for conn in touched.drain(..) {
                 if !seen.contains(&conn) {
                     seen.push(conn);
                     self.run(host, now_ms, conn, deliver, job);
                 }
             }
+            seen.clear();
+            self.seen = seen;
         }
         self.touched = touched;
     }

@@ -950,8 +950,8 @@ impl World {
                     "record: delete"
                 }
                 Record::Delivered { to, ids } => {
-                    let ids: Vec<u64> = ids.iter().map(|id| id.0).collect();
-                    self.checker.persisted_delivered(now, check::AccountId(to.0), &ids);
+                    let ids = ids.iter().map(|id| id.0);
+                    self.checker.persisted_delivered(now, check::AccountId(to.0), ids);
                     "record: delivered"
                 }
             };

@@ -207,21 +207,18 @@ impl Checker {
                     // One byte over the limit of the session the client believes it has: if
                     // that session may have been taken over meanwhile, the other limit (which
                     // may be larger) applies and the frame may be served.
-                    Hostile::FrameOver => match (self.certainly_in(client), self.session(client)) {
-                        (true, Session::In { key, .. }) => {
-                            session = Some((key, self.name(key).session_epoch));
+                    Hostile::FrameOver => {
+                        session = self.certain_session(client);
+                        let believed_in = matches!(self.session(client), Session::In { .. });
+                        if believed_in && session.is_none() {
+                            Probe::Either
+                        } else {
                             Probe::Never
                         }
-                        (false, Session::In { .. }) => Probe::Either,
-                        _ => Probe::Never,
-                    },
+                    }
                     _ if kind.closes() => Probe::Never,
                     Hostile::FrameAtLimit if !within_before_login => {
-                        if let (true, Session::In { key, .. }) =
-                            (self.certainly_in(client), self.session(client))
-                        {
-                            session = Some((key, self.name(key).session_epoch));
-                        }
+                        session = self.certain_session(client);
                         Probe::Answered
                     }
                     _ => Probe::Answered,
@@ -254,20 +251,27 @@ impl Checker {
     /// What the probe after `client`'s last hostile frame must get, as far as is known now.
     fn probe_now(&mut self, client: usize) -> Option<Frame> {
         let mut frame = self.hostile.frames.get(&client).copied()?;
-        if frame.kind == Hostile::FrameOver && frame.probe == Probe::Never {
-            let still_in = frame.session.is_none_or(|(k, e)| self.name(k).session_epoch == e);
-            if !still_in {
-                frame.probe = Probe::Either;
+        let taken_over = frame.session.map(|(k, e)| self.name(k).session_epoch != e);
+        let relaxed = match (frame.kind, frame.probe) {
+            (Hostile::FrameOver, Probe::Never) => taken_over == Some(true),
+            (Hostile::FrameAtLimit, Probe::Answered) => {
+                frame.tag.is_some() && taken_over != Some(false)
             }
-        }
-        if frame.kind == Hostile::FrameAtLimit && frame.probe == Probe::Answered {
-            let within = frame.tag.is_none();
-            let still_in = frame.session.is_some_and(|(k, e)| self.name(k).session_epoch == e);
-            if !within && !still_in {
-                frame.probe = Probe::Either;
-            }
+            _ => false,
+        };
+        if relaxed {
+            frame.probe = Probe::Either;
         }
         Some(frame)
+    }
+
+    /// The session `client` is certainly in (its name and session epoch), if any: a login as
+    /// that name by anyone later bumps the epoch, and the session may then be taken over.
+    fn certain_session(&mut self, client: usize) -> Option<(NameId, u64)> {
+        match (self.certainly_in(client), self.session(client)) {
+            (true, Session::In { key, .. }) => Some((key, self.name(key).session_epoch)),
+            _ => None,
+        }
     }
 
     /// A push arrived on relay `conn`: on a relay a hostile handshake opened, that is a
@@ -398,8 +402,13 @@ impl Checker {
     /// `to`'s and must have been written to a relay bound to `to` before (the server cannot
     /// tell a fast client's acknowledgement from one sent early by a liar once the push is
     /// written, but it can before).
-    pub fn persisted_delivered(&mut self, now_ms: u64, to: AccountId, ids: &[u64]) {
-        for &id in ids {
+    pub fn persisted_delivered(
+        &mut self,
+        now_ms: u64,
+        to: AccountId,
+        ids: impl IntoIterator<Item = u64>,
+    ) {
+        for id in ids {
             let Some(&tag) = self.hostile.ids.get(&id) else { continue };
             let Some(msg) = self.msgs.get(&tag) else { continue };
             let (to_account, to_key) = (msg.to_account, msg.to_key);
