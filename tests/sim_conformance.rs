@@ -89,7 +89,7 @@ impl TcpConversation {
                     let _ = stream.shutdown(Shutdown::Both);
                 }
             }
-            Act::Wake(_) => self.clients[client].machine.wake(0, more),
+            Act::Wake(_) | Act::WakeForNextOp => self.clients[client].machine.wake(0, more),
             Act::Reply(body) => {
                 self.clients[client].replies.push(String::from_utf8_lossy(&body).into_owned())
             }

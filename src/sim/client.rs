@@ -12,6 +12,7 @@ use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
 use super::check::Observation;
+use super::rng::{derived, Stream};
 use super::scenario::{Chan, Hostile, Op, BAD_HEADERS};
 use super::workload::{self, View, Workload};
 use crate::client::ClientError;
@@ -29,6 +30,11 @@ pub enum Act {
     Close(u64),
     /// Wake the client again after this many ms.
     Wake(u64),
+    /// Wake a scripted client again when its next operation is due (at once if it has none):
+    /// where a random client thinks, a script waits for its next step. The wake-up is queued
+    /// at the moment the random client it was written down from queued its own, so that it
+    /// falls in the same place among the events of its millisecond.
+    WakeForNextOp,
     /// Observations for the checker.
     Connected,
     Sent(Op),
@@ -119,6 +125,9 @@ pub struct Client {
     pub id: usize,
     driver: Driver,
     rng: ChaCha20Rng,
+    /// The ids hostile acknowledgements make up: a stream apart from the workload's, so that
+    /// a scripted client lies as the random client it was written down from.
+    lies_rng: ChaCha20Rng,
     cmd: Option<Side>,
     relay: Option<Side>,
     relay_acks: bool,
@@ -154,6 +163,7 @@ const LOGIN_RETRY_MS: u64 = 1_000;
 
 impl Client {
     pub fn new(id: usize, driver: Driver, mut rng: ChaCha20Rng, slow_percent: u64) -> Self {
+        let lies_rng = derived(&rng, Stream::Client, Stream::Lies, 0);
         let slow_reader = rng.gen_range(0..100) < slow_percent;
         // A script says when things happen; only random clients think between operations.
         let think_ms_max = if matches!(driver, Driver::Random { .. }) { 100 } else { 0 };
@@ -161,6 +171,7 @@ impl Client {
             id,
             driver,
             rng,
+            lies_rng,
             cmd: None,
             relay: None,
             relay_acks: false,
@@ -215,8 +226,15 @@ impl Client {
         }
     }
 
-    fn think(&mut self) -> u64 {
-        self.rng.gen_range(0..=self.think_ms_max)
+    /// Thinks before the next operation: a random client for a random time, a scripted one
+    /// until its next operation is due.
+    fn think(&mut self, acts: &mut Vec<Act>) {
+        match self.driver {
+            Driver::Random { .. } => {
+                acts.push(Act::Wake(self.rng.gen_range(0..=self.think_ms_max)))
+            }
+            Driver::Script(_) => acts.push(Act::WakeForNextOp),
+        }
     }
 
     /// Time to act: performs the next operation if the client is free.
@@ -227,14 +245,16 @@ impl Client {
         if self.held_handshake(now_ms, acts) {
             return;
         }
-        let op = match &mut self.driver {
+        // A scripted operation is written down at its time in the script, not when it ran, so
+        // that a script replays as itself.
+        let (at_ms, op) = match &mut self.driver {
             Driver::Script(ops) => match ops.front() {
                 None => return,
                 Some(&(at, _)) if at > now_ms => return acts.push(Act::Wake(at - now_ms)),
                 Some((_, op)) if needs_command(op) && self.cmd.is_none() => {
                     return acts.push(Act::Connect(Chan::Command));
                 }
-                Some(_) => ops.pop_front().expect("front exists").1,
+                Some(_) => ops.pop_front().expect("front exists"),
             },
             Driver::Random { ops_left: 0, .. } => return,
             Driver::Random { ops_left, names, workload } => {
@@ -246,20 +266,20 @@ impl Client {
                     session: self.session.as_deref(),
                     relay: self.relay.is_some(),
                 };
-                match workload {
+                let op = match workload {
                     Workload::Mixed => workload::choose(&mut self.rng, view, names, 3),
                     Workload::Hostile => workload::choose(&mut self.rng, view, names, 40),
                     Workload::Chat => workload::choose_chat(&mut self.rng, view, names),
-                }
+                };
+                (now_ms, op)
             }
         };
         if let Some(record) = &mut self.record {
-            record.push((now_ms, op.clone()));
+            record.push((at_ms, op.clone()));
         }
         self.perform(op, acts);
         if self.awaiting.is_empty() {
-            let delay = self.think();
-            acts.push(Act::Wake(delay));
+            self.think(acts);
         }
     }
 
@@ -354,8 +374,8 @@ impl Client {
         let conn = side.conn;
         let lies = &self.lies;
         let id = match hostile {
-            Hostile::AckForged => (1 << 40) + self.rng.gen_range(0..1_000),
-            Hostile::AckEarly => lies.relay_pushed_max + self.rng.gen_range(1..=3),
+            Hostile::AckForged => (1 << 40) + self.lies_rng.gen_range(0..1_000),
+            Hostile::AckEarly => lies.relay_pushed_max + self.lies_rng.gen_range(1..=3),
             Hostile::AckDup => match lies.acked_last {
                 Some(id) => id,
                 None => return,
@@ -363,7 +383,7 @@ impl Client {
             _ => {
                 // An id below the newest one pushed here that was never pushed to this client.
                 let Some(&newest) = lies.pushed.last() else { return };
-                let guess = self.rng.gen_range(1..=newest);
+                let guess = self.lies_rng.gen_range(1..=newest);
                 match (guess..newest).find(|id| lies.pushed.binary_search(id).is_err()) {
                     Some(id) => id,
                     None => return,
@@ -383,8 +403,7 @@ impl Client {
             return;
         }
         if self.doomed {
-            let delay = self.think();
-            return acts.push(Act::Wake(delay));
+            return self.think(acts);
         }
         let logged_in = self.session.is_some();
         let limit = if logged_in {
@@ -459,6 +478,13 @@ impl Client {
     /// A handshake held until its ticket has expired: true while it holds the client.
     fn held_handshake(&mut self, now_ms: u64, acts: &mut Vec<Act>) -> bool {
         let Some((at, _)) = &mut self.lies.expired else { return false };
+        if at.is_none() {
+            // The hold starts at this wake-up: written down (as an idle step) so that a
+            // scripted replay wakes here too.
+            if let Some(record) = &mut self.record {
+                record.push((now_ms, Op::Idle));
+            }
+        }
         let use_at = *at.get_or_insert(now_ms + self.limits.ticket_ttl_ms + 1_000);
         if use_at > now_ms {
             acts.push(Act::Wake(use_at - now_ms));
@@ -611,8 +637,7 @@ impl Client {
             self.session = None;
         }
         if self.awaiting.is_empty() {
-            let delay = self.think();
-            acts.push(Act::Wake(delay));
+            self.think(acts);
         }
     }
 
@@ -672,15 +697,17 @@ impl Client {
             acts.push(Act::Lost);
             // A persistent client refused at the door (a connection cap) tries again later,
             // not at once: with no latency that would be a loop in one simulated instant.
-            let delay = if self.persistent { LOGIN_RETRY_MS } else { self.think() };
-            acts.push(Act::Wake(delay));
+            if self.persistent {
+                acts.push(Act::Wake(LOGIN_RETRY_MS));
+            } else {
+                self.think(acts);
+            }
         } else if self.conn(Chan::Relay) == Some(conn) {
             if self.relay.take().is_some_and(|s| s.hostile.is_some()) {
                 acts.push(Act::Hostile(Observation::RelayClosed { conn }));
                 // Nothing else will wake a client whose hostile relay was its last act (an
                 // expired ticket held for its lifetime, say): it goes on with its workload.
-                let delay = self.think();
-                return acts.push(Act::Wake(delay));
+                return self.think(acts);
             }
             // A persistent client (the liveness phase's) needs its relay back: a refused
             // handshake (an expired ticket) or a closed relay is tried again, a little later.

@@ -1,5 +1,7 @@
 //! The simulated network: one ordered byte stream per direction of each connection, with
-//! latency, fragmentation, partitions and resets. Sans-I/O and seeded by its own stream.
+//! latency, fragmentation, partitions and resets. Sans-I/O and seeded by its own streams: one
+//! per connection, named by its client, channel and ordinal (`rng::link_index`), so that one
+//! client's writes never shift the latencies another client's connections draw.
 //!
 //! The world hands it writes and asks it for what is due; it answers with the times at which
 //! bytes arrive, and the world schedules delivery events for them. A client's two connections
@@ -11,6 +13,7 @@ use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
 use super::options::FaultMix;
+use super::rng::{derived, link_index, Stream};
 use super::scenario::{Chan, Dir};
 
 /// A direction of a connection.
@@ -60,6 +63,8 @@ struct Link {
     client: usize,
     chan: Chan,
     pipes: [Pipe; 2],
+    /// This connection's own draws.
+    rng: ChaCha20Rng,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -73,21 +78,33 @@ struct Partition {
 /// The network.
 #[derive(Debug)]
 pub struct Net {
+    /// The network's stream (`Stream::Net`), from which each connection's is derived.
     rng: ChaCha20Rng,
     mix: FaultMix,
     links: BTreeMap<u64, Link>,
     partitions: Vec<Partition>,
+    /// Connections opened so far, by client and channel (the ordinal of the next one).
+    opened: BTreeMap<(usize, Chan), u64>,
 }
 
 impl Net {
+    /// A network drawing from `rng`, the run's `Stream::Net`.
     pub fn new(rng: ChaCha20Rng, mix: FaultMix) -> Self {
-        Net { rng, mix, links: BTreeMap::new(), partitions: Vec::new() }
+        let opened = BTreeMap::new();
+        Net { rng, mix, links: BTreeMap::new(), partitions: Vec::new(), opened }
     }
 
-    /// A new connection `conn` of `client` on `chan`.
-    pub fn open(&mut self, conn: u64, client: usize, chan: Chan) {
-        let link = Link { client, chan, pipes: [Pipe::default(), Pipe::default()] };
+    /// A new connection `conn` of `client` on `chan`. Returns the generator of its server
+    /// threads' delays (`Stream::Threads`), like its latencies a function of the client, the
+    /// channel and how many connections the client opened on it before.
+    pub fn open(&mut self, conn: u64, client: usize, chan: Chan) -> ChaCha20Rng {
+        let nth = self.opened.entry((client, chan)).or_insert(0);
+        let index = link_index(client, chan as u64, *nth);
+        *nth += 1;
+        let rng = derived(&self.rng, Stream::Net, Stream::Link, index);
+        let link = Link { client, chan, pipes: [Pipe::default(), Pipe::default()], rng };
         assert!(self.links.insert(conn, link).is_none(), "connection {conn} opened twice");
+        derived(&self.rng, Stream::Net, Stream::Threads, index)
     }
 
     /// The client and channel of a live connection.
@@ -112,7 +129,7 @@ impl Net {
             return true;
         }
         let mix = &self.mix;
-        let rng = &mut self.rng;
+        let rng = &mut link.rng;
         let fragmented = mix.fragment_percent > 0 && rng.gen_range(0..100) < mix.fragment_percent;
         let pieces =
             if fragmented { fragment(rng, &bytes, mix.bytewise_percent) } else { Vec::new() };
@@ -131,7 +148,7 @@ impl Net {
         if pipe.dead {
             return None;
         }
-        let at = arrival(&mut self.rng, &self.mix, now_ms, pipe);
+        let at = arrival(&mut link.rng, &self.mix, now_ms, pipe);
         pipe.queue.push_back((at, Piece::Eof));
         // The closing side reads no more: what the other side writes from now on is dropped.
         link.pipes[1 - way as usize].dead = true;

@@ -3,6 +3,15 @@
 //! Every subsystem (network, disk, fault injector, each client, each server incarnation) draws
 //! from its own stream of the root seed, so adding a client or a draw in one place never shifts
 //! the draws of another: the network of seed 7 behaves the same with 3 clients or 4.
+//!
+//! The streams are finer still where a shrink needs it: each connection's latencies and its
+//! server threads' delays draw from a stream of their own, named by the client, the channel and
+//! how many connections that client opened on it before (never by a global connection
+//! number), and a client's lies (the ids it acknowledges falsely) from one apart from its
+//! workload. So removing one client's operation from a scenario leaves every other
+//! connection's timing as it was, and a race that needs two connections' timings survives the
+//! removal of unrelated steps; and a scripted client, which draws no workload, lies as the
+//! random client it was written down from.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -21,6 +30,13 @@ pub enum Stream {
     Server,
     /// One per client.
     Client,
+    /// One per client: the ids its hostile acknowledgements make up.
+    Lies,
+    /// One per connection ([`link_index`]): its latencies and fragments.
+    Link,
+    /// One per connection ([`link_index`]): its server threads' delays (the writer, the
+    /// password jobs it submits).
+    Threads,
 }
 
 impl Stream {
@@ -35,8 +51,28 @@ impl Stream {
             Stream::Limits => 6,
             Stream::Server => 1 << 20,
             Stream::Client => 1 << 40,
+            Stream::Lies => 3 << 40,
+            Stream::Link => 1 << 48,
+            Stream::Threads => 1 << 56,
         }
     }
+}
+
+/// The index of a connection's streams: the `nth` connection `client` opened on channel
+/// `chan` (0 command, 1 relay).
+pub fn link_index(client: usize, chan: u64, nth: u64) -> u64 {
+    ((client as u64) << 24) | (nth << 1) | chan
+}
+
+/// The stream `to` with index `index`, of the root that `rng` (a stream `from` of some index)
+/// was made from: for a subsystem that was handed one generator and needs more.
+pub fn derived(rng: &ChaCha20Rng, from: Stream, to: Stream, index: u64) -> ChaCha20Rng {
+    let mut out = rng.clone();
+    // Wrapping: a generator made otherwise (a test's) still derives distinct streams.
+    let offset = rng.get_stream().wrapping_sub(from.base());
+    out.set_stream(to.base().wrapping_add(offset).wrapping_add(index));
+    out.set_word_pos(0);
+    out
 }
 
 /// The generator for `stream` (plus `index` for per-client and per-incarnation streams).
@@ -58,5 +94,17 @@ mod tests {
         assert_ne!(draw(Stream::Net, 0), draw(Stream::Disk, 0));
         assert_ne!(draw(Stream::Client, 0), draw(Stream::Client, 1));
         assert_ne!(child(9, Stream::Net, 0).next_u64(), child(10, Stream::Net, 0).next_u64());
+    }
+
+    #[test]
+    fn a_derived_stream_is_the_roots_own_whatever_was_drawn_before() {
+        let mut client = child(9, Stream::Client, 3);
+        client.next_u64();
+        let lies = derived(&client, Stream::Client, Stream::Lies, 0);
+        assert_eq!(lies, child(9, Stream::Lies, 3));
+        let link = derived(&child(9, Stream::Net, 0), Stream::Net, Stream::Link, 5);
+        assert_eq!(link, child(9, Stream::Link, 5));
+        assert_ne!(link_index(1, 0, 0), link_index(0, 1, 0));
+        assert_ne!(link_index(0, 0, 1), link_index(0, 1, 0));
     }
 }

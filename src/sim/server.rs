@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use rand_chacha::ChaCha20Rng;
+
 use super::disk::SimStore;
 use super::scenario::Chan;
 use crate::core::{ConnId, Lsn, Record, Server, SnapshotView};
@@ -74,11 +76,21 @@ pub(super) struct ServerConn {
     pub inbox: VecDeque<u8>,
     /// The client's end of the stream arrived after `inbox`.
     pub eof: bool,
+    /// The delays of this connection's threads (its writer's, its password jobs'), a stream
+    /// of its own (`sim::rng::Stream::Threads`).
+    pub rng: ChaCha20Rng,
 }
 
 impl ServerConn {
-    pub fn new(chan: Chan, mailbox: Arc<Mailbox<Outgoing>>, socket: SimSocket, slow: bool) -> Self {
+    pub fn new(
+        chan: Chan,
+        mailbox: Arc<Mailbox<Outgoing>>,
+        socket: SimSocket,
+        slow: bool,
+        rng: ChaCha20Rng,
+    ) -> Self {
         ServerConn {
+            rng,
             chan,
             mailbox,
             socket,

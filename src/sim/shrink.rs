@@ -68,8 +68,10 @@ pub fn written_down(outcome: &Outcome) -> Option<Scenario> {
             action: Action::Client { client, op: op.clone() },
         }));
         if *busy {
-            let op = Op::Idle;
-            steps.push(Step { at_ms: recorded.end_ms, action: Action::Client { client, op } });
+            // Just after the end: at the end itself the client's wake-up could come before
+            // the failing event, and the world, every client done, would end the workload.
+            let (at_ms, op) = (recorded.end_ms + 1, Op::Idle);
+            steps.push(Step { at_ms, action: Action::Client { client, op } });
         }
     }
     steps.sort_by_key(|s| s.at_ms);

@@ -142,7 +142,10 @@ pub struct World {
     trace: Trace,
     next_conn: u64,
     phase: Phase,
-    steps: Vec<Action>,
+    /// A scenario's fault steps and their times, in order: each is queued when the one before
+    /// it runs (as a random world queues its next fault), so that a written-down run's faults
+    /// fall in the same place among the events of their millisecond.
+    steps: Vec<(u64, Action)>,
     steps_left: usize,
     crashes: u64,
     arrivals: Vec<u64>,
@@ -183,11 +186,12 @@ impl World {
             let driver = Driver::Random { ops_left, names, workload: world.opts.workload };
             world.add_client(driver, 0);
         }
-        if mix.storm_logins > 0 {
-            world.add_storm();
-        }
+        // The intruder before the storm: a scenario keeps the storm's clients last.
         if mix.hosts > 0 {
             world.add_intruder();
+        }
+        if mix.storm_logins > 0 {
+            world.add_storm();
         }
         if mix.fault_interval_ms > 0
             && mix.reset_weight + mix.partition_weight + mix.crash_weight > 0
@@ -254,13 +258,10 @@ impl World {
                 Action::Client { client, op } => {
                     scripts[*client].push_back((step.at_ms, op.clone()))
                 }
-                other => {
-                    world.steps.push(other.clone());
-                    let index = world.steps.len() - 1;
-                    world.schedule(step.at_ms, Ev::Step { index });
-                }
+                other => world.steps.push((step.at_ms, other.clone())),
             }
         }
+        world.steps.sort_by_key(|&(at_ms, _)| at_ms);
         world.steps_left = world.steps.len();
         // In a scenario, `option storm_logins N` makes the last N clients the attacker host's.
         let storm = (scenario.mix.storm_logins as usize).min(scenario.clients);
@@ -273,6 +274,10 @@ impl World {
             if world.storm.as_ref().is_some_and(|storm| storm.contains(&client)) {
                 world.checker.storm_client(client, world.config.login_failures_per_peer_max);
             }
+        }
+        // After the clients, as a random world queues its first fault.
+        if let Some(&(at_ms, _)) = world.steps.first() {
+            world.schedule(at_ms, Ev::Step { index: 0 });
         }
         world
     }
@@ -472,6 +477,11 @@ impl World {
                 && self.clients.iter().all(Client::is_done)
             {
                 self.begin_liveness();
+                // Nothing owed: the run is over (not one event later, which a scripted
+                // replay of it, with other events left in its queue, would not handle).
+                if self.phase == Phase::Done {
+                    break;
+                }
             }
         }
         if self.phase != Phase::Done && self.checker.violation().is_none() {
@@ -518,7 +528,10 @@ impl World {
             Ev::Fault if self.phase == Phase::Ops => self.inject_fault(),
             Ev::Step { index } => {
                 self.steps_left -= 1;
-                let action = self.steps[index].clone();
+                if let Some(&(at_ms, _)) = self.steps.get(index + 1) {
+                    self.schedule(at_ms, Ev::Step { index: index + 1 });
+                }
+                let action = self.steps[index].1.clone();
                 self.apply_fault(action);
             }
             Ev::Restart { epoch } if epoch == self.epoch => self.restart(),
@@ -573,6 +586,10 @@ impl World {
             }
             Act::Wake(u64::MAX) => {}
             Act::Wake(delay) => self.wake(client, now + delay),
+            Act::WakeForNextOp => {
+                let next_ms = self.clients[client].next_script_ms().unwrap_or(now);
+                self.wake(client, next_ms.max(now));
+            }
             Act::Connected => self.checker.connected(client),
             Act::Sent(op) => {
                 self.trace.line(now, Line::Sent { client, op: &op });
@@ -627,7 +644,7 @@ impl World {
         }
         let conn = self.next_conn;
         self.next_conn += 1;
-        self.net.open(conn, client, chan);
+        let threads_rng = self.net.open(conn, client, chan);
         self.trace.line(now, Line::Open { client, chan, conn });
         let slow = chan == Chan::Relay && self.clients[client].slow_reader;
         let channel = match chan {
@@ -638,7 +655,7 @@ impl World {
         let socket = SimSocket::default();
         let up = self.server.as_mut().expect("checked above");
         let mailbox = up.host.open(now, ConnId(conn), channel, peer, socket.clone());
-        up.conns.insert(conn, ServerConn::new(chan, mailbox, socket, slow));
+        up.conns.insert(conn, ServerConn::new(chan, mailbox, socket, slow, threads_rng));
         self.after_host();
         Some(conn)
     }
@@ -782,7 +799,7 @@ impl World {
         }
         c.scheduled = true;
         let max = if c.slow { self.mix.slow_reader_ms_max } else { self.mix.writer_ms_max };
-        let delay = self.timing_rng.gen_range(0..=max);
+        let delay = c.rng.gen_range(0..=max);
         self.schedule(self.now_ms + delay, Ev::Flush { conn, epoch: self.epoch });
     }
 
@@ -874,7 +891,9 @@ impl World {
         self.server.as_mut().expect("still up").batch = batch;
         for job in jobs {
             let outcome = self.hasher.run(&job);
-            let delay = self.timing_rng.gen_range(0..=self.mix.hash_ms_max);
+            // The job's connection still exists: it submitted the job in this very batch.
+            let c = self.server.as_mut().and_then(|up| up.conns.get_mut(&conn));
+            let delay = c.expect("the job's connection").rng.gen_range(0..=self.mix.hash_ms_max);
             let ev = Ev::Password { job: job.job, outcome: Box::new(outcome), epoch: self.epoch };
             self.schedule(now + delay, ev);
         }
