@@ -90,3 +90,13 @@ fn a_login_storm_is_throttled_before_its_passwords_are_checked() {
     let outcome = run_scenario(&scenario("login_storm"), &RunOptions::default());
     assert_eq!(outcome.violation, None);
 }
+
+/// A lie acknowledging a push already written but still in flight, then a hang-up: the
+/// message is the liar's to lose, not a loss by the server (a checker fix, hostile seed 3).
+#[test]
+fn an_early_acknowledgement_of_a_push_in_flight_is_the_liars_loss() {
+    let kept = RunOptions { keep_trace: true, ..RunOptions::default() };
+    let outcome = run_scenario(&scenario("ack_early_in_flight"), &kept);
+    assert_eq!(outcome.violation, None);
+    assert!(outcome.trace.iter().any(|l| l.ends_with("hostile:ack-early")), "the lie was told");
+}

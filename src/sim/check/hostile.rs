@@ -431,6 +431,16 @@ impl Checker {
                 "no acknowledgement changes another account's queue",
                 detail,
             );
+            if written && theirs {
+                // Written, and acknowledged early by the recipient's own lying client (before
+                // the push reached it): the server cannot tell that from a fast client, and the
+                // message is the liar's to lose (it may hang up before the push arrives).
+                let own_lie =
+                    self.hostile.acks.get(&id).is_some_and(|keys| keys.contains(&Some(to_key)));
+                if let (true, Some(msg)) = (own_lie, self.msgs.get_mut(&tag)) {
+                    msg.delivered = true;
+                }
+            }
             if !theirs || written {
                 continue;
             }
