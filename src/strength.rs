@@ -21,8 +21,10 @@ use clap::Args;
 /// `chatroom strength [--seeds N] [--jobs J] [--shrink-budget-s S] [--bug NAME]...`.
 #[derive(Debug, Args)]
 pub struct StrengthArgs {
-    /// Seeds the simulator sweeps per bug (`0..N`); it stops at the first failing seed.
-    #[arg(long, default_value_t = 1_000)]
+    /// Seeds the simulator sweeps per bug (`0..N`); it stops at the first failing seed. The
+    /// default is the swarm range `sim::tests` searches (a takeover racing an old relay's writer
+    /// is won about once in a thousand seeds).
+    #[arg(long, default_value_t = 2_000)]
     pub seeds: u64,
     /// Threads for the simulator's sweeps and the model checker.
     #[arg(long, default_value_t = 2)]

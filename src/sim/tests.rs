@@ -42,16 +42,23 @@ fn a_fault_free_world_passes_and_delivers() {
     assert!(outcome.checks > 100, "invariants were checked");
 }
 
-/// The seeds every planted-bug test searches, and the clean control sweeps: the same seeds in
-/// the same mode, so that a catch can never be a seed the real server also fails.
-const SEEDS: std::ops::Range<u64> = 0..1000;
+/// The seeds every planted-bug test searches in `mode`, and the clean control sweeps: the same
+/// seeds in the same mode, so that a catch can never be a seed the real server also fails.
+/// Swarm goes further: a push racing an old relay's writer (`PushBeforeOldRelayEnds`) is a
+/// race about one seed in a thousand wins.
+fn seeds_of(mode: FaultMode) -> std::ops::Range<u64> {
+    match mode {
+        FaultMode::Swarm => 0..2000,
+        _ => 0..1000,
+    }
+}
 
 #[test]
 fn the_real_server_passes_every_seed_and_mode_the_catches_search() {
-    let seeds: Vec<u64> = SEEDS.collect();
     for mode in MODES {
+        let seeds: Vec<u64> = seeds_of(mode).collect();
         let report = sweep(&seeds, &small(mode), 2, false, &|| {});
-        assert_eq!(report.runs, SEEDS.end - SEEDS.start);
+        assert_eq!(report.runs, seeds.len() as u64);
         let failures: Vec<_> =
             report.failures.iter().map(|o| (o.seed, o.violation.clone())).collect();
         assert!(failures.is_empty(), "{mode:?}: {failures:#?}");
@@ -79,11 +86,12 @@ fn one_hundred_seeds_run_twice_hash_the_same() {
     assert_ne!(a.hash, b.hash, "different seeds behave differently");
 }
 
-/// The first seed of [`SEEDS`] on which `bug` is caught, after checking that the invariant
+/// The first seed of [`seeds_of`] its mode on which `bug` is caught, after checking that the invariant
 /// reporting it is the one that names it.
 fn assert_caught(bug: Planted, invariant: &str) -> u64 {
-    let Some(outcome) = first_failure(&planted(bug), SEEDS) else {
-        panic!("{bug:?} was not caught in seeds {SEEDS:?}");
+    let seeds = seeds_of(mode_of(bug));
+    let Some(outcome) = first_failure(&planted(bug), seeds.clone()) else {
+        panic!("{bug:?} was not caught in seeds {seeds:?}");
     };
     let violation = outcome.violation.expect("failures have a violation");
     assert_eq!(
@@ -103,8 +111,16 @@ fn catches_a_requeue_that_drops_a_message() {
 fn catches_replies_released_before_durability() {
     assert_caught(Planted::ReplyBeforeDurable, "no acknowledged message is lost");
     // The gate's off-by-one: an acknowledgement leaves one record early.
-    assert_caught(Planted::ReleaseOneEarly, "no acknowledged message is lost");
+    assert_caught_one_of(Planted::ReleaseOneEarly, ACKNOWLEDGED_RECORD_LOST);
 }
+
+/// What an acknowledged record lost in a crash shows as: a message, a deletion (the deleted
+/// account logs in again), a registration (its name is registered again).
+const ACKNOWLEDGED_RECORD_LOST: &[&str] = &[
+    "no acknowledged message is lost",
+    "no login to a missing account",
+    "a taken name cannot be registered",
+];
 
 #[test]
 fn catches_a_relay_bound_by_username_alone() {
@@ -136,13 +152,14 @@ fn catches_a_host_that_reports_a_close_before_the_writer_is_done() {
 
 #[test]
 fn catches_a_host_that_takes_the_log_for_synchronous() {
-    assert_caught(Planted::HostAssumesSyncSink, "no acknowledged message is lost");
+    assert_caught_one_of(Planted::HostAssumesSyncSink, ACKNOWLEDGED_RECORD_LOST);
 }
 
 /// Like [`assert_caught`], for a bug whose symptom has two names depending on the seed.
 fn assert_caught_one_of(bug: Planted, invariants: &[&str]) -> u64 {
-    let Some(outcome) = first_failure(&planted(bug), SEEDS) else {
-        panic!("{bug:?} was not caught in seeds {SEEDS:?}");
+    let seeds = seeds_of(mode_of(bug));
+    let Some(outcome) = first_failure(&planted(bug), seeds.clone()) else {
+        panic!("{bug:?} was not caught in seeds {seeds:?}");
     };
     let violation = outcome.violation.expect("failures have a violation");
     assert!(invariants.contains(&violation.invariant), "{bug:?}: {violation:?}");
@@ -220,7 +237,7 @@ fn catches_a_recovery_that_replays_a_torn_record() {
 #[test]
 fn a_failing_run_replays_from_its_seed_with_the_same_trace() {
     let opts = planted(Planted::RequeueOutOfOrder);
-    let failed = first_failure(&opts, SEEDS).expect("the planted bug is caught");
+    let failed = first_failure(&opts, 0..1000).expect("the planted bug is caught");
     let kept = RunOptions { keep_trace: true, ..opts };
     let (a, b) = (run_seed(failed.seed, &kept), run_seed(failed.seed, &kept));
     assert_eq!(a.hash, failed.hash, "keeping the trace does not change the run");
@@ -261,8 +278,8 @@ fn a_failing_scenario_replays_from_its_printed_form_with_the_same_trace() {
 
 #[test]
 fn planted_bugs_are_caught_early_in_the_sweep() {
-    // Bounds how late each bug is found (today: seeds 5, 84, 6, 2 and 154), so that a weaker checker is
-    // noticed.
+    // Bounds how late each bug is found (today: seeds 9, 2, 1, 0 and 106), so that a weaker
+    // checker is noticed.
     let found: Vec<(Planted, Option<u64>)> = [
         Planted::DropOnDetach,
         Planted::ReplyBeforeDurable,
@@ -271,7 +288,7 @@ fn planted_bugs_are_caught_early_in_the_sweep() {
         Planted::ReplayTornRecord,
     ]
     .into_iter()
-    .map(|bug| (bug, first_failure(&planted(bug), SEEDS).map(|o| o.seed)))
+    .map(|bug| (bug, first_failure(&planted(bug), 0..500).map(|o| o.seed)))
     .collect();
     for (bug, seed) in &found {
         assert!(seed.is_some_and(|s| s < 500), "{bug:?} first caught at seed {seed:?}");
