@@ -2,9 +2,11 @@
 //!
 //! Every planted bug (`core::planted::Planted::ALL`) is run against every checker
 //! that can run inside this binary: the simulator (a sweep of seeds `0..N` in the worlds of
-//! `sim::tests`, stopping at the first failing seed, whose run is then shrunk), the model
-//! checker (the bounds of `model::tests`, for the bugs its step alphabet can reach) and the
-//! core driver of the fuzz targets (`fuzzing::CoreDriver`, for the two bugs its checks name).
+//! `sim::tests`, stopping at the first failing seed, whose run is then shrunk, and the shrunk
+//! file replayed from its text: a replay that does not fail the same invariant is shown in the
+//! row), the model checker (the bounds of `model::tests`, for the bugs its step alphabet can
+//! reach) and the core driver of the fuzz targets (`fuzzing::CoreDriver`, for the two bugs its
+//! checks name).
 //! Checkers that cannot run here are listed with the command that runs them, never counted as
 //! a catch: the loom models (they need a `--cfg loom` build: `.ci/loom`) and the core's unit
 //! tests (`cargo test`).
@@ -78,7 +80,7 @@ pub mod report {
     use crate::model::driver::Bounds;
     use crate::model::explorer::{explore, Limits, Scenario as ModelScenario};
     use crate::sim::cli::shrink_seed;
-    use crate::sim::{shrink, sweep, FaultMode, RunOptions};
+    use crate::sim::{run_scenario, shrink, sweep, FaultMode, RunOptions, Scenario};
 
     /// One line of the table.
     #[derive(Debug, Clone, PartialEq)]
@@ -273,6 +275,15 @@ pub mod report {
                 let cut = if s.complete { "" } else { ", budget spent" };
                 row.size = format!("{} -> {ops} ops, {faults} faults{cut}", s.ops_before);
                 row.shrink_s = Some(timed.wall_s);
+                // The shrunk file, replayed from its text as `chatroom sim --replay` would:
+                // it must fail the invariant the seed failed.
+                let replayed = s.scenario.to_string().parse::<Scenario>().map(|scenario| {
+                    run_scenario(&scenario, &RunOptions::default()).violation.map(|v| v.invariant)
+                });
+                if replayed != Ok(Some(violation.invariant)) {
+                    let got = replayed.map_or_else(|e| e.to_string(), |v| format!("{v:?}"));
+                    row.size.push_str(&format!(", but its replay fails {got}"));
+                }
             }
             Err(e) => row.size = format!("not shrunk: {e}"),
         }

@@ -26,6 +26,7 @@ fn a_bug_is_caught_by_the_simulator_shrunk_and_found_by_the_model_checker() {
     let ops: usize =
         sim.size.split(" -> ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     assert!(ops <= 12, "{sim:?}");
+    assert!(!sim.size.contains("replay"), "the shrunk file replays as the same failure: {sim:?}");
     assert!(sim.shrink_s.is_some());
     let model = &rows[1];
     assert!(matches!(&model.found, Found::Caught(how) if how.ends_with(" states")), "{model:?}");
