@@ -100,3 +100,14 @@ fn an_early_acknowledgement_of_a_push_in_flight_is_the_liars_loss() {
     assert_eq!(outcome.violation, None);
     assert!(outcome.trace.iter().any(|l| l.ends_with("hostile:ack-early")), "the lie was told");
 }
+
+/// A login whose failure reply a reset cut off may still have counted against the address: the
+/// next login from it may be throttled (a checker fix, small swarm seed 2757).
+#[test]
+fn a_login_lost_to_a_reset_may_throttle_the_next_from_its_address() {
+    let kept = RunOptions { keep_trace: true, ..RunOptions::default() };
+    let outcome = run_scenario(&scenario("throttle_after_lost_login"), &kept);
+    assert_eq!(outcome.violation, None);
+    let throttled = outcome.trace.iter().any(|l| l.contains("Too many failed attempts"));
+    assert!(throttled, "the second login was throttled");
+}

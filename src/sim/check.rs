@@ -526,6 +526,12 @@ impl Checker {
         for pending in &pending {
             self.check_ended(now_ms, client, pending);
             self.end_request(now_ms, pending, true);
+            // A lost password check may have failed, and the server counts a failure against
+            // the address as well as the name (small swarm seed 2757: a login's failure reply
+            // lost to a reset, the next login from the address throttled).
+            if matches!(pending.op, Op::Login { .. } | Op::Delete { .. }) {
+                self.client(client).failures_ms.push(now_ms);
+            }
         }
     }
 
