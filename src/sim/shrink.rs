@@ -2,10 +2,12 @@
 //!
 //! A failing seed is first written down as a [`Scenario`] ([`super::run::record_seed`]: each
 //! client's operations at the times they ran, the faults, the mix; it replays them at the same
-//! times, often event for event, though a scripted client's wake-up may swap with another event
-//! of the same millisecond, which is why the caller checks that it fails the same way), then
-//! reduced by delta
-//! debugging over that scenario, never by drawing seeds again. Every candidate is replayed
+//! times, event for event for nearly every seed, since scripted wake-ups and faults are queued
+//! where the random world queued them; the rare rest part at a tie in some millisecond, which
+//! is why the caller checks that it fails the same way), then reduced by delta debugging over
+//! that scenario, never by drawing seeds again. Removals stay local because each connection
+//! draws its timing from its own stream (`super::rng`): removing one client's step leaves the
+//! others' latencies and writer delays, and so their races, as they were. Every candidate is replayed
 //! through [`run_scenario`], the path `chatroom sim --replay` takes, and kept only if it fails
 //! the same invariant (compared by name). The passes, repeated until none helps:
 //!
