@@ -86,15 +86,6 @@ pub enum PushError<T> {
     Closed(T),
 }
 
-impl<T> PushError<T> {
-    /// The refused item.
-    pub fn into_inner(self) -> T {
-        match self {
-            PushError::Full(item) | PushError::Closed(item) => item,
-        }
-    }
-}
-
 impl<T> fmt::Display for PushError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -181,11 +172,6 @@ impl<T> Mailbox<T> {
     /// Whether [`close`](Self::close) has been called.
     pub fn is_closed(&self) -> bool {
         self.lock().closed
-    }
-
-    /// The most items that may wait in the mailbox.
-    pub fn len_max(&self) -> usize {
-        self.len_max
     }
 
     /// Blocks until an item is queued or the mailbox is closed, then appends every queued
@@ -543,9 +529,7 @@ mod tests {
     }
 
     #[test]
-    fn push_error_gives_the_item_back_and_says_why() {
-        assert_eq!(PushError::Full(1).into_inner(), 1);
-        assert_eq!(PushError::Closed(2).into_inner(), 2);
+    fn push_error_says_why() {
         assert!(PushError::Full(()).to_string().contains("full"));
         assert!(PushError::Closed(()).to_string().contains("closed"));
     }
