@@ -25,17 +25,24 @@ const MIMALLOC: u8 = 2;
 static CHOICE: AtomicU8 = AtomicU8::new(UNDECIDED);
 
 impl Allocator {
+    /// Inlined into every allocation and free: one load and a compare (the simulator and the
+    /// model checker allocate often enough for a call here to show in their profiles).
+    #[inline(always)]
     fn system(&self) -> bool {
         match CHOICE.load(Ordering::Relaxed) {
-            UNDECIDED => {
-                let choice = if is_server() { SYSTEM } else { MIMALLOC };
-                // Only the first allocation, on the process's only thread, gets here.
-                CHOICE.store(choice, Ordering::Relaxed);
-                choice == SYSTEM
-            }
+            UNDECIDED => decide(),
             choice => choice == SYSTEM,
         }
     }
+}
+
+/// Makes the choice; only the first allocation, on the process's only thread, gets here.
+#[cold]
+#[inline(never)]
+fn decide() -> bool {
+    let choice = if is_server() { SYSTEM } else { MIMALLOC };
+    CHOICE.store(choice, Ordering::Relaxed);
+    choice == SYSTEM
 }
 
 /// Whether the first argument is `server`, read without allocating (the allocator is not
@@ -61,6 +68,7 @@ fn is_server() -> bool {
 // SAFETY: every call goes to one allocator, the same for the whole life of the process, which
 // upholds `GlobalAlloc`'s contract itself.
 unsafe impl GlobalAlloc for Allocator {
+    #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match self.system() {
             true => System.alloc(layout),
@@ -68,6 +76,7 @@ unsafe impl GlobalAlloc for Allocator {
         }
     }
 
+    #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         match self.system() {
             true => System.alloc_zeroed(layout),
@@ -75,6 +84,7 @@ unsafe impl GlobalAlloc for Allocator {
         }
     }
 
+    #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         match self.system() {
             true => System.dealloc(ptr, layout),
@@ -82,6 +92,7 @@ unsafe impl GlobalAlloc for Allocator {
         }
     }
 
+    #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         match self.system() {
             true => System.realloc(ptr, layout, new_size),

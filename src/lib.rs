@@ -5,6 +5,7 @@ pub mod client;
 pub mod core;
 pub mod fuzzing;
 pub mod host;
+pub mod invariant;
 pub mod model;
 pub mod net;
 pub mod results;

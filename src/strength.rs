@@ -78,7 +78,7 @@ pub mod report {
     use crate::core::planted::Planted;
     use crate::core::Config;
     use crate::model::driver::Bounds;
-    use crate::model::explorer::{explore, Limits, Scenario as ModelScenario};
+    use crate::model::explorer::{explore, Limits, Search};
     use crate::sim::cli::shrink_seed;
     use crate::sim::{run_scenario, shrink, sweep, FaultMode, RunOptions, Scenario};
 
@@ -267,7 +267,7 @@ pub mod report {
         let Some(outcome) = first else { return row };
         let violation = outcome.violation.expect("failures have a violation");
         row.found = Found::Caught(format!("seed {} ({} seeds)", outcome.seed, outcome.seed + 1));
-        row.invariant = violation.invariant.into();
+        row.invariant = violation.invariant.to_string();
         match shrink_seed(outcome.seed, &opts, args.shrink_budget_s, false) {
             Ok(timed) => {
                 let s = &timed.shrunk;
@@ -291,7 +291,7 @@ pub mod report {
     }
 
     fn model(bug: Planted, bounds: Bounds, args: &StrengthArgs) -> Row {
-        let mut scenario = ModelScenario::new(bounds);
+        let mut scenario = Search::new(bounds);
         scenario.config.planted = bug;
         let limits = Limits { states_max: args.model_states_max, jobs: args.jobs.max(1) };
         let report = explore(&scenario, limits, &mut |_| ControlFlow::Continue(()));

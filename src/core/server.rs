@@ -410,11 +410,18 @@ impl Server {
     /// A command connection's writer wrote `count` reply frames: that many requests are
     /// answered, and as many more of its pipelined requests may be decoded.
     fn replies_written(&mut self, conn: ConnId, count: u32) {
-        let Some(Conn { role: Role::Command { owed, .. }, .. }) = self.conns.get_mut(&conn) else {
+        let Some(Conn { role: Role::Command { owed, .. }, decoder, .. }) =
+            self.conns.get_mut(&conn)
+        else {
             return;
         };
         *owed = owed.saturating_sub(count);
-        self.process_frames(conn);
+        // With nothing buffered there is nothing to decode, and no frame deadline to change
+        // (one runs only over a partial frame): the usual case of a client that waits for
+        // its replies, skipped because every reply pays for it.
+        if decoder.buffered_len() > 0 {
+            self.process_frames(conn);
+        }
     }
 
     fn password_done(&mut self, job: JobId, outcome: PasswordOutcome) {

@@ -12,7 +12,6 @@
 //! Its locks and condition variable come from [`crate::host::sync`], so the loom models in
 //! `tests/loom_mailbox.rs` explore this very code.
 
-use std::collections::VecDeque;
 use std::fmt;
 #[cfg(any(test, loom))]
 use std::ops::ControlFlow;
@@ -69,7 +68,9 @@ pub struct Mailbox<T> {
 }
 
 struct State<T> {
-    items: VecDeque<T>,
+    /// Oldest first. A `Vec`, not a deque: the consumer always takes everything, so a take
+    /// swaps buffers (or appends, one copy) instead of moving items one by one.
+    items: Vec<T>,
     closed: bool,
     /// Consumers blocked in `take_all`. A notification is a system call even with nobody to
     /// wake, and the relay thread is usually busy writing when a push comes: skip it then.
@@ -83,15 +84,6 @@ pub enum PushError<T> {
     Full(T),
     /// The mailbox was closed before this push.
     Closed(T),
-}
-
-impl<T> PushError<T> {
-    /// The refused item.
-    pub fn into_inner(self) -> T {
-        match self {
-            PushError::Full(item) | PushError::Closed(item) => item,
-        }
-    }
 }
 
 impl<T> fmt::Display for PushError<T> {
@@ -125,7 +117,7 @@ impl<T> Mailbox<T> {
     pub fn new(len_max: usize) -> Self {
         assert!(len_max > 0, "a mailbox needs room for at least one item");
         Mailbox {
-            state: Mutex::new(State { items: VecDeque::new(), closed: false, waiting: 0 }),
+            state: Mutex::new(State { items: Vec::new(), closed: false, waiting: 0 }),
             ready: Condvar::new(),
             len_max,
             #[cfg(any(test, loom))]
@@ -156,7 +148,7 @@ impl<T> Mailbox<T> {
         if state.items.len() >= self.len_max {
             return Err(PushError::Full(item));
         }
-        state.items.push_back(item);
+        state.items.push(item);
         // Notify with the item already visible and the lock held, so a consumer that checked
         // "empty" is either waiting (counted, and gets this notification) or has not checked
         // yet.
@@ -182,11 +174,6 @@ impl<T> Mailbox<T> {
         self.lock().closed
     }
 
-    /// The most items that may wait in the mailbox.
-    pub fn len_max(&self) -> usize {
-        self.len_max
-    }
-
     /// Blocks until an item is queued or the mailbox is closed, then appends every queued
     /// item to `out`, oldest first.
     ///
@@ -196,7 +183,7 @@ impl<T> Mailbox<T> {
         let mut state = self.lock();
         loop {
             if !state.items.is_empty() {
-                out.extend(state.items.drain(..));
+                move_all(&mut state.items, out);
                 return Taken::Open;
             }
             if state.closed {
@@ -217,7 +204,7 @@ impl<T> Mailbox<T> {
         if state.items.is_empty() && state.closed {
             return Taken::Closed;
         }
-        out.extend(state.items.drain(..));
+        move_all(&mut state.items, out);
         Taken::Open
     }
 
@@ -226,6 +213,16 @@ impl<T> Mailbox<T> {
         // still guards a consistent queue; recovering keeps one panicking thread from taking
         // every relay down with it.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Appends every item of `items` to `out`, leaving `items` empty: a swap of buffers when `out`
+/// is empty (the usual case), so both keep their capacity and nothing is copied.
+fn move_all<T>(items: &mut Vec<T>, out: &mut Vec<T>) {
+    if out.is_empty() {
+        std::mem::swap(items, out);
+    } else {
+        out.append(items);
     }
 }
 
@@ -296,7 +293,7 @@ mod planted {
                     } else if state.items.len() >= self.len_max {
                         Err(PushError::Full(item))
                     } else {
-                        state.items.push_back(item);
+                        state.items.push(item);
                         Ok(())
                     }
                 }
@@ -309,7 +306,7 @@ mod planted {
                     if state.items.len() >= self.len_max {
                         Err(PushError::Full(item))
                     } else {
-                        state.items.push_back(item);
+                        state.items.push(item);
                         self.ready.notify_one();
                         Ok(())
                     }
@@ -323,7 +320,7 @@ mod planted {
                     } else if state.items.len() >= self.len_max {
                         Err(PushError::Full(item))
                     } else {
-                        state.items.push_back(item);
+                        state.items.push(item);
                         if waiting {
                             self.ready.notify_one();
                         }
@@ -532,9 +529,7 @@ mod tests {
     }
 
     #[test]
-    fn push_error_gives_the_item_back_and_says_why() {
-        assert_eq!(PushError::Full(1).into_inner(), 1);
-        assert_eq!(PushError::Closed(2).into_inner(), 2);
+    fn push_error_says_why() {
         assert!(PushError::Full(()).to_string().contains("full"));
         assert!(PushError::Closed(()).to_string().contains("closed"));
     }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::driver::{Bounds, Passwords};
-use super::explorer::{explore, Limits, Progress, Report, Scenario};
+use super::explorer::{explore, Limits, Progress, Report, Search};
 use super::trace::{describe, to_sim_scenario};
 use crate::auth::{HashCost, Hasher};
 use crate::results::{Failure, ResultFiles, RunResult};
@@ -109,7 +109,7 @@ impl CheckArgs {
             stalls: self.stalls(),
             pipeline: self.pipeline,
         };
-        let mut scenario = Scenario::new(bounds);
+        let mut scenario = Search::new(bounds);
         scenario.symmetry = !self.no_symmetry;
         scenario.por = self.por;
         if self.argon2 {
@@ -120,7 +120,7 @@ impl CheckArgs {
     }
 
     /// Explores `scenario` (built from these arguments) and reports.
-    fn check(&self, scenario: Scenario) -> ExitCode {
+    fn check(&self, scenario: Search) -> ExitCode {
         let started = Instant::now();
         let (report, memory_reached) = self.explore(&scenario);
         self.summarise(&report, memory_reached, started.elapsed(), &scenario)
@@ -128,7 +128,7 @@ impl CheckArgs {
 
     /// Runs the search, showing progress; the report, and the resident memory if
     /// `--max-memory` stopped it.
-    fn explore(&self, scenario: &Scenario) -> (Report, Option<u64>) {
+    fn explore(&self, scenario: &Search) -> (Report, Option<u64>) {
         let jobs = self.jobs.map_or_else(default_jobs, usize::from);
         let limits = Limits { states_max: self.max_states, jobs };
         println!(
@@ -167,7 +167,7 @@ impl CheckArgs {
         report: &Report,
         memory: Option<u64>,
         elapsed: Duration,
-        scenario: &Scenario,
+        scenario: &Search,
     ) -> ExitCode {
         let result = self.result_of(report, elapsed);
         if let Err(message) = self.results.write("chatroom check", &[result]) {
@@ -288,7 +288,7 @@ fn write_diagram(
     scenario_text: &str,
     command: &str,
     counterexample: &super::explorer::Counterexample,
-    #[allow(unused_variables)] checked: &Scenario,
+    #[allow(unused_variables)] checked: &Search,
 ) -> Result<(), String> {
     use crate::sim::{diagram, run_scenario, RunOptions};
     let scenario: crate::sim::Scenario = scenario_text.parse().map_err(|e| format!("{e}"))?;
@@ -448,7 +448,7 @@ mod tests {
         let args = parse(&["--users", "2", "--ops", "3", "--jobs", "1", "--max-memory", "1K"]);
         let args = args.unwrap();
         assert_eq!(args.max_memory, Some(1024));
-        let scenario = Scenario::new(Bounds {
+        let scenario = Search::new(Bounds {
             users: 2,
             ops: 3,
             faults: 0,
@@ -478,7 +478,7 @@ mod tests {
         let mut argv = argv.to_vec();
         argv.push(html.to_str().unwrap());
         let args = parse(&argv).unwrap();
-        let mut scenario = Scenario::new(Bounds {
+        let mut scenario = Search::new(Bounds {
             users: 2,
             ops: 2,
             faults: 0,
@@ -530,7 +530,7 @@ mod tests {
     #[test]
     fn a_violation_is_a_failed_result_naming_its_invariant() {
         let args = parse(&["--users", "2", "--ops", "2", "--jobs", "1"]).unwrap();
-        let mut scenario = Scenario::new(Bounds {
+        let mut scenario = Search::new(Bounds {
             users: 2,
             ops: 2,
             faults: 0,

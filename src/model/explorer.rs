@@ -46,22 +46,23 @@ const BATCH_LEN: u32 = 1024;
 /// most of their steps.
 const CHUNK_LEN: u32 = 32;
 
-/// What to explore.
+/// What to explore: the bounds and settings of one exhaustive search (not a script of steps,
+/// which is what the simulator calls a `Scenario`).
 #[derive(Clone, Debug)]
-pub struct Scenario {
+pub struct Search {
     pub bounds: Bounds,
-    /// The core's configuration; [`Scenario::new`] lifts the login throttles out of reach.
+    /// The core's configuration; [`Search::new`] lifts the login throttles out of reach.
     pub config: Config,
     pub passwords: Arc<Passwords>,
     /// Count states equal up to renaming users once.
     pub symmetry: bool,
     /// Skip transitions that only reorder independent steps (sleep sets): the same states at
-    /// the same depths, fewer transitions. Off in [`Scenario::new`]: on the scenarios measured
+    /// the same depths, fewer transitions. Off in [`Search::new`]: on the scenarios measured
     /// it skips a tenth of the transitions and costs more than that in bookkeeping.
     pub por: bool,
 }
 
-impl Scenario {
+impl Search {
     /// A scenario with the default core configuration, except that failed-login throttling
     /// (which depends on time, and which no scenario could reach usefully) is out of reach, so
     /// the fingerprint may leave it out.
@@ -76,13 +77,7 @@ impl Scenario {
             pipeline_len_max: 1,
             ..Config::default()
         };
-        Scenario {
-            bounds,
-            config,
-            passwords: Arc::new(Passwords::Model),
-            symmetry: true,
-            por: false,
-        }
+        Search { bounds, config, passwords: Arc::new(Passwords::Model), symmetry: true, por: false }
     }
 
     /// The initial state.
@@ -216,7 +211,7 @@ struct Found {
 
 /// What every expansion reads: the scenario, the renamings, and the states found so far.
 struct Shared<'a> {
-    scenario: &'a Scenario,
+    scenario: &'a Search,
     renamings: &'a [Vec<User>],
     found: RwLock<Found>,
 }
@@ -224,7 +219,7 @@ struct Shared<'a> {
 /// Explores `scenario` breadth-first. `progress` is called after every batch; the search stops
 /// (incomplete) when it breaks.
 pub fn explore(
-    scenario: &Scenario,
+    scenario: &Search,
     limits: Limits,
     progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Report {

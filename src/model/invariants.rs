@@ -1,4 +1,5 @@
-//! The invariants checked after every step, and the violation a failed check reports.
+//! The invariants checked after every step, in the vocabulary the simulator shares
+//! ([`crate::invariant`]): each a sentence, with a short name for the model checker's files.
 //!
 //! Each is a statement of PROTOCOL.md that holds whatever the scenario does: an acknowledged
 //! message is never lost (only dropped with its recipient's account), never delivered twice to
@@ -8,75 +9,66 @@
 //! leaves the core before the records emitted before it are durable; and recovery returns
 //! exactly a prefix of what was written that holds everything synced.
 
-use std::fmt;
+pub use crate::invariant::{Invariant, Violation};
 
-use thiserror::Error;
-
-/// The statement that was broken.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Invariant {
+/// The model checker's invariants, named like the enum variants they were
+/// (`Invariant::MessageLost`), so the checks read as before; each is a sentence in the
+/// simulator's style, the same sentence where the simulator checks the same statement.
+#[allow(non_upper_case_globals)]
+impl Invariant {
     /// An acknowledged message disappeared without being delivered or its recipient deleted.
-    MessageLost,
+    pub const MessageLost: Invariant = Invariant::new("no acknowledged message is lost");
     /// A relay received the same message twice.
-    DeliveredTwice,
+    pub const DeliveredTwice: Invariant = Invariant::new("nothing is delivered twice to one relay");
     /// A relay received messages of one sender out of order.
-    OutOfOrder,
+    pub const OutOfOrder: Invariant = Invariant::new("per-sender order is kept");
     /// A message went to (or waits for) a user it was not addressed to.
-    WrongRecipient,
+    pub const WrongRecipient: Invariant = Invariant::new("nothing is delivered to another user");
     /// A message addressed to a deleted account went to (or waits for) a later account that
     /// took the same name.
-    ReusedName,
+    pub const ReusedName: Invariant =
+        Invariant::new("nothing is delivered to another account (a reused name)");
     /// A command that needs a login succeeded without one.
-    CommandWithoutLogin,
+    pub const CommandWithoutLogin: Invariant =
+        Invariant::new("no command succeeds without a login");
     /// A user has more than one live session.
-    TwoSessions,
+    pub const TwoSessions: Invariant = Invariant::new("a user has at most one live session");
     /// What the clients observed differs from what the reference model predicts.
-    ReplyDisagrees,
+    pub const ReplyDisagrees: Invariant =
+        Invariant::new("what clients observe agrees with the reference model");
     /// The core's accounts, queues or sessions differ from the reference model's.
-    StateDisagrees,
+    pub const StateDisagrees: Invariant =
+        Invariant::new("the core's accounts, queues and sessions agree with the reference model");
     /// A reply, push or close left the core while a record emitted before it was not yet
     /// durable (the write-ahead rule).
-    ReleasedEarly,
+    pub const ReleasedEarly: Invariant =
+        Invariant::new("nothing leaves the core before the records emitted before it are durable");
     /// Recovery after a crash returned records that were never written, or lost synced ones.
-    RecoveryWrong,
-}
+    pub const RecoveryWrong: Invariant =
+        Invariant::new("recovery returns a prefix of what was written that holds all it synced");
 
-impl Invariant {
-    /// A stable, short name (used in traces and scenario files).
+    /// Every invariant the model checker checks, with its short name.
+    pub const MODEL: [(Invariant, &'static str); 11] = [
+        (Invariant::MessageLost, "message-lost"),
+        (Invariant::DeliveredTwice, "delivered-twice"),
+        (Invariant::OutOfOrder, "out-of-order"),
+        (Invariant::WrongRecipient, "wrong-recipient"),
+        (Invariant::ReusedName, "reused-name"),
+        (Invariant::CommandWithoutLogin, "command-without-login"),
+        (Invariant::TwoSessions, "two-sessions"),
+        (Invariant::ReplyDisagrees, "reply-disagrees"),
+        (Invariant::StateDisagrees, "state-disagrees"),
+        (Invariant::ReleasedEarly, "released-early"),
+        (Invariant::RecoveryWrong, "recovery-wrong"),
+    ];
+
+    /// A stable, short name for the model checker's traces, scenario files and result rows
+    /// (`message-lost`); the sentence for an invariant the model checker does not check.
     pub fn name(self) -> &'static str {
-        match self {
-            Invariant::MessageLost => "message-lost",
-            Invariant::DeliveredTwice => "delivered-twice",
-            Invariant::OutOfOrder => "out-of-order",
-            Invariant::WrongRecipient => "wrong-recipient",
-            Invariant::ReusedName => "reused-name",
-            Invariant::CommandWithoutLogin => "command-without-login",
-            Invariant::TwoSessions => "two-sessions",
-            Invariant::ReplyDisagrees => "reply-disagrees",
-            Invariant::StateDisagrees => "state-disagrees",
-            Invariant::ReleasedEarly => "released-early",
-            Invariant::RecoveryWrong => "recovery-wrong",
-        }
-    }
-}
-
-impl fmt::Display for Invariant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A broken invariant, with what exactly was seen.
-#[derive(Clone, Debug, PartialEq, Eq, Error)]
-#[error("{invariant}: {detail}")]
-pub struct Violation {
-    pub invariant: Invariant,
-    pub detail: String,
-}
-
-impl Violation {
-    pub fn new(invariant: Invariant, detail: impl Into<String>) -> Self {
-        Violation { invariant, detail: detail.into() }
+        Invariant::MODEL
+            .iter()
+            .find(|(invariant, _)| *invariant == self)
+            .map_or(self.sentence(), |&(_, name)| name)
     }
 }
 

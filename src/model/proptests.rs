@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use proptest::prelude::*;
 
 use super::driver::{Bounds, Passwords};
-use super::explorer::Scenario;
+use super::explorer::Search;
 use super::step::{Op, Step, User};
 use crate::auth::{HashCost, Hasher};
 
@@ -47,8 +47,8 @@ fn step(faults: bool) -> impl Strategy<Value = Step> {
     ]
 }
 
-fn scenario(passwords: Arc<Passwords>) -> Scenario {
-    let mut scenario = Scenario::new(Bounds {
+fn scenario(passwords: Arc<Passwords>) -> Search {
+    let mut scenario = Search::new(Bounds {
         users: USERS as usize,
         ops: u8::MAX,
         faults: u8::MAX,
@@ -62,7 +62,7 @@ fn scenario(passwords: Arc<Passwords>) -> Scenario {
 }
 
 /// Runs `script`, skipping impossible steps; the first violation, with the steps run so far.
-fn check(scenario: &Scenario, script: &[Step]) -> Result<(), TestCaseError> {
+fn check(scenario: &Search, script: &[Step]) -> Result<(), TestCaseError> {
     let mut world = scenario.world();
     let mut run = Vec::new();
     for &step in script {
@@ -116,7 +116,7 @@ fn a_planted_bug_fails_and_shrinks() {
     let Err(TestError::Fail(reason, script)) = result else {
         panic!("the planted bug was not found: {result:?}")
     };
-    assert!(reason.message().starts_with("message-lost"), "{reason}");
+    assert!(reason.message().starts_with("no acknowledged message is lost"), "{reason}");
     // The shortest failing script: register, send to oneself, log in again from a new
     // connection (the seeded runner makes this deterministic).
     assert_eq!(script.len(), 3, "{script:?}");

@@ -3,13 +3,13 @@
 use std::ops::ControlFlow;
 
 use super::driver::Bounds;
-use super::explorer::{explore, Limits, Report, Scenario};
+use super::explorer::{explore, Limits, Report, Search};
 use super::invariants::Invariant;
 use super::step::{Op, Step};
 use crate::core::planted::Planted;
 
-fn scenario(users: usize, ops: u8, faults: u8) -> Scenario {
-    Scenario::new(Bounds {
+fn scenario(users: usize, ops: u8, faults: u8) -> Search {
+    Search::new(Bounds {
         users,
         ops,
         faults,
@@ -20,7 +20,7 @@ fn scenario(users: usize, ops: u8, faults: u8) -> Scenario {
     })
 }
 
-fn run(scenario: &Scenario, jobs: usize) -> Report {
+fn run(scenario: &Search, jobs: usize) -> Report {
     explore(scenario, Limits { states_max: u64::MAX, jobs }, &mut |_| ControlFlow::Continue(()))
 }
 
@@ -402,7 +402,7 @@ fn independent_steps_commute() {
     assert!(pairs > 1000, "{pairs}");
 }
 
-fn with_stalls(users: usize, ops: u8, faults: u8, stalls: u8) -> Scenario {
+fn with_stalls(users: usize, ops: u8, faults: u8, stalls: u8) -> Search {
     let mut scenario = scenario(users, ops, faults);
     scenario.bounds.stalls = stalls;
     scenario
@@ -490,7 +490,7 @@ fn state_counts_with_stalls_are_pinned() {
     }
 }
 
-fn hostile(users: usize, ops: u8, faults: u8) -> Scenario {
+fn hostile(users: usize, ops: u8, faults: u8) -> Search {
     let mut scenario = scenario(users, ops, faults);
     scenario.bounds.tickets = true;
     scenario.bounds.intruders = true;
@@ -545,7 +545,7 @@ fn hostile_steps_are_refused_as_the_model_predicts() {
     assert_eq!((report.progress.unique, report.progress.depth), (3152, 9));
 }
 
-fn pipelining(users: usize, ops: u8, faults: u8) -> Scenario {
+fn pipelining(users: usize, ops: u8, faults: u8) -> Search {
     let mut scenario = with_stalls(users, ops, faults, 1);
     scenario.bounds.pipeline = 2;
     scenario

@@ -13,8 +13,14 @@
 use std::fmt::Write as _;
 
 use super::explorer::Counterexample;
+use super::invariants::Violation;
 use super::reference::Model;
 use super::step::{message_text, user_name, Op, Step, User};
+
+/// A violation by its short name, as the model checker's files name it (`message-lost: ...`).
+fn short(violation: &Violation) -> String {
+    format!("{}: {}", violation.invariant.name(), violation.detail)
+}
 
 /// The trace as a numbered list, ending with the violation.
 pub fn describe(counterexample: &Counterexample) -> String {
@@ -24,7 +30,7 @@ pub fn describe(counterexample: &Counterexample) -> String {
     for (at, step) in steps.iter().enumerate() {
         let _ = writeln!(out, "  {:>3}. {step}", at + 1);
     }
-    let _ = writeln!(out, "violated: {}", counterexample.violation);
+    let _ = writeln!(out, "violated: {}", short(&counterexample.violation));
     out
 }
 
@@ -83,7 +89,7 @@ pub fn to_sim_scenario(counterexample: &Counterexample, command: &str) -> String
     }
     let mut out = String::from("chatroom-sim 1\n");
     let _ = writeln!(out, "# written by: {command}");
-    let _ = writeln!(out, "# violated: {}", counterexample.violation);
+    let _ = writeln!(out, "# violated: {}", short(&counterexample.violation));
     for (user, client) in command_client.iter().enumerate().filter(|(u, c)| *u != **c) {
         let _ = writeln!(
             out,

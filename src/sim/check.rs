@@ -38,14 +38,9 @@ pub struct Limits {
 mod hostile;
 pub use hostile::Observation;
 
-/// A broken invariant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    pub at_ms: u64,
-    /// Which invariant, in a few words.
-    pub invariant: &'static str,
-    pub detail: String,
-}
+/// A broken invariant: the vocabulary the model checker shares. The simulator's invariants are
+/// the sentences its checks pass to [`Checker::fail_with`] and `expect`.
+pub use crate::invariant::{Invariant, Violation};
 
 /// Whether an account holds a name, as far as the oracle knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,7 +299,7 @@ impl Checker {
 
     fn fail(&mut self, at_ms: u64, invariant: &'static str, detail: String) {
         if self.violation.is_none() {
-            self.violation = Some(Violation { at_ms, invariant, detail });
+            self.violation = Some(Violation::at(at_ms, Invariant::new(invariant), detail));
         }
     }
 
@@ -1289,7 +1284,7 @@ mod tests {
         checker.set_limits(Limits { queue_len_max: 2, ..LIMITS });
         checker.sent(5, 1, Op::Send { to: "alice".into(), text: "#1.3 hi".into() });
         checker.replied(6, 1, reply.as_bytes());
-        checker.violation().map(|v| v.invariant)
+        checker.violation().map(|v| v.invariant.sentence())
     }
 
     #[test]
@@ -1300,7 +1295,7 @@ mod tests {
         checker.set_limits(LIMITS);
         checker.sent(5, 1, Op::Send { to: "alice".into(), text: "#1.3 hi".into() });
         checker.replied(6, 1, full.as_bytes());
-        let unfair = checker.violation().map(|v| v.invariant);
+        let unfair = checker.violation().map(|v| v.invariant.sentence());
         assert_eq!(unfair, Some("a limit refuses only at its bound"), "two sent, bound three");
     }
 
@@ -1332,7 +1327,7 @@ mod tests {
         checker.replied(21, 2, format!("0\n{LOGIN_OK}").as_bytes());
         checker.relay_opened(22, 2, 8);
         checker.pushed(23, 8, "bob", "#1.1 hi");
-        let invariant = checker.violation().map(|v| v.invariant);
+        let invariant = checker.violation().map(|v| v.invariant.sentence());
         assert_eq!(invariant, Some("nothing is delivered to another account (a reused name)"));
     }
 
@@ -1341,7 +1336,7 @@ mod tests {
         for text in pushes {
             checker.pushed(5, 7, "bob", text);
         }
-        checker.violation().map(|v| v.invariant)
+        checker.violation().map(|v| v.invariant.sentence())
     }
 
     #[test]

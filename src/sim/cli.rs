@@ -439,9 +439,9 @@ impl SimArgs {
             seed: Some(outcome.seed),
             options,
             failure: outcome.violation.as_ref().map(|v| Failure {
-                invariant: v.invariant.to_owned(),
+                invariant: v.invariant.to_string(),
                 detail: v.detail.clone(),
-                at_ms: Some(v.at_ms),
+                at_ms: v.at_ms,
             }),
             hash: format!("{:016x}", outcome.hash),
             wall_ms,
@@ -471,7 +471,8 @@ impl SimArgs {
         );
         for outcome in &report.failures {
             let v = outcome.violation.as_ref().expect("failures have a violation");
-            println!("FAIL seed={} at {} ms: {}: {}", outcome.seed, v.at_ms, v.invariant, v.detail);
+            let at_ms = v.at_ms.unwrap_or_default();
+            println!("FAIL seed={} at {at_ms} ms: {}: {}", outcome.seed, v.invariant, v.detail);
             println!("  mix: {}", outcome.mix);
             println!("  replay: {}", self.replay_command(outcome.seed));
         }
@@ -598,7 +599,12 @@ fn report_outcome(outcome: &Outcome, wall_s: f64) -> bool {
             true
         }
         Some(v) => {
-            println!("VIOLATION at {} ms: {}: {}", v.at_ms, v.invariant, v.detail);
+            println!(
+                "VIOLATION at {} ms: {}: {}",
+                v.at_ms.unwrap_or_default(),
+                v.invariant,
+                v.detail
+            );
             println!("result: FAILED");
             false
         }
@@ -702,7 +708,7 @@ mod tests {
         let result = args.result_of(format!("seed {}", outcome.seed), &outcome, 1.5, None);
         let failure = result.failure.clone().expect("a failed result");
         assert_eq!(failure.invariant, "per-sender order is kept");
-        assert_eq!(failure.at_ms, outcome.violation.as_ref().map(|v| v.at_ms));
+        assert_eq!(failure.at_ms, outcome.violation.as_ref().and_then(|v| v.at_ms));
         assert_eq!(result.hash, format!("{:016x}", outcome.hash));
         let line = result.to_json_line();
         assert!(
@@ -894,7 +900,10 @@ mod tests {
         let scenario: Scenario = text.parse().expect("it parses");
         assert!(shrink::ops(&scenario) <= 12, "{text}");
         let outcome = run_scenario(&scenario, &RunOptions::default());
-        assert_eq!(outcome.violation.map(|v| v.invariant), Some("per-sender order is kept"));
+        assert_eq!(
+            outcome.violation.map(|v| v.invariant.sentence()),
+            Some("per-sender order is kept")
+        );
 
         let dir = temp("shrunk-sweep");
         let mut argv = vec!["--seeds", "0..5", "--planted", "RequeueOutOfOrder", "--shrink"];

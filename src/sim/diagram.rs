@@ -271,8 +271,8 @@ pub fn html(d: &Diagram<'_>) -> String {
             let _ = write!(
                 page,
                 "<p id=\"violation-text\">VIOLATION at {} ms: {}: {}</p>",
-                v.at_ms,
-                xml(v.invariant),
+                v.at_ms.unwrap_or_default(),
+                xml(v.invariant.sentence()),
                 xml(&v.detail)
             );
         }

@@ -7,7 +7,7 @@
 //! of write and close reports are the host's. The world (`world.rs`) only chooses when each
 //! writer runs and how the bytes travel.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use rand_chacha::ChaCha20Rng;
 
@@ -25,7 +25,7 @@ pub(super) const READ_LEN: usize = 16 * 1024;
 /// A running server: the host, and what the threads of each connection hold.
 pub(super) struct Up {
     pub host: Host<SimSocket, SimSink>,
-    pub conns: BTreeMap<u64, ServerConn>,
+    pub conns: Conns,
     pub sync_scheduled: bool,
     pub tick_at_ms: Option<u64>,
     /// Scratch space for a writer's batch.
@@ -44,7 +44,7 @@ impl Up {
         host.track_touched();
         Up {
             host,
-            conns: BTreeMap::new(),
+            conns: Conns::default(),
             sync_scheduled: false,
             tick_at_ms: None,
             items: Vec::new(),
@@ -57,6 +57,53 @@ impl Up {
     /// The disk, which outlives the crashed server.
     pub fn into_store(self) -> Box<dyn SimStore + Send> {
         self.host.into_sink().store
+    }
+}
+
+/// The server side's connections by number. Numbers are handed out in increasing order and
+/// never reused, so a connection's slot is found by subtracting the oldest live number: the
+/// world looks a connection up several times per message, and a tree walk each time showed in
+/// its profile. Slots of ended connections at the front are dropped, so the table spans the
+/// live connections only.
+#[derive(Default)]
+pub(super) struct Conns {
+    /// The number of `slots[0]`.
+    first: u64,
+    slots: VecDeque<Option<ServerConn>>,
+}
+
+impl Conns {
+    /// Adds `conn`, numbered above every connection added before.
+    pub fn insert(&mut self, conn: u64, server_conn: ServerConn) {
+        if self.slots.is_empty() {
+            self.first = conn;
+        }
+        assert!(conn >= self.first, "connection numbers only grow");
+        let index = (conn - self.first) as usize;
+        if self.slots.len() <= index {
+            self.slots.resize_with(index + 1, || None);
+        }
+        self.slots[index] = Some(server_conn);
+    }
+
+    pub fn get(&self, conn: u64) -> Option<&ServerConn> {
+        let index = usize::try_from(conn.checked_sub(self.first)?).ok()?;
+        self.slots.get(index)?.as_ref()
+    }
+
+    pub fn get_mut(&mut self, conn: u64) -> Option<&mut ServerConn> {
+        let index = usize::try_from(conn.checked_sub(self.first)?).ok()?;
+        self.slots.get_mut(index)?.as_mut()
+    }
+
+    pub fn remove(&mut self, conn: u64) -> Option<ServerConn> {
+        let index = usize::try_from(conn.checked_sub(self.first)?).ok()?;
+        let removed = self.slots.get_mut(index)?.take();
+        while self.slots.front().is_some_and(Option::is_none) {
+            self.slots.pop_front();
+            self.first += 1;
+        }
+        removed
     }
 }
 

@@ -130,7 +130,7 @@ pub fn shrink(
     };
     let mut shrinker = Shrinker {
         opts,
-        target: violation.invariant,
+        target: violation.invariant.sentence(),
         best: start.clone(),
         smallest: start.clone(),
         candidates: 0,

@@ -105,7 +105,7 @@ fn the_budget_stops_a_shrink_with_the_smallest_failure_so_far() {
     assert_eq!(shrunk.candidates, 5);
     assert!(ops(&shrunk.scenario) <= ops(&start));
     let outcome = run_scenario(&shrunk.scenario, &opts);
-    assert_eq!(outcome.violation.map(|v| v.invariant), Some(shrunk.invariant));
+    assert_eq!(outcome.violation.map(|v| v.invariant.sentence()), Some(shrunk.invariant));
 }
 
 #[test]
