@@ -913,7 +913,7 @@ impl World {
         for job in jobs {
             let outcome = self.hasher.run(&job);
             // The job's connection still exists: it submitted the job in this very batch.
-            let c = self.server.as_mut().and_then(|up| up.conns.get_mut(&conn));
+            let c = self.server.as_mut().and_then(|up| up.conns.get_mut(conn));
             let delay = c.expect("the job's connection").rng.gen_range(0..=self.mix.hash_ms_max);
             let ev = Ev::Password { job: job.job, outcome: Box::new(outcome), epoch: self.epoch };
             self.schedule(now + delay, ev);
