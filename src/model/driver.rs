@@ -362,6 +362,11 @@ impl State {
         }
     }
 
+    /// Whether the disk is stalled (records stay unsynced until [`Step::Sync`]).
+    pub fn disk_stalled(&self) -> bool {
+        self.stalled
+    }
+
     /// Records written but not synced.
     fn unsynced_len(&self) -> u8 {
         let durable = self.server.durable_lsn().0;
