@@ -73,8 +73,8 @@ pub struct CheckArgs {
     pub no_symmetry: bool,
     /// Partial-order reduction (sleep sets): run independent steps of different users in one
     /// order only. The same states at the same depths, fewer transitions; not faster on the
-    /// scenarios measured (it skips about a tenth of the transitions and the bookkeeping costs
-    /// as much), and it holds a little over 100 bytes more per state of the widest layer.
+    /// scenarios measured (it skips at most an eighth of the transitions and the bookkeeping
+    /// costs more), and it holds a little over 100 bytes more per state of the widest layer.
     #[arg(long)]
     pub por: bool,
     /// Run password jobs with argon2id (cheapest cost) instead of the instant stand-in.

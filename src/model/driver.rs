@@ -120,8 +120,9 @@ pub struct State {
     /// Every record the core persisted since the last restart, in lsn order (recovery must
     /// return a prefix of it holding at least every synced record).
     log: Log,
-    /// The real log over the simulated disk.
-    store: WalStore,
+    /// The real log over the simulated disk. Shared between states until a step writes to
+    /// it (most do not), so copying a state skips it.
+    store: Arc<WalStore>,
     /// The disk is stalled: records stay unsynced until [`Step::Sync`].
     stalled: bool,
     /// Steps taken since the disk stalled (at most [`STALL_STEPS_MAX`]).
@@ -286,7 +287,7 @@ impl State {
             faults_used: 0,
             stalls_used: 0,
             log: Log::default(),
-            store,
+            store: Arc::new(store),
             stalled: false,
             stall_len: 0,
             owed: Vec::new(),
@@ -359,6 +360,11 @@ impl State {
                 }
             }
         }
+    }
+
+    /// Whether the disk is stalled (records stay unsynced until [`Step::Sync`]).
+    pub fn disk_stalled(&self) -> bool {
+        self.stalled
     }
 
     /// Records written but not synced.
@@ -696,8 +702,9 @@ impl State {
     fn crash(&mut self, kept: u8, torn: bool) -> Result<(), Violation> {
         let config = self.server.config().clone();
         let durable = self.server.durable_lsn();
-        self.store.crash_keeping(usize::from(kept), torn);
-        let (records, last) = self.store.recover().map_err(|e| {
+        let store = Arc::make_mut(&mut self.store);
+        store.crash_keeping(usize::from(kept), torn);
+        let (records, last) = store.recover().map_err(|e| {
             Violation::new(Invariant::RecoveryWrong, format!("recovery refused: {e}"))
         })?;
         let written = self.log.records();
@@ -752,7 +759,7 @@ impl State {
             if self.stalled || !self.store.has_unsynced() {
                 return;
             }
-            let lsn = self.store.sync();
+            let lsn = Arc::make_mut(&mut self.store).sync();
             self.server.handle_input(Input { now_ms: NOW_MS, event: Event::Durable { lsn } });
         }
     }
@@ -778,7 +785,7 @@ impl State {
         match output {
             Output::Persist { lsn, record } => {
                 Arc::make_mut(&mut self.registry).note(&record);
-                self.store.append(lsn, &record);
+                Arc::make_mut(&mut self.store).append(lsn, &record);
                 self.log.push(record);
             }
             Output::Password(job) => {

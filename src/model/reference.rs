@@ -55,8 +55,9 @@ pub struct Model {
     pub users: Vec<UserState>,
     /// Accounts created so far (numbers accounts in creation order, which `list` follows).
     pub accounts_created: u64,
-    /// What a crash now would certainly keep.
-    pub durable: Durable,
+    /// What a crash now would certainly keep. Shared between states until an effect becomes
+    /// durable (most steps make none), so copying a state skips it.
+    pub durable: std::sync::Arc<Durable>,
     /// Effects accepted but not yet durable (only while the disk is stalled), oldest first.
     pub pending: Vec<Effect>,
     /// The disk is stalled: effects wait in `pending` until the sync.
@@ -186,7 +187,10 @@ impl Model {
             deferred: Vec::new(),
             discarded: Vec::new(),
         };
-        let durable = Durable { accounts: vec![(None, Vec::new()); users], accounts_created: 0 };
+        let durable = std::sync::Arc::new(Durable {
+            accounts: vec![(None, Vec::new()); users],
+            accounts_created: 0,
+        });
         Model {
             users: vec![user; users],
             accounts_created: 0,
@@ -216,7 +220,7 @@ impl Model {
     }
 
     fn make_durable(&mut self, effect: Effect) {
-        let durable = &mut self.durable;
+        let durable = std::sync::Arc::make_mut(&mut self.durable);
         let (account, discarded) = &mut durable.accounts[effect.user() as usize];
         effect.apply(account, discarded, &mut durable.accounts_created);
     }

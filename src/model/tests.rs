@@ -354,17 +354,18 @@ fn sleep_sets_find_every_planted_bug_at_the_same_length() {
 }
 
 /// The independence relation of `por` holds of the real core: in every state of small
-/// scenarios, two independent steps run in either order both stay possible, both succeed, and
-/// end in the same state (compared without symmetry: the very same users).
+/// scenarios (with and without a stalled disk), two steps independent in that state run in
+/// either order both stay possible, both succeed, and end in the same state (compared without
+/// symmetry: the very same users).
 #[test]
 fn independent_steps_commute() {
     use super::driver::State;
     use super::fingerprint::fingerprint;
-    use super::por::independent;
+    use super::por::independent_in;
     use super::visited::Visited;
     let mut pairs = 0;
-    for (users, ops, faults) in [(3, 2, 1), (2, 3, 1)] {
-        let mut scenario = scenario(users, ops, faults);
+    for (users, ops, faults, stalls) in [(3, 2, 1, 0), (2, 3, 1, 0), (3, 2, 1, 1), (2, 3, 0, 1)] {
+        let mut scenario = with_stalls(users, ops, faults, stalls);
         scenario.bounds.tickets = true;
         scenario.bounds.intruders = true;
         let identity: Vec<Vec<u8>> = vec![(0..users as u8).collect()];
@@ -380,7 +381,9 @@ fn independent_steps_commute() {
                 for (at, &t) in steps.iter().enumerate() {
                     let mut after_t = world.clone();
                     after_t.step(t).expect("no bug planted");
-                    for &u in steps[at + 1..].iter().filter(|&&u| independent(t, u)) {
+                    let stalled = world.disk_stalled();
+                    let independent = |&&u: &&Step| independent_in(t, u, stalled);
+                    for &u in steps[at + 1..].iter().filter(independent) {
                         pairs += 1;
                         let mut tu = after_t.clone();
                         assert!(tu.possible(u), "{u} after {t}");
