@@ -68,6 +68,28 @@ fn durable_report_racing_send() {
     );
 }
 
+/// The durability report writing m1 straight to bob's idle (ticketed) relay.
+#[test]
+fn durable_report_writes_through() {
+    let fixture = fixture();
+    check(
+        "glue: durable_report_writes_through",
+        Bound::FromEnvOr(GLUE_PREEMPTIONS_MAX_DEFAULT),
+        move || models::durable_report_writes_through(&fixture, false),
+    );
+}
+
+/// The same while bob's client resets the relay.
+#[test]
+fn durable_report_writes_through_racing_reset() {
+    let fixture = fixture();
+    check(
+        "glue: durable_report_writes_through_racing_reset",
+        Bound::FromEnvOr(GLUE_PREEMPTIONS_MAX_DEFAULT),
+        move || models::durable_report_writes_through(&fixture, true),
+    );
+}
+
 fn mid_write(racer: Racer, two_messages: bool) {
     let fixture = fixture();
     let name =

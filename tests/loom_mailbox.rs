@@ -230,6 +230,51 @@ fn planted_waiters_read_unlocked_is_found() {
     );
 }
 
+/// The TCP adapter's deferred wake (`Host::defer_wakes`, `Shared::unlock`): the producer
+/// queues under the core's lock with `push_deferred`, lets the lock go, and only then wakes
+/// the consumer if it was owed a wake, while the consumer, like a relay writer, takes what it
+/// was handed and then takes the core's lock to report it. The close comes after both have
+/// finished, so a wake lost between the push and the late `wake` leaves the consumer blocked
+/// for ever.
+fn take_woken_by_deferred_wake(bug: Option<PlantedBug>) {
+    let mailbox = mailbox(2, bug);
+    let core = Arc::new(Mutex::new(0u32));
+    let producer = {
+        let (mailbox, core) = (mailbox.clone(), core.clone());
+        thread::spawn(move || {
+            let owed = {
+                let _core = core.lock().unwrap();
+                mailbox.push_deferred(1).unwrap()
+            };
+            if owed {
+                mailbox.wake();
+            }
+        })
+    };
+    let mut batch = Vec::new();
+    assert_eq!(mailbox.take_all(&mut batch), Taken::Open);
+    assert_eq!(batch, [1]);
+    *core.lock().unwrap() += 1; // the writer reports what it wrote
+    producer.join().unwrap();
+    mailbox.close();
+    assert_eq!(mailbox.take_all(&mut batch), Taken::Closed);
+}
+
+#[test]
+fn take_woken_by_deferred_wake_small() {
+    check("take_woken_by_deferred_wake", Bound::Exhaustive, || take_woken_by_deferred_wake(None));
+}
+
+#[test]
+fn planted_deferred_wake_not_owed_is_found() {
+    check_finds_bug(
+        "take_woken_by_deferred_wake + DeferredWakeNotOwed",
+        Bound::Exhaustive,
+        Expect::LostWakeup { waiting: 0, done: 1 },
+        || take_woken_by_deferred_wake(Some(PlantedBug::DeferredWakeNotOwed)),
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Model 3: a relay mid-write racing a takeover.
 

@@ -53,6 +53,10 @@ pub struct ServerChoice {
     /// Repeat the measurement this many times (fresh server each time) and print medians.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
+    /// Run `chatroom server` from this executable instead of this one (e.g. another build, to
+    /// compare two servers under the same load generator).
+    #[arg(long, conflicts_with = "addr")]
+    pub server_exe: Option<std::path::PathBuf>,
 }
 
 /// `--fsync` values.
@@ -119,6 +123,7 @@ impl ServerChoice {
             connections_max,
             server_cpus: placement.server.clone(),
             broker: Broker::Chatroom,
+            server_exe: self.server_exe.clone(),
         }
     }
 }
@@ -325,11 +330,16 @@ impl RelayArgs {
                 let server = |f: fn(&ServerCost) -> f64| {
                     move |r: &RelayRun| r.server.as_ref().map_or(0.0, f)
                 };
+                let switches = |r: &RelayRun| r.switches_per_msg().map_or(0.0, |(s, _)| s);
+                let preemptions = |r: &RelayRun| r.switches_per_msg().map_or(0.0, |(_, p)| p);
                 println!(
-                    "  server CPU {} cores, {} threads, {} KiB resident",
+                    "  server CPU {} cores, {} threads, {} KiB resident, {} context switches \
+                     per message ({} preemptions)",
                     of(&|r: &RelayRun| r.server_cores().unwrap_or(0.0), 2),
                     of(&server(|s| s.threads as f64), 0),
                     of(&server(|s| s.rss_kib as f64), 0),
+                    of(&switches, 2),
+                    of(&preemptions, 2),
                 );
             }
             println!("  load generator CPU {} cores", of(&RelayRun::generator_cores, 2));
@@ -348,9 +358,10 @@ fn show_relay(run: &RelayRun) -> String {
             ms(run.lag_ns.max())
         ),
     };
-    let server = match (&run.server, run.server_cores()) {
-        (Some(s), Some(cores)) => format!(
-            "server {cores:.2} cores ({:.2} s CPU), {} threads, {} KiB resident",
+    let server = match (&run.server, run.server_cores(), run.switches_per_msg()) {
+        (Some(s), Some(cores), Some((switches, preemptions))) => format!(
+            "server {cores:.2} cores ({:.2} s CPU), {} threads, {} KiB resident, \
+             {switches:.2} context switches per message ({preemptions:.2} preemptions)",
             s.cpu_s, s.threads, s.rss_kib
         ),
         _ => "server cost unknown (no process id)".to_owned(),

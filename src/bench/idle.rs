@@ -75,6 +75,7 @@ pub fn run_once(
         connections_max: clients * 2 + 100,
         server_cpus: None,
         broker: super::target::Broker::Chatroom,
+        server_exe: None,
     };
     let target = Target::start(&options, run)?;
     let result = measure(&target, run, clients, bare);

@@ -77,6 +77,10 @@ pub struct ServerCost {
     /// Threads and resident memory when the senders stopped.
     pub threads: u64,
     pub rss_kib: u64,
+    /// Context switches of the server's threads over the run, and the involuntary ones
+    /// (a thread preempted, typically by one it woke): what hand-offs between threads cost.
+    pub switches: u64,
+    pub preemptions: u64,
 }
 
 /// What one run measured.
@@ -115,6 +119,13 @@ impl RelayRun {
     /// Server CPU as a share of one core over the run (1.0 = one core busy throughout).
     pub fn server_cores(&self) -> Option<f64> {
         Some(self.server?.cpu_s / self.elapsed.as_secs_f64().max(1e-9))
+    }
+
+    /// The server's context switches per delivered message, and its preemptions.
+    pub fn switches_per_msg(&self) -> Option<(f64, f64)> {
+        let server = self.server?;
+        let per = |n: u64| n as f64 / self.delivered.max(1) as f64;
+        Some((per(server.switches), per(server.preemptions)))
     }
 
     pub fn generator_cores(&self) -> f64 {
@@ -355,6 +366,8 @@ pub fn run_once(target: &Target, run: usize, plan: RelayPlan) -> Result<RelayRun
             cpu_s: after.cpu_s_since(&before),
             threads: mid.threads,
             rss_kib: mid.rss_kib,
+            switches: after.switches.saturating_sub(before.switches),
+            preemptions: after.preemptions.saturating_sub(before.preemptions),
         }),
         _ => None,
     };

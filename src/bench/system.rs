@@ -11,6 +11,10 @@ pub struct ProcSample {
     pub cpu_ticks: u64,
     pub threads: u64,
     pub rss_kib: u64,
+    /// Context switches of its threads so far (voluntary plus involuntary), and the
+    /// involuntary ones alone (preemptions), summed over `/proc/PID/task/*/status`.
+    pub switches: u64,
+    pub preemptions: u64,
 }
 
 impl ProcSample {
@@ -21,7 +25,25 @@ impl ProcSample {
             cpu_ticks: cpu_ticks(&stat)?,
             threads: proc_status(pid, "Threads:")?,
             rss_kib: proc_status(pid, "VmRSS:")?,
+            ..Self::switches_of(pid)
         })
+    }
+
+    /// The context switches of `pid`'s threads (zero where unreadable).
+    fn switches_of(pid: u32) -> ProcSample {
+        let mut sample = ProcSample::default();
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return sample };
+        for task in tasks.flatten() {
+            let Ok(status) = std::fs::read_to_string(task.path().join("status")) else { continue };
+            let field = |name: &str| -> u64 {
+                let line = status.lines().find(|l| l.starts_with(name));
+                line.and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
+            };
+            let involuntary = field("nonvoluntary_ctxt_switches:");
+            sample.switches += field("voluntary_ctxt_switches:") + involuntary;
+            sample.preemptions += involuntary;
+        }
+        sample
     }
 
     /// CPU seconds spent between `earlier` and `self`.

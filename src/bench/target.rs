@@ -28,6 +28,9 @@ pub struct TargetOptions {
     pub server_cpus: Option<Vec<usize>>,
     /// Which server the child is.
     pub broker: Broker,
+    /// The executable whose `chatroom server` the child runs (`None`: this one), so that one
+    /// load generator measures two builds back to back.
+    pub server_exe: Option<PathBuf>,
 }
 
 /// The server a child process runs.
@@ -70,8 +73,12 @@ impl Target {
                 options.server_cpus.as_ref().map_or_else(|| "any".to_owned(), |c| format!("{c:?}"))
             ),
             None => format!(
-                "child process `chatroom server`, file log in a temporary directory under {}, \
+                "child process `{} server`, file log in a temporary directory under {}, \
                  fsync {}, cores {}",
+                options
+                    .server_exe
+                    .as_ref()
+                    .map_or_else(|| "chatroom".to_owned(), |exe| exe.display().to_string()),
                 data_root().display(),
                 options.fsync,
                 options.server_cpus.as_ref().map_or_else(|| "any".to_owned(), |c| format!("{c:?}"))
@@ -125,7 +132,10 @@ impl ChildServer {
         options: &TargetOptions,
         run: usize,
     ) -> Result<(ChildServer, SocketAddr, SocketAddr), BenchError> {
-        let exe = std::env::current_exe().map_err(|e| BenchError::Server(e.to_string()))?;
+        let exe = match &options.server_exe {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe().map_err(|e| BenchError::Server(e.to_string()))?,
+        };
         let dir = scratch_dir("server", run)?;
         let stderr_path = dir.join("server.stderr");
         let stderr = File::create(&stderr_path).map_err(|e| BenchError::Server(e.to_string()))?;

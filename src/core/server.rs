@@ -617,6 +617,16 @@ impl Server {
 
     // ---- getters -------------------------------------------------------------------------
 
+    /// True when `conn` is a relay bound with acknowledgements (a ticketed relay): a report
+    /// that its pushes were written changes nothing in the core (only acknowledgements do), so
+    /// it never emits a record.
+    pub fn relay_acknowledges(&self, conn: ConnId) -> bool {
+        matches!(
+            self.conns.get(&conn),
+            Some(Conn { role: Role::Relay(Binding { acks: true, .. }), .. })
+        )
+    }
+
     /// True while a request received on the command connection `conn` has no reply written
     /// yet (or a decoded request waits for a password job): its owner should write the
     /// replies before reading more requests.

@@ -97,6 +97,16 @@ impl<T> fmt::Display for PushError<T> {
 
 impl<T: fmt::Debug> std::error::Error for PushError<T> {}
 
+/// What [`Mailbox::push_or_write`] did with an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handed {
+    /// Written in full by the pusher: nothing was queued.
+    Written,
+    /// Queued (all of it, or what was left to write); `wake`: the consumer is owed a
+    /// [`Mailbox::wake`].
+    Queued { wake: bool },
+}
+
 /// What a take learned about the mailbox besides the items it moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "Taken::Closed means no item will ever come again"]
@@ -156,6 +166,88 @@ impl<T> Mailbox<T> {
             self.ready.notify_one();
         }
         Ok(())
+    }
+
+    /// [`push`](Self::push) without waking the consumer: `Ok(true)` means the consumer was
+    /// waiting when the item was queued, and the caller owes it one [`wake`](Self::wake),
+    /// later, e.g. once it has let go of a lock the consumer will want next (a consumer woken
+    /// at once would only preempt the pusher and block on that lock).
+    ///
+    /// # Errors
+    ///
+    /// As [`push`](Self::push).
+    pub fn push_deferred(&self, item: T) -> Result<bool, PushError<T>> {
+        // A planted push bug (which wakes by itself) stands in for this push too, so that the
+        // models of the adapter, which pushes only this way, still meet it.
+        #[cfg(any(test, loom))]
+        let item = match self.push_planted(item) {
+            ControlFlow::Break(result) => return result.map(|()| false),
+            ControlFlow::Continue(item) => item,
+        };
+        let mut state = self.lock();
+        if state.closed {
+            return Err(PushError::Closed(item));
+        }
+        if state.items.len() >= self.len_max {
+            return Err(PushError::Full(item));
+        }
+        state.items.push(item);
+        // Read under the same lock as the enqueue: a consumer counted here is inside its wait
+        // (which let go of the lock atomically), so the later `wake` reaches it, or it has
+        // woken meanwhile and will see the item when it rechecks. One not counted has not
+        // checked yet and will see the item.
+        #[cfg(any(test, loom))]
+        if self.planted_bug() == Some(planted::PlantedBug::DeferredWakeNotOwed) {
+            return Ok(false); // BUG: the waiting consumer is never woken.
+        }
+        Ok(state.waiting > 0)
+    }
+
+    /// Like [`push_deferred`](Self::push_deferred), but when the consumer is idle (waiting in
+    /// [`take_all`](Self::take_all) with nothing queued) the item goes to `write` instead,
+    /// which does the consumer's work itself (the TCP adapter writes a push straight to an idle
+    /// relay's socket, without waking its writer). `write` runs under the mailbox's lock, so
+    /// the consumer cannot start writing meanwhile; it must not block, and gives back what it
+    /// could not do (`Some`: the rest of the frame), which is queued as the next item.
+    ///
+    /// # Errors
+    ///
+    /// As [`push`](Self::push).
+    pub fn push_or_write(
+        &self,
+        item: T,
+        write: impl FnOnce(T) -> Option<T>,
+    ) -> Result<Handed, PushError<T>> {
+        #[cfg(any(test, loom))]
+        let item = match self.push_planted(item) {
+            ControlFlow::Break(result) => return result.map(|()| Handed::Queued { wake: false }),
+            ControlFlow::Continue(item) => item,
+        };
+        let mut state = self.lock();
+        if state.closed {
+            return Err(PushError::Closed(item));
+        }
+        if state.items.len() >= self.len_max {
+            return Err(PushError::Full(item));
+        }
+        // Counted as waiting with nothing queued: the consumer is inside its wait, holds no
+        // batch, and cannot leave the wait before this lock is let go.
+        let rest = if state.waiting > 0 && state.items.is_empty() {
+            match write(item) {
+                None => return Ok(Handed::Written),
+                Some(rest) => rest,
+            }
+        } else {
+            item
+        };
+        state.items.push(rest);
+        Ok(Handed::Queued { wake: state.waiting > 0 })
+    }
+
+    /// Wakes the consumer a [`push_deferred`](Self::push_deferred) left waiting. Needs no lock;
+    /// a wake with nobody waiting is harmless (the consumer rechecks).
+    pub fn wake(&self) {
+        self.ready.notify_one();
     }
 
     /// Closes the mailbox: every later push fails, and the consumer, once it has taken what
@@ -262,6 +354,9 @@ mod planted {
         /// Lost wake-up: `push` reads whether the consumer waits in one critical section and
         /// enqueues in another, so a consumer that starts waiting in between is never woken.
         WaitersReadUnlocked,
+        /// Lost wake-up: `push_deferred` never says a wake is owed, so a consumer already
+        /// waiting sleeps through the item.
+        DeferredWakeNotOwed,
     }
 
     pub(super) struct Planted {

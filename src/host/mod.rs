@@ -37,11 +37,11 @@ use std::collections::BTreeMap;
 pub use outgoing::{Batch, Outgoing};
 pub use sink::{MemorySink, RecordSink};
 
-use self::mailbox::{Mailbox, PushError};
+use self::mailbox::{Handed, Mailbox, PushError};
 use self::sync::Arc;
 #[cfg(any(test, feature = "planted"))]
 use crate::core::planted::Planted;
-use crate::core::{Channel, ConnId, Event, Input, Lsn, Output, Peer, Server};
+use crate::core::{Channel, ConnId, Event, Input, Lsn, MsgId, Output, Peer, Server};
 
 /// How a connection's socket is to be shut down, when the host ends it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,13 @@ pub enum Hang {
 pub trait Socket {
     /// Shuts the socket down; never blocks, never writes.
     fn hang_up(&self, how: Hang);
+
+    /// Writes what the socket takes at once, never waiting: the bytes written (0 when none,
+    /// or on an error, which the connection's writer will meet itself). Used only with
+    /// [`Host::write_through`]; a socket that never writes this way keeps the default.
+    fn write_now(&self, _bytes: &[u8]) -> usize {
+        0
+    }
 }
 
 /// A connection without a socket (the server's own internal connections).
@@ -88,12 +95,54 @@ pub struct Host<S, K> {
     touched: Option<Vec<ConnId>>,
     /// See [`Host::outputs_after_close`].
     outputs_after_close: u64,
+    /// With [`Host::defer_wakes`]: mailboxes whose waiting writer is owed a wake.
+    wakes: Option<Vec<Arc<Mailbox<Outgoing>>>>,
+    /// See [`Host::write_through`].
+    write_through: bool,
+    /// Pushes written through since the drain last reported them: per relay, the last one.
+    written_through: Vec<(ConnId, MsgId)>,
 }
 
 impl<S: Socket, K: RecordSink> Host<S, K> {
     /// A host for `server` whose records go to `sink`.
     pub fn new(server: Server, sink: K) -> Self {
-        Host { server, routes: BTreeMap::new(), sink, touched: None, outputs_after_close: 0 }
+        Host {
+            server,
+            routes: BTreeMap::new(),
+            sink,
+            touched: None,
+            outputs_after_close: 0,
+            wakes: None,
+            write_through: false,
+            written_through: Vec::new(),
+        }
+    }
+
+    /// Writes a push straight to its relay's socket ([`Socket::write_now`]) when the relay's
+    /// writer is idle and the relay acknowledges (so the report that it was written, made at
+    /// once on this thread, changes nothing in the core and persists nothing: this may be the
+    /// log writer's thread, feeding durability). It saves the writer's wake-up, its taking
+    /// the lock again to report, and on a busy core the wait for its turn. What the socket
+    /// does not take at once is queued for the writer, which stays in charge of a relay that
+    /// does not keep up. Needs [`Host::defer_wakes`].
+    pub fn write_through(&mut self) {
+        self.write_through = true;
+    }
+
+    /// Queues items without waking the writers that wait for them; the driver takes the
+    /// mailboxes owed a wake with [`Host::take_wakes`] and wakes them once it has let go of the
+    /// lock it keeps the host under, which those writers take next (woken at once, each would
+    /// preempt the thread holding it on a busy core, only to block on it).
+    pub fn defer_wakes(&mut self) {
+        self.wakes = Some(Vec::new());
+    }
+
+    /// Moves the mailboxes owed a [`Mailbox::wake`] since the last call into `out` (with
+    /// [`Host::defer_wakes`]; each once).
+    pub fn take_wakes(&mut self, out: &mut Vec<Arc<Mailbox<Outgoing>>>) {
+        if let Some(wakes) = &mut self.wakes {
+            out.append(wakes);
+        }
     }
 
     /// Records which connections get items, for drivers that schedule their writers
@@ -241,6 +290,15 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
             while let Some(output) = self.server.poll_output() {
                 self.route(output);
             }
+            if !self.written_through.is_empty() {
+                // Reported now, under the same lock as the write: before anything else about
+                // these relays, in particular before their writers can report the end.
+                for (conn, last) in std::mem::take(&mut self.written_through) {
+                    self.server
+                        .handle_input(Input { now_ms, event: Event::Written { conn, last } });
+                }
+                continue;
+            }
             let last = self.server.last_lsn();
             let synchronous = self.sink.is_synchronous();
             #[cfg(any(test, feature = "planted"))]
@@ -273,7 +331,29 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
             }
         };
         let Some(route) = self.routes.get(&conn) else { return };
-        match route.mailbox.push(item) {
+        let pushed = match &mut self.wakes {
+            None => route.mailbox.push(item),
+            Some(wakes) => {
+                let through = self.write_through
+                    && matches!(item, Outgoing::Push { .. })
+                    && self.server.relay_acknowledges(conn);
+                let handed = if through {
+                    let written = &mut self.written_through;
+                    route.mailbox.push_or_write(item, |item| {
+                        write_now(&route.socket, item, |msg| note_written(written, conn, msg))
+                    })
+                } else {
+                    route.mailbox.push_deferred(item).map(|wake| Handed::Queued { wake })
+                };
+                handed.map(|handed| {
+                    let owed = handed == Handed::Queued { wake: true };
+                    if owed && !wakes.iter().any(|mailbox| Arc::ptr_eq(mailbox, &route.mailbox)) {
+                        wakes.push(route.mailbox.clone());
+                    }
+                })
+            }
+        };
+        match pushed {
             Ok(()) => {}
             Err(PushError::Closed(_)) => {
                 self.outputs_after_close += u64::from(route.closed_by_core);
@@ -297,6 +377,33 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
                 touched.push(conn);
             }
         }
+    }
+}
+
+/// Writes a push to `socket` at once (see [`Host::write_through`]); `None` when all of it was
+/// written (then `written` is told), else what is left of it, for the relay's writer.
+fn write_now<S: Socket>(
+    socket: &S,
+    item: Outgoing,
+    written: impl FnOnce(MsgId),
+) -> Option<Outgoing> {
+    let Outgoing::Push { msg, frame } = item else { return Some(item) };
+    match socket.write_now(&frame) {
+        n if n == frame.len() => {
+            written(msg);
+            None
+        }
+        0 => Some(Outgoing::Push { msg, frame }),
+        // The rest goes first in the writer's next batch, which reports `msg` once written.
+        n => Some(Outgoing::Push { msg, frame: frame[n..].to_vec() }),
+    }
+}
+
+/// Notes that `conn`'s pushes through `msg` were written (one entry per relay: the last).
+fn note_written(written: &mut Vec<(ConnId, MsgId)>, conn: ConnId, msg: MsgId) {
+    match written.iter_mut().find(|(c, _)| *c == conn) {
+        Some(entry) => entry.1 = msg,
+        None => written.push((conn, msg)),
     }
 }
 

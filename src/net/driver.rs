@@ -31,6 +31,10 @@ pub(crate) type Sink = Box<dyn RecordSink + Send>;
 pub(crate) struct HostSocket(pub Option<SharedSocket>);
 
 impl host::Socket for HostSocket {
+    fn write_now(&self, bytes: &[u8]) -> usize {
+        self.0.as_ref().map_or(0, |stream| stream.write_now(bytes).unwrap_or(0))
+    }
+
     fn hang_up(&self, how: host::Hang) {
         if let Some(stream) = &self.0 {
             stream.shutdown(match how {
@@ -80,7 +84,10 @@ impl Drop for HostGuard<'_> {
 
 impl Shared {
     pub fn new(server: Server, sink: Sink) -> Self {
-        let host = Mutex::new(Host::new(server, sink));
+        let mut host = Host::new(server, sink);
+        host.defer_wakes();
+        host.write_through();
+        let host = Mutex::new(host);
         let durable_pending = AtomicU64::new(0);
         Shared { host, started: Instant::now(), timer: TimerState::default(), durable_pending }
     }
@@ -114,7 +121,8 @@ impl Shared {
         self.feed_durable_if_free();
     }
 
-    /// Feeds pending durability, re-arms the timer and unlocks.
+    /// Feeds pending durability, re-arms the timer, unlocks, then wakes the writers the host
+    /// handed items to meanwhile.
     fn unlock(&self, mut host: MutexGuard<'_, Host<HostSocket, Sink>>) {
         let lsn = self.durable_pending.swap(0, Ordering::SeqCst);
         if lsn != 0 {
@@ -124,9 +132,16 @@ impl Shared {
             host.handle(0, Event::Durable { lsn: Lsn(lsn) });
         }
         self.timer.set(host.poll_timeout());
+        let mut wakes = Vec::new();
+        host.take_wakes(&mut wakes);
         drop(host);
         // Pairs with the fence in `durable`.
         fence(Ordering::SeqCst);
+        // After the unlock: a writer woken under the lock would preempt this thread on a busy
+        // core only to block on the lock (its next step is reporting what it wrote).
+        for mailbox in wakes {
+            mailbox.wake();
+        }
     }
 
     pub fn now_ms(&self) -> u64 {

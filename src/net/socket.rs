@@ -17,6 +17,11 @@ pub(crate) trait Socket: Send + Sync + 'static {
     fn read_now(&self, _buf: &mut [u8]) -> io::Result<usize> {
         Err(io::ErrorKind::Unsupported.into())
     }
+    /// Writes what the socket takes without waiting (`WouldBlock` when it takes nothing), for
+    /// a push written straight to an idle relay (`Host::write_through`).
+    fn write_now(&self, _bytes: &[u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 impl Socket for TcpStream {
@@ -34,6 +39,10 @@ impl Socket for TcpStream {
 
     fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
         read_now(self, buf)
+    }
+
+    fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        write_now(self, bytes)
     }
 }
 
@@ -56,6 +65,26 @@ fn read_now(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     // descriptor is open: `stream` is borrowed for the call.
     let n = unsafe {
         libc::recv(stream.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
+    };
+    match n {
+        n if n >= 0 => Ok(n as usize),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Writes what `stream` takes without waiting, though the socket itself blocks (see
+/// [`read_now`]); `MSG_NOSIGNAL` because a peer gone is the writer thread's to find out.
+fn write_now(stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `bytes` is valid for reads of `bytes.len()` bytes for the whole call, and the
+    // descriptor is open: `stream` is borrowed for the call.
+    let n = unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
     };
     match n {
         n if n >= 0 => Ok(n as usize),

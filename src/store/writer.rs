@@ -258,22 +258,26 @@ fn run<D: Disk>(
     let mut reported = wal.durable_lsn();
     let mut snapshot: Option<SnapshotJob> = None;
     let mut stopping = false;
+    // A batch appended to the log but not synced yet.
+    let mut appended: Option<Batch> = None;
     loop {
-        let first = if stopping {
-            None
-        } else if snapshot.is_some() {
-            // Records first, but do not sleep while a snapshot has work.
-            match receiver.recv_timeout(std::time::Duration::from_millis(1)) {
-                Ok(command) => Some(command),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => Some(Command::Shutdown),
+        if appended.is_none() && !stopping {
+            let first = if snapshot.is_some() {
+                // Records first, but do not sleep while a snapshot has work.
+                match receiver.recv_timeout(std::time::Duration::from_millis(1)) {
+                    Ok(command) => Some(command),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => Some(Command::Shutdown),
+                }
+            } else {
+                // recv fails only once every sender is gone: an implicit shutdown.
+                Some(receiver.recv().unwrap_or(Command::Shutdown))
+            };
+            if let Some(first) = first {
+                appended = Some(apply_batch(&mut wal, first, receiver, &mut snapshot)?);
             }
-        } else {
-            // recv fails only once every sender is gone: an implicit shutdown.
-            Some(receiver.recv().unwrap_or(Command::Shutdown))
-        };
-        if let Some(first) = first {
-            let batch = apply_batch(&mut wal, first, receiver, &mut snapshot)?;
+        }
+        if let Some(batch) = appended.take() {
             let lsn = commit(&mut wal, fsync)?;
             published
                 .log_bytes_since_snapshot
@@ -281,15 +285,27 @@ fn run<D: Disk>(
             if batch.snapshot_skipped {
                 published.snapshot_pending.store(false, Ordering::Relaxed);
             }
+            stopping |= batch.stop;
+            // What queued during the sync is appended before the sync is reported: the report
+            // wakes the threads that write the released pushes and replies, and on a busy core
+            // they would run before this thread got back to the disk. Appended first, the next
+            // sync starts as soon as the report is made, and they run while it waits.
+            if !stopping {
+                if let Ok(command) = receiver.try_recv() {
+                    appended = Some(apply_batch(&mut wal, command, receiver, &mut snapshot)?);
+                }
+            }
             if lsn > reported {
                 reported = lsn;
                 on_durable(Ok(lsn));
             }
-            stopping |= batch.stop;
         }
         // On shutdown a snapshot in progress is finished first: it was asked for, and it is
         // cheap to complete compared with replaying the log it replaces.
-        if let Some(job) = &mut snapshot {
+        // Not while the batch that began the snapshot is unsynced: the snapshot's records
+        // before it must be on disk before the snapshot replaces their files.
+        let began_unsynced = appended.as_ref().is_some_and(|batch| batch.snapshot_began);
+        if let Some(job) = snapshot.as_mut().filter(|_| !began_unsynced) {
             // If the helper falls behind (a busy machine), the log may not outgrow the
             // snapshot threshold three times over meanwhile: then the writer waits for it.
             let grown = wal.log_bytes_since_snapshot().saturating_sub(job.log_bytes_at_start);
@@ -303,7 +319,7 @@ fn run<D: Disk>(
                 published.snapshot_pending.store(false, Ordering::Relaxed);
             }
         }
-        if stopping && snapshot.is_none() {
+        if stopping && snapshot.is_none() && appended.is_none() {
             break;
         }
     }
@@ -315,6 +331,8 @@ fn run<D: Disk>(
 struct Batch {
     /// A snapshot was asked for that the last one already covers.
     snapshot_skipped: bool,
+    /// A snapshot was begun (its new segment opened).
+    snapshot_began: bool,
     stop: bool,
 }
 
@@ -335,7 +353,10 @@ fn apply_batch<D: Disk>(
                 // `snapshot_pending` keeps a second request away while one is in progress.
                 debug_assert!(snapshot.is_none(), "a snapshot requested while one is written");
                 match SnapshotJob::start(wal, lsn, build)? {
-                    Some(job) => *snapshot = Some(job),
+                    Some(job) => {
+                        *snapshot = Some(job);
+                        batch.snapshot_began = true;
+                    }
                     None => batch.snapshot_skipped = true,
                 }
             }

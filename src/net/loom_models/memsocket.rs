@@ -85,6 +85,11 @@ impl Socket for ServerEnd {
         Ok(())
     }
 
+    /// Takes everything at once: these models never fill a socket.
+    fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        self.write_all(bytes).map(|()| bytes.len())
+    }
+
     fn shutdown(&self, how: Shutdown) {
         let mut state = self.0.lock();
         if matches!(how, Shutdown::Read | Shutdown::Both) {

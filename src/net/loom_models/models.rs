@@ -181,6 +181,46 @@ pub fn durable_report_racing_send(fixture: &Fixture) {
     assert_shut_down(&[alice, relay]);
 }
 
+/// The log writer makes m1 durable while bob's ticketed relay writer waits on its empty
+/// mailbox: the thread that feeds the report to the core (the log writer, or the command or
+/// relay-reader thread holding the lock then) writes the push straight to the idle relay's
+/// socket (`Host::write_through`), or leaves it to the relay writer when that is not idle.
+/// With `reset`, bob's client resets the relay meanwhile instead of waiting for the push.
+///
+/// Checked: alice gets her reply; the push is written at most once and, without the reset,
+/// exactly once; since bob never acknowledges, m1 stays queued for his next relay; every
+/// thread ends (the relay writer is not left waiting for an item that was written for it).
+pub fn durable_report_writes_through(fixture: &Fixture, reset: bool) {
+    let log = LogQueue::default();
+    // The main thread blocks too (as bob's client): see `LeakOnPanic`.
+    let mut world = LeakOnPanic::new(Rig::with_log(fixture, &log));
+    let endpoints = LeakOnPanic::new(alice_and_bob(&mut world, true, None));
+    let (alice, _bob, relay) = &*endpoints;
+    log.arm();
+    alice.client.send("2\nbob\nm1");
+    alice.client.close();
+    let command = world.spawn_command(alice);
+    let [writer, reader] = world.spawn_relay(relay);
+    let log_writer = {
+        let shared = world.shared.clone();
+        thread::spawn(move || log.report_next(&shared))
+    };
+    if reset {
+        relay.client.reset();
+    } else {
+        let received = relay.client.wait_received();
+        assert_eq!(pushes(&received), ["m1"]);
+        relay.client.close();
+    }
+    join_all([command, writer, reader, log_writer]);
+
+    assert_eq!(alice.client.received(), ["0\nSent to recipient"]);
+    let written = pushes_once(relay);
+    assert!(reset || written == ["m1"], "m1 not written on the relay: {written:?}");
+    assert_eq!(world.queued_texts("bob"), ["m1"], "m1 was never acknowledged");
+    assert_shut_down(&[alice]);
+}
+
 /// What ends bob's relay while its writer holds a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Racer {
