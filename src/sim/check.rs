@@ -526,6 +526,12 @@ impl Checker {
         for pending in &pending {
             self.check_ended(now_ms, client, pending);
             self.end_request(now_ms, pending, true);
+            // A lost password check may have failed before its connection went (the server
+            // settles it when its hash job ends, and releases it only if the connection went
+            // first): the address's throttle may count it (swarm seed 4656).
+            if matches!(pending.op, Op::Login { .. } | Op::Delete { .. }) {
+                self.client(client).failures_ms.push(now_ms);
+            }
         }
     }
 
@@ -1296,6 +1302,30 @@ mod tests {
         checker.replied(6, 1, full.as_bytes());
         let unfair = checker.violation().map(|v| v.invariant);
         assert_eq!(unfair, Some("a limit refuses only at its bound"), "two sent, bound three");
+    }
+
+    /// Client 2 sends a wrong-password login of alice at 10 ms (if `guess`) and loses its
+    /// connection before the reply, reconnects, and is told at `retry_ms` that its login as
+    /// bob is throttled.
+    fn throttled_after_a_lost_check(guess: bool, retry_ms: u64) -> Option<&'static str> {
+        let mut checker = alice_owed_two_messages();
+        checker.connected(2);
+        if guess {
+            checker.sent(10, 2, Op::Login { name: "alice".into(), password: "wrong".into() });
+        }
+        checker.disconnected(20, 2);
+        checker.connected(2);
+        checker.sent(retry_ms, 2, Op::Login { name: "bob".into(), password: "pw".into() });
+        checker.replied(retry_ms + 1, 2, b"-1\nToo many failed attempts; try again in 1 s");
+        checker.violation().map(|v| v.invariant)
+    }
+
+    #[test]
+    fn a_lost_password_check_may_have_counted_against_its_address() {
+        assert_eq!(throttled_after_a_lost_check(true, 120), None);
+        let unfair = Some("throttling follows failures");
+        assert_eq!(throttled_after_a_lost_check(false, 120), unfair, "no check was sent");
+        assert_eq!(throttled_after_a_lost_check(true, 2_000), unfair, "a window later");
     }
 
     #[test]
