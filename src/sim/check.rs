@@ -180,7 +180,7 @@ pub struct Checker {
     storm_verified: usize,
     /// What hostile clients did and must get (`hostile.rs`).
     hostile: hostile::HostileState,
-    /// When the first of them was answered.
+    /// The earliest send of them.
     storm_first_verified_ms: Option<u64>,
     /// Invariant checks performed.
     pub checks: u64,
@@ -883,7 +883,7 @@ impl Checker {
                     self.storm_account_guess(now_ms, client, p.sent_ms);
                     let existing = strict && exists == Known::Yes && correct == Some(true);
                     self.expect(!existing, now_ms, "the right password logs in", what);
-                    self.storm_guess_verified(now_ms, client);
+                    self.storm_guess_verified(now_ms, client, p.sent_ms);
                     if correct == Some(true) {
                         self.learn(p, k, false, 0);
                     }
@@ -1181,13 +1181,18 @@ impl Checker {
         self.storm_verified_max = verified_max;
     }
 
-    /// A storm client's wrong-password login was verified (not throttled).
-    fn storm_guess_verified(&mut self, now_ms: u64, client: usize) {
+    /// A storm client's wrong-password login, sent at `sent_ms`, was verified (not throttled).
+    /// The server verified each guess between its send and its reply, so the span the
+    /// throttle's delays must fit in runs from the earliest send of a verified guess to now
+    /// (swarm seed 3871: the first guess verified at once and answered 47 ms later over a
+    /// slow link, the second verified one backoff period later and answered first).
+    fn storm_guess_verified(&mut self, now_ms: u64, client: usize, sent_ms: u64) {
         if !self.storm.contains(&client) {
             return;
         }
         self.storm_verified += 1;
-        let first_ms = *self.storm_first_verified_ms.get_or_insert(now_ms);
+        let first_ms = self.storm_first_verified_ms.map_or(sent_ms, |ms| ms.min(sent_ms));
+        self.storm_first_verified_ms = Some(first_ms);
         // The free attempts, then at most one more per backoff period (the delays double, so
         // this is generous): guesses held up by the network past the first delay are fair.
         let backoff_ms = self.limits.map_or(u64::MAX, |l| l.login_backoff_base_ms.max(1));
@@ -1326,6 +1331,31 @@ mod tests {
         let unfair = Some("throttling follows failures");
         assert_eq!(throttled_after_a_lost_check(false, 120), unfair, "no check was sent");
         assert_eq!(throttled_after_a_lost_check(true, 2_000), unfair, "a window later");
+    }
+
+    /// Two storm clients guess alice's password, sent at `sent_ms` and answered "invalid" at
+    /// `replies_ms`, from an address allowed one free check and then one per 10 ms.
+    fn storm_guesses(sent_ms: [u64; 2], replies_ms: [u64; 2]) -> Option<&'static str> {
+        let mut checker = alice_owed_two_messages();
+        checker.set_limits(Limits { login_backoff_base_ms: 10, ..LIMITS });
+        for (i, client) in [2, 3].into_iter().enumerate() {
+            checker.storm_client(client, 1);
+            checker.connected(client);
+            let guess = Op::Login { name: "alice".into(), password: "wrong".into() };
+            checker.sent(sent_ms[i], client, guess);
+        }
+        for (i, client) in [2, 3].into_iter().enumerate() {
+            checker.replied(replies_ms[i], client, format!("-1\n{LOGIN_FAILED}").as_bytes());
+        }
+        checker.violation().map(|v| v.invariant)
+    }
+
+    #[test]
+    fn storm_guesses_fit_the_backoff_from_the_first_send() {
+        // Both may have been verified at 0 and 10 ms, and answered late.
+        assert_eq!(storm_guesses([0, 0], [47, 55]), None);
+        let unfair = Some("the throttle bounds password guesses");
+        assert_eq!(storm_guesses([50, 50], [51, 52]), unfair, "two within 2 ms");
     }
 
     #[test]
