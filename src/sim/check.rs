@@ -1258,6 +1258,7 @@ impl Checker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::scenario::Hostile;
 
     /// Client 0 registers as alice and opens relay 7; client 1 registers as bob and sends alice
     /// two acknowledged messages, `#1.1` and `#1.2`.
@@ -1356,6 +1357,32 @@ mod tests {
         assert_eq!(storm_guesses([0, 0], [47, 55]), None);
         let unfair = Some("the throttle bounds password guesses");
         assert_eq!(storm_guesses([50, 50], [51, 52]), unfair, "two within 2 ms");
+    }
+
+    /// Client 0 writes `kind` on its relay 7, which then gets the failure frames `texts`.
+    fn relay_limit_frame_gets(kind: Hostile, texts: &[&str]) -> Option<&'static str> {
+        let mut checker = alice_owed_two_messages();
+        let frame = Observation::RelayFrame { kind, conn: 7 };
+        checker.hostile(5, 0, frame, false);
+        for text in texts {
+            let failure = Observation::RelayFailure { conn: 7, text: (*text).into() };
+            checker.hostile(6, 0, failure, false);
+        }
+        checker.violation().map(|v| v.invariant)
+    }
+
+    #[test]
+    fn relay_frames_at_and_over_the_limit_are_judged_by_protocol_md() {
+        let too_large = "frame of 11 bytes is larger than the limit of 10 bytes";
+        let malformed = "malformed acknowledgement";
+        let (at, over) = (Hostile::RelayAckAtLimit, Hostile::RelayAckOver);
+        assert_eq!(relay_limit_frame_gets(at, &[malformed]), None);
+        assert_eq!(relay_limit_frame_gets(over, &[too_large]), None);
+        let within = Some("a frame within the limit is not refused as too large");
+        assert_eq!(relay_limit_frame_gets(at, &[too_large]), within);
+        let read_on = Some("an oversized frame is refused, then the connection closes");
+        assert_eq!(relay_limit_frame_gets(over, &[malformed, malformed]), read_on);
+        assert_eq!(relay_limit_frame_gets(over, &[too_large, malformed]), read_on);
     }
 
     #[test]
