@@ -117,12 +117,17 @@ pub enum Planted {
     /// `n` leaves once `n - 1` is durable. A crash (or a stall) then shows a reply or push
     /// whose record is not on disk. Found by the model checker's disk ("released-early").
     ReleaseOneEarly,
+    /// A bound relay's decoder gets the command channel's limit (`frame_len_max`, copied from
+    /// the login path) instead of `relay_frame_len_max`: an acknowledgement far over the
+    /// relay's limit is read and answered like any malformed one, and the relay stays open.
+    /// Caught by "an oversized frame is refused, then the connection closes".
+    RelayLimitFromCommand,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 28] = [
+    pub const ALL: [Planted; 29] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -151,6 +156,7 @@ impl Planted {
         Planted::FrameOverLimitAccepted,
         Planted::ThrottleFreeOffByOne,
         Planted::ReleaseOneEarly,
+        Planted::RelayLimitFromCommand,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -200,6 +206,16 @@ impl Server {
     pub(super) fn planted_limit_logged_in(&self, limit: usize) -> usize {
         if self.config.planted == Planted::FrameOverLimitAccepted {
             limit + 1
+        } else {
+            limit
+        }
+    }
+
+    /// The frame limit of a bound relay ([`Planted::RelayLimitFromCommand`] makes it the
+    /// command channel's).
+    pub(super) fn planted_relay_limit(&self, limit: usize) -> usize {
+        if self.config.planted == Planted::RelayLimitFromCommand {
+            self.config.frame_len_max
         } else {
             limit
         }
@@ -338,6 +354,7 @@ mod tests {
             Planted::FrameOverLimitAccepted => Some(25),
             Planted::ThrottleFreeOffByOne => Some(26),
             Planted::ReleaseOneEarly => Some(27),
+            Planted::RelayLimitFromCommand => Some(28),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

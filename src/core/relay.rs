@@ -96,9 +96,12 @@ impl Server {
     }
 
     fn bind_relay(&mut self, conn: ConnId, account: AccountId, acks: bool) {
+        let limit = self.config.relay_frame_len_max;
+        #[cfg(any(test, feature = "planted"))]
+        let limit = self.planted_relay_limit(limit);
         let c = self.conns.get_mut(&conn).expect("the relay being bound is open");
         c.role = Role::Relay(Binding { account, acks, pushed_through: MsgId(0) });
-        c.decoder.set_body_len_max(self.config.relay_frame_len_max);
+        c.decoder.set_body_len_max(limit);
         self.timers.cancel(Timer::Login(conn));
         self.sessions.get_mut(&account).expect("checked by relay_binding").relay = Some(conn);
         self.pump(account);

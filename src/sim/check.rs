@@ -117,7 +117,9 @@ struct ClientState {
     /// Every session this client obtained: (when, name key, account).
     sessions_held: Vec<(u64, NameId, Option<AccountId>)>,
     /// When it sent each register.
-    registers_ms: Vec<u64>,
+    /// (sent, ended: `u64::MAX` while in flight): the server counts a registration when it
+    /// reads it, somewhere in between.
+    registers_ms: Vec<(u64, u64)>,
     /// When it sent each register that succeeded, with the number of crashes then (a
     /// restarted server counts afresh).
     registered_ms: Vec<(u64, u64)>,
@@ -175,7 +177,7 @@ pub struct Checker {
     storm_verified: usize,
     /// What hostile clients did and must get (`hostile.rs`).
     hostile: hostile::HostileState,
-    /// When the first of them was answered.
+    /// The earliest send of them.
     storm_first_verified_ms: Option<u64>,
     /// Invariant checks performed.
     pub checks: u64,
@@ -391,7 +393,7 @@ impl Checker {
         let mutation = matches!(op, Op::Register { .. } | Op::Delete { .. });
         let login = matches!(op, Op::Register { .. } | Op::Login { .. });
         if matches!(op, Op::Register { .. }) {
-            self.client(client).registers_ms.push(now_ms);
+            self.client(client).registers_ms.push((now_ms, u64::MAX));
         }
         let (mut clean_epoch, mut session_alone, mut exists_at_send) = (None, None, Known::Unknown);
         if let Some(k) = target {
@@ -521,9 +523,10 @@ impl Checker {
         for pending in &pending {
             self.check_ended(now_ms, client, pending);
             self.end_request(now_ms, pending, true);
-            // A lost password check may have failed, and the server counts a failure against
-            // the address as well as the name (small swarm seed 2757: a login's failure reply
-            // lost to a reset, the next login from the address throttled).
+            // A lost password check may have failed before its connection went (the server
+            // settles it when its hash job ends, and releases it only if the connection went
+            // first): the address's throttle may count it (swarm seed 4656; small
+            // swarm seed 2757).
             if matches!(pending.op, Op::Login { .. } | Op::Delete { .. }) {
                 self.client(client).failures_ms.push(now_ms);
             }
@@ -732,6 +735,12 @@ impl Checker {
         if matches!(pending.op, Op::Login { .. } | Op::Delete { .. }) {
             self.client(client).check_ended_ms = now_ms;
         }
+        if matches!(pending.op, Op::Register { .. }) {
+            let registers = &mut self.client(client).registers_ms;
+            if let Some(r) = registers.iter_mut().find(|r| **r == (pending.sent_ms, u64::MAX)) {
+                r.1 = now_ms;
+            }
+        }
     }
 
     /// Whether a refusal of the request `p` to `client` for the limit `refusal` fits the
@@ -758,7 +767,10 @@ impl Checker {
             }
             (Refusal::RegistrationsLimited, Op::Register { .. }) => {
                 // Registrations from this address within the window, besides this one, reach
-                // the bound.
+                // the bound. The server counted each when it read it, between its send and its
+                // end, and decided this one between its send and now: an earlier one counts if
+                // it may have been read less than a window before this one (swarm seed 9522: a
+                // registration sent 565 ms before, answered 84 ms after, in a 558 ms window).
                 let Some(limits) = limits else { return true };
                 let host = self.client(client).host;
                 let since_ms = p.sent_ms.saturating_sub(limits.registration_window_ms);
@@ -766,7 +778,7 @@ impl Checker {
                     .clients
                     .iter()
                     .filter(|c| c.host == host)
-                    .map(|c| c.registers_ms.iter().filter(|&&t| t >= since_ms).count())
+                    .map(|c| c.registers_ms.iter().filter(|r| r.1 >= since_ms).count())
                     .sum();
                 started > limits.registrations_per_peer_max
             }
@@ -878,7 +890,7 @@ impl Checker {
                     self.storm_account_guess(now_ms, client, p.sent_ms);
                     let existing = strict && exists == Known::Yes && correct == Some(true);
                     self.expect(!existing, now_ms, "the right password logs in", what);
-                    self.storm_guess_verified(now_ms, client);
+                    self.storm_guess_verified(now_ms, client, p.sent_ms);
                     if correct == Some(true) {
                         self.learn(p, k, false, 0);
                     }
@@ -1176,13 +1188,18 @@ impl Checker {
         self.storm_verified_max = verified_max;
     }
 
-    /// A storm client's wrong-password login was verified (not throttled).
-    fn storm_guess_verified(&mut self, now_ms: u64, client: usize) {
+    /// A storm client's wrong-password login, sent at `sent_ms`, was verified (not throttled).
+    /// The server verified each guess between its send and its reply, so the span the
+    /// throttle's delays must fit in runs from the earliest send of a verified guess to now
+    /// (swarm seed 3871: the first guess verified at once and answered 47 ms later over a
+    /// slow link, the second verified one backoff period later and answered first).
+    fn storm_guess_verified(&mut self, now_ms: u64, client: usize, sent_ms: u64) {
         if !self.storm.contains(&client) {
             return;
         }
         self.storm_verified += 1;
-        let first_ms = *self.storm_first_verified_ms.get_or_insert(now_ms);
+        let first_ms = self.storm_first_verified_ms.map_or(sent_ms, |ms| ms.min(sent_ms));
+        self.storm_first_verified_ms = Some(first_ms);
         // The free attempts, then at most one more per backoff period (the delays double, so
         // this is generous): guesses held up by the network past the first delay are fair.
         let backoff_ms = self.limits.map_or(u64::MAX, |l| l.login_backoff_base_ms.max(1));
@@ -1248,6 +1265,7 @@ impl Checker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::scenario::Hostile;
 
     /// Client 0 registers as alice and opens relay 7; client 1 registers as bob and sends alice
     /// two acknowledged messages, `#1.1` and `#1.2`.
@@ -1297,6 +1315,104 @@ mod tests {
         checker.replied(6, 1, full.as_bytes());
         let unfair = checker.violation().map(|v| v.invariant.sentence());
         assert_eq!(unfair, Some("a limit refuses only at its bound"), "two sent, bound three");
+    }
+
+    /// Client 2 sends a wrong-password login of alice at 10 ms (if `guess`) and loses its
+    /// connection before the reply, reconnects, and is told at `retry_ms` that its login as
+    /// bob is throttled.
+    fn throttled_after_a_lost_check(guess: bool, retry_ms: u64) -> Option<&'static str> {
+        let mut checker = alice_owed_two_messages();
+        checker.connected(2);
+        if guess {
+            checker.sent(10, 2, Op::Login { name: "alice".into(), password: "wrong".into() });
+        }
+        checker.disconnected(20, 2);
+        checker.connected(2);
+        checker.sent(retry_ms, 2, Op::Login { name: "bob".into(), password: "pw".into() });
+        checker.replied(retry_ms + 1, 2, b"-1\nToo many failed attempts; try again in 1 s");
+        checker.violation().map(|v| v.invariant)
+    }
+
+    #[test]
+    fn a_lost_password_check_may_have_counted_against_its_address() {
+        assert_eq!(throttled_after_a_lost_check(true, 120), None);
+        let unfair = Some("throttling follows failures");
+        assert_eq!(throttled_after_a_lost_check(false, 120), unfair, "no check was sent");
+        assert_eq!(throttled_after_a_lost_check(true, 2_000), unfair, "a window later");
+    }
+
+    /// Two storm clients guess alice's password, sent at `sent_ms` and answered "invalid" at
+    /// `replies_ms`, from an address allowed one free check and then one per 10 ms.
+    fn storm_guesses(sent_ms: [u64; 2], replies_ms: [u64; 2]) -> Option<&'static str> {
+        let mut checker = alice_owed_two_messages();
+        checker.set_limits(Limits { login_backoff_base_ms: 10, ..LIMITS });
+        for (i, client) in [2, 3].into_iter().enumerate() {
+            checker.storm_client(client, 1);
+            checker.connected(client);
+            let guess = Op::Login { name: "alice".into(), password: "wrong".into() };
+            checker.sent(sent_ms[i], client, guess);
+        }
+        for (i, client) in [2, 3].into_iter().enumerate() {
+            checker.replied(replies_ms[i], client, format!("-1\n{LOGIN_FAILED}").as_bytes());
+        }
+        checker.violation().map(|v| v.invariant)
+    }
+
+    #[test]
+    fn storm_guesses_fit_the_backoff_from_the_first_send() {
+        // Both may have been verified at 0 and 10 ms, and answered late.
+        assert_eq!(storm_guesses([0, 0], [47, 55]), None);
+        let unfair = Some("the throttle bounds password guesses");
+        assert_eq!(storm_guesses([50, 50], [51, 52]), unfair, "two within 2 ms");
+    }
+
+    /// Client 0 writes `kind` on its relay 7, which then gets the failure frames `texts`.
+    fn relay_limit_frame_gets(kind: Hostile, texts: &[&str]) -> Option<&'static str> {
+        let mut checker = alice_owed_two_messages();
+        let frame = Observation::RelayFrame { kind, conn: 7 };
+        checker.hostile(5, 0, frame, false);
+        for text in texts {
+            let failure = Observation::RelayFailure { conn: 7, text: (*text).into() };
+            checker.hostile(6, 0, failure, false);
+        }
+        checker.violation().map(|v| v.invariant)
+    }
+
+    #[test]
+    fn relay_frames_at_and_over_the_limit_are_judged_by_protocol_md() {
+        let too_large = "frame of 11 bytes is larger than the limit of 10 bytes";
+        let malformed = "malformed acknowledgement";
+        let (at, over) = (Hostile::RelayAckAtLimit, Hostile::RelayAckOver);
+        assert_eq!(relay_limit_frame_gets(at, &[malformed]), None);
+        assert_eq!(relay_limit_frame_gets(over, &[too_large]), None);
+        let within = Some("a frame within the limit is not refused as too large");
+        assert_eq!(relay_limit_frame_gets(at, &[too_large]), within);
+        let read_on = Some("an oversized frame is refused, then the connection closes");
+        assert_eq!(relay_limit_frame_gets(over, &[malformed, malformed]), read_on);
+        assert_eq!(relay_limit_frame_gets(over, &[too_large, malformed]), read_on);
+    }
+
+    /// Client 2 registers carol at 0 ms (answered at 100 ms) and dave at `second_ms`, which
+    /// is refused by the limit of one registration per address per second.
+    fn second_registration_refused_at(second_ms: u64) -> Option<&'static str> {
+        let mut checker = alice_owed_two_messages();
+        checker.set_limits(LIMITS);
+        checker.connected(2);
+        checker.sent(0, 2, Op::Register { name: "carol".into(), password: "pw".into() });
+        checker.persisted_register(90, "carol", AccountId(5));
+        checker.replied(100, 2, format!("0\n{REGISTER_OK}").as_bytes());
+        checker.sent(second_ms, 2, Op::Register { name: "dave".into(), password: "pw".into() });
+        let refused =
+            "-1\nToo many registrations from your address (limit 1 per 1 s); try again in 1 s";
+        checker.replied(second_ms + 10, 2, refused.as_bytes());
+        checker.violation().map(|v| v.invariant)
+    }
+
+    #[test]
+    fn a_registration_counts_from_when_the_server_may_have_read_it() {
+        assert_eq!(second_registration_refused_at(1_050), None, "read at 100 ms at the latest");
+        let unfair = Some("a limit refuses only at its bound");
+        assert_eq!(second_registration_refused_at(1_200), unfair);
     }
 
     #[test]

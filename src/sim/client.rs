@@ -78,6 +78,9 @@ struct Side {
     decoder: Decoder,
     /// A relay opened by a hostile handshake (which must be refused).
     hostile: Option<Hostile>,
+    /// The client wrote a lying or malformed frame on this (honest) relay: the failure frames
+    /// it gets are reported to the checker.
+    lied: bool,
 }
 
 /// The limits a hostile client aims at: what the server it talks to is configured with.
@@ -85,6 +88,7 @@ struct Side {
 pub struct Limits {
     pub frame_len_max_before_login: usize,
     pub frame_len_max: usize,
+    pub relay_frame_len_max: usize,
     pub ticket_ttl_ms: u64,
 }
 
@@ -94,6 +98,7 @@ impl Default for Limits {
         Limits {
             frame_len_max_before_login: config.frame_len_max_before_login,
             frame_len_max: config.frame_len_max,
+            relay_frame_len_max: config.relay_frame_len_max,
             ticket_ttl_ms: config.ticket_ttl_ms,
         }
     }
@@ -117,6 +122,8 @@ struct Lies {
     unproven_hello: Option<Vec<u8>>,
     /// A handshake held until its ticket has expired: the time to use it (once known).
     expired: Option<(Option<u64>, Vec<u8>)>,
+    /// A frame at or over the relay's limit, held until a push proves a relay bound.
+    relay_act: Option<Hostile>,
 }
 
 /// One client.
@@ -360,6 +367,25 @@ impl Client {
                 self.open_relay(hello, true, acts);
                 self.relay_hostile = Some(hostile);
             }
+            Hostile::RelayHelloAtLimit | Hostile::RelayHelloOver => {
+                // A handshake padded to the limit a relay has before it is bound (the one
+                // before login): the client's name and a ticket nobody issued.
+                let len = self.limits.frame_len_max_before_login
+                    + usize::from(hostile == Hostile::RelayHelloOver);
+                let name = self.session.clone().unwrap_or_else(|| "u0".to_owned());
+                let mut hello = [name.as_bytes(), b"\n"].concat();
+                hello.resize(len.max(hello.len()), b'x');
+                hello.truncate(len);
+                if let Some(side) = self.relay.take() {
+                    acts.push(Act::Close(side.conn));
+                }
+                acts.push(Act::Hostile(Observation::Did(hostile)));
+                self.open_relay(hello, false, acts);
+                self.relay_hostile = Some(hostile);
+            }
+            Hostile::RelayAckAtLimit | Hostile::RelayAckOver => {
+                self.relay_limit_frame(hostile, acts)
+            }
             Hostile::Probe => {}
             frame => self.hostile_frame(frame, acts),
         }
@@ -390,9 +416,42 @@ impl Client {
                 }
             }
         };
-        acts.push(Act::Hostile(Observation::Ack { kind: hostile, conn, id }));
+        let body = RelayFrame::Ack(id).body();
+        // A forged id has more digits than a small relay limit allows.
+        let over = body.len() > self.limits.relay_frame_len_max;
+        acts.push(Act::Hostile(Observation::Ack { kind: hostile, conn, id, over }));
+        if let Some(side) = &mut self.relay {
+            side.lied = true;
+        }
         let mut frame = Vec::new();
-        encode(RelayFrame::Ack(id).body().as_bytes(), &mut frame);
+        encode(body.as_bytes(), &mut frame);
+        acts.push(Act::Write(Chan::Relay, frame));
+    }
+
+    /// Writes on the client's bound ticketed relay (a push came on it) a malformed
+    /// acknowledgement exactly at the relay's limit, or one byte over it followed by an
+    /// acknowledgement of id 0, which the server answers only if it read past the first.
+    fn relay_limit_frame(&mut self, hostile: Hostile, acts: &mut Vec<Act>) {
+        let bound = self.relay.as_ref().is_some_and(|side| side.hostile.is_none())
+            && self.relay_acks
+            && self.lies.relay_pushed_max > 0;
+        if !bound {
+            // Written after the next push on a ticketed relay, if one comes.
+            self.lies.relay_act = Some(hostile);
+            return;
+        }
+        let Some(side) = &mut self.relay else { return };
+        side.lied = true;
+        let conn = side.conn;
+        let over = hostile == Hostile::RelayAckOver;
+        let mut body = b"7\n".to_vec();
+        body.resize(self.limits.relay_frame_len_max + usize::from(over), b'x');
+        let mut frame = Vec::new();
+        encode(&body, &mut frame);
+        if over {
+            encode(b"7\n0", &mut frame);
+        }
+        acts.push(Act::Hostile(Observation::RelayFrame { kind: hostile, conn }));
         acts.push(Act::Write(Chan::Relay, frame));
     }
 
@@ -544,7 +603,8 @@ impl Client {
     pub fn attached(&mut self, chan: Chan, conn: Option<u64>, acts: &mut Vec<Act>) {
         match (chan, conn) {
             (Chan::Command, Some(conn)) => {
-                self.cmd = Some(Side { conn, decoder: Decoder::new(FRAME_LEN_MAX), hostile: None });
+                let decoder = Decoder::new(FRAME_LEN_MAX);
+                self.cmd = Some(Side { conn, decoder, hostile: None, lied: false });
                 self.session = None;
                 self.doomed = false;
                 acts.push(Act::Connected);
@@ -553,7 +613,8 @@ impl Client {
             (Chan::Command, None) => acts.push(Act::Wake(RETRY_MS)),
             (Chan::Relay, Some(conn)) => {
                 let hostile = self.relay_hostile.take();
-                self.relay = Some(Side { conn, decoder: Decoder::new(FRAME_LEN_MAX), hostile });
+                let decoder = Decoder::new(FRAME_LEN_MAX);
+                self.relay = Some(Side { conn, decoder, hostile, lied: false });
                 self.lies.relay_pushed_max = 0;
                 acts.push(Act::RelayOpened(conn));
                 if let Some(kind) = hostile {
@@ -646,9 +707,12 @@ impl Client {
             Ok(push) => push,
             // The server ending the relay is not a push; its close follows. On a hostile
             // relay it is the refusal the checker expects.
-            Err(ClientError::RelayEnded(_)) => {
-                if self.relay.as_ref().is_some_and(|s| s.conn == conn && s.hostile.is_some()) {
-                    acts.push(Act::Hostile(Observation::RelayRefused { conn }));
+            Err(ClientError::RelayEnded(text)) => {
+                let side = self.relay.as_ref().filter(|s| s.conn == conn);
+                if side.is_some_and(|s| s.hostile.is_some()) {
+                    acts.push(Act::Hostile(Observation::RelayRefused { conn, text }));
+                } else if side.is_some_and(|s| s.lied) {
+                    acts.push(Act::Hostile(Observation::RelayFailure { conn, text }));
                 }
                 return;
             }
@@ -674,6 +738,9 @@ impl Client {
             let mut frame = Vec::new();
             encode(RelayFrame::Ack(id).body().as_bytes(), &mut frame);
             acts.push(Act::Write(Chan::Relay, frame));
+            if let Some(hostile) = self.lies.relay_act.take() {
+                self.relay_limit_frame(hostile, acts);
+            }
         }
     }
 
@@ -730,7 +797,14 @@ fn needs_command(op: &Op) -> bool {
             | Op::CloseRelay
             | Op::RelayAs { .. }
             | Op::Hostile(
-                Hostile::AckForged | Hostile::AckEarly | Hostile::AckDup | Hostile::AckCross
+                Hostile::AckForged
+                    | Hostile::AckEarly
+                    | Hostile::AckDup
+                    | Hostile::AckCross
+                    | Hostile::RelayHelloAtLimit
+                    | Hostile::RelayHelloOver
+                    | Hostile::RelayAckAtLimit
+                    | Hostile::RelayAckOver
             )
     )
 }

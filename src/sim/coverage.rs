@@ -31,6 +31,10 @@ pub const HOSTILE_ROWS: &[&str] = &[
     "hostile: bad-utf8",
     "hostile: unknown-code",
     "hostile: empty-text",
+    "hostile: relay-hello-at-limit",
+    "hostile: relay-hello-over",
+    "hostile: relay-ack-at-limit",
+    "hostile: relay-ack-over",
     "hostile: bad-header-0",
     "hostile: bad-header-1",
     "hostile: bad-header-2",
@@ -44,6 +48,7 @@ pub const HOSTILE_ROWS: &[&str] = &[
     "hostile: hostile-relay-opened",
     "hostile: relay-refused",
     "hostile: relay-closed",
+    "hostile: relay-failure",
     "hostile: name-case",
     "hostile: list-glob",
 ];

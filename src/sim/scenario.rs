@@ -165,6 +165,12 @@ pub enum Op {
 /// `frame-at-limit` a send whose body is exactly at the limit, `bad-utf8` a body that is not
 /// UTF-8, `unknown-code` a request code that does not exist, `empty-text` a send with an empty
 /// text: each answered, and the connection stays open (the probe is answered).
+///
+/// Frames at the relay's limits: `relay-hello-at-limit` and `relay-hello-over` open a relay
+/// whose handshake (the client's name and a made-up ticket) is exactly at, or one byte over,
+/// the limit before login; `relay-ack-at-limit` writes on the client's bound ticketed relay a
+/// malformed acknowledgement exactly at the relay's limit, `relay-ack-over` one a byte over it
+/// followed by an acknowledgement of id 0 (a probe: answered only if the server read on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hostile {
     AckForged,
@@ -180,6 +186,10 @@ pub enum Hostile {
     BadUtf8,
     UnknownCode,
     EmptyText,
+    RelayHelloAtLimit,
+    RelayHelloOver,
+    RelayAckAtLimit,
+    RelayAckOver,
     /// The probe after a hostile frame (written by the client, never by a scenario).
     Probe,
 }
@@ -229,6 +239,10 @@ impl Hostile {
             Hostile::BadUtf8 => "bad-utf8",
             Hostile::UnknownCode => "unknown-code",
             Hostile::EmptyText => "empty-text",
+            Hostile::RelayHelloAtLimit => "relay-hello-at-limit",
+            Hostile::RelayHelloOver => "relay-hello-over",
+            Hostile::RelayAckAtLimit => "relay-ack-at-limit",
+            Hostile::RelayAckOver => "relay-ack-over",
             Hostile::Probe => "probe",
         }
     }
@@ -248,6 +262,10 @@ impl Hostile {
             Hostile::BadUtf8,
             Hostile::UnknownCode,
             Hostile::EmptyText,
+            Hostile::RelayHelloAtLimit,
+            Hostile::RelayHelloOver,
+            Hostile::RelayAckAtLimit,
+            Hostile::RelayAckOver,
         ];
         let headers = (0..BAD_HEADERS.len() as u8).map(Hostile::BadHeader);
         fixed.into_iter().chain(headers)

@@ -8,7 +8,8 @@
 //! Clients are also a little hostile (the [`Workload::Hostile`] workload makes it the norm): they
 //! sometimes spell a name in another case (`U1` for `u1`, the same user), list with `*` and `?`
 //! anywhere in the pattern, and perform the acts of [`Hostile`]: lying acknowledgements, stolen,
-//! replayed and expired tickets, frames at and over the limits, forbidden headers.
+//! replayed and expired tickets, frames at and over the limits (the command channel's and the
+//! relay's), forbidden headers.
 
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
@@ -97,14 +98,16 @@ fn list_pattern(rng: &mut ChaCha20Rng, names: usize, hostile_percent: u32) -> St
 
 /// A hostile act, for a client that is logged in (`session`) or not.
 pub fn hostile_act(rng: &mut ChaCha20Rng, session: bool) -> Op {
-    const FRAMES: [Hostile; 5] = [
+    const FRAMES: [Hostile; 7] = [
         Hostile::FrameOver,
         Hostile::FrameAtLimit,
         Hostile::BadUtf8,
         Hostile::UnknownCode,
         Hostile::EmptyText,
+        Hostile::RelayHelloAtLimit,
+        Hostile::RelayHelloOver,
     ];
-    const LOGGED_IN: [Hostile; 7] = [
+    const LOGGED_IN: [Hostile; 9] = [
         Hostile::AckForged,
         Hostile::AckEarly,
         Hostile::AckDup,
@@ -112,6 +115,8 @@ pub fn hostile_act(rng: &mut ChaCha20Rng, session: bool) -> Op {
         Hostile::TicketStolen,
         Hostile::TicketReplay,
         Hostile::TicketExpired,
+        Hostile::RelayAckAtLimit,
+        Hostile::RelayAckOver,
     ];
     let headers = BAD_HEADERS.len();
     let choices = FRAMES.len() + 1 + if session { LOGGED_IN.len() } else { 0 };

@@ -447,6 +447,7 @@ impl World {
         c.limits = super::client::Limits {
             frame_len_max_before_login: self.config.frame_len_max_before_login,
             frame_len_max: self.config.frame_len_max,
+            relay_frame_len_max: self.config.relay_frame_len_max,
             ticket_ttl_ms: self.config.ticket_ttl_ms,
         };
         self.clients.push(c);

@@ -12,6 +12,13 @@
 //!   its relay never gets a push ("a relay receives only its own user's messages", "a ticket
 //!   binds at most once", "an expired ticket binds nothing", "a refused handshake gets a
 //!   failure frame, then a close").
+//! - On a relay, a handshake at the limit before login is judged as a handshake (refused with
+//!   a failure frame that is not "too large"), and one a byte over it is refused as too large;
+//!   a malformed acknowledgement at the relay's limit gets a failure frame and the relay stays
+//!   open, and one a byte over it is refused as too large, then the relay closes: nothing after
+//!   it is read, so the acknowledgement of id 0 written after it is never answered ("a frame
+//!   within the limit is not refused as too large", "an oversized frame is refused, then the
+//!   connection closes").
 //! - Every `Delivered` record the server writes (what the disk holds) is for messages of that
 //!   account that reached its client ("no acknowledgement changes another account's queue",
 //!   "no acknowledgement marks an unpushed message delivered").
@@ -32,15 +39,19 @@ pub enum Observation {
     /// A hostile act whose consequences are requests or relays reported on their own.
     Did(Hostile),
     /// The client acknowledged `id` on its ticketed relay `conn`, though it was never pushed
-    /// there (or was already acknowledged).
-    Ack { kind: Hostile, conn: u64, id: u64 },
+    /// there (or was already acknowledged); `over` if its frame is over the relay's limit.
+    Ack { kind: Hostile, conn: u64, id: u64, over: bool },
     /// The client wrote a hostile frame (and a probe after it). `tag` is the message an
     /// at-limit send carries; `within_before_login` says the frame fits every limit.
     Frame { kind: Hostile, tag: Option<Tag>, within_before_login: bool },
     /// The client opened relay `conn` with a hostile handshake.
     Relay { kind: Hostile, conn: u64 },
     /// A failure frame arrived on the hostile relay `conn`.
-    RelayRefused { conn: u64 },
+    RelayRefused { conn: u64, text: String },
+    /// The client wrote a frame at or over the relay's limit on its bound relay `conn`.
+    RelayFrame { kind: Hostile, conn: u64 },
+    /// A failure frame arrived on the client's own relay `conn`, after it lied there.
+    RelayFailure { conn: u64, text: String },
     /// The server closed the hostile relay `conn`.
     RelayClosed { conn: u64 },
     /// A request named a user in another case than the name's first spelling (`U1`).
@@ -54,7 +65,8 @@ impl Observation {
     pub fn kind(&self) -> &'static str {
         match self {
             Observation::Did(kind) | Observation::Ack { kind, .. } => kind.kind(),
-            Observation::Frame { kind, .. } => kind.kind(),
+            Observation::Frame { kind, .. } | Observation::RelayFrame { kind, .. } => kind.kind(),
+            Observation::RelayFailure { .. } => "relay-failure",
             Observation::Relay { .. } => "hostile-relay-opened",
             Observation::RelayRefused { .. } => "relay-refused",
             Observation::RelayClosed { .. } => "relay-closed",
@@ -66,7 +78,7 @@ impl Observation {
     /// Every kind an observation can have, for a coverage table.
     pub fn kinds() -> Vec<&'static str> {
         let mut kinds: Vec<&'static str> = Hostile::all().map(Hostile::kind).collect();
-        kinds.extend(["hostile-relay-opened", "relay-refused", "relay-closed"]);
+        kinds.extend(["hostile-relay-opened", "relay-refused", "relay-closed", "relay-failure"]);
         kinds.extend(["name-case", "list-glob"]);
         kinds
     }
@@ -76,7 +88,9 @@ impl Observation {
         match self {
             Observation::Ack { conn, .. }
             | Observation::Relay { conn, .. }
-            | Observation::RelayRefused { conn }
+            | Observation::RelayRefused { conn, .. }
+            | Observation::RelayFrame { conn, .. }
+            | Observation::RelayFailure { conn, .. }
             | Observation::RelayClosed { conn } => Some(*conn),
             _ => None,
         }
@@ -126,6 +140,20 @@ struct Frame {
     session: Option<(NameId, u64)>,
 }
 
+/// What a client's own relay got after it wrote lying or malformed frames on it.
+#[derive(Debug, Clone, Copy, Default)]
+struct LiedOn {
+    /// Frames written that the server may answer with a failure (lying acknowledgements and
+    /// malformed ones at the limit).
+    may_fail: usize,
+    /// `may_fail` when a frame over the limit was written: no more failures may follow.
+    over_after: Option<usize>,
+    /// Plain failure frames (not close notices) received.
+    failures: usize,
+    /// The "too large" notice arrived: the relay is closing.
+    too_large: bool,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Relay {
     kind: Hostile,
@@ -143,6 +171,8 @@ pub(super) struct HostileState {
     closing: std::collections::BTreeSet<usize>,
     /// Relays opened by hostile handshakes.
     relays: BTreeMap<u64, Relay>,
+    /// Clients' own relays they lied on.
+    lied_on: BTreeMap<u64, LiedOn>,
     /// Message ids (from the persisted records) to their tags.
     ids: BTreeMap<u64, Tag>,
     /// Lying acknowledgements: id to the name each acknowledging client was logged in as.
@@ -193,12 +223,29 @@ impl Checker {
     /// A hostile act or what it got; `faulted` if a fault cut the connection it is about.
     pub fn hostile(&mut self, now_ms: u64, client: usize, observation: Observation, faulted: bool) {
         match observation {
-            Observation::Ack { id, .. } => {
+            Observation::Ack { id, conn, over, .. } => {
                 let key = match self.session(client) {
                     Session::In { key, .. } => Some(key),
                     Session::Out => None,
                 };
                 self.hostile.acks.entry(id).or_default().push(key);
+                let lied = self.hostile.lied_on.entry(conn).or_default();
+                if over {
+                    lied.over_after.get_or_insert(lied.may_fail);
+                } else {
+                    lied.may_fail += 1;
+                }
+            }
+            Observation::RelayFrame { kind, conn } => {
+                let lied = self.hostile.lied_on.entry(conn).or_default();
+                if kind == Hostile::RelayAckOver {
+                    lied.over_after.get_or_insert(lied.may_fail);
+                } else {
+                    lied.may_fail += 1;
+                }
+            }
+            Observation::RelayFailure { conn, text } => {
+                self.relay_failure(now_ms, client, conn, &text)
             }
             Observation::Frame { kind, tag, within_before_login } => {
                 let mut session = None;
@@ -228,9 +275,30 @@ impl Checker {
             Observation::Relay { kind, conn } => {
                 self.hostile.relays.insert(conn, Relay { kind, client, refused: false });
             }
-            Observation::RelayRefused { conn } => {
-                if let Some(relay) = self.hostile.relays.get_mut(&conn) {
-                    relay.refused = true;
+            Observation::RelayRefused { conn, text } => {
+                let Some(relay) = self.hostile.relays.get_mut(&conn) else { return };
+                let first = !relay.refused;
+                relay.refused = true;
+                let kind = relay.kind;
+                let notice = Notice::of(&text);
+                let too_large = notice == Some(Notice::FrameTooLarge);
+                let what =
+                    || format!("client {client}'s relay {conn} ({}) got {text:?}", kind.kind());
+                if kind == Hostile::RelayHelloOver && first {
+                    // Refused from the header alone; a cap or a deadline may come first.
+                    let other_close = matches!(
+                        notice,
+                        Some(
+                            Notice::RelayHandshakeDeadline
+                                | Notice::ConnectionsPerAddress
+                                | Notice::ConnectionLimit
+                        )
+                    );
+                    let invariant = "an oversized frame is refused, then the connection closes";
+                    self.expect(too_large || other_close, now_ms, invariant, what);
+                } else if too_large {
+                    let invariant = "a frame within the limit is not refused as too large";
+                    self.expect(false, now_ms, invariant, what);
                 }
             }
             Observation::RelayClosed { conn } => {
@@ -246,6 +314,28 @@ impl Checker {
             }
             Observation::Did(_) | Observation::NameCase | Observation::ListGlob => {}
         }
+    }
+
+    /// A failure frame `text` arrived on `client`'s own relay `conn`, on which it lied.
+    fn relay_failure(&mut self, now_ms: u64, client: usize, conn: u64, text: &str) {
+        let lied = self.hostile.lied_on.entry(conn).or_default();
+        let notice = Notice::of(text);
+        let what = || format!("client {client}'s relay {conn} got {text:?}");
+        let (within, closed) = if notice == Some(Notice::FrameTooLarge) {
+            let within = lied.over_after.is_none();
+            lied.too_large = true;
+            (within, false)
+        } else if notice.is_none() {
+            lied.failures += 1;
+            let read_on = lied.over_after.is_some_and(|n| lied.failures > n);
+            (false, read_on || lied.too_large)
+        } else {
+            (false, false)
+        };
+        let invariant = "a frame within the limit is not refused as too large";
+        self.expect(!within, now_ms, invariant, what);
+        let invariant = "an oversized frame is refused, then the connection closes";
+        self.expect(!closed, now_ms, invariant, what);
     }
 
     /// What the probe after `client`'s last hostile frame must get, as far as is known now.
@@ -283,9 +373,19 @@ impl Checker {
                 self.hostile.bound.insert(conn, account);
             }
         }
+        if self.hostile.lied_on.get(&conn).is_some_and(|l| l.too_large) {
+            let invariant = "an oversized frame is refused, then the connection closes";
+            self.expect(false, now_ms, invariant, || {
+                format!(
+                    "relay {conn} was pushed {text:?} after it was refused a frame as too large"
+                )
+            });
+        }
         let Some(relay) = self.hostile.relays.get(&conn).copied() else { return false };
         let invariant = match relay.kind {
-            Hostile::TicketStolen => "a relay receives only its own user's messages",
+            Hostile::TicketStolen | Hostile::RelayHelloAtLimit | Hostile::RelayHelloOver => {
+                "a relay receives only its own user's messages"
+            }
             Hostile::TicketExpired => "an expired ticket binds nothing",
             _ => "a ticket binds at most once",
         };
