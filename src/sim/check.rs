@@ -1330,7 +1330,7 @@ mod tests {
         checker.connected(2);
         checker.sent(retry_ms, 2, Op::Login { name: "bob".into(), password: "pw".into() });
         checker.replied(retry_ms + 1, 2, b"-1\nToo many failed attempts; try again in 1 s");
-        checker.violation().map(|v| v.invariant)
+        checker.violation().map(|v| v.invariant.sentence())
     }
 
     #[test]
@@ -1355,7 +1355,7 @@ mod tests {
         for (i, client) in [2, 3].into_iter().enumerate() {
             checker.replied(replies_ms[i], client, format!("-1\n{LOGIN_FAILED}").as_bytes());
         }
-        checker.violation().map(|v| v.invariant)
+        checker.violation().map(|v| v.invariant.sentence())
     }
 
     #[test]
@@ -1375,7 +1375,7 @@ mod tests {
             let failure = Observation::RelayFailure { conn: 7, text: (*text).into() };
             checker.hostile(6, 0, failure, false);
         }
-        checker.violation().map(|v| v.invariant)
+        checker.violation().map(|v| v.invariant.sentence())
     }
 
     #[test]
@@ -1405,7 +1405,7 @@ mod tests {
         let refused =
             "-1\nToo many registrations from your address (limit 1 per 1 s); try again in 1 s";
         checker.replied(second_ms + 10, 2, refused.as_bytes());
-        checker.violation().map(|v| v.invariant)
+        checker.violation().map(|v| v.invariant.sentence())
     }
 
     #[test]
