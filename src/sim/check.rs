@@ -1236,6 +1236,7 @@ impl Checker {
     /// The end of the liveness phase: every acknowledged message must have arrived.
     pub fn finish(&mut self, now_ms: u64) {
         self.check_answered(now_ms);
+        self.hostile_finish(now_ms);
         let lost: Vec<String> = self
             .owed()
             .take(5)

@@ -125,10 +125,12 @@ const ACKNOWLEDGED_RECORD_LOST: &[&str] = &[
 #[test]
 fn catches_a_relay_bound_by_username_alone() {
     // The relay's client may have held the name before (another account of it): then the
-    // misdirected message is named a delivery to a reused name.
+    // misdirected message is named a delivery to a reused name; a hostile client's bare
+    // handshake in another user's name (at the frame limit, say) names it from the relay.
     assert_caught_one_of(
         Planted::BindByNameOnly,
         &[
+            "a relay receives only its own user's messages",
             "nothing is delivered to another user",
             "nothing is delivered to another account (a reused name)",
         ],
@@ -354,7 +356,10 @@ mod hostile {
 
     #[test]
     fn catches_a_frame_at_the_limit_refused() {
-        caught(Planted::FrameAtLimitRefused, "a connection closes only where PROTOCOL.md says so");
+        caught(
+            Planted::FrameAtLimitRefused,
+            "a frame within the limit is not refused as too large",
+        );
     }
 
     #[test]

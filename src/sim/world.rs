@@ -594,6 +594,7 @@ impl World {
             }
             Act::Close(conn) => {
                 self.trace.line(now, Line::Close { client, conn });
+                self.checker.closed_by_client(conn);
                 if let Some(at) = self.net.send_eof(now, conn, Way::Up) {
                     self.schedule(at, Ev::Deliver { conn, way: Way::Up });
                 }

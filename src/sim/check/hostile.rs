@@ -159,7 +159,13 @@ struct Relay {
     kind: Hostile,
     client: usize,
     refused: bool,
+    closed: bool,
+    opened_ms: u64,
 }
+
+/// How long before the end of a run a hostile handshake must have been written for its verdict
+/// to be owed by then: far longer than any drawn latency or partition delays a frame.
+const VERDICT_SLACK_MS: u64 = 10_000;
 
 /// The hostile part of the checker's state.
 #[derive(Debug, Clone, Default)]
@@ -273,7 +279,10 @@ impl Checker {
                 self.hostile.frames.insert(client, Frame { kind, probe, tag, session });
             }
             Observation::Relay { kind, conn } => {
-                self.hostile.relays.insert(conn, Relay { kind, client, refused: false });
+                self.hostile.relays.insert(
+                    conn,
+                    Relay { kind, client, refused: false, closed: false, opened_ms: now_ms },
+                );
             }
             Observation::RelayRefused { conn, text } => {
                 let Some(relay) = self.hostile.relays.get_mut(&conn) else { return };
@@ -302,7 +311,9 @@ impl Checker {
                 }
             }
             Observation::RelayClosed { conn } => {
-                let Some(relay) = self.hostile.relays.get(&conn).copied() else { return };
+                let Some(relay) = self.hostile.relays.get_mut(&conn) else { return };
+                relay.closed = true;
+                let relay = *relay;
                 let silent = !relay.refused && !faulted;
                 let invariant = "a refused handshake gets a failure frame, then a close";
                 self.expect(!silent, now_ms, invariant, || {
@@ -361,6 +372,31 @@ impl Checker {
         match (self.certainly_in(client), self.session(client)) {
             (true, Session::In { key, .. }) => Some((key, self.name(key).session_epoch)),
             _ => None,
+        }
+    }
+
+    /// A client hung up connection `conn` itself: a hostile relay it closed owes no verdict.
+    pub fn closed_by_client(&mut self, conn: u64) {
+        if let Some(relay) = self.hostile.relays.get_mut(&conn) {
+            relay.closed = true;
+        }
+    }
+
+    /// The run is over: a handshake with an expired ticket, written long enough before the end
+    /// to have been read, that was neither refused nor closed bound its relay, even if nothing was pushed on it before the end (the victim's messages
+    /// then wait for a relay that never reads; swarm seed 87 of the small worlds with
+    /// `TicketExpiryLeftToSweep` planted).
+    pub(super) fn hostile_finish(&mut self, now_ms: u64) {
+        let bound: Vec<(u64, Relay)> = (self.hostile.relays.iter())
+            .filter(|(_, r)| r.kind == Hostile::TicketExpired && !r.refused && !r.closed)
+            .filter(|(_, r)| r.opened_ms + VERDICT_SLACK_MS <= now_ms)
+            .map(|(&conn, &r)| (conn, r))
+            .collect();
+        for (conn, relay) in bound {
+            let client = relay.client;
+            self.expect(false, now_ms, "an expired ticket binds nothing", || {
+                format!("client {client}'s relay {conn}, opened with an expired ticket, is still open at the end, unrefused")
+            });
         }
     }
 
