@@ -135,6 +135,19 @@ impl<T> Mailbox<T> {
         }
     }
 
+    /// Gives `item` back unless the mailbox, whose lock `state` is, takes it: a closed or a full
+    /// mailbox refuses it. Called in the same critical section as the enqueue, so that an item
+    /// can never land after the consumer has seen Closed.
+    fn admit(&self, state: &State<T>, item: T) -> Result<T, PushError<T>> {
+        if state.closed {
+            Err(PushError::Closed(item))
+        } else if state.items.len() >= self.len_max {
+            Err(PushError::Full(item))
+        } else {
+            Ok(item)
+        }
+    }
+
     /// Queues `item` for the consumer. Never waits for the consumer (only, briefly, for the
     /// lock that every method holds for a few instructions).
     ///
@@ -150,14 +163,7 @@ impl<T> Mailbox<T> {
         };
 
         let mut state = self.lock();
-        // The check and the enqueue share one critical section: otherwise an item could land
-        // after the consumer has already seen Closed, and be lost.
-        if state.closed {
-            return Err(PushError::Closed(item));
-        }
-        if state.items.len() >= self.len_max {
-            return Err(PushError::Full(item));
-        }
+        let item = self.admit(&state, item)?;
         state.items.push(item);
         // Notify with the item already visible and the lock held, so a consumer that checked
         // "empty" is either waiting (counted, and gets this notification) or has not checked
@@ -185,12 +191,7 @@ impl<T> Mailbox<T> {
             ControlFlow::Continue(item) => item,
         };
         let mut state = self.lock();
-        if state.closed {
-            return Err(PushError::Closed(item));
-        }
-        if state.items.len() >= self.len_max {
-            return Err(PushError::Full(item));
-        }
+        let item = self.admit(&state, item)?;
         state.items.push(item);
         // Read under the same lock as the enqueue: a consumer counted here is inside its wait
         // (which let go of the lock atomically), so the later `wake` reaches it, or it has
@@ -224,12 +225,7 @@ impl<T> Mailbox<T> {
             ControlFlow::Continue(item) => item,
         };
         let mut state = self.lock();
-        if state.closed {
-            return Err(PushError::Closed(item));
-        }
-        if state.items.len() >= self.len_max {
-            return Err(PushError::Full(item));
-        }
+        let item = self.admit(&state, item)?;
         // Counted as waiting with nothing queued: the consumer is inside its wait, holds no
         // batch, and cannot leave the wait before this lock is let go.
         let rest = if state.waiting > 0 && state.items.is_empty() {
