@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
-use super::check::Observation;
+use super::check::{ConnNo, Observation};
 use super::rng::{derived, Stream};
 use super::scenario::{Hostile, Op, BAD_HEADERS};
 use super::workload::{self, View, Workload};
@@ -420,7 +420,7 @@ impl Client {
         let body = RelayFrame::Ack(id).body();
         // A forged id has more digits than a small relay limit allows.
         let over = body.len() > self.limits.relay_frame_len_max;
-        acts.push(Act::Hostile(Observation::Ack { kind: hostile, conn: conn.0, id, over }));
+        acts.push(Act::Hostile(Observation::Ack { kind: hostile, conn: ConnNo(conn.0), id, over }));
         if let Some(side) = &mut self.relay {
             side.lied = true;
         }
@@ -452,7 +452,7 @@ impl Client {
         if over {
             encode(b"7\n0", &mut frame);
         }
-        acts.push(Act::Hostile(Observation::RelayFrame { kind: hostile, conn: conn.0 }));
+        acts.push(Act::Hostile(Observation::RelayFrame { kind: hostile, conn: ConnNo(conn.0) }));
         acts.push(Act::Write(Channel::Relay, frame));
     }
 
@@ -619,7 +619,7 @@ impl Client {
                 self.lies.relay_pushed_max = 0;
                 acts.push(Act::RelayOpened(conn));
                 if let Some(kind) = hostile {
-                    acts.push(Act::Hostile(Observation::Relay { kind, conn: conn.0 }));
+                    acts.push(Act::Hostile(Observation::Relay { kind, conn: ConnNo(conn.0) }));
                 }
                 if let Some(hello) = self.relay_hello.take() {
                     let mut frame = Vec::new();
@@ -711,9 +711,15 @@ impl Client {
             Err(ClientError::RelayEnded(text)) => {
                 let side = self.relay.as_ref().filter(|s| s.conn == conn);
                 if side.is_some_and(|s| s.hostile.is_some()) {
-                    acts.push(Act::Hostile(Observation::RelayRefused { conn: conn.0, text }));
+                    acts.push(Act::Hostile(Observation::RelayRefused {
+                        conn: ConnNo(conn.0),
+                        text,
+                    }));
                 } else if side.is_some_and(|s| s.lied) {
-                    acts.push(Act::Hostile(Observation::RelayFailure { conn: conn.0, text }));
+                    acts.push(Act::Hostile(Observation::RelayFailure {
+                        conn: ConnNo(conn.0),
+                        text,
+                    }));
                 }
                 return;
             }
@@ -772,7 +778,7 @@ impl Client {
             }
         } else if self.conn(Channel::Relay) == Some(conn) {
             if self.relay.take().is_some_and(|s| s.hostile.is_some()) {
-                acts.push(Act::Hostile(Observation::RelayClosed { conn: conn.0 }));
+                acts.push(Act::Hostile(Observation::RelayClosed { conn: ConnNo(conn.0) }));
                 // Nothing else will wake a client whose hostile relay was its last act (an
                 // expired ticket held for its lifetime, say): it goes on with its workload.
                 return self.think(acts);

@@ -20,7 +20,7 @@ use crate::core::{Channel, Config, ConnId, Event, JobId, PasswordOutcome, Peer, 
 use crate::host::mailbox::Taken;
 use crate::wire::HEADER_LEN;
 
-use super::check::{self, Checker, Violation};
+use super::check::{self, Checker, ConnNo, Violation};
 use super::client::{Act, Client, Driver};
 use super::coverage::{self, Coverage};
 use super::disk::{SimStore, WalStore};
@@ -594,7 +594,7 @@ impl World {
             }
             Act::Close(conn) => {
                 self.trace.line(now, Line::Close { client, conn });
-                self.checker.closed_by_client(conn.0);
+                self.checker.closed_by_client(ConnNo(conn.0));
                 if let Some(at) = self.net.send_eof(now, conn, Way::Up) {
                     self.schedule(at, Ev::Deliver { conn, way: Way::Up });
                 }
@@ -625,19 +625,20 @@ impl World {
                 let faulted = self.faulted.contains(&conn);
                 self.checker.dropped(now, client, unanswered, noticed, faulted);
             }
-            Act::RelayOpened(conn) => self.checker.relay_opened(now, client, conn.0),
+            Act::RelayOpened(conn) => self.checker.relay_opened(now, client, ConnNo(conn.0)),
             Act::Hostile(observation) => {
                 self.trace.line(now, Line::Hostile { client, kind: observation.kind() });
                 if let Some(row) = coverage::hostile_row(observation.kind()) {
                     self.coverage.count(row);
                 }
-                let faulted = observation.conn().is_some_and(|c| self.faulted.contains(&ConnId(c)));
+                let faulted =
+                    observation.conn().is_some_and(|c| self.faulted.contains(&ConnId(c.0)));
                 self.checker.hostile(now, client, observation, faulted);
             }
             Act::Count(row) => self.coverage.count(row),
             Act::Push { conn, sender, text } => {
                 self.trace.line(now, Line::Push { client, conn, sender: &sender, text: &text });
-                self.checker.pushed(now, conn.0, &sender, &text);
+                self.checker.pushed(now, ConnNo(conn.0), &sender, &text);
                 if self.transcripts.is_some() {
                     self.see(client, Seen::Push(format!("{sender}:{text}")));
                 }
@@ -895,12 +896,12 @@ impl World {
         let up = self.server.as_mut().expect("still up");
         if !failed {
             if let (false, Some(last)) = (is_command, batch.last_push) {
-                self.checker.relay_written(conn.0, last.0);
+                self.checker.relay_written(ConnNo(conn.0), last.0);
             }
             up.host.wrote(now, conn, &batch);
             // Reported written: for the original client, that is delivery.
             for tag in plain.drain(..) {
-                self.checker.written_plain(now, conn.0, tag);
+                self.checker.written_plain(now, ConnNo(conn.0), tag);
             }
         }
         plain.clear();
