@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 
+use chatroom::core::{Channel, ConnId};
 use chatroom::net::ServerHandle;
 use chatroom::sim::client::{Act, Client, Driver};
 use chatroom::sim::conformance::{Conversation, SimConversation};
-use chatroom::sim::scenario::{Chan, Op};
+use chatroom::sim::scenario::Op;
 use chatroom::sim::FaultMix;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -20,19 +21,19 @@ use rand_chacha::ChaCha20Rng;
 struct TcpConversation {
     server: ServerHandle,
     clients: Vec<TcpClient>,
-    next_conn: u64,
+    next_conn: ConnId,
 }
 
 struct TcpClient {
     machine: Client,
-    streams: BTreeMap<u64, TcpStream>,
+    streams: BTreeMap<ConnId, TcpStream>,
     replies: Vec<String>,
     pushes: Vec<String>,
 }
 
 impl TcpConversation {
     fn new() -> Self {
-        TcpConversation { server: support::start(), clients: Vec::new(), next_conn: 1 }
+        TcpConversation { server: support::start(), clients: Vec::new(), next_conn: ConnId(1) }
     }
 
     fn ensure(&mut self, client: usize) {
@@ -49,10 +50,10 @@ impl TcpConversation {
         }
     }
 
-    fn addr(&self, chan: Chan) -> SocketAddr {
+    fn addr(&self, chan: Channel) -> SocketAddr {
         match chan {
-            Chan::Command => self.server.command_addr(),
-            Chan::Relay => self.server.relay_addr(),
+            Channel::Command => self.server.command_addr(),
+            Channel::Relay => self.server.relay_addr(),
         }
     }
 
@@ -74,7 +75,7 @@ impl TcpConversation {
                 stream.set_nodelay(true).unwrap();
                 stream.set_read_timeout(Some(support::TIMEOUT)).unwrap();
                 let conn = self.next_conn;
-                self.next_conn += 1;
+                self.next_conn.0 += 1;
                 let c = &mut self.clients[client];
                 c.streams.insert(conn, stream);
                 c.machine.attached(chan, Some(conn), more);
@@ -109,7 +110,7 @@ impl TcpConversation {
     }
 
     /// Reads once from `client`'s connection on `chan` and hands the bytes to the machine.
-    fn read(&mut self, client: usize, chan: Chan) {
+    fn read(&mut self, client: usize, chan: Channel) {
         let c = &mut self.clients[client];
         let conn = c.machine.conn(chan).expect("reading an open connection");
         let mut buf = [0u8; 4096];
@@ -132,7 +133,7 @@ impl Conversation for TcpConversation {
         self.clients[client].machine.wake(0, &mut acts);
         self.carry_out(client, acts);
         while !self.clients[client].machine.is_done() {
-            self.read(client, Chan::Command);
+            self.read(client, Channel::Command);
         }
         self.clients[client].replies.pop()
     }
@@ -140,7 +141,7 @@ impl Conversation for TcpConversation {
     fn pushes(&mut self, client: usize, n: usize) -> Vec<String> {
         self.ensure(client);
         while self.clients[client].pushes.len() < n {
-            self.read(client, Chan::Relay);
+            self.read(client, Channel::Relay);
         }
         std::mem::take(&mut self.clients[client].pushes)
     }

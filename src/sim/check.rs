@@ -24,6 +24,18 @@ use super::spec::{self, Notice, Refusal};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct AccountId(pub u64);
 
+/// A connection as the world reports it (a relay a push arrived on, a connection a client
+/// hung up): a number that identifies it, nothing more. The checker's own, like [`AccountId`]:
+/// the oracle owes nothing to the server's `ConnId`. It prints as the bare number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConnNo(pub u64);
+
+impl std::fmt::Display for ConnNo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// The server's configured limits that decide whether a refusal was fair. They are the
 /// world's configuration (the seed's knobs), not the server's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +174,7 @@ pub struct Checker {
     names: Vec<(String, NameState)>,
     clients: Vec<ClientState>,
     msgs: Msgs,
-    relays: BTreeMap<u64, RelayState>,
+    relays: BTreeMap<ConnNo, RelayState>,
     crashes: u64,
     throttle_window_ms: u64,
     bare_relay_window_ms: u64,
@@ -1032,14 +1044,14 @@ impl Checker {
     /// whose connection it closed moments ago (the close is still in flight). So a relay may
     /// receive messages for any account its client held from shortly before the relay opened
     /// on, and for no other.
-    pub fn relay_opened(&mut self, now_ms: u64, client: usize, conn: u64) {
+    pub fn relay_opened(&mut self, now_ms: u64, client: usize, conn: ConnNo) {
         self.client(client);
         let relay = RelayState { client, opened_ms: now_ms, senders: Vec::new() };
         self.relays.insert(conn, relay);
     }
 
     /// A message was pushed and received on relay `conn`.
-    pub fn pushed(&mut self, now_ms: u64, conn: u64, sender: &str, text: &str) {
+    pub fn pushed(&mut self, now_ms: u64, conn: ConnNo, sender: &str, text: &str) {
         self.delivered += 1;
         if self.hostile_pushed(now_ms, conn, text) {
             return;
@@ -1141,7 +1153,7 @@ impl Checker {
 
     /// The server wrote a push for the original client (no acknowledgements): by the protocol
     /// that is delivery, even if the connection dies before the bytes arrive.
-    pub fn written_plain(&mut self, now_ms: u64, conn: u64, tag: Tag) {
+    pub fn written_plain(&mut self, now_ms: u64, conn: ConnNo, tag: Tag) {
         let crashes = self.crashes;
         let Some(m) = self.msgs.get_mut(&tag) else { return };
         m.delivered = true;
@@ -1278,7 +1290,7 @@ mod tests {
             checker.persisted_register(1, name, AccountId(client as u64 + 1));
             checker.replied(1, client, format!("0\n{REGISTER_OK}").as_bytes());
         }
-        checker.relay_opened(2, 0, 7);
+        checker.relay_opened(2, 0, ConnNo(7));
         for seq in 1..=2 {
             let text = format!("#1.{seq} hi");
             checker.sent(3, 1, Op::Send { to: "alice".into(), text: text.clone() });
@@ -1370,10 +1382,10 @@ mod tests {
     /// Client 0 writes `kind` on its relay 7, which then gets the failure frames `texts`.
     fn relay_limit_frame_gets(kind: Hostile, texts: &[&str]) -> Option<&'static str> {
         let mut checker = alice_owed_two_messages();
-        let frame = Observation::RelayFrame { kind, conn: 7 };
+        let frame = Observation::RelayFrame { kind, conn: ConnNo(7) };
         checker.hostile(5, 0, frame, false);
         for text in texts {
-            let failure = Observation::RelayFailure { conn: 7, text: (*text).into() };
+            let failure = Observation::RelayFailure { conn: ConnNo(7), text: (*text).into() };
             checker.hostile(6, 0, failure, false);
         }
         checker.violation().map(|v| v.invariant.sentence())
@@ -1442,8 +1454,8 @@ mod tests {
         checker.connected(2);
         checker.sent(20, 2, Op::Login { name: "ALICE".into(), password: "pw".into() });
         checker.replied(21, 2, format!("0\n{LOGIN_OK}").as_bytes());
-        checker.relay_opened(22, 2, 8);
-        checker.pushed(23, 8, "bob", "#1.1 hi");
+        checker.relay_opened(22, 2, ConnNo(8));
+        checker.pushed(23, ConnNo(8), "bob", "#1.1 hi");
         let invariant = checker.violation().map(|v| v.invariant.sentence());
         assert_eq!(invariant, Some("nothing is delivered to another account (a reused name)"));
     }
@@ -1451,7 +1463,7 @@ mod tests {
     fn invariant_after(pushes: &[&str]) -> Option<&'static str> {
         let mut checker = alice_owed_two_messages();
         for text in pushes {
-            checker.pushed(5, 7, "bob", text);
+            checker.pushed(5, ConnNo(7), "bob", text);
         }
         checker.violation().map(|v| v.invariant.sentence())
     }
@@ -1461,7 +1473,7 @@ mod tests {
         assert_eq!(invariant_after(&["#1.1 hi", "#1.2 hi"]), None);
         let mut checker = alice_owed_two_messages();
         assert_eq!(checker.owed_len(), 2);
-        checker.pushed(5, 7, "bob", "#1.1 hi");
+        checker.pushed(5, ConnNo(7), "bob", "#1.1 hi");
         assert_eq!(checker.owed_len(), 1);
     }
 

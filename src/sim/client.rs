@@ -11,12 +11,13 @@ use std::collections::VecDeque;
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
-use super::check::Observation;
+use super::check::{ConnNo, Observation};
 use super::rng::{derived, Stream};
-use super::scenario::{Chan, Hostile, Op, BAD_HEADERS};
+use super::scenario::{Hostile, Op, BAD_HEADERS};
 use super::workload::{self, View, Workload};
 use crate::client::ClientError;
 use crate::client::{parse_push, Push};
+use crate::core::{Channel, ConnId};
 use crate::wire::reply::NEEDS_LOGIN;
 use crate::wire::Request;
 use crate::wire::{encode, Decoder, RelayFrame};
@@ -24,10 +25,10 @@ use crate::wire::{encode, Decoder, RelayFrame};
 /// Something the world must do or know, in order.
 #[derive(Debug)]
 pub enum Act {
-    Connect(Chan),
-    Write(Chan, Vec<u8>),
+    Connect(Channel),
+    Write(Channel, Vec<u8>),
     /// Close this connection (the client has already forgotten it).
-    Close(u64),
+    Close(ConnId),
     /// Wake the client again after this many ms.
     Wake(u64),
     /// Wake a scripted client again when its next operation is due (at once if it has none):
@@ -43,13 +44,13 @@ pub enum Act {
     /// The command connection `conn` ended under the client with `unanswered` requests
     /// outstanding; `noticed` if the last frame on it was a failure (a notice before a close).
     Dropped {
-        conn: u64,
+        conn: ConnId,
         unanswered: usize,
         noticed: bool,
     },
-    RelayOpened(u64),
+    RelayOpened(ConnId),
     Push {
-        conn: u64,
+        conn: ConnId,
         sender: String,
         text: String,
     },
@@ -74,7 +75,7 @@ pub enum Driver {
 
 #[derive(Debug)]
 struct Side {
-    conn: u64,
+    conn: ConnId,
     decoder: Decoder,
     /// A relay opened by a hostile handshake (which must be refused).
     hostile: Option<Hostile>,
@@ -226,10 +227,10 @@ impl Client {
     }
 
     /// The live connection on `chan`.
-    pub fn conn(&self, chan: Chan) -> Option<u64> {
+    pub fn conn(&self, chan: Channel) -> Option<ConnId> {
         match chan {
-            Chan::Command => self.cmd.as_ref().map(|s| s.conn),
-            Chan::Relay => self.relay.as_ref().map(|s| s.conn),
+            Channel::Command => self.cmd.as_ref().map(|s| s.conn),
+            Channel::Relay => self.relay.as_ref().map(|s| s.conn),
         }
     }
 
@@ -259,7 +260,7 @@ impl Client {
                 None => return,
                 Some(&(at, _)) if at > now_ms => return acts.push(Act::Wake(at - now_ms)),
                 Some((_, op)) if needs_command(op) && self.cmd.is_none() => {
-                    return acts.push(Act::Connect(Chan::Command));
+                    return acts.push(Act::Connect(Channel::Command));
                 }
                 Some(_) => ops.pop_front().expect("front exists"),
             },
@@ -292,7 +293,7 @@ impl Client {
 
     fn perform(&mut self, op: Op, acts: &mut Vec<Act>) {
         match op {
-            Op::Connect if self.cmd.is_none() => acts.push(Act::Connect(Chan::Command)),
+            Op::Connect if self.cmd.is_none() => acts.push(Act::Connect(Channel::Command)),
             Op::Connect | Op::Idle => {}
             Op::Disconnect => {
                 if let Some(side) = self.relay.take() {
@@ -336,7 +337,7 @@ impl Client {
         self.relay_hello = Some(hello);
         self.relay_acks = acks;
         self.relay_hostile = None;
-        acts.push(Act::Connect(Chan::Relay));
+        acts.push(Act::Connect(Channel::Relay));
     }
 
     // ---- hostile acts ------------------------------------------------------------------------
@@ -419,13 +420,13 @@ impl Client {
         let body = RelayFrame::Ack(id).body();
         // A forged id has more digits than a small relay limit allows.
         let over = body.len() > self.limits.relay_frame_len_max;
-        acts.push(Act::Hostile(Observation::Ack { kind: hostile, conn, id, over }));
+        acts.push(Act::Hostile(Observation::Ack { kind: hostile, conn: ConnNo(conn.0), id, over }));
         if let Some(side) = &mut self.relay {
             side.lied = true;
         }
         let mut frame = Vec::new();
         encode(body.as_bytes(), &mut frame);
-        acts.push(Act::Write(Chan::Relay, frame));
+        acts.push(Act::Write(Channel::Relay, frame));
     }
 
     /// Writes on the client's bound ticketed relay (a push came on it) a malformed
@@ -451,8 +452,8 @@ impl Client {
         if over {
             encode(b"7\n0", &mut frame);
         }
-        acts.push(Act::Hostile(Observation::RelayFrame { kind: hostile, conn }));
-        acts.push(Act::Write(Chan::Relay, frame));
+        acts.push(Act::Hostile(Observation::RelayFrame { kind: hostile, conn: ConnNo(conn.0) }));
+        acts.push(Act::Write(Channel::Relay, frame));
     }
 
     /// Writes a hostile frame and, in the same write, a `help` probe: whether the probe is
@@ -522,7 +523,7 @@ impl Client {
         encode(b"0", &mut out);
         acts.push(Act::Sent(Op::Hostile(Hostile::Probe)));
         self.awaiting.push_back(Op::Hostile(Hostile::Probe));
-        acts.push(Act::Write(Chan::Command, out));
+        acts.push(Act::Write(Channel::Command, out));
     }
 
     /// A pool name other than the client's own (`u0` or `u1`).
@@ -564,7 +565,7 @@ impl Client {
         }
         let mut frame = Vec::new();
         self.encode_request(op, &mut frame, acts);
-        acts.push(Act::Write(Chan::Command, frame));
+        acts.push(Act::Write(Channel::Command, frame));
     }
 
     /// Writes `count` sends to `to` in one go, without waiting for their replies.
@@ -577,7 +578,7 @@ impl Client {
             let op = Op::Send { to: to.to_owned(), text: "burst".into() };
             self.encode_request(op, &mut frames, acts);
         }
-        acts.push(Act::Write(Chan::Command, frames));
+        acts.push(Act::Write(Channel::Command, frames));
     }
 
     /// Appends the frame of request `op` to `out` and notes it as sent and awaited.
@@ -600,9 +601,9 @@ impl Client {
     }
 
     /// The world connected (or failed to connect) `chan`.
-    pub fn attached(&mut self, chan: Chan, conn: Option<u64>, acts: &mut Vec<Act>) {
+    pub fn attached(&mut self, chan: Channel, conn: Option<ConnId>, acts: &mut Vec<Act>) {
         match (chan, conn) {
-            (Chan::Command, Some(conn)) => {
+            (Channel::Command, Some(conn)) => {
                 let decoder = Decoder::new(FRAME_LEN_MAX);
                 self.cmd = Some(Side { conn, decoder, hostile: None, lied: false });
                 self.session = None;
@@ -610,35 +611,35 @@ impl Client {
                 acts.push(Act::Connected);
                 acts.push(Act::Wake(0));
             }
-            (Chan::Command, None) => acts.push(Act::Wake(RETRY_MS)),
-            (Chan::Relay, Some(conn)) => {
+            (Channel::Command, None) => acts.push(Act::Wake(RETRY_MS)),
+            (Channel::Relay, Some(conn)) => {
                 let hostile = self.relay_hostile.take();
                 let decoder = Decoder::new(FRAME_LEN_MAX);
                 self.relay = Some(Side { conn, decoder, hostile, lied: false });
                 self.lies.relay_pushed_max = 0;
                 acts.push(Act::RelayOpened(conn));
                 if let Some(kind) = hostile {
-                    acts.push(Act::Hostile(Observation::Relay { kind, conn }));
+                    acts.push(Act::Hostile(Observation::Relay { kind, conn: ConnNo(conn.0) }));
                 }
                 if let Some(hello) = self.relay_hello.take() {
                     let mut frame = Vec::new();
                     encode(&hello, &mut frame);
-                    acts.push(Act::Write(Chan::Relay, frame));
+                    acts.push(Act::Write(Channel::Relay, frame));
                 }
             }
-            (Chan::Relay, None) => self.relay_hello = None,
+            (Channel::Relay, None) => self.relay_hello = None,
         }
     }
 
     /// Bytes arrived on `conn`.
-    pub fn received(&mut self, conn: u64, bytes: &[u8], acts: &mut Vec<Act>) {
-        if self.conn(Chan::Command) == Some(conn) {
+    pub fn received(&mut self, conn: ConnId, bytes: &[u8], acts: &mut Vec<Act>) {
+        if self.conn(Channel::Command) == Some(conn) {
             let side = self.cmd.as_mut().expect("checked");
             side.decoder.feed(bytes);
             while let Ok(Some(body)) = self.cmd.as_mut().map_or(Ok(None), |s| s.decoder.decode()) {
                 self.reply(body, acts);
             }
-        } else if self.conn(Chan::Relay) == Some(conn) {
+        } else if self.conn(Channel::Relay) == Some(conn) {
             let side = self.relay.as_mut().expect("checked");
             side.decoder.feed(bytes);
             while let Ok(Some(body)) = self.relay.as_mut().map_or(Ok(None), |s| s.decoder.decode())
@@ -702,7 +703,7 @@ impl Client {
         }
     }
 
-    fn push(&mut self, conn: u64, body: &[u8], acts: &mut Vec<Act>) {
+    fn push(&mut self, conn: ConnId, body: &[u8], acts: &mut Vec<Act>) {
         let Push { id, sender, text } = match parse_push(body) {
             Ok(push) => push,
             // The server ending the relay is not a push; its close follows. On a hostile
@@ -710,9 +711,15 @@ impl Client {
             Err(ClientError::RelayEnded(text)) => {
                 let side = self.relay.as_ref().filter(|s| s.conn == conn);
                 if side.is_some_and(|s| s.hostile.is_some()) {
-                    acts.push(Act::Hostile(Observation::RelayRefused { conn, text }));
+                    acts.push(Act::Hostile(Observation::RelayRefused {
+                        conn: ConnNo(conn.0),
+                        text,
+                    }));
                 } else if side.is_some_and(|s| s.lied) {
-                    acts.push(Act::Hostile(Observation::RelayFailure { conn, text }));
+                    acts.push(Act::Hostile(Observation::RelayFailure {
+                        conn: ConnNo(conn.0),
+                        text,
+                    }));
                 }
                 return;
             }
@@ -737,7 +744,7 @@ impl Client {
             }
             let mut frame = Vec::new();
             encode(RelayFrame::Ack(id).body().as_bytes(), &mut frame);
-            acts.push(Act::Write(Chan::Relay, frame));
+            acts.push(Act::Write(Channel::Relay, frame));
             if let Some(hostile) = self.lies.relay_act.take() {
                 self.relay_limit_frame(hostile, acts);
             }
@@ -745,8 +752,8 @@ impl Client {
     }
 
     /// `conn` was closed by the server or reset.
-    pub fn closed(&mut self, conn: u64, acts: &mut Vec<Act>) {
-        if self.conn(Chan::Command) == Some(conn) {
+    pub fn closed(&mut self, conn: ConnId, acts: &mut Vec<Act>) {
+        if self.conn(Channel::Command) == Some(conn) {
             self.cmd = None;
             self.session = None;
             let unanswered = self.awaiting.len();
@@ -769,9 +776,9 @@ impl Client {
             } else {
                 self.think(acts);
             }
-        } else if self.conn(Chan::Relay) == Some(conn) {
+        } else if self.conn(Channel::Relay) == Some(conn) {
             if self.relay.take().is_some_and(|s| s.hostile.is_some()) {
-                acts.push(Act::Hostile(Observation::RelayClosed { conn }));
+                acts.push(Act::Hostile(Observation::RelayClosed { conn: ConnNo(conn.0) }));
                 // Nothing else will wake a client whose hostile relay was its last act (an
                 // expired ticket held for its lifetime, say): it goes on with its workload.
                 return self.think(acts);

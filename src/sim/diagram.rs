@@ -16,8 +16,8 @@ use std::fmt::Write as _;
 
 use super::check::Violation;
 use super::net::Way;
-use super::scenario::Chan;
 use super::trace::Event;
+use crate::core::{Channel, ConnId};
 use crate::results::{xml, Json};
 
 const ROW_PX: usize = 16;
@@ -40,7 +40,7 @@ pub struct Diagram<'a> {
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Lane {
-    Client(usize, Chan),
+    Client(usize, Channel),
     Server,
     Disk,
 }
@@ -65,7 +65,7 @@ fn y(row: usize) -> usize {
 }
 
 /// The client of an event, for the filter.
-fn client_of(event: &Event, conns: &BTreeMap<u64, (usize, Chan)>) -> Option<usize> {
+fn client_of(event: &Event, conns: &BTreeMap<ConnId, (usize, Channel)>) -> Option<usize> {
     match *event {
         Event::Write { client, .. }
         | Event::Close { client, .. }
@@ -84,7 +84,7 @@ fn client_of(event: &Event, conns: &BTreeMap<u64, (usize, Chan)>) -> Option<usiz
 /// The SVG and the page around it.
 pub fn html(d: &Diagram<'_>) -> String {
     // Connections and clients, from the events that open them.
-    let mut conns: BTreeMap<u64, (usize, Chan)> = BTreeMap::new();
+    let mut conns: BTreeMap<ConnId, (usize, Channel)> = BTreeMap::new();
     let mut clients = 0;
     for (_, event) in d.events {
         if let Event::Open { client, chan, conn } = *event {
@@ -95,7 +95,7 @@ pub fn html(d: &Diagram<'_>) -> String {
         }
     }
     let mut lanes: Vec<Lane> = (0..clients)
-        .flat_map(|c| [Lane::Client(c, Chan::Command), Lane::Client(c, Chan::Relay)])
+        .flat_map(|c| [Lane::Client(c, Channel::Command), Lane::Client(c, Channel::Relay)])
         .collect();
     lanes.extend([Lane::Server, Lane::Disk]);
     let layout = Layout { lanes };
@@ -134,9 +134,9 @@ pub fn html(d: &Diagram<'_>) -> String {
         );
     }
 
-    let mut up: BTreeMap<u64, VecDeque<(usize, usize, usize)>> = BTreeMap::new();
-    let mut closes: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
-    let mut flushes: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
+    let mut up: BTreeMap<ConnId, VecDeque<(usize, usize, usize)>> = BTreeMap::new();
+    let mut closes: BTreeMap<ConnId, (usize, usize)> = BTreeMap::new();
+    let mut flushes: BTreeMap<ConnId, (usize, usize)> = BTreeMap::new();
     let mut last_ms = None;
     let mut arrows = String::new();
     let mut dots = String::new();
@@ -148,23 +148,23 @@ pub fn html(d: &Diagram<'_>) -> String {
             last_ms = Some(at_ms);
         }
         let client = client_of(&event, &conns);
-        let lane_of = |conn: u64| conns.get(&conn).map(|&(c, chan)| Lane::Client(c, chan));
+        let lane_of = |conn: ConnId| conns.get(&conn).map(|&(c, chan)| Lane::Client(c, chan));
         let (lane, kind) = match event {
             Event::Write { client, conn, len } => {
                 up.entry(conn).or_default().push_back((row, i, len));
-                (lane_of(conn).unwrap_or(Lane::Client(client, Chan::Command)), "write")
+                (lane_of(conn).unwrap_or(Lane::Client(client, Channel::Command)), "write")
             }
             Event::Close { client, conn } => {
                 closes.insert(conn, (row, i));
-                (lane_of(conn).unwrap_or(Lane::Client(client, Chan::Command)), "close")
+                (lane_of(conn).unwrap_or(Lane::Client(client, Channel::Command)), "close")
             }
-            Event::Sent { client } => (Lane::Client(client, Chan::Command), "sent"),
-            Event::Reply { client } => (Lane::Client(client, Chan::Command), "reply"),
-            Event::Lost { client } => (Lane::Client(client, Chan::Command), "lost"),
-            Event::Push { client, .. } => (Lane::Client(client, Chan::Relay), "push"),
+            Event::Sent { client } => (Lane::Client(client, Channel::Command), "sent"),
+            Event::Reply { client } => (Lane::Client(client, Channel::Command), "reply"),
+            Event::Lost { client } => (Lane::Client(client, Channel::Command), "lost"),
+            Event::Push { client, .. } => (Lane::Client(client, Channel::Relay), "push"),
             Event::Refused { client, chan } => (Lane::Client(client, chan), "refused"),
             Event::Open { client, chan, .. } => (Lane::Client(client, chan), "open"),
-            Event::Hostile { client } => (Lane::Client(client, Chan::Command), "hostile"),
+            Event::Hostile { client } => (Lane::Client(client, Channel::Command), "hostile"),
             Event::Deliver { conn, way: Way::Up, len, eof } => {
                 let from = lane_of(conn);
                 let mut left = len;
@@ -289,8 +289,10 @@ pub fn html(d: &Diagram<'_>) -> String {
     page.push_str("<div id=\"lanes\">");
     for &lane in &layout.lanes {
         let (label, filter) = match lane {
-            Lane::Client(c, Chan::Command) => (format!("c{c} command"), format!(" data-c=\"{c}\"")),
-            Lane::Client(c, Chan::Relay) => (format!("c{c} relay"), format!(" data-c=\"{c}\"")),
+            Lane::Client(c, Channel::Command) => {
+                (format!("c{c} command"), format!(" data-c=\"{c}\""))
+            }
+            Lane::Client(c, Channel::Relay) => (format!("c{c} relay"), format!(" data-c=\"{c}\"")),
             Lane::Server => ("server".to_owned(), String::new()),
             Lane::Disk => ("disk".to_owned(), String::new()),
         };

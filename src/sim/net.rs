@@ -14,7 +14,8 @@ use rand_chacha::ChaCha20Rng;
 
 use super::options::FaultMix;
 use super::rng::{derived, link_index, Stream};
-use super::scenario::{Chan, Dir};
+use super::scenario::Dir;
+use crate::core::{Channel, ConnId};
 
 /// A direction of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -61,7 +62,7 @@ enum Piece {
 #[derive(Debug)]
 struct Link {
     client: usize,
-    chan: Chan,
+    chan: Channel,
     pipes: [Pipe; 2],
     /// This connection's own draws.
     rng: ChaCha20Rng,
@@ -71,7 +72,7 @@ struct Link {
 struct Partition {
     client: usize,
     dir: Dir,
-    chan: Option<Chan>,
+    chan: Option<Channel>,
     until_ms: u64,
 }
 
@@ -81,10 +82,10 @@ pub struct Net {
     /// The network's stream (`Stream::Net`), from which each connection's is derived.
     rng: ChaCha20Rng,
     mix: FaultMix,
-    links: BTreeMap<u64, Link>,
+    links: BTreeMap<ConnId, Link>,
     partitions: Vec<Partition>,
     /// Connections opened so far, by client and channel (the ordinal of the next one).
-    opened: BTreeMap<(usize, Chan), u64>,
+    opened: BTreeMap<(usize, Channel), u64>,
 }
 
 impl Net {
@@ -97,18 +98,18 @@ impl Net {
     /// A new connection `conn` of `client` on `chan`. Returns the generator of its server
     /// threads' delays (`Stream::Threads`), like its latencies a function of the client, the
     /// channel and how many connections the client opened on it before.
-    pub fn open(&mut self, conn: u64, client: usize, chan: Chan) -> ChaCha20Rng {
+    pub fn open(&mut self, conn: ConnId, client: usize, chan: Channel) -> ChaCha20Rng {
         let nth = self.opened.entry((client, chan)).or_insert(0);
         let index = link_index(client, chan as u64, *nth);
         *nth += 1;
         let rng = derived(&self.rng, Stream::Net, Stream::Link, index);
         let link = Link { client, chan, pipes: [Pipe::default(), Pipe::default()], rng };
-        assert!(self.links.insert(conn, link).is_none(), "connection {conn} opened twice");
+        assert!(self.links.insert(conn, link).is_none(), "connection {} opened twice", conn.0);
         derived(&self.rng, Stream::Net, Stream::Threads, index)
     }
 
     /// The client and channel of a live connection.
-    pub fn owner(&self, conn: u64) -> Option<(usize, Chan)> {
+    pub fn owner(&self, conn: ConnId) -> Option<(usize, Channel)> {
         self.links.get(&conn).map(|l| (l.client, l.chan))
     }
 
@@ -118,7 +119,7 @@ impl Net {
     pub fn send(
         &mut self,
         now_ms: u64,
-        conn: u64,
+        conn: ConnId,
         way: Way,
         bytes: Vec<u8>,
         arrivals: &mut Vec<u64>,
@@ -142,7 +143,7 @@ impl Net {
     }
 
     /// The sender of `way` closes after what it wrote; returns when the close arrives.
-    pub fn send_eof(&mut self, now_ms: u64, conn: u64, way: Way) -> Option<u64> {
+    pub fn send_eof(&mut self, now_ms: u64, conn: ConnId, way: Way) -> Option<u64> {
         let link = self.links.get_mut(&conn)?;
         let pipe = &mut link.pipes[way as usize];
         if pipe.dead {
@@ -156,7 +157,7 @@ impl Net {
     }
 
     /// Everything due on `conn` in direction `way` at `now_ms`, unless a partition holds it.
-    pub fn take_due(&mut self, now_ms: u64, conn: u64, way: Way) -> Due {
+    pub fn take_due(&mut self, now_ms: u64, conn: ConnId, way: Way) -> Due {
         let Some(link) = self.links.get(&conn) else { return Due::Nothing };
         match link.pipes[way as usize].queue.front() {
             Some(&(at, _)) if at <= now_ms => {}
@@ -186,22 +187,22 @@ impl Net {
     }
 
     /// Forgets `conn` at once (a reset, or the end of a crashed server's connection).
-    pub fn reset(&mut self, conn: u64) -> bool {
+    pub fn reset(&mut self, conn: ConnId) -> bool {
         self.links.remove(&conn).is_some()
     }
 
     /// Every live connection, in order.
-    pub fn conns(&self) -> Vec<u64> {
+    pub fn conns(&self) -> Vec<ConnId> {
         self.links.keys().copied().collect()
     }
 
     /// The live connection of `client` on `chan`, if any.
-    pub fn conn_of(&self, client: usize, chan: Chan) -> Option<u64> {
+    pub fn conn_of(&self, client: usize, chan: Channel) -> Option<ConnId> {
         self.links.iter().find(|(_, l)| l.client == client && l.chan == chan).map(|(&c, _)| c)
     }
 
     /// Stops bytes between `client` and the server in `dir` until `until_ms`.
-    pub fn partition(&mut self, client: usize, dir: Dir, chan: Option<Chan>, until_ms: u64) {
+    pub fn partition(&mut self, client: usize, dir: Dir, chan: Option<Channel>, until_ms: u64) {
         self.partitions.push(Partition { client, dir, chan, until_ms });
     }
 
@@ -216,7 +217,7 @@ impl Net {
         self.mix.fragment_percent = 0;
     }
 
-    fn held_until(&mut self, now_ms: u64, client: usize, chan: Chan, way: Way) -> Option<u64> {
+    fn held_until(&mut self, now_ms: u64, client: usize, chan: Channel, way: Way) -> Option<u64> {
         self.partitions.retain(|p| p.until_ms > now_ms);
         self.partitions
             .iter()
@@ -261,7 +262,7 @@ mod tests {
         Net::new(ChaCha20Rng::seed_from_u64(1), mix)
     }
 
-    fn drain(net: &mut Net, conn: u64, way: Way, times: &[u64]) -> Vec<u8> {
+    fn drain(net: &mut Net, conn: ConnId, way: Way, times: &[u64]) -> Vec<u8> {
         let mut got = Vec::new();
         for &t in times {
             if let Due::Arrived(a) = net.take_due(t, conn, way) {
@@ -278,29 +279,31 @@ mod tests {
         mix.bytewise_percent = 50;
         mix.latency_ms_max = 30;
         let mut net = net(mix);
-        net.open(1, 0, Chan::Command);
+        net.open(ConnId(1), 0, Channel::Command);
         let mut times = Vec::new();
         for chunk in [&b"hello "[..], b"world", b"!"] {
-            net.send(0, 1, Way::Up, chunk.to_vec(), &mut times);
+            net.send(0, ConnId(1), Way::Up, chunk.to_vec(), &mut times);
         }
         assert!(times.windows(2).all(|w| w[0] <= w[1]), "arrivals never go backwards");
         assert!(times.len() > 3, "the writes were fragmented");
-        assert_eq!(drain(&mut net, 1, Way::Up, &times), b"hello world!");
+        assert_eq!(drain(&mut net, ConnId(1), Way::Up, &times), b"hello world!");
     }
 
     #[test]
     fn a_partition_holds_bytes_until_it_heals_and_eof_ends_the_link() {
         let mut net = net(FaultMix::none());
-        net.open(1, 3, Chan::Relay);
-        net.partition(3, Dir::Down, Some(Chan::Relay), 100);
+        net.open(ConnId(1), 3, Channel::Relay);
+        net.partition(3, Dir::Down, Some(Channel::Relay), 100);
         let mut times = Vec::new();
-        net.send(0, 1, Way::Down, b"abc".to_vec(), &mut times);
-        net.send(0, 1, Way::Up, b"up".to_vec(), &mut times);
-        assert!(matches!(net.take_due(10, 1, Way::Down), Due::Held { until_ms: 100 }));
-        assert!(matches!(net.take_due(10, 1, Way::Up), Due::Arrived(a) if a.bytes == b"up"));
-        let eof_at = net.send_eof(20, 1, Way::Down).unwrap();
-        let Due::Arrived(a) = net.take_due(eof_at.max(100), 1, Way::Down) else { panic!() };
+        net.send(0, ConnId(1), Way::Down, b"abc".to_vec(), &mut times);
+        net.send(0, ConnId(1), Way::Up, b"up".to_vec(), &mut times);
+        assert!(matches!(net.take_due(10, ConnId(1), Way::Down), Due::Held { until_ms: 100 }));
+        assert!(
+            matches!(net.take_due(10, ConnId(1), Way::Up), Due::Arrived(a) if a.bytes == b"up")
+        );
+        let eof_at = net.send_eof(20, ConnId(1), Way::Down).unwrap();
+        let Due::Arrived(a) = net.take_due(eof_at.max(100), ConnId(1), Way::Down) else { panic!() };
         assert_eq!((a.bytes.as_slice(), a.eof), (&b"abc"[..], true));
-        assert_eq!(net.owner(1), None);
+        assert_eq!(net.owner(ConnId(1)), None);
     }
 }

@@ -71,6 +71,7 @@ use std::str::FromStr;
 use thiserror::Error;
 
 use super::options::FaultMix;
+use crate::core::Channel;
 
 /// A run written down: seed, fault mix, client scripts and fault schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,8 +97,8 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Client { client: usize, op: Op },
-    Partition { client: usize, dir: Dir, channel: Option<Chan>, for_ms: u64 },
-    Reset { client: usize, channel: Chan },
+    Partition { client: usize, dir: Dir, channel: Option<Channel>, for_ms: u64 },
+    Reset { client: usize, channel: Channel },
     Crash { down_ms: u64 },
     Heal,
 }
@@ -311,13 +312,6 @@ pub enum Dir {
     Both,
 }
 
-/// A client's connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Chan {
-    Command,
-    Relay,
-}
-
 /// Why a scenario file cannot be read.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("scenario line {line}: {reason}")]
@@ -444,10 +438,10 @@ fn parse_action(text: &str) -> Result<Action, String> {
     }
 }
 
-fn parse_chan(text: &str) -> Result<Chan, String> {
+fn parse_chan(text: &str) -> Result<Channel, String> {
     match text {
-        "command" => Ok(Chan::Command),
-        "relay" => Ok(Chan::Relay),
+        "command" => Ok(Channel::Command),
+        "relay" => Ok(Channel::Relay),
         other => Err(format!("unknown channel {other:?}")),
     }
 }
@@ -525,12 +519,11 @@ impl fmt::Display for Op {
     }
 }
 
-impl fmt::Display for Chan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Chan::Command => "command",
-            Chan::Relay => "relay",
-        })
+/// A channel's word in scenario files and traces (`command`, `relay`), read back by `parse_chan`.
+pub fn channel_word(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Command => "command",
+        Channel::Relay => "relay",
     }
 }
 
@@ -546,11 +539,13 @@ impl fmt::Display for Action {
                 };
                 write!(f, "fault partition {client} {dir} ")?;
                 if let Some(channel) = channel {
-                    write!(f, "{channel} ")?;
+                    write!(f, "{} ", channel_word(*channel))?;
                 }
                 write!(f, "{for_ms}")
             }
-            Action::Reset { client, channel } => write!(f, "fault reset {client} {channel}"),
+            Action::Reset { client, channel } => {
+                write!(f, "fault reset {client} {}", channel_word(*channel))
+            }
             Action::Crash { down_ms } => write!(f, "crash {down_ms}"),
             Action::Heal => write!(f, "heal"),
         }

@@ -12,8 +12,7 @@ use std::collections::VecDeque;
 use rand_chacha::ChaCha20Rng;
 
 use super::disk::SimStore;
-use super::scenario::Chan;
-use crate::core::{ConnId, Lsn, Record, Server, SnapshotView};
+use crate::core::{Channel, ConnId, Lsn, Record, Server, SnapshotView};
 use crate::host::mailbox::Mailbox;
 use crate::host::sync::atomic::{AtomicBool, Ordering};
 use crate::host::sync::Arc;
@@ -67,14 +66,14 @@ impl Up {
 /// live connections only.
 #[derive(Default)]
 pub(super) struct Conns {
-    /// The number of `slots[0]`.
+    /// The number of `slots[0]` (`ConnId`'s, bare for the arithmetic).
     first: u64,
     slots: VecDeque<Option<ServerConn>>,
 }
 
 impl Conns {
     /// Adds `conn`, numbered above every connection added before.
-    pub fn insert(&mut self, conn: u64, server_conn: ServerConn) {
+    pub fn insert(&mut self, ConnId(conn): ConnId, server_conn: ServerConn) {
         if self.slots.is_empty() {
             self.first = conn;
         }
@@ -86,17 +85,17 @@ impl Conns {
         self.slots[index] = Some(server_conn);
     }
 
-    pub fn get(&self, conn: u64) -> Option<&ServerConn> {
+    pub fn get(&self, ConnId(conn): ConnId) -> Option<&ServerConn> {
         let index = usize::try_from(conn.checked_sub(self.first)?).ok()?;
         self.slots.get(index)?.as_ref()
     }
 
-    pub fn get_mut(&mut self, conn: u64) -> Option<&mut ServerConn> {
+    pub fn get_mut(&mut self, ConnId(conn): ConnId) -> Option<&mut ServerConn> {
         let index = usize::try_from(conn.checked_sub(self.first)?).ok()?;
         self.slots.get_mut(index)?.as_mut()
     }
 
-    pub fn remove(&mut self, conn: u64) -> Option<ServerConn> {
+    pub fn remove(&mut self, ConnId(conn): ConnId) -> Option<ServerConn> {
         let index = usize::try_from(conn.checked_sub(self.first)?).ok()?;
         let removed = self.slots.get_mut(index)?.take();
         while self.slots.front().is_some_and(Option::is_none) {
@@ -109,7 +108,7 @@ impl Conns {
 
 /// The server side of one connection.
 pub(super) struct ServerConn {
-    pub chan: Chan,
+    pub chan: Channel,
     pub mailbox: Arc<Mailbox<Outgoing>>,
     pub socket: SimSocket,
     /// A writer run is scheduled (the thread has items to take).
@@ -130,7 +129,7 @@ pub(super) struct ServerConn {
 
 impl ServerConn {
     pub fn new(
-        chan: Chan,
+        chan: Channel,
         mailbox: Arc<Mailbox<Outgoing>>,
         socket: SimSocket,
         slow: bool,
@@ -142,7 +141,7 @@ impl ServerConn {
             mailbox,
             socket,
             scheduled: false,
-            reading: chan == Chan::Command,
+            reading: chan == Channel::Command,
             slow,
             inbox: VecDeque::new(),
             eof: false,

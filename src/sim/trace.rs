@@ -9,10 +9,10 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::core::Record;
+use crate::core::{Channel, ConnId, Record};
 
 use super::net::Way;
-use super::scenario::{Action, Chan, Op};
+use super::scenario::{channel_word, Action, Op};
 
 /// The hash before any line.
 const SEED: u64 = 0xcbf2_9ce4_8422_2325;
@@ -70,12 +70,12 @@ pub enum Line<'a> {
     LivenessEnd,
     Write {
         client: usize,
-        conn: u64,
+        conn: ConnId,
         len: usize,
     },
     Close {
         client: usize,
-        conn: u64,
+        conn: ConnId,
     },
     Sent {
         client: usize,
@@ -90,21 +90,21 @@ pub enum Line<'a> {
     },
     Push {
         client: usize,
-        conn: u64,
+        conn: ConnId,
         sender: &'a str,
         text: &'a str,
     },
     Refused {
         client: usize,
-        chan: Chan,
+        chan: Channel,
     },
     Open {
         client: usize,
-        chan: Chan,
-        conn: u64,
+        chan: Channel,
+        conn: ConnId,
     },
     Deliver {
-        conn: u64,
+        conn: ConnId,
         way: Way,
         len: usize,
         eof: bool,
@@ -114,7 +114,7 @@ pub enum Line<'a> {
         record: &'a Record,
     },
     Flush {
-        conn: u64,
+        conn: ConnId,
         last: Option<u64>,
         close: bool,
     },
@@ -148,10 +148,10 @@ impl Line<'_> {
             Line::LivenessBegin { owed } => fold_words(h, 2, &[owed as u64]),
             Line::LivenessMet => h.word(3),
             Line::LivenessEnd => h.word(4),
-            Line::Write { client, conn, len } => {
+            Line::Write { client, conn: ConnId(conn), len } => {
                 fold_words(h, 5, &[client as u64, conn, len as u64])
             }
-            Line::Close { client, conn } => fold_words(h, 6, &[client as u64, conn]),
+            Line::Close { client, conn: ConnId(conn) } => fold_words(h, 6, &[client as u64, conn]),
             Line::Sent { client, op } => {
                 fold_words(h, 7, &[client as u64]);
                 fold_op(h, op);
@@ -161,23 +161,23 @@ impl Line<'_> {
                 h.bytes(body);
             }
             Line::Lost { client } => fold_words(h, 9, &[client as u64]),
-            Line::Push { client, conn, sender, text } => {
+            Line::Push { client, conn: ConnId(conn), sender, text } => {
                 fold_words(h, 10, &[client as u64, conn]);
                 h.bytes(sender.as_bytes());
                 h.bytes(text.as_bytes());
             }
             Line::Refused { client, chan } => fold_words(h, 11, &[client as u64, chan as u64]),
-            Line::Open { client, chan, conn } => {
+            Line::Open { client, chan, conn: ConnId(conn) } => {
                 fold_words(h, 12, &[client as u64, chan as u64, conn])
             }
-            Line::Deliver { conn, way, len, eof } => {
+            Line::Deliver { conn: ConnId(conn), way, len, eof } => {
                 fold_words(h, 13, &[conn, way as u64, len as u64, u64::from(eof)])
             }
             Line::Persist { lsn, record } => {
                 fold_words(h, 14, &[lsn]);
                 fold_record(h, record);
             }
-            Line::Flush { conn, last, close } => {
+            Line::Flush { conn: ConnId(conn), last, close } => {
                 let last = last.map_or(u64::MAX, |m| m);
                 fold_words(h, 15, &[conn, u64::from(last != u64::MAX), last, u64::from(close)])
             }
@@ -257,19 +257,23 @@ impl fmt::Display for Line<'_> {
             Line::LivenessBegin { owed } => write!(f, "liveness-begin owed={owed}"),
             Line::LivenessMet => f.write_str("liveness-met"),
             Line::LivenessEnd => f.write_str("liveness-end"),
-            Line::Write { client, conn, len } => write!(f, "c{client} write conn={conn} len={len}"),
-            Line::Close { client, conn } => write!(f, "c{client} close conn={conn}"),
+            Line::Write { client, conn: ConnId(conn), len } => {
+                write!(f, "c{client} write conn={conn} len={len}")
+            }
+            Line::Close { client, conn: ConnId(conn) } => write!(f, "c{client} close conn={conn}"),
             Line::Sent { client, op } => write!(f, "c{client} sent {op}"),
             Line::Reply { client, body } => {
                 write!(f, "c{client} reply {:?}", String::from_utf8_lossy(body))
             }
             Line::Lost { client } => write!(f, "c{client} lost"),
-            Line::Push { client, conn, sender, text } => {
+            Line::Push { client, conn: ConnId(conn), sender, text } => {
                 write!(f, "c{client} push conn={conn} {sender}:{text}")
             }
-            Line::Refused { client, chan } => write!(f, "c{client} refused {chan}"),
-            Line::Open { client, chan, conn } => write!(f, "c{client} open {chan} conn={conn}"),
-            Line::Deliver { conn, way, len, eof } => {
+            Line::Refused { client, chan } => write!(f, "c{client} refused {}", channel_word(chan)),
+            Line::Open { client, chan, conn: ConnId(conn) } => {
+                write!(f, "c{client} open {} conn={conn}", channel_word(chan))
+            }
+            Line::Deliver { conn: ConnId(conn), way, len, eof } => {
                 write!(f, "deliver conn={conn} {way:?} len={len} eof={eof}")
             }
             Line::Persist { lsn, record } => {
@@ -287,7 +291,7 @@ impl fmt::Display for Line<'_> {
                     }
                 }
             }
-            Line::Flush { conn, last, close } => {
+            Line::Flush { conn: ConnId(conn), last, close } => {
                 write!(f, "flush conn={conn} last={last:?} close={close}")
             }
             Line::Snapshot { lsn } => write!(f, "snapshot lsn={lsn}"),
@@ -307,12 +311,12 @@ pub enum Event {
     /// Bytes a client wrote (they travel up to the server).
     Write {
         client: usize,
-        conn: u64,
+        conn: ConnId,
         len: usize,
     },
     Close {
         client: usize,
-        conn: u64,
+        conn: ConnId,
     },
     Sent {
         client: usize,
@@ -325,27 +329,27 @@ pub enum Event {
     },
     Push {
         client: usize,
-        conn: u64,
+        conn: ConnId,
     },
     Refused {
         client: usize,
-        chan: Chan,
+        chan: Channel,
     },
     Open {
         client: usize,
-        chan: Chan,
-        conn: u64,
+        chan: Channel,
+        conn: ConnId,
     },
     /// Bytes that arrived: at the server (`Up`) or at a client (`Down`).
     Deliver {
-        conn: u64,
+        conn: ConnId,
         way: Way,
         len: usize,
         eof: bool,
     },
     /// The server's writer flushed pushes or replies down `conn`.
     Flush {
-        conn: u64,
+        conn: ConnId,
         close: bool,
     },
     Persist {
@@ -491,9 +495,9 @@ mod tests {
         assert_eq!(kept.hash(), plain.hash());
         let op = Op::Send { to: "bob".into(), text: "hi".into() };
         for trace in [&mut kept, &mut plain] {
-            trace.line(1, Line::Write { client: 0, conn: 5, len: 9 });
+            trace.line(1, Line::Write { client: 0, conn: ConnId(5), len: 9 });
             trace.line(2, Line::Sent { client: 0, op: &op });
-            trace.line(3, Line::Flush { conn: 5, last: Some(7), close: false });
+            trace.line(3, Line::Flush { conn: ConnId(5), last: Some(7), close: false });
         }
         assert_eq!(kept.hash(), plain.hash(), "keeping lines does not change the hash");
         assert_eq!(
@@ -506,15 +510,15 @@ mod tests {
         );
         assert_eq!(plain.events(), 3);
         let variants = [
-            Line::Write { client: 0, conn: 5, len: 10 },
-            Line::Write { client: 1, conn: 5, len: 9 },
-            Line::Close { client: 0, conn: 5 },
-            Line::Flush { conn: 5, last: None, close: false },
+            Line::Write { client: 0, conn: ConnId(5), len: 10 },
+            Line::Write { client: 1, conn: ConnId(5), len: 9 },
+            Line::Close { client: 0, conn: ConnId(5) },
+            Line::Flush { conn: ConnId(5), last: None, close: false },
             Line::Sent { client: 0, op: &Op::Send { to: "bob".into(), text: "ho".into() } },
         ];
         let base = {
             let mut t = Trace::new(false);
-            t.line(1, Line::Write { client: 0, conn: 5, len: 9 });
+            t.line(1, Line::Write { client: 0, conn: ConnId(5), len: 9 });
             t.hash()
         };
         for line in variants {
@@ -523,7 +527,7 @@ mod tests {
             assert_ne!(t.hash(), base, "{line} hashes like another line");
         }
         let mut later = Trace::new(false);
-        later.line(2, Line::Write { client: 0, conn: 5, len: 9 });
+        later.line(2, Line::Write { client: 0, conn: ConnId(5), len: 9 });
         assert_ne!(later.hash(), base, "the time is part of the hash");
     }
 

@@ -20,7 +20,7 @@ use crate::core::{Channel, Config, ConnId, Event, JobId, PasswordOutcome, Peer, 
 use crate::host::mailbox::Taken;
 use crate::wire::HEADER_LEN;
 
-use super::check::{self, Checker, Violation};
+use super::check::{self, Checker, ConnNo, Violation};
 use super::client::{Act, Client, Driver};
 use super::coverage::{self, Coverage};
 use super::disk::{SimStore, WalStore};
@@ -28,7 +28,7 @@ use super::net::{Due, Net, Way};
 use super::options::{FaultMix, RunOptions};
 use super::queue::Queue;
 use super::rng::{child, Stream};
-use super::scenario::{Action, Chan, Dir, Op, Scenario, Step};
+use super::scenario::{Action, Dir, Op, Scenario, Step};
 use super::server::{ServerConn, SimSocket, Up, READ_LEN};
 use super::trace::{Line, Trace};
 
@@ -71,11 +71,11 @@ pub struct Recorded {
 #[derive(Debug)]
 enum Ev {
     Deliver {
-        conn: u64,
+        conn: ConnId,
         way: Way,
     },
     Flush {
-        conn: u64,
+        conn: ConnId,
         epoch: u64,
     },
     /// The outcome is boxed: it is rare, and it would double the size of every queued event.
@@ -140,7 +140,7 @@ pub struct World {
     clients: Vec<Client>,
     checker: Checker,
     trace: Trace,
-    next_conn: u64,
+    next_conn: ConnId,
     phase: Phase,
     /// A scenario's fault steps and their times, in order: each is queued when the one before
     /// it runs (as a random world queues its next fault), so that a written-down run's faults
@@ -151,7 +151,7 @@ pub struct World {
     arrivals: Vec<u64>,
     acts: Vec<Act>,
     /// Connections a fault cut (a reset, or a crash of the server).
-    faulted: BTreeSet<u64>,
+    faulted: BTreeSet<ConnId>,
     /// The clients of the login storm, if the run has one.
     storm: Option<std::ops::Range<usize>>,
     /// Scratch space: tags of original-client pushes in a writer's batch.
@@ -336,7 +336,7 @@ impl World {
             hasher: Hasher::new(HashCost::CHEAPEST).expect("the cheapest cost is valid"),
             clients: Vec::new(),
             checker,
-            next_conn: 1,
+            next_conn: ConnId(1),
             phase: Phase::Ops,
             steps: Vec::new(),
             steps_left: 0,
@@ -594,7 +594,7 @@ impl World {
             }
             Act::Close(conn) => {
                 self.trace.line(now, Line::Close { client, conn });
-                self.checker.closed_by_client(conn);
+                self.checker.closed_by_client(ConnNo(conn.0));
                 if let Some(at) = self.net.send_eof(now, conn, Way::Up) {
                     self.schedule(at, Ev::Deliver { conn, way: Way::Up });
                 }
@@ -625,19 +625,20 @@ impl World {
                 let faulted = self.faulted.contains(&conn);
                 self.checker.dropped(now, client, unanswered, noticed, faulted);
             }
-            Act::RelayOpened(conn) => self.checker.relay_opened(now, client, conn),
+            Act::RelayOpened(conn) => self.checker.relay_opened(now, client, ConnNo(conn.0)),
             Act::Hostile(observation) => {
                 self.trace.line(now, Line::Hostile { client, kind: observation.kind() });
                 if let Some(row) = coverage::hostile_row(observation.kind()) {
                     self.coverage.count(row);
                 }
-                let faulted = observation.conn().is_some_and(|c| self.faulted.contains(&c));
+                let faulted =
+                    observation.conn().is_some_and(|c| self.faulted.contains(&ConnId(c.0)));
                 self.checker.hostile(now, client, observation, faulted);
             }
             Act::Count(row) => self.coverage.count(row),
             Act::Push { conn, sender, text } => {
                 self.trace.line(now, Line::Push { client, conn, sender: &sender, text: &text });
-                self.checker.pushed(now, conn, &sender, &text);
+                self.checker.pushed(now, ConnNo(conn.0), &sender, &text);
                 if self.transcripts.is_some() {
                     self.see(client, Seen::Push(format!("{sender}:{text}")));
                 }
@@ -651,31 +652,27 @@ impl World {
     }
 
     /// Opens a connection for `client`, or refuses it while the server is down.
-    fn connect(&mut self, client: usize, chan: Chan) -> Option<u64> {
+    fn connect(&mut self, client: usize, chan: Channel) -> Option<ConnId> {
         let now = self.now_ms;
         if self.server.is_none() {
             self.trace.line(now, Line::Refused { client, chan });
             return None;
         }
         let conn = self.next_conn;
-        self.next_conn += 1;
+        self.next_conn.0 += 1;
         let threads_rng = self.net.open(conn, client, chan);
         self.trace.line(now, Line::Open { client, chan, conn });
-        let slow = chan == Chan::Relay && self.clients[client].slow_reader;
-        let channel = match chan {
-            Chan::Command => Channel::Command,
-            Chan::Relay => Channel::Relay,
-        };
+        let slow = chan == Channel::Relay && self.clients[client].slow_reader;
         let peer = self.peer_of(client);
         let socket = SimSocket::default();
         let up = self.server.as_mut().expect("checked above");
-        let mailbox = up.host.open(now, ConnId(conn), channel, peer, socket.clone());
+        let mailbox = up.host.open(now, conn, chan, peer, socket.clone());
         up.conns.insert(conn, ServerConn::new(chan, mailbox, socket, slow, threads_rng));
         self.after_host();
         Some(conn)
     }
 
-    fn send(&mut self, conn: u64, way: Way, bytes: Vec<u8>) -> bool {
+    fn send(&mut self, conn: ConnId, way: Way, bytes: Vec<u8>) -> bool {
         let mut arrivals = std::mem::take(&mut self.arrivals);
         let sent = self.net.send(self.now_ms, conn, way, bytes, &mut arrivals);
         for &at in &arrivals {
@@ -686,7 +683,7 @@ impl World {
         sent
     }
 
-    fn deliver(&mut self, conn: u64, way: Way) {
+    fn deliver(&mut self, conn: ConnId, way: Way) {
         let owner = self.net.owner(conn);
         let arrival = match self.net.take_due(self.now_ms, conn, way) {
             Due::Nothing => return,
@@ -716,20 +713,20 @@ impl World {
 
     /// Bytes (and maybe the end of the stream) reached the server side of `conn`. A relay's
     /// reader reads at once; a command thread only once it is blocked in `read`.
-    fn server_received(&mut self, conn: u64, bytes: &[u8], eof: bool) {
+    fn server_received(&mut self, conn: ConnId, bytes: &[u8], eof: bool) {
         let Some(up) = &mut self.server else { return };
         let Some(c) = up.conns.get_mut(conn) else { return };
         match c.chan {
-            Chan::Command => {
+            Channel::Command => {
                 c.inbox.extend(bytes);
                 c.eof |= eof;
                 if c.reading {
                     self.read_command(conn);
                 }
             }
-            Chan::Relay => {
+            Channel::Relay => {
                 if !bytes.is_empty() {
-                    let event = Event::Received { conn: ConnId(conn), bytes };
+                    let event = Event::Received { conn, bytes };
                     up.host.handle(self.now_ms, event);
                 }
                 if eof {
@@ -744,7 +741,7 @@ impl World {
 
     /// The command thread of `conn` is blocked in `read`, as `net::command` is whenever the
     /// host lets it read: it wakes for bytes, the end of the stream, or the host's hang-up.
-    fn read_command(&mut self, conn: u64) {
+    fn read_command(&mut self, conn: ConnId) {
         let Some(up) = &mut self.server else { return };
         let Some(c) = up.conns.get_mut(conn) else { return };
         debug_assert!(c.reading);
@@ -767,7 +764,7 @@ impl World {
             up.read_buf.extend_from_slice(&back[..n - front.len()]);
             &up.read_buf[..]
         };
-        up.host.handle(self.now_ms, Event::Received { conn: ConnId(conn), bytes });
+        up.host.handle(self.now_ms, Event::Received { conn, bytes });
         c.inbox.drain(..n);
         self.after_host();
         self.answer(conn);
@@ -776,7 +773,7 @@ impl World {
     /// The command thread's loop between reads: it writes what its mailbox holds and runs
     /// password jobs until the host lets it read, then blocks in `read`. While a reply is
     /// owed and none is in the mailbox, it waits for its writer to be woken.
-    fn answer(&mut self, conn: u64) {
+    fn answer(&mut self, conn: ConnId) {
         loop {
             let (failed, taken, took) = self.run_writer(conn);
             if failed || taken == Taken::Closed {
@@ -786,7 +783,7 @@ impl World {
                 continue;
             }
             let Some(up) = &mut self.server else { return };
-            let may_read = up.host.may_read(ConnId(conn));
+            let may_read = up.host.may_read(conn);
             let Some(c) = up.conns.get_mut(conn) else { return };
             if !may_read && !c.inbox.is_empty() {
                 self.coverage.count("limit: reads held for owed replies");
@@ -800,7 +797,7 @@ impl World {
     }
 
     /// A command thread's read failed or ended: it writes what it still holds, then ends.
-    fn end_command(&mut self, conn: u64) {
+    fn end_command(&mut self, conn: ConnId) {
         let (failed, _, _) = self.run_writer(conn);
         let broken = self.server.as_ref().and_then(|up| up.conns.get(conn));
         let reset = failed || broken.is_some_and(|c| c.socket.is_broken());
@@ -815,7 +812,7 @@ impl World {
 
     /// Schedules `conn`'s thread to take its mailbox, unless it is already due. A command
     /// thread blocked in `read` only wakes when the host hangs the connection up.
-    fn wake_writer(&mut self, conn: u64) {
+    fn wake_writer(&mut self, conn: ConnId) {
         let Some(c) = self.server.as_mut().and_then(|up| up.conns.get_mut(conn)) else { return };
         if c.scheduled || (c.reading && !c.mailbox.is_closed()) {
             return;
@@ -829,10 +826,10 @@ impl World {
     /// A connection's thread wakes: a command thread answers (or, woken out of `read` by a
     /// hang-up, ends); a relay writer writes and reports, and ends once its mailbox is closed
     /// and empty or a write fails.
-    fn flush(&mut self, conn: u64) {
+    fn flush(&mut self, conn: ConnId) {
         let Some(c) = self.server.as_mut().and_then(|up| up.conns.get_mut(conn)) else { return };
         c.scheduled = false;
-        if c.chan == Chan::Command {
+        if c.chan == Channel::Command {
             return if c.reading { self.read_command(conn) } else { self.answer(conn) };
         }
         loop {
@@ -855,7 +852,7 @@ impl World {
 
     /// Takes `conn`'s mailbox and writes it. Returns whether a write failed, the take, and
     /// whether anything was taken.
-    fn run_writer(&mut self, conn: u64) -> (bool, Taken, bool) {
+    fn run_writer(&mut self, conn: ConnId) -> (bool, Taken, bool) {
         let now = self.now_ms;
         let Some(up) = &mut self.server else { return (true, Taken::Closed, false) };
         let Some(c) = up.conns.get_mut(conn) else { return (true, Taken::Closed, false) };
@@ -870,7 +867,7 @@ impl World {
         let mut batch = std::mem::take(&mut up.batch);
         batch.sort(&mut items);
         up.items = items;
-        let is_command = c.chan == Chan::Command;
+        let is_command = c.chan == Channel::Command;
         let mut failed = broken && !batch.frames.is_empty();
         let mut plain = std::mem::take(&mut self.plain_tags);
         if is_command && batch.replies as usize >= self.config.pipeline_len_max {
@@ -899,12 +896,12 @@ impl World {
         let up = self.server.as_mut().expect("still up");
         if !failed {
             if let (false, Some(last)) = (is_command, batch.last_push) {
-                self.checker.relay_written(conn, last.0);
+                self.checker.relay_written(ConnNo(conn.0), last.0);
             }
-            up.host.wrote(now, ConnId(conn), &batch);
+            up.host.wrote(now, conn, &batch);
             // Reported written: for the original client, that is delivery.
             for tag in plain.drain(..) {
-                self.checker.written_plain(now, conn, tag);
+                self.checker.written_plain(now, ConnNo(conn.0), tag);
             }
         }
         plain.clear();
@@ -925,12 +922,12 @@ impl World {
     }
 
     /// The connection's writer is done: the host hears it last; a broken one is reset.
-    fn end_conn(&mut self, conn: u64, reset: bool) {
+    fn end_conn(&mut self, conn: ConnId, reset: bool) {
         let Some(up) = &mut self.server else { return };
         if up.conns.remove(conn).is_none() {
             return;
         }
-        up.host.ended(self.now_ms, ConnId(conn));
+        up.host.ended(self.now_ms, conn);
         self.after_host();
         if reset {
             self.client_lost(conn);
@@ -939,7 +936,7 @@ impl World {
     }
 
     /// The client's side of `conn` learns the connection is gone (call before forgetting it).
-    fn client_lost(&mut self, conn: u64) {
+    fn client_lost(&mut self, conn: ConnId) {
         let Some((client, _)) = self.net.owner(conn) else { return };
         let mut acts = std::mem::take(&mut self.acts);
         self.clients[client].closed(conn, &mut acts);
@@ -948,18 +945,18 @@ impl World {
 
     /// A connection was reset under the server: its reader's read fails (a relay's reader
     /// closes the mailbox) and its writer's next write fails.
-    fn server_reset(&mut self, conn: u64) {
+    fn server_reset(&mut self, conn: ConnId) {
         let Some(c) = self.server.as_mut().and_then(|up| up.conns.get_mut(conn)) else { return };
         c.socket.break_it();
         match c.chan {
-            Chan::Relay => {
+            Channel::Relay => {
                 c.mailbox.close();
                 self.wake_writer(conn);
             }
             // A thread in `read` sees the error now; one waiting on its mailbox, at its next
             // write.
-            Chan::Command if c.reading => self.read_command(conn),
-            Chan::Command => {}
+            Channel::Command if c.reading => self.read_command(conn),
+            Channel::Command => {}
         }
     }
 
@@ -1013,7 +1010,7 @@ impl World {
             self.schedule(now + delay, Ev::Sync { epoch: self.epoch });
         }
         for conn in touched.drain(..) {
-            self.wake_writer(conn.0);
+            self.wake_writer(conn);
         }
         if let Some(up) = &mut self.server {
             up.touched = touched;
@@ -1057,12 +1054,12 @@ impl World {
         let total = mix.reset_weight + mix.partition_weight + mix.crash_weight;
         let roll = rng.gen_range(0..total);
         let client = rng.gen_range(0..self.clients.len().max(1));
-        let chan = if rng.gen_bool(0.5) { Chan::Command } else { Chan::Relay };
+        let chan = if rng.gen_bool(0.5) { Channel::Command } else { Channel::Relay };
         let action = if roll < mix.reset_weight {
             Action::Reset { client, channel: chan }
         } else if roll < mix.reset_weight + mix.partition_weight {
             let dir = [Dir::Up, Dir::Down, Dir::Both][rng.gen_range(0..3)];
-            let channel = [None, Some(Chan::Command), Some(Chan::Relay)][rng.gen_range(0..3)];
+            let channel = [None, Some(Channel::Command), Some(Channel::Relay)][rng.gen_range(0..3)];
             Action::Partition {
                 client,
                 dir,

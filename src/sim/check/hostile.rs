@@ -25,7 +25,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{AccountId, Checker, NameId, Pending, Session, Tag};
+use super::{AccountId, Checker, ConnNo, NameId, Pending, Session, Tag};
 use crate::sim::scenario::{Hostile, Op};
 use crate::sim::spec::{
     self,
@@ -40,20 +40,20 @@ pub enum Observation {
     Did(Hostile),
     /// The client acknowledged `id` on its ticketed relay `conn`, though it was never pushed
     /// there (or was already acknowledged); `over` if its frame is over the relay's limit.
-    Ack { kind: Hostile, conn: u64, id: u64, over: bool },
+    Ack { kind: Hostile, conn: ConnNo, id: u64, over: bool },
     /// The client wrote a hostile frame (and a probe after it). `tag` is the message an
     /// at-limit send carries; `within_before_login` says the frame fits every limit.
     Frame { kind: Hostile, tag: Option<Tag>, within_before_login: bool },
     /// The client opened relay `conn` with a hostile handshake.
-    Relay { kind: Hostile, conn: u64 },
+    Relay { kind: Hostile, conn: ConnNo },
     /// A failure frame arrived on the hostile relay `conn`.
-    RelayRefused { conn: u64, text: String },
+    RelayRefused { conn: ConnNo, text: String },
     /// The client wrote a frame at or over the relay's limit on its bound relay `conn`.
-    RelayFrame { kind: Hostile, conn: u64 },
+    RelayFrame { kind: Hostile, conn: ConnNo },
     /// A failure frame arrived on the client's own relay `conn`, after it lied there.
-    RelayFailure { conn: u64, text: String },
+    RelayFailure { conn: ConnNo, text: String },
     /// The server closed the hostile relay `conn`.
-    RelayClosed { conn: u64 },
+    RelayClosed { conn: ConnNo },
     /// A request named a user in another case than the name's first spelling (`U1`).
     NameCase,
     /// A list pattern with `?`, or `*` before its end.
@@ -84,7 +84,7 @@ impl Observation {
     }
 
     /// The connection the observation is about, if any.
-    pub fn conn(&self) -> Option<u64> {
+    pub fn conn(&self) -> Option<ConnNo> {
         match self {
             Observation::Ack { conn, .. }
             | Observation::Relay { conn, .. }
@@ -176,17 +176,17 @@ pub(super) struct HostileState {
     /// they open another: a frame written meanwhile may never be read.
     closing: std::collections::BTreeSet<usize>,
     /// Relays opened by hostile handshakes.
-    relays: BTreeMap<u64, Relay>,
+    relays: BTreeMap<ConnNo, Relay>,
     /// Clients' own relays they lied on.
-    lied_on: BTreeMap<u64, LiedOn>,
+    lied_on: BTreeMap<ConnNo, LiedOn>,
     /// Message ids (from the persisted records) to their tags.
     ids: BTreeMap<u64, Tag>,
     /// Lying acknowledgements: id to the name each acknowledging client was logged in as.
     acks: BTreeMap<u64, Vec<Option<NameId>>>,
     /// Per relay, the newest message id the server's writer wrote on it.
-    written: BTreeMap<u64, u64>,
+    written: BTreeMap<ConnNo, u64>,
     /// Per relay, the account it is bound to, learned from the first push received on it.
-    bound: BTreeMap<u64, AccountId>,
+    bound: BTreeMap<ConnNo, AccountId>,
     /// The throttle's free checks per (name, address) and its first delay after them.
     free_checks: usize,
     backoff_base_ms: u64,
@@ -328,7 +328,7 @@ impl Checker {
     }
 
     /// A failure frame `text` arrived on `client`'s own relay `conn`, on which it lied.
-    fn relay_failure(&mut self, now_ms: u64, client: usize, conn: u64, text: &str) {
+    fn relay_failure(&mut self, now_ms: u64, client: usize, conn: ConnNo, text: &str) {
         let lied = self.hostile.lied_on.entry(conn).or_default();
         let notice = Notice::of(text);
         let what = || format!("client {client}'s relay {conn} got {text:?}");
@@ -376,7 +376,7 @@ impl Checker {
     }
 
     /// A client hung up connection `conn` itself: a hostile relay it closed owes no verdict.
-    pub fn closed_by_client(&mut self, conn: u64) {
+    pub fn closed_by_client(&mut self, conn: ConnNo) {
         if let Some(relay) = self.hostile.relays.get_mut(&conn) {
             relay.closed = true;
         }
@@ -387,7 +387,7 @@ impl Checker {
     /// then wait for a relay that never reads; swarm seed 87 of the small worlds with
     /// `TicketExpiryLeftToSweep` planted).
     pub(super) fn hostile_finish(&mut self, now_ms: u64) {
-        let bound: Vec<(u64, Relay)> = (self.hostile.relays.iter())
+        let bound: Vec<(ConnNo, Relay)> = (self.hostile.relays.iter())
             .filter(|(_, r)| r.kind == Hostile::TicketExpired && !r.refused && !r.closed)
             .filter(|(_, r)| r.opened_ms + VERDICT_SLACK_MS <= now_ms)
             .map(|(&conn, &r)| (conn, r))
@@ -402,7 +402,7 @@ impl Checker {
 
     /// A push arrived on relay `conn`: on a relay a hostile handshake opened, that is a
     /// handshake the server should have refused. Returns whether it was such a relay.
-    pub(super) fn hostile_pushed(&mut self, now_ms: u64, conn: u64, text: &str) -> bool {
+    pub(super) fn hostile_pushed(&mut self, now_ms: u64, conn: ConnNo, text: &str) -> bool {
         if !self.hostile.bound.contains_key(&conn) {
             let account = super::tag_key(text).and_then(|t| self.msgs.get(&t)?.to_account);
             if let Some(account) = account {
@@ -522,7 +522,7 @@ impl Checker {
     }
 
     /// The server's writer wrote pushes on relay `conn` through message `last`.
-    pub fn relay_written(&mut self, conn: u64, last: u64) {
+    pub fn relay_written(&mut self, conn: ConnNo, last: u64) {
         let newest = self.hostile.written.entry(conn).or_default();
         *newest = (*newest).max(last);
     }
