@@ -68,6 +68,11 @@ pub struct CheckArgs {
     /// Users may also try to open a relay in another user's name.
     #[arg(long)]
     pub intruders: bool,
+    /// Attackers guess passwords: each user may also send logins with a wrong password in any
+    /// user's name from an address of its own, several in flight at once, against
+    /// login-failure limits this small (N checks per name and address, 2N per address).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=20))]
+    pub throttle: Option<u8>,
     /// Count states that differ only by a renaming of users separately.
     #[arg(long)]
     pub no_symmetry: bool,
@@ -112,6 +117,7 @@ impl CheckArgs {
         let mut scenario = Search::new(bounds);
         scenario.symmetry = !self.no_symmetry;
         scenario.por = self.por;
+        scenario.throttle = self.throttle;
         if self.argon2 {
             let hasher = Hasher::new(HashCost::CHEAPEST).expect("the cheapest cost is valid");
             scenario.passwords = Arc::new(Passwords::Argon2(hasher));
@@ -249,12 +255,18 @@ impl CheckArgs {
             ("symmetry".to_owned(), flag(!self.no_symmetry)),
             ("argon2".to_owned(), flag(self.argon2)),
         ];
+        // Only when set, so that the results of runs without it read as before.
+        let options: Vec<(String, String)> = options
+            .into_iter()
+            .chain(self.throttle.map(|n| ("throttle".to_owned(), n.to_string())))
+            .collect();
         let name = options
             .iter()
             .take(3)
             .map(|(k, v)| format!("{k}={v}"))
             .chain(self.tickets.then(|| "tickets".to_owned()))
             .chain(self.intruders.then(|| "intruders".to_owned()))
+            .chain(self.throttle.map(|n| format!("throttle={n}")))
             .collect::<Vec<_>>()
             .join(" ");
         let counterexample = report.counterexample.as_ref().map(describe).unwrap_or_default();

@@ -65,6 +65,15 @@ fn peer_of(user: User) -> Peer {
     Peer(u128::from(user) + 1)
 }
 
+/// The wrong password attackers guess with.
+const WRONG_PASSWORD: &str = "guess";
+
+/// Each attacker guesses from an address of its own, not its user's, so the user's own logins
+/// are never throttled by its guesses (the model predicts them unthrottled).
+fn attacker_peer(user: User) -> Peer {
+    Peer(u128::from(user) + 1 + USERS_MAX as u128)
+}
+
 /// How password jobs are run.
 #[derive(Debug)]
 pub enum Passwords {
@@ -138,6 +147,13 @@ pub struct State {
     pub(crate) hostile: bool,
     /// [`Bounds::pipeline`].
     pub(crate) pipeline: u8,
+    /// Attackers guess passwords ([`Step::Guess`]) against the core's configured throttle.
+    pub(crate) throttle: bool,
+    /// Guesses whose connection is open, oldest first.
+    pub(crate) guesses: Vec<Guess>,
+    /// Wrong-password checks that ran, by (attacker, name guessed), since the last restart
+    /// (the throttle is kept in memory: a restart forgets it, by design).
+    pub(crate) guessed: [[u8; USERS_MAX]; USERS_MAX],
     /// Connections the clients reset: what the core still releases on them is written to a
     /// dead socket, which the host drops.
     gone: Vec<ConnId>,
@@ -156,6 +172,15 @@ pub(crate) struct Conns {
     pub relay: Option<RelayConn>,
     /// Requests sent on `command` whose replies the client has not seen.
     pub outstanding: u8,
+}
+
+/// An attacker's guess: its connection and, while it runs, its password job.
+#[derive(Clone, Debug)]
+pub(crate) struct Guess {
+    pub conn: ConnId,
+    pub user: User,
+    pub target: User,
+    pub job: Option<PasswordJob>,
 }
 
 /// A relay connection and what it received.
@@ -260,6 +285,8 @@ struct Run {
     displaced: Option<ConnId>,
     /// An output the core let go while a record emitted before it was unsynced.
     early: Option<String>,
+    /// A guess was answered with something other than a failure.
+    guess_answered: Option<String>,
     /// What the outputs drained so far made happen (a job done, a reply written, a close),
     /// to report to the core once they are all out.
     reports: Vec<Event<'static>>,
@@ -295,6 +322,9 @@ impl State {
             tickets: vec![None; users],
             hostile: false,
             pipeline: 1,
+            throttle: false,
+            guesses: Vec::new(),
+            guessed: [[0; USERS_MAX]; USERS_MAX],
             gone: Vec::new(),
             registry: Arc::default(),
             next_conn: 1,
@@ -341,6 +371,12 @@ impl State {
                 out.extend(sends.map(|op| Step::Op { user, op }));
             }
             out.extend(Some(Step::Confirm { user }).filter(|&s| self.possible(s)));
+            if self.throttle {
+                if self.ops_used[user as usize] < bounds.ops {
+                    out.extend((0..users).map(|target| Step::Guess { user, target }));
+                }
+                out.extend(Some(Step::GuessChecked { user }).filter(|&s| self.possible(s)));
+            }
         }
         if self.stalled {
             out.push(Step::Sync);
@@ -425,6 +461,14 @@ impl State {
             Step::DropRelay { user } => {
                 self.users.get(user as usize).is_some_and(|c| c.relay.is_some())
             }
+            Step::Guess { user, target } => {
+                self.throttle
+                    && (user as usize) < self.users.len()
+                    && (target as usize) < self.users.len()
+            }
+            Step::GuessChecked { user } => {
+                self.guesses.iter().any(|g| g.user == user && g.job.is_some())
+            }
             Step::Stall => !self.stalled,
             Step::Sync => self.stalled,
             Step::Crash { kept, torn } => {
@@ -487,9 +531,17 @@ impl State {
                 self.faults_used += 1;
                 self.crash(kept, torn)?;
             }
+            Step::Guess { user, target } => {
+                self.ops_used[user as usize] += 1;
+                self.guess(user, target, &mut run);
+            }
+            Step::GuessChecked { user } => self.guess_checked(user, &mut run)?,
         }
         if let Some(detail) = run.early.take() {
             return Err(Violation::new(Invariant::ReleasedEarly, detail));
+        }
+        if let Some(detail) = run.guess_answered.take() {
+            return Err(Violation::new(Invariant::ReplyDisagrees, detail));
         }
         let expected = self.model.apply(step);
         self.owe(expected, &run)?;
@@ -552,7 +604,9 @@ impl State {
         for (conn, seen) in &run.seen {
             let at = self.owed.iter().position(|(c, _)| c == conn);
             match at {
-                Some(at) if self.owed[at].1 == *seen => {
+                Some(at)
+                    if self.owed[at].1 == *seen || self.throttled_alike(&self.owed[at].1, seen) =>
+                {
                     self.owed.remove(at);
                 }
                 _ => {
@@ -575,6 +629,17 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// With small throttle limits, a user's own failed logins (an account not yet registered,
+    /// or deleted) are throttled too, which the reference model does not predict: a login
+    /// failure may read as a throttled one. Both refuse alike and change nothing; a login that
+    /// should succeed and is throttled still disagrees.
+    fn throttled_alike(&self, owed: &Seen, seen: &Seen) -> bool {
+        let throttled =
+            matches!(seen, Seen::Frame(b) if b.starts_with("-1\nToo many failed attempts;"));
+        let failed = matches!(owed, Seen::Frame(b) if b == super::reference::text::LOGIN_FAILED);
+        self.throttle && throttled && failed
     }
 
     /// Whose connection `conn` is, for messages.
@@ -647,6 +712,65 @@ impl State {
             | Op::ReplayTicket { .. }
             | Op::ForgeAck { .. } => unreachable!("handled above"),
         }
+    }
+
+    /// `user`, from an attacker's address, sends a login to `target`'s name with a wrong
+    /// password on a new connection. If the core starts a password job, it stays pending (the
+    /// guess is in flight); otherwise the guess was refused at once and the attacker hangs up.
+    fn guess(&mut self, user: User, target: User, run: &mut Run) {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.guesses.push(Guess { conn, user, target, job: None });
+        let peer = attacker_peer(user);
+        self.input(Event::Opened { conn, channel: Channel::Command, peer }, run);
+        self.request_parts(conn, &["1\n", user_name(target), "\n", WRONG_PASSWORD], run);
+        let pending = self.guesses.iter().any(|g| g.conn == conn && g.job.is_some());
+        if !pending {
+            self.guesses.retain(|g| g.conn != conn);
+            self.gone.push(conn);
+            self.input(Event::Closed { conn }, run);
+        }
+    }
+
+    /// The oldest pending guess of `user` is checked (a wrong password: the check ran), its
+    /// failure answered, and the attacker hangs up. The checks that ran are counted against
+    /// the throttle's limits.
+    fn guess_checked(&mut self, user: User, run: &mut Run) -> Result<(), Violation> {
+        let at = self.guesses.iter().position(|g| g.user == user && g.job.is_some());
+        let mut guess = self.guesses.remove(at.expect("possible"));
+        let job = guess.job.take().expect("pending");
+        let outcome = self.passwords.run(&job);
+        self.guessed[user as usize][guess.target as usize] += 1;
+        // The guess stays known while its reply is drained, then the attacker hangs up.
+        self.guesses.push(guess.clone());
+        self.input(Event::PasswordDone { job: job.job, outcome }, run);
+        self.guesses.retain(|g| g.conn != guess.conn);
+        self.gone.push(guess.conn);
+        self.input(Event::Closed { conn: guess.conn }, run);
+        self.check_guesses(user, guess.target)
+    }
+
+    /// The throttle bounds the wrong-password checks that ran, per (name, address) and per
+    /// address, by the configured limits (time never passes, so no backoff ever ends).
+    fn check_guesses(&self, user: User, target: User) -> Result<(), Violation> {
+        let config = self.server.config();
+        let ran = usize::from(self.guessed[user as usize][target as usize]);
+        let attacker = user_name(user);
+        ensure(ran <= config.login_failures_max, Invariant::GuessesPerAccount, || {
+            format!(
+                "{ran} wrong passwords for {} were checked from {attacker}'s address; the \
+                 limit is {}",
+                user_name(target),
+                config.login_failures_max
+            )
+        })?;
+        let ran: usize = self.guessed[user as usize].iter().map(|&n| usize::from(n)).sum();
+        ensure(ran <= config.login_failures_per_peer_max, Invariant::GuessesPerAddress, || {
+            format!(
+                "{ran} wrong passwords were checked from {attacker}'s address; the limit is {}",
+                config.login_failures_per_peer_max
+            )
+        })
     }
 
     /// `user`'s ticketed relay and the id of the oldest message queued for `target`: what a
@@ -729,6 +853,8 @@ impl State {
         self.owed.clear();
         self.closing.clear();
         self.gone.clear();
+        self.guesses.clear();
+        self.guessed = [[0; USERS_MAX]; USERS_MAX];
         self.stalled = false;
         self.stall_len = 0;
         Ok(())
@@ -782,11 +908,27 @@ impl State {
         if conn.is_some_and(|conn| self.gone.contains(&conn)) {
             return;
         }
+        if let Some(conn) = conn.filter(|&c| self.guesses.iter().any(|g| g.conn == c)) {
+            // An attacker's guess: not predicted by the model, but only a failure may answer it.
+            if let Output::Reply { frame, .. } = output {
+                let reply = body(frame);
+                if !reply.starts_with("-1\n") && run.guess_answered.is_none() {
+                    run.guess_answered =
+                        Some(format!("a wrong-password guess was answered {reply:?}"));
+                }
+                run.reports.push(Event::RepliesWritten { conn, count: 1 });
+            }
+            return;
+        }
         match output {
             Output::Persist { lsn, record } => {
                 Arc::make_mut(&mut self.registry).note(&record);
                 Arc::make_mut(&mut self.store).append(lsn, &record);
                 self.log.push(record);
+            }
+            Output::Password(job) if self.guesses.iter().any(|g| g.conn == job.conn) => {
+                let guess = self.guesses.iter_mut().find(|g| g.conn == job.conn);
+                guess.expect("found").job = Some(job);
             }
             Output::Password(job) => {
                 let outcome = self.passwords.run(&job);

@@ -46,9 +46,16 @@ impl Invariant {
     /// Recovery after a crash returned records that were never written, or lost synced ones.
     pub const RecoveryWrong: Invariant =
         Invariant::new("recovery returns a prefix of what was written that holds all it synced");
+    /// More wrong-password checks ran for one name from one address than the throttle's
+    /// per-account limit allows (counted from the password jobs the model completed).
+    pub const GuessesPerAccount: Invariant =
+        Invariant::new("the throttle bounds password guesses per account");
+    /// More wrong-password checks ran from one address than its limit allows.
+    pub const GuessesPerAddress: Invariant =
+        Invariant::new("the throttle bounds password guesses per address");
 
     /// Every invariant the model checker checks, with its short name.
-    pub const MODEL: [(Invariant, &'static str); 11] = [
+    pub const MODEL: [(Invariant, &'static str); 13] = [
         (Invariant::MessageLost, "message-lost"),
         (Invariant::DeliveredTwice, "delivered-twice"),
         (Invariant::OutOfOrder, "out-of-order"),
@@ -60,6 +67,8 @@ impl Invariant {
         (Invariant::StateDisagrees, "state-disagrees"),
         (Invariant::ReleasedEarly, "released-early"),
         (Invariant::RecoveryWrong, "recovery-wrong"),
+        (Invariant::GuessesPerAccount, "guesses-per-account"),
+        (Invariant::GuessesPerAddress, "guesses-per-address"),
     ];
 
     /// A stable, short name for the model checker's traces, scenario files and result rows

@@ -250,6 +250,9 @@ impl Model {
                 }
             }
             Step::DropRelay { user } => self.user_mut(user).relay = None,
+            // An attacker's guesses go on connections of their own, whose replies are judged
+            // by the driver (any failure), and change no account, queue or session.
+            Step::Guess { .. } | Step::GuessChecked { .. } => {}
             Step::Stall => self.stalled = true,
             Step::Sync => {
                 self.stalled = false;

@@ -623,3 +623,37 @@ fn the_acceptance_scenario_finds_the_disk_and_hostile_bugs() {
         assert_eq!(found.steps.len(), length, "{bug:?}: {found:?}");
     }
 }
+
+/// `scenario` with attackers guessing passwords against a throttle of `n` checks per (name,
+/// address), `2n` per address.
+fn throttled(users: usize, ops: u8, n: u8) -> Search {
+    let mut scenario = scenario(users, ops, 0);
+    scenario.throttle = Some(n);
+    scenario
+}
+
+/// Concurrent logins beyond the throttle: an attacker's wrong-password logins in flight at
+/// once. The real core reserves a check before its job starts, so the checks that run stay
+/// within the limits; with the reservation counted only when the job ends
+/// (`ThrottleCountedLate`), two guesses issued before either is checked both run, one more
+/// than the limit of one: guess, guess, checked, checked.
+#[test]
+fn concurrent_guesses_beyond_the_throttle_are_found_only_when_counted_late() {
+    let clean = run(&throttled(2, 3, 1), 1);
+    assert!(clean.complete && clean.counterexample.is_none(), "{:?}", clean.counterexample);
+    assert_eq!((clean.progress.unique, clean.progress.depth), (4593, 10));
+    let mut late = throttled(2, 3, 1);
+    late.config.planted = Planted::ThrottleCountedLate;
+    let found = run(&late, 1).counterexample.expect("the late count lets two guesses run");
+    assert_eq!(found.violation.invariant, Invariant::GuessesPerAccount, "{found:?}");
+    assert_eq!(found.steps.len(), 4, "{found:?}");
+    assert!(matches!(found.steps[1], Step::Guess { .. }), "{found:?}");
+    late.por = true;
+    let reduced = run(&late, 1).counterexample.expect("guesses depend on everything");
+    assert_eq!(reduced.steps.len(), 4, "sleep sets find it as soon: {reduced:?}");
+    let mut by_address = throttled(2, 3, 1);
+    by_address.config.planted = Planted::ThrottleFreeOffByOne;
+    let found = run(&by_address, 1).counterexample.expect("one more free check per name");
+    assert_eq!(found.violation.invariant, Invariant::GuessesPerAccount, "{found:?}");
+    assert_eq!(found.steps.len(), 4, "{found:?}");
+}
