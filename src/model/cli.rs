@@ -73,6 +73,11 @@ pub struct CheckArgs {
     /// login-failure limits this small (N checks per name and address, 2N per address).
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=20))]
     pub throttle: Option<u8>,
+    /// Hijackers race the owners' relays: the server accepts ticketed handshakes only (its
+    /// default), users open ticketed relays only (implies `--tickets`), and each user may also
+    /// open a relay with a bare handshake in another user's name from that user's host.
+    #[arg(long)]
+    pub race: bool,
     /// Count states that differ only by a renaming of users separately.
     #[arg(long)]
     pub no_symmetry: bool,
@@ -109,7 +114,7 @@ impl CheckArgs {
             users: self.users as usize,
             ops: self.ops,
             faults: self.faults,
-            tickets: self.tickets,
+            tickets: self.tickets || self.race,
             intruders: self.intruders,
             stalls: self.stalls(),
             pipeline: self.pipeline,
@@ -118,6 +123,7 @@ impl CheckArgs {
         scenario.symmetry = !self.no_symmetry;
         scenario.por = self.por;
         scenario.throttle = self.throttle;
+        scenario.race = self.race;
         if self.argon2 {
             let hasher = Hasher::new(HashCost::CHEAPEST).expect("the cheapest cost is valid");
             scenario.passwords = Arc::new(Passwords::Argon2(hasher));
@@ -259,6 +265,7 @@ impl CheckArgs {
         let options: Vec<(String, String)> = options
             .into_iter()
             .chain(self.throttle.map(|n| ("throttle".to_owned(), n.to_string())))
+            .chain(self.race.then(|| ("race".to_owned(), "on".to_owned())))
             .collect();
         let name = options
             .iter()
@@ -267,6 +274,7 @@ impl CheckArgs {
             .chain(self.tickets.then(|| "tickets".to_owned()))
             .chain(self.intruders.then(|| "intruders".to_owned()))
             .chain(self.throttle.map(|n| format!("throttle={n}")))
+            .chain(self.race.then(|| "race".to_owned()))
             .collect::<Vec<_>>()
             .join(" ");
         let counterexample = report.counterexample.as_ref().map(describe).unwrap_or_default();

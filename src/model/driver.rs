@@ -154,6 +154,11 @@ pub struct State {
     /// Wrong-password checks that ran, by (attacker, name guessed), since the last restart
     /// (the throttle is kept in memory: a restart forgets it, by design).
     pub(crate) guessed: [[u8; USERS_MAX]; USERS_MAX],
+    /// The server accepts ticketed handshakes only, and hijackers race the owners' relays
+    /// ([`Step::Hijack`]).
+    pub(crate) race: bool,
+    /// Hijackers' relay connections the core has not closed, with the hijacker.
+    pub(crate) hijacks: Vec<(ConnId, User)>,
     /// Connections the clients reset: what the core still releases on them is written to a
     /// dead socket, which the host drops.
     gone: Vec<ConnId>,
@@ -287,6 +292,8 @@ struct Run {
     early: Option<String>,
     /// A guess was answered with something other than a failure.
     guess_answered: Option<String>,
+    /// A hijacker's relay received a message.
+    hijacked: Option<String>,
     /// What the outputs drained so far made happen (a job done, a reply written, a close),
     /// to report to the core once they are all out.
     reports: Vec<Event<'static>>,
@@ -325,6 +332,8 @@ impl State {
             throttle: false,
             guesses: Vec::new(),
             guessed: [[0; USERS_MAX]; USERS_MAX],
+            race: false,
+            hijacks: Vec::new(),
             gone: Vec::new(),
             registry: Arc::default(),
             next_conn: 1,
@@ -349,13 +358,16 @@ impl State {
             if self.ops_used[user as usize] < bounds.ops && !self.waiting(user) {
                 out.extend(
                     [Op::Register, Op::Login, Op::Logout, Op::List, Op::Delete, Op::Relay]
+                        .into_iter()
+                        // Racing hijackers, the server takes ticketed handshakes only.
+                        .filter(|&op| !(self.race && op == Op::Relay))
                         .map(|op| Step::Op { user, op }),
                 );
                 // The ticket must arrive within the step to be used in the handshake.
                 if bounds.tickets && !unsynced {
                     out.push(Step::Op { user, op: Op::TicketRelay });
                 }
-                if bounds.intruders {
+                if bounds.intruders && !self.race {
                     let others = (0..users).filter(|&target| target != user);
                     out.extend(others.map(|target| Step::Op { user, op: Op::RelayAs { target } }));
                 }
@@ -376,6 +388,10 @@ impl State {
                     out.extend((0..users).map(|target| Step::Guess { user, target }));
                 }
                 out.extend(Some(Step::GuessChecked { user }).filter(|&s| self.possible(s)));
+            }
+            if self.race && self.ops_used[user as usize] < bounds.ops {
+                let others = (0..users).filter(|&target| target != user);
+                out.extend(others.map(|target| Step::Hijack { user, target }));
             }
         }
         if self.stalled {
@@ -469,6 +485,10 @@ impl State {
             Step::GuessChecked { user } => {
                 self.guesses.iter().any(|g| g.user == user && g.job.is_some())
             }
+            Step::Hijack { user, target } => {
+                let n = self.users.len();
+                self.race && (user as usize) < n && (target as usize) < n && user != target
+            }
             Step::Stall => !self.stalled,
             Step::Sync => self.stalled,
             Step::Crash { kept, torn } => {
@@ -536,6 +556,18 @@ impl State {
                 self.guess(user, target, &mut run);
             }
             Step::GuessChecked { user } => self.guess_checked(user, &mut run)?,
+            Step::Hijack { user, target } => {
+                self.ops_used[user as usize] += 1;
+                let conn = ConnId(self.next_conn);
+                self.next_conn += 1;
+                self.hijacks.push((conn, user));
+                let peer = peer_of(target);
+                self.input(Event::Opened { conn, channel: Channel::Relay, peer }, &mut run);
+                self.request(conn, user_name(target), &mut run);
+            }
+        }
+        if let Some(detail) = run.hijacked.take() {
+            return Err(Violation::new(Invariant::RelayOwnUser, detail));
         }
         if let Some(detail) = run.early.take() {
             return Err(Violation::new(Invariant::ReleasedEarly, detail));
@@ -855,6 +887,7 @@ impl State {
         self.gone.clear();
         self.guesses.clear();
         self.guessed = [[0; USERS_MAX]; USERS_MAX];
+        self.hijacks.clear();
         self.stalled = false;
         self.stall_len = 0;
         Ok(())
@@ -906,6 +939,30 @@ impl State {
             Output::Persist { .. } | Output::Password(_) => None,
         };
         if conn.is_some_and(|conn| self.gone.contains(&conn)) {
+            return;
+        }
+        if let Some(&(conn, user)) = conn.and_then(|c| self.hijacks.iter().find(|h| h.0 == c)) {
+            // A hijacker's relay: it must receive nothing; refusals are not predicted.
+            match output {
+                Output::Push { msg, .. } if run.hijacked.is_none() => {
+                    let what =
+                        self.registry.message(msg).map_or(format!("{msg:?}"), |(key, to)| {
+                            let to = self.registry.user(to).map_or("?", user_name);
+                            format!("m{} from {} to {to}", key.seq, user_name(key.from))
+                        });
+                    let user = user_name(user);
+                    run.hijacked = Some(format!(
+                        "{what} was pushed on a relay {user} opened with a bare handshake from \
+                         another user's host"
+                    ));
+                }
+                Output::Reply { .. } => run.reports.push(Event::RepliesWritten { conn, count: 1 }),
+                Output::Close { .. } => {
+                    self.hijacks.retain(|h| h.0 != conn);
+                    run.reports.push(Event::Closed { conn });
+                }
+                _ => {}
+            }
             return;
         }
         if let Some(conn) = conn.filter(|&c| self.guesses.iter().any(|g| g.conn == c)) {

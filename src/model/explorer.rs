@@ -63,6 +63,10 @@ pub struct Search {
     /// Attackers guess passwords ([`Step::Guess`]) against login-failure limits this small:
     /// `n` checks per (name, address) and `2n` per address. `None` in [`Search::new`].
     pub throttle: Option<u8>,
+    /// The server accepts ticketed handshakes only (its default, `bare_relay_allowed` off),
+    /// users open ticketed relays only, and hijackers open bare relays from their targets'
+    /// hosts ([`Step::Hijack`]). Off in [`Search::new`].
+    pub race: bool,
 }
 
 impl Search {
@@ -87,6 +91,7 @@ impl Search {
             symmetry: true,
             por: false,
             throttle: None,
+            race: false,
         }
     }
 
@@ -97,8 +102,12 @@ impl Search {
             config.login_failures_max = usize::from(n);
             config.login_failures_per_peer_max = 2 * usize::from(n);
         }
+        if self.race {
+            config.bare_relay_allowed = false;
+        }
         let mut world = State::new(config, self.bounds.users, Arc::clone(&self.passwords));
         world.throttle = self.throttle.is_some();
+        world.race = self.race;
         world.hostile = self.bounds.intruders && self.bounds.tickets;
         world.pipeline = self.bounds.pipeline.max(1);
         world

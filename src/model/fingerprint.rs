@@ -244,6 +244,12 @@ pub fn encode(world: &State, rename: &[User], buf: &mut Vec<u8>) {
     if world.throttle {
         encode_guesses(world, rename, by_new, buf);
     }
+    if world.race {
+        // Hijackers' relays the core left open (none, unless it bound one).
+        for &user in by_new {
+            buf.push(world.hijacks.iter().filter(|h| h.1 == user).count() as u8);
+        }
+    }
 }
 
 /// The attackers' guesses (only with the throttle option, so that other scenarios' encodings

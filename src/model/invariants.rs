@@ -53,9 +53,13 @@ impl Invariant {
     /// More wrong-password checks ran from one address than its limit allows.
     pub const GuessesPerAddress: Invariant =
         Invariant::new("the throttle bounds password guesses per address");
+    /// A relay opened by one user received a message addressed to another (a handshake bound
+    /// to a session that was not its own).
+    pub const RelayOwnUser: Invariant =
+        Invariant::new("a relay receives only its own user's messages");
 
     /// Every invariant the model checker checks, with its short name.
-    pub const MODEL: [(Invariant, &'static str); 13] = [
+    pub const MODEL: [(Invariant, &'static str); 14] = [
         (Invariant::MessageLost, "message-lost"),
         (Invariant::DeliveredTwice, "delivered-twice"),
         (Invariant::OutOfOrder, "out-of-order"),
@@ -69,6 +73,7 @@ impl Invariant {
         (Invariant::RecoveryWrong, "recovery-wrong"),
         (Invariant::GuessesPerAccount, "guesses-per-account"),
         (Invariant::GuessesPerAddress, "guesses-per-address"),
+        (Invariant::RelayOwnUser, "relay-own-user"),
     ];
 
     /// A stable, short name for the model checker's traces, scenario files and result rows

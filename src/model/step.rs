@@ -121,6 +121,14 @@ pub enum Step {
     GuessChecked {
         user: User,
     },
+    /// A program of `user` on `target`'s host (so from `target`'s address) opens a relay with a
+    /// bare handshake in `target`'s name, racing `target`'s own ticketed relay. Only with the
+    /// race option, where the server accepts ticketed handshakes only; budgeted as an
+    /// operation.
+    Hijack {
+        user: User,
+        target: User,
+    },
 }
 
 impl Step {
@@ -132,7 +140,8 @@ impl Step {
             | Step::DropCommand { user }
             | Step::DropRelay { user }
             | Step::Guess { user, .. }
-            | Step::GuessChecked { user } => Some(user),
+            | Step::GuessChecked { user }
+            | Step::Hijack { user, .. } => Some(user),
             Step::Stall | Step::Sync | Step::Crash { .. } => None,
         }
     }
@@ -174,6 +183,9 @@ impl fmt::Display for Step {
                 write!(f, "{} guesses-password-of {}", user_name(*user), user_name(*target))
             }
             Step::GuessChecked { user } => write!(f, "{} guess-checked", user_name(*user)),
+            Step::Hijack { user, target } => {
+                write!(f, "{} bare-relay-from-host-of {}", user_name(*user), user_name(*target))
+            }
             Step::Crash { kept: 0, torn: false } => write!(f, "crash"),
             Step::Crash { kept, torn: false } => write!(f, "crash keeping {kept} unsynced"),
             Step::Crash { kept, torn: true } => {
