@@ -143,9 +143,16 @@ impl CheckArgs {
     fn explore(&self, scenario: &Search) -> (Report, Option<u64>) {
         let jobs = self.jobs.map_or_else(default_jobs, usize::from);
         let limits = Limits { states_max: self.max_states, jobs };
+        // The hostile worlds are named only when on, so other runs print as before.
+        let hostile: String = scenario
+            .throttle
+            .map(|n| format!(", throttle {n}"))
+            .into_iter()
+            .chain(scenario.race.then(|| ", race".to_owned()))
+            .collect();
         println!(
             "chatroom check: users {}, ops {}, faults {}, stalls {}, max-states {}, jobs {jobs}, \
-             symmetry {}, por {}",
+             symmetry {}, por {}{hostile}",
             self.users,
             self.ops,
             self.faults,

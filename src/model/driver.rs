@@ -361,6 +361,12 @@ impl State {
                         .into_iter()
                         // Racing hijackers, the server takes ticketed handshakes only.
                         .filter(|&op| !(self.race && op == Op::Relay))
+                        // Under small throttle limits, users log in only to accounts they
+                        // have: a failed login of their own would count against the limits
+                        // too, and the reference model does not predict the throttle.
+                        .filter(|&op| {
+                            !(self.throttle && op == Op::Login && !self.has_account(user))
+                        })
                         .map(|op| Step::Op { user, op }),
                 );
                 // The ticket must arrive within the step to be used in the handshake.
@@ -636,9 +642,7 @@ impl State {
         for (conn, seen) in &run.seen {
             let at = self.owed.iter().position(|(c, _)| c == conn);
             match at {
-                Some(at)
-                    if self.owed[at].1 == *seen || self.throttled_alike(&self.owed[at].1, seen) =>
-                {
+                Some(at) if self.owed[at].1 == *seen => {
                     self.owed.remove(at);
                 }
                 _ => {
@@ -663,15 +667,9 @@ impl State {
         Ok(())
     }
 
-    /// With small throttle limits, a user's own failed logins (an account not yet registered,
-    /// or deleted) are throttled too, which the reference model does not predict: a login
-    /// failure may read as a throttled one. Both refuse alike and change nothing; a login that
-    /// should succeed and is throttled still disagrees.
-    fn throttled_alike(&self, owed: &Seen, seen: &Seen) -> bool {
-        let throttled =
-            matches!(seen, Seen::Frame(b) if b.starts_with("-1\nToo many failed attempts;"));
-        let failed = matches!(owed, Seen::Frame(b) if b == super::reference::text::LOGIN_FAILED);
-        self.throttle && throttled && failed
+    /// Whether the reference model says `user` has an account.
+    fn has_account(&self, user: User) -> bool {
+        self.model.users[user as usize].account.is_some()
     }
 
     /// Whose connection `conn` is, for messages.

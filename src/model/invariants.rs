@@ -7,7 +7,9 @@
 //! that reused a deleted name; no command but login and register succeeds without a login; one
 //! live session per user; the core's replies and state agree with the reference model; nothing
 //! leaves the core before the records emitted before it are durable; and recovery returns
-//! exactly a prefix of what was written that holds everything synced.
+//! exactly a prefix of what was written that holds everything synced; and, with the hostile
+//! options, the throttle bounds the wrong-password checks that ran per name and address and per
+//! address, and a relay opened by one user receives no other user's messages.
 
 pub use crate::invariant::{Invariant, Violation};
 
