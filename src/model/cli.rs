@@ -68,6 +68,16 @@ pub struct CheckArgs {
     /// Users may also try to open a relay in another user's name.
     #[arg(long)]
     pub intruders: bool,
+    /// Attackers guess passwords: each user may also send logins with a wrong password in any
+    /// user's name from an address of its own, several in flight at once, against
+    /// login-failure limits this small (N checks per name and address, 2N per address).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=20))]
+    pub throttle: Option<u8>,
+    /// Hijackers race the owners' relays: the server accepts ticketed handshakes only (its
+    /// default), users open ticketed relays only (implies `--tickets`), and each user may also
+    /// open a relay with a bare handshake in another user's name from that user's host.
+    #[arg(long)]
+    pub race: bool,
     /// Count states that differ only by a renaming of users separately.
     #[arg(long)]
     pub no_symmetry: bool,
@@ -104,7 +114,7 @@ impl CheckArgs {
             users: self.users as usize,
             ops: self.ops,
             faults: self.faults,
-            tickets: self.tickets,
+            tickets: self.tickets || self.race,
             intruders: self.intruders,
             stalls: self.stalls(),
             pipeline: self.pipeline,
@@ -112,6 +122,8 @@ impl CheckArgs {
         let mut scenario = Search::new(bounds);
         scenario.symmetry = !self.no_symmetry;
         scenario.por = self.por;
+        scenario.throttle = self.throttle;
+        scenario.race = self.race;
         if self.argon2 {
             let hasher = Hasher::new(HashCost::CHEAPEST).expect("the cheapest cost is valid");
             scenario.passwords = Arc::new(Passwords::Argon2(hasher));
@@ -131,9 +143,16 @@ impl CheckArgs {
     fn explore(&self, scenario: &Search) -> (Report, Option<u64>) {
         let jobs = self.jobs.map_or_else(default_jobs, usize::from);
         let limits = Limits { states_max: self.max_states, jobs };
+        // The hostile worlds are named only when on, so other runs print as before.
+        let hostile: String = scenario
+            .throttle
+            .map(|n| format!(", throttle {n}"))
+            .into_iter()
+            .chain(scenario.race.then(|| ", race".to_owned()))
+            .collect();
         println!(
             "chatroom check: users {}, ops {}, faults {}, stalls {}, max-states {}, jobs {jobs}, \
-             symmetry {}, por {}",
+             symmetry {}, por {}{hostile}",
             self.users,
             self.ops,
             self.faults,
@@ -249,12 +268,20 @@ impl CheckArgs {
             ("symmetry".to_owned(), flag(!self.no_symmetry)),
             ("argon2".to_owned(), flag(self.argon2)),
         ];
+        // Only when set, so that the results of runs without it read as before.
+        let options: Vec<(String, String)> = options
+            .into_iter()
+            .chain(self.throttle.map(|n| ("throttle".to_owned(), n.to_string())))
+            .chain(self.race.then(|| ("race".to_owned(), "on".to_owned())))
+            .collect();
         let name = options
             .iter()
             .take(3)
             .map(|(k, v)| format!("{k}={v}"))
             .chain(self.tickets.then(|| "tickets".to_owned()))
             .chain(self.intruders.then(|| "intruders".to_owned()))
+            .chain(self.throttle.map(|n| format!("throttle={n}")))
+            .chain(self.race.then(|| "race".to_owned()))
             .collect::<Vec<_>>()
             .join(" ");
         let counterexample = report.counterexample.as_ref().map(describe).unwrap_or_default();

@@ -65,6 +65,15 @@ fn peer_of(user: User) -> Peer {
     Peer(u128::from(user) + 1)
 }
 
+/// The wrong password attackers guess with.
+const WRONG_PASSWORD: &str = "guess";
+
+/// Each attacker guesses from an address of its own, not its user's, so the user's own logins
+/// are never throttled by its guesses (the model predicts them unthrottled).
+fn attacker_peer(user: User) -> Peer {
+    Peer(u128::from(user) + 1 + USERS_MAX as u128)
+}
+
 /// How password jobs are run.
 #[derive(Debug)]
 pub enum Passwords {
@@ -138,6 +147,18 @@ pub struct State {
     pub(crate) hostile: bool,
     /// [`Bounds::pipeline`].
     pub(crate) pipeline: u8,
+    /// Attackers guess passwords ([`Step::Guess`]) against the core's configured throttle.
+    pub(crate) throttle: bool,
+    /// Guesses whose connection is open, oldest first.
+    pub(crate) guesses: Vec<Guess>,
+    /// Wrong-password checks that ran, by (attacker, name guessed), since the last restart
+    /// (the throttle is kept in memory: a restart forgets it, by design).
+    pub(crate) guessed: [[u8; USERS_MAX]; USERS_MAX],
+    /// The server accepts ticketed handshakes only, and hijackers race the owners' relays
+    /// ([`Step::Hijack`]).
+    pub(crate) race: bool,
+    /// Hijackers' relay connections the core has not closed, with the hijacker.
+    pub(crate) hijacks: Vec<(ConnId, User)>,
     /// Connections the clients reset: what the core still releases on them is written to a
     /// dead socket, which the host drops.
     gone: Vec<ConnId>,
@@ -156,6 +177,15 @@ pub(crate) struct Conns {
     pub relay: Option<RelayConn>,
     /// Requests sent on `command` whose replies the client has not seen.
     pub outstanding: u8,
+}
+
+/// An attacker's guess: its connection and, while it runs, its password job.
+#[derive(Clone, Debug)]
+pub(crate) struct Guess {
+    pub conn: ConnId,
+    pub user: User,
+    pub target: User,
+    pub job: Option<PasswordJob>,
 }
 
 /// A relay connection and what it received.
@@ -260,6 +290,10 @@ struct Run {
     displaced: Option<ConnId>,
     /// An output the core let go while a record emitted before it was unsynced.
     early: Option<String>,
+    /// A guess was answered with something other than a failure.
+    guess_answered: Option<String>,
+    /// A hijacker's relay received a message.
+    hijacked: Option<String>,
     /// What the outputs drained so far made happen (a job done, a reply written, a close),
     /// to report to the core once they are all out.
     reports: Vec<Event<'static>>,
@@ -295,6 +329,11 @@ impl State {
             tickets: vec![None; users],
             hostile: false,
             pipeline: 1,
+            throttle: false,
+            guesses: Vec::new(),
+            guessed: [[0; USERS_MAX]; USERS_MAX],
+            race: false,
+            hijacks: Vec::new(),
             gone: Vec::new(),
             registry: Arc::default(),
             next_conn: 1,
@@ -319,13 +358,22 @@ impl State {
             if self.ops_used[user as usize] < bounds.ops && !self.waiting(user) {
                 out.extend(
                     [Op::Register, Op::Login, Op::Logout, Op::List, Op::Delete, Op::Relay]
+                        .into_iter()
+                        // Racing hijackers, the server takes ticketed handshakes only.
+                        .filter(|&op| !(self.race && op == Op::Relay))
+                        // Under small throttle limits, users log in only to accounts they
+                        // have: a failed login of their own would count against the limits
+                        // too, and the reference model does not predict the throttle.
+                        .filter(|&op| {
+                            !(self.throttle && op == Op::Login && !self.has_account(user))
+                        })
                         .map(|op| Step::Op { user, op }),
                 );
                 // The ticket must arrive within the step to be used in the handshake.
                 if bounds.tickets && !unsynced {
                     out.push(Step::Op { user, op: Op::TicketRelay });
                 }
-                if bounds.intruders {
+                if bounds.intruders && !self.race {
                     let others = (0..users).filter(|&target| target != user);
                     out.extend(others.map(|target| Step::Op { user, op: Op::RelayAs { target } }));
                 }
@@ -341,6 +389,16 @@ impl State {
                 out.extend(sends.map(|op| Step::Op { user, op }));
             }
             out.extend(Some(Step::Confirm { user }).filter(|&s| self.possible(s)));
+            if self.throttle {
+                if self.ops_used[user as usize] < bounds.ops {
+                    out.extend((0..users).map(|target| Step::Guess { user, target }));
+                }
+                out.extend(Some(Step::GuessChecked { user }).filter(|&s| self.possible(s)));
+            }
+            if self.race && self.ops_used[user as usize] < bounds.ops {
+                let others = (0..users).filter(|&target| target != user);
+                out.extend(others.map(|target| Step::Hijack { user, target }));
+            }
         }
         if self.stalled {
             out.push(Step::Sync);
@@ -425,6 +483,18 @@ impl State {
             Step::DropRelay { user } => {
                 self.users.get(user as usize).is_some_and(|c| c.relay.is_some())
             }
+            Step::Guess { user, target } => {
+                self.throttle
+                    && (user as usize) < self.users.len()
+                    && (target as usize) < self.users.len()
+            }
+            Step::GuessChecked { user } => {
+                self.guesses.iter().any(|g| g.user == user && g.job.is_some())
+            }
+            Step::Hijack { user, target } => {
+                let n = self.users.len();
+                self.race && (user as usize) < n && (target as usize) < n && user != target
+            }
             Step::Stall => !self.stalled,
             Step::Sync => self.stalled,
             Step::Crash { kept, torn } => {
@@ -487,9 +557,29 @@ impl State {
                 self.faults_used += 1;
                 self.crash(kept, torn)?;
             }
+            Step::Guess { user, target } => {
+                self.ops_used[user as usize] += 1;
+                self.guess(user, target, &mut run);
+            }
+            Step::GuessChecked { user } => self.guess_checked(user, &mut run)?,
+            Step::Hijack { user, target } => {
+                self.ops_used[user as usize] += 1;
+                let conn = ConnId(self.next_conn);
+                self.next_conn += 1;
+                self.hijacks.push((conn, user));
+                let peer = peer_of(target);
+                self.input(Event::Opened { conn, channel: Channel::Relay, peer }, &mut run);
+                self.request(conn, user_name(target), &mut run);
+            }
+        }
+        if let Some(detail) = run.hijacked.take() {
+            return Err(Violation::new(Invariant::RelayOwnUser, detail));
         }
         if let Some(detail) = run.early.take() {
             return Err(Violation::new(Invariant::ReleasedEarly, detail));
+        }
+        if let Some(detail) = run.guess_answered.take() {
+            return Err(Violation::new(Invariant::ReplyDisagrees, detail));
         }
         let expected = self.model.apply(step);
         self.owe(expected, &run)?;
@@ -577,6 +667,11 @@ impl State {
         Ok(())
     }
 
+    /// Whether the reference model says `user` has an account.
+    fn has_account(&self, user: User) -> bool {
+        self.model.users[user as usize].account.is_some()
+    }
+
     /// Whose connection `conn` is, for messages.
     fn describe(&self, run: &Run, conn: ConnId) -> String {
         if let Some((user, port)) = self.label(run, conn) {
@@ -647,6 +742,65 @@ impl State {
             | Op::ReplayTicket { .. }
             | Op::ForgeAck { .. } => unreachable!("handled above"),
         }
+    }
+
+    /// `user`, from an attacker's address, sends a login to `target`'s name with a wrong
+    /// password on a new connection. If the core starts a password job, it stays pending (the
+    /// guess is in flight); otherwise the guess was refused at once and the attacker hangs up.
+    fn guess(&mut self, user: User, target: User, run: &mut Run) {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.guesses.push(Guess { conn, user, target, job: None });
+        let peer = attacker_peer(user);
+        self.input(Event::Opened { conn, channel: Channel::Command, peer }, run);
+        self.request_parts(conn, &["1\n", user_name(target), "\n", WRONG_PASSWORD], run);
+        let pending = self.guesses.iter().any(|g| g.conn == conn && g.job.is_some());
+        if !pending {
+            self.guesses.retain(|g| g.conn != conn);
+            self.gone.push(conn);
+            self.input(Event::Closed { conn }, run);
+        }
+    }
+
+    /// The oldest pending guess of `user` is checked (a wrong password: the check ran), its
+    /// failure answered, and the attacker hangs up. The checks that ran are counted against
+    /// the throttle's limits.
+    fn guess_checked(&mut self, user: User, run: &mut Run) -> Result<(), Violation> {
+        let at = self.guesses.iter().position(|g| g.user == user && g.job.is_some());
+        let mut guess = self.guesses.remove(at.expect("possible"));
+        let job = guess.job.take().expect("pending");
+        let outcome = self.passwords.run(&job);
+        self.guessed[user as usize][guess.target as usize] += 1;
+        // The guess stays known while its reply is drained, then the attacker hangs up.
+        self.guesses.push(guess.clone());
+        self.input(Event::PasswordDone { job: job.job, outcome }, run);
+        self.guesses.retain(|g| g.conn != guess.conn);
+        self.gone.push(guess.conn);
+        self.input(Event::Closed { conn: guess.conn }, run);
+        self.check_guesses(user, guess.target)
+    }
+
+    /// The throttle bounds the wrong-password checks that ran, per (name, address) and per
+    /// address, by the configured limits (time never passes, so no backoff ever ends).
+    fn check_guesses(&self, user: User, target: User) -> Result<(), Violation> {
+        let config = self.server.config();
+        let ran = usize::from(self.guessed[user as usize][target as usize]);
+        let attacker = user_name(user);
+        ensure(ran <= config.login_failures_max, Invariant::GuessesPerAccount, || {
+            format!(
+                "{ran} wrong passwords for {} were checked from {attacker}'s address; the \
+                 limit is {}",
+                user_name(target),
+                config.login_failures_max
+            )
+        })?;
+        let ran: usize = self.guessed[user as usize].iter().map(|&n| usize::from(n)).sum();
+        ensure(ran <= config.login_failures_per_peer_max, Invariant::GuessesPerAddress, || {
+            format!(
+                "{ran} wrong passwords were checked from {attacker}'s address; the limit is {}",
+                config.login_failures_per_peer_max
+            )
+        })
     }
 
     /// `user`'s ticketed relay and the id of the oldest message queued for `target`: what a
@@ -729,6 +883,9 @@ impl State {
         self.owed.clear();
         self.closing.clear();
         self.gone.clear();
+        self.guesses.clear();
+        self.guessed = [[0; USERS_MAX]; USERS_MAX];
+        self.hijacks.clear();
         self.stalled = false;
         self.stall_len = 0;
         Ok(())
@@ -782,11 +939,51 @@ impl State {
         if conn.is_some_and(|conn| self.gone.contains(&conn)) {
             return;
         }
+        if let Some(&(conn, user)) = conn.and_then(|c| self.hijacks.iter().find(|h| h.0 == c)) {
+            // A hijacker's relay: it must receive nothing; refusals are not predicted.
+            match output {
+                Output::Push { msg, .. } if run.hijacked.is_none() => {
+                    let what =
+                        self.registry.message(msg).map_or(format!("{msg:?}"), |(key, to)| {
+                            let to = self.registry.user(to).map_or("?", user_name);
+                            format!("m{} from {} to {to}", key.seq, user_name(key.from))
+                        });
+                    let user = user_name(user);
+                    run.hijacked = Some(format!(
+                        "{what} was pushed on a relay {user} opened with a bare handshake from \
+                         another user's host"
+                    ));
+                }
+                Output::Reply { .. } => run.reports.push(Event::RepliesWritten { conn, count: 1 }),
+                Output::Close { .. } => {
+                    self.hijacks.retain(|h| h.0 != conn);
+                    run.reports.push(Event::Closed { conn });
+                }
+                _ => {}
+            }
+            return;
+        }
+        if let Some(conn) = conn.filter(|&c| self.guesses.iter().any(|g| g.conn == c)) {
+            // An attacker's guess: not predicted by the model, but only a failure may answer it.
+            if let Output::Reply { frame, .. } = output {
+                let reply = body(frame);
+                if !reply.starts_with("-1\n") && run.guess_answered.is_none() {
+                    run.guess_answered =
+                        Some(format!("a wrong-password guess was answered {reply:?}"));
+                }
+                run.reports.push(Event::RepliesWritten { conn, count: 1 });
+            }
+            return;
+        }
         match output {
             Output::Persist { lsn, record } => {
                 Arc::make_mut(&mut self.registry).note(&record);
                 Arc::make_mut(&mut self.store).append(lsn, &record);
                 self.log.push(record);
+            }
+            Output::Password(job) if self.guesses.iter().any(|g| g.conn == job.conn) => {
+                let guess = self.guesses.iter_mut().find(|g| g.conn == job.conn);
+                guess.expect("found").job = Some(job);
             }
             Output::Password(job) => {
                 let outcome = self.passwords.run(&job);

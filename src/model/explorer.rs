@@ -60,6 +60,13 @@ pub struct Search {
     /// the same depths, fewer transitions. Off in [`Search::new`]: on the scenarios measured
     /// it skips at most an eighth of the transitions and costs more than that in bookkeeping.
     pub por: bool,
+    /// Attackers guess passwords ([`Step::Guess`]) against login-failure limits this small:
+    /// `n` checks per (name, address) and `2n` per address. `None` in [`Search::new`].
+    pub throttle: Option<u8>,
+    /// The server accepts ticketed handshakes only (its default, `bare_relay_allowed` off),
+    /// users open ticketed relays only, and hijackers open bare relays from their targets'
+    /// hosts ([`Step::Hijack`]). Off in [`Search::new`].
+    pub race: bool,
 }
 
 impl Search {
@@ -77,13 +84,30 @@ impl Search {
             pipeline_len_max: 1,
             ..Config::default()
         };
-        Search { bounds, config, passwords: Arc::new(Passwords::Model), symmetry: true, por: false }
+        Search {
+            bounds,
+            config,
+            passwords: Arc::new(Passwords::Model),
+            symmetry: true,
+            por: false,
+            throttle: None,
+            race: false,
+        }
     }
 
     /// The initial state.
     pub fn world(&self) -> State {
-        let mut world =
-            State::new(self.config.clone(), self.bounds.users, Arc::clone(&self.passwords));
+        let mut config = self.config.clone();
+        if let Some(n) = self.throttle {
+            config.login_failures_max = usize::from(n);
+            config.login_failures_per_peer_max = 2 * usize::from(n);
+        }
+        if self.race {
+            config.bare_relay_allowed = false;
+        }
+        let mut world = State::new(config, self.bounds.users, Arc::clone(&self.passwords));
+        world.throttle = self.throttle.is_some();
+        world.race = self.race;
         world.hostile = self.bounds.intruders && self.bounds.tickets;
         world.pipeline = self.bounds.pipeline.max(1);
         world

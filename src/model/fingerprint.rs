@@ -241,6 +241,29 @@ pub fn encode(world: &State, rename: &[User], buf: &mut Vec<u8>) {
             Effect::Delivered(u) => buf.extend([3, rename[u as usize]]),
         }
     }
+    if world.throttle {
+        encode_guesses(world, rename, by_new, buf);
+    }
+    if world.race {
+        // Hijackers' relays the core left open (none, unless it bound one).
+        for &user in by_new {
+            buf.push(world.hijacks.iter().filter(|h| h.1 == user).count() as u8);
+        }
+    }
+}
+
+/// The attackers' guesses (only with the throttle option, so that other scenarios' encodings
+/// are unchanged): per attacker, the checks that ran per name and the pending guesses' names
+/// in order. The core's throttle state follows from them (attackers have addresses of their
+/// own, and time never passes).
+fn encode_guesses(world: &State, rename: &[User], by_new: &[User], buf: &mut Vec<u8>) {
+    for &user in by_new {
+        let row = &world.guessed[user as usize];
+        buf.extend(by_new.iter().map(|&target| row[target as usize]));
+        let pending = world.guesses.iter().filter(|g| g.user == user && g.job.is_some());
+        buf.push(pending.clone().count() as u8);
+        buf.extend(pending.map(|g| rename[g.target as usize]));
+    }
 }
 
 /// A relay: what it holds unreported, what it is owed, the latest message of each sender.

@@ -7,7 +7,9 @@
 //! that reused a deleted name; no command but login and register succeeds without a login; one
 //! live session per user; the core's replies and state agree with the reference model; nothing
 //! leaves the core before the records emitted before it are durable; and recovery returns
-//! exactly a prefix of what was written that holds everything synced.
+//! exactly a prefix of what was written that holds everything synced; and, with the hostile
+//! options, the throttle bounds the wrong-password checks that ran per name and address and per
+//! address, and a relay opened by one user receives no other user's messages.
 
 pub use crate::invariant::{Invariant, Violation};
 
@@ -46,9 +48,20 @@ impl Invariant {
     /// Recovery after a crash returned records that were never written, or lost synced ones.
     pub const RecoveryWrong: Invariant =
         Invariant::new("recovery returns a prefix of what was written that holds all it synced");
+    /// More wrong-password checks ran for one name from one address than the throttle's
+    /// per-account limit allows (counted from the password jobs the model completed).
+    pub const GuessesPerAccount: Invariant =
+        Invariant::new("the throttle bounds password guesses per account");
+    /// More wrong-password checks ran from one address than its limit allows.
+    pub const GuessesPerAddress: Invariant =
+        Invariant::new("the throttle bounds password guesses per address");
+    /// A relay opened by one user received a message addressed to another (a handshake bound
+    /// to a session that was not its own).
+    pub const RelayOwnUser: Invariant =
+        Invariant::new("a relay receives only its own user's messages");
 
     /// Every invariant the model checker checks, with its short name.
-    pub const MODEL: [(Invariant, &'static str); 11] = [
+    pub const MODEL: [(Invariant, &'static str); 14] = [
         (Invariant::MessageLost, "message-lost"),
         (Invariant::DeliveredTwice, "delivered-twice"),
         (Invariant::OutOfOrder, "out-of-order"),
@@ -60,6 +73,9 @@ impl Invariant {
         (Invariant::StateDisagrees, "state-disagrees"),
         (Invariant::ReleasedEarly, "released-early"),
         (Invariant::RecoveryWrong, "recovery-wrong"),
+        (Invariant::GuessesPerAccount, "guesses-per-account"),
+        (Invariant::GuessesPerAddress, "guesses-per-address"),
+        (Invariant::RelayOwnUser, "relay-own-user"),
     ];
 
     /// A stable, short name for the model checker's traces, scenario files and result rows

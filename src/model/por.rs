@@ -85,8 +85,9 @@
 use super::step::{Op, Step, User, USERS_MAX};
 
 /// Slots per user in a [`StepSet`]: seven operations, `relay-as`, `send`, `replay-ticket-of`
-/// and `forge-ack-of` per user, `relay-confirms`, the two resets.
-const PER_USER: usize = 7 + 4 * USERS_MAX + 3;
+/// and `forge-ack-of` per user, `relay-confirms`, the two resets, then `guesses-password-of`
+/// per user and `guess-checked`, then `bare-relay-from-host-of` per user.
+const PER_USER: usize = 7 + 6 * USERS_MAX + 4;
 /// The slot of [`Step::Stall`], then [`Step::Sync`], then the crashes ([`Step::Crash`], two
 /// per number of records kept).
 const STALL: usize = PER_USER * USERS_MAX;
@@ -235,7 +236,15 @@ fn footprint(step: Step) -> Footprint {
             print.users = bit(user);
             print.fault = true;
         }
-        Step::Stall | Step::Sync | Step::Crash { .. } => print.everything = true,
+        // A guess touches the throttle, which every user's logins and deletions read (and,
+        // by address and by name, other users' guesses), and a hijack the target's session:
+        // dependent on everything.
+        Step::Stall
+        | Step::Sync
+        | Step::Crash { .. }
+        | Step::Guess { .. }
+        | Step::GuessChecked { .. }
+        | Step::Hijack { .. } => print.everything = true,
     }
     print
 }
@@ -256,6 +265,9 @@ fn rename_step(step: Step, rename: &[User]) -> Step {
         Step::Confirm { user } => Step::Confirm { user: r(user) },
         Step::DropCommand { user } => Step::DropCommand { user: r(user) },
         Step::DropRelay { user } => Step::DropRelay { user: r(user) },
+        Step::Guess { user, target } => Step::Guess { user: r(user), target: r(target) },
+        Step::GuessChecked { user } => Step::GuessChecked { user: r(user) },
+        Step::Hijack { user, target } => Step::Hijack { user: r(user), target: r(target) },
         Step::Stall | Step::Sync | Step::Crash { .. } => step,
     }
 }
@@ -281,6 +293,9 @@ fn slot(step: Step) -> usize {
         Step::Confirm { user } => at(user, 7 + 4 * USERS_MAX),
         Step::DropCommand { user } => at(user, 8 + 4 * USERS_MAX),
         Step::DropRelay { user } => at(user, 9 + 4 * USERS_MAX),
+        Step::Guess { user, target } => at(user, 10 + 4 * USERS_MAX + target as usize),
+        Step::GuessChecked { user } => at(user, 10 + 5 * USERS_MAX),
+        Step::Hijack { user, target } => at(user, 11 + 5 * USERS_MAX + target as usize),
         Step::Stall => STALL,
         Step::Sync => STALL + 1,
         Step::Crash { kept, torn } => CRASH + 2 * kept as usize + usize::from(torn),
@@ -306,7 +321,10 @@ fn step_at(slot: usize) -> Step {
         22..27 => Step::Op { user, op: Op::ForgeAck { target: (offset - 22) as User } },
         27 => Step::Confirm { user },
         28 => Step::DropCommand { user },
-        _ => Step::DropRelay { user },
+        29 => Step::DropRelay { user },
+        30..35 => Step::Guess { user, target: (offset - 30) as User },
+        35 => Step::GuessChecked { user },
+        _ => Step::Hijack { user, target: (offset - 36) as User },
     }
 }
 

@@ -250,6 +250,11 @@ impl Model {
                 }
             }
             Step::DropRelay { user } => self.user_mut(user).relay = None,
+            // An attacker's guesses go on connections of their own, whose replies are judged
+            // by the driver (any failure), and change no account, queue or session.
+            // So does a hijacker's handshake, which the server must refuse (the driver judges
+            // what its connection receives).
+            Step::Guess { .. } | Step::GuessChecked { .. } | Step::Hijack { .. } => {}
             Step::Stall => self.stalled = true,
             Step::Sync => {
                 self.stalled = false;

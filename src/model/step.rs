@@ -108,6 +108,27 @@ pub enum Step {
         kept: u8,
         torn: bool,
     },
+    /// An attacker (the user, from an address of its own, not the user's) opens a command
+    /// connection and sends `1 target wrong-password`, without waiting for its earlier guesses:
+    /// the password job the core starts stays pending until [`Step::GuessChecked`]. Only with
+    /// the throttle option; budgeted as an operation.
+    Guess {
+        user: User,
+        target: User,
+    },
+    /// The oldest pending password job of `user`'s guesses completes (a wrong password), its
+    /// failure is answered, and the attacker closes that connection. Not budgeted.
+    GuessChecked {
+        user: User,
+    },
+    /// A program of `user` on `target`'s host (so from `target`'s address) opens a relay with a
+    /// bare handshake in `target`'s name, racing `target`'s own ticketed relay. Only with the
+    /// race option, where the server accepts ticketed handshakes only; budgeted as an
+    /// operation.
+    Hijack {
+        user: User,
+        target: User,
+    },
 }
 
 impl Step {
@@ -117,7 +138,10 @@ impl Step {
             Step::Op { user, .. }
             | Step::Confirm { user }
             | Step::DropCommand { user }
-            | Step::DropRelay { user } => Some(user),
+            | Step::DropRelay { user }
+            | Step::Guess { user, .. }
+            | Step::GuessChecked { user }
+            | Step::Hijack { user, .. } => Some(user),
             Step::Stall | Step::Sync | Step::Crash { .. } => None,
         }
     }
@@ -155,6 +179,13 @@ impl fmt::Display for Step {
             Step::DropRelay { user } => write!(f, "{} drop-relay", user_name(*user)),
             Step::Stall => write!(f, "disk-stalls"),
             Step::Sync => write!(f, "fsync-completes"),
+            Step::Guess { user, target } => {
+                write!(f, "{} guesses-password-of {}", user_name(*user), user_name(*target))
+            }
+            Step::GuessChecked { user } => write!(f, "{} guess-checked", user_name(*user)),
+            Step::Hijack { user, target } => {
+                write!(f, "{} bare-relay-from-host-of {}", user_name(*user), user_name(*target))
+            }
             Step::Crash { kept: 0, torn: false } => write!(f, "crash"),
             Step::Crash { kept, torn: false } => write!(f, "crash keeping {kept} unsynced"),
             Step::Crash { kept, torn: true } => {

@@ -623,3 +623,87 @@ fn the_acceptance_scenario_finds_the_disk_and_hostile_bugs() {
         assert_eq!(found.steps.len(), length, "{bug:?}: {found:?}");
     }
 }
+
+/// `scenario` with attackers guessing passwords against a throttle of `n` checks per (name,
+/// address), `2n` per address.
+fn throttled(users: usize, ops: u8, n: u8) -> Search {
+    let mut scenario = scenario(users, ops, 0);
+    scenario.throttle = Some(n);
+    scenario
+}
+
+/// Concurrent logins beyond the throttle: an attacker's wrong-password logins in flight at
+/// once. The real core reserves a check before its job starts, so the checks that run stay
+/// within the limits; with the reservation counted only when the job ends
+/// (`ThrottleCountedLate`), two guesses issued before either is checked both run, one more
+/// than the limit of one: guess, guess, checked, checked.
+#[test]
+fn concurrent_guesses_beyond_the_throttle_are_found_only_when_counted_late() {
+    let clean = run(&throttled(2, 3, 1), 1);
+    assert!(clean.complete && clean.counterexample.is_none(), "{:?}", clean.counterexample);
+    assert_eq!((clean.progress.unique, clean.progress.depth), (4593, 10));
+    let mut late = throttled(2, 3, 1);
+    late.config.planted = Planted::ThrottleCountedLate;
+    let found = run(&late, 1).counterexample.expect("the late count lets two guesses run");
+    assert_eq!(found.violation.invariant, Invariant::GuessesPerAccount, "{found:?}");
+    assert_eq!(found.steps.len(), 4, "{found:?}");
+    assert!(matches!(found.steps[1], Step::Guess { .. }), "{found:?}");
+    late.por = true;
+    let reduced = run(&late, 1).counterexample.expect("guesses depend on everything");
+    assert_eq!(reduced.steps.len(), 4, "sleep sets find it as soon: {reduced:?}");
+    let mut by_address = throttled(2, 3, 1);
+    by_address.config.planted = Planted::ThrottleFreeOffByOne;
+    let found = run(&by_address, 1).counterexample.expect("one more free check per name");
+    assert_eq!(found.violation.invariant, Invariant::GuessesPerAccount, "{found:?}");
+    assert_eq!(found.steps.len(), 4, "{found:?}");
+}
+
+/// `scenario` with owners on ticketed relays only and hijackers racing them with bare
+/// handshakes from their hosts.
+fn racing(users: usize, ops: u8) -> Search {
+    let mut scenario = scenario(users, ops, 0);
+    scenario.bounds.tickets = true;
+    scenario.race = true;
+    scenario
+}
+
+/// A bare handshake racing the owner's relay: the real core refuses every bare handshake
+/// (ticketed handshakes only), so no hijacker's relay ever receives anything; with the setting
+/// read from the old default (`BareRelayByDefault`) or the handshake bound by name alone
+/// (`BindByNameOnly`), a hijacker on the owner's host binds the owner's session.
+#[test]
+fn a_bare_handshake_racing_the_owners_relay_is_found_only_when_accepted() {
+    let clean = run(&racing(2, 3), 1);
+    assert!(clean.complete && clean.counterexample.is_none(), "{:?}", clean.counterexample);
+    assert_eq!((clean.progress.unique, clean.progress.depth), (456, 8));
+    for bug in [Planted::BareRelayByDefault, Planted::BindByNameOnly] {
+        let mut planted = racing(2, 3);
+        planted.config.planted = bug;
+        // With a message waiting, the hijacker's relay receives it.
+        let op = |user, op| Step::Op { user, op };
+        let steps = [
+            op(0, Op::Register),
+            op(1, Op::Register),
+            op(1, Op::Send { to: 0 }),
+            Step::Hijack { user: 1, target: 0 },
+        ];
+        let (at, violation) = planted.replay(&steps).expect_err("the hijacker reads u0's message");
+        assert_eq!((at, violation.invariant), (3, Invariant::RelayOwnUser), "{bug:?}: {violation}");
+        assert!(racing(2, 3).replay(&steps).is_ok(), "the real core refuses the handshake");
+        let found = run(&planted, 1).counterexample.expect("a hijacker binds the session");
+        if bug == Planted::BindByNameOnly {
+            // Found as soon without a hijacker: a ticketed handshake bound as a bare one.
+            assert_eq!(found.steps.len(), 3, "{found:?}");
+            continue;
+        }
+        // Shortest: u0 registers, u1's bare handshake binds u0's session, and u0's own
+        // ticketed relay is refused ("this session already has a relay").
+        assert_eq!(found.steps[1], Step::Hijack { user: 1, target: 0 }, "{bug:?}: {found:?}");
+        let seen = (found.violation.invariant, found.steps.len());
+        assert_eq!(seen, (Invariant::ReplyDisagrees, 3), "{bug:?}: {found:?}");
+        assert!(found.violation.detail.contains("already has a relay"), "{found:?}");
+        planted.por = true;
+        let reduced = run(&planted, 1).counterexample.expect("hijacks depend on everything");
+        assert_eq!(reduced.steps.len(), 3, "sleep sets find it as soon: {reduced:?}");
+    }
+}

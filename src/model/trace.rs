@@ -80,6 +80,9 @@ pub fn to_sim_scenario(counterexample: &Counterexample, command: &str) -> String
             }
             // The simulator's disk syncs on its own clock and draws what a crash keeps.
             Step::Stall | Step::Sync => format!("# step {}: {step}", at + 1),
+            Step::Guess { .. } | Step::GuessChecked { .. } | Step::Hijack { .. } => {
+                format!("# step {}: {step} (the simulator's scenarios cannot express it)", at + 1)
+            }
             Step::Crash { .. } => format!("at {at_ms} crash 100"),
         };
         if at < last {
