@@ -125,11 +125,11 @@ pub mod report {
         RunOptions { faults, clients: 3, ops: 25, names: 4, planted: bug, ..RunOptions::default() }
     }
 
-    /// The model checker's bounds for the bugs its steps can reach (as `model::tests` plants
-    /// them); `None` for bugs outside its world: password jobs finish within a step (the throttle
-    /// bugs), no host and no writer threads (the host bugs, a push before the old relay ends),
-    /// no frames at the limits, and the original client's bare handshake allowed (so the bug
-    /// that allows it by default changes nothing).
+    /// The model checker's bounds for the bugs its plain steps can reach (as `model::tests`
+    /// plants them); `None` for bugs outside that world: there password jobs finish within a
+    /// step and the original client's bare handshake is allowed (the throttle bugs and the
+    /// bare-relay default need [`model_hostile`]'s options), and there is no host, no writer
+    /// thread (the host bugs, a push before the old relay ends) and no frame at a limit.
     pub fn model_bounds(bug: Planted) -> Option<Bounds> {
         let b = |users, ops, faults, tickets, intruders, stalls, pipeline| {
             Some(Bounds { users, ops, faults, tickets, intruders, stalls, pipeline })
@@ -146,6 +146,29 @@ pub mod report {
             Planted::ReplayTornRecord | Planted::ReleaseOneEarly => b(3, 3, 1, false, false, 1, 1),
             Planted::TicketReusable | Planted::AckAnyAccount => b(3, 3, 1, true, true, 1, 1),
             Planted::PipelineUnbounded => b(2, 2, 0, false, false, 1, 2),
+            _ => None,
+        }
+    }
+
+    /// The model checker's hostile options, for the bugs only they reach (as `model::tests`
+    /// plants them): attackers' concurrent wrong-password logins against a throttle of one
+    /// (`--throttle 1`), and hijackers' bare handshakes racing owners' ticketed relays
+    /// (`--race`). Returns the bounds, the throttle and whether hijackers race.
+    pub fn model_hostile(bug: Planted) -> Option<(Bounds, Option<u8>, bool)> {
+        let bounds = |tickets| Bounds {
+            users: 2,
+            ops: 3,
+            faults: 0,
+            tickets,
+            intruders: false,
+            stalls: 0,
+            pipeline: 1,
+        };
+        match bug {
+            Planted::ThrottleCountedLate | Planted::ThrottleFreeOffByOne => {
+                Some((bounds(false), Some(1), false))
+            }
+            Planted::BareRelayByDefault => Some((bounds(true), None, true)),
             _ => None,
         }
     }
@@ -236,7 +259,12 @@ pub mod report {
         eprintln!("strength: {}", bug.name());
         let mut rows = vec![simulator(bug, args)];
         if let Some(bounds) = model_bounds(bug) {
-            rows.push(model(bug, bounds, args));
+            rows.push(model(bug, Search::new(bounds), args));
+        }
+        if let Some((bounds, throttle, race)) = model_hostile(bug) {
+            let mut search = Search::new(bounds);
+            (search.throttle, search.race) = (throttle, race);
+            rows.push(model(bug, search, args));
         }
         if let Some(row) = core_driver(bug) {
             rows.push(row);
@@ -295,15 +323,18 @@ pub mod report {
         row
     }
 
-    fn model(bug: Planted, bounds: Bounds, args: &StrengthArgs) -> Row {
-        let mut scenario = Search::new(bounds);
-        scenario.config.planted = bug;
+    fn model(bug: Planted, mut search: Search, args: &StrengthArgs) -> Row {
+        search.config.planted = bug;
         let limits = Limits { states_max: args.model_states_max, jobs: args.jobs.max(1) };
-        let report = explore(&scenario, limits, &mut |_| ControlFlow::Continue(()));
-        let b = &bounds;
+        let report = explore(&search, limits, &mut |_| ControlFlow::Continue(()));
+        let b = &search.bounds;
         let mut checker = format!("model checker ({}u/{}op/{}f", b.users, b.ops, b.faults);
         checker.push_str(if b.tickets { "/tickets" } else { "" });
         checker.push_str(if b.intruders { "/intruders" } else { "" });
+        if let Some(n) = search.throttle {
+            checker.push_str(&format!("/throttle {n}"));
+        }
+        checker.push_str(if search.race { "/race" } else { "" });
         checker.push(')');
         let states = report.progress.unique;
         let (found, invariant, size) = match &report.counterexample {
