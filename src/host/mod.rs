@@ -337,20 +337,8 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
                 let through = self.write_through
                     && matches!(item, Outgoing::Push { .. })
                     && self.server.relay_acknowledges(conn);
-                let handed = if through {
-                    let written = &mut self.written_through;
-                    route.mailbox.push_or_write(item, |item| {
-                        write_now(&route.socket, item, |msg| note_written(written, conn, msg))
-                    })
-                } else {
-                    route.mailbox.push_deferred(item).map(|wake| Handed::Queued { wake })
-                };
-                handed.map(|handed| {
-                    let owed = handed == Handed::Queued { wake: true };
-                    if owed && !wakes.iter().any(|mailbox| Arc::ptr_eq(mailbox, &route.mailbox)) {
-                        wakes.push(route.mailbox.clone());
-                    }
-                })
+                let written = through.then_some(&mut self.written_through);
+                hand_deferred(conn, route, item, written, wakes)
             }
         };
         match pushed {
@@ -378,6 +366,29 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
             }
         }
     }
+}
+
+/// Hands `item` to `route`'s mailbox without waking its writer, noting in `wakes` a writer owed
+/// a wake (once); with `written`, a push to an idle writer is written at once instead and noted
+/// there (see [`Host::write_through`]).
+fn hand_deferred<S: Socket>(
+    conn: ConnId,
+    route: &Route<S>,
+    item: Outgoing,
+    written: Option<&mut Vec<(ConnId, MsgId)>>,
+    wakes: &mut Vec<Arc<Mailbox<Outgoing>>>,
+) -> Result<(), PushError<Outgoing>> {
+    let handed = match written {
+        Some(written) => route.mailbox.push_or_write(item, |item| {
+            write_now(&route.socket, item, |msg| note_written(written, conn, msg))
+        }),
+        None => route.mailbox.push_deferred(item).map(|wake| Handed::Queued { wake }),
+    }?;
+    let owed = handed == Handed::Queued { wake: true };
+    if owed && !wakes.iter().any(|mailbox| Arc::ptr_eq(mailbox, &route.mailbox)) {
+        wakes.push(route.mailbox.clone());
+    }
+    Ok(())
 }
 
 /// Writes a push to `socket` at once (see [`Host::write_through`]); `None` when all of it was
