@@ -479,7 +479,8 @@ fn a_crash_keeps_a_chosen_prefix_of_unsynced_records() {
 /// at most `STALL_STEPS_MAX` steps, and how long it has lasted is part of the state, which is
 /// why a bounded stall counts more states here than an unbounded one did (1,227 and 343):
 /// the bound pays off with three users, where an unbounded stall left `--users 3 --ops 3
-/// --faults 1` beyond five million states and the bounded one checks it in 4.5 million.
+/// --faults 1` beyond five million states and the bounded one checks it in 4.5 million (2.8
+/// million since the fingerprint renumbers messages).
 #[test]
 fn state_counts_with_stalls_are_pinned() {
     for (users, ops, faults, stalls, unique, depth) in [(2, 2, 1, 1, 1558, 8), (2, 2, 0, 1, 481, 7)]
