@@ -11,8 +11,12 @@
 //! connection, the outputs the core still holds behind unsynced records (their texts with
 //! user names renamed). It leaves out what differs between equivalent histories: ids
 //! (lsns, connection numbers), password hashes, the rng, the log, connections that a takeover
-//! left logged out. The core's own state is not read here: after every step the driver has
-//! checked that it agrees with the model, so the model's state stands for it.
+//! left logged out. Messages are named by sender and a sequence number renumbered among the
+//! numbers the encoding mentions (`Seqs`): only their order matters, so a message that no
+//! queue, relay or reply mentions any more (sent to an unknown name, or delivered and its
+//! relay closed) no longer tells two states apart. The core's own state is not read here:
+//! after every step the driver has checked that it agrees with the model, so the model's state
+//! stands for it.
 //!
 //! Symmetry: all users have the same operations, names of equal length and the same password,
 //! and nothing in the server orders users by name, so renaming users maps behaviours to
@@ -24,7 +28,7 @@
 
 use super::driver::{RelayConn, State};
 use super::reference::{Command, Effect, Relay};
-use super::step::Seen;
+use super::step::{message_seq, user_of_name, MsgKey, Seen};
 use super::step::{User, USERS_MAX};
 use crate::core::ConnId;
 
@@ -78,9 +82,10 @@ fn least_renamings(
     buf: &mut Vec<u8>,
     mut least: Option<&mut Vec<usize>>,
 ) -> Fingerprint {
+    let seqs = Seqs::of(world);
     let mut shapes = [0u64; USERS_MAX];
     for (user, shape) in shapes.iter_mut().enumerate().take(world.users.len()) {
-        *shape = shape_of(world, user);
+        *shape = shape_of(world, user, &seqs);
     }
     let mut best = Fingerprint::MAX;
     if let Some(least) = least.as_deref_mut() {
@@ -91,7 +96,7 @@ fn least_renamings(
             continue;
         }
         buf.clear();
-        encode(world, rename, buf);
+        encode_with(world, rename, &seqs, buf);
         let hash = hash128(buf);
         if let Some(least) = least.as_deref_mut() {
             if hash < best {
@@ -109,7 +114,7 @@ fn least_renamings(
 /// A summary of `user` that renaming users does not change, computed only from what
 /// [`encode`] writes (otherwise states with equal encodings could sort differently and fail to
 /// merge).
-fn shape_of(world: &State, user: usize) -> u64 {
+fn shape_of(world: &State, user: usize, seqs: &Seqs) -> u64 {
     let model = &world.model.users[user];
     let queue_len = model.account.as_ref().map_or(0xff, |a| a.queue.len() as u64);
     let relay = world.users[user].relay.as_ref();
@@ -119,7 +124,7 @@ fn shape_of(world: &State, user: usize) -> u64 {
             + u64::from(model.asked_ticket) * 4
             + u64::from(model.ticket_spent && world.hostile) * 8,
         model.relay.map_or(0, |r| r as u64 + 1),
-        u64::from(model.sends),
+        u64::from(seqs.sends(world, user as User)),
         queue_len,
         model.discarded.len() as u64,
         relay.map_or(0xff, |r| r.unreported.len() as u64),
@@ -139,6 +144,11 @@ fn sorts_by_shape(rename: &[User], shapes: &[u64; USERS_MAX]) -> bool {
 
 /// Appends the encoding of `world` with users renamed by `rename` (old -> new).
 pub fn encode(world: &State, rename: &[User], buf: &mut Vec<u8>) {
+    encode_with(world, rename, &Seqs::of(world), buf);
+}
+
+/// [`encode`], with the messages' sequence numbers renumbered by `seqs`.
+fn encode_with(world: &State, rename: &[User], seqs: &Seqs, buf: &mut Vec<u8>) {
     let n = rename.len();
     let mut by_new = [0 as User; USERS_MAX];
     for (old, &new) in rename.iter().enumerate() {
@@ -176,7 +186,7 @@ pub fn encode(world: &State, rename: &[User], buf: &mut Vec<u8>) {
         buf.extend([
             command,
             relay,
-            model.sends as u8,
+            seqs.sends(world, user),
             u8::from(model.ticket_spent && world.hostile),
         ]);
         match &model.account {
@@ -184,26 +194,26 @@ pub fn encode(world: &State, rename: &[User], buf: &mut Vec<u8>) {
             Some(account) => {
                 buf.push(account.queue.len() as u8);
                 for key in &account.queue {
-                    buf.extend([rename[key.from as usize], key.seq as u8]);
+                    buf.extend([rename[key.from as usize], seqs.rank(*key)]);
                 }
             }
         }
         buf.push(model.discarded.len() as u8);
         for key in &model.discarded {
-            buf.extend([rename[key.from as usize], key.seq as u8]);
+            buf.extend([rename[key.from as usize], seqs.rank(*key)]);
         }
         match world.users[u].command {
             None => buf.push(0xff),
-            Some(conn) => encode_owed(world, conn, rename, buf),
+            Some(conn) => encode_owed(world, conn, rename, seqs, buf),
         }
         match &world.users[u].relay {
             None => buf.push(0xff),
-            Some(relay) => encode_relay(world, relay, rename, by_new, buf),
+            Some(relay) => encode_relay(world, relay, rename, by_new, seqs, buf),
         }
         let closing = world.closing.iter().filter(|(owner, _)| *owner == user);
         buf.push(closing.clone().count() as u8);
         for (_, relay) in closing {
-            encode_relay(world, relay, rename, by_new, buf);
+            encode_relay(world, relay, rename, by_new, seqs, buf);
         }
         let (account, discarded) = &world.model.durable.accounts[u];
         match account {
@@ -211,7 +221,7 @@ pub fn encode(world: &State, rename: &[User], buf: &mut Vec<u8>) {
             Some(account) => {
                 buf.push(account.queue.len() as u8);
                 for key in &account.queue {
-                    buf.extend([rename[key.from as usize], key.seq as u8]);
+                    buf.extend([rename[key.from as usize], seqs.rank(*key)]);
                 }
             }
         }
@@ -235,7 +245,7 @@ pub fn encode(world: &State, rename: &[User], buf: &mut Vec<u8>) {
         match *effect {
             Effect::Register(u) => buf.extend([0, rename[u as usize]]),
             Effect::Message(u, key) => {
-                buf.extend([1, rename[u as usize], rename[key.from as usize], key.seq as u8]);
+                buf.extend([1, rename[u as usize], rename[key.from as usize], seqs.rank(key)]);
             }
             Effect::Delete(u) => buf.extend([2, rename[u as usize]]),
             Effect::Delivered(u) => buf.extend([3, rename[u as usize]]),
@@ -272,21 +282,31 @@ fn encode_relay(
     relay: &RelayConn,
     rename: &[User],
     by_new: &[User],
+    seqs: &Seqs,
     buf: &mut Vec<u8>,
 ) {
     buf.push(relay.unreported.len() as u8);
     for &sender in by_new {
-        let latest = relay.received.iter().filter(|k| k.from == sender).map(|k| k.seq).max();
-        buf.push(latest.map_or(0xff, |seq| seq as u8));
+        let latest = latest_received(relay, sender);
+        buf.push(latest.map_or(0xff, |seq| seqs.rank(MsgKey { from: sender, seq })));
     }
-    encode_owed(world, relay.conn, rename, buf);
+    encode_owed(world, relay.conn, rename, seqs, buf);
 }
 
-/// What `conn` is owed, in order, with user names renamed.
-fn encode_owed(world: &State, conn: ConnId, rename: &[User], buf: &mut Vec<u8>) {
+/// The latest message from `sender` that `relay` received (what the encoding keeps of them).
+fn latest_received(relay: &RelayConn, sender: User) -> Option<u32> {
+    relay.received.iter().filter(|k| k.from == sender).map(|k| k.seq).max()
+}
+
+/// What `conn` is owed, in order, with user names renamed and pushes' messages renumbered.
+fn encode_owed(world: &State, conn: ConnId, rename: &[User], seqs: &Seqs, buf: &mut Vec<u8>) {
     for (_, seen) in world.owed.iter().filter(|(c, _)| *c == conn) {
         match seen {
             Seen::Closed => buf.push(1),
+            Seen::Frame(text) if pushed(text).is_some() => {
+                let (ticketed, key) = pushed(text).expect("checked");
+                buf.extend([3, u8::from(ticketed), rename[key.from as usize], seqs.rank(key)]);
+            }
             Seen::Frame(text) => {
                 buf.push(2);
                 encode_renamed_text(text.as_bytes(), rename, buf);
@@ -295,6 +315,89 @@ fn encode_owed(world: &State, conn: ConnId, rename: &[User], buf: &mut Vec<u8>) 
         }
     }
     buf.push(0xff);
+}
+
+/// The message a predicted push carries (as the reference model writes it: `0\nFROM:TEXT` on a
+/// bare relay, `7\n#\nFROM\nTEXT` on a ticketed one), and whether it is ticketed.
+fn pushed(text: &str) -> Option<(bool, MsgKey)> {
+    let (ticketed, rest) = match text.strip_prefix("0\n") {
+        Some(rest) => (false, rest.split_once(':')?),
+        None => (true, text.strip_prefix("7\n#\n")?.split_once('\n')?),
+    };
+    let from = user_of_name(rest.0)?;
+    let seq = message_seq(rest.1)?;
+    Some((ticketed, MsgKey { from, seq }))
+}
+
+/// The sequence numbers of each sender's messages that the encoding mentions, renumbered in
+/// order (the first mentioned 0, ...). A sender's messages are numbered in the order sent, and
+/// the core and the model only ever compare two numbers (a relay must receive a sender's
+/// messages in order, each once), so states whose numbers differ but compare alike behave
+/// alike: a message sent to nobody (an unknown recipient) or delivered and forgotten no longer
+/// tells them apart. The next message's number is above every one mentioned, so the send
+/// counter is written as the count mentioned.
+struct Seqs {
+    /// Per sender (by old name), bit `s` set if sequence number `s` is mentioned.
+    mentioned: [u64; USERS_MAX],
+    /// Some number was too large for the bitmaps: numbers are written as they are.
+    exact: bool,
+}
+
+impl Seqs {
+    fn of(world: &State) -> Seqs {
+        let mut seqs = Seqs { mentioned: [0; USERS_MAX], exact: false };
+        let mut mention = |key: MsgKey| match 1u64.checked_shl(key.seq) {
+            Some(bit) => seqs.mentioned[key.from as usize] |= bit,
+            None => seqs.exact = true,
+        };
+        let model = &world.model;
+        for user in &model.users {
+            user.account.iter().flat_map(|a| &a.queue).copied().for_each(&mut mention);
+            user.discarded.iter().copied().for_each(&mut mention);
+        }
+        for (account, discarded) in &model.durable.accounts {
+            account.iter().flat_map(|a| &a.queue).copied().for_each(&mut mention);
+            discarded.iter().copied().for_each(&mut mention);
+        }
+        for effect in &model.pending {
+            if let Effect::Message(_, key) = *effect {
+                mention(key);
+            }
+        }
+        let relays = world.users.iter().filter_map(|c| c.relay.as_ref());
+        for relay in relays.chain(world.closing.iter().map(|(_, r)| r)) {
+            for from in 0..world.users.len() as User {
+                if let Some(seq) = latest_received(relay, from) {
+                    mention(MsgKey { from, seq });
+                }
+            }
+        }
+        for (_, seen) in &world.owed {
+            if let Seen::Frame(text) = seen {
+                if let Some((_, key)) = pushed(text) {
+                    mention(key);
+                }
+            }
+        }
+        seqs
+    }
+
+    /// `key`'s number among its sender's mentioned ones.
+    fn rank(&self, key: MsgKey) -> u8 {
+        if self.exact {
+            return key.seq as u8;
+        }
+        let below = (1u64 << key.seq) - 1;
+        (self.mentioned[key.from as usize] & below).count_ones() as u8
+    }
+
+    /// `user`'s send counter, as written.
+    fn sends(&self, world: &State, user: User) -> u8 {
+        if self.exact {
+            return world.model.users[user as usize].sends as u8;
+        }
+        self.mentioned[user as usize].count_ones() as u8
+    }
 }
 
 /// `text` with every user name (`u` and a digit) renamed; no other text has `u` before a digit.
