@@ -17,7 +17,81 @@ use std::fmt;
 use std::ops::ControlFlow;
 use std::sync::PoisonError;
 
+use std::cell::{RefCell, RefMut};
+use std::ops::DerefMut;
+
 use crate::host::sync::{Condvar, Mutex, MutexGuard};
+
+/// How a mailbox guards its state: what the threads that share it need.
+///
+/// [`Threads`] (the default, and what the TCP adapter and loom use) keeps it under a mutex,
+/// with a condition variable for a consumer that blocks. [`OneThread`] is for a driver that
+/// runs every producer and the consumer on one thread (the simulator): the same code over a
+/// `RefCell`, without the two atomic operations per call that an uncontended mutex still
+/// costs (the simulator's profile showed them). Such a mailbox is not `Sync`, so it cannot be
+/// shared between threads by mistake; it has no blocking [`Mailbox::take_all`].
+pub trait Flavour {
+    /// The lock over a mailbox's state.
+    type Lock<U>: Lock<U>;
+}
+
+/// A mailbox shared between threads; see [`Flavour`].
+#[derive(Debug)]
+pub struct Threads;
+
+/// A mailbox whose producers and consumer run on one thread; see [`Flavour`].
+#[derive(Debug)]
+pub struct OneThread;
+
+impl Flavour for Threads {
+    type Lock<U> = Mutex<U>;
+}
+
+impl Flavour for OneThread {
+    type Lock<U> = RefCell<U>;
+}
+
+/// Exclusive access to a value, as a [`Flavour`] provides it.
+pub trait Lock<U> {
+    type Guard<'a>: DerefMut<Target = U>
+    where
+        Self: 'a;
+    fn new(value: U) -> Self;
+    fn lock(&self) -> Self::Guard<'_>;
+}
+
+impl<U> Lock<U> for Mutex<U> {
+    type Guard<'a>
+        = MutexGuard<'a, U>
+    where
+        Self: 'a;
+
+    fn new(value: U) -> Self {
+        Mutex::new(value)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, U> {
+        // No critical section here can panic halfway through an update, so a poisoned lock
+        // still guards a consistent queue; recovering keeps one panicking thread from taking
+        // every relay down with it.
+        Mutex::lock(self).unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<U> Lock<U> for RefCell<U> {
+    type Guard<'a>
+        = RefMut<'a, U>
+    where
+        Self: 'a;
+
+    fn new(value: U) -> Self {
+        RefCell::new(value)
+    }
+
+    fn lock(&self) -> RefMut<'_, U> {
+        self.borrow_mut()
+    }
+}
 
 /// A bounded multi-producer, single-consumer hand-off with explicit close.
 ///
@@ -57,8 +131,8 @@ use crate::host::sync::{Condvar, Mutex, MutexGuard};
 /// assert_eq!(batch, ["hello", "world"]);
 /// assert_eq!(mailbox.take_all(&mut batch), Taken::Closed);
 /// ```
-pub struct Mailbox<T> {
-    state: Mutex<State<T>>,
+pub struct Mailbox<T, F: Flavour = Threads> {
+    state: F::Lock<State<T>>,
     /// Signalled when an item is queued or the mailbox closes: the only two events that end
     /// the consumer's wait.
     ready: Condvar,
@@ -67,7 +141,8 @@ pub struct Mailbox<T> {
     planted: Option<planted::Planted>,
 }
 
-struct State<T> {
+#[doc(hidden)]
+pub struct State<T> {
     /// Oldest first. A `Vec`, not a deque: the consumer always takes everything, so a take
     /// swaps buffers (or appends, one copy) instead of moving items one by one.
     items: Vec<T>,
@@ -125,9 +200,20 @@ impl<T> Mailbox<T> {
     ///
     /// If `len_max` is zero: such a mailbox could never accept anything.
     pub fn new(len_max: usize) -> Self {
+        Mailbox::of_flavour(len_max)
+    }
+}
+
+impl<T, F: Flavour> Mailbox<T, F> {
+    /// [`Mailbox::new`] of any [`Flavour`].
+    ///
+    /// # Panics
+    ///
+    /// If `len_max` is zero.
+    pub fn of_flavour(len_max: usize) -> Self {
         assert!(len_max > 0, "a mailbox needs room for at least one item");
         Mailbox {
-            state: Mutex::new(State { items: Vec::new(), closed: false, waiting: 0 }),
+            state: Lock::new(State { items: Vec::new(), closed: false, waiting: 0 }),
             ready: Condvar::new(),
             len_max,
             #[cfg(any(test, loom))]
@@ -262,6 +348,23 @@ impl<T> Mailbox<T> {
         self.lock().closed
     }
 
+    /// Like [`take_all`](Self::take_all) but never waits for an item: [`Taken::Open`] may have
+    /// moved nothing. Any thread may call it.
+    pub fn try_take_all(&self, out: &mut Vec<T>) -> Taken {
+        let mut state = self.lock();
+        if state.items.is_empty() && state.closed {
+            return Taken::Closed;
+        }
+        move_all(&mut state.items, out);
+        Taken::Open
+    }
+
+    fn lock(&self) -> <F::Lock<State<T>> as Lock<State<T>>>::Guard<'_> {
+        self.state.lock()
+    }
+}
+
+impl<T> Mailbox<T, Threads> {
     /// Blocks until an item is queued or the mailbox is closed, then appends every queued
     /// item to `out`, oldest first.
     ///
@@ -284,24 +387,6 @@ impl<T> Mailbox<T> {
             state.waiting -= 1;
         }
     }
-
-    /// Like [`take_all`](Self::take_all) but never waits for an item: [`Taken::Open`] may have
-    /// moved nothing. Any thread may call it.
-    pub fn try_take_all(&self, out: &mut Vec<T>) -> Taken {
-        let mut state = self.lock();
-        if state.items.is_empty() && state.closed {
-            return Taken::Closed;
-        }
-        move_all(&mut state.items, out);
-        Taken::Open
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // No critical section here can panic halfway through an update, so a poisoned lock
-        // still guards a consistent queue; recovering keeps one panicking thread from taking
-        // every relay down with it.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// Appends every item of `items` to `out`, leaving `items` empty: a swap of buffers when `out`
@@ -314,7 +399,7 @@ fn move_all<T>(items: &mut Vec<T>, out: &mut Vec<T>) {
     }
 }
 
-impl<T> fmt::Debug for Mailbox<T> {
+impl<T, F: Flavour> fmt::Debug for Mailbox<T, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.lock();
         f.debug_struct("Mailbox")
@@ -335,7 +420,7 @@ pub use planted::PlantedBug;
 /// it corrupts so the two cannot drift apart.
 #[cfg(any(test, loom))]
 mod planted {
-    use super::{Mailbox, PushError};
+    use super::{Flavour, Mailbox, PushError};
     use std::ops::ControlFlow;
 
     /// One concurrency bug to plant in a [`Mailbox`] (test and loom builds only).
@@ -368,7 +453,7 @@ mod planted {
         }
     }
 
-    impl<T> Mailbox<T> {
+    impl<T, F: Flavour> Mailbox<T, F> {
         pub(super) fn planted_bug(&self) -> Option<PlantedBug> {
             self.planted.as_ref().map(|planted| planted.bug)
         }

@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 pub use outgoing::{Batch, Outgoing};
 pub use sink::{MemorySink, RecordSink};
 
-use self::mailbox::{Handed, Mailbox, PushError};
+use self::mailbox::{Flavour, Handed, Mailbox, PushError, Threads};
 use self::sync::Arc;
 #[cfg(any(test, feature = "planted"))]
 use crate::core::planted::Planted;
@@ -71,14 +71,14 @@ impl Socket for () {
 }
 
 /// A connection as the host knows it.
-struct Route<S> {
-    mailbox: Arc<Mailbox<Outgoing>>,
+struct Route<S, F: Flavour> {
+    mailbox: Arc<Mailbox<Outgoing, F>>,
     socket: S,
     /// The core asked to close it (rather than its peer or the host).
     closed_by_core: bool,
 }
 
-impl<S: Socket> Route<S> {
+impl<S: Socket, F: Flavour> Route<S, F> {
     fn hang_up(&self, how: Hang) {
         self.mailbox.close();
         self.socket.hang_up(how);
@@ -86,9 +86,12 @@ impl<S: Socket> Route<S> {
 }
 
 /// The core and everything around it that is not I/O. See the [module docs](self).
-pub struct Host<S, K> {
+///
+/// `F` is the mailboxes' [`Flavour`]: shared between threads (the TCP adapter), or on one
+/// thread (the simulator).
+pub struct Host<S, K, F: Flavour = Threads> {
     server: Server,
-    routes: BTreeMap<ConnId, Route<S>>,
+    routes: BTreeMap<ConnId, Route<S, F>>,
     sink: K,
     /// Connections whose writers have something to do since [`Host::take_touched`], when
     /// tracked.
@@ -96,14 +99,14 @@ pub struct Host<S, K> {
     /// See [`Host::outputs_after_close`].
     outputs_after_close: u64,
     /// With [`Host::defer_wakes`]: mailboxes whose waiting writer is owed a wake.
-    wakes: Option<Vec<Arc<Mailbox<Outgoing>>>>,
+    wakes: Option<Vec<Arc<Mailbox<Outgoing, F>>>>,
     /// See [`Host::write_through`].
     write_through: bool,
     /// Pushes written through since the drain last reported them: per relay, the last one.
     written_through: Vec<(ConnId, MsgId)>,
 }
 
-impl<S: Socket, K: RecordSink> Host<S, K> {
+impl<S: Socket, K: RecordSink, F: Flavour> Host<S, K, F> {
     /// A host for `server` whose records go to `sink`.
     pub fn new(server: Server, sink: K) -> Self {
         Host {
@@ -139,7 +142,7 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
 
     /// Moves the mailboxes owed a [`Mailbox::wake`] since the last call into `out` (with
     /// [`Host::defer_wakes`]; each once).
-    pub fn take_wakes(&mut self, out: &mut Vec<Arc<Mailbox<Outgoing>>>) {
+    pub fn take_wakes(&mut self, out: &mut Vec<Arc<Mailbox<Outgoing, F>>>) {
         if let Some(wakes) = &mut self.wakes {
             out.append(wakes);
         }
@@ -168,8 +171,8 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
         channel: Channel,
         peer: Peer,
         socket: S,
-    ) -> Arc<Mailbox<Outgoing>> {
-        let mailbox = Arc::new(Mailbox::new(self.mailbox_len_max()));
+    ) -> Arc<Mailbox<Outgoing, F>> {
+        let mailbox = Arc::new(Mailbox::of_flavour(self.mailbox_len_max()));
         self.attach(conn, mailbox.clone(), socket);
         self.handle(now_ms, Event::Opened { conn, channel, peer });
         mailbox
@@ -177,7 +180,7 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
 
     /// Routes `conn` to a mailbox the driver made (loom models plant bugs in theirs); the
     /// driver then feeds [`Event::Opened`].
-    pub fn attach(&mut self, conn: ConnId, mailbox: Arc<Mailbox<Outgoing>>, socket: S) {
+    pub fn attach(&mut self, conn: ConnId, mailbox: Arc<Mailbox<Outgoing, F>>, socket: S) {
         self.routes.insert(conn, Route { mailbox, socket, closed_by_core: false });
     }
 
@@ -250,7 +253,7 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
     }
 
     /// `conn`'s mailbox, while the host routes it.
-    pub fn mailbox(&self, conn: ConnId) -> Option<Arc<Mailbox<Outgoing>>> {
+    pub fn mailbox(&self, conn: ConnId) -> Option<Arc<Mailbox<Outgoing, F>>> {
         self.routes.get(&conn).map(|route| route.mailbox.clone())
     }
 
@@ -371,12 +374,12 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
 /// Hands `item` to `route`'s mailbox without waking its writer, noting in `wakes` a writer owed
 /// a wake (once); with `written`, a push to an idle writer is written at once instead and noted
 /// there (see [`Host::write_through`]).
-fn hand_deferred<S: Socket>(
+fn hand_deferred<S: Socket, F: Flavour>(
     conn: ConnId,
-    route: &Route<S>,
+    route: &Route<S, F>,
     item: Outgoing,
     written: Option<&mut Vec<(ConnId, MsgId)>>,
-    wakes: &mut Vec<Arc<Mailbox<Outgoing>>>,
+    wakes: &mut Vec<Arc<Mailbox<Outgoing, F>>>,
 ) -> Result<(), PushError<Outgoing>> {
     let handed = match written {
         Some(written) => route.mailbox.push_or_write(item, |item| {

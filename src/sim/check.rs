@@ -48,6 +48,7 @@ pub struct Limits {
 }
 
 mod hostile;
+mod sorted;
 pub use hostile::Observation;
 
 /// A broken invariant: the vocabulary the model checker shares. The simulator's invariants are
@@ -174,7 +175,7 @@ pub struct Checker {
     names: Vec<(String, NameState)>,
     clients: Vec<ClientState>,
     msgs: Msgs,
-    relays: BTreeMap<ConnNo, RelayState>,
+    relays: sorted::SortedMap<ConnNo, RelayState>,
     crashes: u64,
     throttle_window_ms: u64,
     bare_relay_window_ms: u64,
@@ -282,7 +283,7 @@ impl Checker {
             names: Vec::new(),
             clients: Vec::new(),
             msgs: Msgs::default(),
-            relays: BTreeMap::new(),
+            relays: sorted::SortedMap::default(),
             crashes: 0,
             throttle_window_ms,
             bare_relay_window_ms,

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha20Rng;
 
 use super::disk::SimStore;
 use crate::core::{Channel, ConnId, Lsn, Record, Server, SnapshotView};
-use crate::host::mailbox::Mailbox;
+use crate::host::mailbox::{Mailbox, OneThread};
 use crate::host::sync::atomic::{AtomicBool, Ordering};
 use crate::host::sync::Arc;
 use crate::host::{self, Batch, Host, Outgoing, RecordSink};
@@ -23,7 +23,7 @@ pub(super) const READ_LEN: usize = 16 * 1024;
 
 /// A running server: the host, and what the threads of each connection hold.
 pub(super) struct Up {
-    pub host: Host<SimSocket, SimSink>,
+    pub host: Host<SimSocket, SimSink, OneThread>,
     pub conns: Conns,
     pub sync_scheduled: bool,
     pub tick_at_ms: Option<u64>,
@@ -109,7 +109,7 @@ impl Conns {
 /// The server side of one connection.
 pub(super) struct ServerConn {
     pub chan: Channel,
-    pub mailbox: Arc<Mailbox<Outgoing>>,
+    pub mailbox: Arc<Mailbox<Outgoing, OneThread>>,
     pub socket: SimSocket,
     /// A writer run is scheduled (the thread has items to take).
     pub scheduled: bool,
@@ -130,7 +130,7 @@ pub(super) struct ServerConn {
 impl ServerConn {
     pub fn new(
         chan: Channel,
-        mailbox: Arc<Mailbox<Outgoing>>,
+        mailbox: Arc<Mailbox<Outgoing, OneThread>>,
         socket: SimSocket,
         slow: bool,
         rng: ChaCha20Rng,

@@ -25,6 +25,7 @@
 
 use std::collections::BTreeMap;
 
+use super::sorted::SortedMap;
 use super::{AccountId, Checker, ConnNo, NameId, Pending, Session, Tag};
 use crate::sim::scenario::{Hostile, Op};
 use crate::sim::spec::{
@@ -180,13 +181,13 @@ pub(super) struct HostileState {
     /// Clients' own relays they lied on.
     lied_on: BTreeMap<ConnNo, LiedOn>,
     /// Message ids (from the persisted records) to their tags.
-    ids: BTreeMap<u64, Tag>,
+    ids: SortedMap<u64, Tag>,
     /// Lying acknowledgements: id to the name each acknowledging client was logged in as.
-    acks: BTreeMap<u64, Vec<Option<NameId>>>,
+    acks: SortedMap<u64, Vec<Option<NameId>>>,
     /// Per relay, the newest message id the server's writer wrote on it.
-    written: BTreeMap<ConnNo, u64>,
+    written: SortedMap<ConnNo, u64>,
     /// Per relay, the account it is bound to, learned from the first push received on it.
-    bound: BTreeMap<ConnNo, AccountId>,
+    bound: SortedMap<ConnNo, AccountId>,
     /// The throttle's free checks per (name, address) and its first delay after them.
     free_checks: usize,
     backoff_base_ms: u64,
@@ -234,7 +235,7 @@ impl Checker {
                     Session::In { key, .. } => Some(key),
                     Session::Out => None,
                 };
-                self.hostile.acks.entry(id).or_default().push(key);
+                self.hostile.acks.get_or_default(id).push(key);
                 let lied = self.hostile.lied_on.entry(conn).or_default();
                 if over {
                     lied.over_after.get_or_insert(lied.may_fail);
@@ -523,7 +524,7 @@ impl Checker {
 
     /// The server's writer wrote pushes on relay `conn` through message `last`.
     pub fn relay_written(&mut self, conn: ConnNo, last: u64) {
-        let newest = self.hostile.written.entry(conn).or_default();
+        let newest = self.hostile.written.get_or_default(conn);
         *newest = (*newest).max(last);
     }
 
