@@ -7,6 +7,11 @@
 //! ([`Socket::read_now`]: the sockets themselves stay blocking for their writer threads), and
 //! makes the same two calls the per-relay reader of the loom models makes:
 //! [`RelayConn::received`] and, at end of file, [`RelayConn::read_ended`].
+//!
+//! It also watches every command connection, for one purpose: while its command thread waits
+//! for the replies it owes, a request that arrives is read ahead of them
+//! ([`ReadAhead::readable`], which reads only if the host allows it, under the core's lock).
+//! The command thread reads everything else itself and removes its connection when it ends.
 
 use std::collections::HashMap;
 use std::io;
@@ -15,7 +20,9 @@ use std::os::fd::RawFd;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
+use super::command::ReadAhead;
 use super::relay::{RelayConn, READ_LEN};
+use crate::core::ConnId;
 use crate::host::sync::atomic::{AtomicBool, Ordering};
 use crate::host::sync::{Arc, Mutex};
 
@@ -35,7 +42,14 @@ pub(crate) struct RelayReader {
 
 struct Entry {
     fd: RawFd,
-    relay: Arc<RelayConn>,
+    source: Source,
+}
+
+/// What a registered socket is.
+#[derive(Clone)]
+enum Source {
+    Relay(Arc<RelayConn>),
+    Command(Arc<ReadAhead>),
 }
 
 impl RelayReader {
@@ -57,7 +71,25 @@ impl RelayReader {
     /// arrived before this call are read too: registering reports a socket already readable.
     pub fn add(&self, fd: RawFd, relay: Arc<RelayConn>) -> io::Result<()> {
         let token = relay.conn.0 as usize;
-        self.relays.lock().expect("relay reader lock").insert(token, Entry { fd, relay });
+        self.register(token, fd, Source::Relay(relay))
+    }
+
+    /// Starts watching the command connection `ahead` reads, whose socket is `fd` (kept open
+    /// by its command thread until it calls [`RelayReader::remove`]).
+    pub fn add_command(&self, fd: RawFd, ahead: Arc<ReadAhead>) -> io::Result<()> {
+        self.register(ahead.conn.0 as usize, fd, Source::Command(ahead))
+    }
+
+    /// Stops watching the command connection `conn` (its thread is ending).
+    pub fn remove(&self, conn: ConnId) {
+        let entry = self.relays.lock().expect("relay reader lock").remove(&(conn.0 as usize));
+        if let Some(Entry { fd, .. }) = entry {
+            let _ = self.registry.deregister(&mut SourceFd(&fd));
+        }
+    }
+
+    fn register(&self, token: usize, fd: RawFd, source: Source) -> io::Result<()> {
+        self.relays.lock().expect("relay reader lock").insert(token, Entry { fd, source });
         let registered =
             self.registry.register(&mut SourceFd(&fd), Token(token), Interest::READABLE);
         registered.inspect_err(|_| {
@@ -90,12 +122,15 @@ impl RelayReader {
         }
     }
 
-    /// Reads what one relay holds, up to [`READS_PER_TURN_MAX`] reads.
+    /// Reads what one relay holds, up to [`READS_PER_TURN_MAX`] reads; or reads a command
+    /// connection ahead of its replies, if it may be.
     fn read(&self, token: usize, buf: &mut [u8]) {
-        let Some(relay) =
-            self.relays.lock().expect("relay reader lock").get(&token).map(|e| e.relay.clone())
-        else {
-            return;
+        let source =
+            self.relays.lock().expect("relay reader lock").get(&token).map(|e| e.source.clone());
+        let relay = match source {
+            Some(Source::Relay(relay)) => relay,
+            Some(Source::Command(ahead)) => return ahead.readable(buf),
+            None => return,
         };
         for _ in 0..READS_PER_TURN_MAX {
             match relay.stream.read_now(buf) {
@@ -121,7 +156,7 @@ impl RelayReader {
     /// The relay's socket ended: forget it and let its writer finish.
     fn end(&self, token: usize) {
         let entry = self.relays.lock().expect("relay reader lock").remove(&token);
-        if let Some(Entry { fd, relay }) = entry {
+        if let Some(Entry { fd, source: Source::Relay(relay) }) = entry {
             // Before the last reference to the socket can go (the writer may hold the other).
             let _ = self.registry.deregister(&mut SourceFd(&fd));
             relay.read_ended();
