@@ -76,6 +76,8 @@ impl CommandConn {
         let mut items = Vec::new();
         loop {
             let may_read = self.shared.may_read(self.conn);
+            // Watched by the shared reader only while this thread does not read itself.
+            self.watch(!may_read);
             let taken = if may_read {
                 self.mailbox.try_take_all(&mut items)
             } else {
@@ -88,6 +90,12 @@ impl CommandConn {
             if may_read && idle {
                 return true;
             }
+        }
+    }
+
+    fn watch(&self, on: bool) {
+        if let Some(reader) = &self.reader {
+            reader.watch(self.conn, on);
         }
     }
 

@@ -81,16 +81,10 @@ impl Acceptor {
         match channel {
             Channel::Command => {
                 let hashing = self.hashing.clone();
-                // Registered before the thread starts, so that its removal comes after.
+                // Known to the reader before the thread starts, so that its removal comes after.
                 let ahead = ReadAhead { shared: shared.clone(), conn, stream: stream.clone() };
-                let reader = match self.relay_reader.add_command(fd, Arc::new(ahead)) {
-                    Ok(()) => Some(self.relay_reader.clone()),
-                    Err(error) => {
-                        // The connection still works, reading only once its replies are out.
-                        tracing::warn!(%error, ?conn, "command connection not read ahead");
-                        None
-                    }
-                };
+                self.relay_reader.add_command(fd, Arc::new(ahead));
+                let reader = Some(self.relay_reader.clone());
                 let command =
                     CommandConn { shared, hashing, conn, stream, mailbox, reader: reader.clone() };
                 self.threads.spawn("command", move || command.run()).inspect_err(|_| {

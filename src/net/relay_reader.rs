@@ -8,10 +8,11 @@
 //! makes the same two calls the per-relay reader of the loom models makes:
 //! [`RelayConn::received`] and, at end of file, [`RelayConn::read_ended`].
 //!
-//! It also watches every command connection, for one purpose: while its command thread waits
-//! for the replies it owes, a request that arrives is read ahead of them
-//! ([`ReadAhead::readable`], which reads only if the host allows it, under the core's lock).
-//! The command thread reads everything else itself and removes its connection when it ends.
+//! It also watches each command connection while its command thread waits for the replies it
+//! owes ([`RelayReader::watch`]), for one purpose: a request that arrives then is read ahead of
+//! them ([`ReadAhead::readable`], which reads only if the host allows it, under the core's
+//! lock). The command thread reads everything else itself and removes its connection when it
+//! ends.
 
 use std::collections::HashMap;
 use std::io;
@@ -43,6 +44,9 @@ pub(crate) struct RelayReader {
 struct Entry {
     fd: RawFd,
     source: Source,
+    /// Registered with the poll: a relay always; a command connection only while its thread
+    /// waits for replies ([`RelayReader::watch`]).
+    watched: bool,
 }
 
 /// What a registered socket is.
@@ -74,22 +78,46 @@ impl RelayReader {
         self.register(token, fd, Source::Relay(relay))
     }
 
-    /// Starts watching the command connection `ahead` reads, whose socket is `fd` (kept open
-    /// by its command thread until it calls [`RelayReader::remove`]).
-    pub fn add_command(&self, fd: RawFd, ahead: Arc<ReadAhead>) -> io::Result<()> {
-        self.register(ahead.conn.0 as usize, fd, Source::Command(ahead))
+    /// Knows the command connection `ahead` reads, whose socket is `fd` (kept open by its
+    /// command thread until it calls [`RelayReader::remove`]); it is watched only between
+    /// [`RelayReader::watch`] calls with `true` and `false`.
+    pub fn add_command(&self, fd: RawFd, ahead: Arc<ReadAhead>) {
+        let entry = Entry { fd, source: Source::Command(ahead.clone()), watched: false };
+        self.relays.lock().expect("relay reader lock").insert(ahead.conn.0 as usize, entry);
     }
 
-    /// Stops watching the command connection `conn` (its thread is ending).
+    /// Starts (`on`) or stops watching the command connection `conn`: its thread waits for
+    /// replies from now on, or reads itself. Watched only then, because every byte that
+    /// arrives on a watched socket wakes this thread: while the command thread sleeps in
+    /// `read`, that wake-up would find nothing to do. A socket that holds bytes when watched
+    /// is reported at once.
+    pub fn watch(&self, conn: ConnId, on: bool) {
+        let token = conn.0 as usize;
+        let mut relays = self.relays.lock().expect("relay reader lock");
+        let Some(entry) = relays.get_mut(&token).filter(|entry| entry.watched != on) else {
+            return;
+        };
+        let mut fd = SourceFd(&entry.fd);
+        let done = match on {
+            true => self.registry.register(&mut fd, Token(token), Interest::READABLE),
+            false => self.registry.deregister(&mut fd),
+        };
+        // If that failed, the connection is read only once its replies are out, as without
+        // read-ahead.
+        entry.watched = on && done.is_ok();
+    }
+
+    /// Forgets the command connection `conn` (its thread is ending).
     pub fn remove(&self, conn: ConnId) {
         let entry = self.relays.lock().expect("relay reader lock").remove(&(conn.0 as usize));
-        if let Some(Entry { fd, .. }) = entry {
+        if let Some(Entry { fd, watched: true, .. }) = entry {
             let _ = self.registry.deregister(&mut SourceFd(&fd));
         }
     }
 
     fn register(&self, token: usize, fd: RawFd, source: Source) -> io::Result<()> {
-        self.relays.lock().expect("relay reader lock").insert(token, Entry { fd, source });
+        let entry = Entry { fd, source, watched: true };
+        self.relays.lock().expect("relay reader lock").insert(token, entry);
         let registered =
             self.registry.register(&mut SourceFd(&fd), Token(token), Interest::READABLE);
         registered.inspect_err(|_| {
@@ -156,7 +184,7 @@ impl RelayReader {
     /// The relay's socket ended: forget it and let its writer finish.
     fn end(&self, token: usize) {
         let entry = self.relays.lock().expect("relay reader lock").remove(&token);
-        if let Some(Entry { fd, source: Source::Relay(relay) }) = entry {
+        if let Some(Entry { fd, source: Source::Relay(relay), .. }) = entry {
             // Before the last reference to the socket can go (the writer may hold the other).
             let _ = self.registry.deregister(&mut SourceFd(&fd));
             relay.read_ended();

@@ -3,7 +3,10 @@
 //! The server submits each record as the core emits it and goes on; the writer drains everything
 //! queued, appends it, syncs once and reports the last lsn of the batch durable. Under load a
 //! batch grows to whatever arrived during the previous fsync, so the fsync cost is shared by
-//! many records without any timer. A failed write is fatal: the writer reports it through the
+//! many records without any timer. With [`FsyncPolicy::Always`] the fsync runs on a sync
+//! thread of its own ([`super::syncer`]), one at a time: while it runs, the writer reports the
+//! previous batch and appends what arrives, which is synced as soon as the sync in flight is
+//! done; so the report's work (the core's lock, the writes it releases) is off the disk's path. A failed write is fatal: the writer reports it through the
 //! callback, stops, and every later call returns an error, since acknowledging a change that may
 //! not be on disk would break the write-ahead rule.
 
