@@ -90,6 +90,18 @@ fn durable_report_writes_through_racing_reset() {
     );
 }
 
+/// A pipelined request read ahead of the reply its predecessor waits for, racing the command
+/// thread's own reads and the durability reports.
+#[test]
+fn read_ahead_racing_reply() {
+    let fixture = fixture();
+    check(
+        "glue: read_ahead_racing_reply",
+        Bound::FromEnvOr(GLUE_PREEMPTIONS_MAX_DEFAULT),
+        move || models::read_ahead_racing_reply(&fixture),
+    );
+}
+
 fn mid_write(racer: Racer, two_messages: bool) {
     let fixture = fixture();
     let name =

@@ -18,7 +18,8 @@ mod loom_support;
 
 use chatroom::host::mailbox::{Mailbox, PlantedBug, PushError, Taken};
 use chatroom::host::sync::atomic::{AtomicBool, Ordering};
-use chatroom::host::sync::{thread, Arc, Mutex};
+use chatroom::host::sync::{thread, Arc, Condvar, Mutex};
+use chatroom::store::syncer::{PlantedSyncBug, SyncSlot};
 use loom_support::{check, check_finds_bug, Bound, Expect};
 
 fn mailbox(len_max: usize, bug: Option<PlantedBug>) -> Arc<Mailbox<u32>> {
@@ -505,4 +506,59 @@ fn ack_racing_redelivery() {
 #[test]
 fn ack_racing_redelivery_small() {
     check("ack_racing_redelivery", Bound::Exhaustive, ack_racing_redelivery);
+}
+
+// The log writer's sync thread (src/store/syncer.rs): the writer hands it one sync request
+// at a time, waits for its report before asking again, and stops it at shutdown right after
+// its last request. Every request must be served, in order, and the sync thread must end.
+
+/// The writer asks for sync 1, waits for its report (in production it comes back through the
+/// writer's queue), asks for sync 2 and stops the sync thread at once.
+fn sync_requests_then_stop(bug: Option<PlantedSyncBug>) {
+    let slot = Arc::new(match bug {
+        None => SyncSlot::default(),
+        Some(bug) => SyncSlot::with_planted_bug(bug),
+    });
+    let reports = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+    let syncer = {
+        let (slot, reports) = (slot.clone(), reports.clone());
+        thread::spawn(move || {
+            slot.serve(|lsn: u64| {
+                let (served, reported) = &*reports;
+                served.lock().unwrap().push(lsn);
+                reported.notify_one();
+            })
+        })
+    };
+    slot.request(1);
+    {
+        let (served, reported) = &*reports;
+        let mut served = served.lock().unwrap();
+        while served.is_empty() {
+            served = reported.wait(served).unwrap();
+        }
+    }
+    slot.request(2);
+    slot.stop();
+    syncer.join().unwrap();
+    let served = reports.0.lock().unwrap().clone();
+    assert!(served.contains(&2), "sync request 2, made before the stop, was never served");
+    assert_eq!(served, [1, 2], "sync requests served out of order or twice");
+}
+
+#[test]
+fn sync_slot_serves_every_request_before_stopping() {
+    check("sync_slot_serves_every_request_before_stopping", Bound::Exhaustive, || {
+        sync_requests_then_stop(None)
+    });
+}
+
+#[test]
+fn planted_sync_stop_before_request_is_found() {
+    check_finds_bug(
+        "planted_sync_stop_before_request_is_found",
+        Bound::Exhaustive,
+        Expect::Assertion("was never served"),
+        || sync_requests_then_stop(Some(PlantedSyncBug::StopBeforeRequest)),
+    );
 }

@@ -639,6 +639,18 @@ impl Server {
         }
     }
 
+    /// True while the command connection `conn` owes replies yet would decode another request
+    /// now (fewer than `Config::pipeline_len_max` owed, no password job running): bytes read
+    /// ahead of the replies are decoded at once, not left buffered.
+    pub fn reads_ahead(&self, conn: ConnId) -> bool {
+        match self.conns.get(&conn) {
+            Some(Conn { role: Role::Command { owed, busy: None, .. }, closing: false, .. }) => {
+                *owed > 0 && (*owed as usize) < self.config.pipeline_len_max
+            }
+            _ => false,
+        }
+    }
+
     /// The lsn of the last record emitted.
     pub fn last_lsn(&self) -> Lsn {
         self.last_lsn

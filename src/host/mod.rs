@@ -216,6 +216,15 @@ impl<S: Socket, K: RecordSink, F: Flavour> Host<S, K, F> {
         !self.server.awaiting_reply(conn)
     }
 
+    /// Whether the command connection `conn`, which owes replies, may be read ahead of them
+    /// now: the core would decode what arrives at once (its pipeline is not full and no
+    /// password job runs), so reading cannot make it buffer more than a read's worth. The TCP
+    /// adapter reads such a connection only without waiting and under its lock (see
+    /// `net::driver::Shared::read_ahead`), while its command thread waits for the replies.
+    pub fn may_read_ahead(&self, conn: ConnId) -> bool {
+        self.server.reads_ahead(conn)
+    }
+
     #[cfg(any(test, feature = "planted"))]
     fn planted(&self) -> Planted {
         self.server.config().planted

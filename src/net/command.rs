@@ -2,12 +2,17 @@
 //! writes the replies, and runs that connection's password jobs off the lock.
 //!
 //! It reads only when the host says so ([`Shared::may_read`]: no reply owed), so a client that
-//! pipelines waits in the kernel's buffers, not in the server's memory.
+//! pipelines waits in the kernel's buffers, not in the server's memory. While it waits for the
+//! replies it owes, the connection is read ahead of them by whoever holds the core's lock
+//! ([`Shared::read_ahead`]: the shared relay reader, on a readiness event, and this thread
+//! right after each read), without waiting and only as far as the core decodes at once: a
+//! client's next send joins the next sync instead of waiting for the last one's reply.
 
 use std::net::Shutdown;
 
 use super::driver::{write_batch, Shared};
 use super::hashing::HashPool;
+use super::relay_reader::RelayReader;
 use super::socket::SharedSocket;
 use crate::core::{ConnId, Event};
 use crate::host::mailbox::{Mailbox, Taken};
@@ -20,6 +25,23 @@ pub(crate) struct CommandConn {
     pub conn: ConnId,
     pub stream: SharedSocket,
     pub mailbox: Arc<Mailbox<Outgoing>>,
+    /// The reader that reads this connection ahead of its replies, once registered there
+    /// (`None` under loom, whose models call [`Shared::read_ahead`] from threads of their own).
+    pub reader: Option<Arc<RelayReader>>,
+}
+
+/// What the shared reader needs to read a command connection ahead of its replies.
+pub(crate) struct ReadAhead {
+    pub shared: Arc<Shared>,
+    pub conn: ConnId,
+    pub stream: SharedSocket,
+}
+
+impl ReadAhead {
+    /// The socket may hold bytes: reads them if the host allows it now.
+    pub fn readable(&self, buf: &mut [u8]) {
+        self.shared.read_ahead(self.conn, &**self.stream, buf);
+    }
 }
 
 impl CommandConn {
@@ -29,8 +51,17 @@ impl CommandConn {
         while self.answer_owed(&mut writer) {
             match self.stream.read(&mut buf) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => self.shared.handle(Event::Received { conn: self.conn, bytes: &buf[..n] }),
+                Ok(n) => {
+                    self.shared.handle(Event::Received { conn: self.conn, bytes: &buf[..n] });
+                    // What came while this thread read and fed, and so raised no readiness
+                    // event the shared reader could still act on.
+                    self.shared.read_ahead(self.conn, &**self.stream, &mut buf);
+                }
             }
+        }
+        if let Some(reader) = &self.reader {
+            // Before the socket can go: the reader must not read a descriptor reused.
+            reader.remove(self.conn);
         }
         // Whatever the core still had for us (a failure reply before a close) goes out first.
         let mut items = Vec::new();
@@ -45,6 +76,8 @@ impl CommandConn {
         let mut items = Vec::new();
         loop {
             let may_read = self.shared.may_read(self.conn);
+            // Watched by the shared reader only while this thread does not read itself.
+            self.watch(!may_read);
             let taken = if may_read {
                 self.mailbox.try_take_all(&mut items)
             } else {
@@ -57,6 +90,12 @@ impl CommandConn {
             if may_read && idle {
                 return true;
             }
+        }
+    }
+
+    fn watch(&self, on: bool) {
+        if let Some(reader) = &self.reader {
+            reader.watch(self.conn, on);
         }
     }
 

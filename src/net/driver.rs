@@ -201,6 +201,33 @@ impl Shared {
         self.with_host(|host, now_ms| host.ended(now_ms, conn));
     }
 
+    /// Reads the command connection `conn` ahead of the replies it owes, without waiting and
+    /// under the lock, while the host allows it ([`Host::may_read_ahead`]), at most
+    /// [`READ_AHEAD_TURNS_MAX`] reads; whatever is left waits for the command thread.
+    ///
+    /// Who reads a command socket: while no reply is owed, only its command thread, blocking
+    /// and without the lock (it saw "nothing owed" under the lock, and only its own reads can
+    /// change that); while replies are owed, only a thread holding the lock, here (the relay
+    /// reader on a readiness event, or the command thread right after feeding a read). So no
+    /// two reads of one socket ever overlap and bytes reach the core in order; and a send
+    /// arriving while the previous one's reply waits for the disk joins the next sync instead
+    /// of waiting for that reply.
+    pub fn read_ahead(&self, conn: ConnId, stream: &dyn Socket, buf: &mut [u8]) {
+        let now_ms = self.now_ms();
+        let mut host = self.lock();
+        for _ in 0..READ_AHEAD_TURNS_MAX {
+            if !host.may_read_ahead(conn) {
+                return;
+            }
+            match stream.read_now(buf) {
+                Ok(n) if n > 0 => host.handle(now_ms, Event::Received { conn, bytes: &buf[..n] }),
+                // Nothing there, the end or an error: the command thread meets the last two
+                // in its own read, once the replies are written.
+                _ => return,
+            }
+        }
+    }
+
     /// See [`Host::may_read`].
     pub fn may_read(&self, conn: ConnId) -> bool {
         self.lock().may_read(conn)
@@ -223,6 +250,9 @@ impl Shared {
         sink.shutdown();
     }
 }
+
+/// Reads one [`Shared::read_ahead`] makes at most: each holds the core's lock.
+const READ_AHEAD_TURNS_MAX: usize = 4;
 
 /// Writes a batch's frames in one call.
 pub(crate) fn write_batch(stream: &dyn Socket, batch: &Batch, buf: &mut Vec<u8>) -> io::Result<()> {

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use super::command::CommandConn;
+use super::command::{CommandConn, ReadAhead};
 use super::driver::Shared;
 use super::hashing::HashPool;
 use super::relay::RelayConn;
@@ -81,8 +81,17 @@ impl Acceptor {
         match channel {
             Channel::Command => {
                 let hashing = self.hashing.clone();
-                let command = CommandConn { shared, hashing, conn, stream, mailbox };
-                self.threads.spawn("command", move || command.run())
+                // Known to the reader before the thread starts, so that its removal comes after.
+                let ahead = ReadAhead { shared: shared.clone(), conn, stream: stream.clone() };
+                self.relay_reader.add_command(fd, Arc::new(ahead));
+                let reader = Some(self.relay_reader.clone());
+                let command =
+                    CommandConn { shared, hashing, conn, stream, mailbox, reader: reader.clone() };
+                self.threads.spawn("command", move || command.run()).inspect_err(|_| {
+                    if let Some(reader) = reader {
+                        reader.remove(conn);
+                    }
+                })
             }
             Channel::Relay => {
                 let relay = Arc::new(RelayConn { shared, conn, stream, mailbox });

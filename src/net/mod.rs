@@ -3,7 +3,8 @@
 //! Two listeners (command and relay ports). Per client a command thread (reads requests,
 //! writes replies, runs password jobs off the lock) and, for its relay, a relay thread that
 //! blocks on the connection's [`mailbox`](crate::host::mailbox) until the host hands it
-//! pushes; one reader thread for every relay's handshake and acknowledgements. Everything those
+//! pushes; one reader thread for every relay's handshake and acknowledgements, which also reads
+//! a command connection ahead of the replies its thread waits for. Everything those
 //! threads decide beyond blocking and moving bytes is the [`host`](crate::host)'s, which sits
 //! behind one mutex (see `driver`). A timer thread feeds the core's deadlines. Nothing polls
 //! or sleeps.

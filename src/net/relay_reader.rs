@@ -7,6 +7,12 @@
 //! ([`Socket::read_now`]: the sockets themselves stay blocking for their writer threads), and
 //! makes the same two calls the per-relay reader of the loom models makes:
 //! [`RelayConn::received`] and, at end of file, [`RelayConn::read_ended`].
+//!
+//! It also watches each command connection while its command thread waits for the replies it
+//! owes ([`RelayReader::watch`]), for one purpose: a request that arrives then is read ahead of
+//! them ([`ReadAhead::readable`], which reads only if the host allows it, under the core's
+//! lock). The command thread reads everything else itself and removes its connection when it
+//! ends.
 
 use std::collections::HashMap;
 use std::io;
@@ -15,7 +21,9 @@ use std::os::fd::RawFd;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
+use super::command::ReadAhead;
 use super::relay::{RelayConn, READ_LEN};
+use crate::core::ConnId;
 use crate::host::sync::atomic::{AtomicBool, Ordering};
 use crate::host::sync::{Arc, Mutex};
 
@@ -35,7 +43,17 @@ pub(crate) struct RelayReader {
 
 struct Entry {
     fd: RawFd,
-    relay: Arc<RelayConn>,
+    source: Source,
+    /// Registered with the poll: a relay always; a command connection only while its thread
+    /// waits for replies ([`RelayReader::watch`]).
+    watched: bool,
+}
+
+/// What a registered socket is.
+#[derive(Clone)]
+enum Source {
+    Relay(Arc<RelayConn>),
+    Command(Arc<ReadAhead>),
 }
 
 impl RelayReader {
@@ -57,7 +75,49 @@ impl RelayReader {
     /// arrived before this call are read too: registering reports a socket already readable.
     pub fn add(&self, fd: RawFd, relay: Arc<RelayConn>) -> io::Result<()> {
         let token = relay.conn.0 as usize;
-        self.relays.lock().expect("relay reader lock").insert(token, Entry { fd, relay });
+        self.register(token, fd, Source::Relay(relay))
+    }
+
+    /// Knows the command connection `ahead` reads, whose socket is `fd` (kept open by its
+    /// command thread until it calls [`RelayReader::remove`]); it is watched only between
+    /// [`RelayReader::watch`] calls with `true` and `false`.
+    pub fn add_command(&self, fd: RawFd, ahead: Arc<ReadAhead>) {
+        let entry = Entry { fd, source: Source::Command(ahead.clone()), watched: false };
+        self.relays.lock().expect("relay reader lock").insert(ahead.conn.0 as usize, entry);
+    }
+
+    /// Starts (`on`) or stops watching the command connection `conn`: its thread waits for
+    /// replies from now on, or reads itself. Watched only then, because every byte that
+    /// arrives on a watched socket wakes this thread: while the command thread sleeps in
+    /// `read`, that wake-up would find nothing to do. A socket that holds bytes when watched
+    /// is reported at once.
+    pub fn watch(&self, conn: ConnId, on: bool) {
+        let token = conn.0 as usize;
+        let mut relays = self.relays.lock().expect("relay reader lock");
+        let Some(entry) = relays.get_mut(&token).filter(|entry| entry.watched != on) else {
+            return;
+        };
+        let mut fd = SourceFd(&entry.fd);
+        let done = match on {
+            true => self.registry.register(&mut fd, Token(token), Interest::READABLE),
+            false => self.registry.deregister(&mut fd),
+        };
+        // If that failed, the connection is read only once its replies are out, as without
+        // read-ahead.
+        entry.watched = on && done.is_ok();
+    }
+
+    /// Forgets the command connection `conn` (its thread is ending).
+    pub fn remove(&self, conn: ConnId) {
+        let entry = self.relays.lock().expect("relay reader lock").remove(&(conn.0 as usize));
+        if let Some(Entry { fd, watched: true, .. }) = entry {
+            let _ = self.registry.deregister(&mut SourceFd(&fd));
+        }
+    }
+
+    fn register(&self, token: usize, fd: RawFd, source: Source) -> io::Result<()> {
+        let entry = Entry { fd, source, watched: true };
+        self.relays.lock().expect("relay reader lock").insert(token, entry);
         let registered =
             self.registry.register(&mut SourceFd(&fd), Token(token), Interest::READABLE);
         registered.inspect_err(|_| {
@@ -90,12 +150,15 @@ impl RelayReader {
         }
     }
 
-    /// Reads what one relay holds, up to [`READS_PER_TURN_MAX`] reads.
+    /// Reads what one relay holds, up to [`READS_PER_TURN_MAX`] reads; or reads a command
+    /// connection ahead of its replies, if it may be.
     fn read(&self, token: usize, buf: &mut [u8]) {
-        let Some(relay) =
-            self.relays.lock().expect("relay reader lock").get(&token).map(|e| e.relay.clone())
-        else {
-            return;
+        let source =
+            self.relays.lock().expect("relay reader lock").get(&token).map(|e| e.source.clone());
+        let relay = match source {
+            Some(Source::Relay(relay)) => relay,
+            Some(Source::Command(ahead)) => return ahead.readable(buf),
+            None => return,
         };
         for _ in 0..READS_PER_TURN_MAX {
             match relay.stream.read_now(buf) {
@@ -121,7 +184,7 @@ impl RelayReader {
     /// The relay's socket ended: forget it and let its writer finish.
     fn end(&self, token: usize) {
         let entry = self.relays.lock().expect("relay reader lock").remove(&token);
-        if let Some(Entry { fd, relay }) = entry {
+        if let Some(Entry { fd, source: Source::Relay(relay), .. }) = entry {
             // Before the last reference to the socket can go (the writer may hold the other).
             let _ = self.registry.deregister(&mut SourceFd(&fd));
             relay.read_ended();

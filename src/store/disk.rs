@@ -64,7 +64,23 @@ pub trait Disk {
     fn len(&self, name: &str) -> Result<u64, DiskError> {
         Ok(self.read(name)?.len() as u64)
     }
+    /// A handle that makes `name`'s contents durable from another thread, as [`Disk::sync`]
+    /// would, while this disk goes on appending (the group-commit writer syncs one batch on
+    /// it while it appends the next). `None`, the default, when the disk cannot: then the
+    /// writer syncs on its own thread.
+    fn sync_handle(&mut self, _name: &str) -> Result<Option<SyncHandle>, DiskError> {
+        Ok(None)
+    }
 }
+
+/// Makes one file's contents durable, from any thread: see [`Disk::sync_handle`].
+pub trait SyncFile: Send {
+    /// Everything written to the file before the call is durable once it returns `Ok`.
+    fn sync(&self) -> Result<(), DiskError>;
+}
+
+/// A [`SyncFile`] handed to another thread.
+pub type SyncHandle = Box<dyn SyncFile>;
 
 /// Lets a caller lend a disk to a [`super::Wal`] and keep it, for instance to crash it after a
 /// recovery that failed half-way.
@@ -95,6 +111,9 @@ impl<D: Disk + ?Sized> Disk for &mut D {
     }
     fn truncate(&mut self, name: &str, len: u64) -> Result<(), DiskError> {
         (**self).truncate(name, len)
+    }
+    fn sync_handle(&mut self, name: &str) -> Result<Option<SyncHandle>, DiskError> {
+        (**self).sync_handle(name)
     }
 }
 
@@ -312,6 +331,26 @@ impl Disk for FsDisk {
 
     fn truncate(&mut self, name: &str, len: u64) -> Result<(), DiskError> {
         self.handle("truncate", name)?.set_len(len).map_err(|e| DiskError::new("truncate", name, e))
+    }
+
+    /// A second descriptor of the file: `fdatasync` on it covers every write made through
+    /// this disk's descriptor before the call.
+    fn sync_handle(&mut self, name: &str) -> Result<Option<SyncHandle>, DiskError> {
+        let file = self.handle("sync", name)?.try_clone();
+        let file = file.map_err(|e| DiskError::new("sync", name, e))?;
+        Ok(Some(Box::new(FsSyncFile { name: name.to_owned(), file })))
+    }
+}
+
+/// An [`FsDisk`] file's second descriptor, synced with `fdatasync`.
+struct FsSyncFile {
+    name: String,
+    file: File,
+}
+
+impl SyncFile for FsSyncFile {
+    fn sync(&self) -> Result<(), DiskError> {
+        self.file.sync_data().map_err(|e| DiskError::new("sync", &self.name, e))
     }
 }
 

@@ -20,6 +20,7 @@ pub mod codec;
 pub mod disk;
 pub mod memory;
 pub mod pause;
+pub mod syncer;
 pub mod wal;
 pub mod writer;
 

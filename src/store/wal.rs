@@ -22,7 +22,7 @@ use std::fmt;
 use thiserror::Error;
 
 use super::codec::{self, FrameError};
-use super::disk::{Disk, DiskError};
+use super::disk::{Disk, DiskError, SyncHandle};
 use super::{StoreError, StoreOptions};
 use crate::core::record::{Lsn, Record};
 
@@ -222,6 +222,28 @@ impl<D: Disk> Wal<D> {
     pub fn sync(&mut self) -> Result<Lsn, StoreError> {
         self.guarded(Self::sync_inner)?;
         Ok(self.durable_lsn)
+    }
+
+    /// Hands everything appended to the disk and returns the lsn it reaches with a handle that
+    /// makes it durable from another thread ([`Disk::sync_handle`]), while this log goes on
+    /// appending; report the sync's success with [`Wal::synced`]. `None` when everything is
+    /// durable already, or when the disk has no such handle (then [`Wal::sync`] it here).
+    pub fn flush_for_sync(&mut self) -> Result<Option<(Lsn, SyncHandle)>, StoreError> {
+        if self.durable_lsn == self.last_lsn {
+            return Ok(None);
+        }
+        self.guarded(|wal| {
+            let Some(handle) = wal.disk.sync_handle(&wal.active)? else { return Ok(None) };
+            wal.flush_inner()?;
+            Ok(Some((wal.last_lsn, handle)))
+        })
+    }
+
+    /// A sync through a handle from [`Wal::flush_for_sync`] succeeded: every record up to `lsn`
+    /// is durable.
+    pub fn synced(&mut self, lsn: Lsn) {
+        debug_assert!(lsn <= self.last_lsn, "synced past the last append");
+        self.durable_lsn = self.durable_lsn.max(lsn);
     }
 
     /// Writes the snapshot of the state as of `lsn` (which must be the last appended lsn), then

@@ -3,7 +3,10 @@
 //! The server submits each record as the core emits it and goes on; the writer drains everything
 //! queued, appends it, syncs once and reports the last lsn of the batch durable. Under load a
 //! batch grows to whatever arrived during the previous fsync, so the fsync cost is shared by
-//! many records without any timer. A failed write is fatal: the writer reports it through the
+//! many records without any timer. With [`FsyncPolicy::Always`] the fsync runs on a sync
+//! thread of its own ([`super::syncer`]), one at a time: while it runs, the writer reports the
+//! previous batch and appends what arrives, which is synced as soon as the sync in flight is
+//! done; so the report's work (the core's lock, the writes it releases) is off the disk's path. A failed write is fatal: the writer reports it through the
 //! callback, stops, and every later call returns an error, since acknowledging a change that may
 //! not be on disk would break the write-ahead rule.
 
@@ -13,8 +16,9 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 
 use super::codec;
-use super::disk::Disk;
+use super::disk::{Disk, DiskError, SyncHandle};
 use super::pause::SnapshotPause;
+use super::syncer::SyncSlot;
 use super::wal::{SnapshotWrite, Wal};
 use super::{FsyncPolicy, StoreError};
 use crate::core::record::{Lsn, Record};
@@ -38,7 +42,15 @@ pub type SnapshotBuilder = Box<dyn FnOnce() -> Vec<Record> + Send>;
 enum Command {
     Record(Lsn, Record),
     Snapshot(Lsn, SnapshotBuilder),
+    /// From the sync thread: the sync of every record up to the lsn is done.
+    Synced(Lsn, Result<(), DiskError>),
     Shutdown,
+}
+
+/// What the sync thread makes durable: the log's file, through every record up to `lsn`.
+struct SyncRequest {
+    lsn: Lsn,
+    file: SyncHandle,
 }
 
 /// The group-commit writer thread and the handle to feed it.
@@ -74,10 +86,18 @@ impl GroupCommit {
         published.log_bytes_since_snapshot.store(wal.log_bytes_since_snapshot(), Ordering::Relaxed);
         let snapshot_log_bytes_min = wal.options().snapshot_log_bytes_min;
         let for_writer = Arc::clone(&published);
+        let syncer = match fsync {
+            FsyncPolicy::Always => Some(Syncer::spawn(sender.clone())?),
+            FsyncPolicy::Never => None,
+        };
         let thread = thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
-                let result = run(wal, fsync, &receiver, &mut on_durable, &for_writer);
+                let slot = syncer.as_ref().map(|syncer| &*syncer.slot);
+                let result = run(wal, fsync, &receiver, &mut on_durable, &for_writer, slot);
+                // The sync thread may be sending its report: no one will take it now.
+                drop(receiver);
+                drop(syncer);
                 if let Err(error) = &result {
                     tracing::error!(%error, "the log writer failed and stopped");
                     on_durable(Err(error));
@@ -155,6 +175,41 @@ impl Drop for GroupCommit {
     fn drop(&mut self) {
         if let Err(error) = self.finish() {
             tracing::error!(%error, "the log writer had failed");
+        }
+    }
+}
+
+/// The sync thread: makes each batch durable while the writer goes on (see
+/// [`super::syncer`]), and reports back through the writer's own queue.
+struct Syncer {
+    slot: Arc<SyncSlot<SyncRequest>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn spawn(reports: SyncSender<Command>) -> Result<Self, StoreError> {
+        let slot = Arc::new(SyncSlot::default());
+        let served = Arc::clone(&slot);
+        let thread = thread::Builder::new()
+            .name("store-sync".into())
+            .spawn(move || {
+                served.serve(|SyncRequest { lsn, file }| {
+                    let result = file.sync();
+                    // Fails only once the writer has stopped, which asks for no more.
+                    let _ = reports.send(Command::Synced(lsn, result));
+                });
+            })
+            .map_err(StoreError::Spawn)?;
+        Ok(Syncer { slot, thread: Some(thread) })
+    }
+}
+
+impl Drop for Syncer {
+    /// Ends the thread once it has served what it was asked.
+    fn drop(&mut self) {
+        self.slot.stop();
+        if self.thread.take().is_some_and(|thread| thread.join().is_err()) {
+            tracing::error!("the log's sync thread panicked");
         }
     }
 }
@@ -248,64 +303,82 @@ impl SnapshotJob {
     }
 }
 
+/// The writer's loop. With a sync thread (`syncer`), a batch is appended and handed to it, and
+/// while it syncs the writer reports the previous batch and appends what comes meanwhile, which
+/// goes into the next sync; without one (`--fsync never`, or a disk that cannot sync from
+/// another thread) each batch is committed here.
 fn run<D: Disk>(
     mut wal: Wal<D>,
     fsync: FsyncPolicy,
     receiver: &Receiver<Command>,
     on_durable: &mut DurableCallback,
     published: &Published,
+    syncer: Option<&SyncSlot<SyncRequest>>,
 ) -> Result<(), StoreError> {
-    let mut reported = wal.durable_lsn();
+    // The last lsn made durable (with `--fsync never`: handed to the disk), and reported.
+    let mut durable = wal.durable_lsn();
+    let mut reported = durable;
     let mut snapshot: Option<SnapshotJob> = None;
     let mut stopping = false;
-    // A batch appended to the log but not synced yet.
-    let mut appended: Option<Batch> = None;
+    // The lsn the sync thread is making durable, while it is.
+    let mut syncing: Option<Lsn> = None;
+    // The last lsn of the batch that began the snapshot in progress: the snapshot is written
+    // only once that batch is durable (the records it covers must be on disk before it
+    // replaces their files).
+    let mut snapshot_after = Lsn(0);
     loop {
-        if appended.is_none() && !stopping {
-            let first = if snapshot.is_some() {
-                // Records first, but do not sleep while a snapshot has work.
-                match receiver.recv_timeout(std::time::Duration::from_millis(1)) {
-                    Ok(command) => Some(command),
-                    Err(mpsc::RecvTimeoutError::Timeout) => None,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => Some(Command::Shutdown),
-                }
-            } else {
-                // recv fails only once every sender is gone: an implicit shutdown.
-                Some(receiver.recv().unwrap_or(Command::Shutdown))
+        let first = if stopping {
+            // Only the sync thread's report can still come.
+            syncing.map(|_| receiver.recv().unwrap_or(Command::Shutdown))
+        } else if snapshot.is_some() && syncing.is_none() {
+            // Records first, but do not sleep while a snapshot has work.
+            match receiver.recv_timeout(std::time::Duration::from_millis(1)) {
+                Ok(command) => Some(command),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => Some(Command::Shutdown),
+            }
+        } else {
+            // recv fails only once every sender is gone: an implicit shutdown.
+            Some(receiver.recv().unwrap_or(Command::Shutdown))
+        };
+        let mut batch = Batch::default();
+        if let Some(first) = first {
+            apply_batch(&mut wal, first, receiver, &mut snapshot, &mut batch)?;
+        }
+        if let Some(lsn) = batch.synced {
+            syncing = None;
+            durable = durable.max(lsn);
+        }
+        stopping |= batch.stop;
+        if batch.snapshot_skipped {
+            published.snapshot_pending.store(false, Ordering::Relaxed);
+        }
+        if batch.snapshot_began {
+            snapshot_after = wal.last_lsn();
+        }
+        // The next sync starts before the last one is reported: the report wakes the threads
+        // that write the released pushes and replies, and they run while the disk syncs.
+        if syncing.is_none() && wal.last_lsn() > durable {
+            let handed = match syncer.filter(|_| !stopping && fsync == FsyncPolicy::Always) {
+                Some(slot) => wal.flush_for_sync()?.map(|(lsn, file)| {
+                    slot.request(SyncRequest { lsn, file });
+                    lsn
+                }),
+                None => None,
             };
-            if let Some(first) = first {
-                appended = Some(apply_batch(&mut wal, first, receiver, &mut snapshot)?);
+            match handed {
+                Some(lsn) => syncing = Some(lsn),
+                None => durable = commit(&mut wal, fsync)?,
             }
         }
-        if let Some(batch) = appended.take() {
-            let lsn = commit(&mut wal, fsync)?;
-            published
-                .log_bytes_since_snapshot
-                .store(wal.log_bytes_since_snapshot(), Ordering::Relaxed);
-            if batch.snapshot_skipped {
-                published.snapshot_pending.store(false, Ordering::Relaxed);
-            }
-            stopping |= batch.stop;
-            // What queued during the sync is appended before the sync is reported: the report
-            // wakes the threads that write the released pushes and replies, and on a busy core
-            // they would run before this thread got back to the disk. Appended first, the next
-            // sync starts as soon as the report is made, and they run while it waits.
-            if !stopping {
-                if let Ok(command) = receiver.try_recv() {
-                    appended = Some(apply_batch(&mut wal, command, receiver, &mut snapshot)?);
-                }
-            }
-            if lsn > reported {
-                reported = lsn;
-                on_durable(Ok(lsn));
-            }
+        published.log_bytes_since_snapshot.store(wal.log_bytes_since_snapshot(), Ordering::Relaxed);
+        if durable > reported {
+            reported = durable;
+            on_durable(Ok(durable));
         }
         // On shutdown a snapshot in progress is finished first: it was asked for, and it is
         // cheap to complete compared with replaying the log it replaces.
-        // Not while the batch that began the snapshot is unsynced: the snapshot's records
-        // before it must be on disk before the snapshot replaces their files.
-        let began_unsynced = appended.as_ref().is_some_and(|batch| batch.snapshot_began);
-        if let Some(job) = snapshot.as_mut().filter(|_| !began_unsynced) {
+        if let Some(job) = snapshot.as_mut().filter(|_| durable >= snapshot_after) {
             // If the helper falls behind (a busy machine), the log may not outgrow the
             // snapshot threshold three times over meanwhile: then the writer waits for it.
             let grown = wal.log_bytes_since_snapshot().saturating_sub(job.log_bytes_at_start);
@@ -319,7 +392,7 @@ fn run<D: Disk>(
                 published.snapshot_pending.store(false, Ordering::Relaxed);
             }
         }
-        if stopping && snapshot.is_none() && appended.is_none() {
+        if stopping && syncing.is_none() && snapshot.is_none() && wal.last_lsn() == durable {
             break;
         }
     }
@@ -333,17 +406,19 @@ struct Batch {
     snapshot_skipped: bool,
     /// A snapshot was begun (its new segment opened).
     snapshot_began: bool,
+    /// The sync thread made every record up to this lsn durable.
+    synced: Option<Lsn>,
     stop: bool,
 }
 
-/// Applies `first` and whatever else is queued, up to [`BATCH_LEN_MAX`].
+/// Applies `first` and whatever else is queued, up to [`BATCH_LEN_MAX`], into `batch`.
 fn apply_batch<D: Disk>(
     wal: &mut Wal<D>,
     first: Command,
     receiver: &Receiver<Command>,
     snapshot: &mut Option<SnapshotJob>,
-) -> Result<Batch, StoreError> {
-    let mut batch = Batch::default();
+    batch: &mut Batch,
+) -> Result<(), StoreError> {
     let mut command = first;
     let mut applied_len = 0;
     loop {
@@ -360,18 +435,23 @@ fn apply_batch<D: Disk>(
                     None => batch.snapshot_skipped = true,
                 }
             }
+            Command::Synced(lsn, result) => {
+                result?;
+                wal.synced(lsn);
+                batch.synced = Some(lsn);
+            }
             Command::Shutdown => {
                 batch.stop = true;
-                return Ok(batch);
+                return Ok(());
             }
         }
         applied_len += 1;
         if applied_len == BATCH_LEN_MAX {
-            return Ok(batch);
+            return Ok(());
         }
         match receiver.try_recv() {
             Ok(queued) => command = queued,
-            Err(_) => return Ok(batch),
+            Err(_) => return Ok(()),
         }
     }
 }

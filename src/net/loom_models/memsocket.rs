@@ -85,6 +85,28 @@ impl Socket for ServerEnd {
         Ok(())
     }
 
+    /// [`Socket::read`] without waiting: `WouldBlock` when nothing is there yet.
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut state = self.0.lock();
+        if state.read_shut {
+            return Ok(0);
+        }
+        if state.reset {
+            return Err(io::ErrorKind::ConnectionReset.into());
+        }
+        if state.inbound.is_empty() {
+            return match state.inbound_eof {
+                true => Ok(0),
+                false => Err(io::ErrorKind::WouldBlock.into()),
+            };
+        }
+        let n = buf.len().min(state.inbound.len());
+        for (slot, byte) in buf.iter_mut().zip(state.inbound.drain(..n)) {
+            *slot = byte;
+        }
+        Ok(n)
+    }
+
     /// Takes everything at once: these models never fill a socket.
     fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
         self.write_all(bytes).map(|()| bytes.len())

@@ -13,7 +13,7 @@ mod rig;
 
 pub use models::{
     ack_racing_redelivery, durable_report_racing_send, durable_report_writes_through,
-    push_racing_close, relay_hangup_mid_write, relay_mid_write_racing, send_wakes_blocked_relay,
-    shutdown_with_threads_blocked, Racer,
+    push_racing_close, read_ahead_racing_reply, relay_hangup_mid_write, relay_mid_write_racing,
+    send_wakes_blocked_relay, shutdown_with_threads_blocked, Racer,
 };
 pub use rig::{Fixture, LogQueue, PASSWORD};

@@ -361,3 +361,42 @@ pub fn shutdown_with_threads_blocked(fixture: &Fixture) {
     assert_shut_down(&[&alice, &relay]);
     assert_eq!(world.connection_count(), 1, "only bob's command connection is left");
 }
+
+/// alice pipelines: m1 is read by her command thread, which then waits for its reply (the log
+/// holds it back until its thread reports it durable); m2 arrives meanwhile, and the relay
+/// reader, on its readiness event, reads it ahead of m1's reply (`Shared::read_ahead`), racing
+/// the command thread's own read-ahead after feeding m1, its blocking read once the reply is
+/// out, and the durability reports.
+///
+/// Checked: the two requests reach the core in order (bob's queue holds m1 then m2) and each
+/// is answered once, in order; every thread ends.
+pub fn read_ahead_racing_reply(fixture: &Fixture) {
+    let log = LogQueue::default();
+    let mut world = LeakOnPanic::new(Rig::with_log(fixture, &log));
+    let alice = world.user("alice");
+    let _bob = world.user("bob");
+    log.arm();
+    alice.client.send("2\nbob\nm1");
+    let command = world.spawn_command(&alice);
+    alice.client.send("2\nbob\nm2");
+    alice.client.close();
+    let reader = {
+        let (shared, conn, stream) = (world.shared.clone(), alice.conn, alice.stream.clone());
+        thread::spawn(move || {
+            let mut buf = vec![0u8; 64];
+            shared.read_ahead(conn, &**stream, &mut buf);
+        })
+    };
+    let log_writer = {
+        let shared = world.shared.clone();
+        thread::spawn(move || {
+            log.report_next(&shared);
+            log.report_next(&shared);
+        })
+    };
+    join_all([command, reader, log_writer]);
+
+    assert_eq!(world.queued_texts("bob"), ["m1", "m2"], "requests reached the core out of order");
+    assert_eq!(alice.client.received(), ["0\nSent to recipient", "0\nSent to recipient"]);
+    assert_shut_down(&[&alice]);
+}

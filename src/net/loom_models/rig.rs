@@ -275,6 +275,7 @@ impl<'f> Rig<'f> {
             conn: at.conn,
             stream: at.stream.clone(),
             mailbox: at.mailbox.clone(),
+            reader: None,
         };
         thread::spawn(move || command.run())
     }
