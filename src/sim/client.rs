@@ -848,9 +848,9 @@ fn awaited(op: &Op) -> Op {
     }
 }
 
-/// The body of `op`'s request as parts to concatenate: the bytes of [`Request::body`] for the
-/// same request, framed without building the body or cloning the op's strings (the
-/// simulator's clients send one per operation).
+/// The body of `op`'s request as parts to concatenate: the bytes of
+/// [`crate::wire::Request::body`] for the same request, framed without building the body or
+/// cloning the op's strings (the simulator's clients send one per operation).
 fn request_parts(op: &Op) -> [&[u8]; 4] {
     fn pair<'a>(code: &'static [u8], a: &'a str, b: &'a str) -> [&'a [u8]; 4] {
         [code, a.as_bytes(), b"\n", b.as_bytes()]
