@@ -696,7 +696,11 @@ impl Checker {
             );
         };
         pending.reply_ms = now_ms;
-        let text = String::from_utf8_lossy(body);
+        // Replies are nearly always UTF-8: checked at once, lossily decoded only when not.
+        let text = match std::str::from_utf8(body) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(body),
+        };
         let (ok, text) = match text.split_once('\n') {
             Some(("0", t)) => (true, t),
             Some(("-1", t)) => (false, t),

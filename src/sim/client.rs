@@ -19,8 +19,7 @@ use crate::client::ClientError;
 use crate::client::{parse_push, Push};
 use crate::core::{Channel, ConnId};
 use crate::wire::reply::NEEDS_LOGIN;
-use crate::wire::Request;
-use crate::wire::{encode, Decoder, RelayFrame};
+use crate::wire::{encode, encode_parts, Decoder, RelayFrame};
 
 /// Something the world must do or know, in order.
 #[derive(Debug)]
@@ -593,11 +592,9 @@ impl Client {
         if let Some(observation) = Observation::of_request(&op) {
             acts.push(Act::Hostile(observation));
         }
-        let body = request_body(&op);
-        out.reserve(body.len() + crate::wire::HEADER_LEN);
-        encode(body.as_bytes(), out);
-        acts.push(Act::Sent(op.clone()));
-        self.awaiting.push_back(op);
+        encode_parts(&request_parts(&op), out);
+        self.awaiting.push_back(awaited(&op));
+        acts.push(Act::Sent(op));
     }
 
     /// The world connected (or failed to connect) `chan`.
@@ -842,23 +839,67 @@ fn tagged(id: usize, seq: u64, text: &str) -> String {
     ["#", id, ".", seq, space, text].concat()
 }
 
-pub fn request_body(op: &Op) -> String {
-    let request = match op {
-        Op::Help => Request::Help,
-        Op::Login { name, password } => {
-            Request::Login { name: name.clone(), password: password.clone() }
-        }
-        Op::Send { to, text } => Request::Send { to: to.clone(), text: text.clone() },
-        Op::Register { name, password } => {
-            Request::Register { name: name.clone(), password: password.clone() }
-        }
-        Op::List { pattern } => Request::List { pattern: pattern.clone() },
-        Op::Delete { name, password } => {
-            Request::Delete { name: name.clone(), password: password.clone() }
-        }
-        Op::Logout => Request::Logout,
-        Op::Relay { ticket: true } => Request::Ticket,
+/// What the client keeps of a request it awaits the reply to. Its reply to a send needs only
+/// that it was one (a send's strings go to the checker alone), so they are not copied.
+fn awaited(op: &Op) -> Op {
+    match op {
+        Op::Send { .. } => Op::Send { to: String::new(), text: String::new() },
+        op => op.clone(),
+    }
+}
+
+/// The body of `op`'s request as parts to concatenate: the bytes of
+/// [`crate::wire::Request::body`] for the same request, framed without building the body or
+/// cloning the op's strings (the simulator's clients send one per operation).
+fn request_parts(op: &Op) -> [&[u8]; 4] {
+    fn pair<'a>(code: &'static [u8], a: &'a str, b: &'a str) -> [&'a [u8]; 4] {
+        [code, a.as_bytes(), b"\n", b.as_bytes()]
+    }
+    match op {
+        Op::Help => [b"0\n", b"", b"", b""],
+        Op::Login { name, password } => pair(b"1\n", name, password),
+        Op::Send { to, text } => pair(b"2\n", to, text),
+        Op::Register { name, password } => pair(b"3\n", name, password),
+        Op::List { pattern } => [b"4\n", pattern.as_bytes(), b"", b""],
+        Op::Delete { name, password } => pair(b"5\n", name, password),
+        Op::Logout => [b"-1\n", b"", b"", b""],
+        Op::Relay { ticket: true } => [b"6\n", b"", b"", b""],
         other => unreachable!("{other} is not a request"),
-    };
-    request.body()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Request;
+
+    #[test]
+    fn request_parts_are_the_request_body() {
+        let (name, password, text) = ("alice".to_owned(), "pw".to_owned(), "#1.2 hi".to_owned());
+        let cases = [
+            (Op::Help, Request::Help),
+            (
+                Op::Login { name: name.clone(), password: password.clone() },
+                Request::Login { name: name.clone(), password: password.clone() },
+            ),
+            (
+                Op::Send { to: name.clone(), text: text.clone() },
+                Request::Send { to: name.clone(), text: text.clone() },
+            ),
+            (
+                Op::Register { name: name.clone(), password: password.clone() },
+                Request::Register { name: name.clone(), password: password.clone() },
+            ),
+            (Op::List { pattern: "a*".into() }, Request::List { pattern: "a*".into() }),
+            (
+                Op::Delete { name: name.clone(), password: password.clone() },
+                Request::Delete { name, password },
+            ),
+            (Op::Logout, Request::Logout),
+            (Op::Relay { ticket: true }, Request::Ticket),
+        ];
+        for (op, request) in cases {
+            assert_eq!(request_parts(&op).concat(), request.body().into_bytes(), "{op}");
+        }
+    }
 }

@@ -68,6 +68,47 @@ struct Link {
     rng: ChaCha20Rng,
 }
 
+/// The live links by connection. The world numbers connections densely from 1, so a link is
+/// found by indexing, not by searching a tree (this is looked up for every write and
+/// delivery); iteration is in connection order, as a tree's would be.
+#[derive(Debug, Default)]
+struct Links {
+    slots: Vec<Option<Box<Link>>>,
+}
+
+impl Links {
+    fn insert(&mut self, conn: ConnId, link: Link) {
+        let index = slot_index(conn);
+        if self.slots.len() <= index {
+            self.slots.resize_with(index + 1, || None);
+        }
+        let slot = &mut self.slots[index];
+        assert!(slot.is_none(), "connection {} opened twice", conn.0);
+        *slot = Some(Box::new(link));
+    }
+
+    fn get(&self, conn: ConnId) -> Option<&Link> {
+        self.slots.get(slot_index(conn))?.as_deref()
+    }
+
+    fn get_mut(&mut self, conn: ConnId) -> Option<&mut Link> {
+        self.slots.get_mut(slot_index(conn))?.as_deref_mut()
+    }
+
+    fn remove(&mut self, conn: ConnId) -> Option<Box<Link>> {
+        self.slots.get_mut(slot_index(conn))?.take()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (ConnId, &Link)> {
+        let live = self.slots.iter().enumerate();
+        live.filter_map(|(i, slot)| Some((ConnId(i as u64), slot.as_deref()?)))
+    }
+}
+
+fn slot_index(conn: ConnId) -> usize {
+    usize::try_from(conn.0).expect("a connection number fits in memory")
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Partition {
     client: usize,
@@ -82,7 +123,7 @@ pub struct Net {
     /// The network's stream (`Stream::Net`), from which each connection's is derived.
     rng: ChaCha20Rng,
     mix: FaultMix,
-    links: BTreeMap<ConnId, Link>,
+    links: Links,
     partitions: Vec<Partition>,
     /// Connections opened so far, by client and channel (the ordinal of the next one).
     opened: BTreeMap<(usize, Channel), u64>,
@@ -92,7 +133,7 @@ impl Net {
     /// A network drawing from `rng`, the run's `Stream::Net`.
     pub fn new(rng: ChaCha20Rng, mix: FaultMix) -> Self {
         let opened = BTreeMap::new();
-        Net { rng, mix, links: BTreeMap::new(), partitions: Vec::new(), opened }
+        Net { rng, mix, links: Links::default(), partitions: Vec::new(), opened }
     }
 
     /// A new connection `conn` of `client` on `chan`. Returns the generator of its server
@@ -104,13 +145,13 @@ impl Net {
         *nth += 1;
         let rng = derived(&self.rng, Stream::Net, Stream::Link, index);
         let link = Link { client, chan, pipes: [Pipe::default(), Pipe::default()], rng };
-        assert!(self.links.insert(conn, link).is_none(), "connection {} opened twice", conn.0);
+        self.links.insert(conn, link);
         derived(&self.rng, Stream::Net, Stream::Threads, index)
     }
 
     /// The client and channel of a live connection.
     pub fn owner(&self, conn: ConnId) -> Option<(usize, Channel)> {
-        self.links.get(&conn).map(|l| (l.client, l.chan))
+        self.links.get(conn).map(|l| (l.client, l.chan))
     }
 
     /// Writes `bytes` on `conn` in direction `way` (moved, not copied, when not fragmented);
@@ -124,7 +165,7 @@ impl Net {
         bytes: Vec<u8>,
         arrivals: &mut Vec<u64>,
     ) -> bool {
-        let Some(link) = self.links.get_mut(&conn) else { return false };
+        let Some(link) = self.links.get_mut(conn) else { return false };
         let pipe = &mut link.pipes[way as usize];
         if pipe.dead || bytes.is_empty() {
             return true;
@@ -144,7 +185,7 @@ impl Net {
 
     /// The sender of `way` closes after what it wrote; returns when the close arrives.
     pub fn send_eof(&mut self, now_ms: u64, conn: ConnId, way: Way) -> Option<u64> {
-        let link = self.links.get_mut(&conn)?;
+        let link = self.links.get_mut(conn)?;
         let pipe = &mut link.pipes[way as usize];
         if pipe.dead {
             return None;
@@ -158,7 +199,7 @@ impl Net {
 
     /// Everything due on `conn` in direction `way` at `now_ms`, unless a partition holds it.
     pub fn take_due(&mut self, now_ms: u64, conn: ConnId, way: Way) -> Due {
-        let Some(link) = self.links.get(&conn) else { return Due::Nothing };
+        let Some(link) = self.links.get(conn) else { return Due::Nothing };
         match link.pipes[way as usize].queue.front() {
             Some(&(at, _)) if at <= now_ms => {}
             _ => return Due::Nothing,
@@ -166,7 +207,7 @@ impl Net {
         if let Some(until_ms) = self.held_until(now_ms, link.client, link.chan, way) {
             return Due::Held { until_ms };
         }
-        let link = self.links.get_mut(&conn).expect("looked up above");
+        let link = self.links.get_mut(conn).expect("looked up above");
         let pipe = &mut link.pipes[way as usize];
         let mut arrival = Arrival::default();
         while let Some(&(at, _)) = pipe.queue.front() {
@@ -181,24 +222,24 @@ impl Net {
         }
         if arrival.eof {
             // The close reached the other side: the connection is over.
-            self.links.remove(&conn);
+            self.links.remove(conn);
         }
         Due::Arrived(arrival)
     }
 
     /// Forgets `conn` at once (a reset, or the end of a crashed server's connection).
     pub fn reset(&mut self, conn: ConnId) -> bool {
-        self.links.remove(&conn).is_some()
+        self.links.remove(conn).is_some()
     }
 
     /// Every live connection, in order.
     pub fn conns(&self) -> Vec<ConnId> {
-        self.links.keys().copied().collect()
+        self.links.iter().map(|(c, _)| c).collect()
     }
 
     /// The live connection of `client` on `chan`, if any.
     pub fn conn_of(&self, client: usize, chan: Channel) -> Option<ConnId> {
-        self.links.iter().find(|(_, l)| l.client == client && l.chan == chan).map(|(&c, _)| c)
+        self.links.iter().find(|(_, l)| l.client == client && l.chan == chan).map(|(c, _)| c)
     }
 
     /// Stops bytes between `client` and the server in `dir` until `until_ms`.
