@@ -314,6 +314,22 @@ fn move_all<T>(items: &mut Vec<T>, out: &mut Vec<T>) {
     }
 }
 
+/// A mailbox of its own holding the same items, open or closed alike, for a driver that copies
+/// a whole host on one thread (the model checker): nobody waits on the copy.
+impl<T: Clone> Clone for Mailbox<T> {
+    fn clone(&self) -> Self {
+        let state = self.lock();
+        let copy = State { items: state.items.clone(), closed: state.closed, waiting: 0 };
+        Mailbox {
+            state: Mutex::new(copy),
+            ready: Condvar::new(),
+            len_max: self.len_max,
+            #[cfg(any(test, loom))]
+            planted: self.planted.clone(),
+        }
+    }
+}
+
 impl<T> fmt::Debug for Mailbox<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.lock();
@@ -355,6 +371,7 @@ mod planted {
         DeferredWakeNotOwed,
     }
 
+    #[derive(Clone)]
     pub(super) struct Planted {
         bug: PlantedBug,
     }

@@ -249,6 +249,12 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
         }
     }
 
+    /// Whether the host routes `conn`: from [`Host::open`] (or [`Host::attach`]) until its
+    /// writer reports the end ([`Host::ended`]).
+    pub fn routes(&self, conn: ConnId) -> bool {
+        self.routes.contains_key(&conn)
+    }
+
     /// `conn`'s mailbox, while the host routes it.
     pub fn mailbox(&self, conn: ConnId) -> Option<Arc<Mailbox<Outgoing>>> {
         self.routes.get(&conn).map(|route| route.mailbox.clone())
@@ -263,6 +269,11 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
     /// The core, for getters.
     pub fn server(&self) -> &Server {
         &self.server
+    }
+
+    /// The record sink, for getters.
+    pub fn sink(&self) -> &K {
+        &self.sink
     }
 
     /// The record sink.
@@ -318,6 +329,7 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
             Output::Push { conn, msg, frame } => (conn, Outgoing::Push { msg, frame }),
             Output::Close { conn } => {
                 if let Some(route) = self.routes.get_mut(&conn) {
+                    self.sink.releasing(conn, None);
                     route.closed_by_core = true;
                     route.hang_up(Hang::Read);
                     self.touch(conn);
@@ -331,6 +343,9 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
             }
         };
         let Some(route) = self.routes.get(&conn) else { return };
+        if !matches!(item, Outgoing::Password(_)) {
+            self.sink.releasing(conn, Some(&item));
+        }
         let pushed = match &mut self.wakes {
             None => route.mailbox.push(item),
             Some(wakes) => {
@@ -365,6 +380,55 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
                 touched.push(conn);
             }
         }
+    }
+}
+
+/// A copy for a driver that branches a whole host, single-threaded (the model checker copies a
+/// state per transition): the copy routes the same connections to mailboxes of its own holding
+/// the same items, so what one copy's writers take the other's still hold. No writer may be
+/// waiting on a mailbox of the host being copied.
+impl<S: Socket + Clone, K: Clone> Clone for Host<S, K> {
+    fn clone(&self) -> Self {
+        let routes: BTreeMap<ConnId, Route<S>> = self
+            .routes
+            .iter()
+            .map(|(&conn, route)| {
+                let copy = Route {
+                    mailbox: Arc::new(Mailbox::clone(&route.mailbox)),
+                    socket: route.socket.clone(),
+                    closed_by_core: route.closed_by_core,
+                };
+                (conn, copy)
+            })
+            .collect();
+        // The copy owes its writers the wakes the original owes its own.
+        let wakes = self.wakes.as_ref().map(|wakes| {
+            let owed = |mailbox: &Arc<Mailbox<Outgoing>>| {
+                let (conn, _) =
+                    self.routes.iter().find(|(_, r)| Arc::ptr_eq(&r.mailbox, mailbox))?;
+                Some(routes[conn].mailbox.clone())
+            };
+            wakes.iter().filter_map(owed).collect()
+        });
+        Host {
+            server: self.server.clone(),
+            routes,
+            sink: self.sink.clone(),
+            touched: self.touched.clone(),
+            outputs_after_close: self.outputs_after_close,
+            wakes,
+            write_through: self.write_through,
+            written_through: self.written_through.clone(),
+        }
+    }
+}
+
+impl<S, K> std::fmt::Debug for Host<S, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("server", &self.server)
+            .field("routes", &self.routes.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
 }
 
