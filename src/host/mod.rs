@@ -78,6 +78,17 @@ struct Route<S> {
     closed_by_core: bool,
 }
 
+/// A copy routed to a mailbox of its own with the same items (see [`Host`]'s `Clone`).
+impl<S: Clone> Clone for Route<S> {
+    fn clone(&self) -> Self {
+        Route {
+            mailbox: Arc::new(Mailbox::clone(&self.mailbox)),
+            socket: self.socket.clone(),
+            closed_by_core: self.closed_by_core,
+        }
+    }
+}
+
 impl<S: Socket> Route<S> {
     fn hang_up(&self, how: Hang) {
         self.mailbox.close();
@@ -389,18 +400,8 @@ impl<S: Socket, K: RecordSink> Host<S, K> {
 /// waiting on a mailbox of the host being copied.
 impl<S: Socket + Clone, K: Clone> Clone for Host<S, K> {
     fn clone(&self) -> Self {
-        let routes: BTreeMap<ConnId, Route<S>> = self
-            .routes
-            .iter()
-            .map(|(&conn, route)| {
-                let copy = Route {
-                    mailbox: Arc::new(Mailbox::clone(&route.mailbox)),
-                    socket: route.socket.clone(),
-                    closed_by_core: route.closed_by_core,
-                };
-                (conn, copy)
-            })
-            .collect();
+        // Cloned as a tree (collecting the routes again would sort them again).
+        let routes = self.routes.clone();
         // The copy owes its writers the wakes the original owes its own.
         let wakes = self.wakes.as_ref().map(|wakes| {
             let owed = |mailbox: &Arc<Mailbox<Outgoing>>| {
