@@ -128,8 +128,9 @@ pub mod report {
     /// The model checker's bounds for the bugs its plain steps can reach (as `model::tests`
     /// plants them); `None` for bugs outside that world: there password jobs finish within a
     /// step and the original client's bare handshake is allowed (the throttle bugs and the
-    /// bare-relay default need [`model_hostile`]'s options), and there is no host, no writer
-    /// thread (the host bugs, a push before the old relay ends) and no frame at a limit.
+    /// bare-relay default need [`model_hostile`]'s options), and the host's writers finish at
+    /// once, with no thread (the host bugs, a push before the old relay ends) and no frame at
+    /// a limit.
     pub fn model_bounds(bug: Planted) -> Option<Bounds> {
         let b = |users, ops, faults, tickets, intruders, stalls, pipeline| {
             Some(Bounds { users, ops, faults, tickets, intruders, stalls, pipeline })

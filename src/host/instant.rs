@@ -24,12 +24,17 @@ pub enum Delivery {
     Written,
     /// Written, but the driver reports it later itself with [`Host::wrote`] (a slow writer).
     Held,
+    /// Written; the replies are reported at once, the pushes later by the driver with
+    /// [`Host::wrote`] (the model checker confirms a relay's pushes one at a time, as steps of
+    /// their own).
+    PushesHeld,
     /// The write failed (the peer is gone): the writer stops and the connection ends.
     Failed,
 }
 
-/// The synchronous drivers' writers. See the [module docs](self).
-#[derive(Debug, Default)]
+/// The synchronous drivers' writers. See the [module docs](self). A copy (for a driver that
+/// copies its whole host) copies only scratch space, and what a settle has not run yet.
+#[derive(Debug, Default, Clone)]
 pub struct InstantWriters {
     touched: Vec<ConnId>,
     /// Scratch for `settle` (kept, so a settle does not allocate).
@@ -118,6 +123,10 @@ impl InstantWriters {
                 match delivery {
                     Delivery::Written => host.wrote(now_ms, conn, &self.batch),
                     Delivery::Held => {}
+                    Delivery::PushesHeld => {
+                        self.batch.last_push = None;
+                        host.wrote(now_ms, conn, &self.batch);
+                    }
                     Delivery::Failed => {
                         self.batch.clear_written();
                         self.batch.jobs.clear();

@@ -399,6 +399,22 @@ fn move_all<T>(items: &mut Vec<T>, out: &mut Vec<T>) {
     }
 }
 
+/// A mailbox of its own holding the same items, open or closed alike, for a driver that copies
+/// a whole host on one thread (the model checker): nobody waits on the copy.
+impl<T: Clone, F: Flavour> Clone for Mailbox<T, F> {
+    fn clone(&self) -> Self {
+        let state = self.lock();
+        let copy = State { items: state.items.clone(), closed: state.closed, waiting: 0 };
+        Mailbox {
+            state: <F::Lock<State<T>> as Lock<State<T>>>::new(copy),
+            ready: Condvar::new(),
+            len_max: self.len_max,
+            #[cfg(any(test, loom))]
+            planted: self.planted.clone(),
+        }
+    }
+}
+
 impl<T, F: Flavour> fmt::Debug for Mailbox<T, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.lock();
@@ -440,6 +456,7 @@ mod planted {
         DeferredWakeNotOwed,
     }
 
+    #[derive(Clone)]
     pub(super) struct Planted {
         bug: PlantedBug,
     }

@@ -78,6 +78,17 @@ struct Route<S, F: Flavour> {
     closed_by_core: bool,
 }
 
+/// A copy routed to a mailbox of its own with the same items (see [`Host`]'s `Clone`).
+impl<S: Clone, F: Flavour> Clone for Route<S, F> {
+    fn clone(&self) -> Self {
+        Route {
+            mailbox: Arc::new(Mailbox::clone(&self.mailbox)),
+            socket: self.socket.clone(),
+            closed_by_core: self.closed_by_core,
+        }
+    }
+}
+
 impl<S: Socket, F: Flavour> Route<S, F> {
     fn hang_up(&self, how: Hang) {
         self.mailbox.close();
@@ -261,6 +272,12 @@ impl<S: Socket, K: RecordSink, F: Flavour> Host<S, K, F> {
         }
     }
 
+    /// Whether the host routes `conn`: from [`Host::open`] (or [`Host::attach`]) until its
+    /// writer reports the end ([`Host::ended`]).
+    pub fn routes(&self, conn: ConnId) -> bool {
+        self.routes.contains_key(&conn)
+    }
+
     /// `conn`'s mailbox, while the host routes it.
     pub fn mailbox(&self, conn: ConnId) -> Option<Arc<Mailbox<Outgoing, F>>> {
         self.routes.get(&conn).map(|route| route.mailbox.clone())
@@ -275,6 +292,11 @@ impl<S: Socket, K: RecordSink, F: Flavour> Host<S, K, F> {
     /// The core, for getters.
     pub fn server(&self) -> &Server {
         &self.server
+    }
+
+    /// The record sink, for getters.
+    pub fn sink(&self) -> &K {
+        &self.sink
     }
 
     /// The record sink.
@@ -330,6 +352,7 @@ impl<S: Socket, K: RecordSink, F: Flavour> Host<S, K, F> {
             Output::Push { conn, msg, frame } => (conn, Outgoing::Push { msg, frame }),
             Output::Close { conn } => {
                 if let Some(route) = self.routes.get_mut(&conn) {
+                    self.sink.releasing(conn, None);
                     route.closed_by_core = true;
                     route.hang_up(Hang::Read);
                     self.touch(conn);
@@ -343,6 +366,9 @@ impl<S: Socket, K: RecordSink, F: Flavour> Host<S, K, F> {
             }
         };
         let Some(route) = self.routes.get(&conn) else { return };
+        if !matches!(item, Outgoing::Password(_)) {
+            self.sink.releasing(conn, Some(&item));
+        }
         let pushed = match &mut self.wakes {
             None => route.mailbox.push(item),
             Some(wakes) => {
@@ -377,6 +403,45 @@ impl<S: Socket, K: RecordSink, F: Flavour> Host<S, K, F> {
                 touched.push(conn);
             }
         }
+    }
+}
+
+/// A copy for a driver that branches a whole host, single-threaded (the model checker copies a
+/// state per transition): the copy routes the same connections to mailboxes of its own holding
+/// the same items, so what one copy's writers take the other's still hold. No writer may be
+/// waiting on a mailbox of the host being copied.
+impl<S: Socket + Clone, K: Clone, F: Flavour> Clone for Host<S, K, F> {
+    fn clone(&self) -> Self {
+        // Cloned as a tree (collecting the routes again would sort them again).
+        let routes = self.routes.clone();
+        // The copy owes its writers the wakes the original owes its own.
+        let wakes = self.wakes.as_ref().map(|wakes| {
+            let owed = |mailbox: &Arc<Mailbox<Outgoing, F>>| {
+                let (conn, _) =
+                    self.routes.iter().find(|(_, r)| Arc::ptr_eq(&r.mailbox, mailbox))?;
+                Some(routes[conn].mailbox.clone())
+            };
+            wakes.iter().filter_map(owed).collect()
+        });
+        Host {
+            server: self.server.clone(),
+            routes,
+            sink: self.sink.clone(),
+            touched: self.touched.clone(),
+            outputs_after_close: self.outputs_after_close,
+            wakes,
+            write_through: self.write_through,
+            written_through: self.written_through.clone(),
+        }
+    }
+}
+
+impl<S, K, F: Flavour> std::fmt::Debug for Host<S, K, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("server", &self.server)
+            .field("routes", &self.routes.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::core::{MsgId, PasswordJob};
 
 /// One item in a connection's mailbox.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Outgoing {
     /// A reply (on a command connection) or a failure frame, ready to write.
     Reply(Vec<u8>),
@@ -15,7 +15,7 @@ pub enum Outgoing {
 
 /// A writer's batch, sorted: the frames to write in order, what to report once they are
 /// written, and the password jobs to run afterwards.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Batch {
     pub frames: Vec<Vec<u8>>,
     /// The last push among the frames.

@@ -1,7 +1,8 @@
 //! Where the host sends records: the write-ahead log in production and in the simulator, or
 //! nowhere (every record durable at once).
 
-use crate::core::{Lsn, Record, SnapshotView};
+use super::Outgoing;
+use crate::core::{ConnId, Lsn, Record, SnapshotView};
 
 /// Where records go. A synchronous sink makes records durable before `persist` returns (the
 /// host then feeds durability itself); an asynchronous one reports durability later through
@@ -20,6 +21,11 @@ pub trait RecordSink {
     fn request_snapshot(&mut self, _view: SnapshotView) {}
     /// Flushes and stops; called once, without the driver's lock held.
     fn shutdown(&mut self) {}
+    /// The host is handing `conn`'s writer something its peer will see: a frame (`Some`) or
+    /// the close (`None`). Called as each such output leaves the core, in order with
+    /// [`persist`](Self::persist), so a sink that checks the write-ahead rule (the model
+    /// checker's) sees here whether a record emitted before it is still not durable.
+    fn releasing(&mut self, _conn: ConnId, _item: Option<&Outgoing>) {}
 }
 
 impl<T: RecordSink + ?Sized> RecordSink for Box<T> {
@@ -37,6 +43,9 @@ impl<T: RecordSink + ?Sized> RecordSink for Box<T> {
     }
     fn shutdown(&mut self) {
         (**self).shutdown();
+    }
+    fn releasing(&mut self, conn: ConnId, item: Option<&Outgoing>) {
+        (**self).releasing(conn, item);
     }
 }
 

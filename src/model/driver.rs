@@ -1,6 +1,14 @@
-//! The driver of the real core: a [`State`] is one state of a scenario (the core, the clients'
-//! connections, the durable log and the reference model beside them), and [`State::step`] runs
-//! one step on the core and on the model, then checks every invariant.
+//! The driver of the real core: a [`State`] is one state of a scenario (the shipped [`Host`]
+//! with the core inside it, the clients' connections, the durable log and the reference model
+//! beside them), and [`State::step`] runs one step on the core and on the model, then checks
+//! every invariant.
+//!
+//! The core is driven only through the host, as the TCP adapter and the simulator drive it:
+//! [`Host::open`], [`Host::handle`], [`Host::wrote`], and the host's instant writers
+//! ([`InstantWriters`]) take what it routed into each connection's mailbox, report it written
+//! ([`Host::wrote`]), run the password jobs it hands out and report the end ([`Host::ended`]),
+//! after each input. The record sink is the disk ([`RecordSink`]); it also sees each visible
+//! output leave the core, where the write-ahead rule is checked.
 //!
 //! Choices the driver makes, following `core::testkit`:
 //! - Records go to the real write-ahead log (`sim::disk::WalStore`: `store::Wal` over the
@@ -17,9 +25,13 @@
 //!   effect after other users' steps, which the interleaving of whole steps already covers.
 //!   Jobs run with [`Passwords::Model`] (a transparent stand-in that the core cannot tell from
 //!   argon2, since it treats hashes as opaque strings) or with real argon2 at its cheapest cost.
-//! - A connection the core closes is reported closed at once; pushes are confirmed one at a
-//!   time (reported written on a bare relay, acknowledged by the client on a ticketed one), as
-//!   a separate [`Step::Confirm`] the scheduler interleaves.
+//! - Clients read at once: a reply is reported written as its writer writes it, and a
+//!   connection the core closes is reported closed once its writer has flushed. Pushes are
+//!   confirmed one at a time (reported written on a bare relay, acknowledged by the client on a
+//!   ticketed one), as a separate [`Step::Confirm`] the scheduler interleaves.
+//! - A client's request reaches the core at once, without the host's read gate
+//!   ([`Host::may_read`]): with a pipelining client, what is checked is the core's own pipeline
+//!   bound, which the gate would hide.
 //! - Each user connects from an address of their own, so a bare handshake in another user's
 //!   name ([`Op::RelayAs`]) comes from the wrong address.
 
@@ -39,9 +51,11 @@ use super::step::{
 };
 use crate::auth::Hasher;
 use crate::core::{
-    AccountId, Channel, Config, ConnId, Event, Input, MsgId, Output, PasswordJob, PasswordOutcome,
+    AccountId, Channel, Config, ConnId, Event, Lsn, MsgId, PasswordJob, PasswordOutcome,
     PasswordWork, Peer, Record, Server,
 };
+use crate::host::instant::{Delivery, InstantWriters};
+use crate::host::{Batch, Host, Outgoing, RecordSink};
 use crate::sim::disk::{SimStore, WalStore};
 use crate::wire::{encode_parts, RelayFrame, HEADER_LEN};
 
@@ -118,20 +132,20 @@ pub struct Bounds {
 }
 
 /// One state of a scenario.
+///
+/// Copied per transition: the copy's host gets mailboxes of its own with the same contents
+/// (empty between steps: every writer runs to completion within a step).
 #[derive(Clone, Debug)]
 pub struct State {
-    pub(crate) server: Server,
+    /// The shipped host, which owns the core; its sink is the disk.
+    host: Host<(), ModelSink>,
+    /// Every writer runs at once, within the step.
+    writers: InstantWriters,
     pub(crate) model: Model,
     pub(crate) users: Vec<Conns>,
     pub(crate) ops_used: [u8; USERS_MAX],
     pub(crate) faults_used: u8,
     pub(crate) stalls_used: u8,
-    /// Every record the core persisted since the last restart, in lsn order (recovery must
-    /// return a prefix of it holding at least every synced record).
-    log: Log,
-    /// The real log over the simulated disk. Shared between states until a step writes to
-    /// it (most do not), so copying a state skips it.
-    store: Arc<WalStore>,
     /// The disk is stalled: records stay unsynced until [`Step::Sync`].
     stalled: bool,
     /// Steps taken since the disk stalled (at most [`STALL_STEPS_MAX`]).
@@ -159,11 +173,6 @@ pub struct State {
     pub(crate) race: bool,
     /// Hijackers' relay connections the core has not closed, with the hijacker.
     pub(crate) hijacks: Vec<(ConnId, User)>,
-    /// Connections the clients reset: what the core still releases on them is written to a
-    /// dead socket, which the host drops.
-    gone: Vec<ConnId>,
-    /// Shared until a step persists a record (most do not), so copying a world skips it.
-    registry: Arc<Registry>,
     next_conn: u64,
     passwords: Arc<Passwords>,
 }
@@ -201,6 +210,49 @@ pub(crate) struct RelayConn {
     pub unreported: VecDeque<MsgId>,
     /// Every message received on this relay, in order.
     pub received: Vec<MsgKey>,
+}
+
+/// The host's record sink: the real log over the simulated disk, and what the driver learns
+/// from the records. Records are appended at once; the driver syncs them once the writers have
+/// settled, unless the disk is stalled.
+#[derive(Clone, Debug)]
+struct ModelSink {
+    /// The real log over the simulated disk. Shared between states until a step writes to
+    /// it (most do not), so copying a state skips it.
+    store: Arc<WalStore>,
+    /// Every record the core persisted since the last restart, in lsn order (recovery must
+    /// return a prefix of it holding at least every synced record).
+    log: Log,
+    /// Shared until a step persists a record (most do not), so copying a world skips it.
+    registry: Arc<Registry>,
+    /// Visible outputs that left the core while a record emitted before them was unsynced:
+    /// the connection and what it was (empty between steps).
+    early: Vec<(ConnId, String)>,
+}
+
+impl RecordSink for ModelSink {
+    fn persist(&mut self, lsn: Lsn, record: Record) {
+        Arc::make_mut(&mut self.registry).note(&record);
+        Arc::make_mut(&mut self.store).append(lsn, &record);
+        self.log.push(record);
+    }
+
+    fn is_synchronous(&self) -> bool {
+        false
+    }
+
+    /// The write-ahead rule, seen from outside: nothing visible leaves the core while a record
+    /// it emitted earlier is unsynced.
+    fn releasing(&mut self, conn: ConnId, item: Option<&Outgoing>) {
+        if self.store.has_unsynced() {
+            let what = match item {
+                Some(Outgoing::Push { msg, .. }) => format!("a push of {msg:?} on {conn:?}"),
+                Some(_) => format!("a reply on {conn:?}"),
+                None => format!("the close of {conn:?}"),
+            };
+            self.early.push((conn, format!("{what} while a record before it is not durable")));
+        }
+    }
 }
 
 /// Who each account and message id is, learnt from the records the core persisted.
@@ -292,11 +344,8 @@ struct Run {
     early: Option<String>,
     /// A guess was answered with something other than a failure.
     guess_answered: Option<String>,
-    /// A hijacker's relay received a message.
-    hijacked: Option<String>,
-    /// What the outputs drained so far made happen (a job done, a reply written, a close),
-    /// to report to the core once they are all out.
-    reports: Vec<Event<'static>>,
+    /// A hijacker's relay received a message: which, and the hijacker.
+    hijacked: Option<(MsgId, User)>,
 }
 
 impl State {
@@ -313,15 +362,21 @@ impl State {
         }
         let mut model = Model::new(users);
         model.pipeline_len_max = u8::try_from(config.pipeline_len_max).unwrap_or(u8::MAX);
+        let sink = ModelSink {
+            store: Arc::new(store),
+            log: Log::default(),
+            registry: Arc::default(),
+            early: Vec::new(),
+        };
+        let mut host = Host::new(Server::new(config, ChaCha20Rng::seed_from_u64(0)), sink);
         State {
-            server: Server::new(config, ChaCha20Rng::seed_from_u64(0)),
+            writers: InstantWriters::new(&mut host),
+            host,
             model,
             users: vec![Conns::default(); users],
             ops_used: [0; USERS_MAX],
             faults_used: 0,
             stalls_used: 0,
-            log: Log::default(),
-            store: Arc::new(store),
             stalled: false,
             stall_len: 0,
             owed: Vec::new(),
@@ -334,18 +389,26 @@ impl State {
             guessed: [[0; USERS_MAX]; USERS_MAX],
             race: false,
             hijacks: Vec::new(),
-            gone: Vec::new(),
-            registry: Arc::default(),
             next_conn: 1,
             passwords,
         }
+    }
+
+    /// The core, inside its host.
+    pub(crate) fn server(&self) -> &Server {
+        self.host.server()
+    }
+
+    /// Whether records the core persisted wait for a sync.
+    fn has_unsynced(&self) -> bool {
+        self.host.sink().store.has_unsynced()
     }
 
     /// The steps possible now within `bounds`, in a fixed order.
     pub fn enabled(&self, bounds: &Bounds, out: &mut Vec<Step>) {
         out.clear();
         let users = bounds.users as User;
-        let unsynced = self.store.has_unsynced();
+        let unsynced = self.has_unsynced();
         let stall_over = self.stalled && self.stall_len >= STALL_STEPS_MAX;
         for user in (0..users).filter(|_| !stall_over) {
             let outstanding = self.users[user as usize].outstanding;
@@ -427,8 +490,8 @@ impl State {
 
     /// Records written but not synced.
     fn unsynced_len(&self) -> u8 {
-        let durable = self.server.durable_lsn().0;
-        u8::try_from(self.server.last_lsn().0.saturating_sub(durable)).unwrap_or(u8::MAX)
+        let durable = self.server().durable_lsn().0;
+        u8::try_from(self.server().last_lsn().0.saturating_sub(durable)).unwrap_or(u8::MAX)
     }
 
     /// Whether `user`'s client waits for a reply before its next request.
@@ -455,7 +518,7 @@ impl State {
                 let to_ok = match op {
                     Op::Send { to } | Op::RelayAs { target: to } => (to as usize) < n,
                     // The ticket must arrive within the step to be used in the handshake.
-                    Op::TicketRelay => !self.store.has_unsynced(),
+                    Op::TicketRelay => !self.has_unsynced(),
                     Op::ReplayTicket { target } => {
                         self.tickets.get(target as usize).is_some_and(Option::is_some)
                     }
@@ -463,7 +526,7 @@ impl State {
                     // there, not predicted).
                     Op::ForgeAck { target } => {
                         target != user
-                            && !self.store.has_unsynced()
+                            && !self.has_unsynced()
                             && self.forged_ack(user, target).is_some()
                     }
                     _ => true,
@@ -512,6 +575,7 @@ impl State {
             self.stall_len += 1;
         }
         let mut run = Run::default();
+        let after_close = self.host.outputs_after_close();
         match step {
             Step::Op { user, op } => {
                 self.ops_used[user as usize] += 1;
@@ -524,7 +588,9 @@ impl State {
                 if acks {
                     self.request(conn, &RelayFrame::Ack(last.0).body(), &mut run);
                 } else {
-                    self.input(Event::Written { conn, last }, &mut run);
+                    let written = Batch { last_push: Some(last), ..Batch::default() };
+                    self.host.wrote(NOW_MS, conn, &written);
+                    self.settle_writers(&mut run);
                 }
             }
             Step::DropCommand { user } => {
@@ -533,15 +599,13 @@ impl State {
                 let conn = self.users[user as usize].command.take().expect("possible");
                 // The client is gone: whatever it was owed it will never read.
                 self.owed.retain(|(c, _)| *c != conn);
-                self.gone.push(conn);
-                self.input(Event::Closed { conn }, &mut run);
+                self.hang_up(conn, &mut run);
             }
             Step::DropRelay { user } => {
                 self.faults_used += 1;
                 let relay = self.users[user as usize].relay.take().expect("possible");
                 self.owed.retain(|(c, _)| *c != relay.conn);
-                self.gone.push(relay.conn);
-                self.input(Event::Closed { conn: relay.conn }, &mut run);
+                self.hang_up(relay.conn, &mut run);
             }
             Step::Stall => {
                 self.stalls_used += 1;
@@ -551,7 +615,7 @@ impl State {
             Step::Sync => {
                 self.stalled = false;
                 self.stall_len = 0;
-                self.drain(&mut run);
+                self.settle_writers(&mut run);
             }
             Step::Crash { kept, torn } => {
                 self.faults_used += 1;
@@ -567,12 +631,21 @@ impl State {
                 let conn = ConnId(self.next_conn);
                 self.next_conn += 1;
                 self.hijacks.push((conn, user));
-                let peer = peer_of(target);
-                self.input(Event::Opened { conn, channel: Channel::Relay, peer }, &mut run);
+                self.accept(conn, Channel::Relay, peer_of(target), &mut run);
                 self.request(conn, user_name(target), &mut run);
             }
         }
-        if let Some(detail) = run.hijacked.take() {
+        if let Some((msg, user)) = run.hijacked.take() {
+            let registry = &self.host.sink().registry;
+            let what = registry.message(msg).map_or(format!("{msg:?}"), |(key, to)| {
+                let to = registry.user(to).map_or("?", user_name);
+                format!("m{} from {} to {to}", key.seq, user_name(key.from))
+            });
+            let user = user_name(user);
+            let detail = format!(
+                "{what} was pushed on a relay {user} opened with a bare handshake from another \
+                 user's host"
+            );
             return Err(Violation::new(Invariant::RelayOwnUser, detail));
         }
         if let Some(detail) = run.early.take() {
@@ -581,6 +654,10 @@ impl State {
         if let Some(detail) = run.guess_answered.take() {
             return Err(Violation::new(Invariant::ReplyDisagrees, detail));
         }
+        let after_close = self.host.outputs_after_close().saturating_sub(after_close);
+        ensure(after_close == 0, Invariant::ReplyDisagrees, || {
+            format!("the core addressed {after_close} outputs to connections after closing them")
+        })?;
         let expected = self.model.apply(step);
         self.owe(expected, &run)?;
         self.check_pushes(&mut run)?;
@@ -601,7 +678,7 @@ impl State {
     /// With every record synced, the core holds nothing back: whatever the model predicted
     /// must have arrived.
     fn check_nothing_held(&self) -> Result<(), Violation> {
-        if self.store.has_unsynced() {
+        if self.has_unsynced() {
             return Ok(());
         }
         let Some((conn, want)) = self.owed.first() else { return Ok(()) };
@@ -751,14 +828,12 @@ impl State {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         self.guesses.push(Guess { conn, user, target, job: None });
-        let peer = attacker_peer(user);
-        self.input(Event::Opened { conn, channel: Channel::Command, peer }, run);
+        self.accept(conn, Channel::Command, attacker_peer(user), run);
         self.request_parts(conn, &["1\n", user_name(target), "\n", WRONG_PASSWORD], run);
         let pending = self.guesses.iter().any(|g| g.conn == conn && g.job.is_some());
         if !pending {
             self.guesses.retain(|g| g.conn != conn);
-            self.gone.push(conn);
-            self.input(Event::Closed { conn }, run);
+            self.hang_up(conn, run);
         }
     }
 
@@ -775,15 +850,14 @@ impl State {
         self.guesses.push(guess.clone());
         self.input(Event::PasswordDone { job: job.job, outcome }, run);
         self.guesses.retain(|g| g.conn != guess.conn);
-        self.gone.push(guess.conn);
-        self.input(Event::Closed { conn: guess.conn }, run);
+        self.hang_up(guess.conn, run);
         self.check_guesses(user, guess.target)
     }
 
     /// The throttle bounds the wrong-password checks that ran, per (name, address) and per
     /// address, by the configured limits (time never passes, so no backoff ever ends).
     fn check_guesses(&self, user: User, target: User) -> Result<(), Violation> {
-        let config = self.server.config();
+        let config = self.server().config();
         let ran = usize::from(self.guessed[user as usize][target as usize]);
         let attacker = user_name(user);
         ensure(ran <= config.login_failures_max, Invariant::GuessesPerAccount, || {
@@ -807,8 +881,8 @@ impl State {
     /// forged acknowledgement sends.
     fn forged_ack(&self, user: User, target: User) -> Option<(ConnId, MsgId)> {
         let relay = self.users.get(user as usize)?.relay.as_ref().filter(|r| r.acks)?;
-        let account = self.server.account_id(user_name(target))?;
-        let id = self.server.queued_ids(account).into_iter().next()?;
+        let account = self.server().account_id(user_name(target))?;
+        let id = self.server().queued_ids(account).into_iter().next()?;
         Some((relay.conn, id))
     }
 
@@ -816,7 +890,7 @@ impl State {
         let conn = self.open(user, Channel::Relay, run);
         let relay = RelayConn {
             conn,
-            account: self.server.account_id(name),
+            account: self.server().account_id(name),
             acks: ticket.is_some(),
             unreported: VecDeque::new(),
             received: Vec::new(),
@@ -832,8 +906,24 @@ impl State {
     fn open(&mut self, user: User, channel: Channel, run: &mut Run) -> ConnId {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
-        self.input(Event::Opened { conn, channel, peer: peer_of(user) }, run);
+        self.accept(conn, channel, peer_of(user), run);
         conn
+    }
+
+    /// The server accepts `conn`: the host routes it and tells the core.
+    fn accept(&mut self, conn: ConnId, channel: Channel, peer: Peer, run: &mut Run) {
+        self.host.open(NOW_MS, conn, channel, peer, ());
+        self.settle_writers(run);
+    }
+
+    /// The client resets `conn`: its writer finds the mailbox closed and reports the end (what
+    /// it was still owed goes nowhere). Nothing when the core closed it already.
+    fn hang_up(&mut self, conn: ConnId, run: &mut Run) {
+        if let Some(mailbox) = self.host.mailbox(conn) {
+            mailbox.close();
+            self.writers.wake(conn);
+            self.settle_writers(run);
+        }
     }
 
     fn request(&mut self, conn: ConnId, body: &str, run: &mut Run) {
@@ -852,16 +942,18 @@ impl State {
     }
 
     /// Power loss and restart: the disk keeps what was synced and the chosen unsynced prefix,
-    /// the real recovery reads it back, and the core is rebuilt from what it returns.
+    /// the real recovery reads it back, and the core is rebuilt from what it returns, in a new
+    /// host over the same disk (every connection is gone).
     fn crash(&mut self, kept: u8, torn: bool) -> Result<(), Violation> {
-        let config = self.server.config().clone();
-        let durable = self.server.durable_lsn();
-        let store = Arc::make_mut(&mut self.store);
+        let config = self.server().config().clone();
+        let durable = self.server().durable_lsn();
+        let sink = self.host.sink_mut();
+        let store = Arc::make_mut(&mut sink.store);
         store.crash_keeping(usize::from(kept), torn);
         let (records, last) = store.recover().map_err(|e| {
             Violation::new(Invariant::RecoveryWrong, format!("recovery refused: {e}"))
         })?;
-        let written = self.log.records();
+        let written = sink.log.records();
         let prefix = written.get(..records.len()).is_some_and(|w| w == records);
         ensure(prefix && last.0 == records.len() as u64, Invariant::RecoveryWrong, || {
             let at = records.iter().zip(&written).position(|(r, w)| r != w);
@@ -874,15 +966,25 @@ impl State {
         ensure(last >= durable, Invariant::RecoveryWrong, || {
             format!("recovery lost synced records: it ends at {last:?}, {durable:?} was synced")
         })?;
-        self.log.truncate(records.len());
-        Arc::make_mut(&mut self.registry).forget_after(last);
+        sink.log.truncate(records.len());
+        Arc::make_mut(&mut sink.registry).forget_after(last);
         let rng = ChaCha20Rng::seed_from_u64(u64::from(self.faults_used));
-        self.server = Server::recover(config, rng, records, last)
+        let server = Server::recover(config, rng, records, last)
             .map_err(|e| Violation::new(Invariant::RecoveryWrong, e.to_string()))?;
+        // The old host goes with a stand-in sink (sharing the disk: no copy) in place of the
+        // real one, which the new host takes over.
+        let stand_in = ModelSink {
+            store: Arc::clone(&self.host.sink().store),
+            log: Log::default(),
+            registry: Arc::default(),
+            early: Vec::new(),
+        };
+        let sink = self.host.replace_sink(stand_in);
+        self.host = Host::new(server, sink);
+        self.writers = InstantWriters::new(&mut self.host);
         self.users.iter_mut().for_each(|conns| *conns = Conns::default());
         self.owed.clear();
         self.closing.clear();
-        self.gone.clear();
         self.guesses.clear();
         self.guessed = [[0; USERS_MAX]; USERS_MAX];
         self.hijacks.clear();
@@ -891,121 +993,76 @@ impl State {
         Ok(())
     }
 
+    /// Feeds `event` to the host, then settles.
     fn input(&mut self, event: Event<'_>, run: &mut Run) {
-        self.server.handle_input(Input { now_ms: NOW_MS, event });
-        self.drain(run);
+        self.host.handle(NOW_MS, event);
+        self.settle_writers(run);
     }
 
-    /// Drains the core, completing password jobs and, unless the disk is stalled, syncing the
-    /// log and telling the core until nothing more comes out.
-    fn drain(&mut self, run: &mut Run) {
+    /// Runs every writer with something to do ([`InstantWriters::settle`]) and, unless the
+    /// disk is stalled, syncs the log and tells the core, until nothing more comes out. Then
+    /// notes what the step's checks need: outputs released early, connections the core ended.
+    fn settle_writers(&mut self, run: &mut Run) {
         loop {
-            while let Some(output) = self.server.poll_output() {
-                self.output(output, run);
+            self.run_writers(run);
+            if self.stalled || !self.has_unsynced() {
+                break;
             }
-            // What the outputs made happen is reported once they are all out, one report at a
-            // time with everything it releases drained before the next: the core hands out
-            // records ahead of visible outputs, so a record emitted because of one report
-            // would otherwise come out before an output another report released, and look
-            // like an early release.
-            if !run.reports.is_empty() {
-                let event = run.reports.remove(0);
-                self.server.handle_input(Input { now_ms: NOW_MS, event });
-                continue;
-            }
-            if self.stalled || !self.store.has_unsynced() {
-                return;
-            }
-            let lsn = Arc::make_mut(&mut self.store).sync();
-            self.server.handle_input(Input { now_ms: NOW_MS, event: Event::Durable { lsn } });
+            let lsn = Arc::make_mut(&mut self.host.sink_mut().store).sync();
+            self.host.handle(NOW_MS, Event::Durable { lsn });
         }
+        let (hijacks, guesses) = (&self.hijacks, &self.guesses);
+        for (conn, what) in self.host.sink_mut().early.drain(..) {
+            // Hijackers' and attackers' connections are judged by their own rules.
+            let theirs =
+                hijacks.iter().any(|h| h.0 == conn) || guesses.iter().any(|g| g.conn == conn);
+            if !theirs && run.early.is_none() {
+                run.early = Some(what);
+            }
+        }
+        self.note_ended(run);
     }
 
-    /// The write-ahead rule, seen from outside: nothing visible leaves the core while a record
-    /// it emitted earlier is unsynced.
-    fn check_released(&self, run: &mut Run, what: &dyn Fn() -> String) {
-        if run.early.is_none() && self.store.has_unsynced() {
-            run.early = Some(format!("{} while a record before it is not durable", what()));
-        }
-    }
-
-    fn output(&mut self, output: Output, run: &mut Run) {
-        let conn = match &output {
-            Output::Reply { conn, .. } | Output::Push { conn, .. } | Output::Close { conn } => {
-                Some(*conn)
-            }
-            Output::Persist { .. } | Output::Password(_) => None,
+    /// The writers take what the host routed. Every frame is read by its client at once: a
+    /// reply is reported written at once, a push is confirmed by a [`Step::Confirm`] of its
+    /// own. Password jobs run at once, but an attacker's guess is held until its
+    /// [`Step::GuessChecked`].
+    fn run_writers(&mut self, run: &mut Run) {
+        let State { host, writers, hijacks, guesses, passwords, .. } = self;
+        let guessing: Vec<ConnId> = guesses.iter().map(|g| g.conn).collect();
+        let mut deliver = |_: &Server, conn: ConnId, items: &[Outgoing]| {
+            observe(run, hijacks, &guessing, conn, items);
+            Delivery::PushesHeld
         };
-        if conn.is_some_and(|conn| self.gone.contains(&conn)) {
-            return;
-        }
-        if let Some(&(conn, user)) = conn.and_then(|c| self.hijacks.iter().find(|h| h.0 == c)) {
-            // A hijacker's relay: it must receive nothing; refusals are not predicted.
-            match output {
-                Output::Push { msg, .. } if run.hijacked.is_none() => {
-                    let what =
-                        self.registry.message(msg).map_or(format!("{msg:?}"), |(key, to)| {
-                            let to = self.registry.user(to).map_or("?", user_name);
-                            format!("m{} from {} to {to}", key.seq, user_name(key.from))
-                        });
-                    let user = user_name(user);
-                    run.hijacked = Some(format!(
-                        "{what} was pushed on a relay {user} opened with a bare handshake from \
-                         another user's host"
-                    ));
-                }
-                Output::Reply { .. } => run.reports.push(Event::RepliesWritten { conn, count: 1 }),
-                Output::Close { .. } => {
-                    self.hijacks.retain(|h| h.0 != conn);
-                    run.reports.push(Event::Closed { conn });
-                }
-                _ => {}
+        let mut job = |job: &PasswordJob| match guesses.iter_mut().find(|g| g.conn == job.conn) {
+            Some(guess) => {
+                guess.job = Some(job.clone());
+                None
             }
-            return;
-        }
-        if let Some(conn) = conn.filter(|&c| self.guesses.iter().any(|g| g.conn == c)) {
-            // An attacker's guess: not predicted by the model, but only a failure may answer it.
-            if let Output::Reply { frame, .. } = output {
-                let reply = body(frame);
-                if !reply.starts_with("-1\n") && run.guess_answered.is_none() {
-                    run.guess_answered =
-                        Some(format!("a wrong-password guess was answered {reply:?}"));
-                }
-                run.reports.push(Event::RepliesWritten { conn, count: 1 });
-            }
-            return;
-        }
-        match output {
-            Output::Persist { lsn, record } => {
-                Arc::make_mut(&mut self.registry).note(&record);
-                Arc::make_mut(&mut self.store).append(lsn, &record);
-                self.log.push(record);
-            }
-            Output::Password(job) if self.guesses.iter().any(|g| g.conn == job.conn) => {
-                let guess = self.guesses.iter_mut().find(|g| g.conn == job.conn);
-                guess.expect("found").job = Some(job);
-            }
-            Output::Password(job) => {
-                let outcome = self.passwords.run(&job);
-                run.reports.push(Event::PasswordDone { job: job.job, outcome });
-            }
-            Output::Reply { conn, frame } => {
-                self.check_released(run, &|| format!("a reply on {conn:?}"));
-                run.seen.push((conn, Seen::Frame(body(frame))));
-                // The client reads its replies at once.
-                run.reports.push(Event::RepliesWritten { conn, count: 1 });
-            }
-            Output::Push { conn, msg, frame } => {
-                self.check_released(run, &|| format!("a push of {msg:?} on {conn:?}"));
-                run.seen.push((conn, Seen::Frame(push_body(frame, msg))));
-                run.pushes.push((conn, msg));
-            }
-            Output::Close { conn } => {
-                self.check_released(run, &|| format!("the close of {conn:?}"));
+            None => Some(passwords.run(job)),
+        };
+        writers.settle(host, NOW_MS, &mut deliver, &mut job);
+    }
+
+    /// Notes the connections the core closed, now that their writers have reported the end: the
+    /// clients see the close after every frame before it.
+    fn note_ended(&mut self, run: &mut Run) {
+        let host = &self.host;
+        let ended = |conn: &ConnId| !host.routes(*conn);
+        let held = self.users.iter().flat_map(|conns| {
+            let relay = conns.relay.as_ref().map(|r| r.conn);
+            conns.command.into_iter().chain(conns.old_commands.iter().copied()).chain(relay)
+        });
+        let new_relay = run.new_relay.as_ref().map(|(_, r)| r.conn);
+        let closing = self.closing.iter().map(|(_, r)| r.conn);
+        for conn in held.chain(new_relay).chain(closing) {
+            if ended(&conn) && !run.closed.contains(&conn) {
                 run.seen.push((conn, Seen::Closed));
                 run.closed.push(conn);
-                run.reports.push(Event::Closed { conn });
             }
+        }
+        if !self.hijacks.is_empty() {
+            self.hijacks.retain(|(conn, _)| !ended(conn));
         }
     }
 
@@ -1033,10 +1090,10 @@ impl State {
     /// Every push must be addressed to the relay's account, new to the relay, and in order.
     fn check_pushes(&mut self, run: &mut Run) -> Result<(), Violation> {
         for &(conn, msg) in &run.pushes {
-            let (key, to) = self.registry.message(msg).ok_or_else(|| {
+            let (key, to) = self.host.sink().registry.message(msg).ok_or_else(|| {
                 Violation::new(Invariant::WrongRecipient, format!("push of unknown {msg:?}"))
             })?;
-            let to_user = self.registry.user(to);
+            let to_user = self.host.sink().registry.user(to);
             let relay = match &mut run.new_relay {
                 Some((user, relay)) if relay.conn == conn => Some((*user, relay)),
                 _ => self
@@ -1066,7 +1123,7 @@ impl State {
     fn settle(&mut self, run: Run) {
         // Only while outputs are held: otherwise a close the core did not release is a close
         // that did not happen, and the connection stays (for the checks to judge).
-        let held = self.store.has_unsynced();
+        let held = self.has_unsynced();
         let owes_close = |owed: &[(ConnId, Seen)], conn| {
             held && owed.iter().any(|(c, seen)| *c == conn && *seen == Seen::Closed)
         };
@@ -1102,7 +1159,7 @@ impl State {
         for (user, conns) in (0..).zip(&self.users) {
             let name = user_name(user);
             let model = &self.model.users[user as usize];
-            let account = self.server.account_id(name);
+            let account = self.server().account_id(name);
             ensure(
                 account.is_some() == model.account.is_some(),
                 Invariant::StateDisagrees,
@@ -1130,8 +1187,8 @@ impl State {
     ) -> Result<(), Violation> {
         let name = user_name(user);
         let mut queued = Vec::new();
-        for id in self.server.queued_ids(account) {
-            let (key, to) = self.registry.message(id).ok_or_else(|| {
+        for id in self.server().queued_ids(account) {
+            let (key, to) = self.host.sink().registry.message(id).ok_or_else(|| {
                 Violation::new(
                     Invariant::StateDisagrees,
                     format!("{name} has unknown {id:?} queued"),
@@ -1139,7 +1196,7 @@ impl State {
             })?;
             if to != account {
                 let what = format!("m{} from {} waits for {name}", key.seq, user_name(key.from));
-                return Err(match self.registry.user(to) {
+                return Err(match self.host.sink().registry.user(to) {
                     Some(u) if u == user => Violation::new(
                         Invariant::ReusedName,
                         format!("{what}: it was addressed to a deleted account of that name"),
@@ -1183,11 +1240,11 @@ impl State {
         let name = user_name(user);
         let model = &self.model.users[user as usize];
         for &old in &conns.old_commands {
-            ensure(self.server.session_of(old).is_none(), Invariant::TwoSessions, || {
+            ensure(self.server().session_of(old).is_none(), Invariant::TwoSessions, || {
                 format!("{name} is still logged in on a connection that was taken over")
             })?;
         }
-        let core_in = conns.command.and_then(|c| self.server.session_of(c));
+        let core_in = conns.command.and_then(|c| self.server().session_of(c));
         let model_in = self.model.logged_in(user);
         ensure(
             core_in.is_some() == model_in && (!model_in || core_in == account),
@@ -1211,6 +1268,50 @@ impl State {
         ensure(relay == model_relay, Invariant::StateDisagrees, || {
             format!("{name}'s relay (acknowledging?): client {relay:?}, model {model_relay:?}")
         })
+    }
+}
+
+/// What the client of `conn` sees of `items`, its writer's batch: replies and pushes for the
+/// checks; on a hijacker's relay, any push at all; on an attacker's guess, any reply but a
+/// failure (neither is predicted by the model).
+fn observe(
+    run: &mut Run,
+    hijacks: &[(ConnId, User)],
+    guessing: &[ConnId],
+    conn: ConnId,
+    items: &[Outgoing],
+) {
+    if let Some(&(_, user)) = hijacks.iter().find(|h| h.0 == conn) {
+        let push = items.iter().find_map(|item| match item {
+            Outgoing::Push { msg, .. } => Some(*msg),
+            _ => None,
+        });
+        if let Some(msg) = push.filter(|_| run.hijacked.is_none()) {
+            run.hijacked = Some((msg, user));
+        }
+        return;
+    }
+    if guessing.contains(&conn) {
+        for item in items {
+            if let Outgoing::Reply(frame) = item {
+                let reply = body(frame);
+                if !reply.starts_with("-1\n") && run.guess_answered.is_none() {
+                    run.guess_answered =
+                        Some(format!("a wrong-password guess was answered {reply:?}"));
+                }
+            }
+        }
+        return;
+    }
+    for item in items {
+        match item {
+            Outgoing::Reply(frame) => run.seen.push((conn, Seen::Frame(body(frame)))),
+            Outgoing::Push { msg, frame } => {
+                run.seen.push((conn, Seen::Frame(push_body(frame, *msg))));
+                run.pushes.push((conn, *msg));
+            }
+            Outgoing::Password(_) => {}
+        }
     }
 }
 
@@ -1257,32 +1358,16 @@ fn take_ticket(run: &mut Run, conn: ConnId) -> Option<String> {
 
 /// The body of a push, with an acknowledgeable push's id written `#` once checked to be the
 /// id of the message it carries (ids are log positions, which the model does not predict).
-fn push_body(frame: Vec<u8>, msg: MsgId) -> Cow<'static, str> {
-    let body = body(frame);
-    let Some((id, rest)) = body.strip_prefix("7\n").and_then(|r| r.split_once('\n')) else {
-        return body;
-    };
-    if id == msg.0.to_string() {
-        format!("7\n#\n{rest}").into()
-    } else {
-        body
+fn push_body(frame: &[u8], msg: MsgId) -> Cow<'static, str> {
+    let text = String::from_utf8_lossy(frame.get(HEADER_LEN..).unwrap_or_default());
+    match text.strip_prefix("7\n").and_then(|r| r.split_once('\n')) {
+        Some((id, rest)) if id == msg.0.to_string() => format!("7\n#\n{rest}").into(),
+        _ => text.into_owned().into(),
     }
 }
 
-/// The body of a complete frame (text, with any invalid UTF-8 replaced), reusing the frame's
-/// buffer when it is valid UTF-8.
-fn body(frame: Vec<u8>) -> Cow<'static, str> {
-    match String::from_utf8(frame) {
-        Ok(mut text) if text.is_char_boundary(HEADER_LEN) => {
-            text.drain(..HEADER_LEN);
-            text.into()
-        }
-        Ok(text) => body_lossy(text.as_bytes()),
-        Err(error) => body_lossy(error.as_bytes()),
-    }
-}
-
-fn body_lossy(frame: &[u8]) -> Cow<'static, str> {
+/// The body of a complete frame (text, with any invalid UTF-8 replaced).
+fn body(frame: &[u8]) -> Cow<'static, str> {
     String::from_utf8_lossy(frame.get(HEADER_LEN..).unwrap_or_default()).into_owned().into()
 }
 
