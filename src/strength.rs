@@ -190,9 +190,10 @@ pub mod report {
         }
     }
 
-    /// The loom models' planted bugs (in `host::mailbox`, compiled only under `cfg(loom)`),
-    /// with the tests of `.ci/loom` that must find them.
-    const LOOM: [(&str, &str); 3] = [
+    /// The loom models' planted bugs (in `host::mailbox` and the log's sync thread,
+    /// `store::syncer`, compiled only under `cfg(loom)`), with the tests of `.ci/loom` that must
+    /// find them.
+    const LOOM: [(&str, &str); 4] = [
         (
             "mailbox PushCheckThenAct",
             "loom_mailbox::planted_push_check_then_act_is_found, \
@@ -204,6 +205,10 @@ pub mod report {
              loom_glue::planted_notify_before_enqueue_is_found_through_the_glue",
         ),
         ("mailbox WaitersReadUnlocked", "loom_mailbox::planted_waiters_read_unlocked_is_found"),
+        (
+            "sync thread StopBeforeRequest",
+            "loom_mailbox::planted_sync_stop_before_request_is_found",
+        ),
     ];
 
     /// Runs the report and prints the table; the exit code says whether a bug escaped.
