@@ -198,7 +198,7 @@ impl Harness {
         loop {
             let (peers, hasher, held) = (&mut self.peers, &self.hasher, &mut self.held_jobs);
             let hold = self.hold_jobs;
-            let mut deliver = |_: &Server, conn: ConnId, items: &[Outgoing]| {
+            let mut deliver = |_: &Server, conn: ConnId, items: &mut [Outgoing]| {
                 peers.deliver(conn, items);
                 Delivery::Held
             };

@@ -330,7 +330,7 @@ impl CoreDriver {
     fn settle_writers(&mut self) {
         loop {
             let (view, jobs) = (&mut self.view, &mut self.jobs);
-            let mut deliver = |server: &Server, conn: ConnId, items: &[Outgoing]| {
+            let mut deliver = |server: &Server, conn: ConnId, items: &mut [Outgoing]| {
                 view.absorb_records();
                 view.deliver(server, conn, items)
             };

@@ -12,7 +12,9 @@ use super::{Batch, Host, Outgoing, RecordSink, Socket};
 use crate::core::{ConnId, Event, PasswordJob, PasswordOutcome, Server};
 
 /// Sees a connection's items, in order, before they are written; says what the write did.
-pub type Deliver<'a> = dyn FnMut(&Server, ConnId, &[Outgoing]) -> Delivery + 'a;
+/// It may take their frames (leaving them empty), so a driver that keeps what was written
+/// need not copy it: what the host is told written is only which pushes and how many replies.
+pub type Deliver<'a> = dyn FnMut(&Server, ConnId, &mut [Outgoing]) -> Delivery + 'a;
 
 /// Runs a password job now (`Some`) or keeps it for later (`None`).
 pub type RunJob<'a> = dyn FnMut(&PasswordJob) -> Option<PasswordOutcome> + 'a;
@@ -48,6 +50,18 @@ impl InstantWriters {
     pub fn new<S: Socket, K: RecordSink>(host: &mut Host<S, K>) -> Self {
         host.track_touched();
         InstantWriters::default()
+    }
+
+    /// Swaps the scratch space with `other`'s, keeping what a settle has not run yet (from
+    /// either) here: a driver that copies its writers per transition keeps one set of
+    /// scratch buffers per thread and lends it to the copy it runs, instead of growing fresh
+    /// buffers in every copy.
+    pub fn swap_scratch(&mut self, other: &mut InstantWriters) {
+        std::mem::swap(&mut self.touched, &mut other.touched);
+        self.touched.append(&mut other.touched);
+        std::mem::swap(&mut self.seen, &mut other.seen);
+        std::mem::swap(&mut self.items, &mut other.items);
+        std::mem::swap(&mut self.batch, &mut other.batch);
     }
 
     /// Has `conn`'s writer run at the next settle (its peer closed the mailbox, say).
@@ -117,7 +131,7 @@ impl InstantWriters {
             }
             let writes = self.items.iter().any(|i| !matches!(i, Outgoing::Password(_)));
             let delivery =
-                if writes { deliver(host.server(), conn, &self.items) } else { Delivery::Held };
+                if writes { deliver(host.server(), conn, &mut self.items) } else { Delivery::Held };
             self.batch.sort(&mut self.items);
             if writes {
                 match delivery {

@@ -131,6 +131,12 @@ pub struct Bounds {
     pub pipeline: u8,
 }
 
+thread_local! {
+    /// The writers' scratch buffers, lent to the state a step runs on (see
+    /// [`InstantWriters::swap_scratch`]).
+    static SCRATCH: std::cell::RefCell<InstantWriters> = std::cell::RefCell::default();
+}
+
 /// One state of a scenario.
 ///
 /// Copied per transition: the copy's host gets mailboxes of its own with the same contents
@@ -1030,7 +1036,7 @@ impl State {
     fn run_writers(&mut self, run: &mut Run) {
         let State { host, writers, hijacks, guesses, passwords, .. } = self;
         let guessing: Vec<ConnId> = guesses.iter().map(|g| g.conn).collect();
-        let mut deliver = |_: &Server, conn: ConnId, items: &[Outgoing]| {
+        let mut deliver = |_: &Server, conn: ConnId, items: &mut [Outgoing]| {
             observe(run, hijacks, &guessing, conn, items);
             Delivery::PushesHeld
         };
@@ -1041,7 +1047,13 @@ impl State {
             }
             None => Some(passwords.run(job)),
         };
-        writers.settle(host, NOW_MS, &mut deliver, &mut job);
+        // The copy runs on this thread's scratch buffers (a state's own are empty: copied
+        // per transition, they would grow afresh in every copy).
+        SCRATCH.with_borrow_mut(|scratch| {
+            writers.swap_scratch(scratch);
+            writers.settle(host, NOW_MS, &mut deliver, &mut job);
+            writers.swap_scratch(scratch);
+        });
     }
 
     /// Notes the connections the core closed, now that their writers have reported the end: the
@@ -1279,7 +1291,7 @@ fn observe(
     hijacks: &[(ConnId, User)],
     guessing: &[ConnId],
     conn: ConnId,
-    items: &[Outgoing],
+    items: &mut [Outgoing],
 ) {
     if let Some(&(_, user)) = hijacks.iter().find(|h| h.0 == conn) {
         let push = items.iter().find_map(|item| match item {
@@ -1305,7 +1317,10 @@ fn observe(
     }
     for item in items {
         match item {
-            Outgoing::Reply(frame) => run.seen.push((conn, Seen::Frame(body(frame)))),
+            // Taken, not copied (the host is told only how many replies were written).
+            Outgoing::Reply(frame) => {
+                run.seen.push((conn, Seen::Frame(body_of(std::mem::take(frame)))));
+            }
             Outgoing::Push { msg, frame } => {
                 run.seen.push((conn, Seen::Frame(push_body(frame, *msg))));
                 run.pushes.push((conn, *msg));
@@ -1369,6 +1384,15 @@ fn push_body(frame: &[u8], msg: MsgId) -> Cow<'static, str> {
 /// The body of a complete frame (text, with any invalid UTF-8 replaced).
 fn body(frame: &[u8]) -> Cow<'static, str> {
     String::from_utf8_lossy(frame.get(HEADER_LEN..).unwrap_or_default()).into_owned().into()
+}
+
+/// [`body`], reusing the frame's buffer.
+fn body_of(mut frame: Vec<u8>) -> Cow<'static, str> {
+    frame.drain(..HEADER_LEN.min(frame.len()));
+    match String::from_utf8(frame) {
+        Ok(text) => text.into(),
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned().into(),
+    }
 }
 
 /// A command that needs a login must not succeed for a user who was not logged in (checked
