@@ -112,6 +112,19 @@ pub(super) enum Role {
     Relay(Binding),
 }
 
+impl Role {
+    /// Whether a command connection decodes its next request now: no password job runs and
+    /// fewer than `Config::pipeline_len_max` replies are owed. The decode loop stops on it, and
+    /// [`Server::reads_ahead`] reads ahead only while it holds, so the two cannot disagree.
+    fn decodes_next(&self, config: &Config) -> bool {
+        let Role::Command { busy, owed, .. } = self else { return false };
+        let pipeline_full = *owed as usize >= config.pipeline_len_max;
+        #[cfg(any(test, feature = "planted"))]
+        let pipeline_full = pipeline_full && config.planted != Planted::PipelineUnbounded;
+        busy.is_none() && !pipeline_full
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Binding {
     pub account: AccountId,
@@ -339,14 +352,8 @@ impl Server {
     pub(super) fn process_frames(&mut self, conn: ConnId) {
         let mut acks = Vec::new();
         while let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) {
-            if let Role::Command { busy, owed, .. } = &c.role {
-                let pipeline_full = *owed as usize >= self.config.pipeline_len_max;
-                #[cfg(any(test, feature = "planted"))]
-                let pipeline_full =
-                    pipeline_full && self.config.planted != Planted::PipelineUnbounded;
-                if busy.is_some() || pipeline_full {
-                    break;
-                }
+            if matches!(c.role, Role::Command { .. }) && !c.role.decodes_next(&self.config) {
+                break;
             }
             let body = match c.decoder.decode() {
                 Ok(Some(body)) => body,
@@ -644,8 +651,8 @@ impl Server {
     /// ahead of the replies are decoded at once, not left buffered.
     pub fn reads_ahead(&self, conn: ConnId) -> bool {
         match self.conns.get(&conn) {
-            Some(Conn { role: Role::Command { owed, busy: None, .. }, closing: false, .. }) => {
-                *owed > 0 && (*owed as usize) < self.config.pipeline_len_max
+            Some(Conn { role: role @ Role::Command { owed, .. }, closing: false, .. }) => {
+                *owed > 0 && role.decodes_next(&self.config)
             }
             _ => false,
         }

@@ -153,6 +153,24 @@ pub fn send_wakes_blocked_relay(fixture: &Fixture, bug: Option<PlantedBug>) {
     assert_shut_down(&[alice, relay]);
 }
 
+/// alice sends m1 to bob and hangs up, while the log writer reports m1 durable: the command
+/// thread, bob's relay threads and the log writer run; their handles, in that order.
+fn send_m1_reported_durable(
+    world: &Rig<'_>,
+    alice: &Endpoint,
+    relay: &Endpoint,
+    log: LogQueue,
+) -> [JoinHandle<()>; 4] {
+    log.arm();
+    alice.client.send("2\nbob\nm1");
+    alice.client.close();
+    let command = world.spawn_command(alice);
+    let [writer, reader] = world.spawn_relay(relay);
+    let shared = world.shared.clone();
+    let log_writer = thread::spawn(move || log.report_next(&shared));
+    [command, writer, reader, log_writer]
+}
+
 /// The log writer reports m1 durable while alice's command thread waits for her reply and
 /// bob's relay writer for the push, both taking the core's lock: the writer never waits for
 /// that lock (it feeds the core only when the lock is free, else the holder feeds it when
@@ -163,15 +181,7 @@ pub fn durable_report_racing_send(fixture: &Fixture) {
     let mut world = LeakOnPanic::new(Rig::with_log(fixture, &log));
     let endpoints = LeakOnPanic::new(alice_and_bob(&mut world, false, None));
     let (alice, _bob, relay) = &*endpoints;
-    log.arm();
-    alice.client.send("2\nbob\nm1");
-    alice.client.close();
-    let command = world.spawn_command(alice);
-    let [writer, reader] = world.spawn_relay(relay);
-    let log_writer = {
-        let shared = world.shared.clone();
-        thread::spawn(move || log.report_next(&shared))
-    };
+    let [command, writer, reader, log_writer] = send_m1_reported_durable(&world, alice, relay, log);
     let received = relay.client.wait_received();
     relay.client.close();
     join_all([command, writer, reader, log_writer]);
@@ -196,15 +206,7 @@ pub fn durable_report_writes_through(fixture: &Fixture, reset: bool) {
     let mut world = LeakOnPanic::new(Rig::with_log(fixture, &log));
     let endpoints = LeakOnPanic::new(alice_and_bob(&mut world, true, None));
     let (alice, _bob, relay) = &*endpoints;
-    log.arm();
-    alice.client.send("2\nbob\nm1");
-    alice.client.close();
-    let command = world.spawn_command(alice);
-    let [writer, reader] = world.spawn_relay(relay);
-    let log_writer = {
-        let shared = world.shared.clone();
-        thread::spawn(move || log.report_next(&shared))
-    };
+    let [command, writer, reader, log_writer] = send_m1_reported_durable(&world, alice, relay, log);
     if reset {
         relay.client.reset();
     } else {
