@@ -477,13 +477,15 @@ fn a_crash_keeps_a_chosen_prefix_of_unsynced_records() {
 
 /// The state counts with a stalled disk, pinned like `state_counts_are_pinned`. A stall lasts
 /// at most `STALL_STEPS_MAX` steps, and how long it has lasted is part of the state, which is
-/// why a bounded stall counts more states here than an unbounded one did (1,227 and 343):
+/// why a bounded stall counted more states here than an unbounded one did (1,227 and 343):
 /// the bound pays off with three users, where an unbounded stall left `--users 3 --ops 3
 /// --faults 1` beyond five million states and the bounded one checks it in 4.5 million (2.8
-/// million since the fingerprint renumbers messages).
+/// million since the fingerprint renumbers messages, 2.3 million with the lazy stall). The
+/// lazy stall (counted from its first record, ended only after one) took these from 1,558
+/// and 481.
 #[test]
 fn state_counts_with_stalls_are_pinned() {
-    for (users, ops, faults, stalls, unique, depth) in [(2, 2, 1, 1, 1558, 8), (2, 2, 0, 1, 481, 7)]
+    for (users, ops, faults, stalls, unique, depth) in [(2, 2, 1, 1, 1079, 8), (2, 2, 0, 1, 305, 7)]
     {
         let report = run(&with_stalls(users, ops, faults, stalls), 1);
         assert!(report.complete, "{:?}", report.counterexample);
@@ -585,7 +587,7 @@ fn a_pipelined_burst_waits_for_the_reply_before_it() {
     assert!(world.possible(op(0, Op::List)));
     let report = run(&scenario, 1);
     assert!(report.complete, "{:?}", report.counterexample);
-    assert_eq!((report.progress.unique, report.progress.depth), (22379, 12));
+    assert_eq!((report.progress.unique, report.progress.depth), (17109, 12));
 }
 
 /// The pipelining bug of the host issue, planted back: the core decodes every pipelined
