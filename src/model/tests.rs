@@ -590,6 +590,25 @@ fn a_pipelined_burst_waits_for_the_reply_before_it() {
     assert_eq!((report.progress.unique, report.progress.depth), (17109, 12));
 }
 
+/// A pipelining client's requests the server has not read yet are part of the state: behind a
+/// held reply, a deferred `send` and a deferred `list` leave everything else alike (the replies
+/// they are owed come only once they are served), yet the sync serves different requests.
+#[test]
+fn fingerprints_separate_deferred_requests() {
+    use super::fingerprint::{fingerprint, permutations};
+    let op = |user, op| Step::Op { user, op };
+    let scenario = pipelining(2, 4, 0);
+    let renamings = permutations(2);
+    let print = |steps: &[Step]| {
+        let world = scenario.replay(steps).expect("the core agrees with the model");
+        fingerprint(&world, &renamings, &mut Vec::new())
+    };
+    let held = [op(0, Op::Register), op(1, Op::Register), Step::Stall, op(0, Op::Send { to: 1 })];
+    let deferred = |second| [held.as_slice(), &[op(0, second)]].concat();
+    assert_ne!(print(&deferred(Op::List)), print(&deferred(Op::Send { to: 1 })));
+    assert_ne!(print(&deferred(Op::List)), print(&deferred(Op::Logout)));
+}
+
 /// The pipelining bug of the host issue, planted back: the core decodes every pipelined
 /// request at once, whatever its bound. The model's client pipelines a burst of two behind a
 /// held reply: the stalled disk holds a registration's reply, the client pipelines a logout,
