@@ -587,7 +587,7 @@ fn a_pipelined_burst_waits_for_the_reply_before_it() {
     assert!(world.possible(op(0, Op::List)));
     let report = run(&scenario, 1);
     assert!(report.complete, "{:?}", report.counterexample);
-    assert_eq!((report.progress.unique, report.progress.depth), (17109, 12));
+    assert_eq!((report.progress.unique, report.progress.depth), (26584, 12));
 }
 
 /// A pipelining client's requests the server has not read yet are part of the state: behind a
