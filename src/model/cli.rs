@@ -40,7 +40,9 @@ pub struct CheckArgs {
     pub faults: u8,
     /// Disk stalls in total (0 to 30): windows in which the log's fsync is slow, records stay
     /// unsynced and every output behind them waits, so that a crash can lose them or tear the
-    /// last one [default: 1 if there are faults, else 0].
+    /// last one. A stall is lazy: it lasts up to three steps counted from the first record it
+    /// holds back, and the sync or a crash ends it only after one (until then it changes
+    /// nothing) [default: 1 if there are faults, else 0].
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=30))]
     pub stalls: Option<u8>,
     /// Requests a client may send before the replies to the earlier ones arrive (1 to 4;

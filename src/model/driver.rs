@@ -14,7 +14,9 @@
 //! - Records go to the real write-ahead log (`sim::disk::WalStore`: `store::Wal` over the
 //!   simulated `MemDisk`), written at once and synced at the end of the step, so a reply is
 //!   released in the same step as its request; unless the disk is stalled ([`Step::Stall`]),
-//!   when they stay unsynced, and every output behind them held, until [`Step::Sync`]. A
+//!   when they stay unsynced, and every output behind them held, until [`Step::Sync`] (a lazy
+//!   stall: its length counts from its first record, and it ends only after one, see
+//!   [`State::holding`]). A
 //!   crash ([`Step::Crash`]) loses what was not synced but a chosen prefix, maybe tearing the
 //!   next record, and the core is rebuilt by the real recovery code from what the disk holds.
 //! - What the model predicts for a connection is owed until the core releases it; a client
@@ -66,7 +68,8 @@ fn pipelined(op: Op) -> bool {
     matches!(op, Op::Send { .. } | Op::List | Op::Logout)
 }
 
-/// The most steps a stall lasts: then only the sync or a crash may come. Long enough for
+/// The most steps a stall lasts once it holds something back (counted from the step that
+/// wrote its first unsynced record): then only the sync or a crash may come. Long enough for
 /// every user to act once behind a held record (three users), short enough that a stall does
 /// not multiply the whole state space by every place it could end.
 pub const STALL_STEPS_MAX: u8 = 3;
@@ -154,7 +157,8 @@ pub struct State {
     pub(crate) stalls_used: u8,
     /// The disk is stalled: records stay unsynced until [`Step::Sync`].
     stalled: bool,
-    /// Steps taken since the disk stalled (at most [`STALL_STEPS_MAX`]).
+    /// Steps taken since the stalled disk began to hold something back, that step included
+    /// (at most [`STALL_STEPS_MAX`]; 0 while it holds nothing: see [`State::holding`]).
     pub(crate) stall_len: u8,
     /// What the model predicted and the core has not yet released, per connection in order.
     pub(crate) owed: Vec<(ConnId, Seen)>,
@@ -470,11 +474,13 @@ impl State {
             }
         }
         if self.stalled {
-            out.push(Step::Sync);
+            out.extend(Some(Step::Sync).filter(|_| self.holding()));
         } else if self.stalls_used < bounds.stalls {
             out.push(Step::Stall);
         }
-        if self.faults_used < bounds.faults {
+        // A crash of a stalled disk that holds nothing is the crash of a disk that never
+        // stalled, with a stall spent (see `holding`).
+        if self.faults_used < bounds.faults && (!self.stalled || self.holding()) {
             for user in (0..users).filter(|_| !stall_over) {
                 let faults = [Step::DropCommand { user }, Step::DropRelay { user }];
                 out.extend(faults.into_iter().filter(|&s| self.possible(s)));
@@ -492,6 +498,21 @@ impl State {
     /// Whether the disk is stalled (records stay unsynced until [`Step::Sync`]).
     pub fn disk_stalled(&self) -> bool {
         self.stalled
+    }
+
+    /// Whether the stalled disk holds anything back: records the core wrote that are not
+    /// synced, or effects the model expects to wait for the sync. Until it does, a stalled
+    /// disk is indistinguishable from one that keeps up (the core syncs nothing and holds
+    /// nothing back, and the model predicts every reply at once), so a stall begun then is the
+    /// same as one begun just before the step that writes its first record. Hence the lazy
+    /// stall: the stall's length counts from that step, and neither the sync nor a crash may
+    /// come before it. What this leaves out is a stall that ends (by a sync or a crash)
+    /// having held nothing, which only spends the stall: every step from there can be taken,
+    /// observing the same, from the state reached by the same steps without the stall and its
+    /// end, found earlier; and a stall counted from its first record is never shorter than
+    /// one counted from the stall, so nothing a shorter count allowed is lost.
+    pub fn holding(&self) -> bool {
+        self.has_unsynced() || !self.model.pending.is_empty()
     }
 
     /// Records written but not synced.
@@ -565,10 +586,12 @@ impl State {
                 self.race && (user as usize) < n && (target as usize) < n && user != target
             }
             Step::Stall => !self.stalled,
-            Step::Sync => self.stalled,
+            Step::Sync => self.stalled && self.holding(),
             Step::Crash { kept, torn } => {
                 let unsynced = self.unsynced_len();
-                kept <= CRASH_KEPT_MAX && (kept < unsynced || (kept == unsynced && !torn))
+                (!self.stalled || self.holding())
+                    && kept <= CRASH_KEPT_MAX
+                    && (kept < unsynced || (kept == unsynced && !torn))
             }
         }
     }
@@ -577,9 +600,6 @@ impl State {
     pub fn step(&mut self, step: Step) -> Result<(), Violation> {
         debug_assert!(self.possible(step), "{step} is not possible");
         let logged_in_before = matches!(step, Step::Op { user, .. } if self.model.logged_in(user));
-        if self.stalled {
-            self.stall_len += 1;
-        }
         let mut run = Run::default();
         let after_close = self.host.outputs_after_close();
         match step {
@@ -665,6 +685,9 @@ impl State {
             format!("the core addressed {after_close} outputs to connections after closing them")
         })?;
         let expected = self.model.apply(step);
+        if self.stalled && self.holding() {
+            self.stall_len += 1;
+        }
         self.owe(expected, &run)?;
         self.check_pushes(&mut run)?;
         check_login_needed(step, logged_in_before, self.users_command(step), &run.seen)?;

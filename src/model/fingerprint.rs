@@ -9,7 +9,8 @@
 //! accounts (which `list` shows). The disk: whether it is stalled, the model's durable accounts
 //! and queues, the effects not yet durable (which a crash may keep or lose), and, per
 //! connection, the outputs the core still holds behind unsynced records (their texts with
-//! user names renamed). It leaves out what differs between equivalent histories: ids
+//! user names renamed). With pipelining clients, also the requests they sent that the server
+//! has not read yet and the order in which the sync will serve them. It leaves out what differs between equivalent histories: ids
 //! (lsns, connection numbers), password hashes, the rng, the log, connections that a takeover
 //! left logged out. Messages are named by sender and a sequence number renumbered among the
 //! numbers the encoding mentions (`Seqs`): only their order matters, so a message that no
@@ -28,7 +29,7 @@
 
 use super::driver::{RelayConn, State};
 use super::reference::{Command, Effect, Relay};
-use super::step::{message_seq, user_of_name, MsgKey, Seen};
+use super::step::{message_seq, user_of_name, MsgKey, Op, Seen};
 use super::step::{User, USERS_MAX};
 use crate::core::ConnId;
 
@@ -260,6 +261,42 @@ fn encode_with(world: &State, rename: &[User], seqs: &Seqs, buf: &mut Vec<u8>) {
             buf.push(world.hijacks.iter().filter(|h| h.1 == user).count() as u8);
         }
     }
+    if world.pipeline > 1 {
+        encode_pipelines(world, rename, by_new, buf);
+    }
+}
+
+/// What pipelining clients sent that the server has not read yet: per user, the requests sent
+/// and not answered, the replies the model holds back, and the requests it defers, in order;
+/// then the order in which the sync releases the users whose replies are held, which is the
+/// order their deferred requests are served in (so the order in which their messages queue).
+/// A deferred `send` and a deferred `list` leave every other field alike, and the replies owed
+/// come only once they are served. Only with pipelining (without it nothing is deferred and
+/// the release order serves nothing), so that other scenarios' encodings are unchanged.
+fn encode_pipelines(world: &State, rename: &[User], by_new: &[User], buf: &mut Vec<u8>) {
+    for &user in by_new {
+        let model = &world.model.users[user as usize];
+        buf.extend([world.users[user as usize].outstanding, model.unanswered]);
+        buf.push(model.deferred.len() as u8);
+        for &op in &model.deferred {
+            let (tag, other) = match op {
+                Op::Register => (0, 0),
+                Op::Login => (1, 0),
+                Op::Logout => (2, 0),
+                Op::List => (3, 0),
+                Op::Delete => (4, 0),
+                Op::Relay => (5, 0),
+                Op::TicketRelay => (6, 0),
+                Op::Send { to } => (7, rename[to as usize]),
+                Op::RelayAs { target } => (8, rename[target as usize]),
+                Op::ReplayTicket { target } => (9, rename[target as usize]),
+                Op::ForgeAck { target } => (10, rename[target as usize]),
+            };
+            buf.extend([tag, other]);
+        }
+    }
+    buf.push(world.model.held.len() as u8);
+    buf.extend(world.model.held.iter().map(|&user| rename[user as usize]));
 }
 
 /// The attackers' guesses (only with the throttle option, so that other scenarios' encodings

@@ -97,9 +97,16 @@ pub enum Step {
     },
     /// The log's next fsync is slow: records emitted from now on are written but stay unsynced
     /// (and every reply, push or close behind them waits) until [`Step::Sync`]. Otherwise the
-    /// driver syncs at the end of every step. Not budgeted.
+    /// driver syncs at the end of every step. Budgeted by [`Bounds::stalls`]. A stall is lazy:
+    /// until a record is written it holds nothing back and changes nothing, so its length
+    /// ([`STALL_STEPS_MAX`]) counts from the step that writes its first record, and it ends
+    /// (by the sync or a crash) only after that.
+    ///
+    /// [`Bounds::stalls`]: super::driver::Bounds::stalls
+    /// [`STALL_STEPS_MAX`]: super::driver::STALL_STEPS_MAX
     Stall,
     /// The slow fsync completes: every record written so far is durable, and the core is told.
+    /// Only once the stall holds something back.
     Sync,
     /// Fault: the server crashes and restarts from what its disk holds: every synced record,
     /// the first `kept` unsynced ones and, if `torn`, all but the last byte of the next one
