@@ -55,6 +55,7 @@ use crate::core::{
     PasswordWork, Peer, Record, Server,
 };
 use crate::host::instant::{Delivery, InstantWriters};
+use crate::host::mailbox::OneThread;
 use crate::host::{Batch, Host, Outgoing, RecordSink};
 use crate::sim::disk::{SimStore, WalStore};
 use crate::wire::{encode_parts, RelayFrame, HEADER_LEN};
@@ -139,12 +140,14 @@ thread_local! {
 
 /// One state of a scenario.
 ///
-/// Copied per transition: the copy's host gets mailboxes of its own with the same contents
-/// (empty between steps: every writer runs to completion within a step).
+/// Copied per transition: the copy's host shares the mailboxes, which are empty between steps
+/// (every writer runs to completion within a step), until a step changes one
+/// ([`Host::share_empty_mailboxes`]). Their flavour is [`OneThread`]: a state never leaves the
+/// thread that made it.
 #[derive(Clone, Debug)]
 pub struct State {
     /// The shipped host, which owns the core; its sink is the disk.
-    host: Host<(), ModelSink>,
+    host: Host<(), ModelSink, OneThread>,
     /// Every writer runs at once, within the step.
     writers: InstantWriters,
     pub(crate) model: Model,
@@ -375,6 +378,7 @@ impl State {
             early: Vec::new(),
         };
         let mut host = Host::new(Server::new(config, ChaCha20Rng::seed_from_u64(0)), sink);
+        host.share_empty_mailboxes();
         State {
             writers: InstantWriters::new(&mut host),
             host,
@@ -925,8 +929,7 @@ impl State {
     /// The client resets `conn`: its writer finds the mailbox closed and reports the end (what
     /// it was still owed goes nowhere). Nothing when the core closed it already.
     fn hang_up(&mut self, conn: ConnId, run: &mut Run) {
-        if let Some(mailbox) = self.host.mailbox(conn) {
-            mailbox.close();
+        if self.host.close_mailbox(conn) {
             self.writers.wake(conn);
             self.settle_writers(run);
         }
@@ -987,6 +990,7 @@ impl State {
         };
         let sink = self.host.replace_sink(stand_in);
         self.host = Host::new(server, sink);
+        self.host.share_empty_mailboxes();
         self.writers = InstantWriters::new(&mut self.host);
         self.users.iter_mut().for_each(|conns| *conns = Conns::default());
         self.owed.clear();
