@@ -493,6 +493,36 @@ impl<S: Socket + Clone, K: Clone, F: Flavour> Clone for Host<S, K, F> {
             written_through: self.written_through.clone(),
         }
     }
+
+    /// Reuses this host's buffers where it can (the core's and the routes' maps are copied
+    /// afresh).
+    fn clone_from(&mut self, source: &Self) {
+        if source.wakes.is_some() {
+            // Owed wakes point into the routes: copied as `clone` does.
+            *self = source.clone();
+            return;
+        }
+        let Host {
+            server,
+            routes,
+            sink,
+            touched,
+            outputs_after_close,
+            wakes,
+            write_through,
+            shares_mailboxes,
+            written_through,
+        } = self;
+        server.clone_from(&source.server);
+        routes.clone_from(&source.routes);
+        sink.clone_from(&source.sink);
+        touched.clone_from(&source.touched);
+        *outputs_after_close = source.outputs_after_close;
+        *wakes = None;
+        *write_through = source.write_through;
+        *shares_mailboxes = source.shares_mailboxes;
+        written_through.clone_from(&source.written_through);
+    }
 }
 
 impl<S, K, F: Flavour> std::fmt::Debug for Host<S, K, F> {

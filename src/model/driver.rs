@@ -144,7 +144,7 @@ thread_local! {
 /// (every writer runs to completion within a step), until a step changes one
 /// ([`Host::share_empty_mailboxes`]). Their flavour is [`OneThread`]: a state never leaves the
 /// thread that made it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct State {
     /// The shipped host, which owns the core; its sink is the disk.
     host: Host<(), ModelSink, OneThread>,
@@ -186,8 +186,32 @@ pub struct State {
     passwords: Arc<Passwords>,
 }
 
+clone_reusing!(State {
+    host,
+    writers,
+    model,
+    users,
+    ops_used,
+    faults_used,
+    stalls_used,
+    stalled,
+    stall_len,
+    owed,
+    closing,
+    tickets,
+    hostile,
+    pipeline,
+    throttle,
+    guesses,
+    guessed,
+    race,
+    hijacks,
+    next_conn,
+    passwords
+});
+
 /// A user's connections, as the client sees them.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Conns {
     pub command: Option<ConnId>,
     /// Command connections left logged out by a login from a new connection.
@@ -196,6 +220,8 @@ pub(crate) struct Conns {
     /// Requests sent on `command` whose replies the client has not seen.
     pub outstanding: u8,
 }
+
+clone_reusing!(Conns { command, old_commands, relay, outstanding });
 
 /// An attacker's guess: its connection and, while it runs, its password job.
 #[derive(Clone, Debug)]
@@ -207,7 +233,7 @@ pub(crate) struct Guess {
 }
 
 /// A relay connection and what it received.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct RelayConn {
     pub conn: ConnId,
     /// The account its handshake named, when it was opened.
@@ -221,10 +247,12 @@ pub(crate) struct RelayConn {
     pub received: Vec<MsgKey>,
 }
 
+clone_reusing!(RelayConn { conn, account, acks, unreported, received });
+
 /// The host's record sink: the real log over the simulated disk, and what the driver learns
 /// from the records. Records are appended at once; the driver syncs them once the writers have
 /// settled, unless the disk is stalled.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct ModelSink {
     /// The real log over the simulated disk. Shared between states until a step writes to
     /// it (most do not), so copying a state skips it.
@@ -238,6 +266,8 @@ struct ModelSink {
     /// the connection and what it was (empty between steps).
     early: Vec<(ConnId, String)>,
 }
+
+clone_reusing!(ModelSink { store, log, registry, early });
 
 impl RecordSink for ModelSink {
     fn persist(&mut self, lsn: Lsn, record: Record) {
