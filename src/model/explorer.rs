@@ -628,7 +628,7 @@ fn expand(
             continue;
         }
         if !por {
-            let fingerprint = fingerprint(&child, shared.renamings, encoding);
+            let fingerprint = fingerprint(child, shared.renamings, encoding);
             // A state this thread found already would lose to its first finding in the merge
             // anyway: drop it now.
             if !known.visited.contains(fingerprint) && known.seen.insert(fingerprint) {
@@ -637,7 +637,7 @@ fn expand(
             }
             continue;
         }
-        let fingerprint = canonical_renamings(&child, shared.renamings, encoding, least);
+        let fingerprint = canonical_renamings(child, shared.renamings, encoding, least);
         if known.visited.contains(fingerprint) && !known.next.contains(fingerprint) {
             continue;
         }
