@@ -7,7 +7,7 @@
 //! The driver decides what a write does ([`Delivery`]) and whether a password job runs now,
 //! so it can delay writes and jobs as a slow network or a busy machine would.
 
-use super::mailbox::Taken;
+use super::mailbox::{Flavour, Taken};
 use super::{Batch, Host, Outgoing, RecordSink, Socket};
 use crate::core::{ConnId, Event, PasswordJob, PasswordOutcome, Server};
 
@@ -47,7 +47,7 @@ pub struct InstantWriters {
 
 impl InstantWriters {
     /// Writers for `host`, which from now on records which connections get items.
-    pub fn new<S: Socket, K: RecordSink>(host: &mut Host<S, K>) -> Self {
+    pub fn new<S: Socket, K: RecordSink, F: Flavour>(host: &mut Host<S, K, F>) -> Self {
         host.track_touched();
         InstantWriters::default()
     }
@@ -72,9 +72,9 @@ impl InstantWriters {
     /// Feeds `event`, then runs every writer with something to do until none has. `deliver`
     /// sees each batch before it is reported; `job` runs a password job now (`Some`) or keeps
     /// it for later (`None`, the driver then feeds [`Event::PasswordDone`] itself).
-    pub fn handle<S: Socket, K: RecordSink>(
+    pub fn handle<S: Socket, K: RecordSink, F: Flavour>(
         &mut self,
-        host: &mut Host<S, K>,
+        host: &mut Host<S, K, F>,
         now_ms: u64,
         event: Event<'_>,
         deliver: &mut Deliver<'_>,
@@ -85,9 +85,9 @@ impl InstantWriters {
     }
 
     /// Runs every writer with something to do until none has (see [`InstantWriters::handle`]).
-    pub fn settle<S: Socket, K: RecordSink>(
+    pub fn settle<S: Socket, K: RecordSink, F: Flavour>(
         &mut self,
-        host: &mut Host<S, K>,
+        host: &mut Host<S, K, F>,
         now_ms: u64,
         deliver: &mut Deliver<'_>,
         job: &mut RunJob<'_>,
@@ -113,18 +113,20 @@ impl InstantWriters {
     }
 
     /// Runs `conn`'s writer until its mailbox is empty, or closed and the connection ended.
-    fn run<S: Socket, K: RecordSink>(
+    fn run<S: Socket, K: RecordSink, F: Flavour>(
         &mut self,
-        host: &mut Host<S, K>,
+        host: &mut Host<S, K, F>,
         now_ms: u64,
         conn: ConnId,
         deliver: &mut Deliver<'_>,
         job: &mut RunJob<'_>,
     ) {
         loop {
-            let Some(mailbox) = host.mailbox(conn) else { return };
-            if mailbox.try_take_all(&mut self.items) == Taken::Closed {
-                return host.ended(now_ms, conn);
+            // Through the host, holding no mailbox (see [`Host::share_empty_mailboxes`]).
+            match host.take_all(conn, &mut self.items) {
+                None => return,
+                Some(Taken::Closed) => return host.ended(now_ms, conn),
+                Some(Taken::Open) => {}
             }
             if self.items.is_empty() {
                 return;
@@ -144,8 +146,8 @@ impl InstantWriters {
                     Delivery::Failed => {
                         self.batch.clear_written();
                         self.batch.jobs.clear();
-                        mailbox.close();
-                        let _ = mailbox.try_take_all(&mut self.items);
+                        host.close_mailbox(conn);
+                        let _ = host.take_all(conn, &mut self.items);
                         self.items.clear();
                         return host.ended(now_ms, conn);
                     }

@@ -343,6 +343,11 @@ impl<T, F: Flavour> Mailbox<T, F> {
         }
     }
 
+    /// Whether no item is queued.
+    pub fn is_empty(&self) -> bool {
+        self.lock().items.is_empty()
+    }
+
     /// Whether [`close`](Self::close) has been called.
     pub fn is_closed(&self) -> bool {
         self.lock().closed

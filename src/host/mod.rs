@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 pub use outgoing::{Batch, Outgoing};
 pub use sink::{MemorySink, RecordSink};
 
-use self::mailbox::{Flavour, Handed, Mailbox, PushError, Threads};
+use self::mailbox::{Flavour, Handed, Mailbox, PushError, Taken, Threads};
 use self::sync::Arc;
 #[cfg(any(test, feature = "planted"))]
 use crate::core::planted::Planted;
@@ -76,22 +76,42 @@ struct Route<S, F: Flavour> {
     socket: S,
     /// The core asked to close it (rather than its peer or the host).
     closed_by_core: bool,
+    /// Copies share the mailbox while it is empty (see [`Host::share_empty_mailboxes`]).
+    shares: bool,
 }
 
-/// A copy routed to a mailbox of its own with the same items (see [`Host`]'s `Clone`).
+/// A copy routed to a mailbox of its own with the same items (see [`Host`]'s `Clone`); with
+/// `shares`, to the same mailbox while it is empty.
 impl<S: Clone, F: Flavour> Clone for Route<S, F> {
     fn clone(&self) -> Self {
+        let mailbox = if self.shares && self.mailbox.is_empty() {
+            self.mailbox.clone()
+        } else {
+            Arc::new(Mailbox::clone(&self.mailbox))
+        };
         Route {
-            mailbox: Arc::new(Mailbox::clone(&self.mailbox)),
+            mailbox,
             socket: self.socket.clone(),
             closed_by_core: self.closed_by_core,
+            shares: self.shares,
         }
     }
 }
 
+impl<S, F: Flavour> Route<S, F> {
+    /// The mailbox, made this route's own first if a copy of the host shares it (only with
+    /// [`Host::share_empty_mailboxes`], whose drivers hold no mailbox between calls).
+    fn own_mailbox(&mut self) -> &Mailbox<Outgoing, F> {
+        if self.shares && Arc::strong_count(&self.mailbox) > 1 {
+            self.mailbox = Arc::new(Mailbox::clone(&self.mailbox));
+        }
+        &self.mailbox
+    }
+}
+
 impl<S: Socket, F: Flavour> Route<S, F> {
-    fn hang_up(&self, how: Hang) {
-        self.mailbox.close();
+    fn hang_up(&mut self, how: Hang) {
+        self.own_mailbox().close();
         self.socket.hang_up(how);
     }
 }
@@ -113,6 +133,8 @@ pub struct Host<S, K, F: Flavour = Threads> {
     wakes: Option<Vec<Arc<Mailbox<Outgoing, F>>>>,
     /// See [`Host::write_through`].
     write_through: bool,
+    /// See [`Host::share_empty_mailboxes`].
+    shares_mailboxes: bool,
     /// Pushes written through since the drain last reported them: per relay, the last one.
     written_through: Vec<(ConnId, MsgId)>,
 }
@@ -128,8 +150,41 @@ impl<S: Socket, K: RecordSink, F: Flavour> Host<S, K, F> {
             outputs_after_close: 0,
             wakes: None,
             write_through: false,
+            shares_mailboxes: false,
             written_through: Vec::new(),
         }
+    }
+
+    /// Copies of this host ([`Clone`]) share the empty mailboxes with it instead of each
+    /// getting fresh ones, and whichever changes a shared mailbox first makes a copy of its own
+    /// then (copy on write). For a driver that copies whole hosts per step on one thread (the
+    /// model checker): mailboxes are empty between its steps, and most steps touch one or two,
+    /// so a copy allocates no mailbox for the rest. The driver must reach the mailboxes only
+    /// through the host ([`Host::take_all`], [`Host::close_mailbox`]) and keep none that
+    /// [`Host::open`] or [`Host::mailbox`] returns: a mailbox held outside would count as
+    /// shared, and its holder would not see the copy made on a change.
+    pub fn share_empty_mailboxes(&mut self) {
+        self.shares_mailboxes = true;
+        self.routes.values_mut().for_each(|route| route.shares = true);
+    }
+
+    /// Moves every item queued for `conn` into `out` ([`Mailbox::try_take_all`]); `None` when
+    /// the host does not route `conn`.
+    pub fn take_all(&mut self, conn: ConnId, out: &mut Vec<Outgoing>) -> Option<Taken> {
+        let route = self.routes.get_mut(&conn)?;
+        if route.shares && route.mailbox.is_empty() {
+            // Nothing to move (taking would only swap buffers with a copy's mailbox).
+            return Some(if route.mailbox.is_closed() { Taken::Closed } else { Taken::Open });
+        }
+        Some(route.own_mailbox().try_take_all(out))
+    }
+
+    /// Closes `conn`'s mailbox ([`Mailbox::close`]), as its peer's reset or a failed write
+    /// does; false when the host does not route `conn`.
+    pub fn close_mailbox(&mut self, conn: ConnId) -> bool {
+        let Some(route) = self.routes.get_mut(&conn) else { return false };
+        route.own_mailbox().close();
+        true
     }
 
     /// Writes a push straight to its relay's socket ([`Socket::write_now`]) when the relay's
@@ -192,7 +247,8 @@ impl<S: Socket, K: RecordSink, F: Flavour> Host<S, K, F> {
     /// Routes `conn` to a mailbox the driver made (loom models plant bugs in theirs); the
     /// driver then feeds [`Event::Opened`].
     pub fn attach(&mut self, conn: ConnId, mailbox: Arc<Mailbox<Outgoing, F>>, socket: S) {
-        self.routes.insert(conn, Route { mailbox, socket, closed_by_core: false });
+        let shares = self.shares_mailboxes;
+        self.routes.insert(conn, Route { mailbox, socket, closed_by_core: false, shares });
     }
 
     /// Feeds one event and routes everything it releases.
@@ -260,7 +316,7 @@ impl<S: Socket, K: RecordSink, F: Flavour> Host<S, K, F> {
 
     /// Ends every connection (shutdown): closes each mailbox and hangs up each socket.
     pub fn close_all(&mut self) {
-        for route in self.routes.values() {
+        for route in self.routes.values_mut() {
             route.hang_up(Hang::Both);
         }
     }
@@ -365,17 +421,18 @@ impl<S: Socket, K: RecordSink, F: Flavour> Host<S, K, F> {
                 return;
             }
         };
-        let Some(route) = self.routes.get(&conn) else { return };
+        let Some(route) = self.routes.get_mut(&conn) else { return };
         if !matches!(item, Outgoing::Password(_)) {
             self.sink.releasing(conn, Some(&item));
         }
         let pushed = match &mut self.wakes {
-            None => route.mailbox.push(item),
+            None => route.own_mailbox().push(item),
             Some(wakes) => {
                 let through = self.write_through
                     && matches!(item, Outgoing::Push { .. })
                     && self.server.relay_acknowledges(conn);
                 let written = through.then_some(&mut self.written_through);
+                route.own_mailbox();
                 hand_deferred(conn, route, item, written, wakes)
             }
         };
@@ -408,8 +465,9 @@ impl<S: Socket, K: RecordSink, F: Flavour> Host<S, K, F> {
 
 /// A copy for a driver that branches a whole host, single-threaded (the model checker copies a
 /// state per transition): the copy routes the same connections to mailboxes of its own holding
-/// the same items, so what one copy's writers take the other's still hold. No writer may be
-/// waiting on a mailbox of the host being copied.
+/// the same items, so what one copy's writers take the other's still hold (with
+/// [`Host::share_empty_mailboxes`], an empty mailbox is shared until either host changes it).
+/// No writer may be waiting on a mailbox of the host being copied.
 impl<S: Socket + Clone, K: Clone, F: Flavour> Clone for Host<S, K, F> {
     fn clone(&self) -> Self {
         // Cloned as a tree (collecting the routes again would sort them again).
@@ -431,8 +489,39 @@ impl<S: Socket + Clone, K: Clone, F: Flavour> Clone for Host<S, K, F> {
             outputs_after_close: self.outputs_after_close,
             wakes,
             write_through: self.write_through,
+            shares_mailboxes: self.shares_mailboxes,
             written_through: self.written_through.clone(),
         }
+    }
+
+    /// Reuses this host's buffers where it can (the core's and the routes' maps are copied
+    /// afresh).
+    fn clone_from(&mut self, source: &Self) {
+        if source.wakes.is_some() {
+            // Owed wakes point into the routes: copied as `clone` does.
+            *self = source.clone();
+            return;
+        }
+        let Host {
+            server,
+            routes,
+            sink,
+            touched,
+            outputs_after_close,
+            wakes,
+            write_through,
+            shares_mailboxes,
+            written_through,
+        } = self;
+        server.clone_from(&source.server);
+        routes.clone_from(&source.routes);
+        sink.clone_from(&source.sink);
+        touched.clone_from(&source.touched);
+        *outputs_after_close = source.outputs_after_close;
+        *wakes = None;
+        *write_through = source.write_through;
+        *shares_mailboxes = source.shares_mailboxes;
+        written_through.clone_from(&source.written_through);
     }
 }
 
@@ -497,3 +586,46 @@ fn note_written(written: &mut Vec<(ConnId, MsgId)>, conn: ConnId, msg: MsgId) {
 
 /// Room in every mailbox beyond the core's own bound: a failure frame and a close.
 const MAILBOX_SLACK: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    use super::*;
+    use crate::core::Config;
+
+    fn host() -> Host<(), MemorySink, mailbox::OneThread> {
+        let server = Server::new(Config::default(), ChaCha20Rng::seed_from_u64(0));
+        let mut host = Host::new(server, MemorySink);
+        host.share_empty_mailboxes();
+        host
+    }
+
+    #[test]
+    fn copies_share_empty_mailboxes_until_one_changes() {
+        let mut original = host();
+        let conn = ConnId(1);
+        let mailbox = original.open(0, conn, Channel::Command, Peer(1), ());
+        drop(mailbox);
+        let mut copy = original.clone();
+        let shared = |a: &Host<_, _, _>, b: &Host<_, _, _>| {
+            Arc::ptr_eq(&a.routes[&conn].mailbox, &b.routes[&conn].mailbox)
+        };
+        assert!(shared(&original, &copy));
+        // A change to the copy's mailbox is the copy's own.
+        assert!(copy.close_mailbox(conn));
+        assert!(!shared(&original, &copy));
+        let mut items = Vec::new();
+        assert_eq!(copy.take_all(conn, &mut items), Some(Taken::Closed));
+        assert_eq!(original.take_all(conn, &mut items), Some(Taken::Open));
+        // An item routed to the original stays there, and is copied, not shared.
+        let copy = original.clone();
+        original.route(Output::Close { conn });
+        assert!(!shared(&original, &copy));
+        assert_eq!(original.take_all(conn, &mut items), Some(Taken::Closed));
+        let mut copy = copy;
+        assert_eq!(copy.take_all(conn, &mut items), Some(Taken::Open));
+        assert!(items.is_empty());
+    }
+}

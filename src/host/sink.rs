@@ -50,7 +50,7 @@ impl<T: RecordSink + ?Sized> RecordSink for Box<T> {
 }
 
 /// The sink that keeps nothing: every record counts as durable at once (no restart survives).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct MemorySink;
 
 impl RecordSink for MemorySink {

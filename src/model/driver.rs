@@ -57,6 +57,7 @@ use crate::core::{
     PasswordWork, Peer, Record, Server,
 };
 use crate::host::instant::{Delivery, InstantWriters};
+use crate::host::mailbox::OneThread;
 use crate::host::{Batch, Host, Outgoing, RecordSink};
 use crate::sim::disk::{SimStore, WalStore};
 use crate::wire::{encode_parts, RelayFrame, HEADER_LEN};
@@ -142,12 +143,14 @@ thread_local! {
 
 /// One state of a scenario.
 ///
-/// Copied per transition: the copy's host gets mailboxes of its own with the same contents
-/// (empty between steps: every writer runs to completion within a step).
-#[derive(Clone, Debug)]
+/// Copied per transition: the copy's host shares the mailboxes, which are empty between steps
+/// (every writer runs to completion within a step), until a step changes one
+/// ([`Host::share_empty_mailboxes`]). Their flavour is [`OneThread`]: a state never leaves the
+/// thread that made it.
+#[derive(Debug)]
 pub struct State {
     /// The shipped host, which owns the core; its sink is the disk.
-    host: Host<(), ModelSink>,
+    host: Host<(), ModelSink, OneThread>,
     /// Every writer runs at once, within the step.
     writers: InstantWriters,
     pub(crate) model: Model,
@@ -187,8 +190,32 @@ pub struct State {
     passwords: Arc<Passwords>,
 }
 
+clone_reusing!(State {
+    host,
+    writers,
+    model,
+    users,
+    ops_used,
+    faults_used,
+    stalls_used,
+    stalled,
+    stall_len,
+    owed,
+    closing,
+    tickets,
+    hostile,
+    pipeline,
+    throttle,
+    guesses,
+    guessed,
+    race,
+    hijacks,
+    next_conn,
+    passwords
+});
+
 /// A user's connections, as the client sees them.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Conns {
     pub command: Option<ConnId>,
     /// Command connections left logged out by a login from a new connection.
@@ -197,6 +224,8 @@ pub(crate) struct Conns {
     /// Requests sent on `command` whose replies the client has not seen.
     pub outstanding: u8,
 }
+
+clone_reusing!(Conns { command, old_commands, relay, outstanding });
 
 /// An attacker's guess: its connection and, while it runs, its password job.
 #[derive(Clone, Debug)]
@@ -208,7 +237,7 @@ pub(crate) struct Guess {
 }
 
 /// A relay connection and what it received.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct RelayConn {
     pub conn: ConnId,
     /// The account its handshake named, when it was opened.
@@ -222,10 +251,12 @@ pub(crate) struct RelayConn {
     pub received: Vec<MsgKey>,
 }
 
+clone_reusing!(RelayConn { conn, account, acks, unreported, received });
+
 /// The host's record sink: the real log over the simulated disk, and what the driver learns
 /// from the records. Records are appended at once; the driver syncs them once the writers have
 /// settled, unless the disk is stalled.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct ModelSink {
     /// The real log over the simulated disk. Shared between states until a step writes to
     /// it (most do not), so copying a state skips it.
@@ -239,6 +270,8 @@ struct ModelSink {
     /// the connection and what it was (empty between steps).
     early: Vec<(ConnId, String)>,
 }
+
+clone_reusing!(ModelSink { store, log, registry, early });
 
 impl RecordSink for ModelSink {
     fn persist(&mut self, lsn: Lsn, record: Record) {
@@ -379,6 +412,7 @@ impl State {
             early: Vec::new(),
         };
         let mut host = Host::new(Server::new(config, ChaCha20Rng::seed_from_u64(0)), sink);
+        host.share_empty_mailboxes();
         State {
             writers: InstantWriters::new(&mut host),
             host,
@@ -948,8 +982,7 @@ impl State {
     /// The client resets `conn`: its writer finds the mailbox closed and reports the end (what
     /// it was still owed goes nowhere). Nothing when the core closed it already.
     fn hang_up(&mut self, conn: ConnId, run: &mut Run) {
-        if let Some(mailbox) = self.host.mailbox(conn) {
-            mailbox.close();
+        if self.host.close_mailbox(conn) {
             self.writers.wake(conn);
             self.settle_writers(run);
         }
@@ -1010,6 +1043,7 @@ impl State {
         };
         let sink = self.host.replace_sink(stand_in);
         self.host = Host::new(server, sink);
+        self.host.share_empty_mailboxes();
         self.writers = InstantWriters::new(&mut self.host);
         self.users.iter_mut().for_each(|conns| *conns = Conns::default());
         self.owed.clear();

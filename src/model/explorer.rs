@@ -531,13 +531,13 @@ impl Batch {
         // What this thread found in this batch. A thread takes chunks in increasing order, so
         // a state it finds again was found first, in merge order, by this same thread.
         let mut seen = Visited::default();
+        let mut scratch = Scratch::default();
         loop {
             let index = self.taken.fetch_add(1, Ordering::Relaxed);
             let Some(chunk) = self.chunks.get(index) else { break };
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 let found = read(&shared.found);
                 let mut expanded = Expanded { transitions: 0, replayed: 0, outcomes: Vec::new() };
-                let mut scratch = Scratch::default();
                 for id in chunk.clone() {
                     let world = path.world(id, self.depth, &found.parents, &mut expanded.replayed);
                     let sleep = if shared.scenario.por {
@@ -567,6 +567,10 @@ struct Scratch {
     steps: Vec<Step>,
     encoding: Vec<u8>,
     least: Vec<usize>,
+    /// The last successor computed by a copy: the next copy is made over it
+    /// ([`Clone::clone_from`]), reusing its buffers instead of dropping them and allocating
+    /// afresh.
+    child: Option<State>,
 }
 
 /// The states a thread need not report: those merged before this batch (but, with `por`, not
@@ -589,7 +593,7 @@ fn expand(
     scratch: &mut Scratch,
     into: &mut Expanded,
 ) {
-    let Scratch { steps, encoding, least } = scratch;
+    let Scratch { steps, encoding, least, child: spare } = scratch;
     let por = shared.scenario.por;
     world.enabled(&shared.scenario.bounds, steps);
     steps.retain(|&step| !sleep.contains(step));
@@ -597,11 +601,20 @@ fn expand(
     let mut world = Some(world);
     // The steps run from this state so far.
     let mut run = StepSet::EMPTY;
+    // The last step runs on the world itself; the others on a copy in `spare`.
+    let mut last = None;
     for (index, &step) in steps.iter().enumerate() {
-        let mut child = if index + 1 == steps.len() {
-            world.take().expect("the last step takes the state")
+        let child = if index + 1 == steps.len() {
+            last.insert(world.take().expect("the last step takes the state"))
         } else {
-            State::clone(world.as_ref().expect("not taken yet"))
+            let parent = world.as_ref().expect("not taken yet");
+            match spare {
+                Some(spare) => {
+                    spare.clone_from(parent);
+                    spare
+                }
+                None => spare.insert(parent.clone()),
+            }
         };
         into.transitions += 1;
         // The child may skip what the parent skipped or ran before this step, if independent
@@ -615,7 +628,7 @@ fn expand(
             continue;
         }
         if !por {
-            let fingerprint = fingerprint(&child, shared.renamings, encoding);
+            let fingerprint = fingerprint(child, shared.renamings, encoding);
             // A state this thread found already would lose to its first finding in the merge
             // anyway: drop it now.
             if !known.visited.contains(fingerprint) && known.seen.insert(fingerprint) {
@@ -624,7 +637,7 @@ fn expand(
             }
             continue;
         }
-        let fingerprint = canonical_renamings(&child, shared.renamings, encoding, least);
+        let fingerprint = canonical_renamings(child, shared.renamings, encoding, least);
         if known.visited.contains(fingerprint) && !known.next.contains(fingerprint) {
             continue;
         }

@@ -12,6 +12,27 @@
 //! - [`por`]: which steps commute, for the explorer's partial-order reduction (sleep sets).
 //! - [`trace`]: counterexamples printed for people and written as scenario files.
 //! - [`cli`]: `chatroom check`.
+/// Implements `Clone` for a struct field by field, with a `clone_from` that reuses each field's
+/// allocations (derived `Clone` drops the old value and allocates afresh). The explorer copies a
+/// state per transition into one scratch state per thread, so the copies it makes and drops
+/// mostly reuse buffers. Every field must be listed: the destructuring in `clone` is exhaustive,
+/// so a field added later and not listed does not compile.
+macro_rules! clone_reusing {
+    ($ty:ident { $($field:ident),* $(,)? }) => {
+        impl Clone for $ty {
+            fn clone(&self) -> Self {
+                let $ty { $($field),* } = self;
+                $ty { $($field: Clone::clone($field)),* }
+            }
+
+            fn clone_from(&mut self, source: &Self) {
+                let $ty { $($field),* } = self;
+                $(Clone::clone_from($field, &source.$field);)*
+            }
+        }
+    };
+}
+
 pub mod cli;
 pub mod driver;
 pub mod explorer;

@@ -50,7 +50,7 @@ pub mod text {
 }
 
 /// The reference state of a scenario.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Model {
     pub users: Vec<UserState>,
     /// Accounts created so far (numbers accounts in creation order, which `list` follows).
@@ -69,6 +69,16 @@ pub struct Model {
     /// reply: the order in which the sync releases them and the server reads on.
     pub held: Vec<User>,
 }
+
+clone_reusing!(Model {
+    users,
+    accounts_created,
+    durable,
+    pending,
+    stalled,
+    pipeline_len_max,
+    held
+});
 
 /// The durable part of the state: every user's account and discarded messages, and the
 /// creation counter.
@@ -121,7 +131,7 @@ impl Effect {
 }
 
 /// One user: their account, their command connection and their relay.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct UserState {
     pub account: Option<Account>,
     /// How many accounts this name has had (a re-registered name is a new account).
@@ -146,6 +156,19 @@ pub struct UserState {
     pub discarded: Vec<MsgKey>,
 }
 
+clone_reusing!(UserState {
+    account,
+    generation,
+    command,
+    relay,
+    asked_ticket,
+    sends,
+    ticket_spent,
+    unanswered,
+    deferred,
+    discarded
+});
+
 /// How a relay was opened, which decides how its pushes look and how they are confirmed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Relay {
@@ -164,7 +187,7 @@ pub enum Command {
     LoggedIn,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Account {
     /// Position in creation order.
     pub created: u64,
@@ -172,6 +195,8 @@ pub struct Account {
     /// is bound, every one of them has been pushed on it.
     pub queue: VecDeque<MsgKey>,
 }
+
+clone_reusing!(Account { created, queue });
 
 impl Model {
     pub fn new(users: usize) -> Self {
