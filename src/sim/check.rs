@@ -80,6 +80,10 @@ struct NameState {
     /// may have been taken over from then on.
     session_epoch: u64,
     password: Option<String>,
+    /// The name as its account was registered (`U1` or `u1`), learned from a register's
+    /// acknowledgement, with the epoch it holds for (the one after that register ended): a
+    /// list while the epoch is unchanged must show the name spelled so.
+    spelling: Option<(u64, String)>,
     /// Delete attempts as (sent, ended) times; `u64::MAX` while in flight.
     deletes: Vec<(u64, u64)>,
     failures_ms: Vec<u64>,
@@ -352,6 +356,7 @@ impl Checker {
             logins_in_flight: 0,
             session_epoch: 0,
             password: None,
+            spelling: None,
             deletes: Vec::new(),
             failures_ms: Vec::new(),
             accounts: Vec::new(),
@@ -856,7 +861,7 @@ impl Checker {
         }
         match &p.op {
             Op::Help => self.expect(ok && spec::is_command_list(text), now_ms, "help reply", what),
-            Op::Register { password, .. } => {
+            Op::Register { password, name } => {
                 let k = p.target.expect(TARGETED);
                 let strict = self.strict(p, k);
                 let exists = p.exists_at_send;
@@ -868,7 +873,11 @@ impl Checker {
                         what,
                     );
                     self.learn(p, k, true, 1);
-                    self.name(k).password = Some(password.clone());
+                    let state = self.name(k);
+                    state.password = Some(password.clone());
+                    // `end_request` bumps the epoch once more when this reply is done.
+                    state.spelling =
+                        (state.exists == Known::Yes).then(|| (state.epoch + 1, name.clone()));
                     self.logged_in(client, p, k, 1);
                     self.registrations_within_limit(now_ms, client, p.sent_ms, what);
                 } else if !ok && text == NAME_TAKEN {
@@ -960,6 +969,11 @@ impl Checker {
                 };
                 let correct = self.name(k).password.as_ref().map(|pw| pw == password);
                 if ok && text == DELETE_OK {
+                    // The server answers in order, so the session the client holds now is the
+                    // one the request ran in: a deletion names that session's own account
+                    // (checked first: another account's name comes with the wrong password).
+                    let other = session_key.is_some_and(|own| own != k);
+                    self.expect(!other, now_ms, "only the logged-in account can be deleted", what);
                     self.expect(
                         correct != Some(false),
                         now_ms,
@@ -1009,19 +1023,29 @@ impl Checker {
         if partial {
             self.coverage.count("list: truncated");
         }
-        let listed: BTreeSet<String> = names.into_iter().map(key).collect();
+        let listed: BTreeMap<String, &str> = names.into_iter().map(|n| (key(n), n)).collect();
         for &(id, exists, epoch) in &p.list_known {
             let (k, state) = &self.names[id.0 as usize];
             let quiet = state.epoch == epoch && p.crashes == self.crashes;
             if !quiet || !spec::pattern_matches(pattern, k) {
                 continue;
             }
-            let shown = listed.contains(k);
+            let shown = listed.get(k).copied();
             // A reply that says it left names out may leave out any, never show a missing one.
-            if partial && !shown {
+            if partial && shown.is_none() {
                 continue;
             }
+            let spelling = state.spelling.clone();
             let k = k.clone();
+            if let (Some(shown), Some((at_epoch, spelled))) = (shown, spelling) {
+                self.expect(
+                    at_epoch != epoch || shown == spelled,
+                    now_ms,
+                    "list shows names as they were registered",
+                    || format!("{what}: {shown} was registered as {spelled}"),
+                );
+            }
+            let shown = shown.is_some();
             self.expect(shown == exists, now_ms, "list shows exactly the accounts", || {
                 format!("{what}: {k} exists={exists} but listed={shown}")
             });

@@ -226,7 +226,10 @@ impl World {
         self.storm = Some(first..first + self.mix.storm_logins as usize);
         let bound = self.config.login_failures_per_peer_max;
         for i in 0..self.mix.storm_logins {
-            let login = Op::Login { name: name.clone(), password: "wrong".into() };
+            // Every other guess spells the name in capitals (`U1`): the same account to the
+            // server, so both spellings must draw on one throttle budget.
+            let spelled = if i % 2 == 1 { name.to_ascii_uppercase() } else { name.clone() };
+            let login = Op::Login { name: spelled, password: "wrong".into() };
             let register = Op::Register { name: format!("flood{i}"), password: "pw".into() };
             let script = VecDeque::from([(at_ms, login), (register_ms, register)]);
             let client = self.add_client(Driver::Script(script), at_ms);
