@@ -985,6 +985,9 @@ impl Checker {
                     self.client(client).session = Some(Session::Out);
                 } else if !ok && text == DELETE_REFUSED {
                     let own = session_key == Some(k);
+                    if session_key.is_some() && !own {
+                        self.coverage.count("delete: another account refused");
+                    }
                     let strict = self.strict(p, k);
                     let refused_wrongly = certainly_in && own && strict && correct == Some(true);
                     self.expect(!refused_wrongly, now_ms, "the owner can delete the account", what);
@@ -1038,6 +1041,9 @@ impl Checker {
             let spelling = state.spelling.clone();
             let k = k.clone();
             if let (Some(shown), Some((at_epoch, spelled))) = (shown, spelling) {
+                if at_epoch == epoch {
+                    self.coverage.count("list: spelling checked");
+                }
                 self.expect(
                     at_epoch != epoch || shown == spelled,
                     now_ms,
