@@ -208,6 +208,9 @@ pub mod report {
             Planted::WrittenDoesNotPump => &[
                 "core::rules_tests::a_bare_relay_gets_a_backlog_larger_than_its_window_unless_planted",
             ],
+            Planted::AbandonedCheckKeepsSlot => &[
+                "core::rules_tests::a_check_abandoned_by_a_dropped_connection_gives_its_slot_back_unless_planted",
+            ],
             _ => &[],
         }
     }

@@ -170,12 +170,18 @@ pub enum Planted {
     /// wait for the next send. Caught by the unit test
     /// `core::rules_tests::a_bare_relay_gets_a_backlog_larger_than_its_window_unless_planted`.
     WrittenDoesNotPump,
+    /// A connection that closes while its password check runs leaves the check's throttle slot
+    /// taken (the `abandon_job` branch of `closed` was lost): each such drop uses up one of
+    /// the name's and the address's free checks for good, until the owner is locked out from
+    /// that address. Caught by the unit test
+    /// `core::rules_tests::a_check_abandoned_by_a_dropped_connection_gives_its_slot_back_unless_planted`.
+    AbandonedCheckKeepsSlot,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 40] = [
+    pub const ALL: [Planted; 41] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -216,6 +222,7 @@ impl Planted {
         Planted::ThrottleSuccessClearsAddress,
         Planted::LoginDeadlineRearmed,
         Planted::WrittenDoesNotPump,
+        Planted::AbandonedCheckKeepsSlot,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -434,6 +441,7 @@ mod tests {
             Planted::ThrottleSuccessClearsAddress => Some(37),
             Planted::LoginDeadlineRearmed => Some(38),
             Planted::WrittenDoesNotPump => Some(39),
+            Planted::AbandonedCheckKeepsSlot => Some(40),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

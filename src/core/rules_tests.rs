@@ -154,3 +154,34 @@ fn a_bare_relay_gets_a_backlog_larger_than_its_window_unless_planted() {
         assert_eq!(got == want, all, "{planted:?}: {got:?}");
     }
 }
+
+/// The throttle slows guessing "without locking the owner out": a check whose connection
+/// dropped before it finished (nobody learned its outcome) gives its slot back, so an owner
+/// whose logins keep being cut off (a flaky network) can still log in from that address.
+#[test]
+fn a_check_abandoned_by_a_dropped_connection_gives_its_slot_back_unless_planted() {
+    for (planted, locked_out) in [(Planted::None, false), (Planted::AbandonedCheckKeepsSlot, true)]
+    {
+        let config = Config { planted, login_failures_max: 2, ..Config::default() };
+        let mut h = Harness::new(config);
+        let c = h.user(1, "alice");
+        assert_eq!(h.request(c, "-1\n"), "0\nLogging out");
+        h.hold_jobs = true;
+        for conn in 2..4 {
+            let dropped = h.open(conn, Channel::Command, 1);
+            h.send(dropped, "1\nalice\npw");
+            h.peer_close(dropped);
+        }
+        h.hold_jobs = false;
+        h.held_jobs.clear();
+        // Long after any streak would be forgotten.
+        h.advance(2 * h.server().config().login_failure_window_ms);
+        let fresh = h.open(9, Channel::Command, 1);
+        let reply = h.request(fresh, "1\nalice\npw");
+        let throttled = reply.starts_with("-1\nToo many failed attempts");
+        assert_eq!(throttled, locked_out, "{planted:?}: {reply}");
+        if !locked_out {
+            assert_eq!(reply, "0\nSuccessful Login");
+        }
+    }
+}
