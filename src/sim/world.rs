@@ -993,11 +993,12 @@ impl World {
                         0
                     }
                     Record::Register { account, name, .. } => {
-                        self.checker.persisted_register(now, name, check::AccountId(account.0));
+                        let account = check::AccountId(account.0);
+                        self.checker.persisted_register(now, lsn.0, name, account);
                         1
                     }
                     Record::Delete { account } => {
-                        self.checker.persisted_delete(now, check::AccountId(account.0));
+                        self.checker.persisted_delete(now, lsn.0, check::AccountId(account.0));
                         2
                     }
                     Record::Delivered { to, ids } => {
@@ -1157,6 +1158,7 @@ impl World {
         match recovered {
             Ok(core) => {
                 self.trace.line(self.now_ms, Line::Restart { lsn: core.last_lsn().0 });
+                self.checker.recovered(core.last_lsn().0);
                 self.server = Some(Up::new(core, store));
                 self.arm_tick();
             }
