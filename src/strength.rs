@@ -186,6 +186,31 @@ pub mod report {
             Planted::EmptyTextAccepted => {
                 &["core::hardening_tests::empty_texts_are_refused_unless_planted"]
             }
+            // The outside tester's pass: rules the simulator's clients never put to the test.
+            Planted::CloseKeepsSession => &[
+                "core::rules_tests::closing_the_command_connection_logs_the_session_out_unless_planted",
+            ],
+            Planted::FrameDeadlineRearmed => &[
+                "core::rules_tests::a_frame_dribbled_byte_by_byte_times_out_from_its_start_unless_planted",
+            ],
+            Planted::ListPatternLimitExclusive => &[
+                "core::rules_tests::a_list_pattern_exactly_at_the_limit_is_served_unless_planted",
+            ],
+            Planted::PasswordLimitExclusive => &[
+                "core::rules_tests::a_password_of_exactly_128_bytes_is_accepted_unless_planted",
+            ],
+            Planted::ThrottleSuccessClearsAddress => &[
+                "core::rules_tests::a_right_password_does_not_excuse_an_addresss_wrong_ones_unless_planted",
+            ],
+            Planted::LoginDeadlineRearmed => {
+                &["core::rules_tests::requests_do_not_extend_the_login_deadline_unless_planted"]
+            }
+            Planted::WrittenDoesNotPump => &[
+                "core::rules_tests::a_bare_relay_gets_a_backlog_larger_than_its_window_unless_planted",
+            ],
+            Planted::AbandonedCheckKeepsSlot => &[
+                "core::rules_tests::a_check_abandoned_by_a_dropped_connection_gives_its_slot_back_unless_planted",
+            ],
             _ => &[],
         }
     }

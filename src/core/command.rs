@@ -5,6 +5,8 @@ use rand::RngCore;
 use std::ops::Bound;
 
 use super::names::{name_key, validate_name, validate_password, Glob};
+#[cfg(any(test, feature = "planted"))]
+use super::planted::Planted;
 use super::server::{Conn, JobKind, PendingJob, Role, Server, Session, Ticket};
 use super::throttle::Reservation;
 use super::timers::Timer;
@@ -19,6 +21,11 @@ impl Server {
             Ok(request) => request,
             Err(error) => return self.reply(conn, false, &error.to_string()),
         };
+        #[cfg(any(test, feature = "planted"))]
+        if self.config.planted == Planted::LoginDeadlineRearmed && self.session_of(conn).is_none() {
+            let deadline_ms = self.now_ms + self.config.login_deadline_ms;
+            self.timers.set(Timer::Login(conn), deadline_ms);
+        }
         match (request, self.session_of(conn)) {
             (Request::Help, _) => self.reply(conn, true, HELP),
             (Request::Login { name, password }, _) => self.start_login(conn, &name, password),
@@ -46,6 +53,12 @@ impl Server {
     /// whether the account exists.
     fn reserve_check(&mut self, conn: ConnId, name: &str) -> Option<Reservation> {
         let (key, peer) = (name_key(name), self.peer(conn));
+        #[cfg(any(test, feature = "planted"))]
+        let key = if self.config.planted == Planted::ThrottleNameCaseSensitive {
+            name.to_owned()
+        } else {
+            key
+        };
         if let Some(wait_s) = self.throttle.wait_s(&key, peer, self.now_ms) {
             let text = format!("Too many failed attempts; try again in {wait_s} s");
             self.reply(conn, false, &text);
@@ -75,6 +88,12 @@ impl Server {
     fn start_register(&mut self, conn: ConnId, name: String, password: String) {
         if let Err(text) = validate_name(&name).and(validate_password(&password)) {
             return self.reply(conn, false, text);
+        }
+        #[cfg(any(test, feature = "planted"))]
+        if self.config.planted == Planted::PasswordLimitExclusive
+            && password.len() == super::names::PASSWORD_LEN_MAX
+        {
+            return self.reply(conn, false, "Invalid password: use 1 to 128 bytes");
         }
         if let Some(text) = self.register_refusal(&name) {
             return self.reply(conn, false, &text);
@@ -114,7 +133,10 @@ impl Server {
     }
 
     fn start_delete(&mut self, conn: ConnId, account: AccountId, name: &str, password: String) {
-        if name_key(name) != name_key(&self.accounts[&account].name) {
+        let other_name = name_key(name) != name_key(&self.accounts[&account].name);
+        #[cfg(any(test, feature = "planted"))]
+        let other_name = other_name && self.config.planted != Planted::DeleteIgnoresName;
+        if other_name {
             return self.reply(conn, false, DELETE_REFUSED);
         }
         let Some(reservation) = self.reserve_check(conn, name) else { return };
@@ -162,8 +184,8 @@ impl Server {
                 self.log_in(conn, account);
                 self.reply(conn, true, REGISTER_OK);
             }
-            (JobKind::Delete { account, reservation }, PasswordOutcome::Verified(true))
-                if self.session_of(conn) == Some(account) =>
+            (JobKind::Delete { account, reservation }, PasswordOutcome::Verified(matched))
+                if self.session_of(conn) == Some(account) && self.deletion_verified(matched) =>
             {
                 self.throttle.settle(reservation, true, now_ms);
                 self.commit(Record::Delete { account });
@@ -178,6 +200,16 @@ impl Server {
                 panic!("a hash job came back as a verification")
             }
         }
+    }
+
+    /// Whether a deletion's password check came back matching (the planted
+    /// `DeleteSkipsPassword` reads any outcome as a match).
+    fn deletion_verified(&self, matched: bool) -> bool {
+        #[cfg(any(test, feature = "planted"))]
+        if self.config.planted == Planted::DeleteSkipsPassword {
+            return true;
+        }
+        matched
     }
 
     /// A password job that nobody waits for any more (its connection closed or moved on):
@@ -287,7 +319,12 @@ impl Server {
     /// bytes, and says what it left out.
     fn list(&mut self, conn: ConnId, pattern: &str) {
         let pattern_len_max = self.config.list_pattern_len_max;
-        if pattern.len() > pattern_len_max {
+        let too_long = pattern.len() > pattern_len_max;
+        #[cfg(any(test, feature = "planted"))]
+        let too_long = too_long
+            || (self.config.planted == Planted::ListPatternLimitExclusive
+                && pattern.len() == pattern_len_max);
+        if too_long {
             let text = format!("Pattern too long: at most {pattern_len_max} bytes");
             return self.reply(conn, false, &text);
         }
@@ -322,6 +359,10 @@ impl Server {
         let mut shown = 0usize;
         for account in &matches {
             let name = &self.accounts[account].name;
+            #[cfg(any(test, feature = "planted"))]
+            let lowered = self.planted_list_spelling(name);
+            #[cfg(any(test, feature = "planted"))]
+            let name = &lowered;
             if shown == self.config.list_len_max
                 || text.len() + name.len() + 1 > self.config.list_reply_bytes_max
             {

@@ -139,6 +139,8 @@ pub enum PasswordOutcome {
 #[cfg(test)]
 mod hardening_tests;
 #[cfg(test)]
+mod rules_tests;
+#[cfg(test)]
 pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;

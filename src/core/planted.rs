@@ -122,12 +122,66 @@ pub enum Planted {
     /// relay's limit is read and answered like any malformed one, and the relay stays open.
     /// Caught by "an oversized frame is refused, then the connection closes".
     RelayLimitFromCommand,
+    // The outside tester's pass: realistic slips where the checkers had not looked.
+    /// The login throttle keys a name as typed, not by its lower-cased key: `U1` and `u1`
+    /// are one account but two budgets, so an attacker who varies the case gets more guesses.
+    /// Caught by the simulator's "the throttle bounds password guesses per account" (a login
+    /// storm that spells the name both ways).
+    ThrottleNameCaseSensitive,
+    /// A deletion never compares the name given with the session's account: `5\nbob\nPW`
+    /// with the user's own password deletes the user's own account. Caught by "only the
+    /// logged-in account can be deleted" (clients that name another account).
+    DeleteIgnoresName,
+    /// A deletion's password check is read as "the check ran", not "the password matched"
+    /// (`Verified(_)`): any password deletes the account. Caught by "a wrong password never
+    /// deletes" (clients that delete with a wrong password).
+    DeleteSkipsPassword,
+    /// `list` shows names by their lower-cased key (`u1`), not as registered (`U1`). Caught by
+    /// "list shows names as they were registered".
+    ListShowsLowercase,
+    /// Closing the command connection forgets to end the session: its relay stays bound and
+    /// the session stays live, so a bare handshake from its host still binds. Caught by the
+    /// unit test `core::rules_tests::closing_the_command_connection_logs_the_session_out_unless_planted`
+    /// (the simulator's clients always close their relay with their command connection).
+    CloseKeepsSession,
+    /// The frame deadline is re-armed by every read of a partial frame (`set` where
+    /// `set_if_unset` was meant): a client that dribbles a byte at a time holds its connection
+    /// for ever. Caught by the unit test
+    /// `core::rules_tests::a_frame_dribbled_byte_by_byte_times_out_from_its_start_unless_planted`.
+    FrameDeadlineRearmed,
+    /// A `list` pattern exactly at `list_pattern_len_max` is refused (`>=` for `>`). Caught by
+    /// the unit test `core::rules_tests::a_list_pattern_exactly_at_the_limit_is_served_unless_planted`.
+    ListPatternLimitExclusive,
+    /// A password of exactly 128 bytes is refused (`>=` for `>`). Caught by the unit test
+    /// `core::rules_tests::a_password_of_exactly_128_bytes_is_accepted_unless_planted`.
+    PasswordLimitExclusive,
+    /// A right password clears the address's count of failures too, not only the name's: an
+    /// attacker who logs in to an account of its own between guesses resets the budget that
+    /// bounds its guesses over many names. Caught by the unit test
+    /// `core::rules_tests::a_right_password_does_not_excuse_an_addresss_wrong_ones_unless_planted`.
+    ThrottleSuccessClearsAddress,
+    /// The login deadline counts from the latest request rather than from the connection: a
+    /// client that never logs in but asks for `help` now and then stays connected for ever.
+    /// Caught by the unit test
+    /// `core::rules_tests::requests_do_not_extend_the_login_deadline_unless_planted`.
+    LoginDeadlineRearmed,
+    /// A bare relay's report that pushes were written removes them from the queue but pushes
+    /// nothing more (the `pump` after it was lost): beyond the push window, queued messages
+    /// wait for the next send. Caught by the unit test
+    /// `core::rules_tests::a_bare_relay_gets_a_backlog_larger_than_its_window_unless_planted`.
+    WrittenDoesNotPump,
+    /// A connection that closes while its password check runs leaves the check's throttle slot
+    /// taken (the `abandon_job` branch of `closed` was lost): each such drop uses up one of
+    /// the name's and the address's free checks for good, until the owner is locked out from
+    /// that address. Caught by the unit test
+    /// `core::rules_tests::a_check_abandoned_by_a_dropped_connection_gives_its_slot_back_unless_planted`.
+    AbandonedCheckKeepsSlot,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 29] = [
+    pub const ALL: [Planted; 41] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -157,6 +211,18 @@ impl Planted {
         Planted::ThrottleFreeOffByOne,
         Planted::ReleaseOneEarly,
         Planted::RelayLimitFromCommand,
+        Planted::ThrottleNameCaseSensitive,
+        Planted::DeleteIgnoresName,
+        Planted::DeleteSkipsPassword,
+        Planted::ListShowsLowercase,
+        Planted::CloseKeepsSession,
+        Planted::FrameDeadlineRearmed,
+        Planted::ListPatternLimitExclusive,
+        Planted::PasswordLimitExclusive,
+        Planted::ThrottleSuccessClearsAddress,
+        Planted::LoginDeadlineRearmed,
+        Planted::WrittenDoesNotPump,
+        Planted::AbandonedCheckKeepsSlot,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -189,6 +255,15 @@ impl Server {
             }
         }
         true
+    }
+
+    /// The name a list shows ([`Planted::ListShowsLowercase`] shows its lower-cased key).
+    pub(super) fn planted_list_spelling(&self, name: &str) -> String {
+        if self.config.planted == Planted::ListShowsLowercase {
+            name_key(name)
+        } else {
+            name.to_owned()
+        }
     }
 
     /// The frame limit of a connection that is not logged in ([`Planted::FrameAtLimitRefused`]
@@ -355,6 +430,18 @@ mod tests {
             Planted::ThrottleFreeOffByOne => Some(26),
             Planted::ReleaseOneEarly => Some(27),
             Planted::RelayLimitFromCommand => Some(28),
+            Planted::ThrottleNameCaseSensitive => Some(29),
+            Planted::DeleteIgnoresName => Some(30),
+            Planted::DeleteSkipsPassword => Some(31),
+            Planted::ListShowsLowercase => Some(32),
+            Planted::CloseKeepsSession => Some(33),
+            Planted::FrameDeadlineRearmed => Some(34),
+            Planted::ListPatternLimitExclusive => Some(35),
+            Planted::PasswordLimitExclusive => Some(36),
+            Planted::ThrottleSuccessClearsAddress => Some(37),
+            Planted::LoginDeadlineRearmed => Some(38),
+            Planted::WrittenDoesNotPump => Some(39),
+            Planted::AbandonedCheckKeepsSlot => Some(40),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

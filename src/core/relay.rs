@@ -160,6 +160,10 @@ impl Server {
         if !ids.is_empty() {
             self.commit(Record::Delivered { to, ids });
         }
+        #[cfg(any(test, feature = "planted"))]
+        if self.config.planted == super::planted::Planted::WrittenDoesNotPump {
+            return;
+        }
         self.pump(to);
     }
 

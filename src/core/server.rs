@@ -224,6 +224,10 @@ impl Server {
         if config.planted == Planted::ThrottleFreeOffByOne {
             throttle.planted_one_more_free_check();
         }
+        #[cfg(any(test, feature = "planted"))]
+        if config.planted == Planted::ThrottleSuccessClearsAddress {
+            throttle.planted_success_clears_address();
+        }
         Server {
             config,
             rng,
@@ -380,6 +384,10 @@ impl Server {
         let Some(c) = self.conns.get(&conn).filter(|c| !c.closing) else { return };
         if c.decoder.is_mid_frame() {
             let deadline_ms = self.now_ms + self.config.frame_deadline_ms;
+            #[cfg(any(test, feature = "planted"))]
+            if self.config.planted == Planted::FrameDeadlineRearmed {
+                return self.timers.set(Timer::Frame(conn), deadline_ms);
+            }
             self.timers.set_if_unset(Timer::Frame(conn), deadline_ms);
         } else {
             self.timers.cancel(Timer::Frame(conn));
@@ -400,12 +408,22 @@ impl Server {
             self.jobs.iter().filter(|(_, job)| job.conn == conn).map(|(&id, _)| id).collect();
         for job in abandoned {
             let pending = self.jobs.remove(&job).expect("just listed");
+            #[cfg(any(test, feature = "planted"))]
+            if self.config.planted == Planted::AbandonedCheckKeepsSlot {
+                continue;
+            }
             self.abandon_job(pending.kind);
         }
         if let (true, Role::Relay(binding)) = (c.closing, &c.role) {
             if !binding.acks {
                 self.closing_bare_relay_ended(binding.account);
             }
+        }
+        #[cfg(any(test, feature = "planted"))]
+        if self.config.planted == Planted::CloseKeepsSession
+            && matches!(c.role, Role::Command { .. })
+        {
+            return;
         }
         match c.role {
             Role::Command { account: Some(account), .. } => self.end_session(account, None),

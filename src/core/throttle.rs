@@ -62,6 +62,9 @@ pub(crate) struct Throttle {
     /// The planted `ThrottleLocksOwner`: names are counted over every address together.
     #[cfg(any(test, feature = "planted"))]
     key_by_name_only: bool,
+    /// The planted `ThrottleSuccessClearsAddress`: a success clears the address's failures.
+    #[cfg(any(test, feature = "planted"))]
+    success_clears_address: bool,
 }
 
 /// What a check reserved; hand it back to [`Throttle::settle`] or [`Throttle::release`].
@@ -92,6 +95,8 @@ impl Throttle {
             peer_limits: limits(per_peer_free),
             #[cfg(any(test, feature = "planted"))]
             key_by_name_only: false,
+            #[cfg(any(test, feature = "planted"))]
+            success_clears_address: false,
         }
     }
 
@@ -99,6 +104,12 @@ impl Throttle {
     #[cfg(any(test, feature = "planted"))]
     pub fn planted_key_by_name_only(&mut self) {
         self.key_by_name_only = true;
+    }
+
+    /// Plants `ThrottleSuccessClearsAddress`.
+    #[cfg(any(test, feature = "planted"))]
+    pub fn planted_success_clears_address(&mut self) {
+        self.success_clears_address = true;
     }
 
     /// The planted `ThrottleFreeOffByOne`: a (name, address) gets one more free check than
@@ -159,6 +170,10 @@ impl Throttle {
         }
         if ok {
             by_name.failures = 0;
+            #[cfg(any(test, feature = "planted"))]
+            if self.success_clears_address {
+                by_peer.failures = 0;
+            }
         }
     }
 

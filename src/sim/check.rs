@@ -80,6 +80,10 @@ struct NameState {
     /// may have been taken over from then on.
     session_epoch: u64,
     password: Option<String>,
+    /// The name as its account was registered (`U1` or `u1`), learned from a register's
+    /// acknowledgement, with the epoch it holds for (the one after that register ended): a
+    /// list while the epoch is unchanged must show the name spelled so.
+    spelling: Option<(u64, String)>,
     /// Delete attempts as (sent, ended) times; `u64::MAX` while in flight.
     deletes: Vec<(u64, u64)>,
     failures_ms: Vec<u64>,
@@ -184,6 +188,10 @@ pub struct Checker {
     /// Clients of the login storm, and the most wrong-password logins of theirs that the
     /// server may verify (the throttle's per-address bound).
     storm: BTreeSet<usize>,
+    /// Register and delete records written to the disk, as (lsn, name, account, is a delete):
+    /// a crash may lose those not yet synced, and a recovery that ends before their lsn takes
+    /// them back (they never happened, and their lsns, so their account ids, are used again).
+    disk_records: Vec<(u64, NameId, AccountId, bool)>,
     storm_verified_max: usize,
     /// Wrong-password logins of the storm the server verified (answered "invalid login"
     /// rather than throttled).
@@ -289,6 +297,7 @@ impl Checker {
             bare_relay_window_ms,
             liveness_began_ms: None,
             storm: BTreeSet::new(),
+            disk_records: Vec::new(),
             storm_verified_max: usize::MAX,
             storm_verified: 0,
             hostile: hostile::HostileState::default(),
@@ -352,6 +361,7 @@ impl Checker {
             logins_in_flight: 0,
             session_epoch: 0,
             password: None,
+            spelling: None,
             deletes: Vec::new(),
             failures_ms: Vec::new(),
             accounts: Vec::new(),
@@ -487,16 +497,36 @@ impl Checker {
     }
 
     /// The server wrote a register record of `name` for `account` to its disk.
-    pub fn persisted_register(&mut self, now_ms: u64, name: &str, account: AccountId) {
+    pub fn persisted_register(&mut self, now_ms: u64, lsn: u64, name: &str, account: AccountId) {
         let k = self.id(name);
         self.name(k).accounts.push((account, now_ms, u64::MAX));
+        self.disk_records.push((lsn, k, account, false));
     }
 
     /// The server wrote a delete record of `account` to its disk.
-    pub fn persisted_delete(&mut self, now_ms: u64, account: AccountId) {
-        for (_, state) in &mut self.names {
+    pub fn persisted_delete(&mut self, now_ms: u64, lsn: u64, account: AccountId) {
+        for (index, (_, state)) in self.names.iter_mut().enumerate() {
             for entry in state.accounts.iter_mut().filter(|e| e.0 == account && e.2 == u64::MAX) {
                 entry.2 = now_ms;
+                let k = NameId(u32::try_from(index).expect("fewer than 2^32 names"));
+                self.disk_records.push((lsn, k, account, true));
+            }
+        }
+    }
+
+    /// The server recovered its disk through `last_lsn`: register and delete records past it
+    /// were lost by the crash, so the accounts the disk shows are as before them.
+    pub fn recovered(&mut self, last_lsn: u64) {
+        let lost_at = self.disk_records.partition_point(|r| r.0 <= last_lsn);
+        let lost: Vec<_> = self.disk_records.drain(lost_at..).collect();
+        for (_, k, account, delete) in lost.into_iter().rev() {
+            let accounts = &mut self.name(k).accounts;
+            if delete {
+                if let Some(e) = accounts.iter_mut().rev().find(|e| e.0 == account) {
+                    e.2 = u64::MAX;
+                }
+            } else if let Some(at) = accounts.iter().rposition(|e| e.0 == account) {
+                accounts.remove(at);
             }
         }
     }
@@ -856,7 +886,7 @@ impl Checker {
         }
         match &p.op {
             Op::Help => self.expect(ok && spec::is_command_list(text), now_ms, "help reply", what),
-            Op::Register { password, .. } => {
+            Op::Register { password, name } => {
                 let k = p.target.expect(TARGETED);
                 let strict = self.strict(p, k);
                 let exists = p.exists_at_send;
@@ -868,7 +898,11 @@ impl Checker {
                         what,
                     );
                     self.learn(p, k, true, 1);
-                    self.name(k).password = Some(password.clone());
+                    let state = self.name(k);
+                    state.password = Some(password.clone());
+                    // `end_request` bumps the epoch once more when this reply is done.
+                    state.spelling =
+                        (state.exists == Known::Yes).then(|| (state.epoch + 1, name.clone()));
                     self.logged_in(client, p, k, 1);
                     self.registrations_within_limit(now_ms, client, p.sent_ms, what);
                 } else if !ok && text == NAME_TAKEN {
@@ -960,6 +994,11 @@ impl Checker {
                 };
                 let correct = self.name(k).password.as_ref().map(|pw| pw == password);
                 if ok && text == DELETE_OK {
+                    // The server answers in order, so the session the client holds now is the
+                    // one the request ran in: a deletion names that session's own account
+                    // (checked first: another account's name comes with the wrong password).
+                    let other = session_key.is_some_and(|own| own != k);
+                    self.expect(!other, now_ms, "only the logged-in account can be deleted", what);
                     self.expect(
                         correct != Some(false),
                         now_ms,
@@ -971,6 +1010,9 @@ impl Checker {
                     self.client(client).session = Some(Session::Out);
                 } else if !ok && text == DELETE_REFUSED {
                     let own = session_key == Some(k);
+                    if session_key.is_some() && !own {
+                        self.coverage.count("delete: another account refused");
+                    }
                     let strict = self.strict(p, k);
                     let refused_wrongly = certainly_in && own && strict && correct == Some(true);
                     self.expect(!refused_wrongly, now_ms, "the owner can delete the account", what);
@@ -1009,19 +1051,32 @@ impl Checker {
         if partial {
             self.coverage.count("list: truncated");
         }
-        let listed: BTreeSet<String> = names.into_iter().map(key).collect();
+        let listed: BTreeMap<String, &str> = names.into_iter().map(|n| (key(n), n)).collect();
         for &(id, exists, epoch) in &p.list_known {
             let (k, state) = &self.names[id.0 as usize];
             let quiet = state.epoch == epoch && p.crashes == self.crashes;
             if !quiet || !spec::pattern_matches(pattern, k) {
                 continue;
             }
-            let shown = listed.contains(k);
+            let shown = listed.get(k).copied();
             // A reply that says it left names out may leave out any, never show a missing one.
-            if partial && !shown {
+            if partial && shown.is_none() {
                 continue;
             }
+            let spelling = state.spelling.clone();
             let k = k.clone();
+            if let (Some(shown), Some((at_epoch, spelled))) = (shown, spelling) {
+                if at_epoch == epoch {
+                    self.coverage.count("list: spelling checked");
+                }
+                self.expect(
+                    at_epoch != epoch || shown == spelled,
+                    now_ms,
+                    "list shows names as they were registered",
+                    || format!("{what}: {shown} was registered as {spelled}"),
+                );
+            }
+            let shown = shown.is_some();
             self.expect(shown == exists, now_ms, "list shows exactly the accounts", || {
                 format!("{what}: {k} exists={exists} but listed={shown}")
             });
@@ -1292,7 +1347,7 @@ mod tests {
         for (client, name) in [(0, "alice"), (1, "bob")] {
             checker.connected(client);
             checker.sent(0, client, Op::Register { name: name.into(), password: "pw".into() });
-            checker.persisted_register(1, name, AccountId(client as u64 + 1));
+            checker.persisted_register(1, client as u64 + 1, name, AccountId(client as u64 + 1));
             checker.replied(1, client, format!("0\n{REGISTER_OK}").as_bytes());
         }
         checker.relay_opened(2, 0, ConnNo(7));
@@ -1417,7 +1472,7 @@ mod tests {
         checker.set_limits(LIMITS);
         checker.connected(2);
         checker.sent(0, 2, Op::Register { name: "carol".into(), password: "pw".into() });
-        checker.persisted_register(90, "carol", AccountId(5));
+        checker.persisted_register(90, 5, "carol", AccountId(5));
         checker.replied(100, 2, format!("0\n{REGISTER_OK}").as_bytes());
         checker.sent(second_ms, 2, Op::Register { name: "dave".into(), password: "pw".into() });
         let refused =
@@ -1454,8 +1509,8 @@ mod tests {
         let mut checker = alice_owed_two_messages();
         // Alice's account 1 is deleted and the name registered again as account 9; a client
         // that logs in as alice now holds account 9, which is not owed alice's old messages.
-        checker.persisted_delete(10, AccountId(1));
-        checker.persisted_register(11, "Alice", AccountId(9));
+        checker.persisted_delete(10, 8, AccountId(1));
+        checker.persisted_register(11, 9, "Alice", AccountId(9));
         checker.connected(2);
         checker.sent(20, 2, Op::Login { name: "ALICE".into(), password: "pw".into() });
         checker.replied(21, 2, format!("0\n{LOGIN_OK}").as_bytes());
@@ -1463,6 +1518,25 @@ mod tests {
         checker.pushed(23, ConnNo(8), "bob", "#1.1 hi");
         let invariant = checker.violation().map(|v| v.invariant.sentence());
         assert_eq!(invariant, Some("nothing is delivered to another account (a reused name)"));
+    }
+
+    /// A crash lost alice's deletion and a later registration whose lsn (so account id) the
+    /// recovered log then gave to carol: a client that logs in as alice afterwards holds
+    /// account 1 again, which is owed alice's messages (the lost records never happened).
+    #[test]
+    fn records_a_crash_lost_are_taken_back_from_the_disk_view() {
+        let mut checker = alice_owed_two_messages();
+        checker.persisted_delete(10, 8, AccountId(1));
+        checker.persisted_register(11, 9, "Alice", AccountId(9));
+        checker.crashed();
+        checker.recovered(7);
+        checker.persisted_register(30, 9, "carol", AccountId(9));
+        checker.connected(2);
+        checker.sent(40, 2, Op::Login { name: "ALICE".into(), password: "pw".into() });
+        checker.replied(41, 2, format!("0\n{LOGIN_OK}").as_bytes());
+        checker.relay_opened(42, 2, ConnNo(8));
+        checker.pushed(43, ConnNo(8), "bob", "#1.1 hi");
+        assert_eq!(checker.violation(), None);
     }
 
     fn invariant_after(pushes: &[&str]) -> Option<&'static str> {

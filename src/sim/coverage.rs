@@ -74,6 +74,10 @@ pub fn expected_rows() -> Vec<&'static str> {
         "refusal: registrations per address",
         "refusal: accounts limit",
         "list: truncated",
+        // What the outside tester's checks need to see happen: a deletion naming another
+        // account refused, a list showing a name whose registered spelling the oracle knows.
+        "delete: another account refused",
+        "list: spelling checked",
         // Failure frames before a close (`spec::Notice`).
         "close: frame too large",
         "close: login deadline",

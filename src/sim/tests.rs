@@ -387,6 +387,40 @@ mod hostile {
     }
 }
 
+/// Planted bugs of the outside tester's pass (realistic slips where nobody had looked), each
+/// found by the invariant that was added for it: a login storm that spells its name both ways,
+/// deletions that name another account or give a wrong password, and a list that must show
+/// names as they were registered.
+mod outside {
+    use super::*;
+
+    fn caught(bug: Planted, invariant: &str) {
+        let seed = assert_caught(bug, invariant);
+        println!("{bug:?} caught at seed {seed} by {invariant:?}");
+    }
+
+    #[test]
+    fn catches_a_throttle_keyed_by_the_name_as_typed() {
+        let invariant = "the throttle bounds password guesses per account";
+        caught(Planted::ThrottleNameCaseSensitive, invariant);
+    }
+
+    #[test]
+    fn catches_a_deletion_that_ignores_the_name() {
+        caught(Planted::DeleteIgnoresName, "only the logged-in account can be deleted");
+    }
+
+    #[test]
+    fn catches_a_deletion_that_ignores_the_password() {
+        caught(Planted::DeleteSkipsPassword, "a wrong password never deletes");
+    }
+
+    #[test]
+    fn catches_a_list_that_lower_cases_names() {
+        caught(Planted::ListShowsLowercase, "list shows names as they were registered");
+    }
+}
+
 /// `tests/scenarios/hostile_client.scn`: hostile acts written in a scenario; the real server
 /// passes, the planted reusable ticket is caught on the replayed relay.
 #[test]

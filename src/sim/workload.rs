@@ -181,7 +181,7 @@ pub fn choose(rng: &mut ChaCha20Rng, view: View<'_>, names: usize, hostile_perce
         0..=59 => Op::Send { to: cased_name(rng, names, hostile_percent), text: "hi".into() },
         60..=65 => Op::List { pattern: list_pattern(rng, names, hostile_percent) },
         66..=69 => Op::Logout,
-        70..=71 => Op::Delete { name: me.to_owned(), password: password_of(me) },
+        70..=71 => delete_request(rng, me, names),
         72..=74 => Op::CloseRelay,
         75..=76 => Op::RelayAs { name: pool_name(rng, names) },
         77..=79 => Op::Disconnect,
@@ -197,6 +197,22 @@ pub fn choose(rng: &mut ChaCha20Rng, view: View<'_>, names: usize, hostile_perce
         }
         90..=92 => Op::Burst { to: pool_name(rng, names), count: burst_len(rng) },
         _ => Op::Idle,
+    }
+}
+
+/// A deletion: mostly of the client's own account with its password, sometimes with a wrong
+/// password, with another account's name and the client's own password, or with another
+/// account's name and that account's password (each must be refused: PROTOCOL.md lets a user
+/// delete only the account it is logged in as, and only with its password).
+fn delete_request(rng: &mut ChaCha20Rng, me: &str, names: usize) -> Op {
+    match rng.gen_range(0..8) {
+        0 => Op::Delete { name: me.to_owned(), password: "wrong".into() },
+        1 => Op::Delete { name: pool_name(rng, names), password: password_of(me) },
+        2 => {
+            let other = pool_name(rng, names);
+            Op::Delete { password: password_of(&other), name: other }
+        }
+        _ => Op::Delete { name: me.to_owned(), password: password_of(me) },
     }
 }
 

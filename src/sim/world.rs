@@ -226,7 +226,10 @@ impl World {
         self.storm = Some(first..first + self.mix.storm_logins as usize);
         let bound = self.config.login_failures_per_peer_max;
         for i in 0..self.mix.storm_logins {
-            let login = Op::Login { name: name.clone(), password: "wrong".into() };
+            // Every other guess spells the name in capitals (`U1`): the same account to the
+            // server, so both spellings must draw on one throttle budget.
+            let spelled = if i % 2 == 1 { name.to_ascii_uppercase() } else { name.clone() };
+            let login = Op::Login { name: spelled, password: "wrong".into() };
             let register = Op::Register { name: format!("flood{i}"), password: "pw".into() };
             let script = VecDeque::from([(at_ms, login), (register_ms, register)]);
             let client = self.add_client(Driver::Script(script), at_ms);
@@ -990,11 +993,12 @@ impl World {
                         0
                     }
                     Record::Register { account, name, .. } => {
-                        self.checker.persisted_register(now, name, check::AccountId(account.0));
+                        let account = check::AccountId(account.0);
+                        self.checker.persisted_register(now, lsn.0, name, account);
                         1
                     }
                     Record::Delete { account } => {
-                        self.checker.persisted_delete(now, check::AccountId(account.0));
+                        self.checker.persisted_delete(now, lsn.0, check::AccountId(account.0));
                         2
                     }
                     Record::Delivered { to, ids } => {
@@ -1154,6 +1158,7 @@ impl World {
         match recovered {
             Ok(core) => {
                 self.trace.line(self.now_ms, Line::Restart { lsn: core.last_lsn().0 });
+                self.checker.recovered(core.last_lsn().0);
                 self.server = Some(Up::new(core, store));
                 self.arm_tick();
             }
