@@ -82,9 +82,9 @@ pub struct ServerArgs {
     /// replaces the log before it, bounding both disk use and recovery time).
     #[arg(long, default_value_t = StoreOptions::default().snapshot_log_bytes_min)]
     pub snapshot_log_bytes_min: u64,
-    /// Bytes of zeros the log writes (and syncs) ahead of its records at a time, so that each
+    /// Bytes of zeros the log keeps written (and synced) ahead of its records, so that each
     /// commit's fdatasync overwrites space the file already has and commits no size change;
-    /// filled when less than half of it is left. 0 appends instead.
+    /// topped up 256 KiB at a time while the log writer is idle. 0 appends instead.
     #[arg(long, default_value_t = StoreOptions::default().prealloc_bytes)]
     pub log_prealloc_bytes: u64,
 }

@@ -52,10 +52,10 @@ pub struct StoreOptions {
     pub accept_data_loss: bool,
     /// Log bytes written since the last snapshot after which [`Wal::snapshot_due`] says yes.
     pub snapshot_log_bytes_min: u64,
-    /// Bytes of zeros the log fills (and syncs) ahead of its records at a time, so that a
+    /// Bytes of zeros the log keeps filled (and synced) ahead of its records, so that a
     /// batch's fdatasync overwrites allocated space and commits no size or extent change
-    /// ([`wal`] module docs); 0 appends instead. The writer fills when less than half a chunk
-    /// is left and it is idle, or when a batch would not fit.
+    /// ([`wal`] module docs); 0 appends instead. The writer tops it up when it is idle, in
+    /// pieces of at most [`wal::FILL_PIECE_LEN_MAX`], or when a batch would not fit.
     pub prealloc_bytes: u64,
     /// Planted bug (test builds only): recovery replays a torn last log record, its text cut
     /// where the crash cut it, as if it were whole. The simulator must catch it through the

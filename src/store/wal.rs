@@ -39,6 +39,11 @@ const TEMP_SUFFIX: &str = ".tmp";
 /// Zeros written per call when filling a segment ahead.
 const ZERO_PIECE_LEN: u64 = 1 << 20;
 
+/// The most a fill adds at a time: [`StoreOptions::prealloc_bytes`] is how far ahead the
+/// writer keeps filled, topped up in pieces of this much so that one fill (a write and an
+/// fdatasync) holds records up for about one sync, not for a whole step's worth of zeros.
+pub const FILL_PIECE_LEN_MAX: u64 = 256 << 10;
+
 /// The name of the segment whose first record is `first`.
 pub fn segment_name(first: Lsn) -> String {
     format!("{SEGMENT_PREFIX}{:020}{SEGMENT_SUFFIX}", first.0)
@@ -256,12 +261,14 @@ impl<D: Disk> Wal<D> {
         })
     }
 
-    /// Fills the segment with zeros ahead of the frames, and syncs it, when less than half of
-    /// [`StoreOptions::prealloc_bytes`] of filled space is left (to one chunk ahead); returns
-    /// whether it did. The writer calls it when it has nothing else to do, so that a flush
-    /// rarely has to fill space first. Nothing to do with preallocation off.
+    /// Fills one more piece ([`FILL_PIECE_LEN_MAX`] at most) of zeros ahead of the frames, and
+    /// syncs it, when less than [`StoreOptions::prealloc_bytes`] of filled space is left;
+    /// returns whether it did. The writer calls it when it has nothing else to do, so that a
+    /// flush rarely has to fill space first, and a piece at a time, so that records arriving
+    /// meanwhile wait for one small write and sync, not for a whole step's. Nothing to do with
+    /// preallocation off.
     pub fn extend_ahead(&mut self) -> Result<bool, StoreError> {
-        let spare = self.options.prealloc_bytes / 2;
+        let spare = self.options.prealloc_bytes;
         self.guarded(|wal| wal.reserve(spare))
     }
 
@@ -433,9 +440,9 @@ impl<D: Disk> Wal<D> {
     }
 
     /// With preallocation on, makes sure the buffered frames fit the filled space with
-    /// `spare` bytes left over, filling one more chunk of zeros (and syncing them, so that
-    /// the file's new size and blocks are committed now rather than by a batch's sync) if not.
-    /// Returns whether it filled.
+    /// `spare` bytes left over, filling (past the frames, if they do not fit) one more piece of
+    /// zeros if not, and syncing it, so that the file's new size and blocks are committed now
+    /// rather than by a batch's sync. Returns whether it filled.
     ///
     /// Never while frames handed to the disk are not known durable (a sync in flight on the
     /// sync thread, or frames flushed without a sync): the fill's sync would make them durable
@@ -448,7 +455,8 @@ impl<D: Disk> Wal<D> {
         if chunk == 0 || fits || self.flushed_lsn > self.durable_lsn {
             return Ok(false);
         }
-        let target = end.max(self.active_allocated).saturating_add(chunk);
+        let piece = chunk.min(FILL_PIECE_LEN_MAX);
+        let target = end.max(self.active_allocated).saturating_add(piece);
         let zeros = vec![0; (target - self.active_allocated).min(ZERO_PIECE_LEN) as usize];
         let mut at = self.active_allocated;
         while at < target {

@@ -397,7 +397,7 @@ fn run<D: Disk>(
             break;
         }
         // With everything durable and no sync in flight, fill the log's space ahead (when
-        // less than half a chunk is left): no batch waits behind this fill's sync, and no
+        // less than a whole step is filled ahead): no batch waits behind this fill's sync, and no
         // batch's sync has to write the zeros. A batch that outruns it fills in its flush.
         if idle && !stopping {
             wal.extend_ahead()?;
