@@ -152,8 +152,11 @@ CORE_STREAMS = {
     ),
 }
 
-# ---- log_recovery: [flags (bit 0: accept data loss), program..] ----------------------------------
+# ---- log_recovery: [flags (bit 0: accept data loss, bits 1-2: prealloc), program..] ----------------------------------
 APPEND, SYNC, FLUSH, SNAPSHOT, CRASH, FLIP, CUT, GARBAGE, REMOVE, NEW_FILE = range(10)
+
+
+PREALLOC_64, PREALLOC_256, PREALLOC_4096 = 1 << 1, 2 << 1, 3 << 1
 
 
 def append(kind, target=0, text=b"hello"):
@@ -186,6 +189,18 @@ LOG_RECOVERY = {
         SOME, [SYNC], bytes([NEW_FILE, 3, 0, 5]) + b"notes", bytes([NEW_FILE, 2, 7, 3]) + b"tmp",
     ),
     "fake_segment_gap": bytes([1]) + program(SOME, [SYNC], bytes([NEW_FILE, 0, 40, 4]) + b"\x01\x02\x03\x04"),
+    # Flags bits 1-2 pick the log's preallocation step: 64, 256 or 4096 bytes of zeros ahead.
+    "prealloc_torn_overwrites": bytes([PREALLOC_256]) + program(
+        SOME, [SYNC], append(1, 0), append(1, 0), [FLUSH], [CRASH, 2], append(0), [SYNC],
+        append(1, 0, b"x" * 40), [FLUSH], [CRASH, 7], append(0), [FLUSH], [CRASH, 9],
+    ),
+    "prealloc_small_steps_snapshot": bytes([PREALLOC_64]) + program(
+        SOME, [SYNC], [SNAPSHOT], append(1, 0), [FLUSH], [CRASH, 5], append(0), [SYNC],
+        [CUT, 0, 0, 200],
+    ),
+    "prealloc_flip_zero_tail": bytes([PREALLOC_4096 | 1]) + program(
+        SOME, [SYNC], [FLIP, 0, 3, 0, 0x01], append(0), [SYNC],
+    ),
 }
 
 for name, data in LOG_RECOVERY.items():

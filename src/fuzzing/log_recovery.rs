@@ -9,12 +9,14 @@
 //! - the records replay through [`Server::recover`] without error;
 //! - recovering again finds a clean store: the same records, no damage.
 //!
-//! Input: a first byte of flags (bit 0: accept data loss), then a program:
+//! Input: a first byte of flags (bit 0: accept data loss; bits 1-2: the log fills 0, 64, 256
+//! or 4096 bytes of zeros ahead of its records at a time, [`StoreOptions::prealloc_bytes`], so
+//! that crashes tear overwrites of filled space and damage lands in zero tails), then a program:
 //!
 //! | op % 10 | operation | arguments |
 //! | --- | --- | --- |
 //! | 0 | append a record | kind, target, length n, n bytes of text |
-//! | 1 | sync | |
+//! | 1 | sync, then fill ahead as the idle writer does ([`Wal::extend_ahead`]) | |
 //! | 2 | flush without syncing | |
 //! | 3 | snapshot at the last lsn | |
 //! | 4 | power loss (a seeded [`MemDisk::crash`]), then recovery | seed |
@@ -45,6 +47,7 @@ pub fn log_recovery(data: &[u8]) {
     let options = StoreOptions {
         accept_data_loss: flags & 1 == 1,
         snapshot_log_bytes_min: 1,
+        prealloc_bytes: [0, 64, 256, 4096][usize::from(flags >> 1) & 3],
         ..StoreOptions::default()
     };
     let mut run = Run::new(options);
@@ -100,7 +103,10 @@ impl Run {
                 self.wal().append(lsn, &record).expect("appending to a memory disk");
                 self.history.push(record);
             }
-            1 => drop(self.wal().sync().expect("syncing a memory disk")),
+            1 => {
+                self.wal().sync().expect("syncing a memory disk");
+                self.wal().extend_ahead().expect("filling a memory disk");
+            }
             2 => self.wal().flush().expect("flushing a memory disk"),
             3 => self.snapshot(),
             4 => {

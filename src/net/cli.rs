@@ -82,6 +82,11 @@ pub struct ServerArgs {
     /// replaces the log before it, bounding both disk use and recovery time).
     #[arg(long, default_value_t = StoreOptions::default().snapshot_log_bytes_min)]
     pub snapshot_log_bytes_min: u64,
+    /// Bytes of zeros the log keeps written (and synced) ahead of its records, so that each
+    /// commit's fdatasync overwrites space the file already has and commits no size change;
+    /// topped up 256 KiB at a time while the log writer is idle. 0 appends instead.
+    #[arg(long, default_value_t = StoreOptions::default().prealloc_bytes)]
+    pub log_prealloc_bytes: u64,
 }
 
 /// Printed when the bare handshake is on.
@@ -147,6 +152,7 @@ impl ServerArgs {
         };
         config.store.accept_data_loss = self.accept_data_loss;
         config.store.snapshot_log_bytes_min = self.snapshot_log_bytes_min;
+        config.store.prealloc_bytes = self.log_prealloc_bytes;
         if let Some(n) = self.hash_jobs_max {
             config.hash_jobs_max = n;
         }

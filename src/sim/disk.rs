@@ -12,6 +12,10 @@ use crate::core::{Lsn, Record};
 use crate::store::codec::frame_len_declared;
 use crate::store::{MemDisk, StoreOptions, Wal};
 
+/// The simulated log's preallocation step: small, so that a run fills space many times, both
+/// ahead (after a sync, as the writer does when idle) and in a flush that outruns it.
+pub const SIM_PREALLOC_BYTES: u64 = 512;
+
 /// What the simulator needs from a store.
 pub trait SimStore {
     /// Buffers a record; it is not durable until [`SimStore::sync`].
@@ -44,9 +48,22 @@ pub struct WalStore {
 }
 
 impl WalStore {
-    /// A new, empty store; `snapshot_log_bytes_min` small enough to snapshot during a run.
+    /// A new, empty store; `snapshot_log_bytes_min` small enough to snapshot during a run. Its
+    /// log fills [`SIM_PREALLOC_BYTES`] of zeros ahead at a time, as the server's does (in
+    /// bigger steps), so that crashes tear overwrites of filled space and recovery reads
+    /// zero tails; [`WalStore::with_prealloc_bytes`] chooses another step.
     pub fn new(write_through: bool, snapshot_log_bytes_min: u64) -> Self {
-        let options = StoreOptions { snapshot_log_bytes_min, ..StoreOptions::default() };
+        Self::with_prealloc_bytes(write_through, snapshot_log_bytes_min, SIM_PREALLOC_BYTES)
+    }
+
+    /// [`WalStore::new`] filling `prealloc_bytes` at a time (0: plain appends).
+    pub fn with_prealloc_bytes(
+        write_through: bool,
+        snapshot_log_bytes_min: u64,
+        prealloc_bytes: u64,
+    ) -> Self {
+        let options =
+            StoreOptions { snapshot_log_bytes_min, prealloc_bytes, ..StoreOptions::default() };
         let (wal, recovered) = Wal::open(MemDisk::new(), options).expect("an empty disk opens");
         assert!(recovered.records.is_empty());
         WalStore { wal: Some(wal), crashed: None, options, write_through }
@@ -63,7 +80,7 @@ impl WalStore {
 
     /// A power loss chosen rather than drawn: of the records appended since the last sync, the
     /// first `kept` survive whole and, if `torn`, the one after them survives but for its last
-    /// byte (a torn write); everything else unsynced is lost. Follow with [`SimStore::recover`].
+    /// non-zero byte and what follows it (a torn write); everything else unsynced is lost. Follow with [`SimStore::recover`].
     pub fn crash_keeping(&mut self, kept: usize, torn: bool) {
         let mut disk = self.wal.take().expect("the store is open").into_disk();
         disk.crash_keeping(|_, tail| {
@@ -78,7 +95,11 @@ impl WalStore {
                 }
             }
             match frame_end(at) {
-                Some(end) if torn => end - 1,
+                // Cut before the frame's last non-zero byte: cut where the frame ends in
+                // zeros, over filled space that holds zeros, it would still read whole.
+                Some(end) if torn => {
+                    at + tail[at..end].iter().rposition(|&b| b != 0).expect("a length is set")
+                }
                 _ => at,
             }
         });
@@ -106,7 +127,11 @@ impl SimStore for WalStore {
     }
 
     fn sync(&mut self) -> Lsn {
-        self.wal().sync().expect("syncing a memory disk cannot fail")
+        let wal = self.wal();
+        let durable = wal.sync().expect("syncing a memory disk cannot fail");
+        // The server's writer fills ahead once everything is durable: so does the simulation.
+        wal.extend_ahead().expect("filling a memory disk cannot fail");
+        durable
     }
 
     fn crash(&mut self, rng: &mut ChaCha20Rng, _torn_writes: bool) {

@@ -4,16 +4,19 @@
 //!
 //! The contract every implementation keeps, and the log relies on:
 //!
-//! - Writes (`append`, `write_new`, `truncate`) change a file's contents at once for readers,
-//!   but survive a crash only after `sync(name)` of that file.
+//! - Writes (`append`, `write_at`, `write_new`, `truncate`) change a file's contents at once for
+//!   readers, but survive a crash only after `sync(name)` of that file.
 //! - Directory changes (`write_new` creating a name, `rename`, `remove`) survive a crash only
 //!   after `sync_dir()`. Until then a crash may undo any suffix of them.
-//! - After a crash, an unsynced tail of appended bytes may be partly kept (a torn write).
+//! - After a crash, the writes to a file since its last sync may be partly kept: a prefix of
+//!   them in the order they were made, the last one kept cut anywhere (a torn write). Bytes
+//!   never written read as zeros, so an overwrite of zero-filled (preallocated) space that a
+//!   crash tears leaves the new bytes' prefix followed by the old zeros.
 //! - Names are plain file names: no path separators, not `.` or `..`, not empty.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 use rand::Rng;
@@ -48,6 +51,9 @@ pub trait Disk {
     fn read(&self, name: &str) -> Result<Vec<u8>, DiskError>;
     /// Appends to an existing file.
     fn append(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError>;
+    /// Writes `bytes` at `offset` of an existing file, over what is there; past the end it
+    /// extends the file (a gap reads as zeros).
+    fn write_at(&mut self, name: &str, offset: u64, bytes: &[u8]) -> Result<(), DiskError>;
     /// Makes the file's contents durable (not its name: see [`Disk::sync_dir`]).
     fn sync(&mut self, name: &str) -> Result<(), DiskError>;
     /// Creates a file that must not exist yet, with these contents.
@@ -94,6 +100,9 @@ impl<D: Disk + ?Sized> Disk for &mut D {
     fn append(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
         (**self).append(name, bytes)
     }
+    fn write_at(&mut self, name: &str, offset: u64, bytes: &[u8]) -> Result<(), DiskError> {
+        (**self).write_at(name, offset, bytes)
+    }
     fn sync(&mut self, name: &str) -> Result<(), DiskError> {
         (**self).sync(name)
     }
@@ -129,6 +138,18 @@ fn lock_dir(dir: &std::path::Path) -> io::Result<File> {
         )),
         Err(fs::TryLockError::Error(error)) => Err(error),
     }
+}
+
+/// Writes all of `bytes` at `offset` (a positioned write: the descriptor's position stays).
+#[cfg(unix)]
+fn write_all_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+#[cfg(not(unix))]
+fn write_all_at(mut file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    file.seek(SeekFrom::Start(offset))?;
+    file.write_all(bytes)
 }
 
 /// Files the disk creates are readable by their owner only (0600): they hold message texts and
@@ -210,7 +231,8 @@ pub const LOCK_FILE: &str = "LOCK";
 #[derive(Debug)]
 pub struct FsDisk {
     dir: PathBuf,
-    /// Files opened for appending, kept open so a batch costs one `write` and one `fdatasync`.
+    /// Files opened for writing, kept open so a batch costs one `pwrite` and one `fdatasync`.
+    /// Not in append mode: on Linux a positioned write to an `O_APPEND` file appends.
     handles: BTreeMap<String, File>,
     /// Holds the exclusive lock on [`LOCK_FILE`] (released when the disk is dropped, or by the
     /// kernel when the process dies).
@@ -251,7 +273,7 @@ impl FsDisk {
         check_name(op, name)?;
         if !self.handles.contains_key(name) {
             let file = OpenOptions::new()
-                .append(true)
+                .write(true)
                 .open(self.dir.join(name))
                 .map_err(|e| DiskError::new(op, name, e))?;
             self.handles.insert(name.to_owned(), file);
@@ -291,7 +313,15 @@ impl Disk for FsDisk {
     }
 
     fn append(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
-        self.handle("append", name)?.write_all(bytes).map_err(|e| DiskError::new("append", name, e))
+        let file = self.handle("append", name)?;
+        file.seek(SeekFrom::End(0))
+            .and_then(|_| file.write_all(bytes))
+            .map_err(|e| DiskError::new("append", name, e))
+    }
+
+    fn write_at(&mut self, name: &str, offset: u64, bytes: &[u8]) -> Result<(), DiskError> {
+        let file = self.handle("write_at", name)?;
+        write_all_at(file, bytes, offset).map_err(|e| DiskError::new("write_at", name, e))
     }
 
     fn sync(&mut self, name: &str) -> Result<(), DiskError> {
@@ -300,7 +330,7 @@ impl Disk for FsDisk {
 
     fn write_new(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
         check_name("write_new", name)?;
-        let mut file = private(OpenOptions::new().append(true).create_new(true))
+        let mut file = private(OpenOptions::new().write(true).create_new(true))
             .open(self.dir.join(name))
             .map_err(|e| DiskError::new("write_new", name, e))?;
         file.write_all(bytes).map_err(|e| DiskError::new("write_new", name, e))?;
@@ -361,8 +391,73 @@ struct MemFile {
     data: Vec<u8>,
     /// The contents as of the last `sync` of this file: what a crash falls back to.
     data_durable: Vec<u8>,
-    /// Only appends happened since the last sync: `data_durable` is a prefix of `data`.
-    appended_only: bool,
+    /// Every change since the last sync, oldest first: a crash keeps a prefix of them.
+    pending: Vec<Pending>,
+}
+
+/// A change to a file not synced yet.
+#[derive(Clone, Debug)]
+enum Pending {
+    Write { offset: usize, bytes: Vec<u8> },
+    SetLen(usize),
+}
+
+impl Pending {
+    /// Applies the change, or with `kept` only the first `kept` bytes of a write.
+    fn apply(&self, data: &mut Vec<u8>, kept: usize) {
+        match self {
+            Pending::Write { offset, bytes } => {
+                let bytes = &bytes[..kept.min(bytes.len())];
+                if bytes.is_empty() {
+                    return;
+                }
+                let end = offset + bytes.len();
+                if data.len() < end {
+                    data.resize(end, 0);
+                }
+                data[*offset..end].copy_from_slice(bytes);
+            }
+            Pending::SetLen(len) => data.resize(*len, 0),
+        }
+    }
+}
+
+impl MemFile {
+    /// A file whose every byte is durable.
+    fn durable(data: Vec<u8>) -> Self {
+        MemFile { data: data.clone(), data_durable: data, pending: Vec::new() }
+    }
+
+    /// The durable contents plus a prefix of the pending changes: whole changes while
+    /// `keep_bytes` (counting each written byte, and one per length change) lasts, then the
+    /// start of the write it runs out in.
+    fn kept(&self, mut keep_bytes: usize) -> Vec<u8> {
+        let mut data = self.data_durable.clone();
+        for change in &self.pending {
+            let weight = match change {
+                Pending::Write { bytes, .. } => bytes.len(),
+                Pending::SetLen(_) => 1,
+            };
+            if weight > keep_bytes {
+                if let Pending::Write { .. } = change {
+                    change.apply(&mut data, keep_bytes);
+                }
+                break;
+            }
+            change.apply(&mut data, weight);
+            keep_bytes -= weight;
+        }
+        data
+    }
+
+    /// What [`MemFile::kept`] counts: every pending byte written, and one per length change.
+    fn pending_weight(&self) -> usize {
+        let weight = |change: &Pending| match change {
+            Pending::Write { bytes, .. } => bytes.len(),
+            Pending::SetLen(_) => 1,
+        };
+        self.pending.iter().map(weight).sum()
+    }
 }
 
 /// An in-memory disk that knows what is synced, for tests and the simulator.
@@ -398,11 +493,7 @@ impl MemDisk {
         let mut files = BTreeMap::new();
         for (&id, file) in &self.files {
             if names.values().any(|&named| named == id) {
-                let data = Self::crash_contents(file, rng);
-                files.insert(
-                    id,
-                    MemFile { data: data.clone(), data_durable: data, appended_only: true },
-                );
+                files.insert(id, MemFile::durable(Self::crash_contents(file, rng)));
             }
         }
         self.files = files;
@@ -413,21 +504,36 @@ impl MemDisk {
 
     /// A power loss chosen by the caller rather than drawn: every directory change since the
     /// last `sync_dir` is lost, and each file keeps its synced bytes plus the first
-    /// `keep(name, unsynced)` bytes of what was appended since (clamped to what there is). The
-    /// model checker enumerates these choices instead of sampling them.
+    /// `keep(name, unsynced)` bytes of what was written since, `unsynced` being those writes'
+    /// bytes in the order they were made (for appends, the unsynced tail); a length change
+    /// is kept if every write before it is. The model checker enumerates these choices
+    /// instead of sampling them.
     pub fn crash_keeping(&mut self, mut keep: impl FnMut(&str, &[u8]) -> usize) {
         let names = self.names_durable.clone();
         let mut files = BTreeMap::new();
         for (name, &id) in &names {
             let Some(file) = self.files.get(&id) else { continue };
-            let mut data = file.data_durable.clone();
-            if let Some(tail) = file.data.strip_prefix(file.data_durable.as_slice()) {
-                data.extend_from_slice(&tail[..keep(name, tail).min(tail.len())]);
+            let mut written = Vec::new();
+            for change in &file.pending {
+                if let Pending::Write { bytes, .. } = change {
+                    written.extend_from_slice(bytes);
+                }
             }
-            files.insert(
-                id,
-                MemFile { data: data.clone(), data_durable: data, appended_only: true },
-            );
+            let mut kept_len = keep(name, &written).min(written.len());
+            let mut data = file.data_durable.clone();
+            for change in &file.pending {
+                match change {
+                    Pending::Write { bytes, .. } => {
+                        change.apply(&mut data, kept_len);
+                        if kept_len < bytes.len() {
+                            break;
+                        }
+                        kept_len -= bytes.len();
+                    }
+                    Pending::SetLen(_) => change.apply(&mut data, 0),
+                }
+            }
+            files.insert(id, MemFile::durable(data));
         }
         self.files = files;
         self.names = names;
@@ -447,6 +553,7 @@ impl MemDisk {
             Some(b) => {
                 *b = byte;
                 file.data_durable = file.data.clone();
+                file.pending.clear();
                 Ok(())
             }
             None => Err(DiskError::new("corrupt", name, io::ErrorKind::UnexpectedEof.into())),
@@ -454,15 +561,13 @@ impl MemDisk {
     }
 
     fn crash_contents<R: Rng + ?Sized>(file: &MemFile, rng: &mut R) -> Vec<u8> {
-        let mut data = file.data_durable.clone();
-        if let Some(tail) = file.data.strip_prefix(file.data_durable.as_slice()) {
-            // Half the time nothing unsynced survives; otherwise a random prefix of it does.
-            if !tail.is_empty() && rng.gen_bool(0.5) {
-                let kept = rng.gen_range(0..=tail.len());
-                data.extend_from_slice(&tail[..kept]);
-            }
+        // Half the time nothing unsynced survives; otherwise a random prefix of it does.
+        let weight = file.pending_weight();
+        if weight > 0 && rng.gen_bool(0.5) {
+            file.kept(rng.gen_range(0..=weight))
+        } else {
+            file.data_durable.clone()
         }
-        data
     }
 
     // A name that is not plain is never stored, so it is only checked when a lookup misses
@@ -492,21 +597,31 @@ impl Disk for MemDisk {
     }
 
     fn append(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
-        self.file_mut("append", name)?.data.extend_from_slice(bytes);
+        let file = self.file_mut("append", name)?;
+        let offset = file.data.len();
+        file.data.extend_from_slice(bytes);
+        file.pending.push(Pending::Write { offset, bytes: bytes.to_vec() });
+        Ok(())
+    }
+
+    fn write_at(&mut self, name: &str, offset: u64, bytes: &[u8]) -> Result<(), DiskError> {
+        let file = self.file_mut("write_at", name)?;
+        let offset = usize::try_from(offset)
+            .map_err(|_| DiskError::new("write_at", name, io::ErrorKind::InvalidInput.into()))?;
+        let change = Pending::Write { offset, bytes: bytes.to_vec() };
+        change.apply(&mut file.data, bytes.len());
+        file.pending.push(change);
         Ok(())
     }
 
     fn sync(&mut self, name: &str) -> Result<(), DiskError> {
         let file = self.file_mut("sync", name)?;
-        // Logs only grow between syncs: copy the new tail, not the whole file (the simulator
-        // syncs after every group commit).
-        if file.appended_only {
-            let synced_len = file.data_durable.len();
-            file.data_durable.extend_from_slice(&file.data[synced_len..]);
-        } else {
-            file.data_durable.clone_from(&file.data);
-            file.appended_only = true;
+        // Replay the changes rather than copy the file: the simulator syncs after every group
+        // commit, and a change is usually one batch of records.
+        for change in std::mem::take(&mut file.pending) {
+            change.apply(&mut file.data_durable, usize::MAX);
         }
+        debug_assert_eq!(file.data_durable.len(), file.data.len());
         Ok(())
     }
 
@@ -517,7 +632,8 @@ impl Disk for MemDisk {
         }
         let id = self.file_id_next;
         self.file_id_next += 1;
-        let file = MemFile { data: bytes.to_vec(), data_durable: Vec::new(), appended_only: true };
+        let pending = vec![Pending::Write { offset: 0, bytes: bytes.to_vec() }];
+        let file = MemFile { data: bytes.to_vec(), data_durable: Vec::new(), pending };
         self.files.insert(id, file);
         self.names.insert(name.to_owned(), id);
         self.names_changed();
@@ -553,8 +669,8 @@ impl Disk for MemDisk {
         let len = usize::try_from(len)
             .map_err(|_| DiskError::new("truncate", name, io::ErrorKind::InvalidInput.into()))?;
         // Like set_len: a longer length extends the file with zeros.
-        file.appended_only &= len >= file.data.len();
         file.data.resize(len, 0);
+        file.pending.push(Pending::SetLen(len));
         Ok(())
     }
 }
@@ -647,6 +763,46 @@ pub(crate) mod tests {
             torn += usize::from(data.len() > 6 && data.len() < 15);
         }
         assert!(torn > 0, "no seed produced a torn tail");
+    }
+
+    #[test]
+    fn a_crash_tears_an_overwrite_of_filled_space_leaving_the_old_zeros_after_it() {
+        let (mut torn, mut lost_fill) = (0, 0);
+        for seed in 0..200 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut disk = MemDisk::new();
+            disk.write_new("log", b"ab").expect("write_new");
+            disk.write_at("log", 2, &[0; 10]).expect("fill");
+            disk.sync("log").expect("sync");
+            disk.sync_dir().expect("sync_dir");
+            disk.write_at("log", 2, b"cdef").expect("overwrite");
+            disk.write_at("log", 6, b"gh").expect("overwrite");
+            disk.write_at("log", 12, &[0; 4]).expect("fill unsynced");
+            disk.crash(&mut rng);
+            let data = disk.read("log").expect("read");
+            let whole = b"abcdefgh\0\0\0\0\0\0\0\0";
+            assert!((12..=16).contains(&data.len()), "seed {seed}: {data:?}");
+            // A prefix of the overwrites, then the zeros they were overwriting.
+            let written = data[2..].iter().take_while(|&&b| b != 0).count();
+            assert_eq!(data[..2 + written], whole[..2 + written], "seed {seed}");
+            assert!(data[2 + written..].iter().all(|&b| b == 0), "seed {seed}: {data:?}");
+            torn += usize::from(written > 0 && written < 6);
+            lost_fill += usize::from(data.len() == 12);
+        }
+        assert!(torn > 0 && lost_fill > 0, "torn {torn}, fill lost {lost_fill}");
+    }
+
+    #[test]
+    fn fs_disk_writes_at_an_offset_over_and_past_the_end() {
+        let dir = TempDir::new("write-at");
+        let mut disk = FsDisk::open(&dir.0).expect("open");
+        disk.write_new("f", b"abc").expect("write_new");
+        disk.write_at("f", 5, b"xy").expect("past the end");
+        disk.write_at("f", 1, b"B").expect("over");
+        disk.append("f", b"!").expect("append");
+        disk.sync("f").expect("sync");
+        assert_eq!(disk.read("f").expect("read"), b"aBc\0\0xy!");
+        assert_eq!(disk.len("f").expect("len"), 8);
     }
 
     #[test]

@@ -52,6 +52,11 @@ pub struct StoreOptions {
     pub accept_data_loss: bool,
     /// Log bytes written since the last snapshot after which [`Wal::snapshot_due`] says yes.
     pub snapshot_log_bytes_min: u64,
+    /// Bytes of zeros the log keeps filled (and synced) ahead of its records, so that a
+    /// batch's fdatasync overwrites allocated space and commits no size or extent change
+    /// ([`wal`] module docs); 0 appends instead. The writer tops it up when it is idle, in
+    /// pieces of at most [`wal::FILL_PIECE_LEN_MAX`], or when a batch would not fit.
+    pub prealloc_bytes: u64,
     /// Planted bug (test builds only): recovery replays a torn last log record, its text cut
     /// where the crash cut it, as if it were whole. The simulator must catch it through the
     /// real log (`sim::tests`).
@@ -64,11 +69,15 @@ impl Default for StoreOptions {
         StoreOptions {
             accept_data_loss: false,
             snapshot_log_bytes_min: 64 << 20,
+            prealloc_bytes: PREALLOC_BYTES_DEFAULT,
             #[cfg(any(test, feature = "planted"))]
             replay_torn_tail: false,
         }
     }
 }
+
+/// The default [`StoreOptions::prealloc_bytes`].
+pub const PREALLOC_BYTES_DEFAULT: u64 = 4 << 20;
 
 /// Why writing to the store failed. Every one of these is fatal for a server: acknowledging a
 /// change that may not be durable would break the write-ahead rule.

@@ -3,15 +3,19 @@
 //!
 //! Files in the store directory:
 //!
-//! - `log-<first_lsn:020>.wal`: a segment, the frames of consecutive lsns from `first_lsn` on.
-//!   Only the last segment is ever appended to; a new one starts after each snapshot.
+//! - `log-<first_lsn:020>.wal`: a segment, the frames of consecutive lsns from `first_lsn` on,
+//!   then zeros: space filled ahead of the frames ([`StoreOptions::prealloc_bytes`]) so that the
+//!   fdatasync of a batch overwrites allocated blocks of a file whose size does not change, and
+//!   commits no file-system metadata. Only the last segment is ever written to; a new one starts
+//!   after each snapshot.
 //! - `snapshot-<lsn:020>.snap`: the records that rebuild the state as of `lsn`, checksummed as a
 //!   whole. Written as `<name>.tmp`, synced, renamed, then the directory synced.
 //!
-//! Recovery takes the newest valid snapshot, then every logged record after it. Damage is
+//! Recovery takes the newest valid snapshot, then every logged record after it. A segment's
+//! frames end where only zero bytes remain (its filled-ahead space, in any segment). Damage is
 //! judged by where it is. The end of the last segment is where a crash tears writes, so there an
-//! incomplete frame, a complete last frame with a bad checksum, or a run of zero bytes is cut
-//! off with a [`RecoveryWarning::TornTail`]. Anywhere else (bad checksum, bad length, an lsn out
+//! incomplete frame, or a frame with a bad checksum followed by nothing but zeros, is cut off
+//! with a [`RecoveryWarning::TornTail`]. Anywhere else (bad checksum, bad length, an lsn out
 //! of sequence, a gap between segments) it is [`RecoveryError::Corrupt`], and the store refuses
 //! to start unless [`StoreOptions::accept_data_loss`] is set; then it cuts the log there, with a
 //! [`RecoveryWarning::DataLoss`]. A damaged last frame cannot be told from a torn one, so a
@@ -31,6 +35,14 @@ const SEGMENT_SUFFIX: &str = ".wal";
 const SNAPSHOT_PREFIX: &str = "snapshot-";
 const SNAPSHOT_SUFFIX: &str = ".snap";
 const TEMP_SUFFIX: &str = ".tmp";
+
+/// Zeros written per call when filling a segment ahead.
+const ZERO_PIECE_LEN: u64 = 1 << 20;
+
+/// The most a fill adds at a time: [`StoreOptions::prealloc_bytes`] is how far ahead the
+/// writer keeps filled, topped up in pieces of this much so that one fill (a write and an
+/// fdatasync) holds records up for about one sync, not for a whole step's worth of zeros.
+pub const FILL_PIECE_LEN_MAX: u64 = 256 << 10;
 
 /// The name of the segment whose first record is `first`.
 pub fn segment_name(first: Lsn) -> String {
@@ -149,11 +161,17 @@ impl SnapshotWrite {
 pub struct Wal<D: Disk> {
     disk: D,
     options: StoreOptions,
-    /// The segment appended to.
+    /// The segment written to.
     active: String,
+    /// Where the next frame goes in `active`: the end of its frames.
+    active_len: u64,
+    /// The length of `active`: past `active_len` it holds zeros filled ahead.
+    active_allocated: u64,
     /// Frames appended but not yet handed to the disk.
     buffer: Vec<u8>,
     last_lsn: Lsn,
+    /// The last lsn handed to the disk (synced or not).
+    flushed_lsn: Lsn,
     durable_lsn: Lsn,
     snapshot_lsn: Lsn,
     log_bytes_since_snapshot: u64,
@@ -170,7 +188,8 @@ impl<D: Disk> Wal<D> {
         let snapshot = load_snapshot(&mut disk, &layout.snapshots, options, &mut warnings)?;
         let base = snapshot.as_ref().map_or(Lsn(0), |s| s.lsn);
         let replay = LogReplay::run(&mut disk, &layout.segments, base, options, &mut warnings)?;
-        let active = replay.active_segment(&mut disk)?;
+        let (active, active_len) = replay.active_segment(&mut disk)?;
+        let active_allocated = disk.len(&active)?;
         remove_covered(&mut disk, &layout, &replay, snapshot.as_ref())?;
         disk.sync_dir()?;
 
@@ -189,8 +208,11 @@ impl<D: Disk> Wal<D> {
             disk,
             options,
             active,
+            active_len,
+            active_allocated,
             buffer: Vec::new(),
             last_lsn: replay.last_lsn,
+            flushed_lsn: replay.last_lsn,
             durable_lsn: replay.last_lsn,
             snapshot_lsn: base,
             log_bytes_since_snapshot: replay.log_bytes,
@@ -239,6 +261,17 @@ impl<D: Disk> Wal<D> {
         })
     }
 
+    /// Fills one more piece ([`FILL_PIECE_LEN_MAX`] at most) of zeros ahead of the frames, and
+    /// syncs it, when less than [`StoreOptions::prealloc_bytes`] of filled space is left;
+    /// returns whether it did. The writer calls it when it has nothing else to do, so that a
+    /// flush rarely has to fill space first, and a piece at a time, so that records arriving
+    /// meanwhile wait for one small write and sync, not for a whole step's. Nothing to do with
+    /// preallocation off.
+    pub fn extend_ahead(&mut self) -> Result<bool, StoreError> {
+        let spare = self.options.prealloc_bytes;
+        self.guarded(|wal| wal.reserve(spare))
+    }
+
     /// A sync through a handle from [`Wal::flush_for_sync`] succeeded: every record up to `lsn`
     /// is durable.
     pub fn synced(&mut self, lsn: Lsn) {
@@ -282,7 +315,7 @@ impl<D: Disk> Wal<D> {
             if segment != wal.active {
                 wal.disk.write_new(&segment, &[])?;
                 wal.disk.sync_dir()?;
-                wal.active = segment;
+                wal.start_segment(segment);
             }
             let temp = format!("{}{TEMP_SUFFIX}", snapshot_name(lsn));
             wal.disk.write_new(&temp, &[])?;
@@ -394,11 +427,53 @@ impl<D: Disk> Wal<D> {
 
     fn flush_inner(&mut self) -> Result<(), StoreError> {
         if !self.buffer.is_empty() {
-            self.disk.append(&self.active, &self.buffer)?;
-            self.log_bytes_since_snapshot += self.buffer.len() as u64;
+            self.reserve(0)?;
+            self.disk.write_at(&self.active, self.active_len, &self.buffer)?;
+            let len = self.buffer.len() as u64;
+            self.active_len += len;
+            self.active_allocated = self.active_allocated.max(self.active_len);
+            self.log_bytes_since_snapshot += len;
             self.buffer.clear();
+            self.flushed_lsn = self.last_lsn;
         }
         Ok(())
+    }
+
+    /// With preallocation on, makes sure the buffered frames fit the filled space with
+    /// `spare` bytes left over, filling (past the frames, if they do not fit) one more piece of
+    /// zeros if not, and syncing it, so that the file's new size and blocks are committed now
+    /// rather than by a batch's sync. Returns whether it filled.
+    ///
+    /// Never while frames handed to the disk are not known durable (a sync in flight on the
+    /// sync thread, or frames flushed without a sync): the fill's sync would make them durable
+    /// unasked, behind the back of whoever decides when they are. Then the frames go past the
+    /// filled space, as plain appends, and the next fill starts after them.
+    fn reserve(&mut self, spare: u64) -> Result<bool, StoreError> {
+        let chunk = self.options.prealloc_bytes;
+        let end = self.active_len + self.buffer.len() as u64;
+        let fits = end.saturating_add(spare) <= self.active_allocated;
+        if chunk == 0 || fits || self.flushed_lsn > self.durable_lsn {
+            return Ok(false);
+        }
+        let piece = chunk.min(FILL_PIECE_LEN_MAX);
+        let target = end.max(self.active_allocated).saturating_add(piece);
+        let zeros = vec![0; (target - self.active_allocated).min(ZERO_PIECE_LEN) as usize];
+        let mut at = self.active_allocated;
+        while at < target {
+            let piece = &zeros[..(target - at).min(zeros.len() as u64) as usize];
+            self.disk.write_at(&self.active, at, piece)?;
+            at += piece.len() as u64;
+        }
+        self.disk.sync(&self.active)?;
+        self.active_allocated = target;
+        Ok(true)
+    }
+
+    /// Makes the new, empty segment `name` the one written to.
+    fn start_segment(&mut self, name: String) {
+        self.active = name;
+        self.active_len = 0;
+        self.active_allocated = 0;
     }
 
     fn sync_inner(&mut self) -> Result<(), StoreError> {
@@ -429,7 +504,9 @@ impl<D: Disk> Wal<D> {
         for file in covered {
             self.disk.remove(&file)?;
         }
-        self.active = segment;
+        if segment != self.active {
+            self.start_segment(segment);
+        }
         self.snapshot_lsn = lsn;
         self.log_bytes_since_snapshot = 0;
         Ok(())
@@ -510,10 +587,11 @@ struct Damage {
     next_lsn: Lsn,
 }
 
-/// The segment recovery ended in, and the lsn its next frame would carry.
+/// The segment recovery ended in, the lsn its next frame would carry, and where it goes.
 struct Tail {
     file: String,
     next_lsn: Lsn,
+    len: u64,
 }
 
 /// The log records recovery read after the snapshot, and where the log ends.
@@ -585,10 +663,13 @@ impl LogReplay {
             let rest = &bytes[offset..];
             let frame = match codec::decode_frame(rest) {
                 Ok(frame) => frame,
+                // Space filled ahead of the frames, never written: the end of the segment.
+                Err(_) if all_zero(rest) => break,
                 Err(e) if is_last && is_torn_tail(rest, &e) => {
                     #[cfg(any(test, feature = "planted"))]
                     if self.planted_replay_torn(disk, file, offset, rest, next_lsn, base)? {
                         next_lsn = next(next_lsn);
+                        offset = disk.len(file)? as usize;
                         break;
                     }
                     cut_file(disk, file, offset)?;
@@ -618,7 +699,7 @@ impl LogReplay {
             next_lsn = next(frame.lsn);
             offset += frame.len;
         }
-        self.tail = Some(Tail { file: file.to_owned(), next_lsn });
+        self.tail = Some(Tail { file: file.to_owned(), next_lsn, len: offset as u64 });
         Ok(None)
     }
 
@@ -638,7 +719,11 @@ impl LogReplay {
         if !self.replay_torn_tail {
             return Ok(false);
         }
-        let Some((lsn, record)) = codec::salvage_torn_message(rest) else { return Ok(false) };
+        // What the crash kept of the frame: the zeros after it are filled space.
+        let kept = rest.len() - rest.iter().rev().take_while(|&&b| b == 0).count();
+        let Some((lsn, record)) = codec::salvage_torn_message(&rest[..kept]) else {
+            return Ok(false);
+        };
         if lsn != next_lsn || lsn <= base || lsn != next(self.last_lsn) {
             return Ok(false);
         }
@@ -673,7 +758,8 @@ impl LogReplay {
         warnings.push(RecoveryWarning::DataLoss { file: file.clone(), offset, bytes_cut, reason });
         let doomed = if damage.next_lsn == next(self.last_lsn) {
             cut_file(disk, file, damage.offset)?;
-            self.tail = Some(Tail { file: file.clone(), next_lsn: damage.next_lsn });
+            let len = damage.offset as u64;
+            self.tail = Some(Tail { file: file.clone(), next_lsn: damage.next_lsn, len });
             &segments[1..]
         } else {
             // Even cut, this segment could not continue the log (a gap, or it ends before the
@@ -687,30 +773,39 @@ impl LogReplay {
         Ok(())
     }
 
-    /// The segment to append to: the tail if it continues the log, else a new one.
-    fn active_segment<D: Disk>(&self, disk: &mut D) -> Result<String, DiskError> {
+    /// The segment to write to, and where its next frame goes: the tail if it continues the
+    /// log, else a new one.
+    fn active_segment<D: Disk>(&self, disk: &mut D) -> Result<(String, u64), DiskError> {
         let next_lsn = next(self.last_lsn);
         match &self.tail {
-            Some(tail) if tail.next_lsn == next_lsn => Ok(tail.file.clone()),
+            Some(tail) if tail.next_lsn == next_lsn => Ok((tail.file.clone(), tail.len)),
             _ => {
                 let file = segment_name(next_lsn);
                 disk.write_new(&file, &[])?;
-                Ok(file)
+                Ok((file, 0))
             }
         }
     }
 }
 
 /// Whether a frame that fails to decode at `rest` (the end of the last segment) is what a
-/// crash leaves: a frame cut short, a last frame whose bytes did not all reach the disk, or
-/// space the file system extended with zeros.
+/// crash leaves: a frame cut short, or a last frame whose bytes did not all reach the disk.
+/// A crash keeps a prefix of what was written since the last sync (see [`super::disk`]), so
+/// after a torn frame come only zeros: the file's end, or space filled ahead that the frame
+/// was overwriting. (Its length field may be torn too, but then it reads shorter than it was,
+/// and what follows the length it reads is zeros as well.)
 fn is_torn_tail(rest: &[u8], error: &FrameError) -> bool {
-    let torn = match error {
+    match error {
         FrameError::Incomplete { .. } => true,
-        FrameError::Checksum { .. } => codec::frame_len_declared(rest) == Some(rest.len()),
+        FrameError::Checksum { .. } => {
+            codec::frame_len_declared(rest).and_then(|len| rest.get(len..)).is_some_and(all_zero)
+        }
         FrameError::TooLong { .. } | FrameError::Record(_) => false,
-    };
-    torn || rest.iter().all(|&b| b == 0)
+    }
+}
+
+fn all_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
 }
 
 fn cut_file<D: Disk>(disk: &mut D, file: &str, offset: usize) -> Result<(), DiskError> {
@@ -767,12 +862,37 @@ mod tests {
         out
     }
 
+    /// Filled ahead in small steps, so that tests fill many times and crash inside filled
+    /// space.
+    const TEST_PREALLOC_BYTES: u64 = 256;
+
+    fn options() -> StoreOptions {
+        StoreOptions { prealloc_bytes: TEST_PREALLOC_BYTES, ..StoreOptions::default() }
+    }
+
     fn open<D: Disk>(disk: D) -> (Wal<D>, Recovered) {
-        Wal::open(disk, StoreOptions::default()).expect("recovers")
+        Wal::open(disk, options()).expect("recovers")
     }
 
     fn accepting_loss() -> StoreOptions {
-        StoreOptions { accept_data_loss: true, ..StoreOptions::default() }
+        StoreOptions { accept_data_loss: true, ..options() }
+    }
+
+    /// Where the frames of `file` end: the zeros filled ahead (if any) start there.
+    fn frames_end(disk: &impl Disk, file: &str) -> usize {
+        let data = disk.read(file).expect("read");
+        let mut at = 0;
+        while let Ok(frame) = codec::decode_frame(&data[at..]) {
+            at += frame.len;
+        }
+        at
+    }
+
+    /// Writes `bytes` where the frames of `file` end, over its filled space: what a torn or
+    /// garbled write leaves there.
+    fn write_after_frames(disk: &mut impl Disk, file: &str, bytes: &[u8]) {
+        let at = frames_end(disk, file) as u64;
+        disk.write_at(file, at, bytes).expect("write_at");
     }
 
     fn append_all<D: Disk>(wal: &mut Wal<D>, range: std::ops::RangeInclusive<u64>) {
@@ -838,8 +958,8 @@ mod tests {
     fn the_planted_torn_replay_returns_a_cut_text_and_the_log_stays_readable() {
         let (mut disk, file) = store_with(3);
         let torn = frame(4, &msg(4));
-        disk.append(&file, &torn[..torn.len() - 3]).expect("append");
-        let planted = StoreOptions { replay_torn_tail: true, ..StoreOptions::default() };
+        write_after_frames(&mut disk, &file, &torn[..torn.len() - 3]);
+        let planted = StoreOptions { replay_torn_tail: true, ..options() };
         let (mut wal, recovered) = Wal::open(disk, planted).expect("opens");
         let cut = Record::Message {
             id: MsgId(4),
@@ -860,9 +980,11 @@ mod tests {
     #[test]
     fn a_torn_last_record_is_cut_off_with_a_warning_naming_file_and_offset() {
         let (mut disk, file) = store_with(3);
-        let synced_len = disk.read(&file).expect("read").len();
+        let synced_len = frames_end(&disk, &file);
         let torn = frame(4, &msg(4));
-        disk.append(&file, &torn[..torn.len() / 2]).expect("append");
+        write_after_frames(&mut disk, &file, &torn[..torn.len() / 2]);
+        let file_len = disk.read(&file).expect("read").len();
+        assert!(file_len > synced_len + torn.len() / 2, "zeros follow the torn frame");
 
         let (mut wal, recovered) = open(disk);
         assert_eq!(recovered.records, msgs(1..=3));
@@ -870,7 +992,7 @@ mod tests {
             [warning @ RecoveryWarning::TornTail { file: f, offset, bytes_cut, .. }] => {
                 assert_eq!(
                     (f, *offset, *bytes_cut),
-                    (&file, synced_len as u64, (torn.len() / 2) as u64)
+                    (&file, synced_len as u64, (file_len - synced_len) as u64)
                 );
                 let shown = warning.to_string();
                 assert!(
@@ -894,22 +1016,109 @@ mod tests {
     }
 
     #[test]
-    fn a_complete_last_frame_with_a_bad_checksum_or_zeros_is_a_torn_tail() {
-        for tail in [
-            {
-                let mut bad = frame(4, &msg(4));
-                let last = bad.len() - 1;
-                bad[last] ^= 1;
-                bad
-            },
-            vec![0; 100],
-        ] {
-            let (mut disk, file) = store_with(3);
-            disk.append(&file, &tail).expect("append");
+    fn a_complete_last_frame_with_a_bad_checksum_is_a_torn_tail() {
+        let mut bad = frame(4, &msg(4));
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        for prealloc_bytes in [0, TEST_PREALLOC_BYTES] {
+            let (mut wal, _) = open(MemDisk::new());
+            wal.options.prealloc_bytes = prealloc_bytes;
+            append_all(&mut wal, 1..=3);
+            wal.sync().expect("sync");
+            let file = segment_name(Lsn(1));
+            let mut disk = wal.into_disk();
+            write_after_frames(&mut disk, &file, &bad);
             let (_, recovered) = open(disk);
-            assert_eq!(recovered.records, msgs(1..=3));
-            assert!(matches!(recovered.warnings.as_slice(), [RecoveryWarning::TornTail { .. }]));
+            assert_eq!(recovered.records, msgs(1..=3), "prealloc {prealloc_bytes}");
+            assert!(
+                matches!(recovered.warnings.as_slice(), [RecoveryWarning::TornTail { .. }]),
+                "prealloc {prealloc_bytes}: {:?}",
+                recovered.warnings
+            );
         }
+    }
+
+    #[test]
+    fn zeros_past_the_last_record_end_the_log_and_stay_for_the_next_records() {
+        let (mut disk, file) = store_with(3);
+        let end = frames_end(&disk, &file);
+        let file_len = disk.read(&file).expect("read").len();
+        assert!(file_len > end, "the segment was filled ahead: {file_len} <= {end}");
+        // Zeros a file system left after a crash count the same, filled or not.
+        disk.append(&file, &[0; 100]).expect("append");
+        let (mut wal, recovered) = open(disk);
+        assert_eq!(recovered.records, msgs(1..=3));
+        assert!(recovered.warnings.is_empty(), "{:?}", recovered.warnings);
+        assert_eq!(wal.disk().read(&file).expect("read").len(), file_len + 100, "nothing cut");
+        append_all(&mut wal, 4..=5);
+        wal.sync().expect("sync");
+        assert_eq!(frames_end(wal.disk(), &file), end + frame(4, &msg(4)).len() * 2);
+        let (_, recovered) = open(wal.into_disk());
+        assert_eq!(recovered.records, msgs(1..=5));
+        assert!(recovered.warnings.is_empty(), "{:?}", recovered.warnings);
+    }
+
+    #[test]
+    fn a_torn_record_followed_by_zeros_is_cut_wherever_it_tears() {
+        let torn = frame(4, &msg(4));
+        // Every cut of the frame, its length field included: a torn length reads shorter than
+        // it was, and zeros follow whatever it says.
+        for kept in 1..torn.len() {
+            let (mut disk, file) = store_with(3);
+            write_after_frames(&mut disk, &file, &torn[..kept]);
+            let (mut wal, recovered) = open(disk);
+            assert_eq!(recovered.records, msgs(1..=3), "kept {kept}");
+            assert!(
+                matches!(recovered.warnings.as_slice(), [RecoveryWarning::TornTail { .. }]),
+                "kept {kept}: {:?}",
+                recovered.warnings
+            );
+            append_all(&mut wal, 4..=4);
+            wal.sync().expect("sync");
+            let (_, recovered) = open(wal.into_disk());
+            assert_eq!(recovered.records, msgs(1..=4), "kept {kept}");
+        }
+    }
+
+    #[test]
+    fn a_segment_before_the_last_may_end_in_zeros_but_not_in_a_torn_record() {
+        let (mut wal, _) = open(MemDisk::new());
+        append_all(&mut wal, 1..=2);
+        wal.sync().expect("sync");
+        let first = segment_name(Lsn(1));
+        let mut disk = wal.into_disk();
+        assert!(disk.read(&first).expect("read").len() > frames_end(&disk, &first));
+        let mut second = frame(3, &msg(3));
+        second.extend([0; 40]);
+        disk.write_new(&segment_name(Lsn(3)), &second).expect("write_new");
+        let (_, recovered) = open(disk.clone());
+        assert_eq!(recovered.records, msgs(1..=3));
+        assert!(recovered.warnings.is_empty(), "{:?}", recovered.warnings);
+
+        let torn = frame(3, &msg(3));
+        write_after_frames(&mut disk, &first, &torn[..torn.len() / 2]);
+        let error = Wal::open(disk, options()).expect_err("only the last segment tears");
+        assert!(matches!(&error, RecoveryError::Corrupt { file, .. } if *file == first), "{error}");
+    }
+
+    #[test]
+    fn the_log_fills_ahead_in_steps_and_a_flush_that_outruns_it_fills_first() {
+        let (mut wal, _) = open(MemDisk::new());
+        let file = segment_name(Lsn(1));
+        let file_len = |wal: &Wal<MemDisk>| wal.disk().read(&file).expect("read").len() as u64;
+        assert!(wal.extend_ahead().expect("fill"), "an empty segment has no space");
+        assert_eq!(file_len(&wal), TEST_PREALLOC_BYTES);
+        assert!(!wal.extend_ahead().expect("fill"), "a whole chunk is left");
+        // Far more than a chunk in one batch: the flush fills to fit it.
+        append_all(&mut wal, 1..=20);
+        wal.sync().expect("sync");
+        let end = frames_end(wal.disk(), &file) as u64;
+        assert!(end > TEST_PREALLOC_BYTES);
+        assert_eq!(file_len(&wal), end + TEST_PREALLOC_BYTES);
+        assert_eq!(wal.disk().synced_len(&file), Some(file_len(&wal) as usize));
+        let (_, recovered) = open(wal.into_disk());
+        assert_eq!(recovered.records, msgs(1..=20));
+        assert!(recovered.warnings.is_empty(), "{:?}", recovered.warnings);
     }
 
     #[test]
@@ -919,7 +1128,7 @@ mod tests {
         let offset = 2 * frame_len;
         disk.corrupt(&file, offset + FRAME_HEADER_LEN_FOR_TESTS + 3, b'#').expect("corrupt");
 
-        let error = Wal::open(disk.clone(), StoreOptions::default()).expect_err("must refuse");
+        let error = Wal::open(disk.clone(), options()).expect_err("must refuse");
         let shown = error.to_string();
         assert!(
             matches!(&error, RecoveryError::Corrupt { file: f, offset: o, .. } if *f == file && *o == offset as u64),
@@ -949,7 +1158,7 @@ mod tests {
         disk.write_new(&segment_name(Lsn(1)), &first).expect("write");
         disk.write_new(&segment_name(Lsn(4)), &frame(4, &msg(4))).expect("write");
 
-        let error = Wal::open(disk.clone(), StoreOptions::default()).expect_err("must refuse");
+        let error = Wal::open(disk.clone(), options()).expect_err("must refuse");
         assert!(
             matches!(&error, RecoveryError::Corrupt { file, offset: 0, .. } if *file == segment_name(Lsn(4))),
             "{error}"
@@ -969,7 +1178,7 @@ mod tests {
         bytes.extend(frame(3, &msg(3)));
         bytes.extend(frame(4, &msg(4)));
         disk.write_new(&segment_name(Lsn(1)), &bytes).expect("write");
-        let error = Wal::open(disk, StoreOptions::default()).expect_err("must refuse");
+        let error = Wal::open(disk, options()).expect_err("must refuse");
         assert!(error.to_string().contains("lsn 3 where 2 was expected"), "{error}");
     }
 
@@ -1016,7 +1225,7 @@ mod tests {
         wal.write_snapshot(Lsn(3), &msgs(1..=3)).expect("snapshot");
         let mut disk = wal.into_disk();
         disk.corrupt(&snapshot_name(Lsn(3)), 20, 0xee).expect("corrupt");
-        let error = Wal::open(disk.clone(), StoreOptions::default()).expect_err("must refuse");
+        let error = Wal::open(disk.clone(), options()).expect_err("must refuse");
         assert!(error.to_string().contains(&snapshot_name(Lsn(3))), "{error}");
         let (_, recovered) = Wal::open(disk, accepting_loss()).expect("accepts the loss");
         // The snapshot was the only copy of records 1..=3; the segment after it cannot follow
@@ -1032,8 +1241,9 @@ mod tests {
     #[test]
     fn a_failed_write_poisons_the_log() {
         let (mut wal, _) = open(FailAfter::new(MemDisk::new(), None));
+        wal.extend_ahead().expect("fill");
         append_all(&mut wal, 1..=2);
-        wal.disk.ops_left = Some(1); // the append reaches the disk, its fsync fails
+        wal.disk.ops_left = Some(1); // the write reaches the disk, its fsync fails
         assert!(matches!(wal.sync(), Err(StoreError::Disk(DiskError { op: "sync", .. }))));
         assert_eq!(wal.durable_lsn(), Lsn(0));
         wal.disk.ops_left = None;
@@ -1080,6 +1290,10 @@ mod tests {
         fn append(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
             self.tick("append", name)?;
             self.inner.append(name, bytes)
+        }
+        fn write_at(&mut self, name: &str, offset: u64, bytes: &[u8]) -> Result<(), DiskError> {
+            self.tick("write_at", name)?;
+            self.inner.write_at(name, offset, bytes)
         }
         fn sync(&mut self, name: &str) -> Result<(), DiskError> {
             self.tick("sync", name)?;
@@ -1147,14 +1361,16 @@ mod tests {
         disk: MemDisk,
         mut appended: Vec<Record>,
         text_next: &mut u64,
+        prealloc_bytes: u64,
     ) -> (MemDisk, Vec<Record>, usize) {
         let budget = if rng.gen_bool(0.5) { None } else { Some(rng.gen_range(0..40)) };
-        let (mut wal, _) = Wal::open(FailAfter::new(disk, None), StoreOptions::default())
-            .expect("a crash never corrupts");
+        let options = StoreOptions { prealloc_bytes, ..options() };
+        let (mut wal, _) =
+            Wal::open(FailAfter::new(disk, None), options).expect("a crash never corrupts");
         wal.disk.ops_left = budget;
         let mut durable_len = appended.len();
         for _ in 0..rng.gen_range(1..30) {
-            let step = match rng.gen_range(0..10) {
+            let step = match rng.gen_range(0..11) {
                 0..=5 => {
                     *text_next += 1;
                     let record = msg(*text_next);
@@ -1163,6 +1379,7 @@ mod tests {
                     wal.append(lsn, &record).map(|_| ())
                 }
                 6..=8 => wal.sync().map(|_| durable_len = appended.len()),
+                9 => wal.extend_ahead().map(|_| ()),
                 _ => {
                     let lsn = Lsn(appended.len() as u64);
                     wal.write_snapshot(lsn, &appended).map(|_| durable_len = appended.len())
@@ -1181,10 +1398,12 @@ mod tests {
     fn crashes_keep_every_synced_record_and_invent_none() {
         for seed in 0..300 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            // Plain appends, and filled space in steps smaller and larger than a batch.
+            let prealloc_bytes = [0, 64, TEST_PREALLOC_BYTES][seed as usize % 3];
             let (mut disk, mut appended, mut text_next) = (MemDisk::new(), Vec::new(), 0);
             for round in 0..4 {
                 let (crashed, all, durable_len) =
-                    random_round(&mut rng, disk, appended, &mut text_next);
+                    random_round(&mut rng, disk, appended, &mut text_next, prealloc_bytes);
                 let (wal, recovered) = open(crashed);
                 let context = format!("seed {seed} round {round}: {:?}", recovered.warnings);
                 assert!(
@@ -1210,7 +1429,7 @@ mod tests {
             // Give recovery work to do: a torn tail to cut and sync, a temp snapshot to remove.
             let (mut disk, file) = store_with(5);
             let torn = frame(6, &msg(6));
-            disk.append(&file, &torn[..torn.len() - 3]).expect("append");
+            write_after_frames(&mut disk, &file, &torn[..torn.len() - 3]);
             disk.sync(&file).expect("sync");
             let temp = format!("{}{TEMP_SUFFIX}", snapshot_name(Lsn(5)));
             disk.write_new(&temp, b"half a snapshot").expect("write_new");
@@ -1219,7 +1438,7 @@ mod tests {
 
             for attempt in 0..3 {
                 let mut failing = FailAfter::new(disk, Some(rng.gen_range(0..6)));
-                let result = Wal::open(&mut failing, StoreOptions::default()).map(|(_, r)| r);
+                let result = Wal::open(&mut failing, options()).map(|(_, r)| r);
                 match result {
                     Ok(recovered) => assert_eq!(recovered.records, msgs(1..=5), "seed {seed}"),
                     Err(RecoveryError::Disk(_)) => failed_midway += 1,
