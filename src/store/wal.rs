@@ -36,9 +36,6 @@ const SNAPSHOT_PREFIX: &str = "snapshot-";
 const SNAPSHOT_SUFFIX: &str = ".snap";
 const TEMP_SUFFIX: &str = ".tmp";
 
-/// Zeros written per call when filling a segment ahead.
-const ZERO_PIECE_LEN: u64 = 1 << 20;
-
 /// The most a fill adds at a time: [`StoreOptions::prealloc_bytes`] is how far ahead the
 /// writer keeps filled, topped up in pieces of this much so that one fill (a write and an
 /// fdatasync) holds records up for about one sync, not for a whole step's worth of zeros.
@@ -457,13 +454,11 @@ impl<D: Disk> Wal<D> {
         }
         let piece = chunk.min(FILL_PIECE_LEN_MAX);
         let target = end.max(self.active_allocated).saturating_add(piece);
-        let zeros = vec![0; (target - self.active_allocated).min(ZERO_PIECE_LEN) as usize];
-        let mut at = self.active_allocated;
-        while at < target {
-            let piece = &zeros[..(target - at).min(zeros.len() as u64) as usize];
-            self.disk.write_at(&self.active, at, piece)?;
-            at += piece.len() as u64;
-        }
+        self.disk.write_zeros(
+            &self.active,
+            self.active_allocated,
+            target - self.active_allocated,
+        )?;
         self.disk.sync(&self.active)?;
         self.active_allocated = target;
         Ok(true)
