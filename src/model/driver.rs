@@ -508,13 +508,11 @@ impl State {
             }
         }
         if self.stalled {
-            out.extend(Some(Step::Sync).filter(|_| self.holding()));
+            out.extend(Some(Step::Sync).filter(|&s| self.possible(s)));
         } else if self.stalls_used < bounds.stalls {
             out.push(Step::Stall);
         }
-        // A crash of a stalled disk that holds nothing is the crash of a disk that never
-        // stalled, with a stall spent (see `holding`).
-        if self.faults_used < bounds.faults && (!self.stalled || self.holding()) {
+        if self.faults_used < bounds.faults && self.stall_may_end() {
             for user in (0..users).filter(|_| !stall_over) {
                 let faults = [Step::DropCommand { user }, Step::DropRelay { user }];
                 out.extend(faults.into_iter().filter(|&s| self.possible(s)));
@@ -547,6 +545,13 @@ impl State {
     /// one counted from the stall, so nothing a shorter count allowed is lost.
     pub fn holding(&self) -> bool {
         self.has_unsynced() || !self.model.pending.is_empty()
+    }
+
+    /// Whether a sync or a crash may come now: not while a stalled disk holds nothing (a crash
+    /// of a stalled disk that holds nothing is the crash of a disk that never stalled, with a
+    /// stall spent: see [`State::holding`]).
+    fn stall_may_end(&self) -> bool {
+        !self.stalled || self.holding()
     }
 
     /// Records written but not synced.
@@ -620,10 +625,10 @@ impl State {
                 self.race && (user as usize) < n && (target as usize) < n && user != target
             }
             Step::Stall => !self.stalled,
-            Step::Sync => self.stalled && self.holding(),
+            Step::Sync => self.stalled && self.stall_may_end(),
             Step::Crash { kept, torn } => {
                 let unsynced = self.unsynced_len();
-                (!self.stalled || self.holding())
+                self.stall_may_end()
                     && kept <= CRASH_KEPT_MAX
                     && (kept < unsynced || (kept == unsynced && !torn))
             }

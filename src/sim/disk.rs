@@ -51,17 +51,9 @@ impl WalStore {
     /// A new, empty store; `snapshot_log_bytes_min` small enough to snapshot during a run. Its
     /// log fills [`SIM_PREALLOC_BYTES`] of zeros ahead at a time, as the server's does (in
     /// bigger steps), so that crashes tear overwrites of filled space and recovery reads
-    /// zero tails; [`WalStore::with_prealloc_bytes`] chooses another step.
+    /// zero tails.
     pub fn new(write_through: bool, snapshot_log_bytes_min: u64) -> Self {
-        Self::with_prealloc_bytes(write_through, snapshot_log_bytes_min, SIM_PREALLOC_BYTES)
-    }
-
-    /// [`WalStore::new`] filling `prealloc_bytes` at a time (0: plain appends).
-    pub fn with_prealloc_bytes(
-        write_through: bool,
-        snapshot_log_bytes_min: u64,
-        prealloc_bytes: u64,
-    ) -> Self {
+        let prealloc_bytes = SIM_PREALLOC_BYTES;
         let options =
             StoreOptions { snapshot_log_bytes_min, prealloc_bytes, ..StoreOptions::default() };
         let (wal, recovered) = Wal::open(MemDisk::new(), options).expect("an empty disk opens");
