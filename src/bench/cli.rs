@@ -348,6 +348,19 @@ impl RelayArgs {
     }
 }
 
+/// The server's threads that did something, by name, for one line.
+fn by_thread(server: &ServerCost, delivered: u64) -> String {
+    let per = |n: u64| n as f64 / delivered.max(1) as f64;
+    let busy =
+        server.by_thread.iter().filter(|(_, cpu_s, switches, _)| *cpu_s > 0.0 || *switches > 0);
+    let shown: Vec<String> = busy
+        .map(|(name, cpu_s, switches, preemptions)| {
+            format!("{name} {cpu_s:.2} s {:.2}/{:.2}", per(*switches), per(*preemptions))
+        })
+        .collect();
+    shown.join(", ")
+}
+
 fn show_relay(run: &RelayRun) -> String {
     let q = |h: &hdrhistogram::Histogram<u64>, q| ms(h.value_at_quantile(q));
     let lag = match run.lag_ns.is_empty() {
@@ -361,8 +374,12 @@ fn show_relay(run: &RelayRun) -> String {
     let server = match (&run.server, run.server_cores(), run.switches_per_msg()) {
         (Some(s), Some(cores), Some((switches, preemptions))) => format!(
             "server {cores:.2} cores ({:.2} s CPU), {} threads, {} KiB resident, \
-             {switches:.2} context switches per message ({preemptions:.2} preemptions)",
-            s.cpu_s, s.threads, s.rss_kib
+             {switches:.2} context switches per message ({preemptions:.2} preemptions)\n  \
+             by thread (CPU s, switches and preemptions per message): {}",
+            s.cpu_s,
+            s.threads,
+            s.rss_kib,
+            by_thread(s, run.delivered)
         ),
         _ => "server cost unknown (no process id)".to_owned(),
     };

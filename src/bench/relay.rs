@@ -25,6 +25,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
 use super::mqtt;
+use super::system;
 use super::system::ProcSample;
 use super::{parse_stamp, registered, relay_for, user_name, write_stamped, BenchError, Target};
 use crate::client::{parse_push, Client, ClientError, Reply};
@@ -70,7 +71,7 @@ impl RelayPlan {
 }
 
 /// The server's cost over a run, from `/proc`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServerCost {
     /// CPU seconds (user + system) from the first send to the last push.
     pub cpu_s: f64,
@@ -81,6 +82,9 @@ pub struct ServerCost {
     /// (a thread preempted, typically by one it woke): what hand-offs between threads cost.
     pub switches: u64,
     pub preemptions: u64,
+    /// By thread name: CPU seconds, switches and preemptions over the run (threads that
+    /// lived through it).
+    pub by_thread: Vec<(String, f64, u64, u64)>,
 }
 
 /// What one run measured.
@@ -118,12 +122,12 @@ impl RelayRun {
 
     /// Server CPU as a share of one core over the run (1.0 = one core busy throughout).
     pub fn server_cores(&self) -> Option<f64> {
-        Some(self.server?.cpu_s / self.elapsed.as_secs_f64().max(1e-9))
+        Some(self.server.as_ref()?.cpu_s / self.elapsed.as_secs_f64().max(1e-9))
     }
 
     /// The server's context switches per delivered message, and its preemptions.
     pub fn switches_per_msg(&self) -> Option<(f64, f64)> {
-        let server = self.server?;
+        let server = self.server.as_ref()?;
         let per = |n: u64| n as f64 / self.delivered.max(1) as f64;
         Some((per(server.switches), per(server.preemptions)))
     }
@@ -341,6 +345,7 @@ pub fn run_once(target: &Target, run: usize, plan: RelayPlan) -> Result<RelayRun
     let stop = Arc::new(AtomicBool::new(false));
 
     let server_before = target.sample();
+    let threads_before = target.thread_costs();
     let generator_before = ProcSample::of(std::process::id());
     let epoch = Instant::now();
     let pacer = (plan.rate > 0).then(|| {
@@ -361,6 +366,7 @@ pub fn run_once(target: &Target, run: usize, plan: RelayPlan) -> Result<RelayRun
     }
     let tally = outcome?;
     let elapsed = tally.last_push.max(tally.last_send);
+    let by_thread = system::thread_costs_since(&threads_before, &target.thread_costs());
     let server = match (server_before, target.sample(), server_at_end_of_sends) {
         (Some(before), Some(after), Some(mid)) => Some(ServerCost {
             cpu_s: after.cpu_s_since(&before),
@@ -368,6 +374,7 @@ pub fn run_once(target: &Target, run: usize, plan: RelayPlan) -> Result<RelayRun
             rss_kib: mid.rss_kib,
             switches: after.switches.saturating_sub(before.switches),
             preemptions: after.preemptions.saturating_sub(before.preemptions),
+            by_thread,
         }),
         _ => None,
     };

@@ -52,6 +52,55 @@ impl ProcSample {
     }
 }
 
+/// What one kind of thread (the threads sharing a name) has cost so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadCost {
+    pub cpu_ticks: u64,
+    pub switches: u64,
+    pub preemptions: u64,
+}
+
+/// The counters of `pid`'s threads summed by thread name, so a benchmark can say which
+/// hand-offs cost the switches (empty where `/proc` is unreadable). Threads that ended are no
+/// longer counted: compare samples of threads that live through the run.
+pub fn costs_by_thread(pid: u32) -> std::collections::BTreeMap<String, ThreadCost> {
+    let mut costs = std::collections::BTreeMap::<String, ThreadCost>::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return costs };
+    for task in tasks.flatten() {
+        let read = |file: &str| std::fs::read_to_string(task.path().join(file)).ok();
+        let (Some(status), Some(stat)) = (read("status"), read("stat")) else { continue };
+        let field = |name: &str| status.lines().find(|l| l.starts_with(name));
+        let number = |name: &str| -> u64 {
+            field(name).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
+        };
+        let name = field("Name:").map_or("?", |l| l["Name:".len()..].trim()).to_owned();
+        let cost = costs.entry(name).or_default();
+        let involuntary = number("nonvoluntary_ctxt_switches:");
+        cost.cpu_ticks += cpu_ticks(&stat).unwrap_or(0);
+        cost.switches += number("voluntary_ctxt_switches:") + involuntary;
+        cost.preemptions += involuntary;
+    }
+    costs
+}
+
+/// What each kind of thread cost between two samples of [`costs_by_thread`], as CPU seconds,
+/// switches and preemptions, in name order.
+pub fn thread_costs_since(
+    before: &std::collections::BTreeMap<String, ThreadCost>,
+    after: &std::collections::BTreeMap<String, ThreadCost>,
+) -> Vec<(String, f64, u64, u64)> {
+    let ticks_per_s = clock_ticks_per_s() as f64;
+    after
+        .iter()
+        .map(|(name, cost)| {
+            let was = before.get(name).copied().unwrap_or_default();
+            let cpu_s = cost.cpu_ticks.saturating_sub(was.cpu_ticks) as f64 / ticks_per_s;
+            let switches = cost.switches.saturating_sub(was.switches);
+            (name.clone(), cpu_s, switches, cost.preemptions.saturating_sub(was.preemptions))
+        })
+        .collect()
+}
+
 /// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line. The command name (field 2) is
 /// in parentheses and may contain spaces, so fields are counted after its closing parenthesis.
 fn cpu_ticks(stat: &str) -> Option<u64> {
@@ -130,5 +179,15 @@ mod tests {
         let sample = ProcSample::of(std::process::id()).expect("own /proc entry");
         assert!(sample.threads >= 1 && sample.rss_kib > 0, "{sample:?}");
         assert!(!allowed_cpus().expect("affinity").is_empty());
+    }
+
+    #[test]
+    fn this_process_threads_are_counted_by_name() {
+        let costs = costs_by_thread(std::process::id());
+        let named = std::thread::current().name().map(|n| n.chars().take(15).collect::<String>());
+        let named = named.unwrap_or_default();
+        assert!(costs.keys().any(|name| *name == named), "{named} in {costs:?}");
+        let since = thread_costs_since(&Default::default(), &costs);
+        assert_eq!(since.len(), costs.len());
     }
 }

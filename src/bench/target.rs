@@ -91,6 +91,11 @@ impl Target {
         ProcSample::of(self.pid?)
     }
 
+    /// The server's threads' costs by thread name (empty without a process id).
+    pub fn thread_costs(&self) -> std::collections::BTreeMap<String, super::system::ThreadCost> {
+        self.pid.map(super::system::costs_by_thread).unwrap_or_default()
+    }
+
     /// The last lines of a child server's log (empty for an external server).
     pub fn log_tail(&self) -> String {
         self.child.as_ref().map(ChildServer::stderr_tail).unwrap_or_default()
