@@ -19,6 +19,7 @@ mod loom_support;
 use chatroom::host::mailbox::{Mailbox, PlantedBug, PushError, Taken};
 use chatroom::host::sync::atomic::{AtomicBool, Ordering};
 use chatroom::host::sync::{thread, Arc, Condvar, Mutex};
+use chatroom::store::queue::{CommitQueue, PlantedQueueBug, Wake};
 use chatroom::store::syncer::{PlantedSyncBug, SyncSlot};
 use loom_support::{check, check_finds_bug, Bound, Expect};
 
@@ -560,5 +561,81 @@ fn planted_sync_stop_before_request_is_found() {
         Bound::Exhaustive,
         Expect::Assertion("was never served"),
         || sync_requests_then_stop(Some(PlantedSyncBug::StopBeforeRequest)),
+    );
+}
+
+// The log writer's queue (src/store/queue.rs): the server submits records, which wait for
+// room; the sync thread submits its report, which never waits; the writer, while a sync is in
+// flight, waits for urgent items only and takes the records with them. No item may be lost,
+// none duplicated, each producer's in order, and no thread may block for good.
+
+/// One producer submits records 1 and 2 into a queue with room for one; the sync thread
+/// submits its report (10, urgent). The writer waits for the report as it does while a sync is
+/// in flight, then for anything, until it has all three.
+fn commit_queue_records_and_report(bug: Option<PlantedQueueBug>) {
+    // Not dropped if loom ends the execution with a panic here (the planted deadlocks, where
+    // other threads still hold it): dropping a loom `Arc` then aborts the whole test binary.
+    let queue = std::mem::ManuallyDrop::new(Arc::new(match bug {
+        None => CommitQueue::new(1),
+        Some(bug) => CommitQueue::with_planted_bug(1, bug),
+    }));
+    // The same for the producers' clones, dropped only once their pushes returned.
+    let records = {
+        let queue = std::mem::ManuallyDrop::new(Arc::clone(&queue));
+        thread::spawn(move || {
+            queue.push(1, false).expect("open");
+            queue.push(2, false).expect("open");
+            drop(std::mem::ManuallyDrop::into_inner(queue));
+        })
+    };
+    let report = {
+        let queue = std::mem::ManuallyDrop::new(Arc::clone(&queue));
+        thread::spawn(move || {
+            queue.push(10, true).expect("open");
+            drop(std::mem::ManuallyDrop::into_inner(queue));
+        })
+    };
+    let (mut taken, mut out) = (Vec::new(), Vec::new());
+    while !taken.contains(&10) {
+        queue.take(&mut out, 8, Wake::Urgent, None);
+        taken.append(&mut out);
+    }
+    while taken.len() < 3 {
+        queue.take(&mut out, 8, Wake::Any, None);
+        taken.append(&mut out);
+    }
+    records.join().unwrap();
+    report.join().unwrap();
+    queue.try_take(&mut out, 8);
+    drop(std::mem::ManuallyDrop::into_inner(queue));
+    assert!(out.is_empty(), "taken twice: {out:?} after {taken:?}");
+    let records: Vec<u32> = taken.iter().copied().filter(|&n| n < 10).collect();
+    assert_eq!(records, [1, 2], "records lost, duplicated or out of order: {taken:?}");
+}
+
+#[test]
+fn commit_queue_delivers_records_and_report() {
+    check("commit_queue_delivers_records_and_report", Bound::Exhaustive, || {
+        commit_queue_records_and_report(None)
+    });
+}
+
+#[test]
+fn planted_commit_queue_urgent_waits_for_room_is_found() {
+    check_finds_bug(
+        "planted_commit_queue_urgent_waits_for_room_is_found",
+        Bound::Exhaustive,
+        Expect::Deadlock { file: "src/store/queue.rs" },
+        || commit_queue_records_and_report(Some(PlantedQueueBug::UrgentWaitsForRoom)),
+    );
+}
+
+#[test]
+fn planted_commit_queue_take_forgets_room_is_found() {
+    check_finds_bug(
+        "planted_commit_queue_take_forgets_room_is_found",
+        Bound::Exhaustive,
+        Expect::Deadlock { file: "src/store/queue.rs" },
+        || commit_queue_records_and_report(Some(PlantedQueueBug::TakeForgetsRoom)),
     );
 }

@@ -7,7 +7,8 @@
 //! - [`codec`]: the byte format of records, log frames and snapshot files (total decoding).
 //! - [`disk`]: the [`Disk`] trait (files with explicit sync), [`FsDisk`] and [`MemDisk`].
 //! - [`wal`]: [`Wal`], the log of segment files and snapshots over any disk, and its recovery.
-//! - [`writer`]: [`GroupCommit`], the thread that batches records into one fsync for the server.
+//! - [`writer`]: [`GroupCommit`], the thread that batches records into one fsync for the server;
+//!   [`syncer`] and [`queue`] are its hand-offs with its sync thread and its submitters.
 //! - [`memory`]: [`MemoryStore`], which calls everything durable at once (benchmarks, early use).
 //! - [`pause`]: [`SnapshotPause`], a test seam that holds a snapshot half written.
 //!
@@ -20,6 +21,7 @@ pub mod codec;
 pub mod disk;
 pub mod memory;
 pub mod pause;
+pub mod queue;
 pub mod syncer;
 pub mod wal;
 pub mod writer;

@@ -11,20 +11,22 @@
 //! not be on disk would break the write-ahead rule.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use super::codec;
 use super::disk::{Disk, DiskError, SyncHandle};
 use super::pause::SnapshotPause;
+use super::queue::{CommitQueue, Wake};
 use super::syncer::SyncSlot;
 use super::wal::{SnapshotWrite, Wal};
 use super::{FsyncPolicy, StoreError};
 use crate::core::record::{Lsn, Record};
 
-/// Submissions the queue holds before [`GroupCommit::submit`] blocks: back-pressure on a
-/// server that produces records faster than the disk takes them.
+/// Records the queue holds before [`GroupCommit::submit`] blocks: back-pressure on a server
+/// that produces records faster than the disk takes them.
 pub const QUEUE_LEN_MAX: usize = 65_536;
 
 /// Records appended before a batch is committed even if more are queued, bounding the memory
@@ -47,6 +49,17 @@ enum Command {
     Shutdown,
 }
 
+impl Command {
+    /// Whether it must wake a writer that waits for its sync thread (see [`super::queue`]):
+    /// everything but a record, which waits for the sync in flight to end anyway.
+    fn is_urgent(&self) -> bool {
+        !matches!(self, Command::Record(..))
+    }
+}
+
+/// The writer's queue, shared with its submitters and its sync thread.
+type Queue = CommitQueue<Command>;
+
 /// What the sync thread makes durable: the log's file, through every record up to `lsn`.
 struct SyncRequest {
     lsn: Lsn,
@@ -56,7 +69,7 @@ struct SyncRequest {
 /// The group-commit writer thread and the handle to feed it.
 #[derive(Debug)]
 pub struct GroupCommit {
-    sender: SyncSender<Command>,
+    queue: Arc<Queue>,
     thread: Option<JoinHandle<Result<(), StoreError>>>,
     /// Shared with the writer thread, which updates them after each batch.
     published: Arc<Published>,
@@ -81,22 +94,24 @@ impl GroupCommit {
         fsync: FsyncPolicy,
         mut on_durable: DurableCallback,
     ) -> Result<Self, StoreError> {
-        let (sender, receiver) = mpsc::sync_channel(QUEUE_LEN_MAX);
+        let queue = Arc::new(Queue::new(QUEUE_LEN_MAX));
         let published = Arc::new(Published::default());
         published.log_bytes_since_snapshot.store(wal.log_bytes_since_snapshot(), Ordering::Relaxed);
         let snapshot_log_bytes_min = wal.options().snapshot_log_bytes_min;
         let for_writer = Arc::clone(&published);
         let syncer = match fsync {
-            FsyncPolicy::Always => Some(Syncer::spawn(sender.clone())?),
+            FsyncPolicy::Always => Some(Syncer::spawn(Arc::clone(&queue))?),
             FsyncPolicy::Never => None,
         };
+        let receiver = Arc::clone(&queue);
         let thread = thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
                 let slot = syncer.as_ref().map(|syncer| &*syncer.slot);
                 let result = run(wal, fsync, &receiver, &mut on_durable, &for_writer, slot);
-                // The sync thread may be sending its report: no one will take it now.
-                drop(receiver);
+                // No one will take what comes now: submitters get an error instead of waiting
+                // for room, and the sync thread's report is dropped.
+                receiver.close();
                 drop(syncer);
                 if let Err(error) = &result {
                     tracing::error!(%error, "the log writer failed and stopped");
@@ -105,7 +120,7 @@ impl GroupCommit {
                 result
             })
             .map_err(StoreError::Spawn)?;
-        Ok(GroupCommit { sender, thread: Some(thread), published, snapshot_log_bytes_min })
+        Ok(GroupCommit { queue, thread: Some(thread), published, snapshot_log_bytes_min })
     }
 
     /// Queues `record` as `lsn`. Lsns must be submitted in order, from one thread at a time (or
@@ -158,7 +173,8 @@ impl GroupCommit {
     }
 
     fn send(&self, command: Command) -> Result<(), StoreError> {
-        self.sender.send(command).map_err(|_| StoreError::WriterStopped)
+        let urgent = command.is_urgent();
+        self.queue.push(command, urgent).map_err(|_| StoreError::WriterStopped)
     }
 
     fn finish(&mut self) -> Result<(), StoreError> {
@@ -166,7 +182,7 @@ impl GroupCommit {
             return Ok(());
         };
         // A failed send means the thread has already stopped; joining it reports why.
-        let _ = self.sender.send(Command::Shutdown);
+        let _ = self.send(Command::Shutdown);
         thread.join().unwrap_or(Err(StoreError::WriterPanicked))
     }
 }
@@ -187,7 +203,7 @@ struct Syncer {
 }
 
 impl Syncer {
-    fn spawn(reports: SyncSender<Command>) -> Result<Self, StoreError> {
+    fn spawn(reports: Arc<Queue>) -> Result<Self, StoreError> {
         let slot = Arc::new(SyncSlot::default());
         let served = Arc::clone(&slot);
         let thread = thread::Builder::new()
@@ -196,7 +212,7 @@ impl Syncer {
                 served.serve(|SyncRequest { lsn, file }| {
                     let result = file.sync();
                     // Fails only once the writer has stopped, which asks for no more.
-                    let _ = reports.send(Command::Synced(lsn, result));
+                    let _ = reports.push(Command::Synced(lsn, result), true);
                 });
             })
             .map_err(StoreError::Spawn)?;
@@ -310,7 +326,7 @@ impl SnapshotJob {
 fn run<D: Disk>(
     mut wal: Wal<D>,
     fsync: FsyncPolicy,
-    receiver: &Receiver<Command>,
+    queue: &Queue,
     on_durable: &mut DurableCallback,
     published: &Published,
     syncer: Option<&SyncSlot<SyncRequest>>,
@@ -326,25 +342,25 @@ fn run<D: Disk>(
     // only once that batch is durable (the records it covers must be on disk before it
     // replaces their files).
     let mut snapshot_after = Lsn(0);
+    let mut commands = Vec::new();
     loop {
-        let first = if stopping {
+        // While a sync is in flight, records wait for it to end (the next sync starts then),
+        // so only its report, a snapshot request or the shutdown is worth waking for.
+        let wake = if syncing.is_some() { Wake::Urgent } else { Wake::Any };
+        if stopping {
             // Only the sync thread's report can still come.
-            syncing.map(|_| receiver.recv().unwrap_or(Command::Shutdown))
+            match syncing {
+                Some(_) => queue.take(&mut commands, BATCH_LEN_MAX, Wake::Urgent, None),
+                None => commands.clear(),
+            }
         } else if snapshot.is_some() && syncing.is_none() {
             // Records first, but do not sleep while a snapshot has work.
-            match receiver.recv_timeout(std::time::Duration::from_millis(1)) {
-                Ok(command) => Some(command),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => Some(Command::Shutdown),
-            }
+            queue.take(&mut commands, BATCH_LEN_MAX, wake, Some(Duration::from_millis(1)));
         } else {
-            // recv fails only once every sender is gone: an implicit shutdown.
-            Some(receiver.recv().unwrap_or(Command::Shutdown))
-        };
-        let mut batch = Batch::default();
-        if let Some(first) = first {
-            apply_batch(&mut wal, first, receiver, &mut snapshot, &mut batch)?;
+            queue.take(&mut commands, BATCH_LEN_MAX, wake, None);
         }
+        let mut batch = Batch::default();
+        apply_batch(&mut wal, commands.drain(..), &mut snapshot, &mut batch)?;
         if let Some(lsn) = batch.synced {
             syncing = None;
             durable = durable.max(lsn);
@@ -418,17 +434,14 @@ struct Batch {
     stop: bool,
 }
 
-/// Applies `first` and whatever else is queued, up to [`BATCH_LEN_MAX`], into `batch`.
+/// Applies `commands` (what one take moved, at most [`BATCH_LEN_MAX`]) into `batch`.
 fn apply_batch<D: Disk>(
     wal: &mut Wal<D>,
-    first: Command,
-    receiver: &Receiver<Command>,
+    commands: impl Iterator<Item = Command>,
     snapshot: &mut Option<SnapshotJob>,
     batch: &mut Batch,
 ) -> Result<(), StoreError> {
-    let mut command = first;
-    let mut applied_len = 0;
-    loop {
+    for command in commands {
         match command {
             Command::Record(lsn, record) => wal.append(lsn, &record)?,
             Command::Snapshot(lsn, build) => {
@@ -447,20 +460,11 @@ fn apply_batch<D: Disk>(
                 wal.synced(lsn);
                 batch.synced = Some(lsn);
             }
-            Command::Shutdown => {
-                batch.stop = true;
-                return Ok(());
-            }
-        }
-        applied_len += 1;
-        if applied_len == BATCH_LEN_MAX {
-            return Ok(());
-        }
-        match receiver.try_recv() {
-            Ok(queued) => command = queued,
-            Err(_) => return Ok(()),
+            // Submitted last: nothing follows it.
+            Command::Shutdown => batch.stop = true,
         }
     }
+    Ok(())
 }
 
 /// Makes the batch durable as the policy says and returns the lsn it reached.

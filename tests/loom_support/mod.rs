@@ -62,6 +62,8 @@ pub enum Expect {
     /// whose push should have woken it. Thread ids count spawns from the model's main thread,
     /// `Id(0)`.
     LostWakeup { waiting: usize, done: usize },
+    /// Any deadlock with some thread blocked in `file`.
+    Deadlock { file: &'static str },
 }
 
 impl Expect {
@@ -76,6 +78,10 @@ impl Expect {
                 message.starts_with("deadlock; threads = ")
                     && message.contains(&blocked)
                     && message.contains(&format!("(Id({done}), Terminated)"))
+            }
+            Expect::Deadlock { file } => {
+                message.starts_with("deadlock; threads = ")
+                    && message.contains(&format!("file: \"{file}\""))
             }
         }
     }
