@@ -258,15 +258,6 @@ impl<D: Disk> Wal<D> {
         })
     }
 
-    /// Whether the frames appended and not yet handed to the disk fit the space filled ahead
-    /// (always, with preallocation off): a flush then writes over zeros and needs no fill. The
-    /// writer starts a second sync while one is in flight only then, since a flush fills only
-    /// with nothing in flight.
-    pub fn flush_fits(&self) -> bool {
-        let end = self.active_len + self.buffer.len() as u64;
-        self.options.prealloc_bytes == 0 || end <= self.active_allocated
-    }
-
     /// Fills one more piece ([`FILL_PIECE_LEN_MAX`] at most) of zeros ahead of the frames, and
     /// syncs it, when less than [`StoreOptions::prealloc_bytes`] of filled space is left;
     /// returns whether it did. The writer calls it when it has nothing else to do, so that a

@@ -199,41 +199,33 @@ impl Drop for GroupCommit {
 /// [`super::syncer`]), and reports back through the writer's own queue.
 struct Syncer {
     slot: Arc<SyncSlot<SyncRequest>>,
-    /// One per sync the writer may keep in flight.
-    threads: Vec<JoinHandle<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Syncer {
     fn spawn(reports: Arc<Queue>) -> Result<Self, StoreError> {
         let slot = Arc::new(SyncSlot::default());
-        let mut syncer = Syncer { slot, threads: Vec::new() };
-        for _ in 0..syncs_in_flight_max() {
-            let (served, reports) = (Arc::clone(&syncer.slot), Arc::clone(&reports));
-            let thread = thread::Builder::new()
-                .name("store-sync".into())
-                .spawn(move || {
-                    served.serve(|SyncRequest { lsn, file }| {
-                        let result = file.sync();
-                        // Fails only once the writer has stopped, which asks for no more.
-                        let _ = reports.push(Command::Synced(lsn, result), true);
-                    });
-                })
-                // Dropping `syncer` stops the threads already started.
-                .map_err(StoreError::Spawn)?;
-            syncer.threads.push(thread);
-        }
-        Ok(syncer)
+        let served = Arc::clone(&slot);
+        let thread = thread::Builder::new()
+            .name("store-sync".into())
+            .spawn(move || {
+                served.serve(|SyncRequest { lsn, file }| {
+                    let result = file.sync();
+                    // Fails only once the writer has stopped, which asks for no more.
+                    let _ = reports.push(Command::Synced(lsn, result), true);
+                });
+            })
+            .map_err(StoreError::Spawn)?;
+        Ok(Syncer { slot, thread: Some(thread) })
     }
 }
 
 impl Drop for Syncer {
-    /// Ends the threads once they have served what they were asked.
+    /// Ends the thread once it has served what it was asked.
     fn drop(&mut self) {
         self.slot.stop();
-        for thread in self.threads.drain(..) {
-            if thread.join().is_err() {
-                tracing::error!("a sync thread of the log panicked");
-            }
+        if self.thread.take().is_some_and(|thread| thread.join().is_err()) {
+            tracing::error!("the log's sync thread panicked");
         }
     }
 }
@@ -344,26 +336,24 @@ fn run<D: Disk>(
     let mut reported = durable;
     let mut snapshot: Option<SnapshotJob> = None;
     let mut stopping = false;
-    // The syncs handed to the sync threads and not yet reported, in the order asked.
-    let mut syncing = InFlight::default();
+    // The lsn the sync thread is making durable, while it is.
+    let mut syncing: Option<Lsn> = None;
     // The last lsn of the batch that began the snapshot in progress: the snapshot is written
     // only once that batch is durable (the records it covers must be on disk before it
     // replaces their files).
     let mut snapshot_after = Lsn(0);
     let mut commands = Vec::new();
     loop {
-        // While as many syncs are in flight as may be, records wait for one to end (the next
-        // sync starts then), so only a report, a snapshot request or the shutdown is worth
-        // waking for.
-        let full = syncing.len() >= syncs_in_flight_max();
-        let wake = if full { Wake::Urgent } else { Wake::Any };
+        // While a sync is in flight, records wait for it to end (the next sync starts then),
+        // so only its report, a snapshot request or the shutdown is worth waking for.
+        let wake = if syncing.is_some() { Wake::Urgent } else { Wake::Any };
         if stopping {
-            // Only the sync threads' reports can still come.
-            match syncing.is_empty() {
-                false => queue.take(&mut commands, BATCH_LEN_MAX, Wake::Urgent, None),
-                true => commands.clear(),
+            // Only the sync thread's report can still come.
+            match syncing {
+                Some(_) => queue.take(&mut commands, BATCH_LEN_MAX, Wake::Urgent, None),
+                None => commands.clear(),
             }
-        } else if snapshot.is_some() && syncing.is_empty() {
+        } else if snapshot.is_some() && syncing.is_none() {
             // Records first, but do not sleep while a snapshot has work.
             queue.take(&mut commands, BATCH_LEN_MAX, wake, Some(Duration::from_millis(1)));
         } else {
@@ -371,12 +361,9 @@ fn run<D: Disk>(
         }
         let mut batch = Batch::default();
         apply_batch(&mut wal, commands.drain(..), &mut snapshot, &mut batch)?;
-        for (lsn, result) in batch.synced.drain(..) {
-            result?;
-            if let Some(lsn) = syncing.done(lsn) {
-                wal.synced(lsn);
-                durable = durable.max(lsn);
-            }
+        if let Some(lsn) = batch.synced {
+            syncing = None;
+            durable = durable.max(lsn);
         }
         stopping |= batch.stop;
         if batch.snapshot_skipped {
@@ -387,12 +374,7 @@ fn run<D: Disk>(
         }
         // The next sync starts before the last one is reported: the report wakes the threads
         // that write the released pushes and replies, and they run while the disk syncs.
-        // A second sync starts while one runs only over filled space: a flush that had to
-        // fill (see `Wal::flush_fits`) waits until nothing is in flight.
-        let asked = syncing.last().unwrap_or(durable);
-        let may_start =
-            syncing.is_empty() || (syncing.len() < syncs_in_flight_max() && wal.flush_fits());
-        if may_start && wal.last_lsn() > asked {
+        if syncing.is_none() && wal.last_lsn() > durable {
             let handed = match syncer.filter(|_| !stopping && fsync == FsyncPolicy::Always) {
                 Some(slot) => wal.flush_for_sync()?.map(|(lsn, file)| {
                     slot.request(SyncRequest { lsn, file });
@@ -401,11 +383,8 @@ fn run<D: Disk>(
                 None => None,
             };
             match handed {
-                Some(lsn) => syncing.push(lsn),
-                // Only with nothing in flight: a stopping writer asks for no sync (it may
-                // have one in flight, then it waits for it first).
-                None if syncing.is_empty() => durable = commit(&mut wal, fsync)?,
-                None => {}
+                Some(lsn) => syncing = Some(lsn),
+                None => durable = commit(&mut wal, fsync)?,
             }
         }
         published.log_bytes_since_snapshot.store(wal.log_bytes_since_snapshot(), Ordering::Relaxed);
@@ -429,7 +408,7 @@ fn run<D: Disk>(
                 published.snapshot_pending.store(false, Ordering::Relaxed);
             }
         }
-        let idle = syncing.is_empty() && wal.last_lsn() == durable;
+        let idle = syncing.is_none() && wal.last_lsn() == durable;
         if stopping && idle && snapshot.is_none() {
             break;
         }
@@ -443,65 +422,6 @@ fn run<D: Disk>(
     Ok(())
 }
 
-/// How many syncs the writer keeps in flight at most, each on a sync thread of its own.
-/// `CHATROOM_SYNCS_IN_FLIGHT` overrides it (an experiment's knob, read once).
-fn syncs_in_flight_max() -> usize {
-    static MAX: OnceLock<usize> = OnceLock::new();
-    *MAX.get_or_init(|| {
-        std::env::var("CHATROOM_SYNCS_IN_FLIGHT")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&n| (1..=SYNCS_IN_FLIGHT_LIMIT).contains(&n))
-            .unwrap_or(SYNCS_IN_FLIGHT_MAX)
-    })
-}
-
-/// The default of [`syncs_in_flight_max`].
-pub const SYNCS_IN_FLIGHT_MAX: usize = 2;
-const SYNCS_IN_FLIGHT_LIMIT: usize = 4;
-
-/// The syncs in flight, oldest first, and which are done. Durability advances only over the
-/// done ones at the front: a later sync that ends first covers the earlier one's records too
-/// (it started after they were written), but is reported only once the earlier one ended, so
-/// that reports keep their order and no report follows a failed sync.
-#[derive(Default, Debug)]
-struct InFlight {
-    syncs: std::collections::VecDeque<(Lsn, bool)>,
-}
-
-impl InFlight {
-    fn len(&self) -> usize {
-        self.syncs.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.syncs.is_empty()
-    }
-
-    /// The lsn of the sync asked last.
-    fn last(&self) -> Option<Lsn> {
-        self.syncs.back().map(|&(lsn, _)| lsn)
-    }
-
-    fn push(&mut self, lsn: Lsn) {
-        debug_assert!(self.last().is_none_or(|last| last < lsn), "syncs asked in lsn order");
-        self.syncs.push_back((lsn, false));
-    }
-
-    /// The sync through `lsn` ended well: the lsn now durable, if that moved.
-    fn done(&mut self, lsn: Lsn) -> Option<Lsn> {
-        if let Some(entry) = self.syncs.iter_mut().find(|(asked, _)| *asked == lsn) {
-            entry.1 = true;
-        }
-        let mut durable = None;
-        while let Some(&(lsn, true)) = self.syncs.front() {
-            self.syncs.pop_front();
-            durable = Some(lsn);
-        }
-        durable
-    }
-}
-
 /// What one batch contained besides records.
 #[derive(Default)]
 struct Batch {
@@ -509,8 +429,8 @@ struct Batch {
     snapshot_skipped: bool,
     /// A snapshot was begun (its new segment opened).
     snapshot_began: bool,
-    /// Reports of the sync threads: the sync through this lsn succeeded or failed.
-    synced: Vec<(Lsn, Result<(), DiskError>)>,
+    /// The sync thread made every record up to this lsn durable.
+    synced: Option<Lsn>,
     stop: bool,
 }
 
@@ -535,7 +455,11 @@ fn apply_batch<D: Disk>(
                     None => batch.snapshot_skipped = true,
                 }
             }
-            Command::Synced(lsn, result) => batch.synced.push((lsn, result)),
+            Command::Synced(lsn, result) => {
+                result?;
+                wal.synced(lsn);
+                batch.synced = Some(lsn);
+            }
             // Submitted last: nothing follows it.
             Command::Shutdown => batch.stop = true,
         }
