@@ -51,11 +51,10 @@ impl CommandConn {
         while self.answer_owed(&mut writer) {
             match self.stream.read(&mut buf) {
                 Ok(0) | Err(_) => break,
+                // Then what came while this thread read and fed, and so raised no readiness
+                // event the shared reader could still act on.
                 Ok(n) => {
-                    self.shared.handle(Event::Received { conn: self.conn, bytes: &buf[..n] });
-                    // What came while this thread read and fed, and so raised no readiness
-                    // event the shared reader could still act on.
-                    self.shared.read_ahead(self.conn, &**self.stream, &mut buf);
+                    self.shared.received_then_read_ahead(self.conn, &**self.stream, &mut buf, n)
                 }
             }
         }
@@ -74,8 +73,10 @@ impl CommandConn {
     /// Writes replies and runs jobs until the connection may be read. False when it is done.
     fn answer_owed(&self, writer: &mut Writer) -> bool {
         let mut items = Vec::new();
+        let mut asked = None;
         loop {
-            let may_read = self.shared.may_read(self.conn);
+            // Asked with the last report of replies written, if there was one.
+            let may_read = asked.take().unwrap_or_else(|| self.shared.may_read(self.conn));
             // Watched by the shared reader only while this thread does not read itself.
             self.watch(!may_read);
             let taken = if may_read {
@@ -84,9 +85,11 @@ impl CommandConn {
                 self.mailbox.take_all(&mut items)
             };
             let idle = items.is_empty();
-            if !self.write_items(writer, &mut items) || taken == Taken::Closed {
+            let Some(written) = self.write_items(writer, &mut items) else { return false };
+            if taken == Taken::Closed {
                 return false;
             }
+            asked = written;
             if may_read && idle {
                 return true;
             }
@@ -99,24 +102,32 @@ impl CommandConn {
         }
     }
 
-    /// Writes frames, reports them, then runs password jobs. False if a write failed.
-    fn write_items(&self, writer: &mut Writer, items: &mut Vec<Outgoing>) -> bool {
+    /// Writes frames, reports them, then runs password jobs. `None` if a write failed, else
+    /// whether the connection may be read, if that was asked with the report (frames written,
+    /// no job run after).
+    fn write_items(&self, writer: &mut Writer, items: &mut Vec<Outgoing>) -> Option<Option<bool>> {
         let Writer { batch, buf } = writer;
         batch.sort(items);
+        let mut may_read = None;
         if !batch.frames.is_empty() {
             if write_batch(&**self.stream, batch, buf).is_err() {
                 batch.clear_written();
                 batch.jobs.clear();
-                return false;
+                return None;
             }
-            self.shared.wrote(self.conn, batch);
+            if batch.jobs.is_empty() {
+                may_read = Some(self.shared.wrote_then_may_read(self.conn, batch));
+            } else {
+                // The jobs' outcomes may owe more replies: asked after them.
+                self.shared.wrote(self.conn, batch);
+            }
         }
         batch.clear_written();
         for job in batch.jobs.drain(..) {
             let outcome = self.hashing.run(&job);
             self.shared.handle(Event::PasswordDone { job: job.job, outcome });
         }
-        true
+        Some(may_read)
     }
 }
 

@@ -196,6 +196,18 @@ impl Shared {
         self.with_host(|host, now_ms| host.wrote(now_ms, conn, batch));
     }
 
+    /// [`Shared::wrote`], then [`Shared::may_read`], under one lock: the command thread asks
+    /// right after each batch of replies, and each lock costs an unlock's work (and, on a busy
+    /// core, a wait behind whoever holds it).
+    pub fn wrote_then_may_read(&self, conn: ConnId, batch: &Batch) -> bool {
+        let mut may_read = false;
+        self.with_host(|host, now_ms| {
+            host.wrote(now_ms, conn, batch);
+            may_read = host.may_read(conn);
+        });
+        may_read
+    }
+
     /// The connection's writer is done: the last word about `conn`.
     pub fn ended(&self, conn: ConnId) {
         self.with_host(|host, now_ms| host.ended(now_ms, conn));
@@ -215,6 +227,31 @@ impl Shared {
     pub fn read_ahead(&self, conn: ConnId, stream: &dyn Socket, buf: &mut [u8]) {
         let now_ms = self.now_ms();
         let mut host = self.lock();
+        Self::read_ahead_locked(&mut host, now_ms, conn, stream, buf);
+    }
+
+    /// The command thread's read: feeds the first `len` bytes of `buf`, read from `conn`,
+    /// then reads ahead ([`Shared::read_ahead`], reusing `buf`), under one lock.
+    pub fn received_then_read_ahead(
+        &self,
+        conn: ConnId,
+        stream: &dyn Socket,
+        buf: &mut [u8],
+        len: usize,
+    ) {
+        let now_ms = self.now_ms();
+        let mut host = self.lock();
+        host.handle(now_ms, Event::Received { conn, bytes: &buf[..len] });
+        Self::read_ahead_locked(&mut host, now_ms, conn, stream, buf);
+    }
+
+    fn read_ahead_locked(
+        host: &mut Host<HostSocket, Sink>,
+        now_ms: u64,
+        conn: ConnId,
+        stream: &dyn Socket,
+        buf: &mut [u8],
+    ) {
         for _ in 0..READ_AHEAD_TURNS_MAX {
             if !host.may_read_ahead(conn) {
                 return;
