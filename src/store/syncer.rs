@@ -62,6 +62,9 @@ impl<R> SyncSlot<R> {
         let mut state = self.lock();
         debug_assert!(state.request.is_none(), "one sync in flight at a time");
         state.request = Some(request);
+        drop(state);
+        // After the unlock: the woken sync thread preempts the writer on a busy core, and
+        // would otherwise only block on this lock and hand the core back before it can sync.
         self.ready.notify_one();
     }
 
