@@ -231,6 +231,9 @@ pub mod report {
             Planted::LogoutArmsNoDeadline => &[
                 "core::rules_tests::a_logged_out_connection_must_log_in_again_within_the_deadline_unless_planted",
             ],
+            Planted::BareRefusalFramed => {
+                &["core::rules_tests::a_refused_bare_handshake_is_simply_closed_unless_planted"]
+            }
             Planted::SnapshotLowercasesNames => &[
                 "core::rules_tests::a_server_recovered_from_its_snapshot_is_the_same_server_unless_planted",
             ],

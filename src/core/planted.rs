@@ -207,12 +207,19 @@ pub enum Planted {
     /// The bare handshake does not compare addresses: anyone anywhere may open the relay of a
     /// user who just logged in (with the bare handshake allowed).
     BareRelayAnyAddress,
+    /// A refused bare handshake gets a failure frame, as a ticketed one does, which the
+    /// original client prints as a chat message (`New Message from -1...`). This was the
+    /// shipped behaviour until the outside tester's second pass (PROTOCOL.md: "a bare relay is
+    /// simply closed"). Caught by the unit test
+    /// `core::rules_tests::a_refused_bare_handshake_is_simply_closed_unless_planted` and by the
+    /// model checker's reference (its hijackers' bare handshakes).
+    BareRefusalFramed,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 51] = [
+    pub const ALL: [Planted; 52] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -264,6 +271,7 @@ impl Planted {
         Planted::RelayKeepsHandshakeDeadline,
         Planted::BareRelayAnyTime,
         Planted::BareRelayAnyAddress,
+        Planted::BareRefusalFramed,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -516,6 +524,7 @@ mod tests {
             Planted::RelayKeepsHandshakeDeadline => Some(48),
             Planted::BareRelayAnyTime => Some(49),
             Planted::BareRelayAnyAddress => Some(50),
+            Planted::BareRefusalFramed => Some(51),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

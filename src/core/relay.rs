@@ -12,6 +12,9 @@ impl Server {
             Err(error) => self.fail_and_close(conn, &error.to_string()),
             Ok(hello) => match self.relay_binding(conn, &hello.name, hello.ticket.as_deref()) {
                 Ok((account, acks)) => self.bind_relay(conn, account, acks),
+                // The original client prints every frame on its relay as a chat message: a
+                // refused bare handshake is simply closed (PROTOCOL.md).
+                Err(_) if self.bare_refusal_is_silent(hello.ticket.is_none()) => self.close(conn),
                 Err(reason) => self.fail_and_close(conn, &format!("Relay refused: {reason}")),
             },
         }
@@ -96,6 +99,14 @@ impl Server {
             return Err("this session already has a relay".to_owned());
         }
         Ok((account, acks))
+    }
+
+    /// Whether a refused handshake is closed without a failure frame: a bare one is (the
+    /// planted `BareRefusalFramed` words its refusal as for a ticketed one).
+    fn bare_refusal_is_silent(&self, bare: bool) -> bool {
+        #[cfg(any(test, feature = "planted"))]
+        let bare = bare && !self.planted_is(super::planted::Planted::BareRefusalFramed, true);
+        bare
     }
 
     fn bare_relay_allowed(&self) -> bool {

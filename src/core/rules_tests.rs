@@ -374,3 +374,40 @@ fn a_server_recovered_from_its_snapshot_is_the_same_server_unless_planted() {
         assert_eq!(h.request(alice, "1\nalice\npw"), "0\nSuccessful Login", "{planted:?}");
     }
 }
+
+/// PROTOCOL.md: "Refusals on a ticketed handshake are a failure frame, then close; a bare relay
+/// is simply closed (the original client would print a failure frame as a chat message)". The
+/// shipped server used to answer every refused handshake with a failure frame, which the
+/// original client showed as a message from someone (`New Message from -1...`): each refusal
+/// below, for each reason a bare handshake is refused, is now a plain close, while the same
+/// refusals of a ticketed handshake still say why.
+#[test]
+fn a_refused_bare_handshake_is_simply_closed_unless_planted() {
+    for (planted, silent) in [(Planted::None, true), (Planted::BareRefusalFramed, false)] {
+        let mut h = with(planted);
+        let alice = h.user(1, "alice");
+        let mut refused = vec![h.bare_relay(2, "nobody")];
+        let other_address = h.open(3, Channel::Relay, 99);
+        h.send(other_address, "alice");
+        refused.push(other_address);
+        let ticket = h.request(alice, "6");
+        refused.push(h.bare_relay(4, "alice"));
+        h.user(5, "bob");
+        h.bare_relay(6, "bob");
+        refused.push(h.bare_relay(7, "bob"));
+        h.advance(h.server().config().bare_relay_window_ms + 1);
+        h.user(8, "carol");
+        h.advance(h.server().config().bare_relay_window_ms + 1);
+        refused.push(h.bare_relay(9, "carol"));
+        for relay in refused {
+            assert!(h.closed.contains(&relay), "{planted:?}: {relay:?} is refused");
+            let got = h.take(relay);
+            assert_eq!(got.is_empty(), silent, "{planted:?}: {relay:?} got {got:?}");
+        }
+        // A ticketed handshake's refusal says why.
+        let wrong = h.open(10, Channel::Relay, 1);
+        h.send(wrong, "alice\nnot-a-ticket");
+        assert_eq!(h.take(wrong), ["-1\nRelay refused: unknown or already used ticket"]);
+        assert!(ticket.starts_with("0\n"), "{ticket}");
+    }
+}
