@@ -211,6 +211,32 @@ pub mod report {
             Planted::AbandonedCheckKeepsSlot => &[
                 "core::rules_tests::a_check_abandoned_by_a_dropped_connection_gives_its_slot_back_unless_planted",
             ],
+            // The outside tester's second pass: limits at their bound, logout, relay deadlines,
+            // the bare handshake's window, salts and snapshots.
+            Planted::QueueOneOverBound => {
+                &["core::rules_tests::a_queue_holds_exactly_its_bound_unless_planted"]
+            }
+            Planted::AccountsOneOverCap => {
+                &["core::rules_tests::accounts_stop_exactly_at_their_limit_unless_planted"]
+            }
+            Planted::SaltNotDrawn => {
+                &["core::rules_tests::every_account_gets_its_own_salt_unless_planted"]
+            }
+            Planted::RelayKeepsHandshakeDeadline => &[
+                "core::rules_tests::a_bound_relay_outlives_the_handshake_deadline_unless_planted",
+            ],
+            Planted::BareRelayAnyTime => &[
+                "core::rules_tests::a_bare_handshake_long_after_the_login_is_refused_unless_planted",
+            ],
+            Planted::LogoutArmsNoDeadline => &[
+                "core::rules_tests::a_logged_out_connection_must_log_in_again_within_the_deadline_unless_planted",
+            ],
+            Planted::BareRefusalFramed => {
+                &["core::rules_tests::a_refused_bare_handshake_is_simply_closed_unless_planted"]
+            }
+            Planted::SnapshotLowercasesNames => &[
+                "core::rules_tests::a_server_recovered_from_its_snapshot_is_the_same_server_unless_planted",
+            ],
             _ => &[],
         }
     }

@@ -18,12 +18,8 @@ fn a_bare_handshake_cannot_hijack_a_users_relay() {
     assert_eq!(alice.request("2\nbob\nqueued secret"), "0\nSent to recipient");
     assert_eq!(bob.request("1\nbob\npw"), "0\nSuccessful Login");
     for _ in 0..5 {
+        // Refused by a plain close (a bare relay gets no failure frame).
         let mut thief = bare_relay(&server, "bob");
-        let refusal = thief.recv();
-        assert_eq!(
-            refusal,
-            "-1\nRelay refused: this server accepts ticketed handshakes only (request code 6)"
-        );
         thief.assert_closed();
     }
     let mut relay = ticket_relay(&server, &mut bob, "bob");
@@ -41,10 +37,6 @@ fn a_ticketed_session_refuses_a_bare_handshake_even_with_the_opt_in() {
     let mut bob = user(&server, "bob");
     let ticket = bob.request("6");
     let mut thief = bare_relay(&server, "bob");
-    assert_eq!(
-        thief.recv(),
-        "-1\nRelay refused: this session uses tickets; a bare handshake is refused"
-    );
     thief.assert_closed();
     let mut relay = Conn::connect(server.relay_addr());
     relay.send(&format!("bob\n{}", ticket.strip_prefix("0\n").expect("a ticket")));

@@ -118,6 +118,8 @@ impl Server {
         }
         let mut salt = [0u8; 16];
         self.rng.fill_bytes(&mut salt);
+        #[cfg(any(test, feature = "planted"))]
+        let salt = if self.planted_is(Planted::SaltNotDrawn, true) { [0; 16] } else { salt };
         self.start_job(conn, password, PasswordWork::Hash { salt }, JobKind::Register { name });
     }
 
@@ -128,8 +130,11 @@ impl Server {
             return Some(NAME_TAKEN.to_owned());
         }
         let max = self.config.accounts_max;
-        (self.accounts.len() >= max)
-            .then(|| format!("The server has reached its limit of {max} accounts"))
+        let full = self.accounts.len() >= max;
+        #[cfg(any(test, feature = "planted"))]
+        let full =
+            full && !self.planted_is(Planted::AccountsOneOverCap, self.accounts.len() == max);
+        full.then(|| format!("The server has reached its limit of {max} accounts"))
     }
 
     fn start_delete(&mut self, conn: ConnId, account: AccountId, name: &str, password: String) {
@@ -264,12 +269,22 @@ impl Server {
         }
         self.tickets.retain(|_, t| t.account != account);
         let before_login = self.config.frame_len_max_before_login;
+        #[cfg(any(test, feature = "planted"))]
+        let before_login = if self.planted_is(Planted::LogoutKeepsFrameLimit, true) {
+            self.config.frame_len_max
+        } else {
+            before_login
+        };
         if let Some(c) = self.conns.get_mut(&session.command) {
             c.decoder.set_body_len_max(before_login);
             if let Role::Command { account, .. } = &mut c.role {
                 *account = None;
             }
             let deadline_ms = self.now_ms + self.config.login_deadline_ms;
+            #[cfg(any(test, feature = "planted"))]
+            if self.planted_is(Planted::LogoutArmsNoDeadline, true) {
+                return;
+            }
             self.timers.set(Timer::Login(session.command), deadline_ms);
         }
     }
@@ -294,7 +309,14 @@ impl Server {
             return self.reply(conn, false, UNKNOWN_RECIPIENT);
         };
         let recipient = &self.accounts[&to];
-        if recipient.queue.len() >= self.config.queue_len_max {
+        let full = recipient.queue.len() >= self.config.queue_len_max;
+        #[cfg(any(test, feature = "planted"))]
+        let full = full
+            && !self.planted_is(
+                Planted::QueueOneOverBound,
+                recipient.queue.len() == self.config.queue_len_max,
+            );
+        if full {
             let text = format!(
                 "{}'s mailbox is full ({} messages waiting); try again later",
                 recipient.name,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::names::name_key;
 use super::server::{queued_cost, Queued, Role, Server};
-use super::{AccountId, ConnId, Lsn, MsgId, Output, Record};
+use super::{AccountId, ConnId, Lsn, MsgId, Output, Peer, Record};
 use crate::wire::reply;
 
 /// Which bug to plant. `None` is the real server.
@@ -176,12 +176,50 @@ pub enum Planted {
     /// that address. Caught by the unit test
     /// `core::rules_tests::a_check_abandoned_by_a_dropped_connection_gives_its_slot_back_unless_planted`.
     AbandonedCheckKeepsSlot,
+    // The outside tester's second pass (h8): limits, logout, snapshots, salts, the bare
+    // handshake's binding rules.
+    /// A send to a queue holding exactly `queue_len_max` messages is accepted (`>` for `>=`):
+    /// a queue grows one past its bound.
+    QueueOneOverBound,
+    /// Logging out (or being taken over) leaves the command connection the logged-in frame
+    /// limit: a connection that is no longer logged in may send 64 KiB frames.
+    LogoutKeepsFrameLimit,
+    /// Logging out does not re-arm the login deadline: a connection that logs out stays open
+    /// for ever without logging in again.
+    LogoutArmsNoDeadline,
+    /// Registration hashes every password with the same (all-zero) salt, so two accounts with
+    /// the same password store the same hash.
+    SaltNotDrawn,
+    /// Closing a connection does not give its address's connection slot back: after
+    /// `connections_per_peer_max` connections in all, an address is refused for good.
+    PeerSlotNotReleased,
+    /// A snapshot records each account under its lower-cased key (`u1`), not the name as
+    /// registered (`U1`): after a restart from the snapshot, `list` shows the wrong spelling.
+    SnapshotLowercasesNames,
+    /// One more account than `accounts_max` may be registered (`>` for `>=`).
+    AccountsOneOverCap,
+    /// Binding a relay does not cancel its handshake deadline: a bound relay is closed when
+    /// the login deadline of its connection comes.
+    RelayKeepsHandshakeDeadline,
+    /// The bare handshake's "logged in moments ago" window is not checked: an original
+    /// client's relay may be opened any time after the login.
+    BareRelayAnyTime,
+    /// The bare handshake does not compare addresses: anyone anywhere may open the relay of a
+    /// user who just logged in (with the bare handshake allowed).
+    BareRelayAnyAddress,
+    /// A refused bare handshake gets a failure frame, as a ticketed one does, which the
+    /// original client prints as a chat message (`New Message from -1...`). This was the
+    /// shipped behaviour until the outside tester's second pass (PROTOCOL.md: "a bare relay is
+    /// simply closed"). Caught by the unit test
+    /// `core::rules_tests::a_refused_bare_handshake_is_simply_closed_unless_planted` and by the
+    /// model checker's reference (its hijackers' bare handshakes).
+    BareRefusalFramed,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 41] = [
+    pub const ALL: [Planted; 52] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -223,6 +261,17 @@ impl Planted {
         Planted::LoginDeadlineRearmed,
         Planted::WrittenDoesNotPump,
         Planted::AbandonedCheckKeepsSlot,
+        Planted::QueueOneOverBound,
+        Planted::LogoutKeepsFrameLimit,
+        Planted::LogoutArmsNoDeadline,
+        Planted::SaltNotDrawn,
+        Planted::PeerSlotNotReleased,
+        Planted::SnapshotLowercasesNames,
+        Planted::AccountsOneOverCap,
+        Planted::RelayKeepsHandshakeDeadline,
+        Planted::BareRelayAnyTime,
+        Planted::BareRelayAnyAddress,
+        Planted::BareRefusalFramed,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -237,6 +286,29 @@ impl Planted {
 }
 
 impl Server {
+    /// Whether `bug` is planted and `when` holds: the one-line hooks of the outside tester's
+    /// second pass read `#[cfg] let x = x && !self.planted_is(Bug, condition);`.
+    pub(super) fn planted_is(&self, bug: Planted, when: bool) -> bool {
+        self.config.planted == bug && when
+    }
+
+    /// [`Planted::PeerSlotNotReleased`]: the address whose slot a closing connection gives
+    /// back (one that holds none, when planted).
+    pub(super) fn planted_peer_slot(&self, peer: Peer) -> Peer {
+        if self.config.planted == Planted::PeerSlotNotReleased {
+            Peer(u128::MAX)
+        } else {
+            peer
+        }
+    }
+
+    /// [`Planted::RelayKeepsHandshakeDeadline`]: the rest of `bind_relay`, without cancelling
+    /// the connection's handshake deadline.
+    pub(super) fn planted_bind_keeping_deadline(&mut self, conn: ConnId, account: AccountId) {
+        self.sessions.get_mut(&account).expect("checked by relay_binding").relay = Some(conn);
+        self.pump(account);
+    }
+
     /// [`Planted::AckAnyAccount`]: applies acknowledged `ids` to whichever account holds each.
     /// Returns whether it did (the caller then stops).
     pub(super) fn planted_ack_any_account(&mut self, ids: &[MsgId]) -> bool {
@@ -442,6 +514,17 @@ mod tests {
             Planted::LoginDeadlineRearmed => Some(38),
             Planted::WrittenDoesNotPump => Some(39),
             Planted::AbandonedCheckKeepsSlot => Some(40),
+            Planted::QueueOneOverBound => Some(41),
+            Planted::LogoutKeepsFrameLimit => Some(42),
+            Planted::LogoutArmsNoDeadline => Some(43),
+            Planted::SaltNotDrawn => Some(44),
+            Planted::PeerSlotNotReleased => Some(45),
+            Planted::SnapshotLowercasesNames => Some(46),
+            Planted::AccountsOneOverCap => Some(47),
+            Planted::RelayKeepsHandshakeDeadline => Some(48),
+            Planted::BareRelayAnyTime => Some(49),
+            Planted::BareRelayAnyAddress => Some(50),
+            Planted::BareRefusalFramed => Some(51),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -12,6 +12,9 @@ impl Server {
             Err(error) => self.fail_and_close(conn, &error.to_string()),
             Ok(hello) => match self.relay_binding(conn, &hello.name, hello.ticket.as_deref()) {
                 Ok((account, acks)) => self.bind_relay(conn, account, acks),
+                // The original client prints every frame on its relay as a chat message: a
+                // refused bare handshake is simply closed (PROTOCOL.md).
+                Err(_) if self.bare_refusal_is_silent(hello.ticket.is_none()) => self.close(conn),
                 Err(reason) => self.fail_and_close(conn, &format!("Relay refused: {reason}")),
             },
         }
@@ -63,7 +66,11 @@ impl Server {
                         "this server accepts ticketed handshakes only (request code 6)".into()
                     );
                 }
-                if session.peer != self.conns[&conn].peer {
+                let other_address = session.peer != self.conns[&conn].peer;
+                #[cfg(any(test, feature = "planted"))]
+                let other_address = other_address
+                    && !self.planted_is(super::planted::Planted::BareRelayAnyAddress, true);
+                if other_address {
                     return Err("no live session for this user from this address".to_owned());
                 }
                 // A client that asked for a ticket will use it: a bare handshake for its
@@ -72,6 +79,13 @@ impl Server {
                     return Err("this session uses tickets; a bare handshake is refused".into());
                 }
                 let window_ms = self.config.bare_relay_window_ms;
+                #[cfg(any(test, feature = "planted"))]
+                let window_ms = if self.planted_is(super::planted::Planted::BareRelayAnyTime, true)
+                {
+                    u64::MAX
+                } else {
+                    window_ms
+                };
                 if self.now_ms.saturating_sub(session.login_ms) > window_ms {
                     let window = super::config::duration_text(window_ms);
                     return Err(format!(
@@ -85,6 +99,14 @@ impl Server {
             return Err("this session already has a relay".to_owned());
         }
         Ok((account, acks))
+    }
+
+    /// Whether a refused handshake is closed without a failure frame: a bare one is (the
+    /// planted `BareRefusalFramed` words its refusal as for a ticketed one).
+    fn bare_refusal_is_silent(&self, bare: bool) -> bool {
+        #[cfg(any(test, feature = "planted"))]
+        let bare = bare && !self.planted_is(super::planted::Planted::BareRefusalFramed, true);
+        bare
     }
 
     fn bare_relay_allowed(&self) -> bool {
@@ -102,6 +124,10 @@ impl Server {
         let c = self.conns.get_mut(&conn).expect("the relay being bound is open");
         c.role = Role::Relay(Binding { account, acks, pushed_through: MsgId(0) });
         c.decoder.set_body_len_max(limit);
+        #[cfg(any(test, feature = "planted"))]
+        if self.planted_is(super::planted::Planted::RelayKeepsHandshakeDeadline, true) {
+            return self.planted_bind_keeping_deadline(conn, account);
+        }
         self.timers.cancel(Timer::Login(conn));
         self.sessions.get_mut(&account).expect("checked by relay_binding").relay = Some(conn);
         self.pump(account);

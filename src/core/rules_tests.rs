@@ -185,3 +185,229 @@ fn a_check_abandoned_by_a_dropped_connection_gives_its_slot_back_unless_planted(
         }
     }
 }
+
+// ---- The outside tester's second pass: limits exactly at their bound, logout, relay
+// deadlines, the bare handshake's window, salts and snapshots.
+
+/// "A per-recipient queue is bounded": it holds exactly `queue_len_max` messages, and the
+/// next send gets a failure reply.
+#[test]
+fn a_queue_holds_exactly_its_bound_unless_planted() {
+    for (planted, bounded) in [(Planted::None, true), (Planted::QueueOneOverBound, false)] {
+        let mut h = Harness::new(Config { planted, queue_len_max: 3, ..Config::default() });
+        let alice = h.user(1, "alice");
+        h.user(2, "bob");
+        for i in 0..3 {
+            let reply = h.request(alice, &format!("2\nbob\nm{i}"));
+            assert_eq!(reply, "0\nSent to recipient", "{planted:?}: send {i}");
+        }
+        let over = h.request(alice, "2\nbob\none too many");
+        let refused = over.starts_with("-1\nbob's mailbox is full (3 messages waiting)");
+        assert_eq!(refused, bounded, "{planted:?}: {over}");
+    }
+}
+
+/// The accounts limit is exact: `accounts_max` accounts register, the next is refused.
+#[test]
+fn accounts_stop_exactly_at_their_limit_unless_planted() {
+    for (planted, bounded) in [(Planted::None, true), (Planted::AccountsOneOverCap, false)] {
+        let mut h = Harness::new(Config { planted, accounts_max: 2, ..Config::default() });
+        let c = h.open(1, Channel::Command, 1);
+        for name in ["a", "b"] {
+            let reply = h.request(c, &format!("3\n{name}\npw"));
+            assert_eq!(reply, "0\nSuccessful Created and logged in", "{planted:?}: {name}");
+        }
+        let over = h.request(c, "3\nc\npw");
+        let refused = over == "-1\nThe server has reached its limit of 2 accounts";
+        assert_eq!(refused, bounded, "{planted:?}: {over}");
+    }
+}
+
+/// The other limits a client meets, each exactly at its bound (no planted bug: a check of
+/// the shipped limits, which a one-character slip would move).
+#[test]
+fn connection_registration_ticket_and_list_limits_are_exact() {
+    let config = Config {
+        connections_per_peer_max: 2,
+        connections_max: 3,
+        registrations_per_peer_max: 2,
+        tickets_per_session_max: 2,
+        list_len_max: 2,
+        ..Config::default()
+    };
+    let mut h = Harness::new(config);
+    let (a, b) = (h.open(1, Channel::Command, 1), h.open(2, Channel::Command, 1));
+    let third = h.open(3, Channel::Command, 1);
+    assert!(h.closed.contains(&third), "a third connection from one address is refused");
+    assert!(h.take(third)[0].starts_with("-1\nToo many connections from your address (limit 2)"));
+    assert!(!h.closed.contains(&a) && !h.closed.contains(&b));
+    let other = h.open(4, Channel::Command, 2);
+    assert!(!h.closed.contains(&other), "the third connection in all is served");
+    let fourth = h.open(5, Channel::Command, 3);
+    assert!(h.closed.contains(&fourth), "a fourth connection in all is refused");
+    assert!(h.take(fourth)[0].starts_with("-1\nThe server is at its connection limit"));
+    // A closed connection gives its slots back.
+    h.peer_close(b);
+    let again = h.open(6, Channel::Command, 1);
+    assert!(!h.closed.contains(&again), "a slot given back is taken again");
+    for name in ["r1", "r2"] {
+        assert_eq!(h.request(a, &format!("3\n{name}\npw")), "0\nSuccessful Created and logged in");
+    }
+    let third_registration = h.request(again, "3\nr3\npw");
+    assert!(
+        third_registration.starts_with("-1\nToo many registrations from your address (limit 2"),
+        "{third_registration}"
+    );
+    // Tickets: the oldest of three is void, the two newest bind.
+    let tickets: Vec<String> = (0..3).map(|_| h.request(a, "6")[2..].to_owned()).collect();
+    let relay = |h: &mut Harness, conn, ticket: &str| {
+        let relay = h.open(conn, Channel::Relay, 2);
+        h.send(relay, &format!("r2\n{ticket}"));
+        relay
+    };
+    let oldest = relay(&mut h, 7, &tickets[0]);
+    assert!(h.closed.contains(&oldest), "the oldest of three tickets is void");
+    h.peer_close(other);
+    let newest = relay(&mut h, 8, &tickets[2]);
+    assert!(!h.closed.contains(&newest), "the newest ticket binds");
+    // The list shows `list_len_max` names and says how many it left out.
+    assert_eq!(h.request(a, "4\n"), "0\nr1 r2 ");
+    assert_eq!(h.request(a, "3\nr3\npw")[..2], *"-1");
+}
+
+/// "Passwords are stored only as argon2id hashes": salted, so two accounts with the same
+/// password store different hashes (else one cracked hash opens every account that shares
+/// it, and equal hashes tell which do).
+#[test]
+fn every_account_gets_its_own_salt_unless_planted() {
+    for (planted, salted) in [(Planted::None, true), (Planted::SaltNotDrawn, false)] {
+        let mut h = with(planted);
+        h.user(1, "alice");
+        h.user(2, "bob");
+        let hashes: Vec<String> = h
+            .server()
+            .snapshot()
+            .into_iter()
+            .filter_map(|r| match r {
+                super::Record::Register { password_hash, .. } => Some(password_hash),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(hashes.len(), 2, "{planted:?}");
+        assert!(hashes.iter().all(|h| h.starts_with("$argon2id$")), "{planted:?}: {hashes:?}");
+        assert_eq!(hashes[0] != hashes[1], salted, "{planted:?}: {hashes:?}");
+    }
+}
+
+/// A relay has until the login deadline to complete its handshake; once bound it is the
+/// session's relay and lives as long as the session, however long that is.
+#[test]
+fn a_bound_relay_outlives_the_handshake_deadline_unless_planted() {
+    for (planted, lives) in [(Planted::None, true), (Planted::RelayKeepsHandshakeDeadline, false)] {
+        let mut h = with(planted);
+        let alice = h.user(1, "alice");
+        let bob = h.user(2, "bob");
+        let relay = h.ticket_relay(3, alice, "alice");
+        h.advance(h.server().config().login_deadline_ms + 1);
+        assert_eq!(!h.closed.contains(&relay), lives, "{planted:?}");
+        assert_eq!(h.request(bob, "2\nalice\nstill there?"), "0\nSent to recipient");
+        let pushes = h.take(relay);
+        assert_eq!(pushes.iter().any(|p| p.ends_with("bob\nstill there?")), lives, "{pushes:?}");
+    }
+}
+
+/// The bare handshake binds only to a session that "logged in moments ago"
+/// (`bare_relay_window_ms`): later, anyone on the host could read the user's messages by
+/// sending it while the user's own relay is down.
+#[test]
+fn a_bare_handshake_long_after_the_login_is_refused_unless_planted() {
+    for (planted, refused) in [(Planted::None, true), (Planted::BareRelayAnyTime, false)] {
+        let mut h = with(planted);
+        h.user(1, "alice");
+        h.advance(h.server().config().bare_relay_window_ms + 1);
+        let late = h.bare_relay(2, "alice");
+        assert_eq!(h.closed.contains(&late), refused, "{planted:?}");
+        // Within the window it binds (the original client's own relay).
+        h.user(3, "bob");
+        let prompt = h.bare_relay(4, "bob");
+        assert!(!h.closed.contains(&prompt), "{planted:?}");
+    }
+}
+
+/// "A connection must log in within 60 s" holds for a connection that logged out too: it is
+/// as anonymous as a new one.
+#[test]
+fn a_logged_out_connection_must_log_in_again_within_the_deadline_unless_planted() {
+    for (planted, closed) in [(Planted::None, true), (Planted::LogoutArmsNoDeadline, false)] {
+        let mut h = with(planted);
+        let alice = h.user(1, "alice");
+        assert_eq!(h.request(alice, "-1\n"), "0\nLogging out");
+        h.advance(h.server().config().login_deadline_ms);
+        assert_eq!(h.closed.contains(&alice), closed, "{planted:?}");
+    }
+}
+
+/// A snapshot rebuilds the state it was taken of: names spelled as registered, passwords,
+/// and queued messages with their senders, in order (a restart from it changes nothing a
+/// client can see).
+#[test]
+fn a_server_recovered_from_its_snapshot_is_the_same_server_unless_planted() {
+    use rand::SeedableRng;
+    for (planted, same) in [(Planted::None, true), (Planted::SnapshotLowercasesNames, false)] {
+        let mut h = with(planted);
+        let alice = h.user(1, "Alice");
+        h.user(2, "bob");
+        for text in ["one", "two\nlines"] {
+            assert_eq!(h.request(alice, &format!("2\nbob\n{text}")), "0\nSent to recipient");
+        }
+        let (records, lsn) = (h.server().snapshot(), h.server().last_lsn());
+        let config = h.server().config().clone();
+        let rng = rand_chacha::ChaCha20Rng::seed_from_u64(8);
+        let recovered = super::Server::recover(config, rng, records, lsn).expect("recovers");
+        assert_eq!(recovered.account_names() == ["Alice", "bob"], same, "{planted:?}");
+        let mut h = Harness::with_server(recovered);
+        let bob = h.user(1, "bob");
+        assert_eq!(h.request(bob, "4\n") == "0\nAlice bob ", same, "{planted:?}");
+        let relay = h.bare_relay(2, "bob");
+        assert_eq!(h.take(relay), ["0\nAlice:one", "0\nAlice:two\nlines"], "{planted:?}");
+        let alice = h.open(3, Channel::Command, 1);
+        assert_eq!(h.request(alice, "1\nalice\npw"), "0\nSuccessful Login", "{planted:?}");
+    }
+}
+
+/// PROTOCOL.md: "Refusals on a ticketed handshake are a failure frame, then close; a bare relay
+/// is simply closed (the original client would print a failure frame as a chat message)". The
+/// shipped server used to answer every refused handshake with a failure frame, which the
+/// original client showed as a message from someone (`New Message from -1...`): each refusal
+/// below, for each reason a bare handshake is refused, is now a plain close, while the same
+/// refusals of a ticketed handshake still say why.
+#[test]
+fn a_refused_bare_handshake_is_simply_closed_unless_planted() {
+    for (planted, silent) in [(Planted::None, true), (Planted::BareRefusalFramed, false)] {
+        let mut h = with(planted);
+        let alice = h.user(1, "alice");
+        let mut refused = vec![h.bare_relay(2, "nobody")];
+        let other_address = h.open(3, Channel::Relay, 99);
+        h.send(other_address, "alice");
+        refused.push(other_address);
+        let ticket = h.request(alice, "6");
+        refused.push(h.bare_relay(4, "alice"));
+        h.user(5, "bob");
+        h.bare_relay(6, "bob");
+        refused.push(h.bare_relay(7, "bob"));
+        h.advance(h.server().config().bare_relay_window_ms + 1);
+        h.user(8, "carol");
+        h.advance(h.server().config().bare_relay_window_ms + 1);
+        refused.push(h.bare_relay(9, "carol"));
+        for relay in refused {
+            assert!(h.closed.contains(&relay), "{planted:?}: {relay:?} is refused");
+            let got = h.take(relay);
+            assert_eq!(got.is_empty(), silent, "{planted:?}: {relay:?} got {got:?}");
+        }
+        // A ticketed handshake's refusal says why.
+        let wrong = h.open(10, Channel::Relay, 1);
+        h.send(wrong, "alice\nnot-a-ticket");
+        assert_eq!(h.take(wrong), ["-1\nRelay refused: unknown or already used ticket"]);
+        assert!(ticket.starts_with("0\n"), "{ticket}");
+    }
+}

@@ -161,6 +161,8 @@ pub(super) enum JobKind {
 pub struct SnapshotView {
     accounts: Arc<BTreeMap<AccountId, Arc<Account>>>,
     lsn: Lsn,
+    #[cfg(any(test, feature = "planted"))]
+    planted: Planted,
 }
 
 impl SnapshotView {
@@ -174,6 +176,13 @@ impl SnapshotView {
     pub fn records(&self) -> Vec<Record> {
         let registers = self.accounts.iter().map(|(&account, a)| Record::Register {
             account,
+            #[cfg(any(test, feature = "planted"))]
+            name: if self.planted == Planted::SnapshotLowercasesNames {
+                super::names::name_key(&a.name)
+            } else {
+                a.name.clone()
+            },
+            #[cfg(not(any(test, feature = "planted")))]
             name: a.name.clone(),
             password_hash: a.password_hash.clone(),
         });
@@ -281,7 +290,12 @@ impl Server {
     /// write), to be turned into records later, off the core's lock. A change to an account
     /// after the capture copies that one account (its queue), never the whole state.
     pub fn snapshot_view(&self) -> SnapshotView {
-        SnapshotView { accounts: Arc::clone(&self.accounts), lsn: self.last_lsn }
+        SnapshotView {
+            accounts: Arc::clone(&self.accounts),
+            lsn: self.last_lsn,
+            #[cfg(any(test, feature = "planted"))]
+            planted: self.config.planted,
+        }
     }
 
     // ---- handle --------------------------------------------------------------------------
@@ -396,6 +410,8 @@ impl Server {
 
     fn closed(&mut self, conn: ConnId) {
         let Some(c) = self.conns.remove(&conn) else { return };
+        #[cfg(any(test, feature = "planted"))]
+        let c = Conn { peer: self.planted_peer_slot(c.peer), ..c };
         if let Some(n) = self.conns_per_peer.get_mut(&c.peer) {
             *n -= 1;
             if *n == 0 {

@@ -454,7 +454,11 @@ impl Model {
             None
         };
         if let Some(refusal) = refusal {
-            push(seen, user, Port::NewRelay, Seen::Frame(refusal.into()));
+            // A refused bare handshake is simply closed: the original client would print a
+            // failure frame as a chat message.
+            if kind == Relay::Ticketed {
+                push(seen, user, Port::NewRelay, Seen::Frame(refusal.into()));
+            }
             push(seen, user, Port::NewRelay, Seen::Closed);
             return;
         }
@@ -467,10 +471,8 @@ impl Model {
 
     /// `user` opens a relay naming `target`, from `user`'s own address: always refused, and
     /// without revealing whether the session has a relay already.
-    fn intrude(&mut self, user: User, target: User, seen: &mut Observed) {
-        let refusal =
-            if self.logged_in(target) { text::RELAY_OTHER_ADDRESS } else { text::RELAY_NO_SESSION };
-        push(seen, user, Port::NewRelay, Seen::Frame(refusal.into()));
+    fn intrude(&mut self, user: User, _target: User, seen: &mut Observed) {
+        // A bare handshake: refused by a plain close, whatever the reason.
         push(seen, user, Port::NewRelay, Seen::Closed);
     }
 

@@ -608,7 +608,15 @@ impl Checker {
     pub fn crashed(&mut self) {
         self.crashes += 1;
         for (_, state) in &mut self.names {
+            // An acknowledged registration was durable: with nothing of the name in flight,
+            // the account survives the crash spelled as it was registered, and recovery (from
+            // the log or from a snapshot) must keep that spelling.
+            let spelled = state.mutations_in_flight == 0
+                && state.spelling.as_ref().is_some_and(|(at, _)| *at == state.epoch);
             state.epoch += 1;
+            if let (true, Some((at, _))) = (spelled, &mut state.spelling) {
+                *at = state.epoch;
+            }
             if state.mutations_in_flight > 0 {
                 state.exists = Known::Unknown;
             }

@@ -717,6 +717,10 @@ impl Client {
                         conn: ConnNo(conn.0),
                         text,
                     }));
+                } else if side.is_some() && !self.relay_acks && text.starts_with("Relay refused") {
+                    // A refused bare handshake is simply closed (PROTOCOL.md): the original
+                    // client would show this frame as a message, so it is handed on as one.
+                    acts.push(Act::Push { conn, sender: String::new(), text });
                 }
                 return;
             }

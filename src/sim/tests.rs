@@ -421,6 +421,49 @@ mod outside {
     }
 }
 
+/// Planted bugs of the outside tester's second pass that the simulator reaches: a logout
+/// that keeps the logged-in frame limit (the hostile frames one byte over the limit in force),
+/// a bare handshake bound from another address, a snapshot that lower-cases names (found since
+/// a crash no longer makes the oracle forget how acknowledged registrations were spelled), an
+/// address's connection slot never given back (the liveness phase's clients are locked out),
+/// and the real bug of this pass, a refused bare handshake answered with a failure frame.
+mod outside_second {
+    use super::*;
+
+    fn caught(bug: Planted, invariant: &str) {
+        let seed = assert_caught(bug, invariant);
+        println!("{bug:?} caught at seed {seed} by {invariant:?}");
+    }
+
+    #[test]
+    fn catches_a_logout_that_keeps_the_logged_in_frame_limit() {
+        let invariant = "a connection closes only where PROTOCOL.md says so";
+        caught(Planted::LogoutKeepsFrameLimit, invariant);
+    }
+
+    #[test]
+    fn catches_a_bare_handshake_bound_from_another_address() {
+        caught(Planted::BareRelayAnyAddress, "nothing is delivered to another user");
+    }
+
+    #[test]
+    fn catches_a_snapshot_that_lower_cases_names() {
+        caught(Planted::SnapshotLowercasesNames, "list shows names as they were registered");
+    }
+
+    /// The real bug this pass found: a refused bare handshake got a failure frame, which the
+    /// original client shows as a message (the shipped server did this until it was fixed).
+    #[test]
+    fn catches_a_refused_bare_handshake_answered_with_a_frame() {
+        caught(Planted::BareRefusalFramed, "nothing is delivered that was not sent");
+    }
+
+    #[test]
+    fn catches_an_addresss_connection_slot_never_given_back() {
+        caught(Planted::PeerSlotNotReleased, "no acknowledged message is lost");
+    }
+}
+
 /// `tests/scenarios/hostile_client.scn`: hostile acts written in a scenario; the real server
 /// passes, the planted reusable ticket is caught on the replayed relay.
 #[test]
