@@ -12,6 +12,7 @@ use super::names::name_key;
 use super::outbox::Outbox;
 #[cfg(any(test, feature = "planted"))]
 use super::planted::Planted;
+use super::shared::Shared;
 use super::throttle::{Registrations, Reservation, Throttle};
 use super::timers::{Timer, Timers};
 use super::{
@@ -33,18 +34,20 @@ pub struct Server {
     /// Account by lower-cased name.
     pub(super) names: Arc<BTreeMap<String, AccountId>>,
     pub(super) queued_bytes: u64,
-    pub(super) conns: BTreeMap<ConnId, Conn>,
-    pub(super) conns_per_peer: BTreeMap<Peer, usize>,
-    pub(super) sessions: BTreeMap<AccountId, Session>,
+    // The tables below are shared with copies of the server until a copy changes one (see
+    // `Shared`): a model checker's step changes one or two of them.
+    pub(super) conns: Shared<BTreeMap<ConnId, Conn>>,
+    pub(super) conns_per_peer: Shared<BTreeMap<Peer, usize>>,
+    pub(super) sessions: Shared<BTreeMap<AccountId, Session>>,
     /// Per account, the original client's relays that are being closed and have not reported
     /// their end yet: what they hold may still be written, so nothing is pushed to a newer
     /// relay of the account until they are gone (it would be delivered twice).
-    pub(super) closing_bare_relays: BTreeMap<AccountId, u32>,
-    pub(super) tickets: BTreeMap<String, Ticket>,
-    pub(super) jobs: BTreeMap<JobId, PendingJob>,
+    pub(super) closing_bare_relays: Shared<BTreeMap<AccountId, u32>>,
+    pub(super) tickets: Shared<BTreeMap<String, Ticket>>,
+    pub(super) jobs: Shared<BTreeMap<JobId, PendingJob>>,
     pub(super) next_job: u64,
-    pub(super) throttle: Throttle,
-    pub(super) registrations: Registrations,
+    pub(super) throttle: Shared<Throttle>,
+    pub(super) registrations: Shared<Registrations>,
     pub(super) timers: Timers,
     pub(super) outbox: Outbox,
     pub(super) last_lsn: Lsn,
@@ -235,15 +238,15 @@ impl Server {
             accounts: Arc::default(),
             names: Arc::default(),
             queued_bytes: 0,
-            conns: BTreeMap::new(),
-            conns_per_peer: BTreeMap::new(),
-            sessions: BTreeMap::new(),
-            closing_bare_relays: BTreeMap::new(),
-            tickets: BTreeMap::new(),
-            jobs: BTreeMap::new(),
+            conns: Shared::default(),
+            conns_per_peer: Shared::default(),
+            sessions: Shared::default(),
+            closing_bare_relays: Shared::default(),
+            tickets: Shared::default(),
+            jobs: Shared::default(),
             next_job: 0,
-            throttle,
-            registrations: Registrations::default(),
+            throttle: Shared::new(throttle),
+            registrations: Shared::default(),
             timers: Timers::default(),
             outbox: Outbox::default(),
             last_lsn: Lsn(0),

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::shared::Shared;
 use super::ConnId;
 
 /// Everything the core may wait for.
@@ -16,10 +17,13 @@ pub(crate) enum Timer {
 }
 
 /// Deadlines by timer; at most one deadline per timer.
+///
+/// Shared with copies of the server until one changes them; a cancel of a timer that is not set
+/// (the usual case: most inputs cancel a frame deadline) changes nothing, so it copies nothing.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Timers {
-    by_timer: BTreeMap<Timer, u64>,
-    by_deadline: BTreeSet<(u64, Timer)>,
+    by_timer: Shared<BTreeMap<Timer, u64>>,
+    by_deadline: Shared<BTreeSet<(u64, Timer)>>,
 }
 
 impl Timers {
@@ -38,7 +42,9 @@ impl Timers {
     }
 
     pub fn cancel(&mut self, timer: Timer) {
-        if let Some(deadline_ms) = self.by_timer.remove(&timer) {
+        // Looked up before changing anything (see the type's docs).
+        if let Some(&deadline_ms) = self.by_timer.get(&timer) {
+            self.by_timer.remove(&timer);
             self.by_deadline.remove(&(deadline_ms, timer));
         }
     }
