@@ -22,7 +22,7 @@ use super::{
 use crate::wire::{reply, Decoder};
 
 /// The chat server as a pure state machine. See the [module docs](super) for the contract.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Server {
     pub(super) config: Config,
     pub(super) rng: ChaCha20Rng,
@@ -55,6 +55,92 @@ pub struct Server {
     /// Deleted accounts, kept only when a planted bug needs them.
     #[cfg(any(test, feature = "planted"))]
     pub(super) graveyard: Vec<(String, VecDeque<Queued>)>,
+}
+
+/// A copy shares the accounts and the tables (copy on write); `clone_from` also keeps the
+/// buffers of the copy it overwrites (the outbox's queues) and skips the tables it already
+/// shares with the source. The model checker copies a server per transition over the last one.
+impl Clone for Server {
+    fn clone(&self) -> Self {
+        Server {
+            config: self.config.clone(),
+            rng: self.rng.clone(),
+            now_ms: self.now_ms.clone(),
+            accounts: self.accounts.clone(),
+            names: self.names.clone(),
+            queued_bytes: self.queued_bytes.clone(),
+            conns: self.conns.clone(),
+            conns_per_peer: self.conns_per_peer.clone(),
+            sessions: self.sessions.clone(),
+            closing_bare_relays: self.closing_bare_relays.clone(),
+            tickets: self.tickets.clone(),
+            jobs: self.jobs.clone(),
+            next_job: self.next_job.clone(),
+            throttle: self.throttle.clone(),
+            registrations: self.registrations.clone(),
+            timers: self.timers.clone(),
+            outbox: self.outbox.clone(),
+            last_lsn: self.last_lsn.clone(),
+            durable_lsn: self.durable_lsn.clone(),
+            #[cfg(any(test, feature = "planted"))]
+            graveyard: self.graveyard.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        // Exhaustive, so that a field added later and not copied here does not compile.
+        let Server {
+            config,
+            rng,
+            now_ms,
+            accounts,
+            names,
+            queued_bytes,
+            conns,
+            conns_per_peer,
+            sessions,
+            closing_bare_relays,
+            tickets,
+            jobs,
+            next_job,
+            throttle,
+            registrations,
+            timers,
+            outbox,
+            last_lsn,
+            durable_lsn,
+            #[cfg(any(test, feature = "planted"))]
+            graveyard,
+        } = self;
+        config.clone_from(&source.config);
+        rng.clone_from(&source.rng);
+        now_ms.clone_from(&source.now_ms);
+        share_from(accounts, &source.accounts);
+        share_from(names, &source.names);
+        queued_bytes.clone_from(&source.queued_bytes);
+        conns.clone_from(&source.conns);
+        conns_per_peer.clone_from(&source.conns_per_peer);
+        sessions.clone_from(&source.sessions);
+        closing_bare_relays.clone_from(&source.closing_bare_relays);
+        tickets.clone_from(&source.tickets);
+        jobs.clone_from(&source.jobs);
+        next_job.clone_from(&source.next_job);
+        throttle.clone_from(&source.throttle);
+        registrations.clone_from(&source.registrations);
+        timers.clone_from(&source.timers);
+        outbox.clone_from(&source.outbox);
+        last_lsn.clone_from(&source.last_lsn);
+        durable_lsn.clone_from(&source.durable_lsn);
+        #[cfg(any(test, feature = "planted"))]
+        graveyard.clone_from(&source.graveyard);
+    }
+}
+
+/// Points `to` at what `from` points at, touching no count if it already does.
+fn share_from<T>(to: &mut Arc<T>, from: &Arc<T>) {
+    if !Arc::ptr_eq(to, from) {
+        *to = Arc::clone(from);
+    }
 }
 
 #[derive(Debug, Clone)]

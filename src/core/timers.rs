@@ -20,10 +20,22 @@ pub(crate) enum Timer {
 ///
 /// Shared with copies of the server until one changes them; a cancel of a timer that is not set
 /// (the usual case: most inputs cancel a frame deadline) changes nothing, so it copies nothing.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Timers {
     by_timer: Shared<BTreeMap<Timer, u64>>,
     by_deadline: Shared<BTreeSet<(u64, Timer)>>,
+}
+
+/// `clone_from` skips what the copy already shares.
+impl Clone for Timers {
+    fn clone(&self) -> Self {
+        Timers { by_timer: self.by_timer.clone(), by_deadline: self.by_deadline.clone() }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.by_timer.clone_from(&source.by_timer);
+        self.by_deadline.clone_from(&source.by_deadline);
+    }
 }
 
 impl Timers {
