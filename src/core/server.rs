@@ -65,23 +65,23 @@ impl Clone for Server {
         Server {
             config: self.config.clone(),
             rng: self.rng.clone(),
-            now_ms: self.now_ms.clone(),
+            now_ms: self.now_ms,
             accounts: self.accounts.clone(),
             names: self.names.clone(),
-            queued_bytes: self.queued_bytes.clone(),
+            queued_bytes: self.queued_bytes,
             conns: self.conns.clone(),
             conns_per_peer: self.conns_per_peer.clone(),
             sessions: self.sessions.clone(),
             closing_bare_relays: self.closing_bare_relays.clone(),
             tickets: self.tickets.clone(),
             jobs: self.jobs.clone(),
-            next_job: self.next_job.clone(),
+            next_job: self.next_job,
             throttle: self.throttle.clone(),
             registrations: self.registrations.clone(),
             timers: self.timers.clone(),
             outbox: self.outbox.clone(),
-            last_lsn: self.last_lsn.clone(),
-            durable_lsn: self.durable_lsn.clone(),
+            last_lsn: self.last_lsn,
+            durable_lsn: self.durable_lsn,
             #[cfg(any(test, feature = "planted"))]
             graveyard: self.graveyard.clone(),
         }
@@ -114,23 +114,23 @@ impl Clone for Server {
         } = self;
         config.clone_from(&source.config);
         rng.clone_from(&source.rng);
-        now_ms.clone_from(&source.now_ms);
+        *now_ms = source.now_ms;
         share_from(accounts, &source.accounts);
         share_from(names, &source.names);
-        queued_bytes.clone_from(&source.queued_bytes);
+        *queued_bytes = source.queued_bytes;
         conns.clone_from(&source.conns);
         conns_per_peer.clone_from(&source.conns_per_peer);
         sessions.clone_from(&source.sessions);
         closing_bare_relays.clone_from(&source.closing_bare_relays);
         tickets.clone_from(&source.tickets);
         jobs.clone_from(&source.jobs);
-        next_job.clone_from(&source.next_job);
+        *next_job = source.next_job;
         throttle.clone_from(&source.throttle);
         registrations.clone_from(&source.registrations);
         timers.clone_from(&source.timers);
         outbox.clone_from(&source.outbox);
-        last_lsn.clone_from(&source.last_lsn);
-        durable_lsn.clone_from(&source.durable_lsn);
+        *last_lsn = source.last_lsn;
+        *durable_lsn = source.durable_lsn;
         #[cfg(any(test, feature = "planted"))]
         graveyard.clone_from(&source.graveyard);
     }
