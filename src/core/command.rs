@@ -260,6 +260,10 @@ impl Server {
     /// Ends `account`'s session, if any: its relay is closed (after `relay_notice`, if given),
     /// its tickets are void, and its command connection stays open, logged out.
     pub(super) fn end_session(&mut self, account: AccountId, relay_notice: Option<&str>) {
+        // Looked up before anything is removed: a change to a shared table copies it (`Shared`).
+        if !self.sessions.contains_key(&account) {
+            return;
+        }
         let Some(session) = self.sessions.remove(&account) else { return };
         if let Some(relay) = session.relay {
             if let Some(notice) = relay_notice {
@@ -267,7 +271,9 @@ impl Server {
             }
             self.close(relay);
         }
-        self.tickets.retain(|_, t| t.account != account);
+        if self.tickets.values().any(|t| t.account == account) {
+            self.tickets.retain(|_, t| t.account != account);
+        }
         let before_login = self.config.frame_len_max_before_login;
         #[cfg(any(test, feature = "planted"))]
         let before_login = if self.planted_is(Planted::LogoutKeepsFrameLimit, true) {

@@ -32,6 +32,7 @@ pub mod planted;
 pub mod record;
 mod relay;
 mod server;
+mod shared;
 mod throttle;
 mod timers;
 

@@ -7,11 +7,23 @@ use std::collections::VecDeque;
 
 use super::{Lsn, Output};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Outbox {
     immediate: VecDeque<Output>,
     /// Visible outputs with the last lsn emitted when they were produced.
     gated: VecDeque<Gated>,
+}
+
+/// `clone_from` keeps the queues' buffers (derived `Clone` would drop and allocate them).
+impl Clone for Outbox {
+    fn clone(&self) -> Self {
+        Outbox { immediate: self.immediate.clone(), gated: self.gated.clone() }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.immediate.clone_from(&source.immediate);
+        self.gated.clone_from(&source.gated);
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -196,8 +196,9 @@ impl Server {
     /// Forgets that `conn` is `account`'s relay (it is closing or closed). Nothing is lost:
     /// whatever it had not delivered stays queued for the next relay.
     pub(super) fn detach_relay(&mut self, account: AccountId, conn: ConnId) {
-        if let Some(session) = self.sessions.get_mut(&account) {
-            if session.relay == Some(conn) {
+        // Looked up before anything is changed: a change to a shared table copies it (`Shared`).
+        if self.sessions.get(&account).is_some_and(|session| session.relay == Some(conn)) {
+            if let Some(session) = self.sessions.get_mut(&account) {
                 session.relay = None;
                 #[cfg(any(test, feature = "planted"))]
                 if self.config.planted == super::planted::Planted::DropOnDetach {

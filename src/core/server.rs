@@ -12,6 +12,7 @@ use super::names::name_key;
 use super::outbox::Outbox;
 #[cfg(any(test, feature = "planted"))]
 use super::planted::Planted;
+use super::shared::Shared;
 use super::throttle::{Registrations, Reservation, Throttle};
 use super::timers::{Timer, Timers};
 use super::{
@@ -21,7 +22,7 @@ use super::{
 use crate::wire::{reply, Decoder};
 
 /// The chat server as a pure state machine. See the [module docs](super) for the contract.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Server {
     pub(super) config: Config,
     pub(super) rng: ChaCha20Rng,
@@ -33,18 +34,20 @@ pub struct Server {
     /// Account by lower-cased name.
     pub(super) names: Arc<BTreeMap<String, AccountId>>,
     pub(super) queued_bytes: u64,
-    pub(super) conns: BTreeMap<ConnId, Conn>,
-    pub(super) conns_per_peer: BTreeMap<Peer, usize>,
-    pub(super) sessions: BTreeMap<AccountId, Session>,
+    // The tables below are shared with copies of the server until a copy changes one (see
+    // `Shared`): a model checker's step changes one or two of them.
+    pub(super) conns: Shared<BTreeMap<ConnId, Conn>>,
+    pub(super) conns_per_peer: Shared<BTreeMap<Peer, usize>>,
+    pub(super) sessions: Shared<BTreeMap<AccountId, Session>>,
     /// Per account, the original client's relays that are being closed and have not reported
     /// their end yet: what they hold may still be written, so nothing is pushed to a newer
     /// relay of the account until they are gone (it would be delivered twice).
-    pub(super) closing_bare_relays: BTreeMap<AccountId, u32>,
-    pub(super) tickets: BTreeMap<String, Ticket>,
-    pub(super) jobs: BTreeMap<JobId, PendingJob>,
+    pub(super) closing_bare_relays: Shared<BTreeMap<AccountId, u32>>,
+    pub(super) tickets: Shared<BTreeMap<String, Ticket>>,
+    pub(super) jobs: Shared<BTreeMap<JobId, PendingJob>>,
     pub(super) next_job: u64,
-    pub(super) throttle: Throttle,
-    pub(super) registrations: Registrations,
+    pub(super) throttle: Shared<Throttle>,
+    pub(super) registrations: Shared<Registrations>,
     pub(super) timers: Timers,
     pub(super) outbox: Outbox,
     pub(super) last_lsn: Lsn,
@@ -52,6 +55,92 @@ pub struct Server {
     /// Deleted accounts, kept only when a planted bug needs them.
     #[cfg(any(test, feature = "planted"))]
     pub(super) graveyard: Vec<(String, VecDeque<Queued>)>,
+}
+
+/// A copy shares the accounts and the tables (copy on write); `clone_from` also keeps the
+/// buffers of the copy it overwrites (the outbox's queues) and skips the tables it already
+/// shares with the source. The model checker copies a server per transition over the last one.
+impl Clone for Server {
+    fn clone(&self) -> Self {
+        Server {
+            config: self.config.clone(),
+            rng: self.rng.clone(),
+            now_ms: self.now_ms,
+            accounts: self.accounts.clone(),
+            names: self.names.clone(),
+            queued_bytes: self.queued_bytes,
+            conns: self.conns.clone(),
+            conns_per_peer: self.conns_per_peer.clone(),
+            sessions: self.sessions.clone(),
+            closing_bare_relays: self.closing_bare_relays.clone(),
+            tickets: self.tickets.clone(),
+            jobs: self.jobs.clone(),
+            next_job: self.next_job,
+            throttle: self.throttle.clone(),
+            registrations: self.registrations.clone(),
+            timers: self.timers.clone(),
+            outbox: self.outbox.clone(),
+            last_lsn: self.last_lsn,
+            durable_lsn: self.durable_lsn,
+            #[cfg(any(test, feature = "planted"))]
+            graveyard: self.graveyard.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        // Exhaustive, so that a field added later and not copied here does not compile.
+        let Server {
+            config,
+            rng,
+            now_ms,
+            accounts,
+            names,
+            queued_bytes,
+            conns,
+            conns_per_peer,
+            sessions,
+            closing_bare_relays,
+            tickets,
+            jobs,
+            next_job,
+            throttle,
+            registrations,
+            timers,
+            outbox,
+            last_lsn,
+            durable_lsn,
+            #[cfg(any(test, feature = "planted"))]
+            graveyard,
+        } = self;
+        config.clone_from(&source.config);
+        rng.clone_from(&source.rng);
+        *now_ms = source.now_ms;
+        share_from(accounts, &source.accounts);
+        share_from(names, &source.names);
+        *queued_bytes = source.queued_bytes;
+        conns.clone_from(&source.conns);
+        conns_per_peer.clone_from(&source.conns_per_peer);
+        sessions.clone_from(&source.sessions);
+        closing_bare_relays.clone_from(&source.closing_bare_relays);
+        tickets.clone_from(&source.tickets);
+        jobs.clone_from(&source.jobs);
+        *next_job = source.next_job;
+        throttle.clone_from(&source.throttle);
+        registrations.clone_from(&source.registrations);
+        timers.clone_from(&source.timers);
+        outbox.clone_from(&source.outbox);
+        *last_lsn = source.last_lsn;
+        *durable_lsn = source.durable_lsn;
+        #[cfg(any(test, feature = "planted"))]
+        graveyard.clone_from(&source.graveyard);
+    }
+}
+
+/// Points `to` at what `from` points at, touching no count if it already does.
+fn share_from<T>(to: &mut Arc<T>, from: &Arc<T>) {
+    if !Arc::ptr_eq(to, from) {
+        *to = Arc::clone(from);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -244,15 +333,15 @@ impl Server {
             accounts: Arc::default(),
             names: Arc::default(),
             queued_bytes: 0,
-            conns: BTreeMap::new(),
-            conns_per_peer: BTreeMap::new(),
-            sessions: BTreeMap::new(),
-            closing_bare_relays: BTreeMap::new(),
-            tickets: BTreeMap::new(),
-            jobs: BTreeMap::new(),
+            conns: Shared::default(),
+            conns_per_peer: Shared::default(),
+            sessions: Shared::default(),
+            closing_bare_relays: Shared::default(),
+            tickets: Shared::default(),
+            jobs: Shared::default(),
             next_job: 0,
-            throttle,
-            registrations: Registrations::default(),
+            throttle: Shared::new(throttle),
+            registrations: Shared::default(),
             timers: Timers::default(),
             outbox: Outbox::default(),
             last_lsn: Lsn(0),

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::shared::Shared;
 use super::ConnId;
 
 /// Everything the core may wait for.
@@ -16,8 +17,18 @@ pub(crate) enum Timer {
 }
 
 /// Deadlines by timer; at most one deadline per timer.
-#[derive(Debug, Clone, Default)]
+///
+/// Shared with copies of the server until one changes them; a cancel of a timer that is not set
+/// (the usual case: most inputs cancel a frame deadline) changes nothing, so it copies nothing.
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Timers {
+    /// Both indexes in one shared value: a change copies them together, with one allocation
+    /// for the pair rather than one each.
+    table: Shared<Table>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Table {
     by_timer: BTreeMap<Timer, u64>,
     by_deadline: BTreeSet<(u64, Timer)>,
 }
@@ -25,32 +36,37 @@ pub(crate) struct Timers {
 impl Timers {
     /// Sets (or moves) `timer` to fire at `deadline_ms`.
     pub fn set(&mut self, timer: Timer, deadline_ms: u64) {
-        self.cancel(timer);
-        self.by_timer.insert(timer, deadline_ms);
-        self.by_deadline.insert((deadline_ms, timer));
+        let table = &mut *self.table;
+        if let Some(old_ms) = table.by_timer.insert(timer, deadline_ms) {
+            table.by_deadline.remove(&(old_ms, timer));
+        }
+        table.by_deadline.insert((deadline_ms, timer));
     }
 
     /// Sets `timer` unless it is already set.
     pub fn set_if_unset(&mut self, timer: Timer, deadline_ms: u64) {
-        if !self.by_timer.contains_key(&timer) {
+        if !self.table.by_timer.contains_key(&timer) {
             self.set(timer, deadline_ms);
         }
     }
 
     pub fn cancel(&mut self, timer: Timer) {
-        if let Some(deadline_ms) = self.by_timer.remove(&timer) {
-            self.by_deadline.remove(&(deadline_ms, timer));
+        // Looked up before changing anything (see the type's docs).
+        if let Some(&deadline_ms) = self.table.by_timer.get(&timer) {
+            let table = &mut *self.table;
+            table.by_timer.remove(&timer);
+            table.by_deadline.remove(&(deadline_ms, timer));
         }
     }
 
     /// The earliest deadline.
     pub fn next_deadline_ms(&self) -> Option<u64> {
-        self.by_deadline.first().map(|(deadline_ms, _)| *deadline_ms)
+        self.table.by_deadline.first().map(|(deadline_ms, _)| *deadline_ms)
     }
 
     /// Removes and returns one timer due at `now_ms`, earliest first.
     pub fn pop_due(&mut self, now_ms: u64) -> Option<Timer> {
-        let &(deadline_ms, timer) = self.by_deadline.first()?;
+        let &(deadline_ms, timer) = self.table.by_deadline.first()?;
         if deadline_ms > now_ms {
             return None;
         }

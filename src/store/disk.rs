@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rand::Rng;
 
@@ -405,21 +406,34 @@ impl SyncFile for FsSyncFile {
 
 type FileId = u64;
 
+/// A disk's namespace: file by name.
+type Names = BTreeMap<String, FileId>;
+
+/// A file of a [`MemDisk`]: its synced contents and the changes made since, kept as a list
+/// rather than applied to a second copy of the contents, so that a write copies its bytes once
+/// (into `pending_bytes`, a buffer reused across syncs) and copying the disk copies no file's
+/// contents (the model checker copies the disk with every state that writes).
 #[derive(Clone, Debug, Default)]
 struct MemFile {
-    data: Vec<u8>,
-    /// The contents as of the last `sync` of this file: what a crash falls back to.
-    data_durable: Vec<u8>,
+    /// The contents as of the last `sync` of this file: what a crash falls back to. Shared
+    /// between copies of the disk until a sync changes it.
+    durable: Arc<Vec<u8>>,
     /// Every change since the last sync, oldest first: a crash keeps a prefix of them.
     pending: Vec<Pending>,
+    /// The bytes of the pending writes, one after the other.
+    pending_bytes: Vec<u8>,
+    /// The current length: the durable contents with every pending change applied.
+    len: usize,
 }
 
 /// A change to a file not synced yet.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 enum Pending {
+    /// Writes `len` bytes at `offset`: the file's pending bytes from `at`.
     Write {
         offset: usize,
-        bytes: Vec<u8>,
+        at: usize,
+        len: usize,
     },
     /// [`Disk::write_zeros`]: a write of `len` zeros, kept as its length (the simulated log
     /// fills space ahead every few records; copying the zeros cost the simulator 4%).
@@ -431,11 +445,12 @@ enum Pending {
 }
 
 impl Pending {
-    /// Applies the change, or with `kept` only the first `kept` bytes of a write.
-    fn apply(&self, data: &mut Vec<u8>, kept: usize) {
+    /// Applies the change, or with `kept` only the first `kept` bytes of a write; `bytes` are
+    /// the file's pending bytes.
+    fn apply(self, data: &mut Vec<u8>, bytes: &[u8], kept: usize) {
         match self {
-            Pending::Write { offset, bytes } => {
-                let bytes = &bytes[..kept.min(bytes.len())];
+            Pending::Write { offset, at, len } => {
+                let bytes = &bytes[at..at + kept.min(len)];
                 if bytes.is_empty() {
                     return;
                 }
@@ -443,26 +458,37 @@ impl Pending {
                 if data.len() < end {
                     data.resize(end, 0);
                 }
-                data[*offset..end].copy_from_slice(bytes);
+                data[offset..end].copy_from_slice(bytes);
             }
             Pending::Zeros { offset, len } => {
-                let end = offset + kept.min(*len);
+                let end = offset + kept.min(len);
                 if data.len() < end {
                     data.resize(end, 0);
                 }
-                data[*offset..end].fill(0);
+                data[offset..end].fill(0);
             }
-            Pending::SetLen(len) => data.resize(*len, 0),
+            Pending::SetLen(len) => data.resize(len, 0),
         }
     }
 
     /// What a crash's count of kept bytes counts for the change: every byte written, and one
     /// for a length change.
-    fn weight(&self) -> usize {
+    fn weight(self) -> usize {
         match self {
-            Pending::Write { bytes, .. } => bytes.len(),
-            Pending::Zeros { len, .. } => *len,
+            Pending::Write { len, .. } | Pending::Zeros { len, .. } => len,
             Pending::SetLen(_) => 1,
+        }
+    }
+
+    /// The file's length after the change, from `len` before it.
+    fn len_after(self, len: usize) -> usize {
+        match self {
+            // An empty write does not extend the file; empty zeros do, to their offset (as
+            // `apply` does).
+            Pending::Write { len: 0, .. } => len,
+            Pending::Write { offset, len: written, .. }
+            | Pending::Zeros { offset, len: written } => len.max(offset + written),
+            Pending::SetLen(new_len) => new_len,
         }
     }
 }
@@ -470,23 +496,42 @@ impl Pending {
 impl MemFile {
     /// A file whose every byte is durable.
     fn durable(data: Vec<u8>) -> Self {
-        MemFile { data: data.clone(), data_durable: data, pending: Vec::new() }
+        MemFile { len: data.len(), durable: Arc::new(data), ..MemFile::default() }
+    }
+
+    /// Records a change made now.
+    fn push(&mut self, change: Pending) {
+        self.len = change.len_after(self.len);
+        self.pending.push(change);
+    }
+
+    /// Records a write of `bytes` at `offset`.
+    fn write(&mut self, offset: usize, bytes: &[u8]) {
+        let at = self.pending_bytes.len();
+        self.pending_bytes.extend_from_slice(bytes);
+        self.push(Pending::Write { offset, at, len: bytes.len() });
+    }
+
+    /// The current contents.
+    fn data(&self) -> Vec<u8> {
+        self.kept(usize::MAX)
     }
 
     /// The durable contents plus a prefix of the pending changes: whole changes while
     /// `keep_bytes` (counting each written byte, and one per length change) lasts, then the
     /// start of the write it runs out in.
     fn kept(&self, mut keep_bytes: usize) -> Vec<u8> {
-        let mut data = self.data_durable.clone();
-        for change in &self.pending {
+        let mut data = Vec::with_capacity(self.len.max(self.durable.len()));
+        data.extend_from_slice(&self.durable);
+        for &change in &self.pending {
             let weight = change.weight();
             if weight > keep_bytes {
                 if !matches!(change, Pending::SetLen(_)) {
-                    change.apply(&mut data, keep_bytes);
+                    change.apply(&mut data, &self.pending_bytes, keep_bytes);
                 }
                 break;
             }
-            change.apply(&mut data, weight);
+            change.apply(&mut data, &self.pending_bytes, weight);
             keep_bytes -= weight;
         }
         data
@@ -494,7 +539,7 @@ impl MemFile {
 
     /// What [`MemFile::kept`] counts: every pending byte written, and one per length change.
     fn pending_weight(&self) -> usize {
-        self.pending.iter().map(Pending::weight).sum()
+        self.pending.iter().map(|change| change.weight()).sum()
     }
 }
 
@@ -508,10 +553,12 @@ impl MemFile {
 #[derive(Clone, Debug, Default)]
 pub struct MemDisk {
     files: BTreeMap<FileId, MemFile>,
-    names: BTreeMap<String, FileId>,
-    names_durable: BTreeMap<String, FileId>,
+    // Namespaces are shared (between copies of the disk, and between `names` and the pending
+    // and durable ones) until a directory change copies the current one.
+    names: Arc<Names>,
+    names_durable: Arc<Names>,
     /// The namespace after each directory change since the last `sync_dir`, oldest first.
-    names_pending: Vec<BTreeMap<String, FileId>>,
+    names_pending: Vec<Arc<Names>>,
     file_id_next: FileId,
 }
 
@@ -549,23 +596,25 @@ impl MemDisk {
     pub fn crash_keeping(&mut self, mut keep: impl FnMut(&str, &[u8]) -> usize) {
         let names = self.names_durable.clone();
         let mut files = BTreeMap::new();
-        for (name, &id) in &names {
+        for (name, &id) in names.iter() {
             let Some(file) = self.files.get(&id) else { continue };
             let mut written = Vec::new();
-            for change in &file.pending {
+            for &change in &file.pending {
                 match change {
-                    Pending::Write { bytes, .. } => written.extend_from_slice(bytes),
+                    Pending::Write { at, len, .. } => {
+                        written.extend_from_slice(&file.pending_bytes[at..at + len])
+                    }
                     Pending::Zeros { len, .. } => written.resize(written.len() + len, 0),
                     Pending::SetLen(_) => {}
                 }
             }
             let mut kept_len = keep(name, &written).min(written.len());
-            let mut data = file.data_durable.clone();
-            for change in &file.pending {
+            let mut data = Vec::clone(&file.durable);
+            for &change in &file.pending {
                 match change {
-                    Pending::SetLen(_) => change.apply(&mut data, 0),
+                    Pending::SetLen(_) => change.apply(&mut data, &file.pending_bytes, 0),
                     _ => {
-                        change.apply(&mut data, kept_len);
+                        change.apply(&mut data, &file.pending_bytes, kept_len);
                         if kept_len < change.weight() {
                             break;
                         }
@@ -583,17 +632,17 @@ impl MemDisk {
     /// Bytes of `name` that a crash now would certainly keep, if its name survives.
     pub fn synced_len(&self, name: &str) -> Option<usize> {
         let id = self.names.get(name)?;
-        self.files.get(id).map(|file| file.data_durable.len())
+        self.files.get(id).map(|file| file.durable.len())
     }
 
     /// Overwrites one byte in place, as a failing disk would; for corruption tests.
     pub fn corrupt(&mut self, name: &str, offset: usize, byte: u8) -> Result<(), DiskError> {
         let file = self.file_mut("corrupt", name)?;
-        match file.data.get_mut(offset) {
+        let mut data = file.data();
+        match data.get_mut(offset) {
             Some(b) => {
                 *b = byte;
-                file.data_durable = file.data.clone();
-                file.pending.clear();
+                *file = MemFile::durable(data);
                 Ok(())
             }
             None => Err(DiskError::new("corrupt", name, io::ErrorKind::UnexpectedEof.into())),
@@ -606,7 +655,7 @@ impl MemDisk {
         if weight > 0 && rng.gen_bool(0.5) {
             file.kept(rng.gen_range(0..=weight))
         } else {
-            file.data_durable.clone()
+            Vec::clone(&file.durable)
         }
     }
 
@@ -633,14 +682,16 @@ impl Disk for MemDisk {
     }
 
     fn read(&self, name: &str) -> Result<Vec<u8>, DiskError> {
-        Ok(self.file("read", name)?.data.clone())
+        Ok(self.file("read", name)?.data())
+    }
+
+    fn len(&self, name: &str) -> Result<u64, DiskError> {
+        Ok(self.file("len", name)?.len as u64)
     }
 
     fn append(&mut self, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
         let file = self.file_mut("append", name)?;
-        let offset = file.data.len();
-        file.data.extend_from_slice(bytes);
-        file.pending.push(Pending::Write { offset, bytes: bytes.to_vec() });
+        file.write(file.len, bytes);
         Ok(())
     }
 
@@ -648,9 +699,7 @@ impl Disk for MemDisk {
         let file = self.file_mut("write_at", name)?;
         let offset = usize::try_from(offset)
             .map_err(|_| DiskError::new("write_at", name, io::ErrorKind::InvalidInput.into()))?;
-        let change = Pending::Write { offset, bytes: bytes.to_vec() };
-        change.apply(&mut file.data, bytes.len());
-        file.pending.push(change);
+        file.write(offset, bytes);
         Ok(())
     }
 
@@ -659,9 +708,7 @@ impl Disk for MemDisk {
         let invalid = || DiskError::new("write_zeros", name, io::ErrorKind::InvalidInput.into());
         let offset = usize::try_from(offset).map_err(|_| invalid())?;
         let len = usize::try_from(len).map_err(|_| invalid())?;
-        let change = Pending::Zeros { offset, len };
-        change.apply(&mut file.data, len);
-        file.pending.push(change);
+        file.push(Pending::Zeros { offset, len });
         Ok(())
     }
 
@@ -669,12 +716,17 @@ impl Disk for MemDisk {
         let file = self.file_mut("sync", name)?;
         // Replay the changes rather than copy the file: the simulator syncs after every group
         // commit, and a change is usually one batch of records.
-        // Drained, not taken: the list keeps its capacity for the next batch.
-        let MemFile { data_durable, pending, .. } = file;
-        for change in pending.drain(..) {
-            change.apply(data_durable, usize::MAX);
+        // Drained, not taken: the list and the bytes keep their capacity for the next batch.
+        // The durable contents are copied only if a copy of the disk shares them.
+        let MemFile { durable, pending, pending_bytes, .. } = file;
+        if !pending.is_empty() {
+            let durable = Arc::make_mut(durable);
+            for change in pending.drain(..) {
+                change.apply(durable, pending_bytes, usize::MAX);
+            }
+            pending_bytes.clear();
         }
-        debug_assert_eq!(file.data_durable.len(), file.data.len());
+        debug_assert_eq!(file.durable.len(), file.len);
         Ok(())
     }
 
@@ -685,10 +737,10 @@ impl Disk for MemDisk {
         }
         let id = self.file_id_next;
         self.file_id_next += 1;
-        let pending = vec![Pending::Write { offset: 0, bytes: bytes.to_vec() }];
-        let file = MemFile { data: bytes.to_vec(), data_durable: Vec::new(), pending };
+        let mut file = MemFile::default();
+        file.write(0, bytes);
         self.files.insert(id, file);
-        self.names.insert(name.to_owned(), id);
+        Arc::make_mut(&mut self.names).insert(name.to_owned(), id);
         self.names_changed();
         Ok(())
     }
@@ -696,8 +748,9 @@ impl Disk for MemDisk {
     fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {
         check_name("rename", to)?;
         self.file("rename", from)?;
-        let id = self.names.remove(from).expect("checked above");
-        self.names.insert(to.to_owned(), id);
+        let names = Arc::make_mut(&mut self.names);
+        let id = names.remove(from).expect("checked above");
+        names.insert(to.to_owned(), id);
         self.names_changed();
         Ok(())
     }
@@ -712,7 +765,7 @@ impl Disk for MemDisk {
 
     fn remove(&mut self, name: &str) -> Result<(), DiskError> {
         self.file("remove", name)?;
-        self.names.remove(name);
+        Arc::make_mut(&mut self.names).remove(name);
         self.names_changed();
         Ok(())
     }
@@ -722,8 +775,7 @@ impl Disk for MemDisk {
         let len = usize::try_from(len)
             .map_err(|_| DiskError::new("truncate", name, io::ErrorKind::InvalidInput.into()))?;
         // Like set_len: a longer length extends the file with zeros.
-        file.data.resize(len, 0);
-        file.pending.push(Pending::SetLen(len));
+        file.push(Pending::SetLen(len));
         Ok(())
     }
 }
