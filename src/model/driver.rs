@@ -174,6 +174,9 @@ pub struct State {
     pub(crate) hostile: bool,
     /// [`Bounds::pipeline`].
     pub(crate) pipeline: u8,
+    /// The explorer skips subsumed states: the fingerprint keeps how many accounts each name
+    /// has had (see `fingerprint::encode_with`).
+    pub(crate) subsume: bool,
     /// Attackers guess passwords ([`Step::Guess`]) against the core's configured throttle.
     pub(crate) throttle: bool,
     /// Guesses whose connection is open, oldest first.
@@ -205,6 +208,7 @@ clone_reusing!(State {
     tickets,
     hostile,
     pipeline,
+    subsume,
     throttle,
     guesses,
     guessed,
@@ -428,6 +432,7 @@ impl State {
             tickets: vec![None; users],
             hostile: false,
             pipeline: 1,
+            subsume: false,
             throttle: false,
             guesses: Vec::new(),
             guessed: [[0; USERS_MAX]; USERS_MAX],

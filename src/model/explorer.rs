@@ -20,6 +20,23 @@
 //! layer being found keeps an index from fingerprint to id, to intersect the sleep sets its
 //! states are offered.
 //!
+//! With `subsume` on, a new state is skipped when a state that differs from it only in having
+//! spent less of a budget was visited: one fault, one stall, one step of the current stall or
+//! one of a user's operations less ([`lowered`] gives their fingerprints; the search looks
+//! them up in the visited set, it never merges two fingerprints). Why that keeps every
+//! violation, each at its shortest length: budgets only ever enable steps (a step is offered
+//! while its budget is not spent up; a stall's steps only count towards its forced end), and
+//! nothing else reads them (the fingerprint already leaves out the rng a crash reseeds), so the
+//! less-spent state can take every step the skipped one can, observing the same and meeting
+//! the same checks, into states that are again the same but for having spent less. It was
+//! visited before, so breadth-first at a depth no greater: every trace from the skipped state
+//! has a trace as long from it, and a counterexample through the skipped state has one no
+//! longer through it. A skipped state's fingerprint is kept in the visited set, without an id
+//! (it is never expanded): found again it is skipped again, and a state that spent more than
+//! it is covered, by transitivity, by the state that covers it. The lookups are made in the
+//! merge order against the set as it stands (and, in the threads, against the set as it stood
+//! before the batch), so the result does not depend on the number of jobs.
+//!
 //! Each layer is expanded in batches. A batch is cut into small chunks that the calling thread
 //! and `jobs - 1` worker threads (started once per search) take in turn; the results are merged
 //! in chunk order, so the outcome (counts, trace) does not depend on the number of jobs or on
@@ -32,10 +49,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, RwLock};
 
 use super::driver::{Bounds, Passwords, State};
-use super::fingerprint::{canonical_renamings, fingerprint, permutations, Fingerprint};
+use super::fingerprint::{canonical_renamings, fingerprint, lowered, permutations, Fingerprint};
 use super::invariants::Violation;
 use super::por::StepSet;
-use super::step::{Step, User};
+use super::step::{Step, User, USERS_MAX};
 use super::visited::Visited;
 use crate::core::Config;
 
@@ -60,6 +77,11 @@ pub struct Search {
     /// the same depths, fewer transitions. Off in [`Search::new`]: on the scenarios measured
     /// it skips at most an eighth of the transitions and costs more than that in bookkeeping.
     pub por: bool,
+    /// Skip a state when a state that differs from it only in having spent less of a budget
+    /// was visited (see the module docs). Off in [`Search::new`], so that the pinned state
+    /// counts and the strength report measure the search without it; on in `chatroom check`.
+    /// Not used with `por` (sleep sets assume every state they were offered for is expanded).
+    pub subsume: bool,
     /// Attackers guess passwords ([`Step::Guess`]) against login-failure limits this small:
     /// `n` checks per (name, address) and `2n` per address. `None` in [`Search::new`].
     pub throttle: Option<u8>,
@@ -90,6 +112,7 @@ impl Search {
             passwords: Arc::new(Passwords::Model),
             symmetry: true,
             por: false,
+            subsume: false,
             throttle: None,
             race: false,
         }
@@ -110,6 +133,7 @@ impl Search {
         world.race = self.race;
         world.hostile = self.bounds.intruders && self.bounds.tickets;
         world.pipeline = self.bounds.pipeline.max(1);
+        world.subsume = self.subsume && !self.por;
         world
     }
 
@@ -148,6 +172,9 @@ pub struct Progress {
     pub depth: usize,
     /// States found at the next depth so far, waiting to be expanded.
     pub frontier_len: usize,
+    /// States skipped because a visited state had spent less of a budget and was otherwise
+    /// the same (not counted in `unique`).
+    pub subsumed: u64,
 }
 
 /// The result of a search.
@@ -160,6 +187,8 @@ pub struct Report {
     /// Every reachable state was expanded (no bound was hit, no violation stopped the search).
     pub complete: bool,
     pub counterexample: Option<Counterexample>,
+    /// States kept at each depth (the last one as far as it got).
+    pub layers: Vec<u64>,
 }
 
 /// A shortest trace from the initial state to a violation.
@@ -173,8 +202,49 @@ pub struct Counterexample {
 /// What expanding one transition gave, unless it led to a state seen before (those are only
 /// counted, keeping batches small).
 enum Outcome {
-    New { parent: u32, step: Step, fingerprint: Fingerprint, sleep: Sleep },
-    Violated { parent: u32, step: Step, violation: Box<Violation> },
+    New {
+        parent: u32,
+        step: Step,
+        fingerprint: Fingerprint,
+        sleep: Sleep,
+        lowered: Lowered,
+    },
+    /// A state not seen before that a state visited before this batch subsumes.
+    Subsumed {
+        fingerprint: Fingerprint,
+    },
+    Violated {
+        parent: u32,
+        step: Step,
+        violation: Box<Violation>,
+    },
+}
+
+/// The fingerprints of the states that differ from a new state only in having spent one less
+/// of a budget ([`lowered`]): if one of them is visited by the time the new state is merged,
+/// the new state is subsumed.
+#[derive(Clone, Copy, Debug)]
+struct Lowered {
+    prints: [Fingerprint; LOWERED_MAX],
+    len: u8,
+}
+
+/// Budgets a state can spend: faults, stalls, the current stall's steps, each user's operations.
+const LOWERED_MAX: usize = 3 + USERS_MAX;
+
+impl Lowered {
+    const NONE: Lowered = Lowered { prints: [0; LOWERED_MAX], len: 0 };
+
+    fn of(prints: &[Fingerprint]) -> Lowered {
+        let mut lowered = Lowered::NONE;
+        lowered.prints[..prints.len()].copy_from_slice(prints);
+        lowered.len = prints.len() as u8;
+        lowered
+    }
+
+    fn any_in(&self, visited: &Visited) -> bool {
+        self.prints[..self.len as usize].iter().any(|&print| visited.contains(print))
+    }
 }
 
 /// The outcomes of expanding part of a batch, how many transitions that took, and how many
@@ -233,11 +303,16 @@ struct Found {
     next_sleeps: Sleeps,
 }
 
+/// Called with each state a thread finds new (with its depth), for measurements of the state
+/// space ([`super::census`]). With several jobs a state may be reported more than once.
+pub type Observer<'a> = &'a (dyn Fn(usize, &State) + Sync);
+
 /// What every expansion reads: the scenario, the renamings, and the states found so far.
 struct Shared<'a> {
     scenario: &'a Search,
     renamings: &'a [Vec<User>],
     found: RwLock<Found>,
+    observe: Option<Observer<'a>>,
 }
 
 /// Explores `scenario` breadth-first. `progress` is called after every batch; the search stops
@@ -247,12 +322,22 @@ pub fn explore(
     limits: Limits,
     progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Report {
+    explore_observed(scenario, limits, progress, None)
+}
+
+/// [`explore`], calling `observe` with every new state a thread finds.
+pub fn explore_observed(
+    scenario: &Search,
+    limits: Limits,
+    progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+    observe: Option<Observer<'_>>,
+) -> Report {
     let renamings: Vec<Vec<User>> = if scenario.symmetry {
         permutations(scenario.bounds.users)
     } else {
         vec![(0..scenario.bounds.users as User).collect()]
     };
-    let shared = Shared { scenario, renamings: &renamings, found: RwLock::default() };
+    let shared = Shared { scenario, renamings: &renamings, found: RwLock::default(), observe };
     let workers = limits.jobs.max(1) - 1;
     std::thread::scope(|scope| {
         let mut senders = Vec::with_capacity(workers);
@@ -290,6 +375,7 @@ fn search(
     let mut replayed = 0;
     // The ids of the states at the depth being expanded.
     let mut layer = 0..1u32;
+    let mut layers = vec![1];
     let mut depth = 0;
     while !layer.is_empty() {
         let next_start = layer.end;
@@ -313,14 +399,27 @@ fn search(
                             replayed,
                             complete: false,
                             counterexample: Some(counterexample),
+                            layers: with_layer(layers, found.parents.len() - next_start),
                         };
                     }
-                    Outcome::New { parent, step, fingerprint, sleep } => {
-                        if !found.visited.insert(fingerprint) {
+                    Outcome::Subsumed { fingerprint } => {
+                        if found.visited.insert(fingerprint) {
+                            stats.subsumed += 1;
+                        }
+                    }
+                    Outcome::New { parent, step, fingerprint, sleep, lowered } => {
+                        if found.visited.contains(fingerprint) {
                             // Found again at this depth: it is offered a sleep set too.
                             if let Some(&id) = found.next_ids.get(&fingerprint) {
                                 found.next_sleeps.narrow((id - next_start) as usize, sleep.set);
                             }
+                            continue;
+                        }
+                        // Kept in the set, without an id: found again, it is skipped again,
+                        // and a state it subsumes is subsumed by what subsumes it.
+                        found.visited.insert(fingerprint);
+                        if lowered.any_in(&found.visited) {
+                            stats.subsumed += 1;
                             continue;
                         }
                         if por {
@@ -339,6 +438,7 @@ fn search(
                                 replayed,
                                 complete: false,
                                 counterexample: None,
+                                layers: with_layer(layers, found.parents.len() - next_start),
                             };
                         }
                     }
@@ -348,11 +448,21 @@ fn search(
             drop(found);
             stats.frontier_len = (next_end - next_start) as usize;
             if progress(&stats).is_break() {
-                return Report { progress: stats, replayed, complete: false, counterexample: None };
+                let layers = with_layer(layers, next_end - next_start);
+                return Report {
+                    progress: stats,
+                    replayed,
+                    complete: false,
+                    counterexample: None,
+                    layers,
+                };
             }
         }
         let mut found = write(&shared.found);
         layer = next_start..found.parents.len();
+        if !layer.is_empty() {
+            layers.push(u64::from(layer.end - layer.start));
+        }
         if por {
             found.layer_start = next_start;
             found.layer_sleeps = std::mem::take(&mut found.next_sleeps);
@@ -362,7 +472,13 @@ fn search(
         drop(found);
         depth += 1;
     }
-    Report { progress: stats, replayed, complete: true, counterexample: None }
+    Report { progress: stats, replayed, complete: true, counterexample: None, layers }
+}
+
+/// `layers` and the size of the layer being found.
+fn with_layer(mut layers: Vec<u64>, len: u32) -> Vec<u64> {
+    layers.push(u64::from(len));
+    layers
 }
 
 /// Cuts a range of ids into ranges of at most `len`.
@@ -549,7 +665,8 @@ impl Batch {
                     };
                     let known =
                         Known { visited: &found.visited, next: &found.next, seen: &mut seen };
-                    expand(id, world, sleep, shared, known, &mut scratch, &mut expanded);
+                    let at = (id, self.depth + 1);
+                    expand(at, world, sleep, shared, known, &mut scratch, &mut expanded);
                 }
                 expanded
             }));
@@ -567,6 +684,7 @@ struct Scratch {
     steps: Vec<Step>,
     encoding: Vec<u8>,
     least: Vec<usize>,
+    lowered: Vec<Fingerprint>,
     /// The last successor computed by a copy: the next copy is made over it
     /// ([`Clone::clone_from`]), reusing its buffers instead of dropping them and allocating
     /// afresh.
@@ -582,10 +700,11 @@ struct Known<'a> {
     seen: &'a mut Visited,
 }
 
-/// Expands state `parent` (whose world is `world`) except for the steps in `sleep`; the last
+/// Expands state `parent` (whose world is `world`; its successors are at `depth`) except for the
+/// steps in `sleep`; the last
 /// successor reuses the world itself instead of a clone (it is not needed after its expansion).
 fn expand(
-    parent: u32,
+    (parent, depth): (u32, usize),
     world: State,
     sleep: StepSet,
     shared: &Shared<'_>,
@@ -593,7 +712,7 @@ fn expand(
     scratch: &mut Scratch,
     into: &mut Expanded,
 ) {
-    let Scratch { steps, encoding, least, child: spare } = scratch;
+    let Scratch { steps, encoding, least, lowered: lowers, child: spare } = scratch;
     let por = shared.scenario.por;
     world.enabled(&shared.scenario.bounds, steps);
     steps.retain(|&step| !sleep.contains(step));
@@ -632,8 +751,21 @@ fn expand(
             // A state this thread found already would lose to its first finding in the merge
             // anyway: drop it now.
             if !known.visited.contains(fingerprint) && known.seen.insert(fingerprint) {
+                let lowered = if shared.scenario.subsume {
+                    lowered(child, shared.renamings, encoding, lowers);
+                    if lowers.iter().any(|&print| known.visited.contains(print)) {
+                        into.outcomes.push(Outcome::Subsumed { fingerprint });
+                        continue;
+                    }
+                    Lowered::of(lowers)
+                } else {
+                    Lowered::NONE
+                };
+                if let Some(observe) = shared.observe {
+                    observe(depth, child);
+                }
                 let sleep = Sleep { set: StepSet::EMPTY, renaming: 0 };
-                into.outcomes.push(Outcome::New { parent, step, fingerprint, sleep });
+                into.outcomes.push(Outcome::New { parent, step, fingerprint, sleep, lowered });
             }
             continue;
         }
@@ -648,6 +780,7 @@ fn expand(
             set = set.intersection(offered.renamed(&shared.renamings[renaming]));
         }
         let sleep = Sleep { set, renaming: least[0] as u8 };
-        into.outcomes.push(Outcome::New { parent, step, fingerprint, sleep });
+        let lowered = Lowered::NONE;
+        into.outcomes.push(Outcome::New { parent, step, fingerprint, sleep, lowered });
     }
 }

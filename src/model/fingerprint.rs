@@ -57,12 +57,35 @@ fn permute(items: &mut Vec<User>, at: usize, out: &mut Vec<Vec<User>>) {
     }
 }
 
+/// The budgets a state has spent, as the encoding writes them: read from the state, or
+/// lowered, to fingerprint a state that differs from it only in having spent less
+/// ([`lowered`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Spent {
+    pub faults: u8,
+    pub stalls: u8,
+    /// Steps the current stall has lasted since it began to hold something back.
+    pub stall_len: u8,
+    pub ops: [u8; USERS_MAX],
+}
+
+impl Spent {
+    pub fn of(world: &State) -> Spent {
+        Spent {
+            faults: world.faults_used,
+            stalls: world.stalls_used,
+            stall_len: world.stall_len,
+            ops: world.ops_used,
+        }
+    }
+}
+
 /// The fingerprint of `world`, least over `renamings` (each maps old user to new user):
 /// either the identity alone (no symmetry reduction) or every permutation, of which only those
 /// sorting users by shape are encoded.
 /// `buf` is scratch space reused between calls.
 pub fn fingerprint(world: &State, renamings: &[Vec<User>], buf: &mut Vec<u8>) -> Fingerprint {
-    least_renamings(world, renamings, buf, None)
+    least_renamings(world, &Spent::of(world), &Seqs::of(world), renamings, buf, None)
 }
 
 /// Like [`fingerprint`], and also lists in `least` the indices (into `renamings`) of every
@@ -74,19 +97,48 @@ pub fn canonical_renamings(
     buf: &mut Vec<u8>,
     least: &mut Vec<usize>,
 ) -> Fingerprint {
-    least_renamings(world, renamings, buf, Some(least))
+    least_renamings(world, &Spent::of(world), &Seqs::of(world), renamings, buf, Some(least))
+}
+
+/// Into `out`, the fingerprints of the states that differ from `world` only in having spent
+/// one less of one budget (the faults, the stalls, the steps of the current stall, one user's
+/// operations), for each budget `world` spent any of: the states whose having been visited
+/// lets the explorer skip `world` ([`super::explorer`] says why that is sound).
+pub fn lowered(
+    world: &State,
+    renamings: &[Vec<User>],
+    buf: &mut Vec<u8>,
+    out: &mut Vec<Fingerprint>,
+) {
+    out.clear();
+    let spent = Spent::of(world);
+    let seqs = Seqs::of(world);
+    let mut lower = |change: &dyn Fn(&mut Spent) -> bool| {
+        let mut less = spent;
+        if change(&mut less) {
+            out.push(least_renamings(world, &less, &seqs, renamings, buf, None));
+        }
+    };
+    let dec = |field: &mut u8| field.checked_sub(1).map(|n| *field = n).is_some();
+    lower(&|s| dec(&mut s.faults));
+    lower(&|s| dec(&mut s.stalls));
+    lower(&|s| dec(&mut s.stall_len));
+    for user in 0..world.users.len() {
+        lower(&|s| dec(&mut s.ops[user]));
+    }
 }
 
 fn least_renamings(
     world: &State,
+    spent: &Spent,
+    seqs: &Seqs,
     renamings: &[Vec<User>],
     buf: &mut Vec<u8>,
     mut least: Option<&mut Vec<usize>>,
 ) -> Fingerprint {
-    let seqs = Seqs::of(world);
     let mut shapes = [0u64; USERS_MAX];
     for (user, shape) in shapes.iter_mut().enumerate().take(world.users.len()) {
-        *shape = shape_of(world, user, &seqs);
+        *shape = shape_of(world, spent, user, seqs);
     }
     let mut best = Fingerprint::MAX;
     if let Some(least) = least.as_deref_mut() {
@@ -97,7 +149,7 @@ fn least_renamings(
             continue;
         }
         buf.clear();
-        encode_with(world, rename, &seqs, buf);
+        encode_with(world, spent, rename, seqs, buf);
         let hash = hash128(buf);
         if let Some(least) = least.as_deref_mut() {
             if hash < best {
@@ -115,12 +167,12 @@ fn least_renamings(
 /// A summary of `user` that renaming users does not change, computed only from what
 /// [`encode`] writes (otherwise states with equal encodings could sort differently and fail to
 /// merge).
-fn shape_of(world: &State, user: usize, seqs: &Seqs) -> u64 {
+fn shape_of(world: &State, spent: &Spent, user: usize, seqs: &Seqs) -> u64 {
     let model = &world.model.users[user];
     let queue_len = model.account.as_ref().map_or(0xff, |a| a.queue.len() as u64);
     let relay = world.users[user].relay.as_ref();
     let fields = [
-        u64::from(world.ops_used[user]),
+        u64::from(spent.ops[user]),
         model.command as u64
             + u64::from(model.asked_ticket) * 4
             + u64::from(model.ticket_spent && world.hostile) * 8,
@@ -145,18 +197,19 @@ fn sorts_by_shape(rename: &[User], shapes: &[u64; USERS_MAX]) -> bool {
 
 /// Appends the encoding of `world` with users renamed by `rename` (old -> new).
 pub fn encode(world: &State, rename: &[User], buf: &mut Vec<u8>) {
-    encode_with(world, rename, &Seqs::of(world), buf);
+    encode_with(world, &Spent::of(world), rename, &Seqs::of(world), buf);
 }
 
-/// [`encode`], with the messages' sequence numbers renumbered by `seqs`.
-fn encode_with(world: &State, rename: &[User], seqs: &Seqs, buf: &mut Vec<u8>) {
+/// [`encode`], with the budgets `spent` and the messages' sequence numbers renumbered by
+/// `seqs`.
+fn encode_with(world: &State, spent: &Spent, rename: &[User], seqs: &Seqs, buf: &mut Vec<u8>) {
     let n = rename.len();
     let mut by_new = [0 as User; USERS_MAX];
     for (old, &new) in rename.iter().enumerate() {
         by_new[new as usize] = old as User;
     }
     let by_new = &by_new[..n];
-    buf.extend([world.faults_used, world.stalls_used, world.stall_len]);
+    buf.extend([spent.faults, spent.stalls, spent.stall_len]);
     let mut created = [(0u64, 0 as User); USERS_MAX];
     let mut created_len = 0;
     for (u, state) in world.model.users.iter().enumerate() {
@@ -172,7 +225,7 @@ fn encode_with(world: &State, rename: &[User], seqs: &Seqs, buf: &mut Vec<u8>) {
     for &user in by_new {
         let u = user as usize;
         let model = &world.model.users[u];
-        buf.push(world.ops_used[u]);
+        buf.push(spent.ops[u]);
         let command = match model.command {
             Command::Absent => 0,
             Command::LoggedOut => 1,
@@ -263,6 +316,16 @@ fn encode_with(world: &State, rename: &[User], seqs: &Seqs, buf: &mut Vec<u8>) {
     }
     if world.pipeline > 1 {
         encode_pipelines(world, rename, by_new, buf);
+    }
+    if world.subsume {
+        // How many accounts each name has had. Equal fingerprints stand for equal cores only
+        // as far as the core agrees with the model; a faulty core may keep what a deleted
+        // account left (a name `list` still shows). With subsumption, a state with a deleted
+        // account would otherwise be skipped for one that never had it and spent less.
+        for &user in by_new {
+            let generation = world.model.users[user as usize].generation;
+            buf.push(u8::try_from(generation).unwrap_or(u8::MAX));
+        }
     }
 }
 

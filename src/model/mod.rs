@@ -11,6 +11,7 @@
 //! - [`explorer`]: breadth-first search over every interleaving, shortest counterexample first.
 //! - [`por`]: which steps commute, for the explorer's partial-order reduction (sleep sets).
 //! - [`trace`]: counterexamples printed for people and written as scenario files.
+//! - [`census`]: what tells the states of a search apart, measured (`check --census`).
 //! - [`cli`]: `chatroom check`.
 /// Implements `Clone` for a struct field by field, with a `clone_from` that reuses each field's
 /// allocations (derived `Clone` drops the old value and allocates afresh). The explorer copies a
@@ -33,6 +34,7 @@ macro_rules! clone_reusing {
     };
 }
 
+pub mod census;
 pub mod cli;
 pub mod driver;
 pub mod explorer;

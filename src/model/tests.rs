@@ -732,3 +732,156 @@ fn a_bare_handshake_racing_the_owners_relay_is_found_only_when_accepted() {
         assert_eq!(reduced.steps.len(), 3, "sleep sets find it as soon: {reduced:?}");
     }
 }
+
+/// Budget `at` of `world`: the faults, the stalls, the stall's steps, then each user's
+/// operations.
+fn budget(world: &mut super::driver::State, at: usize) -> &mut u8 {
+    match at {
+        0 => &mut world.faults_used,
+        1 => &mut world.stalls_used,
+        2 => &mut world.stall_len,
+        user => &mut world.ops_used[user - 3],
+    }
+}
+
+/// `world` and every state that differs from it only in having spent less: each budget from
+/// zero to what `world` spent.
+fn less_spent(world: &super::driver::State) -> Vec<super::driver::State> {
+    let mut out = vec![world.clone()];
+    for at in 0..3 + world.users.len() {
+        let mut next = Vec::new();
+        for state in &out {
+            for value in 0..*budget(&mut state.clone(), at) {
+                let mut less = state.clone();
+                *budget(&mut less, at) = value;
+                next.push(less);
+            }
+        }
+        out.extend(next);
+    }
+    out
+}
+
+/// The fingerprints [`lowered`](super::fingerprint::lowered) gives are those of the states
+/// themselves, each with one budget lowered by one (computed on a copy with the field changed),
+/// in every state of a scenario with faults and a stall.
+#[test]
+fn lowered_fingerprints_are_those_of_states_that_spent_less() {
+    use super::fingerprint::{fingerprint, lowered, permutations};
+    use std::sync::Mutex;
+    let renamings = permutations(2);
+    let mut search = with_stalls(2, 2, 1, 1);
+    search.subsume = false;
+    let checked = Mutex::new(0u32);
+    let observe = |_: usize, world: &super::driver::State| {
+        let (mut buf, mut out) = (Vec::new(), Vec::new());
+        lowered(world, &renamings, &mut buf, &mut out);
+        let mut expected = Vec::new();
+        for at in 0..5 {
+            let mut less = world.clone();
+            if let Some(n) = budget(&mut less, at).checked_sub(1) {
+                *budget(&mut less, at) = n;
+                expected.push(fingerprint(&less, &renamings, &mut buf));
+            }
+        }
+        assert_eq!(out, expected);
+        *checked.lock().unwrap() += 1;
+    };
+    let limits = Limits { states_max: u64::MAX, jobs: 1 };
+    let report = super::explorer::explore_observed(
+        &search,
+        limits,
+        &mut |_| ControlFlow::Continue(()),
+        Some(&observe),
+    );
+    assert!(report.complete);
+    assert_eq!(u64::from(*checked.lock().unwrap()) + 1, report.progress.unique);
+}
+
+/// Subsumption skips states, never behaviours: every state the full search reaches at depth
+/// `d` is covered by a state the reduced search expanded at a depth no greater that is the
+/// same but for having spent no more of each budget. (A reduction that merged states
+/// differing in budgets, or compared with states not yet visited, fails this.)
+#[test]
+fn subsumption_covers_every_state_at_a_depth_no_greater() {
+    use super::fingerprint::{fingerprint, permutations, Fingerprint};
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    for (users, ops, faults, stalls) in [(2, 3, 1, 1), (3, 2, 1, 1), (2, 2, 2, 0)] {
+        let renamings = permutations(users);
+        let mut reduced = with_stalls(users, ops, faults, stalls);
+        reduced.subsume = true;
+        let mut full = reduced.clone();
+        full.subsume = false;
+        let limits = Limits { states_max: u64::MAX, jobs: 1 };
+        // Reduced: the depth at which each expanded state was found.
+        let kept = Mutex::new(BTreeMap::<Fingerprint, usize>::new());
+        let keep = |depth: usize, world: &super::driver::State| {
+            let print = fingerprint(world, &renamings, &mut Vec::new());
+            kept.lock().unwrap().entry(print).or_insert(depth);
+        };
+        let no_stop = &mut |_: &_| ControlFlow::Continue(());
+        let with = super::explorer::explore_observed(&reduced, limits, no_stop, Some(&keep));
+        let mut kept = kept.into_inner().unwrap();
+        // The initial state is expanded without being observed.
+        kept.insert(fingerprint(&reduced.world(), &renamings, &mut Vec::new()), 0);
+        let uncovered = Mutex::new(0u32);
+        let check = |depth: usize, world: &super::driver::State| {
+            let covered = less_spent(world).iter_mut().any(|less| {
+                // Fingerprinted as the reduced search does (keeping the names' accounts).
+                less.subsume = true;
+                let print = fingerprint(less, &renamings, &mut Vec::new());
+                kept.get(&print).is_some_and(|&at| at <= depth)
+            });
+            if !covered {
+                *uncovered.lock().unwrap() += 1;
+            }
+        };
+        let without = super::explorer::explore_observed(&full, limits, no_stop, Some(&check));
+        let what = format!("{users}/{ops}/{faults}/{stalls}");
+        assert!(with.complete && without.complete, "{what}");
+        assert_eq!(*uncovered.lock().unwrap(), 0, "{what}");
+        assert!(with.progress.subsumed > 0, "{what}");
+        assert!(with.progress.unique < without.progress.unique, "{what}");
+        assert!(with.progress.depth <= without.progress.depth, "{what}");
+    }
+}
+
+/// Every planted bug the checker can see is found with subsumption as without it, with a
+/// counterexample of the same length, whatever the number of jobs.
+#[test]
+fn subsumption_finds_every_planted_bug_at_the_same_length() {
+    let bugs = [
+        (Planted::DeleteKeepsQueue, 2, 3, 0, 0),
+        (Planted::TakeoverLosesMessage, 2, 2, 0, 0),
+        (Planted::ListShowsDeleted, 2, 2, 0, 0),
+        (Planted::RequeueOutOfOrder, 2, 3, 0, 0),
+        (Planted::BindByNameOnly, 2, 2, 0, 0),
+        (Planted::DropOnDetach, 2, 3, 1, 0),
+        (Planted::ReplyBeforeDurable, 2, 2, 1, 1),
+        (Planted::ReplayTornRecord, 2, 3, 1, 1),
+        (Planted::ReleaseOneEarly, 2, 2, 1, 1),
+        (Planted::TicketReusable, 2, 3, 1, 1),
+        (Planted::AckAnyAccount, 2, 4, 0, 0),
+        (Planted::TakeoverLosesMessage, 3, 2, 1, 1),
+    ];
+    let mut found = 0;
+    for (bug, users, ops, faults, stalls) in bugs {
+        let mut reduced = with_stalls(users, ops, faults, stalls);
+        reduced.bounds.tickets = true;
+        reduced.bounds.intruders = true;
+        reduced.config.planted = bug;
+        reduced.subsume = true;
+        let mut full = reduced.clone();
+        full.subsume = false;
+        let length = |report: Report| report.counterexample.map(|c| c.steps.len());
+        let with = run(&reduced, 1);
+        let two = run(&reduced, 2);
+        assert_eq!(with.progress, two.progress, "{bug:?}");
+        assert_eq!(with.counterexample, two.counterexample, "{bug:?}");
+        let (with, without) = (length(with), length(run(&full, 1)));
+        assert_eq!(with, without, "{bug:?} in {users}/{ops}/{faults}/{stalls}");
+        found += usize::from(with.is_some());
+    }
+    assert!(found >= 8, "{found}");
+}
