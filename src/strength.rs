@@ -241,10 +241,10 @@ pub mod report {
         }
     }
 
-    /// The loom models' planted bugs (in `host::mailbox` and the log's sync thread,
-    /// `store::syncer`, compiled only under `cfg(loom)`), with the tests of `.ci/loom` that must
-    /// find them.
-    const LOOM: [(&str, &str); 4] = [
+    /// The loom models' planted bugs (in `host::mailbox`, the log's sync thread `store::syncer`
+    /// and the log writer's queue `store::queue`, compiled only under `cfg(loom)`), with the
+    /// tests of `.ci/loom` that must find them.
+    const LOOM: [(&str, &str); 7] = [
         (
             "mailbox PushCheckThenAct",
             "loom_mailbox::planted_push_check_then_act_is_found, \
@@ -256,9 +256,18 @@ pub mod report {
              loom_glue::planted_notify_before_enqueue_is_found_through_the_glue",
         ),
         ("mailbox WaitersReadUnlocked", "loom_mailbox::planted_waiters_read_unlocked_is_found"),
+        ("mailbox DeferredWakeNotOwed", "loom_mailbox::planted_deferred_wake_not_owed_is_found"),
         (
             "sync thread StopBeforeRequest",
             "loom_mailbox::planted_sync_stop_before_request_is_found",
+        ),
+        (
+            "writer queue UrgentWaitsForRoom",
+            "loom_mailbox::planted_commit_queue_urgent_waits_for_room_is_found",
+        ),
+        (
+            "writer queue TakeForgetsRoom",
+            "loom_mailbox::planted_commit_queue_take_forgets_room_is_found",
         ),
     ];
 
