@@ -269,29 +269,11 @@ impl Census {
         let mut out = String::new();
         let states = inner.all.len() as f64;
         let _ = writeln!(out, "census, every depth: {states} states");
-        for (at, component) in Component::ALL.iter().enumerate() {
-            let distinct = inner.projections[at].len() as f64;
-            let _ = writeln!(
-                out,
-                "  {:<20} {:>10} classes  x{:.3}",
-                component.name(),
-                distinct,
-                states / distinct
-            );
-        }
+        write_classes(&mut out, states, &inner.projections);
         let names = [Budget::Faults, Budget::Stalls, Budget::Ops(0), Budget::StallLen];
         for (depth, layer) in inner.layers.iter().enumerate().filter(|(_, l)| l.states > 0) {
             let _ = writeln!(out, "depth {depth}: {} states", layer.states);
-            for (at, component) in Component::ALL.iter().enumerate() {
-                let distinct = layer.projections[at].len() as f64;
-                let _ = writeln!(
-                    out,
-                    "  {:<20} {:>10} classes  x{:.3}",
-                    component.name(),
-                    distinct,
-                    layer.states as f64 / distinct
-                );
-            }
+            write_classes(&mut out, layer.states as f64, &layer.projections);
             let share = |n: u64| 100.0 * n as f64 / layer.states as f64;
             let _ = writeln!(
                 out,
@@ -304,5 +286,21 @@ impl Census {
             }
         }
         out
+    }
+}
+
+/// One line per component: its distinct projections among `states` states, and how many states
+/// share each on average.
+fn write_classes(out: &mut String, states: f64, projections: &[Visited]) {
+    use std::fmt::Write;
+    for (component, distinct) in Component::ALL.iter().zip(projections) {
+        let distinct = distinct.len() as f64;
+        let _ = writeln!(
+            out,
+            "  {:<20} {:>10} classes  x{:.3}",
+            component.name(),
+            distinct,
+            states / distinct
+        );
     }
 }
