@@ -408,16 +408,16 @@ fn search(
                         }
                     }
                     Outcome::New { parent, step, fingerprint, sleep, lowered } => {
-                        if found.visited.contains(fingerprint) {
+                        // Into the set before the subsumption check: a state skipped is kept
+                        // in it without an id, so that found again it is skipped again, and a
+                        // state it subsumes is subsumed by what subsumes it.
+                        if !found.visited.insert(fingerprint) {
                             // Found again at this depth: it is offered a sleep set too.
                             if let Some(&id) = found.next_ids.get(&fingerprint) {
                                 found.next_sleeps.narrow((id - next_start) as usize, sleep.set);
                             }
                             continue;
                         }
-                        // Kept in the set, without an id: found again, it is skipped again,
-                        // and a state it subsumes is subsumed by what subsumes it.
-                        found.visited.insert(fingerprint);
                         if lowered.any_in(&found.visited) {
                             stats.subsumed += 1;
                             continue;

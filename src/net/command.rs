@@ -85,11 +85,14 @@ impl CommandConn {
                 self.mailbox.take_all(&mut items)
             };
             let idle = items.is_empty();
-            let Some(written) = self.write_items(writer, &mut items) else { return false };
+            match self.write_items(writer, &mut items) {
+                Written::Failed => return false,
+                Written::Asked(may_read) => asked = Some(may_read),
+                Written::NotAsked => {}
+            }
             if taken == Taken::Closed {
                 return false;
             }
-            asked = written;
             if may_read && idle {
                 return true;
             }
@@ -102,21 +105,19 @@ impl CommandConn {
         }
     }
 
-    /// Writes frames, reports them, then runs password jobs. `None` if a write failed, else
-    /// whether the connection may be read, if that was asked with the report (frames written,
-    /// no job run after).
-    fn write_items(&self, writer: &mut Writer, items: &mut Vec<Outgoing>) -> Option<Option<bool>> {
+    /// Writes frames, reports them, then runs password jobs.
+    fn write_items(&self, writer: &mut Writer, items: &mut Vec<Outgoing>) -> Written {
         let Writer { batch, buf } = writer;
         batch.sort(items);
-        let mut may_read = None;
+        let mut written = Written::NotAsked;
         if !batch.frames.is_empty() {
             if write_batch(&**self.stream, batch, buf).is_err() {
                 batch.clear_written();
                 batch.jobs.clear();
-                return None;
+                return Written::Failed;
             }
             if batch.jobs.is_empty() {
-                may_read = Some(self.shared.wrote_then_may_read(self.conn, batch));
+                written = Written::Asked(self.shared.wrote_then_may_read(self.conn, batch));
             } else {
                 // The jobs' outcomes may owe more replies: asked after them.
                 self.shared.wrote(self.conn, batch);
@@ -127,8 +128,20 @@ impl CommandConn {
             let outcome = self.hashing.run(&job);
             self.shared.handle(Event::PasswordDone { job: job.job, outcome });
         }
-        Some(may_read)
+        written
     }
+}
+
+/// What [`CommandConn::write_items`] did.
+enum Written {
+    /// A write failed: the connection is done.
+    Failed,
+    /// Frames were written and reported, no job ran after them, and the report also asked
+    /// whether the connection may be read (under the same lock): the answer.
+    Asked(bool),
+    /// Nothing to report, or jobs ran after the report (their outcomes may owe more replies):
+    /// whether the connection may be read is still to be asked.
+    NotAsked,
 }
 
 /// A writer's buffers, kept across batches.

@@ -57,8 +57,8 @@ struct State<T> {
     closed: bool,
 }
 
-/// A bug to plant in a [`CommitQueue`], so that the loom models prove they would catch it.
-#[cfg(loom)]
+/// A bug to plant in a [`CommitQueue`], so that the loom models prove they would catch it
+/// (planted only in loom builds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlantedQueueBug {
     /// Urgent items wait for room like records: a consumer waiting for the sync's report while
@@ -103,10 +103,7 @@ impl<T> CommitQueue<T> {
     /// item back once the consumer has [closed](Self::close) the queue.
     pub fn push(&self, item: T, urgent: bool) -> Result<(), T> {
         let mut state = self.lock();
-        #[cfg(loom)]
-        let waits_for_room = !urgent || self.planted == Some(PlantedQueueBug::UrgentWaitsForRoom);
-        #[cfg(not(loom))]
-        let waits_for_room = !urgent;
+        let waits_for_room = !urgent || self.is_planted(PlantedQueueBug::UrgentWaitsForRoom);
         while waits_for_room && state.items.len() >= self.len_max && !state.closed {
             state.producers_waiting += 1;
             state = self.room.wait(state).unwrap_or_else(PoisonError::into_inner);
@@ -192,14 +189,22 @@ impl<T> CommitQueue<T> {
         }
         // Leftovers are a reason to come back at once.
         state.urgent = !state.items.is_empty();
-        #[cfg(loom)]
-        let forgets = self.planted == Some(PlantedQueueBug::TakeForgetsRoom);
-        #[cfg(not(loom))]
-        let forgets = false;
+        let forgets = self.is_planted(PlantedQueueBug::TakeForgetsRoom);
         let notify = state.producers_waiting > 0 && !out.is_empty() && !forgets;
         drop(state);
         if notify {
             self.room.notify_all();
+        }
+    }
+
+    /// Whether `bug` is planted: never outside loom builds.
+    fn is_planted(&self, bug: PlantedQueueBug) -> bool {
+        #[cfg(loom)]
+        return self.planted == Some(bug);
+        #[cfg(not(loom))]
+        {
+            let _ = bug;
+            false
         }
     }
 
