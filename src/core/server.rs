@@ -823,6 +823,11 @@ impl Server {
             .map_or_else(Vec::new, |a| a.queue.iter().map(|q| q.id).collect())
     }
 
+    /// [`Server::queued_ids`], without collecting them (the model checker asks per step).
+    pub fn queued_ids_iter(&self, account: AccountId) -> impl Iterator<Item = MsgId> + '_ {
+        self.accounts.get(&account).into_iter().flat_map(|a| a.queue.iter().map(|q| q.id))
+    }
+
     /// The account logged in on the command connection `conn`.
     pub fn session_of(&self, conn: ConnId) -> Option<AccountId> {
         match self.conns.get(&conn)?.role {
