@@ -401,8 +401,7 @@ impl Server {
         };
         let (_, queue) = self.graveyard.remove(at);
         self.queued_bytes += queue.iter().map(|q| queued_cost(&q.text)).sum::<u64>();
-        let accounts = Arc::make_mut(&mut self.accounts);
-        Arc::make_mut(accounts.get_mut(&account).expect("just registered")).queue = queue;
+        Arc::make_mut(self.accounts.get_mut(&account).expect("just registered")).queue = queue;
     }
 
     /// Hook in `log_in`: a takeover drops the oldest queued message.
@@ -412,9 +411,8 @@ impl Server {
         {
             return;
         }
-        let accounts = Arc::make_mut(&mut self.accounts);
-        let queue =
-            &mut Arc::make_mut(accounts.get_mut(&account).expect("logged-in account")).queue;
+        let account = self.accounts.get_mut(&account).expect("logged-in account");
+        let queue = &mut Arc::make_mut(account).queue;
         if let Some(lost) = queue.pop_front() {
             self.queued_bytes -= queued_cost(&lost.text);
         }

@@ -27,12 +27,13 @@ pub struct Server {
     pub(super) config: Config,
     pub(super) rng: ChaCha20Rng,
     pub(super) now_ms: u64,
-    /// Accounts and names change only through records, so they are shared (copy on write) with
-    /// copies of the server: a copy, which the model checker takes per transition, shares them,
-    /// and a record copies only the table and the one account it changes.
-    pub(super) accounts: Arc<BTreeMap<AccountId, Arc<Account>>>,
+    /// Accounts and names change only through records, so they are shared (copy on write, see
+    /// `Shared`) with copies of the server: a copy, which the model checker takes per
+    /// transition, shares them, and a record copies only the table and the one account it
+    /// changes. Shared with snapshots too ([`Server::snapshot_view`]).
+    pub(super) accounts: Shared<BTreeMap<AccountId, Arc<Account>>>,
     /// Account by lower-cased name.
-    pub(super) names: Arc<BTreeMap<String, AccountId>>,
+    pub(super) names: Shared<BTreeMap<String, AccountId>>,
     pub(super) queued_bytes: u64,
     // The tables below are shared with copies of the server until a copy changes one (see
     // `Shared`): a model checker's step changes one or two of them.
@@ -115,8 +116,8 @@ impl Clone for Server {
         config.clone_from(&source.config);
         rng.clone_from(&source.rng);
         *now_ms = source.now_ms;
-        share_from(accounts, &source.accounts);
-        share_from(names, &source.names);
+        accounts.clone_from(&source.accounts);
+        names.clone_from(&source.names);
         *queued_bytes = source.queued_bytes;
         conns.clone_from(&source.conns);
         conns_per_peer.clone_from(&source.conns_per_peer);
@@ -133,13 +134,6 @@ impl Clone for Server {
         *durable_lsn = source.durable_lsn;
         #[cfg(any(test, feature = "planted"))]
         graveyard.clone_from(&source.graveyard);
-    }
-}
-
-/// Points `to` at what `from` points at, touching no count if it already does.
-fn share_from<T>(to: &mut Arc<T>, from: &Arc<T>) {
-    if !Arc::ptr_eq(to, from) {
-        *to = Arc::clone(from);
     }
 }
 
@@ -330,8 +324,8 @@ impl Server {
             config,
             rng,
             now_ms: 0,
-            accounts: Arc::default(),
-            names: Arc::default(),
+            accounts: Shared::default(),
+            names: Shared::default(),
             queued_bytes: 0,
             conns: Shared::default(),
             conns_per_peer: Shared::default(),
@@ -380,7 +374,7 @@ impl Server {
     /// after the capture copies that one account (its queue), never the whole state.
     pub fn snapshot_view(&self) -> SnapshotView {
         SnapshotView {
-            accounts: Arc::clone(&self.accounts),
+            accounts: self.accounts.share(),
             lsn: self.last_lsn,
             #[cfg(any(test, feature = "planted"))]
             planted: self.config.planted,
@@ -638,26 +632,25 @@ impl Server {
                 if self.names.contains_key(&key) || self.accounts.contains_key(account) {
                     return Err(format!("account {account:?} or name {name:?} already exists"));
                 }
-                Arc::make_mut(&mut self.names).insert(key, *account);
+                self.names.insert(key, *account);
                 let queue = VecDeque::new();
                 let account_state =
                     Account { name: name.clone(), password_hash: password_hash.clone(), queue };
-                Arc::make_mut(&mut self.accounts).insert(*account, Arc::new(account_state));
+                self.accounts.insert(*account, Arc::new(account_state));
                 #[cfg(any(test, feature = "planted"))]
                 self.planted_adopt_queue(*account);
             }
             Record::Delete { account } => {
-                let accounts = Arc::make_mut(&mut self.accounts);
-                let removed = accounts.remove(account).ok_or("deleted account is unknown")?;
-                Arc::make_mut(&mut self.names).remove(&name_key(&removed.name));
+                let removed = self.accounts.remove(account).ok_or("deleted account is unknown")?;
+                self.names.remove(&name_key(&removed.name));
                 #[cfg(any(test, feature = "planted"))]
                 self.planted_bury(&removed.name, &removed.queue);
                 self.queued_bytes -=
                     removed.queue.iter().map(|q| queued_cost(&q.text)).sum::<u64>();
             }
             Record::Message { id, from, to, text } => {
-                let accounts = Arc::make_mut(&mut self.accounts);
-                let account = Arc::make_mut(accounts.get_mut(to).ok_or("recipient is unknown")?);
+                let account = self.accounts.get_mut(to).ok_or("recipient is unknown")?;
+                let account = Arc::make_mut(account);
                 if account.queue.back().is_some_and(|q| q.id >= *id) {
                     return Err(format!("message {id:?} is out of order"));
                 }
@@ -665,8 +658,8 @@ impl Server {
                 self.queued_bytes += queued_cost(text);
             }
             Record::Delivered { to, ids } => {
-                let accounts = Arc::make_mut(&mut self.accounts);
-                let account = Arc::make_mut(accounts.get_mut(to).ok_or("recipient is unknown")?);
+                let account = self.accounts.get_mut(to).ok_or("recipient is unknown")?;
+                let account = Arc::make_mut(account);
                 for id in ids {
                     if let Ok(at) = account.queue.binary_search_by_key(id, |q| q.id) {
                         let removed = account.queue.remove(at).expect("index was just found");

@@ -21,6 +21,11 @@ impl<T> Shared<T> {
     pub fn new(value: T) -> Self {
         Shared(Arc::new(value))
     }
+
+    /// The value itself, shared: for a reader that outlives this copy (a snapshot).
+    pub fn share(&self) -> Arc<T> {
+        Arc::clone(&self.0)
+    }
 }
 
 impl<T> Clone for Shared<T> {
