@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use super::census::Census;
 use super::driver::State;
 use super::driver::{Bounds, Passwords};
+use super::estimate::estimate;
 use super::explorer::{explore_observed, Limits, Observer, Progress, Report, Search};
 use super::fingerprint::permutations;
 use super::step::User;
@@ -111,6 +112,16 @@ pub struct CheckArgs {
     /// would subsume. Slow (a fingerprint per component per state); for designing reductions.
     #[arg(long)]
     pub census: bool,
+    /// Instead of searching, estimate how many distinct states the search would find, per
+    /// depth, from this many sample states per depth (a few hundred: the estimate's spread
+    /// across seeds shows its noise). For scenarios too large to explore: it errs high where
+    /// histories merge other than by reordering independent steps, and ignores --subsume,
+    /// --por, --max-states and --jobs (see the README for its error where counts are known).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub estimate: Option<u64>,
+    /// The seed of --estimate's sampling.
+    #[arg(long, default_value_t = 1)]
+    pub estimate_seed: u64,
     /// Run password jobs with argon2id (cheapest cost) instead of the instant stand-in.
     #[arg(long)]
     pub argon2: bool,
@@ -158,6 +169,9 @@ impl CheckArgs {
 
     /// Explores `scenario` (built from these arguments) and reports.
     fn check(&self, scenario: Search) -> ExitCode {
+        if let Some(particles) = self.estimate {
+            return self.estimate(&scenario, particles as usize);
+        }
         let started = Instant::now();
         let (report, memory_reached) = self.explore(&scenario);
         self.summarise(&report, memory_reached, started.elapsed(), &scenario)
@@ -228,6 +242,30 @@ impl CheckArgs {
             print!("{}", census.table());
         }
         (report, memory_reached)
+    }
+
+    /// Prints `--estimate`'s figures: per depth and in total.
+    fn estimate(&self, scenario: &Search, particles: usize) -> ExitCode {
+        let started = Instant::now();
+        println!(
+            "chatroom check --estimate {particles}: users {}, ops {}, faults {}, stalls {}, \
+             symmetry {}, seed {}",
+            self.users,
+            self.ops,
+            self.faults,
+            self.stalls(),
+            if scenario.symmetry { "on" } else { "off" },
+            self.estimate_seed,
+        );
+        let estimate = estimate(scenario, particles, self.estimate_seed);
+        let layers: Vec<String> = estimate.layers.iter().map(|n| format!("{n:.0}")).collect();
+        println!("per depth (estimated): {}", layers.join(" "));
+        println!("depth:                 {}", estimate.layers.len() - 1);
+        println!("states (estimated):    {:.3e}", estimate.total());
+        println!("violations sampled:    {}", estimate.violations);
+        println!("steps run:             {}", estimate.steps);
+        println!("elapsed:               {:.3} s", started.elapsed().as_secs_f64());
+        ExitCode::SUCCESS
     }
 
     fn summarise(
