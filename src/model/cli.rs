@@ -649,6 +649,14 @@ mod tests {
         std::fs::remove_file(&junit).unwrap();
         assert!(xml.contains("tests=\"1\" failures=\"0\""), "{xml}");
         assert!(xml.contains("name=\"check users=2 ops=2 faults=0\""), "{xml}");
+        // By default, subsumption skips 23 of those 63 states: 34 are kept.
+        let json = path("default.jsonl");
+        let argv = ["--users", "2", "--ops", "2", "--jobs", "1", "--json", json.to_str().unwrap()];
+        assert_eq!(parse(&argv).unwrap().run(), ExitCode::SUCCESS);
+        let text = std::fs::read_to_string(&json).unwrap();
+        std::fs::remove_file(&json).unwrap();
+        let results = crate::results::parse_json_lines(&text).unwrap();
+        assert!(results[0].stats.contains(&("unique".to_owned(), 34)), "{:?}", results[0].stats);
     }
 
     #[test]
