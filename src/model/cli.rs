@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use super::census::Census;
 use super::driver::State;
 use super::driver::{Bounds, Passwords};
+use super::estimate::estimate;
 use super::explorer::{explore_observed, Limits, Observer, Progress, Report, Search};
 use super::fingerprint::permutations;
 use super::step::User;
@@ -87,17 +88,22 @@ pub struct CheckArgs {
     /// Count states that differ only by a renaming of users separately.
     #[arg(long)]
     pub no_symmetry: bool,
-    /// Skip subsumed states (experimental: see below for the planted bug it still misses). A
-    /// state is skipped when a state that differs from it only in having spent less of a budget (one
-    /// fault, one stall, one step of the current stall, one of a user's operations) was
-    /// visited: that state can take every step this one can, observing the same, and leads to
-    /// states that subsume this one's successors in turn; and breadth-first, it was found at a
-    /// depth no greater, so every violation is still found, and a shortest counterexample
-    /// keeps its length. The check looks up the less-spent state's fingerprint in the set of
-    /// states visited; it never merges two states. Not used with `--por`. The argument holds
-    /// of the model's state; the core's is not fingerprinted, and a faulty core's hidden state
-    /// can tell the two apart.
+    /// Do not skip subsumed states (the default skips them). A state is skipped when a state
+    /// that differs from it only in having spent less of a budget (one fault, one stall, one
+    /// step of the current stall, one of a user's operations) was visited: that state can take
+    /// every step this one can, observing the same, and leads to states that subsume this
+    /// one's successors in turn; and breadth-first, it was found at a depth no greater, so
+    /// every violation is still found, and a shortest counterexample keeps its length. The
+    /// check looks up the less-spent state's fingerprint in the set of states visited; it
+    /// never merges two states. The argument holds of the model's state; that the core has no
+    /// state hidden from the fingerprint that tells the two apart is tested, on the real core
+    /// and every planted one, by running continuations from pairs of such states
+    /// (`model::tests::subsumed_states_observe_what_their_subsumers_observe`). Off with
+    /// `--por`.
     #[arg(long)]
+    pub no_subsume: bool,
+    /// Skip subsumed states: the default (kept so that older commands still run).
+    #[arg(long, hide = true, conflicts_with = "no_subsume")]
     pub subsume: bool,
     /// Partial-order reduction (sleep sets): run independent steps of different users in one
     /// order only. The same states at the same depths, fewer transitions; not faster on the
@@ -111,6 +117,16 @@ pub struct CheckArgs {
     /// would subsume. Slow (a fingerprint per component per state); for designing reductions.
     #[arg(long)]
     pub census: bool,
+    /// Instead of searching, estimate how many distinct states the search would find, per
+    /// depth, from this many sample states per depth (a few hundred: the estimate's spread
+    /// across seeds shows its noise). For scenarios too large to explore: it errs high where
+    /// histories merge other than by reordering independent steps, estimates the search
+    /// without subsumption, and ignores --por, --max-states and --jobs (see the README for its error where counts are known).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub estimate: Option<u64>,
+    /// The seed of --estimate's sampling.
+    #[arg(long, default_value_t = 1)]
+    pub estimate_seed: u64,
     /// Run password jobs with argon2id (cheapest cost) instead of the instant stand-in.
     #[arg(long)]
     pub argon2: bool,
@@ -146,7 +162,7 @@ impl CheckArgs {
         let mut scenario = Search::new(bounds);
         scenario.symmetry = !self.no_symmetry;
         scenario.por = self.por;
-        scenario.subsume = self.subsume;
+        scenario.subsume = !self.no_subsume;
         scenario.throttle = self.throttle;
         scenario.race = self.race;
         if self.argon2 {
@@ -158,6 +174,9 @@ impl CheckArgs {
 
     /// Explores `scenario` (built from these arguments) and reports.
     fn check(&self, scenario: Search) -> ExitCode {
+        if let Some(particles) = self.estimate {
+            return self.estimate(&scenario, particles as usize);
+        }
         let started = Instant::now();
         let (report, memory_reached) = self.explore(&scenario);
         self.summarise(&report, memory_reached, started.elapsed(), &scenario)
@@ -228,6 +247,30 @@ impl CheckArgs {
             print!("{}", census.table());
         }
         (report, memory_reached)
+    }
+
+    /// Prints `--estimate`'s figures: per depth and in total.
+    fn estimate(&self, scenario: &Search, particles: usize) -> ExitCode {
+        let started = Instant::now();
+        println!(
+            "chatroom check --estimate {particles}: users {}, ops {}, faults {}, stalls {}, \
+             symmetry {}, seed {}",
+            self.users,
+            self.ops,
+            self.faults,
+            self.stalls(),
+            if scenario.symmetry { "on" } else { "off" },
+            self.estimate_seed,
+        );
+        let estimate = estimate(scenario, particles, self.estimate_seed);
+        let layers: Vec<String> = estimate.layers.iter().map(|n| format!("{n:.0}")).collect();
+        println!("per depth (estimated): {}", layers.join(" "));
+        println!("depth:                 {}", estimate.layers.len() - 1);
+        println!("states (estimated):    {:.3e}", estimate.total());
+        println!("violations sampled:    {}", estimate.violations);
+        println!("steps run:             {}", estimate.steps);
+        println!("elapsed:               {:.3} s", started.elapsed().as_secs_f64());
+        ExitCode::SUCCESS
     }
 
     fn summarise(
@@ -325,6 +368,7 @@ impl CheckArgs {
             .into_iter()
             .chain(self.throttle.map(|n| ("throttle".to_owned(), n.to_string())))
             .chain(self.race.then(|| ("race".to_owned(), "on".to_owned())))
+            .chain(self.no_subsume.then(|| ("subsume".to_owned(), "off".to_owned())))
             .collect();
         let name = options
             .iter()
@@ -586,7 +630,7 @@ mod tests {
         let (json_1, json_2, junit) = (path("1.jsonl"), path("2.jsonl"), path("junit.xml"));
         let mut lines = Vec::new();
         for (jobs, json) in [("1", &json_1), ("2", &json_2)] {
-            let mut argv = vec!["--users", "2", "--ops", "2", "--jobs", jobs];
+            let mut argv = vec!["--users", "2", "--ops", "2", "--jobs", jobs, "--no-subsume"];
             argv.extend(["--json", json.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
             assert_eq!(parse(&argv).unwrap().run(), ExitCode::SUCCESS);
             let text = std::fs::read_to_string(json).unwrap();
@@ -605,6 +649,14 @@ mod tests {
         std::fs::remove_file(&junit).unwrap();
         assert!(xml.contains("tests=\"1\" failures=\"0\""), "{xml}");
         assert!(xml.contains("name=\"check users=2 ops=2 faults=0\""), "{xml}");
+        // By default, subsumption skips 23 of those 63 states: 34 are kept.
+        let json = path("default.jsonl");
+        let argv = ["--users", "2", "--ops", "2", "--jobs", "1", "--json", json.to_str().unwrap()];
+        assert_eq!(parse(&argv).unwrap().run(), ExitCode::SUCCESS);
+        let text = std::fs::read_to_string(&json).unwrap();
+        std::fs::remove_file(&json).unwrap();
+        let results = crate::results::parse_json_lines(&text).unwrap();
+        assert!(results[0].stats.contains(&("unique".to_owned(), 34)), "{:?}", results[0].stats);
     }
 
     #[test]

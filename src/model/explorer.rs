@@ -37,6 +37,17 @@
 //! merge order against the set as it stands (and, in the threads, against the set as it stood
 //! before the batch), so the result does not depend on the number of jobs.
 //!
+//! The argument is about the model's state, which is what the fingerprint encodes; the core is
+//! not fingerprinted, so it holds of the core only if the core keeps no state that the
+//! fingerprint leaves out and a later step can observe (a planted core kept what a deleted
+//! account left, which is why the fingerprint keeps, with `subsume`, how many accounts each
+//! name has had, and what a crash leaves of that count). That is tested, not only argued:
+//! `tests::subsumed_states_observe_what_their_subsumers_observe` takes pairs of states that a
+//! real search would skip one for the other, on the shipped core and on every planted one, and
+//! runs every continuation of two steps and seeded random continuations to the end in both:
+//! each step must be possible in the subsumer, pass or fail the same invariant in both, and
+//! leave them a pair again.
+//!
 //! Each layer is expanded in batches. A batch is cut into small chunks that the calling thread
 //! and `jobs - 1` worker threads (started once per search) take in turn; the results are merged
 //! in chunk order, so the outcome (counts, trace) does not depend on the number of jobs or on

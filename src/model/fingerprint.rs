@@ -100,6 +100,17 @@ pub fn canonical_renamings(
     least_renamings(world, &Spent::of(world), &Seqs::of(world), renamings, buf, Some(least))
 }
 
+/// The fingerprint `world` would have had it spent `spent` instead: the fingerprint of a state
+/// that differs from it in the budgets alone (for checking that a subsuming state stays one).
+pub fn fingerprint_spent(
+    world: &State,
+    spent: &Spent,
+    renamings: &[Vec<User>],
+    buf: &mut Vec<u8>,
+) -> Fingerprint {
+    least_renamings(world, spent, &Seqs::of(world), renamings, buf, None)
+}
+
 /// Into `out`, the fingerprints of the states that differ from `world` only in having spent
 /// one less of one budget (the faults, the stalls, the steps of the current stall, one user's
 /// operations), for each budget `world` spent any of: the states whose having been visited

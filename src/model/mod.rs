@@ -11,6 +11,7 @@
 //! - [`explorer`]: breadth-first search over every interleaving, shortest counterexample first.
 //! - [`por`]: which steps commute, for the explorer's partial-order reduction (sleep sets).
 //! - [`trace`]: counterexamples printed for people and written as scenario files.
+//! - [`estimate`]: how many states a search too large to run would find (`check --estimate`).
 //! - [`census`]: what tells the states of a search apart, measured (`check --census`).
 //! - [`cli`]: `chatroom check`.
 /// Implements `Clone` for a struct field by field, with a `clone_from` that reuses each field's
@@ -37,6 +38,7 @@ macro_rules! clone_reusing {
 pub mod census;
 pub mod cli;
 pub mod driver;
+pub mod estimate;
 pub mod explorer;
 pub mod fingerprint;
 pub mod invariants;

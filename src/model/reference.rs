@@ -81,11 +81,14 @@ clone_reusing!(Model {
 });
 
 /// The durable part of the state: every user's account and discarded messages, and the
-/// creation counter.
+/// creation counter, and how many accounts each name has had durably.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Durable {
     pub accounts: Vec<(Option<Account>, Vec<MsgKey>)>,
     pub accounts_created: u64,
+    /// [`UserState::generation`] as a crash leaves it: a registration the crash lost leaves
+    /// no trace in the core, so it must leave none in what the fingerprint keeps.
+    pub generations: Vec<u32>,
 }
 
 /// One change to what must survive a crash.
@@ -215,6 +218,7 @@ impl Model {
         let durable = std::sync::Arc::new(Durable {
             accounts: vec![(None, Vec::new()); users],
             accounts_created: 0,
+            generations: vec![0; users],
         });
         Model {
             users: vec![user; users],
@@ -248,6 +252,9 @@ impl Model {
         let durable = std::sync::Arc::make_mut(&mut self.durable);
         let (account, discarded) = &mut durable.accounts[effect.user() as usize];
         effect.apply(account, discarded, &mut durable.accounts_created);
+        if let Effect::Register(user) = effect {
+            durable.generations[user as usize] += 1;
+        }
     }
 
     /// Whether `user` is logged in.
@@ -305,9 +312,10 @@ impl Model {
                 self.stalled = false;
                 self.held.clear();
                 self.accounts_created = self.durable.accounts_created;
-                for (state, (account, discarded)) in
-                    self.users.iter_mut().zip(&self.durable.accounts)
+                for (user, (state, (account, discarded))) in
+                    self.users.iter_mut().zip(&self.durable.accounts).enumerate()
                 {
+                    state.generation = self.durable.generations[user];
                     state.account.clone_from(account);
                     state.discarded.clone_from(discarded);
                     state.command = Command::Absent;
