@@ -234,6 +234,10 @@ pub mod report {
             Planted::BareRefusalFramed => {
                 &["core::rules_tests::a_refused_bare_handshake_is_simply_closed_unless_planted"]
             }
+            // The third pass: a ticket at the millisecond it expires.
+            Planted::TicketBindsAtExpiry => &[
+                "core::rules_tests::a_ticket_binds_until_its_expiry_and_not_at_it_unless_planted",
+            ],
             Planted::SnapshotLowercasesNames => &[
                 "core::rules_tests::a_server_recovered_from_its_snapshot_is_the_same_server_unless_planted",
             ],

@@ -214,12 +214,18 @@ pub enum Planted {
     /// `core::rules_tests::a_refused_bare_handshake_is_simply_closed_unless_planted` and by the
     /// model checker's reference (its hijackers' bare handshakes).
     BareRefusalFramed,
+    // The outside tester's third pass (h9): the ticket's lifetime.
+    /// A ticket still binds at the very millisecond it expires (`<` for `<=`): it lives one
+    /// millisecond longer than `ticket_ttl_ms`, and the handshake disagrees with the sweep,
+    /// which forgets it at that millisecond. Caught by the unit test
+    /// `core::rules_tests::a_ticket_binds_until_its_expiry_and_not_at_it_unless_planted`.
+    TicketBindsAtExpiry,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 52] = [
+    pub const ALL: [Planted; 53] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -272,6 +278,7 @@ impl Planted {
         Planted::BareRelayAnyTime,
         Planted::BareRelayAnyAddress,
         Planted::BareRefusalFramed,
+        Planted::TicketBindsAtExpiry,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -525,6 +532,7 @@ mod tests {
             Planted::BareRelayAnyTime => Some(49),
             Planted::BareRelayAnyAddress => Some(50),
             Planted::BareRefusalFramed => Some(51),
+            Planted::TicketBindsAtExpiry => Some(52),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

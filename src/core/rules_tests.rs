@@ -411,3 +411,41 @@ fn a_refused_bare_handshake_is_simply_closed_unless_planted() {
         assert!(ticket.starts_with("0\n"), "{ticket}");
     }
 }
+
+/// A ticket is "single use, short-lived": it binds up to `ticket_ttl_ms` after it was issued
+/// and not at that millisecond, the same instant the sweep forgets it (`expires_ms > now`
+/// survives a sweep), so whether a late ticket binds never depends on whether the sweep ran.
+/// The sweep is kept off the expiry's millisecond here, so only the handshake's own check
+/// decides.
+#[test]
+fn a_ticket_binds_until_its_expiry_and_not_at_it_unless_planted() {
+    for (planted, refused) in [(Planted::None, true), (Planted::TicketBindsAtExpiry, false)] {
+        let mut h = with(planted);
+        let ttl_ms = h.server().config().ticket_ttl_ms;
+        let alice = h.user(1, "alice");
+        let registered_ms = h.server().now_ms();
+        h.advance(1);
+        let at_expiry = h.request(alice, "6")[2..].to_owned();
+        h.advance(ttl_ms - 2);
+        let just_before = h.request(alice, "6")[2..].to_owned();
+        // The sweep, armed when alice registered, runs `ttl_ms` later: before the first
+        // ticket's expiry (one millisecond after that), and next `ttl_ms` after that.
+        h.advance(1);
+        assert_eq!(h.server().now_ms(), registered_ms + ttl_ms);
+        h.advance(1);
+        let late = h.open(2, Channel::Relay, 1);
+        h.send(late, &format!("alice\n{at_expiry}"));
+        let got = h.take(late);
+        assert_eq!(h.closed.contains(&late), refused, "{planted:?}: {got:?}");
+        if refused {
+            assert_eq!(got, ["-1\nRelay refused: the ticket has expired"]);
+        }
+        h.peer_close(late);
+        // A ticket used one millisecond before its expiry binds, planted or not.
+        h.advance(ttl_ms - 3);
+        let prompt = h.open(3, Channel::Relay, 1);
+        h.send(prompt, &format!("alice\n{just_before}"));
+        assert!(h.take(prompt).is_empty(), "{planted:?}");
+        assert!(!h.closed.contains(&prompt), "{planted:?}: binds one millisecond early");
+    }
+}
