@@ -449,3 +449,45 @@ fn a_ticket_binds_until_its_expiry_and_not_at_it_unless_planted() {
         assert!(!h.closed.contains(&prompt), "{planted:?}: binds one millisecond early");
     }
 }
+
+/// The list reply's byte bound is inclusive: names that fill the reply to exactly
+/// `list_reply_bytes_max` bytes are all shown, and one byte more leaves the last name out
+/// (said in the reply).
+#[test]
+fn a_list_reply_exactly_at_its_byte_bound_is_served_whole_unless_planted() {
+    for (planted, whole) in [(Planted::None, true), (Planted::ListReplyOneByteShort, false)] {
+        // "abc def " is 8 bytes.
+        let config = Config { planted, list_reply_bytes_max: 8, ..Config::default() };
+        let mut h = Harness::new(config);
+        let abc = h.user(1, "abc");
+        h.user(2, "def");
+        let got = h.request(abc, "4\n");
+        assert_eq!(got == "0\nabc def ", whole, "{planted:?}: {got:?}");
+        if whole {
+            h.user(3, "ghi");
+            let got = h.request(abc, "4\n");
+            assert!(got.starts_with("0\nabc def (and 1 more"), "{got:?}");
+        }
+    }
+}
+
+/// PROTOCOL.md: messages "are pushed as soon as a relay is attached, with no polling delay";
+/// for a recipient whose relay is already attached, that is as soon as the send is accepted,
+/// not when something else (the next message, a new relay) happens to push.
+#[test]
+fn an_online_recipient_gets_a_message_at_once_unless_planted() {
+    for (planted, pushed) in [(Planted::None, true), (Planted::SendDoesNotPump, false)] {
+        let mut h = with(planted);
+        let alice = h.user(1, "alice");
+        let bob = h.user(2, "bob");
+        let relay = h.bare_relay(3, "bob");
+        let ticketed = h.ticket_relay(4, alice, "alice");
+        assert_eq!(h.request(alice, "2\nbob\nhi"), "0\nSent to recipient");
+        let got = h.take(relay);
+        assert_eq!(got == ["0\nalice:hi"], pushed, "{planted:?}: {got:?}");
+        assert_eq!(h.request(bob, "2\nalice\nhello"), "0\nSent to recipient");
+        let got = h.take(ticketed);
+        let arrived = got.len() == 1 && got[0].ends_with("\nbob\nhello");
+        assert_eq!(arrived, pushed, "{planted:?}: {got:?}");
+    }
+}
