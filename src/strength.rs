@@ -242,6 +242,9 @@ pub mod report {
             Planted::ListReplyOneByteShort => &[
                 "core::rules_tests::a_list_reply_exactly_at_its_byte_bound_is_served_whole_unless_planted",
             ],
+            Planted::ThrottleBackoffUncapped => &[
+                "core::rules_tests::the_wait_after_failed_logins_never_exceeds_its_cap_unless_planted",
+            ],
             Planted::SendDoesNotPump => &[
                 "core::rules_tests::an_online_recipient_gets_a_message_at_once_unless_planted",
             ],

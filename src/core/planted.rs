@@ -232,12 +232,18 @@ pub enum Planted {
     /// by the model checker and the unit test
     /// `core::rules_tests::an_online_recipient_gets_a_message_at_once_unless_planted`.
     SendDoesNotPump,
+    /// The doubling wait after failed password checks is not capped at
+    /// `login_failure_window_ms` (the `.min` was lost): after enough failures the reply says
+    /// to wait minutes, then hours, against "each failure doubles the wait (1 s up to 60 s)".
+    /// Caught by the unit test
+    /// `core::rules_tests::the_wait_after_failed_logins_never_exceeds_its_cap_unless_planted`.
+    ThrottleBackoffUncapped,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 55] = [
+    pub const ALL: [Planted; 56] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -293,6 +299,7 @@ impl Planted {
         Planted::TicketBindsAtExpiry,
         Planted::ListReplyOneByteShort,
         Planted::SendDoesNotPump,
+        Planted::ThrottleBackoffUncapped,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -549,6 +556,7 @@ mod tests {
             Planted::TicketBindsAtExpiry => Some(52),
             Planted::ListReplyOneByteShort => Some(53),
             Planted::SendDoesNotPump => Some(54),
+            Planted::ThrottleBackoffUncapped => Some(55),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -491,3 +491,39 @@ fn an_online_recipient_gets_a_message_at_once_unless_planted() {
         assert_eq!(arrived, pushed, "{planted:?}: {got:?}");
     }
 }
+
+/// README: "each failure doubles the wait (1 s up to 60 s)": however many wrong passwords an
+/// address sends, the wait a throttled reply names never exceeds the cap
+/// (`login_failure_window_ms`), so the owner is never locked out for longer than that.
+#[test]
+fn the_wait_after_failed_logins_never_exceeds_its_cap_unless_planted() {
+    for (planted, capped) in [(Planted::None, true), (Planted::ThrottleBackoffUncapped, false)] {
+        let config = Config { planted, login_failures_max: 1, ..Config::default() };
+        let cap_s = config.login_failure_window_ms / 1000;
+        let mut h = Harness::new(config);
+        h.user(1, "alice");
+        let mut waits_s = Vec::new();
+        // Each guess on a connection of its own (a waiting one would meet its login deadline).
+        for conn in 2.. {
+            if waits_s.len() == 10 {
+                break;
+            }
+            let guesser = h.open(conn, Channel::Command, 1);
+            let reply = h.request(guesser, "1\nalice\nwrong");
+            h.peer_close(guesser);
+            let Some(wait) = reply.strip_prefix("-1\nToo many failed attempts; try again in ")
+            else {
+                // Refused by the password itself: the next try comes at once.
+                assert!(reply.starts_with("-1\nInvalid Login"), "{reply}");
+                continue;
+            };
+            let wait_s: u64 =
+                wait.strip_suffix(" s").expect("in seconds").parse().expect("a number");
+            waits_s.push(wait_s);
+            h.advance(wait_s * 1000);
+        }
+        assert_eq!(waits_s.iter().all(|&w| w <= cap_s), capped, "{planted:?}: {waits_s:?}");
+        // The waits double up to the cap.
+        assert_eq!(waits_s[..3], [1, 2, 4], "{planted:?}");
+    }
+}
