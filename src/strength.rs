@@ -147,6 +147,7 @@ pub mod report {
             Planted::ReplayTornRecord | Planted::ReleaseOneEarly => b(3, 3, 1, false, false, 1, 1),
             Planted::TicketReusable | Planted::AckAnyAccount => b(3, 3, 1, true, true, 1, 1),
             Planted::PipelineUnbounded => b(2, 2, 0, false, false, 1, 2),
+            Planted::SendDoesNotPump => b(2, 3, 0, true, false, 0, 1),
             _ => None,
         }
     }
@@ -234,6 +235,19 @@ pub mod report {
             Planted::BareRefusalFramed => {
                 &["core::rules_tests::a_refused_bare_handshake_is_simply_closed_unless_planted"]
             }
+            // The third pass: a ticket at the millisecond it expires.
+            Planted::TicketBindsAtExpiry => &[
+                "core::rules_tests::a_ticket_binds_until_its_expiry_and_not_at_it_unless_planted",
+            ],
+            Planted::ListReplyOneByteShort => &[
+                "core::rules_tests::a_list_reply_exactly_at_its_byte_bound_is_served_whole_unless_planted",
+            ],
+            Planted::ThrottleBackoffUncapped => &[
+                "core::rules_tests::the_wait_after_failed_logins_never_exceeds_its_cap_unless_planted",
+            ],
+            Planted::SendDoesNotPump => &[
+                "core::rules_tests::an_online_recipient_gets_a_message_at_once_unless_planted",
+            ],
             Planted::SnapshotLowercasesNames => &[
                 "core::rules_tests::a_server_recovered_from_its_snapshot_is_the_same_server_unless_planted",
             ],

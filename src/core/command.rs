@@ -337,6 +337,10 @@ impl Server {
         let id = MsgId(self.next_lsn().0);
         self.commit(Record::Message { id, from, to, text });
         self.reply(conn, true, SEND_OK);
+        #[cfg(any(test, feature = "planted"))]
+        if self.planted_is(Planted::SendDoesNotPump, true) {
+            return;
+        }
         self.pump(to);
     }
 
@@ -383,6 +387,10 @@ impl Server {
             }
         }
         matches.sort_unstable();
+        let reply_bytes_max = self.config.list_reply_bytes_max;
+        #[cfg(any(test, feature = "planted"))]
+        let reply_bytes_max =
+            reply_bytes_max - usize::from(self.planted_is(Planted::ListReplyOneByteShort, true));
         let mut text = String::new();
         let mut shown = 0usize;
         for account in &matches {
@@ -391,9 +399,7 @@ impl Server {
             let lowered = self.planted_list_spelling(name);
             #[cfg(any(test, feature = "planted"))]
             let name = &lowered;
-            if shown == self.config.list_len_max
-                || text.len() + name.len() + 1 > self.config.list_reply_bytes_max
-            {
+            if shown == self.config.list_len_max || text.len() + name.len() + 1 > reply_bytes_max {
                 break;
             }
             text.push_str(name);

@@ -214,12 +214,36 @@ pub enum Planted {
     /// `core::rules_tests::a_refused_bare_handshake_is_simply_closed_unless_planted` and by the
     /// model checker's reference (its hijackers' bare handshakes).
     BareRefusalFramed,
+    // The outside tester's third pass (h9): the ticket's lifetime.
+    /// A ticket still binds at the very millisecond it expires (`<` for `<=`): it lives one
+    /// millisecond longer than `ticket_ttl_ms`, and the handshake disagrees with the sweep,
+    /// which forgets it at that millisecond. Caught by the unit test
+    /// `core::rules_tests::a_ticket_binds_until_its_expiry_and_not_at_it_unless_planted`.
+    TicketBindsAtExpiry,
+    /// A `list` reply leaves out a name that would fill it to exactly `list_reply_bytes_max`
+    /// (the bound taken one byte short): a list that fits is cut and told to narrow its
+    /// pattern. Caught by the unit test
+    /// `core::rules_tests::a_list_reply_exactly_at_its_byte_bound_is_served_whole_unless_planted`.
+    ListReplyOneByteShort,
+    /// A send that is accepted does not push the message to the recipient's relay (the `pump`
+    /// after the commit was lost): an online recipient gets it only when something else
+    /// pushes, such as the next message or a new relay ("pushed ... with no polling delay").
+    /// The simulator's 2,000-seed sweep escapes it (its worlds always push again later); found
+    /// by the model checker and the unit test
+    /// `core::rules_tests::an_online_recipient_gets_a_message_at_once_unless_planted`.
+    SendDoesNotPump,
+    /// The doubling wait after failed password checks is not capped at
+    /// `login_failure_window_ms` (the `.min` was lost): after enough failures the reply says
+    /// to wait minutes, then hours, against "each failure doubles the wait (1 s up to 60 s)".
+    /// Caught by the unit test
+    /// `core::rules_tests::the_wait_after_failed_logins_never_exceeds_its_cap_unless_planted`.
+    ThrottleBackoffUncapped,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 52] = [
+    pub const ALL: [Planted; 56] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -272,6 +296,10 @@ impl Planted {
         Planted::BareRelayAnyTime,
         Planted::BareRelayAnyAddress,
         Planted::BareRefusalFramed,
+        Planted::TicketBindsAtExpiry,
+        Planted::ListReplyOneByteShort,
+        Planted::SendDoesNotPump,
+        Planted::ThrottleBackoffUncapped,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -523,6 +551,10 @@ mod tests {
             Planted::BareRelayAnyTime => Some(49),
             Planted::BareRelayAnyAddress => Some(50),
             Planted::BareRefusalFramed => Some(51),
+            Planted::TicketBindsAtExpiry => Some(52),
+            Planted::ListReplyOneByteShort => Some(53),
+            Planted::SendDoesNotPump => Some(54),
+            Planted::ThrottleBackoffUncapped => Some(55),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -52,7 +52,14 @@ impl Server {
                     self.config.planted != super::planted::Planted::TicketExpiryLeftToSweep;
                 #[cfg(not(any(test, feature = "planted")))]
                 let expiry_checked = true;
-                if expiry_checked && issued.expires_ms <= self.now_ms {
+                let expired = issued.expires_ms <= self.now_ms;
+                #[cfg(any(test, feature = "planted"))]
+                let expired = expired
+                    && !self.planted_is(
+                        super::planted::Planted::TicketBindsAtExpiry,
+                        issued.expires_ms == self.now_ms,
+                    );
+                if expiry_checked && expired {
                     return Err("the ticket has expired".to_owned());
                 }
                 if issued.account != account || issued.session != session.command {

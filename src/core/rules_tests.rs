@@ -411,3 +411,119 @@ fn a_refused_bare_handshake_is_simply_closed_unless_planted() {
         assert!(ticket.starts_with("0\n"), "{ticket}");
     }
 }
+
+/// A ticket is "single use, short-lived": it binds up to `ticket_ttl_ms` after it was issued
+/// and not at that millisecond, the same instant the sweep forgets it (`expires_ms > now`
+/// survives a sweep), so whether a late ticket binds never depends on whether the sweep ran.
+/// The sweep is kept off the expiry's millisecond here, so only the handshake's own check
+/// decides.
+#[test]
+fn a_ticket_binds_until_its_expiry_and_not_at_it_unless_planted() {
+    for (planted, refused) in [(Planted::None, true), (Planted::TicketBindsAtExpiry, false)] {
+        let mut h = with(planted);
+        let ttl_ms = h.server().config().ticket_ttl_ms;
+        let alice = h.user(1, "alice");
+        let registered_ms = h.server().now_ms();
+        h.advance(1);
+        let at_expiry = h.request(alice, "6")[2..].to_owned();
+        h.advance(ttl_ms - 2);
+        let just_before = h.request(alice, "6")[2..].to_owned();
+        // The sweep, armed when alice registered, runs `ttl_ms` later: before the first
+        // ticket's expiry (one millisecond after that), and next `ttl_ms` after that.
+        h.advance(1);
+        assert_eq!(h.server().now_ms(), registered_ms + ttl_ms);
+        h.advance(1);
+        let late = h.open(2, Channel::Relay, 1);
+        h.send(late, &format!("alice\n{at_expiry}"));
+        let got = h.take(late);
+        assert_eq!(h.closed.contains(&late), refused, "{planted:?}: {got:?}");
+        if refused {
+            assert_eq!(got, ["-1\nRelay refused: the ticket has expired"]);
+        }
+        h.peer_close(late);
+        // A ticket used one millisecond before its expiry binds, planted or not.
+        h.advance(ttl_ms - 3);
+        let prompt = h.open(3, Channel::Relay, 1);
+        h.send(prompt, &format!("alice\n{just_before}"));
+        assert!(h.take(prompt).is_empty(), "{planted:?}");
+        assert!(!h.closed.contains(&prompt), "{planted:?}: binds one millisecond early");
+    }
+}
+
+/// The list reply's byte bound is inclusive: names that fill the reply to exactly
+/// `list_reply_bytes_max` bytes are all shown, and one byte more leaves the last name out
+/// (said in the reply).
+#[test]
+fn a_list_reply_exactly_at_its_byte_bound_is_served_whole_unless_planted() {
+    for (planted, whole) in [(Planted::None, true), (Planted::ListReplyOneByteShort, false)] {
+        // "abc def " is 8 bytes.
+        let config = Config { planted, list_reply_bytes_max: 8, ..Config::default() };
+        let mut h = Harness::new(config);
+        let abc = h.user(1, "abc");
+        h.user(2, "def");
+        let got = h.request(abc, "4\n");
+        assert_eq!(got == "0\nabc def ", whole, "{planted:?}: {got:?}");
+        if whole {
+            h.user(3, "ghi");
+            let got = h.request(abc, "4\n");
+            assert!(got.starts_with("0\nabc def (and 1 more"), "{got:?}");
+        }
+    }
+}
+
+/// PROTOCOL.md: messages "are pushed as soon as a relay is attached, with no polling delay";
+/// for a recipient whose relay is already attached, that is as soon as the send is accepted,
+/// not when something else (the next message, a new relay) happens to push.
+#[test]
+fn an_online_recipient_gets_a_message_at_once_unless_planted() {
+    for (planted, pushed) in [(Planted::None, true), (Planted::SendDoesNotPump, false)] {
+        let mut h = with(planted);
+        let alice = h.user(1, "alice");
+        let bob = h.user(2, "bob");
+        let relay = h.bare_relay(3, "bob");
+        let ticketed = h.ticket_relay(4, alice, "alice");
+        assert_eq!(h.request(alice, "2\nbob\nhi"), "0\nSent to recipient");
+        let got = h.take(relay);
+        assert_eq!(got == ["0\nalice:hi"], pushed, "{planted:?}: {got:?}");
+        assert_eq!(h.request(bob, "2\nalice\nhello"), "0\nSent to recipient");
+        let got = h.take(ticketed);
+        let arrived = got.len() == 1 && got[0].ends_with("\nbob\nhello");
+        assert_eq!(arrived, pushed, "{planted:?}: {got:?}");
+    }
+}
+
+/// README: "each failure doubles the wait (1 s up to 60 s)": however many wrong passwords an
+/// address sends, the wait a throttled reply names never exceeds the cap
+/// (`login_failure_window_ms`), so the owner is never locked out for longer than that.
+#[test]
+fn the_wait_after_failed_logins_never_exceeds_its_cap_unless_planted() {
+    for (planted, capped) in [(Planted::None, true), (Planted::ThrottleBackoffUncapped, false)] {
+        let config = Config { planted, login_failures_max: 1, ..Config::default() };
+        let cap_s = config.login_failure_window_ms / 1000;
+        let mut h = Harness::new(config);
+        h.user(1, "alice");
+        let mut waits_s = Vec::new();
+        // Each guess on a connection of its own (a waiting one would meet its login deadline).
+        for conn in 2.. {
+            if waits_s.len() == 10 {
+                break;
+            }
+            let guesser = h.open(conn, Channel::Command, 1);
+            let reply = h.request(guesser, "1\nalice\nwrong");
+            h.peer_close(guesser);
+            let Some(wait) = reply.strip_prefix("-1\nToo many failed attempts; try again in ")
+            else {
+                // Refused by the password itself: the next try comes at once.
+                assert!(reply.starts_with("-1\nInvalid Login"), "{reply}");
+                continue;
+            };
+            let wait_s: u64 =
+                wait.strip_suffix(" s").expect("in seconds").parse().expect("a number");
+            waits_s.push(wait_s);
+            h.advance(wait_s * 1000);
+        }
+        assert_eq!(waits_s.iter().all(|&w| w <= cap_s), capped, "{planted:?}: {waits_s:?}");
+        // The waits double up to the cap.
+        assert_eq!(waits_s[..3], [1, 2, 4], "{planted:?}");
+    }
+}

@@ -320,6 +320,10 @@ impl Server {
         if config.planted == Planted::ThrottleSuccessClearsAddress {
             throttle.planted_success_clears_address();
         }
+        #[cfg(any(test, feature = "planted"))]
+        if config.planted == Planted::ThrottleBackoffUncapped {
+            throttle.planted_uncapped_backoff();
+        }
         Server {
             config,
             rng,

@@ -36,6 +36,9 @@ impl Entry {
         let beyond = self.failures - limits.free;
         let delay_ms =
             limits.backoff_base_ms.saturating_mul(1 << beyond.min(32)).min(limits.window_ms);
+        #[cfg(any(test, feature = "planted"))]
+        let delay_ms =
+            if limits.uncapped { limits.backoff_base_ms << beyond.min(32) } else { delay_ms };
         let until_ms = self.last_failure_ms + delay_ms;
         (until_ms > now_ms).then_some(until_ms)
     }
@@ -50,6 +53,9 @@ struct Limits {
     free: u32,
     backoff_base_ms: u64,
     window_ms: u64,
+    /// The planted `ThrottleBackoffUncapped`: the doubling delay is not capped at `window_ms`.
+    #[cfg(any(test, feature = "planted"))]
+    uncapped: bool,
 }
 
 /// Guesses by (name, address) and by address.
@@ -87,6 +93,8 @@ impl Throttle {
             free: u32::try_from(free.max(1)).unwrap_or(u32::MAX),
             backoff_base_ms: backoff_base_ms.max(1),
             window_ms: window_ms.max(1),
+            #[cfg(any(test, feature = "planted"))]
+            uncapped: false,
         };
         Throttle {
             by_name: BTreeMap::new(),
@@ -110,6 +118,13 @@ impl Throttle {
     #[cfg(any(test, feature = "planted"))]
     pub fn planted_success_clears_address(&mut self) {
         self.success_clears_address = true;
+    }
+
+    /// Plants `ThrottleBackoffUncapped`.
+    #[cfg(any(test, feature = "planted"))]
+    pub fn planted_uncapped_backoff(&mut self) {
+        self.name_limits.uncapped = true;
+        self.peer_limits.uncapped = true;
     }
 
     /// The planted `ThrottleFreeOffByOne`: a (name, address) gets one more free check than
