@@ -186,6 +186,9 @@ pub struct IdleArgs {
     /// Repeat the measurement this many times and print medians.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
+    /// Run `chatroom server` from this executable instead of this one (another build).
+    #[arg(long)]
+    pub server_exe: Option<std::path::PathBuf>,
 }
 
 impl BenchArgs {
@@ -466,7 +469,13 @@ impl IdleArgs {
         );
         let mut runs = Vec::new();
         for run in 0..self.runs.max(1) {
-            let result = idle::run_once(run, clients, self.bare, self.fsync.flag())?;
+            let result = idle::run_once(
+                run,
+                clients,
+                self.bare,
+                self.fsync.flag(),
+                self.server_exe.clone(),
+            )?;
             println!("run {}: {}", run + 1, show_idle(&result));
             runs.push(result);
         }
@@ -493,7 +502,8 @@ fn show_idle(run: &IdleRun) -> String {
     };
     format!(
         "{} {what} (set up in {:.1} s): server VmRSS {} -> {} KiB = {:.1} KiB per client, {} -> \
-         {} server threads; this (client) process grew {} KiB{stopped}",
+         {} server threads, {} -> {} memory maps = {:.2} per thread; this (client) process \
+         grew {} KiB{stopped}",
         run.clients,
         run.setup.as_secs_f64(),
         run.server_rss_kib_before,
@@ -501,6 +511,9 @@ fn show_idle(run: &IdleRun) -> String {
         run.server_kib_per_client(),
         run.server_threads_before,
         run.server_threads_after,
+        run.server_maps_before,
+        run.server_maps_after,
+        run.server_maps_per_thread(),
         run.bench_rss_kib_delta,
     )
 }

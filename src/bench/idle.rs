@@ -24,6 +24,9 @@ pub struct IdleRun {
     pub server_rss_kib_after: u64,
     pub server_threads_before: u64,
     pub server_threads_after: u64,
+    /// Memory maps of the server (lines of `/proc/PID/maps`), before and after.
+    pub server_maps_before: u64,
+    pub server_maps_after: u64,
     pub bench_rss_kib_delta: u64,
     pub setup: Duration,
     /// Why setup stopped before the requested count, if it did.
@@ -34,6 +37,12 @@ impl IdleRun {
     pub fn server_kib_per_client(&self) -> f64 {
         self.server_rss_kib_after.saturating_sub(self.server_rss_kib_before) as f64
             / self.clients.max(1) as f64
+    }
+
+    /// Memory maps the server gained per thread it gained (`vm.max_map_count` caps them).
+    pub fn server_maps_per_thread(&self) -> f64 {
+        self.server_maps_after.saturating_sub(self.server_maps_before) as f64
+            / self.server_threads_after.saturating_sub(self.server_threads_before).max(1) as f64
     }
 }
 
@@ -47,6 +56,11 @@ pub fn fd_limit() -> Option<usize> {
 /// How many clients fit when each holds `sockets` sockets here and as many in the server.
 pub fn clients_that_fit(fd_limit: usize, sockets: usize) -> usize {
     fd_limit.saturating_sub(FDS_RESERVED) / sockets.max(1)
+}
+
+/// The lines of `/proc/PID/maps` (0 if unreadable).
+fn maps(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/maps")).map_or(0, |m| m.lines().count() as u64)
 }
 
 /// What one idle client holds open.
@@ -66,6 +80,7 @@ pub fn run_once(
     clients: usize,
     bare: bool,
     fsync: &'static str,
+    server_exe: Option<std::path::PathBuf>,
 ) -> Result<IdleRun, BenchError> {
     let options = TargetOptions {
         external: None,
@@ -75,7 +90,7 @@ pub fn run_once(
         connections_max: clients * 2 + 100,
         server_cpus: None,
         broker: super::target::Broker::Chatroom,
-        server_exe: None,
+        server_exe,
     };
     let target = Target::start(&options, run)?;
     let result = measure(&target, run, clients, bare);
@@ -93,6 +108,7 @@ fn measure(target: &Target, run: usize, clients: usize, bare: bool) -> Result<Id
     let threads = |pid| proc_status(pid, "Threads:").unwrap_or(0);
     let server_rss_kib_before = rss(pid);
     let server_threads_before = threads(pid);
+    let server_maps_before = maps(pid);
     let bench_rss_kib_before = rss(std::process::id());
     let started = Instant::now();
     let mut held: Vec<Held> = Vec::with_capacity(clients);
@@ -145,6 +161,8 @@ fn measure(target: &Target, run: usize, clients: usize, bare: bool) -> Result<Id
         server_rss_kib_after: rss(pid),
         server_threads_before,
         server_threads_after: threads(pid),
+        server_maps_before,
+        server_maps_after: maps(pid),
         bench_rss_kib_delta: rss(std::process::id()).saturating_sub(bench_rss_kib_before),
         setup,
         stopped_by,

@@ -10,10 +10,11 @@ use super::config::ServerConfig;
 use super::demo;
 use super::driver::{Shared, Sink};
 use super::hashing::HashPool;
+use super::limits::SystemLimits;
 use super::listener::Acceptor;
 use super::persist::{self, Durability};
 use super::relay_reader::RelayReader;
-use super::threads::{self, Threads};
+use super::threads::Threads;
 use super::timer;
 use crate::auth::Hasher;
 use crate::core::{Channel, Server};
@@ -67,11 +68,17 @@ impl ServerHandle {
             let relay_reader = relay_reader.clone();
             service_threads.spawn("relay-read", move || relay_reader.run(poll))?;
         }
+        let thread_cap = SystemLimits::read().thread_cap();
+        tracing::info!(
+            live_max = thread_cap.live_max,
+            bound_by = %thread_cap.bound_by,
+            "connection threads capped"
+        );
         let acceptor = Arc::new(Acceptor {
             shared: shared.clone(),
             hashing,
             relay_reader,
-            threads: Threads::new(config.thread_stack_bytes, threads::live_max_by_memory_maps()),
+            threads: Threads::new(config.thread_stack_bytes, thread_cap.live_max),
             next_conn: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
             write_timeout_ms: config.write_timeout_ms,

@@ -19,6 +19,7 @@ mod demo;
 mod driver;
 mod handle;
 mod hashing;
+mod limits;
 mod listener;
 #[cfg(loom)]
 pub mod loom_models;
