@@ -1,7 +1,7 @@
 //! The relay reader: one thread reads every relay connection of the server.
 //!
 //! A relay only ever sends its handshake and acknowledgements, so a thread per relay that
-//! sleeps in `read` costs a stack, a heap and four memory maps per client for next to no work
+//! sleeps in `read` costs a stack, a heap and memory maps per client for next to no work
 //! (and the maps cap how many clients one process can hold). Instead one `mio` event loop
 //! waits for any relay socket to become readable, reads what it holds without waiting
 //! ([`Socket::read_now`]: the sockets themselves stay blocking for their writer threads), and
