@@ -5,7 +5,7 @@
 use std::io;
 use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::command::{CommandConn, ReadAhead};
 use super::driver::Shared;
@@ -34,6 +34,7 @@ pub(crate) struct Acceptor {
 impl Acceptor {
     /// Accepts until [`Acceptor::stopping`] is set (then one wake-up connection ends the wait).
     pub fn run(&self, listener: TcpListener, channel: Channel) {
+        let mut failures = AcceptFailures::default();
         for stream in listener.incoming() {
             if self.stopping.load(Ordering::Acquire) {
                 return;
@@ -42,8 +43,9 @@ impl Acceptor {
                 Ok(stream) => self.accept(stream, channel),
                 // Out of file descriptors, or the peer gave up before accept: keep serving.
                 Err(error) => {
-                    tracing::warn!(%error, ?channel, "accept failed");
-                    if error.raw_os_error() == Some(24) {
+                    failures.failed(&error, channel);
+                    if matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                        // The pending connection stays queued; retrying at once would spin.
                         std::thread::sleep(Duration::from_millis(10));
                     }
                 }
@@ -106,6 +108,27 @@ impl Acceptor {
     }
 }
 
+/// Failed accepts, logged at most once a second: out of descriptors, the loop retries every
+/// 10 ms, and a line per retry would flood the log while everyone else is still served.
+#[derive(Default)]
+struct AcceptFailures {
+    logged_at: Option<Instant>,
+    unlogged: u64,
+}
+
+impl AcceptFailures {
+    fn failed(&mut self, error: &io::Error, channel: Channel) {
+        let now = Instant::now();
+        if self.logged_at.is_some_and(|at| now.duration_since(at) < Duration::from_secs(1)) {
+            self.unlogged += 1;
+            return;
+        }
+        let also = std::mem::take(&mut self.unlogged);
+        tracing::warn!(%error, ?channel, failures_since_last_log = also, "accept failed; still serving the open connections");
+        self.logged_at = Some(now);
+    }
+}
+
 /// The core's opaque peer: the address as an IPv6 number, IPv4 mapped into it.
 pub(crate) fn peer_of(ip: IpAddr) -> Peer {
     let v6 = match ip {
@@ -113,4 +136,21 @@ pub(crate) fn peer_of(ip: IpAddr) -> Peer {
         IpAddr::V6(v6) => v6,
     };
     Peer(u128::from(v6))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_of_failed_accepts_is_logged_once_and_counted() {
+        let mut failures = AcceptFailures::default();
+        let error = io::Error::from_raw_os_error(libc::EMFILE);
+        failures.failed(&error, Channel::Command);
+        assert!(failures.logged_at.is_some());
+        for _ in 0..5 {
+            failures.failed(&error, Channel::Command);
+        }
+        assert_eq!(failures.unlogged, 5);
+    }
 }
