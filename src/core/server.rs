@@ -815,9 +815,7 @@ impl Server {
 
     /// Ids of the messages waiting for `account`, oldest first.
     pub fn queued_ids(&self, account: AccountId) -> Vec<MsgId> {
-        self.accounts
-            .get(&account)
-            .map_or_else(Vec::new, |a| a.queue.iter().map(|q| q.id).collect())
+        self.queued_ids_iter(account).collect()
     }
 
     /// [`Server::queued_ids`], without collecting them (the model checker asks per step).

@@ -34,12 +34,11 @@ impl Entry {
             return Some(now_ms + limits.backoff_base_ms);
         }
         let beyond = self.failures - limits.free;
-        let delay_ms =
-            limits.backoff_base_ms.saturating_mul(1 << beyond.min(32)).min(limits.window_ms);
+        let cap_ms = limits.window_ms;
         #[cfg(any(test, feature = "planted"))]
-        let delay_ms =
-            if limits.uncapped { limits.backoff_base_ms << beyond.min(32) } else { delay_ms };
-        let until_ms = self.last_failure_ms + delay_ms;
+        let cap_ms = if limits.uncapped { u64::MAX } else { cap_ms };
+        let delay_ms = limits.backoff_base_ms.saturating_mul(1 << beyond.min(32)).min(cap_ms);
+        let until_ms = self.last_failure_ms.saturating_add(delay_ms);
         (until_ms > now_ms).then_some(until_ms)
     }
 

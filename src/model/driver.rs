@@ -1335,7 +1335,7 @@ impl State {
         }
         let name = user_name(user);
         let mut queued = Vec::new();
-        for id in self.server().queued_ids(account) {
+        for id in self.server().queued_ids_iter(account) {
             let (key, to) = self.host.sink().registry.message(id).ok_or_else(|| {
                 Violation::new(
                     Invariant::StateDisagrees,

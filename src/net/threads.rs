@@ -23,23 +23,13 @@ pub(crate) struct Threads {
 }
 
 struct Counter {
-    live: Mutex<Live>,
+    live: Mutex<usize>,
     ended: Condvar,
-}
-
-#[derive(Default)]
-struct Live {
-    running: usize,
-    /// Threads that have ended since the start: a waiter compares it to tell that one did.
-    ended_total: u64,
 }
 
 impl Counter {
     fn ended_one(&self) {
-        let mut live = self.live.lock().expect("threads lock");
-        live.running -= 1;
-        live.ended_total += 1;
-        drop(live);
+        *self.live.lock().expect("threads lock") -= 1;
         self.ended.notify_all();
     }
 }
@@ -56,8 +46,7 @@ impl Drop for Ending {
 impl Threads {
     /// Threads of `stack_bytes` each, at most `live_max` at once.
     pub fn new(stack_bytes: usize, live_max: usize) -> Self {
-        let counter =
-            Arc::new(Counter { live: Mutex::new(Live::default()), ended: Condvar::new() });
+        let counter = Arc::new(Counter { live: Mutex::new(0), ended: Condvar::new() });
         Threads { counter, stack_bytes, live_max }
     }
 
@@ -65,13 +54,13 @@ impl Threads {
     pub fn spawn(&self, name: &str, body: impl FnOnce() + Send + 'static) -> io::Result<()> {
         {
             let mut live = self.counter.live.lock().expect("threads lock");
-            if live.running >= self.live_max {
+            if *live >= self.live_max {
                 return Err(io::Error::other(format!(
                     "{} threads running, the most this process can hold",
-                    live.running
+                    *live
                 )));
             }
-            live.running += 1;
+            *live += 1;
         }
         let ending = Ending(self.counter.clone());
         let body = move || {
@@ -85,14 +74,14 @@ impl Threads {
     /// Blocks until every counted thread has ended.
     pub fn wait_all(&self) {
         let mut live = self.counter.live.lock().expect("threads lock");
-        while live.running > 0 {
+        while *live > 0 {
             live = self.counter.ended.wait(live).expect("threads lock");
         }
     }
 
     /// Threads currently running.
     pub fn live(&self) -> usize {
-        self.counter.live.lock().expect("threads lock").running
+        *self.counter.live.lock().expect("threads lock")
     }
 }
 
