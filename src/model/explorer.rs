@@ -20,6 +20,11 @@
 //! layer being found keeps an index from fingerprint to id, to intersect the sleep sets its
 //! states are offered.
 //!
+//! With `persistent` on, persistent sets (see [`super::por`]) run only some of a state's steps:
+//! fewer states, every step still run observing what it observes in the full search, but a
+//! violation perhaps deeper; [`explore`] then searches again without them, bounded to that
+//! depth (`Search::depth_max`), and reports what that finds, a shortest counterexample.
+//!
 //! With `subsume` on, a new state is skipped when a state that differs from it only in having
 //! spent less of a budget was visited: one fault, one stall, one step of the current stall or
 //! one of a user's operations less ([`lowered`] gives their fingerprints; the search looks
@@ -62,7 +67,7 @@ use std::sync::{mpsc, Arc, RwLock};
 use super::driver::{Bounds, Passwords, State};
 use super::fingerprint::{canonical_renamings, fingerprint, lowered, permutations, Fingerprint};
 use super::invariants::Violation;
-use super::por::StepSet;
+use super::por::{persistent, StepSet};
 use super::step::{Step, User, USERS_MAX};
 use super::visited::Visited;
 use crate::core::Config;
@@ -93,6 +98,17 @@ pub struct Search {
     /// counts and the strength report measure the search without it; on in `chatroom check`.
     /// Not used with `por` (sleep sets assume every state they were offered for is expanded).
     pub subsume: bool,
+    /// Persistent sets (see [`super::por::persistent`]): from each state, run only the steps of
+    /// a set of users that no other user's possible steps can interfere with. Fewer states;
+    /// every maximal path of the full search has one that reorders independent steps explored,
+    /// so every step is still run with what it observes there, but perhaps deeper: a violation
+    /// found is then searched again without the reduction, bounded to its depth, for a
+    /// shortest one ([`explore`] does it). Off in [`Search::new`]; not with `por` (sleep sets
+    /// assume every step of a state they were not offered is run).
+    pub persistent: bool,
+    /// Expand no state at this depth or deeper (violations up to this many steps are found).
+    /// `None` in [`Search::new`].
+    pub depth_max: Option<usize>,
     /// Attackers guess passwords ([`Step::Guess`]) against login-failure limits this small:
     /// `n` checks per (name, address) and `2n` per address. `None` in [`Search::new`].
     pub throttle: Option<u8>,
@@ -124,6 +140,8 @@ impl Search {
             symmetry: true,
             por: false,
             subsume: false,
+            persistent: false,
+            depth_max: None,
             throttle: None,
             race: false,
         }
@@ -200,6 +218,9 @@ pub struct Report {
     pub counterexample: Option<Counterexample>,
     /// States kept at each depth (the last one as far as it got).
     pub layers: Vec<u64>,
+    /// With persistent sets, when they found a violation: the counters of the search without
+    /// them, bounded to its depth, that gave the counterexample (a shortest one).
+    pub shortest_rerun: Option<Progress>,
 }
 
 /// A shortest trace from the initial state to a violation.
@@ -350,7 +371,7 @@ pub fn explore_observed(
     };
     let shared = Shared { scenario, renamings: &renamings, found: RwLock::default(), observe };
     let workers = limits.jobs.max(1) - 1;
-    std::thread::scope(|scope| {
+    let report = std::thread::scope(|scope| {
         let mut senders = Vec::with_capacity(workers);
         for _ in 0..workers {
             let (batches, inbox) = mpsc::channel::<(Arc<Batch>, mpsc::Sender<Done>)>();
@@ -362,7 +383,28 @@ pub fn explore_observed(
             senders.push(batches);
         }
         search(&shared, limits.states_max, &senders, progress)
-    })
+    });
+    shortest(scenario, limits, report)
+}
+
+/// A violation that persistent sets found may be deeper than a shortest one (the reduced search
+/// runs each step, but perhaps after others it does not depend on): searches again without
+/// them, bounded to its depth, and keeps what that finds (a shortest counterexample). The
+/// counters stay those of the reduced search. Should the bounded search stop before (at
+/// `states_max`), the reduced counterexample stays, and `shortest_rerun` says how far it got.
+fn shortest(scenario: &Search, limits: Limits, mut report: Report) -> Report {
+    let Some(found) = report.counterexample.as_ref().filter(|_| scenario.persistent) else {
+        return report;
+    };
+    let mut full = scenario.clone();
+    full.persistent = false;
+    full.depth_max = Some(found.steps.len());
+    let rerun = explore(&full, limits, &mut |_| ControlFlow::Continue(()));
+    if let Some(shorter) = rerun.counterexample {
+        report.counterexample = Some(shorter);
+    }
+    report.shortest_rerun = Some(rerun.progress);
+    report
 }
 
 /// The breadth-first search proper, handing each batch to the `workers` and the calling thread.
@@ -388,7 +430,7 @@ fn search(
     let mut layer = 0..1u32;
     let mut layers = vec![1];
     let mut depth = 0;
-    while !layer.is_empty() {
+    while !layer.is_empty() && shared.scenario.depth_max.is_none_or(|max| depth < max) {
         let next_start = layer.end;
         for ids in (StepBy { range: layer.clone(), len: BATCH_LEN }) {
             let batch = Arc::new(Batch::new(ids, depth));
@@ -411,6 +453,7 @@ fn search(
                             complete: false,
                             counterexample: Some(counterexample),
                             layers: with_layer(layers, found.parents.len() - next_start),
+                            shortest_rerun: None,
                         };
                     }
                     Outcome::Subsumed { fingerprint } => {
@@ -450,6 +493,7 @@ fn search(
                                 complete: false,
                                 counterexample: None,
                                 layers: with_layer(layers, found.parents.len() - next_start),
+                                shortest_rerun: None,
                             };
                         }
                     }
@@ -466,6 +510,7 @@ fn search(
                     complete: false,
                     counterexample: None,
                     layers,
+                    shortest_rerun: None,
                 };
             }
         }
@@ -483,7 +528,15 @@ fn search(
         drop(found);
         depth += 1;
     }
-    Report { progress: stats, replayed, complete: true, counterexample: None, layers }
+    let complete = layer.is_empty();
+    Report {
+        progress: stats,
+        replayed,
+        complete,
+        counterexample: None,
+        layers,
+        shortest_rerun: None,
+    }
 }
 
 /// `layers` and the size of the layer being found.
@@ -726,6 +779,9 @@ fn expand(
     let Scratch { steps, encoding, least, lowered: lowers, child: spare } = scratch;
     let por = shared.scenario.por;
     world.enabled(&shared.scenario.bounds, steps);
+    if shared.scenario.persistent {
+        persistent(&world, &shared.scenario.bounds, steps);
+    }
     steps.retain(|&step| !sleep.contains(step));
     let stalled = world.disk_stalled();
     let mut world = Some(world);

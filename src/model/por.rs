@@ -1,4 +1,5 @@
-//! Partial-order reduction by sleep sets: which steps commute, and sets of steps.
+//! Partial-order reduction: which steps commute, sets of steps, sleep sets (which skip
+//! transitions) and persistent sets (which skip states).
 //!
 //! Two steps of different users that touch disjoint parts of the state commute: run in either
 //! order from a state where both are possible, both stay possible, each observes the same, and
@@ -81,7 +82,46 @@
 //! transitions are not reorderings but different steps of one user with the same effect
 //! (operations refused alike, which only spend budget), and the bookkeeping costs more than
 //! it saves (6% and 19% longer).
+//!
+//! # Persistent sets
+//!
+//! A set `P` of the steps enabled in `s` is persistent when every step of every path from `s`
+//! that takes no step of `P` is independent of each step of `P`. A search that runs from each
+//! state only a (nonempty, where anything is enabled) persistent set, [`persistent`], keeps
+//! fewer states, and still runs every step with what it observes in the full search:
+//!
+//! **Claim:** from every state `s` it expands, every maximal path `w` of the full graph has an
+//! equivalent path it explores (the same steps, each pair of dependent ones in the same
+//! order). Every path ends: each step spends an operation, a fault or a stall, or is a sync
+//! (one per stall) or confirms a push (one per message and relay, and opening a relay spends an
+//! operation), so the budgets left and the pushes to come rank the states, and the claim goes
+//! by induction on the longest path from `s`.
+//! If `w` has a step of `P(s)`, let `t` be the first: every step before it is outside `P` on a
+//! path avoiding `P`, so independent of `t`, and `t` moves to the front (independent steps keep
+//! each other possible); the rest is a maximal path from `s·t`, which is explored. If `w` has
+//! none, every step of `w` is independent of a step `t` of `P(s)`, which stays possible along
+//! `w` and so past its end: `w` was not maximal. Swapping two adjacent independent steps leaves
+//! what each observes unchanged (the relation includes that), so each step of `w` is run in the
+//! explored path observing what it observes in `w`: a violation in the full graph is a
+//! violation in the reduced one, perhaps at another depth. The explorer makes the reported one
+//! a shortest one by searching again without the reduction, bounded to that depth.
+//!
+//! Symmetry: a state is expanded through its representative world, and renaming users maps
+//! paths, independence and persistent sets onto each other, so the claim holds of the
+//! canonical states. Subsumption: a skipped state's every path is a path of the less-spent
+//! state that was visited, observed alike, and that state's maximal paths are covered as above.
+//!
+//! Where the sets are smaller: [`persistent`] takes all enabled steps while a fault or a stall
+//! may still come (a crash, a stall and a sync depend on every step) and while the disk is
+//! stalled; and a user with operations left may send to any user, so it is independent of no
+//! user with anything to do. What is left to reduce is the end of a run, where the users
+//! outside the set have spent their operations and only confirm their relays' pushes; the
+//! states it skips are mostly reached on other paths (see the README's figures). The tests
+//! check the sets against the real core: `tests::persistent_sets_are_persistent` explores every
+//! path avoiding each smaller set, and `tests::persistent_sets_keep_every_end_and_every_observation`
+//! compares the reduced and the full graph.
 
+use super::driver::{Bounds, State};
 use super::step::{Op, Step, User, USERS_MAX};
 
 /// Slots per user in a [`StepSet`]: seven operations, `relay-as`, `send`, `replay-ticket-of`
@@ -197,6 +237,100 @@ pub fn independent(a: Step, b: Step) -> bool {
 /// independent of another changes whether the disk is stalled.
 pub fn independent_in(a: Step, b: Step, stalled: bool) -> bool {
     !stalled && independent(a, b)
+}
+
+/// Persistent sets: narrows `steps`, the steps enabled in `world`, to a persistent set, the
+/// enabled steps of a set of users `U` such that no step of a user outside `U`, on any path
+/// from `world` that takes no step of `U`, depends on one of them (see the module
+/// documentation). Leaves `steps` as it is where no such set is smaller, or where the
+/// reduction does not apply: while a fault or a stall may still come, or the disk is stalled
+/// (a crash, a stall and a sync depend on everything, and while stalled nothing is
+/// independent), and with guesses or hijacks (which touch everything).
+///
+/// The future steps of a user `v` outside `U` are over-approximated from its budgets: with
+/// operations left, anything (it may send to or relay as any user, and register or delete);
+/// without, only its relay's confirms, and only if a push waits to be confirmed now or a user
+/// outside `U` with operations left could send it one. `U` is closed under "a user outside
+/// may take a step that touches a user of `U` (which could change what `U` may do) or
+/// conflicts with an enabled step of `U`" (and, with tickets and intruders, a user of `U` with
+/// operations left reads every user: replaying a ticket or forging an acknowledgement is
+/// possible or not by the target's state). Among the closures of each single user with an
+/// enabled step, the smallest (ties: the first user) gives the set, so it depends only on the
+/// world, not on the order of the search or the number of jobs.
+pub fn persistent(world: &State, bounds: &Bounds, steps: &mut Vec<Step>) {
+    let reducible = !world.disk_stalled()
+        && world.faults_used >= bounds.faults
+        && world.stalls_used >= bounds.stalls
+        && !world.throttle
+        && !world.race;
+    if !reducible {
+        return;
+    }
+    let users = bounds.users;
+    let all: u8 = if users >= 8 { u8::MAX } else { (1u8 << users) - 1 };
+    let bit = |user: usize| 1u8 << user;
+    // Per user: the users and the directory its enabled steps touch.
+    let mut now = [(0u8, Directory::None); USERS_MAX];
+    let mut has = 0u8;
+    for &step in steps.iter() {
+        let Some(user) = step.user() else { return };
+        let print = footprint(step);
+        if print.everything || print.fault {
+            return;
+        }
+        let user = user as usize;
+        now[user].0 |= print.users;
+        now[user].1 = now[user].1.max(print.directory);
+        has |= bit(user);
+    }
+    let ops_left = |user: usize| world.ops_used[user] < bounds.ops;
+    let reads_all = bounds.intruders && bounds.tickets;
+    // What user `v` may do on a path on which the users of `set` take no step.
+    let future = |v: usize, set: u8| -> (u8, Directory) {
+        if ops_left(v) {
+            return (all, Directory::Write);
+        }
+        let pushed = (0..users).any(|w| w != v && set & bit(w) == 0 && ops_left(w));
+        if pushed || world.possible(Step::Confirm { user: v as User }) {
+            (bit(v), Directory::None)
+        } else {
+            (0, Directory::None)
+        }
+    };
+    let mut best: Option<u8> = None;
+    for first in (0..users).filter(|&u| has & bit(u) != 0) {
+        let mut set = bit(first);
+        loop {
+            let (mut touched, mut directory) = (set, Directory::None);
+            for u in (0..users).filter(|&u| set & bit(u) != 0) {
+                touched |= now[u].0;
+                if reads_all && ops_left(u) {
+                    touched = all;
+                }
+                directory = directory.max(now[u].1);
+            }
+            let mut grown = set;
+            for v in (0..users).filter(|&v| set & bit(v) == 0) {
+                let (their_users, their_directory) = future(v, set);
+                let directory_conflict = their_directory != Directory::None
+                    && directory != Directory::None
+                    && their_directory.max(directory) == Directory::Write;
+                if their_users & touched != 0 || directory_conflict {
+                    grown |= bit(v);
+                }
+            }
+            if grown == set {
+                break;
+            }
+            set = grown;
+        }
+        if best.is_none_or(|b| set.count_ones() < b.count_ones()) {
+            best = Some(set);
+        }
+    }
+    if let Some(set) = best {
+        steps.retain(|step| step.user().is_some_and(|u| set & bit(u as usize) != 0));
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
