@@ -117,7 +117,10 @@ pub struct CheckArgs {
     /// with. Every step is still run with what it observes in the full search, but a violation
     /// may be found deeper; it is then searched again without the reduction, bounded to its
     /// depth, so the counterexample printed is a shortest one. Works with symmetry and
-    /// subsumption; not with --por. See the README for what it saves.
+    /// subsumption; not with --por. It saves little: all steps run while a fault or a stall may
+    /// still come, and a user with operations left may send to anyone, so only the end of a
+    /// run reduces, whose states other paths reach anyway (--users 3 --ops 4: the same 352,737
+    /// states, 0.5% fewer transitions; --users 3 --ops 5 --faults 1: the same layers).
     #[arg(long, conflicts_with = "por")]
     pub persistent: bool,
     /// Measure what tells the states of each depth apart (a census, printed at the end): per
