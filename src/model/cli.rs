@@ -334,9 +334,9 @@ impl CheckArgs {
         };
         if let Some(rerun) = report.shortest_rerun {
             println!(
-                "shortest:        searched again without persistent sets to depth {}: {} \
+                "shortest:        searched again without persistent sets, to depth {}: {} \
                  states{}",
-                counterexample.steps.len(),
+                rerun.depth,
                 rerun.unique,
                 if rerun.unique >= self.max_states {
                     " (stopped at --max-states: the trace may not be a shortest one)"
