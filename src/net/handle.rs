@@ -10,7 +10,7 @@ use super::config::ServerConfig;
 use super::demo;
 use super::driver::{Shared, Sink};
 use super::hashing::HashPool;
-use super::limits::SystemLimits;
+use super::limits::{ConnectionCap, SystemLimits};
 use super::listener::Acceptor;
 use super::persist::{self, Durability};
 use super::relay_reader::RelayReader;
@@ -33,7 +33,17 @@ pub struct ServerHandle {
 
 impl ServerHandle {
     /// Binds both ports and starts serving.
-    pub fn start(config: ServerConfig) -> io::Result<ServerHandle> {
+    pub fn start(mut config: ServerConfig) -> io::Result<ServerHandle> {
+        // Read before the server opens anything: its own files come out of the descriptors
+        // the connection cap keeps.
+        let limits = SystemLimits::read();
+        let thread_cap = limits.thread_cap();
+        tracing::info!(
+            live_max = thread_cap.live_max,
+            bound_by = %thread_cap.bound_by,
+            "connection threads capped"
+        );
+        config.core.connections_max = connections_max(&config, &limits.connection_cap(&thread_cap));
         let hasher = Hasher::new(config.hash_cost)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let rng = match config.seed {
@@ -68,12 +78,6 @@ impl ServerHandle {
             let relay_reader = relay_reader.clone();
             service_threads.spawn("relay-read", move || relay_reader.run(poll))?;
         }
-        let thread_cap = SystemLimits::read().thread_cap();
-        tracing::info!(
-            live_max = thread_cap.live_max,
-            bound_by = %thread_cap.bound_by,
-            "connection threads capped"
-        );
         let acceptor = Arc::new(Acceptor {
             shared: shared.clone(),
             hashing,
@@ -154,4 +158,29 @@ impl ServerHandle {
         self.service_threads.wait_all();
         tracing::info!("chatroom server stopped");
     }
+}
+
+/// The connection cap to run with: the configured one, else `derived`; logged either way, with
+/// a warning when the configured one is above what the system allows.
+fn connections_max(config: &ServerConfig, derived: &ConnectionCap) -> usize {
+    let Some(given) = config.connections_max else {
+        tracing::info!(
+            connections_max = derived.connections_max,
+            bound_by = %derived.bound_by,
+            "connections capped"
+        );
+        return derived.connections_max;
+    };
+    if given > derived.connections_max {
+        tracing::warn!(
+            connections_max = given,
+            allowed = derived.connections_max,
+            bound_by = %derived.bound_by,
+            "connections_max is above what the system allows: past that, new connections wait \
+             unanswered in the listen backlog until another closes, instead of being refused"
+        );
+    } else {
+        tracing::info!(connections_max = given, "connections capped as configured");
+    }
+    given
 }
