@@ -17,7 +17,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
@@ -123,11 +123,48 @@ impl Server {
         }
     }
 
+    /// Descriptors the server has open now.
+    fn open_fds(&self) -> u64 {
+        let dir = format!("/proc/{}/fd", self.child.id());
+        std::fs::read_dir(dir).expect("the server's descriptors").count() as u64
+    }
+
     /// A logged-in user with a ticketed relay (acknowledging pushes).
     fn user(&self, name: &str) -> (Conn, Conn) {
         let mut command = user_at(self.command_addr, name);
         let relay = ticket_relay_at(self.relay_addr, &mut command, name);
         (command, relay)
+    }
+
+    /// Opens command connections that never log in until the server holds every descriptor
+    /// below its limit, each counted in once the server has accepted it.
+    fn fill_to_the_limit(&self) -> Vec<Conn> {
+        let mut fillers = Vec::new();
+        let deadline = Instant::now() + DEADLINE;
+        while self.open_fds() < OPEN_FILES_MAX {
+            let before = self.open_fds();
+            fillers.push(Conn::connect(self.command_addr));
+            while self.open_fds() == before {
+                assert!(Instant::now() < deadline, "a filler connection was never accepted");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        fillers
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for the server to exit.
+    fn interrupt(&mut self) -> ExitStatus {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: a signal to our own child, which has not been waited for (so its pid is ours).
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not stop after Ctrl-C");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -207,4 +244,50 @@ fn the_connection_cap_follows_the_open_file_limit_and_a_connection_beyond_it_is_
     };
     chat(("carol", &mut carol), ("alice", &mut alice_relay), "let in");
     chat(("bob", &mut bob), ("alice", &mut alice_relay), "hello");
+}
+
+#[test]
+fn out_of_descriptors_the_server_serves_its_clients_accepts_when_one_leaves_and_stops() {
+    // A cap above what the limit allows, given explicitly: the server says so at start, then
+    // runs out of descriptors before it reaches the cap.
+    let mut server = Server::start("emfile", &["--connections-max", "1000"]);
+    let line = server.log_line("connections_max");
+    assert!(line.contains("1000") && line.contains("open-file limit"), "{line}");
+
+    let (mut alice, mut alice_relay) = server.user("alice");
+    let (mut bob, mut bob_relay) = server.user("bob");
+    let (mut carol, mut carol_relay) = server.user("carol");
+    // A relay is accepted on its own port: a push arriving shows it is open.
+    chat(("alice", &mut alice), ("bob", &mut bob_relay), "hi bob");
+    chat(("bob", &mut bob), ("carol", &mut carol_relay), "hi carol");
+    chat(("carol", &mut carol), ("alice", &mut alice_relay), "hi alice");
+    let fillers = server.fill_to_the_limit();
+
+    // Dave connects: the kernel completes the handshake into the listen backlog, but the
+    // server has no descriptor to accept him with. It says so, and keeps serving the others.
+    let addr = (server.command_addr, server.relay_addr);
+    let (done_tx, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut command = user_at(addr.0, "dave");
+        let relay = ticket_relay_at(addr.1, &mut command, "dave");
+        let _ = done_tx.send((command, relay));
+    });
+    server.log_line("Too many open files");
+    chat(("alice", &mut alice), ("bob", &mut bob_relay), "still there?");
+    assert!(done.try_recv().is_err(), "dave was served without a descriptor");
+
+    // Carol leaves: her two descriptors close, and dave gets in.
+    drop((carol, carol_relay));
+    let (mut dave, mut dave_relay) = done.recv_timeout(DEADLINE).expect("dave is let in");
+    chat(("alice", &mut alice), ("dave", &mut dave_relay), "welcome");
+    chat(("dave", &mut dave), ("bob", &mut bob_relay), "hello bob");
+    chat(("bob", &mut bob), ("alice", &mut alice_relay), "hello alice");
+
+    // Every descriptor in use again, and nothing waiting: Ctrl-C still stops the server (its
+    // accept loops are woken by connections it can only make once it has closed the others).
+    let _more = server.fill_to_the_limit();
+    let status = server.interrupt();
+    assert!(status.success(), "{status}");
+    server.log_line("chatroom server stopped");
+    drop(fillers);
 }

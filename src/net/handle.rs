@@ -1,7 +1,8 @@
 //! [`ServerHandle`]: starts the adapter (listeners, timer, core), and shuts it down cleanly.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -11,7 +12,7 @@ use super::demo;
 use super::driver::{Shared, Sink};
 use super::hashing::HashPool;
 use super::limits::{ConnectionCap, SystemLimits};
-use super::listener::Acceptor;
+use super::listener::{Acceptor, Closes};
 use super::persist::{self, Durability};
 use super::relay_reader::RelayReader;
 use super::threads::Threads;
@@ -25,6 +26,8 @@ use crate::host::MemorySink;
 /// A running server. Dropping it without [`ServerHandle::shutdown`] leaves it running.
 pub struct ServerHandle {
     acceptor: Arc<Acceptor>,
+    /// The two listeners, shared with their accept loops: shutting one down ends its accept.
+    listeners: [Arc<TcpListener>; 2],
     command_addr: SocketAddr,
     relay_addr: SocketAddr,
     service_threads: Threads,
@@ -86,14 +89,23 @@ impl ServerHandle {
             next_conn: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
             write_timeout_ms: config.write_timeout_ms,
+            closes: Arc::new(Closes::new()),
         });
-        for (listener, channel) in [(command, Channel::Command), (relay, Channel::Relay)] {
-            let acceptor = acceptor.clone();
-            service_threads.spawn("accept", move || acceptor.run(listener, channel))?;
+        let listeners = [Arc::new(command), Arc::new(relay)];
+        for (listener, channel) in listeners.iter().zip([Channel::Command, Channel::Relay]) {
+            let (acceptor, listener) = (acceptor.clone(), listener.clone());
+            service_threads.spawn("accept", move || acceptor.run(&listener, channel))?;
         }
         service_threads.spawn("timer", move || timer::run(&shared))?;
         tracing::info!(%command_addr, %relay_addr, "chatroom server listening");
-        Ok(ServerHandle { acceptor, command_addr, relay_addr, service_threads, durability })
+        Ok(ServerHandle {
+            acceptor,
+            listeners,
+            command_addr,
+            relay_addr,
+            service_threads,
+            durability,
+        })
     }
 
     /// The command channel's bound address.
@@ -145,10 +157,16 @@ impl ServerHandle {
     /// Stops accepting, closes every connection, and waits for every thread to end.
     pub fn shutdown(self) {
         self.acceptor.stopping.store(true, Ordering::Release);
-        // A blocking accept only returns on a connection: make one to each port.
-        for addr in [self.command_addr, self.relay_addr] {
-            let _ = TcpStream::connect(addr);
+        // Ends a blocked accept (with EINVAL) and refuses new connections. Connecting to each
+        // port would wake it too, but not out of descriptors, when the server is at its
+        // open-file limit: this needs none.
+        for listener in &self.listeners {
+            // SAFETY: the listener is open (this handle holds it); shutting it down only stops
+            // it listening.
+            unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
         }
+        // An accept loop waiting for a close after running out of descriptors.
+        self.acceptor.closes.closed_one();
         self.acceptor.shared.close_all();
         self.acceptor.threads.wait_all();
         self.acceptor.relay_reader.stop();
