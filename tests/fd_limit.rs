@@ -252,7 +252,8 @@ fn out_of_descriptors_the_server_serves_its_clients_accepts_when_one_leaves_and_
     // runs out of descriptors before it reaches the cap.
     let mut server = Server::start("emfile", &["--connections-max", "1000"]);
     let line = server.log_line("connections_max");
-    assert!(line.contains("1000") && line.contains("open-file limit"), "{line}");
+    assert!(line.contains("WARN") && line.contains("connections_max=1000"), "{line}");
+    assert!(line.contains(&format!("open-file limit {OPEN_FILES_MAX}")), "{line}");
 
     let (mut alice, mut alice_relay) = server.user("alice");
     let (mut bob, mut bob_relay) = server.user("bob");
@@ -279,6 +280,7 @@ fn out_of_descriptors_the_server_serves_its_clients_accepts_when_one_leaves_and_
     // Carol leaves: her two descriptors close, and dave gets in.
     drop((carol, carol_relay));
     let (mut dave, mut dave_relay) = done.recv_timeout(DEADLINE).expect("dave is let in");
+    server.log_line("accepting again");
     chat(("alice", &mut alice), ("dave", &mut dave_relay), "welcome");
     chat(("dave", &mut dave), ("bob", &mut bob_relay), "hello bob");
     chat(("bob", &mut bob), ("alice", &mut alice_relay), "hello alice");
