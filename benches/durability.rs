@@ -207,9 +207,9 @@ fn server_config(dir: &Path, fsync: FsyncPolicy) -> ServerConfig {
     let mut config = ServerConfig::ephemeral();
     config.data_dir = Some(dir.to_path_buf());
     config.fsync = fsync;
+    config.connections_max = Some(10_000);
     let core = &mut config.core;
     core.connections_per_peer_max = 10_000;
-    core.connections_max = 10_000;
     // Every sender registers from loopback.
     core.registrations_per_peer_max = usize::MAX;
     // Recipients stay offline: their queues hold everything sent during the run.

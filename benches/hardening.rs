@@ -132,7 +132,7 @@ fn register(addr: SocketAddr, name: &str) -> Conn {
 fn base_config() -> ServerConfig {
     let mut config = ServerConfig::ephemeral();
     config.core.connections_per_peer_max = 100_000;
-    config.core.connections_max = 1_000_000;
+    config.connections_max = Some(1_000_000);
     config.core.registrations_per_peer_max = usize::MAX;
     config
 }

@@ -38,9 +38,13 @@ pub struct ServerArgs {
     /// Messages waiting per recipient before sends to it are refused.
     #[arg(long, default_value_t = 10_000)]
     pub queue_len_max: usize,
-    /// Open connections in total.
-    #[arg(long, default_value_t = 20_000)]
-    pub connections_max: usize,
+    /// Open connections in total, both channels (a client with a relay holds two); one beyond
+    /// it is refused with a reply that says so. Default: derived at start from the open-file
+    /// limit (`ulimit -n`, less the descriptors open and 64 kept) and the thread cap, and
+    /// logged. A value given here overrides it; above what the open-file limit allows, new
+    /// connections wait unanswered in the listen backlog until another closes.
+    #[arg(long)]
+    pub connections_max: Option<usize>,
     /// Open connections per client address.
     #[arg(long, default_value_t = 64)]
     pub connections_per_peer_max: usize,
@@ -143,6 +147,7 @@ impl ServerArgs {
                 iterations: self.argon2_iterations,
             },
             demo_accounts: self.demo,
+            connections_max: self.connections_max,
             data_dir: Some(self.data_dir.clone()),
             fsync: match self.fsync {
                 Fsync::Always => FsyncPolicy::Always,
@@ -159,7 +164,6 @@ impl ServerArgs {
         let core = &mut config.core;
         core.bare_relay_allowed = self.allow_bare_relay || self.demo;
         core.queue_len_max = self.queue_len_max;
-        core.connections_max = self.connections_max;
         core.connections_per_peer_max = self.connections_per_peer_max;
         core.login_deadline_ms = self.login_deadline_s * 1000;
         core.frame_len_max = self.frame_len_max;

@@ -14,8 +14,15 @@ pub struct ServerConfig {
     pub command_addr: SocketAddr,
     /// Where the relay channel listens (default 127.0.0.1:8086).
     pub relay_addr: SocketAddr,
-    /// The core's limits and rules.
+    /// The core's limits and rules. Its `connections_max` is replaced at start by
+    /// [`ServerConfig::connections_max`].
     pub core: core::Config,
+    /// Open connections in total, both channels (a client with a relay holds two); the core
+    /// refuses one beyond it with a reply that says so. `None` derives it at start from the
+    /// open-file limit (one socket per connection, less the descriptors open and 64 kept) and
+    /// the thread cap, and logs why; `Some` overrides that, also above what the limits allow
+    /// (beyond them a new connection waits in the listen backlog until another closes).
+    pub connections_max: Option<usize>,
     /// argon2id cost for password hashes.
     pub hash_cost: HashCost,
     /// Password jobs running at once; the rest wait, so hashing never takes every core.
@@ -48,6 +55,7 @@ impl Default for ServerConfig {
             command_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 8084)),
             relay_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 8086)),
             core: core::Config::default(),
+            connections_max: None,
             hash_cost: HashCost::default(),
             hash_jobs_max: cores.saturating_sub(1).max(1),
             write_timeout_ms: 10_000,

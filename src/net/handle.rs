@@ -1,7 +1,8 @@
 //! [`ServerHandle`]: starts the adapter (listeners, timer, core), and shuts it down cleanly.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -10,8 +11,8 @@ use super::config::ServerConfig;
 use super::demo;
 use super::driver::{Shared, Sink};
 use super::hashing::HashPool;
-use super::limits::SystemLimits;
-use super::listener::Acceptor;
+use super::limits::{ConnectionCap, SystemLimits};
+use super::listener::{Acceptor, Closes};
 use super::persist::{self, Durability};
 use super::relay_reader::RelayReader;
 use super::threads::Threads;
@@ -25,6 +26,8 @@ use crate::host::MemorySink;
 /// A running server. Dropping it without [`ServerHandle::shutdown`] leaves it running.
 pub struct ServerHandle {
     acceptor: Arc<Acceptor>,
+    /// The two listeners, shared with their accept loops: shutting one down ends its accept.
+    listeners: [Arc<TcpListener>; 2],
     command_addr: SocketAddr,
     relay_addr: SocketAddr,
     service_threads: Threads,
@@ -33,7 +36,17 @@ pub struct ServerHandle {
 
 impl ServerHandle {
     /// Binds both ports and starts serving.
-    pub fn start(config: ServerConfig) -> io::Result<ServerHandle> {
+    pub fn start(mut config: ServerConfig) -> io::Result<ServerHandle> {
+        // Read before the server opens anything: its own files come out of the descriptors
+        // the connection cap keeps.
+        let limits = SystemLimits::read();
+        let thread_cap = limits.thread_cap();
+        tracing::info!(
+            live_max = thread_cap.live_max,
+            bound_by = %thread_cap.bound_by,
+            "connection threads capped"
+        );
+        config.core.connections_max = connections_max(&config, &limits.connection_cap(&thread_cap));
         let hasher = Hasher::new(config.hash_cost)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let rng = match config.seed {
@@ -68,12 +81,6 @@ impl ServerHandle {
             let relay_reader = relay_reader.clone();
             service_threads.spawn("relay-read", move || relay_reader.run(poll))?;
         }
-        let thread_cap = SystemLimits::read().thread_cap();
-        tracing::info!(
-            live_max = thread_cap.live_max,
-            bound_by = %thread_cap.bound_by,
-            "connection threads capped"
-        );
         let acceptor = Arc::new(Acceptor {
             shared: shared.clone(),
             hashing,
@@ -82,14 +89,23 @@ impl ServerHandle {
             next_conn: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
             write_timeout_ms: config.write_timeout_ms,
+            closes: Arc::new(Closes::new()),
         });
-        for (listener, channel) in [(command, Channel::Command), (relay, Channel::Relay)] {
-            let acceptor = acceptor.clone();
-            service_threads.spawn("accept", move || acceptor.run(listener, channel))?;
+        let listeners = [Arc::new(command), Arc::new(relay)];
+        for (listener, channel) in listeners.iter().zip([Channel::Command, Channel::Relay]) {
+            let (acceptor, listener) = (acceptor.clone(), listener.clone());
+            service_threads.spawn("accept", move || acceptor.run(&listener, channel))?;
         }
         service_threads.spawn("timer", move || timer::run(&shared))?;
         tracing::info!(%command_addr, %relay_addr, "chatroom server listening");
-        Ok(ServerHandle { acceptor, command_addr, relay_addr, service_threads, durability })
+        Ok(ServerHandle {
+            acceptor,
+            listeners,
+            command_addr,
+            relay_addr,
+            service_threads,
+            durability,
+        })
     }
 
     /// The command channel's bound address.
@@ -141,10 +157,16 @@ impl ServerHandle {
     /// Stops accepting, closes every connection, and waits for every thread to end.
     pub fn shutdown(self) {
         self.acceptor.stopping.store(true, Ordering::Release);
-        // A blocking accept only returns on a connection: make one to each port.
-        for addr in [self.command_addr, self.relay_addr] {
-            let _ = TcpStream::connect(addr);
+        // Ends a blocked accept (with EINVAL) and refuses new connections. Connecting to each
+        // port would wake it too, but not out of descriptors, when the server is at its
+        // open-file limit: this needs none.
+        for listener in &self.listeners {
+            // SAFETY: the listener is open (this handle holds it); shutting it down only stops
+            // it listening.
+            unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
         }
+        // An accept loop waiting for a close after running out of descriptors.
+        self.acceptor.closes.closed_one();
         self.acceptor.shared.close_all();
         self.acceptor.threads.wait_all();
         self.acceptor.relay_reader.stop();
@@ -154,4 +176,29 @@ impl ServerHandle {
         self.service_threads.wait_all();
         tracing::info!("chatroom server stopped");
     }
+}
+
+/// The connection cap to run with: the configured one, else `derived`; logged either way, with
+/// a warning when the configured one is above what the system allows.
+fn connections_max(config: &ServerConfig, derived: &ConnectionCap) -> usize {
+    let Some(given) = config.connections_max else {
+        tracing::info!(
+            connections_max = derived.connections_max,
+            bound_by = %derived.bound_by,
+            "connections capped"
+        );
+        return derived.connections_max;
+    };
+    if given > derived.connections_max {
+        tracing::warn!(
+            connections_max = given,
+            allowed = derived.connections_max,
+            bound_by = %derived.bound_by,
+            "connections_max is above what the system allows: past that, new connections wait \
+             unanswered in the listen backlog until another closes, instead of being refused"
+        );
+    } else {
+        tracing::info!(connections_max = given, "connections capped as configured");
+    }
+    given
 }
