@@ -228,9 +228,10 @@ pub enum Planted {
     /// A send that is accepted does not push the message to the recipient's relay (the `pump`
     /// after the commit was lost): an online recipient gets it only when something else
     /// pushes, such as the next message or a new relay ("pushed ... with no polling delay").
-    /// The simulator's 2,000-seed sweep escapes it (its worlds always push again later); found
-    /// by the model checker and the unit test
-    /// `core::rules_tests::an_online_recipient_gets_a_message_at_once_unless_planted`.
+    /// The simulator's sweep escaped it (its liveness phase's fresh relays push everything)
+    /// until the fourth outside pass added "a message accepted for a user whose relay is
+    /// attached is pushed to it" (`sim::check::pump`); found too by the model checker and the
+    /// unit test `core::rules_tests::an_online_recipient_gets_a_message_at_once_unless_planted`.
     SendDoesNotPump,
     /// The doubling wait after failed password checks is not capped at
     /// `login_failure_window_ms` (the `.min` was lost): after enough failures the reply says

@@ -325,6 +325,7 @@ impl World {
             registration_window_ms: config.registration_window_ms,
             login_deadline_ms: config.login_deadline_ms,
             login_backoff_base_ms: config.login_backoff_base_ms,
+            push_window_len: config.push_window_len,
         });
         World {
             seed,
@@ -604,6 +605,7 @@ impl World {
             Act::Close(conn) => {
                 self.trace.line(now, Line::Close { client, conn });
                 self.checker.closed_by_client(ConnNo(conn.0));
+                self.checker.client_closed(now, client, ConnNo(conn.0));
                 if let Some(at) = self.net.send_eof(now, conn, Way::Up) {
                     self.schedule(at, Ev::Deliver { conn, way: Way::Up });
                 }
@@ -711,6 +713,9 @@ impl World {
                     self.clients[client].received(conn, &arrival.bytes, &mut acts);
                 }
                 if eof {
+                    if !self.faulted.contains(&conn) {
+                        self.checker.relay_ended(now, ConnNo(conn.0));
+                    }
                     self.clients[client].closed(conn, &mut acts);
                 }
                 self.carry_out(client, acts);
@@ -889,6 +894,8 @@ impl World {
             }
             for frame in batch.frames.iter().filter(|f| is_failure(f)) {
                 count_relay_notice(&mut self.coverage, frame);
+                let text = String::from_utf8_lossy(&frame[HEADER_LEN + 3..]);
+                self.checker.relay_failure_written(ConnNo(conn.0), &text);
             }
         }
         if !failed {

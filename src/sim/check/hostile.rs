@@ -480,6 +480,7 @@ impl Checker {
                 if ok && text == SEND_OK {
                     if let Some(msg) = p.tag.and_then(|t| self.msgs.get_mut(&t)) {
                         msg.acked = true;
+                        msg.acked_ms = now_ms;
                     }
                 }
                 true
