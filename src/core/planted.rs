@@ -239,12 +239,27 @@ pub enum Planted {
     /// Caught by the unit test
     /// `core::rules_tests::the_wait_after_failed_logins_never_exceeds_its_cap_unless_planted`.
     ThrottleBackoffUncapped,
+    // The fourth pass: the password hasher (`auth`), where no checker looked.
+    /// The hasher ignores the salt the core drew and hashes with a fixed one: two accounts
+    /// with one password store one hash (and a precomputed table serves every account).
+    /// Lives in `auth::Hasher` (built by `Hasher::planted`), not in the core. Caught by the
+    /// unit test `auth::tests::a_hash_uses_the_salt_the_core_drew_unless_planted`.
+    HashSaltIgnored,
+    /// The hasher ignores the configured iterations (one pass whatever `hash_cost` says):
+    /// stored hashes are cheaper to crack than configured. Caught by the unit test
+    /// `auth::tests::a_hash_has_the_configured_cost_unless_planted`.
+    HashCostIgnored,
+    /// The stand-in hash an unknown name is verified against is made at the cheapest cost,
+    /// not the configured one: a login to an unknown name answers faster, which tells
+    /// attackers which names exist ("the same reply and timing"). Caught by the unit test
+    /// `auth::tests::an_unknown_name_costs_what_a_stored_hash_costs_unless_planted`.
+    DummyHashCheapest,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 56] = [
+    pub const ALL: [Planted; 59] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -301,6 +316,9 @@ impl Planted {
         Planted::ListReplyOneByteShort,
         Planted::SendDoesNotPump,
         Planted::ThrottleBackoffUncapped,
+        Planted::HashSaltIgnored,
+        Planted::HashCostIgnored,
+        Planted::DummyHashCheapest,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -556,6 +574,9 @@ mod tests {
             Planted::ListReplyOneByteShort => Some(53),
             Planted::SendDoesNotPump => Some(54),
             Planted::ThrottleBackoffUncapped => Some(55),
+            Planted::HashSaltIgnored => Some(56),
+            Planted::HashCostIgnored => Some(57),
+            Planted::DummyHashCheapest => Some(58),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -327,6 +327,12 @@ impl World {
             login_backoff_base_ms: config.login_backoff_base_ms,
             push_window_len: config.push_window_len,
         });
+        // The hasher's planted bugs (`auth`) are planted in the world's hasher too.
+        #[cfg(any(test, feature = "planted"))]
+        let hasher = Hasher::planted(HashCost::CHEAPEST, opts.planted);
+        #[cfg(not(any(test, feature = "planted")))]
+        let hasher = Hasher::new(HashCost::CHEAPEST);
+        let hasher = hasher.expect("the cheapest cost is valid");
         World {
             seed,
             now_ms: 0,
@@ -342,7 +348,7 @@ impl World {
             disk_rng: child(seed, Stream::Disk, 0),
             fault_rng: child(seed, Stream::Faults, 0),
             timing_rng: child(seed, Stream::Timing, 0),
-            hasher: Hasher::new(HashCost::CHEAPEST).expect("the cheapest cost is valid"),
+            hasher,
             clients: Vec::new(),
             checker,
             next_conn: ConnId(1),
