@@ -1474,6 +1474,27 @@ mod tests {
         assert_eq!(storm_guesses([50, 50], [51, 52]), unfair, "two within 2 ms");
     }
 
+    /// Two storm guesses at one name, 400 ms apart, one free check and a base delay of 1 s:
+    /// with a failure window of 300 ms the delay is capped (and the key then forgotten), so
+    /// the second guess is fair; with a window of 1 s it is not.
+    #[test]
+    fn storm_guesses_per_account_fit_a_delay_capped_by_the_failure_window() {
+        for (window_ms, fair) in [(300, true), (1_000, false)] {
+            let mut checker = Checker::new(window_ms, 1_000);
+            checker.throttle_per_account(1, 1_000);
+            for (client, sent_ms) in [(2, 0), (3, 400)] {
+                checker.storm_client(client, usize::MAX);
+                checker.connected(client);
+                let guess = Op::Login { name: "alice".into(), password: "wrong".into() };
+                checker.sent(sent_ms, client, guess);
+                checker.replied(sent_ms + 1, client, format!("-1\n{LOGIN_FAILED}").as_bytes());
+            }
+            let invariant = checker.violation().map(|v| v.invariant.sentence());
+            let unfair = Some("the throttle bounds password guesses per account");
+            assert_eq!(invariant, if fair { None } else { unfair }, "window {window_ms} ms");
+        }
+    }
+
     /// Client 0 writes `kind` on its relay 7, which then gets the failure frames `texts`.
     fn relay_limit_frame_gets(kind: Hostile, texts: &[&str]) -> Option<&'static str> {
         let mut checker = alice_owed_two_messages();
