@@ -258,6 +258,9 @@ pub mod report {
             Planted::DummyHashCheapest => {
                 &["auth::tests::an_unknown_name_costs_what_a_stored_hash_costs_unless_planted"]
             }
+            Planted::RecoveryForgetsLogSize => &[
+                "store::wal::tests::a_restart_remembers_the_log_bytes_since_the_snapshot_unless_planted",
+            ],
             Planted::SnapshotLowercasesNames => &[
                 "core::rules_tests::a_server_recovered_from_its_snapshot_is_the_same_server_unless_planted",
             ],

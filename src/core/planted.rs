@@ -254,12 +254,18 @@ pub enum Planted {
     /// attackers which names exist ("the same reply and timing"). Caught by the unit test
     /// `auth::tests::an_unknown_name_costs_what_a_stored_hash_costs_unless_planted`.
     DummyHashCheapest,
+    /// Recovery forgets how many log bytes follow the snapshot (it starts counting at zero):
+    /// a server restarted more often than the log fills `snapshot_log_bytes_min` never
+    /// compacts. Lives in the log's recovery (`store::wal`, switched on by
+    /// `StoreOptions::forget_log_size`). Caught by the unit test
+    /// `store::wal::tests::a_restart_remembers_the_log_bytes_since_the_snapshot_unless_planted`.
+    RecoveryForgetsLogSize,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 59] = [
+    pub const ALL: [Planted; 60] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -319,6 +325,7 @@ impl Planted {
         Planted::HashSaltIgnored,
         Planted::HashCostIgnored,
         Planted::DummyHashCheapest,
+        Planted::RecoveryForgetsLogSize,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -577,6 +584,7 @@ mod tests {
             Planted::HashSaltIgnored => Some(56),
             Planted::HashCostIgnored => Some(57),
             Planted::DummyHashCheapest => Some(58),
+            Planted::RecoveryForgetsLogSize => Some(59),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -315,6 +315,10 @@ impl World {
                 let torn = WalStore::replaying_torn_records;
                 store = Box::new(torn(mix.torn_writes > 0, mix.snapshot_log_bytes()));
             }
+            if opts.planted == crate::core::planted::Planted::RecoveryForgetsLogSize {
+                let forgetting = WalStore::forgetting_log_size;
+                store = Box::new(forgetting(mix.torn_writes > 0, mix.snapshot_log_bytes()));
+            }
         }
         let core = Server::new(config.clone(), child(seed, Stream::Server, 0));
         let mut checker = Checker::new(config.login_failure_window_ms, config.bare_relay_window_ms);
