@@ -261,6 +261,9 @@ pub mod report {
             Planted::RecoveryForgetsLogSize => &[
                 "store::wal::tests::a_restart_remembers_the_log_bytes_since_the_snapshot_unless_planted",
             ],
+            Planted::DeadlineFlagInSeconds => {
+                &["net::cli::tests::every_flag_reaches_the_server_config_unless_planted"]
+            }
             Planted::SnapshotLowercasesNames => &[
                 "core::rules_tests::a_server_recovered_from_its_snapshot_is_the_same_server_unless_planted",
             ],

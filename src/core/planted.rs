@@ -260,12 +260,17 @@ pub enum Planted {
     /// `StoreOptions::forget_log_size`). Caught by the unit test
     /// `store::wal::tests::a_restart_remembers_the_log_bytes_since_the_snapshot_unless_planted`.
     RecoveryForgetsLogSize,
+    /// `chatroom server --login-deadline-s N` sets a deadline of N milliseconds, not seconds
+    /// (the `* 1000` lost): with the default of 60, every connection is closed 60 ms after
+    /// it opens. Lives in `net::cli` (no checker started a server from its flags). Caught by
+    /// the unit test `net::cli::tests::every_flag_reaches_the_server_config_unless_planted`.
+    DeadlineFlagInSeconds,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 60] = [
+    pub const ALL: [Planted; 61] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -326,6 +331,7 @@ impl Planted {
         Planted::HashCostIgnored,
         Planted::DummyHashCheapest,
         Planted::RecoveryForgetsLogSize,
+        Planted::DeadlineFlagInSeconds,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -585,6 +591,7 @@ mod tests {
             Planted::HashCostIgnored => Some(57),
             Planted::DummyHashCheapest => Some(58),
             Planted::RecoveryForgetsLogSize => Some(59),
+            Planted::DeadlineFlagInSeconds => Some(60),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");
