@@ -264,6 +264,9 @@ pub mod report {
             Planted::DeadlineFlagInSeconds => {
                 &["net::cli::tests::every_flag_reaches_the_server_config_unless_planted"]
             }
+            Planted::TicketEvictsNewest => {
+                &["core::rules_tests::a_new_ticket_replaces_the_oldest_unless_planted"]
+            }
             Planted::SnapshotLowercasesNames => &[
                 "core::rules_tests::a_server_recovered_from_its_snapshot_is_the_same_server_unless_planted",
             ],

@@ -265,12 +265,17 @@ pub enum Planted {
     /// it opens. Lives in `net::cli` (no checker started a server from its flags). Caught by
     /// the unit test `net::cli::tests::every_flag_reaches_the_server_config_unless_planted`.
     DeadlineFlagInSeconds,
+    /// A session at its `tickets_per_session_max` that asks for one more ticket loses its
+    /// newest outstanding ticket instead of its oldest (`max` for `min`): the ticket the
+    /// client is about to use is refused while a stale one lives on. Caught by the unit test
+    /// `core::rules_tests::a_new_ticket_replaces_the_oldest_unless_planted`.
+    TicketEvictsNewest,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 61] = [
+    pub const ALL: [Planted; 62] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -332,6 +337,7 @@ impl Planted {
         Planted::DummyHashCheapest,
         Planted::RecoveryForgetsLogSize,
         Planted::DeadlineFlagInSeconds,
+        Planted::TicketEvictsNewest,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -592,6 +598,7 @@ mod tests {
             Planted::DummyHashCheapest => Some(58),
             Planted::RecoveryForgetsLogSize => Some(59),
             Planted::DeadlineFlagInSeconds => Some(60),
+            Planted::TicketEvictsNewest => Some(61),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");
