@@ -41,7 +41,13 @@ pub struct Hasher {
     argon2: Argon2<'static>,
     /// Verified against when the account does not exist, so that costs the same.
     dummy_hash: String,
+    /// A bug planted in the hasher (tests and `planted` builds only).
+    #[cfg(any(test, feature = "planted"))]
+    planted: Planted,
 }
+
+#[cfg(any(test, feature = "planted"))]
+use crate::core::planted::Planted;
 
 impl std::fmt::Debug for Hasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -51,21 +57,36 @@ impl std::fmt::Debug for Hasher {
 
 impl Hasher {
     pub fn new(cost: HashCost) -> Result<Self, HashCostError> {
-        let params = Params::new(cost.memory_kib, cost.iterations, 1, None)
-            .map_err(|e| HashCostError { cost, reason: e.to_string() })?;
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let salt = SaltString::encode_b64(&[0x5a; 16]).expect("16 bytes is a valid salt");
-        let dummy_hash = argon2
-            .hash_password(b"no such account", &salt)
-            .map_err(|e| HashCostError { cost, reason: e.to_string() })?
-            .to_string();
-        Ok(Hasher { argon2, dummy_hash })
+        Ok(Hasher {
+            argon2: argon2_of(cost)?,
+            dummy_hash: dummy_hash_of(cost)?,
+            #[cfg(any(test, feature = "planted"))]
+            planted: Planted::None,
+        })
+    }
+
+    /// A hasher with `bug` planted (tests and `planted` builds only): the slip each hasher bug
+    /// names, made where a mistaken `new` would make it.
+    #[cfg(any(test, feature = "planted"))]
+    pub fn planted(cost: HashCost, bug: Planted) -> Result<Self, HashCostError> {
+        let mut hasher = Hasher::new(cost)?;
+        hasher.planted = bug;
+        if bug == Planted::HashCostIgnored {
+            hasher.argon2 = argon2_of(HashCost { iterations: 1, ..cost })?;
+        }
+        if bug == Planted::DummyHashCheapest {
+            hasher.dummy_hash = dummy_hash_of(HashCost::CHEAPEST)?;
+        }
+        Ok(hasher)
     }
 
     /// Runs one job. A stored hash that cannot be parsed verifies as `false`.
     pub fn run(&self, job: &PasswordJob) -> PasswordOutcome {
         match &job.work {
             PasswordWork::Hash { salt } => {
+                #[cfg(any(test, feature = "planted"))]
+                let salt =
+                    if self.planted == Planted::HashSaltIgnored { &[0x5a; 16] } else { salt };
                 let salt = SaltString::encode_b64(salt).expect("16 bytes is a valid salt");
                 let hash = self
                     .argon2
@@ -82,6 +103,22 @@ impl Hasher {
             }
         }
     }
+}
+
+/// The argon2id instance of `cost` (one lane).
+fn argon2_of(cost: HashCost) -> Result<Argon2<'static>, HashCostError> {
+    let params = Params::new(cost.memory_kib, cost.iterations, 1, None)
+        .map_err(|e| HashCostError { cost, reason: e.to_string() })?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// The stand-in hash an unknown name is verified against, at `cost` (the stored hashes').
+fn dummy_hash_of(cost: HashCost) -> Result<String, HashCostError> {
+    let salt = SaltString::encode_b64(&[0x5a; 16]).expect("16 bytes is a valid salt");
+    Ok(argon2_of(cost)?
+        .hash_password(b"no such account", &salt)
+        .map_err(|e| HashCostError { cost, reason: e.to_string() })?
+        .to_string())
 }
 
 #[cfg(test)]
@@ -108,5 +145,61 @@ mod tests {
         assert_eq!(verify("PW", Some(hash)), PasswordOutcome::Verified(false));
         assert_eq!(verify("no such account", None), PasswordOutcome::Verified(false));
         assert_eq!(verify("pw", Some("garbage".into())), PasswordOutcome::Verified(false));
+    }
+
+    /// The parameters a PHC hash string records: algorithm, version, and `m`, `t`, `p`.
+    fn params_of(hash: &str) -> (String, Option<u32>, Vec<(String, String)>) {
+        let parsed = PasswordHash::new(hash).expect("a PHC string");
+        let params = parsed.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        (parsed.algorithm.to_string(), parsed.version, params)
+    }
+
+    fn hash(hasher: &Hasher, password: &str, salt: [u8; 16]) -> String {
+        match hasher.run(&job(password, PasswordWork::Hash { salt })) {
+            PasswordOutcome::Hashed(hash) => hash,
+            other => panic!("expected a hash, got {other:?}"),
+        }
+    }
+
+    /// The core draws a salt per account (`SaltNotDrawn` plants that slip in the core); the
+    /// hasher must use it, or two accounts with one password store one hash.
+    #[test]
+    fn a_hash_uses_the_salt_the_core_drew_unless_planted() {
+        for (planted, honest) in [(Planted::None, true), (Planted::HashSaltIgnored, false)] {
+            let hasher = Hasher::planted(HashCost::CHEAPEST, planted).unwrap();
+            let (one, two) = (hash(&hasher, "pw", [1; 16]), hash(&hasher, "pw", [2; 16]));
+            let salt = PasswordHash::new(&one).unwrap().salt.map(|s| s.to_string());
+            let drawn = SaltString::encode_b64(&[1; 16]).unwrap().to_string();
+            assert_eq!(salt == Some(drawn) && one != two, honest, "{planted:?}: {one} {two}");
+        }
+    }
+
+    /// The configured cost is the cost of every stored hash (argon2id, one lane).
+    #[test]
+    fn a_hash_has_the_configured_cost_unless_planted() {
+        let cost = HashCost { memory_kib: 64, iterations: 3 };
+        for (planted, honest) in [(Planted::None, true), (Planted::HashCostIgnored, false)] {
+            let hasher = Hasher::planted(cost, planted).unwrap();
+            let (algorithm, version, params) = params_of(&hash(&hasher, "pw", [1; 16]));
+            assert_eq!((algorithm.as_str(), version), ("argon2id", Some(19)));
+            let expected = [("m", "64"), ("t", "3"), ("p", "1")];
+            let expected: Vec<_> = expected.map(|(k, v)| (k.to_owned(), v.to_owned())).into();
+            assert_eq!(params == expected, honest, "{planted:?}: {params:?}");
+        }
+    }
+
+    /// PROTOCOL.md: "the same reply and timing for existing and unknown names". An unknown
+    /// name is verified against a stand-in hash, which must cost what a stored hash costs
+    /// (the same algorithm and parameters), or the reply's delay tells the names apart.
+    /// Timing itself is not asserted; the parameters that decide it are.
+    #[test]
+    fn an_unknown_name_costs_what_a_stored_hash_costs_unless_planted() {
+        let cost = HashCost { memory_kib: 64, iterations: 3 };
+        for (planted, honest) in [(Planted::None, true), (Planted::DummyHashCheapest, false)] {
+            let hasher = Hasher::planted(cost, planted).unwrap();
+            let stored = params_of(&hash(&hasher, "pw", [1; 16]));
+            let stand_in = params_of(&hasher.dummy_hash);
+            assert_eq!(stored == stand_in, honest, "{planted:?}: {stored:?} {stand_in:?}");
+        }
     }
 }

@@ -248,6 +248,25 @@ pub mod report {
             Planted::SendDoesNotPump => &[
                 "core::rules_tests::an_online_recipient_gets_a_message_at_once_unless_planted",
             ],
+            // The fourth pass: the password hasher.
+            Planted::HashSaltIgnored => {
+                &["auth::tests::a_hash_uses_the_salt_the_core_drew_unless_planted"]
+            }
+            Planted::HashCostIgnored => {
+                &["auth::tests::a_hash_has_the_configured_cost_unless_planted"]
+            }
+            Planted::DummyHashCheapest => {
+                &["auth::tests::an_unknown_name_costs_what_a_stored_hash_costs_unless_planted"]
+            }
+            Planted::RecoveryForgetsLogSize => &[
+                "store::wal::tests::a_restart_remembers_the_log_bytes_since_the_snapshot_unless_planted",
+            ],
+            Planted::DeadlineFlagInSeconds => {
+                &["net::cli::tests::every_flag_reaches_the_server_config_unless_planted"]
+            }
+            Planted::TicketEvictsNewest => {
+                &["core::rules_tests::a_new_ticket_replaces_the_oldest_unless_planted"]
+            }
             Planted::SnapshotLowercasesNames => &[
                 "core::rules_tests::a_server_recovered_from_its_snapshot_is_the_same_server_unless_planted",
             ],

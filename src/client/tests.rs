@@ -175,6 +175,25 @@ fn ticketed_relay_acknowledges_each_push_once_after_it_was_returned() {
     peer.join().unwrap();
 }
 
+/// A push the caller got from `recv` is acknowledged when the relay is dropped before asking
+/// for more, or the server pushes it again on the next relay and the user sees it twice (the
+/// outside tester's fourth pass: a `Drop` without its flush escaped every test).
+#[test]
+fn a_dropped_ticketed_relay_acknowledges_what_it_returned() {
+    let (addr, peer) = peer(|mut stream| {
+        assert_eq!(read_bodies(&mut stream, 1), ["bob\nT1"]);
+        stream.write_all(&reply::push_acked(3, "amy", "one")).unwrap();
+        assert_eq!(read_bodies(&mut stream, 1), ["7\n3"]);
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "unexpected bytes {rest:?}");
+    });
+    let mut relay = Relay::open(addr, "bob", RelayAuth::Ticket("T1".into())).unwrap();
+    assert_eq!(relay.recv().unwrap().text, "one");
+    drop(relay);
+    peer.join().unwrap();
+}
+
 #[test]
 fn bare_relay_sends_the_username_and_never_acknowledges() {
     let (addr, peer) = peer(|mut stream| {

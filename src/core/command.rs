@@ -430,7 +430,14 @@ impl Server {
             .map(|(key, t)| (t.expires_ms, key.clone()))
             .collect();
         if mine.len() >= self.config.tickets_per_session_max {
-            if let Some((_, oldest)) = mine.iter().min() {
+            let oldest = mine.iter().min();
+            #[cfg(any(test, feature = "planted"))]
+            let oldest = if self.planted_is(Planted::TicketEvictsNewest, true) {
+                mine.iter().max()
+            } else {
+                oldest
+            };
+            if let Some((_, oldest)) = oldest {
                 self.tickets.remove(oldest);
             }
         }

@@ -228,9 +228,10 @@ pub enum Planted {
     /// A send that is accepted does not push the message to the recipient's relay (the `pump`
     /// after the commit was lost): an online recipient gets it only when something else
     /// pushes, such as the next message or a new relay ("pushed ... with no polling delay").
-    /// The simulator's 2,000-seed sweep escapes it (its worlds always push again later); found
-    /// by the model checker and the unit test
-    /// `core::rules_tests::an_online_recipient_gets_a_message_at_once_unless_planted`.
+    /// The simulator's sweep escaped it (its liveness phase's fresh relays push everything)
+    /// until the fourth outside pass added "a message accepted for a user whose relay is
+    /// attached is pushed to it" (`sim::check::pump`); found too by the model checker and the
+    /// unit test `core::rules_tests::an_online_recipient_gets_a_message_at_once_unless_planted`.
     SendDoesNotPump,
     /// The doubling wait after failed password checks is not capped at
     /// `login_failure_window_ms` (the `.min` was lost): after enough failures the reply says
@@ -238,12 +239,43 @@ pub enum Planted {
     /// Caught by the unit test
     /// `core::rules_tests::the_wait_after_failed_logins_never_exceeds_its_cap_unless_planted`.
     ThrottleBackoffUncapped,
+    // The fourth pass: the password hasher (`auth`), where no checker looked.
+    /// The hasher ignores the salt the core drew and hashes with a fixed one: two accounts
+    /// with one password store one hash (and a precomputed table serves every account).
+    /// Lives in `auth::Hasher` (built by `Hasher::planted`), not in the core. Caught by the
+    /// unit test `auth::tests::a_hash_uses_the_salt_the_core_drew_unless_planted`.
+    HashSaltIgnored,
+    /// The hasher ignores the configured iterations (one pass whatever `hash_cost` says):
+    /// stored hashes are cheaper to crack than configured. Caught by the unit test
+    /// `auth::tests::a_hash_has_the_configured_cost_unless_planted`.
+    HashCostIgnored,
+    /// The stand-in hash an unknown name is verified against is made at the cheapest cost,
+    /// not the configured one: a login to an unknown name answers faster, which tells
+    /// attackers which names exist ("the same reply and timing"). Caught by the unit test
+    /// `auth::tests::an_unknown_name_costs_what_a_stored_hash_costs_unless_planted`.
+    DummyHashCheapest,
+    /// Recovery forgets how many log bytes follow the snapshot (it starts counting at zero):
+    /// a server restarted more often than the log fills `snapshot_log_bytes_min` never
+    /// compacts. Lives in the log's recovery (`store::wal`, switched on by
+    /// `StoreOptions::forget_log_size`). Caught by the unit test
+    /// `store::wal::tests::a_restart_remembers_the_log_bytes_since_the_snapshot_unless_planted`.
+    RecoveryForgetsLogSize,
+    /// `chatroom server --login-deadline-s N` sets a deadline of N milliseconds, not seconds
+    /// (the `* 1000` lost): with the default of 60, every connection is closed 60 ms after
+    /// it opens. Lives in `net::cli` (no checker started a server from its flags). Caught by
+    /// the unit test `net::cli::tests::every_flag_reaches_the_server_config_unless_planted`.
+    DeadlineFlagInSeconds,
+    /// A session at its `tickets_per_session_max` that asks for one more ticket loses its
+    /// newest outstanding ticket instead of its oldest (`max` for `min`): the ticket the
+    /// client is about to use is refused while a stale one lives on. Caught by the unit test
+    /// `core::rules_tests::a_new_ticket_replaces_the_oldest_unless_planted`.
+    TicketEvictsNewest,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 56] = [
+    pub const ALL: [Planted; 62] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -300,6 +332,12 @@ impl Planted {
         Planted::ListReplyOneByteShort,
         Planted::SendDoesNotPump,
         Planted::ThrottleBackoffUncapped,
+        Planted::HashSaltIgnored,
+        Planted::HashCostIgnored,
+        Planted::DummyHashCheapest,
+        Planted::RecoveryForgetsLogSize,
+        Planted::DeadlineFlagInSeconds,
+        Planted::TicketEvictsNewest,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -555,6 +593,12 @@ mod tests {
             Planted::ListReplyOneByteShort => Some(53),
             Planted::SendDoesNotPump => Some(54),
             Planted::ThrottleBackoffUncapped => Some(55),
+            Planted::HashSaltIgnored => Some(56),
+            Planted::HashCostIgnored => Some(57),
+            Planted::DummyHashCheapest => Some(58),
+            Planted::RecoveryForgetsLogSize => Some(59),
+            Planted::DeadlineFlagInSeconds => Some(60),
+            Planted::TicketEvictsNewest => Some(61),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -527,3 +527,30 @@ fn the_wait_after_failed_logins_never_exceeds_its_cap_unless_planted() {
         assert_eq!(waits_s[..3], [1, 2, 4], "{planted:?}");
     }
 }
+
+/// A session holds at most `tickets_per_session_max` tickets; one more replaces the oldest,
+/// so the newer tickets, the ones a client is about to use, still bind (the outside tester's
+/// fourth pass: evicting the newest escaped every checker).
+#[test]
+fn a_new_ticket_replaces_the_oldest_unless_planted() {
+    for (planted, honest) in [(Planted::None, true), (Planted::TicketEvictsNewest, false)] {
+        let mut h =
+            Harness::new(Config { planted, tickets_per_session_max: 2, ..Config::default() });
+        let alice = h.user(1, "alice");
+        let mut tickets = Vec::new();
+        for _ in 0..3 {
+            tickets.push(h.request(alice, "6")[2..].to_owned());
+            h.advance(1);
+        }
+        // The oldest is refused; the one after it binds. (The newest is not tried: once a
+        // relay is bound, the session's other tickets are not this rule's business.)
+        let mut bound = Vec::new();
+        for (i, ticket) in tickets[..2].iter().enumerate() {
+            let relay = h.open(10 + i as u64, Channel::Relay, 1);
+            h.send(relay, &format!("alice\n{ticket}"));
+            let got = h.take(relay);
+            bound.push(!h.closed.contains(&relay) && got.is_empty());
+        }
+        assert_eq!(bound == [false, true], honest, "{planted:?}: {bound:?}");
+    }
+}

@@ -91,6 +91,11 @@ pub struct ServerArgs {
     /// topped up 256 KiB at a time while the log writer is idle. 0 appends instead.
     #[arg(long, default_value_t = StoreOptions::default().prealloc_bytes)]
     pub log_prealloc_bytes: u64,
+    /// Plant this bug in the server (`core::planted::Planted`, by name; builds with the
+    /// `planted` feature only): to watch a checker's catch on a real server.
+    #[cfg(any(test, feature = "planted"))]
+    #[arg(long, hide = true, value_parser = crate::sim::cli::parse_planted)]
+    pub planted: Option<crate::core::planted::Planted>,
 }
 
 /// Printed when the bare handshake is on.
@@ -169,6 +174,13 @@ impl ServerArgs {
         core.frame_len_max = self.frame_len_max;
         core.login_failures_max = self.login_failures_max;
         core.registrations_per_peer_max = self.registrations_per_address_max;
+        #[cfg(any(test, feature = "planted"))]
+        {
+            core.planted = self.planted.unwrap_or_default();
+            if core.planted == crate::core::planted::Planted::DeadlineFlagInSeconds {
+                core.login_deadline_ms = self.login_deadline_s;
+            }
+        }
         config
     }
 }
@@ -179,4 +191,72 @@ pub fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::planted::Planted;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        server: ServerArgs,
+    }
+
+    /// Every flag reaches the configuration the server runs with, in the unit the flag names
+    /// (no test started a server from its flags: a flag dropped or read in the wrong unit
+    /// escaped every checker until the outside tester's fourth pass).
+    #[test]
+    fn every_flag_reaches_the_server_config_unless_planted() {
+        for (planted, honest) in [(None, true), (Some(Planted::DeadlineFlagInSeconds), false)] {
+            let mut argv =
+                vec!["chatroom", "--bind", "0.0.0.0", "--command-port", "1", "--relay-port", "2"];
+            argv.extend(["--allow-bare-relay", "--queue-len-max", "3", "--connections-max", "4"]);
+            argv.extend([
+                "--connections-per-peer-max",
+                "5",
+                "--registrations-per-address-max",
+                "6",
+            ]);
+            argv.extend([
+                "--login-deadline-s",
+                "7",
+                "--frame-len-max",
+                "8",
+                "--login-failures-max",
+                "9",
+            ]);
+            argv.extend(["--argon2-memory-kib", "10", "--argon2-iterations", "11"]);
+            argv.extend(["--hash-jobs-max", "12", "--data-dir", "d", "--fsync", "never"]);
+            argv.extend(["--accept-data-loss", "--snapshot-log-bytes-min", "13"]);
+            argv.extend(["--log-prealloc-bytes", "14"]);
+            let name = planted.map(Planted::name);
+            if let Some(name) = &name {
+                argv.extend(["--planted", name]);
+            }
+            let config = Cli::try_parse_from(argv).expect("flags parse").server.config();
+            let core = &config.core;
+            let seen = (
+                (config.command_addr.to_string(), config.relay_addr.to_string()),
+                (config.hash_cost, config.hash_jobs_max, config.data_dir.clone()),
+                (config.fsync == FsyncPolicy::Never, config.store.accept_data_loss),
+                (config.store.snapshot_log_bytes_min, config.store.prealloc_bytes),
+                (core.bare_relay_allowed, core.queue_len_max, core.connections_max),
+                (core.connections_per_peer_max, core.registrations_per_peer_max),
+                (core.login_deadline_ms, core.frame_len_max, core.login_failures_max),
+            );
+            let expected = (
+                ("0.0.0.0:1".to_owned(), "0.0.0.0:2".to_owned()),
+                (HashCost { memory_kib: 10, iterations: 11 }, 12, Some(PathBuf::from("d"))),
+                (true, true),
+                (13, 14),
+                (true, 3, 4),
+                (5, 6),
+                (7_000, 8, 9),
+            );
+            assert_eq!(seen == expected, honest, "{planted:?}: {seen:?}");
+        }
+    }
 }

@@ -45,9 +45,11 @@ pub struct Limits {
     pub registration_window_ms: u64,
     pub login_deadline_ms: u64,
     pub login_backoff_base_ms: u64,
+    pub push_window_len: usize,
 }
 
 mod hostile;
+mod pump;
 mod sorted;
 pub use hostile::Observation;
 
@@ -142,6 +144,10 @@ struct ClientState {
     registered_ms: Vec<(u64, u64)>,
     /// When its last password check (login or delete) ended.
     check_ended_ms: u64,
+    /// Command connections it opened so far (the current one's number).
+    command_no: u64,
+    /// Whether that connection is still open (the client has not closed it nor seen it end).
+    command_open: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +159,8 @@ struct MsgInfo {
     seq: u64,
     sent_ms: u64,
     acked: bool,
+    /// When its acknowledgement reached the sender (if `acked`).
+    acked_ms: u64,
     /// Refused by a reply: never queued.
     refused: bool,
     to_account: Option<AccountId>,
@@ -169,6 +177,8 @@ struct RelayState {
     /// received (0 before any). Messages mostly arrive in order, so a number is usually pushed
     /// at the end (a set was a tree insertion per push).
     senders: Vec<(Vec<u64>, u64)>,
+    /// What "a message accepted for a user whose relay is attached is pushed to it" keeps.
+    pump: pump::Attachment,
 }
 
 /// The checker of one run.
@@ -400,7 +410,10 @@ impl Checker {
 
     /// A client opened a command connection: it starts logged out.
     pub fn connected(&mut self, client: usize) {
-        self.client(client).session = Some(Session::Out);
+        let state = self.client(client);
+        state.session = Some(Session::Out);
+        state.command_no += 1;
+        state.command_open = true;
         self.hostile_connected(client);
     }
 
@@ -466,12 +479,16 @@ impl Checker {
                 seq,
                 sent_ms: now_ms,
                 acked: false,
+                acked_ms: 0,
                 refused: false,
                 to_account: None,
                 delivered: false,
                 written_plain: None,
             };
             self.msgs.insert(tag, info);
+        }
+        if pump::ends_session(&op) {
+            self.pump_session_request(now_ms, client, target);
         }
         let crashes = self.crashes;
         let pending = Pending {
@@ -552,6 +569,7 @@ impl Checker {
         faulted: bool,
     ) {
         self.hostile_dropped(now_ms, client, faulted);
+        self.pump_command_dropped(client);
         let silent = unanswered > 0 && !noticed && !faulted;
         self.expect(!silent, now_ms, "every request is answered before the server closes", || {
             format!("client {client}'s command connection was closed with {unanswered} requests unanswered and no notice")
@@ -607,6 +625,7 @@ impl Checker {
     /// The server crashed: every request in flight may or may not have happened.
     pub fn crashed(&mut self) {
         self.crashes += 1;
+        self.pump_crashed();
         for (_, state) in &mut self.names {
             // An acknowledged registration was durable: with nothing of the name in flight,
             // the account survives the crash spelled as it was registered, and recovery (from
@@ -980,6 +999,7 @@ impl Checker {
                     self.learn(p, k, true, 0);
                     if let Some(msg) = p.tag.and_then(|t| self.msgs.get_mut(&t)) {
                         msg.acked = true;
+                        msg.acked_ms = now_ms;
                     }
                 } else if !ok && text == UNKNOWN_RECIPIENT {
                     self.expect(
@@ -1114,7 +1134,8 @@ impl Checker {
     /// on, and for no other.
     pub fn relay_opened(&mut self, now_ms: u64, client: usize, conn: ConnNo) {
         self.client(client);
-        let relay = RelayState { client, opened_ms: now_ms, senders: Vec::new() };
+        let pump = pump::Attachment::new();
+        let relay = RelayState { client, opened_ms: now_ms, senders: Vec::new(), pump };
         self.relays.insert(conn, relay);
     }
 
@@ -1157,6 +1178,7 @@ impl Checker {
             (account_held, "nothing is delivered to another account (a reused name)"),
         ];
         let acked = msg.acked;
+        let to_key = msg.to_key;
         let sender_shown =
             msg.from_key.is_some_and(|k| self.key_of(k).eq_ignore_ascii_case(sender));
         let (from_client, seq) = (msg.from_client, msg.seq);
@@ -1207,6 +1229,9 @@ impl Checker {
         });
         if let Some(m) = self.msgs.get_mut(&tag) {
             m.delivered = true;
+        }
+        if user_held {
+            self.pump_pushed(now_ms, conn, to_key);
         }
     }
 
@@ -1333,6 +1358,7 @@ impl Checker {
                 format!("{n} acknowledged messages never arrived, e.g. {}", lost.join(", ")),
             );
         }
+        self.pump_finish();
     }
 }
 
@@ -1375,6 +1401,7 @@ mod tests {
         registration_window_ms: 1_000,
         login_deadline_ms: 500,
         login_backoff_base_ms: 100,
+        push_window_len: 256,
     };
 
     /// Bob sends alice one more message, `#1.3`, and gets `reply`.
@@ -1445,6 +1472,27 @@ mod tests {
         assert_eq!(storm_guesses([0, 0], [47, 55]), None);
         let unfair = Some("the throttle bounds password guesses");
         assert_eq!(storm_guesses([50, 50], [51, 52]), unfair, "two within 2 ms");
+    }
+
+    /// Two storm guesses at one name, 400 ms apart, one free check and a base delay of 1 s:
+    /// with a failure window of 300 ms the delay is capped (and the key then forgotten), so
+    /// the second guess is fair; with a window of 1 s it is not.
+    #[test]
+    fn storm_guesses_per_account_fit_a_delay_capped_by_the_failure_window() {
+        for (window_ms, fair) in [(300, true), (1_000, false)] {
+            let mut checker = Checker::new(window_ms, 1_000);
+            checker.throttle_per_account(1, 1_000);
+            for (client, sent_ms) in [(2, 0), (3, 400)] {
+                checker.storm_client(client, usize::MAX);
+                checker.connected(client);
+                let guess = Op::Login { name: "alice".into(), password: "wrong".into() };
+                checker.sent(sent_ms, client, guess);
+                checker.replied(sent_ms + 1, client, format!("-1\n{LOGIN_FAILED}").as_bytes());
+            }
+            let invariant = checker.violation().map(|v| v.invariant.sentence());
+            let unfair = Some("the throttle bounds password guesses per account");
+            assert_eq!(invariant, if fair { None } else { unfair }, "window {window_ms} ms");
+        }
     }
 
     /// Client 0 writes `kind` on its relay 7, which then gets the failure frames `texts`.
@@ -1545,6 +1593,46 @@ mod tests {
         checker.relay_opened(42, 2, ConnNo(8));
         checker.pushed(43, ConnNo(8), "bob", "#1.1 hi");
         assert_eq!(checker.violation(), None);
+    }
+
+    /// Alice's relay 7 is attached (it got `#1.1`), bob sends `#1.3` at `sent_ms`, acknowledged
+    /// at `sent_ms + 1`, and the server closes the relay at 50 ms; `pushed` says whether `#1.3`
+    /// arrived on it first, `takeover_ms` when someone else started to log in as alice.
+    fn relay_closed_after_a_send(
+        sent_ms: u64,
+        pushed: bool,
+        takeover_ms: Option<u64>,
+    ) -> Option<&'static str> {
+        let mut checker = alice_owed_two_messages();
+        checker.set_limits(LIMITS);
+        checker.pushed(5, ConnNo(7), "bob", "#1.1 hi");
+        checker.pushed(5, ConnNo(7), "bob", "#1.2 hi");
+        if let Some(at_ms) = takeover_ms {
+            checker.connected(2);
+            checker.sent(at_ms, 2, Op::Login { name: "alice".into(), password: "pw".into() });
+        }
+        checker.sent(sent_ms, 1, Op::Send { to: "alice".into(), text: "#1.3 hi".into() });
+        checker.persisted_message("#1.3 hi", AccountId(1));
+        checker.replied(sent_ms + 1, 1, format!("0\n{SEND_OK}").as_bytes());
+        if pushed {
+            checker.pushed(sent_ms + 2, ConnNo(7), "bob", "#1.3 hi");
+        }
+        checker.relay_ended(50, ConnNo(7));
+        // The rule alone: `#1.3` is owed, which `finish` would report first.
+        checker.pump_finish();
+        checker.violation().map(|v| v.invariant.sentence())
+    }
+
+    #[test]
+    fn a_message_accepted_while_the_relay_is_attached_must_reach_it_before_it_closes() {
+        let rule = Some(pump::INVARIANT);
+        assert_eq!(relay_closed_after_a_send(10, true, None), None);
+        assert_eq!(relay_closed_after_a_send(10, false, None), rule);
+        // A takeover sent before the acknowledgement may have closed the relay first.
+        assert_eq!(relay_closed_after_a_send(10, false, Some(8)), None);
+        assert_eq!(relay_closed_after_a_send(10, false, Some(20)), rule);
+        // Acknowledged after the relay's end reached its client: it may have come later.
+        assert_eq!(relay_closed_after_a_send(55, false, None), None);
     }
 
     fn invariant_after(pushes: &[&str]) -> Option<&'static str> {

@@ -162,7 +162,7 @@ impl MergeArgs {
 }
 
 #[cfg(any(test, feature = "planted"))]
-fn parse_planted(text: &str) -> Result<crate::core::planted::Planted, String> {
+pub(crate) fn parse_planted(text: &str) -> Result<crate::core::planted::Planted, String> {
     crate::core::planted::Planted::from_name(text).ok_or_else(|| {
         let names: Vec<String> =
             crate::core::planted::Planted::ALL.iter().map(|b| b.name()).collect();

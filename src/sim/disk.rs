@@ -70,6 +70,15 @@ impl WalStore {
         store
     }
 
+    /// A store whose recovery forgets the log's size since the snapshot
+    /// ([`StoreOptions::forget_log_size`]).
+    #[cfg(any(test, feature = "planted"))]
+    pub fn forgetting_log_size(write_through: bool, snapshot_log_bytes_min: u64) -> Self {
+        let mut store = WalStore::new(write_through, snapshot_log_bytes_min);
+        store.options.forget_log_size = true;
+        store
+    }
+
     /// A power loss chosen rather than drawn: of the records appended since the last sync, the
     /// first `kept` survive whole and, if `torn`, the one after them survives but for its last
     /// non-zero byte and what follows it (a torn write); everything else unsynced is lost. Follow with [`SimStore::recover`].

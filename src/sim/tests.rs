@@ -464,6 +464,16 @@ mod outside_second {
     }
 }
 
+/// The outside tester's fourth pass: a send accepted for a user whose relay is attached must
+/// be pushed to that relay before the server closes it (`check::pump`); before the rule, the
+/// liveness phase's fresh relays pushed the forgotten message and the sweep saw nothing.
+#[test]
+fn catches_a_send_that_does_not_push_to_the_attached_relay() {
+    let invariant = "a message accepted for a user whose relay is attached is pushed to it";
+    let seed = assert_caught(Planted::SendDoesNotPump, invariant);
+    println!("SendDoesNotPump caught at seed {seed}");
+}
+
 /// `tests/scenarios/hostile_client.scn`: hostile acts written in a scenario; the real server
 /// passes, the planted reusable ticket is caught on the replayed relay.
 #[test]

@@ -315,6 +315,10 @@ impl World {
                 let torn = WalStore::replaying_torn_records;
                 store = Box::new(torn(mix.torn_writes > 0, mix.snapshot_log_bytes()));
             }
+            if opts.planted == crate::core::planted::Planted::RecoveryForgetsLogSize {
+                let forgetting = WalStore::forgetting_log_size;
+                store = Box::new(forgetting(mix.torn_writes > 0, mix.snapshot_log_bytes()));
+            }
         }
         let core = Server::new(config.clone(), child(seed, Stream::Server, 0));
         let mut checker = Checker::new(config.login_failure_window_ms, config.bare_relay_window_ms);
@@ -325,7 +329,14 @@ impl World {
             registration_window_ms: config.registration_window_ms,
             login_deadline_ms: config.login_deadline_ms,
             login_backoff_base_ms: config.login_backoff_base_ms,
+            push_window_len: config.push_window_len,
         });
+        // The hasher's planted bugs (`auth`) are planted in the world's hasher too.
+        #[cfg(any(test, feature = "planted"))]
+        let hasher = Hasher::planted(HashCost::CHEAPEST, opts.planted);
+        #[cfg(not(any(test, feature = "planted")))]
+        let hasher = Hasher::new(HashCost::CHEAPEST);
+        let hasher = hasher.expect("the cheapest cost is valid");
         World {
             seed,
             now_ms: 0,
@@ -341,7 +352,7 @@ impl World {
             disk_rng: child(seed, Stream::Disk, 0),
             fault_rng: child(seed, Stream::Faults, 0),
             timing_rng: child(seed, Stream::Timing, 0),
-            hasher: Hasher::new(HashCost::CHEAPEST).expect("the cheapest cost is valid"),
+            hasher,
             clients: Vec::new(),
             checker,
             next_conn: ConnId(1),
@@ -604,6 +615,7 @@ impl World {
             Act::Close(conn) => {
                 self.trace.line(now, Line::Close { client, conn });
                 self.checker.closed_by_client(ConnNo(conn.0));
+                self.checker.client_closed(now, client, ConnNo(conn.0));
                 if let Some(at) = self.net.send_eof(now, conn, Way::Up) {
                     self.schedule(at, Ev::Deliver { conn, way: Way::Up });
                 }
@@ -711,6 +723,9 @@ impl World {
                     self.clients[client].received(conn, &arrival.bytes, &mut acts);
                 }
                 if eof {
+                    if !self.faulted.contains(&conn) {
+                        self.checker.relay_ended(now, ConnNo(conn.0));
+                    }
                     self.clients[client].closed(conn, &mut acts);
                 }
                 self.carry_out(client, acts);
@@ -889,6 +904,8 @@ impl World {
             }
             for frame in batch.frames.iter().filter(|f| is_failure(f)) {
                 count_relay_notice(&mut self.coverage, frame);
+                let text = String::from_utf8_lossy(&frame[HEADER_LEN + 3..]);
+                self.checker.relay_failure_written(ConnNo(conn.0), &text);
             }
         }
         if !failed {

@@ -64,6 +64,11 @@ pub struct StoreOptions {
     /// real log (`sim::tests`).
     #[cfg(any(test, feature = "planted"))]
     pub replay_torn_tail: bool,
+    /// A planted bug: recovery forgets how many log bytes follow the snapshot, so a server
+    /// that restarts more often than the log reaches `snapshot_log_bytes_min` never compacts
+    /// (`Planted::RecoveryForgetsLogSize`).
+    #[cfg(any(test, feature = "planted"))]
+    pub forget_log_size: bool,
 }
 
 impl Default for StoreOptions {
@@ -74,6 +79,8 @@ impl Default for StoreOptions {
             prealloc_bytes: PREALLOC_BYTES_DEFAULT,
             #[cfg(any(test, feature = "planted"))]
             replay_torn_tail: false,
+            #[cfg(any(test, feature = "planted"))]
+            forget_log_size: false,
         }
     }
 }

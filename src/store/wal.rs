@@ -215,6 +215,9 @@ impl<D: Disk> Wal<D> {
             log_bytes_since_snapshot: replay.log_bytes,
             poisoned: false,
         };
+        #[cfg(any(test, feature = "planted"))]
+        let wal =
+            if options.forget_log_size { Wal { log_bytes_since_snapshot: 0, ..wal } } else { wal };
         Ok((wal, recovered))
     }
 
@@ -1175,6 +1178,28 @@ mod tests {
         disk.write_new(&segment_name(Lsn(1)), &bytes).expect("write");
         let error = Wal::open(disk, options()).expect_err("must refuse");
         assert!(error.to_string().contains("lsn 3 where 2 was expected"), "{error}");
+    }
+
+    /// The log's size since the snapshot survives a restart: it decides when the next
+    /// snapshot compacts the log, and a server restarted more often than the log reaches its
+    /// threshold would otherwise never compact (the log grows without bound). Found by the
+    /// outside tester's fourth pass (the mutation escaped every test); planted as
+    /// `RecoveryForgetsLogSize`.
+    #[test]
+    fn a_restart_remembers_the_log_bytes_since_the_snapshot_unless_planted() {
+        for (forget_log_size, kept) in [(false, true), (true, false)] {
+            let (mut wal, _) = open(MemDisk::new());
+            append_all(&mut wal, 1..=3);
+            wal.sync().expect("sync");
+            wal.write_snapshot(Lsn(3), &msgs(1..=3)).expect("snapshot");
+            append_all(&mut wal, 4..=9);
+            wal.sync().expect("sync");
+            let bytes = wal.log_bytes_since_snapshot();
+            assert!(bytes > 0);
+            let options = StoreOptions { forget_log_size, ..options() };
+            let (wal, _) = Wal::open(wal.into_disk(), options).expect("recovers");
+            assert_eq!(wal.log_bytes_since_snapshot() == bytes, kept, "forget {forget_log_size}");
+        }
     }
 
     #[test]

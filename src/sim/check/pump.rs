@@ -1,0 +1,208 @@
+//! "A message accepted for a user whose relay is attached is pushed to that relay": PROTOCOL.md's
+//! messages are "pushed as soon as a relay is attached, with no polling delay", which holds for
+//! a message that arrives while the relay is attached as much as for the backlog a new relay
+//! finds. The liveness phase alone cannot see a server that forgets to push a send: a fresh
+//! login and relay push everything queued. This rule needs no timing bound, so slow readers,
+//! partitions, disk stalls and writer delays cannot make it fire on a correct server:
+//!
+//! - Relay `R` of client `c` is *attached* to name `K` from the first push for `K` that arrives
+//!   on it (a push proves the handshake bound it; before one, the checker cannot tell a bound
+//!   relay from a handshake still on its way).
+//! - Its attachment *may end* from the earliest send, after that, of a login, register or delete
+//!   of `K` by any client (a takeover), of a login, register, logout or delete by `c` (its own
+//!   session changes), or `c` closing its command connection or `R`; from the proof itself if
+//!   such a request was still unanswered then (a takeover whose password check is running) or
+//!   `c`'s command connection had already ended;
+//!   and at the latest when the relay's end of stream reaches `c`.
+//! - It *may have ended unseen*, and `R` owes nothing, if `c`'s command connection (the one it
+//!   held when `R` was attached) was closed by the server or a fault (the server logs it out
+//!   when it notices, at a time no client sees), if the server wrote on `R` a failure frame
+//!   other than the takeover and deletion notices (a deadline, a lie the client told), or if the
+//!   server crashed.
+//! - A message to `K`, sent after `R` was attached and acknowledged to its sender before its
+//!   attachment may end, is *owed to `R`* if at most `push_window_len` messages to `K` were
+//!   sent up to that acknowledgement (so earlier pushes awaiting acknowledgement cannot fill
+//!   the relay's window).
+//! - When the server closes `R` (its end of stream reaches `c`; not a fault, not `c`'s own
+//!   close), every message owed to `R` has arrived on it: the server released the push with
+//!   the acknowledgement and writes what it released before it closes a relay.
+//!
+//! Judged when the run ends, so that an excuse that reaches the checker after the relay's end
+//! of stream (a command connection's close over a slower link) still counts.
+
+use super::{Checker, ConnNo, NameId};
+use crate::sim::scenario::Op;
+use crate::sim::spec::Notice;
+
+/// What the rule keeps of one relay.
+#[derive(Debug, Clone)]
+pub(super) struct Attachment {
+    /// When the first push for a name its client held arrived, and that name.
+    pub attached: Option<(u64, NameId)>,
+    /// The client's command connection (its count of connections so far) when it was attached.
+    pub command_no: u64,
+    /// The earliest send that may have ended the attachment (`u64::MAX`: none yet).
+    pub may_end_ms: u64,
+    /// The server may have ended it unseen (see the module's list).
+    pub excused: bool,
+    /// The client closed it.
+    pub closed_by_client: bool,
+    /// When the server's end of stream reached the client (not a fault).
+    pub ended_ms: Option<u64>,
+}
+
+impl Attachment {
+    pub(super) fn new() -> Self {
+        Attachment {
+            attached: None,
+            command_no: 0,
+            may_end_ms: u64::MAX,
+            excused: false,
+            closed_by_client: false,
+            ended_ms: None,
+        }
+    }
+}
+
+/// Whether a request may end its client's session (and so the relay bound to it).
+pub(super) fn ends_session(op: &Op) -> bool {
+    matches!(op, Op::Register { .. } | Op::Login { .. } | Op::Delete { .. } | Op::Logout)
+}
+
+pub(super) const INVARIANT: &str =
+    "a message accepted for a user whose relay is attached is pushed to it";
+
+impl Checker {
+    /// A push of a message to `key` arrived on `conn`, whose client held `key`.
+    pub(super) fn pump_pushed(&mut self, now_ms: u64, conn: ConnNo, key: NameId) {
+        let Some(relay) = self.relays.get(&conn).filter(|r| r.pump.attached.is_none()) else {
+            return;
+        };
+        let client = &self.clients[relay.client];
+        let command_no = client.command_no;
+        // A request sent before the proof and still unanswered may end the attachment at any
+        // time after it (a takeover whose password check is still running).
+        let name = &self.names[key.0 as usize].1;
+        let in_flight = !client.command_open
+            || name.logins_in_flight > 0
+            || name.mutations_in_flight > 0
+            || client.pending.iter().any(|p| ends_session(&p.op));
+        let relay = self.relays.get_mut(&conn).expect("looked up above");
+        relay.pump.attached = Some((now_ms, key));
+        relay.pump.command_no = command_no;
+        if in_flight {
+            relay.pump.may_end_ms = now_ms;
+        }
+    }
+
+    /// `client` sent a request that may end attachments: a login, register or delete of `key`
+    /// ends those to `key`; any of those or a logout ends the client's own.
+    pub(super) fn pump_session_request(&mut self, now_ms: u64, client: usize, key: Option<NameId>) {
+        for (_, relay) in self.relays.iter_mut() {
+            let to_key = relay.pump.attached.is_some_and(|(_, k)| Some(k) == key);
+            if relay.client == client || to_key {
+                relay.pump.may_end_ms = relay.pump.may_end_ms.min(now_ms);
+            }
+        }
+    }
+
+    /// `client` closed connection `conn` (its relay, or its command connection).
+    pub fn client_closed(&mut self, now_ms: u64, client: usize, conn: ConnNo) {
+        if let Some(relay) = self.relays.get_mut(&conn) {
+            relay.pump.closed_by_client = true;
+        } else {
+            self.client(client).command_open = false;
+            self.pump_session_request(now_ms, client, None);
+        }
+    }
+
+    /// The server (or a fault) closed `client`'s command connection: its session ended at a
+    /// time no client sees.
+    pub(super) fn pump_command_dropped(&mut self, client: usize) {
+        let state = self.client(client);
+        state.command_open = false;
+        let command_no = state.command_no;
+        for (_, relay) in self.relays.iter_mut() {
+            // A relay not yet attached may be proven after the client reconnected.
+            let attached_then =
+                relay.pump.attached.is_none() || relay.pump.command_no == command_no;
+            if relay.client == client && attached_then {
+                relay.pump.excused = true;
+            }
+        }
+    }
+
+    /// The server crashed: every relay's writes may have been cut.
+    pub(super) fn pump_crashed(&mut self) {
+        for (_, relay) in self.relays.iter_mut() {
+            relay.pump.excused = true;
+        }
+    }
+
+    /// The server wrote a failure frame with `text` on relay `conn`.
+    pub fn relay_failure_written(&mut self, conn: ConnNo, text: &str) {
+        let known = matches!(Notice::of(text), Some(Notice::TakenOver | Notice::AccountDeleted));
+        if let (false, Some(relay)) = (known, self.relays.get_mut(&conn)) {
+            relay.pump.excused = true;
+        }
+    }
+
+    /// The server's end of stream on relay `conn` reached its client (no fault cut it).
+    pub fn relay_ended(&mut self, now_ms: u64, conn: ConnNo) {
+        if let Some(relay) = self.relays.get_mut(&conn) {
+            relay.pump.ended_ms.get_or_insert(now_ms);
+            relay.pump.may_end_ms = relay.pump.may_end_ms.min(now_ms);
+        }
+    }
+
+    /// The end of the run: every relay the server closed got what it was owed.
+    pub(super) fn pump_finish(&mut self) {
+        let window = self.limits.map_or(usize::MAX, |l| l.push_window_len);
+        let mut missing = None;
+        for (&conn, relay) in self.relays.iter() {
+            let a = &relay.pump;
+            let (Some((attached_ms, key)), Some(ended_ms)) = (a.attached, a.ended_ms) else {
+                continue;
+            };
+            if a.excused || a.closed_by_client {
+                continue;
+            }
+            self.checks += 1;
+            let to_key: Vec<_> = self.msgs.iter().filter(|(_, m)| m.to_key == key).collect();
+            let owed = to_key.iter().find(|(tag, m)| {
+                let acked_ms = m.acked_ms;
+                let owed = m.acked
+                    && m.sent_ms > attached_ms
+                    && acked_ms < a.may_end_ms
+                    && to_key.iter().filter(|(_, o)| o.sent_ms <= acked_ms).count() <= window;
+                let arrived = relay
+                    .senders
+                    .get(tag.0)
+                    .is_some_and(|(seen, _)| seen.binary_search(&tag.1).is_ok());
+                owed && !arrived
+            });
+            if let Some(((client, seq), m)) = owed {
+                missing = Some((
+                    ended_ms,
+                    format!(
+                        "#{client}.{seq} to {} was acknowledged at {} ms while relay {conn} of \
+                     client {} was attached (since {attached_ms} ms, first session change at \
+                     {}), and the server closed that relay at {ended_ms} ms without pushing it",
+                        self.key_of(key),
+                        m.acked_ms,
+                        relay.client,
+                        if a.may_end_ms == u64::MAX {
+                            "none".into()
+                        } else {
+                            format!("{} ms", a.may_end_ms)
+                        },
+                    ),
+                ));
+                break;
+            }
+        }
+        if let Some((at_ms, detail)) = missing {
+            self.fail(at_ms, INVARIANT, detail);
+        }
+    }
+}
