@@ -243,7 +243,7 @@ mod tests {
                 (config.hash_cost, config.hash_jobs_max, config.data_dir.clone()),
                 (config.fsync == FsyncPolicy::Never, config.store.accept_data_loss),
                 (config.store.snapshot_log_bytes_min, config.store.prealloc_bytes),
-                (core.bare_relay_allowed, core.queue_len_max, core.connections_max),
+                (core.bare_relay_allowed, core.queue_len_max, config.connections_max),
                 (core.connections_per_peer_max, core.registrations_per_peer_max),
                 (core.login_deadline_ms, core.frame_len_max, core.login_failures_max),
             );
@@ -252,7 +252,7 @@ mod tests {
                 (HashCost { memory_kib: 10, iterations: 11 }, 12, Some(PathBuf::from("d"))),
                 (true, true),
                 (13, 14),
-                (true, 3, 4),
+                (true, 3, Some(4)),
                 (5, 6),
                 (7_000, 8, 9),
             );
