@@ -131,9 +131,10 @@ pub struct CheckArgs {
     pub census: bool,
     /// Instead of searching, estimate how many distinct states the search would find, per
     /// depth, from this many sample states per depth (a few hundred: the estimate's spread
-    /// across seeds shows its noise). For scenarios too large to explore: it errs high where
-    /// histories merge other than by reordering independent steps, estimates the search
-    /// without subsumption, and ignores --por, --max-states and --jobs (see the README for its error where counts are known).
+    /// across seeds shows its noise). For scenarios too large to explore: measured where counts
+    /// are known it gave 0.69 to 7.8 times the exact count (1,000 samples, seeds 1 to 5; see the
+    /// README), so run several seeds. It estimates the search without subsumption, and ignores
+    /// --por, --max-states and --jobs.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub estimate: Option<u64>,
     /// The seed of --estimate's sampling.

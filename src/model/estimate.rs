@@ -24,14 +24,20 @@
 //! estimate too large; the estimate also assumes that a state first reached at depth `d` is
 //! reached by no longer path (which the breadth-first search would not count again).
 //!
-//! Measured where the exact counts are known, it errs high by 4 to 6 times: 3.5 to 4.3 million
-//! for the 747,845 states of `--users 3 --ops 4 --faults 0` (1,000 samples, seeds 1 to 3), and
-//! 2 to 4.4 times the exact layers 8 to 10 of `--users 3 --ops 5 --faults 1`. Most of it is
-//! operations refused alike (a wasted `list` and a wasted `login` lead to one state), whose
-//! histories are not reorderings of each other. So it bounds a space from above, to within
-//! an order of magnitude; the spread across seeds shows its noise.
+//! Measured where the exact counts are known (1,000 samples, seeds 1 to 5), it mostly errs
+//! high but not always: 0.69 to 7.8 times the 747,845 states of `--users 3 --ops 4 --faults 0`
+//! (5.2e5 to 5.8e6, median 6.3x), and 4.5 to 6.7 times the 2,279,991 of `--users 3 --ops 3
+//! --faults 1` (1.0e7 to 1.5e7). It errs high where operations refused alike (a wasted `list`
+//! and a wasted `login` lead to one state) merge histories that are not reorderings of each
+//! other; it can also err low (seed 2 on `--ops 4`, 0.69x), presumably when a depth's samples
+//! miss the states that branch most. So it gives a space's order of magnitude, within
+//! about ten times either way; run several seeds, and read their spread as its noise.
 //!
-//! Deterministic for a seed: no threads, no wall clock, the generator is seeded.
+//! Deterministic for a seed: no threads, no wall clock, the generator (ChaCha8, the project's
+//! `rand_chacha`) is seeded.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use super::driver::State;
 use super::explorer::Search;
@@ -80,7 +86,7 @@ pub fn estimate(scenario: &Search, particles: usize, seed: u64) -> Estimate {
     } else {
         vec![(0..scenario.bounds.users as User).collect()]
     };
-    let mut rng = SplitMix(seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut scratch = (Vec::new(), Vec::new());
     let mut buf = Vec::new();
     let mut steps = Vec::new();
@@ -172,11 +178,11 @@ fn resample(
     candidates: Vec<Candidate>,
     n: usize,
     total: f64,
-    rng: &mut SplitMix,
+    rng: &mut ChaCha8Rng,
 ) -> Vec<Particle> {
     let spacing = total / n as f64;
     let mut next = Vec::with_capacity(n);
-    let mut mark = rng.unit() * spacing;
+    let mut mark = rng.gen::<f64>() * spacing;
     let mut cumulative = 0.0;
     for candidate in candidates {
         cumulative += candidate.weight;
@@ -193,24 +199,6 @@ fn resample(
     next
 }
 
-/// A seeded 64-bit generator (splitmix64): enough for drawing samples, and deterministic.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,11 +206,11 @@ mod tests {
     use crate::model::explorer::{explore, Limits};
 
     /// On a space small enough to count: depth 1 is exact (every state there has the root
-    /// alone for a parent), and the total errs high, as merges other than reorderings are not
-    /// found, but within the factor measured (4.4 here; 4.7 to 5.7 on `--users 3 --ops 4` with
-    /// 1,000 samples, seeds 1 to 3).
+    /// alone for a parent), and the total is within the spread measured where exact counts are
+    /// known (0.69 to 7.8 times on `--users 3 --ops 4`, 1,000 samples, seeds 1 to 5; 7.0 here),
+    /// with a margin: it can err low as well as high.
     #[test]
-    fn the_estimate_errs_high_within_a_bound() {
+    fn the_estimate_is_within_its_measured_spread() {
         let bounds = Bounds {
             users: 2,
             ops: 3,
@@ -241,6 +229,6 @@ mod tests {
         let estimate = estimate(&scenario, 200, 1);
         assert_eq!(estimate.layers[..2], [1.0, report.layers[1] as f64]);
         let ratio = estimate.total() / exact;
-        assert!((1.0..=8.0).contains(&ratio), "estimate {estimate:?} against {exact}");
+        assert!((0.5..=10.0).contains(&ratio), "estimate {estimate:?} against {exact}");
     }
 }
