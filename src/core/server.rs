@@ -568,7 +568,11 @@ impl Server {
     }
 
     fn fire_due_timers(&mut self) {
-        while let Some(timer) = self.timers.pop_due(self.now_ms) {
+        let due_ms = self.now_ms;
+        #[cfg(any(test, feature = "planted"))]
+        let due_ms =
+            due_ms.saturating_sub(u64::from(self.planted_is(Planted::TimersFireLate, true)));
+        while let Some(timer) = self.timers.pop_due(due_ms) {
             match timer {
                 Timer::Login(conn) => {
                     let text = match self.conns.get(&conn).map(|c| &c.role) {
@@ -597,6 +601,10 @@ impl Server {
         self.tickets.retain(|_, t| t.expires_ms > now_ms);
         self.throttle.sweep(now_ms);
         self.registrations.sweep(self.config.registration_window_ms, now_ms);
+        #[cfg(any(test, feature = "planted"))]
+        if self.planted_is(Planted::SweepNotRearmed, true) {
+            return;
+        }
         self.arm_sweep();
     }
 
