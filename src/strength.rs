@@ -280,6 +280,9 @@ pub mod report {
             Planted::SweepNotRearmed => &[
                 "core::rules_tests::the_sweep_forgets_everything_that_lapsed_unless_planted",
             ],
+            Planted::PipelineOneOver => &[
+                "core::rules_tests::a_pipeline_decodes_exactly_its_bound_ahead_unless_planted",
+            ],
             Planted::SnapshotLowercasesNames => &[
                 "core::rules_tests::a_server_recovered_from_its_snapshot_is_the_same_server_unless_planted",
             ],

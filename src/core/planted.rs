@@ -288,12 +288,16 @@ pub enum Planted {
     /// stays in memory until some later request arms it again. Caught by the unit test
     /// `core::rules_tests::the_sweep_forgets_everything_that_lapsed_unless_planted`.
     SweepNotRearmed,
+    /// A command connection decodes one request more than `pipeline_len_max` ahead of its
+    /// written replies (`>` for `>=`). Caught by the unit test
+    /// `core::rules_tests::a_pipeline_decodes_exactly_its_bound_ahead_unless_planted`.
+    PipelineOneOver,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 66] = [
+    pub const ALL: [Planted; 67] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -360,6 +364,7 @@ impl Planted {
         Planted::BareWindowExclusive,
         Planted::TimersFireLate,
         Planted::SweepNotRearmed,
+        Planted::PipelineOneOver,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -625,6 +630,7 @@ mod tests {
             Planted::BareWindowExclusive => Some(63),
             Planted::TimersFireLate => Some(64),
             Planted::SweepNotRearmed => Some(65),
+            Planted::PipelineOneOver => Some(66),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -258,7 +258,7 @@ impl Server {
         let room = self.config.push_window_len.saturating_sub(in_flight);
         #[cfg(any(test, feature = "planted"))]
         let room =
-            room + usize::from((self.config.planted == super::planted::Planted::PushWindowOneOver));
+            room + usize::from(self.config.planted == super::planted::Planted::PushWindowOneOver);
         for queued in state.queue.iter().skip(in_flight).take(room) {
             let frame = if binding.acks {
                 reply::push_acked(queued.id.0, &queued.from, &queued.text)

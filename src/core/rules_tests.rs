@@ -653,3 +653,39 @@ fn the_sweep_forgets_everything_that_lapsed_unless_planted() {
         assert_eq!(left == (0, None), forgets, "{planted:?}: {left:?}");
     }
 }
+
+/// README: "The server decodes at most `pipeline_len_max` of a connection's requests ahead of
+/// their written replies and reads no more from it until it has answered them". Driven on
+/// the bare core, whose replies stay unwritten until reported: a burst of three `help`
+/// requests under a bound of two gets two replies, and the third once one is written.
+#[test]
+fn a_pipeline_decodes_exactly_its_bound_ahead_unless_planted() {
+    use super::{ConnId, Event, Input, Output, Peer, Server};
+    use rand::SeedableRng;
+    for (planted, exact) in [(Planted::None, true), (Planted::PipelineOneOver, false)] {
+        let config = Config { planted, pipeline_len_max: 2, ..Config::default() };
+        let mut server = Server::new(config, rand_chacha::ChaCha20Rng::seed_from_u64(7));
+        let conn = ConnId(1);
+        let at = |server: &mut Server, event: Event<'_>| {
+            server.handle_input(Input { now_ms: 1_000, event });
+            let mut replies = 0;
+            while let Some(output) = server.poll_output() {
+                replies +=
+                    usize::from(matches!(output, Output::Reply { conn: c, .. } if c == conn));
+            }
+            replies
+        };
+        at(&mut server, Event::Opened { conn, channel: Channel::Command, peer: Peer(1) });
+        let mut burst = Vec::new();
+        for _ in 0..3 {
+            crate::wire::encode(b"0", &mut burst);
+        }
+        let decoded = at(&mut server, Event::Received { conn, bytes: &burst });
+        assert_eq!(decoded == 2, exact, "{planted:?}: {decoded} replies");
+        assert!(!server.reads_ahead(conn), "{planted:?}: the pipeline is full");
+        if exact {
+            assert_eq!(at(&mut server, Event::RepliesWritten { conn, count: 1 }), 1);
+            assert_eq!(server.inbound_buffered_len(conn), Some(0));
+        }
+    }
+}

@@ -204,6 +204,10 @@ impl Role {
         let pipeline_full = *owed as usize >= config.pipeline_len_max;
         #[cfg(any(test, feature = "planted"))]
         let pipeline_full = pipeline_full && config.planted != Planted::PipelineUnbounded;
+        #[cfg(any(test, feature = "planted"))]
+        let pipeline_full = pipeline_full
+            && !(config.planted == Planted::PipelineOneOver
+                && *owed as usize == config.pipeline_len_max);
         busy.is_none() && !pipeline_full
     }
 }
