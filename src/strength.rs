@@ -283,6 +283,9 @@ pub mod report {
             Planted::PipelineOneOver => &[
                 "core::rules_tests::a_pipeline_decodes_exactly_its_bound_ahead_unless_planted",
             ],
+            Planted::InboundBoundExclusive => &[
+                "core::rules_tests::a_connection_may_buffer_exactly_its_inbound_bound_unless_planted",
+            ],
             Planted::SnapshotLowercasesNames => &[
                 "core::rules_tests::a_server_recovered_from_its_snapshot_is_the_same_server_unless_planted",
             ],

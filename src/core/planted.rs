@@ -292,12 +292,16 @@ pub enum Planted {
     /// written replies (`>` for `>=`). Caught by the unit test
     /// `core::rules_tests::a_pipeline_decodes_exactly_its_bound_ahead_unless_planted`.
     PipelineOneOver,
+    /// A connection holding exactly `inbound_buffered_len_max` undecoded bytes is closed
+    /// (`>=` for `>`). Caught by the unit test
+    /// `core::rules_tests::a_connection_may_buffer_exactly_its_inbound_bound_unless_planted`.
+    InboundBoundExclusive,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 67] = [
+    pub const ALL: [Planted; 68] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -365,6 +369,7 @@ impl Planted {
         Planted::TimersFireLate,
         Planted::SweepNotRearmed,
         Planted::PipelineOneOver,
+        Planted::InboundBoundExclusive,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -631,6 +636,7 @@ mod tests {
             Planted::TimersFireLate => Some(64),
             Planted::SweepNotRearmed => Some(65),
             Planted::PipelineOneOver => Some(66),
+            Planted::InboundBoundExclusive => Some(67),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

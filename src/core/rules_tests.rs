@@ -689,3 +689,26 @@ fn a_pipeline_decodes_exactly_its_bound_ahead_unless_planted() {
         }
     }
 }
+
+/// The bound on a connection's undecoded bytes (`inbound_buffered_len_max`, which keeps a
+/// client that sends without reading from costing unbounded memory) is inclusive: a part of
+/// a frame filling it exactly is kept, one byte more gets the failure reply, then the close.
+#[test]
+fn a_connection_may_buffer_exactly_its_inbound_bound_unless_planted() {
+    for (planted, kept) in [(Planted::None, true), (Planted::InboundBoundExclusive, false)] {
+        let mut h =
+            Harness::new(Config { planted, inbound_buffered_len_max: 30, ..Config::default() });
+        let conn = h.open(1, Channel::Command, 1);
+        // A header declaring 100 bytes (within the frame limit) and 20 of them: 30 bytes.
+        h.raw(conn, b"100       01234567890123456789");
+        assert_eq!(h.server().inbound_buffered_len(conn), kept.then_some(30), "{planted:?}");
+        assert_eq!(!h.closed.contains(&conn), kept, "{planted:?}");
+        if kept {
+            h.raw(conn, b"x");
+            assert!(h.closed.contains(&conn), "one byte over the bound");
+            let got = h.take(conn);
+            let want = "-1\nToo much sent without waiting for replies; connection closed";
+            assert_eq!(got, [want]);
+        }
+    }
+}

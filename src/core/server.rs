@@ -449,6 +449,8 @@ impl Server {
         #[cfg(any(test, feature = "planted"))]
         let limit =
             if self.config.planted == Planted::InboundUnbounded { usize::MAX } else { limit };
+        #[cfg(any(test, feature = "planted"))]
+        let limit = limit - usize::from(self.config.planted == Planted::InboundBoundExclusive);
         if c.decoder.buffered_len() > limit {
             let text = "Too much sent without waiting for replies; connection closed";
             return self.fail_and_close(conn, text);
