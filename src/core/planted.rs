@@ -278,9 +278,9 @@ pub enum Planted {
     /// the login (`>=` for `>`): the window is one millisecond short. Caught by the unit test
     /// `core::rules_tests::a_bare_handshake_at_the_end_of_its_window_binds_unless_planted`.
     BareWindowExclusive,
-    /// A timer fires one millisecond after its deadline, not at it (`>=` for `>` in the due
-    /// check): a login deadline of 60 s closes the connection at 60.001 s, and a host that
-    /// sleeps until the deadline wakes to find nothing due. Caught by the unit test
+    /// A new connection's login deadline fires one millisecond late (60.001 s for 60 s: the
+    /// mutation `>=` for `>` in `Timers::pop_due` escaped every unit test; planted here, where
+    /// the simulator does not spin on a deadline that is never due). Caught by the unit test
     /// `core::rules_tests::a_connection_is_closed_exactly_at_its_login_deadline_unless_planted`.
     TimersFireLate,
     /// The periodic sweep does not re-arm itself: what it could not yet forget (a ticket

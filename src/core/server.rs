@@ -439,7 +439,10 @@ impl Server {
             let text = "The server is at its connection limit; try again later";
             return self.fail_and_close(conn, text);
         }
-        self.timers.set(Timer::Login(conn), self.now_ms + self.config.login_deadline_ms);
+        let deadline_ms = self.now_ms + self.config.login_deadline_ms;
+        #[cfg(any(test, feature = "planted"))]
+        let deadline_ms = deadline_ms + u64::from(self.planted_is(Planted::TimersFireLate, true));
+        self.timers.set(Timer::Login(conn), deadline_ms);
     }
 
     fn received(&mut self, conn: ConnId, bytes: &[u8]) {
@@ -574,11 +577,7 @@ impl Server {
     }
 
     fn fire_due_timers(&mut self) {
-        let due_ms = self.now_ms;
-        #[cfg(any(test, feature = "planted"))]
-        let due_ms =
-            due_ms.saturating_sub(u64::from(self.planted_is(Planted::TimersFireLate, true)));
-        while let Some(timer) = self.timers.pop_due(due_ms) {
+        while let Some(timer) = self.timers.pop_due(self.now_ms) {
             match timer {
                 Timer::Login(conn) => {
                     let text = match self.conns.get(&conn).map(|c| &c.role) {
