@@ -267,6 +267,25 @@ pub mod report {
             Planted::TicketEvictsNewest => {
                 &["core::rules_tests::a_new_ticket_replaces_the_oldest_unless_planted"]
             }
+            // The fifth pass: limits at their exact bound, timers and the sweep.
+            Planted::PushWindowOneOver => &[
+                "core::rules_tests::an_acking_relay_has_exactly_its_window_in_flight_unless_planted",
+            ],
+            Planted::BareWindowExclusive => &[
+                "core::rules_tests::a_bare_handshake_at_the_end_of_its_window_binds_unless_planted",
+            ],
+            Planted::TimersFireLate => &[
+                "core::rules_tests::a_connection_is_closed_exactly_at_its_login_deadline_unless_planted",
+            ],
+            Planted::SweepNotRearmed => &[
+                "core::rules_tests::the_sweep_forgets_everything_that_lapsed_unless_planted",
+            ],
+            Planted::PipelineOneOver => &[
+                "core::rules_tests::a_pipeline_decodes_exactly_its_bound_ahead_unless_planted",
+            ],
+            Planted::InboundBoundExclusive => &[
+                "core::rules_tests::a_connection_may_buffer_exactly_its_inbound_bound_unless_planted",
+            ],
             Planted::SnapshotLowercasesNames => &[
                 "core::rules_tests::a_server_recovered_from_its_snapshot_is_the_same_server_unless_planted",
             ],

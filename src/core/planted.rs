@@ -270,12 +270,38 @@ pub enum Planted {
     /// client is about to use is refused while a stale one lives on. Caught by the unit test
     /// `core::rules_tests::a_new_ticket_replaces_the_oldest_unless_planted`.
     TicketEvictsNewest,
+    /// An acknowledging relay gets one push beyond `push_window_len` in flight (the window's
+    /// room computed from `push_window_len + 1`). Caught by the unit test
+    /// `core::rules_tests::an_acking_relay_has_exactly_its_window_in_flight_unless_planted`.
+    PushWindowOneOver,
+    /// The original client's bare handshake is refused at exactly `bare_relay_window_ms` after
+    /// the login (`>=` for `>`): the window is one millisecond short. Caught by the unit test
+    /// `core::rules_tests::a_bare_handshake_at_the_end_of_its_window_binds_unless_planted`.
+    BareWindowExclusive,
+    /// A new connection's login deadline fires one millisecond late (60.001 s for 60 s: the
+    /// mutation `>=` for `>` in `Timers::pop_due` escaped every unit test; planted here, where
+    /// the simulator does not spin on a deadline that is never due). Caught by the unit test
+    /// `core::rules_tests::a_connection_is_closed_exactly_at_its_login_deadline_unless_planted`.
+    TimersFireLate,
+    /// The periodic sweep does not re-arm itself: what it could not yet forget (a ticket
+    /// issued after the sweep was armed, failures and registrations still in their window)
+    /// stays in memory until some later request arms it again. Caught by the unit test
+    /// `core::rules_tests::the_sweep_forgets_everything_that_lapsed_unless_planted`.
+    SweepNotRearmed,
+    /// A command connection decodes one request more than `pipeline_len_max` ahead of its
+    /// written replies (`>` for `>=`). Caught by the unit test
+    /// `core::rules_tests::a_pipeline_decodes_exactly_its_bound_ahead_unless_planted`.
+    PipelineOneOver,
+    /// A connection holding exactly `inbound_buffered_len_max` undecoded bytes is closed
+    /// (`>=` for `>`). Caught by the unit test
+    /// `core::rules_tests::a_connection_may_buffer_exactly_its_inbound_bound_unless_planted`.
+    InboundBoundExclusive,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 62] = [
+    pub const ALL: [Planted; 68] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -338,6 +364,12 @@ impl Planted {
         Planted::RecoveryForgetsLogSize,
         Planted::DeadlineFlagInSeconds,
         Planted::TicketEvictsNewest,
+        Planted::PushWindowOneOver,
+        Planted::BareWindowExclusive,
+        Planted::TimersFireLate,
+        Planted::SweepNotRearmed,
+        Planted::PipelineOneOver,
+        Planted::InboundBoundExclusive,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -599,6 +631,12 @@ mod tests {
             Planted::RecoveryForgetsLogSize => Some(59),
             Planted::DeadlineFlagInSeconds => Some(60),
             Planted::TicketEvictsNewest => Some(61),
+            Planted::PushWindowOneOver => Some(62),
+            Planted::BareWindowExclusive => Some(63),
+            Planted::TimersFireLate => Some(64),
+            Planted::SweepNotRearmed => Some(65),
+            Planted::PipelineOneOver => Some(66),
+            Planted::InboundBoundExclusive => Some(67),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -93,6 +93,13 @@ impl Server {
                 } else {
                     window_ms
                 };
+                #[cfg(any(test, feature = "planted"))]
+                let window_ms =
+                    window_ms
+                        - u64::from(self.planted_is(
+                            super::planted::Planted::BareWindowExclusive,
+                            window_ms > 0,
+                        ));
                 if self.now_ms.saturating_sub(session.login_ms) > window_ms {
                     let window = super::config::duration_text(window_ms);
                     return Err(format!(
@@ -249,6 +256,9 @@ impl Server {
         let Some(state) = self.accounts.get(&account) else { return };
         let in_flight = state.queue.partition_point(|q| q.id <= binding.pushed_through);
         let room = self.config.push_window_len.saturating_sub(in_flight);
+        #[cfg(any(test, feature = "planted"))]
+        let room =
+            room + usize::from(self.config.planted == super::planted::Planted::PushWindowOneOver);
         for queued in state.queue.iter().skip(in_flight).take(room) {
             let frame = if binding.acks {
                 reply::push_acked(queued.id.0, &queued.from, &queued.text)

@@ -554,3 +554,162 @@ fn a_new_ticket_replaces_the_oldest_unless_planted() {
         assert_eq!(bound == [false, true], honest, "{planted:?}: {bound:?}");
     }
 }
+
+// ---- The outside tester's fifth pass: limits exactly at their bound (a comparison moved by
+// one escaped every checker), timers at their deadline, and the sweep.
+
+/// "A relay that acknowledges has a message removed only when acknowledged", with at most
+/// `push_window_len` pushes in flight: exactly that many arrive before an acknowledgement,
+/// and each acknowledgement lets the next one out.
+#[test]
+fn an_acking_relay_has_exactly_its_window_in_flight_unless_planted() {
+    for (planted, exact) in [(Planted::None, true), (Planted::PushWindowOneOver, false)] {
+        let mut h = Harness::new(Config { planted, push_window_len: 2, ..Config::default() });
+        let alice = h.user(1, "alice");
+        let bob = h.user(2, "bob");
+        for i in 0..4 {
+            assert_eq!(h.request(alice, &format!("2\nbob\nm{i}")), "0\nSent to recipient");
+        }
+        let relay = h.ticket_relay(3, bob, "bob");
+        let got = h.take(relay);
+        assert_eq!(got.len() == 2, exact, "{planted:?}: {got:?}");
+        assert!(got.iter().all(|push| push.starts_with("7\n")), "{planted:?}: {got:?}");
+        if exact {
+            assert!(got[1].ends_with("\nalice\nm1"), "{got:?}");
+            let id = got[0].split('\n').nth(1).expect("push id");
+            h.send(relay, &format!("7\n{id}"));
+            let next = h.take(relay);
+            assert_eq!(next.len(), 1, "one acknowledgement, one more push: {next:?}");
+            assert!(next[0].ends_with("\nalice\nm2"), "{next:?}");
+        }
+    }
+}
+
+/// The bare handshake is bound "to a session that logged in moments ago": moments being
+/// `bare_relay_window_ms`, inclusive. At exactly the window it binds (one millisecond later it
+/// is refused: `a_bare_handshake_long_after_the_login_is_refused_unless_planted`).
+#[test]
+fn a_bare_handshake_at_the_end_of_its_window_binds_unless_planted() {
+    for (planted, binds) in [(Planted::None, true), (Planted::BareWindowExclusive, false)] {
+        let mut h = with(planted);
+        h.user(1, "alice");
+        h.advance(h.server().config().bare_relay_window_ms);
+        let relay = h.bare_relay(2, "alice");
+        assert_eq!(!h.closed.contains(&relay), binds, "{planted:?}");
+    }
+}
+
+/// "A connection must log in within 60 s": the login deadline fires at its millisecond, not
+/// later (a host sleeps until `poll_timeout` and ticks once; a timer not due then would wait
+/// for some other input). A millisecond before it the connection is open.
+#[test]
+fn a_connection_is_closed_exactly_at_its_login_deadline_unless_planted() {
+    for (planted, on_time) in [(Planted::None, true), (Planted::TimersFireLate, false)] {
+        let mut h = with(planted);
+        let deadline_ms = h.server().config().login_deadline_ms;
+        let conn = h.open(1, Channel::Command, 1);
+        let due_ms = h.server().poll_timeout();
+        assert_eq!(due_ms == Some(h.now_ms + deadline_ms), on_time, "{planted:?}: {due_ms:?}");
+        h.advance(deadline_ms - 1);
+        assert!(!h.closed.contains(&conn), "{planted:?}: closed early");
+        h.advance(1);
+        assert_eq!(h.closed.contains(&conn), on_time, "{planted:?}");
+        if on_time {
+            let got = h.take(conn);
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert!(
+                got[0].starts_with("-1\nLogin timed out: log in or register within"),
+                "{got:?}"
+            );
+        }
+    }
+}
+
+/// Tickets are "short-lived" and the abuse limits keep only what is still in their window:
+/// the periodic sweep forgets what lapsed and re-arms itself while anything is left, so a
+/// server whose clients went quiet ends up holding no expired ticket, stale failure or
+/// registration (else each client that asked for a ticket and went away leaks one).
+#[test]
+fn the_sweep_forgets_everything_that_lapsed_unless_planted() {
+    for (planted, forgets) in [(Planted::None, true), (Planted::SweepNotRearmed, false)] {
+        let ttl_ms = 1_000;
+        let config = Config {
+            planted,
+            ticket_ttl_ms: ttl_ms,
+            login_failure_window_ms: ttl_ms,
+            registration_window_ms: ttl_ms,
+            ..Config::default()
+        };
+        let mut h = Harness::new(config);
+        // The registration arms the sweep for `ttl_ms` later.
+        let alice = h.user(1, "alice");
+        h.advance(ttl_ms / 2);
+        // Issued after the sweep was armed: the first sweep finds it still valid.
+        assert!(h.request(alice, "6").starts_with("0\n"));
+        h.advance(ttl_ms / 2);
+        assert_eq!(h.server().tickets.len(), 1, "{planted:?}: the first sweep keeps it");
+        h.advance(ttl_ms);
+        h.advance(ttl_ms);
+        let left = (h.server().tickets.len(), h.server().poll_timeout());
+        assert_eq!(left == (0, None), forgets, "{planted:?}: {left:?}");
+    }
+}
+
+/// README: "The server decodes at most `pipeline_len_max` of a connection's requests ahead of
+/// their written replies and reads no more from it until it has answered them". Driven on
+/// the bare core, whose replies stay unwritten until reported: a burst of three `help`
+/// requests under a bound of two gets two replies, and the third once one is written.
+#[test]
+fn a_pipeline_decodes_exactly_its_bound_ahead_unless_planted() {
+    use super::{ConnId, Event, Input, Output, Peer, Server};
+    use rand::SeedableRng;
+    for (planted, exact) in [(Planted::None, true), (Planted::PipelineOneOver, false)] {
+        let config = Config { planted, pipeline_len_max: 2, ..Config::default() };
+        let mut server = Server::new(config, rand_chacha::ChaCha20Rng::seed_from_u64(7));
+        let conn = ConnId(1);
+        let at = |server: &mut Server, event: Event<'_>| {
+            server.handle_input(Input { now_ms: 1_000, event });
+            let mut replies = 0;
+            while let Some(output) = server.poll_output() {
+                replies +=
+                    usize::from(matches!(output, Output::Reply { conn: c, .. } if c == conn));
+            }
+            replies
+        };
+        at(&mut server, Event::Opened { conn, channel: Channel::Command, peer: Peer(1) });
+        let mut burst = Vec::new();
+        for _ in 0..3 {
+            crate::wire::encode(b"0", &mut burst);
+        }
+        let decoded = at(&mut server, Event::Received { conn, bytes: &burst });
+        assert_eq!(decoded == 2, exact, "{planted:?}: {decoded} replies");
+        assert!(!server.reads_ahead(conn), "{planted:?}: the pipeline is full");
+        if exact {
+            assert_eq!(at(&mut server, Event::RepliesWritten { conn, count: 1 }), 1);
+            assert_eq!(server.inbound_buffered_len(conn), Some(0));
+        }
+    }
+}
+
+/// The bound on a connection's undecoded bytes (`inbound_buffered_len_max`, which keeps a
+/// client that sends without reading from costing unbounded memory) is inclusive: a part of
+/// a frame filling it exactly is kept, one byte more gets the failure reply, then the close.
+#[test]
+fn a_connection_may_buffer_exactly_its_inbound_bound_unless_planted() {
+    for (planted, kept) in [(Planted::None, true), (Planted::InboundBoundExclusive, false)] {
+        let mut h =
+            Harness::new(Config { planted, inbound_buffered_len_max: 30, ..Config::default() });
+        let conn = h.open(1, Channel::Command, 1);
+        // A header declaring 100 bytes (within the frame limit) and 20 of them: 30 bytes.
+        h.raw(conn, b"100       01234567890123456789");
+        assert_eq!(h.server().inbound_buffered_len(conn), kept.then_some(30), "{planted:?}");
+        assert_eq!(!h.closed.contains(&conn), kept, "{planted:?}");
+        if kept {
+            h.raw(conn, b"x");
+            assert!(h.closed.contains(&conn), "one byte over the bound");
+            let got = h.take(conn);
+            let want = "-1\nToo much sent without waiting for replies; connection closed";
+            assert_eq!(got, [want]);
+        }
+    }
+}

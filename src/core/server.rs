@@ -204,6 +204,10 @@ impl Role {
         let pipeline_full = *owed as usize >= config.pipeline_len_max;
         #[cfg(any(test, feature = "planted"))]
         let pipeline_full = pipeline_full && config.planted != Planted::PipelineUnbounded;
+        #[cfg(any(test, feature = "planted"))]
+        let pipeline_full = pipeline_full
+            && !(config.planted == Planted::PipelineOneOver
+                && *owed as usize == config.pipeline_len_max);
         busy.is_none() && !pipeline_full
     }
 }
@@ -435,7 +439,10 @@ impl Server {
             let text = "The server is at its connection limit; try again later";
             return self.fail_and_close(conn, text);
         }
-        self.timers.set(Timer::Login(conn), self.now_ms + self.config.login_deadline_ms);
+        let deadline_ms = self.now_ms + self.config.login_deadline_ms;
+        #[cfg(any(test, feature = "planted"))]
+        let deadline_ms = deadline_ms + u64::from(self.planted_is(Planted::TimersFireLate, true));
+        self.timers.set(Timer::Login(conn), deadline_ms);
     }
 
     fn received(&mut self, conn: ConnId, bytes: &[u8]) {
@@ -445,6 +452,8 @@ impl Server {
         #[cfg(any(test, feature = "planted"))]
         let limit =
             if self.config.planted == Planted::InboundUnbounded { usize::MAX } else { limit };
+        #[cfg(any(test, feature = "planted"))]
+        let limit = limit - usize::from(self.config.planted == Planted::InboundBoundExclusive);
         if c.decoder.buffered_len() > limit {
             let text = "Too much sent without waiting for replies; connection closed";
             return self.fail_and_close(conn, text);
@@ -597,6 +606,10 @@ impl Server {
         self.tickets.retain(|_, t| t.expires_ms > now_ms);
         self.throttle.sweep(now_ms);
         self.registrations.sweep(self.config.registration_window_ms, now_ms);
+        #[cfg(any(test, feature = "planted"))]
+        if self.planted_is(Planted::SweepNotRearmed, true) {
+            return;
+        }
         self.arm_sweep();
     }
 
