@@ -661,32 +661,26 @@ fn the_sweep_forgets_everything_that_lapsed_unless_planted() {
 /// requests under a bound of two gets two replies, and the third once one is written.
 #[test]
 fn a_pipeline_decodes_exactly_its_bound_ahead_unless_planted() {
-    use super::{ConnId, Event, Input, Output, Peer, Server};
-    use rand::SeedableRng;
     for (planted, exact) in [(Planted::None, true), (Planted::PipelineOneOver, false)] {
-        let config = Config { planted, pipeline_len_max: 2, ..Config::default() };
-        let mut server = Server::new(config, rand_chacha::ChaCha20Rng::seed_from_u64(7));
-        let conn = ConnId(1);
-        let at = |server: &mut Server, event: Event<'_>| {
-            server.handle_input(Input { now_ms: 1_000, event });
-            let mut replies = 0;
-            while let Some(output) = server.poll_output() {
-                replies +=
-                    usize::from(matches!(output, Output::Reply { conn: c, .. } if c == conn));
-            }
-            replies
-        };
-        at(&mut server, Event::Opened { conn, channel: Channel::Command, peer: Peer(1) });
+        let mut h = Harness::new(Config { planted, pipeline_len_max: 2, ..Config::default() });
+        let alice = h.user(1, "alice");
+        h.user(2, "bob");
+        // Sends wait for their records to be durable, so their replies stay unwritten and
+        // the requests decoded ahead of them fill the pipeline.
+        h.auto_durable = false;
+        let before = h.server().last_lsn().0;
         let mut burst = Vec::new();
-        for _ in 0..3 {
-            crate::wire::encode(b"0", &mut burst);
+        for k in 0..3 {
+            crate::wire::encode(format!("2\nbob\nm{k}").as_bytes(), &mut burst);
         }
-        let decoded = at(&mut server, Event::Received { conn, bytes: &burst });
-        assert_eq!(decoded == 2, exact, "{planted:?}: {decoded} replies");
-        assert!(!server.reads_ahead(conn), "{planted:?}: the pipeline is full");
+        h.raw(alice, &burst);
+        let decoded = h.server().last_lsn().0 - before;
+        assert_eq!(decoded == 2, exact, "{planted:?}: {decoded} sends decoded");
+        assert!(!h.server().reads_ahead(alice), "{planted:?}: the pipeline is full");
         if exact {
-            assert_eq!(at(&mut server, Event::RepliesWritten { conn, count: 1 }), 1);
-            assert_eq!(server.inbound_buffered_len(conn), Some(0));
+            h.make_durable();
+            assert_eq!(h.server().last_lsn().0 - before, 3, "room again: the third is read");
+            assert_eq!(h.server().inbound_buffered_len(alice), Some(0));
         }
     }
 }
