@@ -10,7 +10,10 @@
 //! one once another closes, and still shuts down on Ctrl-C.
 //!
 //! The limit is checked by descriptor number (a new descriptor must be below it), so the tests
-//! count the server's descriptors in `/proc/PID/fd` rather than assume which numbers are free.
+//! count the server's descriptors in `/proc/PID/fd` rather than assume which numbers are free,
+//! and the child starts with only its standard streams: a descriptor the test runner leaves
+//! open (inherited without close-on-exec) would otherwise shift the count, or sit above the
+//! limit where no count reaches it. A test that fails prints the server's log and descriptors.
 
 mod support;
 
@@ -19,6 +22,7 @@ use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::{ticket_relay_at, user_at, AckedPush, Conn};
@@ -38,6 +42,8 @@ struct Server {
     relay_addr: SocketAddr,
     /// The child's stderr (its log), a line at a time.
     log: Receiver<String>,
+    /// Every line the child has logged, printed if the test fails.
+    log_kept: Arc<Mutex<Vec<String>>>,
     /// Held open: the server prints to stdout when it stops, and a closed pipe would fail it.
     _stdout: BufReader<ChildStdout>,
     _dir: ScratchDir,
@@ -45,6 +51,13 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("the server's descriptors: {}", self.fd_targets().join(", "));
+            eprintln!("the server's log:");
+            for line in self.log_kept.lock().unwrap().iter() {
+                eprintln!("  {line}");
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -77,12 +90,18 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: setrlimit is async-signal-safe, and the closure touches nothing else.
+        // SAFETY: setrlimit and close_range are async-signal-safe, and the closure touches
+        // nothing else. Every descriptor above the standard streams is closed on exec (the one
+        // reporting a failed exec to the parent already is).
         unsafe {
             command.pre_exec(|| {
                 let limit = libc::rlimit { rlim_cur: OPEN_FILES_MAX, rlim_max: OPEN_FILES_MAX };
-                match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
-                    0 => Ok(()),
+                let flags = libc::CLOSE_RANGE_CLOEXEC as libc::c_int;
+                match (
+                    libc::close_range(3, libc::c_uint::MAX, flags),
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &limit),
+                ) {
+                    (0, 0) => Ok(()),
                     _ => Err(std::io::Error::last_os_error()),
                 }
             });
@@ -99,15 +118,18 @@ impl Server {
         };
         let (command_addr, relay_addr) = (address_after("command"), address_after("relay"));
         let (tx, log) = mpsc::channel();
+        let log_kept = Arc::new(Mutex::new(Vec::new()));
+        let kept = log_kept.clone();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(without_colours(&line)).is_err() {
-                    return;
-                }
+                let line = without_colours(&line);
+                kept.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
             }
         });
-        Server { child, command_addr, relay_addr, log, _stdout: stdout, _dir: ScratchDir(dir) }
+        let _dir = ScratchDir(dir);
+        Server { child, command_addr, relay_addr, log, log_kept, _stdout: stdout, _dir }
     }
 
     /// Waits for a log line containing `text`, returning it.
@@ -129,6 +151,21 @@ impl Server {
         std::fs::read_dir(dir).expect("the server's descriptors").count() as u64
     }
 
+    /// What each of the server's descriptors is open on (`3 -> socket:[1234]`), for a failure.
+    fn fd_targets(&self) -> Vec<String> {
+        let dir = format!("/proc/{}/fd", self.child.id());
+        let Ok(entries) = std::fs::read_dir(dir) else { return vec!["(gone)".to_owned()] };
+        let mut targets: Vec<String> = entries
+            .map_while(Result::ok)
+            .map(|e| {
+                let target = std::fs::read_link(e.path()).unwrap_or_default();
+                format!("{} -> {}", e.file_name().to_string_lossy(), target.display())
+            })
+            .collect();
+        targets.sort_by_key(|t| t.split(' ').next().and_then(|n| n.parse::<u32>().ok()));
+        targets
+    }
+
     /// A logged-in user with a ticketed relay (acknowledging pushes).
     fn user(&self, name: &str) -> (Conn, Conn) {
         let mut command = user_at(self.command_addr, name);
@@ -137,17 +174,24 @@ impl Server {
     }
 
     /// Opens command connections that never log in until the server holds every descriptor
-    /// below its limit, each counted in once the server has accepted it.
+    /// below its limit, each known to be accepted by its reply to a request (`0` is help).
+    ///
+    /// Linux reserves a descriptor for an `accept` when the call starts, not when a connection
+    /// arrives, so the relay port's accept, blocked while no relay connects, holds one that
+    /// `/proc/PID/fd` does not list: the server is full at one listed descriptor below its
+    /// limit, and says so as its command port's next accept fails.
     fn fill_to_the_limit(&self) -> Vec<Conn> {
         let mut fillers = Vec::new();
-        let deadline = Instant::now() + DEADLINE;
-        while self.open_fds() < OPEN_FILES_MAX {
-            let before = self.open_fds();
-            fillers.push(Conn::connect(self.command_addr));
-            while self.open_fds() == before {
-                assert!(Instant::now() < deadline, "a filler connection was never accepted");
-                std::thread::sleep(Duration::from_millis(5));
-            }
+        while self.open_fds() < OPEN_FILES_MAX - 1 {
+            let mut filler = Conn::connect(self.command_addr);
+            let reply = filler.try_request("0");
+            assert!(
+                reply.as_deref().is_some_and(|r| r.starts_with("0\n")),
+                "a connection made with {} of {OPEN_FILES_MAX} descriptors open was not served: \
+                 {reply:?}",
+                self.open_fds(),
+            );
+            fillers.push(filler);
         }
         fillers
     }
@@ -263,9 +307,10 @@ fn out_of_descriptors_the_server_serves_its_clients_accepts_when_one_leaves_and_
     chat(("bob", &mut bob), ("carol", &mut carol_relay), "hi carol");
     chat(("carol", &mut carol), ("alice", &mut alice_relay), "hi alice");
     let fillers = server.fill_to_the_limit();
+    server.log_line("Too many open files");
 
     // Dave connects: the kernel completes the handshake into the listen backlog, but the
-    // server has no descriptor to accept him with. It says so, and keeps serving the others.
+    // server has no descriptor to accept him with, and keeps serving the others.
     let addr = (server.command_addr, server.relay_addr);
     let (done_tx, done) = mpsc::channel();
     std::thread::spawn(move || {
@@ -273,7 +318,6 @@ fn out_of_descriptors_the_server_serves_its_clients_accepts_when_one_leaves_and_
         let relay = ticket_relay_at(addr.1, &mut command, "dave");
         let _ = done_tx.send((command, relay));
     });
-    server.log_line("Too many open files");
     chat(("alice", &mut alice), ("bob", &mut bob_relay), "still there?");
     assert!(done.try_recv().is_err(), "dave was served without a descriptor");
 
@@ -285,8 +329,8 @@ fn out_of_descriptors_the_server_serves_its_clients_accepts_when_one_leaves_and_
     chat(("dave", &mut dave), ("bob", &mut bob_relay), "hello bob");
     chat(("bob", &mut bob), ("alice", &mut alice_relay), "hello alice");
 
-    // Every descriptor in use again, and nothing waiting: Ctrl-C still stops the server (its
-    // accept loops are woken by connections it can only make once it has closed the others).
+    // Every descriptor in use again: Ctrl-C still stops the server (waking its accept loops
+    // must not need a descriptor).
     let _more = server.fill_to_the_limit();
     let status = server.interrupt();
     assert!(status.success(), "{status}");

@@ -12,7 +12,8 @@ const PIDS_RESERVED: usize = 1024;
 /// Descriptors kept below the open-file limit for what the server opens after it starts
 /// besides its connections' sockets: log segments and snapshots being written and the
 /// directory synced for them, a connection accepted only to be refused (its reply needs its
-/// socket), and slack.
+/// socket), one for each port's blocked `accept` (Linux reserves the descriptor when the call
+/// starts, not when a connection arrives), and slack.
 pub(crate) const FDS_RESERVED: usize = 64;
 
 /// The most threads this process may start, and the limit that sets it.
