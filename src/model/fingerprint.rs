@@ -196,9 +196,10 @@ impl Encodings {
         for (user, shape) in shapes.iter_mut().enumerate().take(world.users.len()) {
             *shape = shape_with(spent.ops[user], self.rests[user]);
         }
+        let blocks = ShapeBlocks::of(&shapes, world.users.len());
         let mut best = Fingerprint::MAX;
         for (index, rename) in renamings.iter().enumerate() {
-            if renamings.len() > 1 && !sorts_by_shape(rename, &shapes) {
+            if renamings.len() > 1 && !blocks.sorted_by(rename) {
                 continue;
             }
             let span = match self.spans[index] {
@@ -262,12 +263,13 @@ fn least_renamings(
     for (user, shape) in shapes.iter_mut().enumerate().take(world.users.len()) {
         *shape = shape_of(world, spent, user, seqs);
     }
+    let blocks = ShapeBlocks::of(&shapes, world.users.len());
     let mut best = Fingerprint::MAX;
     if let Some(least) = least.as_deref_mut() {
         least.clear();
     }
     for (index, rename) in renamings.iter().enumerate() {
-        if renamings.len() > 1 && !sorts_by_shape(rename, &shapes) {
+        if renamings.len() > 1 && !blocks.sorted_by(rename) {
             continue;
         }
         buf.clear();
@@ -317,13 +319,33 @@ fn shape_rest(world: &State, user: usize, seqs: &Seqs) -> u64 {
     fields.iter().fold(0, |acc, &field| (acc << 8) | (field & 0xff))
 }
 
-/// Whether `rename` (old -> new) lists users in non-decreasing shape.
-fn sorts_by_shape(rename: &[User], shapes: &[u64; USERS_MAX]) -> bool {
-    let mut by_new = [0u64; USERS_MAX];
-    for (old, &new) in rename.iter().enumerate() {
-        by_new[new as usize] = shapes[old];
+/// Where each user goes when users are listed in non-decreasing shape: the block of new
+/// names from `first[u]` (the users of lesser shape) to `first[u] + equal[u]` (those of the
+/// same shape, `u` among them). Computed once per state and budget, so that each renaming is
+/// checked in a few comparisons.
+struct ShapeBlocks {
+    first: [User; USERS_MAX],
+    equal: [User; USERS_MAX],
+}
+
+impl ShapeBlocks {
+    fn of(shapes: &[u64; USERS_MAX], users: usize) -> ShapeBlocks {
+        let mut blocks = ShapeBlocks { first: [0; USERS_MAX], equal: [0; USERS_MAX] };
+        for user in 0..users {
+            for other in &shapes[..users] {
+                blocks.first[user] += User::from(*other < shapes[user]);
+                blocks.equal[user] += User::from(*other == shapes[user]);
+            }
+        }
+        blocks
     }
-    by_new[..rename.len()].windows(2).all(|w| w[0] <= w[1])
+
+    /// Whether `rename` (old -> new) lists users in non-decreasing shape: it puts every user
+    /// in its block (a permutation that does is sorted, and a sorted one must).
+    fn sorted_by(&self, rename: &[User]) -> bool {
+        let blocks = self.first.iter().zip(&self.equal);
+        rename.iter().zip(blocks).all(|(&new, (&first, &equal))| new.wrapping_sub(first) < equal)
+    }
 }
 
 /// Appends the encoding of `world` with users renamed by `rename` (old -> new).
