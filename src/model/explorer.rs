@@ -57,6 +57,8 @@
 //! and `jobs - 1` worker threads (started once per search) take in turn; the results are merged
 //! in chunk order, so the outcome (counts, trace) does not depend on the number of jobs or on
 //! timing.
+//!
+//! [`lowered`]: super::fingerprint::lowered
 
 use std::collections::BTreeMap;
 use std::ops::{ControlFlow, Range};
@@ -65,7 +67,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, RwLock};
 
 use super::driver::{Bounds, Passwords, State};
-use super::fingerprint::{canonical_renamings, fingerprint, lowered, permutations, Fingerprint};
+use super::fingerprint::{canonical_renamings, fingerprint, permutations, Encodings, Fingerprint};
 use super::invariants::Violation;
 use super::por::{persistent, StepSet};
 use super::step::{Step, User, USERS_MAX};
@@ -253,7 +255,7 @@ enum Outcome {
 }
 
 /// The fingerprints of the states that differ from a new state only in having spent one less
-/// of a budget ([`lowered`]): if one of them is visited by the time the new state is merged,
+/// of a budget ([`lowered`](super::fingerprint::lowered)): if one of them is visited by the time the new state is merged,
 /// the new state is subsumed.
 #[derive(Clone, Copy, Debug)]
 struct Lowered {
@@ -747,6 +749,8 @@ impl Batch {
 struct Scratch {
     steps: Vec<Step>,
     encoding: Vec<u8>,
+    /// The encodings of the last state fingerprinted, for its lowered fingerprints.
+    encodings: Encodings,
     least: Vec<usize>,
     lowered: Vec<Fingerprint>,
     /// The last successor computed by a copy: the next copy is made over it
@@ -776,7 +780,7 @@ fn expand(
     scratch: &mut Scratch,
     into: &mut Expanded,
 ) {
-    let Scratch { steps, encoding, least, lowered: lowers, child: spare } = scratch;
+    let Scratch { steps, encoding, encodings, least, lowered: lowers, child: spare } = scratch;
     let por = shared.scenario.por;
     world.enabled(&shared.scenario.bounds, steps);
     if shared.scenario.persistent {
@@ -814,12 +818,12 @@ fn expand(
             continue;
         }
         if !por {
-            let fingerprint = fingerprint(child, shared.renamings, encoding);
+            let fingerprint = encodings.fingerprint(child, shared.renamings);
             // A state this thread found already would lose to its first finding in the merge
             // anyway: drop it now.
             if !known.visited.contains(fingerprint) && known.seen.insert(fingerprint) {
                 let lowered = if shared.scenario.subsume {
-                    lowered(child, shared.renamings, encoding, lowers);
+                    encodings.lowered(child, shared.renamings, lowers);
                     if lowers.iter().any(|&print| known.visited.contains(print)) {
                         into.outcomes.push(Outcome::Subsumed { fingerprint });
                         continue;

@@ -121,21 +121,133 @@ pub fn lowered(
     buf: &mut Vec<u8>,
     out: &mut Vec<Fingerprint>,
 ) {
-    out.clear();
-    let spent = Spent::of(world);
-    let seqs = Seqs::of(world);
-    let mut lower = |change: &dyn Fn(&mut Spent) -> bool| {
-        let mut less = spent;
-        if change(&mut less) {
-            out.push(least_renamings(world, &less, &seqs, renamings, buf, None));
+    let mut encodings = Encodings { bytes: std::mem::take(buf), ..Encodings::default() };
+    encodings.fingerprint(world, renamings);
+    encodings.lowered(world, renamings, out);
+    *buf = encodings.bytes;
+}
+
+/// The encodings of the state fingerprinted last, under the renamings its fingerprint tried,
+/// kept for [`Encodings::lowered`]: a state's budgets are only written into its encoding (a
+/// byte each, at places that do not depend on their values) and into its users' shapes (an
+/// operation count is the top byte of its user's shape), so the fingerprint of the same state
+/// with a budget lowered patches those bytes in an encoding already made instead of encoding
+/// the state again. Scratch space, reused between states.
+#[derive(Default)]
+pub struct Encodings {
+    /// The encodings made, one after the other.
+    bytes: Vec<u8>,
+    /// Per renaming, where its encoding lies in `bytes`, once made.
+    spans: Vec<Option<Span>>,
+    spent: Option<Spent>,
+    seqs: Seqs,
+    /// Per user, its shape but for the operations spent ([`shape_rest`]).
+    rests: [u64; USERS_MAX],
+}
+
+/// Where one renaming's encoding lies in [`Encodings::bytes`], and where in it (from its start)
+/// each new user's operation count is written.
+#[derive(Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+    ops_at: [usize; USERS_MAX],
+}
+
+impl Encodings {
+    /// [`fingerprint`], keeping the encodings it makes (for [`Encodings::lowered`]).
+    pub fn fingerprint(&mut self, world: &State, renamings: &[Vec<User>]) -> Fingerprint {
+        let spent = Spent::of(world);
+        self.bytes.clear();
+        self.spans.clear();
+        self.spans.resize(renamings.len(), None);
+        self.spent = Some(spent);
+        self.seqs = Seqs::of(world);
+        for user in 0..world.users.len() {
+            self.rests[user] = shape_rest(world, user, &self.seqs);
         }
-    };
-    let dec = |field: &mut u8| field.checked_sub(1).map(|n| *field = n).is_some();
-    lower(&|s| dec(&mut s.faults));
-    lower(&|s| dec(&mut s.stalls));
-    lower(&|s| dec(&mut s.stall_len));
-    for user in 0..world.users.len() {
-        lower(&|s| dec(&mut s.ops[user]));
+        self.least(world, &spent, renamings)
+    }
+
+    /// [`lowered`] of `world`, which must be the state [`Encodings::fingerprint`] was given
+    /// last.
+    pub fn lowered(&mut self, world: &State, renamings: &[Vec<User>], out: &mut Vec<Fingerprint>) {
+        out.clear();
+        let spent = self.spent.expect("the state was fingerprinted");
+        let mut lower = |change: &dyn Fn(&mut Spent) -> bool| {
+            let mut less = spent;
+            if change(&mut less) {
+                out.push(self.least(world, &less, renamings));
+            }
+        };
+        let dec = |field: &mut u8| field.checked_sub(1).map(|n| *field = n).is_some();
+        lower(&|s| dec(&mut s.faults));
+        lower(&|s| dec(&mut s.stalls));
+        lower(&|s| dec(&mut s.stall_len));
+        for user in 0..world.users.len() {
+            lower(&|s| dec(&mut s.ops[user]));
+        }
+    }
+
+    /// The least hash over the renamings that sort users by shape, of `world`'s encodings with
+    /// the budgets `spent` written in.
+    fn least(&mut self, world: &State, spent: &Spent, renamings: &[Vec<User>]) -> Fingerprint {
+        let mut shapes = [0u64; USERS_MAX];
+        for (user, shape) in shapes.iter_mut().enumerate().take(world.users.len()) {
+            *shape = shape_with(spent.ops[user], self.rests[user]);
+        }
+        let blocks = ShapeBlocks::of(&shapes, world.users.len());
+        let mut best = Fingerprint::MAX;
+        for (index, rename) in renamings.iter().enumerate() {
+            if renamings.len() > 1 && !blocks.sorted_by(rename) {
+                continue;
+            }
+            let span = match self.spans[index] {
+                Some(span) => span,
+                None => self.encode(index, world, rename),
+            };
+            best = best.min(self.hash_with(span, spent, rename));
+        }
+        best
+    }
+
+    /// Encodes `world` under renaming `index` (`rename`), with the budgets it spent.
+    fn encode(&mut self, index: usize, world: &State, rename: &[User]) -> Span {
+        let spent = self.spent.expect("the state was fingerprinted");
+        let start = self.bytes.len();
+        let mut ops_at = [0; USERS_MAX];
+        encode_at(world, &spent, rename, &self.seqs, &mut self.bytes, &mut ops_at);
+        let span = Span { start, end: self.bytes.len(), ops_at };
+        self.spans[index] = Some(span);
+        span
+    }
+
+    /// The hash of the encoding in `span` with the budgets `spent` written in place of those
+    /// it was made with (put back after).
+    fn hash_with(&mut self, span: Span, spent: &Spent, rename: &[User]) -> Fingerprint {
+        let made = self.spent.expect("the state was fingerprinted");
+        let bytes = &mut self.bytes[span.start..span.end];
+        if *spent == made {
+            return hash128(bytes);
+        }
+        let mut by_new = [0; USERS_MAX];
+        for (old, &new) in rename.iter().enumerate() {
+            by_new[new as usize] = old;
+        }
+        let users = rename.len();
+        let places = [0, 1, 2].into_iter().chain(span.ops_at[..users].iter().copied());
+        let values = [spent.faults, spent.stalls, spent.stall_len]
+            .into_iter()
+            .chain(by_new[..users].iter().map(|&old| spent.ops[old]));
+        let mut kept = [0u8; 3 + USERS_MAX];
+        for ((at, value), kept) in places.clone().zip(values).zip(&mut kept) {
+            *kept = std::mem::replace(&mut bytes[at], value);
+        }
+        let hash = hash128(bytes);
+        for (at, kept) in places.zip(kept) {
+            bytes[at] = kept;
+        }
+        hash
     }
 }
 
@@ -151,12 +263,13 @@ fn least_renamings(
     for (user, shape) in shapes.iter_mut().enumerate().take(world.users.len()) {
         *shape = shape_of(world, spent, user, seqs);
     }
+    let blocks = ShapeBlocks::of(&shapes, world.users.len());
     let mut best = Fingerprint::MAX;
     if let Some(least) = least.as_deref_mut() {
         least.clear();
     }
     for (index, rename) in renamings.iter().enumerate() {
-        if renamings.len() > 1 && !sorts_by_shape(rename, &shapes) {
+        if renamings.len() > 1 && !blocks.sorted_by(rename) {
             continue;
         }
         buf.clear();
@@ -179,11 +292,20 @@ fn least_renamings(
 /// [`encode`] writes (otherwise states with equal encodings could sort differently and fail to
 /// merge).
 fn shape_of(world: &State, spent: &Spent, user: usize, seqs: &Seqs) -> u64 {
+    shape_with(spent.ops[user], shape_rest(world, user, seqs))
+}
+
+/// A shape from the user's operations spent (its top byte) and [`shape_rest`].
+fn shape_with(ops: u8, rest: u64) -> u64 {
+    (u64::from(ops) << 56) | rest
+}
+
+/// The shape of `user` but for its operations spent (the low seven bytes).
+fn shape_rest(world: &State, user: usize, seqs: &Seqs) -> u64 {
     let model = &world.model.users[user];
     let queue_len = model.account.as_ref().map_or(0xff, |a| a.queue.len() as u64);
     let relay = world.users[user].relay.as_ref();
     let fields = [
-        u64::from(spent.ops[user]),
         model.command as u64
             + u64::from(model.asked_ticket) * 4
             + u64::from(model.ticket_spent && world.hostile) * 8,
@@ -197,13 +319,33 @@ fn shape_of(world: &State, spent: &Spent, user: usize, seqs: &Seqs) -> u64 {
     fields.iter().fold(0, |acc, &field| (acc << 8) | (field & 0xff))
 }
 
-/// Whether `rename` (old -> new) lists users in non-decreasing shape.
-fn sorts_by_shape(rename: &[User], shapes: &[u64; USERS_MAX]) -> bool {
-    let mut by_new = [0u64; USERS_MAX];
-    for (old, &new) in rename.iter().enumerate() {
-        by_new[new as usize] = shapes[old];
+/// Where each user goes when users are listed in non-decreasing shape: the block of new
+/// names from `first[u]` (the users of lesser shape) to `first[u] + equal[u]` (those of the
+/// same shape, `u` among them). Computed once per state and budget, so that each renaming is
+/// checked in a few comparisons.
+struct ShapeBlocks {
+    first: [User; USERS_MAX],
+    equal: [User; USERS_MAX],
+}
+
+impl ShapeBlocks {
+    fn of(shapes: &[u64; USERS_MAX], users: usize) -> ShapeBlocks {
+        let mut blocks = ShapeBlocks { first: [0; USERS_MAX], equal: [0; USERS_MAX] };
+        for user in 0..users {
+            for other in &shapes[..users] {
+                blocks.first[user] += User::from(*other < shapes[user]);
+                blocks.equal[user] += User::from(*other == shapes[user]);
+            }
+        }
+        blocks
     }
-    by_new[..rename.len()].windows(2).all(|w| w[0] <= w[1])
+
+    /// Whether `rename` (old -> new) lists users in non-decreasing shape: it puts every user
+    /// in its block (a permutation that does is sorted, and a sorted one must).
+    fn sorted_by(&self, rename: &[User]) -> bool {
+        let blocks = self.first.iter().zip(&self.equal);
+        rename.iter().zip(blocks).all(|(&new, (&first, &equal))| new.wrapping_sub(first) < equal)
+    }
 }
 
 /// Appends the encoding of `world` with users renamed by `rename` (old -> new).
@@ -214,6 +356,20 @@ pub fn encode(world: &State, rename: &[User], buf: &mut Vec<u8>) {
 /// [`encode`], with the budgets `spent` and the messages' sequence numbers renumbered by
 /// `seqs`.
 fn encode_with(world: &State, spent: &Spent, rename: &[User], seqs: &Seqs, buf: &mut Vec<u8>) {
+    encode_at(world, spent, rename, seqs, buf, &mut [0; USERS_MAX]);
+}
+
+/// [`encode_with`], noting in `ops_at` where each new user's operation count is written
+/// (relative to where the encoding starts in `buf`).
+fn encode_at(
+    world: &State,
+    spent: &Spent,
+    rename: &[User],
+    seqs: &Seqs,
+    buf: &mut Vec<u8>,
+    ops_at: &mut [usize; USERS_MAX],
+) {
+    let start = buf.len();
     let n = rename.len();
     let mut by_new = [0 as User; USERS_MAX];
     for (old, &new) in rename.iter().enumerate() {
@@ -233,9 +389,10 @@ fn encode_with(world: &State, spent: &Spent, rename: &[User], seqs: &Seqs, buf: 
     created.sort_unstable();
     buf.push(created_len as u8);
     buf.extend(created.iter().map(|&(_, u)| u));
-    for &user in by_new {
+    for (new, &user) in by_new.iter().enumerate() {
         let u = user as usize;
         let model = &world.model.users[u];
+        ops_at[new] = buf.len() - start;
         buf.push(spent.ops[u]);
         let command = match model.command {
             Command::Absent => 0,
@@ -447,6 +604,7 @@ fn pushed(text: &str) -> Option<(bool, MsgKey)> {
 /// alike: a message sent to nobody (an unknown recipient) or delivered and forgotten no longer
 /// tells them apart. The next message's number is above every one mentioned, so the send
 /// counter is written as the count mentioned.
+#[derive(Default)]
 struct Seqs {
     /// Per sender (by old name), bit `s` set if sequence number `s` is mentioned.
     mentioned: [u64; USERS_MAX],
