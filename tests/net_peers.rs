@@ -136,3 +136,40 @@ fn a_shutdown_amid_requests_finishes_and_keeps_every_accepted_message() {
     assert_eq!(kept, sent, "every accepted message, in order, once");
     restarted.shutdown();
 }
+
+/// The relay reader reads a handshake in whatever pieces it arrives (PROTOCOL.md: "bytes
+/// arrive in arbitrary pieces"): bob's ticketed handshake comes a byte at a time, the
+/// reader's reads each see one, and it binds. A second handshake on the bound relay is not an
+/// acknowledgement: it gets a failure frame, the relay stays bound, and a push still comes.
+#[test]
+fn a_handshake_in_single_bytes_binds_and_a_second_one_is_refused() {
+    let server = start_with(|_| {});
+    let mut alice = user(&server, "alice");
+    let mut bob = user(&server, "bob");
+    let ticket = bob.request("6");
+    let ticket = ticket.strip_prefix("0\n").expect("a ticket");
+    let mut hello = Vec::new();
+    chatroom::wire::encode(format!("bob\n{ticket}").as_bytes(), &mut hello);
+    let mut relay = support::Conn::connect(server.relay_addr());
+    for byte in &hello {
+        relay.raw(std::slice::from_ref(byte));
+        // Apart, so that they arrive apart (nothing here depends on how long this takes).
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    support::wait_relay(&server, "bob");
+    assert_eq!(alice.request("2\nbob\nfirst"), "0\nSent to recipient");
+    let push = AckedPush::parse(&relay.recv());
+    assert_eq!((push.from.as_str(), push.text.as_str()), ("alice", "first"));
+    relay.send(&format!("7\n{}", push.id));
+    let again = bob.request("6");
+    relay.send(&format!("bob\n{}", again.strip_prefix("0\n").expect("a ticket")));
+    let refusal = relay.recv();
+    assert!(refusal.starts_with("-1\n"), "a second handshake: {refusal:?}");
+    assert!(server.has_relay("bob"));
+    assert_eq!(alice.request("2\nbob\nsecond"), "0\nSent to recipient");
+    let push = AckedPush::parse(&relay.recv());
+    assert_eq!((push.from.as_str(), push.text.as_str()), ("alice", "second"));
+    relay.send(&format!("7\n{}", push.id));
+    support::wait_queue_len(&server, "bob", 0);
+    server.shutdown();
+}
