@@ -296,12 +296,35 @@ pub enum Planted {
     /// (`>=` for `>`). Caught by the unit test
     /// `core::rules_tests::a_connection_may_buffer_exactly_its_inbound_bound_unless_planted`.
     InboundBoundExclusive,
+    // The sixth pass: the TCP adapter (`net`), where the simulator does not reach.
+    /// A relay writer whose batch write fails (the write timeout, the peer gone) reports
+    /// nothing of it, though the socket took its first frames: the original client reads
+    /// those, and they are pushed again on its next relay. Lives in `net::relay`. Caught by
+    /// the unit test
+    /// `net::tests::a_relay_cut_off_mid_batch_by_the_write_timeout_gets_each_message_once_unless_planted`.
+    RelayPartialWriteUnreported,
+    /// The relay reader does not re-arm a relay it stopped reading after its turn's reads
+    /// (fairness): the rest of a burst of acknowledgements waits, unread, until the relay
+    /// sends again. Lives in `net::relay_reader`. Caught by the unit test
+    /// `net::tests::a_burst_of_acknowledgements_longer_than_a_turn_is_read_to_its_end_unless_planted`.
+    RelayReaderNotRearmed,
+    /// A command thread whose write of replies fails (the write timeout: the client does not
+    /// read) carries on as if written instead of ending the connection: it waits for ever for
+    /// reports the core never gets, holding the session and its thread. Lives in
+    /// `net::command`. Caught by the unit test
+    /// `net::tests::a_client_that_never_reads_its_replies_is_closed_unless_planted`.
+    CommandWriteFailureIgnored,
+    /// A password job that ends does not hand its hashing slot on to a job waiting for one
+    /// (no `notify_one`): with every slot taken once, the waiting logins wait for ever. Lives
+    /// in `net::hashing`. Caught by the unit test
+    /// `net::tests::logins_beyond_the_hashing_slots_all_finish_even_when_some_are_abandoned_unless_planted`.
+    HashSlotNotHandedOn,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 68] = [
+    pub const ALL: [Planted; 72] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -370,6 +393,10 @@ impl Planted {
         Planted::SweepNotRearmed,
         Planted::PipelineOneOver,
         Planted::InboundBoundExclusive,
+        Planted::RelayPartialWriteUnreported,
+        Planted::RelayReaderNotRearmed,
+        Planted::CommandWriteFailureIgnored,
+        Planted::HashSlotNotHandedOn,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -637,6 +664,10 @@ mod tests {
             Planted::SweepNotRearmed => Some(65),
             Planted::PipelineOneOver => Some(66),
             Planted::InboundBoundExclusive => Some(67),
+            Planted::RelayPartialWriteUnreported => Some(68),
+            Planted::RelayReaderNotRearmed => Some(69),
+            Planted::CommandWriteFailureIgnored => Some(70),
+            Planted::HashSlotNotHandedOn => Some(71),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

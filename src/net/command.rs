@@ -14,6 +14,8 @@ use super::driver::{write_batch, Shared};
 use super::hashing::HashPool;
 use super::relay_reader::RelayReader;
 use super::socket::SharedSocket;
+#[cfg(any(test, feature = "planted"))]
+use crate::core::planted::Planted;
 use crate::core::{ConnId, Event};
 use crate::host::mailbox::{Mailbox, Taken};
 use crate::host::sync::Arc;
@@ -86,6 +88,8 @@ impl CommandConn {
             };
             let idle = items.is_empty();
             match self.write_items(writer, &mut items) {
+                #[cfg(any(test, feature = "planted"))]
+                Written::Failed if self.shared.planted_is(Planted::CommandWriteFailureIgnored) => {}
                 Written::Failed => return false,
                 Written::Asked(may_read) => asked = Some(may_read),
                 Written::NotAsked => {}

@@ -11,7 +11,6 @@
 //! it only if the lock is free; otherwise whoever holds the lock feeds it when letting go
 //! ([`HostGuard`]'s drop), and checks again after unlocking, so no report is left behind.
 
-use std::io;
 use std::net::Shutdown;
 use std::time::Instant;
 
@@ -265,6 +264,13 @@ impl Shared {
         }
     }
 
+    /// Whether `bug` is planted in the core this adapter drives (the adapter's own planted
+    /// bugs are switched on there too).
+    #[cfg(any(test, feature = "planted"))]
+    pub fn planted_is(&self, bug: crate::core::planted::Planted) -> bool {
+        self.with_server(|server| server.config().planted == bug)
+    }
+
     /// See [`Host::may_read`].
     pub fn may_read(&self, conn: ConnId) -> bool {
         self.lock().may_read(conn)
@@ -291,8 +297,13 @@ impl Shared {
 /// Reads one [`Shared::read_ahead`] makes at most: each holds the core's lock.
 const READ_AHEAD_TURNS_MAX: usize = 4;
 
-/// Writes a batch's frames in one call.
-pub(crate) fn write_batch(stream: &dyn Socket, batch: &Batch, buf: &mut Vec<u8>) -> io::Result<()> {
+/// Writes a batch's frames in one call; on failure, the bytes of them the socket took
+/// ([`Socket::write_all`]).
+pub(crate) fn write_batch(
+    stream: &dyn Socket,
+    batch: &Batch,
+    buf: &mut Vec<u8>,
+) -> Result<(), usize> {
     if let [frame] = batch.frames.as_slice() {
         return stream.write_all(frame);
     }

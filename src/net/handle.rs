@@ -69,7 +69,11 @@ impl ServerHandle {
         let shared = Arc::new(Shared::new(server, sink));
         durability.attach(shared.clone());
         let service_threads = Threads::new(256 * 1024, usize::MAX);
-        let hashing = Arc::new(HashPool::new(hasher, config.hash_jobs_max));
+        #[cfg_attr(not(any(test, feature = "planted")), allow(unused_mut))]
+        let mut hashing = HashPool::new(hasher, config.hash_jobs_max);
+        #[cfg(any(test, feature = "planted"))]
+        hashing.plant(config.core.planted);
+        let hashing = Arc::new(hashing);
         if config.demo_accounts {
             demo::create_accounts(&shared, &hashing);
         }

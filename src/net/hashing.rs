@@ -10,6 +10,8 @@ pub(crate) struct HashPool {
     slots: Mutex<Slots>,
     freed: Condvar,
     running_max: usize,
+    #[cfg(any(test, feature = "planted"))]
+    planted: crate::core::planted::Planted,
 }
 
 #[derive(Default)]
@@ -27,7 +29,15 @@ impl HashPool {
             slots: Mutex::new(Slots::default()),
             freed: Condvar::new(),
             running_max: running_max.max(1),
+            #[cfg(any(test, feature = "planted"))]
+            planted: crate::core::planted::Planted::None,
         }
+    }
+
+    /// Plants `bug` in the pool (the core's planted bug, which may be the pool's own).
+    #[cfg(any(test, feature = "planted"))]
+    pub fn plant(&mut self, bug: crate::core::planted::Planted) {
+        self.planted = bug;
     }
 
     /// Runs a job once a slot is free.
@@ -43,6 +53,10 @@ impl HashPool {
         }
         let outcome = self.hasher.run(job);
         self.slots.lock().expect("hash pool lock").running -= 1;
+        #[cfg(any(test, feature = "planted"))]
+        if self.planted == crate::core::planted::Planted::HashSlotNotHandedOn {
+            return outcome;
+        }
         self.freed.notify_one();
         outcome
     }

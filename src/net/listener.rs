@@ -191,7 +191,7 @@ impl Socket for CountedSocket {
         Socket::read(&self.stream, buf)
     }
 
-    fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+    fn write_all(&self, bytes: &[u8]) -> Result<(), usize> {
         Socket::write_all(&self.stream, bytes)
     }
 

@@ -27,6 +27,8 @@ mod persist;
 mod relay;
 mod relay_reader;
 mod socket;
+#[cfg(test)]
+mod tests;
 mod threads;
 mod timer;
 

@@ -7,13 +7,16 @@
 //! The writer, once it has flushed what it holds, reports the end ([`Shared::ended`]): it is
 //! the last of the two to speak for the connection, so no report of a write can arrive after
 //! the close (the core ignores reports on a closed connection, and would push those messages
-//! again).
+//! again). A batch whose write fails is reported as far as the socket took its frames whole:
+//! those reach the client, and for the original client that is delivery.
 
 use std::net::Shutdown;
 
 use super::driver::{write_batch, Shared};
 use super::socket::SharedSocket;
-use crate::core::{ConnId, Event};
+#[cfg(any(test, feature = "planted"))]
+use crate::core::planted::Planted;
+use crate::core::{ConnId, Event, MsgId};
 use crate::host::mailbox::{Mailbox, Taken};
 use crate::host::sync::Arc;
 use crate::host::{Batch, Outgoing};
@@ -29,12 +32,16 @@ impl RelayConn {
     /// The relay (writer) thread's body.
     pub fn write_loop(&self) {
         let (mut items, mut batch, mut buf) = (Vec::new(), Batch::default(), Vec::new());
+        let mut pushes = Vec::new();
         loop {
             let taken = self.mailbox.take_all(&mut items);
+            pushes.clear();
+            pushes.extend(items.iter().map(push_of));
             batch.sort(&mut items);
             assert!(batch.jobs.is_empty(), "password jobs go to command connections");
             if !batch.frames.is_empty() {
-                if write_batch(&**self.stream, &batch, &mut buf).is_err() {
+                if let Err(bytes) = write_batch(&**self.stream, &batch, &mut buf) {
+                    self.wrote_before_failing(&batch, &pushes, bytes);
                     break;
                 }
                 self.shared.wrote(self.conn, &batch);
@@ -50,6 +57,20 @@ impl RelayConn {
         // core handled first would make it ignore that report and push those messages again on
         // the next relay, though the client already has them (found by loom, tests/loom_glue.rs).
         self.shared.ended(self.conn);
+    }
+
+    /// Reports the frames of `batch` (whose pushes are `pushes`, frame by frame) that the
+    /// socket took whole, `bytes` in all, before its write failed.
+    fn wrote_before_failing(&self, batch: &Batch, pushes: &[Option<MsgId>], bytes: usize) {
+        #[cfg(any(test, feature = "planted"))]
+        let bytes = match self.shared.planted_is(Planted::RelayPartialWriteUnreported) {
+            true => 0,
+            false => bytes,
+        };
+        let written = taken_whole(batch, pushes, bytes);
+        if written.last_push.is_some() || written.replies > 0 {
+            self.shared.wrote(self.conn, &written);
+        }
     }
 
     /// Feeds bytes the relay sent (its handshake and acknowledgements) to the host.
@@ -76,6 +97,31 @@ impl RelayConn {
         }
         self.read_ended();
     }
+}
+
+/// The message a mailbox item pushes, if it is a push (a relay's failure frames are replies).
+fn push_of(item: &Outgoing) -> Option<MsgId> {
+    match item {
+        Outgoing::Push { msg, .. } => Some(*msg),
+        _ => None,
+    }
+}
+
+/// The report of the frames of `batch` that the first `bytes` of its write hold whole.
+fn taken_whole(batch: &Batch, pushes: &[Option<MsgId>], bytes: usize) -> Batch {
+    let mut written = Batch::default();
+    let mut end = 0;
+    for (frame, push) in batch.frames.iter().zip(pushes) {
+        end += frame.len();
+        if end > bytes {
+            break;
+        }
+        match push {
+            Some(msg) => written.last_push = Some(*msg),
+            None => written.replies += 1,
+        }
+    }
+    written
 }
 
 /// Bytes read from a relay at a time: it only ever sends a handshake and acknowledgements.

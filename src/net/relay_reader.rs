@@ -169,6 +169,10 @@ impl RelayReader {
                 Err(_) => return self.end(token),
             }
         }
+        #[cfg(any(test, feature = "planted"))]
+        if relay.shared.planted_is(crate::core::planted::Planted::RelayReaderNotRearmed) {
+            return;
+        }
         // More to read: re-arming an edge-triggered socket that is still readable reports it
         // again, after the others had their turn.
         let fd = self.relays.lock().expect("relay reader lock").get(&token).map(|e| e.fd);

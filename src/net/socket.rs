@@ -10,7 +10,10 @@ use crate::host::sync::Arc;
 /// reads while another writes or shuts it down).
 pub(crate) trait Socket: Send + Sync + 'static {
     fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
-    fn write_all(&self, bytes: &[u8]) -> io::Result<()>;
+    /// Writes all of `bytes`, each step waiting at most the socket's write timeout. On
+    /// failure (timed out, the peer gone) `Err(n)`: the socket took the first `n` bytes, which
+    /// reach the peer all the same (it may read them from its buffers after the close).
+    fn write_all(&self, bytes: &[u8]) -> Result<(), usize>;
     /// Ends reading, writing or both; errors (already closed) are of no interest.
     fn shutdown(&self, how: Shutdown);
     /// Reads without waiting (`WouldBlock` when nothing is there), for the shared relay reader.
@@ -29,8 +32,17 @@ impl Socket for TcpStream {
         Read::read(&mut &*self, buf)
     }
 
-    fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
-        Write::write_all(&mut &*self, bytes)
+    fn write_all(&self, bytes: &[u8]) -> Result<(), usize> {
+        let mut taken = 0;
+        while taken < bytes.len() {
+            match Write::write(&mut &*self, &bytes[taken..]) {
+                Ok(0) => return Err(taken),
+                Ok(n) => taken += n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(taken),
+            }
+        }
+        Ok(())
     }
 
     fn shutdown(&self, how: Shutdown) {
