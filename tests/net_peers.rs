@@ -173,3 +173,37 @@ fn a_handshake_in_single_bytes_binds_and_a_second_one_is_refused() {
     support::wait_queue_len(&server, "bob", 0);
     server.shutdown();
 }
+
+/// PROTOCOL.md: pipelining is allowed, and the frame deadline is for a frame that does not
+/// come. Alice streams sends of 20 kB to herself without waiting, in writes of 4 kB a few
+/// milliseconds apart (a slow link), for several frame deadlines in all; each frame takes
+/// far less than the deadline, but nearly every read ends inside one.
+#[test]
+fn a_client_streaming_large_frames_for_longer_than_the_frame_deadline_is_never_closed() {
+    let server = start_with(|config| config.core.frame_deadline_ms = 2_000);
+    let alice = user(&server, "alice");
+    let count = 200;
+    let mut stream = Vec::new();
+    let text = "y".repeat(20_000);
+    for i in 0..count {
+        chatroom::wire::encode(format!("2\nalice\n{i:03}{text}").as_bytes(), &mut stream);
+    }
+    let mut writer = alice.stream.try_clone().unwrap();
+    let mut reader = alice;
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for piece in stream.chunks(4_000) {
+                if writer.write_all(piece).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(4));
+            }
+        });
+        for i in 0..count {
+            let reply = reader.try_recv();
+            let reply = reply.unwrap_or_else(|| panic!("closed after {i} replies"));
+            assert_eq!(reply, "0\nSent to recipient", "reply {i}");
+        }
+    });
+    server.shutdown();
+}

@@ -319,12 +319,19 @@ pub enum Planted {
     /// in `net::hashing`. Caught by the unit test
     /// `net::tests::logins_beyond_the_hashing_slots_all_finish_even_when_some_are_abandoned_unless_planted`.
     HashSlotNotHandedOn,
+    /// The frame deadline runs from the first byte a connection leaves undecoded until it has
+    /// nothing undecoded, across frames: a pipelining client whose reads end inside frames, or
+    /// whose whole frames wait behind the pipeline bound, is closed as if a frame never came.
+    /// The shipped server had this bug (found by `tests/net_peers.rs`). Caught by the unit
+    /// tests `core::rules_tests::a_client_whose_reads_end_inside_frames_is_not_timed_out_while_they_complete_unless_planted`
+    /// and `core::rules_tests::whole_frames_held_back_by_the_pipeline_bound_run_no_frame_deadline_unless_planted`.
+    FrameDeadlineSpansFrames,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 72] = [
+    pub const ALL: [Planted; 73] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -397,6 +404,7 @@ impl Planted {
         Planted::RelayReaderNotRearmed,
         Planted::CommandWriteFailureIgnored,
         Planted::HashSlotNotHandedOn,
+        Planted::FrameDeadlineSpansFrames,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -668,6 +676,7 @@ mod tests {
             Planted::RelayReaderNotRearmed => Some(69),
             Planted::CommandWriteFailureIgnored => Some(70),
             Planted::HashSlotNotHandedOn => Some(71),
+            Planted::FrameDeadlineSpansFrames => Some(72),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -54,6 +54,68 @@ fn a_frame_dribbled_byte_by_byte_times_out_from_its_start_unless_planted() {
     }
 }
 
+/// PROTOCOL.md: "a client may send requests without waiting for replies ... and [the server]
+/// never closes the connection for it". The frame deadline is for a frame that does not come:
+/// a pipelining client whose every read ends inside a frame, each frame whole well within
+/// the deadline, streams for many deadlines and is never closed.
+#[test]
+fn a_client_whose_reads_end_inside_frames_is_not_timed_out_while_they_complete_unless_planted() {
+    for (planted, served) in [(Planted::None, true), (Planted::FrameDeadlineSpansFrames, false)] {
+        let mut h = with(planted);
+        let deadline_ms = h.server().config().frame_deadline_ms;
+        let alice = h.user(1, "alice");
+        h.user(2, "bob");
+        let mut stream = Vec::new();
+        let mut middles = Vec::new();
+        for k in 0..12 {
+            let start = stream.len();
+            crate::wire::encode(format!("2\nbob\nmessage {k}").as_bytes(), &mut stream);
+            middles.push((start + stream.len()) / 2);
+        }
+        // Each read completes one frame and brings half of the next.
+        let mut at = 0;
+        for &middle in &middles {
+            h.raw(alice, &stream[at..middle]);
+            at = middle;
+            h.advance(deadline_ms / 3);
+        }
+        h.raw(alice, &stream[at..]);
+        let replies = h.take(alice);
+        let sent = replies.iter().filter(|r| *r == "0\nSent to recipient").count();
+        assert_eq!(!h.closed.contains(&alice), served, "{planted:?}: {replies:?}");
+        assert_eq!(sent == 12, served, "{planted:?}: {replies:?}");
+    }
+}
+
+/// Whole frames that wait undecoded because the server owes replies (the pipeline bound) are
+/// not a frame that does not come: however long the server takes, the frame deadline does not
+/// close their sender.
+#[test]
+fn whole_frames_held_back_by_the_pipeline_bound_run_no_frame_deadline_unless_planted() {
+    for (planted, served) in [(Planted::None, true), (Planted::FrameDeadlineSpansFrames, false)] {
+        let config = Config { planted, pipeline_len_max: 1, ..Config::default() };
+        let mut h = Harness::new(config);
+        let deadline_ms = h.server().config().frame_deadline_ms;
+        let alice = h.user(1, "alice");
+        h.user(2, "bob");
+        // Sends wait for their records to be durable, so the first reply stays unwritten and
+        // the second send waits, whole, behind it.
+        h.auto_durable = false;
+        let mut burst = Vec::new();
+        for k in 0..2 {
+            crate::wire::encode(format!("2\nbob\nm{k}").as_bytes(), &mut burst);
+        }
+        h.raw(alice, &burst);
+        h.advance(deadline_ms * 2);
+        h.make_durable();
+        h.make_durable();
+        let replies = h.take(alice);
+        assert_eq!(!h.closed.contains(&alice), served, "{planted:?}: {replies:?}");
+        let sent = replies.iter().filter(|r| *r == "0\nSent to recipient").count();
+        assert_eq!(sent == 2, served, "{planted:?}: {replies:?}");
+    }
+}
+
 /// `list` patterns have a length limit: a pattern exactly at it is served, one byte more is
 /// refused.
 #[test]
