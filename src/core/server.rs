@@ -465,12 +465,16 @@ impl Server {
     /// password job, or closes.
     pub(super) fn process_frames(&mut self, conn: ConnId) {
         let mut acks = Vec::new();
+        let mut decoded = false;
         while let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) {
             if matches!(c.role, Role::Command { .. }) && !c.role.decodes_next(&self.config) {
                 break;
             }
             let body = match c.decoder.decode() {
-                Ok(Some(body)) => body,
+                Ok(Some(body)) => {
+                    decoded = true;
+                    body
+                }
                 Ok(None) => break,
                 Err(error) => {
                     self.fail_and_close(conn, &error.to_string());
@@ -487,20 +491,29 @@ impl Server {
             }
         }
         self.acknowledged(conn, acks);
-        self.arm_frame_deadline(conn);
+        self.arm_frame_deadline(conn, decoded);
     }
 
-    fn arm_frame_deadline(&mut self, conn: ConnId) {
+    /// The frame deadline runs over the frame at the head of `conn`'s buffer while its sender
+    /// owes the rest of it, from when it became the head: with this read, or when the frame
+    /// before it was decoded (`decoded`; until then the sender waited on the server, whose
+    /// reads stop while replies are owed). More bytes of the same frame do not extend it.
+    fn arm_frame_deadline(&mut self, conn: ConnId, decoded: bool) {
         let Some(c) = self.conns.get(&conn).filter(|c| !c.closing) else { return };
-        if c.decoder.is_mid_frame() {
-            let deadline_ms = self.now_ms + self.config.frame_deadline_ms;
-            #[cfg(any(test, feature = "planted"))]
-            if self.config.planted == Planted::FrameDeadlineRearmed {
-                return self.timers.set(Timer::Frame(conn), deadline_ms);
-            }
-            self.timers.set_if_unset(Timer::Frame(conn), deadline_ms);
-        } else {
-            self.timers.cancel(Timer::Frame(conn));
+        let mid_frame = c.decoder.is_mid_frame();
+        #[cfg(any(test, feature = "planted"))]
+        let (mid_frame, decoded) = match self.config.planted {
+            Planted::FrameDeadlineSpansFrames => (c.decoder.buffered_len() > 0, false),
+            Planted::FrameDeadlineRearmed => (mid_frame, true),
+            _ => (mid_frame, decoded),
+        };
+        if !mid_frame {
+            return self.timers.cancel(Timer::Frame(conn));
+        }
+        let deadline_ms = self.now_ms + self.config.frame_deadline_ms;
+        match decoded {
+            true => self.timers.set(Timer::Frame(conn), deadline_ms),
+            false => self.timers.set_if_unset(Timer::Frame(conn), deadline_ms),
         }
     }
 

@@ -107,9 +107,22 @@ impl Decoder {
         Ok(Some(body))
     }
 
-    /// True while part of a frame has arrived but not all of it.
+    /// True while the frame at the head of the buffer has arrived in part: its sender owes the
+    /// rest. Whole frames left undecoded (the caller stopped decoding) are not mid-frame, nor is
+    /// a header that will fail the stream when decoded.
     pub fn is_mid_frame(&self) -> bool {
-        self.failed.is_none() && self.consumed < self.buf.len()
+        let pending = &self.buf[self.consumed..];
+        if self.failed.is_some() || pending.is_empty() {
+            return false;
+        }
+        if pending.len() < HEADER_LEN {
+            return true;
+        }
+        let declared = match self.len_declared {
+            Some(len_declared) => Ok(len_declared),
+            None => parse_header(&pending[..HEADER_LEN]),
+        };
+        declared.is_ok_and(|len_declared| ((pending.len() - HEADER_LEN) as u64) < len_declared)
     }
 
     /// Bytes currently buffered (for memory accounting).
