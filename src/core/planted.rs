@@ -296,12 +296,18 @@ pub enum Planted {
     /// (`>=` for `>`). Caught by the unit test
     /// `core::rules_tests::a_connection_may_buffer_exactly_its_inbound_bound_unless_planted`.
     InboundBoundExclusive,
+    // The sixteenth round (sim16): the simulator's watchdog.
+    /// A timer is not due at its own deadline, only after it (`>=` for `>` in
+    /// `Timers::pop_due`): the simulator's tick at the deadline fires nothing and is re-armed
+    /// at the same millisecond, so its clock stops. Caught by the simulator's watchdog ("the
+    /// simulated clock advances"), which fails the seed instead of hanging.
+    TimersNeverDue,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 68] = [
+    pub const ALL: [Planted; 69] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -370,6 +376,7 @@ impl Planted {
         Planted::SweepNotRearmed,
         Planted::PipelineOneOver,
         Planted::InboundBoundExclusive,
+        Planted::TimersNeverDue,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -637,6 +644,7 @@ mod tests {
             Planted::SweepNotRearmed => Some(65),
             Planted::PipelineOneOver => Some(66),
             Planted::InboundBoundExclusive => Some(67),
+            Planted::TimersNeverDue => Some(68),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");
