@@ -50,6 +50,7 @@ pub struct Limits {
     pub list_pattern_len_max: usize,
     pub list_len_max: usize,
     pub list_reply_bytes_max: usize,
+    pub pipeline_len_max: usize,
 }
 
 mod bounds;
@@ -1458,6 +1459,7 @@ mod tests {
         list_pattern_len_max: 64,
         list_len_max: 1_000,
         list_reply_bytes_max: 16 * 1024,
+        pipeline_len_max: 64,
     };
 
     /// Bob sends alice one more message, `#1.3`, and gets `reply`.

@@ -345,6 +345,7 @@ impl World {
             list_pattern_len_max: config.list_pattern_len_max,
             list_len_max: config.list_len_max,
             list_reply_bytes_max: config.list_reply_bytes_max,
+            pipeline_len_max: config.pipeline_len_max,
         });
         // The hasher's planted bugs (`auth`) are planted in the world's hasher too.
         #[cfg(any(test, feature = "planted"))]
@@ -944,6 +945,11 @@ impl World {
         if is_command && batch.replies as usize >= self.config.pipeline_len_max {
             self.coverage.count("limit: pipeline full");
         }
+        if is_command {
+            // A notice that closes the connection answers no request of its own.
+            let answers = batch.frames.iter().filter(|f| !is_close_notice(f)).count();
+            self.checker.replies_taken(now, ConnNo(conn.0), answers);
+        }
         if !is_command {
             let pushes = batch.frames.iter().filter(|f| !is_failure(f)).count();
             if pushes >= self.config.push_window_len {
@@ -1287,6 +1293,12 @@ impl World {
 /// Whether a frame is a failure (`-1\n...`).
 fn is_failure(frame: &[u8]) -> bool {
     frame.get(HEADER_LEN..).is_some_and(|body| body.starts_with(b"-1\n"))
+}
+
+/// Whether a frame is a failure frame announcing a close (`spec::Notice`).
+fn is_close_notice(frame: &[u8]) -> bool {
+    is_failure(frame)
+        && super::spec::Notice::of(&String::from_utf8_lossy(&frame[HEADER_LEN + 3..])).is_some()
 }
 
 /// Counts the notice a relay's failure frame carries (as its client reads it on the wire).

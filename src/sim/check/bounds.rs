@@ -10,7 +10,9 @@
 //!
 //! Also a deadline's end: a relay the server has written pushes to completed its handshake,
 //! so its handshake deadline ("a connection must log in within 60 s", the relay's handshake
-//! being its login) no longer runs.
+//! being its login) no longer runs. And two bounds on what a writer takes at once, in flight
+//! until written: a relay's pushes not yet recorded delivered (its window), a command
+//! connection's replies (its pipeline).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -169,6 +171,17 @@ impl Checker {
         let invariant = "an acknowledging relay has at most its window of pushes in flight";
         self.expect(len <= window, now_ms, invariant, || {
             format!("relay {conn} has {len} pushes written and not acknowledged (window {window})")
+        });
+    }
+
+    /// A command connection's writer took `answers` replies at once (close notices left
+    /// out): the server reads at most `pipeline_len_max` requests ahead of the replies its
+    /// writer has written, so no more than that many can be waiting together.
+    pub fn replies_taken(&mut self, now_ms: u64, conn: ConnNo, answers: usize) {
+        let Some(max) = self.limits.map(|l| l.pipeline_len_max) else { return };
+        let invariant = "a pipeline holds at most its bound of unwritten replies";
+        self.expect(answers <= max, now_ms, invariant, || {
+            format!("connection {conn}'s writer took {answers} replies at once (bound {max})")
         });
     }
 
