@@ -326,12 +326,18 @@ pub enum Planted {
     /// tests `core::rules_tests::a_client_whose_reads_end_inside_frames_is_not_timed_out_while_they_complete_unless_planted`
     /// and `core::rules_tests::whole_frames_held_back_by_the_pipeline_bound_run_no_frame_deadline_unless_planted`.
     FrameDeadlineSpansFrames,
+    // The simulator's watchdog.
+    /// A timer is not due at its own deadline, only after it (`>=` for `>` in
+    /// `Timers::pop_due`): the simulator's tick at the deadline fires nothing and is re-armed
+    /// at the same millisecond, so its clock stops. Caught by the simulator's watchdog ("the
+    /// simulated clock advances"), which fails the seed instead of hanging.
+    TimersNeverDue,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 73] = [
+    pub const ALL: [Planted; 74] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -405,6 +411,7 @@ impl Planted {
         Planted::CommandWriteFailureIgnored,
         Planted::HashSlotNotHandedOn,
         Planted::FrameDeadlineSpansFrames,
+        Planted::TimersNeverDue,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -677,6 +684,7 @@ mod tests {
             Planted::CommandWriteFailureIgnored => Some(70),
             Planted::HashSlotNotHandedOn => Some(71),
             Planted::FrameDeadlineSpansFrames => Some(72),
+            Planted::TimersNeverDue => Some(73),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -46,8 +46,14 @@ pub struct Limits {
     pub login_deadline_ms: u64,
     pub login_backoff_base_ms: u64,
     pub push_window_len: usize,
+    pub accounts_max: usize,
+    pub list_pattern_len_max: usize,
+    pub list_len_max: usize,
+    pub list_reply_bytes_max: usize,
+    pub pipeline_len_max: usize,
 }
 
+mod bounds;
 mod hostile;
 mod pump;
 mod sorted;
@@ -217,6 +223,8 @@ pub struct Checker {
     /// What happened how often (refusals, notices): rows of the reachability report.
     pub coverage: Coverage,
     limits: Option<Limits>,
+    /// The queues and accounts the disk shows (`bounds.rs`).
+    disk_bounds: bounds::DiskBounds,
     violation: Option<Violation>,
 }
 
@@ -316,6 +324,7 @@ impl Checker {
             delivered: 0,
             coverage: Coverage::default(),
             limits: None,
+            disk_bounds: bounds::DiskBounds::default(),
             violation: None,
         }
     }
@@ -534,6 +543,7 @@ impl Checker {
     /// The server recovered its disk through `last_lsn`: register and delete records past it
     /// were lost by the crash, so the accounts the disk shows are as before them.
     pub fn recovered(&mut self, last_lsn: u64) {
+        self.bounds_recovered(last_lsn);
         let lost_at = self.disk_records.partition_point(|r| r.0 <= last_lsn);
         let lost: Vec<_> = self.disk_records.drain(lost_at..).collect();
         for (_, k, account, delete) in lost.into_iter().rev() {
@@ -857,7 +867,11 @@ impl Checker {
                 started > limits.registrations_per_peer_max
             }
             (Refusal::AccountsLimited, Op::Register { .. }) => true,
-            (Refusal::PatternTooLong, Op::List { .. }) => true,
+            // PROTOCOL.md: patterns "have a length limit", a limit in bytes as the refusal
+            // words it: a pattern exactly at it is within it.
+            (Refusal::PatternTooLong, Op::List { pattern }) => {
+                limits.is_none_or(|l| pattern.len() > l.list_pattern_len_max)
+            }
             _ => false,
         }
     }
@@ -1080,6 +1094,9 @@ impl Checker {
             self.coverage.count("list: truncated");
         }
         let listed: BTreeMap<String, &str> = names.into_iter().map(|n| (key(n), n)).collect();
+        if let Some(left_out) = spec::list_left_out(text) {
+            self.check_list_cut(now_ms, p, &listed, left_out, what);
+        }
         for &(id, exists, epoch) in &p.list_known {
             let (k, state) = &self.names[id.0 as usize];
             let quiet = state.epoch == epoch && p.crashes == self.crashes;
@@ -1109,6 +1126,42 @@ impl Checker {
                 format!("{what}: {k} exists={exists} but listed={shown}")
             });
         }
+    }
+
+    /// A `list` reply that left `left_out` matching names out: it may be cut only where the
+    /// next name would pass its bound on names or on bytes of names (one byte and a space
+    /// each). When the oracle knows every name left out exists (nothing of it changed since
+    /// the request), any of them may be the next: if each would fit, the cut was early.
+    fn check_list_cut(
+        &mut self,
+        now_ms: u64,
+        p: &Pending,
+        listed: &BTreeMap<String, &str>,
+        left_out: usize,
+        what: &str,
+    ) {
+        let (Some(limits), Op::List { pattern }) = (self.limits, &p.op) else { return };
+        let shown_bytes: usize = listed.values().map(|name| name.len() + 1).sum();
+        let left: Vec<usize> = (p.list_known.iter())
+            .filter(|&&(id, exists, epoch)| {
+                let (k, state) = &self.names[id.0 as usize];
+                let quiet = state.epoch == epoch && p.crashes == self.crashes;
+                quiet && exists && spec::pattern_matches(pattern, k) && !listed.contains_key(k)
+            })
+            .map(|&(id, _, _)| self.names[id.0 as usize].0.len())
+            .collect();
+        if left.len() != left_out || listed.len() >= limits.list_len_max {
+            return;
+        }
+        let fits = |len: &usize| {
+            let with_space = len + 1;
+            shown_bytes + with_space <= limits.list_reply_bytes_max
+        };
+        self.coverage.count("list: cut checked");
+        self.expect(!left.iter().all(fits), now_ms, "a list is cut only at its bounds", || {
+            let max = limits.list_reply_bytes_max;
+            format!("{what}: {shown_bytes} bytes shown, {left_out} left out, each fits {max}")
+        });
     }
 
     /// `client` logged in as `k` by its pending login or register (still counted in flight).
@@ -1402,6 +1455,11 @@ mod tests {
         login_deadline_ms: 500,
         login_backoff_base_ms: 100,
         push_window_len: 256,
+        accounts_max: 100,
+        list_pattern_len_max: 64,
+        list_len_max: 1_000,
+        list_reply_bytes_max: 16 * 1024,
+        pipeline_len_max: 64,
     };
 
     /// Bob sends alice one more message, `#1.3`, and gets `reply`.

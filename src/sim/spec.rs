@@ -74,6 +74,13 @@ pub fn list_names(text: &str) -> (Vec<&str>, bool) {
     (names.split(' ').filter(|s| !s.is_empty()).collect(), note)
 }
 
+/// How many matching names a cut `list` reply says it left out (`(and 3 more: ...)`): a
+/// reply cut by its bounds on names and bytes, not one whose scan stopped.
+pub fn list_left_out(text: &str) -> Option<usize> {
+    let note = &text[text.find('(')?..];
+    note.strip_prefix("(and ")?.split(' ').next()?.parse().ok()
+}
+
 /// Failures PROTOCOL.md leaves to the server's wording ("a `-1` reply whose text says plainly
 /// what happened"): the kinds the checker recognises, by the words that say what happened.
 /// Each is a row of the coverage report.

@@ -137,9 +137,13 @@ fn catches_a_relay_bound_by_username_alone() {
     );
 }
 
+/// Found first as "every request is answered before the server closes" (the overflowing
+/// connection was hung up); since sim16 the writer's batch of 320 replies at once breaks the
+/// pipeline's bound before the connection overflows.
 #[test]
 fn catches_pipelined_requests_that_overflow_the_connection() {
-    assert_caught(Planted::PipelineUnbounded, "every request is answered before the server closes");
+    let invariant = "a pipeline holds at most its bound of unwritten replies";
+    assert_caught(Planted::PipelineUnbounded, invariant);
 }
 
 #[test]
@@ -472,6 +476,72 @@ fn catches_a_send_that_does_not_push_to_the_attached_relay() {
     let invariant = "a message accepted for a user whose relay is attached is pushed to it";
     let seed = assert_caught(Planted::SendDoesNotPump, invariant);
     println!("SendDoesNotPump caught at seed {seed}");
+}
+
+/// The watchdog: a timer that is never due at its deadline re-arms the world's tick at the
+/// same millisecond for ever; the seed must fail (and its run end) instead of hanging, and the
+/// failure must replay from the seed like any other.
+#[test]
+fn catches_a_clock_that_stops_instead_of_hanging() {
+    let invariant = "the simulated clock advances";
+    let seed = assert_caught(Planted::TimersNeverDue, invariant);
+    let again = run_seed(seed, &planted(Planted::TimersNeverDue));
+    let violation = again.violation.expect("the seed fails again");
+    assert_eq!(violation.invariant, invariant);
+    assert!(violation.detail.starts_with("the simulated clock is stuck at"), "{violation:?}");
+    println!("TimersNeverDue caught at seed {seed}");
+}
+
+/// Limits taken at their exact bound (sim16): the disk shows how long each queue is and how
+/// many accounts exist, so a queue one past its bound or one account over the cap is seen
+/// when its record is written (`check::bounds`); a pattern exactly at the length limit must
+/// be served; a relay that was pushed to has completed its handshake, whose deadline then no
+/// longer runs.
+mod exact_bounds {
+    use super::*;
+
+    fn caught(bug: Planted, invariant: &str) {
+        let seed = assert_caught(bug, invariant);
+        println!("{bug:?} caught at seed {seed} by {invariant:?}");
+    }
+
+    #[test]
+    fn catches_a_queue_one_past_its_bound() {
+        caught(Planted::QueueOneOverBound, "a recipient's queue holds at most its bound");
+    }
+
+    #[test]
+    fn catches_one_account_over_the_cap() {
+        caught(Planted::AccountsOneOverCap, "accounts never exceed their cap");
+    }
+
+    #[test]
+    fn catches_a_bound_relay_closed_by_its_handshake_deadline() {
+        let invariant = "a relay that was pushed to outlives its handshake deadline";
+        caught(Planted::RelayKeepsHandshakeDeadline, invariant);
+    }
+
+    #[test]
+    fn catches_a_list_cut_one_byte_short() {
+        caught(Planted::ListReplyOneByteShort, "a list is cut only at its bounds");
+    }
+
+    #[test]
+    fn catches_a_push_window_one_over() {
+        let invariant = "an acknowledging relay has at most its window of pushes in flight";
+        caught(Planted::PushWindowOneOver, invariant);
+    }
+
+    #[test]
+    fn catches_a_pipeline_one_over() {
+        let invariant = "a pipeline holds at most its bound of unwritten replies";
+        caught(Planted::PipelineOneOver, invariant);
+    }
+
+    #[test]
+    fn catches_a_pattern_at_its_length_limit_refused() {
+        caught(Planted::ListPatternLimitExclusive, "a limit refuses only at its bound");
+    }
 }
 
 /// `tests/scenarios/hostile_client.scn`: hostile acts written in a scenario; the real server

@@ -124,6 +124,13 @@ const STORM_HOST: u128 = 1 << 64;
 /// Simulated time after which the workload is cut short and the liveness phase begins.
 const OPS_MS_MAX: u64 = 600_000;
 
+/// Events one simulated millisecond may hold before the watchdog calls the clock stuck (not
+/// counting deliveries: `World::advance_to`), plus [`STUCK_EVENTS_PER_CLIENT`] per client: far
+/// above the busiest millisecond of a healthy world (every client waking at once), far below what a deadline that is never due spins
+/// through in a second of wall time (a tick re-armed at the same millisecond for ever).
+const STUCK_EVENTS_MIN: u64 = 100_000;
+const STUCK_EVENTS_PER_CLIENT: u64 = 1_000;
+
 /// One simulated world.
 pub struct World {
     seed: u64,
@@ -161,6 +168,8 @@ pub struct World {
     storm: Option<std::ops::Range<usize>>,
     /// Scratch space: tags of original-client pushes in a writer's batch.
     plain_tags: Vec<super::check::Tag>,
+    /// Scratch space: ids of acknowledged-relay pushes in a writer's batch.
+    acked_ids: Vec<u64>,
     /// What each client saw, when driven by hand.
     transcripts: Option<BTreeMap<usize, Vec<Seen>>>,
     /// Every fault and when, if the run is being written down.
@@ -174,6 +183,8 @@ pub struct World {
     /// Records persisted, per kind of [`RECORD_ROWS`] (added to the coverage at the end: a
     /// row's count is a map update, and one record in four would pay for it).
     records: [u64; 4],
+    /// Events handled since the clock last advanced (the watchdog's count).
+    events_this_ms: u64,
 }
 
 /// The coverage rows of the records the server persisted, in `World::records` order.
@@ -330,6 +341,11 @@ impl World {
             login_deadline_ms: config.login_deadline_ms,
             login_backoff_base_ms: config.login_backoff_base_ms,
             push_window_len: config.push_window_len,
+            accounts_max: config.accounts_max,
+            list_pattern_len_max: config.list_pattern_len_max,
+            list_len_max: config.list_len_max,
+            list_reply_bytes_max: config.list_reply_bytes_max,
+            pipeline_len_max: config.pipeline_len_max,
         });
         // The hasher's planted bugs (`auth`) are planted in the world's hasher too.
         #[cfg(any(test, feature = "planted"))]
@@ -365,12 +381,14 @@ impl World {
             faulted: BTreeSet::new(),
             storm: None,
             plain_tags: Vec::new(),
+            acked_ids: Vec::new(),
             transcripts: None,
             faults_log: None,
             coverage: Coverage::default(),
             snapshots: 0,
             owed_at_check: 0,
             records: [0; 4],
+            events_this_ms: 0,
         }
     }
 
@@ -448,9 +466,37 @@ impl World {
             return false;
         }
         let (at_ms, ev) = self.queue.pop().expect("peeked");
-        self.now_ms = at_ms;
+        if !self.advance_to(at_ms, &ev) {
+            return false;
+        }
         self.handle(ev);
         true
+    }
+
+    /// Moves the clock to the next event's `at_ms`; false, with a violation, once the clock
+    /// has stood still for more events than any healthy world handles in one millisecond (the
+    /// watchdog: a deadline that never becomes due would otherwise spin the world for ever
+    /// instead of failing its seed). A delivery is not counted: each moves some of a finite
+    /// stream's bytes, and a large frame delivered byte by byte is that many deliveries in one
+    /// millisecond (151,000 in `--workload hostile` seed 609, a healthy run).
+    fn advance_to(&mut self, at_ms: u64, ev: &Ev) -> bool {
+        if at_ms > self.now_ms {
+            self.events_this_ms = 0;
+        }
+        self.now_ms = at_ms;
+        if matches!(ev, Ev::Deliver { .. }) {
+            return true;
+        }
+        self.events_this_ms += 1;
+        let events_max = STUCK_EVENTS_MIN + STUCK_EVENTS_PER_CLIENT * self.clients.len() as u64;
+        if self.events_this_ms <= events_max {
+            return true;
+        }
+        let detail = format!(
+            "the simulated clock is stuck at {at_ms} ms: {events_max} events without it advancing"
+        );
+        self.checker_fail("the simulated clock advances", detail);
+        false
     }
 
     /// The first violation so far, if any.
@@ -492,7 +538,9 @@ impl World {
     /// Runs to the end and reports.
     pub fn run(mut self) -> Outcome {
         while let Some((at_ms, ev)) = self.queue.pop() {
-            self.now_ms = at_ms;
+            if !self.advance_to(at_ms, &ev) {
+                break;
+            }
             if self.phase == Phase::Ops && self.now_ms > OPS_MS_MAX {
                 self.begin_liveness();
             }
@@ -897,6 +945,11 @@ impl World {
         if is_command && batch.replies as usize >= self.config.pipeline_len_max {
             self.coverage.count("limit: pipeline full");
         }
+        if is_command {
+            // A notice that closes the connection answers no request of its own.
+            let answers = batch.frames.iter().filter(|f| !is_close_notice(f)).count();
+            self.checker.replies_taken(now, ConnNo(conn.0), answers);
+        }
         if !is_command {
             let pushes = batch.frames.iter().filter(|f| !is_failure(f)).count();
             if pushes >= self.config.push_window_len {
@@ -906,7 +959,12 @@ impl World {
                 count_relay_notice(&mut self.coverage, frame);
                 let text = String::from_utf8_lossy(&frame[HEADER_LEN + 3..]);
                 self.checker.relay_failure_written(ConnNo(conn.0), &text);
+                self.checker.relay_notice_written(now, ConnNo(conn.0), &text, pushes > 0);
             }
+        }
+        let mut acked = std::mem::take(&mut self.acked_ids);
+        if !is_command {
+            acked.extend(batch.frames.iter().filter_map(|f| acked_push_id(f)));
         }
         if !failed {
             for frame in batch.frames.drain(..) {
@@ -924,6 +982,9 @@ impl World {
             if let (false, Some(last)) = (is_command, batch.last_push) {
                 self.checker.relay_written(ConnNo(conn.0), last.0);
             }
+            if !acked.is_empty() {
+                self.checker.acked_pushes_written(now, ConnNo(conn.0), &acked);
+            }
             up.host.wrote(now, conn, &batch);
             // Reported written: for the original client, that is delivery.
             for &tag in &plain {
@@ -932,6 +993,8 @@ impl World {
         }
         plain.clear();
         self.plain_tags = plain;
+        acked.clear();
+        self.acked_ids = acked;
         batch.clear_written();
         let jobs = std::mem::take(&mut batch.jobs);
         self.server.as_mut().expect("still up").batch = batch;
@@ -1005,22 +1068,28 @@ impl World {
                 self.trace.line(now, Line::Persist { lsn: lsn.0, record: &record });
                 let row = match &record {
                     Record::Message { id, text, to, .. } => {
-                        self.checker.persisted_message(text, check::AccountId(to.0));
+                        let to = check::AccountId(to.0);
+                        self.checker.persisted_message(text, to);
                         self.checker.persisted_id(id.0, text);
+                        self.checker.queued_on_disk(now, lsn.0, to, id.0);
                         0
                     }
                     Record::Register { account, name, .. } => {
                         let account = check::AccountId(account.0);
                         self.checker.persisted_register(now, lsn.0, name, account);
+                        self.checker.registered_on_disk(now, lsn.0, account);
                         1
                     }
                     Record::Delete { account } => {
                         self.checker.persisted_delete(now, lsn.0, check::AccountId(account.0));
+                        self.checker.deleted_on_disk(lsn.0, check::AccountId(account.0));
                         2
                     }
                     Record::Delivered { to, ids } => {
+                        let to = check::AccountId(to.0);
                         let ids = ids.iter().map(|id| id.0);
-                        self.checker.persisted_delivered(now, check::AccountId(to.0), ids);
+                        self.checker.persisted_delivered(now, to, ids.clone());
+                        self.checker.delivered_on_disk(lsn.0, to, ids);
                         3
                     }
                 };
@@ -1226,6 +1295,12 @@ fn is_failure(frame: &[u8]) -> bool {
     frame.get(HEADER_LEN..).is_some_and(|body| body.starts_with(b"-1\n"))
 }
 
+/// Whether a frame is a failure frame announcing a close (`spec::Notice`).
+fn is_close_notice(frame: &[u8]) -> bool {
+    is_failure(frame)
+        && super::spec::Notice::of(&String::from_utf8_lossy(&frame[HEADER_LEN + 3..])).is_some()
+}
+
 /// Counts the notice a relay's failure frame carries (as its client reads it on the wire).
 fn count_relay_notice(coverage: &mut Coverage, frame: &[u8]) {
     let text = String::from_utf8_lossy(&frame[HEADER_LEN + 3..]);
@@ -1235,6 +1310,14 @@ fn count_relay_notice(coverage: &mut Coverage, frame: &[u8]) {
     if text.contains("expired") {
         coverage.count("limit: ticket expired");
     }
+}
+
+/// The id of the message a push frame for an acknowledging relay (`7\nID\nSENDER\nTEXT`)
+/// carries.
+fn acked_push_id(frame: &[u8]) -> Option<u64> {
+    let body = frame.get(HEADER_LEN..)?.strip_prefix(b"7\n")?;
+    let digits = &body[..body.iter().position(|&b| b == b'\n')?];
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// The tag of the message a push frame for the original client (`0\nSENDER:TEXT`) carries.

@@ -185,7 +185,7 @@ pub(super) struct HostileState {
     /// Lying acknowledgements: id to the name each acknowledging client was logged in as.
     acks: SortedMap<u64, Vec<Option<NameId>>>,
     /// Per relay, the newest message id the server's writer wrote on it.
-    written: SortedMap<ConnNo, u64>,
+    pub(super) written: SortedMap<ConnNo, u64>,
     /// Per relay, the account it is bound to, learned from the first push received on it.
     bound: SortedMap<ConnNo, AccountId>,
     /// The throttle's free checks per (name, address) and its first delay after them.
