@@ -42,6 +42,17 @@ fn a_fault_free_world_passes_and_delivers() {
     assert!(outcome.checks > 100, "invariants were checked");
 }
 
+/// The checker judges a run when the liveness phase is met, by a push: the pushes that
+/// arrived with it (and the relay's end of stream after them) count. Seed 849 of the chat
+/// workload met it with the first of five pushes in one delivery, and the pump rule, judged
+/// before the other four were seen, reported one of them never pushed (a false alarm).
+#[test]
+fn the_run_is_judged_after_every_push_that_met_the_liveness_phase_arrived_with() {
+    let opts = RunOptions { workload: workload::Workload::Chat, ..RunOptions::default() };
+    let outcome = run_seed(849, &opts);
+    assert!(outcome.violation.is_none(), "{:?}", outcome.violation);
+}
+
 /// The seeds every planted-bug test searches in `mode`, and the clean control sweeps: the same
 /// seeds in the same mode, so that a catch can never be a seed the real server also fails.
 /// Swarm goes further: a push racing an old relay's writer (`PushBeforeOldRelayEnds`) is a
