@@ -111,6 +111,9 @@ const _: () = assert!(std::mem::size_of::<Ev>() == 16);
 enum Phase {
     Ops,
     Liveness,
+    /// A push met the liveness phase; the run is judged once the event that brought it has
+    /// been handled whole (the pushes and end of stream that arrived with it count).
+    Met,
     Done,
 }
 
@@ -545,6 +548,10 @@ impl World {
                 self.begin_liveness();
             }
             self.handle(ev);
+            if self.phase == Phase::Met {
+                self.checker.finish(self.now_ms);
+                self.phase = Phase::Done;
+            }
             if self.checker.violation().is_some() || self.phase == Phase::Done {
                 break;
             }
@@ -713,8 +720,7 @@ impl World {
                 }
                 if self.phase == Phase::Liveness && self.checker.owed_len() == 0 {
                     self.trace.line(now, Line::LivenessMet);
-                    self.checker.finish(now);
-                    self.phase = Phase::Done;
+                    self.phase = Phase::Met;
                 }
             }
         }
