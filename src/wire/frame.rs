@@ -231,6 +231,32 @@ mod tests {
         }
     }
 
+    /// Mid-frame means the sender owes the rest of the frame at the head (the frame deadline
+    /// runs over it): not when whole frames wait undecoded, whatever follows them.
+    #[test]
+    fn only_a_frame_at_the_head_still_arriving_is_mid_frame() {
+        let (first, second) = (frame(b"first"), frame(b"second"));
+        let mut decoder = Decoder::new(100);
+        decoder.feed(&first[..4]);
+        assert!(decoder.is_mid_frame(), "a header in part");
+        decoder.feed(&first[4..12]);
+        assert!(decoder.is_mid_frame(), "a header whole, its body in part");
+        decoder.feed(&first[12..]);
+        assert!(!decoder.is_mid_frame(), "a whole frame, not yet decoded");
+        decoder.feed(&second[..3]);
+        assert!(!decoder.is_mid_frame(), "a whole frame ahead of a part of the next");
+        assert_eq!(decoder.decode(), Ok(Some(b"first".to_vec())));
+        assert!(decoder.is_mid_frame(), "the part of the next is at the head now");
+        decoder.feed(&second[3..]);
+        assert_eq!(decode_all(&mut decoder).unwrap(), vec![b"second".to_vec()]);
+        assert!(!decoder.is_mid_frame());
+        decoder.feed(b"not a len!");
+        assert!(!decoder.is_mid_frame(), "a bad header fails the stream: nothing is owed");
+        let mut huge = Decoder::new(100);
+        huge.feed(b"5000      abc");
+        assert!(huge.is_mid_frame(), "over the limit, refused when decoded; owed until then");
+    }
+
     #[test]
     fn several_frames_in_one_read() {
         let mut bytes = frame(b"a");
