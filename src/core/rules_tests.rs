@@ -116,6 +116,38 @@ fn whole_frames_held_back_by_the_pipeline_bound_run_no_frame_deadline_unless_pla
     }
 }
 
+/// Nor is the rest of a frame the server has stopped reading: with the pipeline full the
+/// host reads nothing until a reply is written, so a frame whose start came with the request
+/// before it waits, in part, on the server. However long the disk takes, its sender is not
+/// closed; once it can be read again, the rest arrives and is answered.
+#[test]
+fn part_of_a_frame_behind_a_full_pipeline_runs_no_frame_deadline_unless_planted() {
+    for (planted, served) in [(Planted::None, true), (Planted::FrameDeadlineSpansFrames, false)] {
+        let config = Config { planted, pipeline_len_max: 1, ..Config::default() };
+        let mut h = Harness::new(config);
+        let deadline_ms = h.server().config().frame_deadline_ms;
+        let alice = h.user(1, "alice");
+        h.user(2, "bob");
+        h.auto_durable = false;
+        let mut burst = Vec::new();
+        for k in 0..2 {
+            crate::wire::encode(format!("2\nbob\nm{k}").as_bytes(), &mut burst);
+        }
+        let cut = burst.len() - 3;
+        h.raw(alice, &burst[..cut]);
+        h.advance(deadline_ms * 2);
+        h.make_durable();
+        if served {
+            h.raw(alice, &burst[cut..]);
+            h.make_durable();
+        }
+        let replies = h.take(alice);
+        assert_eq!(!h.closed.contains(&alice), served, "{planted:?}: {replies:?}");
+        let sent = replies.iter().filter(|r| *r == "0\nSent to recipient").count();
+        assert_eq!(sent == 2, served, "{planted:?}: {replies:?}");
+    }
+}
+
 /// `list` patterns have a length limit: a pattern exactly at it is served, one byte more is
 /// refused.
 #[test]
