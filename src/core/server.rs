@@ -495,12 +495,16 @@ impl Server {
     }
 
     /// The frame deadline runs over the frame at the head of `conn`'s buffer while its sender
-    /// owes the rest of it, from when it became the head: with this read, or when the frame
-    /// before it was decoded (`decoded`; until then the sender waited on the server, whose
-    /// reads stop while replies are owed). More bytes of the same frame do not extend it.
+    /// owes the rest of it and the server reads it, from when it became the head: with this
+    /// read, or when the frame before it was decoded (`decoded`). A command connection that
+    /// decodes nothing more for now (replies owed up to the pipeline bound, a password job
+    /// running) is not read by its host either: its sender waits on the server, and the
+    /// deadline starts again once the server reads on. More bytes of the same frame do not
+    /// extend it.
     fn arm_frame_deadline(&mut self, conn: ConnId, decoded: bool) {
         let Some(c) = self.conns.get(&conn).filter(|c| !c.closing) else { return };
-        let mid_frame = c.decoder.is_mid_frame();
+        let reading = !matches!(c.role, Role::Command { .. }) || c.role.decodes_next(&self.config);
+        let mid_frame = reading && c.decoder.is_mid_frame();
         #[cfg(any(test, feature = "planted"))]
         let (mid_frame, decoded) = match self.config.planted {
             Planted::FrameDeadlineSpansFrames => (c.decoder.buffered_len() > 0, false),
