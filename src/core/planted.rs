@@ -323,8 +323,9 @@ pub enum Planted {
     /// nothing undecoded, across frames: a pipelining client whose reads end inside frames, or
     /// whose whole frames wait behind the pipeline bound, is closed as if a frame never came.
     /// The shipped server had this bug (found by `tests/net_peers.rs`). Caught by the unit
-    /// tests `core::rules_tests::a_client_whose_reads_end_inside_frames_is_not_timed_out_while_they_complete_unless_planted`
-    /// and `core::rules_tests::whole_frames_held_back_by_the_pipeline_bound_run_no_frame_deadline_unless_planted`.
+    /// tests `core::rules_tests::a_client_whose_reads_end_inside_frames_is_not_timed_out_while_they_complete_unless_planted`,
+    /// `core::rules_tests::whole_frames_held_back_by_the_pipeline_bound_run_no_frame_deadline_unless_planted`
+    /// and `core::rules_tests::part_of_a_frame_behind_a_full_pipeline_runs_no_frame_deadline_unless_planted`.
     FrameDeadlineSpansFrames,
     // The simulator's watchdog.
     /// A timer is not due at its own deadline, only after it (`>=` for `>` in
