@@ -548,10 +548,6 @@ impl World {
                 self.begin_liveness();
             }
             self.handle(ev);
-            if self.phase == Phase::Met {
-                self.checker.finish(self.now_ms);
-                self.phase = Phase::Done;
-            }
             if self.checker.violation().is_some() || self.phase == Phase::Done {
                 break;
             }
@@ -636,6 +632,10 @@ impl World {
                 self.phase = Phase::Done;
             }
             _ => {}
+        }
+        if self.phase == Phase::Met {
+            self.checker.finish(self.now_ms);
+            self.phase = Phase::Done;
         }
     }
 
