@@ -111,3 +111,13 @@ fn a_login_lost_to_a_reset_may_throttle_the_next_from_its_address() {
     let throttled = outcome.trace.iter().any(|l| l.contains("Too many failed attempts"));
     assert!(throttled, "the second login was throttled");
 }
+
+/// A backlog of 1,246 pipelined messages drains through a push window of one to a slow reader
+/// for two minutes; the one acknowledged message queued behind it must still be waited for,
+/// not reported lost (a checker fix, hostile seed 27511).
+#[test]
+fn a_long_backlog_behind_a_window_of_one_is_waited_for() {
+    let outcome = run_scenario(&scenario("backlog_behind_window_one"), &RunOptions::default());
+    assert_eq!(outcome.violation, None);
+    assert_eq!(outcome.delivered, 1_247, "the whole burst and the message behind it arrived");
+}
