@@ -220,6 +220,9 @@ pub struct Checker {
     pub checks: u64,
     /// Pushes received by clients.
     pub delivered: u64,
+    /// Messages delivered (pushed and received, or written to an original client) for the
+    /// first time: finite, so the liveness phase may wait as long as it grows.
+    first_delivered: u64,
     /// What happened how often (refusals, notices): rows of the reachability report.
     pub coverage: Coverage,
     limits: Option<Limits>,
@@ -322,6 +325,7 @@ impl Checker {
             storm_first_verified_ms: None,
             checks: 0,
             delivered: 0,
+            first_delivered: 0,
             coverage: Coverage::default(),
             limits: None,
             disk_bounds: bounds::DiskBounds::default(),
@@ -1281,6 +1285,7 @@ impl Checker {
             format!("{}, after #{from_client}.{last}", what())
         });
         if let Some(m) = self.msgs.get_mut(&tag) {
+            self.first_delivered += u64::from(!m.delivered);
             m.delivered = true;
         }
         if user_held {
@@ -1302,6 +1307,7 @@ impl Checker {
     pub fn written_plain(&mut self, now_ms: u64, conn: ConnNo, tag: Tag) {
         let crashes = self.crashes;
         let Some(m) = self.msgs.get_mut(&tag) else { return };
+        self.first_delivered += u64::from(!m.delivered);
         m.delivered = true;
         // A crash may forget the record of a write it followed: writing again then is the
         // price of at-least-once without acknowledgements, and allowed.
@@ -1389,6 +1395,13 @@ impl Checker {
     /// How many acknowledged messages are still owed.
     pub fn owed_len(&self) -> usize {
         self.owed().count()
+    }
+
+    /// How far delivery has come: acknowledged messages still owed, and messages delivered for
+    /// the first time (acknowledged or not: a backlog whose replies its sender never read
+    /// still stands in front of what is owed). Both move only finitely often.
+    pub fn delivery_progress(&self) -> (usize, u64) {
+        (self.owed_len(), self.first_delivered)
     }
 
     /// The end of the liveness phase: every acknowledged message must have arrived.

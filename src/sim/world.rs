@@ -181,8 +181,8 @@ pub struct World {
     coverage: Coverage,
     /// Snapshots written to the disk so far (over every incarnation).
     snapshots: u64,
-    /// Acknowledged messages owed when the liveness phase began or was last extended.
-    owed_at_check: usize,
+    /// [`Checker::delivery_progress`] when the liveness phase began or was last extended.
+    progress_at_check: (usize, u64),
     /// Records persisted, per kind of [`RECORD_ROWS`] (added to the coverage at the end: a
     /// row's count is a map update, and one record in four would pay for it).
     records: [u64; 4],
@@ -389,7 +389,7 @@ impl World {
             faults_log: None,
             coverage: Coverage::default(),
             snapshots: 0,
-            owed_at_check: 0,
+            progress_at_check: (0, 0),
             records: [0; 4],
             events_this_ms: 0,
         }
@@ -620,10 +620,11 @@ impl World {
                 self.apply_fault(action);
             }
             Ev::Restart { epoch } if epoch == self.epoch => self.restart(),
-            Ev::LivenessEnd if self.checker.owed_len() < self.owed_at_check => {
-                // Still delivering (a push window of one, slow readers): the liveness phase
-                // waits as long again, for as long as what is owed keeps shrinking.
-                self.owed_at_check = self.checker.owed_len();
+            Ev::LivenessEnd if self.checker.delivery_progress() != self.progress_at_check => {
+                // Still delivering (a push window of one, slow readers, a long backlog in
+                // front of what is owed): the liveness phase waits as long again, for as long
+                // as messages keep arriving for the first time or what is owed keeps shrinking.
+                self.progress_at_check = self.checker.delivery_progress();
                 self.schedule(self.now_ms + self.opts.liveness_ms, Ev::LivenessEnd);
             }
             Ev::LivenessEnd => {
@@ -1291,7 +1292,7 @@ impl World {
             let id = self.add_client(Driver::Script(script), now);
             self.clients[id].persistent = true;
         }
-        self.owed_at_check = self.checker.owed_len();
+        self.progress_at_check = self.checker.delivery_progress();
         self.schedule(now + self.opts.liveness_ms, Ev::LivenessEnd);
     }
 }
