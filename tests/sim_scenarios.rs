@@ -121,3 +121,15 @@ fn a_long_backlog_behind_a_window_of_one_is_waited_for() {
     assert_eq!(outcome.violation, None);
     assert_eq!(outcome.delivered, 1_247, "the whole burst and the message behind it arrived");
 }
+
+/// An early acknowledgement by the recipient's own client explains a message marked
+/// delivered, even when another user's client acknowledged the same id before the message
+/// existed and was refused (a checker fix, small hostile seed 2499).
+#[test]
+fn an_own_early_ack_is_not_blamed_on_a_refused_one_of_another_user() {
+    let kept = RunOptions { keep_trace: true, ..RunOptions::default() };
+    let outcome = run_scenario(&scenario("own_early_ack_beside_a_refused_one"), &kept);
+    assert_eq!(outcome.violation, None);
+    let early_acks = outcome.trace.iter().filter(|l| l.ends_with("hostile:ack-early")).count();
+    assert_eq!(early_acks, 2, "both clients lied");
+}
