@@ -1077,7 +1077,7 @@ impl World {
                     Record::Message { id, text, to, .. } => {
                         let to = check::AccountId(to.0);
                         self.checker.persisted_message(text, to);
-                        self.checker.persisted_id(id.0, text);
+                        self.checker.persisted_id(now, id.0, text);
                         self.checker.queued_on_disk(now, lsn.0, to, id.0);
                         0
                     }

@@ -180,10 +180,11 @@ pub(super) struct HostileState {
     relays: BTreeMap<ConnNo, Relay>,
     /// Clients' own relays they lied on.
     lied_on: BTreeMap<ConnNo, LiedOn>,
-    /// Message ids (from the persisted records) to their tags.
-    ids: SortedMap<u64, Tag>,
-    /// Lying acknowledgements: id to the name each acknowledging client was logged in as.
-    acks: SortedMap<u64, Vec<Option<NameId>>>,
+    /// Message ids (from the persisted records) to their tags, and when they were persisted.
+    ids: SortedMap<u64, (Tag, u64)>,
+    /// Lying acknowledgements: id to the name each acknowledging client was logged in as, and
+    /// when it sent the acknowledgement.
+    acks: SortedMap<u64, Vec<(Option<NameId>, u64)>>,
     /// Per relay, the newest message id the server's writer wrote on it.
     pub(super) written: SortedMap<ConnNo, u64>,
     /// Per relay, the account it is bound to, learned from the first push received on it.
@@ -194,6 +195,14 @@ pub(super) struct HostileState {
     /// The login storm's wrong-password guesses verified so far, and the earliest send.
     storm_verified: usize,
     storm_first_ms: Option<u64>,
+}
+
+impl HostileState {
+    /// Whether a client logged in as `key` acknowledged message `id` (a lie: it was not
+    /// pushed to that client when it did).
+    fn acked_by(&self, id: u64, key: NameId) -> bool {
+        self.acks.get(&id).is_some_and(|acks| acks.iter().any(|&(k, _)| k == Some(key)))
+    }
 }
 
 impl Checker {
@@ -247,7 +256,7 @@ impl Checker {
                     Session::In { key, .. } => Some(key),
                     Session::Out => None,
                 };
-                self.hostile.acks.get_or_default(id).push(key);
+                self.hostile.acks.get_or_default(id).push((key, now_ms));
                 let lied = self.hostile.lied_on.entry(conn).or_default();
                 if over {
                     lied.over_after.get_or_insert(lied.may_fail);
@@ -542,9 +551,9 @@ impl Checker {
     }
 
     /// The server persisted message `id` with text `text`.
-    pub fn persisted_id(&mut self, id: u64, text: &str) {
+    pub fn persisted_id(&mut self, now_ms: u64, id: u64, text: &str) {
         if let Some(tag) = super::tag_key(text) {
-            self.hostile.ids.insert(id, tag);
+            self.hostile.ids.insert(id, (tag, now_ms));
         }
     }
 
@@ -559,7 +568,7 @@ impl Checker {
         ids: impl IntoIterator<Item = u64>,
     ) {
         for id in ids {
-            let Some(&tag) = self.hostile.ids.get(&id) else { continue };
+            let Some(&(tag, persisted_ms)) = self.hostile.ids.get(&id) else { continue };
             let Some(msg) = self.msgs.get(&tag) else { continue };
             let (to_account, to_key) = (msg.to_account, msg.to_key);
             let hostile = &self.hostile;
@@ -585,8 +594,7 @@ impl Checker {
                 // Written, and acknowledged early by the recipient's own lying client (before
                 // the push reached it): the server cannot tell that from a fast client, and the
                 // message is the liar's to lose (it may hang up before the push arrives).
-                let own_lie =
-                    self.hostile.acks.get(&id).is_some_and(|keys| keys.contains(&Some(to_key)));
+                let own_lie = self.hostile.acked_by(id, to_key);
                 if let (true, Some(msg)) = (own_lie, self.msgs.get_mut(&tag)) {
                     msg.delivered = true;
                 }
@@ -595,12 +603,15 @@ impl Checker {
                 continue;
             }
             // Not written to any relay of the user, and acknowledged by a client logged in as
-            // another user: that user's acknowledgement took the message.
-            let foreign = self
-                .hostile
-                .acks
-                .get(&id)
-                .is_some_and(|keys| keys.iter().any(|&k| k != Some(to_key)));
+            // another user: that user's acknowledgement took the message. Unless it was sent
+            // before the message existed (the server refuses it if it arrives before, too) and
+            // the user's own client acknowledged the message as well, which explains the mark
+            // (small hostile seed 2499).
+            let own_lie = self.hostile.acked_by(id, to_key);
+            let foreign = self.hostile.acks.get(&id).is_some_and(|acks| {
+                acks.iter()
+                    .any(|&(k, sent_ms)| k != Some(to_key) && (sent_ms >= persisted_ms || !own_lie))
+            });
             // The server counts a message pushed once it hands it to a relay's outgoing path
             // (before it is written), and a client may acknowledge it from then on, so a
             // message may be marked delivered while any relay of its user is open. Only one
@@ -612,8 +623,6 @@ impl Checker {
                 // The recipient's own client acknowledged it early (a lie the server cannot
                 // tell from a fast client once the push is on its way): the message is its to
                 // lose, and no longer owed.
-                let own_lie =
-                    self.hostile.acks.get(&id).is_some_and(|keys| keys.contains(&Some(to_key)));
                 if own_lie {
                     if let Some(msg) = self.msgs.get_mut(&tag) {
                         msg.delivered = true;
