@@ -54,6 +54,7 @@ pub struct Limits {
 }
 
 mod bounds;
+mod deadlines;
 mod hostile;
 mod pump;
 mod sorted;
@@ -226,6 +227,8 @@ pub struct Checker {
     /// The queues and accounts the disk shows (`bounds.rs`).
     disk_bounds: bounds::DiskBounds,
     violation: Option<Violation>,
+    /// When connections were opened, read and hung up (`deadlines.rs`).
+    deadlines: deadlines::Deadlines,
 }
 
 fn key(name: &str) -> String {
@@ -326,6 +329,7 @@ impl Checker {
             limits: None,
             disk_bounds: bounds::DiskBounds::default(),
             violation: None,
+            deadlines: deadlines::Deadlines::default(),
         }
     }
 
@@ -1412,6 +1416,7 @@ impl Checker {
             );
         }
         self.pump_finish();
+        self.deadlines_finish(now_ms);
     }
 }
 

@@ -1,0 +1,406 @@
+//! When the server acts on a deadline, judged from facts only the simulated world knows: when
+//! each connection was opened, which bytes the server read from it and when, when the server
+//! hung it up (the first moment its thread's mailbox is closed) and the replies its writer
+//! took. No client knows when its bytes reached the server or when the server read them, so
+//! the rest of the checker cannot tell a deadline that fires late, is re-armed by a request,
+//! or runs over a frame that is not late. The rules, from PROTOCOL.md ("a connection must log
+//! in within 60 s") and README's limits table (the login deadline, which also bounds a relay's
+//! handshake; the frame deadline):
+//!
+//! - *The login deadline is kept*: a connection opened at `A` that the server had read no
+//!   request from that may log in (a login or register, or anything this checker cannot tell
+//!   apart from one) by `A + login_deadline_ms`, or a relay no frame of which it had read by
+//!   then, is hung up by then (a simulated timer fires at its millisecond: no granularity
+//!   to allow). A successful logout arms it again from its reply: a connection whose
+//!   `Logging out` reply was taken at `W` is hung up by `W + login_deadline_ms` unless a
+//!   request after the logout that may log in was read by then. Other requests do not extend
+//!   it. Judged when the connection is hung up, ends or the server crashes, or at the end.
+//! - *Neither deadline fires early*: a login or handshake deadline notice hangs up no
+//!   connection before `A + login_deadline_ms`, and a frame deadline notice on a command
+//!   connection needs a frame the server had read part of, and not all, for at least
+//!   `frame_deadline_ms` before the hang-up (its first byte's read begins the wait; the
+//!   server's clock may start later, never earlier), and still not all read when it began.
+//!
+//! What a client sees waits until every record written before it is durable, so a hang-up
+//! owed at `T` may reach the connection once the records written by `T` are durable.
+//!
+//! Frames are split by the header PROTOCOL.md describes; a header this checker cannot read
+//! ends its judgement of that connection's frames (it is closed by the server anyway).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::super::spec::text::LOGOUT_OK;
+use super::super::spec::Notice;
+use super::{Checker, ConnNo};
+
+const HEADER_LEN: usize = 10;
+
+/// What a request read may do to the login deadline, by its code line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A login or register, or a body this checker cannot tell from one.
+    MayLogIn,
+    /// A logout (`-1`), with how many requests that may log in were read before it.
+    Logout {
+        logins_before: usize,
+    },
+    Other,
+}
+
+/// What the checker knows of one open connection.
+#[derive(Debug, Clone)]
+struct ConnTimes {
+    command: bool,
+    opened_ms: u64,
+    header: Vec<u8>,
+    /// The body bytes still to come of the frame being read (after its header).
+    body_left: usize,
+    /// The first bytes of the body being read (enough to tell its code).
+    body_head: Vec<u8>,
+    body_len: usize,
+    /// When the server read the first byte of the frame it has read part of.
+    partial_since_ms: Option<u64>,
+    /// Frames whose reading took at least the frame deadline, from first byte to last.
+    slow_frames: Vec<(u64, u64)>,
+    /// The frames stopped making sense (a header PROTOCOL.md forbids, a reply with no request).
+    lost_track: bool,
+    /// Complete requests read and not yet answered, oldest first.
+    unanswered: VecDeque<Kind>,
+    /// When each request that may log in (on a relay: each frame) was read.
+    logins_read_ms: Vec<u64>,
+    /// The time by which the server must have hung up, and the requests that may log in
+    /// read before the deadline was armed (only a later one excuses it).
+    close_by: Option<(u64, usize)>,
+    /// When the server hung it up, with the frame then part read.
+    closed: Option<(u64, Option<u64>)>,
+}
+
+/// The connections' times and the deadlines configured.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Deadlines {
+    login_deadline_ms: Option<u64>,
+    frame_deadline_ms: u64,
+    conns: BTreeMap<ConnNo, ConnTimes>,
+    /// Each record's lsn when the server wrote it, and each sync's (time, lsn), since the
+    /// last crash: what a client sees waits until every record written before it is durable.
+    persisted: Vec<(u64, u64)>,
+    durable: Vec<(u64, u64)>,
+}
+
+impl Deadlines {
+    /// When a hang-up the server decided at `at_ms` may reach its connection: at once, or, if
+    /// records written by then were not yet durable, once they are (PROTOCOL.md's "never
+    /// lost": what a client sees waits for the disk). `None`: not yet.
+    fn visible_by(&self, at_ms: u64) -> Option<u64> {
+        let written = self.persisted.partition_point(|&(t, _)| t <= at_ms);
+        let Some(&(_, lsn)) = written.checked_sub(1).map(|i| &self.persisted[i]) else {
+            return Some(at_ms);
+        };
+        let synced = self.durable.iter().find(|&&(_, durable)| durable >= lsn)?;
+        Some(synced.0.max(at_ms))
+    }
+}
+
+impl ConnTimes {
+    /// Reads `bytes`, read at `now_ms`, frame by frame.
+    fn read(&mut self, now_ms: u64, bytes: &[u8], frame_deadline_ms: u64) {
+        let mut rest = bytes;
+        while !rest.is_empty() && !self.lost_track {
+            self.partial_since_ms.get_or_insert(now_ms);
+            if self.header.len() < HEADER_LEN {
+                let n = rest.len().min(HEADER_LEN - self.header.len());
+                self.header.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                if self.header.len() == HEADER_LEN {
+                    self.start_body();
+                }
+            } else {
+                let n = rest.len().min(self.body_left);
+                let keep = n.min(4usize.saturating_sub(self.body_head.len()));
+                self.body_head.extend_from_slice(&rest[..keep]);
+                self.body_left -= n;
+                rest = &rest[n..];
+            }
+            if self.header.len() == HEADER_LEN && self.body_left == 0 && !self.lost_track {
+                self.frame_read(now_ms, frame_deadline_ms);
+            }
+        }
+    }
+
+    fn start_body(&mut self) {
+        let text = std::str::from_utf8(&self.header).unwrap_or("x");
+        let digits = text.trim_matches(' ');
+        let plain = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+        match digits.parse::<usize>() {
+            Ok(len) if plain => (self.body_len, self.body_left) = (len, len),
+            _ => self.lost_track = true,
+        }
+    }
+
+    fn frame_read(&mut self, now_ms: u64, frame_deadline_ms: u64) {
+        let since_ms = self.partial_since_ms.unwrap_or(now_ms);
+        if since_ms + frame_deadline_ms <= now_ms {
+            self.slow_frames.push((since_ms, now_ms));
+        }
+        let kind = if self.command { self.kind() } else { Kind::MayLogIn };
+        if kind == Kind::MayLogIn {
+            self.logins_read_ms.push(now_ms);
+        }
+        if self.command {
+            self.unanswered.push_back(kind);
+        }
+        self.header.clear();
+        self.body_head.clear();
+        self.partial_since_ms = None;
+    }
+
+    /// The request's kind by its code line (PROTOCOL.md's codes).
+    fn kind(&self) -> Kind {
+        let head = &self.body_head;
+        let code = match head.iter().position(|&b| b == b'\n') {
+            Some(end) => &head[..end],
+            None if self.body_len <= head.len() => &head[..],
+            None => return Kind::MayLogIn,
+        };
+        match code {
+            b"-1" => Kind::Logout { logins_before: self.logins_read_ms.len() },
+            b"0" | b"2" | b"4" | b"5" | b"6" | b"7" => Kind::Other,
+            _ => Kind::MayLogIn,
+        }
+    }
+
+    /// The first request that may log in read after the first `before`, if read by `by_ms`.
+    fn logged_in_by(&self, before: usize, by_ms: u64) -> bool {
+        self.logins_read_ms.get(before).is_some_and(|&at| at <= by_ms)
+    }
+}
+
+impl Checker {
+    /// The deadlines the server runs with (the world's configuration).
+    pub fn set_deadlines(&mut self, login_deadline_ms: u64, frame_deadline_ms: u64) {
+        self.deadlines.login_deadline_ms = Some(login_deadline_ms);
+        self.deadlines.frame_deadline_ms = frame_deadline_ms;
+    }
+
+    /// The server accepted connection `conn` at `now_ms` (`command`: on the command port).
+    pub fn conn_opened(&mut self, now_ms: u64, conn: ConnNo, command: bool) {
+        let Some(deadline_ms) = self.deadlines.login_deadline_ms else { return };
+        let times = ConnTimes {
+            command,
+            opened_ms: now_ms,
+            header: Vec::new(),
+            body_left: 0,
+            body_head: Vec::new(),
+            body_len: 0,
+            partial_since_ms: None,
+            slow_frames: Vec::new(),
+            lost_track: false,
+            unanswered: VecDeque::new(),
+            logins_read_ms: Vec::new(),
+            close_by: Some((now_ms + deadline_ms, 0)),
+            closed: None,
+        };
+        self.deadlines.conns.insert(conn, times);
+    }
+
+    /// The server read `bytes` from `conn` at `now_ms`.
+    pub fn server_read(&mut self, now_ms: u64, conn: ConnNo, bytes: &[u8]) {
+        let frame_deadline_ms = self.deadlines.frame_deadline_ms;
+        if let Some(times) = self.deadlines.conns.get_mut(&conn) {
+            if times.closed.is_none() {
+                times.read(now_ms, bytes, frame_deadline_ms);
+            }
+        }
+    }
+
+    /// The writer of command connection `conn` took the frames `frames` at `now_ms` (whole,
+    /// headers included): each reply answers the oldest request read and not yet answered.
+    pub fn command_frames_taken<'a>(
+        &mut self,
+        now_ms: u64,
+        conn: ConnNo,
+        frames: impl IntoIterator<Item = &'a [u8]>,
+    ) {
+        for frame in frames {
+            let text = String::from_utf8_lossy(frame.get(HEADER_LEN..).unwrap_or_default());
+            let body = text.strip_prefix("-1\n").or_else(|| text.strip_prefix("0\n"));
+            let notice = text.strip_prefix("-1\n").and_then(Notice::of);
+            match notice {
+                Some(notice) => self.deadline_notice(now_ms, conn, notice, &text),
+                None => self.reply_taken(now_ms, conn, body == Some(LOGOUT_OK)),
+            }
+        }
+    }
+
+    fn reply_taken(&mut self, now_ms: u64, conn: ConnNo, logged_out: bool) {
+        let login_deadline_ms = self.deadlines.login_deadline_ms.unwrap_or(0);
+        let Some(times) = self.deadlines.conns.get_mut(&conn) else { return };
+        match times.unanswered.pop_front() {
+            Some(Kind::Logout { logins_before }) if logged_out && !times.lost_track => {
+                times.close_by = Some((now_ms + login_deadline_ms, logins_before));
+            }
+            Some(_) => {}
+            None => times.lost_track = true,
+        }
+    }
+
+    /// A close notice was taken: the hang-up it announces was not early.
+    fn deadline_notice(&mut self, now_ms: u64, conn: ConnNo, notice: Notice, text: &str) {
+        let (login_ms, frame_ms) =
+            (self.deadlines.login_deadline_ms.unwrap_or(0), self.deadlines.frame_deadline_ms);
+        let Some(times) = self.deadlines.conns.get(&conn) else { return };
+        let Some((closed_ms, partial_since_ms)) = times.closed else { return };
+        let (ok, invariant) = match notice {
+            Notice::LoginDeadline | Notice::RelayHandshakeDeadline => (
+                closed_ms >= times.opened_ms + login_ms,
+                "no connection is closed for its login deadline before it",
+            ),
+            Notice::FrameDeadline if !times.lost_track => (
+                partial_since_ms.is_some_and(|since_ms| since_ms + frame_ms <= closed_ms)
+                    || times
+                        .slow_frames
+                        .iter()
+                        .any(|&(since_ms, read_ms)| since_ms + frame_ms <= read_ms.min(closed_ms)),
+                "no connection is closed for a slow frame unless one was owed that long",
+            ),
+            _ => return,
+        };
+        let opened_ms = times.opened_ms;
+        self.expect(ok, now_ms, invariant, || {
+            format!(
+                "connection {conn} (opened at {opened_ms} ms, part of a frame read since \
+                 {partial_since_ms:?}) was hung up at {closed_ms} ms with {text:?}"
+            )
+        });
+    }
+
+    /// The server hung `conn` up (or the connection ended) at `now_ms`: the deadline it owed
+    /// is judged; the first such moment counts.
+    pub fn conn_closed(&mut self, now_ms: u64, conn: ConnNo) {
+        let Some(times) = self.deadlines.conns.get_mut(&conn) else { return };
+        if times.closed.is_none() {
+            times.closed = Some((now_ms, times.partial_since_ms));
+            self.judge_login_deadline(now_ms, conn);
+        }
+    }
+
+    /// `conn`'s threads are gone: nothing more is judged of it.
+    pub fn conn_ended(&mut self, now_ms: u64, conn: ConnNo) {
+        self.conn_closed(now_ms, conn);
+        self.deadlines.conns.remove(&conn);
+    }
+
+    /// The server crashed at `now_ms`, ending every connection (and its disk's history: a
+    /// recovery may use lost records' lsns again).
+    pub fn deadlines_crashed(&mut self, now_ms: u64) {
+        let conns: Vec<ConnNo> = self.deadlines.conns.keys().copied().collect();
+        for conn in conns {
+            self.conn_ended(now_ms, conn);
+        }
+        self.deadlines.persisted.clear();
+        self.deadlines.durable.clear();
+    }
+
+    /// The server wrote the record `lsn` at `now_ms`.
+    pub fn record_written(&mut self, now_ms: u64, lsn: u64) {
+        self.deadlines.persisted.push((now_ms, lsn));
+    }
+
+    /// The disk made every record up to `lsn` durable at `now_ms`.
+    pub fn records_durable(&mut self, now_ms: u64, lsn: u64) {
+        self.deadlines.durable.push((now_ms, lsn));
+    }
+
+    /// The run ends at `now_ms`: a connection still open owes the deadline it passed.
+    pub(super) fn deadlines_finish(&mut self, now_ms: u64) {
+        let conns: Vec<ConnNo> = self.deadlines.conns.keys().copied().collect();
+        for conn in conns {
+            if self.deadlines.conns[&conn].closed.is_none() {
+                self.judge_login_deadline(now_ms, conn);
+            }
+        }
+    }
+
+    /// `conn` was still open at `now_ms` (and is closed then, or the run ends): it must not
+    /// have owed a hang-up before.
+    fn judge_login_deadline(&mut self, now_ms: u64, conn: ConnNo) {
+        let Some(times) = self.deadlines.conns.get(&conn) else { return };
+        let Some((by_ms, before)) = times.close_by else { return };
+        let excused = times.lost_track || times.logged_in_by(before, by_ms);
+        let visible_ms = self.deadlines.visible_by(by_ms);
+        let in_time = visible_ms.is_none_or(|visible_ms| now_ms <= visible_ms);
+        let kind = if times.command { "command connection" } else { "relay" };
+        let invariant = "a connection that has not logged in by its deadline is closed";
+        self.expect(excused || in_time, now_ms, invariant, || {
+            format!(
+                "{kind} {conn} owed a hang-up by {by_ms} ms (visible by {visible_ms:?} ms) \
+                 and was still open after it"
+            )
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(body: &str) -> Vec<u8> {
+        let mut bytes = format!("{:<10}", body.len()).into_bytes();
+        bytes.extend_from_slice(body.as_bytes());
+        bytes
+    }
+
+    fn checker() -> Checker {
+        let mut checker = Checker::new(60_000, 10_000);
+        checker.set_deadlines(100, 50);
+        checker.conn_opened(0, ConnNo(1), true);
+        checker
+    }
+
+    #[test]
+    fn a_connection_open_past_its_login_deadline_fails_unless_a_login_was_read() {
+        let mut late = checker();
+        late.server_read(10, ConnNo(1), &frame("0\n"));
+        late.conn_closed(101, ConnNo(1));
+        assert!(late.violation().is_some());
+
+        let mut logged_in = checker();
+        logged_in.server_read(10, ConnNo(1), &frame("1\nu1\npw"));
+        logged_in.conn_closed(500, ConnNo(1));
+        assert!(logged_in.violation().is_none());
+
+        let mut in_time = checker();
+        in_time.conn_closed(100, ConnNo(1));
+        assert!(in_time.violation().is_none());
+    }
+
+    #[test]
+    fn a_logout_arms_the_deadline_again_from_its_reply() {
+        let mut checker = checker();
+        let mut bytes = frame("1\nu1\npw");
+        bytes.extend(frame("-1\n"));
+        checker.server_read(10, ConnNo(1), &bytes);
+        let (ok, bye) = (frame("0\nSuccessful Login"), frame("0\nLogging out"));
+        checker.command_frames_taken(20, ConnNo(1), [&ok[..], &bye[..]]);
+        checker.deadlines_finish(120);
+        assert!(checker.violation().is_none(), "{:?}", checker.violation());
+        checker.deadlines_finish(121);
+        assert!(checker.violation().is_some());
+    }
+
+    #[test]
+    fn a_frame_deadline_notice_needs_a_frame_owed_that_long() {
+        let notice = frame("-1\nTimed out waiting for the rest of a frame (50 ms)");
+        let mut early = checker();
+        early.server_read(10, ConnNo(1), &frame("0\n")[..5]);
+        early.conn_closed(59, ConnNo(1));
+        early.command_frames_taken(59, ConnNo(1), [&notice[..]]);
+        assert!(early.violation().is_some());
+
+        let mut fair = checker();
+        fair.server_read(10, ConnNo(1), &frame("0\n")[..5]);
+        fair.conn_closed(60, ConnNo(1));
+        fair.command_frames_taken(61, ConnNo(1), [&notice[..]]);
+        assert!(fair.violation().is_none());
+    }
+}
