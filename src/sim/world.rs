@@ -872,6 +872,7 @@ impl World {
             }
             if may_read {
                 c.reading = true;
+                self.checker.conn_reading(self.now_ms, ConnNo(conn.0));
                 self.read_command(conn);
             }
             return;

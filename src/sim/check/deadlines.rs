@@ -15,6 +15,10 @@
 //!   `Logging out` reply was taken at `W` is hung up by `W + login_deadline_ms` unless a
 //!   request after the logout that may log in was read by then. Other requests do not extend
 //!   it. Judged when the connection is hung up, ends or the server crashes, or at the end.
+//! - *The frame deadline is kept*: a frame the server has read part of, not all, while its
+//!   command thread stayed blocked in `read` (the host letting it read: the server is then
+//!   waiting on the sender, not on itself), hangs the connection up `frame_deadline_ms` after
+//!   its first byte was read or the thread went back to `read`, the later.
 //! - *Neither deadline fires early*: a login or handshake deadline notice hangs up no
 //!   connection before `A + login_deadline_ms`, and a frame deadline notice on a command
 //!   connection needs a frame the server had read part of, and not all, for at least
@@ -62,6 +66,12 @@ struct ConnTimes {
     partial_since_ms: Option<u64>,
     /// Frames whose reading took at least the frame deadline, from first byte to last.
     slow_frames: Vec<(u64, u64)>,
+    /// While the command thread is blocked in `read`: since when it has been, counting a
+    /// read it went back to `read` from in the same millisecond as no pause.
+    reading_since_ms: Option<u64>,
+    /// The last read, with the stretch of reading it ended (to go on with, if the thread
+    /// reads again at once).
+    last_read: Option<(u64, Option<u64>)>,
     /// The frames stopped making sense (a header PROTOCOL.md forbids, a reply with no request).
     lost_track: bool,
     /// Complete requests read and not yet answered, oldest first.
@@ -194,6 +204,9 @@ impl Checker {
             body_len: 0,
             partial_since_ms: None,
             slow_frames: Vec::new(),
+            // A command thread starts blocked in `read`.
+            reading_since_ms: command.then_some(now_ms),
+            last_read: None,
             lost_track: false,
             unanswered: VecDeque::new(),
             logins_read_ms: Vec::new(),
@@ -205,12 +218,49 @@ impl Checker {
 
     /// The server read `bytes` from `conn` at `now_ms`.
     pub fn server_read(&mut self, now_ms: u64, conn: ConnNo, bytes: &[u8]) {
+        self.judge_frame_deadline(now_ms, conn);
         let frame_deadline_ms = self.deadlines.frame_deadline_ms;
         if let Some(times) = self.deadlines.conns.get_mut(&conn) {
             if times.closed.is_none() {
                 times.read(now_ms, bytes, frame_deadline_ms);
+                times.last_read = Some((now_ms, times.reading_since_ms.take()));
             }
         }
+    }
+
+    /// Command connection `conn`'s thread blocked in `read` at `now_ms` (the host let it read).
+    pub fn conn_reading(&mut self, now_ms: u64, conn: ConnNo) {
+        let Some(times) = self.deadlines.conns.get_mut(&conn) else { return };
+        let since_ms = match times.last_read {
+            Some((read_ms, Some(since_ms))) if read_ms == now_ms => since_ms,
+            _ => now_ms,
+        };
+        times.reading_since_ms.get_or_insert(since_ms);
+    }
+
+    /// A frame the server has read part of, while it read on, must not outlive the frame
+    /// deadline (from its first byte's read or the server's return to `read`, the later):
+    /// judged at `now_ms`, when more is read, the connection is hung up, or the run ends.
+    fn judge_frame_deadline(&mut self, now_ms: u64, conn: ConnNo) {
+        let Some(times) = self.deadlines.conns.get(&conn) else { return };
+        let (Some(part_ms), Some(reading_ms)) = (times.partial_since_ms, times.reading_since_ms)
+        else {
+            return;
+        };
+        if !times.command || times.lost_track || times.closed.is_some() {
+            return;
+        }
+        let by_ms = part_ms.max(reading_ms) + self.deadlines.frame_deadline_ms;
+        let visible_ms = self.deadlines.visible_by(by_ms);
+        let in_time = visible_ms.is_none_or(|visible_ms| now_ms <= visible_ms);
+        let invariant = "a frame left incomplete past the frame deadline closes its connection";
+        self.expect(in_time, now_ms, invariant, || {
+            format!(
+                "connection {conn}: part of a frame read at {part_ms} ms, the server reading \
+                 since {reading_ms} ms, owed a hang-up by {by_ms} ms (visible by \
+                 {visible_ms:?} ms), still open"
+            )
+        });
     }
 
     /// The writer of command connection `conn` took the frames `frames` at `now_ms` (whole,
@@ -279,6 +329,8 @@ impl Checker {
     pub fn conn_closed(&mut self, now_ms: u64, conn: ConnNo) {
         let Some(times) = self.deadlines.conns.get_mut(&conn) else { return };
         if times.closed.is_none() {
+            self.judge_frame_deadline(now_ms, conn);
+            let times = self.deadlines.conns.get_mut(&conn).expect("judged, not removed");
             times.closed = Some((now_ms, times.partial_since_ms));
             self.judge_login_deadline(now_ms, conn);
         }
@@ -317,6 +369,7 @@ impl Checker {
         for conn in conns {
             if self.deadlines.conns[&conn].closed.is_none() {
                 self.judge_login_deadline(now_ms, conn);
+                self.judge_frame_deadline(now_ms, conn);
             }
         }
     }
@@ -386,6 +439,26 @@ mod tests {
         assert!(checker.violation().is_none(), "{:?}", checker.violation());
         checker.deadlines_finish(121);
         assert!(checker.violation().is_some());
+    }
+
+    #[test]
+    fn a_frame_left_incomplete_while_the_server_reads_on_must_close_its_connection() {
+        let mut late = checker();
+        late.server_read(10, ConnNo(1), &frame("0\n")[..5]);
+        late.conn_reading(10, ConnNo(1));
+        late.server_read(59, ConnNo(1), &frame("0\n")[5..8]);
+        late.conn_reading(59, ConnNo(1));
+        assert!(late.violation().is_none(), "{:?}", late.violation());
+        late.server_read(61, ConnNo(1), &frame("0\n")[8..]);
+        assert!(late.violation().is_some());
+
+        // The server stopped reading (replies owed) from 30 to 40 ms: its clock starts again.
+        let mut paused = checker();
+        paused.server_read(10, ConnNo(1), &frame("0\n")[..5]);
+        paused.server_read(30, ConnNo(1), &frame("0\n")[5..8]);
+        paused.conn_reading(40, ConnNo(1));
+        paused.conn_closed(90, ConnNo(1));
+        assert!(paused.violation().is_none(), "{:?}", paused.violation());
     }
 
     #[test]
