@@ -648,4 +648,10 @@ mod deadlines {
         let invariant = "no connection is closed for a slow frame unless one was owed that long";
         caught(Planted::FrameDeadlineSpansFrames, invariant);
     }
+
+    #[test]
+    fn catches_a_bare_handshake_taken_any_time_after_the_login() {
+        let invariant = "a bare handshake binds only within its window after the login";
+        caught(Planted::BareRelayAnyTime, invariant);
+    }
 }

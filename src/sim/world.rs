@@ -994,6 +994,7 @@ impl World {
         if !failed {
             if let (false, Some(last)) = (is_command, batch.last_push) {
                 self.checker.relay_written(ConnNo(conn.0), last.0);
+                self.checker.relay_pushed(now, ConnNo(conn.0));
             }
             if !acked.is_empty() {
                 self.checker.acked_pushes_written(now, ConnNo(conn.0), &acked);

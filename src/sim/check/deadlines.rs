@@ -25,6 +25,11 @@
 //!   `frame_deadline_ms` before the hang-up (its first byte's read begins the wait; the
 //!   server's clock may start later, never earlier), and still not all read when it began.
 //!
+//! - *A bare handshake binds only in its window*: a bare relay handshake (a name, no ticket
+//!   line) the server bound (it wrote a push on the relay) was read within
+//!   `bare_relay_window_ms` of a successful login or register of that name read before it
+//!   (of its reply, at the latest: the login took effect between the two).
+//!
 //! What a client sees waits until every record written before it is durable, so a hang-up
 //! owed at `T` may reach the connection once the records written by `T` are durable.
 //!
@@ -33,11 +38,13 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::super::spec::text::LOGOUT_OK;
-use super::super::spec::Notice;
+use super::super::spec::text::{LOGIN_OK, LOGOUT_OK, REGISTER_OK};
+use super::super::spec::{self, Notice};
 use super::{Checker, ConnNo};
 
 const HEADER_LEN: usize = 10;
+/// The body bytes kept of each frame: a code line and a name (32 characters at most).
+const BODY_HEAD_LEN: usize = 40;
 
 /// What a request read may do to the login deadline, by its code line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +81,13 @@ struct ConnTimes {
     last_read: Option<(u64, Option<u64>)>,
     /// The frames stopped making sense (a header PROTOCOL.md forbids, a reply with no request).
     lost_track: bool,
-    /// Complete requests read and not yet answered, oldest first.
-    unanswered: VecDeque<Kind>,
+    /// Complete requests read and not yet answered, oldest first, with the name a login or
+    /// register names and when it was read.
+    unanswered: VecDeque<(Kind, Option<(String, u64)>)>,
+    /// A relay's handshake: when it was read, and its name if it was bare (no ticket line).
+    hello: Option<(u64, Option<String>)>,
+    /// Whether a push proved the relay bound (judged once).
+    bound: bool,
     /// When each request that may log in (on a relay: each frame) was read.
     logins_read_ms: Vec<u64>,
     /// The time by which the server must have hung up, and the requests that may log in
@@ -91,6 +103,8 @@ pub(super) struct Deadlines {
     login_deadline_ms: Option<u64>,
     frame_deadline_ms: u64,
     conns: BTreeMap<ConnNo, ConnTimes>,
+    /// By name: each successful login or register, as (its request read, its reply taken).
+    logins: BTreeMap<String, Vec<(u64, u64)>>,
     /// Each record's lsn when the server wrote it, and each sync's (time, lsn), since the
     /// last crash: what a client sees waits until every record written before it is durable.
     persisted: Vec<(u64, u64)>,
@@ -126,7 +140,7 @@ impl ConnTimes {
                 }
             } else {
                 let n = rest.len().min(self.body_left);
-                let keep = n.min(4usize.saturating_sub(self.body_head.len()));
+                let keep = n.min(BODY_HEAD_LEN.saturating_sub(self.body_head.len()));
                 self.body_head.extend_from_slice(&rest[..keep]);
                 self.body_left -= n;
                 rest = &rest[n..];
@@ -157,7 +171,14 @@ impl ConnTimes {
             self.logins_read_ms.push(now_ms);
         }
         if self.command {
-            self.unanswered.push_back(kind);
+            let name = matches!(self.body_head.get(..2), Some(b"1\n" | b"3\n"))
+                .then(|| self.second_line())
+                .flatten();
+            self.unanswered.push_back((kind, name.map(|name| (name, now_ms))));
+        } else if self.hello.is_none() {
+            let bare = !self.body_head.contains(&b'\n') && self.body_len <= BODY_HEAD_LEN;
+            let name = String::from_utf8_lossy(&self.body_head).into_owned();
+            self.hello = Some((now_ms, bare.then_some(name)));
         }
         self.header.clear();
         self.body_head.clear();
@@ -177,6 +198,13 @@ impl ConnTimes {
             b"0" | b"2" | b"4" | b"5" | b"6" | b"7" => Kind::Other,
             _ => Kind::MayLogIn,
         }
+    }
+
+    /// The name on a request's second line (a login's or a register's).
+    fn second_line(&self) -> Option<String> {
+        let body = std::str::from_utf8(&self.body_head).ok()?;
+        let name = body.split('\n').nth(1)?;
+        (body.matches('\n').count() >= 2).then(|| spec::name_key(name))
     }
 
     /// The first request that may log in read after the first `before`, if read by `by_ms`.
@@ -209,6 +237,8 @@ impl Checker {
             last_read: None,
             lost_track: false,
             unanswered: VecDeque::new(),
+            hello: None,
+            bound: false,
             logins_read_ms: Vec::new(),
             close_by: Some((now_ms + deadline_ms, 0)),
             closed: None,
@@ -277,21 +307,53 @@ impl Checker {
             let notice = text.strip_prefix("-1\n").and_then(Notice::of);
             match notice {
                 Some(notice) => self.deadline_notice(now_ms, conn, notice, &text),
-                None => self.reply_taken(now_ms, conn, body == Some(LOGOUT_OK)),
+                None => self.reply_taken(now_ms, conn, body),
             }
         }
     }
 
-    fn reply_taken(&mut self, now_ms: u64, conn: ConnNo, logged_out: bool) {
+    fn reply_taken(&mut self, now_ms: u64, conn: ConnNo, body: Option<&str>) {
         let login_deadline_ms = self.deadlines.login_deadline_ms.unwrap_or(0);
         let Some(times) = self.deadlines.conns.get_mut(&conn) else { return };
+        let logged_in = body.is_some_and(|body| body == LOGIN_OK || body == REGISTER_OK);
         match times.unanswered.pop_front() {
-            Some(Kind::Logout { logins_before }) if logged_out && !times.lost_track => {
+            Some((Kind::Logout { logins_before }, _))
+                if body == Some(LOGOUT_OK) && !times.lost_track =>
+            {
                 times.close_by = Some((now_ms + login_deadline_ms, logins_before));
+            }
+            Some((_, Some((name, read_ms)))) if logged_in && !times.lost_track => {
+                self.deadlines.logins.entry(name).or_default().push((read_ms, now_ms));
             }
             Some(_) => {}
             None => times.lost_track = true,
         }
+    }
+
+    /// The server wrote a push on relay `conn` at `now_ms`: its handshake bound it. A bare
+    /// handshake binds only a session that "logged in moments ago" (PROTOCOL.md), within
+    /// `bare_relay_window_ms` of the login: some login of that name read before the handshake
+    /// must have had its reply taken no earlier than the window before it (the login took
+    /// effect between its read and its reply).
+    pub fn relay_pushed(&mut self, now_ms: u64, conn: ConnNo) {
+        let window_ms = self.bare_relay_window_ms;
+        let Some(times) = self.deadlines.conns.get_mut(&conn) else { return };
+        let (Some((hello_ms, Some(name))), false) = (times.hello.clone(), times.bound) else {
+            return;
+        };
+        times.bound = true;
+        let key = spec::name_key(&name);
+        let logins = self.deadlines.logins.get(&key).cloned().unwrap_or_default();
+        let in_window = logins
+            .iter()
+            .any(|&(read_ms, ok_ms)| read_ms <= hello_ms && ok_ms + window_ms >= hello_ms);
+        let invariant = "a bare handshake binds only within its window after the login";
+        self.expect(in_window, now_ms, invariant, || {
+            format!(
+                "relay {conn}'s bare handshake as {name:?}, read at {hello_ms} ms, bound; \
+                 logins of that name (read, answered): {logins:?}, window {window_ms} ms"
+            )
+        });
     }
 
     /// A close notice was taken: the hang-up it announces was not early.
