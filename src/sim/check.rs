@@ -54,6 +54,7 @@ pub struct Limits {
 }
 
 mod bounds;
+mod deadlines;
 mod hostile;
 mod pump;
 mod sorted;
@@ -229,6 +230,8 @@ pub struct Checker {
     /// The queues and accounts the disk shows (`bounds.rs`).
     disk_bounds: bounds::DiskBounds,
     violation: Option<Violation>,
+    /// When connections were opened, read and hung up (`deadlines.rs`).
+    deadlines: deadlines::Deadlines,
 }
 
 fn key(name: &str) -> String {
@@ -330,6 +333,7 @@ impl Checker {
             limits: None,
             disk_bounds: bounds::DiskBounds::default(),
             violation: None,
+            deadlines: deadlines::Deadlines::default(),
         }
     }
 
@@ -1425,6 +1429,7 @@ impl Checker {
             );
         }
         self.pump_finish();
+        self.deadlines_finish(now_ms);
     }
 }
 

@@ -615,3 +615,43 @@ fn limits_are_drawn_from_their_own_stream_and_replay_from_the_mix() {
     }
     assert_eq!(&parsed, mix);
 }
+
+/// Deadlines judged from the world's facts (time17, `check::deadlines`): when each
+/// connection was opened, what the server read from it and when, and when it hung it up.
+mod deadlines {
+    use super::*;
+
+    fn caught(bug: Planted, invariant: &str) {
+        let seed = assert_caught(bug, invariant);
+        println!("{bug:?} caught at seed {seed} by {invariant:?}");
+    }
+
+    const KEPT: &str = "a connection that has not logged in by its deadline is closed";
+
+    #[test]
+    fn catches_timers_that_fire_a_millisecond_late() {
+        caught(Planted::TimersFireLate, KEPT);
+    }
+
+    #[test]
+    fn catches_a_login_deadline_rearmed_by_requests() {
+        caught(Planted::LoginDeadlineRearmed, KEPT);
+    }
+
+    #[test]
+    fn catches_a_logout_that_arms_no_deadline() {
+        caught(Planted::LogoutArmsNoDeadline, KEPT);
+    }
+
+    #[test]
+    fn catches_a_frame_deadline_that_spans_frames() {
+        let invariant = "no connection is closed for a slow frame unless one was owed that long";
+        caught(Planted::FrameDeadlineSpansFrames, invariant);
+    }
+
+    #[test]
+    fn catches_a_bare_handshake_taken_any_time_after_the_login() {
+        let invariant = "a bare handshake binds only within its window after the login";
+        caught(Planted::BareRelayAnyTime, invariant);
+    }
+}

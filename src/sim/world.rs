@@ -350,6 +350,7 @@ impl World {
             list_reply_bytes_max: config.list_reply_bytes_max,
             pipeline_len_max: config.pipeline_len_max,
         });
+        checker.set_deadlines(config.login_deadline_ms, config.frame_deadline_ms);
         // The hasher's planted bugs (`auth`) are planted in the world's hasher too.
         #[cfg(any(test, feature = "planted"))]
         let hasher = Hasher::planted(HashCost::CHEAPEST, opts.planted);
@@ -744,6 +745,7 @@ impl World {
         let up = self.server.as_mut().expect("checked above");
         let mailbox = up.host.open(now, conn, chan, peer, socket.clone());
         up.conns.insert(conn, ServerConn::new(chan, mailbox, socket, slow, threads_rng));
+        self.checker.conn_opened(now, ConnNo(conn.0), chan == Channel::Command);
         self.after_host();
         Some(conn)
     }
@@ -805,6 +807,7 @@ impl World {
             }
             Channel::Relay => {
                 if !bytes.is_empty() {
+                    self.checker.server_read(self.now_ms, ConnNo(conn.0), bytes);
                     let event = Event::Received { conn, bytes };
                     up.host.handle(self.now_ms, event);
                 }
@@ -843,6 +846,7 @@ impl World {
             up.read_buf.extend_from_slice(&back[..n - front.len()]);
             &up.read_buf[..]
         };
+        self.checker.server_read(self.now_ms, ConnNo(conn.0), bytes);
         up.host.handle(self.now_ms, Event::Received { conn, bytes });
         c.inbox.drain(..n);
         self.after_host();
@@ -869,6 +873,7 @@ impl World {
             }
             if may_read {
                 c.reading = true;
+                self.checker.conn_reading(self.now_ms, ConnNo(conn.0));
                 self.read_command(conn);
             }
             return;
@@ -956,6 +961,8 @@ impl World {
             // A notice that closes the connection answers no request of its own.
             let answers = batch.frames.iter().filter(|f| !is_close_notice(f)).count();
             self.checker.replies_taken(now, ConnNo(conn.0), answers);
+            let frames = batch.frames.iter().map(|f| &f[..]);
+            self.checker.command_frames_taken(now, ConnNo(conn.0), frames);
         }
         if !is_command {
             let pushes = batch.frames.iter().filter(|f| !is_failure(f)).count();
@@ -988,6 +995,7 @@ impl World {
         if !failed {
             if let (false, Some(last)) = (is_command, batch.last_push) {
                 self.checker.relay_written(ConnNo(conn.0), last.0);
+                self.checker.relay_pushed(now, ConnNo(conn.0));
             }
             if !acked.is_empty() {
                 self.checker.acked_pushes_written(now, ConnNo(conn.0), &acked);
@@ -1023,6 +1031,7 @@ impl World {
         if up.conns.remove(conn).is_none() {
             return;
         }
+        self.checker.conn_ended(self.now_ms, ConnNo(conn.0));
         up.host.ended(self.now_ms, conn);
         self.after_host();
         if reset {
@@ -1073,6 +1082,7 @@ impl World {
         if !sink.persisted.is_empty() {
             for (lsn, record) in sink.persisted.drain(..) {
                 self.trace.line(now, Line::Persist { lsn: lsn.0, record: &record });
+                self.checker.record_written(now, lsn.0);
                 let row = match &record {
                     Record::Message { id, text, to, .. } => {
                         let to = check::AccountId(to.0);
@@ -1120,6 +1130,11 @@ impl World {
         }
         if !touched.is_empty() {
             for conn in touched.drain(..) {
+                // The host hung it up (or its reader ended): the deadlines' fact.
+                let up = self.server.as_ref().and_then(|up| up.conns.get(conn));
+                if up.is_some_and(|c| c.mailbox.is_closed()) {
+                    self.checker.conn_closed(now, ConnNo(conn.0));
+                }
                 self.wake_writer(conn);
             }
         }
@@ -1134,6 +1149,7 @@ impl World {
         up.sync_scheduled = false;
         let lsn = up.host.sink_mut().store.sync();
         self.trace.line(self.now_ms, Line::Durable { lsn: lsn.0 });
+        self.checker.records_durable(self.now_ms, lsn.0);
         self.feed(Event::Durable { lsn });
     }
 
@@ -1226,6 +1242,7 @@ impl World {
         self.crashes += 1;
         self.epoch += 1;
         self.checker.crashed();
+        self.checker.deadlines_crashed(self.now_ms);
         store.crash(&mut self.disk_rng, self.mix.torn_writes > 0);
         self.store = Some(store);
         for conn in self.net.conns() {
