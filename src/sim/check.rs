@@ -53,6 +53,7 @@ pub struct Limits {
     pub pipeline_len_max: usize,
 }
 
+mod backoff;
 mod bounds;
 mod hostile;
 mod pump;
@@ -990,6 +991,7 @@ impl Checker {
                 } else if throttled {
                     let fair = self.recently_failed(client, p);
                     self.expect(fair, now_ms, "throttling follows failures", what);
+                    self.throttle_wait_capped(now_ms, text, what);
                     if let Some(wait_s) = spec::retry_after_s(text) {
                         let until = now_ms + wait_s * 1000;
                         let c = self.client(client);
@@ -1062,6 +1064,7 @@ impl Checker {
                 } else if throttled {
                     let fair = self.recently_failed(client, p);
                     self.expect(fair, now_ms, "throttling follows failures", what);
+                    self.throttle_wait_capped(now_ms, text, what);
                     if let Some(wait_s) = spec::retry_after_s(text) {
                         let until = now_ms + wait_s * 1000;
                         let c = self.client(client);

@@ -615,3 +615,21 @@ fn limits_are_drawn_from_their_own_stream_and_replay_from_the_mix() {
     }
     assert_eq!(&parsed, mix);
 }
+
+/// What the simulator's clients did not do until clients17: each bug below escaped the sweep
+/// because no client acted so (the unit tests named in `core::planted` caught them alone).
+mod clients17 {
+    use super::*;
+
+    fn caught(bug: Planted, invariant: &str) {
+        let seed = assert_caught(bug, invariant);
+        println!("{bug:?} caught at seed {seed} by {invariant:?}");
+    }
+
+    /// A patient guesser waits out each throttled reply and guesses again, until the doubling
+    /// wait reaches its cap (README's limits table: "1 s to 60 s").
+    #[test]
+    fn catches_a_throttle_wait_that_is_not_capped() {
+        caught(Planted::ThrottleBackoffUncapped, "a throttled wait never exceeds its cap");
+    }
+}
