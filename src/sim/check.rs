@@ -53,6 +53,11 @@ pub struct Limits {
     pub pipeline_len_max: usize,
 }
 
+/// PROTOCOL.md's longest password, in bytes.
+const PASSWORD_LEN_MAX: usize = 128;
+/// How the server words the refusal of a password outside 1 to 128 bytes.
+const INVALID_PASSWORD: &str = "Invalid password";
+
 mod backoff;
 mod bounds;
 mod hostile;
@@ -933,6 +938,8 @@ impl Checker {
                 let strict = self.strict(p, k);
                 let exists = p.exists_at_send;
                 if ok && text == REGISTER_OK {
+                    let fits = (1..=PASSWORD_LEN_MAX).contains(&password.len());
+                    self.expect(fits, now_ms, "a password over its limit is refused", what);
                     self.expect(
                         !(strict && exists == Known::Yes),
                         now_ms,
@@ -955,6 +962,11 @@ impl Checker {
                         what,
                     );
                     self.learn(p, k, true, 1);
+                } else if !ok && text.starts_with(INVALID_PASSWORD) {
+                    // PROTOCOL.md: "Passwords: 1 to 128 bytes". The request changed nothing.
+                    self.coverage.count("refusal: invalid password");
+                    let fits = (1..=PASSWORD_LEN_MAX).contains(&password.len());
+                    self.expect(!fits, now_ms, "a limit refuses only at its bound", what);
                 } else {
                     self.fail(now_ms, "register reply", what());
                 }

@@ -292,6 +292,10 @@ impl Client {
                     Workload::Hostile => workload::choose(&mut self.rng, view, names, 40),
                     Workload::Chat => workload::choose_chat(&mut self.rng, view, names),
                 };
+                let op = match workload {
+                    Workload::Chat => op,
+                    _ => self.password_at_limit(op),
+                };
                 if !self.guessed {
                     let session = self.session.is_some();
                     self.guess = workload::patient_guesses(&mut self.patience_rng, &op, session)
@@ -310,6 +314,23 @@ impl Client {
         self.perform(op, acts);
         if self.awaiting.is_empty() {
             self.think(acts);
+        }
+    }
+
+    /// A registration, now and then, with a password exactly at PROTOCOL.md's limit or one
+    /// byte over, where the frame fits the server's frame limits: drawn from the patience
+    /// stream, apart from the workload. It registers a name outside the pool (`u1-long`),
+    /// which nobody sends to, so that no message is owed to a name whose password the
+    /// liveness phase could not know (crashes seed 646: the reply to a long registration of
+    /// `u2` was lost, and the phase's login with u2's own password never got in).
+    fn password_at_limit(&mut self, op: Op) -> Op {
+        let Op::Register { name, password } = op else { return op };
+        let frame_len_max = self.limits.frame_len_max.min(self.limits.frame_len_max_before_login);
+        match workload::long_password(&mut self.patience_rng, &name) {
+            Some(long) if 3 + name.len() + 5 + long.len() + 16 <= frame_len_max => {
+                Op::Register { name: format!("{name}-long"), password: long }
+            }
+            _ => Op::Register { name, password },
         }
     }
 

@@ -73,6 +73,7 @@ pub fn expected_rows() -> Vec<&'static str> {
         "refusal: throttled",
         "refusal: registrations per address",
         "refusal: accounts limit",
+        "refusal: invalid password",
         "list: truncated",
         // What the outside tester's checks need to see happen: a deletion naming another
         // account refused, a list showing a name whose registered spelling the oracle knows.

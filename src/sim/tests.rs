@@ -632,4 +632,10 @@ mod clients17 {
     fn catches_a_throttle_wait_that_is_not_capped() {
         caught(Planted::ThrottleBackoffUncapped, "a throttled wait never exceeds its cap");
     }
+
+    /// Now and then a registration's password is exactly PROTOCOL.md's 128 bytes (or 129).
+    #[test]
+    fn catches_a_password_at_its_limit_refused() {
+        caught(Planted::PasswordLimitExclusive, "a limit refuses only at its bound");
+    }
 }

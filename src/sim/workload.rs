@@ -241,3 +241,17 @@ pub fn patient_guesses(rng: &mut ChaCha20Rng, op: &Op, session: bool) -> Option<
     let wrong = matches!(op, Op::Login { password, .. } if password == "wrong");
     (wrong && !session && rng.gen_bool(0.2)).then(|| rng.gen_range(18..=20))
 }
+
+/// Now and then, the password a registration of `name` uses instead of its own: its own
+/// padded to exactly PROTOCOL.md's limit ("1 to 128 bytes", which must be accepted) or one
+/// byte over (which must be refused).
+pub fn long_password(rng: &mut ChaCha20Rng, name: &str) -> Option<String> {
+    const PASSWORD_LEN_MAX: usize = 128;
+    if !rng.gen_bool(0.05) {
+        return None;
+    }
+    let len = PASSWORD_LEN_MAX + usize::from(rng.gen_bool(0.5));
+    let mut password = password_of(name);
+    password.extend(std::iter::repeat_n('.', len - password.len()));
+    Some(password)
+}
