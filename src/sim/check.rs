@@ -53,6 +53,12 @@ pub struct Limits {
     pub pipeline_len_max: usize,
 }
 
+/// PROTOCOL.md's longest password, in bytes.
+const PASSWORD_LEN_MAX: usize = 128;
+/// How the server words the refusal of a password outside 1 to 128 bytes.
+const INVALID_PASSWORD: &str = "Invalid password";
+
+mod backoff;
 mod bounds;
 mod deadlines;
 mod hostile;
@@ -940,6 +946,8 @@ impl Checker {
                 let strict = self.strict(p, k);
                 let exists = p.exists_at_send;
                 if ok && text == REGISTER_OK {
+                    let fits = (1..=PASSWORD_LEN_MAX).contains(&password.len());
+                    self.expect(fits, now_ms, "a password over its limit is refused", what);
                     self.expect(
                         !(strict && exists == Known::Yes),
                         now_ms,
@@ -962,6 +970,11 @@ impl Checker {
                         what,
                     );
                     self.learn(p, k, true, 1);
+                } else if !ok && text.starts_with(INVALID_PASSWORD) {
+                    // PROTOCOL.md: "Passwords: 1 to 128 bytes". The request changed nothing.
+                    self.coverage.count("refusal: invalid password");
+                    let fits = (1..=PASSWORD_LEN_MAX).contains(&password.len());
+                    self.expect(!fits, now_ms, "a limit refuses only at its bound", what);
                 } else {
                     self.fail(now_ms, "register reply", what());
                 }
@@ -998,6 +1011,7 @@ impl Checker {
                 } else if throttled {
                     let fair = self.recently_failed(client, p);
                     self.expect(fair, now_ms, "throttling follows failures", what);
+                    self.throttle_wait_capped(now_ms, text, what);
                     if let Some(wait_s) = spec::retry_after_s(text) {
                         let until = now_ms + wait_s * 1000;
                         let c = self.client(client);
@@ -1070,6 +1084,7 @@ impl Checker {
                 } else if throttled {
                     let fair = self.recently_failed(client, p);
                     self.expect(fair, now_ms, "throttling follows failures", what);
+                    self.throttle_wait_capped(now_ms, text, what);
                     if let Some(wait_s) = spec::retry_after_s(text) {
                         let until = now_ms + wait_s * 1000;
                         let c = self.client(client);

@@ -135,6 +135,9 @@ pub struct Client {
     /// The ids hostile acknowledgements make up: a stream apart from the workload's, so that
     /// a scripted client lies as the random client it was written down from.
     lies_rng: ChaCha20Rng,
+    /// Whether a wrong-password login makes the client a patient guesser: a stream apart
+    /// from the workload's, so that seeds without a guesser draw as they did before.
+    patience_rng: ChaCha20Rng,
     cmd: Option<Side>,
     relay: Option<Side>,
     relay_acks: bool,
@@ -161,6 +164,11 @@ pub struct Client {
     pub persistent: bool,
     /// Every operation performed and when, if the run is being written down (`sim::shrink`).
     pub record: Option<Vec<(u64, Op)>>,
+    /// A patient guesser's wrong-password login and how many more times it sends it.
+    guess: Option<(Op, u32)>,
+    /// The client has been a patient guesser: once is enough (each run holds its address
+    /// throttled for minutes, and the liveness phase's clients may share the address).
+    guessed: bool,
 }
 
 const FRAME_LEN_MAX: usize = 1 << 20;
@@ -171,6 +179,7 @@ const LOGIN_RETRY_MS: u64 = 1_000;
 impl Client {
     pub fn new(id: usize, driver: Driver, mut rng: ChaCha20Rng, slow_percent: u64) -> Self {
         let lies_rng = derived(&rng, Stream::Client, Stream::Lies, 0);
+        let patience_rng = derived(&rng, Stream::Client, Stream::Patience, 0);
         let slow_reader = rng.gen_range(0..100) < slow_percent;
         // A script says when things happen; only random clients think between operations.
         let think_ms_max = if matches!(driver, Driver::Random { .. }) { 100 } else { 0 };
@@ -179,6 +188,7 @@ impl Client {
             driver,
             rng,
             lies_rng,
+            patience_rng,
             cmd: None,
             relay: None,
             relay_acks: false,
@@ -196,6 +206,8 @@ impl Client {
             slow_reader,
             persistent: false,
             record: None,
+            guess: None,
+            guessed: false,
         }
     }
 
@@ -203,6 +215,7 @@ impl Client {
     pub fn is_done(&self) -> bool {
         self.awaiting.is_empty()
             && self.lies.expired.is_none()
+            && self.guess.is_none()
             && match &self.driver {
                 Driver::Script(ops) => ops.is_empty(),
                 Driver::Random { ops_left, .. } => *ops_left == 0,
@@ -263,6 +276,7 @@ impl Client {
                 }
                 Some(_) => ops.pop_front().expect("front exists"),
             },
+            Driver::Random { .. } if self.guess.is_some() => (now_ms, self.next_guess()),
             Driver::Random { ops_left: 0, .. } => return,
             Driver::Random { ops_left, names, workload } => {
                 *ops_left -= 1;
@@ -278,6 +292,19 @@ impl Client {
                     Workload::Hostile => workload::choose(&mut self.rng, view, names, 40),
                     Workload::Chat => workload::choose_chat(&mut self.rng, view, names),
                 };
+                let op = match workload {
+                    Workload::Chat => op,
+                    _ => self.password_at_limit(op),
+                };
+                if !self.guessed {
+                    let session = self.session.is_some();
+                    self.guess = workload::patient_guesses(&mut self.patience_rng, &op, session)
+                        .map(|n| (op.clone(), n));
+                    if self.guess.is_some() {
+                        self.guessed = true;
+                        acts.push(Act::Count("hostile: patient guesser"));
+                    }
+                }
                 (now_ms, op)
             }
         };
@@ -288,6 +315,37 @@ impl Client {
         if self.awaiting.is_empty() {
             self.think(acts);
         }
+    }
+
+    /// A registration, now and then, with a password exactly at PROTOCOL.md's limit or one
+    /// byte over, where the frame fits the server's frame limits: drawn from the patience
+    /// stream, apart from the workload. It registers a name outside the pool (`u1-long`),
+    /// which nobody sends to, so that no message is owed to a name whose password the
+    /// liveness phase could not know (crashes seed 646: the reply to a long registration of
+    /// `u2` was lost, and the phase's login with u2's own password never got in).
+    fn password_at_limit(&mut self, op: Op) -> Op {
+        let Op::Register { name, password } = op else { return op };
+        let frame_len_max = self.limits.frame_len_max.min(self.limits.frame_len_max_before_login);
+        match workload::long_password(&mut self.patience_rng, &name) {
+            Some(long) if 3 + name.len() + 5 + long.len() + 16 <= frame_len_max => {
+                Op::Register { name: format!("{name}-long"), password: long }
+            }
+            _ => Op::Register { name, password },
+        }
+    }
+
+    /// A patient guesser's next operation: its login again (on a new connection if the last
+    /// one was closed under it), until its guesses run out.
+    fn next_guess(&mut self) -> Op {
+        let (op, left) = self.guess.take().expect("a guesser");
+        if self.cmd.is_none() {
+            self.guess = Some((op, left));
+            return Op::Connect;
+        }
+        if left > 1 && self.session.is_none() {
+            self.guess = Some((op.clone(), left - 1));
+        }
+        op
     }
 
     fn perform(&mut self, op: Op, acts: &mut Vec<Act>) {
@@ -656,6 +714,9 @@ impl Client {
         let ok = body.starts_with(b"0\n");
         let needs_login = body.strip_prefix(b"-1\n") == Some(NEEDS_LOGIN.as_bytes());
         let ticket = (ok && op == Op::Relay { ticket: true }).then(|| body[2..].to_vec());
+        let guessed = matches!(&self.guess, Some((guess, _)) if *guess == op);
+        let told_wait_s =
+            guessed.then(|| super::spec::retry_after_s(&String::from_utf8_lossy(&body))).flatten();
         acts.push(Act::Reply(body));
         match &op {
             Op::Register { name, .. } | Op::Login { name, .. } if ok => {
@@ -696,7 +757,12 @@ impl Client {
             self.session = None;
         }
         if self.awaiting.is_empty() {
-            self.think(acts);
+            if guessed {
+                // A patient guesser waits exactly as long as it is told, then guesses again.
+                acts.push(Act::Wake(told_wait_s.unwrap_or(0) * 1000));
+            } else {
+                self.think(acts);
+            }
         }
     }
 

@@ -73,6 +73,7 @@ pub fn expected_rows() -> Vec<&'static str> {
         "refusal: throttled",
         "refusal: registrations per address",
         "refusal: accounts limit",
+        "refusal: invalid password",
         "list: truncated",
         // What the outside tester's checks need to see happen: a deletion naming another
         // account refused, a list showing a name whose registered spelling the oracle knows.
@@ -105,10 +106,13 @@ pub fn expected_rows() -> Vec<&'static str> {
         "limit: pipeline full",
         "limit: reads held for owed replies",
         "limit: ticket expired",
+        // The throttle's doubling wait told at its cap (a patient guesser's run).
+        "throttle: wait at its cap",
         // Hostile clients of the mixed workload's own.
         "hostile: bare handshake in another name",
         "hostile: login storm",
         "hostile: pipelined burst",
+        "hostile: patient guesser",
     ];
     rows.extend_from_slice(HOSTILE_ROWS);
     rows

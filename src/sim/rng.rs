@@ -32,6 +32,9 @@ pub enum Stream {
     Client,
     /// One per client: the ids its hostile acknowledgements make up.
     Lies,
+    /// One per client: whether a wrong-password login starts a patient guesser's run (apart
+    /// from the workload, so that the choice shifts no other draw of any seed).
+    Patience,
     /// One per connection ([`link_index`]): its latencies and fragments.
     Link,
     /// One per connection ([`link_index`]): its server threads' delays (the writer, the
@@ -52,6 +55,7 @@ impl Stream {
             Stream::Server => 1 << 20,
             Stream::Client => 1 << 40,
             Stream::Lies => 3 << 40,
+            Stream::Patience => 5 << 40,
             Stream::Link => 1 << 48,
             Stream::Threads => 1 << 56,
         }

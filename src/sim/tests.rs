@@ -655,3 +655,27 @@ mod deadlines {
         caught(Planted::BareRelayAnyTime, invariant);
     }
 }
+
+/// What the simulator's clients did not do until clients17: each bug below escaped the sweep
+/// because no client acted so (the unit tests named in `core::planted` caught them alone).
+mod clients17 {
+    use super::*;
+
+    fn caught(bug: Planted, invariant: &str) {
+        let seed = assert_caught(bug, invariant);
+        println!("{bug:?} caught at seed {seed} by {invariant:?}");
+    }
+
+    /// A patient guesser waits out each throttled reply and guesses again, until the doubling
+    /// wait reaches its cap (README's limits table: "1 s to 60 s").
+    #[test]
+    fn catches_a_throttle_wait_that_is_not_capped() {
+        caught(Planted::ThrottleBackoffUncapped, "a throttled wait never exceeds its cap");
+    }
+
+    /// Now and then a registration's password is exactly PROTOCOL.md's 128 bytes (or 129).
+    #[test]
+    fn catches_a_password_at_its_limit_refused() {
+        caught(Planted::PasswordLimitExclusive, "a limit refuses only at its bound");
+    }
+}

@@ -225,3 +225,33 @@ fn burst_len(rng: &mut ChaCha20Rng) -> u32 {
         rng.gen_range(2..=20)
     }
 }
+
+/// How many more times a client that just drew `op` sends it as a patient guesser, if it
+/// becomes one: a wrong-password login by a client not logged in, now and then, is sent again
+/// at once after each failure and again after exactly the wait each throttled reply tells,
+/// so that the throttle's doubling back-off reaches its cap: under the shipped limits, the
+/// 18th login is the first told a wait at the cap (5 free failures, then six rounds of a
+/// throttled reply and a failure, waiting 1 to 32 s). Not many more: each further round waits
+/// the whole cap, and a guesser that shares its host with the liveness phase's clients keeps
+/// them throttled as long as it guesses (seeds 145 and 355 of the default sweep, when guessers
+/// sent up to 30 logins, and seed 1161 of the small swarm when a client could guess again
+/// after its run: the owner's client was still throttled when the phase ended). A client
+/// guesses patiently once at most.
+pub fn patient_guesses(rng: &mut ChaCha20Rng, op: &Op, session: bool) -> Option<u32> {
+    let wrong = matches!(op, Op::Login { password, .. } if password == "wrong");
+    (wrong && !session && rng.gen_bool(0.2)).then(|| rng.gen_range(18..=20))
+}
+
+/// Now and then, the password a registration of `name` uses instead of its own: its own
+/// padded to exactly PROTOCOL.md's limit ("1 to 128 bytes", which must be accepted) or one
+/// byte over (which must be refused).
+pub fn long_password(rng: &mut ChaCha20Rng, name: &str) -> Option<String> {
+    const PASSWORD_LEN_MAX: usize = 128;
+    if !rng.gen_bool(0.05) {
+        return None;
+    }
+    let len = PASSWORD_LEN_MAX + usize::from(rng.gen_bool(0.5));
+    let mut password = password_of(name);
+    password.extend(std::iter::repeat_n('.', len - password.len()));
+    Some(password)
+}

@@ -58,7 +58,7 @@ const SAMPLE: [(Planted, u64); 6] = [
     (Planted::TakeoverLosesMessage, 1),
     (Planted::BindByNameOnly, 0),
     (Planted::RequeueOutOfOrder, 0),
-    (Planted::PushBeforeOldRelayEnds, 1359),
+    (Planted::PushBeforeOldRelayEnds, 1584),
     (Planted::HostClosesEarly, 12),
     (Planted::AckAnyAccount, 486),
 ];
