@@ -1,0 +1,98 @@
+//! The server's command line, from outside: every limit is validated before the server opens
+//! anything. A zero that would make the server refuse every client (no queue room, no
+//! connection, no request body, no login time, no password check) or an absurd value (a login
+//! deadline whose milliseconds do not fit in 64 bits) is refused with an error naming the flag
+//! and a non-zero exit, instead of a server that starts and then closes or refuses everyone.
+//!
+//! Before these checks `--login-deadline-s 18446744073709552` started a server whose login
+//! deadline was 384 ms (the seconds times 1000 wrapped), and `--login-deadline-s` of `u64::MAX`
+//! one that closed every new connection at once.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Far beyond the time a refused flag takes on a loaded machine; only a server that started
+/// (the bug) waits this long before it is killed.
+const EXIT_DEADLINE: Duration = Duration::from_secs(60);
+
+fn data_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("chatroom-outside-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Waits for the child to exit by itself, killing it at the deadline (then `None`).
+fn wait_bounded(child: &mut Child) -> Option<ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < EXIT_DEADLINE {
+        if let Some(status) = child.try_wait().expect("poll the server") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Runs `chatroom server` on ephemeral ports with `flag value`; returns its exit status (None:
+/// it kept running), stdout and stderr.
+fn run_server(flag: &str, value: &str) -> (Option<ExitStatus>, String, String) {
+    let dir = data_dir(flag.trim_start_matches('-'));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chatroom"))
+        .args(["server", "--command-port", "0", "--relay-port", "0"])
+        .args(["--argon2-memory-kib", "8", "--argon2-iterations", "1"])
+        .arg("--data-dir")
+        .arg(&dir)
+        .args([flag, value])
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn chatroom server");
+    let status = wait_bounded(&mut child);
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (status, stdout, stderr)
+}
+
+fn assert_refused(flag: &str, value: &str) {
+    let (status, stdout, stderr) = run_server(flag, value);
+    let status = status.unwrap_or_else(|| {
+        panic!("`{flag} {value}` was accepted: the server ran; stdout {stdout:?}")
+    });
+    assert!(!status.success(), "`{flag} {value}` exited with success: {stdout:?} {stderr:?}");
+    assert!(!stdout.contains("chatroom server: command"), "`{flag} {value}` served: {stdout:?}");
+    assert!(
+        stderr.contains(flag),
+        "`{flag} {value}`: the error does not name the flag: {stderr:?}"
+    );
+}
+
+#[test]
+fn a_zero_that_would_refuse_every_client_is_refused_with_the_flag_named() {
+    for flag in [
+        "--queue-len-max",
+        "--connections-max",
+        "--connections-per-peer-max",
+        "--login-deadline-s",
+        "--frame-len-max",
+        "--hash-jobs-max",
+    ] {
+        assert_refused(flag, "0");
+    }
+}
+
+#[test]
+fn a_login_deadline_whose_milliseconds_overflow_is_refused() {
+    // 2^64 / 1000 rounded up: times 1000 it wraps to 384 ms.
+    assert_refused("--login-deadline-s", "18446744073709552");
+    assert_refused("--login-deadline-s", &u64::MAX.to_string());
+}
