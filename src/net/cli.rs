@@ -36,26 +36,27 @@ pub struct ServerArgs {
     #[arg(long)]
     pub allow_bare_relay: bool,
     /// Messages waiting per recipient before sends to it are refused.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = at_least_one())]
     pub queue_len_max: usize,
     /// Open connections in total, both channels (a client with a relay holds two); one beyond
     /// it is refused with a reply that says so. Default: derived at start from the open-file
     /// limit (`ulimit -n`, less the descriptors open and 64 kept) and the thread cap, and
     /// logged. A value given here overrides it; above what the open-file limit allows, new
     /// connections wait unanswered in the listen backlog until another closes.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one())]
     pub connections_max: Option<usize>,
     /// Open connections per client address.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = at_least_one())]
     pub connections_per_peer_max: usize,
     /// Registrations from one address per 10 minutes (counted as they start).
     #[arg(long, default_value_t = 10)]
     pub registrations_per_address_max: usize,
-    /// Seconds a new connection has to log in (or complete its relay handshake).
-    #[arg(long, default_value_t = 60)]
+    /// Seconds a new connection has to log in (or complete its relay handshake), 1 to a day.
+    #[arg(long, default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=LOGIN_DEADLINE_S_MAX))]
     pub login_deadline_s: u64,
     /// Largest request body in bytes once logged in (8 KiB applies before).
-    #[arg(long, default_value_t = 64 * 1024)]
+    #[arg(long, default_value_t = 64 * 1024, value_parser = at_least_one())]
     pub frame_len_max: usize,
     /// Free failed password checks per account and address (checks in flight count); after
     /// them each failure doubles the wait, from 1 s up to a minute. An address also has 20 over
@@ -69,7 +70,7 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = HashCost::default().iterations)]
     pub argon2_iterations: u32,
     /// Password hashes computed at once (default: cores - 1, at least 1).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one())]
     pub hash_jobs_max: Option<usize>,
     /// Directory of the write-ahead log and snapshots (created if missing).
     #[arg(long, default_value = "chatroom-data")]
@@ -103,6 +104,17 @@ pub const BARE_RELAY_WARNING: &str = "warning: bare relay handshakes are accepte
 (--allow-bare-relay or --demo): anyone on this server's host can read a user's messages by \
 opening the relay in their name right after they log in. Use this only for the original \
 client on a trusted host.";
+
+/// The longest `--login-deadline-s`: a day. A longer wait for a login is no limit, and the
+/// bound keeps the deadline's milliseconds, added to the clock, far inside 64 bits (unbounded,
+/// 2^64 / 1000 seconds wrapped to a 384 ms deadline).
+pub const LOGIN_DEADLINE_S_MAX: u64 = 24 * 60 * 60;
+
+/// A count that must be at least 1: with 0 the limit would refuse every client (no queue room,
+/// no connection, no request body, no password check), so 0 is refused at the command line.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+}
 
 /// `--fsync` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
