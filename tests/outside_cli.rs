@@ -96,3 +96,26 @@ fn a_login_deadline_whose_milliseconds_overflow_is_refused() {
     assert_refused("--login-deadline-s", "18446744073709552");
     assert_refused("--login-deadline-s", &u64::MAX.to_string());
 }
+
+/// `chatroom client --timeout-s 0` was read as 1 s without a word; a zero wait for every
+/// reply is refused like the server's zeros, before the client connects.
+#[test]
+fn the_client_refuses_a_zero_reply_timeout_naming_the_flag() {
+    // A port that answers, so that a client that accepted the flag would connect and run.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chatroom"))
+        .args(["client", "--command-port", &port, "--relay-port", &port, "--timeout-s", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn chatroom client");
+    let status = wait_bounded(&mut child).expect("the client exits by itself");
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(!status.success(), "--timeout-s 0 was accepted: {stdout:?}");
+    assert!(!stdout.contains("Connected"), "it connected: {stdout:?}");
+    assert!(stderr.contains("--timeout-s"), "the error does not name the flag: {stderr:?}");
+}
