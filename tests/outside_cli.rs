@@ -41,13 +41,18 @@ fn wait_bounded(child: &mut Child) -> Option<ExitStatus> {
 /// Runs `chatroom server` on ephemeral ports with `flag value`; returns its exit status (None:
 /// it kept running), stdout and stderr.
 fn run_server(flag: &str, value: &str) -> (Option<ExitStatus>, String, String) {
-    let dir = data_dir(flag.trim_start_matches('-'));
+    run_server_with(flag, &["--command-port", "0", "--relay-port", "0", flag, value])
+}
+
+/// Runs `chatroom server` with `args` (which choose the ports) in a fresh data directory.
+fn run_server_with(name: &str, args: &[&str]) -> (Option<ExitStatus>, String, String) {
+    let dir = data_dir(name.trim_start_matches('-'));
     let mut child = Command::new(env!("CARGO_BIN_EXE_chatroom"))
-        .args(["server", "--command-port", "0", "--relay-port", "0"])
+        .arg("server")
         .args(["--argon2-memory-kib", "8", "--argon2-iterations", "1"])
         .arg("--data-dir")
         .arg(&dir)
-        .args([flag, value])
+        .args(args)
         .env("RUST_LOG", "warn")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -118,4 +123,22 @@ fn the_client_refuses_a_zero_reply_timeout_naming_the_flag() {
     assert!(!status.success(), "--timeout-s 0 was accepted: {stdout:?}");
     assert!(!stdout.contains("Connected"), "it connected: {stdout:?}");
     assert!(stderr.contains("--timeout-s"), "the error does not name the flag: {stderr:?}");
+}
+
+/// One port for both channels cannot work (the second bind fails); it used to fail with a bare
+/// "Address already in use" that named neither port nor flag. Refused before binding, naming
+/// both flags.
+#[test]
+fn one_port_for_both_channels_is_refused_naming_both_flags() {
+    // A port nothing listens on: bound and released, so only the flag check can refuse it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = port.to_string();
+    let (status, stdout, stderr) =
+        run_server_with("same-port", &["--command-port", &port, "--relay-port", &port]);
+    let status = status.unwrap_or_else(|| panic!("one port for both was accepted: {stdout:?}"));
+    assert!(!status.success(), "exited with success: {stdout:?}");
+    assert!(!stdout.contains("chatroom server: command"), "it served: {stdout:?}");
+    for flag in ["--command-port", "--relay-port"] {
+        assert!(stderr.contains(flag), "the error does not name {flag}: {stderr:?}");
+    }
 }
