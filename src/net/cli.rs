@@ -126,6 +126,10 @@ pub enum Fsync {
 impl ServerArgs {
     /// Runs the server until Ctrl-C.
     pub fn run(self) -> ExitCode {
+        if let Some(problem) = self.contradiction() {
+            eprintln!("chatroom server: {problem}");
+            return ExitCode::from(2);
+        }
         init_logging();
         let config = self.config();
         if config.core.bare_relay_allowed {
@@ -153,6 +157,15 @@ impl ServerArgs {
         println!("chatroom server: shutting down");
         handle.shutdown();
         ExitCode::SUCCESS
+    }
+
+    /// Flags that each parse but cannot work together, said before anything is opened (the
+    /// bind that would fail instead reports only "Address already in use").
+    fn contradiction(&self) -> Option<String> {
+        let port = self.command_port;
+        (port != 0 && port == self.relay_port).then(|| {
+            format!("--command-port and --relay-port are both {port}: each channel needs its own")
+        })
     }
 
     fn config(&self) -> ServerConfig {
