@@ -8,7 +8,9 @@
 //! deadline was 384 ms (the seconds times 1000 wrapped), and `--login-deadline-s` of `u64::MAX`
 //! one that closed every new connection at once.
 
-use std::io::Read;
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -141,4 +143,45 @@ fn one_port_for_both_channels_is_refused_naming_both_flags() {
     for flag in ["--command-port", "--relay-port"] {
         assert!(stderr.contains(flag), "the error does not name {flag}: {stderr:?}");
     }
+}
+
+/// `--frame-len-max N` promises request bodies up to N bytes once logged in. Above the
+/// server's unconfigurable 256 KiB bound on bytes buffered from a connection, a single request
+/// within N was refused as "Too much sent without waiting for replies" and its connection
+/// closed.
+#[test]
+fn a_request_within_a_raised_frame_len_max_is_served() {
+    let frame_len_max = 1 << 20;
+    let dir = data_dir("frame-len");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chatroom"))
+        .args(["server", "--command-port", "0", "--relay-port", "0"])
+        .args(["--argon2-memory-kib", "8", "--argon2-iterations", "1"])
+        .args(["--frame-len-max", &frame_len_max.to_string()])
+        .arg("--data-dir")
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn chatroom server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let command_addr = line
+        .strip_prefix("chatroom server: command ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok());
+    let Some(command_addr) = command_addr else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the server did not start: {line:?}");
+    };
+    let mut alice = support::user_at(command_addr, "alice");
+    // Well inside the flag's limit, and more than the 256 KiB buffered by default.
+    let body = format!("2\nalice\n{}", "x".repeat(frame_len_max - 100));
+    let reply = alice.request(&body);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(reply, "0\nSent to recipient");
 }
