@@ -104,6 +104,12 @@ fn a_login_deadline_whose_milliseconds_overflow_is_refused() {
     assert_refused("--login-deadline-s", &u64::MAX.to_string());
 }
 
+#[test]
+fn a_request_limit_beyond_what_the_log_can_record_is_refused() {
+    // A log record holds 16 MiB at most; a message of this size could never be logged.
+    assert_refused("--frame-len-max", &(16 << 20).to_string());
+}
+
 /// `chatroom client --timeout-s 0` was read as 1 s without a word; a zero wait for every
 /// reply is refused like the server's zeros, before the client connects.
 #[test]

@@ -55,8 +55,9 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 60,
         value_parser = clap::value_parser!(u64).range(1..=LOGIN_DEADLINE_S_MAX))]
     pub login_deadline_s: u64,
-    /// Largest request body in bytes once logged in (8 KiB applies before).
-    #[arg(long, default_value_t = 64 * 1024, value_parser = at_least_one())]
+    /// Largest request body in bytes once logged in (8 KiB applies before), at most 8 MiB.
+    #[arg(long, default_value_t = 64 * 1024,
+        value_parser = at_least_one().range(1..=FRAME_LEN_FLAG_MAX as u64))]
     pub frame_len_max: usize,
     /// Free failed password checks per account and address (checks in flight count); after
     /// them each failure doubles the wait, from 1 s up to a minute. An address also has 20 over
@@ -109,6 +110,10 @@ client on a trusted host.";
 /// bound keeps the deadline's milliseconds, added to the clock, far inside 64 bits (unbounded,
 /// 2^64 / 1000 seconds wrapped to a 384 ms deadline).
 pub const LOGIN_DEADLINE_S_MAX: u64 = 24 * 60 * 60;
+
+/// The largest `--frame-len-max`: half the largest log record, so that a message of that
+/// size, with its names, is always logged (a record the log cannot take would stop its writer).
+pub const FRAME_LEN_FLAG_MAX: usize = crate::store::codec::RECORD_LEN_MAX / 2;
 
 /// A count that must be at least 1: with 0 the limit would refuse every client (no queue room,
 /// no connection, no request body, no password check), so 0 is refused at the command line.
@@ -197,6 +202,10 @@ impl ServerArgs {
         core.connections_per_peer_max = self.connections_per_peer_max;
         core.login_deadline_ms = self.login_deadline_s * 1000;
         core.frame_len_max = self.frame_len_max;
+        // One whole request must fit what the server buffers from a connection, or a request
+        // the flag allows is refused as too much sent without waiting for replies.
+        let whole_frame_len = self.frame_len_max + crate::wire::HEADER_LEN;
+        core.inbound_buffered_len_max = core.inbound_buffered_len_max.max(whole_frame_len);
         core.login_failures_max = self.login_failures_max;
         core.registrations_per_peer_max = self.registrations_per_address_max;
         #[cfg(any(test, feature = "planted"))]
