@@ -204,8 +204,6 @@ impl ServerArgs {
         core.frame_len_max = self.frame_len_max;
         // One whole request must fit what the server buffers from a connection, or a request
         // the flag allows is refused as too much sent without waiting for replies.
-        let whole_frame_len = self.frame_len_max + crate::wire::HEADER_LEN;
-        core.inbound_buffered_len_max = core.inbound_buffered_len_max.max(whole_frame_len);
         core.login_failures_max = self.login_failures_max;
         core.registrations_per_peer_max = self.registrations_per_address_max;
         #[cfg(any(test, feature = "planted"))]
@@ -215,6 +213,17 @@ impl ServerArgs {
                 core.login_deadline_ms = self.login_deadline_s;
             }
         }
+        // One whole request must fit what the server buffers from a connection, or a request
+        // the flag allows is refused as too much sent without waiting for replies.
+        let whole_frame_len = self.frame_len_max + crate::wire::HEADER_LEN;
+        #[cfg(any(test, feature = "planted"))]
+        let whole_frame_len =
+            if core.planted == crate::core::planted::Planted::FrameFlagKeepsInboundBound {
+                0
+            } else {
+                whole_frame_len
+            };
+        core.inbound_buffered_len_max = core.inbound_buffered_len_max.max(whole_frame_len);
         config
     }
 }
@@ -291,6 +300,25 @@ mod tests {
                 (7_000, 8, 9),
             );
             assert_eq!(seen == expected, honest, "{planted:?}: {seen:?}");
+        }
+    }
+
+    /// A request as long as `--frame-len-max` allows fits what the server buffers from a
+    /// connection (a 1 MiB request was refused as too much sent without waiting for replies:
+    /// the outside tester's seventeenth pass, `tests/outside_cli.rs`).
+    #[test]
+    fn a_raised_frame_len_max_buffers_one_whole_request_unless_planted() {
+        for (planted, honest) in [(None, true), (Some(Planted::FrameFlagKeepsInboundBound), false)]
+        {
+            let mut argv = vec!["chatroom", "--frame-len-max", "1048576"];
+            let name = planted.map(Planted::name);
+            if let Some(name) = &name {
+                argv.extend(["--planted", name]);
+            }
+            let config = Cli::try_parse_from(argv).expect("flags parse").server.config();
+            let whole_frame_len = 1_048_576 + crate::wire::HEADER_LEN;
+            let fits = config.core.inbound_buffered_len_max >= whole_frame_len;
+            assert_eq!(fits, honest, "{planted:?}: {}", config.core.inbound_buffered_len_max);
         }
     }
 }
