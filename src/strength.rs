@@ -307,6 +307,9 @@ pub mod report {
                 "core::rules_tests::whole_frames_held_back_by_the_pipeline_bound_run_no_frame_deadline_unless_planted",
                 "core::rules_tests::part_of_a_frame_behind_a_full_pipeline_runs_no_frame_deadline_unless_planted",
             ],
+            Planted::FrameFlagKeepsInboundBound => &[
+                "net::cli::tests::a_raised_frame_len_max_buffers_one_whole_request_unless_planted",
+            ],
             _ => &[],
         }
     }

@@ -38,8 +38,9 @@ pub struct ClientArgs {
     /// The server's relay port (pushed messages).
     #[arg(long, default_value_t = 8086)]
     pub relay_port: u16,
-    /// Seconds to wait for a reply before giving up on the server.
-    #[arg(long, default_value_t = 30)]
+    /// Seconds to wait for a reply before giving up on the server (at least 1: a zero wait
+    /// would give up on every reply, so it is refused rather than quietly read as 1).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_s: u64,
 }
 
@@ -54,7 +55,7 @@ impl ClientArgs {
                 return ExitCode::FAILURE;
             }
         };
-        let timeout = Some(Duration::from_secs(self.timeout_s.max(1)));
+        let timeout = Some(Duration::from_secs(self.timeout_s));
         if let Err(error) = client.set_timeout(timeout) {
             eprintln!("chatroom client: {error}");
             return ExitCode::FAILURE;

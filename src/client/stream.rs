@@ -7,9 +7,12 @@ use std::time::Duration;
 use super::ClientError;
 use crate::wire::{encode, Decoder};
 
-/// Largest frame body the client accepts from a server. A list reply of 1,000 names of 32
-/// bytes, or a push of 64 KiB text, fits with room to spare.
-const BODY_LEN_MAX: usize = 1 << 20;
+/// Largest frame body the client accepts from a server: the largest log record (16 MiB), so
+/// that any message a server could have kept reaches its recipient (a server's
+/// `--frame-len-max` goes up to 8 MiB; a push the client could not read would end its relay
+/// unacknowledged and come back first on every reconnect). The decoder reserves memory only
+/// for bytes that arrive, never for a declared length.
+const BODY_LEN_MAX: usize = crate::store::codec::RECORD_LEN_MAX;
 
 /// Bytes asked of the socket per read: a few hundred small pushes, and small enough that
 /// thousands of idle clients in one process stay cheap.

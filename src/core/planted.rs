@@ -333,12 +333,20 @@ pub enum Planted {
     /// at the same millisecond, so its clock stops. Caught by the simulator's watchdog ("the
     /// simulated clock advances"), which fails the seed instead of hanging.
     TimersNeverDue,
+    // The outside tester's seventeenth pass: the server's command line.
+    /// `chatroom server --frame-len-max N` leaves the bound on bytes buffered from a
+    /// connection at its 256 KiB default: above it, a single request the flag allows is
+    /// refused as "Too much sent without waiting for replies" and its connection closed. The
+    /// shipped server had this bug (found by `tests/outside_cli.rs`). Lives in `net::cli`.
+    /// Caught by the unit test
+    /// `net::cli::tests::a_raised_frame_len_max_buffers_one_whole_request_unless_planted`.
+    FrameFlagKeepsInboundBound,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 74] = [
+    pub const ALL: [Planted; 75] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -413,6 +421,7 @@ impl Planted {
         Planted::HashSlotNotHandedOn,
         Planted::FrameDeadlineSpansFrames,
         Planted::TimersNeverDue,
+        Planted::FrameFlagKeepsInboundBound,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -686,6 +695,7 @@ mod tests {
             Planted::HashSlotNotHandedOn => Some(71),
             Planted::FrameDeadlineSpansFrames => Some(72),
             Planted::TimersNeverDue => Some(73),
+            Planted::FrameFlagKeepsInboundBound => Some(74),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -36,26 +36,28 @@ pub struct ServerArgs {
     #[arg(long)]
     pub allow_bare_relay: bool,
     /// Messages waiting per recipient before sends to it are refused.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = at_least_one())]
     pub queue_len_max: usize,
     /// Open connections in total, both channels (a client with a relay holds two); one beyond
     /// it is refused with a reply that says so. Default: derived at start from the open-file
     /// limit (`ulimit -n`, less the descriptors open and 64 kept) and the thread cap, and
     /// logged. A value given here overrides it; above what the open-file limit allows, new
     /// connections wait unanswered in the listen backlog until another closes.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one())]
     pub connections_max: Option<usize>,
     /// Open connections per client address.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = at_least_one())]
     pub connections_per_peer_max: usize,
     /// Registrations from one address per 10 minutes (counted as they start).
     #[arg(long, default_value_t = 10)]
     pub registrations_per_address_max: usize,
-    /// Seconds a new connection has to log in (or complete its relay handshake).
-    #[arg(long, default_value_t = 60)]
+    /// Seconds a new connection has to log in (or complete its relay handshake), 1 to a day.
+    #[arg(long, default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=LOGIN_DEADLINE_S_MAX))]
     pub login_deadline_s: u64,
-    /// Largest request body in bytes once logged in (8 KiB applies before).
-    #[arg(long, default_value_t = 64 * 1024)]
+    /// Largest request body in bytes once logged in (8 KiB applies before), at most 8 MiB.
+    #[arg(long, default_value_t = 64 * 1024,
+        value_parser = at_least_one().range(1..=FRAME_LEN_FLAG_MAX as u64))]
     pub frame_len_max: usize,
     /// Free failed password checks per account and address (checks in flight count); after
     /// them each failure doubles the wait, from 1 s up to a minute. An address also has 20 over
@@ -69,7 +71,7 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = HashCost::default().iterations)]
     pub argon2_iterations: u32,
     /// Password hashes computed at once (default: cores - 1, at least 1).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one())]
     pub hash_jobs_max: Option<usize>,
     /// Directory of the write-ahead log and snapshots (created if missing).
     #[arg(long, default_value = "chatroom-data")]
@@ -104,6 +106,21 @@ pub const BARE_RELAY_WARNING: &str = "warning: bare relay handshakes are accepte
 opening the relay in their name right after they log in. Use this only for the original \
 client on a trusted host.";
 
+/// The longest `--login-deadline-s`: a day. A longer wait for a login is no limit, and the
+/// bound keeps the deadline's milliseconds, added to the clock, far inside 64 bits (unbounded,
+/// 2^64 / 1000 seconds wrapped to a 384 ms deadline).
+pub const LOGIN_DEADLINE_S_MAX: u64 = 24 * 60 * 60;
+
+/// The largest `--frame-len-max`: half the largest log record, so that a message of that
+/// size, with its names, is always logged (a record the log cannot take would stop its writer).
+pub const FRAME_LEN_FLAG_MAX: usize = crate::store::codec::RECORD_LEN_MAX / 2;
+
+/// A count that must be at least 1: with 0 the limit would refuse every client (no queue room,
+/// no connection, no request body, no password check), so 0 is refused at the command line.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+}
+
 /// `--fsync` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fsync {
@@ -114,6 +131,10 @@ pub enum Fsync {
 impl ServerArgs {
     /// Runs the server until Ctrl-C.
     pub fn run(self) -> ExitCode {
+        if let Some(problem) = self.contradiction() {
+            eprintln!("chatroom server: {problem}");
+            return ExitCode::from(2);
+        }
         init_logging();
         let config = self.config();
         if config.core.bare_relay_allowed {
@@ -141,6 +162,15 @@ impl ServerArgs {
         println!("chatroom server: shutting down");
         handle.shutdown();
         ExitCode::SUCCESS
+    }
+
+    /// Flags that each parse but cannot work together, said before anything is opened (the
+    /// bind that would fail instead reports only "Address already in use").
+    fn contradiction(&self) -> Option<String> {
+        let port = self.command_port;
+        (port != 0 && port == self.relay_port).then(|| {
+            format!("--command-port and --relay-port are both {port}: each channel needs its own")
+        })
     }
 
     fn config(&self) -> ServerConfig {
@@ -172,6 +202,8 @@ impl ServerArgs {
         core.connections_per_peer_max = self.connections_per_peer_max;
         core.login_deadline_ms = self.login_deadline_s * 1000;
         core.frame_len_max = self.frame_len_max;
+        // One whole request must fit what the server buffers from a connection, or a request
+        // the flag allows is refused as too much sent without waiting for replies.
         core.login_failures_max = self.login_failures_max;
         core.registrations_per_peer_max = self.registrations_per_address_max;
         #[cfg(any(test, feature = "planted"))]
@@ -181,6 +213,17 @@ impl ServerArgs {
                 core.login_deadline_ms = self.login_deadline_s;
             }
         }
+        // One whole request must fit what the server buffers from a connection, or a request
+        // the flag allows is refused as too much sent without waiting for replies.
+        let whole_frame_len = self.frame_len_max + crate::wire::HEADER_LEN;
+        #[cfg(any(test, feature = "planted"))]
+        let whole_frame_len =
+            if core.planted == crate::core::planted::Planted::FrameFlagKeepsInboundBound {
+                0
+            } else {
+                whole_frame_len
+            };
+        core.inbound_buffered_len_max = core.inbound_buffered_len_max.max(whole_frame_len);
         config
     }
 }
@@ -257,6 +300,25 @@ mod tests {
                 (7_000, 8, 9),
             );
             assert_eq!(seen == expected, honest, "{planted:?}: {seen:?}");
+        }
+    }
+
+    /// A request as long as `--frame-len-max` allows fits what the server buffers from a
+    /// connection (a 1 MiB request was refused as too much sent without waiting for replies:
+    /// the outside tester's seventeenth pass, `tests/outside_cli.rs`).
+    #[test]
+    fn a_raised_frame_len_max_buffers_one_whole_request_unless_planted() {
+        for (planted, honest) in [(None, true), (Some(Planted::FrameFlagKeepsInboundBound), false)]
+        {
+            let mut argv = vec!["chatroom", "--frame-len-max", "1048576"];
+            let name = planted.map(Planted::name);
+            if let Some(name) = &name {
+                argv.extend(["--planted", name]);
+            }
+            let config = Cli::try_parse_from(argv).expect("flags parse").server.config();
+            let whole_frame_len = 1_048_576 + crate::wire::HEADER_LEN;
+            let fits = config.core.inbound_buffered_len_max >= whole_frame_len;
+            assert_eq!(fits, honest, "{planted:?}: {}", config.core.inbound_buffered_len_max);
         }
     }
 }
