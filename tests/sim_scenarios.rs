@@ -133,3 +133,17 @@ fn an_own_early_ack_is_not_blamed_on_a_refused_one_of_another_user() {
     let early_acks = outcome.trace.iter().filter(|l| l.ends_with("hostile:ack-early")).count();
     assert_eq!(early_acks, 2, "both clients lied");
 }
+
+/// A takeover answered after a relay was bound but before its first push arrived ends that
+/// relay's attachment: a message sent after the takeover is the new session's, not owed to the
+/// old relay the server closes (a checker fix, default-faults seed 522).
+#[test]
+fn a_takeover_before_the_first_push_arrives_ends_the_attachment() {
+    let outcome =
+        run_scenario(&scenario("takeover_before_the_first_push_arrives"), &RunOptions::default());
+    assert_eq!(outcome.violation, None);
+    assert_eq!(
+        outcome.delivered, 3,
+        "the three accepted messages arrived, on the old relay or the new ones"
+    );
+}
