@@ -8,9 +8,11 @@
 //! - Relay `R` of client `c` is *attached* to name `K` from the first push for `K` that arrives
 //!   on it (a push proves the handshake bound it; before one, the checker cannot tell a bound
 //!   relay from a handshake still on its way).
-//! - Its attachment *may end* from the earliest send, after that, of a login, register or delete
-//!   of `K` by any client (a takeover), of a login, register, logout or delete by `c` (its own
-//!   session changes), or `c` closing its command connection or `R`; from the proof itself if
+//! - Its attachment *may end* from the earliest send, after `R` was opened, of a login,
+//!   register or delete of `K` by any client (a takeover), of a login, register, logout or
+//!   delete by `c` (its own session changes), or `c` closing its command connection or `R` (the
+//!   server may have bound `R` long before the proof arrived, and such a request may have been
+//!   answered in between: default-faults seed 522); from the proof itself if
 //!   such a request was still unanswered then (a takeover whose password check is running) or
 //!   `c`'s command connection had already ended;
 //!   and at the latest when the relay's end of stream reaches `c`.
@@ -43,6 +45,9 @@ pub(super) struct Attachment {
     pub command_no: u64,
     /// The earliest send that may have ended the attachment (`u64::MAX`: none yet).
     pub may_end_ms: u64,
+    /// Before the proof: sends of logins, registers and deletes by other clients, and the
+    /// names they were for (those for the name the proof shows may have ended it).
+    pub ends_before_proof: Vec<(u64, NameId)>,
     /// The server may have ended it unseen (see the module's list).
     pub excused: bool,
     /// The client closed it.
@@ -57,6 +62,7 @@ impl Attachment {
             attached: None,
             command_no: 0,
             may_end_ms: u64::MAX,
+            ends_before_proof: Vec::new(),
             excused: false,
             closed_by_client: false,
             ended_ms: None,
@@ -88,20 +94,27 @@ impl Checker {
             || name.mutations_in_flight > 0
             || client.pending.iter().any(|p| ends_session(&p.op));
         let relay = self.relays.get_mut(&conn).expect("looked up above");
-        relay.pump.attached = Some((now_ms, key));
-        relay.pump.command_no = command_no;
+        let a = &mut relay.pump;
+        a.attached = Some((now_ms, key));
+        a.command_no = command_no;
         if in_flight {
-            relay.pump.may_end_ms = now_ms;
+            a.may_end_ms = now_ms;
         }
+        let takeovers = a.ends_before_proof.iter().filter(|(_, k)| *k == key);
+        a.may_end_ms = takeovers.fold(a.may_end_ms, |end, &(sent_ms, _)| end.min(sent_ms));
+        a.ends_before_proof = Vec::new();
     }
 
     /// `client` sent a request that may end attachments: a login, register or delete of `key`
     /// ends those to `key`; any of those or a logout ends the client's own.
     pub(super) fn pump_session_request(&mut self, now_ms: u64, client: usize, key: Option<NameId>) {
         for (_, relay) in self.relays.iter_mut() {
-            let to_key = relay.pump.attached.is_some_and(|(_, k)| Some(k) == key);
+            let a = &mut relay.pump;
+            let to_key = a.attached.is_some_and(|(_, k)| Some(k) == key);
             if relay.client == client || to_key {
-                relay.pump.may_end_ms = relay.pump.may_end_ms.min(now_ms);
+                a.may_end_ms = a.may_end_ms.min(now_ms);
+            } else if let (None, Some(key)) = (a.attached, key) {
+                a.ends_before_proof.push((now_ms, key));
             }
         }
     }
@@ -110,6 +123,7 @@ impl Checker {
     pub fn client_closed(&mut self, now_ms: u64, client: usize, conn: ConnNo) {
         if let Some(relay) = self.relays.get_mut(&conn) {
             relay.pump.closed_by_client = true;
+            relay.pump.ends_before_proof = Vec::new();
         } else {
             self.client(client).command_open = false;
             self.pump_session_request(now_ms, client, None);
@@ -150,6 +164,8 @@ impl Checker {
     /// The server's end of stream on relay `conn` reached its client (no fault cut it).
     pub fn relay_ended(&mut self, now_ms: u64, conn: ConnNo) {
         if let Some(relay) = self.relays.get_mut(&conn) {
+            // No proof can come after the end: what waited for one is not needed.
+            relay.pump.ends_before_proof = Vec::new();
             relay.pump.ended_ms.get_or_insert(now_ms);
             relay.pump.may_end_ms = relay.pump.may_end_ms.min(now_ms);
         }
