@@ -202,8 +202,6 @@ impl ServerArgs {
         core.connections_per_peer_max = self.connections_per_peer_max;
         core.login_deadline_ms = self.login_deadline_s * 1000;
         core.frame_len_max = self.frame_len_max;
-        // One whole request must fit what the server buffers from a connection, or a request
-        // the flag allows is refused as too much sent without waiting for replies.
         core.login_failures_max = self.login_failures_max;
         core.registrations_per_peer_max = self.registrations_per_address_max;
         #[cfg(any(test, feature = "planted"))]
@@ -305,7 +303,7 @@ mod tests {
 
     /// A request as long as `--frame-len-max` allows fits what the server buffers from a
     /// connection (a 1 MiB request was refused as too much sent without waiting for replies:
-    /// the outside tester's seventeenth pass, `tests/outside_cli.rs`).
+    /// the outside tester's seventh pass, `tests/outside_cli.rs`).
     #[test]
     fn a_raised_frame_len_max_buffers_one_whole_request_unless_planted() {
         for (planted, honest) in [(None, true), (Some(Planted::FrameFlagKeepsInboundBound), false)]
