@@ -10,35 +10,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
-
-/// Far beyond the time a refused flag takes on a loaded machine; only a server that started
-/// (the bug) waits this long before it is killed.
-const EXIT_DEADLINE: Duration = Duration::from_secs(60);
-
-fn data_dir(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("chatroom-outside-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// Waits for the child to exit by itself, killing it at the deadline (then `None`).
-fn wait_bounded(child: &mut Child) -> Option<ExitStatus> {
-    let start = Instant::now();
-    while start.elapsed() < EXIT_DEADLINE {
-        if let Some(status) = child.try_wait().expect("poll the server") {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
-}
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitStatus, Stdio};
 
 /// Runs `chatroom server` on ephemeral ports with `flag value`; returns its exit status (None:
 /// it kept running), stdout and stderr.
@@ -48,26 +21,10 @@ fn run_server(flag: &str, value: &str) -> (Option<ExitStatus>, String, String) {
 
 /// Runs `chatroom server` with `args` (which choose the ports) in a fresh data directory.
 fn run_server_with(name: &str, args: &[&str]) -> (Option<ExitStatus>, String, String) {
-    let dir = data_dir(name.trim_start_matches('-'));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chatroom"))
-        .arg("server")
-        .args(["--argon2-memory-kib", "8", "--argon2-iterations", "1"])
-        .arg("--data-dir")
-        .arg(&dir)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn chatroom server");
-    let status = wait_bounded(&mut child);
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let dir = support::fresh_dir("outside-cli", name.trim_start_matches('-'));
+    let outcome = support::run_to_exit(&mut support::server_binary(&dir, args));
     let _ = std::fs::remove_dir_all(&dir);
-    (status, stdout, stderr)
+    outcome
 }
 
 fn assert_refused(flag: &str, value: &str) {
@@ -117,17 +74,14 @@ fn the_client_refuses_a_zero_reply_timeout_naming_the_flag() {
     // A port that answers, so that a client that accepted the flag would connect and run.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chatroom"))
+    let mut client = Command::new(env!("CARGO_BIN_EXE_chatroom"));
+    client
         .args(["client", "--command-port", &port, "--relay-port", &port, "--timeout-s", "0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn chatroom client");
-    let status = wait_bounded(&mut child).expect("the client exits by itself");
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        .stderr(Stdio::piped());
+    let (status, stdout, stderr) = support::run_to_exit(&mut client);
+    let status = status.expect("the client exits by itself");
     assert!(!status.success(), "--timeout-s 0 was accepted: {stdout:?}");
     assert!(!stdout.contains("Connected"), "it connected: {stdout:?}");
     assert!(stderr.contains("--timeout-s"), "the error does not name the flag: {stderr:?}");
@@ -158,16 +112,10 @@ fn one_port_for_both_channels_is_refused_naming_both_flags() {
 #[test]
 fn a_request_within_a_raised_frame_len_max_is_served() {
     let frame_len_max = 1 << 20;
-    let dir = data_dir("frame-len");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chatroom"))
-        .args(["server", "--command-port", "0", "--relay-port", "0"])
-        .args(["--argon2-memory-kib", "8", "--argon2-iterations", "1"])
-        .args(["--frame-len-max", &frame_len_max.to_string()])
-        .arg("--data-dir")
-        .arg(&dir)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+    let dir = support::fresh_dir("outside-cli", "frame-len");
+    let frame_len = frame_len_max.to_string();
+    let args = ["--command-port", "0", "--relay-port", "0", "--frame-len-max", &frame_len];
+    let mut child = support::server_binary(&dir, &args)
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn chatroom server");

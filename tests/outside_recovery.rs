@@ -9,19 +9,12 @@ mod support;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
 
 use support::*;
 
-/// Far beyond what a refused start takes on a loaded machine.
-const EXIT_DEADLINE: Duration = Duration::from_secs(60);
-
 fn data_dir(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("chatroom-outside-rec-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    fresh_dir("outside-rec", name)
 }
 
 /// The files in `dir` whose names end in `ext`, sorted.
@@ -61,37 +54,8 @@ fn directory_with_a_snapshot(name: &str, sends: usize) -> PathBuf {
 /// `chatroom server` on `dir` with `extra` flags: its exit status if it exited by itself
 /// within the deadline (else it is killed: `None`), its stdout and stderr.
 fn run_binary(dir: &Path, extra: &[&str]) -> (Option<ExitStatus>, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chatroom"))
-        .args(["server", "--command-port", "0", "--relay-port", "0"])
-        .args(["--argon2-memory-kib", "8", "--argon2-iterations", "1"])
-        .arg("--data-dir")
-        .arg(dir)
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn chatroom server");
-    let status = wait_bounded(&mut child);
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    (status, stdout, stderr)
-}
-
-fn wait_bounded(child: &mut Child) -> Option<ExitStatus> {
-    let start = Instant::now();
-    while start.elapsed() < EXIT_DEADLINE {
-        if let Some(status) = child.try_wait().expect("poll the server") {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
+    let ports = ["--command-port", "0", "--relay-port", "0"];
+    run_to_exit(server_binary(dir, &ports).args(extra))
 }
 
 /// Runs `chatroom server` until it prints its listening line (or exits), then kills it:
@@ -99,16 +63,9 @@ fn wait_bounded(child: &mut Child) -> Option<ExitStatus> {
 fn start_binary_and_kill(dir: &Path, extra: &[&str]) -> (bool, String) {
     let stderr_path = dir.with_extension("stderr");
     let stderr = std::fs::File::create(&stderr_path).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chatroom"))
-        .args(["server", "--command-port", "0", "--relay-port", "0"])
-        .args(["--argon2-memory-kib", "8", "--argon2-iterations", "1"])
-        .arg("--data-dir")
-        .arg(dir)
+    let ports = ["--command-port", "0", "--relay-port", "0"];
+    let mut child = server_binary(dir, &ports)
         .args(extra)
-        .env("RUST_LOG", "warn")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
         .expect("spawn chatroom server");

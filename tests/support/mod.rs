@@ -230,3 +230,60 @@ pub fn wait_relay(server: &ServerHandle, name: &str) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Far beyond what a start refused at the command line or from the data directory takes on a
+/// loaded machine; only a binary that kept running waits this long before it is killed.
+pub const EXIT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A fresh, empty directory under the temporary directory for one test of `suite`.
+pub fn fresh_dir(suite: &str, name: &str) -> std::path::PathBuf {
+    let file = format!("chatroom-{suite}-{name}-{}", std::process::id());
+    let dir = std::env::temp_dir().join(file);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// `chatroom server` with the cheapest password hashing, quiet logs and piped output, its data
+/// in `dir`, and `args` (which choose the ports).
+pub fn server_binary(dir: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_chatroom"));
+    command
+        .arg("server")
+        .args(["--argon2-memory-kib", "8", "--argon2-iterations", "1"])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
+/// Runs `command` (stdout and stderr piped) until it exits by itself, killing it at
+/// [`EXIT_DEADLINE`]: its exit status (`None`: it kept running), stdout and stderr.
+pub fn run_to_exit(
+    command: &mut std::process::Command,
+) -> (Option<std::process::ExitStatus>, String, String) {
+    let mut child = command.spawn().expect("spawn the chatroom binary");
+    let status = wait_bounded(&mut child);
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    child.stdout.take().expect("piped").read_to_string(&mut stdout).expect("read stdout");
+    child.stderr.take().expect("piped").read_to_string(&mut stderr).expect("read stderr");
+    (status, stdout, stderr)
+}
+
+/// Waits for `child` to exit by itself, killing it at [`EXIT_DEADLINE`] (then `None`).
+pub fn wait_bounded(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < EXIT_DEADLINE {
+        if let Some(status) = child.try_wait().expect("poll the child") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
