@@ -97,6 +97,12 @@ fn one_hundred_seeds_run_twice_hash_the_same() {
     assert_ne!(a.hash, b.hash, "different seeds behave differently");
 }
 
+/// Asserts that `bug` is caught under `invariant`, and says at which seed.
+fn caught(bug: Planted, invariant: &str) {
+    let seed = assert_caught(bug, invariant);
+    println!("{bug:?} caught at seed {seed} by {invariant:?}");
+}
+
 /// The first seed of [`seeds_of`] its mode on which `bug` is caught, after checking that the invariant
 /// reporting it is the one that names it.
 fn assert_caught(bug: Planted, invariant: &str) -> u64 {
@@ -339,11 +345,6 @@ fn catches_the_model_checkers_planted_bugs_too() {
 mod hostile {
     use super::*;
 
-    fn caught(bug: Planted, invariant: &str) {
-        let seed = assert_caught(bug, invariant);
-        println!("{bug:?} caught at seed {seed} by {invariant:?}");
-    }
-
     #[test]
     fn catches_an_acknowledgement_applied_to_any_account() {
         caught(Planted::AckAnyAccount, "no acknowledgement changes another account's queue");
@@ -409,11 +410,6 @@ mod hostile {
 mod outside {
     use super::*;
 
-    fn caught(bug: Planted, invariant: &str) {
-        let seed = assert_caught(bug, invariant);
-        println!("{bug:?} caught at seed {seed} by {invariant:?}");
-    }
-
     #[test]
     fn catches_a_throttle_keyed_by_the_name_as_typed() {
         let invariant = "the throttle bounds password guesses per account";
@@ -444,11 +440,6 @@ mod outside {
 /// and the real bug of this pass, a refused bare handshake answered with a failure frame.
 mod outside_second {
     use super::*;
-
-    fn caught(bug: Planted, invariant: &str) {
-        let seed = assert_caught(bug, invariant);
-        println!("{bug:?} caught at seed {seed} by {invariant:?}");
-    }
 
     #[test]
     fn catches_a_logout_that_keeps_the_logged_in_frame_limit() {
@@ -510,11 +501,6 @@ fn catches_a_clock_that_stops_instead_of_hanging() {
 /// longer runs.
 mod exact_bounds {
     use super::*;
-
-    fn caught(bug: Planted, invariant: &str) {
-        let seed = assert_caught(bug, invariant);
-        println!("{bug:?} caught at seed {seed} by {invariant:?}");
-    }
 
     #[test]
     fn catches_a_queue_one_past_its_bound() {
@@ -621,11 +607,6 @@ fn limits_are_drawn_from_their_own_stream_and_replay_from_the_mix() {
 mod deadlines {
     use super::*;
 
-    fn caught(bug: Planted, invariant: &str) {
-        let seed = assert_caught(bug, invariant);
-        println!("{bug:?} caught at seed {seed} by {invariant:?}");
-    }
-
     const KEPT: &str = "a connection that has not logged in by its deadline is closed";
 
     #[test]
@@ -660,11 +641,6 @@ mod deadlines {
 /// because no client acted so (the unit tests named in `core::planted` caught them alone).
 mod clients17 {
     use super::*;
-
-    fn caught(bug: Planted, invariant: &str) {
-        let seed = assert_caught(bug, invariant);
-        println!("{bug:?} caught at seed {seed} by {invariant:?}");
-    }
 
     /// A patient guesser waits out each throttled reply and guesses again, until the doubling
     /// wait reaches its cap (README's limits table: "1 s to 60 s").
