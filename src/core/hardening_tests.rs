@@ -254,3 +254,41 @@ fn a_snapshot_view_keeps_the_state_it_captured_while_the_server_moves_on() {
     assert_eq!(view.records(), before);
     assert_ne!(h.server().snapshot(), before);
 }
+
+/// A deadline a library user sets to `u64::MAX` means never: the core adds deadlines to its
+/// clock, and the sum must not overflow (a panic in a debug build, a deadline in the past and
+/// every connection closed at once in a release one); the command line bounds its own flags.
+#[test]
+fn deadlines_set_to_the_largest_value_never_fire_and_do_not_overflow() {
+    let never = u64::MAX;
+    let config = Config {
+        login_deadline_ms: never,
+        frame_deadline_ms: never,
+        ticket_ttl_ms: never,
+        ..Config::default()
+    };
+    let mut h = Harness::new(config);
+    let day_ms = 24 * 60 * 60 * 1000;
+    h.advance(1_000);
+    let idle = h.open(1, Channel::Command, 1);
+    let alice = h.user(2, "alice");
+    let bob = h.user(3, "bob");
+    let ticket = h.request(alice, "6");
+    let ticket = ticket.strip_prefix("0\n").expect("a ticket is granted").to_owned();
+    // Half a frame header: the frame deadline is armed too.
+    h.raw(bob, b"0000000");
+    let logged_out = h.user(4, "carol");
+    assert_eq!(h.request(logged_out, "-1"), "0\nLogging out");
+    h.advance(day_ms);
+    for (conn, what) in [(idle, "an idle connection"), (bob, "a half-sent frame")] {
+        assert!(!h.closed.contains(&conn), "{what} was closed within a day");
+    }
+    assert!(!h.closed.contains(&logged_out), "a logged-out connection was closed within a day");
+    // The ticket still binds a relay a day later.
+    let relay = h.open(5, Channel::Relay, 1);
+    h.send(relay, &format!("alice\n{ticket}"));
+    let dave = h.user(6, "dave");
+    assert_eq!(h.request(dave, "2\nalice\nhello"), "0\nSent to recipient");
+    let got = h.take(relay);
+    assert!(got.iter().any(|f| f.ends_with("hello")), "the day-old ticket bound: {got:?}");
+}
