@@ -23,7 +23,7 @@ impl Server {
         };
         #[cfg(any(test, feature = "planted"))]
         if self.config.planted == Planted::LoginDeadlineRearmed && self.session_of(conn).is_none() {
-            let deadline_ms = self.now_ms + self.config.login_deadline_ms;
+            let deadline_ms = self.now_ms.saturating_add(self.config.login_deadline_ms);
             self.timers.set(Timer::Login(conn), deadline_ms);
         }
         match (request, self.session_of(conn)) {
@@ -286,7 +286,7 @@ impl Server {
             if let Role::Command { account, .. } = &mut c.role {
                 *account = None;
             }
-            let deadline_ms = self.now_ms + self.config.login_deadline_ms;
+            let deadline_ms = self.now_ms.saturating_add(self.config.login_deadline_ms);
             #[cfg(any(test, feature = "planted"))]
             if self.planted_is(Planted::LogoutArmsNoDeadline, true) {
                 return;
@@ -444,7 +444,7 @@ impl Server {
         let mut bytes = [0u8; 16];
         self.rng.fill_bytes(&mut bytes);
         let ticket: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let expires_ms = self.now_ms + self.config.ticket_ttl_ms;
+        let expires_ms = self.now_ms.saturating_add(self.config.ticket_ttl_ms);
         self.tickets.insert(ticket.clone(), Ticket { account, session: conn, expires_ms });
         self.arm_sweep();
         self.reply(conn, true, &ticket);

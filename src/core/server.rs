@@ -439,9 +439,10 @@ impl Server {
             let text = "The server is at its connection limit; try again later";
             return self.fail_and_close(conn, text);
         }
-        let deadline_ms = self.now_ms + self.config.login_deadline_ms;
+        let deadline_ms = self.now_ms.saturating_add(self.config.login_deadline_ms);
         #[cfg(any(test, feature = "planted"))]
-        let deadline_ms = deadline_ms + u64::from(self.planted_is(Planted::TimersFireLate, true));
+        let deadline_ms =
+            deadline_ms.saturating_add(u64::from(self.planted_is(Planted::TimersFireLate, true)));
         self.timers.set(Timer::Login(conn), deadline_ms);
     }
 
@@ -514,7 +515,7 @@ impl Server {
         if !mid_frame {
             return self.timers.cancel(Timer::Frame(conn));
         }
-        let deadline_ms = self.now_ms + self.config.frame_deadline_ms;
+        let deadline_ms = self.now_ms.saturating_add(self.config.frame_deadline_ms);
         match decoded {
             true => self.timers.set(Timer::Frame(conn), deadline_ms),
             false => self.timers.set_if_unset(Timer::Frame(conn), deadline_ms),
@@ -642,7 +643,7 @@ impl Server {
                 .ticket_ttl_ms
                 .min(self.config.login_failure_window_ms)
                 .min(self.config.registration_window_ms);
-            self.timers.set_if_unset(Timer::Sweep, self.now_ms + interval_ms.max(1));
+            self.timers.set_if_unset(Timer::Sweep, self.now_ms.saturating_add(interval_ms.max(1)));
         }
     }
 

@@ -31,7 +31,7 @@ impl Entry {
         }
         if self.pending > 0 {
             // The free attempts are spoken for by checks still running; their outcome decides.
-            return Some(now_ms + limits.backoff_base_ms);
+            return Some(now_ms.saturating_add(limits.backoff_base_ms));
         }
         let beyond = self.failures - limits.free;
         let cap_ms = limits.window_ms;
@@ -43,7 +43,7 @@ impl Entry {
     }
 
     fn is_stale(&self, window_ms: u64, now_ms: u64) -> bool {
-        self.pending == 0 && self.last_failure_ms + window_ms <= now_ms
+        self.pending == 0 && self.last_failure_ms.saturating_add(window_ms) <= now_ms
     }
 }
 
