@@ -76,3 +76,37 @@ fn the_terminal_client_logs_in_shows_queued_pushes_and_logs_out() {
     );
     server.shutdown();
 }
+
+/// `chatroom client ... | head -1`: when whatever reads its output goes away, the client ends
+/// quietly, as command-line tools do (by SIGPIPE), instead of panicking with "failed printing
+/// to stdout" (exit code 101, a backtrace on stderr).
+#[test]
+fn the_client_ends_quietly_when_its_output_is_closed() {
+    let server = ServerHandle::start(ServerConfig::ephemeral()).expect("server starts");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chatroom"))
+        .args(["client", "--command-port", &server.command_addr().port().to_string()])
+        .args(["--relay-port", &server.relay_addr().port().to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the chatroom binary runs");
+    drop(child.stdout.take());
+    // Choices it answers on stdout, all written after its output is gone; then end of input.
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all("9\n".repeat(100).as_bytes());
+    drop(stdin);
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the client never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "the client panicked: {stderr}");
+    assert_ne!(status.code(), Some(101), "{stderr}");
+    server.shutdown();
+}
