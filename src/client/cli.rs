@@ -47,6 +47,7 @@ pub struct ClientArgs {
 impl ClientArgs {
     /// Runs the interactive client until the user quits or input ends.
     pub fn run(self) -> ExitCode {
+        restore_sigpipe();
         let command_addr = (self.host.as_str(), self.command_port);
         let client = match Client::connect(command_addr) {
             Ok(client) => client,
@@ -72,6 +73,18 @@ impl ClientArgs {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+/// Lets SIGPIPE end the client, as it ends other command-line tools, when whatever reads its
+/// output goes away (`chatroom client | head -1`). Rust ignores the signal, so every print
+/// after that would panic instead. The client's sockets are unaffected: Rust writes to them
+/// with `MSG_NOSIGNAL`, so a server that hangs up is still an error the client reports.
+fn restore_sigpipe() {
+    // SAFETY: sets the disposition of one signal to the system default before any thread of
+    // the client starts; no handler runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
