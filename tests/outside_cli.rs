@@ -105,6 +105,23 @@ fn one_port_for_both_channels_is_refused_naming_both_flags() {
     }
 }
 
+/// A port another program holds: the error names the channel, the address and the flag that
+/// chose it, not only the system's "Address already in use" (which says neither which port
+/// nor which of the two).
+#[test]
+fn a_port_held_by_another_program_is_named_in_the_error() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port().to_string();
+    let args = ["--bind", "127.0.0.1", "--command-port", "0", "--relay-port", &port];
+    let (status, stdout, stderr) = run_server_with("held-port", &args);
+    let status = status.unwrap_or_else(|| panic!("a held port was bound: {stdout:?}"));
+    assert!(!status.success(), "{stderr:?}");
+    let addr = format!("127.0.0.1:{port}");
+    assert!(stderr.contains(&addr), "the error does not name {addr}: {stderr:?}");
+    assert!(stderr.contains("--relay-port"), "the error does not name the flag: {stderr:?}");
+    drop(holder);
+}
+
 /// `--frame-len-max N` promises request bodies up to N bytes once logged in. Above the
 /// server's unconfigurable 256 KiB bound on bytes buffered from a connection, a single request
 /// within N was refused as "Too much sent without waiting for replies" and its connection
