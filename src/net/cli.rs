@@ -1,5 +1,6 @@
 //! `chatroom server`: flags, logging, Ctrl-C.
 
+use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -144,6 +145,10 @@ impl ServerArgs {
             Ok(handle) => handle,
             Err(error) => {
                 eprintln!("chatroom server: cannot start: {error}");
+                let kind = error.kind();
+                if matches!(kind, ErrorKind::AddrInUse | ErrorKind::AddrNotAvailable) {
+                    eprintln!("(the ports are set by --command-port and --relay-port, the address by --bind)");
+                }
                 return ExitCode::from(1);
             }
         };

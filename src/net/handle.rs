@@ -77,8 +77,8 @@ impl ServerHandle {
         if config.demo_accounts {
             demo::create_accounts(&shared, &hashing);
         }
-        let command = TcpListener::bind(config.command_addr)?;
-        let relay = TcpListener::bind(config.relay_addr)?;
+        let command = listen("command", config.command_addr)?;
+        let relay = listen("relay", config.relay_addr)?;
         let (command_addr, relay_addr) = (command.local_addr()?, relay.local_addr()?);
         let (relay_reader, poll) = RelayReader::new()?;
         {
@@ -205,4 +205,15 @@ fn connections_max(config: &ServerConfig, derived: &ConnectionCap) -> usize {
         tracing::info!(connections_max = given, "connections capped as configured");
     }
     given
+}
+
+/// Binds `addr` for the `channel`'s connections; the error names the channel and the address,
+/// which the system's ("Address already in use") does not.
+fn listen(channel: &str, addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr).map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!("the {channel} channel cannot listen on {addr}: {error}"),
+        )
+    })
 }
