@@ -116,8 +116,12 @@ pub(crate) fn open(
     let started = std::time::Instant::now();
     let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
     let disk = FsDisk::open(dir).map_err(|e| io::Error::other(e.to_string()))?;
-    let (wal, recovered) = Wal::open(disk, options)
-        .map_err(|e| invalid(format!("{e} (in {}); see --accept-data-loss", dir.display())))?;
+    let (wal, recovered) = Wal::open(disk, options).map_err(|e| {
+        invalid(format!(
+            "{e} (in {}); to start anyway, start with --accept-data-loss",
+            dir.display()
+        ))
+    })?;
     for warning in &recovered.warnings {
         tracing::warn!(%warning, "recovery");
     }

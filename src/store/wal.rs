@@ -66,7 +66,7 @@ fn next(lsn: Lsn) -> Lsn {
 pub enum RecoveryError {
     #[error(
         "store file {file} is damaged at offset {offset}: {reason}; refusing to start \
-         (start with accept_data_loss to cut the log there and lose what follows)"
+         (accepting the data loss cuts the damage off and loses what follows it)"
     )]
     Corrupt { file: String, offset: u64, reason: String },
     #[error(transparent)]
