@@ -1,7 +1,7 @@
 //! `chatroom client` driven through its stdin, as a script (or a patient person) would.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -9,6 +9,18 @@ use chatroom::client::Client;
 use chatroom::net::{ServerConfig, ServerHandle};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `chatroom client` on `server`'s ports, its standard streams piped.
+fn spawn_client(server: &ServerHandle) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_chatroom"))
+        .args(["client", "--command-port", &server.command_addr().port().to_string()])
+        .args(["--relay-port", &server.relay_addr().port().to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the chatroom binary runs")
+}
 
 #[test]
 fn the_terminal_client_logs_in_shows_queued_pushes_and_logs_out() {
@@ -21,14 +33,7 @@ fn the_terminal_client_logs_in_shows_queued_pushes_and_logs_out() {
     assert!(dave.register("dave", "pw").unwrap().ok);
     assert!(dave.send("carol", "while you were away").unwrap().ok);
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chatroom"))
-        .args(["client", "--command-port", &server.command_addr().port().to_string()])
-        .args(["--relay-port", &server.relay_addr().port().to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the chatroom binary runs");
+    let mut child = spawn_client(&server);
     let mut stdin = child.stdin.take().unwrap();
     let (lines_tx, lines) = mpsc::channel();
     let stdout = BufReader::new(child.stdout.take().unwrap());
@@ -83,14 +88,7 @@ fn the_terminal_client_logs_in_shows_queued_pushes_and_logs_out() {
 #[test]
 fn the_client_ends_quietly_when_its_output_is_closed() {
     let server = ServerHandle::start(ServerConfig::ephemeral()).expect("server starts");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chatroom"))
-        .args(["client", "--command-port", &server.command_addr().port().to_string()])
-        .args(["--relay-port", &server.relay_addr().port().to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the chatroom binary runs");
+    let mut child = spawn_client(&server);
     drop(child.stdout.take());
     // Choices it answers on stdout, all written after its output is gone; then end of input.
     let mut stdin = child.stdin.take().unwrap();

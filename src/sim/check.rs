@@ -58,6 +58,11 @@ const PASSWORD_LEN_MAX: usize = 128;
 /// How the server words the refusal of a password outside 1 to 128 bytes.
 const INVALID_PASSWORD: &str = "Invalid password";
 
+/// PROTOCOL.md: "Passwords: 1 to 128 bytes".
+fn password_fits(password: &str) -> bool {
+    (1..=PASSWORD_LEN_MAX).contains(&password.len())
+}
+
 mod backoff;
 mod bounds;
 mod deadlines;
@@ -946,7 +951,7 @@ impl Checker {
                 let strict = self.strict(p, k);
                 let exists = p.exists_at_send;
                 if ok && text == REGISTER_OK {
-                    let fits = (1..=PASSWORD_LEN_MAX).contains(&password.len());
+                    let fits = password_fits(password);
                     self.expect(fits, now_ms, "a password over its limit is refused", what);
                     self.expect(
                         !(strict && exists == Known::Yes),
@@ -973,7 +978,7 @@ impl Checker {
                 } else if !ok && text.starts_with(INVALID_PASSWORD) {
                     // PROTOCOL.md: "Passwords: 1 to 128 bytes". The request changed nothing.
                     self.coverage.count("refusal: invalid password");
-                    let fits = (1..=PASSWORD_LEN_MAX).contains(&password.len());
+                    let fits = password_fits(password);
                     self.expect(!fits, now_ms, "a limit refuses only at its bound", what);
                 } else {
                     self.fail(now_ms, "register reply", what());
