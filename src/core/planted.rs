@@ -188,7 +188,8 @@ pub enum Planted {
     /// for ever without logging in again.
     LogoutArmsNoDeadline,
     /// Registration hashes every password with the same (all-zero) salt, so two accounts with
-    /// the same password store the same hash.
+    /// the same password store the same hash. Caught by the simulator's "every account has a
+    /// salt of its own" (`sim::check::at_rest`, from the register records on its disk).
     SaltNotDrawn,
     /// Closing a connection does not give its address's connection slot back: after
     /// `connections_per_peer_max` connections in all, an address is refused for good.
@@ -243,11 +244,13 @@ pub enum Planted {
     /// The hasher ignores the salt the core drew and hashes with a fixed one: two accounts
     /// with one password store one hash (and a precomputed table serves every account).
     /// Lives in `auth::Hasher` (built by `Hasher::planted`), not in the core. Caught by the
-    /// unit test `auth::tests::a_hash_uses_the_salt_the_core_drew_unless_planted`.
+    /// unit test `auth::tests::a_hash_uses_the_salt_the_core_drew_unless_planted` and the
+    /// simulator's "every account has a salt of its own".
     HashSaltIgnored,
     /// The hasher ignores the configured iterations (one pass whatever `hash_cost` says):
     /// stored hashes are cheaper to crack than configured. Caught by the unit test
-    /// `auth::tests::a_hash_has_the_configured_cost_unless_planted`.
+    /// `auth::tests::a_hash_has_the_configured_cost_unless_planted` and the simulator's "a
+    /// stored hash has the configured cost" (its world hashes with two passes).
     HashCostIgnored,
     /// The stand-in hash an unknown name is verified against is made at the cheapest cost,
     /// not the configured one: a login to an unknown name answers faster, which tells

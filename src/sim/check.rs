@@ -63,12 +63,14 @@ fn password_fits(password: &str) -> bool {
     (1..=PASSWORD_LEN_MAX).contains(&password.len())
 }
 
+mod at_rest;
 mod backoff;
 mod bounds;
 mod deadlines;
 mod hostile;
 mod pump;
 mod sorted;
+pub use at_rest::StoredCost;
 pub use hostile::Observation;
 
 /// A broken invariant: the vocabulary the model checker shares. The simulator's invariants are
@@ -243,6 +245,9 @@ pub struct Checker {
     violation: Option<Violation>,
     /// When connections were opened, read and hung up (`deadlines.rs`).
     deadlines: deadlines::Deadlines,
+    /// The argon2 cost the world configured, and the salts stored so far (`at_rest.rs`).
+    stored_cost: Option<at_rest::StoredCost>,
+    salts: at_rest::Salts,
 }
 
 fn key(name: &str) -> String {
@@ -345,6 +350,8 @@ impl Checker {
             disk_bounds: bounds::DiskBounds::default(),
             violation: None,
             deadlines: deadlines::Deadlines::default(),
+            stored_cost: None,
+            salts: at_rest::Salts::default(),
         }
     }
 

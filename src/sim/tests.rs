@@ -655,3 +655,24 @@ mod clients17 {
         caught(Planted::PasswordLimitExclusive, "a limit refuses only at its bound");
     }
 }
+
+/// What the disk keeps of a password (`check::at_rest`), read off the register records the
+/// world sees the server write: until then the hasher's bugs lived where no checker looked.
+mod at_rest {
+    use super::*;
+
+    #[test]
+    fn catches_one_salt_for_every_account() {
+        caught(Planted::SaltNotDrawn, "every account has a salt of its own");
+    }
+
+    #[test]
+    fn catches_a_hasher_that_ignores_the_salt_it_is_given() {
+        caught(Planted::HashSaltIgnored, "every account has a salt of its own");
+    }
+
+    #[test]
+    fn catches_a_hasher_that_ignores_the_configured_cost() {
+        caught(Planted::HashCostIgnored, "a stored hash has the configured cost");
+    }
+}

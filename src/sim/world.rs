@@ -124,6 +124,10 @@ const INTRUDER_ROUNDS: u64 = 100;
 /// The login storm's host (no client's own host is numbered this high).
 const STORM_HOST: u128 = 1 << 64;
 
+/// The argon2 cost the world's server hashes with: the cheapest with more than one pass, so
+/// that a hasher ignoring the configured passes stores a hash the checker can tell apart.
+const HASH_COST: HashCost = HashCost { memory_kib: 8, iterations: 2 };
+
 /// Simulated time after which the workload is cut short and the liveness phase begins.
 const OPS_MS_MAX: u64 = 600_000;
 
@@ -353,10 +357,12 @@ impl World {
         checker.set_deadlines(config.login_deadline_ms, config.frame_deadline_ms);
         // The hasher's planted bugs (`auth`) are planted in the world's hasher too.
         #[cfg(any(test, feature = "planted"))]
-        let hasher = Hasher::planted(HashCost::CHEAPEST, opts.planted);
+        let hasher = Hasher::planted(HASH_COST, opts.planted);
         #[cfg(not(any(test, feature = "planted")))]
-        let hasher = Hasher::new(HashCost::CHEAPEST);
-        let hasher = hasher.expect("the cheapest cost is valid");
+        let hasher = Hasher::new(HASH_COST);
+        let hasher = hasher.expect("the world's cost is valid");
+        let HashCost { memory_kib, iterations } = HASH_COST;
+        checker.set_stored_cost(check::StoredCost { memory_kib, iterations });
         World {
             seed,
             now_ms: 0,
@@ -1091,8 +1097,9 @@ impl World {
                         self.checker.queued_on_disk(now, lsn.0, to, id.0);
                         0
                     }
-                    Record::Register { account, name, .. } => {
+                    Record::Register { account, name, password_hash } => {
                         let account = check::AccountId(account.0);
+                        self.checker.stored_password(now, account, name, password_hash);
                         self.checker.persisted_register(now, lsn.0, name, account);
                         self.checker.registered_on_disk(now, lsn.0, account);
                         1
