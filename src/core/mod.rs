@@ -39,7 +39,7 @@ mod timers;
 pub use config::Config;
 pub use names::{glob_match, validate_name, validate_password, Glob};
 pub use record::{AccountId, Lsn, MsgId, Record};
-pub use server::{ReplayError, Server, SnapshotView, MESSAGE_OVERHEAD_BYTES};
+pub use server::{Held, ReplayError, Server, SnapshotView, MESSAGE_OVERHEAD_BYTES};
 
 /// A connection, numbered by the owner; unique for the life of the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -142,7 +142,8 @@ pub enum Planted {
     /// Closing the command connection forgets to end the session: its relay stays bound and
     /// the session stays live, so a bare handshake from its host still binds. Caught by the
     /// unit test `core::rules_tests::closing_the_command_connection_logs_the_session_out_unless_planted`
-    /// (the simulator's clients always close their relay with their command connection).
+    /// (the simulator's clients always close their relay with their command connection), and by
+    /// the simulator's rest check (`sim::check::rest`: sessions left once every client left).
     CloseKeepsSession,
     /// The frame deadline is re-armed by every read of a partial frame (`set` where
     /// `set_if_unset` was meant): a client that dribbles a byte at a time holds its connection
@@ -174,7 +175,8 @@ pub enum Planted {
     /// taken (the `abandon_job` branch of `closed` was lost): each such drop uses up one of
     /// the name's and the address's free checks for good, until the owner is locked out from
     /// that address. Caught by the unit test
-    /// `core::rules_tests::a_check_abandoned_by_a_dropped_connection_gives_its_slot_back_unless_planted`.
+    /// `core::rules_tests::a_check_abandoned_by_a_dropped_connection_gives_its_slot_back_unless_planted`
+    /// and the simulator's rest check (`sim::check::rest`: a failure count never forgotten).
     AbandonedCheckKeepsSlot,
     // The outside tester's second pass (h8): limits, logout, snapshots, salts, the bare
     // handshake's binding rules.
@@ -289,7 +291,8 @@ pub enum Planted {
     /// The periodic sweep does not re-arm itself: what it could not yet forget (a ticket
     /// issued after the sweep was armed, failures and registrations still in their window)
     /// stays in memory until some later request arms it again. Caught by the unit test
-    /// `core::rules_tests::the_sweep_forgets_everything_that_lapsed_unless_planted`.
+    /// `core::rules_tests::the_sweep_forgets_everything_that_lapsed_unless_planted` and the
+    /// simulator's rest check (`sim::check::rest`).
     SweepNotRearmed,
     /// A command connection decodes one request more than `pipeline_len_max` ahead of its
     /// written replies (`>` for `>=`). Caught by the unit test

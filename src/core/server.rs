@@ -58,6 +58,26 @@ pub struct Server {
     pub(super) graveyard: Vec<(String, VecDeque<Queued>)>,
 }
 
+/// What a server holds beside its accounts ([`Server::held`]): sizes, nothing of the contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// Open connections, and the addresses they are counted against.
+    pub conns: usize,
+    pub peers: usize,
+    pub sessions: usize,
+    /// Accounts whose original client's relays are closing and have not reported their end.
+    pub closing_bare_relays: usize,
+    pub tickets: usize,
+    /// Password checks started and not finished.
+    pub jobs: usize,
+    /// No login failures remembered, per name or per address.
+    pub throttle_empty: bool,
+    /// No registrations remembered per address.
+    pub registrations_empty: bool,
+    /// The next timer armed, if any.
+    pub timer_ms: Option<u64>,
+}
+
 /// A copy shares the accounts and the tables (copy on write); `clone_from` also keeps the
 /// buffers of the copy it overwrites (the outbox's queues) and skips the tables it already
 /// shares with the source. The model checker copies a server per transition over the last one.
@@ -778,6 +798,23 @@ impl Server {
     }
 
     // ---- getters -------------------------------------------------------------------------
+
+    /// What the server holds in memory beside its accounts and their queues: state that lives
+    /// only as long as a connection, a ticket or a window. Once every client has gone and
+    /// every window has lapsed, all of it is gone (the simulator's rest check judges that).
+    pub fn held(&self) -> Held {
+        Held {
+            conns: self.conns.len(),
+            peers: self.conns_per_peer.len(),
+            sessions: self.sessions.len(),
+            closing_bare_relays: self.closing_bare_relays.len(),
+            tickets: self.tickets.len(),
+            jobs: self.jobs.len(),
+            throttle_empty: self.throttle.is_empty(),
+            registrations_empty: self.registrations.is_empty(),
+            timer_ms: self.timers.next_deadline_ms(),
+        }
+    }
 
     /// True when `conn` is a relay bound with acknowledgements (a ticketed relay): a report
     /// that its pushes were written changes nothing in the core (only acknowledgements do), so

@@ -69,6 +69,7 @@ mod bounds;
 mod deadlines;
 mod hostile;
 mod pump;
+mod rest;
 mod sorted;
 pub use at_rest::StoredCost;
 pub use hostile::Observation;

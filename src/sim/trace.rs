@@ -68,6 +68,9 @@ pub enum Line<'a> {
     },
     LivenessMet,
     LivenessEnd,
+    /// Every connection closed, time passes beyond every window (`World::rest`).
+    RestBegin,
+    RestEnd,
     Write {
         client: usize,
         conn: ConnId,
@@ -148,6 +151,8 @@ impl Line<'_> {
             Line::LivenessBegin { owed } => fold_words(h, 2, &[owed as u64]),
             Line::LivenessMet => h.word(3),
             Line::LivenessEnd => h.word(4),
+            Line::RestBegin => h.word(22),
+            Line::RestEnd => h.word(23),
             Line::Write { client, conn: ConnId(conn), len } => {
                 fold_words(h, 5, &[client as u64, conn, len as u64])
             }
@@ -257,6 +262,8 @@ impl fmt::Display for Line<'_> {
             Line::LivenessBegin { owed } => write!(f, "liveness-begin owed={owed}"),
             Line::LivenessMet => f.write_str("liveness-met"),
             Line::LivenessEnd => f.write_str("liveness-end"),
+            Line::RestBegin => f.write_str("rest-begin"),
+            Line::RestEnd => f.write_str("rest-end"),
             Line::Write { client, conn: ConnId(conn), len } => {
                 write!(f, "c{client} write conn={conn} len={len}")
             }
@@ -379,6 +386,7 @@ impl Line<'_> {
         match *self {
             Line::Hashed { .. } => Event::Hashed,
             Line::LivenessBegin { .. } | Line::LivenessMet | Line::LivenessEnd => Event::Liveness,
+            Line::RestBegin | Line::RestEnd => Event::Liveness,
             Line::Write { client, conn, len } => Event::Write { client, conn, len },
             Line::Close { client, conn } => Event::Close { client, conn },
             Line::Sent { client, .. } => Event::Sent { client },

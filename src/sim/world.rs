@@ -16,7 +16,9 @@ use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
 use crate::auth::{HashCost, Hasher};
-use crate::core::{Channel, Config, ConnId, Event, JobId, PasswordOutcome, Peer, Record, Server};
+use crate::core::{
+    Channel, Config, ConnId, Event, Held, JobId, PasswordOutcome, Peer, Record, Server,
+};
 use crate::host::mailbox::Taken;
 use crate::wire::HEADER_LEN;
 
@@ -102,6 +104,8 @@ enum Ev {
         epoch: u32,
     },
     LivenessEnd,
+    /// The rest phase is over: the server is judged on what it still holds.
+    RestEnd,
 }
 
 // Kept at 16 bytes (see `Ev::Password`).
@@ -115,6 +119,9 @@ enum Phase {
     /// been handled whole (the pushes and end of stream that arrived with it count).
     Met,
     Done,
+    /// After a run judged clean: every connection is closed and time passes beyond every
+    /// window (`World::rest`).
+    Rest,
 }
 
 /// How often, and how many times, the intruder of a shared-host world tries a bare handshake.
@@ -573,6 +580,20 @@ impl World {
         if self.phase != Phase::Done && self.checker.violation().is_none() {
             self.checker.finish(self.now_ms);
         }
+        // The run's length; the rest phase that follows is a check of its own.
+        let run_ms = self.now_ms;
+        if self.checker.violation().is_none() && self.server.is_some() {
+            self.rest();
+            while let Some((at_ms, ev)) = self.queue.pop() {
+                if !self.advance_to(at_ms, &ev) {
+                    break;
+                }
+                self.handle(ev);
+                if self.checker.violation().is_some() || self.phase == Phase::Done {
+                    break;
+                }
+            }
+        }
         let recorded = self.recorded();
         let (events_len, hash) = (self.trace.events(), self.trace.hash());
         let (trace, kept) = self.trace.into_kept();
@@ -587,7 +608,7 @@ impl World {
             seed: self.seed,
             mix: self.mix,
             events: events_len,
-            sim_ms: self.now_ms,
+            sim_ms: run_ms,
             hash,
             delivered: self.checker.delivered,
             checks: self.checker.checks,
@@ -601,6 +622,9 @@ impl World {
     }
 
     fn handle(&mut self, ev: Ev) {
+        if self.phase == Phase::Rest {
+            return self.handle_resting(ev);
+        }
         match ev {
             Ev::Deliver { conn, way } => self.deliver(conn, way),
             Ev::Flush { conn, epoch } if epoch == self.epoch => self.flush(conn),
@@ -1290,6 +1314,61 @@ impl World {
         self.checker.fail_with(self.now_ms, invariant, detail);
     }
 
+    // ---- rest --------------------------------------------------------------------------------
+
+    /// After a run judged clean, every client hangs up every connection and reads no more, and
+    /// time passes beyond every window the server keeps something for (tickets, login
+    /// failures, registrations) and one sweep more; then the server must hold nothing of its
+    /// clients: no connection, session, ticket or job, no failure or registration remembered,
+    /// no timer armed. Memory that outlives what it was kept for is a leak no client sees.
+    fn rest(&mut self) {
+        self.phase = Phase::Rest;
+        let now = self.now_ms;
+        self.trace.line(now, Line::RestBegin);
+        for conn in self.net.conns() {
+            if let Some((client, _)) = self.net.owner(conn) {
+                self.trace.line(now, Line::Close { client, conn });
+            }
+            if let Some(at) = self.net.send_eof(now, conn, Way::Up) {
+                self.schedule(at, Ev::Deliver { conn, way: Way::Up });
+            }
+        }
+        let config = &self.config;
+        let windows = [config.ticket_ttl_ms, config.login_failure_window_ms];
+        let longest_ms = windows.into_iter().fold(config.registration_window_ms, u64::max);
+        // Two windows and a second: the last entry lapses a window after it was made, and
+        // the sweep that forgets it comes at most a window (its interval) later.
+        self.schedule(now.saturating_add(longest_ms.saturating_mul(2)) + 1_000, Ev::RestEnd);
+    }
+
+    /// An event of the rest phase: the server's side runs on; clients read nothing and do
+    /// nothing; no fault comes.
+    fn handle_resting(&mut self, ev: Ev) {
+        match ev {
+            Ev::Deliver { conn, way: Way::Up } => self.deliver(conn, Way::Up),
+            Ev::Deliver { conn, way: Way::Down } => {
+                let _ = self.net.take_due(self.now_ms, conn, Way::Down);
+            }
+            Ev::Flush { conn, epoch } if epoch == self.epoch => self.flush(conn),
+            Ev::Password { done, epoch } if epoch == self.epoch => {
+                let (job, outcome) = *done;
+                self.trace.line(self.now_ms, Line::Hashed { job: job.0 });
+                self.feed(Event::PasswordDone { job, outcome });
+            }
+            Ev::Sync { epoch } if epoch == self.epoch => self.synced(),
+            Ev::Tick { epoch } if epoch == self.epoch => self.tick(),
+            Ev::RestEnd => {
+                self.trace.line(self.now_ms, Line::RestEnd);
+                if let Some(up) = &self.server {
+                    let held = up.host.server().held();
+                    self.checker.rested(self.now_ms, &held_facts(&held));
+                }
+                self.phase = Phase::Done;
+            }
+            _ => {}
+        }
+    }
+
     // ---- liveness --------------------------------------------------------------------------------
 
     /// Heals every fault, then has each user with queued messages log in with a relay.
@@ -1319,6 +1398,22 @@ impl World {
         self.progress_at_check = self.checker.delivery_progress();
         self.schedule(now + self.opts.liveness_ms, Ev::LivenessEnd);
     }
+}
+
+/// What the server holds, as the facts the checker judges: what, and how many.
+fn held_facts(held: &Held) -> [(&'static str, u64); 9] {
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    [
+        ("connections", count(held.conns)),
+        ("addresses counted against", count(held.peers)),
+        ("sessions", count(held.sessions)),
+        ("accounts with closing bare relays", count(held.closing_bare_relays)),
+        ("tickets", count(held.tickets)),
+        ("password checks", count(held.jobs)),
+        ("login failure counts", u64::from(!held.throttle_empty)),
+        ("registration counts", u64::from(!held.registrations_empty)),
+        ("armed timers", u64::from(held.timer_ms.is_some())),
+    ]
 }
 
 /// Whether a frame is a failure (`-1\n...`).
