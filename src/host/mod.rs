@@ -334,6 +334,11 @@ impl<S: Socket, K: RecordSink, F: Flavour> Host<S, K, F> {
         self.routes.contains_key(&conn)
     }
 
+    /// How many connections the host routes (none once every connection has ended).
+    pub fn routes_len(&self) -> usize {
+        self.routes.len()
+    }
+
     /// `conn`'s mailbox, while the host routes it.
     pub fn mailbox(&self, conn: ConnId) -> Option<Arc<Mailbox<Outgoing, F>>> {
         self.routes.get(&conn).map(|route| route.mailbox.clone())

@@ -1361,7 +1361,9 @@ impl World {
                 self.trace.line(self.now_ms, Line::RestEnd);
                 if let Some(up) = &self.server {
                     let held = up.host.server().held();
-                    self.checker.rested(self.now_ms, &held_facts(&held));
+                    let routes = ("connections the host routes", count(up.host.routes_len()));
+                    let facts: Vec<_> = held_facts(&held).into_iter().chain([routes]).collect();
+                    self.checker.rested(self.now_ms, &facts);
                 }
                 self.phase = Phase::Done;
             }
@@ -1400,9 +1402,12 @@ impl World {
     }
 }
 
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 /// What the server holds, as the facts the checker judges: what, and how many.
 fn held_facts(held: &Held) -> [(&'static str, u64); 9] {
-    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     [
         ("connections", count(held.conns)),
         ("addresses counted against", count(held.peers)),
