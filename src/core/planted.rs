@@ -347,12 +347,18 @@ pub enum Planted {
     /// Caught by the unit test
     /// `net::cli::tests::a_raised_frame_len_max_buffers_one_whole_request_unless_planted`.
     FrameFlagKeepsInboundBound,
+    // The simulator's rest phase: what recovery rebuilds, compared with what crashed.
+    /// Recovery skips `Delivered` records: every message a relay was written or acknowledged
+    /// comes back to its queue after a restart, and is pushed again. Caught by the simulator's
+    /// rest check "a server recovered at rest holds what it held" (`sim::check::rest`), also
+    /// in fault-free worlds, where no crash otherwise shows it.
+    ReplaySkipsDelivered,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 75] = [
+    pub const ALL: [Planted; 76] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -428,6 +434,7 @@ impl Planted {
         Planted::FrameDeadlineSpansFrames,
         Planted::TimersNeverDue,
         Planted::FrameFlagKeepsInboundBound,
+        Planted::ReplaySkipsDelivered,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -702,6 +709,7 @@ mod tests {
             Planted::FrameDeadlineSpansFrames => Some(72),
             Planted::TimersNeverDue => Some(73),
             Planted::FrameFlagKeepsInboundBound => Some(74),
+            Planted::ReplaySkipsDelivered => Some(75),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -706,4 +706,11 @@ mod rest {
     fn catches_an_abandoned_check_that_keeps_its_slot() {
         caught(Planted::AbandonedCheckKeepsSlot, AT_REST);
     }
+
+    /// Recovery that skips `Delivered` records brings delivered messages back to their queues:
+    /// the server recovered at rest holds more than the one that crashed.
+    #[test]
+    fn catches_a_recovery_that_skips_delivered_records() {
+        caught(Planted::ReplaySkipsDelivered, "a server recovered at rest holds what it held");
+    }
 }

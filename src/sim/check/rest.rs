@@ -6,6 +6,11 @@
 //! registration, and any timer. A leak of it is invisible to clients: each connection that
 //! left something behind makes the server a little bigger, until it is full. The world reports
 //! the sizes; the rule is that each is zero.
+//!
+//! Then, every record being durable, the world crashes the resting server and recovers it
+//! from its disk: the recovered server must hold what the resting one held (accounts with
+//! their names, hashes and queues, every id), whatever mix of snapshot and log the disk holds.
+//! The world compares the shortest records that rebuild each; the rule is their equality.
 
 use super::Checker;
 
@@ -23,5 +28,18 @@ impl Checker {
                 left.join(", ")
             )
         });
+    }
+
+    /// The world restarted the resting server from its disk; `same` is whether the recovered
+    /// server holds what it held (the world compares them).
+    pub fn judge_recovery(
+        &mut self,
+        now_ms: u64,
+        same: bool,
+        invariant: &'static str,
+        detail: impl FnOnce() -> String,
+    ) {
+        self.coverage.count("rest: recovered from the disk and compared");
+        self.expect(same, now_ms, invariant, detail);
     }
 }
