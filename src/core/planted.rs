@@ -263,7 +263,9 @@ pub enum Planted {
     /// a server restarted more often than the log fills `snapshot_log_bytes_min` never
     /// compacts. Lives in the log's recovery (`store::wal`, switched on by
     /// `StoreOptions::forget_log_size`). Caught by the unit test
-    /// `store::wal::tests::a_restart_remembers_the_log_bytes_since_the_snapshot_unless_planted`.
+    /// `store::wal::tests::a_restart_remembers_the_log_bytes_since_the_snapshot_unless_planted`
+    /// and the simulator's rest check ("a recovered store counts the log bytes since its
+    /// snapshot", `sim::check::rest`).
     RecoveryForgetsLogSize,
     /// `chatroom server --login-deadline-s N` sets a deadline of N milliseconds, not seconds
     /// (the `* 1000` lost): with the default of 60, every connection is closed 60 ms after

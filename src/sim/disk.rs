@@ -33,6 +33,10 @@ pub trait SimStore {
     /// Compacts the log into `records`, the state as of `lsn` (the last appended); everything
     /// up to `lsn` is durable afterwards.
     fn snapshot(&mut self, _lsn: Lsn, _records: &[Record]) {}
+    /// The log bytes the store counts towards its next snapshot, if it counts them.
+    fn log_bytes_since_snapshot(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The real write-ahead log over the store's simulated disk. The model checker uses it too
@@ -154,6 +158,10 @@ impl SimStore for WalStore {
 
     fn snapshot(&mut self, lsn: Lsn, records: &[Record]) {
         self.wal().write_snapshot(lsn, records).expect("snapshots to a memory disk cannot fail");
+    }
+
+    fn log_bytes_since_snapshot(&self) -> Option<u64> {
+        self.wal.as_ref().map(Wal::log_bytes_since_snapshot)
     }
 }
 

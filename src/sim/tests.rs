@@ -713,4 +713,12 @@ mod rest {
     fn catches_a_recovery_that_skips_delivered_records() {
         caught(Planted::ReplaySkipsDelivered, "a server recovered at rest holds what it held");
     }
+
+    /// Recovery that forgets the log bytes since the snapshot: the store recovered at rest
+    /// counts fewer than the one that crashed (a server restarted often never compacts).
+    #[test]
+    fn catches_a_recovery_that_forgets_the_log_size() {
+        let invariant = "a recovered store counts the log bytes since its snapshot";
+        caught(Planted::RecoveryForgetsLogSize, invariant);
+    }
 }

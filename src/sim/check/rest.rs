@@ -10,7 +10,10 @@
 //! Then, every record being durable, the world crashes the resting server and recovers it
 //! from its disk: the recovered server must hold what the resting one held (accounts with
 //! their names, hashes and queues, every id), whatever mix of snapshot and log the disk holds.
-//! The world compares the shortest records that rebuild each; the rule is their equality.
+//! The world compares the shortest records that rebuild each; the rule is their equality. And
+//! the store recovered must count as many log bytes towards its next snapshot as the one that
+//! crashed (they are on the disk): a count lost at each restart means a server restarted
+//! often enough never compacts its log.
 
 use super::Checker;
 
