@@ -584,15 +584,6 @@ impl World {
         let run_ms = self.now_ms;
         if self.checker.violation().is_none() && self.server.is_some() {
             self.rest();
-            while let Some((at_ms, ev)) = self.queue.pop() {
-                if !self.advance_to(at_ms, &ev) {
-                    break;
-                }
-                self.handle(ev);
-                if self.checker.violation().is_some() || self.phase == Phase::Done {
-                    break;
-                }
-            }
         }
         let recorded = self.recorded();
         let (events_len, hash) = (self.trace.events(), self.trace.hash());
@@ -1337,6 +1328,7 @@ impl World {
     /// failures, registrations) and one sweep more; then the server must hold nothing of its
     /// clients: no connection, session, ticket or job, no failure or registration remembered,
     /// no timer armed. Memory that outlives what it was kept for is a leak no client sees.
+    /// Runs the phase to its end ([`Ev::RestEnd`]).
     fn rest(&mut self) {
         self.phase = Phase::Rest;
         let now = self.now_ms;
@@ -1355,6 +1347,15 @@ impl World {
         // Two windows and a second: the last entry lapses a window after it was made, and
         // the sweep that forgets it comes at most a window (its interval) later.
         self.schedule(now.saturating_add(longest_ms.saturating_mul(2)) + 1_000, Ev::RestEnd);
+        while let Some((at_ms, ev)) = self.queue.pop() {
+            if !self.advance_to(at_ms, &ev) {
+                break;
+            }
+            self.handle(ev);
+            if self.checker.violation().is_some() || self.phase == Phase::Done {
+                break;
+            }
+        }
     }
 
     /// An event of the rest phase: the server's side runs on; clients read nothing and do
