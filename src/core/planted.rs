@@ -169,7 +169,9 @@ pub enum Planted {
     /// A bare relay's report that pushes were written removes them from the queue but pushes
     /// nothing more (the `pump` after it was lost): beyond the push window, queued messages
     /// wait for the next send. Caught by the unit test
-    /// `core::rules_tests::a_bare_relay_gets_a_backlog_larger_than_its_window_unless_planted`.
+    /// `core::rules_tests::a_bare_relay_gets_a_backlog_larger_than_its_window_unless_planted`
+    /// and the simulator's liveness phase, whose owed users take their backlog on bare relays
+    /// every other time where bare handshakes are accepted.
     WrittenDoesNotPump,
     /// A connection that closes while its password check runs leaves the check's throttle slot
     /// taken (the `abandon_job` branch of `closed` was lost): each such drop uses up one of

@@ -722,3 +722,10 @@ mod rest {
         caught(Planted::RecoveryForgetsLogSize, invariant);
     }
 }
+
+/// The liveness phase's original clients: where bare handshakes are accepted, every other owed
+/// user takes its backlog on a bare relay, which only written reports can pump.
+#[test]
+fn catches_written_reports_that_do_not_pump() {
+    caught(Planted::WrittenDoesNotPump, "no acknowledged message is lost");
+}

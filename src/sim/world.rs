@@ -1431,12 +1431,15 @@ impl World {
             self.phase = Phase::Done;
             return;
         }
-        for (name, password) in self.checker.owed_names() {
+        for (index, (name, password)) in self.checker.owed_names().into_iter().enumerate() {
             let password = password.unwrap_or_else(|| super::workload::password_of(&name));
-            let script = VecDeque::from([
-                (now, Op::Login { name, password }),
-                (now, Op::Relay { ticket: true }),
-            ]);
+            // Where the original client's handshake is accepted, every other owed user takes
+            // its backlog as the original client does, on a bare relay whose written pushes
+            // (not acknowledgements) must bring the next ones: a backlog beyond the push
+            // window then needs every written report to push on.
+            let ticket = !self.config.bare_relay_allowed || index % 2 == 0;
+            let script =
+                VecDeque::from([(now, Op::Login { name, password }), (now, Op::Relay { ticket })]);
             let id = self.add_client(Driver::Script(script), now);
             self.clients[id].persistent = true;
         }
