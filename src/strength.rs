@@ -77,7 +77,7 @@ pub mod report {
     use super::StrengthArgs;
     use crate::core::planted::Planted;
     use crate::core::Config;
-    use crate::model::driver::Bounds;
+    use crate::model::driver::{Bounds, STALL_STEPS_DEFAULT};
     use crate::model::explorer::{explore, Limits, Search};
     use crate::sim::cli::shrink_seed;
     use crate::sim::{run_scenario, shrink, sweep, FaultMode, RunOptions, Scenario};
@@ -133,7 +133,8 @@ pub mod report {
     /// a limit.
     pub fn model_bounds(bug: Planted) -> Option<Bounds> {
         let b = |users, ops, faults, tickets, intruders, stalls, pipeline| {
-            Some(Bounds { users, ops, faults, tickets, intruders, stalls, pipeline })
+            let stall_steps = STALL_STEPS_DEFAULT;
+            Some(Bounds { users, ops, faults, tickets, intruders, stalls, stall_steps, pipeline })
         };
         match bug {
             Planted::DeleteKeepsQueue => b(2, 3, 0, false, false, 0, 1),
@@ -164,6 +165,7 @@ pub mod report {
             tickets,
             intruders: false,
             stalls: 0,
+            stall_steps: STALL_STEPS_DEFAULT,
             pipeline: 1,
         };
         match bug {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::census::Census;
 use super::driver::State;
-use super::driver::{Bounds, Passwords};
+use super::driver::{Bounds, Passwords, STALL_STEPS_DEFAULT};
 use super::estimate::estimate;
 use super::explorer::{explore_observed, Limits, Observer, Progress, Report, Search};
 use super::fingerprint::permutations;
@@ -50,6 +50,13 @@ pub struct CheckArgs {
     /// nothing) [default: 1 if there are faults, else 0].
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=30))]
     pub stalls: Option<u8>,
+    /// The most steps a stall lasts once it holds something back, the step that wrote its
+    /// first record included (1 to 8): behind a held record, every user's possible requests
+    /// multiply the states, so each step more costs much (on `--users 3 --ops 4 --faults 1`,
+    /// 1, 2 and 3 steps: 4.3, 15.5 and 47.9 million states). With 1, only the record's own
+    /// step is held; with 2, one more request waits behind it.
+    #[arg(long, default_value_t = STALL_STEPS_DEFAULT, value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub stall_steps: u8,
     /// Requests a client may send before the replies to the earlier ones arrive (1 to 4;
     /// 1: each waits). Only sends, lists and logouts are pipelined, and the server reads one
     /// request ahead of its replies, so a burst waits in the socket while a stalled disk holds
@@ -161,6 +168,29 @@ impl CheckArgs {
         self.stalls.unwrap_or(u8::from(self.faults > 0))
     }
 
+    /// Whether `--stall-steps` differs from its default where it matters (with stalls).
+    fn stall_steps_set(&self) -> bool {
+        self.stalls() > 0 && self.stall_steps != STALL_STEPS_DEFAULT
+    }
+
+    /// `--stall-steps` for the summary line, where it matters.
+    fn stall_steps_shown(&self) -> String {
+        if self.stalls() > 0 {
+            format!(", stall steps {}", self.stall_steps)
+        } else {
+            String::new()
+        }
+    }
+
+    /// `--stall-steps` for a command line, when not its default.
+    fn stall_steps_flag(&self) -> String {
+        if self.stall_steps_set() {
+            format!(" --stall-steps {}", self.stall_steps)
+        } else {
+            String::new()
+        }
+    }
+
     /// Runs the command.
     pub fn run(self) -> ExitCode {
         let bounds = Bounds {
@@ -170,6 +200,7 @@ impl CheckArgs {
             tickets: self.tickets || self.race,
             intruders: self.intruders,
             stalls: self.stalls(),
+            stall_steps: self.stall_steps,
             pipeline: self.pipeline,
         };
         let mut scenario = Search::new(bounds);
@@ -210,12 +241,13 @@ impl CheckArgs {
             .chain(scenario.persistent.then(|| ", persistent on".to_owned()))
             .collect();
         println!(
-            "chatroom check: users {}, ops {}, faults {}, stalls {}, max-states {}, jobs {jobs}, \
-             symmetry {}, por {}, subsume {}{hostile}",
+            "chatroom check: users {}, ops {}, faults {}, stalls {}{}, max-states {}, \
+             jobs {jobs}, symmetry {}, por {}, subsume {}{hostile}",
             self.users,
             self.ops,
             self.faults,
             self.stalls(),
+            self.stall_steps_shown(),
             self.max_states,
             if scenario.symmetry { "on" } else { "off" },
             if scenario.por { "on" } else { "off" },
@@ -268,12 +300,13 @@ impl CheckArgs {
     fn estimate(&self, scenario: &Search, particles: usize) -> ExitCode {
         let started = Instant::now();
         println!(
-            "chatroom check --estimate {particles}: users {}, ops {}, faults {}, stalls {}, \
+            "chatroom check --estimate {particles}: users {}, ops {}, faults {}, stalls {}{}, \
              symmetry {}, seed {}",
             self.users,
             self.ops,
             self.faults,
             self.stalls(),
+            self.stall_steps_shown(),
             if scenario.symmetry { "on" } else { "off" },
             self.estimate_seed,
         );
@@ -348,11 +381,12 @@ impl CheckArgs {
         }
         print!("{}", describe(counterexample));
         let command = format!(
-            "chatroom check --users {} --ops {} --faults {} --stalls {}",
+            "chatroom check --users {} --ops {} --faults {} --stalls {}{}",
             self.users,
             self.ops,
             self.faults,
-            self.stalls()
+            self.stalls(),
+            self.stall_steps_flag()
         );
         let scenario_text = to_sim_scenario(counterexample, &command);
         if let Some(path) = &self.html {
@@ -396,6 +430,10 @@ impl CheckArgs {
             .into_iter()
             .chain(self.throttle.map(|n| ("throttle".to_owned(), n.to_string())))
             .chain(self.race.then(|| ("race".to_owned(), "on".to_owned())))
+            .chain(
+                self.stall_steps_set()
+                    .then(|| ("stall_steps".to_owned(), self.stall_steps.to_string())),
+            )
             .chain(self.no_subsume.then(|| ("subsume".to_owned(), "off".to_owned())))
             .collect();
         let name = options
@@ -566,9 +604,15 @@ mod tests {
 
     #[test]
     fn bounds_are_checked_as_usage_errors() {
-        for bad in
-            [&["--users", "0"][..], &["--users", "6"], &["--max-states", "0"], &["--ops", "x"]]
-        {
+        let bad_args: [&[&str]; 6] = [
+            &["--users", "0"],
+            &["--users", "6"],
+            &["--max-states", "0"],
+            &["--ops", "x"],
+            &["--stall-steps", "0"],
+            &["--stall-steps", "9"],
+        ];
+        for bad in bad_args {
             let error = parse(bad).err().unwrap_or_else(|| panic!("{bad:?} accepted"));
             assert_eq!(error.exit_code(), 2, "{bad:?}");
         }
@@ -607,6 +651,7 @@ mod tests {
             tickets: false,
             intruders: false,
             stalls: 0,
+            stall_steps: STALL_STEPS_DEFAULT,
             pipeline: 1,
         });
         let (report, memory) = args.explore(&scenario);
@@ -637,6 +682,7 @@ mod tests {
             tickets: false,
             intruders: false,
             stalls: 0,
+            stall_steps: STALL_STEPS_DEFAULT,
             pipeline: 1,
         });
         scenario.config.planted = Planted::TakeoverLosesMessage;
@@ -697,6 +743,7 @@ mod tests {
             tickets: false,
             intruders: false,
             stalls: 0,
+            stall_steps: STALL_STEPS_DEFAULT,
             pipeline: 1,
         });
         scenario.config.planted = Planted::TakeoverLosesMessage;

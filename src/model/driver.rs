@@ -70,10 +70,11 @@ fn pipelined(op: Op) -> bool {
 }
 
 /// The most steps a stall lasts once it holds something back (counted from the step that
-/// wrote its first unsynced record): then only the sync or a crash may come. Long enough for
-/// every user to act once behind a held record (three users), short enough that a stall does
-/// not multiply the whole state space by every place it could end.
-pub const STALL_STEPS_MAX: u8 = 3;
+/// wrote its first unsynced record), unless [`Bounds::stall_steps`] says otherwise: then only
+/// the sync or a crash may come. Long enough for every user to act once behind a held record
+/// (three users), short enough that a stall does not multiply the whole state space by every
+/// place it could end.
+pub const STALL_STEPS_DEFAULT: u8 = 3;
 
 /// Time never passes in a scenario: no deadline fires.
 const NOW_MS: u64 = 1_000;
@@ -130,6 +131,10 @@ pub struct Bounds {
     pub intruders: bool,
     /// Disk stalls in total ([`Step::Stall`]): windows in which records stay unsynced.
     pub stalls: u8,
+    /// The most steps a stall lasts once it holds something back, that step included (at
+    /// least 1; [`STALL_STEPS_DEFAULT`]). Each step more multiplies the states a stall adds:
+    /// every user's possible requests behind the held record.
+    pub stall_steps: u8,
     /// Requests a client may have sent and not seen answered (1: it waits for every reply).
     /// Only `send`, `list` and `logout` are pipelined.
     pub pipeline: u8,
@@ -161,8 +166,10 @@ pub struct State {
     /// The disk is stalled: records stay unsynced until [`Step::Sync`].
     stalled: bool,
     /// Steps taken since the stalled disk began to hold something back, that step included
-    /// (at most [`STALL_STEPS_MAX`]; 0 while it holds nothing: see [`State::holding`]).
+    /// (at most `stall_steps`; 0 while it holds nothing: see [`State::holding`]).
     pub(crate) stall_len: u8,
+    /// [`Bounds::stall_steps`].
+    pub(crate) stall_steps: u8,
     /// What the model predicted and the core has not yet released, per connection in order.
     pub(crate) owed: Vec<(ConnId, Seen)>,
     /// Relays the model has closed whose close the core has not yet released.
@@ -203,6 +210,7 @@ clone_reusing!(State {
     stalls_used,
     stalled,
     stall_len,
+    stall_steps,
     owed,
     closing,
     tickets,
@@ -463,6 +471,7 @@ impl State {
             stalls_used: 0,
             stalled: false,
             stall_len: 0,
+            stall_steps: STALL_STEPS_DEFAULT,
             owed: Vec::new(),
             closing: Vec::new(),
             tickets: vec![None; users],
@@ -494,7 +503,7 @@ impl State {
         out.clear();
         let users = bounds.users as User;
         let unsynced = self.has_unsynced();
-        let stall_over = self.stalled && self.stall_len >= STALL_STEPS_MAX;
+        let stall_over = self.stalled && self.stall_len >= self.stall_steps;
         for user in (0..users).filter(|_| !stall_over) {
             let outstanding = self.users[user as usize].outstanding;
             if self.ops_used[user as usize] < bounds.ops && outstanding > 0 {
@@ -615,7 +624,7 @@ impl State {
     /// be waiting for a reply, a write needs an unreported push, a reset needs the connection,
     /// a sync a stalled disk.
     pub fn possible(&self, step: Step) -> bool {
-        let stall_over = self.stalled && self.stall_len >= STALL_STEPS_MAX;
+        let stall_over = self.stalled && self.stall_len >= self.stall_steps;
         if stall_over && !matches!(step, Step::Sync | Step::Crash { .. }) {
             return false;
         }

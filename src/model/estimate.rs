@@ -202,7 +202,7 @@ fn resample(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::driver::Bounds;
+    use crate::model::driver::{Bounds, STALL_STEPS_DEFAULT};
     use crate::model::explorer::{explore, Limits};
 
     /// On a space small enough to count: depth 1 is exact (every state there has the root
@@ -218,6 +218,7 @@ mod tests {
             tickets: false,
             intruders: false,
             stalls: 1,
+            stall_steps: STALL_STEPS_DEFAULT,
             pipeline: 1,
         };
         let scenario = Search::new(bounds);

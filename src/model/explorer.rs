@@ -164,6 +164,7 @@ impl Search {
         world.race = self.race;
         world.hostile = self.bounds.intruders && self.bounds.tickets;
         world.pipeline = self.bounds.pipeline.max(1);
+        world.stall_steps = self.bounds.stall_steps.max(1);
         world.subsume = self.subsume && !self.por;
         world
     }

@@ -228,7 +228,7 @@ pub fn independent(a: Step, b: Step) -> bool {
 /// Whether `a` and `b` commute in a state whose disk is `stalled` or not.
 ///
 /// While the disk is stalled, no two steps are independent: a step that writes a record makes
-/// the stall hold something back, every step from then on lengthens it, and once it reaches [`STALL_STEPS_MAX`](super::driver::STALL_STEPS_MAX) only the sync or a
+/// the stall hold something back, every step from then on lengthens it, and once it reaches [`Bounds::stall_steps`](super::driver::Bounds::stall_steps) only the sync or a
 /// crash may come, so any step can disable any other (and each step's outputs wait behind the
 /// records the others write). Otherwise every record a step writes is synced within the step
 /// and holds nothing back, so writing the log is no conflict: the records of two independent

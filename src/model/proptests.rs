@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 use proptest::prelude::*;
 
-use super::driver::{Bounds, Passwords};
+use super::driver::{Bounds, Passwords, STALL_STEPS_DEFAULT};
 use super::explorer::Search;
 use super::step::{Op, Step, User};
 use crate::auth::{HashCost, Hasher};
@@ -55,6 +55,7 @@ fn scenario(passwords: Arc<Passwords>) -> Search {
         tickets: true,
         intruders: true,
         stalls: u8::MAX,
+        stall_steps: STALL_STEPS_DEFAULT,
         pipeline: 2,
     });
     scenario.passwords = passwords;

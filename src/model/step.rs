@@ -99,11 +99,11 @@ pub enum Step {
     /// (and every reply, push or close behind them waits) until [`Step::Sync`]. Otherwise the
     /// driver syncs at the end of every step. Budgeted by [`Bounds::stalls`]. A stall is lazy:
     /// until a record is written it holds nothing back and changes nothing, so its length
-    /// ([`STALL_STEPS_MAX`]) counts from the step that writes its first record, and it ends
+    /// ([`Bounds::stall_steps`]) counts from the step that writes its first record, and it ends
     /// (by the sync or a crash) only after that.
     ///
     /// [`Bounds::stalls`]: super::driver::Bounds::stalls
-    /// [`STALL_STEPS_MAX`]: super::driver::STALL_STEPS_MAX
+    /// [`Bounds::stall_steps`]: super::driver::Bounds::stall_steps
     Stall,
     /// The slow fsync completes: every record written so far is durable, and the core is told.
     /// Only once the stall holds something back.

@@ -2,7 +2,7 @@
 
 use std::ops::ControlFlow;
 
-use super::driver::Bounds;
+use super::driver::{Bounds, STALL_STEPS_DEFAULT};
 use super::explorer::{explore, Limits, Report, Search};
 use super::invariants::Invariant;
 use super::step::{Op, Step};
@@ -16,6 +16,7 @@ fn scenario(users: usize, ops: u8, faults: u8) -> Search {
         tickets: false,
         intruders: false,
         stalls: 0,
+        stall_steps: STALL_STEPS_DEFAULT,
         pipeline: 1,
     })
 }
@@ -476,7 +477,7 @@ fn a_crash_keeps_a_chosen_prefix_of_unsynced_records() {
 }
 
 /// The state counts with a stalled disk, pinned like `state_counts_are_pinned`. A stall lasts
-/// at most `STALL_STEPS_MAX` steps, and how long it has lasted is part of the state, which is
+/// at most `STALL_STEPS_DEFAULT` steps, and how long it has lasted is part of the state, which is
 /// why a bounded stall counted more states here than an unbounded one did (1,227 and 343):
 /// the bound pays off with three users, where an unbounded stall left `--users 3 --ops 3
 /// --faults 1` beyond five million states and the bounded one checks it in 4.5 million (2.8
@@ -496,6 +497,45 @@ fn state_counts_with_stalls_are_pinned() {
             "users {users}, ops {ops}, faults {faults}, stalls {stalls}"
         );
     }
+}
+
+/// A shorter stall (`--stall-steps`) checks fewer states: behind a held record, every user's
+/// possible requests multiply them. The bugs the stall is there for are found by a stall of
+/// two steps as soon as by the default three (the scenario of
+/// `the_acceptance_scenario_finds_the_disk_and_hostile_bugs`); a stall of one step holds only
+/// the record's own step, so a pipelined burst behind a held reply never happens and the core
+/// that reads past its pipeline bound is missed: the cost of the cheapest setting.
+#[test]
+fn a_shorter_stall_checks_fewer_states_and_finds_the_disk_bugs_as_soon() {
+    let counts: Vec<_> = (1..=3)
+        .map(|steps| {
+            let mut scenario = with_stalls(3, 2, 1, 1);
+            scenario.bounds.stall_steps = steps;
+            let report = run(&scenario, 1);
+            assert!(report.complete, "{:?}", report.counterexample);
+            report.progress.unique
+        })
+        .collect();
+    assert_eq!(counts, [8318, 14874, 23859]);
+    for (bug, length) in [
+        (Planted::ReplyBeforeDurable, 3),
+        (Planted::ReplayTornRecord, 5),
+        (Planted::ReleaseOneEarly, 1),
+    ] {
+        let mut scenario = with_stalls(3, 3, 1, 1);
+        scenario.bounds.stall_steps = 2;
+        scenario.config.planted = bug;
+        let found = run(&scenario, 2).counterexample.expect("found");
+        assert_eq!(found.steps.len(), length, "{bug:?}: {found:?}");
+    }
+    let mut burst = pipelining(2, 2, 0);
+    burst.config.planted = Planted::PipelineUnbounded;
+    burst.bounds.stall_steps = 2;
+    let found = run(&burst, 1).counterexample.expect("a burst of two behind a held reply");
+    assert_eq!(found.steps.len(), 3, "{found:?}");
+    burst.bounds.stall_steps = 1;
+    let report = run(&burst, 1);
+    assert!(report.complete && report.counterexample.is_none(), "{:?}", report.counterexample);
 }
 
 fn hostile(users: usize, ops: u8, faults: u8) -> Search {
