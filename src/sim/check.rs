@@ -663,6 +663,10 @@ impl Checker {
     pub fn crashed(&mut self) {
         self.crashes += 1;
         self.pump_crashed();
+        // The throttle lives in memory: a restart forgets every count, by design.
+        self.storm_verified = 0;
+        self.storm_first_verified_ms = None;
+        self.storm_crashed();
         for (_, state) in &mut self.names {
             // An acknowledged registration was durable: with nothing of the name in flight,
             // the account survives the crash spelled as it was registered, and recovery (from
@@ -1013,7 +1017,7 @@ impl Checker {
                     self.learn(p, k, true, 0);
                     self.logged_in(client, p, k, 0);
                 } else if !ok && text == LOGIN_FAILED {
-                    self.storm_account_guess(now_ms, client, p.sent_ms);
+                    self.storm_account_guess(now_ms, client, k, p.sent_ms);
                     let existing = strict && exists == Known::Yes && correct == Some(true);
                     self.expect(!existing, now_ms, "the right password logs in", what);
                     self.storm_guess_verified(now_ms, client, p.sent_ms);
@@ -1398,11 +1402,18 @@ impl Checker {
         self.storm_first_verified_ms = Some(first_ms);
         // The free attempts, then at most one more per backoff period (the delays double, so
         // this is generous): guesses held up by the network past the first delay are fair.
+        // The address's key is forgotten a window after its last failure, free checks and
+        // all: the storm's sprayer guesses again seconds later.
         let backoff_ms = self.limits.map_or(u64::MAX, |l| l.login_backoff_base_ms.max(1));
-        let later = usize::try_from((now_ms - first_ms) / backoff_ms).unwrap_or(usize::MAX);
-        let (n, max) = (self.storm_verified, self.storm_verified_max.saturating_add(later));
+        let span_ms = now_ms - first_ms;
+        let later = usize::try_from(span_ms / backoff_ms).unwrap_or(usize::MAX);
+        let free = self.storm_verified_max;
+        let forgetting =
+            hostile::checks_allowed(free, backoff_ms, self.throttle_window_ms, span_ms);
+        let max = free.saturating_add(later).max(forgetting);
+        let n = self.storm_verified;
         self.expect(n <= max, now_ms, "the throttle bounds password guesses", || {
-            format!("{n} concurrent wrong-password logins from one address were verified; the throttle allows {max}")
+            format!("{n} wrong-password logins from one address were verified within {span_ms} ms; the throttle allows {max}")
         });
     }
 

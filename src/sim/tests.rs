@@ -245,6 +245,14 @@ fn catches_a_throttle_that_locks_the_owner_out() {
     assert_caught(Planted::ThrottleLocksOwner, "throttling follows failures");
 }
 
+/// A right password that clears its address's count of failures (not only its name's): the
+/// storm's sprayer guesses more names than its address may try, logs in to its own account,
+/// and sprays again; the second spray gets as many free checks as the first.
+#[test]
+fn catches_a_right_password_that_excuses_an_addresss_guesses() {
+    caught(Planted::ThrottleSuccessClearsAddress, "the throttle bounds password guesses");
+}
+
 /// Hardening defect 7: registrations counted when their hash finishes let the storm host's
 /// burst of registrations all through.
 #[test]

@@ -131,6 +131,9 @@ const INTRUDER_ROUNDS: u64 = 100;
 /// The login storm's host (no client's own host is numbered this high).
 const STORM_HOST: u128 = 1 << 64;
 
+/// The most names the storm's sprayer guesses per spray, past its address's free checks.
+const SPRAY_MAX: usize = 40;
+
 /// The argon2 cost the world's server hashes with: the cheapest with more than one pass, so
 /// that a hasher ignoring the configured passes stores a hash the checker can tell apart.
 const HASH_COST: HashCost = HashCost { memory_kib: 8, iterations: 2 };
@@ -241,7 +244,8 @@ impl World {
 
     /// Adds the attacker host's clients: each logs in to one name with a wrong password, all
     /// at the same moment, then registers a name of its own, all at another moment (a
-    /// registration flood from one address, hardening defect 7).
+    /// registration flood from one address, hardening defect 7). The last one sprays instead
+    /// (`spray_script`).
     fn add_storm(&mut self) {
         let rng = &mut child(self.seed, Stream::Mix, 1);
         let name = format!("u{}", rng.gen_range(0..self.opts.names.max(1)));
@@ -251,16 +255,47 @@ impl World {
         self.storm = Some(first..first + self.mix.storm_logins as usize);
         let bound = self.config.login_failures_per_peer_max;
         for i in 0..self.mix.storm_logins {
-            // Every other guess spells the name in capitals (`U1`): the same account to the
-            // server, so both spellings must draw on one throttle budget.
-            let spelled = if i % 2 == 1 { name.to_ascii_uppercase() } else { name.clone() };
-            let login = Op::Login { name: spelled, password: "wrong".into() };
-            let register = Op::Register { name: format!("flood{i}"), password: "pw".into() };
-            let script = VecDeque::from([(at_ms, login), (register_ms, register)]);
+            let script = if i + 1 == self.mix.storm_logins {
+                self.spray_script(i, at_ms, register_ms)
+            } else {
+                // Every other guess spells the name in capitals (`U1`): the same account to
+                // the server, so both spellings must draw on one throttle budget.
+                let spelled = if i % 2 == 1 { name.to_ascii_uppercase() } else { name.clone() };
+                let login = Op::Login { name: spelled, password: "wrong".into() };
+                let register = Op::Register { name: format!("flood{i}"), password: "pw".into() };
+                VecDeque::from([(at_ms, login), (register_ms, register)])
+            };
             let client = self.add_client(Driver::Script(script), at_ms);
             self.checker.storm_client(client, bound);
             self.coverage.count("hostile: login storm");
         }
+    }
+
+    /// The storm's sprayer: it registers an account of its own as the storm begins, then
+    /// guesses one wrong password for each of more names than its address may try (names
+    /// outside the pool: the throttle counts unknown names alike), logs in to its own account
+    /// once the address's delay has passed, and sprays as many names again. A right password
+    /// ends the streak of the name it was for, not the address's: the second spray is
+    /// throttled as the first was (`the throttle bounds password guesses`, per address).
+    fn spray_script(&self, i: u64, at_ms: u64, register_ms: u64) -> VecDeque<(u64, Op)> {
+        let own = format!("flood{i}");
+        let spray = self.config.login_failures_per_peer_max.min(SPRAY_MAX) + 2;
+        let guess = |j: usize| Op::Login { name: format!("spray{j}"), password: "wrong".into() };
+        let per_guess_ms = 2 * (self.mix.latency_ms_max + self.mix.writer_ms_max)
+            + self.mix.hash_ms_max
+            + self.mix.fsync_ms_max
+            + 10;
+        let login_ms =
+            register_ms + spray as u64 * per_guess_ms + self.config.login_backoff_base_ms;
+        let mut script = VecDeque::from([
+            (at_ms, Op::Register { name: own.clone(), password: "pw".into() }),
+            (at_ms, Op::Logout),
+        ]);
+        script.extend((0..spray).map(|j| (register_ms, guess(j))));
+        script.push_back((login_ms, Op::Login { name: own, password: "pw".into() }));
+        script.push_back((login_ms, Op::Logout));
+        script.extend((spray..2 * spray).map(|j| (login_ms, guess(j))));
+        script
     }
 
     /// Adds a client that polls the relay port with bare handshakes in every name of the

@@ -192,9 +192,29 @@ pub(super) struct HostileState {
     /// The throttle's free checks per (name, address) and its first delay after them.
     free_checks: usize,
     backoff_base_ms: u64,
-    /// The login storm's wrong-password guesses verified so far, and the earliest send.
-    storm_verified: usize,
-    storm_first_ms: Option<u64>,
+    /// The login storm's wrong-password guesses verified so far per name, and the earliest
+    /// send of them.
+    storm_verified: SortedMap<NameId, (usize, u64)>,
+}
+
+/// The most checks a throttle key allows in `span_ms`: `free` at once, then one per delay
+/// that fits (each `base * 2^k`, capped at the failure window), and the free checks again
+/// for every whole window in the span (a key is forgotten a window after its last failure;
+/// swarm seed 20949 of the small worlds: a window of 293 ms under a base delay of 1 s let a
+/// sixth guess through at 814 ms).
+pub(super) fn checks_allowed(free: usize, base_ms: u64, window_ms: u64, span_ms: u64) -> usize {
+    let window_ms = window_ms.max(1);
+    let (mut delays, mut waited_ms) = (0usize, 0u64);
+    loop {
+        let delay_ms = base_ms.max(1).saturating_mul(1 << delays.min(40)).min(window_ms);
+        waited_ms = waited_ms.saturating_add(delay_ms);
+        if waited_ms > span_ms {
+            break;
+        }
+        delays += 1;
+    }
+    let forgotten = usize::try_from(span_ms / window_ms).unwrap_or(usize::MAX);
+    free.saturating_mul(forgotten.saturating_add(1)).saturating_add(delays)
 }
 
 impl HostileState {
@@ -213,36 +233,32 @@ impl Checker {
         self.hostile.backoff_base_ms = backoff_base_ms;
     }
 
-    /// A wrong-password login sent at `sent_ms` by `client` was verified. The login storm
-    /// guesses one name from one address, so its verified guesses are bounded by the free
-    /// checks plus one per delay that fits between the first guess and now (each delay
-    /// `base * 2^k` capped at the failure window), plus the free checks again for every whole
-    /// window in that span (a key is forgotten a window after its last failure).
-    pub(super) fn storm_account_guess(&mut self, now_ms: u64, client: usize, sent_ms: u64) {
+    /// A wrong-password login of name `k` sent at `sent_ms` by `client` was verified. The
+    /// login storm guesses from one address, so its verified guesses of one name are bounded
+    /// by the free checks plus one per delay that fits between the first guess and now
+    /// ([`checks_allowed`]).
+    /// The server crashed: its throttle starts again from nothing.
+    pub(super) fn storm_crashed(&mut self) {
+        self.hostile.storm_verified = SortedMap::default();
+    }
+
+    pub(super) fn storm_account_guess(
+        &mut self,
+        now_ms: u64,
+        client: usize,
+        k: NameId,
+        sent_ms: u64,
+    ) {
         if !self.storm.contains(&client) || self.hostile.backoff_base_ms == 0 {
             return;
         }
         let h = &mut self.hostile;
-        h.storm_verified += 1;
-        let first = *h.storm_first_ms.get_or_insert(sent_ms);
-        h.storm_first_ms = Some(first.min(sent_ms));
-        let span_ms = now_ms.saturating_sub(first.min(sent_ms));
-        // Each delay doubles up to the failure window, and a key left a whole window without
-        // a failure is forgotten, free checks and all (swarm seed 20949 of the small worlds:
-        // a window of 293 ms under a base delay of 1 s let a sixth guess through at 814 ms).
-        let window_ms = self.throttle_window_ms.max(1);
-        let (mut delays, mut waited_ms) = (0, 0u64);
-        loop {
-            let delay_ms = h.backoff_base_ms.saturating_mul(1 << delays.min(40)).min(window_ms);
-            waited_ms = waited_ms.saturating_add(delay_ms);
-            if waited_ms > span_ms {
-                break;
-            }
-            delays += 1;
-        }
-        let forgotten = usize::try_from(span_ms / window_ms).unwrap_or(usize::MAX);
-        let free = h.free_checks.saturating_mul(forgotten.saturating_add(1));
-        let (n, max) = (h.storm_verified, free.saturating_add(delays));
+        let (verified, first_ms) = h.storm_verified.get_or_default(k);
+        *first_ms = if *verified == 0 { sent_ms } else { (*first_ms).min(sent_ms) };
+        *verified += 1;
+        let (n, span_ms) = (*verified, now_ms.saturating_sub(*first_ms));
+        let window_ms = self.throttle_window_ms;
+        let max = checks_allowed(h.free_checks, h.backoff_base_ms, window_ms, span_ms);
         self.expect(n <= max, now_ms, "the throttle bounds password guesses per account", || {
             format!("{n} wrong-password logins of one name from one address were verified within {span_ms} ms; the throttle allows {max}")
         });
