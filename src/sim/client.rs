@@ -222,6 +222,17 @@ impl Client {
             }
     }
 
+    /// The workload is cut short (the liveness phase begins): no operation after the ones in
+    /// flight, no guess and no held handshake.
+    pub fn cut(&mut self) {
+        self.guess = None;
+        self.lies.expired = None;
+        match &mut self.driver {
+            Driver::Script(ops) => ops.clear(),
+            Driver::Random { ops_left, .. } => *ops_left = 0,
+        }
+    }
+
     /// Appends `op` to a scripted client's operations, to run at `at_ms` or later.
     pub fn push_op(&mut self, at_ms: u64, op: Op) {
         match &mut self.driver {

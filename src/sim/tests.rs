@@ -77,6 +77,18 @@ fn the_real_server_passes_every_seed_and_mode_the_catches_search() {
     }
 }
 
+/// The workload ends when the liveness phase begins, also where time cut it short: a patient
+/// guesser told to wait a minute went on for minutes and sent to a user the phase did not
+/// know was owed (`--faults swarm --clients 16 --ops 100 --names 16` seed 46: two messages
+/// to u14, acknowledged at 725 s, reported lost; seeds 264 and 269 alike).
+#[test]
+fn the_liveness_phase_ends_a_workload_cut_short() {
+    let opts = RunOptions { clients: 16, ops: 100, names: 16, ..small(FaultMode::Swarm) };
+    let outcome = run_seed(46, &opts);
+    assert!(outcome.violation.is_none(), "{:?}", outcome.violation);
+    assert!(outcome.sim_ms > 600_000, "the workload ran past its cut: {}", outcome.sim_ms);
+}
+
 #[test]
 fn swarm_seeds_draw_different_mixes_and_some_crash() {
     let outcomes: Vec<Outcome> = (0..40).map(|s| run_seed(s, &small(FaultMode::Swarm))).collect();
