@@ -51,6 +51,8 @@ pub struct Limits {
     pub list_len_max: usize,
     pub list_reply_bytes_max: usize,
     pub pipeline_len_max: usize,
+    pub ticket_ttl_ms: u64,
+    pub tickets_per_session_max: usize,
 }
 
 /// PROTOCOL.md's longest password, in bytes.
@@ -71,6 +73,7 @@ mod hostile;
 mod pump;
 mod rest;
 mod sorted;
+mod tickets;
 pub use at_rest::StoredCost;
 pub use hostile::Observation;
 
@@ -146,6 +149,8 @@ struct Pending {
 #[derive(Debug, Clone, Default)]
 struct ClientState {
     session: Option<Session>,
+    /// The tickets of its current session (`tickets.rs`).
+    tickets: tickets::ClientTickets,
     /// Requests sent and not yet answered, oldest first (a client may pipeline).
     pending: VecDeque<Pending>,
     /// The address it connects from.
@@ -455,6 +460,7 @@ impl Checker {
 
     /// A client sent a request.
     pub fn sent(&mut self, now_ms: u64, client: usize, op: Op) {
+        self.tickets_sent(client, Some(&op));
         let target = match &op {
             Op::Register { name, .. } | Op::Login { name, .. } | Op::Delete { name, .. } => {
                 Some(self.id(name))
@@ -615,6 +621,7 @@ impl Checker {
 
     /// A client lost its command connection (with any request on it).
     pub fn disconnected(&mut self, now_ms: u64, client: usize) {
+        self.tickets_sent(client, None);
         let state = self.client(client);
         state.session = Some(Session::Out);
         let pending = std::mem::take(&mut state.pending);
@@ -817,6 +824,11 @@ impl Checker {
         if !self.hostile_reply(now_ms, client, &pending, ok, text) {
             self.check_reply(now_ms, client, &pending, ok, text);
             self.check_ended(now_ms, client, &pending);
+        }
+        let needs_login =
+            matches!(pending.op, Op::Send { .. } | Op::List { .. } | Op::Relay { .. });
+        if needs_login && text != NEEDS_LOGIN {
+            self.ticket_session_lived(now_ms, client, &pending);
         }
         self.end_request(now_ms, &pending, false);
     }
@@ -1119,6 +1131,7 @@ impl Checker {
                 let well_formed =
                     ok && text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
                 self.expect(well_formed, now_ms, "ticket reply", what);
+                self.ticket_granted(client, p);
             }
             other => self.fail(now_ms, "requests", format!("client {client}: {other} got a reply")),
         }
@@ -1517,6 +1530,8 @@ mod tests {
         list_len_max: 1_000,
         list_reply_bytes_max: 16 * 1024,
         pipeline_len_max: 64,
+        ticket_ttl_ms: 30_000,
+        tickets_per_session_max: 4,
     };
 
     /// Bob sends alice one more message, `#1.3`, and gets `reply`.

@@ -90,6 +90,7 @@ pub struct Limits {
     pub frame_len_max: usize,
     pub relay_frame_len_max: usize,
     pub ticket_ttl_ms: u64,
+    pub tickets_per_session_max: usize,
 }
 
 impl Default for Limits {
@@ -100,6 +101,7 @@ impl Default for Limits {
             frame_len_max: config.frame_len_max,
             relay_frame_len_max: config.relay_frame_len_max,
             ticket_ttl_ms: config.ticket_ttl_ms,
+            tickets_per_session_max: config.tickets_per_session_max,
         }
     }
 }
@@ -124,6 +126,11 @@ struct Lies {
     expired: Option<(Option<u64>, Vec<u8>)>,
     /// A frame at or over the relay's limit, held until a push proves a relay bound.
     relay_act: Option<Hostile>,
+    /// The tickets a hoarding client collected so far (`ticket-hoard`).
+    hoard: Option<Vec<Vec<u8>>>,
+    /// How many tickets the client was granted after the one its current honest ticketed
+    /// relay uses (1 for a hoarder's, else 0).
+    ticket_newer: usize,
 }
 
 /// One client.
@@ -138,6 +145,8 @@ pub struct Client {
     /// Whether a wrong-password login makes the client a patient guesser: a stream apart
     /// from the workload's, so that seeds without a guesser draw as they did before.
     patience_rng: ChaCha20Rng,
+    /// Whether an honest ticketed relay hoards tickets first ([`Stream::Hoard`]).
+    hoard_rng: ChaCha20Rng,
     cmd: Option<Side>,
     relay: Option<Side>,
     relay_acks: bool,
@@ -180,6 +189,7 @@ impl Client {
     pub fn new(id: usize, driver: Driver, mut rng: ChaCha20Rng, slow_percent: u64) -> Self {
         let lies_rng = derived(&rng, Stream::Client, Stream::Lies, 0);
         let patience_rng = derived(&rng, Stream::Client, Stream::Patience, 0);
+        let hoard_rng = derived(&rng, Stream::Client, Stream::Hoard, 0);
         let slow_reader = rng.gen_range(0..100) < slow_percent;
         // A script says when things happen; only random clients think between operations.
         let think_ms_max = if matches!(driver, Driver::Random { .. }) { 100 } else { 0 };
@@ -189,6 +199,7 @@ impl Client {
             rng,
             lies_rng,
             patience_rng,
+            hoard_rng,
             cmd: None,
             relay: None,
             relay_acks: false,
@@ -305,7 +316,10 @@ impl Client {
                 };
                 let op = match workload {
                     Workload::Chat => op,
-                    _ => self.password_at_limit(op),
+                    _ => {
+                        let op = self.password_at_limit(op);
+                        self.hoarding(op)
+                    }
                 };
                 if !self.guessed {
                     let session = self.session.is_some();
@@ -342,6 +356,18 @@ impl Client {
                 Op::Register { name: format!("{name}-long"), password: long }
             }
             _ => Op::Register { name, password },
+        }
+    }
+
+    /// Now and then, a hoard of tickets instead of one (drawn from its own stream, apart from
+    /// the workload): the client asks for one ticket more than its session may hold and
+    /// opens its relay with the second newest (`ticket-hoard`).
+    fn hoarding(&mut self, op: Op) -> Op {
+        match op {
+            Op::Relay { ticket: true } if self.hoard_rng.gen_bool(0.1) => {
+                Op::Hostile(Hostile::TicketHoard)
+            }
+            op => op,
         }
     }
 
@@ -424,6 +450,14 @@ impl Client {
                     acts.push(Act::Close(side.conn));
                 }
                 self.lies.ticket_plan = Some(hostile);
+                acts.push(Act::Hostile(Observation::Did(hostile)));
+                self.request(Op::Relay { ticket: true }, acts);
+            }
+            Hostile::TicketHoard => {
+                if self.cmd.is_none() || self.session.is_none() || self.relay.is_some() {
+                    return;
+                }
+                self.lies.hoard = Some(Vec::new());
                 acts.push(Act::Hostile(Observation::Did(hostile)));
                 self.request(Op::Relay { ticket: true }, acts);
             }
@@ -740,7 +774,11 @@ impl Client {
                 }
                 return acts.push(Act::Wake(LOGIN_RETRY_MS));
             }
+            Op::Relay { ticket: true } if ok && self.lies.hoard.is_some() => {
+                self.hoard_ticket(ticket.unwrap_or_default(), acts)
+            }
             Op::Relay { ticket: true } if ok => {
+                self.lies.ticket_newer = 0;
                 let plan = self.lies.ticket_plan.take();
                 if let (None, Some(name), Some(ticket)) = (&self.relay, &self.session, ticket) {
                     let name = match plan {
@@ -767,6 +805,9 @@ impl Client {
         if needs_login {
             self.session = None;
         }
+        if !ok && op == (Op::Relay { ticket: true }) {
+            self.lies.hoard = None;
+        }
         if self.awaiting.is_empty() {
             if guessed {
                 // A patient guesser waits exactly as long as it is told, then guesses again.
@@ -775,6 +816,25 @@ impl Client {
                 self.think(acts);
             }
         }
+    }
+
+    /// A hoarder got ticket `ticket`: it asks for the next, or, with one more than its session
+    /// may hold, opens its relay with the second newest (the newest if it may hold one).
+    fn hoard_ticket(&mut self, ticket: Vec<u8>, acts: &mut Vec<Act>) {
+        let mut hoard = self.lies.hoard.take().unwrap_or_default();
+        hoard.push(ticket);
+        let Some(name) = self.session.clone().filter(|_| self.relay.is_none()) else { return };
+        if hoard.len() <= self.limits.tickets_per_session_max {
+            self.lies.hoard = Some(hoard);
+            return self.request(Op::Relay { ticket: true }, acts);
+        }
+        let newer = usize::from(self.limits.tickets_per_session_max >= 2);
+        let ticket = &hoard[hoard.len() - 1 - newer];
+        let hello = [name.as_bytes(), b"\n", ticket].concat();
+        self.lies.ticket_newer = newer;
+        self.lies.last_hello = None;
+        self.lies.unproven_hello = Some(hello.clone());
+        self.open_relay(hello, true, acts);
     }
 
     fn push(&mut self, conn: ConnId, body: &[u8], acts: &mut Vec<Act>) {
@@ -794,6 +854,12 @@ impl Client {
                         conn: ConnNo(conn.0),
                         text,
                     }));
+                } else if side.is_some() && self.relay_acks {
+                    // An honest ticketed handshake refused: the checker judges whether its
+                    // ticket should have bound.
+                    let newer = self.lies.ticket_newer;
+                    let conn = ConnNo(conn.0);
+                    acts.push(Act::Hostile(Observation::TicketRefused { conn, text, newer }));
                 } else if side.is_some() && !self.relay_acks && text.starts_with("Relay refused") {
                     // A refused bare handshake is simply closed (PROTOCOL.md): the original
                     // client would show this frame as a message, so it is handed on as one.
@@ -834,6 +900,7 @@ impl Client {
         if self.conn(Channel::Command) == Some(conn) {
             self.cmd = None;
             self.session = None;
+            self.lies.hoard = None;
             let unanswered = self.awaiting.len();
             // A persistent client (the liveness phase's) whose login was cut off (a login
             // deadline while it waited out the throttle) logs in again on its next connection.

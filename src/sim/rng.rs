@@ -35,6 +35,9 @@ pub enum Stream {
     /// One per client: whether a wrong-password login starts a patient guesser's run (apart
     /// from the workload, so that the choice shifts no other draw of any seed).
     Patience,
+    /// One per client: whether an honest ticketed relay hoards tickets first (apart from the
+    /// workload, like [`Stream::Patience`]).
+    Hoard,
     /// One per connection ([`link_index`]): its latencies and fragments.
     Link,
     /// One per connection ([`link_index`]): its server threads' delays (the writer, the
@@ -56,6 +59,7 @@ impl Stream {
             Stream::Client => 1 << 40,
             Stream::Lies => 3 << 40,
             Stream::Patience => 5 << 40,
+            Stream::Hoard => 7 << 40,
             Stream::Link => 1 << 48,
             Stream::Threads => 1 << 56,
         }

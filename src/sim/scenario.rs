@@ -158,6 +158,8 @@ pub enum Op {
 /// `ticket-replay` closes the relay and opens a new one with the handshake (name and ticket)
 /// of the client's last ticketed relay; `ticket-expired` asks for a ticket, waits until it
 /// has expired, and uses it. Each must be refused: a failure frame, then a close, and no push.
+/// `ticket-hoard` is no lie: it asks for one ticket more than its session may hold, then opens
+/// its relay with the second newest, which must bind (the oldest is the one forgotten).
 ///
 /// Frames on the command connection, each followed in the same write by a `help` probe that
 /// tells whether the connection stayed open: `bad-header-N` sends the `N`-th kind of header
@@ -181,6 +183,7 @@ pub enum Hostile {
     TicketStolen,
     TicketReplay,
     TicketExpired,
+    TicketHoard,
     BadHeader(u8),
     FrameOver,
     FrameAtLimit,
@@ -234,6 +237,7 @@ impl Hostile {
             Hostile::TicketStolen => "ticket-stolen",
             Hostile::TicketReplay => "ticket-replay",
             Hostile::TicketExpired => "ticket-expired",
+            Hostile::TicketHoard => "ticket-hoard",
             Hostile::BadHeader(n) => BAD[usize::from(n) % BAD.len()],
             Hostile::FrameOver => "frame-over",
             Hostile::FrameAtLimit => "frame-at-limit",
@@ -258,6 +262,7 @@ impl Hostile {
             Hostile::TicketStolen,
             Hostile::TicketReplay,
             Hostile::TicketExpired,
+            Hostile::TicketHoard,
             Hostile::FrameOver,
             Hostile::FrameAtLimit,
             Hostile::BadUtf8,

@@ -395,6 +395,8 @@ impl World {
             list_len_max: config.list_len_max,
             list_reply_bytes_max: config.list_reply_bytes_max,
             pipeline_len_max: config.pipeline_len_max,
+            ticket_ttl_ms: config.ticket_ttl_ms,
+            tickets_per_session_max: config.tickets_per_session_max,
         });
         checker.set_deadlines(config.login_deadline_ms, config.frame_deadline_ms);
         // The hasher's planted bugs (`auth`) are planted in the world's hasher too.
@@ -566,6 +568,7 @@ impl World {
             frame_len_max: self.config.frame_len_max,
             relay_frame_len_max: self.config.relay_frame_len_max,
             ticket_ttl_ms: self.config.ticket_ttl_ms,
+            tickets_per_session_max: self.config.tickets_per_session_max,
         };
         self.clients.push(c);
         let host = self.peer_of(id).0;

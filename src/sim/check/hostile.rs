@@ -55,6 +55,9 @@ pub enum Observation {
     RelayFailure { conn: ConnNo, text: String },
     /// The server closed the hostile relay `conn`.
     RelayClosed { conn: ConnNo },
+    /// An honest ticketed handshake on relay `conn` was refused with `text`; its ticket was
+    /// granted to the client `newer` tickets before its newest.
+    TicketRefused { conn: ConnNo, text: String, newer: usize },
     /// A request named a user in another case than the name's first spelling (`U1`).
     NameCase,
     /// A list pattern with `?`, or `*` before its end.
@@ -71,6 +74,7 @@ impl Observation {
             Observation::Relay { .. } => "hostile-relay-opened",
             Observation::RelayRefused { .. } => "relay-refused",
             Observation::RelayClosed { .. } => "relay-closed",
+            Observation::TicketRefused { .. } => "ticket-refused",
             Observation::NameCase => "name-case",
             Observation::ListGlob => "list-glob",
         }
@@ -80,6 +84,7 @@ impl Observation {
     pub fn kinds() -> Vec<&'static str> {
         let mut kinds: Vec<&'static str> = Hostile::all().map(Hostile::kind).collect();
         kinds.extend(["hostile-relay-opened", "relay-refused", "relay-closed", "relay-failure"]);
+        kinds.push("ticket-refused");
         kinds.extend(["name-case", "list-glob"]);
         kinds
     }
@@ -92,7 +97,8 @@ impl Observation {
             | Observation::RelayRefused { conn, .. }
             | Observation::RelayFrame { conn, .. }
             | Observation::RelayFailure { conn, .. }
-            | Observation::RelayClosed { conn } => Some(*conn),
+            | Observation::RelayClosed { conn }
+            | Observation::TicketRefused { conn, .. } => Some(*conn),
             _ => None,
         }
     }
@@ -360,6 +366,9 @@ impl Checker {
                         relay.kind.kind()
                     )
                 });
+            }
+            Observation::TicketRefused { text, newer, .. } => {
+                self.ticket_refused(now_ms, client, newer, &text)
             }
             Observation::Did(_) | Observation::NameCase | Observation::ListGlob => {}
         }
