@@ -269,6 +269,9 @@ pub mod report {
             Planted::TicketEvictsNewest => {
                 &["core::rules_tests::a_new_ticket_replaces_the_oldest_unless_planted"]
             }
+            Planted::TicketOldestByExpiry => &[
+                "core::rules_tests::tickets_issued_in_one_millisecond_are_forgotten_oldest_first_unless_planted",
+            ],
             // The fifth pass: limits at their exact bound, timers and the sweep.
             Planted::PushWindowOneOver => &[
                 "core::rules_tests::an_acking_relay_has_exactly_its_window_in_flight_unless_planted",

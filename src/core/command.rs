@@ -238,13 +238,8 @@ impl Server {
         self.planted_takeover_loss(account);
         self.end_session(account, Some("Logged in elsewhere; this session has ended"));
         let peer = self.peer(conn);
-        let session = Session {
-            command: conn,
-            relay: None,
-            login_ms: self.now_ms,
-            peer,
-            asked_ticket: false,
-        };
+        let session =
+            Session { command: conn, relay: None, login_ms: self.now_ms, peer, tickets_issued: 0 };
         self.sessions.insert(account, session);
         let limit = self.config.frame_len_max;
         #[cfg(any(test, feature = "planted"))]
@@ -419,15 +414,28 @@ impl Server {
         self.reply(conn, true, &text);
     }
 
-    fn issue_ticket(&mut self, conn: ConnId, account: AccountId) {
-        if let Some(session) = self.sessions.get_mut(&account) {
-            session.asked_ticket = true;
+    /// What orders a session's tickets from oldest to newest: the order they were issued in
+    /// (the planted `TicketOldestByExpiry`: their expiry, which ties within a millisecond, so
+    /// that the ticket text decides).
+    fn ticket_age_key(&self, ticket: &Ticket) -> u64 {
+        #[cfg(any(test, feature = "planted"))]
+        if self.planted_is(Planted::TicketOldestByExpiry, true) {
+            return ticket.expires_ms;
         }
+        ticket.issued
+    }
+
+    fn issue_ticket(&mut self, conn: ConnId, account: AccountId) {
+        let issued = self.sessions.get_mut(&account).map_or(0, |session| {
+            session.tickets_issued += 1;
+            session.tickets_issued
+        });
+        // The oldest is the first issued: tickets issued in one millisecond expire together.
         let mine: Vec<(u64, String)> = self
             .tickets
             .iter()
             .filter(|(_, t)| t.session == conn)
-            .map(|(key, t)| (t.expires_ms, key.clone()))
+            .map(|(key, t)| (self.ticket_age_key(t), key.clone()))
             .collect();
         if mine.len() >= self.config.tickets_per_session_max {
             let oldest = mine.iter().min();
@@ -445,7 +453,8 @@ impl Server {
         self.rng.fill_bytes(&mut bytes);
         let ticket: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let expires_ms = self.now_ms.saturating_add(self.config.ticket_ttl_ms);
-        self.tickets.insert(ticket.clone(), Ticket { account, session: conn, expires_ms });
+        let ticket_row = Ticket { account, session: conn, expires_ms, issued };
+        self.tickets.insert(ticket.clone(), ticket_row);
         self.arm_sweep();
         self.reply(conn, true, &ticket);
     }

@@ -357,12 +357,20 @@ pub enum Planted {
     /// rest check "a server recovered at rest holds what it held" (`sim::check::rest`), also
     /// in fault-free worlds, where no crash otherwise shows it.
     ReplaySkipsDelivered,
+    // Found by the simulator's hoarding client ("a fresh ticket binds"), then fixed.
+    /// A session at its `tickets_per_session_max` forgets the ticket that expires first, ties
+    /// broken by the ticket's random text (the shipped server's order until the fix): among
+    /// tickets issued in one millisecond, any may be forgotten, the newer ones a client is
+    /// about to use included. Caught by the simulator (`tests/scenarios/
+    /// ticket_hoard_in_one_millisecond.scn`) and the unit test
+    /// `core::rules_tests::tickets_issued_in_one_millisecond_are_forgotten_oldest_first_unless_planted`.
+    TicketOldestByExpiry,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 76] = [
+    pub const ALL: [Planted; 77] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -439,6 +447,7 @@ impl Planted {
         Planted::TimersNeverDue,
         Planted::FrameFlagKeepsInboundBound,
         Planted::ReplaySkipsDelivered,
+        Planted::TicketOldestByExpiry,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -714,6 +723,7 @@ mod tests {
             Planted::TimersNeverDue => Some(73),
             Planted::FrameFlagKeepsInboundBound => Some(74),
             Planted::ReplaySkipsDelivered => Some(75),
+            Planted::TicketOldestByExpiry => Some(76),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -82,7 +82,7 @@ impl Server {
                 }
                 // A client that asked for a ticket will use it: a bare handshake for its
                 // session can only be someone else's.
-                if session.asked_ticket {
+                if session.tickets_issued > 0 {
                     return Err("this session uses tickets; a bare handshake is refused".into());
                 }
                 let window_ms = self.config.bare_relay_window_ms;

@@ -637,6 +637,36 @@ fn a_new_ticket_replaces_the_oldest_unless_planted() {
     }
 }
 
+/// The oldest of a session's tickets is the first issued, also among tickets issued in one
+/// millisecond, which expire together (found by the simulator's hoarding client: the server
+/// told the oldest by expiry, ties broken by the ticket's random text, and forgot whichever
+/// sorted first). Eight sessions each take three tickets at once under a bound of two and use
+/// the second: every one binds.
+#[test]
+fn tickets_issued_in_one_millisecond_are_forgotten_oldest_first_unless_planted() {
+    for (planted, honest) in [(Planted::None, true), (Planted::TicketOldestByExpiry, false)] {
+        let config = Config {
+            planted,
+            tickets_per_session_max: 2,
+            registrations_per_peer_max: 100,
+            ..Config::default()
+        };
+        let mut h = Harness::new(config);
+        let mut bound = Vec::new();
+        for user in 0..8u64 {
+            let name = format!("user{user}");
+            let conn = h.user(1 + user, &name);
+            let tickets: Vec<String> =
+                (0..3).map(|_| h.request(conn, "6")[2..].to_owned()).collect();
+            let relay = h.open(100 + user, Channel::Relay, 1);
+            h.send(relay, &format!("{name}\n{}", tickets[1]));
+            let got = h.take(relay);
+            bound.push(!h.closed.contains(&relay) && got.is_empty());
+        }
+        assert_eq!(bound.iter().all(|&b| b), honest, "{planted:?}: {bound:?}");
+    }
+}
+
 // ---- The outside tester's fifth pass: limits exactly at their bound (a comparison moved by
 // one escaped every checker), timers at their deadline, and the sweep.
 

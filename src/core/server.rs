@@ -189,8 +189,10 @@ pub(super) struct Session {
     pub relay: Option<ConnId>,
     pub login_ms: u64,
     pub peer: Peer,
-    /// The session asked for a relay ticket: it never binds a bare handshake.
-    pub asked_ticket: bool,
+    /// Relay tickets issued to the session so far: one that asked for any never binds a bare
+    /// handshake, and each ticket keeps its number, so that the oldest is known even among
+    /// tickets issued in one millisecond.
+    pub tickets_issued: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -247,6 +249,8 @@ pub(super) struct Ticket {
     /// The command connection of the session the ticket was issued to.
     pub session: ConnId,
     pub expires_ms: u64,
+    /// Its number among its session's tickets ([`Session::tickets_issued`]).
+    pub issued: u64,
 }
 
 #[derive(Debug, Clone)]
