@@ -91,6 +91,7 @@ pub struct Limits {
     pub relay_frame_len_max: usize,
     pub ticket_ttl_ms: u64,
     pub tickets_per_session_max: usize,
+    pub frame_deadline_ms: u64,
 }
 
 impl Default for Limits {
@@ -102,6 +103,7 @@ impl Default for Limits {
             relay_frame_len_max: config.relay_frame_len_max,
             ticket_ttl_ms: config.ticket_ttl_ms,
             tickets_per_session_max: config.tickets_per_session_max,
+            frame_deadline_ms: config.frame_deadline_ms,
         }
     }
 }
@@ -131,6 +133,8 @@ struct Lies {
     /// How many tickets the client was granted after the one its current honest ticketed
     /// relay uses (1 for a hoarder's, else 0).
     ticket_newer: usize,
+    /// A request being dribbled: the bytes not yet written, and when the next one is due.
+    dribble: Option<(VecDeque<u8>, u64)>,
 }
 
 /// One client.
@@ -147,6 +151,8 @@ pub struct Client {
     patience_rng: ChaCha20Rng,
     /// Whether an honest ticketed relay hoards tickets first ([`Stream::Hoard`]).
     hoard_rng: ChaCha20Rng,
+    /// Whether a `help` request is dribbled ([`Stream::Dribble`]).
+    dribble_rng: ChaCha20Rng,
     cmd: Option<Side>,
     relay: Option<Side>,
     relay_acks: bool,
@@ -190,6 +196,7 @@ impl Client {
         let lies_rng = derived(&rng, Stream::Client, Stream::Lies, 0);
         let patience_rng = derived(&rng, Stream::Client, Stream::Patience, 0);
         let hoard_rng = derived(&rng, Stream::Client, Stream::Hoard, 0);
+        let dribble_rng = derived(&rng, Stream::Client, Stream::Dribble, 0);
         let slow_reader = rng.gen_range(0..100) < slow_percent;
         // A script says when things happen; only random clients think between operations.
         let think_ms_max = if matches!(driver, Driver::Random { .. }) { 100 } else { 0 };
@@ -200,6 +207,7 @@ impl Client {
             lies_rng,
             patience_rng,
             hoard_rng,
+            dribble_rng,
             cmd: None,
             relay: None,
             relay_acks: false,
@@ -238,6 +246,7 @@ impl Client {
     pub fn cut(&mut self) {
         self.guess = None;
         self.lies.expired = None;
+        self.lies.dribble = None;
         match &mut self.driver {
             Driver::Script(ops) => ops.clear(),
             Driver::Random { ops_left, .. } => *ops_left = 0,
@@ -281,6 +290,9 @@ impl Client {
 
     /// Time to act: performs the next operation if the client is free.
     pub fn wake(&mut self, now_ms: u64, acts: &mut Vec<Act>) {
+        if self.dribbling(now_ms, acts) {
+            return;
+        }
         if !self.awaiting.is_empty() {
             return;
         }
@@ -359,6 +371,26 @@ impl Client {
         }
     }
 
+    /// Writes the next byte of a dribbled request if it is due (true while one is dribbled):
+    /// an eighth of the frame deadline apart, so that the frame outlives its deadline.
+    fn dribbling(&mut self, now_ms: u64, acts: &mut Vec<Act>) -> bool {
+        let Some((bytes, due_ms)) = &mut self.lies.dribble else { return false };
+        if bytes.is_empty() {
+            self.lies.dribble = None;
+            return false;
+        }
+        if now_ms < *due_ms {
+            acts.push(Act::Wake(*due_ms - now_ms));
+            return true;
+        }
+        let step_ms = (self.limits.frame_deadline_ms / 8).max(1);
+        let byte = bytes.pop_front().expect("not empty");
+        acts.push(Act::Write(Channel::Command, vec![byte]));
+        *due_ms = now_ms + step_ms;
+        acts.push(Act::Wake(step_ms));
+        true
+    }
+
     /// Now and then, a hoard of tickets instead of one (drawn from its own stream, apart from
     /// the workload): the client asks for one ticket more than its session may hold and
     /// opens its relay with the second newest (`ticket-hoard`).
@@ -367,6 +399,7 @@ impl Client {
             Op::Relay { ticket: true } if self.hoard_rng.gen_bool(0.1) => {
                 Op::Hostile(Hostile::TicketHoard)
             }
+            Op::Help if self.dribble_rng.gen_bool(0.05) => Op::Hostile(Hostile::FrameDribbled),
             op => op,
         }
     }
@@ -460,6 +493,16 @@ impl Client {
                 self.lies.hoard = Some(Vec::new());
                 acts.push(Act::Hostile(Observation::Did(hostile)));
                 self.request(Op::Relay { ticket: true }, acts);
+            }
+            Hostile::FrameDribbled => {
+                if self.cmd.is_none() || self.doomed {
+                    return;
+                }
+                acts.push(Act::Hostile(Observation::Did(hostile)));
+                let mut frame = Vec::new();
+                self.encode_request(Op::Help, &mut frame, acts);
+                self.lies.dribble = Some((frame.into(), 0));
+                acts.push(Act::Wake(0));
             }
             Hostile::TicketReplay => {
                 let Some(hello) = self.lies.last_hello.clone() else { return };
@@ -901,6 +944,7 @@ impl Client {
             self.cmd = None;
             self.session = None;
             self.lies.hoard = None;
+            self.lies.dribble = None;
             let unanswered = self.awaiting.len();
             // A persistent client (the liveness phase's) whose login was cut off (a login
             // deadline while it waited out the throttle) logs in again on its next connection.

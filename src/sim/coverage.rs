@@ -26,6 +26,8 @@ pub const HOSTILE_ROWS: &[&str] = &[
     "hostile: ticket-stolen",
     "hostile: ticket-replay",
     "hostile: ticket-expired",
+    "hostile: ticket-hoard",
+    "hostile: frame-dribbled",
     "hostile: frame-over",
     "hostile: frame-at-limit",
     "hostile: bad-utf8",
@@ -49,6 +51,7 @@ pub const HOSTILE_ROWS: &[&str] = &[
     "hostile: relay-refused",
     "hostile: relay-closed",
     "hostile: relay-failure",
+    "hostile: ticket-refused",
     "hostile: name-case",
     "hostile: list-glob",
 ];

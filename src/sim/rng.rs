@@ -38,6 +38,8 @@ pub enum Stream {
     /// One per client: whether an honest ticketed relay hoards tickets first (apart from the
     /// workload, like [`Stream::Patience`]).
     Hoard,
+    /// One per client: whether a `help` request is dribbled a byte at a time.
+    Dribble,
     /// One per connection ([`link_index`]): its latencies and fragments.
     Link,
     /// One per connection ([`link_index`]): its server threads' delays (the writer, the
@@ -60,6 +62,7 @@ impl Stream {
             Stream::Lies => 3 << 40,
             Stream::Patience => 5 << 40,
             Stream::Hoard => 7 << 40,
+            Stream::Dribble => 9 << 40,
             Stream::Link => 1 << 48,
             Stream::Threads => 1 << 56,
         }

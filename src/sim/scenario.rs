@@ -160,6 +160,9 @@ pub enum Op {
 /// has expired, and uses it. Each must be refused: a failure frame, then a close, and no push.
 /// `ticket-hoard` is no lie: it asks for one ticket more than its session may hold, then opens
 /// its relay with the second newest, which must bind (the oldest is the one forgotten).
+/// `frame-dribbled` writes a `help` request a byte at a time, an eighth of the frame deadline
+/// apart: the deadline runs from the frame's first byte, so the server must hang up before the
+/// frame is whole (`sim::check::deadlines`: "the frame deadline is kept").
 ///
 /// Frames on the command connection, each followed in the same write by a `help` probe that
 /// tells whether the connection stayed open: `bad-header-N` sends the `N`-th kind of header
@@ -184,6 +187,7 @@ pub enum Hostile {
     TicketReplay,
     TicketExpired,
     TicketHoard,
+    FrameDribbled,
     BadHeader(u8),
     FrameOver,
     FrameAtLimit,
@@ -238,6 +242,7 @@ impl Hostile {
             Hostile::TicketReplay => "ticket-replay",
             Hostile::TicketExpired => "ticket-expired",
             Hostile::TicketHoard => "ticket-hoard",
+            Hostile::FrameDribbled => "frame-dribbled",
             Hostile::BadHeader(n) => BAD[usize::from(n) % BAD.len()],
             Hostile::FrameOver => "frame-over",
             Hostile::FrameAtLimit => "frame-at-limit",
@@ -263,6 +268,7 @@ impl Hostile {
             Hostile::TicketReplay,
             Hostile::TicketExpired,
             Hostile::TicketHoard,
+            Hostile::FrameDribbled,
             Hostile::FrameOver,
             Hostile::FrameAtLimit,
             Hostile::BadUtf8,

@@ -265,6 +265,42 @@ fn catches_a_right_password_that_excuses_an_addresss_guesses() {
     caught(Planted::ThrottleSuccessClearsAddress, "the throttle bounds password guesses");
 }
 
+/// The ticket order the shipped server had until the hoarding client found it
+/// (`tests/scenarios/ticket_hoard_in_one_millisecond.scn`): the oldest told by expiry, ties
+/// by the ticket's text. Caught by the scenario, and by the default sweep at seed 204.
+#[test]
+fn catches_tickets_forgotten_by_expiry() {
+    let text = std::fs::read_to_string("tests/scenarios/ticket_hoard_in_one_millisecond.scn")
+        .expect("the scenario exists");
+    let scenario: super::scenario::Scenario = text.parse().expect("it parses");
+    let opts = RunOptions { planted: Planted::TicketOldestByExpiry, ..RunOptions::default() };
+    let outcome = super::run::run_scenario(&scenario, &opts);
+    let violation = outcome.violation.expect("the second newest ticket is forgotten");
+    assert_eq!(violation.invariant, "a fresh ticket binds");
+    // The default sweep found it (its clients hoard, and some seeds have no latency).
+    let found = first_failure(&opts, 0..300).expect("caught by the default sweep");
+    assert_eq!(found.seed, 204);
+    let violation = found.violation.expect("a failure has a violation");
+    assert_eq!(violation.invariant, "a fresh ticket binds");
+}
+
+/// One ticket more than a session may hold forgets the newest, not the oldest: the hoarding
+/// client's second newest is gone.
+#[test]
+fn catches_a_new_ticket_that_evicts_the_newest() {
+    caught(Planted::TicketEvictsNewest, "a fresh ticket binds");
+}
+
+/// The frame deadline re-armed by every byte read: a client dribbling a request a byte at a
+/// time (an eighth of the deadline apart) holds its connection past the deadline.
+#[test]
+fn catches_a_frame_deadline_rearmed_by_every_byte() {
+    caught(
+        Planted::FrameDeadlineRearmed,
+        "a frame left incomplete past the frame deadline closes its connection",
+    );
+}
+
 /// Hardening defect 7: registrations counted when their hash finishes let the storm host's
 /// burst of registrations all through.
 #[test]

@@ -569,6 +569,7 @@ impl World {
             relay_frame_len_max: self.config.relay_frame_len_max,
             ticket_ttl_ms: self.config.ticket_ttl_ms,
             tickets_per_session_max: self.config.tickets_per_session_max,
+            frame_deadline_ms: self.config.frame_deadline_ms,
         };
         self.clients.push(c);
         let host = self.peer_of(id).0;
