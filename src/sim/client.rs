@@ -94,9 +94,9 @@ pub struct Limits {
     pub frame_deadline_ms: u64,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        let config = crate::core::Config::default();
+impl Limits {
+    /// The limits of a server configured with `config`.
+    pub fn of(config: &crate::core::Config) -> Self {
         Limits {
             frame_len_max_before_login: config.frame_len_max_before_login,
             frame_len_max: config.frame_len_max,
@@ -105,6 +105,12 @@ impl Default for Limits {
             tickets_per_session_max: config.tickets_per_session_max,
             frame_deadline_ms: config.frame_deadline_ms,
         }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::of(&crate::core::Config::default())
     }
 }
 
@@ -330,7 +336,7 @@ impl Client {
                     Workload::Chat => op,
                     _ => {
                         let op = self.password_at_limit(op);
-                        self.hoarding(op)
+                        self.hostile_variant(op)
                     }
                 };
                 if !self.guessed {
@@ -391,10 +397,11 @@ impl Client {
         true
     }
 
-    /// Now and then, a hoard of tickets instead of one (drawn from its own stream, apart from
-    /// the workload): the client asks for one ticket more than its session may hold and
-    /// opens its relay with the second newest (`ticket-hoard`).
-    fn hoarding(&mut self, op: Op) -> Op {
+    /// Now and then, a hostile variant of `op`, each drawn from a stream of its own, apart
+    /// from the workload: a hoard of tickets instead of one (`ticket-hoard`: one ticket more
+    /// than the session may hold, then the relay opened with the second newest), or a `help`
+    /// dribbled a byte at a time (`frame-dribbled`).
+    fn hostile_variant(&mut self, op: Op) -> Op {
         match op {
             Op::Relay { ticket: true } if self.hoard_rng.gen_bool(0.1) => {
                 Op::Hostile(Hostile::TicketHoard)

@@ -563,14 +563,7 @@ impl World {
         let rng = child(self.seed, Stream::Client, id as u64);
         let mut c = Client::new(id, driver, rng, self.mix.slow_reader_percent);
         // Hostile clients aim their frames and tickets at this server's limits.
-        c.limits = super::client::Limits {
-            frame_len_max_before_login: self.config.frame_len_max_before_login,
-            frame_len_max: self.config.frame_len_max,
-            relay_frame_len_max: self.config.relay_frame_len_max,
-            ticket_ttl_ms: self.config.ticket_ttl_ms,
-            tickets_per_session_max: self.config.tickets_per_session_max,
-            frame_deadline_ms: self.config.frame_deadline_ms,
-        };
+        c.limits = super::client::Limits::of(&self.config);
         self.clients.push(c);
         let host = self.peer_of(id).0;
         self.checker.set_host(id, host);

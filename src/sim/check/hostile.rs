@@ -239,15 +239,15 @@ impl Checker {
         self.hostile.backoff_base_ms = backoff_base_ms;
     }
 
-    /// A wrong-password login of name `k` sent at `sent_ms` by `client` was verified. The
-    /// login storm guesses from one address, so its verified guesses of one name are bounded
-    /// by the free checks plus one per delay that fits between the first guess and now
-    /// ([`checks_allowed`]).
     /// The server crashed: its throttle starts again from nothing.
     pub(super) fn storm_crashed(&mut self) {
         self.hostile.storm_verified = SortedMap::default();
     }
 
+    /// A wrong-password login of name `k` sent at `sent_ms` by `client` was verified. The
+    /// login storm guesses from one address, so its verified guesses of one name are bounded
+    /// by the free checks plus one per delay that fits between the first guess and now
+    /// ([`checks_allowed`]).
     pub(super) fn storm_account_guess(
         &mut self,
         now_ms: u64,

@@ -39,8 +39,14 @@ impl Checker {
     /// session ends the tickets the checker follows.
     pub(super) fn tickets_sent(&mut self, client: usize, op: Option<&Op>) {
         let changes = op.is_none_or(|op| {
-            matches!(op, Op::Login { .. } | Op::Register { .. } | Op::Logout | Op::Delete { .. })
-                || matches!(op, Op::Disconnect)
+            matches!(
+                op,
+                Op::Login { .. }
+                    | Op::Register { .. }
+                    | Op::Logout
+                    | Op::Delete { .. }
+                    | Op::Disconnect
+            )
         });
         if changes {
             let tickets = &mut self.client(client).tickets;
