@@ -272,7 +272,9 @@ pub enum Planted {
     /// `chatroom server --login-deadline-s N` sets a deadline of N milliseconds, not seconds
     /// (the `* 1000` lost): with the default of 60, every connection is closed 60 ms after
     /// it opens. Lives in `net::cli` (no checker started a server from its flags). Caught by
-    /// the unit test `net::cli::tests::every_flag_reaches_the_server_config_unless_planted`.
+    /// the unit test `net::cli::tests::every_flag_reaches_the_server_config_unless_planted`,
+    /// and by the simulator, whose worlds ask for their limits through the shipped flags
+    /// (`sim::flags`): "no connection is closed for its login deadline before it".
     DeadlineFlagInSeconds,
     /// A session at its `tickets_per_session_max` that asks for one more ticket loses its
     /// newest outstanding ticket instead of its oldest (`max` for `min`): the ticket the

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use super::{ServerConfig, ServerHandle};
 use crate::auth::HashCost;
+use crate::core::Config;
 use crate::store::{FsyncPolicy, StoreOptions};
 
 /// Run the chat server.
@@ -201,7 +202,15 @@ impl ServerArgs {
         if let Some(n) = self.hash_jobs_max {
             config.hash_jobs_max = n;
         }
-        let core = &mut config.core;
+        config.core = self.core_config(config.core);
+        config
+    }
+
+    /// The core's configuration these flags ask for: `base` (the limits no flag sets) with
+    /// every core limit a flag names set as the flag says. Shared by the server and by the
+    /// simulator, which asks for its worlds' limits through these flags (`sim::flags`).
+    pub fn core_config(&self, base: Config) -> Config {
+        let mut core = base;
         core.bare_relay_allowed = self.allow_bare_relay || self.demo;
         core.queue_len_max = self.queue_len_max;
         core.connections_per_peer_max = self.connections_per_peer_max;
@@ -227,7 +236,25 @@ impl ServerArgs {
                 whole_frame_len
             };
         core.inbound_buffered_len_max = core.inbound_buffered_len_max.max(whole_frame_len);
-        config
+        core
+    }
+
+    /// Parses `chatroom server`'s flags (`flags` holds no program name), as its command line
+    /// does.
+    pub fn parse_flags<I, T>(flags: I) -> Result<ServerArgs, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::Parser;
+        /// `chatroom server`'s flags alone.
+        #[derive(clap::Parser)]
+        #[command(no_binary_name = true)]
+        struct Flags {
+            #[command(flatten)]
+            server: ServerArgs,
+        }
+        Flags::try_parse_from(flags).map(|flags| flags.server)
     }
 }
 

@@ -28,6 +28,7 @@ pub mod conformance;
 pub mod coverage;
 pub mod diagram;
 pub mod disk;
+pub mod flags;
 pub mod net;
 pub mod options;
 pub mod queue;

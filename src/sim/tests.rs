@@ -301,6 +301,17 @@ fn catches_a_frame_deadline_rearmed_by_every_byte() {
     );
 }
 
+/// `--login-deadline-s` read as milliseconds: the world asks for its limits through the
+/// shipped flags, so the server it runs hangs up a connection 60 ms after it opened, long
+/// before the minute asked for.
+#[test]
+fn catches_a_deadline_flag_read_in_the_wrong_unit() {
+    caught(
+        Planted::DeadlineFlagInSeconds,
+        "no connection is closed for its login deadline before it",
+    );
+}
+
 /// Hardening defect 7: registrations counted when their hash finishes let the storm host's
 /// burst of registrations all through.
 #[test]

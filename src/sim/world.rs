@@ -155,6 +155,10 @@ pub struct World {
     queue: Queue<Ev>,
     opts: RunOptions,
     mix: FaultMix,
+    /// The limits the world asks for (`FaultMix::apply_limits`): what the checker judges by and
+    /// hostile clients aim at.
+    asked: Config,
+    /// What the server runs with: `asked`, through the shipped flags ([`super::flags`]).
     config: Config,
     net: Net,
     server: Option<Up>,
@@ -253,7 +257,7 @@ impl World {
         let register_ms = at_ms + rng.gen_range(200..=2_000);
         let first = self.clients.len();
         self.storm = Some(first..first + self.mix.storm_logins as usize);
-        let bound = self.config.login_failures_per_peer_max;
+        let bound = self.asked.login_failures_per_peer_max;
         for i in 0..self.mix.storm_logins {
             let script = if i + 1 == self.mix.storm_logins {
                 self.spray_script(i, at_ms, register_ms)
@@ -279,14 +283,13 @@ impl World {
     /// throttled as the first was (`the throttle bounds password guesses`, per address).
     fn spray_script(&self, i: u64, at_ms: u64, register_ms: u64) -> VecDeque<(u64, Op)> {
         let own = format!("flood{i}");
-        let spray = self.config.login_failures_per_peer_max.min(SPRAY_MAX) + 2;
+        let spray = self.asked.login_failures_per_peer_max.min(SPRAY_MAX) + 2;
         let guess = |j: usize| Op::Login { name: format!("spray{j}"), password: "wrong".into() };
         let per_guess_ms = 2 * (self.mix.latency_ms_max + self.mix.writer_ms_max)
             + self.mix.hash_ms_max
             + self.mix.fsync_ms_max
             + 10;
-        let login_ms =
-            register_ms + spray as u64 * per_guess_ms + self.config.login_backoff_base_ms;
+        let login_ms = register_ms + spray as u64 * per_guess_ms + self.asked.login_backoff_base_ms;
         let mut script = VecDeque::from([
             (at_ms, Op::Register { name: own.clone(), password: "pw".into() }),
             (at_ms, Op::Logout),
@@ -347,7 +350,7 @@ impl World {
             let first = script.front().map_or(0, |(at, _)| *at);
             let client = world.add_client(Driver::Script(script), first);
             if world.storm.as_ref().is_some_and(|storm| storm.contains(&client)) {
-                world.checker.storm_client(client, world.config.login_failures_per_peer_max);
+                world.checker.storm_client(client, world.asked.login_failures_per_peer_max);
             }
         }
         // After the clients, as a random world queues its first fault.
@@ -363,14 +366,16 @@ impl World {
         // a world whose clients share hosts runs the shipped default, which must stop an
         // intruder on the victim's host.
         let bare_relay_allowed = mix.hosts == 0;
-        let mut config = Config { bare_relay_allowed, ..Config::default() };
-        mix.apply_limits(&mut config);
+        // What the world asks for, by which the checker judges; the server runs what the
+        // shipped flags make of it.
+        let mut asked = Config { bare_relay_allowed, ..Config::default() };
+        mix.apply_limits(&mut asked);
         #[allow(unused_mut)]
         let mut store: Box<dyn SimStore + Send> =
             Box::new(WalStore::new(mix.torn_writes > 0, mix.snapshot_log_bytes()));
         #[cfg(any(test, feature = "planted"))]
         {
-            config.planted = opts.planted;
+            asked.planted = opts.planted;
             if opts.planted == crate::core::planted::Planted::ReplayTornRecord {
                 let torn = WalStore::replaying_torn_records;
                 store = Box::new(torn(mix.torn_writes > 0, mix.snapshot_log_bytes()));
@@ -380,25 +385,26 @@ impl World {
                 store = Box::new(forgetting(mix.torn_writes > 0, mix.snapshot_log_bytes()));
             }
         }
+        let config = super::flags::shipped(&asked);
         let core = Server::new(config.clone(), child(seed, Stream::Server, 0));
-        let mut checker = Checker::new(config.login_failure_window_ms, config.bare_relay_window_ms);
-        checker.throttle_per_account(config.login_failures_max, config.login_backoff_base_ms);
+        let mut checker = Checker::new(asked.login_failure_window_ms, asked.bare_relay_window_ms);
+        checker.throttle_per_account(asked.login_failures_max, asked.login_backoff_base_ms);
         checker.set_limits(check::Limits {
-            queue_len_max: config.queue_len_max,
-            registrations_per_peer_max: config.registrations_per_peer_max,
-            registration_window_ms: config.registration_window_ms,
-            login_deadline_ms: config.login_deadline_ms,
-            login_backoff_base_ms: config.login_backoff_base_ms,
-            push_window_len: config.push_window_len,
-            accounts_max: config.accounts_max,
-            list_pattern_len_max: config.list_pattern_len_max,
-            list_len_max: config.list_len_max,
-            list_reply_bytes_max: config.list_reply_bytes_max,
-            pipeline_len_max: config.pipeline_len_max,
-            ticket_ttl_ms: config.ticket_ttl_ms,
-            tickets_per_session_max: config.tickets_per_session_max,
+            queue_len_max: asked.queue_len_max,
+            registrations_per_peer_max: asked.registrations_per_peer_max,
+            registration_window_ms: asked.registration_window_ms,
+            login_deadline_ms: asked.login_deadline_ms,
+            login_backoff_base_ms: asked.login_backoff_base_ms,
+            push_window_len: asked.push_window_len,
+            accounts_max: asked.accounts_max,
+            list_pattern_len_max: asked.list_pattern_len_max,
+            list_len_max: asked.list_len_max,
+            list_reply_bytes_max: asked.list_reply_bytes_max,
+            pipeline_len_max: asked.pipeline_len_max,
+            ticket_ttl_ms: asked.ticket_ttl_ms,
+            tickets_per_session_max: asked.tickets_per_session_max,
         });
-        checker.set_deadlines(config.login_deadline_ms, config.frame_deadline_ms);
+        checker.set_deadlines(asked.login_deadline_ms, asked.frame_deadline_ms);
         // The hasher's planted bugs (`auth`) are planted in the world's hasher too.
         #[cfg(any(test, feature = "planted"))]
         let hasher = Hasher::planted(HASH_COST, opts.planted);
@@ -414,6 +420,7 @@ impl World {
             trace: Trace::new(opts.keep_trace),
             opts,
             mix,
+            asked,
             config,
             net: Net::new(child(seed, Stream::Net, 0), mix),
             server: Some(Up::new(core, store)),
@@ -563,7 +570,7 @@ impl World {
         let rng = child(self.seed, Stream::Client, id as u64);
         let mut c = Client::new(id, driver, rng, self.mix.slow_reader_percent);
         // Hostile clients aim their frames and tickets at this server's limits.
-        c.limits = super::client::Limits::of(&self.config);
+        c.limits = super::client::Limits::of(&self.asked);
         self.clients.push(c);
         let host = self.peer_of(id).0;
         self.checker.set_host(id, host);
