@@ -158,3 +158,12 @@ fn a_hoard_granted_in_one_millisecond_forgets_its_oldest_ticket() {
         run_scenario(&scenario("ticket_hoard_in_one_millisecond"), &RunOptions::default());
     assert_eq!(outcome.violation, None);
 }
+
+/// Two pipelined requests in one read, each within the frame limit, under a bound on buffered
+/// bytes that fits one whole request: the server must not close the connection for it.
+#[test]
+fn a_burst_in_one_read_is_not_closed_for_sending_too_much() {
+    let outcome = run_scenario(&scenario("burst_past_a_whole_frame_bound"), &RunOptions::default());
+    let violation = outcome.violation.expect("the shipped server closes the burst (a bug)");
+    assert_eq!(violation.invariant, "a client that sends without waiting is never closed for it");
+}

@@ -845,6 +845,10 @@ impl Checker {
             "command connections close only as PROTOCOL.md says",
             what,
         );
+        // PROTOCOL.md: a client that sends faster than the server answers is read no further
+        // until answered, and the server "never closes the connection for it".
+        let invariant = "a client that sends without waiting is never closed for it";
+        self.expect(notice != Notice::InboundFull, now_ms, invariant, what);
         if notice == Notice::LoginDeadline {
             // A session that is certainly live is logged in: no login deadline runs for it.
             let certainly_in = self.certainly_in(client);

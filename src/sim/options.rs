@@ -146,6 +146,10 @@ fault_mix! {
     limit_list_scan,
     /// Log bytes after which the store compacts into a snapshot (0: 4 KiB).
     limit_snapshot_log_bytes,
+    /// `Config::inbound_buffered_len_max`: undecoded bytes buffered from one connection. No
+    /// flag sets it; the server's flag conversion must raise it to what a client within the
+    /// frame limits may have the server buffer (`sim::flags`).
+    limit_inbound_len,
 }
 
 impl FaultMix {
@@ -344,6 +348,8 @@ impl FaultMix {
         let snapshot_small = rng.gen_bool(0.5);
         let snapshot_log_bytes = rng.gen_range(64..=1_024);
         self.limit_snapshot_log_bytes = if snapshot_small { snapshot_log_bytes } else { 0 };
+        // Drawn last, so that adding it moved no other knob.
+        self.limit_inbound_len = small(rng, 1..=64);
     }
 
     /// Sets the limits this mix draws in `config` (a 0 keeps `config`'s value).
@@ -378,6 +384,7 @@ impl FaultMix {
         set(self.limit_list_reply_bytes, &mut config.list_reply_bytes_max);
         set(self.limit_list_pattern_len, &mut config.list_pattern_len_max);
         set(self.limit_list_scan, &mut config.list_scan_max);
+        set(self.limit_inbound_len, &mut config.inbound_buffered_len_max);
     }
 
     /// Log bytes after which the store compacts into a snapshot.
