@@ -315,6 +315,9 @@ pub mod report {
             Planted::FrameFlagKeepsInboundBound => &[
                 "net::cli::tests::a_raised_frame_len_max_buffers_one_whole_request_unless_planted",
             ],
+            Planted::InboundBoundWithoutRead => &[
+                "net::cli::tests::a_raised_frame_len_max_buffers_a_request_and_a_read_unless_planted",
+            ],
             _ => &[],
         }
     }

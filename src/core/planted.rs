@@ -367,12 +367,22 @@ pub enum Planted {
     /// ticket_hoard_in_one_millisecond.scn`) and the unit test
     /// `core::rules_tests::tickets_issued_in_one_millisecond_are_forgotten_oldest_first_unless_planted`.
     TicketOldestByExpiry,
+    // Found by the simulator once a world may ask for a small bound on buffered bytes ("a
+    // client that sends without waiting is never closed for it"), then fixed.
+    /// The flag conversion raises `inbound_buffered_len_max` to one whole request, not to one
+    /// request and a read (the shipped server's bound until the fix): the read that brings a
+    /// request's last bytes brings the next requests too, and the client is closed as "Too
+    /// much sent without waiting for replies" (with `--frame-len-max 1048576`, a maximal
+    /// request and any request after it in the same read). Lives in `net::cli`. Caught by the
+    /// simulator (`tests/scenarios/burst_past_a_whole_frame_bound.scn`) and the unit test
+    /// `net::cli::tests::a_raised_frame_len_max_buffers_a_request_and_a_read_unless_planted`.
+    InboundBoundWithoutRead,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 77] = [
+    pub const ALL: [Planted; 78] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -450,6 +460,7 @@ impl Planted {
         Planted::FrameFlagKeepsInboundBound,
         Planted::ReplaySkipsDelivered,
         Planted::TicketOldestByExpiry,
+        Planted::InboundBoundWithoutRead,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -726,6 +737,7 @@ mod tests {
             Planted::FrameFlagKeepsInboundBound => Some(74),
             Planted::ReplaySkipsDelivered => Some(75),
             Planted::TicketOldestByExpiry => Some(76),
+            Planted::InboundBoundWithoutRead => Some(77),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

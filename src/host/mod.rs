@@ -592,6 +592,13 @@ fn note_written(written: &mut Vec<(ConnId, MsgId)>, conn: ConnId, msg: MsgId) {
 /// Room in every mailbox beyond the core's own bound: a failure frame and a close.
 const MAILBOX_SLACK: usize = 64;
 
+/// The most bytes an adapter hands the host from one read of a connection (the command
+/// thread's read; a relay reads less). With [`Host::may_read`] and [`Host::may_read_ahead`],
+/// it bounds what the core buffers from a connection: a partial request and one read. The
+/// server's flag conversion sizes `Config::inbound_buffered_len_max` by it
+/// (`net::cli::ServerArgs::core_config`).
+pub const READ_LEN_MAX: usize = 16 * 1024;
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;

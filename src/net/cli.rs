@@ -225,17 +225,24 @@ impl ServerArgs {
                 core.login_deadline_ms = self.login_deadline_s;
             }
         }
-        // One whole request must fit what the server buffers from a connection, or a request
-        // the flag allows is refused as too much sent without waiting for replies.
-        let whole_frame_len = self.frame_len_max + crate::wire::HEADER_LEN;
+        // What the server may have to buffer from a client within the frame limits must fit,
+        // or the client is closed as having sent too much without waiting for replies, which
+        // PROTOCOL.md rules out: a request short of its last bytes, and one read, which brings
+        // those with the next requests (the host reads only when the core would decode what
+        // arrives, so nothing more piles up).
+        let frame_len_max = core.frame_len_max.max(core.frame_len_max_before_login);
+        let buffered_len_max = frame_len_max.max(core.relay_frame_len_max)
+            + crate::wire::HEADER_LEN
+            + crate::host::READ_LEN_MAX;
         #[cfg(any(test, feature = "planted"))]
-        let whole_frame_len =
-            if core.planted == crate::core::planted::Planted::FrameFlagKeepsInboundBound {
-                0
-            } else {
-                whole_frame_len
-            };
-        core.inbound_buffered_len_max = core.inbound_buffered_len_max.max(whole_frame_len);
+        let buffered_len_max = match core.planted {
+            crate::core::planted::Planted::FrameFlagKeepsInboundBound => 0,
+            crate::core::planted::Planted::InboundBoundWithoutRead => {
+                buffered_len_max - crate::host::READ_LEN_MAX
+            }
+            _ => buffered_len_max,
+        };
+        core.inbound_buffered_len_max = core.inbound_buffered_len_max.max(buffered_len_max);
         core
     }
 
@@ -270,6 +277,7 @@ pub fn init_logging() {
 mod tests {
     use super::*;
     use crate::core::planted::Planted;
+    use crate::host::READ_LEN_MAX;
     use clap::Parser;
 
     #[derive(Parser)]
@@ -330,6 +338,26 @@ mod tests {
                 (7_000, 8, 9),
             );
             assert_eq!(seen == expected, honest, "{planted:?}: {seen:?}");
+        }
+    }
+
+    /// A maximal request and the read that brings its last bytes with the next requests fit
+    /// what the server buffers from a connection: a burst that PROTOCOL.md allows is never
+    /// closed for it (the simulator's `burst_past_a_whole_frame_bound` scenario found the
+    /// bound one read short).
+    #[test]
+    fn a_raised_frame_len_max_buffers_a_request_and_a_read_unless_planted() {
+        for (planted, honest) in [(None, true), (Some(Planted::InboundBoundWithoutRead), false)] {
+            let mut argv = vec!["chatroom", "--frame-len-max", "1048576"];
+            let name = planted.map(Planted::name);
+            if let Some(name) = &name {
+                argv.extend(["--planted", name]);
+            }
+            let config = Cli::try_parse_from(argv).expect("flags parse").server.config();
+            // Short of its last byte, then a read of that byte and the next requests.
+            let buffered_len_max = 1_048_576 + crate::wire::HEADER_LEN - 1 + READ_LEN_MAX;
+            let fits = config.core.inbound_buffered_len_max >= buffered_len_max;
+            assert_eq!(fits, honest, "{planted:?}: {}", config.core.inbound_buffered_len_max);
         }
     }
 

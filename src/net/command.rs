@@ -156,4 +156,4 @@ struct Writer {
 }
 
 /// Bytes read from a command connection at a time.
-const READ_LEN: usize = 16 * 1024;
+const READ_LEN: usize = crate::host::READ_LEN_MAX;

@@ -126,3 +126,4 @@ fn taken_whole(batch: &Batch, pushes: &[Option<MsgId>], bytes: usize) -> Batch {
 
 /// Bytes read from a relay at a time: it only ever sends a handshake and acknowledgements.
 pub(crate) const READ_LEN: usize = 4 * 1024;
+const _: () = assert!(READ_LEN <= crate::host::READ_LEN_MAX);

@@ -92,8 +92,9 @@ mod tests {
         assert_eq!(shipped(&Config::default()), Config::default());
     }
 
-    /// The shipped server gets exactly what every world of a swarm asks for (so a sweep of it
-    /// runs the server it ran before the flags were in the way).
+    /// The shipped server gets what every world of a swarm asks for (so a sweep of it runs
+    /// the server it ran before the flags were in the way), but for a bound on buffered bytes
+    /// too small for what a client within the frame limits may send, which is raised.
     #[test]
     fn every_swarm_world_gets_what_it_asks_for() {
         use crate::sim::options::{FaultMix, FaultMode, RunOptions};
@@ -103,7 +104,14 @@ mod tests {
             let mix = FaultMix::for_seed(&opts, seed);
             let mut asked = Config { bare_relay_allowed: mix.hosts == 0, ..Config::default() };
             mix.apply_limits(&mut asked);
-            assert_eq!(shipped(&asked), asked, "seed {seed}");
+            let got = shipped(&asked);
+            let frame_len_max = asked.frame_len_max.max(asked.frame_len_max_before_login);
+            let needed = frame_len_max.max(asked.relay_frame_len_max)
+                + crate::wire::HEADER_LEN
+                + crate::host::READ_LEN_MAX;
+            let inbound = asked.inbound_buffered_len_max.max(needed);
+            let want = Config { inbound_buffered_len_max: inbound, ..asked.clone() };
+            assert_eq!(got, want, "seed {seed}");
             said += usize::from(flags_of(&asked).1.is_empty());
         }
         assert!(said > 0, "no world's limits were all said by flags");

@@ -19,7 +19,7 @@ use crate::host::sync::Arc;
 use crate::host::{self, Batch, Host, Outgoing, RecordSink};
 
 /// Bytes a command thread reads at a time (`net::command`'s read size).
-pub(super) const READ_LEN: usize = 16 * 1024;
+pub(super) const READ_LEN: usize = host::READ_LEN_MAX;
 
 /// A running server: the host, and what the threads of each connection hold.
 pub(super) struct Up {

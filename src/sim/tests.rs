@@ -312,6 +312,26 @@ fn catches_a_deadline_flag_read_in_the_wrong_unit() {
     );
 }
 
+/// The bound on buffered bytes raised to one whole request only: a world asking for a small
+/// bound has a burst of pipelined sends, read at once, closed for sending too much.
+#[test]
+fn catches_an_inbound_bound_one_read_short() {
+    caught(
+        Planted::InboundBoundWithoutRead,
+        "a client that sends without waiting is never closed for it",
+    );
+}
+
+/// `--frame-len-max` leaving the bound on buffered bytes where it was: a world asking for a
+/// small bound has its first pipelined burst closed.
+#[test]
+fn catches_a_frame_flag_that_keeps_the_inbound_bound() {
+    caught(
+        Planted::FrameFlagKeepsInboundBound,
+        "a client that sends without waiting is never closed for it",
+    );
+}
+
 /// Hardening defect 7: registrations counted when their hash finishes let the storm host's
 /// burst of registrations all through.
 #[test]
