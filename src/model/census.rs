@@ -7,6 +7,11 @@
 //! states and `p` distinct projections under a component has on average `n / p` states per
 //! class that differ only in that component: the factor that component multiplies the layer by.
 //!
+//! It counts the states by the disk's phase: keeping up, stalled but holding nothing back yet,
+//! or at each step of a stall that holds records back (where a disk stall's states are: on
+//! `--users 3 --ops 3 --faults 1`, nearly all of them are inside a stall, and the states after
+//! one are few, since a crash or a sync leaves a state reached without the stall).
+//!
 //! It also counts the states that a *subsumption* check would skip: a state one of whose
 //! budgets (the faults, the stalls, one user's operations, the steps a stall has lasted),
 //! lowered by one, gives a state seen already (at this depth or before).
@@ -201,6 +206,8 @@ pub struct Census {
 
 struct Inner {
     all: Visited,
+    /// States by the disk's phase ([`phase`]).
+    phases: Vec<u64>,
     /// Distinct projections per component over every depth.
     projections: Vec<Visited>,
     layers: Vec<Layer>,
@@ -210,19 +217,29 @@ struct Inner {
 impl Census {
     pub fn new(renamings: Vec<Vec<User>>) -> Self {
         let projections = Component::ALL.iter().map(|_| Visited::default()).collect();
-        let inner =
-            Inner { all: Visited::default(), projections, layers: Vec::new(), buf: Vec::new() };
+        let inner = Inner {
+            all: Visited::default(),
+            phases: Vec::new(),
+            projections,
+            layers: Vec::new(),
+            buf: Vec::new(),
+        };
         Census { renamings, inner: Mutex::new(inner) }
     }
 
     /// Counts `world`, found new at `depth`.
     pub fn observe(&self, depth: usize, world: &State) {
         let mut inner = self.inner.lock().expect("no census panics");
-        let Inner { all, projections, layers, buf } = &mut *inner;
+        let Inner { all, phases, projections, layers, buf } = &mut *inner;
         let full = fingerprint(world, &self.renamings, buf);
         if !all.insert(full) {
             return;
         }
+        let at = phase(world);
+        if phases.len() <= at {
+            phases.resize(at + 1, 0);
+        }
+        phases[at] += 1;
         while layers.len() <= depth {
             let projections = Component::ALL.iter().map(|_| Visited::default()).collect();
             layers.push(Layer { projections, ..Layer::default() });
@@ -269,6 +286,7 @@ impl Census {
         let mut out = String::new();
         let states = inner.all.len() as f64;
         let _ = writeln!(out, "census, every depth: {states} states");
+        write_phases(&mut out, states, &inner.phases);
         write_classes(&mut out, states, &inner.projections);
         let names = [Budget::Faults, Budget::Stalls, Budget::Ops(0), Budget::StallLen];
         for (depth, layer) in inner.layers.iter().enumerate().filter(|(_, l)| l.states > 0) {
@@ -286,6 +304,31 @@ impl Census {
             }
         }
         out
+    }
+}
+
+/// The disk's phase in `world`: 0 keeping up, 1 stalled but holding nothing back, `1 + k` at
+/// step `k` of a stall that holds records back.
+fn phase(world: &State) -> usize {
+    match (world.disk_stalled(), world.holding()) {
+        (false, _) => 0,
+        (true, false) => 1,
+        (true, true) => 1 + usize::from(world.stall_len),
+    }
+}
+
+/// One line per phase of the disk ([`phase`]) that some state was in: how many states, and
+/// their share of `states`.
+fn write_phases(out: &mut String, states: f64, phases: &[u64]) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "  by the disk's phase:");
+    for (at, &n) in phases.iter().enumerate().filter(|(_, &n)| n > 0) {
+        let name = match at {
+            0 => "keeping up".to_owned(),
+            1 => "stalled, nothing held".to_owned(),
+            k => format!("stall step {}", k - 1),
+        };
+        let _ = writeln!(out, "    {name:<22} {n:>10} ({:.1}%)", 100.0 * n as f64 / states);
     }
 }
 

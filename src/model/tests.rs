@@ -1289,3 +1289,28 @@ fn a_search_bounded_in_depth_stops_there() {
     planted.depth_max = Some(at);
     assert_eq!(run(&planted, 1).counterexample.map(|c| c.steps.len()), Some(at));
 }
+
+/// The census puts every state it counts in one phase of the disk, and a search with a stall
+/// has states at every step of it: the phases add up to the states, and the table shows them.
+#[test]
+fn the_census_counts_each_state_in_one_phase_of_the_disk() {
+    use super::census::Census;
+    let search = with_stalls(2, 2, 1, 1);
+    let census = Census::new(super::fingerprint::permutations(2));
+    let observe = |depth: usize, world: &super::driver::State| census.observe(depth, world);
+    let limits = Limits { states_max: u64::MAX, jobs: 1 };
+    let no_stop = &mut |_: &super::explorer::Progress| ControlFlow::Continue(());
+    let report = super::explorer::explore_observed(&search, limits, no_stop, Some(&observe));
+    assert!(report.complete);
+    let table = census.table();
+    let count = |phase: &str| -> u64 {
+        let line = table.lines().find(|l| l.trim_start().starts_with(phase));
+        let line = line.unwrap_or_else(|| panic!("no {phase:?} in\n{table}"));
+        line[phase.len() + 4..].split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let phases = ["keeping up", "stalled, nothing held", "stall step 1", "stall step 2"];
+    let counted: u64 = phases.iter().map(|p| count(p)).sum::<u64>() + count("stall step 3");
+    let states: u64 =
+        table.lines().next().unwrap().split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert_eq!(counted, states, "{table}");
+}
