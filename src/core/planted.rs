@@ -223,7 +223,9 @@ pub enum Planted {
     /// A ticket still binds at the very millisecond it expires (`<` for `<=`): it lives one
     /// millisecond longer than `ticket_ttl_ms`, and the handshake disagrees with the sweep,
     /// which forgets it at that millisecond. Caught by the unit test
-    /// `core::rules_tests::a_ticket_binds_until_its_expiry_and_not_at_it_unless_planted`.
+    /// `core::rules_tests::a_ticket_binds_until_its_expiry_and_not_at_it_unless_planted`, and by
+    /// the simulator's expired-ticket client in an instant world (no latency), which presents
+    /// its ticket a whole lifetime after it arrived: "an expired ticket binds nothing".
     TicketBindsAtExpiry,
     /// A `list` reply leaves out a name that would fill it to exactly `list_reply_bytes_max`
     /// (the bound taken one byte short): a list that fits is cut and told to narrow its
@@ -364,7 +366,7 @@ pub enum Planted {
     /// broken by the ticket's random text (the shipped server's order until the fix): among
     /// tickets issued in one millisecond, any may be forgotten, the newer ones a client is
     /// about to use included. Caught by the simulator (`tests/scenarios/
-    /// ticket_hoard_in_one_millisecond.scn`) and the unit test
+    /// ticket_hoard_in_one_millisecond.scn`, and the sweeps' instant worlds) and the unit test
     /// `core::rules_tests::tickets_issued_in_one_millisecond_are_forgotten_oldest_first_unless_planted`.
     TicketOldestByExpiry,
     // Found by the simulator once a world may ask for a small bound on buffered bytes ("a

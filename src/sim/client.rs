@@ -130,7 +130,8 @@ struct Lies {
     last_hello: Option<Vec<u8>>,
     /// The handshake of the current honest ticketed relay, before any push on it.
     unproven_hello: Option<Vec<u8>>,
-    /// A handshake held until its ticket has expired: the time to use it (once known).
+    /// A handshake held until its ticket has expired: the time to use it (once known: set at
+    /// the wake-up the ticket's arrival asks for).
     expired: Option<(Option<u64>, Vec<u8>)>,
     /// A frame at or over the relay's limit, held until a push proves a relay bound.
     relay_act: Option<Hostile>,
@@ -697,7 +698,10 @@ impl Client {
                 record.push((now_ms, Op::Idle));
             }
         }
-        let use_at = *at.get_or_insert(now_ms + self.limits.ticket_ttl_ms + 1_000);
+        // A whole lifetime after the ticket arrived (it was granted no later): the first
+        // millisecond the client can tell it is expired. In an instant world that is its
+        // expiry exactly, where a ticket that still binds lives a millisecond too long.
+        let use_at = *at.get_or_insert(now_ms + self.limits.ticket_ttl_ms);
         if use_at > now_ms {
             acts.push(Act::Wake(use_at - now_ms));
             return true;
@@ -837,7 +841,11 @@ impl Client {
                     };
                     let hello = [name.as_bytes(), b"\n", &ticket].concat();
                     match plan {
-                        Some(Hostile::TicketExpired) => self.lies.expired = Some((None, hello)),
+                        Some(Hostile::TicketExpired) => {
+                            // The hold starts now, as the ticket arrives (see `held_handshake`).
+                            self.lies.expired = Some((None, hello));
+                            acts.push(Act::Wake(0));
+                        }
                         Some(hostile) => {
                             self.open_relay(hello, true, acts);
                             self.relay_hostile = Some(hostile);
