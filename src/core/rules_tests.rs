@@ -819,21 +819,3 @@ fn a_connection_may_buffer_exactly_its_inbound_bound_unless_planted() {
         }
     }
 }
-
-#[test]
-fn tmp_pipelined_after_max_frame() {
-    let mut h = Harness::new(Config {
-        frame_len_max_before_login: 100,
-        inbound_buffered_len_max: 110,
-        ..Config::default()
-    });
-    let conn = h.open(1, Channel::Command, 1);
-    let body = format!("0\n{}", "x".repeat(98));
-    let a = format!("{:<10}{body}", body.len());
-    let b = "1         0";
-    h.raw(conn, &a.as_bytes()[..109]);
-    let mut rest = a.as_bytes()[109..].to_vec();
-    rest.extend_from_slice(b.as_bytes());
-    h.raw(conn, &rest);
-    eprintln!("closed {} {:?}", h.closed.contains(&conn), h.take(conn));
-}
