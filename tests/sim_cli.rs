@@ -88,3 +88,23 @@ fn coverage_prints_the_reachability_table_and_its_zero_rows() {
     // Three small worlds cannot reach every row: those left are marked.
     assert!(table.contains("<- never reached"), "{out}");
 }
+
+/// `--trace -` prints the trace on standard output, as `-` means for a file argument, and
+/// writes no file called `-`.
+#[test]
+fn a_trace_to_dash_goes_to_standard_output() {
+    let dir = std::env::temp_dir().join(format!("chatroom-sim-cli-dash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scenarios/basic.scn");
+    let output = Command::new(env!("CARGO_BIN_EXE_chatroom"))
+        .current_dir(&dir)
+        .args(["sim", "--replay", scenario, "--trace", "-"])
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let wrote_dash = dir.join("-").exists();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    assert!(!wrote_dash, "a file called - was written");
+    assert!(stdout.contains(" c0 open command conn=1"), "{stdout}");
+}

@@ -63,7 +63,8 @@ pub struct SimArgs {
     /// Replay a scenario file instead of a random world.
     #[arg(long)]
     pub replay: Option<PathBuf>,
-    /// Write the trace (one line per event) of a single run to this file.
+    /// Write the trace (one line per event) of a single run to this file (`-`: standard
+    /// output, after the run's summary).
     #[arg(long)]
     pub trace: Option<PathBuf>,
     /// Run each seed twice and compare trace hashes.
@@ -341,6 +342,10 @@ impl SimArgs {
         let Some(path) = &self.trace else { return Ok(()) };
         let mut text = outcome.trace.join("\n");
         text.push('\n');
+        if path.as_os_str() == "-" {
+            print!("{text}");
+            return Ok(());
+        }
         std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
