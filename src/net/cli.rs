@@ -225,15 +225,7 @@ impl ServerArgs {
                 core.login_deadline_ms = self.login_deadline_s;
             }
         }
-        // What the server may have to buffer from a client within the frame limits must fit,
-        // or the client is closed as having sent too much without waiting for replies, which
-        // PROTOCOL.md rules out: a request short of its last bytes, and one read, which brings
-        // those with the next requests (the host reads only when the core would decode what
-        // arrives, so nothing more piles up).
-        let frame_len_max = core.frame_len_max.max(core.frame_len_max_before_login);
-        let buffered_len_max = frame_len_max.max(core.relay_frame_len_max)
-            + crate::wire::HEADER_LEN
-            + crate::host::READ_LEN_MAX;
+        let buffered_len_max = buffered_len_needed(&core);
         #[cfg(any(test, feature = "planted"))]
         let buffered_len_max = match core.planted {
             crate::core::planted::Planted::FrameFlagKeepsInboundBound => 0,
@@ -263,6 +255,18 @@ impl ServerArgs {
         }
         Flags::try_parse_from(flags).map(|flags| flags.server)
     }
+}
+
+/// What the server may have to buffer from a client within `core`'s frame limits. The bound on
+/// buffered bytes must hold it, or the client is closed as having sent too much without
+/// waiting for replies, which PROTOCOL.md rules out: a request short of its last bytes, and
+/// one read, which brings those with the next requests (the host reads only when the core
+/// would decode what arrives, so nothing more piles up).
+pub fn buffered_len_needed(core: &Config) -> usize {
+    let frame_len_max = core.frame_len_max.max(core.frame_len_max_before_login);
+    frame_len_max.max(core.relay_frame_len_max)
+        + crate::wire::HEADER_LEN
+        + crate::host::READ_LEN_MAX
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default `info` level.

@@ -105,10 +105,7 @@ mod tests {
             let mut asked = Config { bare_relay_allowed: mix.hosts == 0, ..Config::default() };
             mix.apply_limits(&mut asked);
             let got = shipped(&asked);
-            let frame_len_max = asked.frame_len_max.max(asked.frame_len_max_before_login);
-            let needed = frame_len_max.max(asked.relay_frame_len_max)
-                + crate::wire::HEADER_LEN
-                + crate::host::READ_LEN_MAX;
+            let needed = crate::net::cli::buffered_len_needed(&asked);
             let inbound = asked.inbound_buffered_len_max.max(needed);
             let want = Config { inbound_buffered_len_max: inbound, ..asked.clone() };
             assert_eq!(got, want, "seed {seed}");
