@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -328,9 +328,8 @@ fn root_seed() -> u64 {
     parsed.unwrap_or_else(|_| panic!("CRASH_SEED={text:?} is not a number"))
 }
 
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("chatroom-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn fresh_dir(name: &str) -> support::ScratchDir {
+    let dir = support::fresh_dir("crash", name);
     std::fs::create_dir_all(&dir).expect("create the test directory");
     dir
 }
@@ -381,5 +380,4 @@ fn acknowledged_messages_survive_repeated_sigkill() {
         eprintln!("server: {line}");
     }
     last.kill();
-    std::fs::remove_dir_all(&root).expect("remove the test directory");
 }

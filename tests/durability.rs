@@ -3,14 +3,10 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use support::*;
 
-fn data_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("chatroom-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn data_dir(name: &str) -> ScratchDir {
+    fresh_dir("durability", name)
 }
 
 fn start_in(dir: &std::path::Path) -> chatroom::net::ServerHandle {
@@ -48,7 +44,6 @@ fn accounts_messages_and_deletions_survive_a_restart() {
     let server = start_in(&dir);
     assert_eq!(server.queue_len("bob"), Some(0));
     server.shutdown();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -71,11 +66,10 @@ fn a_corrupted_record_in_the_middle_refuses_to_start() {
     bytes[middle] ^= 0xff;
     std::fs::write(&segment, bytes).unwrap();
     let mut config = chatroom::net::ServerConfig::ephemeral();
-    config.data_dir = Some(dir.clone());
+    config.data_dir = Some(dir.path_buf());
     let error = chatroom::net::ServerHandle::start(config).err().expect("refuses to start");
     let message = error.to_string();
     let file_name = segment.file_name().unwrap().to_str().unwrap();
     assert!(message.contains(file_name), "{message}");
     assert!(message.contains("offset"), "{message}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -186,11 +186,8 @@ fn tiny_messages_are_bounded_and_empty_ones_refused() {
     server.shutdown();
 }
 
-fn fresh_dir(name: &str) -> std::path::PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("chatroom-hardening-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn fresh_dir(name: &str) -> support::ScratchDir {
+    support::fresh_dir("hardening", name)
 }
 
 fn mode(path: &std::path::Path) -> u32 {
@@ -205,7 +202,7 @@ fn mode(path: &std::path::Path) -> u32 {
 fn the_data_directory_and_its_files_are_private() {
     let dir = fresh_dir("private");
     let server = start_strict_with(|c| {
-        c.data_dir = Some(dir.clone());
+        c.data_dir = Some(dir.path_buf());
         c.store.snapshot_log_bytes_min = 2048;
     });
     let mut alice = user(&server, "alice");
@@ -242,7 +239,7 @@ fn a_shared_data_directory_is_refused_and_a_readable_one_made_private() {
     std::fs::create_dir_all(&dir).expect("create");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
     let mut config = chatroom::net::ServerConfig::ephemeral();
-    config.data_dir = Some(dir.clone());
+    config.data_dir = Some(dir.path_buf());
     let error = match chatroom::net::ServerHandle::start(config.clone()) {
         Ok(_) => panic!("a world-writable data directory was accepted"),
         Err(error) => error.to_string(),
@@ -301,7 +298,7 @@ fn a_snapshot_held_half_written_stalls_nobody() {
     let dir = fresh_dir("snapshot-stall");
     let pause = SnapshotPause::after_pieces(1);
     let configure = |c: &mut chatroom::net::ServerConfig| {
-        c.data_dir = Some(dir.clone());
+        c.data_dir = Some(dir.path_buf());
         c.store.snapshot_log_bytes_min = 2 << 20;
     };
     let server = start_strict_with(|c| {

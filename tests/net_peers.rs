@@ -5,10 +5,10 @@
 mod support;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
+use support::ScratchDir;
 
 use support::{start_with, ticket_relay, user, AckedPush, TIMEOUT};
 
@@ -49,11 +49,8 @@ fn an_acking_relay_that_stops_reading_loses_nothing_to_the_write_timeout() {
     server.shutdown();
 }
 
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("chatroom-net-peers-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn fresh_dir(name: &str) -> ScratchDir {
+    support::fresh_dir("net-peers", name)
 }
 
 /// "A message accepted with `0\nSent to recipient` is never lost", also when the server is
@@ -65,7 +62,7 @@ fn fresh_dir(name: &str) -> PathBuf {
 #[test]
 fn a_shutdown_amid_requests_finishes_and_keeps_every_accepted_message() {
     let dir = fresh_dir("shutdown");
-    let config_dir = dir.clone();
+    let config_dir = dir.path_buf();
     let server = start_with(move |config| {
         config.data_dir = Some(config_dir);
         config.write_timeout_ms = 60_000;
@@ -116,7 +113,8 @@ fn a_shutdown_amid_requests_finishes_and_keeps_every_accepted_message() {
         sender.join().expect("the sender")
     });
     assert!(sent.len() >= 20, "{} sends accepted", sent.len());
-    let restarted = start_with(move |config| config.data_dir = Some(dir));
+    let restarted_dir = dir.path_buf();
+    let restarted = start_with(move |config| config.data_dir = Some(restarted_dir));
     let mut bob = user(&restarted, "bob");
     let mut relay = ticket_relay(&restarted, &mut bob, "bob");
     let mut alice = user(&restarted, "alice");

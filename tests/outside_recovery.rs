@@ -13,7 +13,7 @@ use std::process::ExitStatus;
 
 use support::*;
 
-fn data_dir(name: &str) -> PathBuf {
+fn data_dir(name: &str) -> ScratchDir {
     fresh_dir("outside-rec", name)
 }
 
@@ -30,10 +30,10 @@ fn files_ending(dir: &Path, ext: &str) -> Vec<PathBuf> {
 
 /// A data directory holding a snapshot (and a log after it): alice sent `sends` messages to
 /// offline bob through an in-process server that snapshots every few records.
-fn directory_with_a_snapshot(name: &str, sends: usize) -> PathBuf {
+fn directory_with_a_snapshot(name: &str, sends: usize) -> ScratchDir {
     let dir = data_dir(name);
     let server = {
-        let dir = dir.clone();
+        let dir = dir.path_buf();
         start_with(move |c| {
             c.data_dir = Some(dir);
             c.store.snapshot_log_bytes_min = 1024;

@@ -15,10 +15,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use support::*;
 
-fn data_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("chatroom-store-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn data_dir(name: &str) -> ScratchDir {
+    fresh_dir("store", name)
 }
 
 fn config_in(dir: &Path) -> ServerConfig {
@@ -212,7 +210,7 @@ impl Disk for NoRename {
 fn a_snapshot_interrupted_before_its_rename_loses_nothing() {
     let dir = data_dir("snapshot-tmp");
     store_with_messages(&dir, 20);
-    let disk = NoRename(FsDisk::open(&dir).unwrap());
+    let disk = NoRename(FsDisk::open(dir.path_buf()).unwrap());
     let (mut wal, recovered) = Wal::open(disk, StoreOptions::default()).expect("recovers");
     let rng = ChaCha20Rng::seed_from_u64(1);
     let state = Server::recover(Config::default(), rng, recovered.records, recovered.last_lsn)

@@ -235,12 +235,46 @@ pub fn wait_relay(server: &ServerHandle, name: &str) {
 /// loaded machine; only a binary that kept running waits this long before it is killed.
 pub const EXIT_DEADLINE: Duration = Duration::from_secs(60);
 
-/// A fresh, empty directory under the temporary directory for one test of `suite`.
-pub fn fresh_dir(suite: &str, name: &str) -> std::path::PathBuf {
+/// A fresh, empty directory under the temporary directory for one test of `suite`, removed
+/// when the test passes; a failing test leaves it in place (and names it) to look into.
+pub fn fresh_dir(suite: &str, name: &str) -> ScratchDir {
     let file = format!("chatroom-{suite}-{name}-{}", std::process::id());
     let dir = std::env::temp_dir().join(file);
     let _ = std::fs::remove_dir_all(&dir);
-    dir
+    ScratchDir(dir)
+}
+
+/// A test's scratch directory (see [`fresh_dir`]): it derefs to its path.
+pub struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    pub fn path_buf(&self) -> std::path::PathBuf {
+        self.0.clone()
+    }
+}
+
+impl std::ops::Deref for ScratchDir {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for ScratchDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test files kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// `chatroom server` with the cheapest password hashing, quiet logs and piped output, its data
