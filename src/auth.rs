@@ -82,6 +82,13 @@ impl Hasher {
 
     /// Runs one job. A stored hash that cannot be parsed verifies as `false`.
     pub fn run(&self, job: &PasswordJob) -> PasswordOutcome {
+        self.run_measured(job).0
+    }
+
+    /// Runs one job, with the cost of the argon2 run it took, read off the instance that ran
+    /// it (`None`: none ran, the stored hash could not be parsed). The cost is what decides the
+    /// job's time, so the simulator, whose clock is not the CPU's, judges timing by it.
+    pub fn run_measured(&self, job: &PasswordJob) -> (PasswordOutcome, Option<HashCost>) {
         match &job.work {
             PasswordWork::Hash { salt } => {
                 #[cfg(any(test, feature = "planted"))]
@@ -92,17 +99,25 @@ impl Hasher {
                     .argon2
                     .hash_password(job.password.as_bytes(), &salt)
                     .expect("hashing with validated parameters cannot fail");
-                PasswordOutcome::Hashed(hash.to_string())
+                (PasswordOutcome::Hashed(hash.to_string()), Some(cost_of(self.argon2.params())))
             }
             PasswordWork::Verify { hash } => {
                 let stored = hash.as_deref().unwrap_or(&self.dummy_hash);
-                let ok = PasswordHash::new(stored).is_ok_and(|h| {
-                    self.argon2.verify_password(job.password.as_bytes(), &h).is_ok()
-                });
-                PasswordOutcome::Verified(ok && hash.is_some())
+                let Ok(parsed) = PasswordHash::new(stored) else {
+                    return (PasswordOutcome::Verified(false), None);
+                };
+                // argon2 verifies with the parameters the hash records, not the instance's.
+                let spent = Params::try_from(&parsed).ok().map(|params| cost_of(&params));
+                let ok = self.argon2.verify_password(job.password.as_bytes(), &parsed).is_ok();
+                (PasswordOutcome::Verified(ok && hash.is_some()), spent)
             }
         }
     }
+}
+
+/// The cost `params` stand for.
+fn cost_of(params: &Params) -> HashCost {
+    HashCost { memory_kib: params.m_cost(), iterations: params.t_cost() }
 }
 
 /// The argon2id instance of `cost` (one lane).
@@ -200,6 +215,32 @@ mod tests {
             let stored = params_of(&hash(&hasher, "pw", [1; 16]));
             let stand_in = params_of(&hasher.dummy_hash);
             assert_eq!(stored == stand_in, honest, "{planted:?}: {stored:?} {stand_in:?}");
+        }
+    }
+
+    /// What a job measures is what it ran: the configured cost for a hash, a stored hash's
+    /// own cost for its verification, the stand-in's for an unknown name, nothing for a
+    /// stored hash that does not parse.
+    #[test]
+    fn a_job_measures_the_cost_it_ran_at() {
+        let cost = HashCost { memory_kib: 64, iterations: 3 };
+        for planted in [Planted::None, Planted::DummyHashCheapest] {
+            let hasher = Hasher::planted(cost, planted).unwrap();
+            let hashing = job("pw", PasswordWork::Hash { salt: [1; 16] });
+            let (PasswordOutcome::Hashed(stored), Some(spent)) = hasher.run_measured(&hashing)
+            else {
+                panic!("a hash job hashes")
+            };
+            assert_eq!(spent, cost);
+            let cheap = hash(&Hasher::new(HashCost::CHEAPEST).unwrap(), "pw", [2; 16]);
+            let verify = |hash: Option<String>| {
+                hasher.run_measured(&job("pw", PasswordWork::Verify { hash })).1
+            };
+            assert_eq!(verify(Some(stored)), Some(cost));
+            assert_eq!(verify(Some(cheap)), Some(HashCost::CHEAPEST));
+            assert_eq!(verify(Some("garbage".into())), None);
+            let unknown = if planted == Planted::None { cost } else { HashCost::CHEAPEST };
+            assert_eq!(verify(None), Some(unknown), "{planted:?}");
         }
     }
 }

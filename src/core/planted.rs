@@ -255,13 +255,16 @@ pub enum Planted {
     HashSaltIgnored,
     /// The hasher ignores the configured iterations (one pass whatever `hash_cost` says):
     /// stored hashes are cheaper to crack than configured. Caught by the unit test
-    /// `auth::tests::a_hash_has_the_configured_cost_unless_planted` and the simulator's "a
-    /// stored hash has the configured cost" (its world hashes with two passes).
+    /// `auth::tests::a_hash_has_the_configured_cost_unless_planted` and the simulator's "every
+    /// password job costs the configured cost" (its world hashes with two passes; the job's
+    /// cost is judged before "a stored hash has the configured cost" judges its record).
     HashCostIgnored,
     /// The stand-in hash an unknown name is verified against is made at the cheapest cost,
     /// not the configured one: a login to an unknown name answers faster, which tells
     /// attackers which names exist ("the same reply and timing"). Caught by the unit test
-    /// `auth::tests::an_unknown_name_costs_what_a_stored_hash_costs_unless_planted`.
+    /// `auth::tests::an_unknown_name_costs_what_a_stored_hash_costs_unless_planted` and the
+    /// simulator's "every password job costs the configured cost, for unknown names too" (the
+    /// simulated clock does not run argon2, so it judges the cost each job ran at).
     DummyHashCheapest,
     /// Recovery forgets how many log bytes follow the snapshot (it starts counting at zero):
     /// a server restarted more often than the log fills `snapshot_log_bytes_min` never

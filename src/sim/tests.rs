@@ -773,10 +773,20 @@ mod at_rest {
         caught(Planted::HashSaltIgnored, "every account has a salt of its own");
     }
 
+    /// Its hash job runs at the wrong cost before its record stores the hash.
     #[test]
     fn catches_a_hasher_that_ignores_the_configured_cost() {
-        caught(Planted::HashCostIgnored, "a stored hash has the configured cost");
+        caught(Planted::HashCostIgnored, JOB_COST);
     }
+
+    /// A login to an unknown name is checked against a stand-in hash that must cost what a
+    /// stored one does, or its reply comes sooner.
+    #[test]
+    fn catches_a_stand_in_hash_cheaper_than_the_stored_ones() {
+        caught(Planted::DummyHashCheapest, JOB_COST);
+    }
+
+    const JOB_COST: &str = "every password job costs the configured cost, for unknown names too";
 }
 
 /// A server at rest (`check::rest`): after a clean run every connection is closed and time

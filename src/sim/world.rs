@@ -1090,7 +1090,12 @@ impl World {
         let jobs = std::mem::take(&mut batch.jobs);
         self.server.as_mut().expect("still up").batch = batch;
         for job in jobs {
-            let outcome = self.hasher.run(&job);
+            let (outcome, spent) = self.hasher.run_measured(&job);
+            let spent = spent.map(|HashCost { memory_kib, iterations }| check::StoredCost {
+                memory_kib,
+                iterations,
+            });
+            self.checker.password_job_ran(now, ConnNo(conn.0), spent);
             // The job's connection still exists: it submitted the job in this very batch.
             let c = self.server.as_mut().and_then(|up| up.conns.get_mut(conn));
             let delay = c.expect("the job's connection").rng.gen_range(0..=self.mix.hash_ms_max);

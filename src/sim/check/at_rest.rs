@@ -1,5 +1,5 @@
 //! What the disk keeps of a password, judged from the register records the world reads off
-//! the simulated disk. PROTOCOL.md: "Passwords are stored only as argon2id hashes"; README: the
+//! the simulated disk, and what checking one costs. PROTOCOL.md: "Passwords are stored only as argon2id hashes"; README: the
 //! hash has the argon2 cost the server was configured with, and each account its own salt (a
 //! salt shared by two accounts lets one precomputed table serve both, and gives two accounts
 //! with one password one hash). The stored string is read as the PHC format argon2 writes
@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{AccountId, Checker};
+use super::{AccountId, Checker, ConnNo};
 
 /// The argon2 cost the world configured its server with (memory in KiB, iterations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +76,22 @@ impl Checker {
         }
         self.expect(owner == account, now_ms, "every account has a salt of its own", || {
             format!("{name}'s hash has salt {salt:?}, which an earlier account's hash has too")
+        });
+    }
+}
+
+impl Checker {
+    /// A password job for `conn` ran at `spent` (the cost of its argon2 run; `None`: none
+    /// ran). PROTOCOL.md: "the same reply and timing for existing and unknown names"; the
+    /// simulated clock does not run argon2's time, so timing is judged by what decides it,
+    /// the cost: every hash and every check of a login's password (the world's hashes all
+    /// have the configured cost) runs at the configured cost, an unknown name's included.
+    pub fn password_job_ran(&mut self, now_ms: u64, conn: ConnNo, spent: Option<StoredCost>) {
+        let Some(cost) = self.stored_cost else { return };
+        self.coverage.count("password job: cost checked");
+        let invariant = "every password job costs the configured cost, for unknown names too";
+        self.expect(spent == Some(cost), now_ms, invariant, || {
+            format!("a password job for connection {conn} ran at {spent:?}; configured {cost:?}")
         });
     }
 }
