@@ -119,7 +119,7 @@ impl TcpConversation {
         if n == 0 {
             c.machine.closed(conn, &mut acts);
         } else {
-            c.machine.received(conn, &buf[..n], &mut acts);
+            c.machine.received(0, conn, &buf[..n], &mut acts);
         }
         self.carry_out(client, acts);
     }

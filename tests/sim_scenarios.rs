@@ -75,6 +75,18 @@ fn scenario(name: &str) -> Scenario {
     std::fs::read_to_string(&path).expect("the scenario exists").parse().expect("it parses")
 }
 
+/// The original client's bare handshake read at the last millisecond of its window (10 s
+/// after its login, in a world where the server answers in the millisecond it reads) binds:
+/// the message sent to its user is pushed on it.
+#[test]
+fn a_bare_handshake_at_the_end_of_its_window_binds() {
+    let kept = RunOptions { keep_trace: true, ..RunOptions::default() };
+    let outcome = run_scenario(&scenario("bare_handshake_at_its_window_end"), &kept);
+    assert_eq!(outcome.violation, None);
+    assert!(outcome.trace.iter().any(|l| l.starts_with("10092 c0 open relay")), "held to the end");
+    assert_eq!(outcome.delivered, 1, "the message was pushed on the bare relay");
+}
+
 /// Hardening defect 1: a client on alice's host must not get her messages with a bare
 /// handshake in her name.
 #[test]

@@ -292,7 +292,10 @@ pub enum Planted {
     PushWindowOneOver,
     /// The original client's bare handshake is refused at exactly `bare_relay_window_ms` after
     /// the login (`>=` for `>`): the window is one millisecond short. Caught by the unit test
-    /// `core::rules_tests::a_bare_handshake_at_the_end_of_its_window_binds_unless_planted`.
+    /// `core::rules_tests::a_bare_handshake_at_the_end_of_its_window_binds_unless_planted`, the
+    /// simulator's "a bare handshake within its window binds" (in an instant world a client
+    /// holds its bare handshake until the window's end) and the regression scenario
+    /// `tests/scenarios/bare_handshake_at_its_window_end.scn`.
     BareWindowExclusive,
     /// A new connection's login deadline fires one millisecond late (60.001 s for 60 s: the
     /// mutation `>=` for `>` in `Timers::pop_due` escaped every unit test; planted here, where

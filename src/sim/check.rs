@@ -67,6 +67,8 @@ fn password_fits(password: &str) -> bool {
 
 mod at_rest;
 mod backoff;
+mod bare;
+use bare::BareSent;
 mod bounds;
 mod deadlines;
 mod hostile;
@@ -151,6 +153,8 @@ struct ClientState {
     session: Option<Session>,
     /// The tickets of its current session (`tickets.rs`).
     tickets: tickets::ClientTickets,
+    /// Its bare handshakes in its current session (`bare.rs`).
+    bare: bare::ClientBare,
     /// Requests sent and not yet answered, oldest first (a client may pipeline).
     pending: VecDeque<Pending>,
     /// The address it connects from.
@@ -205,6 +209,8 @@ struct RelayState {
     senders: Vec<(Vec<u64>, u64)>,
     /// What "a message accepted for a user whose relay is attached is pushed to it" keeps.
     pump: pump::Attachment,
+    /// A fault reset it (the server's hang-up may be its answer to that).
+    reset: bool,
 }
 
 /// The checker of one run.
@@ -219,6 +225,8 @@ pub struct Checker {
     crashes: u64,
     throttle_window_ms: u64,
     bare_relay_window_ms: u64,
+    /// The server accepts bare relay handshakes (`bare.rs`).
+    bare_relays_allowed: bool,
     /// When the liveness phase began (faults healed), if it has.
     liveness_began_ms: Option<u64>,
     /// Clients of the login storm, and the most wrong-password logins of theirs that the
@@ -341,6 +349,7 @@ impl Checker {
             crashes: 0,
             throttle_window_ms,
             bare_relay_window_ms,
+            bare_relays_allowed: false,
             liveness_began_ms: None,
             storm: BTreeSet::new(),
             disk_records: Vec::new(),
@@ -461,6 +470,14 @@ impl Checker {
     /// A client sent a request.
     pub fn sent(&mut self, now_ms: u64, client: usize, op: Op) {
         self.tickets_sent(client, Some(&op));
+        match op {
+            Op::Login { .. } | Op::Register { .. } => self.bare_sent(client, BareSent::Login),
+            Op::Relay { ticket: true } => self.bare_sent(client, BareSent::Ticket),
+            Op::Logout | Op::Delete { .. } | Op::Disconnect => {
+                self.bare_sent(client, BareSent::End)
+            }
+            _ => {}
+        }
         let target = match &op {
             Op::Register { name, .. } | Op::Login { name, .. } | Op::Delete { name, .. } => {
                 Some(self.id(name))
@@ -622,6 +639,7 @@ impl Checker {
     /// A client lost its command connection (with any request on it).
     pub fn disconnected(&mut self, now_ms: u64, client: usize) {
         self.tickets_sent(client, None);
+        self.bare_sent(client, BareSent::End);
         let state = self.client(client);
         state.session = Some(Session::Out);
         let pending = std::mem::take(&mut state.pending);
@@ -829,6 +847,11 @@ impl Checker {
             matches!(pending.op, Op::Send { .. } | Op::List { .. } | Op::Relay { .. });
         if needs_login && text != NEEDS_LOGIN {
             self.ticket_session_lived(now_ms, client, &pending);
+            self.bare_session_lived(now_ms, client, pending.sent_ms);
+        }
+        if matches!(pending.op, Op::Login { .. } | Op::Register { .. }) {
+            let in_now = matches!(self.session(client), Session::In { .. });
+            self.bare_login_answered(client, pending.sent_ms, ok && in_now);
         }
         self.end_request(now_ms, &pending, false);
     }
@@ -1243,9 +1266,10 @@ impl Checker {
     /// receive messages for any account its client held from shortly before the relay opened
     /// on, and for no other.
     pub fn relay_opened(&mut self, now_ms: u64, client: usize, conn: ConnNo) {
-        self.client(client);
+        self.bare_relay_opened(client, conn);
         let pump = pump::Attachment::new();
-        let relay = RelayState { client, opened_ms: now_ms, senders: Vec::new(), pump };
+        let relay =
+            RelayState { client, opened_ms: now_ms, senders: Vec::new(), pump, reset: false };
         self.relays.insert(conn, relay);
     }
 

@@ -92,6 +92,10 @@ pub struct Limits {
     pub ticket_ttl_ms: u64,
     pub tickets_per_session_max: usize,
     pub frame_deadline_ms: u64,
+    pub bare_relay_window_ms: u64,
+    /// Hold each honest bare handshake until the bare window after its login's reply (set
+    /// by the world where that is the login's own millisecond, see `held_bare`).
+    pub bare_at_window_end: bool,
 }
 
 impl Limits {
@@ -104,6 +108,8 @@ impl Limits {
             ticket_ttl_ms: config.ticket_ttl_ms,
             tickets_per_session_max: config.tickets_per_session_max,
             frame_deadline_ms: config.frame_deadline_ms,
+            bare_relay_window_ms: config.bare_relay_window_ms,
+            bare_at_window_end: false,
         }
     }
 }
@@ -142,6 +148,10 @@ struct Lies {
     ticket_newer: usize,
     /// A request being dribbled: the bytes not yet written, and when the next one is due.
     dribble: Option<(VecDeque<u8>, u64)>,
+    /// When a held bare handshake is due (`held_bare`).
+    bare_due: Option<u64>,
+    /// When the reply to the current session's login arrived.
+    logged_in_ms: u64,
 }
 
 /// One client.
@@ -303,7 +313,7 @@ impl Client {
         if !self.awaiting.is_empty() {
             return;
         }
-        if self.held_handshake(now_ms, acts) {
+        if self.held_handshake(now_ms, acts) || self.held_bare(now_ms, acts) {
             return;
         }
         // A scripted operation is written down at its time in the script, not when it ran, so
@@ -354,6 +364,12 @@ impl Client {
         };
         if let Some(record) = &mut self.record {
             record.push((at_ms, op.clone()));
+        }
+        if op == (Op::Relay { ticket: false }) && self.limits.bare_at_window_end && !self.persistent
+        {
+            self.lies.bare_due = Some(self.lies.logged_in_ms + self.limits.bare_relay_window_ms);
+            self.held_bare(now_ms, acts);
+            return;
         }
         self.perform(op, acts);
         if self.awaiting.is_empty() {
@@ -715,6 +731,27 @@ impl Client {
         false
     }
 
+    /// An honest bare handshake held until the bare window after its login's reply has
+    /// passed (true while it holds the client, or as it opens the relay). Where the server
+    /// answers in the millisecond it reads (no latency, no writer's or hasher's delay), that
+    /// reply came in the login's own millisecond, so the handshake is read at the last
+    /// millisecond it must bind ("logged in moments ago": within the window, its end
+    /// included); `check::bare` judges a refusal.
+    fn held_bare(&mut self, now_ms: u64, acts: &mut Vec<Act>) -> bool {
+        let Some(due_ms) = self.lies.bare_due else { return false };
+        if due_ms > now_ms {
+            acts.push(Act::Wake(due_ms - now_ms));
+            return true;
+        }
+        self.lies.bare_due = None;
+        if let (None, Some(name)) = (&self.relay, &self.session) {
+            acts.push(Act::Count("bare handshake: at its window's end"));
+            self.open_relay(name.clone().into_bytes(), false, acts);
+        }
+        self.think(acts);
+        true
+    }
+
     fn request(&mut self, op: Op, acts: &mut Vec<Act>) {
         if self.cmd.is_none() {
             return;
@@ -786,12 +823,12 @@ impl Client {
     }
 
     /// Bytes arrived on `conn`.
-    pub fn received(&mut self, conn: ConnId, bytes: &[u8], acts: &mut Vec<Act>) {
+    pub fn received(&mut self, now_ms: u64, conn: ConnId, bytes: &[u8], acts: &mut Vec<Act>) {
         if self.conn(Channel::Command) == Some(conn) {
             let side = self.cmd.as_mut().expect("checked");
             side.decoder.feed(bytes);
             while let Ok(Some(body)) = self.cmd.as_mut().map_or(Ok(None), |s| s.decoder.decode()) {
-                self.reply(body, acts);
+                self.reply(now_ms, body, acts);
             }
         } else if self.conn(Channel::Relay) == Some(conn) {
             let side = self.relay.as_mut().expect("checked");
@@ -803,7 +840,7 @@ impl Client {
         }
     }
 
-    fn reply(&mut self, body: Vec<u8>, acts: &mut Vec<Act>) {
+    fn reply(&mut self, now_ms: u64, body: Vec<u8>, acts: &mut Vec<Act>) {
         // A frame nobody asked for is a notice before a close (a timeout): nothing to check.
         self.last_failed = body.starts_with(b"-1\n");
         let Some(op) = self.awaiting.pop_front() else {
@@ -819,7 +856,8 @@ impl Client {
         acts.push(Act::Reply(body));
         match &op {
             Op::Register { name, .. } | Op::Login { name, .. } if ok => {
-                self.session = Some(name.clone())
+                self.session = Some(name.clone());
+                self.lies.logged_in_ms = now_ms;
             }
             Op::Delete { .. } | Op::Logout if ok => self.session = None,
             Op::Login { .. } if self.persistent => {

@@ -247,11 +247,13 @@ impl FaultMix {
         // Drawn last, so that the knobs above stay what they were for every seed.
         mix.hosts = if rng.gen_bool(0.3) { rng.gen_range(1..=2) } else { 0 };
         mix.storm_logins = if rng.gen_bool(0.2) { rng.gen_range(5..=60) } else { 0 };
-        // An instant world now and then: no latency and no writer's delay, so that requests,
-        // grants and replies share their milliseconds and every tie the server breaks is met
-        // (tickets granted in one millisecond: `TicketOldestByExpiry`).
+        // An instant world now and then: no latency and no writer's or hasher's delay, so
+        // that requests, grants and replies share their milliseconds and every tie the server
+        // breaks is met (tickets granted in one millisecond: `TicketOldestByExpiry`; a login
+        // answered in its own millisecond, so a client can aim at the end of the bare window).
         if rng.gen_bool(0.1) {
             (mix.latency_ms_min, mix.latency_ms_max, mix.writer_ms_max) = (0, 0, 0);
+            mix.hash_ms_max = 0;
         }
         mix
     }

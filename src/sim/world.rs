@@ -405,6 +405,9 @@ impl World {
             tickets_per_session_max: asked.tickets_per_session_max,
         });
         checker.set_deadlines(asked.login_deadline_ms, asked.frame_deadline_ms);
+        if asked.bare_relay_allowed {
+            checker.allow_bare_relays();
+        }
         // The hasher's planted bugs (`auth`) are planted in the world's hasher too.
         #[cfg(any(test, feature = "planted"))]
         let hasher = Hasher::planted(HASH_COST, opts.planted);
@@ -571,6 +574,9 @@ impl World {
         let mut c = Client::new(id, driver, rng, self.mix.slow_reader_percent);
         // Hostile clients aim their frames and tickets at this server's limits.
         c.limits = super::client::Limits::of(&self.asked);
+        let mix = &self.mix;
+        let instant = mix.latency_ms_max == 0 && mix.writer_ms_max == 0 && mix.hash_ms_max == 0;
+        c.limits.bare_at_window_end = instant && self.asked.bare_relay_allowed;
         self.clients.push(c);
         let host = self.peer_of(id).0;
         self.checker.set_host(id, host);
@@ -853,7 +859,7 @@ impl World {
                 let Some((client, _)) = owner else { return };
                 let mut acts = std::mem::take(&mut self.acts);
                 if !arrival.bytes.is_empty() {
-                    self.clients[client].received(conn, &arrival.bytes, &mut acts);
+                    self.clients[client].received(now, conn, &arrival.bytes, &mut acts);
                 }
                 if eof {
                     if !self.faulted.contains(&conn) {
@@ -1068,10 +1074,13 @@ impl World {
         let last = batch.last_push.map(|m| m.0);
         self.trace.line(now, Line::Flush { conn, last, close: taken == Taken::Closed });
         let up = self.server.as_mut().expect("still up");
+        if let (false, Some(_)) = (is_command, batch.last_push) {
+            // A push written or tried: the handshake bound the relay.
+            self.checker.relay_pushed(now, ConnNo(conn.0));
+        }
         if !failed {
             if let (false, Some(last)) = (is_command, batch.last_push) {
                 self.checker.relay_written(ConnNo(conn.0), last.0);
-                self.checker.relay_pushed(now, ConnNo(conn.0));
             }
             if !acked.is_empty() {
                 self.checker.acked_pushes_written(now, ConnNo(conn.0), &acked);
@@ -1302,6 +1311,7 @@ impl World {
                 };
                 self.coverage.count("fault: reset");
                 self.faulted.insert(conn);
+                self.checker.conn_reset(ConnNo(conn.0));
                 self.client_lost(conn);
                 self.net.reset(conn);
                 self.server_reset(conn);

@@ -394,13 +394,22 @@ impl Checker {
             self.judge_frame_deadline(now_ms, conn);
             let times = self.deadlines.conns.get_mut(&conn).expect("judged, not removed");
             times.closed = Some((now_ms, times.partial_since_ms));
+            // Hung up as its bare handshake was read, before anything was written on it.
+            let refused = match (&times.hello, times.bound) {
+                (Some((read_ms, Some(name))), false) if *read_ms == now_ms => Some(name.clone()),
+                _ => None,
+            };
             self.judge_login_deadline(now_ms, conn);
+            if let Some(name) = refused {
+                self.bare_refused(now_ms, conn, &name);
+            }
         }
     }
 
     /// `conn`'s threads are gone: nothing more is judged of it.
     pub fn conn_ended(&mut self, now_ms: u64, conn: ConnNo) {
         self.conn_closed(now_ms, conn);
+        self.bare_relay_ended(conn);
         self.deadlines.conns.remove(&conn);
     }
 

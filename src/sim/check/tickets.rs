@@ -34,6 +34,13 @@ struct Grant {
     session_changes: u64,
 }
 
+impl ClientTickets {
+    /// Logins, logouts, deletions and lost command connections so far.
+    pub(super) fn session_changes(&self) -> u64 {
+        self.session_changes
+    }
+}
+
 impl Checker {
     /// `client` sent `op`, or lost its command connection (`None`): whatever ends or begins a
     /// session ends the tickets the checker follows.
