@@ -87,6 +87,28 @@ fn a_bare_handshake_at_the_end_of_its_window_binds() {
     assert_eq!(outcome.delivered, 1, "the message was pushed on the bare relay");
 }
 
+/// A bare handshake bound a millisecond after a login of its name was read, before that login
+/// was answered, is within its window: the login may have taken effect as late as the
+/// handshake (a checker fix, small swarm seed 654 of 2 clients and 1 name).
+#[test]
+fn a_bare_bind_right_after_a_login_not_yet_answered_is_in_its_window() {
+    let outcome =
+        run_scenario(&scenario("bare_bind_before_its_login_is_answered"), &RunOptions::default());
+    assert_eq!(outcome.violation, None);
+}
+
+/// A request still being written when the workload ends is given the liveness phase to be
+/// answered in, even when nothing is owed (a simulator fix, small swarm seed 309 of 8 clients,
+/// 200 operations and 6 names).
+#[test]
+fn a_request_dribbled_into_the_liveness_phase_is_waited_for() {
+    let kept = RunOptions { keep_trace: true, ..RunOptions::default() };
+    let outcome = run_scenario(&scenario("dribbled_request_at_the_liveness_phase"), &kept);
+    assert_eq!(outcome.violation, None);
+    let answered = outcome.trace.iter().any(|l| l.contains("This is a chat room app"));
+    assert!(answered, "the help was answered");
+}
+
 /// Hardening defect 1: a client on alice's host must not get her messages with a bare
 /// handshake in her name.
 #[test]

@@ -1476,6 +1476,11 @@ impl Checker {
         });
     }
 
+    /// How many requests are still waiting for their replies.
+    pub fn unanswered_len(&self) -> usize {
+        self.clients.iter().map(|state| state.pending.len()).sum()
+    }
+
     /// How many acknowledged messages are still owed.
     pub fn owed_len(&self) -> usize {
         self.owed().count()

@@ -53,6 +53,16 @@ fn the_run_is_judged_after_every_push_that_met_the_liveness_phase_arrived_with()
     assert!(outcome.violation.is_none(), "{:?}", outcome.violation);
 }
 
+/// A `help` dribbled a byte at a time when the liveness phase cut the workload was left half
+/// written and reported unanswered; a request being dribbled is now written whole as the
+/// workload is cut.
+#[test]
+fn a_request_being_dribbled_when_the_workload_is_cut_is_written_whole() {
+    let opts = RunOptions { clients: 8, ops: 200, names: 6, ..small(FaultMode::Swarm) };
+    let outcome = run_seed(309, &opts);
+    assert!(outcome.violation.is_none(), "{:?}", outcome.violation);
+}
+
 /// The seeds every planted-bug test searches in `mode`, and the clean control sweeps: the same
 /// seeds in the same mode, so that a catch can never be a seed the real server also fails.
 /// Swarm goes further: a push racing an old relay's writer (`PushBeforeOldRelayEnds`) is a
