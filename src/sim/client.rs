@@ -148,10 +148,6 @@ struct Lies {
     ticket_newer: usize,
     /// A request being dribbled: the bytes not yet written, and when the next one is due.
     dribble: Option<(VecDeque<u8>, u64)>,
-    /// When a held bare handshake is due (`held_bare`).
-    bare_due: Option<u64>,
-    /// When the reply to the current session's login arrived.
-    logged_in_ms: u64,
 }
 
 /// One client.
@@ -186,6 +182,10 @@ pub struct Client {
     /// connection (a deadline): nothing hostile is written on it any more.
     doomed: bool,
     session: Option<String>,
+    /// When the reply that began the session arrived.
+    logged_in_ms: u64,
+    /// When a held bare handshake is due (`held_bare`).
+    bare_due: Option<u64>,
     msg_seq: u64,
     think_ms_max: u64,
     /// The next wake-up already scheduled.
@@ -236,6 +236,8 @@ impl Client {
             last_failed: false,
             doomed: false,
             session: None,
+            logged_in_ms: 0,
+            bare_due: None,
             msg_seq: 0,
             think_ms_max,
             wake_at: None,
@@ -265,7 +267,7 @@ impl Client {
     pub fn cut(&mut self, acts: &mut Vec<Act>) {
         self.guess = None;
         self.lies.expired = None;
-        self.lies.bare_due = None;
+        self.bare_due = None;
         if let Some((rest, _)) = self.lies.dribble.take().filter(|(rest, _)| !rest.is_empty()) {
             acts.push(Act::Write(Channel::Command, rest.into()));
         }
@@ -372,7 +374,7 @@ impl Client {
         }
         if op == (Op::Relay { ticket: false }) && self.limits.bare_at_window_end && !self.persistent
         {
-            self.lies.bare_due = Some(self.lies.logged_in_ms + self.limits.bare_relay_window_ms);
+            self.bare_due = Some(self.logged_in_ms + self.limits.bare_relay_window_ms);
             self.held_bare(now_ms, acts);
             return;
         }
@@ -743,12 +745,12 @@ impl Client {
     /// millisecond it must bind ("logged in moments ago": within the window, its end
     /// included); `check::bare` judges a refusal.
     fn held_bare(&mut self, now_ms: u64, acts: &mut Vec<Act>) -> bool {
-        let Some(due_ms) = self.lies.bare_due else { return false };
+        let Some(due_ms) = self.bare_due else { return false };
         if due_ms > now_ms {
             acts.push(Act::Wake(due_ms - now_ms));
             return true;
         }
-        self.lies.bare_due = None;
+        self.bare_due = None;
         if let (None, Some(name)) = (&self.relay, &self.session) {
             acts.push(Act::Count("bare handshake: at its window's end"));
             self.open_relay(name.clone().into_bytes(), false, acts);
@@ -862,7 +864,7 @@ impl Client {
         match &op {
             Op::Register { name, .. } | Op::Login { name, .. } if ok => {
                 self.session = Some(name.clone());
-                self.lies.logged_in_ms = now_ms;
+                self.logged_in_ms = now_ms;
             }
             Op::Delete { .. } | Op::Logout if ok => self.session = None,
             Op::Login { .. } if self.persistent => {
