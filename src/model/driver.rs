@@ -934,7 +934,11 @@ impl State {
             Op::Login => self.request_parts(conn, &credentials("1"), run),
             Op::Logout => self.request(conn, "-1\n", run),
             Op::Send { to } => {
-                let text = super::step::message_text(self.model.users[user as usize].sends);
+                // Numbered as the model will number it when it serves it: after its sends
+                // served so far and those still waiting unread, in order.
+                let model = &self.model.users[user as usize];
+                let waiting = model.deferred.iter().filter(|op| matches!(op, Op::Send { .. }));
+                let text = super::step::message_text(model.sends + waiting.count() as u32);
                 self.request_parts(conn, &["2\n", user_name(to), "\n", &text], run);
             }
             Op::List => self.request(conn, "4\n", run),

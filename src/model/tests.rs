@@ -632,6 +632,30 @@ fn a_pipelined_burst_waits_for_the_reply_before_it() {
     assert_eq!((report.progress.unique, report.progress.depth), (26570, 12));
 }
 
+/// Two sends waiting unread behind a held reply are two messages: the driver numbers each as
+/// the model will when it serves it (it numbered both by the sends served so far, so both went
+/// out as `m0`, and `chatroom check --users 2 --ops 4 --faults 1 --pipeline 3` reported the
+/// second lost). The core queues both, in order, and the whole search agrees.
+#[test]
+fn sends_waiting_unread_behind_a_held_reply_are_numbered_as_sent() {
+    let op = |user, op| Step::Op { user, op };
+    let mut scenario = pipelining(2, 4, 1);
+    scenario.bounds.pipeline = 3;
+    let steps = [
+        op(0, Op::Register),
+        Step::Stall,
+        op(1, Op::Register),
+        op(1, Op::Send { to: 0 }),
+        op(1, Op::Send { to: 0 }),
+        Step::Sync,
+    ];
+    let world = scenario.replay(&steps).expect("both sends are queued, as the model says");
+    let queue = &world.model.users[0].account.as_ref().expect("registered").queue;
+    assert_eq!(queue.len(), 2);
+    let report = run(&scenario, 1);
+    assert!(report.complete && report.counterexample.is_none(), "{:?}", report.counterexample);
+}
+
 /// A pipelining client's requests the server has not read yet are part of the state: behind a
 /// held reply, a deferred `send` and a deferred `list` leave everything else alike (the replies
 /// they are owed come only once they are served), yet the sync serves different requests.
