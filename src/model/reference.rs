@@ -290,17 +290,12 @@ impl Model {
             Step::Stall => self.stalled = true,
             Step::Sync => {
                 self.stalled = false;
-                for effect in std::mem::take(&mut self.pending) {
-                    self.make_durable(effect);
-                }
-                // The held replies are written, in order, and the server reads on from each
-                // connection the requests that waited behind them.
-                for user in std::mem::take(&mut self.held) {
+                self.sync_pending();
+                let order = std::mem::take(&mut self.held);
+                for &user in &order {
                     self.user_mut(user).unanswered = 0;
-                    for op in std::mem::take(&mut self.user_mut(user).deferred) {
-                        self.op(user, op, &mut seen);
-                    }
                 }
+                self.read_deferred(&order, &mut seen);
             }
             Step::Crash { kept, .. } => {
                 // What was durable survives, and the first `kept` effects that were not (a torn
@@ -327,6 +322,37 @@ impl Model {
             }
         }
         seen
+    }
+
+    fn sync_pending(&mut self) {
+        for effect in std::mem::take(&mut self.pending) {
+            self.make_durable(effect);
+        }
+    }
+
+    /// The held replies were written, in the order they were held: the server reads on from
+    /// each connection the requests that waited behind them, in rounds. A connection's next
+    /// request is read once the reply before it is written, and a reply waits for every record
+    /// written before it: so within a round, once a request has written a record, each
+    /// connection gets one more request read, and the rest wait for the round's records to be
+    /// synced (pipelined sends of one user and another user's pipelined logout interleave
+    /// so: `chatroom check --users 2 --ops 5 --faults 1 --stall-steps 5 --pipeline 3`).
+    fn read_deferred(&mut self, order: &[User], seen: &mut Observed) {
+        while order.iter().any(|&user| !self.user(user).deferred.is_empty()) {
+            // The round's records stay pending until its end, as behind a stall.
+            self.stalled = true;
+            for &user in order {
+                while !self.user(user).deferred.is_empty() {
+                    let op = self.user_mut(user).deferred.remove(0);
+                    self.serve(user, op, seen);
+                    if !self.pending.is_empty() {
+                        break;
+                    }
+                }
+            }
+            self.stalled = false;
+            self.sync_pending();
+        }
     }
 
     fn op(&mut self, user: User, op: Op, seen: &mut Observed) {

@@ -656,6 +656,31 @@ fn sends_waiting_unread_behind_a_held_reply_are_numbered_as_sent() {
     assert!(report.complete && report.counterexample.is_none(), "{:?}", report.counterexample);
 }
 
+/// After a sync the server reads the requests that waited in rounds, one more per connection
+/// once a record is written: u1's second pipelined send is read after u0's pipelined logout,
+/// so it queues for u0 offline rather than reaching u0's relay (the reference served all of
+/// u1's first and expected both pushes, `--stall-steps 5 --pipeline 3`).
+#[test]
+fn requests_that_waited_behind_a_stall_are_read_a_round_at_a_time() {
+    let op = |user, op| Step::Op { user, op };
+    let mut scenario = pipelining(2, 5, 1);
+    (scenario.bounds.pipeline, scenario.bounds.stall_steps) = (3, 5);
+    let steps = [
+        op(0, Op::Register),
+        op(0, Op::Relay),
+        Step::Stall,
+        op(1, Op::Register),
+        op(0, Op::Register),
+        op(0, Op::Logout),
+        op(1, Op::Send { to: 0 }),
+        op(1, Op::Send { to: 0 }),
+        Step::Sync,
+    ];
+    let world = scenario.replay(&steps).expect("the core reads as the model says");
+    let queue = &world.model.users[0].account.as_ref().expect("registered").queue;
+    assert_eq!(queue.len(), 2, "neither send reached u0's relay before it closed");
+}
+
 /// A pipelining client's requests the server has not read yet are part of the state: behind a
 /// held reply, a deferred `send` and a deferred `list` leave everything else alike (the replies
 /// they are owed come only once they are served), yet the sync serves different requests.
