@@ -145,7 +145,8 @@ pub struct UserState {
     /// The session asked for a relay ticket, so it refuses bare handshakes (only while logged
     /// in).
     pub asked_ticket: bool,
-    /// Messages sent so far (attempted), which numbers the next one.
+    /// Sends served so far (attempted), which numbers the next one served (the driver numbers
+    /// a send it writes after these and the sends still waiting unread).
     pub sends: u32,
     /// The user was granted a ticket, and presented it (so any later use is a replay).
     pub ticket_spent: bool,

@@ -258,6 +258,12 @@ impl FaultMix {
         mix
     }
 
+    /// Whether the server answers in the millisecond it reads: no latency, no writer's or
+    /// hasher's delay (the swarm's instant worlds, or a scenario's options).
+    pub fn instant(&self) -> bool {
+        self.latency_ms_max == 0 && self.writer_ms_max == 0 && self.hash_ms_max == 0
+    }
+
     /// The mix for `mode`, drawing from `rng` for a swarm.
     pub fn for_mode(mode: FaultMode, rng: &mut ChaCha20Rng) -> Self {
         match mode {

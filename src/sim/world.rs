@@ -414,8 +414,7 @@ impl World {
         #[cfg(not(any(test, feature = "planted")))]
         let hasher = Hasher::new(HASH_COST);
         let hasher = hasher.expect("the world's cost is valid");
-        let HashCost { memory_kib, iterations } = HASH_COST;
-        checker.set_stored_cost(check::StoredCost { memory_kib, iterations });
+        checker.set_stored_cost(stored_cost(HASH_COST));
         World {
             seed,
             now_ms: 0,
@@ -574,9 +573,7 @@ impl World {
         let mut c = Client::new(id, driver, rng, self.mix.slow_reader_percent);
         // Hostile clients aim their frames and tickets at this server's limits.
         c.limits = super::client::Limits::of(&self.asked);
-        let mix = &self.mix;
-        let instant = mix.latency_ms_max == 0 && mix.writer_ms_max == 0 && mix.hash_ms_max == 0;
-        c.limits.bare_at_window_end = instant && self.asked.bare_relay_allowed;
+        c.limits.bare_at_window_end = self.mix.instant() && self.asked.bare_relay_allowed;
         self.clients.push(c);
         let host = self.peer_of(id).0;
         self.checker.set_host(id, host);
@@ -1100,11 +1097,7 @@ impl World {
         self.server.as_mut().expect("still up").batch = batch;
         for job in jobs {
             let (outcome, spent) = self.hasher.run_measured(&job);
-            let spent = spent.map(|HashCost { memory_kib, iterations }| check::StoredCost {
-                memory_kib,
-                iterations,
-            });
-            self.checker.password_job_ran(now, ConnNo(conn.0), spent);
+            self.checker.password_job_ran(now, ConnNo(conn.0), spent.map(stored_cost));
             // The job's connection still exists: it submitted the job in this very batch.
             let c = self.server.as_mut().and_then(|up| up.conns.get_mut(conn));
             let delay = c.expect("the job's connection").rng.gen_range(0..=self.mix.hash_ms_max);
@@ -1511,6 +1504,11 @@ impl World {
         self.progress_at_check = self.checker.delivery_progress();
         self.schedule(now + self.opts.liveness_ms, Ev::LivenessEnd);
     }
+}
+
+/// An argon2 cost in the checker's terms (it owes nothing to `auth`).
+fn stored_cost(HashCost { memory_kib, iterations }: HashCost) -> check::StoredCost {
+    check::StoredCost { memory_kib, iterations }
 }
 
 fn count(n: usize) -> u64 {

@@ -1,6 +1,7 @@
 //! What the disk keeps of a password, judged from the register records the world reads off
-//! the simulated disk, and what checking one costs. PROTOCOL.md: "Passwords are stored only as argon2id hashes"; README: the
-//! hash has the argon2 cost the server was configured with, and each account its own salt (a
+//! the simulated disk, and what checking one costs. PROTOCOL.md: "Passwords are stored only
+//! as argon2id hashes"; README: the hash has the argon2 cost the server was configured with,
+//! and each account its own salt (a
 //! salt shared by two accounts lets one precomputed table serve both, and gives two accounts
 //! with one password one hash). The stored string is read as the PHC format argon2 writes
 //! (`$argon2id$v=19$m=..,t=..,p=..$salt$hash`), split by hand: nothing of the server's code.
@@ -78,9 +79,7 @@ impl Checker {
             format!("{name}'s hash has salt {salt:?}, which an earlier account's hash has too")
         });
     }
-}
 
-impl Checker {
     /// A password job for `conn` ran at `spent` (the cost of its argon2 run; `None`: none
     /// ran). PROTOCOL.md: "the same reply and timing for existing and unknown names"; the
     /// simulated clock does not run argon2's time, so timing is judged by what decides it,

@@ -348,8 +348,8 @@ impl Checker {
         // late as the handshake's read (answered too late to be among `logins`: small swarm
         // seed 654 of 2 clients and 1 name, a login read a millisecond before).
         let unanswered = self.deadlines.conns.values().any(|times| {
-            let mut logins = times.unanswered.iter().filter_map(|(_, login)| login.as_ref());
-            logins.any(|(name, read_ms)| *name == key && *read_ms <= hello_ms)
+            let mut reads = times.unanswered.iter().filter_map(|(_, login)| login.as_ref());
+            reads.any(|(name, read_ms)| *name == key && *read_ms <= hello_ms)
         });
         let in_window = unanswered
             || logins
