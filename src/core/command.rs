@@ -325,7 +325,10 @@ impl Server {
             );
             return self.reply(conn, false, &text);
         }
-        if self.queued_bytes + super::server::queued_cost(&text) > self.config.queued_bytes_max {
+        let max = self.config.queued_bytes_max;
+        #[cfg(any(test, feature = "planted"))]
+        let max = max - u64::from(self.planted_is(Planted::StoreFullAtBound, max > 0));
+        if self.queued_bytes + super::server::queued_cost(&text) > max {
             return self.reply(conn, false, "The server's message store is full; try again later");
         }
         let from = self.accounts[&from].name.clone();
@@ -365,6 +368,10 @@ impl Server {
         };
         let mut matches = Vec::new();
         let mut scanned = 0usize;
+        let scan_max = self.config.list_scan_max;
+        #[cfg(any(test, feature = "planted"))]
+        let scan_max =
+            scan_max.saturating_sub(usize::from(self.planted_is(Planted::ListScanOneShort, true)));
         let mut stopped = false;
         for (key, &account) in
             self.names.range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
@@ -372,7 +379,7 @@ impl Server {
             if !key.starts_with(prefix) {
                 break;
             }
-            if scanned == self.config.list_scan_max {
+            if scanned == scan_max {
                 stopped = true;
                 break;
             }
@@ -394,7 +401,12 @@ impl Server {
             let lowered = self.planted_list_spelling(name);
             #[cfg(any(test, feature = "planted"))]
             let name = &lowered;
-            if shown == self.config.list_len_max || text.len() + name.len() + 1 > reply_bytes_max {
+            let space = 1;
+            #[cfg(any(test, feature = "planted"))]
+            let space = space - usize::from(self.planted_is(Planted::ListReplyOneByteOver, true));
+            if shown == self.config.list_len_max
+                || text.len() + name.len() + space > reply_bytes_max
+            {
                 break;
             }
             text.push_str(name);
@@ -437,7 +449,10 @@ impl Server {
             .filter(|(_, t)| t.session == conn)
             .map(|(key, t)| (self.ticket_age_key(t), key.clone()))
             .collect();
-        if mine.len() >= self.config.tickets_per_session_max {
+        let max = self.config.tickets_per_session_max;
+        #[cfg(any(test, feature = "planted"))]
+        let max = max + usize::from(self.planted_is(Planted::TicketsOneOver, true));
+        if mine.len() >= max {
             let oldest = mine.iter().min();
             #[cfg(any(test, feature = "planted"))]
             let oldest = if self.planted_is(Planted::TicketEvictsNewest, true) {

@@ -385,12 +385,37 @@ pub enum Planted {
     /// simulator (`tests/scenarios/burst_past_a_whole_frame_bound.scn`) and the unit test
     /// `net::cli::tests::a_raised_frame_len_max_buffers_a_request_and_a_read_unless_planted`.
     InboundBoundWithoutRead,
+    // Found by mutating the shipped core where no planted bug was (the eighth pass): limits
+    // whose exact bound nothing judged.
+    /// A session holds one ticket more than `tickets_per_session_max` (`>` for `>=`): the
+    /// oldest is forgotten one grant late. Caught by the simulator's hoarding client that uses
+    /// its oldest ticket: "a ticket its session's newer ones evicted binds nothing".
+    TicketsOneOver,
+    /// A `list` scan stops one name short of `list_scan_max` and says it stopped there.
+    /// Caught by the simulator's "a list's scan stops only at its bound".
+    ListScanOneShort,
+    /// A `list` reply counts its names without the space after each: the last name may pass
+    /// `list_reply_bytes_max` by its space. Caught by the simulator's "a list reply stays
+    /// within its bounds".
+    ListReplyOneByteOver,
+    /// The server refuses a connection when it holds `connections_max` already, counting the
+    /// new one (`>=` for `>`): one connection fewer than configured. Caught by the simulator's
+    /// "a connection cap refuses only at it".
+    ConnectionsOneShort,
+    /// A send that would fill the store's bound on bytes exactly is refused (`>=` for `>`).
+    /// Caught by the simulator's "a limit refuses only at its bound" (worlds whose every
+    /// message costs the same, with a bound a multiple of it).
+    StoreFullAtBound,
+    /// Deleting an account forgets its queue without giving its bytes back: the store fills
+    /// with messages nobody waits for, and sends are refused long before the bound. Caught by
+    /// the simulator's "a limit refuses only at its bound".
+    DeleteKeepsQueuedBytes,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 78] = [
+    pub const ALL: [Planted; 84] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -469,6 +494,12 @@ impl Planted {
         Planted::ReplaySkipsDelivered,
         Planted::TicketOldestByExpiry,
         Planted::InboundBoundWithoutRead,
+        Planted::TicketsOneOver,
+        Planted::ListScanOneShort,
+        Planted::ListReplyOneByteOver,
+        Planted::ConnectionsOneShort,
+        Planted::StoreFullAtBound,
+        Planted::DeleteKeepsQueuedBytes,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -746,6 +777,12 @@ mod tests {
             Planted::ReplaySkipsDelivered => Some(75),
             Planted::TicketOldestByExpiry => Some(76),
             Planted::InboundBoundWithoutRead => Some(77),
+            Planted::TicketsOneOver => Some(78),
+            Planted::ListScanOneShort => Some(79),
+            Planted::ListReplyOneByteOver => Some(80),
+            Planted::ConnectionsOneShort => Some(81),
+            Planted::StoreFullAtBound => Some(82),
+            Planted::DeleteKeepsQueuedBytes => Some(83),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

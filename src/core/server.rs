@@ -466,7 +466,11 @@ impl Server {
             );
             return self.fail_and_close(conn, &text);
         }
-        if self.conns.len() > self.config.connections_max {
+        let max = self.config.connections_max;
+        #[cfg(any(test, feature = "planted"))]
+        let max =
+            max.saturating_sub(usize::from(self.planted_is(Planted::ConnectionsOneShort, true)));
+        if self.conns.len() > max {
             let text = "The server is at its connection limit; try again later";
             return self.fail_and_close(conn, text);
         }
@@ -715,6 +719,10 @@ impl Server {
                 self.names.remove(&name_key(&removed.name));
                 #[cfg(any(test, feature = "planted"))]
                 self.planted_bury(&removed.name, &removed.queue);
+                #[cfg(any(test, feature = "planted"))]
+                if self.planted_is(Planted::DeleteKeepsQueuedBytes, true) {
+                    return Ok(());
+                }
                 self.queued_bytes -=
                     removed.queue.iter().map(|q| queued_cost(&q.text)).sum::<u64>();
             }

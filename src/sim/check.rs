@@ -53,6 +53,10 @@ pub struct Limits {
     pub pipeline_len_max: usize,
     pub ticket_ttl_ms: u64,
     pub tickets_per_session_max: usize,
+    pub list_scan_max: usize,
+    pub queued_bytes_max: u64,
+    pub connections_max: usize,
+    pub connections_per_peer_max: usize,
 }
 
 /// PROTOCOL.md's longest password, in bytes.
@@ -70,6 +74,7 @@ mod backoff;
 mod bare;
 use bare::BareSent;
 mod bounds;
+mod caps;
 mod deadlines;
 mod hostile;
 mod pump;
@@ -146,6 +151,8 @@ struct Pending {
     tag: Option<Tag>,
     /// When the reply arrived (set on arrival).
     reply_ms: u64,
+    /// The most the disk held since the send (`bounds.rs`).
+    disk_peak: bounds::DiskPeak,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -256,6 +263,8 @@ pub struct Checker {
     limits: Option<Limits>,
     /// The queues and accounts the disk shows (`bounds.rs`).
     disk_bounds: bounds::DiskBounds,
+    /// The connections the server holds, for its caps (`caps.rs`).
+    caps: caps::Caps,
     violation: Option<Violation>,
     /// When connections were opened, read and hung up (`deadlines.rs`).
     deadlines: deadlines::Deadlines,
@@ -363,6 +372,7 @@ impl Checker {
             coverage: Coverage::default(),
             limits: None,
             disk_bounds: bounds::DiskBounds::default(),
+            caps: caps::Caps::default(),
             violation: None,
             deadlines: deadlines::Deadlines::default(),
             stored_cost: None,
@@ -561,6 +571,7 @@ impl Checker {
             list_known,
             tag,
             reply_ms: 0,
+            disk_peak: self.disk_bounds.peak(),
         };
         self.client(client).pending.push_back(pending);
     }
@@ -915,7 +926,11 @@ impl Checker {
                     .count();
                 sent >= limits.queue_len_max
             }
-            (Refusal::StoreFull, Op::Send { .. }) => true,
+            (Refusal::StoreFull, Op::Send { text, .. }) => {
+                // Decided between the send and now, when the disk held no more than its peak.
+                let cost = text.len() as u64 + bounds::MESSAGE_OVERHEAD_BYTES;
+                limits.is_none_or(|l| p.disk_peak.queued_bytes + cost > l.queued_bytes_max)
+            }
             (Refusal::Throttled, Op::Login { .. } | Op::Delete { .. }) => {
                 self.recently_failed(client, p)
             }
@@ -936,7 +951,9 @@ impl Checker {
                     .sum();
                 started > limits.registrations_per_peer_max
             }
-            (Refusal::AccountsLimited, Op::Register { .. }) => true,
+            (Refusal::AccountsLimited, Op::Register { .. }) => {
+                limits.is_none_or(|l| p.disk_peak.accounts >= l.accounts_max)
+            }
             // PROTOCOL.md: patterns "have a length limit", a limit in bytes as the refusal
             // words it: a pattern exactly at it is within it.
             (Refusal::PatternTooLong, Op::List { pattern }) => {
@@ -1174,8 +1191,12 @@ impl Checker {
             self.coverage.count("list: truncated");
         }
         let listed: BTreeMap<String, &str> = names.into_iter().map(|n| (key(n), n)).collect();
+        self.check_list_bounds(now_ms, &listed, what);
         if let Some(left_out) = spec::list_left_out(text) {
             self.check_list_cut(now_ms, p, &listed, left_out, what);
+        }
+        if let Some(scanned) = spec::list_stopped_after(text) {
+            self.check_list_stop(now_ms, p, scanned, what);
         }
         for &(id, exists, epoch) in &p.list_known {
             let (k, state) = &self.names[id.0 as usize];
@@ -1241,6 +1262,48 @@ impl Checker {
         self.expect(!left.iter().all(fits), now_ms, "a list is cut only at its bounds", || {
             let max = limits.list_reply_bytes_max;
             format!("{what}: {shown_bytes} bytes shown, {left_out} left out, each fits {max}")
+        });
+    }
+
+    /// A `list` reply holds at most `list_len_max` names and `list_reply_bytes_max` bytes of
+    /// them, each name counted with the space after it (`core::Config`).
+    fn check_list_bounds(&mut self, now_ms: u64, listed: &BTreeMap<String, &str>, what: &str) {
+        let Some(limits) = self.limits else { return };
+        let shown_bytes: usize = listed.values().map(|name| name.len() + 1).sum();
+        let (len_max, bytes_max) = (limits.list_len_max, limits.list_reply_bytes_max);
+        let within = listed.len() <= len_max && shown_bytes <= bytes_max;
+        self.expect(within, now_ms, "a list reply stays within its bounds", || {
+            let len = listed.len();
+            format!("{what}: {len} names in {shown_bytes} bytes (bounds {len_max} names, {bytes_max} bytes)")
+        });
+    }
+
+    /// A `list` reply whose scan stopped after `scanned` names. A list examines the names that
+    /// start with the pattern's leading letters (up to its first `*` or `?`), at most
+    /// `list_scan_max` of them (`core::Config`), so it stops at that bound exactly, and only
+    /// with more such names left: which the oracle can count when it knows every name (none
+    /// changed while the request was in flight).
+    fn check_list_stop(&mut self, now_ms: u64, p: &Pending, scanned: usize, what: &str) {
+        let (Some(limits), Op::List { pattern }) = (self.limits, &p.op) else { return };
+        let max = limits.list_scan_max;
+        self.coverage.count("list: scan stop checked");
+        let invariant = "a list's scan stops only at its bound";
+        self.expect(scanned == max, now_ms, invariant, || {
+            format!("{what}: it stopped after {scanned} names, its bound is {max}")
+        });
+        let all_known = p.list_known.len() == self.ids.len()
+            && p.list_known.iter().all(|&(id, _, epoch)| {
+                self.names[id.0 as usize].1.epoch == epoch && p.crashes == self.crashes
+            });
+        if !all_known {
+            return;
+        }
+        let prefix = key(pattern.split(['*', '?']).next().unwrap_or_default());
+        let examined = (p.list_known.iter())
+            .filter(|&&(id, exists, _)| exists && self.names[id.0 as usize].0.starts_with(&prefix))
+            .count();
+        self.expect(examined > scanned, now_ms, invariant, || {
+            format!("{what}: it stopped after {scanned} names, but only {examined} start with {prefix:?}")
         });
     }
 
@@ -1565,6 +1628,10 @@ mod tests {
         pipeline_len_max: 64,
         ticket_ttl_ms: 30_000,
         tickets_per_session_max: 4,
+        list_scan_max: 2_000,
+        queued_bytes_max: 1 << 30,
+        connections_max: 1_000,
+        connections_per_peer_max: 1_000,
     };
 
     /// Bob sends alice one more message, `#1.3`, and gets `reply`.

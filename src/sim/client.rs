@@ -141,8 +141,10 @@ struct Lies {
     expired: Option<(Option<u64>, Vec<u8>)>,
     /// A frame at or over the relay's limit, held until a push proves a relay bound.
     relay_act: Option<Hostile>,
-    /// The tickets a hoarding client collected so far (`ticket-hoard`).
+    /// The tickets a hoarding client collected so far (`ticket-hoard`, `ticket-evicted`).
     hoard: Option<Vec<Vec<u8>>>,
+    /// The hoard is for `ticket-evicted`: its relay uses the oldest ticket.
+    hoard_evicted: bool,
     /// How many tickets the client was granted after the one its current honest ticketed
     /// relay uses (1 for a hoarder's, else 0).
     ticket_newer: usize,
@@ -428,7 +430,10 @@ impl Client {
     fn hostile_variant(&mut self, op: Op) -> Op {
         match op {
             Op::Relay { ticket: true } if self.hoard_rng.gen_bool(0.1) => {
-                Op::Hostile(Hostile::TicketHoard)
+                match self.hoard_rng.gen_bool(0.5) {
+                    true => Op::Hostile(Hostile::TicketEvicted),
+                    false => Op::Hostile(Hostile::TicketHoard),
+                }
             }
             Op::Help if self.dribble_rng.gen_bool(0.05) => Op::Hostile(Hostile::FrameDribbled),
             op => op,
@@ -517,11 +522,12 @@ impl Client {
                 acts.push(Act::Hostile(Observation::Did(hostile)));
                 self.request(Op::Relay { ticket: true }, acts);
             }
-            Hostile::TicketHoard => {
+            Hostile::TicketHoard | Hostile::TicketEvicted => {
                 if self.cmd.is_none() || self.session.is_none() || self.relay.is_some() {
                     return;
                 }
                 self.lies.hoard = Some(Vec::new());
+                self.lies.hoard_evicted = hostile == Hostile::TicketEvicted;
                 acts.push(Act::Hostile(Observation::Did(hostile)));
                 self.request(Op::Relay { ticket: true }, acts);
             }
@@ -922,7 +928,8 @@ impl Client {
     }
 
     /// A hoarder got ticket `ticket`: it asks for the next, or, with one more than its session
-    /// may hold, opens its relay with the second newest (the newest if it may hold one).
+    /// may hold, opens its relay with the second newest (the newest if it may hold one), or
+    /// for `ticket-evicted` with the oldest, which the newest evicted.
     fn hoard_ticket(&mut self, ticket: Vec<u8>, acts: &mut Vec<Act>) {
         let mut hoard = self.lies.hoard.take().unwrap_or_default();
         hoard.push(ticket);
@@ -930,6 +937,12 @@ impl Client {
         if hoard.len() <= self.limits.tickets_per_session_max {
             self.lies.hoard = Some(hoard);
             return self.request(Op::Relay { ticket: true }, acts);
+        }
+        if self.lies.hoard_evicted {
+            let hello = [name.as_bytes(), b"\n", &hoard[0]].concat();
+            self.open_relay(hello, true, acts);
+            self.relay_hostile = Some(Hostile::TicketEvicted);
+            return;
         }
         let newer = usize::from(self.limits.tickets_per_session_max >= 2);
         let ticket = &hoard[hoard.len() - 1 - newer];

@@ -27,6 +27,7 @@ pub const HOSTILE_ROWS: &[&str] = &[
     "hostile: ticket-replay",
     "hostile: ticket-expired",
     "hostile: ticket-hoard",
+    "hostile: ticket-evicted",
     "hostile: frame-dribbled",
     "hostile: frame-over",
     "hostile: frame-at-limit",
@@ -78,6 +79,7 @@ pub fn expected_rows() -> Vec<&'static str> {
         "refusal: accounts limit",
         "refusal: invalid password",
         "list: truncated",
+        "list: scan stop checked",
         // What the outside tester's checks need to see happen: a deletion naming another
         // account refused, a list showing a name whose registered spelling the oracle knows.
         "delete: another account refused",

@@ -159,7 +159,9 @@ pub enum Op {
 /// of the client's last ticketed relay; `ticket-expired` asks for a ticket, waits until it
 /// has expired, and uses it. Each must be refused: a failure frame, then a close, and no push.
 /// `ticket-hoard` is no lie: it asks for one ticket more than its session may hold, then opens
-/// its relay with the second newest, which must bind (the oldest is the one forgotten).
+/// its relay with the second newest, which must bind (the oldest is the one forgotten);
+/// `ticket-evicted` asks for as many, then opens its relay with the oldest, which the server
+/// forgot when it granted the newest: refused.
 /// `frame-dribbled` writes a `help` request a byte at a time, an eighth of the frame deadline
 /// apart: the deadline runs from the frame's first byte, so the server must hang up before the
 /// frame is whole (`sim::check::deadlines`: "the frame deadline is kept").
@@ -187,6 +189,7 @@ pub enum Hostile {
     TicketReplay,
     TicketExpired,
     TicketHoard,
+    TicketEvicted,
     FrameDribbled,
     BadHeader(u8),
     FrameOver,
@@ -242,6 +245,7 @@ impl Hostile {
             Hostile::TicketReplay => "ticket-replay",
             Hostile::TicketExpired => "ticket-expired",
             Hostile::TicketHoard => "ticket-hoard",
+            Hostile::TicketEvicted => "ticket-evicted",
             Hostile::FrameDribbled => "frame-dribbled",
             Hostile::BadHeader(n) => BAD[usize::from(n) % BAD.len()],
             Hostile::FrameOver => "frame-over",
@@ -268,6 +272,7 @@ impl Hostile {
             Hostile::TicketReplay,
             Hostile::TicketExpired,
             Hostile::TicketHoard,
+            Hostile::TicketEvicted,
             Hostile::FrameDribbled,
             Hostile::FrameOver,
             Hostile::FrameAtLimit,

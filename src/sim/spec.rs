@@ -81,6 +81,13 @@ pub fn list_left_out(text: &str) -> Option<usize> {
     note.strip_prefix("(and ")?.split(' ').next()?.parse().ok()
 }
 
+/// How many names a `list` reply whose scan stopped says it examined (`(stopped after 3
+/// names: ...)`).
+pub fn list_stopped_after(text: &str) -> Option<usize> {
+    let note = &text[text.find('(')?..];
+    note.strip_prefix("(stopped after ")?.split(' ').next()?.parse().ok()
+}
+
 /// Failures PROTOCOL.md leaves to the server's wording ("a `-1` reply whose text says plainly
 /// what happened"): the kinds the checker recognises, by the words that say what happened.
 /// Each is a row of the coverage report.

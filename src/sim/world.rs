@@ -403,6 +403,10 @@ impl World {
             pipeline_len_max: asked.pipeline_len_max,
             ticket_ttl_ms: asked.ticket_ttl_ms,
             tickets_per_session_max: asked.tickets_per_session_max,
+            list_scan_max: asked.list_scan_max,
+            queued_bytes_max: asked.queued_bytes_max,
+            connections_max: asked.connections_max,
+            connections_per_peer_max: asked.connections_per_peer_max,
         });
         checker.set_deadlines(asked.login_deadline_ms, asked.frame_deadline_ms);
         if asked.bare_relay_allowed {
@@ -824,7 +828,7 @@ impl World {
         let up = self.server.as_mut().expect("checked above");
         let mailbox = up.host.open(now, conn, chan, peer, socket.clone());
         up.conns.insert(conn, ServerConn::new(chan, mailbox, socket, slow, threads_rng));
-        self.checker.conn_opened(now, ConnNo(conn.0), chan == Channel::Command);
+        self.checker.conn_opened(now, ConnNo(conn.0), chan == Channel::Command, peer.0);
         self.after_host();
         Some(conn)
     }
@@ -1031,6 +1035,7 @@ impl World {
         batch.sort(&mut items);
         up.items = items;
         let is_command = c.chan == Channel::Command;
+        self.checker.caps_frames_taken(now, ConnNo(conn.0), &batch.frames);
         let mut failed = broken && !batch.frames.is_empty();
         let mut plain = std::mem::take(&mut self.plain_tags);
         if is_command && batch.replies as usize >= self.config.pipeline_len_max {
@@ -1171,7 +1176,7 @@ impl World {
                         let to = check::AccountId(to.0);
                         self.checker.persisted_message(text, to);
                         self.checker.persisted_id(now, id.0, text);
-                        self.checker.queued_on_disk(now, lsn.0, to, id.0);
+                        self.checker.queued_on_disk(now, lsn.0, to, id.0, text.len());
                         0
                     }
                     Record::Register { account, name, password_hash } => {

@@ -1,5 +1,6 @@
-//! Upper bounds judged on the disk: "a per-recipient queue is bounded" (PROTOCOL.md) and the
-//! configured cap on accounts. The rest of the checker judges refusals (a full queue had at
+//! Upper bounds judged on the disk: "a per-recipient queue is bounded" (PROTOCOL.md), the
+//! configured cap on accounts and the bound on the bytes of all waiting messages (each counts
+//! its text and [`MESSAGE_OVERHEAD_BYTES`], as `core::Config::queued_bytes_max` defines it). The rest of the checker judges refusals (a full queue had at
 //! least its bound of messages sent to it), which a server that lets a queue grow one past its
 //! bound passes; this judges acceptances. A client cannot count a queue (it cannot see which
 //! pushes were acknowledged in time), but the records the server wrote tell exactly which
@@ -7,6 +8,9 @@
 //! delivered record removes it, a register record creates an account and a delete record
 //! removes it with its queue. A crash may lose the records not yet synced; the server's
 //! recovery then says where its log ends, and what the lost records did is taken back.
+//! The same counts judge refusals from the other side: a request refused for the accounts cap
+//! or the store's bytes was decided between its send and its reply, so the most the disk held
+//! in that time must reach the bound ([`DiskPeak`]).
 //!
 //! Also a deadline's end: a relay the server has written pushes to completed its handshake,
 //! so its handshake deadline ("a connection must log in within 60 s", the relay's handshake
@@ -18,6 +22,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::spec::Notice;
 use super::{AccountId, Checker, ConnNo};
+
+/// What a waiting message counts against the bound on bytes besides its text
+/// (`core::Config::queued_bytes_max`: "each counts its text plus 96").
+pub(super) const MESSAGE_OVERHEAD_BYTES: u64 = 96;
+
+/// The most the disk held between a request's send and now: bytes of waiting messages and
+/// accounts.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct DiskPeak {
+    pub queued_bytes: u64,
+    pub accounts: usize,
+}
 
 /// What one record did to the counts, kept to take it back if a crash loses the record.
 #[derive(Debug, Clone)]
@@ -54,14 +70,33 @@ pub(super) struct DiskBounds {
     /// Every message id recorded delivered (a push written after its record, answering a
     /// lying early acknowledgement, is not in flight).
     delivered_ids: BTreeSet<u64>,
+    /// Every message's cost against the bound on bytes, by id.
+    costs: BTreeMap<u64, u64>,
+    /// The waiting messages' costs together.
+    queued_bytes: u64,
 }
 
 impl DiskBounds {
-    fn queued(&mut self, lsn: u64, to: AccountId, id: u64) -> usize {
+    fn queued(&mut self, lsn: u64, to: AccountId, id: u64, text_len: usize) -> usize {
+        self.costs.insert(id, text_len as u64 + MESSAGE_OVERHEAD_BYTES);
         let queue = self.queues.entry(to).or_default();
-        queue.insert(id);
+        let len = match queue.insert(id) {
+            true => queue.len(),
+            false => return queue.len(),
+        };
+        self.queued_bytes += self.costs[&id];
         self.journal.push((lsn, Change::Queued { to, id }));
-        queue.len()
+        len
+    }
+
+    /// What the messages `ids` cost against the bound on bytes.
+    fn cost_of<'a>(&self, ids: impl IntoIterator<Item = &'a u64>) -> u64 {
+        ids.into_iter().map(|id| self.costs.get(id).copied().unwrap_or(0)).sum()
+    }
+
+    /// What the disk holds now.
+    pub(super) fn peak(&self) -> DiskPeak {
+        DiskPeak { queued_bytes: self.queued_bytes, accounts: self.queues.len() }
     }
 
     fn delivered(&mut self, lsn: u64, to: AccountId, ids: impl IntoIterator<Item = u64>) {
@@ -75,6 +110,7 @@ impl DiskBounds {
                 removed.push(id);
             }
         }
+        self.queued_bytes -= self.cost_of(&removed);
         self.journal.push((lsn, Change::Delivered { to, ids: removed }));
     }
 
@@ -96,28 +132,34 @@ impl DiskBounds {
 
     fn deleted(&mut self, lsn: u64, account: AccountId) {
         let queue = self.queues.remove(&account).unwrap_or_default();
+        self.queued_bytes -= self.cost_of(&queue);
         self.journal.push((lsn, Change::Deleted { account, queue }));
     }
 
     /// The disk ends at `last_lsn`: takes back what the later records did, newest first.
     fn recovered(&mut self, last_lsn: u64) {
         let lost_at = self.journal.partition_point(|(lsn, _)| *lsn <= last_lsn);
-        for (_, change) in self.journal.drain(lost_at..).rev() {
+        let lost: Vec<(u64, Change)> = self.journal.drain(lost_at..).collect();
+        for (_, change) in lost.into_iter().rev() {
             match change {
                 Change::Queued { to, id } => {
-                    if let Some(queue) = self.queues.get_mut(&to) {
-                        queue.remove(&id);
+                    if self.queues.get_mut(&to).is_some_and(|queue| queue.remove(&id)) {
+                        self.queued_bytes -= self.cost_of([&id]);
                     }
                 }
                 Change::Delivered { to, ids } => {
+                    let cost = self.cost_of(&ids);
                     if let Some(queue) = self.queues.get_mut(&to) {
+                        self.queued_bytes += cost;
                         queue.extend(ids);
                     }
                 }
                 Change::Registered { account } => {
-                    self.queues.remove(&account);
+                    let queue = self.queues.remove(&account).unwrap_or_default();
+                    self.queued_bytes -= self.cost_of(&queue);
                 }
                 Change::Deleted { account, queue } => {
+                    self.queued_bytes += self.cost_of(&queue);
                     self.queues.insert(account, queue);
                 }
             }
@@ -126,14 +168,40 @@ impl DiskBounds {
 }
 
 impl Checker {
-    /// The server wrote message `id` for account `to` at `lsn`: the queue it joined must be
-    /// within its bound.
-    pub fn queued_on_disk(&mut self, now_ms: u64, lsn: u64, to: AccountId, id: u64) {
-        let len = self.disk_bounds.queued(lsn, to, id);
-        let Some(max) = self.limits.map(|l| l.queue_len_max) else { return };
+    /// The server wrote message `id` (of a text `text_len` bytes long) for account `to` at
+    /// `lsn`: the queue it joined must be within its bound, and so must the bytes of every
+    /// waiting message.
+    pub fn queued_on_disk(
+        &mut self,
+        now_ms: u64,
+        lsn: u64,
+        to: AccountId,
+        id: u64,
+        text_len: usize,
+    ) {
+        let len = self.disk_bounds.queued(lsn, to, id, text_len);
+        self.disk_peaks_update();
+        let Some(limits) = self.limits else { return };
+        let max = limits.queue_len_max;
         self.expect(len <= max, now_ms, "a recipient's queue holds at most its bound", || {
             format!("m{id} made {to:?}'s queue {len} messages long (bound {max})")
         });
+        let (bytes, max) = (self.disk_bounds.queued_bytes, limits.queued_bytes_max);
+        self.expect(
+            bytes <= max,
+            now_ms,
+            "waiting messages stay within their bound on bytes",
+            || format!("m{id} made the waiting messages {bytes} bytes (bound {max})"),
+        );
+    }
+
+    /// Raises every request in flight's [`DiskPeak`] to what the disk holds now.
+    fn disk_peaks_update(&mut self) {
+        let now = self.disk_bounds.peak();
+        for p in self.clients.iter_mut().flat_map(|c| c.pending.iter_mut()) {
+            p.disk_peak.queued_bytes = p.disk_peak.queued_bytes.max(now.queued_bytes);
+            p.disk_peak.accounts = p.disk_peak.accounts.max(now.accounts);
+        }
     }
 
     /// The server wrote that messages `ids` of account `to` are delivered, at `lsn`.
@@ -150,6 +218,7 @@ impl Checker {
     /// their cap.
     pub fn registered_on_disk(&mut self, now_ms: u64, lsn: u64, account: AccountId) {
         let len = self.disk_bounds.registered(lsn, account);
+        self.disk_peaks_update();
         let Some(max) = self.limits.map(|l| l.accounts_max) else { return };
         self.expect(len <= max, now_ms, "accounts never exceed their cap", || {
             format!("{account:?} made {len} accounts (cap {max})")
@@ -204,6 +273,7 @@ impl Checker {
     /// The counts after a recovery that ended the log at `last_lsn`.
     pub(super) fn bounds_recovered(&mut self, last_lsn: u64) {
         self.disk_bounds.recovered(last_lsn);
+        self.disk_peaks_update();
     }
 }
 
@@ -214,14 +284,20 @@ mod tests {
     #[test]
     fn a_crash_takes_back_what_its_lost_records_did() {
         let mut bounds = DiskBounds::default();
+        let bytes = |text_len: u64| text_len + MESSAGE_OVERHEAD_BYTES;
         assert_eq!(bounds.registered(1, AccountId(1)), 1);
-        assert_eq!(bounds.queued(2, AccountId(1), 2), 1);
-        assert_eq!(bounds.queued(3, AccountId(1), 3), 2);
+        assert_eq!(bounds.queued(2, AccountId(1), 2, 10), 1);
+        assert_eq!(bounds.queued(3, AccountId(1), 3, 20), 2);
+        assert_eq!(bounds.peak().queued_bytes, bytes(10) + bytes(20));
         bounds.delivered(4, AccountId(1), [2, 2, 9]);
+        assert_eq!(bounds.peak().queued_bytes, bytes(20), "m2 delivered, once");
         bounds.deleted(5, AccountId(1));
+        assert_eq!(bounds.peak().queued_bytes, 0, "m3 went with its recipient");
         assert_eq!(bounds.registered(6, AccountId(6)), 1);
         bounds.recovered(3);
         assert_eq!(bounds.queues.len(), 1, "account 6 was lost, account 1 is back");
-        assert_eq!(bounds.queued(4, AccountId(1), 4), 3, "m2 and m3 wait again, with m4");
+        assert_eq!(bounds.peak().queued_bytes, bytes(10) + bytes(20), "m2 and m3 wait again");
+        assert_eq!(bounds.queued(4, AccountId(1), 4, 0), 3, "m2 and m3 wait again, with m4");
+        assert_eq!(bounds.peak().accounts, 1);
     }
 }

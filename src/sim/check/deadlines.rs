@@ -42,7 +42,7 @@ use super::super::spec::text::{LOGIN_OK, LOGOUT_OK, REGISTER_OK};
 use super::super::spec::{self, Notice};
 use super::{Checker, ConnNo};
 
-const HEADER_LEN: usize = 10;
+pub(super) const HEADER_LEN: usize = 10;
 /// The body bytes kept of each frame: a code line and a name (32 characters at most).
 const BODY_HEAD_LEN: usize = 40;
 
@@ -221,7 +221,8 @@ impl Checker {
     }
 
     /// The server accepted connection `conn` at `now_ms` (`command`: on the command port).
-    pub fn conn_opened(&mut self, now_ms: u64, conn: ConnNo, command: bool) {
+    pub fn conn_opened(&mut self, now_ms: u64, conn: ConnNo, command: bool, peer: u128) {
+        self.caps_opened(conn, peer);
         let Some(deadline_ms) = self.deadlines.login_deadline_ms else { return };
         let times = ConnTimes {
             command,
@@ -416,6 +417,7 @@ impl Checker {
 
     /// `conn`'s threads are gone: nothing more is judged of it.
     pub fn conn_ended(&mut self, now_ms: u64, conn: ConnNo) {
+        self.caps_ended(Some(conn));
         self.conn_closed(now_ms, conn);
         self.bare_relay_ended(conn);
         self.deadlines.conns.remove(&conn);
@@ -424,6 +426,7 @@ impl Checker {
     /// The server crashed at `now_ms`, ending every connection (and its disk's history: a
     /// recovery may use lost records' lsns again).
     pub fn deadlines_crashed(&mut self, now_ms: u64) {
+        self.caps_ended(None);
         let conns: Vec<ConnNo> = self.deadlines.conns.keys().copied().collect();
         for conn in conns {
             self.conn_ended(now_ms, conn);
@@ -485,7 +488,7 @@ mod tests {
     fn checker() -> Checker {
         let mut checker = Checker::new(60_000, 10_000);
         checker.set_deadlines(100, 50);
-        checker.conn_opened(0, ConnNo(1), true);
+        checker.conn_opened(0, ConnNo(1), true, 1);
         checker
     }
 

@@ -174,6 +174,19 @@ struct Relay {
 /// to be owed by then: far longer than any drawn latency or partition delays a frame.
 const VERDICT_SLACK_MS: u64 = 10_000;
 
+/// What a push on (or the end of the run with) a relay that the hostile handshake `kind`
+/// opened, unrefused, breaks.
+fn relay_invariant(kind: Hostile) -> &'static str {
+    match kind {
+        Hostile::TicketStolen | Hostile::RelayHelloAtLimit | Hostile::RelayHelloOver => {
+            "a relay receives only its own user's messages"
+        }
+        Hostile::TicketExpired => "an expired ticket binds nothing",
+        Hostile::TicketEvicted => "a ticket its session's newer ones evicted binds nothing",
+        _ => "a ticket binds at most once",
+    }
+}
+
 /// The hostile part of the checker's state.
 #[derive(Debug, Clone, Default)]
 pub(super) struct HostileState {
@@ -429,20 +442,22 @@ impl Checker {
         }
     }
 
-    /// The run is over: a handshake with an expired ticket, written long enough before the end
-    /// to have been read, that was neither refused nor closed bound its relay, even if nothing was pushed on it before the end (the victim's messages
-    /// then wait for a relay that never reads; swarm seed 87 of the small worlds with
+    /// The run is over: a handshake with an expired or an evicted ticket, written long enough
+    /// before the end to have been read, that was neither refused nor closed bound its relay,
+    /// even if nothing was pushed on it before the end (the victim's messages then wait for a
+    /// relay that never reads; swarm seed 87 of the small worlds with
     /// `TicketExpiryLeftToSweep` planted).
     pub(super) fn hostile_finish(&mut self, now_ms: u64) {
+        let held = |kind| matches!(kind, Hostile::TicketExpired | Hostile::TicketEvicted);
         let bound: Vec<(ConnNo, Relay)> = (self.hostile.relays.iter())
-            .filter(|(_, r)| r.kind == Hostile::TicketExpired && !r.refused && !r.closed)
+            .filter(|(_, r)| held(r.kind) && !r.refused && !r.closed)
             .filter(|(_, r)| r.opened_ms + VERDICT_SLACK_MS <= now_ms)
             .map(|(&conn, &r)| (conn, r))
             .collect();
         for (conn, relay) in bound {
-            let client = relay.client;
-            self.expect(false, now_ms, "an expired ticket binds nothing", || {
-                format!("client {client}'s relay {conn}, opened with an expired ticket, is still open at the end, unrefused")
+            let (client, kind) = (relay.client, relay.kind.kind());
+            self.expect(false, now_ms, relay_invariant(relay.kind), || {
+                format!("client {client}'s relay {conn}, opened by {kind}, is still open at the end, unrefused")
             });
         }
     }
@@ -465,13 +480,7 @@ impl Checker {
             });
         }
         let Some(relay) = self.hostile.relays.get(&conn).copied() else { return false };
-        let invariant = match relay.kind {
-            Hostile::TicketStolen | Hostile::RelayHelloAtLimit | Hostile::RelayHelloOver => {
-                "a relay receives only its own user's messages"
-            }
-            Hostile::TicketExpired => "an expired ticket binds nothing",
-            _ => "a ticket binds at most once",
-        };
+        let invariant = relay_invariant(relay.kind);
         let client = relay.client;
         let kind = relay.kind.kind();
         self.expect(false, now_ms, invariant, || {
