@@ -410,12 +410,16 @@ pub enum Planted {
     /// with messages nobody waits for, and sends are refused long before the bound. Caught by
     /// the simulator's "a limit refuses only at its bound".
     DeleteKeepsQueuedBytes,
+    /// A throttled check is told its wait in whole seconds rounded down (at least one): a
+    /// client that waits as told comes back too early and is throttled again. Caught by the
+    /// simulator's "a throttled wait, waited out, is enough".
+    ThrottleWaitRoundedDown,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 84] = [
+    pub const ALL: [Planted; 85] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -500,6 +504,7 @@ impl Planted {
         Planted::ConnectionsOneShort,
         Planted::StoreFullAtBound,
         Planted::DeleteKeepsQueuedBytes,
+        Planted::ThrottleWaitRoundedDown,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -783,6 +788,7 @@ mod tests {
             Planted::ConnectionsOneShort => Some(81),
             Planted::StoreFullAtBound => Some(82),
             Planted::DeleteKeepsQueuedBytes => Some(83),
+            Planted::ThrottleWaitRoundedDown => Some(84),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -349,6 +349,10 @@ impl Server {
             throttle.planted_success_clears_address();
         }
         #[cfg(any(test, feature = "planted"))]
+        if config.planted == Planted::ThrottleWaitRoundedDown {
+            throttle.planted_wait_rounded_down();
+        }
+        #[cfg(any(test, feature = "planted"))]
         if config.planted == Planted::ThrottleBackoffUncapped {
             throttle.planted_uncapped_backoff();
         }

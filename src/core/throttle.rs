@@ -70,6 +70,9 @@ pub(crate) struct Throttle {
     /// The planted `ThrottleSuccessClearsAddress`: a success clears the address's failures.
     #[cfg(any(test, feature = "planted"))]
     success_clears_address: bool,
+    /// The planted `ThrottleWaitRoundedDown`: the wait is told in seconds rounded down.
+    #[cfg(any(test, feature = "planted"))]
+    wait_rounded_down: bool,
 }
 
 /// What a check reserved; hand it back to [`Throttle::settle`] or [`Throttle::release`].
@@ -104,6 +107,8 @@ impl Throttle {
             key_by_name_only: false,
             #[cfg(any(test, feature = "planted"))]
             success_clears_address: false,
+            #[cfg(any(test, feature = "planted"))]
+            wait_rounded_down: false,
         }
     }
 
@@ -117,6 +122,12 @@ impl Throttle {
     #[cfg(any(test, feature = "planted"))]
     pub fn planted_success_clears_address(&mut self) {
         self.success_clears_address = true;
+    }
+
+    /// Plants `ThrottleWaitRoundedDown`.
+    #[cfg(any(test, feature = "planted"))]
+    pub fn planted_wait_rounded_down(&mut self) {
+        self.wait_rounded_down = true;
     }
 
     /// Plants `ThrottleBackoffUncapped`.
@@ -152,6 +163,10 @@ impl Throttle {
         let by_peer =
             self.by_peer.get(&peer).and_then(|e| e.blocked_until_ms(&self.peer_limits, now_ms));
         let until_ms = by_name.into_iter().chain(by_peer).max()?;
+        #[cfg(any(test, feature = "planted"))]
+        if self.wait_rounded_down {
+            return Some((until_ms.saturating_sub(now_ms) / 1000).max(1));
+        }
         Some(until_ms.saturating_sub(now_ms).div_ceil(1000).max(1))
     }
 

@@ -181,6 +181,11 @@ struct ClientState {
     registered_ms: Vec<(u64, u64)>,
     /// When its last password check (login or delete) ended.
     check_ended_ms: u64,
+    /// Its password checks: (sent, answered: `u64::MAX` while in flight, or if its
+    /// connection was lost first).
+    checks_ms: Vec<(u64, u64)>,
+    /// Its last throttled check and the wait it was told (`backoff.rs`).
+    told: Option<backoff::Told>,
     /// Command connections it opened so far (the current one's number).
     command_no: u64,
     /// Whether that connection is still open (the client has not closed it nor seen it end).
@@ -499,6 +504,9 @@ impl Checker {
         let login = matches!(op, Op::Register { .. } | Op::Login { .. });
         if matches!(op, Op::Register { .. }) {
             self.client(client).registers_ms.push((now_ms, u64::MAX));
+        }
+        if matches!(op, Op::Login { .. } | Op::Delete { .. }) {
+            self.client(client).checks_ms.push((now_ms, u64::MAX));
         }
         let (mut clean_epoch, mut session_alone, mut exists_at_send) = (None, None, Known::Unknown);
         if let Some(k) = target {
@@ -853,6 +861,7 @@ impl Checker {
         if !self.hostile_reply(now_ms, client, &pending, ok, text) {
             self.check_reply(now_ms, client, &pending, ok, text);
             self.check_ended(now_ms, client, &pending);
+            self.password_check_answered(now_ms, client, &pending);
         }
         let needs_login =
             matches!(pending.op, Op::Send { .. } | Op::List { .. } | Op::Relay { .. });
@@ -1082,14 +1091,7 @@ impl Checker {
                     }
                     self.record_failure(now_ms, client, Some(k));
                 } else if throttled {
-                    let fair = self.recently_failed(client, p);
-                    self.expect(fair, now_ms, "throttling follows failures", what);
-                    self.throttle_wait_capped(now_ms, text, what);
-                    if let Some(wait_s) = spec::retry_after_s(text) {
-                        let until = now_ms + wait_s * 1000;
-                        let c = self.client(client);
-                        c.throttled_until_ms = c.throttled_until_ms.max(until);
-                    }
+                    self.throttled(now_ms, client, p, text, what);
                 } else {
                     self.fail(now_ms, "login reply", what());
                 }
@@ -1155,14 +1157,7 @@ impl Checker {
                     self.expect(!refused_wrongly, now_ms, "the owner can delete the account", what);
                     self.record_failure(now_ms, client, Some(k));
                 } else if throttled {
-                    let fair = self.recently_failed(client, p);
-                    self.expect(fair, now_ms, "throttling follows failures", what);
-                    self.throttle_wait_capped(now_ms, text, what);
-                    if let Some(wait_s) = spec::retry_after_s(text) {
-                        let until = now_ms + wait_s * 1000;
-                        let c = self.client(client);
-                        c.throttled_until_ms = c.throttled_until_ms.max(until);
-                    }
+                    self.throttled(now_ms, client, p, text, what);
                 } else {
                     self.fail(now_ms, "delete reply", what());
                 }

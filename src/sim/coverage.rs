@@ -113,6 +113,9 @@ pub fn expected_rows() -> Vec<&'static str> {
         "limit: ticket expired",
         // The throttle's doubling wait told at its cap (a patient guesser's run).
         "throttle: wait at its cap",
+        // A check sent as long as the wait told after it was throttled, with no other check
+        // from its address meanwhile: judged ("a throttled wait, waited out, is enough").
+        "throttle: waited out",
         // Hostile clients of the mixed workload's own.
         "hostile: bare handshake in another name",
         "hostile: login storm",

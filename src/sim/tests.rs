@@ -914,3 +914,8 @@ fn catches_a_store_full_at_its_bound() {
 fn catches_a_deletion_that_keeps_its_queued_bytes() {
     caught(Planted::DeleteKeepsQueuedBytes, "a limit refuses only at its bound");
 }
+
+#[test]
+fn catches_a_throttled_wait_rounded_down() {
+    caught(Planted::ThrottleWaitRoundedDown, "a throttled wait, waited out, is enough");
+}

@@ -3,10 +3,103 @@
 //! the failure window the world configured (60 s by default), and a check refused while
 //! others are in flight waits one back-off step: whichever is longer, in whole seconds as the
 //! reply words it, and never less than one.
+//!
+//! And the wait told is enough: a client that waits as long as it was told, then checks the
+//! same name again, is not throttled for it, unless some other check from its address was in
+//! flight or sent meanwhile (whose failure, or whose slot, may have made the wait longer).
 
-use super::{spec, Checker};
+use super::{spec, Checker, NameId, Op, Pending};
+
+/// A throttled check: when it was sent and answered, of which name, and the wait it was told.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Told {
+    sent_ms: u64,
+    answered_ms: u64,
+    name: Option<NameId>,
+    wait_s: u64,
+}
 
 impl Checker {
+    /// The throttled reply `text` to `client`'s password check `p`, answered at `now_ms`.
+    pub(super) fn throttled(
+        &mut self,
+        now_ms: u64,
+        client: usize,
+        p: &Pending,
+        text: &str,
+        what: impl Fn() -> String,
+    ) {
+        let fair = self.recently_failed(client, p);
+        self.expect(fair, now_ms, "throttling follows failures", &what);
+        self.throttle_wait_capped(now_ms, text, &what);
+        self.throttle_waited_out(now_ms, client, p, &what);
+        let Some(wait_s) = spec::retry_after_s(text) else { return };
+        let c = self.client(client);
+        c.throttled_until_ms = c.throttled_until_ms.max(now_ms + wait_s * 1000);
+        let told = Told { sent_ms: p.sent_ms, answered_ms: now_ms, name: p.target, wait_s };
+        c.told = Some(told);
+    }
+
+    /// `client`'s check `p`, throttled, came after it waited out the wait it was told for the
+    /// same name: unfair, unless another check from its address could have counted meanwhile.
+    fn throttle_waited_out(
+        &mut self,
+        now_ms: u64,
+        client: usize,
+        p: &Pending,
+        what: impl Fn() -> String,
+    ) {
+        let Some(told) = self.client(client).told else { return };
+        if !self.waited_out(now_ms, client, p, told) {
+            return;
+        }
+        self.coverage.count("throttle: waited out");
+        let invariant = "a throttled wait, waited out, is enough";
+        self.expect(false, now_ms, invariant, || {
+            let wait_s = told.wait_s;
+            format!("{}; it was told to wait {wait_s} s at {} ms", what(), told.answered_ms)
+        });
+    }
+
+    /// `client`'s request `p` was answered at `now_ms`: if a password check, throttled or
+    /// not, it is no longer in flight, and a wait told before it is spent (and counted as
+    /// waited out, where it was, and not throttled). A check whose connection was lost stays
+    /// in flight: the server may still be running it.
+    pub(super) fn password_check_answered(&mut self, now_ms: u64, client: usize, p: &Pending) {
+        if !matches!(p.op, Op::Login { .. } | Op::Delete { .. }) {
+            return;
+        }
+        let checks = &mut self.client(client).checks_ms;
+        if let Some(check) = checks.iter_mut().find(|c| **c == (p.sent_ms, u64::MAX)) {
+            check.1 = now_ms;
+        }
+        let Some(told) = self.client(client).told else { return };
+        if told.sent_ms == p.sent_ms {
+            return;
+        }
+        if self.waited_out(now_ms, client, p, told) {
+            self.coverage.count("throttle: waited out");
+        }
+        self.client(client).told = None;
+    }
+
+    /// Whether `client`'s check `p` came after it waited out the wait `told`, for the same
+    /// name, with no other check from its address in flight or sent meanwhile.
+    fn waited_out(&mut self, now_ms: u64, client: usize, p: &Pending, told: Told) -> bool {
+        let waited = p.sent_ms >= told.answered_ms + told.wait_s * 1000;
+        let check = matches!(p.op, Op::Login { .. } | Op::Delete { .. });
+        if !waited || !check || p.target != told.name || self.storm.contains(&client) {
+            return false;
+        }
+        let host = self.client(client).host;
+        let own = |i: usize, sent: u64| i == client && (sent == told.sent_ms || sent == p.sent_ms);
+        let others = (self.clients.iter().enumerate().filter(|(_, c)| c.host == host))
+            .flat_map(|(i, c)| c.checks_ms.iter().map(move |&check| (i, check)))
+            .filter(|&(i, (sent, _))| !own(i, sent))
+            .any(|(_, (sent, answered))| sent <= now_ms && answered >= told.sent_ms);
+        !others
+    }
+
     /// A throttled reply `text` to a password check, answered at `now_ms`.
     pub(super) fn throttle_wait_capped(
         &mut self,
