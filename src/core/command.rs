@@ -292,6 +292,11 @@ impl Server {
 
     fn send(&mut self, conn: ConnId, from: AccountId, to: &str, text: String) {
         #[cfg(any(test, feature = "planted"))]
+        let text = match self.planted_is(Planted::SendTextFirstLine, true) {
+            true => text.split('\n').next().unwrap_or_default().to_owned(),
+            false => text,
+        };
+        #[cfg(any(test, feature = "planted"))]
         let refuse_empty = self.config.planted != super::planted::Planted::EmptyTextAccepted;
         #[cfg(not(any(test, feature = "planted")))]
         let refuse_empty = true;

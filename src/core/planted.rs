@@ -414,12 +414,22 @@ pub enum Planted {
     /// client that waits as told comes back too early and is throttled again. Caught by the
     /// simulator's "a throttled wait, waited out, is enough".
     ThrottleWaitRoundedDown,
+    /// A send's text is cut at its first line break (the text field read as one line, where
+    /// PROTOCOL.md has "text is everything after the recipient line"). Caught by the
+    /// simulator's "delivered text is the text sent" (an at-limit send's padding breaks a
+    /// line).
+    SendTextFirstLine,
+    /// A header with spaces before its digits is refused as malformed (PROTOCOL.md: "accept
+    /// surrounding spaces"), here for a frame that begins a read. Caught by the simulator's
+    /// "a header PROTOCOL.md allows is read" (every third client writes its headers
+    /// right-justified).
+    HeaderLeadingSpaceRefused,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 85] = [
+    pub const ALL: [Planted; 87] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -505,6 +515,8 @@ impl Planted {
         Planted::StoreFullAtBound,
         Planted::DeleteKeepsQueuedBytes,
         Planted::ThrottleWaitRoundedDown,
+        Planted::SendTextFirstLine,
+        Planted::HeaderLeadingSpaceRefused,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -789,6 +801,8 @@ mod tests {
             Planted::StoreFullAtBound => Some(82),
             Planted::DeleteKeepsQueuedBytes => Some(83),
             Planted::ThrottleWaitRoundedDown => Some(84),
+            Planted::SendTextFirstLine => Some(85),
+            Planted::HeaderLeadingSpaceRefused => Some(86),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -487,6 +487,15 @@ impl Server {
 
     fn received(&mut self, conn: ConnId, bytes: &[u8]) {
         let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.closing) else { return };
+        #[cfg(any(test, feature = "planted"))]
+        if self.config.planted == Planted::HeaderLeadingSpaceRefused
+            && c.decoder.buffered_len() == 0
+            && bytes.first() == Some(&b' ')
+        {
+            let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(10)]).into_owned();
+            let error = crate::wire::FrameError::BadHeader { shown };
+            return self.fail_and_close(conn, &error.to_string());
+        }
         c.decoder.feed(bytes);
         let limit = self.config.inbound_buffered_len_max;
         #[cfg(any(test, feature = "planted"))]

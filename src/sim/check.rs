@@ -892,6 +892,9 @@ impl Checker {
         // until answered, and the server "never closes the connection for it".
         let invariant = "a client that sends without waiting is never closed for it";
         self.expect(notice != Notice::InboundFull, now_ms, invariant, what);
+        // PROTOCOL.md's header: digits "padded with spaces ... accept surrounding spaces".
+        let bad = notice == Notice::BadHeader && !self.wrote_bad_header(client);
+        self.expect(!bad, now_ms, "a header PROTOCOL.md allows is read", what);
         if notice == Notice::LoginDeadline {
             // A session that is certainly live is logged in: no login deadline runs for it.
             let certainly_in = self.certainly_in(client);

@@ -19,7 +19,7 @@ use crate::client::ClientError;
 use crate::client::{parse_push, Push};
 use crate::core::{Channel, ConnId};
 use crate::wire::reply::NEEDS_LOGIN;
-use crate::wire::{encode, encode_parts, Decoder, RelayFrame};
+use crate::wire::{encode, encode_parts, Decoder, RelayFrame, HEADER_LEN};
 
 /// Something the world must do or know, in order.
 #[derive(Debug)]
@@ -166,6 +166,9 @@ pub struct Client {
     patience_rng: ChaCha20Rng,
     /// Whether an honest ticketed relay hoards tickets first ([`Stream::Hoard`]).
     hoard_rng: ChaCha20Rng,
+    /// Its requests' headers are right-justified (every third client): PROTOCOL.md's server
+    /// accepts "surrounding spaces" around the length, not only the padding after it.
+    spaced_headers: bool,
     /// Whether a `help` request is dribbled ([`Stream::Dribble`]).
     dribble_rng: ChaCha20Rng,
     cmd: Option<Side>,
@@ -227,6 +230,7 @@ impl Client {
             patience_rng,
             hoard_rng,
             dribble_rng,
+            spaced_headers: id % 3 == 2,
             cmd: None,
             relay: None,
             relay_acks: false,
@@ -799,7 +803,11 @@ impl Client {
         if let Some(observation) = Observation::of_request(&op) {
             acts.push(Act::Hostile(observation));
         }
+        let start = out.len();
         encode_parts(&request_parts(&op), out);
+        if self.spaced_headers {
+            right_justify_header(&mut out[start..start + HEADER_LEN]);
+        }
         self.awaiting.push_back(awaited(&op));
         acts.push(Act::Sent(op));
     }
@@ -1078,6 +1086,14 @@ fn needs_command(op: &Op) -> bool {
     )
 }
 
+/// Rewrites a frame's left-justified header (`5         `) right-justified (`         5`).
+fn right_justify_header(header: &mut [u8]) {
+    let digits: Vec<u8> = header.iter().copied().filter(|b| *b != b' ').collect();
+    let spaces = header.len() - digits.len();
+    header[..spaces].fill(b' ');
+    header[spaces..].copy_from_slice(&digits);
+}
+
 /// The body of a send to `to` whose text is `text` padded with `x` so that the body is
 /// `len` bytes long (or `text` alone if that is already longer).
 fn padded_send(to: &str, text: &str, len: usize) -> String {
@@ -1089,7 +1105,8 @@ fn padded_send(to: &str, text: &str, len: usize) -> String {
         if space == 1 {
             body.push(' ');
         }
-        body.extend(std::iter::repeat_n('x', pad));
+        // A line break inside: PROTOCOL.md's text is everything after the recipient line.
+        body.extend((0..pad).map(|i| if pad >= 3 && i == pad / 2 { '\n' } else { 'x' }));
     }
     body
 }

@@ -170,7 +170,8 @@ pub enum Op {
 /// tells whether the connection stayed open: `bad-header-N` sends the `N`-th kind of header
 /// PROTOCOL.md forbids ([`BAD_HEADERS`]), `frame-over` a body one byte over the limit in force,
 /// both refused with a failure reply and a close (the probe is never answered);
-/// `frame-at-limit` a send whose body is exactly at the limit, `bad-utf8` a body that is not
+/// `frame-at-limit` a send whose body is exactly at the limit (its text padded, with a line
+/// break inside, which the text keeps), `bad-utf8` a body that is not
 /// UTF-8, `unknown-code` a request code that does not exist, `empty-text` a send with an empty
 /// text: each answered, and the connection stays open (the probe is answered).
 ///

@@ -919,3 +919,13 @@ fn catches_a_deletion_that_keeps_its_queued_bytes() {
 fn catches_a_throttled_wait_rounded_down() {
     caught(Planted::ThrottleWaitRoundedDown, "a throttled wait, waited out, is enough");
 }
+
+#[test]
+fn catches_a_text_cut_at_its_first_line_break() {
+    caught(Planted::SendTextFirstLine, "delivered text is the text sent");
+}
+
+#[test]
+fn catches_a_header_with_leading_spaces_refused() {
+    caught(Planted::HeaderLeadingSpaceRefused, "a header PROTOCOL.md allows is read");
+}

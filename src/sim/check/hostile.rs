@@ -560,6 +560,13 @@ impl Checker {
         }
     }
 
+    /// Whether `client` wrote a malformed header (`hostile bad-header-N`), its last hostile
+    /// frame: the only header the server may refuse.
+    pub(super) fn wrote_bad_header(&self, client: usize) -> bool {
+        let frame = self.hostile.frames.get(&client);
+        frame.is_some_and(|f| matches!(f.kind, Hostile::BadHeader(_)))
+    }
+
     /// `client` opened a new command connection.
     pub(super) fn hostile_connected(&mut self, client: usize) {
         self.hostile.closing.remove(&client);
