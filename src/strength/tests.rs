@@ -21,7 +21,11 @@ fn a_bug_is_caught_by_the_simulator_shrunk_and_found_by_the_model_checker() {
     assert_eq!(rows.len(), 2, "{rows:#?}");
     let sim = &rows[0];
     assert!(matches!(&sim.found, Found::Caught(how) if how.starts_with("seed ")), "{sim:?}");
-    assert_eq!(sim.invariant, "no acknowledged message is lost");
+    // Where the store's bytes are bounded, the lost message (still waiting on the disk,
+    // uncounted by the server) first shows as waiting messages over their bound.
+    let names =
+        ["no acknowledged message is lost", "waiting messages stay within their bound on bytes"];
+    assert!(names.contains(&sim.invariant.as_str()), "{sim:?}");
     assert!(sim.size.contains(" ops, 0 faults"), "{sim:?}");
     let ops: usize =
         sim.size.split(" -> ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
