@@ -492,7 +492,8 @@ impl Server {
             && c.decoder.buffered_len() == 0
             && bytes.first() == Some(&b' ')
         {
-            let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(10)]).into_owned();
+            let header = &bytes[..bytes.len().min(crate::wire::HEADER_LEN)];
+            let shown = String::from_utf8_lossy(header).into_owned();
             let error = crate::wire::FrameError::BadHeader { shown };
             return self.fail_and_close(conn, &error.to_string());
         }

@@ -579,7 +579,7 @@ impl Checker {
             list_known,
             tag,
             reply_ms: 0,
-            disk_peak: self.disk_bounds.peak(),
+            disk_peak: self.disk_bounds.held(),
         };
         self.client(client).pending.push_back(pending);
     }
@@ -1189,16 +1189,18 @@ impl Checker {
             self.coverage.count("list: truncated");
         }
         let listed: BTreeMap<String, &str> = names.into_iter().map(|n| (key(n), n)).collect();
-        self.check_list_bounds(now_ms, &listed, what);
+        // Each name counts with the space after it (`core::Config::list_reply_bytes_max`).
+        let shown_bytes: usize = listed.values().map(|name| name.len() + 1).sum();
+        self.check_list_bounds(now_ms, listed.len(), shown_bytes, what);
         if let Some(left_out) = spec::list_left_out(text) {
-            self.check_list_cut(now_ms, p, &listed, left_out, what);
+            self.check_list_cut(now_ms, p, &listed, shown_bytes, left_out, what);
         }
         if let Some(scanned) = spec::list_stopped_after(text) {
             self.check_list_stop(now_ms, p, scanned, what);
         }
         for &(id, exists, epoch) in &p.list_known {
+            let quiet = self.list_quiet(p, id, epoch);
             let (k, state) = &self.names[id.0 as usize];
-            let quiet = state.epoch == epoch && p.crashes == self.crashes;
             if !quiet || !spec::pattern_matches(pattern, k) {
                 continue;
             }
@@ -1236,15 +1238,15 @@ impl Checker {
         now_ms: u64,
         p: &Pending,
         listed: &BTreeMap<String, &str>,
+        shown_bytes: usize,
         left_out: usize,
         what: &str,
     ) {
         let (Some(limits), Op::List { pattern }) = (self.limits, &p.op) else { return };
-        let shown_bytes: usize = listed.values().map(|name| name.len() + 1).sum();
         let left: Vec<usize> = (p.list_known.iter())
             .filter(|&&(id, exists, epoch)| {
-                let (k, state) = &self.names[id.0 as usize];
-                let quiet = state.epoch == epoch && p.crashes == self.crashes;
+                let k = &self.names[id.0 as usize].0;
+                let quiet = self.list_quiet(p, id, epoch);
                 quiet && exists && spec::pattern_matches(pattern, k) && !listed.contains_key(k)
             })
             .map(|&(id, _, _)| self.names[id.0 as usize].0.len())
@@ -1263,15 +1265,19 @@ impl Checker {
         });
     }
 
-    /// A `list` reply holds at most `list_len_max` names and `list_reply_bytes_max` bytes of
-    /// them, each name counted with the space after it (`core::Config`).
-    fn check_list_bounds(&mut self, now_ms: u64, listed: &BTreeMap<String, &str>, what: &str) {
+    /// Whether the name `id`, known at `epoch` when the list `p` was sent, is unchanged since
+    /// (no mutation of it and no crash): the reply must then show exactly what was known.
+    fn list_quiet(&self, p: &Pending, id: NameId, epoch: u64) -> bool {
+        self.names[id.0 as usize].1.epoch == epoch && p.crashes == self.crashes
+    }
+
+    /// A `list` reply shows `len` names in `shown_bytes` bytes (each with its space): at most
+    /// `list_len_max` and `list_reply_bytes_max` (`core::Config`).
+    fn check_list_bounds(&mut self, now_ms: u64, len: usize, shown_bytes: usize, what: &str) {
         let Some(limits) = self.limits else { return };
-        let shown_bytes: usize = listed.values().map(|name| name.len() + 1).sum();
         let (len_max, bytes_max) = (limits.list_len_max, limits.list_reply_bytes_max);
-        let within = listed.len() <= len_max && shown_bytes <= bytes_max;
+        let within = len <= len_max && shown_bytes <= bytes_max;
         self.expect(within, now_ms, "a list reply stays within its bounds", || {
-            let len = listed.len();
             format!("{what}: {len} names in {shown_bytes} bytes (bounds {len_max} names, {bytes_max} bytes)")
         });
     }
@@ -1290,9 +1296,7 @@ impl Checker {
             format!("{what}: it stopped after {scanned} names, its bound is {max}")
         });
         let all_known = p.list_known.len() == self.ids.len()
-            && p.list_known.iter().all(|&(id, _, epoch)| {
-                self.names[id.0 as usize].1.epoch == epoch && p.crashes == self.crashes
-            });
+            && p.list_known.iter().all(|&(id, _, epoch)| self.list_quiet(p, id, epoch));
         if !all_known {
             return;
         }

@@ -80,10 +80,10 @@ impl DiskBounds {
     fn queued(&mut self, lsn: u64, to: AccountId, id: u64, text_len: usize) -> usize {
         self.costs.insert(id, text_len as u64 + MESSAGE_OVERHEAD_BYTES);
         let queue = self.queues.entry(to).or_default();
-        let len = match queue.insert(id) {
-            true => queue.len(),
-            false => return queue.len(),
-        };
+        if !queue.insert(id) {
+            return queue.len();
+        }
+        let len = queue.len();
         self.queued_bytes += self.costs[&id];
         self.journal.push((lsn, Change::Queued { to, id }));
         len
@@ -94,8 +94,8 @@ impl DiskBounds {
         ids.into_iter().map(|id| self.costs.get(id).copied().unwrap_or(0)).sum()
     }
 
-    /// What the disk holds now.
-    pub(super) fn peak(&self) -> DiskPeak {
+    /// What the disk holds now (a [`DiskPeak`] of this instant).
+    pub(super) fn held(&self) -> DiskPeak {
         DiskPeak { queued_bytes: self.queued_bytes, accounts: self.queues.len() }
     }
 
@@ -197,7 +197,7 @@ impl Checker {
 
     /// Raises every request in flight's [`DiskPeak`] to what the disk holds now.
     fn disk_peaks_update(&mut self) {
-        let now = self.disk_bounds.peak();
+        let now = self.disk_bounds.held();
         for p in self.clients.iter_mut().flat_map(|c| c.pending.iter_mut()) {
             p.disk_peak.queued_bytes = p.disk_peak.queued_bytes.max(now.queued_bytes);
             p.disk_peak.accounts = p.disk_peak.accounts.max(now.accounts);
@@ -288,16 +288,16 @@ mod tests {
         assert_eq!(bounds.registered(1, AccountId(1)), 1);
         assert_eq!(bounds.queued(2, AccountId(1), 2, 10), 1);
         assert_eq!(bounds.queued(3, AccountId(1), 3, 20), 2);
-        assert_eq!(bounds.peak().queued_bytes, bytes(10) + bytes(20));
+        assert_eq!(bounds.held().queued_bytes, bytes(10) + bytes(20));
         bounds.delivered(4, AccountId(1), [2, 2, 9]);
-        assert_eq!(bounds.peak().queued_bytes, bytes(20), "m2 delivered, once");
+        assert_eq!(bounds.held().queued_bytes, bytes(20), "m2 delivered, once");
         bounds.deleted(5, AccountId(1));
-        assert_eq!(bounds.peak().queued_bytes, 0, "m3 went with its recipient");
+        assert_eq!(bounds.held().queued_bytes, 0, "m3 went with its recipient");
         assert_eq!(bounds.registered(6, AccountId(6)), 1);
         bounds.recovered(3);
         assert_eq!(bounds.queues.len(), 1, "account 6 was lost, account 1 is back");
-        assert_eq!(bounds.peak().queued_bytes, bytes(10) + bytes(20), "m2 and m3 wait again");
+        assert_eq!(bounds.held().queued_bytes, bytes(10) + bytes(20), "m2 and m3 wait again");
         assert_eq!(bounds.queued(4, AccountId(1), 4, 0), 3, "m2 and m3 wait again, with m4");
-        assert_eq!(bounds.peak().accounts, 1);
+        assert_eq!(bounds.held().accounts, 1);
     }
 }

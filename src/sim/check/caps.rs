@@ -36,14 +36,14 @@ impl Checker {
         self.caps.held.insert(conn, opened);
     }
 
-    /// The server heard that `conn`'s writer ended (or crashed with every connection).
-    pub(super) fn caps_ended(&mut self, conn: Option<ConnNo>) {
-        match conn {
-            Some(conn) => {
-                self.caps.held.remove(&conn);
-            }
-            None => self.caps.held.clear(),
-        }
+    /// The server heard that `conn`'s writer ended.
+    pub(super) fn caps_ended(&mut self, conn: ConnNo) {
+        self.caps.held.remove(&conn);
+    }
+
+    /// The server crashed: it holds no connection.
+    pub(super) fn caps_crashed(&mut self) {
+        self.caps.held.clear();
     }
 
     /// A writer of `conn` took `frames`: the first ever is the verdict on its caps.

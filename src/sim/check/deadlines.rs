@@ -417,7 +417,7 @@ impl Checker {
 
     /// `conn`'s threads are gone: nothing more is judged of it.
     pub fn conn_ended(&mut self, now_ms: u64, conn: ConnNo) {
-        self.caps_ended(Some(conn));
+        self.caps_ended(conn);
         self.conn_closed(now_ms, conn);
         self.bare_relay_ended(conn);
         self.deadlines.conns.remove(&conn);
@@ -426,7 +426,7 @@ impl Checker {
     /// The server crashed at `now_ms`, ending every connection (and its disk's history: a
     /// recovery may use lost records' lsns again).
     pub fn deadlines_crashed(&mut self, now_ms: u64) {
-        self.caps_ended(None);
+        self.caps_crashed();
         let conns: Vec<ConnNo> = self.deadlines.conns.keys().copied().collect();
         for conn in conns {
             self.conn_ended(now_ms, conn);
