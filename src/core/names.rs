@@ -5,11 +5,14 @@ pub const NAME_LEN_MAX: usize = 32;
 /// Longest password, in bytes.
 pub const PASSWORD_LEN_MAX: usize = 128;
 
+/// The refusal of a username outside the rules.
+pub const INVALID_NAME: &str = "Invalid username: use 1 to 32 characters of A-Z a-z 0-9 _ . -";
+
 /// Checks a username: 1 to 32 characters of `A-Z a-z 0-9 _ . -`.
 pub fn validate_name(name: &str) -> Result<(), &'static str> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
     if name.is_empty() || name.len() > NAME_LEN_MAX || !name.chars().all(ok_char) {
-        return Err("Invalid username: use 1 to 32 characters of A-Z a-z 0-9 _ . -");
+        return Err(INVALID_NAME);
     }
     Ok(())
 }

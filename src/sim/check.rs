@@ -69,6 +69,15 @@ fn password_fits(password: &str) -> bool {
     (1..=PASSWORD_LEN_MAX).contains(&password.len())
 }
 
+/// How the server words the refusal of a name outside PROTOCOL.md's.
+const INVALID_NAME: &str = "Invalid username";
+
+/// PROTOCOL.md: "Usernames: 1 to 32 characters of `A-Z a-z 0-9 _ . -`".
+fn name_fits(name: &str) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    (1..=32).contains(&name.chars().count()) && name.chars().all(ok)
+}
+
 mod at_rest;
 mod backoff;
 mod bare;
@@ -76,6 +85,7 @@ use bare::BareSent;
 mod bounds;
 mod caps;
 mod deadlines;
+mod early;
 mod hostile;
 mod pump;
 mod rest;
@@ -172,6 +182,8 @@ struct ClientState {
     throttled_until_ms: u64,
     /// Every session this client obtained: (when, name key, account).
     sessions_held: Vec<(u64, NameId, Option<AccountId>)>,
+    /// Pushes to its relays judged when its login in flight is answered (`early.rs`).
+    early: Vec<early::Early>,
     /// When it sent each register.
     /// (sent, ended: `u64::MAX` while in flight): the server counts a registration when it
     /// reads it, somewhere in between.
@@ -664,6 +676,7 @@ impl Checker {
         let pending = std::mem::take(&mut state.pending);
         for pending in &pending {
             self.check_ended(now_ms, client, pending);
+            self.early_answered(now_ms, client, pending, true);
             self.end_request(now_ms, pending, true);
             // A lost password check may have failed before its connection went (the server
             // settles it when its hash job ends, and releases it only if the connection went
@@ -872,6 +885,7 @@ impl Checker {
         if matches!(pending.op, Op::Login { .. } | Op::Register { .. }) {
             let in_now = matches!(self.session(client), Session::In { .. });
             self.bare_login_answered(client, pending.sent_ms, ok && in_now);
+            self.early_answered(now_ms, client, &pending, false);
         }
         self.end_request(now_ms, &pending, false);
     }
@@ -904,6 +918,7 @@ impl Checker {
             msg.refused = true;
         }
         self.check_ended(now_ms, client, &pending);
+        self.early_answered(now_ms, client, &pending, true);
         self.end_request(now_ms, &pending, true);
         self.client(client).session = Some(Session::Out);
     }
@@ -1033,6 +1048,8 @@ impl Checker {
                 if ok && text == REGISTER_OK {
                     let fits = password_fits(password);
                     self.expect(fits, now_ms, "a password over its limit is refused", what);
+                    let fits = name_fits(name);
+                    self.expect(fits, now_ms, "a name outside PROTOCOL.md's is refused", what);
                     self.expect(
                         !(strict && exists == Known::Yes),
                         now_ms,
@@ -1059,6 +1076,11 @@ impl Checker {
                     // PROTOCOL.md: "Passwords: 1 to 128 bytes". The request changed nothing.
                     self.coverage.count("refusal: invalid password");
                     let fits = password_fits(password);
+                    self.expect(!fits, now_ms, "a limit refuses only at its bound", what);
+                } else if !ok && text.starts_with(INVALID_NAME) {
+                    // PROTOCOL.md's names. The request changed nothing.
+                    self.coverage.count("refusal: invalid name");
+                    let fits = name_fits(name);
                     self.expect(!fits, now_ms, "a limit refuses only at its bound", what);
                 } else {
                     self.fail(now_ms, "register reply", what());
@@ -1367,20 +1389,20 @@ impl Checker {
         let client = relay.client;
         let held = self.held_for(relay);
         let user_held = held.iter().any(|(_, k, _)| *k == msg.to_key);
-        let account_held = msg.to_account.is_some()
-            && held
-                .iter()
-                .any(|(_, k, a)| *k == msg.to_key && (a.is_none() || *a == msg.to_account));
-        let checks = [
-            (msg.text == text, "delivered text is the text sent"),
-            (user_held, "nothing is delivered to another user"),
-            (account_held, "nothing is delivered to another account (a reused name)"),
-        ];
+        let account_held =
+            held.iter().any(|&(_, k, a)| k == msg.to_key && early::account_fits(msg.to_account, a));
+        let text_kept = msg.text == text;
         let acked = msg.acked;
         let to_key = msg.to_key;
         let sender_shown =
             msg.from_key.is_some_and(|k| self.key_of(k).eq_ignore_ascii_case(sender));
         let (from_client, seq) = (msg.from_client, msg.seq);
+        let early = !user_held && self.early_push(client, conn, to_key, tag);
+        let checks = [
+            (text_kept, "delivered text is the text sent"),
+            (user_held || early, "nothing is delivered to another user"),
+            (account_held || early, "nothing is delivered to another account (a reused name)"),
+        ];
         for (ok, invariant) in checks {
             self.checks += 1;
             if !ok {
@@ -1460,7 +1482,8 @@ impl Checker {
         if let Some(relay) = self.relays.get(&conn) {
             let user_held = self.held_for(relay).iter().any(|(_, k, _)| *k == to_key);
             let client = relay.client;
-            self.expect(user_held, now_ms, "nothing is delivered to another user", || {
+            let early = !user_held && self.early_push(client, conn, to_key, tag);
+            self.expect(user_held || early, now_ms, "nothing is delivered to another user", || {
                 format!("#{}.{} was written to the relay of client {client}", tag.0, tag.1)
             });
         }
@@ -1806,6 +1829,32 @@ mod tests {
         checker.pushed(23, ConnNo(8), "bob", "#1.1 hi");
         let invariant = checker.violation().map(|v| v.invariant.sentence());
         assert_eq!(invariant, Some("nothing is delivered to another account (a reused name)"));
+    }
+
+    /// Client 2 opens relay 8 and logs in as alice with `password`; bob's `#1.1` reaches the
+    /// relay before the login's `reply` (or before the connection is lost, when `None`).
+    fn pushed_before_the_login_reply(password: &str, reply: Option<&str>) -> Option<&'static str> {
+        let mut checker = alice_owed_two_messages();
+        checker.connected(2);
+        checker.relay_opened(20, 2, ConnNo(8));
+        checker.sent(21, 2, Op::Login { name: "alice".into(), password: password.into() });
+        checker.pushed(23, ConnNo(8), "bob", "#1.1 hi");
+        assert_eq!(checker.violation(), None, "the login decides");
+        match reply {
+            Some(reply) => checker.replied(24, 2, reply.as_bytes()),
+            None => checker.disconnected(24, 2),
+        }
+        checker.violation().map(|v| v.invariant.sentence())
+    }
+
+    #[test]
+    fn a_push_before_its_login_reply_is_judged_by_the_login() {
+        let ok = format!("0\n{LOGIN_OK}");
+        assert_eq!(pushed_before_the_login_reply("pw", Some(&ok)), None);
+        assert_eq!(pushed_before_the_login_reply("wrong", None), None, "it may have logged in");
+        let failed = format!("-1\n{LOGIN_FAILED}");
+        let misdirected = Some("nothing is delivered to another user");
+        assert_eq!(pushed_before_the_login_reply("wrong", Some(&failed)), misdirected);
     }
 
     /// A crash lost alice's deletion and a later registration whose lsn (so account id) the

@@ -391,8 +391,9 @@ impl Client {
     }
 
     /// A registration, now and then, with a password exactly at PROTOCOL.md's limit or one
-    /// byte over, where the frame fits the server's frame limits: drawn from the patience
-    /// stream, apart from the workload. It registers a name outside the pool (`u1-long`),
+    /// byte over, or else with a name at its limits (`workload::odd_name`), where the frame
+    /// fits the server's frame limits: drawn from the patience stream, apart from the
+    /// workload. It registers a name outside the pool (`u1-long`),
     /// which nobody sends to, so that no message is owed to a name whose password the
     /// liveness phase could not know (crashes seed 646: the reply to a long registration of
     /// `u2` was lost, and the phase's login with u2's own password never got in).
@@ -401,7 +402,14 @@ impl Client {
         let frame_len_max = self.limits.frame_len_max.min(self.limits.frame_len_max_before_login);
         match workload::long_password(&mut self.patience_rng, &name) {
             Some(long) if 3 + name.len() + 5 + long.len() + 16 <= frame_len_max => {
-                Op::Register { name: format!("{name}-long"), password: long }
+                return Op::Register { name: format!("{name}-long"), password: long };
+            }
+            Some(_) => return Op::Register { name, password },
+            None => {}
+        }
+        match workload::odd_name(&mut self.patience_rng, &name) {
+            Some(odd) if 3 + odd.len() + password.len() + 16 <= frame_len_max => {
+                Op::Register { name: odd, password }
             }
             _ => Op::Register { name, password },
         }

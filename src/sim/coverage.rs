@@ -78,6 +78,7 @@ pub fn expected_rows() -> Vec<&'static str> {
         "refusal: registrations per address",
         "refusal: accounts limit",
         "refusal: invalid password",
+        "refusal: invalid name",
         "list: truncated",
         "list: scan stop checked",
         // What the outside tester's checks need to see happen: a deletion naming another

@@ -242,6 +242,27 @@ pub fn patient_guesses(rng: &mut ChaCha20Rng, op: &Op, session: bool) -> Option<
     (wrong && !session && rng.gen_bool(0.2)).then(|| rng.gen_range(18..=20))
 }
 
+/// Now and then, the name a registration of `name` uses instead (outside the pool, so never
+/// owed a message): exactly PROTOCOL.md's longest ("1 to 32 characters of `A-Z a-z 0-9 _ . -`",
+/// which must be accepted), one character longer, or with a character outside the set (both
+/// refused).
+pub fn odd_name(rng: &mut ChaCha20Rng, name: &str) -> Option<String> {
+    const NAME_LEN_MAX: usize = 32;
+    if !rng.gen_bool(0.05) {
+        return None;
+    }
+    let odd = match rng.gen_range(0..3) {
+        0 | 1 => {
+            let len = NAME_LEN_MAX + rng.gen_range(0..2);
+            let mut odd = format!("{name}-");
+            odd.extend(std::iter::repeat_n('x', len.saturating_sub(odd.len())));
+            odd
+        }
+        _ => format!("{name}-{}", ['+', ' ', '/', 'é'][rng.gen_range(0..4)]),
+    };
+    Some(odd)
+}
+
 /// Now and then, the password a registration of `name` uses instead of its own: its own
 /// padded to exactly PROTOCOL.md's limit ("1 to 128 bytes", which must be accepted) or one
 /// byte over (which must be refused).
