@@ -86,7 +86,10 @@ impl Server {
     }
 
     fn start_register(&mut self, conn: ConnId, name: String, password: String) {
-        if let Err(text) = validate_name(&name).and(validate_password(&password)) {
+        let name_valid = validate_name(&name);
+        #[cfg(any(test, feature = "planted"))]
+        let name_valid = self.planted_name_valid(&name, name_valid);
+        if let Err(text) = name_valid.and(validate_password(&password)) {
             return self.reply(conn, false, text);
         }
         #[cfg(any(test, feature = "planted"))]

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::names::name_key;
+use super::names::{name_key, validate_name, INVALID_NAME, NAME_LEN_MAX};
 use super::server::{queued_cost, Queued, Role, Server};
 use super::{AccountId, ConnId, Lsn, MsgId, Output, Peer, Record};
 use crate::wire::reply;
@@ -424,12 +424,22 @@ pub enum Planted {
     /// "a header PROTOCOL.md allows is read" (every third client writes its headers
     /// right-justified).
     HeaderLeadingSpaceRefused,
+    /// A name of exactly 32 characters, PROTOCOL.md's longest, is refused as invalid (`>=` for
+    /// `>`). Caught by the simulator's "a limit refuses only at its bound" (now and then a
+    /// registration uses a name at its limits).
+    NameLimitExclusive,
+    /// A name of 33 characters is accepted (the bound checked one over). Caught by the
+    /// simulator's "a name outside PROTOCOL.md's is refused".
+    NameOneOver,
+    /// A name's characters are not checked, only its length: `u1-+` or `u1- ` is registered.
+    /// Caught by the simulator's "a name outside PROTOCOL.md's is refused".
+    NameCharsUnchecked,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 87] = [
+    pub const ALL: [Planted; 90] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -517,6 +527,9 @@ impl Planted {
         Planted::ThrottleWaitRoundedDown,
         Planted::SendTextFirstLine,
         Planted::HeaderLeadingSpaceRefused,
+        Planted::NameLimitExclusive,
+        Planted::NameOneOver,
+        Planted::NameCharsUnchecked,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -535,6 +548,25 @@ impl Server {
     /// second pass read `#[cfg] let x = x && !self.planted_is(Bug, condition);`.
     pub(super) fn planted_is(&self, bug: Planted, when: bool) -> bool {
         self.config.planted == bug && when
+    }
+
+    /// [`Planted::NameLimitExclusive`], [`Planted::NameOneOver`],
+    /// [`Planted::NameCharsUnchecked`]: the verdict on a registration's `name`, given the
+    /// true one.
+    pub(super) fn planted_name_valid(
+        &self,
+        name: &str,
+        valid: Result<(), &'static str>,
+    ) -> Result<(), &'static str> {
+        let len = name.len();
+        match self.config.planted {
+            Planted::NameLimitExclusive if len == NAME_LEN_MAX => Err(INVALID_NAME),
+            Planted::NameOneOver if len == NAME_LEN_MAX + 1 => {
+                validate_name(name.get(..len - 1).unwrap_or_default())
+            }
+            Planted::NameCharsUnchecked if (1..=NAME_LEN_MAX).contains(&len) => Ok(()),
+            _ => valid,
+        }
     }
 
     /// [`Planted::PeerSlotNotReleased`]: the address whose slot a closing connection gives
@@ -803,6 +835,9 @@ mod tests {
             Planted::ThrottleWaitRoundedDown => Some(84),
             Planted::SendTextFirstLine => Some(85),
             Planted::HeaderLeadingSpaceRefused => Some(86),
+            Planted::NameLimitExclusive => Some(87),
+            Planted::NameOneOver => Some(88),
+            Planted::NameCharsUnchecked => Some(89),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

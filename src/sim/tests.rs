@@ -482,7 +482,12 @@ mod hostile {
 
     #[test]
     fn catches_a_recipient_looked_up_by_case() {
-        caught(Planted::SendNameCaseSensitive, "a send to an account is accepted");
+        // A refusal of `U1` may come where the oracle is unsure of `u1`: it then learns that
+        // `u1` is missing, and the next send to `u1`, accepted, contradicts it.
+        assert_caught_one_of(
+            Planted::SendNameCaseSensitive,
+            &["a send to an account is accepted", "no send to a missing account"],
+        );
     }
 
     #[test]
@@ -928,4 +933,19 @@ fn catches_a_text_cut_at_its_first_line_break() {
 #[test]
 fn catches_a_header_with_leading_spaces_refused() {
     caught(Planted::HeaderLeadingSpaceRefused, "a header PROTOCOL.md allows is read");
+}
+
+#[test]
+fn catches_a_name_at_its_limit_refused() {
+    caught(Planted::NameLimitExclusive, "a limit refuses only at its bound");
+}
+
+#[test]
+fn catches_a_name_one_over_its_limit_accepted() {
+    caught(Planted::NameOneOver, "a name outside PROTOCOL.md's is refused");
+}
+
+#[test]
+fn catches_a_name_whose_characters_are_unchecked() {
+    caught(Planted::NameCharsUnchecked, "a name outside PROTOCOL.md's is refused");
 }
