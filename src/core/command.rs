@@ -17,7 +17,10 @@ use crate::wire::{parse_request, Request};
 
 impl Server {
     pub(super) fn handle_command(&mut self, conn: ConnId, body: &[u8]) {
-        let request = match parse_request(body) {
+        let request = parse_request(body);
+        #[cfg(any(test, feature = "planted"))]
+        let request = self.planted_request(body, request);
+        let request = match request {
             Ok(request) => request,
             Err(error) => return self.reply(conn, false, &error.to_string()),
         };

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::names::{name_key, validate_name, INVALID_NAME, NAME_LEN_MAX};
 use super::server::{queued_cost, Queued, Role, Server};
 use super::{AccountId, ConnId, Lsn, MsgId, Output, Peer, Record};
-use crate::wire::reply;
+use crate::wire::{parse_request, reply, Request, RequestError};
 
 /// Which bug to plant. `None` is the real server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -434,12 +434,16 @@ pub enum Planted {
     /// A name's characters are not checked, only its length: `u1-+` or `u1- ` is registered.
     /// Caught by the simulator's "a name outside PROTOCOL.md's is refused".
     NameCharsUnchecked,
+    /// A request with more fields than its command takes is served without the extra ones
+    /// (`3\nname\npw\nx` registers `name`). Caught by the simulator's "a request with a
+    /// field its command does not take is refused" (`hostile extra-field`).
+    RequestExtraFieldIgnored,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 90] = [
+    pub const ALL: [Planted; 91] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -530,6 +534,7 @@ impl Planted {
         Planted::NameLimitExclusive,
         Planted::NameOneOver,
         Planted::NameCharsUnchecked,
+        Planted::RequestExtraFieldIgnored,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -566,6 +571,22 @@ impl Server {
             }
             Planted::NameCharsUnchecked if (1..=NAME_LEN_MAX).contains(&len) => Ok(()),
             _ => valid,
+        }
+    }
+
+    /// [`Planted::RequestExtraFieldIgnored`]: the request `body` parses as, given how it
+    /// parsed (its last field dropped, where it had one too many).
+    pub(super) fn planted_request(
+        &self,
+        body: &[u8],
+        parsed: Result<Request, RequestError>,
+    ) -> Result<Request, RequestError> {
+        let extra = matches!(parsed, Err(RequestError::ExtraFields { .. }));
+        match body.iter().rposition(|&b| b == b'\n') {
+            Some(cut) if extra && self.config.planted == Planted::RequestExtraFieldIgnored => {
+                parse_request(&body[..cut])
+            }
+            _ => parsed,
         }
     }
 
@@ -838,6 +859,7 @@ mod tests {
             Planted::NameLimitExclusive => Some(87),
             Planted::NameOneOver => Some(88),
             Planted::NameCharsUnchecked => Some(89),
+            Planted::RequestExtraFieldIgnored => Some(90),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -171,6 +171,7 @@ pub struct Client {
     spaced_headers: bool,
     /// Whether a `help` request is dribbled ([`Stream::Dribble`]).
     dribble_rng: ChaCha20Rng,
+    fields_rng: ChaCha20Rng,
     cmd: Option<Side>,
     relay: Option<Side>,
     relay_acks: bool,
@@ -219,6 +220,7 @@ impl Client {
         let patience_rng = derived(&rng, Stream::Client, Stream::Patience, 0);
         let hoard_rng = derived(&rng, Stream::Client, Stream::Hoard, 0);
         let dribble_rng = derived(&rng, Stream::Client, Stream::Dribble, 0);
+        let fields_rng = derived(&rng, Stream::Client, Stream::Fields, 0);
         let slow_reader = rng.gen_range(0..100) < slow_percent;
         // A script says when things happen; only random clients think between operations.
         let think_ms_max = if matches!(driver, Driver::Random { .. }) { 100 } else { 0 };
@@ -230,6 +232,7 @@ impl Client {
             patience_rng,
             hoard_rng,
             dribble_rng,
+            fields_rng,
             spaced_headers: id % 3 == 2,
             cmd: None,
             relay: None,
@@ -437,8 +440,9 @@ impl Client {
 
     /// Now and then, a hostile variant of `op`, each drawn from a stream of its own, apart
     /// from the workload: a hoard of tickets instead of one (`ticket-hoard`: one ticket more
-    /// than the session may hold, then the relay opened with the second newest), or a `help`
-    /// dribbled a byte at a time (`frame-dribbled`).
+    /// than the session may hold, then the relay opened with the second newest), a `help`
+    /// dribbled a byte at a time (`frame-dribbled`), or a registration with a third field
+    /// instead of an unknown code (`extra-field`).
     fn hostile_variant(&mut self, op: Op) -> Op {
         match op {
             Op::Relay { ticket: true } if self.hoard_rng.gen_bool(0.1) => {
@@ -448,6 +452,9 @@ impl Client {
                 }
             }
             Op::Help if self.dribble_rng.gen_bool(0.05) => Op::Hostile(Hostile::FrameDribbled),
+            Op::Hostile(Hostile::UnknownCode) if self.fields_rng.gen_bool(0.5) => {
+                Op::Hostile(Hostile::ExtraField)
+            }
             op => op,
         }
     }
@@ -707,6 +714,8 @@ impl Client {
             Hostile::BadUtf8 => encode(b"2\nu0\n\xff\xfe hi", &mut out),
             Hostile::UnknownCode => encode(b"9\nx", &mut out),
             Hostile::EmptyText => encode(format!("2\n{to}\n").as_bytes(), &mut out),
+            // A name outside the pool: were it registered, nobody would be owed anything.
+            Hostile::ExtraField => encode(b"3\nxf\npw\nx", &mut out),
             _ => return,
         }
         if hostile != Hostile::FrameAtLimit {

@@ -32,6 +32,7 @@ pub const HOSTILE_ROWS: &[&str] = &[
     "hostile: frame-over",
     "hostile: frame-at-limit",
     "hostile: bad-utf8",
+    "hostile: extra-field",
     "hostile: unknown-code",
     "hostile: empty-text",
     "hostile: relay-hello-at-limit",

@@ -40,6 +40,8 @@ pub enum Stream {
     Hoard,
     /// One per client: whether a `help` request is dribbled a byte at a time.
     Dribble,
+    /// One per client: whether an `unknown-code` frame is an `extra-field` one instead.
+    Fields,
     /// One per connection ([`link_index`]): its latencies and fragments.
     Link,
     /// One per connection ([`link_index`]): its server threads' delays (the writer, the
@@ -63,6 +65,7 @@ impl Stream {
             Stream::Patience => 5 << 40,
             Stream::Hoard => 7 << 40,
             Stream::Dribble => 9 << 40,
+            Stream::Fields => 11 << 40,
             Stream::Link => 1 << 48,
             Stream::Threads => 1 << 56,
         }

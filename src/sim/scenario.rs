@@ -173,7 +173,9 @@ pub enum Op {
 /// `frame-at-limit` a send whose body is exactly at the limit (its text padded, with a line
 /// break inside, which the text keeps), `bad-utf8` a body that is not
 /// UTF-8, `unknown-code` a request code that does not exist, `empty-text` a send with an empty
-/// text: each answered, and the connection stays open (the probe is answered).
+/// text, `extra-field` a registration with a third field (PROTOCOL.md gives `register` two;
+/// a server that ignored the third, or read it into the password, would create the account):
+/// each answered with a failure, and the connection stays open (the probe is answered).
 ///
 /// Frames at the relay's limits: `relay-hello-at-limit` and `relay-hello-over` open a relay
 /// whose handshake (the client's name and a made-up ticket) is exactly at, or one byte over,
@@ -198,6 +200,7 @@ pub enum Hostile {
     BadUtf8,
     UnknownCode,
     EmptyText,
+    ExtraField,
     RelayHelloAtLimit,
     RelayHelloOver,
     RelayAckAtLimit,
@@ -254,6 +257,7 @@ impl Hostile {
             Hostile::BadUtf8 => "bad-utf8",
             Hostile::UnknownCode => "unknown-code",
             Hostile::EmptyText => "empty-text",
+            Hostile::ExtraField => "extra-field",
             Hostile::RelayHelloAtLimit => "relay-hello-at-limit",
             Hostile::RelayHelloOver => "relay-hello-over",
             Hostile::RelayAckAtLimit => "relay-ack-at-limit",
@@ -280,6 +284,7 @@ impl Hostile {
             Hostile::BadUtf8,
             Hostile::UnknownCode,
             Hostile::EmptyText,
+            Hostile::ExtraField,
             Hostile::RelayHelloAtLimit,
             Hostile::RelayHelloOver,
             Hostile::RelayAckAtLimit,
@@ -299,6 +304,7 @@ impl Hostile {
                 | Hostile::BadUtf8
                 | Hostile::UnknownCode
                 | Hostile::EmptyText
+                | Hostile::ExtraField
                 | Hostile::Probe
         )
     }

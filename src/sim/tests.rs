@@ -949,3 +949,9 @@ fn catches_a_name_one_over_its_limit_accepted() {
 fn catches_a_name_whose_characters_are_unchecked() {
     caught(Planted::NameCharsUnchecked, "a name outside PROTOCOL.md's is refused");
 }
+
+#[test]
+fn catches_a_request_whose_extra_field_is_ignored() {
+    let invariant = "a request with a field its command does not take is refused";
+    caught(Planted::RequestExtraFieldIgnored, invariant);
+}

@@ -521,6 +521,11 @@ impl Checker {
                 }
                 true
             }
+            Op::Hostile(Hostile::ExtraField) => {
+                let invariant = "a request with a field its command does not take is refused";
+                self.expect(!ok, now_ms, invariant, what);
+                true
+            }
             Op::Hostile(_) => {
                 self.expect(!ok, now_ms, "every refusal is a failure reply", what);
                 true
