@@ -108,13 +108,15 @@ pub mod report {
     }
 
     /// The simulator's worlds for `bug`: those of `sim::tests` (small, so that hundreds of
-    /// seeds take seconds, except for one rare bug), in the crash-heavy mode for the two bugs that need a crash right
-    /// after an unsynced write.
+    /// seeds take seconds, except for one rare bug), in the crash-heavy mode for the bugs
+    /// that need a crash at the right moment (right after an unsynced write; a power loss
+    /// after a killed process's recovery).
     pub fn sim_options(bug: Planted) -> RunOptions {
         let faults = match bug {
-            Planted::ReplayTornRecord | Planted::ReplyBeforeDurable | Planted::ReleaseOneEarly => {
-                FaultMode::Crashes
-            }
+            Planted::ReplayTornRecord
+            | Planted::ReplyBeforeDurable
+            | Planted::ReleaseOneEarly
+            | Planted::RecoveryReadsUnsynced => FaultMode::Crashes,
             _ => FaultMode::Swarm,
         };
         // The takeover this one needs while the old relay's writer still holds a push is rare

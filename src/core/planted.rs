@@ -438,12 +438,19 @@ pub enum Planted {
     /// (`3\nname\npw\nx` registers `name`). Caught by the simulator's "a request with a
     /// field its command does not take is refused" (`hostile extra-field`).
     RequestExtraFieldIgnored,
+    /// Recovery reads each log segment without syncing what it read
+    /// ([`crate::store::StoreOptions::read_unsynced`]): after the process is killed, records
+    /// it wrote and never synced are replayed and built on while a power loss may still take
+    /// them, and a later segment's sync does not keep them. Caught by the simulator's "a
+    /// server recovered at rest holds what it held" (crashes that kill the process, then a
+    /// power loss).
+    RecoveryReadsUnsynced,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 91] = [
+    pub const ALL: [Planted; 92] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -535,6 +542,7 @@ impl Planted {
         Planted::NameOneOver,
         Planted::NameCharsUnchecked,
         Planted::RequestExtraFieldIgnored,
+        Planted::RecoveryReadsUnsynced,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -860,6 +868,7 @@ mod tests {
             Planted::NameOneOver => Some(88),
             Planted::NameCharsUnchecked => Some(89),
             Planted::RequestExtraFieldIgnored => Some(90),
+            Planted::RecoveryReadsUnsynced => Some(91),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -445,12 +445,10 @@ impl State {
         assert!(users <= USERS_MAX, "at most {USERS_MAX} users");
         // Written through (every append reaches the disk unsynced, so a crash can tear it);
         // never compacted (the scenarios are far too small).
-        #[allow(unused_mut)]
-        let mut store = WalStore::new(true, u64::MAX);
         #[cfg(any(test, feature = "planted"))]
-        if config.planted == crate::core::planted::Planted::ReplayTornRecord {
-            store = WalStore::replaying_torn_records(true, u64::MAX);
-        }
+        let store = WalStore::planted(config.planted, true, u64::MAX);
+        #[cfg(not(any(test, feature = "planted")))]
+        let store = WalStore::new(true, u64::MAX);
         let mut model = Model::new(users);
         model.pipeline_len_max = u8::try_from(config.pipeline_len_max).unwrap_or(u8::MAX);
         let sink = ModelSink {

@@ -108,6 +108,8 @@ pub fn expected_rows() -> Vec<&'static str> {
         "fault: crash",
         "fault: crash after a snapshot",
         "fault: crash losing unsynced records",
+        "fault: process killed",
+        "fault: process killed with unsynced records",
         // Limits reached.
         "limit: push window full",
         "limit: pipeline full",

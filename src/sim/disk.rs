@@ -8,6 +8,8 @@
 
 use rand_chacha::ChaCha20Rng;
 
+#[cfg(any(test, feature = "planted"))]
+use crate::core::planted::Planted;
 use crate::core::{Lsn, Record};
 use crate::store::codec::frame_len_declared;
 use crate::store::{MemDisk, StoreOptions, Wal};
@@ -24,6 +26,9 @@ pub trait SimStore {
     fn sync(&mut self) -> Lsn;
     /// Power loss: keeps what was synced and, if `torn_writes`, maybe some of the rest.
     fn crash(&mut self, rng: &mut ChaCha20Rng, torn_writes: bool);
+    /// The process dies: what it wrote stays on the disk as it was, synced or not (what it
+    /// held in its own buffers is gone).
+    fn kill(&mut self);
     /// What recovery finds on the disk: the records to replay and the last lsn.
     fn recover(&mut self) -> Result<(Vec<Record>, Lsn), String>;
     /// Whether enough was logged to compact into a snapshot now.
@@ -65,21 +70,17 @@ impl WalStore {
         WalStore { wal: Some(wal), crashed: None, options, write_through }
     }
 
-    /// A store whose recovery has the planted torn-record bug
-    /// ([`StoreOptions::replay_torn_tail`]).
+    /// A store with `bug` planted in its recovery, where it is one of the log's bugs: a torn
+    /// record replayed ([`StoreOptions::replay_torn_tail`]), the log's size since the
+    /// snapshot forgotten ([`StoreOptions::forget_log_size`]), a segment read without
+    /// syncing it ([`StoreOptions::read_unsynced`]).
     #[cfg(any(test, feature = "planted"))]
-    pub fn replaying_torn_records(write_through: bool, snapshot_log_bytes_min: u64) -> Self {
+    pub fn planted(bug: Planted, write_through: bool, snapshot_log_bytes_min: u64) -> Self {
         let mut store = WalStore::new(write_through, snapshot_log_bytes_min);
-        store.options.replay_torn_tail = true;
-        store
-    }
-
-    /// A store whose recovery forgets the log's size since the snapshot
-    /// ([`StoreOptions::forget_log_size`]).
-    #[cfg(any(test, feature = "planted"))]
-    pub fn forgetting_log_size(write_through: bool, snapshot_log_bytes_min: u64) -> Self {
-        let mut store = WalStore::new(write_through, snapshot_log_bytes_min);
-        store.options.forget_log_size = true;
+        let options = &mut store.options;
+        options.replay_torn_tail = bug == Planted::ReplayTornRecord;
+        options.forget_log_size = bug == Planted::RecoveryForgetsLogSize;
+        options.read_unsynced = bug == Planted::RecoveryReadsUnsynced;
         store
     }
 
@@ -143,6 +144,10 @@ impl SimStore for WalStore {
         let mut disk = self.wal.take().expect("the store is open").into_disk();
         disk.crash(rng);
         self.crashed = Some(disk);
+    }
+
+    fn kill(&mut self) {
+        self.crashed = Some(self.wal.take().expect("the store is open").into_disk());
     }
 
     fn recover(&mut self) -> Result<(Vec<Record>, Lsn), String> {

@@ -26,6 +26,9 @@ pub enum Stream {
     Timing,
     /// The server's limits of a swarm seed.
     Limits,
+    /// Whether a crash is a power loss or the process killed (apart from the other faults'
+    /// draws, so that the choice shifts none of them).
+    Kills,
     /// One per server incarnation (each restart).
     Server,
     /// One per client.
@@ -59,6 +62,7 @@ impl Stream {
             Stream::Faults => 4,
             Stream::Timing => 5,
             Stream::Limits => 6,
+            Stream::Kills => 7,
             Stream::Server => 1 << 20,
             Stream::Client => 1 << 40,
             Stream::Lies => 3 << 40,

@@ -32,7 +32,11 @@
 //!   order, when it heals.
 //! - `at MS fault reset N CHANNEL`: client `N`'s `command` or `relay` connection is reset.
 //! - `at MS crash DOWN_MS`: the server crashes (every connection resets, unsynced writes are
-//!   lost, the last one may be torn) and restarts through recovery `DOWN_MS` ms later.
+//!   lost, the last one may be torn) and restarts through recovery `DOWN_MS` ms later: a
+//!   power loss.
+//! - `at MS kill DOWN_MS`: the server's process dies (every connection resets; what it wrote
+//!   stays on the disk, synced or not, and a later power loss may still lose what was not) and
+//!   restarts through recovery `DOWN_MS` ms later.
 //! - `at MS heal`: every partition ends now.
 //!
 //! Client operations (`OP`), the same vocabulary the random workload uses:
@@ -96,10 +100,26 @@ pub struct Step {
 /// What happens at a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Client { client: usize, op: Op },
-    Partition { client: usize, dir: Dir, channel: Option<Channel>, for_ms: u64 },
-    Reset { client: usize, channel: Channel },
-    Crash { down_ms: u64 },
+    Client {
+        client: usize,
+        op: Op,
+    },
+    Partition {
+        client: usize,
+        dir: Dir,
+        channel: Option<Channel>,
+        for_ms: u64,
+    },
+    Reset {
+        client: usize,
+        channel: Channel,
+    },
+    /// The server goes down: a power loss, or (`kill`) its process dies and the disk keeps
+    /// what it wrote.
+    Crash {
+        down_ms: u64,
+        kill: bool,
+    },
     Heal,
 }
 
@@ -455,7 +475,8 @@ fn parse_action(text: &str) -> Result<Action, String> {
         ["fault", "reset", n, chan] => {
             Ok(Action::Reset { client: number(n)? as usize, channel: parse_chan(chan)? })
         }
-        ["crash", down] => Ok(Action::Crash { down_ms: number(down)? }),
+        ["crash", down] => Ok(Action::Crash { down_ms: number(down)?, kill: false }),
+        ["kill", down] => Ok(Action::Crash { down_ms: number(down)?, kill: true }),
         ["heal"] => Ok(Action::Heal),
         _ => Err(format!("unknown action {text:?}")),
     }
@@ -569,7 +590,8 @@ impl fmt::Display for Action {
             Action::Reset { client, channel } => {
                 write!(f, "fault reset {client} {}", channel_word(*channel))
             }
-            Action::Crash { down_ms } => write!(f, "crash {down_ms}"),
+            Action::Crash { down_ms, kill: false } => write!(f, "crash {down_ms}"),
+            Action::Crash { down_ms, kill: true } => write!(f, "kill {down_ms}"),
             Action::Heal => write!(f, "heal"),
         }
     }

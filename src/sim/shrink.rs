@@ -399,7 +399,7 @@ impl Shrinker<'_> {
             loop {
                 let mut candidate = self.best.clone();
                 match &mut candidate.steps[index].action {
-                    Action::Partition { for_ms: ms, .. } | Action::Crash { down_ms: ms }
+                    Action::Partition { for_ms: ms, .. } | Action::Crash { down_ms: ms, .. }
                         if *ms > 0 =>
                     {
                         *ms /= 2

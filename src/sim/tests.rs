@@ -13,16 +13,10 @@ fn small(faults: FaultMode) -> RunOptions {
 /// The fault modes the planted-bug tests run in; the clean control sweeps every one of them.
 const MODES: [FaultMode; 2] = [FaultMode::Swarm, FaultMode::Crashes];
 
-/// The mode a bug is searched in: swarm, except a torn record and an early acknowledgement,
-/// which need a crash at the right moment (after a write that is not yet synced), rare in a
-/// swarm mix.
+/// The mode a bug is searched in: the strength report's (swarm, except for bugs that need
+/// a crash at the right moment, rare in a swarm mix).
 fn mode_of(bug: Planted) -> FaultMode {
-    match bug {
-        Planted::ReplayTornRecord | Planted::ReplyBeforeDurable | Planted::ReleaseOneEarly => {
-            FaultMode::Crashes
-        }
-        _ => FaultMode::Swarm,
-    }
+    crate::strength::report::sim_options(bug).faults
 }
 
 fn planted(bug: Planted) -> RunOptions {
@@ -954,4 +948,10 @@ fn catches_a_name_whose_characters_are_unchecked() {
 fn catches_a_request_whose_extra_field_is_ignored() {
     let invariant = "a request with a field its command does not take is refused";
     caught(Planted::RequestExtraFieldIgnored, invariant);
+}
+
+#[test]
+fn catches_a_recovery_that_does_not_sync_what_it_read() {
+    let invariant = "a server recovered at rest holds what it held";
+    caught(Planted::RecoveryReadsUnsynced, invariant);
 }

@@ -125,6 +125,11 @@ enum Phase {
 }
 
 /// How often, and how many times, the intruder of a shared-host world tries a bare handshake.
+/// The share of random crashes that kill the process rather than cut the power: a process that
+/// dies (a panic, the OOM killer, `kill -9`) leaves what it wrote in the page cache, unsynced,
+/// and its recovery must make that durable before it builds on it.
+const KILL_P: f64 = 0.3;
+
 const INTRUDER_PERIOD_MS: u64 = 40;
 const INTRUDER_ROUNDS: u64 = 100;
 
@@ -168,6 +173,7 @@ pub struct World {
     epoch: u32,
     disk_rng: ChaCha20Rng,
     fault_rng: ChaCha20Rng,
+    kill_rng: ChaCha20Rng,
     timing_rng: ChaCha20Rng,
     hasher: Hasher,
     clients: Vec<Client>,
@@ -370,21 +376,15 @@ impl World {
         // shipped flags make of it.
         let mut asked = Config { bare_relay_allowed, ..Config::default() };
         mix.apply_limits(&mut asked);
-        #[allow(unused_mut)]
-        let mut store: Box<dyn SimStore + Send> =
-            Box::new(WalStore::new(mix.torn_writes > 0, mix.snapshot_log_bytes()));
+        let (write_through, snapshot_bytes) = (mix.torn_writes > 0, mix.snapshot_log_bytes());
         #[cfg(any(test, feature = "planted"))]
-        {
+        let store = {
             asked.planted = opts.planted;
-            if opts.planted == crate::core::planted::Planted::ReplayTornRecord {
-                let torn = WalStore::replaying_torn_records;
-                store = Box::new(torn(mix.torn_writes > 0, mix.snapshot_log_bytes()));
-            }
-            if opts.planted == crate::core::planted::Planted::RecoveryForgetsLogSize {
-                let forgetting = WalStore::forgetting_log_size;
-                store = Box::new(forgetting(mix.torn_writes > 0, mix.snapshot_log_bytes()));
-            }
-        }
+            WalStore::planted(opts.planted, write_through, snapshot_bytes)
+        };
+        #[cfg(not(any(test, feature = "planted")))]
+        let store = WalStore::new(write_through, snapshot_bytes);
+        let store: Box<dyn SimStore + Send> = Box::new(store);
         let config = super::flags::shipped(&asked);
         let core = Server::new(config.clone(), child(seed, Stream::Server, 0));
         let mut checker = Checker::new(asked.login_failure_window_ms, asked.bare_relay_window_ms);
@@ -434,6 +434,7 @@ impl World {
             epoch: 0,
             disk_rng: child(seed, Stream::Disk, 0),
             fault_rng: child(seed, Stream::Faults, 0),
+            kill_rng: child(seed, Stream::Kills, 0),
             timing_rng: child(seed, Stream::Timing, 0),
             hasher,
             clients: Vec::new(),
@@ -1283,7 +1284,8 @@ impl World {
                 for_ms: rng.gen_range(1..=mix.partition_ms_max.max(1)),
             }
         } else {
-            Action::Crash { down_ms: rng.gen_range(0..=mix.crash_down_ms_max) }
+            let down_ms = rng.gen_range(0..=mix.crash_down_ms_max);
+            Action::Crash { down_ms, kill: self.kill_rng.gen_bool(KILL_P) }
         };
         let next = self.now_ms + self.fault_rng.gen_range(1..=2 * mix.fault_interval_ms);
         self.schedule(next, Ev::Fault);
@@ -1314,26 +1316,33 @@ impl World {
                 self.net.reset(conn);
                 self.server_reset(conn);
             }
-            Action::Crash { down_ms } => self.crash(down_ms),
+            Action::Crash { down_ms, kill } => self.crash(down_ms, kill),
         }
     }
 
-    fn crash(&mut self, down_ms: u64) {
+    fn crash(&mut self, down_ms: u64, kill: bool) {
         let Some(up) = self.server.take() else { return };
-        self.coverage.count("fault: crash");
+        self.coverage.count(if kill { "fault: process killed" } else { "fault: crash" });
         if self.snapshots > 0 {
             self.coverage.count("fault: crash after a snapshot");
         }
-        if up.sync_scheduled {
+        match (up.sync_scheduled, kill) {
             // Records were appended and not yet synced: the crash may lose (or tear) them.
-            self.coverage.count("fault: crash losing unsynced records");
+            (true, false) => self.coverage.count("fault: crash losing unsynced records"),
+            // Recovery will read them, unsynced: a power loss may still take them.
+            (true, true) => self.coverage.count("fault: process killed with unsynced records"),
+            _ => {}
         }
         let mut store = up.into_store();
         self.crashes += 1;
         self.epoch += 1;
         self.checker.crashed();
         self.checker.deadlines_crashed(self.now_ms);
-        store.crash(&mut self.disk_rng, self.mix.torn_writes > 0);
+        if kill {
+            store.kill();
+        } else {
+            store.crash(&mut self.disk_rng, self.mix.torn_writes > 0);
+        }
         self.store = Some(store);
         for conn in self.net.conns() {
             let Some((client, _)) = self.net.owner(conn) else { continue };

@@ -69,6 +69,11 @@ pub struct StoreOptions {
     /// (`Planted::RecoveryForgetsLogSize`).
     #[cfg(any(test, feature = "planted"))]
     pub forget_log_size: bool,
+    /// A planted bug: recovery reads each segment without syncing what it read, so records a
+    /// killed process wrote and never synced are replayed (and built on) while a power loss
+    /// may still take them (`Planted::RecoveryReadsUnsynced`).
+    #[cfg(any(test, feature = "planted"))]
+    pub read_unsynced: bool,
 }
 
 impl Default for StoreOptions {
@@ -81,6 +86,8 @@ impl Default for StoreOptions {
             replay_torn_tail: false,
             #[cfg(any(test, feature = "planted"))]
             forget_log_size: false,
+            #[cfg(any(test, feature = "planted"))]
+            read_unsynced: false,
         }
     }
 }

@@ -603,6 +603,9 @@ struct LogReplay {
     /// [`StoreOptions::replay_torn_tail`]: the planted bug.
     #[cfg(any(test, feature = "planted"))]
     replay_torn_tail: bool,
+    /// [`StoreOptions::read_unsynced`]: the planted bug.
+    #[cfg(any(test, feature = "planted"))]
+    read_unsynced: bool,
 }
 
 impl LogReplay {
@@ -623,6 +626,8 @@ impl LogReplay {
             tail: None,
             #[cfg(any(test, feature = "planted"))]
             replay_torn_tail: options.replay_torn_tail,
+            #[cfg(any(test, feature = "planted"))]
+            read_unsynced: options.read_unsynced,
         };
         for (i, (first, file)) in segments.iter().enumerate().skip(start) {
             let damage = if *first > next(replay.last_lsn) {
@@ -654,7 +659,13 @@ impl LogReplay {
     ) -> Result<Option<Damage>, DiskError> {
         let bytes = disk.read(file)?;
         // What was written but never synced (the process died first) is returned as durable.
-        disk.sync(file)?;
+        #[cfg(any(test, feature = "planted"))]
+        let sync = !self.read_unsynced;
+        #[cfg(not(any(test, feature = "planted")))]
+        let sync = true;
+        if sync {
+            disk.sync(file)?;
+        }
         let mut offset = 0;
         let mut next_lsn = first;
         while offset < bytes.len() {
