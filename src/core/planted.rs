@@ -445,12 +445,16 @@ pub enum Planted {
     /// server recovered at rest holds what it held" (crashes that kill the process, then a
     /// power loss).
     RecoveryReadsUnsynced,
+    /// A right password does not end its (name, address) streak: an owner who mistyped a few
+    /// times, then logged in, is throttled at the next mistype as if the streak went on.
+    /// Caught by the simulator's "the throttle refuses only at its counts".
+    ThrottleSuccessKeepsStreak,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 92] = [
+    pub const ALL: [Planted; 93] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -543,6 +547,7 @@ impl Planted {
         Planted::NameCharsUnchecked,
         Planted::RequestExtraFieldIgnored,
         Planted::RecoveryReadsUnsynced,
+        Planted::ThrottleSuccessKeepsStreak,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -869,6 +874,7 @@ mod tests {
             Planted::NameCharsUnchecked => Some(89),
             Planted::RequestExtraFieldIgnored => Some(90),
             Planted::RecoveryReadsUnsynced => Some(91),
+            Planted::ThrottleSuccessKeepsStreak => Some(92),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -353,6 +353,10 @@ impl Server {
             throttle.planted_wait_rounded_down();
         }
         #[cfg(any(test, feature = "planted"))]
+        if config.planted == Planted::ThrottleSuccessKeepsStreak {
+            throttle.planted_success_keeps_streak();
+        }
+        #[cfg(any(test, feature = "planted"))]
         if config.planted == Planted::ThrottleBackoffUncapped {
             throttle.planted_uncapped_backoff();
         }

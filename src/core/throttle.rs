@@ -73,6 +73,9 @@ pub(crate) struct Throttle {
     /// The planted `ThrottleWaitRoundedDown`: the wait is told in seconds rounded down.
     #[cfg(any(test, feature = "planted"))]
     wait_rounded_down: bool,
+    /// The planted `ThrottleSuccessKeepsStreak`: a right password leaves the failures.
+    #[cfg(any(test, feature = "planted"))]
+    success_keeps_streak: bool,
 }
 
 /// What a check reserved; hand it back to [`Throttle::settle`] or [`Throttle::release`].
@@ -109,6 +112,8 @@ impl Throttle {
             success_clears_address: false,
             #[cfg(any(test, feature = "planted"))]
             wait_rounded_down: false,
+            #[cfg(any(test, feature = "planted"))]
+            success_keeps_streak: false,
         }
     }
 
@@ -128,6 +133,12 @@ impl Throttle {
     #[cfg(any(test, feature = "planted"))]
     pub fn planted_wait_rounded_down(&mut self) {
         self.wait_rounded_down = true;
+    }
+
+    /// Plants `ThrottleSuccessKeepsStreak`.
+    #[cfg(any(test, feature = "planted"))]
+    pub fn planted_success_keeps_streak(&mut self) {
+        self.success_keeps_streak = true;
     }
 
     /// Plants `ThrottleBackoffUncapped`.
@@ -197,6 +208,8 @@ impl Throttle {
                 entry.last_failure_ms = now_ms;
             }
         }
+        #[cfg(any(test, feature = "planted"))]
+        let ok = ok && !self.success_keeps_streak;
         if ok {
             by_name.failures = 0;
             #[cfg(any(test, feature = "planted"))]

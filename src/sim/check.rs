@@ -57,6 +57,8 @@ pub struct Limits {
     pub queued_bytes_max: u64,
     pub connections_max: usize,
     pub connections_per_peer_max: usize,
+    pub login_failures_max: usize,
+    pub login_failures_per_peer_max: usize,
 }
 
 /// PROTOCOL.md's longest password, in bytes.
@@ -84,6 +86,7 @@ mod bare;
 use bare::BareSent;
 mod bounds;
 mod caps;
+mod counts;
 mod deadlines;
 mod early;
 mod hostile;
@@ -159,6 +162,8 @@ struct Pending {
     /// Names whose state was known and quiet at send (for list replies).
     list_known: Vec<(NameId, bool, u64)>,
     tag: Option<Tag>,
+    /// Its place in the log of password checks (`counts.rs`), if it is one.
+    check: Option<usize>,
     /// When the reply arrived (set on arrival).
     reply_ms: u64,
     /// The most the disk held since the send (`bounds.rs`).
@@ -278,6 +283,8 @@ pub struct Checker {
     /// What happened how often (refusals, notices): rows of the reachability report.
     pub coverage: Coverage,
     limits: Option<Limits>,
+    /// Every password check, for the throttle's counts (`counts.rs`).
+    counts: Vec<counts::Check>,
     /// The queues and accounts the disk shows (`bounds.rs`).
     disk_bounds: bounds::DiskBounds,
     /// The connections the server holds, for its caps (`caps.rs`).
@@ -388,6 +395,7 @@ impl Checker {
             first_delivered: 0,
             coverage: Coverage::default(),
             limits: None,
+            counts: Vec::new(),
             disk_bounds: bounds::DiskBounds::default(),
             caps: caps::Caps::default(),
             violation: None,
@@ -590,10 +598,12 @@ impl Checker {
             crashes,
             list_known,
             tag,
+            check: None,
             reply_ms: 0,
             disk_peak: self.disk_bounds.held(),
         };
-        self.client(client).pending.push_back(pending);
+        let check = self.counts_sent(client, &pending);
+        self.client(client).pending.push_back(Pending { check, ..pending });
     }
 
     /// The server persisted a message record for account `to`.
@@ -874,7 +884,14 @@ impl Checker {
         if !self.hostile_reply(now_ms, client, &pending, ok, text) {
             self.check_reply(now_ms, client, &pending, ok, text);
             self.check_ended(now_ms, client, &pending);
-            self.password_check_answered(now_ms, client, &pending);
+            let outcome = match Refusal::of(text) {
+                _ if ok && text == LOGIN_OK && matches!(pending.op, Op::Login { .. }) => {
+                    counts::Outcome::LoggedIn
+                }
+                Some(Refusal::Throttled) if !ok => counts::Outcome::Throttled,
+                _ => counts::Outcome::Other,
+            };
+            self.password_check_answered(now_ms, client, &pending, outcome);
         }
         let needs_login =
             matches!(pending.op, Op::Send { .. } | Op::List { .. } | Op::Relay { .. });
@@ -1657,6 +1674,8 @@ mod tests {
         queued_bytes_max: 1 << 30,
         connections_max: 1_000,
         connections_per_peer_max: 1_000,
+        login_failures_max: 5,
+        login_failures_per_peer_max: 100,
     };
 
     /// Bob sends alice one more message, `#1.3`, and gets `reply`.
@@ -1702,6 +1721,37 @@ mod tests {
         let unfair = Some("throttling follows failures");
         assert_eq!(throttled_after_a_lost_check(false, 120), unfair, "no check was sent");
         assert_eq!(throttled_after_a_lost_check(true, 2_000), unfair, "a window later");
+    }
+
+    /// With one free check per (name, address), client 2 logs in as alice with `passwords`
+    /// in turn, each answered before the next is sent, and its last login is throttled.
+    fn throttled_after(passwords: &[&str]) -> Option<&'static str> {
+        let mut checker = alice_owed_two_messages();
+        checker.set_limits(Limits { login_failures_max: 1, ..LIMITS });
+        checker.connected(2);
+        for (i, password) in passwords.iter().enumerate() {
+            let at_ms = 10 * i as u64 + 10;
+            checker.sent(
+                at_ms,
+                2,
+                Op::Login { name: "alice".into(), password: (*password).into() },
+            );
+            let reply = if *password == "pw" { LOGIN_OK } else { LOGIN_FAILED };
+            let status = if *password == "pw" { 0 } else { -1 };
+            checker.replied(at_ms + 1, 2, format!("{status}\n{reply}").as_bytes());
+        }
+        checker.sent(100, 2, Op::Login { name: "alice".into(), password: "wrong".into() });
+        checker.replied(101, 2, b"-1\nToo many failed attempts; try again in 1 s");
+        checker.violation().map(|v| v.invariant.sentence())
+    }
+
+    #[test]
+    fn a_right_password_ends_its_streak() {
+        assert_eq!(throttled_after(&["wrong"]), None, "its one free check is spent");
+        let unfair = Some("the throttle refuses only at its counts");
+        assert_eq!(throttled_after(&["wrong", "pw"]), unfair, "the login ended the streak");
+        let unfollowed = Some("throttling follows failures");
+        assert_eq!(throttled_after(&[]), unfollowed, "nothing was spent, nothing failed");
     }
 
     /// Two storm clients guess alice's password, sent at `sent_ms` and answered "invalid" at

@@ -120,6 +120,7 @@ pub fn expected_rows() -> Vec<&'static str> {
         // A check sent as long as the wait told after it was throttled, with no other check
         // from its address meanwhile: judged ("a throttled wait, waited out, is enough").
         "throttle: waited out",
+        "throttle: counts bounded",
         // Hostile clients of the mixed workload's own.
         "hostile: bare handshake in another name",
         "hostile: login storm",

@@ -407,6 +407,8 @@ impl World {
             queued_bytes_max: asked.queued_bytes_max,
             connections_max: asked.connections_max,
             connections_per_peer_max: asked.connections_per_peer_max,
+            login_failures_max: asked.login_failures_max,
+            login_failures_per_peer_max: asked.login_failures_per_peer_max,
         });
         checker.set_deadlines(asked.login_deadline_ms, asked.frame_deadline_ms);
         if asked.bare_relay_allowed {

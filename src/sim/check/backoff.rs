@@ -8,7 +8,7 @@
 //! same name again, is not throttled for it, unless some other check from its address was in
 //! flight or sent meanwhile (whose failure, or whose slot, may have made the wait longer).
 
-use super::{spec, Checker, NameId, Op, Pending};
+use super::{counts, spec, Checker, NameId, Op, Pending};
 
 /// A throttled check: when it was sent and answered, of which name, and the wait it was told.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +31,7 @@ impl Checker {
     ) {
         let fair = self.recently_failed(client, p);
         self.expect(fair, now_ms, "throttling follows failures", &what);
+        self.counts_throttled(now_ms, client, p, &what());
         self.throttle_wait_capped(now_ms, text, &what);
         self.throttle_waited_out(now_ms, client, p, &what);
         let Some(wait_s) = spec::retry_after_s(text) else { return };
@@ -65,7 +66,13 @@ impl Checker {
     /// not, it is no longer in flight, and a wait told before it is spent (and counted as
     /// waited out, where it was, and not throttled). A check whose connection was lost stays
     /// in flight: the server may still be running it.
-    pub(super) fn password_check_answered(&mut self, now_ms: u64, client: usize, p: &Pending) {
+    pub(super) fn password_check_answered(
+        &mut self,
+        now_ms: u64,
+        client: usize,
+        p: &Pending,
+        outcome: counts::Outcome,
+    ) {
         if !matches!(p.op, Op::Login { .. } | Op::Delete { .. }) {
             return;
         }
@@ -73,6 +80,7 @@ impl Checker {
         if let Some(check) = checks.iter_mut().find(|c| **c == (p.sent_ms, u64::MAX)) {
             check.1 = now_ms;
         }
+        self.counts_answered(now_ms, p, outcome);
         let Some(told) = self.client(client).told else { return };
         if told.sent_ms == p.sent_ms {
             return;
