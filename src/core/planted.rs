@@ -449,12 +449,16 @@ pub enum Planted {
     /// times, then logged in, is throttled at the next mistype as if the streak went on.
     /// Caught by the simulator's "the throttle refuses only at its counts".
     ThrottleSuccessKeepsStreak,
+    /// The throttle's delay doubles one failure late: the first failure beyond the free ones
+    /// waits the base delay, and so does the second. Caught by the simulator's "the throttle
+    /// refuses where its counts certainly reached their free checks".
+    ThrottleDoublingLate,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 93] = [
+    pub const ALL: [Planted; 94] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -548,6 +552,7 @@ impl Planted {
         Planted::RequestExtraFieldIgnored,
         Planted::RecoveryReadsUnsynced,
         Planted::ThrottleSuccessKeepsStreak,
+        Planted::ThrottleDoublingLate,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -875,6 +880,7 @@ mod tests {
             Planted::RequestExtraFieldIgnored => Some(90),
             Planted::RecoveryReadsUnsynced => Some(91),
             Planted::ThrottleSuccessKeepsStreak => Some(92),
+            Planted::ThrottleDoublingLate => Some(93),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

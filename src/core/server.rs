@@ -357,6 +357,10 @@ impl Server {
             throttle.planted_success_keeps_streak();
         }
         #[cfg(any(test, feature = "planted"))]
+        if config.planted == Planted::ThrottleDoublingLate {
+            throttle.planted_doubling_late();
+        }
+        #[cfg(any(test, feature = "planted"))]
         if config.planted == Planted::ThrottleBackoffUncapped {
             throttle.planted_uncapped_backoff();
         }

@@ -37,6 +37,8 @@ impl Entry {
         let cap_ms = limits.window_ms;
         #[cfg(any(test, feature = "planted"))]
         let cap_ms = if limits.uncapped { u64::MAX } else { cap_ms };
+        #[cfg(any(test, feature = "planted"))]
+        let beyond = if limits.doubling_late { beyond.saturating_sub(1) } else { beyond };
         let delay_ms = limits.backoff_base_ms.saturating_mul(1 << beyond.min(32)).min(cap_ms);
         let until_ms = self.last_failure_ms.saturating_add(delay_ms);
         (until_ms > now_ms).then_some(until_ms)
@@ -55,6 +57,10 @@ struct Limits {
     /// The planted `ThrottleBackoffUncapped`: the doubling delay is not capped at `window_ms`.
     #[cfg(any(test, feature = "planted"))]
     uncapped: bool,
+    /// The planted `ThrottleDoublingLate`: the delay doubles from the second failure beyond
+    /// the free ones.
+    #[cfg(any(test, feature = "planted"))]
+    doubling_late: bool,
 }
 
 /// Guesses by (name, address) and by address.
@@ -100,6 +106,8 @@ impl Throttle {
             window_ms: window_ms.max(1),
             #[cfg(any(test, feature = "planted"))]
             uncapped: false,
+            #[cfg(any(test, feature = "planted"))]
+            doubling_late: false,
         };
         Throttle {
             by_name: BTreeMap::new(),
@@ -139,6 +147,13 @@ impl Throttle {
     #[cfg(any(test, feature = "planted"))]
     pub fn planted_success_keeps_streak(&mut self) {
         self.success_keeps_streak = true;
+    }
+
+    /// Plants `ThrottleDoublingLate`.
+    #[cfg(any(test, feature = "planted"))]
+    pub fn planted_doubling_late(&mut self) {
+        self.name_limits.doubling_late = true;
+        self.peer_limits.doubling_late = true;
     }
 
     /// Plants `ThrottleBackoffUncapped`.

@@ -889,8 +889,15 @@ impl Checker {
                     counts::Outcome::LoggedIn
                 }
                 Some(Refusal::Throttled) if !ok => counts::Outcome::Throttled,
+                _ if !ok && text == LOGIN_FAILED && matches!(pending.op, Op::Login { .. }) => {
+                    counts::Outcome::Failed
+                }
                 _ => counts::Outcome::Other,
             };
+            if matches!(outcome, counts::Outcome::LoggedIn | counts::Outcome::Failed) {
+                let what = format!("client {client} sent `{}` and got {text:?}", pending.op);
+                self.counts_verdict(now_ms, client, &pending, &what);
+            }
             self.password_check_answered(now_ms, client, &pending, outcome);
         }
         let needs_login =
@@ -1724,13 +1731,14 @@ mod tests {
     }
 
     /// With one free check per (name, address), client 2 logs in as alice with `passwords`
-    /// in turn, each answered before the next is sent, and its last login is throttled.
+    /// in turn, 300 ms apart (longer than the 100 ms a failure beyond the free one waits),
+    /// and its last login, at 1 s, is throttled.
     fn throttled_after(passwords: &[&str]) -> Option<&'static str> {
         let mut checker = alice_owed_two_messages();
         checker.set_limits(Limits { login_failures_max: 1, ..LIMITS });
         checker.connected(2);
         for (i, password) in passwords.iter().enumerate() {
-            let at_ms = 10 * i as u64 + 10;
+            let at_ms = 300 * i as u64 + 10;
             checker.sent(
                 at_ms,
                 2,
@@ -1740,8 +1748,8 @@ mod tests {
             let status = if *password == "pw" { 0 } else { -1 };
             checker.replied(at_ms + 1, 2, format!("{status}\n{reply}").as_bytes());
         }
-        checker.sent(100, 2, Op::Login { name: "alice".into(), password: "wrong".into() });
-        checker.replied(101, 2, b"-1\nToo many failed attempts; try again in 1 s");
+        checker.sent(1_000, 2, Op::Login { name: "alice".into(), password: "wrong".into() });
+        checker.replied(1_001, 2, b"-1\nToo many failed attempts; try again in 1 s");
         checker.violation().map(|v| v.invariant.sentence())
     }
 

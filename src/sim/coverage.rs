@@ -121,6 +121,7 @@ pub fn expected_rows() -> Vec<&'static str> {
         // from its address meanwhile: judged ("a throttled wait, waited out, is enough").
         "throttle: waited out",
         "throttle: counts bounded",
+        "throttle: free checks certainly spent",
         // Hostile clients of the mixed workload's own.
         "hostile: bare handshake in another name",
         "hostile: login storm",

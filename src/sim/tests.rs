@@ -273,7 +273,13 @@ fn catches_a_throttle_that_locks_the_owner_out() {
 /// and sprays again; the second spray gets as many free checks as the first.
 #[test]
 fn catches_a_right_password_that_excuses_an_addresss_guesses() {
-    caught(Planted::ThrottleSuccessClearsAddress, "the throttle bounds password guesses");
+    // The storm's bound, or first (usually) a verdict where the address's failures were
+    // certainly past its free checks.
+    let certain = "the throttle refuses where its counts certainly reached their free checks";
+    assert_caught_one_of(
+        Planted::ThrottleSuccessClearsAddress,
+        &["the throttle bounds password guesses", certain],
+    );
 }
 
 /// The ticket order the shipped server had until the hoarding client found it
@@ -964,4 +970,10 @@ fn catches_a_recovery_that_does_not_sync_what_it_read() {
 #[test]
 fn catches_a_right_password_that_keeps_its_streak() {
     caught(Planted::ThrottleSuccessKeepsStreak, "the throttle refuses only at its counts");
+}
+
+#[test]
+fn catches_a_throttle_that_doubles_one_failure_late() {
+    let invariant = "the throttle refuses where its counts certainly reached their free checks";
+    caught(Planted::ThrottleDoublingLate, invariant);
 }

@@ -34,7 +34,9 @@ pub(super) enum Outcome {
     LoggedIn,
     /// Refused by the throttle: it never started.
     Throttled,
-    /// Any other answer: it may have failed.
+    /// A login refused for its password (or its unknown name): a failure.
+    Failed,
+    /// Any other answer: it may have failed, or been a right password.
     Other,
 }
 
@@ -97,5 +99,94 @@ impl Checker {
                  ({name_free} free), at most {by_peer} from the address ({peer_free} free)"
             )
         });
+    }
+}
+
+impl Checker {
+    /// `client`'s check `p` got a password verdict at `now_ms`: where its counts certainly
+    /// reached their free checks, and their wait had not run out, it should have been
+    /// throttled.
+    ///
+    /// The bound from below, per count: failures answered before this check was sent, since
+    /// the last crash, in a streak the server cannot have forgotten (each sent less than a
+    /// window after the one before it was answered... and answered before that window ran
+    /// out, so the count was never idle a window long), and for the name, with no check
+    /// between them and this one that may have been a right password. Their doubled wait runs
+    /// from the last one's sending at the earliest.
+    pub(super) fn counts_verdict(&mut self, now_ms: u64, client: usize, p: &Pending, what: &str) {
+        let Some(limits) = self.limits else { return };
+        let host = self.client(client).host;
+        let window_ms = self.throttle_window_ms.max(1);
+        let base_ms = limits.login_backoff_base_ms.max(1);
+        let frees = [limits.login_failures_max.max(1), limits.login_failures_per_peer_max.max(1)];
+        for (count, free) in [p.target, None].into_iter().zip(frees) {
+            let Some((failures, last_sent_ms)) = self.streak(host, count, p, window_ms) else {
+                continue;
+            };
+            if failures < free {
+                continue;
+            }
+            self.coverage.count("throttle: free checks certainly spent");
+            let beyond = u32::try_from(failures - free).unwrap_or(u32::MAX).min(32);
+            let delay_ms = base_ms.saturating_mul(1 << beyond).min(window_ms);
+            if now_ms >= last_sent_ms.saturating_add(delay_ms) {
+                continue;
+            }
+            let of = if count.is_some() { "the name from its address" } else { "the address" };
+            let invariant =
+                "the throttle refuses where its counts certainly reached their free checks";
+            self.expect(false, now_ms, invariant, || {
+                format!(
+                    "{what}: {failures} failures of {of} certainly counted ({free} free), the \
+                     last sent at {last_sent_ms} ms, so a wait of {delay_ms} ms at least"
+                )
+            });
+            return;
+        }
+    }
+
+    /// The failures certainly counted for `p`, from `host` (of the name `name`, or all names
+    /// where `None`), in the streak that ends with the latest of them, and when that one was
+    /// sent.
+    fn streak(
+        &self,
+        host: u128,
+        name: Option<NameId>,
+        p: &Pending,
+        window_ms: u64,
+    ) -> Option<(usize, u64)> {
+        let ours = || {
+            (self.counts.iter().enumerate())
+                .filter(move |&(i, c)| {
+                    Some(i) != p.check && c.host == host && c.crashes == p.crashes
+                })
+                .filter(move |(_, c)| name.is_none() || c.name == name)
+                .map(|(_, c)| c)
+        };
+        // A check of the name that may have been a right password, settled between a failure
+        // and this check's reading, may have ended the streak.
+        let may_end = |f: &Check| {
+            name.is_some()
+                && ours().any(|s| {
+                    !matches!(s.outcome, Outcome::Failed | Outcome::Throttled)
+                        && s.answered_ms > f.sent_ms
+                        && s.sent_ms <= p.reply_ms
+                })
+        };
+        let mut chain: Vec<&Check> = ours()
+            .filter(|c| c.outcome == Outcome::Failed && c.answered_ms < p.sent_ms)
+            .filter(|f| !may_end(f))
+            .collect();
+        chain.sort_by_key(|c| c.sent_ms);
+        let last = chain.pop()?;
+        let mut failures = 1;
+        let mut later = last;
+        while let Some(earlier) = chain.pop() {
+            if later.answered_ms >= earlier.sent_ms.saturating_add(window_ms) {
+                break;
+            }
+            (failures, later) = (failures + 1, earlier);
+        }
+        (p.reply_ms < last.sent_ms.saturating_add(window_ms)).then_some((failures, last.sent_ms))
     }
 }
