@@ -337,33 +337,7 @@ impl Server {
             config.login_failure_window_ms,
         );
         #[cfg(any(test, feature = "planted"))]
-        if config.planted == Planted::ThrottleLocksOwner {
-            throttle.planted_key_by_name_only();
-        }
-        #[cfg(any(test, feature = "planted"))]
-        if config.planted == Planted::ThrottleFreeOffByOne {
-            throttle.planted_one_more_free_check();
-        }
-        #[cfg(any(test, feature = "planted"))]
-        if config.planted == Planted::ThrottleSuccessClearsAddress {
-            throttle.planted_success_clears_address();
-        }
-        #[cfg(any(test, feature = "planted"))]
-        if config.planted == Planted::ThrottleWaitRoundedDown {
-            throttle.planted_wait_rounded_down();
-        }
-        #[cfg(any(test, feature = "planted"))]
-        if config.planted == Planted::ThrottleSuccessKeepsStreak {
-            throttle.planted_success_keeps_streak();
-        }
-        #[cfg(any(test, feature = "planted"))]
-        if config.planted == Planted::ThrottleDoublingLate {
-            throttle.planted_doubling_late();
-        }
-        #[cfg(any(test, feature = "planted"))]
-        if config.planted == Planted::ThrottleBackoffUncapped {
-            throttle.planted_uncapped_backoff();
-        }
+        throttle.plant(config.planted);
         Server {
             config,
             rng,

@@ -12,6 +12,8 @@
 
 use std::collections::BTreeMap;
 
+#[cfg(any(test, feature = "planted"))]
+use super::planted::Planted;
 use super::Peer;
 
 /// One key's record: failures in the current streak, the latest one, and checks in flight.
@@ -36,9 +38,12 @@ impl Entry {
         let beyond = self.failures - limits.free;
         let cap_ms = limits.window_ms;
         #[cfg(any(test, feature = "planted"))]
-        let cap_ms = if limits.uncapped { u64::MAX } else { cap_ms };
+        let cap_ms =
+            if limits.planted == Planted::ThrottleBackoffUncapped { u64::MAX } else { cap_ms };
         #[cfg(any(test, feature = "planted"))]
-        let beyond = if limits.doubling_late { beyond.saturating_sub(1) } else { beyond };
+        let late = limits.planted == Planted::ThrottleDoublingLate;
+        #[cfg(any(test, feature = "planted"))]
+        let beyond = if late { beyond.saturating_sub(1) } else { beyond };
         let delay_ms = limits.backoff_base_ms.saturating_mul(1 << beyond.min(32)).min(cap_ms);
         let until_ms = self.last_failure_ms.saturating_add(delay_ms);
         (until_ms > now_ms).then_some(until_ms)
@@ -54,13 +59,9 @@ struct Limits {
     free: u32,
     backoff_base_ms: u64,
     window_ms: u64,
-    /// The planted `ThrottleBackoffUncapped`: the doubling delay is not capped at `window_ms`.
+    /// The planted bug, if one of the throttle's ([`Throttle::plant`]).
     #[cfg(any(test, feature = "planted"))]
-    uncapped: bool,
-    /// The planted `ThrottleDoublingLate`: the delay doubles from the second failure beyond
-    /// the free ones.
-    #[cfg(any(test, feature = "planted"))]
-    doubling_late: bool,
+    planted: Planted,
 }
 
 /// Guesses by (name, address) and by address.
@@ -70,18 +71,9 @@ pub(crate) struct Throttle {
     by_peer: BTreeMap<Peer, Entry>,
     name_limits: Limits,
     peer_limits: Limits,
-    /// The planted `ThrottleLocksOwner`: names are counted over every address together.
+    /// The planted bug, if one of the throttle's ([`Throttle::plant`]).
     #[cfg(any(test, feature = "planted"))]
-    key_by_name_only: bool,
-    /// The planted `ThrottleSuccessClearsAddress`: a success clears the address's failures.
-    #[cfg(any(test, feature = "planted"))]
-    success_clears_address: bool,
-    /// The planted `ThrottleWaitRoundedDown`: the wait is told in seconds rounded down.
-    #[cfg(any(test, feature = "planted"))]
-    wait_rounded_down: bool,
-    /// The planted `ThrottleSuccessKeepsStreak`: a right password leaves the failures.
-    #[cfg(any(test, feature = "planted"))]
-    success_keeps_streak: bool,
+    planted: Planted,
 }
 
 /// What a check reserved; hand it back to [`Throttle::settle`] or [`Throttle::release`].
@@ -105,9 +97,7 @@ impl Throttle {
             backoff_base_ms: backoff_base_ms.max(1),
             window_ms: window_ms.max(1),
             #[cfg(any(test, feature = "planted"))]
-            uncapped: false,
-            #[cfg(any(test, feature = "planted"))]
-            doubling_late: false,
+            planted: Planted::None,
         };
         Throttle {
             by_name: BTreeMap::new(),
@@ -115,65 +105,29 @@ impl Throttle {
             name_limits: limits(per_name_free),
             peer_limits: limits(per_peer_free),
             #[cfg(any(test, feature = "planted"))]
-            key_by_name_only: false,
-            #[cfg(any(test, feature = "planted"))]
-            success_clears_address: false,
-            #[cfg(any(test, feature = "planted"))]
-            wait_rounded_down: false,
-            #[cfg(any(test, feature = "planted"))]
-            success_keeps_streak: false,
+            planted: Planted::None,
         }
     }
 
-    /// Plants `ThrottleLocksOwner`.
+    /// Plants `bug` where it is one of the throttle's: `ThrottleLocksOwner` (names counted
+    /// over every address together), `ThrottleFreeOffByOne` (a (name, address) gets one more
+    /// free check than configured: `<=` where `<` was meant), `ThrottleSuccessClearsAddress`,
+    /// `ThrottleSuccessKeepsStreak`, `ThrottleWaitRoundedDown`, `ThrottleDoublingLate` and
+    /// `ThrottleBackoffUncapped`.
     #[cfg(any(test, feature = "planted"))]
-    pub fn planted_key_by_name_only(&mut self) {
-        self.key_by_name_only = true;
-    }
-
-    /// Plants `ThrottleSuccessClearsAddress`.
-    #[cfg(any(test, feature = "planted"))]
-    pub fn planted_success_clears_address(&mut self) {
-        self.success_clears_address = true;
-    }
-
-    /// Plants `ThrottleWaitRoundedDown`.
-    #[cfg(any(test, feature = "planted"))]
-    pub fn planted_wait_rounded_down(&mut self) {
-        self.wait_rounded_down = true;
-    }
-
-    /// Plants `ThrottleSuccessKeepsStreak`.
-    #[cfg(any(test, feature = "planted"))]
-    pub fn planted_success_keeps_streak(&mut self) {
-        self.success_keeps_streak = true;
-    }
-
-    /// Plants `ThrottleDoublingLate`.
-    #[cfg(any(test, feature = "planted"))]
-    pub fn planted_doubling_late(&mut self) {
-        self.name_limits.doubling_late = true;
-        self.peer_limits.doubling_late = true;
-    }
-
-    /// Plants `ThrottleBackoffUncapped`.
-    #[cfg(any(test, feature = "planted"))]
-    pub fn planted_uncapped_backoff(&mut self) {
-        self.name_limits.uncapped = true;
-        self.peer_limits.uncapped = true;
-    }
-
-    /// The planted `ThrottleFreeOffByOne`: a (name, address) gets one more free check than
-    /// configured (the bound compared with `<=` where `<` was meant).
-    #[cfg(any(test, feature = "planted"))]
-    pub fn planted_one_more_free_check(&mut self) {
-        self.name_limits.free += 1;
+    pub fn plant(&mut self, bug: Planted) {
+        self.planted = bug;
+        self.name_limits.planted = bug;
+        self.peer_limits.planted = bug;
+        if bug == Planted::ThrottleFreeOffByOne {
+            self.name_limits.free += 1;
+        }
     }
 
     /// The key of a name's count: the name and the address it is tried from.
     fn name_key(&self, name: &str, peer: Peer) -> (String, Peer) {
         #[cfg(any(test, feature = "planted"))]
-        if self.key_by_name_only {
+        if self.planted == Planted::ThrottleLocksOwner {
             return (name.to_owned(), Peer(0));
         }
         (name.to_owned(), peer)
@@ -190,7 +144,7 @@ impl Throttle {
             self.by_peer.get(&peer).and_then(|e| e.blocked_until_ms(&self.peer_limits, now_ms));
         let until_ms = by_name.into_iter().chain(by_peer).max()?;
         #[cfg(any(test, feature = "planted"))]
-        if self.wait_rounded_down {
+        if self.planted == Planted::ThrottleWaitRoundedDown {
             return Some((until_ms.saturating_sub(now_ms) / 1000).max(1));
         }
         Some(until_ms.saturating_sub(now_ms).div_ceil(1000).max(1))
@@ -224,11 +178,11 @@ impl Throttle {
             }
         }
         #[cfg(any(test, feature = "planted"))]
-        let ok = ok && !self.success_keeps_streak;
+        let ok = ok && self.planted != Planted::ThrottleSuccessKeepsStreak;
         if ok {
             by_name.failures = 0;
             #[cfg(any(test, feature = "planted"))]
-            if self.success_clears_address {
+            if self.planted == Planted::ThrottleSuccessClearsAddress {
                 by_peer.failures = 0;
             }
         }

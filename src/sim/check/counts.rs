@@ -100,19 +100,18 @@ impl Checker {
             )
         });
     }
-}
 
-impl Checker {
     /// `client`'s check `p` got a password verdict at `now_ms`: where its counts certainly
     /// reached their free checks, and their wait had not run out, it should have been
     /// throttled.
     ///
     /// The bound from below, per count: failures answered before this check was sent, since
-    /// the last crash, in a streak the server cannot have forgotten (each sent less than a
-    /// window after the one before it was answered... and answered before that window ran
-    /// out, so the count was never idle a window long), and for the name, with no check
-    /// between them and this one that may have been a right password. Their doubled wait runs
-    /// from the last one's sending at the earliest.
+    /// the last crash, in a streak the server cannot have forgotten (each one answered, so
+    /// holding its slot, less than a window after the one before it was sent, and this check
+    /// answered less than a window after the last was sent: the count was never idle a
+    /// window long), and for the name, with no check between them and this one that may
+    /// have been a right password. Their doubled wait runs from the last one's sending at the
+    /// earliest.
     pub(super) fn counts_verdict(&mut self, now_ms: u64, client: usize, p: &Pending, what: &str) {
         let Some(limits) = self.limits else { return };
         let host = self.client(client).host;
