@@ -124,12 +124,12 @@ enum Phase {
     Rest,
 }
 
-/// How often, and how many times, the intruder of a shared-host world tries a bare handshake.
 /// The share of random crashes that kill the process rather than cut the power: a process that
 /// dies (a panic, the OOM killer, `kill -9`) leaves what it wrote in the page cache, unsynced,
 /// and its recovery must make that durable before it builds on it.
 const KILL_P: f64 = 0.3;
 
+/// How often, and how many times, the intruder of a shared-host world tries a bare handshake.
 const INTRUDER_PERIOD_MS: u64 = 40;
 const INTRUDER_ROUNDS: u64 = 100;
 
