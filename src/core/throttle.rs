@@ -71,9 +71,6 @@ pub(crate) struct Throttle {
     by_peer: BTreeMap<Peer, Entry>,
     name_limits: Limits,
     peer_limits: Limits,
-    /// The planted bug, if one of the throttle's ([`Throttle::plant`]).
-    #[cfg(any(test, feature = "planted"))]
-    planted: Planted,
 }
 
 /// What a check reserved; hand it back to [`Throttle::settle`] or [`Throttle::release`].
@@ -104,8 +101,6 @@ impl Throttle {
             by_peer: BTreeMap::new(),
             name_limits: limits(per_name_free),
             peer_limits: limits(per_peer_free),
-            #[cfg(any(test, feature = "planted"))]
-            planted: Planted::None,
         }
     }
 
@@ -116,7 +111,6 @@ impl Throttle {
     /// `ThrottleBackoffUncapped`.
     #[cfg(any(test, feature = "planted"))]
     pub fn plant(&mut self, bug: Planted) {
-        self.planted = bug;
         self.name_limits.planted = bug;
         self.peer_limits.planted = bug;
         if bug == Planted::ThrottleFreeOffByOne {
@@ -127,7 +121,7 @@ impl Throttle {
     /// The key of a name's count: the name and the address it is tried from.
     fn name_key(&self, name: &str, peer: Peer) -> (String, Peer) {
         #[cfg(any(test, feature = "planted"))]
-        if self.planted == Planted::ThrottleLocksOwner {
+        if self.name_limits.planted == Planted::ThrottleLocksOwner {
             return (name.to_owned(), Peer(0));
         }
         (name.to_owned(), peer)
@@ -144,7 +138,7 @@ impl Throttle {
             self.by_peer.get(&peer).and_then(|e| e.blocked_until_ms(&self.peer_limits, now_ms));
         let until_ms = by_name.into_iter().chain(by_peer).max()?;
         #[cfg(any(test, feature = "planted"))]
-        if self.planted == Planted::ThrottleWaitRoundedDown {
+        if self.name_limits.planted == Planted::ThrottleWaitRoundedDown {
             return Some((until_ms.saturating_sub(now_ms) / 1000).max(1));
         }
         Some(until_ms.saturating_sub(now_ms).div_ceil(1000).max(1))
@@ -178,11 +172,11 @@ impl Throttle {
             }
         }
         #[cfg(any(test, feature = "planted"))]
-        let ok = ok && self.planted != Planted::ThrottleSuccessKeepsStreak;
+        let ok = ok && self.name_limits.planted != Planted::ThrottleSuccessKeepsStreak;
         if ok {
             by_name.failures = 0;
             #[cfg(any(test, feature = "planted"))]
-            if self.planted == Planted::ThrottleSuccessClearsAddress {
+            if self.name_limits.planted == Planted::ThrottleSuccessClearsAddress {
                 by_peer.failures = 0;
             }
         }

@@ -198,9 +198,6 @@ struct ClientState {
     registered_ms: Vec<(u64, u64)>,
     /// When its last password check (login or delete) ended.
     check_ended_ms: u64,
-    /// Its password checks: (sent, answered: `u64::MAX` while in flight, or if its
-    /// connection was lost first).
-    checks_ms: Vec<(u64, u64)>,
     /// Its last throttled check and the wait it was told (`backoff.rs`).
     told: Option<backoff::Told>,
     /// Command connections it opened so far (the current one's number).
@@ -524,9 +521,6 @@ impl Checker {
         let login = matches!(op, Op::Register { .. } | Op::Login { .. });
         if matches!(op, Op::Register { .. }) {
             self.client(client).registers_ms.push((now_ms, u64::MAX));
-        }
-        if matches!(op, Op::Login { .. } | Op::Delete { .. }) {
-            self.client(client).checks_ms.push((now_ms, u64::MAX));
         }
         let (mut clean_epoch, mut session_alone, mut exists_at_send) = (None, None, Known::Unknown);
         if let Some(k) = target {

@@ -76,10 +76,6 @@ impl Checker {
         if !matches!(p.op, Op::Login { .. } | Op::Delete { .. }) {
             return;
         }
-        let checks = &mut self.client(client).checks_ms;
-        if let Some(check) = checks.iter_mut().find(|c| **c == (p.sent_ms, u64::MAX)) {
-            check.1 = now_ms;
-        }
         self.counts_answered(now_ms, p, outcome);
         let Some(told) = self.client(client).told else { return };
         if told.sent_ms == p.sent_ms {
@@ -100,12 +96,8 @@ impl Checker {
             return false;
         }
         let host = self.client(client).host;
-        let own = |i: usize, sent: u64| i == client && (sent == told.sent_ms || sent == p.sent_ms);
-        let others = (self.clients.iter().enumerate().filter(|(_, c)| c.host == host))
-            .flat_map(|(i, c)| c.checks_ms.iter().map(move |&check| (i, check)))
-            .filter(|&(i, (sent, _))| !own(i, sent))
-            .any(|(_, (sent, answered))| sent <= now_ms && answered >= told.sent_ms);
-        !others
+        let own_ms = [told.sent_ms, p.sent_ms];
+        !self.other_check_between(host, client, own_ms, told.sent_ms, now_ms)
     }
 
     /// A throttled reply `text` to a password check, answered at `now_ms`.

@@ -17,6 +17,7 @@ use super::{Checker, NameId, Op, Pending};
 /// One password check: a login or a deletion.
 #[derive(Debug, Clone)]
 pub(super) struct Check {
+    client: usize,
     host: u128,
     name: Option<NameId>,
     sent_ms: u64,
@@ -49,9 +50,25 @@ impl Checker {
         let host = self.client(client).host;
         let (name, sent_ms, crashes) = (p.target, p.sent_ms, p.crashes);
         let outcome = Outcome::Unknown;
-        let check = Check { host, name, sent_ms, crashes, answered_ms: u64::MAX, outcome };
+        let answered_ms = u64::MAX;
+        let check = Check { client, host, name, sent_ms, crashes, answered_ms, outcome };
         self.counts.push(check);
         Some(self.counts.len() - 1)
+    }
+
+    /// Whether a password check from `host`, other than `client`'s sent at one of `own_ms`,
+    /// was sent by `now_ms` and answered no earlier than `since_ms` (or never).
+    pub(super) fn other_check_between(
+        &self,
+        host: u128,
+        client: usize,
+        own_ms: [u64; 2],
+        since_ms: u64,
+        now_ms: u64,
+    ) -> bool {
+        (self.counts.iter())
+            .filter(|c| c.host == host && !(c.client == client && own_ms.contains(&c.sent_ms)))
+            .any(|c| c.sent_ms <= now_ms && c.answered_ms >= since_ms)
     }
 
     /// Check `p` was answered at `now_ms` with `outcome`.
