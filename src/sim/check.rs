@@ -61,24 +61,10 @@ pub struct Limits {
     pub login_failures_per_peer_max: usize,
 }
 
-/// PROTOCOL.md's longest password, in bytes.
-const PASSWORD_LEN_MAX: usize = 128;
 /// How the server words the refusal of a password outside 1 to 128 bytes.
 const INVALID_PASSWORD: &str = "Invalid password";
-
-/// PROTOCOL.md: "Passwords: 1 to 128 bytes".
-fn password_fits(password: &str) -> bool {
-    (1..=PASSWORD_LEN_MAX).contains(&password.len())
-}
-
 /// How the server words the refusal of a name outside PROTOCOL.md's.
 const INVALID_NAME: &str = "Invalid username";
-
-/// PROTOCOL.md: "Usernames: 1 to 32 characters of `A-Z a-z 0-9 _ . -`".
-fn name_fits(name: &str) -> bool {
-    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
-    (1..=32).contains(&name.chars().count()) && name.chars().all(ok)
-}
 
 mod at_rest;
 mod backoff;
@@ -878,20 +864,7 @@ impl Checker {
         if !self.hostile_reply(now_ms, client, &pending, ok, text) {
             self.check_reply(now_ms, client, &pending, ok, text);
             self.check_ended(now_ms, client, &pending);
-            let outcome = match Refusal::of(text) {
-                _ if ok && text == LOGIN_OK && matches!(pending.op, Op::Login { .. }) => {
-                    counts::Outcome::LoggedIn
-                }
-                Some(Refusal::Throttled) if !ok => counts::Outcome::Throttled,
-                _ if !ok && text == LOGIN_FAILED && matches!(pending.op, Op::Login { .. }) => {
-                    counts::Outcome::Failed
-                }
-                _ => counts::Outcome::Other,
-            };
-            if matches!(outcome, counts::Outcome::LoggedIn | counts::Outcome::Failed) {
-                let what = format!("client {client} sent `{}` and got {text:?}", pending.op);
-                self.counts_verdict(now_ms, client, &pending, &what);
-            }
+            let outcome = self.counts_replied(now_ms, client, &pending, ok, text);
             self.password_check_answered(now_ms, client, &pending, outcome);
         }
         let needs_login =
@@ -1064,9 +1037,9 @@ impl Checker {
                 let strict = self.strict(p, k);
                 let exists = p.exists_at_send;
                 if ok && text == REGISTER_OK {
-                    let fits = password_fits(password);
+                    let fits = spec::password_fits(password);
                     self.expect(fits, now_ms, "a password over its limit is refused", what);
-                    let fits = name_fits(name);
+                    let fits = spec::name_fits(name);
                     self.expect(fits, now_ms, "a name outside PROTOCOL.md's is refused", what);
                     self.expect(
                         !(strict && exists == Known::Yes),
@@ -1093,12 +1066,12 @@ impl Checker {
                 } else if !ok && text.starts_with(INVALID_PASSWORD) {
                     // PROTOCOL.md: "Passwords: 1 to 128 bytes". The request changed nothing.
                     self.coverage.count("refusal: invalid password");
-                    let fits = password_fits(password);
+                    let fits = spec::password_fits(password);
                     self.expect(!fits, now_ms, "a limit refuses only at its bound", what);
                 } else if !ok && text.starts_with(INVALID_NAME) {
                     // PROTOCOL.md's names. The request changed nothing.
                     self.coverage.count("refusal: invalid name");
-                    let fits = name_fits(name);
+                    let fits = spec::name_fits(name);
                     self.expect(!fits, now_ms, "a limit refuses only at its bound", what);
                 } else {
                     self.fail(now_ms, "register reply", what());

@@ -29,6 +29,22 @@ pub fn is_command_list(text: &str) -> bool {
         .all(|code| text.lines().any(|line| line.trim_start().starts_with(code)))
 }
 
+/// PROTOCOL.md's longest username, in characters.
+pub const NAME_LEN_MAX: usize = 32;
+/// PROTOCOL.md's longest password, in bytes.
+pub const PASSWORD_LEN_MAX: usize = 128;
+
+/// PROTOCOL.md: "Usernames: 1 to 32 characters of `A-Z a-z 0-9 _ . -`".
+pub fn name_fits(name: &str) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    (1..=NAME_LEN_MAX).contains(&name.chars().count()) && name.chars().all(ok)
+}
+
+/// PROTOCOL.md: "Passwords: 1 to 128 bytes".
+pub fn password_fits(password: &str) -> bool {
+    (1..=PASSWORD_LEN_MAX).contains(&password.len())
+}
+
 /// The key a username is compared by: usernames are compared case-insensitively, and are
 /// ASCII (`A-Z a-z 0-9 _ . -`).
 pub fn name_key(name: &str) -> String {

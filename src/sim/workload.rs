@@ -15,6 +15,7 @@ use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
 use super::scenario::{Hostile, Op, BAD_HEADERS};
+use super::spec::{NAME_LEN_MAX, PASSWORD_LEN_MAX};
 
 /// Which random workload clients follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -247,7 +248,6 @@ pub fn patient_guesses(rng: &mut ChaCha20Rng, op: &Op, session: bool) -> Option<
 /// which must be accepted), one character longer, or with a character outside the set (both
 /// refused).
 pub fn odd_name(rng: &mut ChaCha20Rng, name: &str) -> Option<String> {
-    const NAME_LEN_MAX: usize = 32;
     if !rng.gen_bool(0.05) {
         return None;
     }
@@ -267,7 +267,6 @@ pub fn odd_name(rng: &mut ChaCha20Rng, name: &str) -> Option<String> {
 /// padded to exactly PROTOCOL.md's limit ("1 to 128 bytes", which must be accepted) or one
 /// byte over (which must be refused).
 pub fn long_password(rng: &mut ChaCha20Rng, name: &str) -> Option<String> {
-    const PASSWORD_LEN_MAX: usize = 128;
     if !rng.gen_bool(0.05) {
         return None;
     }

@@ -12,6 +12,8 @@
 //! was lost counts: it may have failed. Forgetting a count a window after its last failure is
 //! left out (a bound that forgets nothing stays a bound).
 
+use super::spec::text::{LOGIN_FAILED, LOGIN_OK};
+use super::spec::Refusal;
 use super::{Checker, NameId, Op, Pending};
 
 /// One password check: a login or a deletion.
@@ -69,6 +71,30 @@ impl Checker {
         (self.counts.iter())
             .filter(|c| c.host == host && !(c.client == client && own_ms.contains(&c.sent_ms)))
             .any(|c| c.sent_ms <= now_ms && c.answered_ms >= since_ms)
+    }
+
+    /// `client`'s request `p` got the reply `text` (`ok`: status 0): what it tells of a
+    /// password check, after judging a verdict against the counts.
+    pub(super) fn counts_replied(
+        &mut self,
+        now_ms: u64,
+        client: usize,
+        p: &Pending,
+        ok: bool,
+        text: &str,
+    ) -> Outcome {
+        let login = matches!(p.op, Op::Login { .. });
+        let outcome = match Refusal::of(text) {
+            _ if ok && text == LOGIN_OK && login => Outcome::LoggedIn,
+            Some(Refusal::Throttled) if !ok => Outcome::Throttled,
+            _ if !ok && text == LOGIN_FAILED && login => Outcome::Failed,
+            _ => Outcome::Other,
+        };
+        if matches!(outcome, Outcome::LoggedIn | Outcome::Failed) {
+            let what = || format!("client {client} sent `{}` and got {text:?}", p.op);
+            self.counts_verdict(now_ms, client, p, what);
+        }
+        outcome
     }
 
     /// Check `p` was answered at `now_ms` with `outcome`.
@@ -129,7 +155,13 @@ impl Checker {
     /// window long), and for the name, with no check between them and this one that may
     /// have been a right password. Their doubled wait runs from the last one's sending at the
     /// earliest.
-    pub(super) fn counts_verdict(&mut self, now_ms: u64, client: usize, p: &Pending, what: &str) {
+    fn counts_verdict(
+        &mut self,
+        now_ms: u64,
+        client: usize,
+        p: &Pending,
+        what: impl Fn() -> String,
+    ) {
         let Some(limits) = self.limits else { return };
         let host = self.client(client).host;
         let window_ms = self.throttle_window_ms.max(1);
@@ -153,8 +185,9 @@ impl Checker {
                 "the throttle refuses where its counts certainly reached their free checks";
             self.expect(false, now_ms, invariant, || {
                 format!(
-                    "{what}: {failures} failures of {of} certainly counted ({free} free), the \
-                     last sent at {last_sent_ms} ms, so a wait of {delay_ms} ms at least"
+                    "{}: {failures} failures of {of} certainly counted ({free} free), the \
+                     last sent at {last_sent_ms} ms, so a wait of {delay_ms} ms at least",
+                    what()
                 )
             });
             return;
