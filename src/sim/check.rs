@@ -77,6 +77,7 @@ mod deadlines;
 mod early;
 mod hostile;
 mod pump;
+mod registrations;
 mod rest;
 mod sorted;
 mod tickets;
@@ -999,6 +1000,9 @@ impl Checker {
             if refusal != Refusal::Throttled {
                 let fits = self.refusal_fits(now_ms, client, p, refusal);
                 self.expect(fits, now_ms, "a limit refuses only at its bound", what);
+                if refusal == Refusal::RegistrationsLimited {
+                    self.registration_wait_bounded(now_ms, client, p, text, what);
+                }
                 if let Some(msg) = p.tag.and_then(|t| self.msgs.get_mut(&t)) {
                     msg.refused = true;
                 }

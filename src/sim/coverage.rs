@@ -122,6 +122,8 @@ pub fn expected_rows() -> Vec<&'static str> {
         "throttle: waited out",
         "throttle: counts bounded",
         "throttle: free checks certainly spent",
+        // A registration refused for its address's limit, its wait judged.
+        "registrations: wait bounded",
         // Hostile clients of the mixed workload's own.
         "hostile: bare handshake in another name",
         "hostile: login storm",
