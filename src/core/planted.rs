@@ -453,12 +453,17 @@ pub enum Planted {
     /// waits the base delay, and so does the second. Caught by the simulator's "the throttle
     /// refuses where its counts certainly reached their free checks".
     ThrottleDoublingLate,
+    /// A registration refused for its address's limit is told to wait until the newest of the
+    /// address's registrations leaves the window, not the oldest of the ones the limit
+    /// counts: the slot frees sooner than it says. Caught by the simulator's "a registration
+    /// limit's wait ends when a registration leaves the window".
+    RegistrationWaitNewest,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 94] = [
+    pub const ALL: [Planted; 95] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -553,6 +558,7 @@ impl Planted {
         Planted::RecoveryReadsUnsynced,
         Planted::ThrottleSuccessKeepsStreak,
         Planted::ThrottleDoublingLate,
+        Planted::RegistrationWaitNewest,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -881,6 +887,7 @@ mod tests {
             Planted::RecoveryReadsUnsynced => Some(91),
             Planted::ThrottleSuccessKeepsStreak => Some(92),
             Planted::ThrottleDoublingLate => Some(93),
+            Planted::RegistrationWaitNewest => Some(94),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -977,3 +977,9 @@ fn catches_a_throttle_that_doubles_one_failure_late() {
     let invariant = "the throttle refuses where its counts certainly reached their free checks";
     caught(Planted::ThrottleDoublingLate, invariant);
 }
+
+#[test]
+fn catches_a_registration_limit_that_tells_the_newest_registrations_wait() {
+    let invariant = "a registration limit's wait ends when a registration leaves the window";
+    caught(Planted::RegistrationWaitNewest, invariant);
+}
