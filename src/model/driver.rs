@@ -505,12 +505,13 @@ impl State {
     }
 
     /// The steps possible now within `bounds`, in a fixed order, but for the crashes inside a
-    /// stall that keep and tear only records written before its last step: the disk they leave is the one
-    /// the same crash leaves one step earlier (before the stall, if that step began to hold
-    /// records back), where it observes the same, and the state they reach is that one's
-    /// with the last step's budget spent; found no deeper, so skipping them loses no state
-    /// that subsumption would not skip, and no observation (a fifth of the transitions of
-    /// `--users 3 --ops 3 --faults 1`; `tests::skipped_crashes_are_those_of_the_state_before`).
+    /// stall that keep and tear only records written before its last step: the disk they
+    /// leave is the one the same crash leaves one step earlier (before the stall, if that step
+    /// began to hold records back), where it observes the same, and the state they reach is
+    /// that one's with the last step's budget spent; found no deeper, so skipping them loses
+    /// no state that subsumption would not skip, and no observation (a fifth of the
+    /// transitions of `--users 3 --ops 3 --faults 1`;
+    /// `tests::skipped_crashes_are_those_of_the_state_before`).
     pub fn enabled(&self, bounds: &Bounds, out: &mut Vec<Step>) {
         out.clear();
         let users = bounds.users as User;

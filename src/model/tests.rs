@@ -942,14 +942,13 @@ fn subsumption_covers_every_state_at_a_depth_no_greater() {
 /// real core and every planted one, in every state of small searches (with pipelining,
 /// hostile steps and two faults): each such crash observes what the earlier one observes
 /// (passes, or fails the same invariant) and, passing, leads to the state the earlier one leads
-/// to but for having spent no less of each budget. (Skipping a crash that keeps or tears a
-/// record of the last step fails this, in the planted cores whose recovery mishandles it.)
+/// to but for having spent no less of each budget. (Skipping also the crashes that keep or
+/// tear a record of the last step fails this: the earlier state cannot run them.)
 #[test]
 fn skipped_crashes_are_those_of_the_state_before() {
     use super::driver::State;
     use super::fingerprint::fingerprint;
     use super::por::CRASH_KEPT_MAX;
-    use std::collections::BTreeSet;
     // The state with every budget zeroed, and what it spent.
     let unspent = |world: &State| -> (State, Vec<u8>) {
         let mut world = world.clone();
@@ -972,20 +971,7 @@ fn skipped_crashes_are_those_of_the_state_before() {
             let renamings = [(0..users as u8).collect()];
             let print = |world: &State| fingerprint(world, &renamings, &mut Vec::new());
             let what = format!("{bug:?} in {users}/{ops}/{faults}, pipeline {pipeline}");
-            // Breadth-first, each state with its parent's index.
-            let mut states: Vec<(State, usize)> = vec![(search.world(), usize::MAX)];
-            let mut seen = BTreeSet::from([print(&states[0].0)]);
-            let (mut at, mut steps) = (0, Vec::new());
-            while at < states.len() {
-                states[at].0.enabled(&search.bounds, &mut steps);
-                for &step in &steps {
-                    let mut child = states[at].0.clone();
-                    if child.step(step).is_ok() && seen.insert(print(&child)) {
-                        states.push((child, at));
-                    }
-                }
-                at += 1;
-            }
+            let states = reached_with_parents(&search, print);
             for (world, parent) in &states {
                 if !world.disk_stalled() || world.faults_used >= faults {
                     continue;
@@ -1025,6 +1011,28 @@ fn skipped_crashes_are_those_of_the_state_before() {
         }
     }
     assert!(compared > 10_000, "{compared}");
+}
+
+/// Every state `search` reaches (without symmetry or subsumption: states told apart by
+/// `print`), breadth-first, each with the index of the state it was first reached from.
+fn reached_with_parents(
+    search: &Search,
+    print: impl Fn(&super::driver::State) -> super::fingerprint::Fingerprint,
+) -> Vec<(super::driver::State, usize)> {
+    let mut states = vec![(search.world(), usize::MAX)];
+    let mut seen = std::collections::BTreeSet::from([print(&states[0].0)]);
+    let (mut at, mut steps) = (0, Vec::new());
+    while at < states.len() {
+        states[at].0.enabled(&search.bounds, &mut steps);
+        for &step in &steps {
+            let mut child = states[at].0.clone();
+            if child.step(step).is_ok() && seen.insert(print(&child)) {
+                states.push((child, at));
+            }
+        }
+        at += 1;
+    }
+    states
 }
 
 /// Planted bugs a reduction must still find at the same length, each with the smallest
