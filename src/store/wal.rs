@@ -1352,6 +1352,25 @@ mod tests {
         }
     }
 
+    /// A snapshot written in pieces begins a segment, and records synced before the snapshot
+    /// is in place go to it: its name must be durable before they are acknowledged. A power
+    /// loss that undoes every directory change since the last directory sync, just before the
+    /// snapshot's rename, keeps every synced record. (Without the directory sync when the
+    /// segment is created, the segment and its synced records are lost.)
+    #[test]
+    fn records_synced_while_a_snapshot_is_written_survive_a_crash_before_it_is_in_place() {
+        let (disk, _) = store_with(5);
+        let (mut wal, _) = open(disk);
+        let write = wal.begin_snapshot(Lsn(5)).expect("begin").expect("a snapshot to write");
+        append_all(&mut wal, 6..=7);
+        wal.sync().expect("sync");
+        wal.write_snapshot_piece(&write, b"part of a snapshot").expect("piece");
+        let mut disk = wal.into_disk();
+        disk.crash_keeping(|_, _| 0);
+        let (_, recovered) = open(disk);
+        assert_eq!(recovered.records, msgs(1..=7), "{:?}", recovered.warnings);
+    }
+
     #[test]
     fn a_crash_at_any_step_of_a_snapshot_recovers_every_record() {
         let mut saw_temp_removed = false;
