@@ -265,6 +265,9 @@ pub mod report {
             Planted::RecoveryForgetsLogSize => &[
                 "store::wal::tests::a_restart_remembers_the_log_bytes_since_the_snapshot_unless_planted",
             ],
+            Planted::SnapshotSegmentNameUnsynced => &[
+                "store::wal::tests::records_synced_while_a_snapshot_is_written_survive_a_crash_before_it_is_in_place_unless_planted",
+            ],
             Planted::DeadlineFlagInSeconds => {
                 &["net::cli::tests::every_flag_reaches_the_server_config_unless_planted"]
             }

@@ -458,12 +458,18 @@ pub enum Planted {
     /// counts: the slot frees sooner than it says. Caught by the simulator's "a registration
     /// limit's wait ends when a registration leaves the window".
     RegistrationWaitNewest,
+    /// A snapshot written in pieces creates the segment it begins without syncing the
+    /// directory (`StoreOptions::segment_name_unsynced`): records synced into that segment
+    /// before the snapshot is in place are lost with its name when a power loss undoes the
+    /// directory's changes. Caught by the unit test
+    /// `store::wal::tests::records_synced_while_a_snapshot_is_written_survive_a_crash_before_it_is_in_place_unless_planted`.
+    SnapshotSegmentNameUnsynced,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 95] = [
+    pub const ALL: [Planted; 96] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -559,6 +565,7 @@ impl Planted {
         Planted::ThrottleSuccessKeepsStreak,
         Planted::ThrottleDoublingLate,
         Planted::RegistrationWaitNewest,
+        Planted::SnapshotSegmentNameUnsynced,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -888,6 +895,7 @@ mod tests {
             Planted::ThrottleSuccessKeepsStreak => Some(92),
             Planted::ThrottleDoublingLate => Some(93),
             Planted::RegistrationWaitNewest => Some(94),
+            Planted::SnapshotSegmentNameUnsynced => Some(95),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -73,7 +73,8 @@ impl WalStore {
     /// A store with `bug` planted in its recovery, where it is one of the log's bugs: a torn
     /// record replayed ([`StoreOptions::replay_torn_tail`]), the log's size since the
     /// snapshot forgotten ([`StoreOptions::forget_log_size`]), a segment read without
-    /// syncing it ([`StoreOptions::read_unsynced`]).
+    /// syncing it ([`StoreOptions::read_unsynced`]), a snapshot's segment created without
+    /// syncing its name ([`StoreOptions::segment_name_unsynced`]).
     #[cfg(any(test, feature = "planted"))]
     pub fn planted(bug: Planted, write_through: bool, snapshot_log_bytes_min: u64) -> Self {
         let mut store = WalStore::new(write_through, snapshot_log_bytes_min);
@@ -81,6 +82,7 @@ impl WalStore {
         options.replay_torn_tail = bug == Planted::ReplayTornRecord;
         options.forget_log_size = bug == Planted::RecoveryForgetsLogSize;
         options.read_unsynced = bug == Planted::RecoveryReadsUnsynced;
+        options.segment_name_unsynced = bug == Planted::SnapshotSegmentNameUnsynced;
         store
     }
 

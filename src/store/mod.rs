@@ -74,6 +74,12 @@ pub struct StoreOptions {
     /// may still take them (`Planted::RecoveryReadsUnsynced`).
     #[cfg(any(test, feature = "planted"))]
     pub read_unsynced: bool,
+    /// A planted bug: a snapshot written in pieces creates the segment it begins without
+    /// syncing the directory, so records synced into that segment before the snapshot is in
+    /// place go with its name when a power loss undoes the directory's changes
+    /// (`Planted::SnapshotSegmentNameUnsynced`).
+    #[cfg(any(test, feature = "planted"))]
+    pub segment_name_unsynced: bool,
 }
 
 impl Default for StoreOptions {
@@ -88,6 +94,8 @@ impl Default for StoreOptions {
             forget_log_size: false,
             #[cfg(any(test, feature = "planted"))]
             read_unsynced: false,
+            #[cfg(any(test, feature = "planted"))]
+            segment_name_unsynced: false,
         }
     }
 }
