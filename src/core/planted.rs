@@ -464,12 +464,18 @@ pub enum Planted {
     /// directory's changes. Caught by the unit test
     /// `store::wal::tests::records_synced_while_a_snapshot_is_written_survive_a_crash_before_it_is_in_place_unless_planted`.
     SnapshotSegmentNameUnsynced,
+    /// A relay that closes detaches whatever relay its account's session has, not only
+    /// itself: the old relay of a session taken over, reported closed after the new session's
+    /// relay was bound, leaves the new relay open but unbound, so messages wait in the queue
+    /// instead of being pushed, and the next takeover does not close it. Caught by the
+    /// simulator's "a session's end closes its relay" once the world settles.
+    DetachAnyRelay,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 96] = [
+    pub const ALL: [Planted; 97] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -566,6 +572,7 @@ impl Planted {
         Planted::ThrottleDoublingLate,
         Planted::RegistrationWaitNewest,
         Planted::SnapshotSegmentNameUnsynced,
+        Planted::DetachAnyRelay,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -896,6 +903,7 @@ mod tests {
             Planted::ThrottleDoublingLate => Some(93),
             Planted::RegistrationWaitNewest => Some(94),
             Planted::SnapshotSegmentNameUnsynced => Some(95),
+            Planted::DetachAnyRelay => Some(96),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -210,6 +210,11 @@ impl Server {
     /// Forgets that `conn` is `account`'s relay (it is closing or closed). Nothing is lost:
     /// whatever it had not delivered stays queued for the next relay.
     pub(super) fn detach_relay(&mut self, account: AccountId, conn: ConnId) {
+        #[cfg(any(test, feature = "planted"))]
+        let conn = match self.sessions.get(&account).and_then(|session| session.relay) {
+            Some(bound) if self.config.planted == super::planted::Planted::DetachAnyRelay => bound,
+            _ => conn,
+        };
         // Looked up before anything is changed: a change to a shared table copies it (`Shared`).
         if self.sessions.get(&account).is_some_and(|session| session.relay == Some(conn)) {
             if let Some(session) = self.sessions.get_mut(&account) {

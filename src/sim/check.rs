@@ -864,6 +864,7 @@ impl Checker {
         }
         if !self.hostile_reply(now_ms, client, &pending, ok, text) {
             self.check_reply(now_ms, client, &pending, ok, text);
+            self.session_ended(now_ms, &pending, ok, text);
             self.check_ended(now_ms, client, &pending);
             let outcome = self.counts_replied(now_ms, client, &pending, ok, text);
             self.password_check_answered(now_ms, client, &pending, outcome);
@@ -880,6 +881,19 @@ impl Checker {
             self.early_answered(now_ms, client, &pending, false);
         }
         self.end_request(now_ms, &pending, false);
+    }
+
+    /// A takeover or a deletion that succeeded ended every session of its name.
+    fn session_ended(&mut self, now_ms: u64, pending: &Pending, ok: bool, text: &str) {
+        let what = match (&pending.op, text) {
+            (Op::Login { .. }, LOGIN_OK) => "login",
+            (Op::Register { .. }, REGISTER_OK) => "register",
+            (Op::Delete { .. }, DELETE_OK) => "delete",
+            _ => return,
+        };
+        if let (true, Some(key)) = (ok, pending.target) {
+            self.pump_session_ended(now_ms, pending.sent_ms, key, what);
+        }
     }
 
     /// A failure frame that announces the close of the command connection came where the
@@ -1596,8 +1610,17 @@ impl Checker {
                 format!("{n} acknowledged messages never arrived, e.g. {}", lost.join(", ")),
             );
         }
-        self.pump_finish();
         self.deadlines_finish(now_ms);
+    }
+
+    /// The world has settled after the liveness phase (`quiet`: nothing is in flight), or
+    /// stopped waiting for that: what must have reached clients by now is judged.
+    pub fn settled(&mut self, now_ms: u64, quiet: bool) {
+        self.coverage.count(if quiet { "settle: quiet" } else { "settle: still busy" });
+        self.pump_finish(quiet.then_some(now_ms));
+        if quiet {
+            self.pump_settled(now_ms);
+        }
     }
 }
 
@@ -1929,7 +1952,7 @@ mod tests {
         }
         checker.relay_ended(50, ConnNo(7));
         // The rule alone: `#1.3` is owed, which `finish` would report first.
-        checker.pump_finish();
+        checker.pump_finish(None);
         checker.violation().map(|v| v.invariant.sentence())
     }
 

@@ -124,6 +124,10 @@ pub fn expected_rows() -> Vec<&'static str> {
         "throttle: free checks certainly spent",
         // A registration refused for its address's limit, its wait judged.
         "registrations: wait bounded",
+        // The world fell quiet after the liveness phase, and a relay whose session a takeover
+        // or a deletion ended was judged closed then.
+        "settle: quiet",
+        "pump: a session's end closed its relay",
         // Hostile clients of the mixed workload's own.
         "hostile: bare handshake in another name",
         "hostile: login storm",

@@ -232,6 +232,11 @@ impl Net {
         self.links.remove(conn).is_some()
     }
 
+    /// Whether no bytes or end of stream are on their way on any connection.
+    pub fn idle(&self) -> bool {
+        self.links.iter().all(|(_, l)| l.pipes.iter().all(|p| p.queue.is_empty()))
+    }
+
     /// Every live connection, in order.
     pub fn conns(&self) -> Vec<ConnId> {
         self.links.iter().map(|(c, _)| c).collect()

@@ -95,6 +95,11 @@ impl Conns {
         self.slots.get_mut(index)?.as_mut()
     }
 
+    /// Every live connection's server side, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &ServerConn> {
+        self.slots.iter().flatten()
+    }
+
     pub fn remove(&mut self, ConnId(conn): ConnId) -> Option<ServerConn> {
         let index = usize::try_from(conn.checked_sub(self.first)?).ok()?;
         let removed = self.slots.get_mut(index)?.take();

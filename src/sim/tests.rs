@@ -983,3 +983,8 @@ fn catches_a_registration_limit_that_tells_the_newest_registrations_wait() {
     let invariant = "a registration limit's wait ends when a registration leaves the window";
     caught(Planted::RegistrationWaitNewest, invariant);
 }
+
+#[test]
+fn catches_a_closing_relay_that_detaches_its_successor() {
+    caught(Planted::DetachAnyRelay, "a session's end closes its relay");
+}

@@ -68,6 +68,11 @@ pub enum Line<'a> {
     },
     LivenessMet,
     LivenessEnd,
+    /// Nothing is in flight any more (`quiet`), or the world stopped waiting for that
+    /// (`World::settle`).
+    Settled {
+        quiet: bool,
+    },
     /// Every connection closed, time passes beyond every window (`World::rest`).
     RestBegin,
     RestEnd,
@@ -151,6 +156,7 @@ impl Line<'_> {
             Line::LivenessBegin { owed } => fold_words(h, 2, &[owed as u64]),
             Line::LivenessMet => h.word(3),
             Line::LivenessEnd => h.word(4),
+            Line::Settled { quiet } => fold_words(h, 30, &[u64::from(quiet)]),
             Line::RestBegin => h.word(22),
             Line::RestEnd => h.word(23),
             Line::Write { client, conn: ConnId(conn), len } => {
@@ -262,6 +268,7 @@ impl fmt::Display for Line<'_> {
             Line::LivenessBegin { owed } => write!(f, "liveness-begin owed={owed}"),
             Line::LivenessMet => f.write_str("liveness-met"),
             Line::LivenessEnd => f.write_str("liveness-end"),
+            Line::Settled { quiet } => write!(f, "settled quiet={quiet}"),
             Line::RestBegin => f.write_str("rest-begin"),
             Line::RestEnd => f.write_str("rest-end"),
             Line::Write { client, conn: ConnId(conn), len } => {
@@ -386,7 +393,7 @@ impl Line<'_> {
         match *self {
             Line::Hashed { .. } => Event::Hashed,
             Line::LivenessBegin { .. } | Line::LivenessMet | Line::LivenessEnd => Event::Liveness,
-            Line::RestBegin | Line::RestEnd => Event::Liveness,
+            Line::Settled { .. } | Line::RestBegin | Line::RestEnd => Event::Liveness,
             Line::Write { client, conn, len } => Event::Write { client, conn, len },
             Line::Close { client, conn } => Event::Close { client, conn },
             Line::Sent { client, .. } => Event::Sent { client },

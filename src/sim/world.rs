@@ -119,10 +119,18 @@ enum Phase {
     /// been handled whole (the pushes and end of stream that arrived with it count).
     Met,
     Done,
-    /// After a run judged clean: every connection is closed and time passes beyond every
-    /// window (`World::rest`).
+    /// After a run judged clean: the world runs on, no client starting anything, until
+    /// nothing is in flight (`World::settle`).
+    Settle,
+    /// After a run judged clean and settled: every connection is closed and time passes
+    /// beyond every window (`World::rest`).
     Rest,
 }
+
+/// The longest the world waits, after the liveness phase, for nothing to be in flight: far
+/// beyond the calm network's latencies and the server threads' delays, so only a server that
+/// keeps writing (or a world that keeps it busy) reaches it.
+const SETTLE_MS_MAX: u64 = 60_000;
 
 /// The share of random crashes that kill the process rather than cut the power: a process that
 /// dies (a panic, the OOM killer, `kill -9`) leaves what it wrote in the page cache, unsynced,
@@ -629,8 +637,11 @@ impl World {
         if self.phase != Phase::Done && self.checker.violation().is_none() {
             self.checker.finish(self.now_ms);
         }
-        // The run's length; the rest phase that follows is a check of its own.
+        // The run's length; the settling and rest phases that follow are checks of their own.
         let run_ms = self.now_ms;
+        if self.checker.violation().is_none() {
+            self.settle();
+        }
         if self.checker.violation().is_none() && self.server.is_some() {
             self.rest();
         }
@@ -664,6 +675,10 @@ impl World {
     fn handle(&mut self, ev: Ev) {
         match self.server_side(ev) {
             Some(ev) if self.phase == Phase::Rest => self.handle_resting(ev),
+            Some(ev @ (Ev::Deliver { .. } | Ev::Wake { .. })) if self.phase == Phase::Settle => {
+                self.handle_world(ev)
+            }
+            Some(_) if self.phase == Phase::Settle => {}
             Some(ev) => self.handle_world(ev),
             None => {}
         }
@@ -1392,6 +1407,39 @@ impl World {
     /// clients: no connection, session, ticket or job, no failure or registration remembered,
     /// no timer armed. Memory that outlives what it was kept for is a leak no client sees.
     /// Runs the phase to its end ([`Ev::RestEnd`]).
+    /// After a run judged clean, the world runs on (clients read, the server's threads run,
+    /// no client starts anything and no fault comes) until nothing is in flight: no bytes on
+    /// the network, no writer or sync waiting to run. What clients then see is all the server
+    /// will ever tell them of the run, so the checker can judge what must have happened by
+    /// now (a relay closed, a push arrived) without a timing bound.
+    fn settle(&mut self) {
+        self.phase = Phase::Settle;
+        let until_ms = self.now_ms.saturating_add(SETTLE_MS_MAX);
+        while !self.quiet() && self.queue.peek_time().is_some_and(|at| at <= until_ms) {
+            let (at_ms, ev) = self.queue.pop().expect("peeked");
+            if !self.advance_to(at_ms, &ev) {
+                return;
+            }
+            self.handle(ev);
+            if self.checker.violation().is_some() {
+                return;
+            }
+        }
+        let quiet = self.quiet();
+        self.trace.line(self.now_ms, Line::Settled { quiet });
+        self.checker.settled(self.now_ms, quiet);
+    }
+
+    /// Nothing is in flight: the network holds no bytes, and no writer, command thread or
+    /// sync of the server waits to run.
+    fn quiet(&self) -> bool {
+        let server_idle = self
+            .server
+            .as_ref()
+            .is_none_or(|up| !up.sync_scheduled && up.conns.iter().all(|c| !c.scheduled));
+        server_idle && self.net.idle()
+    }
+
     fn rest(&mut self) {
         self.phase = Phase::Rest;
         let now = self.now_ms;

@@ -29,8 +29,18 @@
 //!   close), every message owed to `R` has arrived on it: the server released the push with
 //!   the acknowledgement and writes what it released before it closes a relay.
 //!
-//! Judged when the run ends, so that an excuse that reaches the checker after the relay's end
-//! of stream (a command connection's close over a slower link) still counts.
+//! Judged once the world has settled (nothing in flight: see `World::settle`), so that an
+//! excuse that reaches the checker after the relay's end of stream (a command connection's
+//! close over a slower link) still counts, and so that a relay the server never closed is
+//! judged too: every message owed to it has arrived on it by then.
+//!
+//! "A session's end closes its relay" (PROTOCOL.md: "a new login takes over, and the older
+//! session is logged out and its relay closed"; "deleting an account ends its session"): a
+//! relay attached to `K` before a login, register or delete of `K` was sent that succeeded
+//! (its reply says so) was bound to a session that request ended, or to one ended before it,
+//! so once the world has settled its end of stream has reached its client, unless a fault,
+//! a crash, a failure frame the rule cannot place or its client ended it first. A relay left
+//! open there is bound to nothing: pushes no longer go to it, and nothing will close it.
 
 use super::{Checker, ConnNo, NameId};
 use crate::sim::scenario::Op;
@@ -54,6 +64,9 @@ pub(super) struct Attachment {
     pub closed_by_client: bool,
     /// When the server's end of stream reached the client (not a fault).
     pub ended_ms: Option<u64>,
+    /// The first request that ended the session it was attached to, with when its success
+    /// was told (a takeover or a deletion of the attached name sent after the proof).
+    pub ended_by: Option<(u64, &'static str)>,
 }
 
 impl Attachment {
@@ -66,6 +79,7 @@ impl Attachment {
             excused: false,
             closed_by_client: false,
             ended_ms: None,
+            ended_by: None,
         }
     }
 }
@@ -77,6 +91,8 @@ pub(super) fn ends_session(op: &Op) -> bool {
 
 pub(super) const INVARIANT: &str =
     "a message accepted for a user whose relay is attached is pushed to it";
+
+pub(super) const CLOSES: &str = "a session's end closes its relay";
 
 impl Checker {
     /// A push of a message to `key` arrived on `conn`, whose client held `key`.
@@ -171,13 +187,65 @@ impl Checker {
         }
     }
 
-    /// The end of the run: every relay the server closed got what it was owed.
-    pub(super) fn pump_finish(&mut self) {
+    /// A request of `what` for `key` (a login, register or delete), sent at `sent_ms`,
+    /// succeeded, as its reply told at `now_ms`: it ended every session of `key`, so every
+    /// relay attached to `key` before it was sent must close.
+    pub(super) fn pump_session_ended(
+        &mut self,
+        now_ms: u64,
+        sent_ms: u64,
+        key: NameId,
+        what: &'static str,
+    ) {
+        for (_, relay) in self.relays.iter_mut() {
+            let a = &mut relay.pump;
+            let before = a.attached.is_some_and(|(ms, k)| k == key && ms < sent_ms);
+            if before && a.ended_by.is_none() {
+                a.ended_by = Some((now_ms, what));
+            }
+        }
+    }
+
+    /// The world has settled (nothing in flight) at `now_ms`: no relay whose session ended
+    /// is still open.
+    pub(super) fn pump_settled(&mut self, now_ms: u64) {
+        let ended = self.relays.iter().filter(|(_, r)| r.pump.ended_by.is_some()).count();
+        self.coverage.add("pump: a session's end closed its relay", ended as u64);
+        let open = self.relays.iter().find_map(|(&conn, relay)| {
+            let a = &relay.pump;
+            let (attached_ms, key) = a.attached?;
+            let (told_ms, what) = a.ended_by?;
+            let gone = a.excused || a.closed_by_client || relay.reset || a.ended_ms.is_some();
+            (!gone).then(|| {
+                format!(
+                    "relay {conn} of client {} was attached to {} (a push for it arrived at \
+                     {attached_ms} ms); a {what} of that name sent after that succeeded (told \
+                     at {told_ms} ms), and when nothing was in flight any more, at {now_ms} ms, \
+                     the relay was still open",
+                    relay.client,
+                    self.key_of(key),
+                )
+            })
+        });
+        self.checks += 1;
+        if let Some(detail) = open {
+            self.fail(now_ms, CLOSES, detail);
+        }
+    }
+
+    /// The world has settled, or the run is over: every relay the server closed got what it
+    /// was owed, and so did every relay still open once nothing was in flight (`settled_ms`).
+    pub(super) fn pump_finish(&mut self, settled_ms: Option<u64>) {
         let window = self.limits.map_or(usize::MAX, |l| l.push_window_len);
         let mut missing = None;
         for (&conn, relay) in self.relays.iter() {
             let a = &relay.pump;
-            let (Some((attached_ms, key)), Some(ended_ms)) = (a.attached, a.ended_ms) else {
+            // A relay reset by a fault owes nothing from then on; excused covers it when it
+            // matters (a crash, its client's command connection) and its client saw it go.
+            let open_at_rest = settled_ms.filter(|_| !relay.reset);
+            let (Some((attached_ms, key)), Some(ended_ms)) =
+                (a.attached, a.ended_ms.or(open_at_rest))
+            else {
                 continue;
             };
             if a.excused || a.closed_by_client {
@@ -203,7 +271,7 @@ impl Checker {
                     format!(
                         "#{client}.{seq} to {} was acknowledged at {} ms while relay {conn} of \
                      client {} was attached (since {attached_ms} ms, first session change at \
-                     {}), and the server closed that relay at {ended_ms} ms without pushing it",
+                     {}), and {}",
                         self.key_of(key),
                         m.acked_ms,
                         relay.client,
@@ -211,6 +279,13 @@ impl Checker {
                             "none".into()
                         } else {
                             format!("{} ms", a.may_end_ms)
+                        },
+                        if a.ended_ms.is_some() {
+                            format!(
+                                "the server closed that relay at {ended_ms} ms without pushing it"
+                            )
+                        } else {
+                            format!("it had not arrived when nothing was in flight any more, at {ended_ms} ms, on the relay still open")
                         },
                     ),
                 ));
