@@ -10,6 +10,8 @@
 //! - [`writer`]: [`GroupCommit`], the thread that batches records into one fsync for the server;
 //!   [`syncer`] and [`queue`] are its hand-offs with its sync thread and its submitters.
 //! - [`memory`]: [`MemoryStore`], which calls everything durable at once (benchmarks, early use).
+//! - [`snapshotting`]: [`snapshotting::Snapshotting`], a snapshot written in steps between
+//!   batches of records (the writer's, and the simulator's).
 //! - [`pause`]: [`SnapshotPause`], a test seam that holds a snapshot half written.
 //!
 //! **Durability rule:** a record counts as durable only after the fsync of the segment holding it
@@ -22,6 +24,7 @@ pub mod disk;
 pub mod memory;
 pub mod pause;
 pub mod queue;
+pub mod snapshotting;
 pub mod syncer;
 pub mod wal;
 pub mod writer;

@@ -136,7 +136,7 @@ impl Recovered {
 }
 
 /// A snapshot being written in pieces; see [`Wal::begin_snapshot`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SnapshotWrite {
     lsn: Lsn,
     temp: String,

@@ -20,8 +20,9 @@ use super::codec;
 use super::disk::{Disk, DiskError, SyncHandle};
 use super::pause::SnapshotPause;
 use super::queue::{CommitQueue, Wake};
+use super::snapshotting::{Progress, Snapshotting};
 use super::syncer::SyncSlot;
-use super::wal::{SnapshotWrite, Wal};
+use super::wal::Wal;
 use super::{FsyncPolicy, StoreError};
 use crate::core::record::{Lsn, Record};
 
@@ -230,23 +231,11 @@ impl Drop for Syncer {
     }
 }
 
-/// Bytes of a snapshot written (and synced) between two batches of records, so that records
-/// wait at most for one piece, never for the whole snapshot. Covered files are freed 16
-/// pieces at a time.
-pub const SNAPSHOT_PIECE_LEN: usize = 1 << 20;
-
-/// A snapshot in progress: its bytes are made by a helper thread (building the records from
-/// the captured state and encoding them), then written a piece at a time between batches.
+/// A snapshot in progress on the writer: its steps ([`Snapshotting`]), and the helper thread
+/// that builds its records from the captured state and encodes them.
 struct SnapshotJob {
-    /// `None` once the snapshot is in place and the files it covers are being removed.
-    write: Option<SnapshotWrite>,
+    steps: Snapshotting,
     encoded: Receiver<Result<Vec<u8>, StoreError>>,
-    bytes: Option<Vec<u8>>,
-    written_len: usize,
-    /// Files the snapshot covers, still to remove (a piece at a time, like the writing).
-    covered: Vec<String>,
-    /// The log's bytes since the last snapshot when this one began.
-    log_bytes_at_start: u64,
 }
 
 impl SnapshotJob {
@@ -255,8 +244,7 @@ impl SnapshotJob {
         lsn: Lsn,
         build: SnapshotBuilder,
     ) -> Result<Option<Self>, StoreError> {
-        let log_bytes_at_start = wal.log_bytes_since_snapshot();
-        let Some(write) = wal.begin_snapshot(lsn)? else { return Ok(None) };
+        let Some(steps) = Snapshotting::begin(wal, lsn)? else { return Ok(None) };
         let (sender, encoded) = mpsc::channel();
         thread::Builder::new()
             .name("store-snapshot".into())
@@ -265,33 +253,18 @@ impl SnapshotJob {
                 let _ = sender.send(bytes);
             })
             .map_err(StoreError::Spawn)?;
-        Ok(Some(SnapshotJob {
-            write: Some(write),
-            encoded,
-            bytes: None,
-            written_len: 0,
-            covered: Vec::new(),
-            log_bytes_at_start,
-        }))
+        Ok(Some(SnapshotJob { steps, encoded }))
     }
 
-    /// Does the next piece of work: writes a piece if the bytes are ready (waiting for them if
-    /// `wait`), puts the snapshot in place, or frees a piece of a covered file. True once all
-    /// is done.
+    /// Does the next piece of work, once the bytes are ready (waiting for them if `wait`) and
+    /// `pause` allows the next piece. True once all is done.
     fn step<D: Disk>(
         &mut self,
         wal: &mut Wal<D>,
         wait: bool,
         pause: Option<&SnapshotPause>,
     ) -> Result<bool, StoreError> {
-        let Some(write) = &self.write else {
-            let Some(file) = self.covered.first() else { return Ok(true) };
-            if wal.remove_covered_piece(file, SNAPSHOT_PIECE_LEN as u64 * 16)? {
-                self.covered.remove(0);
-            }
-            return Ok(self.covered.is_empty());
-        };
-        if self.bytes.is_none() {
+        if self.steps.wants_bytes() {
             let received = if wait {
                 self.encoded.recv().map_err(|_| StoreError::WriterPanicked)
             } else {
@@ -301,21 +274,12 @@ impl SnapshotJob {
                     Err(mpsc::TryRecvError::Disconnected) => Err(StoreError::WriterPanicked),
                 }
             };
-            self.bytes = Some(received??);
+            self.steps.encoded(received??);
         }
-        if pause.is_some_and(|p| !p.allows(self.written_len.div_ceil(SNAPSHOT_PIECE_LEN))) {
+        if self.steps.writing() && pause.is_some_and(|p| !p.allows(self.steps.pieces_written())) {
             return Ok(false);
         }
-        let bytes = self.bytes.as_ref().expect("set above");
-        let end = (self.written_len + SNAPSHOT_PIECE_LEN).min(bytes.len());
-        wal.write_snapshot_piece(write, &bytes[self.written_len..end])?;
-        self.written_len = end;
-        if end == bytes.len() {
-            self.bytes = None;
-            let write = self.write.take().expect("matched above");
-            self.covered = wal.finish_snapshot(write)?;
-        }
-        Ok(false)
+        Ok(self.steps.step(wal)? == Progress::Done)
     }
 }
 
@@ -338,10 +302,6 @@ fn run<D: Disk>(
     let mut stopping = false;
     // The lsn the sync thread is making durable, while it is.
     let mut syncing: Option<Lsn> = None;
-    // The last lsn of the batch that began the snapshot in progress: the snapshot is written
-    // only once that batch is durable (the records it covers must be on disk before it
-    // replaces their files).
-    let mut snapshot_after = Lsn(0);
     let mut commands = Vec::new();
     loop {
         // While a sync is in flight, records wait for it to end (the next sync starts then),
@@ -369,8 +329,8 @@ fn run<D: Disk>(
         if batch.snapshot_skipped {
             published.snapshot_pending.store(false, Ordering::Relaxed);
         }
-        if batch.snapshot_began {
-            snapshot_after = wal.last_lsn();
+        if let (true, Some(job)) = (batch.snapshot_began, snapshot.as_mut()) {
+            job.steps.began_in_batch_ending(wal.last_lsn());
         }
         // The next sync starts before the last one is reported: the report wakes the threads
         // that write the released pushes and replies, and they run while the disk syncs.
@@ -394,10 +354,11 @@ fn run<D: Disk>(
         }
         // On shutdown a snapshot in progress is finished first: it was asked for, and it is
         // cheap to complete compared with replaying the log it replaces.
-        if let Some(job) = snapshot.as_mut().filter(|_| durable >= snapshot_after) {
+        if let Some(job) = snapshot.as_mut().filter(|job| job.steps.may_step(durable)) {
             // If the helper falls behind (a busy machine), the log may not outgrow the
             // snapshot threshold three times over meanwhile: then the writer waits for it.
-            let grown = wal.log_bytes_since_snapshot().saturating_sub(job.log_bytes_at_start);
+            let grown =
+                wal.log_bytes_since_snapshot().saturating_sub(job.steps.log_bytes_at_start());
             let behind = grown >= wal.options().snapshot_log_bytes_min.saturating_mul(3);
             if job.step(&mut wal, stopping || behind, published.snapshot_pause.get())? {
                 snapshot = None;

@@ -1,0 +1,124 @@
+//! [`Snapshotting`]: a snapshot written while the log goes on, as a sequence of steps with no
+//! thread and no clock of its own. The server's writer thread ([`super::writer`]) and the
+//! simulator's store (`sim::disk::WalStore`) drive the same steps between their batches of
+//! records, so the simulator crashes the server at every point of the writing that ships:
+//! after the new segment is begun, between pieces, before the rename, while covered files are
+//! freed.
+//!
+//! Begun at the request ([`Wal::begin_snapshot`]: the log synced, a new segment, a temporary
+//! file); its bytes are made elsewhere (a helper thread encodes them off the writer's path) and
+//! handed over with [`Snapshotting::encoded`]; from the first batch after the one that began it
+//! is durable, each step writes and syncs one piece, puts the snapshot in place after the last
+//! ([`Wal::finish_snapshot`]), then frees a piece of a covered file.
+
+use super::disk::Disk;
+use super::wal::{SnapshotWrite, Wal};
+use super::StoreError;
+use crate::core::record::Lsn;
+
+/// Bytes of a snapshot written (and synced) between two batches of records, so that records
+/// wait at most for one piece, never for the whole snapshot. Covered files are freed 16
+/// pieces at a time.
+pub const SNAPSHOT_PIECE_LEN: usize = 1 << 20;
+
+/// A snapshot in progress.
+#[derive(Clone, Debug)]
+pub struct Snapshotting {
+    /// `None` once the snapshot is in place and the files it covers are being removed.
+    write: Option<SnapshotWrite>,
+    /// Its bytes, once encoded, until the last piece is written.
+    bytes: Option<Vec<u8>>,
+    written_len: usize,
+    /// Files the snapshot covers, still to remove (a piece at a time, like the writing).
+    covered: Vec<String>,
+    /// The log's bytes since the last snapshot when this one began.
+    log_bytes_at_start: u64,
+    /// The last lsn of the batch that began it: it is written only once that is durable
+    /// (the records it covers must be on disk before it replaces their files).
+    after: Lsn,
+}
+
+/// What a step found to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// The bytes are not encoded yet: nothing was done.
+    WaitingForBytes,
+    /// A piece was written, the snapshot put in place, or a covered file freed.
+    Stepped,
+    /// Everything is done: the snapshot is in place and every file it covers is gone.
+    Done,
+}
+
+impl Snapshotting {
+    /// Begins a snapshot of the state as of `lsn` (the last lsn appended); `None` if the last
+    /// snapshot already covers it.
+    pub fn begin<D: Disk>(wal: &mut Wal<D>, lsn: Lsn) -> Result<Option<Self>, StoreError> {
+        let log_bytes_at_start = wal.log_bytes_since_snapshot();
+        let Some(write) = wal.begin_snapshot(lsn)? else { return Ok(None) };
+        Ok(Some(Snapshotting {
+            write: Some(write),
+            bytes: None,
+            written_len: 0,
+            covered: Vec::new(),
+            log_bytes_at_start,
+            after: lsn,
+        }))
+    }
+
+    /// The batch that began it ended at `lsn`: no piece is written before that is durable.
+    pub fn began_in_batch_ending(&mut self, lsn: Lsn) {
+        self.after = self.after.max(lsn);
+    }
+
+    /// Whether a step may run once everything up to `durable` is durable.
+    pub fn may_step(&self, durable: Lsn) -> bool {
+        durable >= self.after
+    }
+
+    /// Whether it is still being written (not yet in place).
+    pub fn writing(&self) -> bool {
+        self.write.is_some()
+    }
+
+    /// Whether its bytes are still awaited.
+    pub fn wants_bytes(&self) -> bool {
+        self.write.is_some() && self.bytes.is_none()
+    }
+
+    /// Its bytes, as [`super::codec::encode_snapshot`] made them.
+    pub fn encoded(&mut self, bytes: Vec<u8>) {
+        self.bytes = Some(bytes);
+    }
+
+    /// The log's bytes since the last snapshot when this one began.
+    pub fn log_bytes_at_start(&self) -> u64 {
+        self.log_bytes_at_start
+    }
+
+    /// Pieces written so far.
+    pub fn pieces_written(&self) -> usize {
+        self.written_len.div_ceil(SNAPSHOT_PIECE_LEN)
+    }
+
+    /// Does the next piece of work: writes a piece, puts the snapshot in place after the last,
+    /// or frees a piece of a covered file.
+    pub fn step<D: Disk>(&mut self, wal: &mut Wal<D>) -> Result<Progress, StoreError> {
+        let Some(write) = &self.write else {
+            let Some(file) = self.covered.first() else { return Ok(Progress::Done) };
+            if wal.remove_covered_piece(file, SNAPSHOT_PIECE_LEN as u64 * 16)? {
+                self.covered.remove(0);
+            }
+            return Ok(if self.covered.is_empty() { Progress::Done } else { Progress::Stepped });
+        };
+        let Some(bytes) = &self.bytes else { return Ok(Progress::WaitingForBytes) };
+        let end = (self.written_len + SNAPSHOT_PIECE_LEN).min(bytes.len());
+        wal.write_snapshot_piece(write, &bytes[self.written_len..end])?;
+        self.written_len = end;
+        if end == bytes.len() {
+            self.bytes = None;
+            let write = self.write.take().expect("matched above");
+            self.covered = wal.finish_snapshot(write)?;
+        }
+        Ok(Progress::Stepped)
+    }
+}
