@@ -116,7 +116,8 @@ pub mod report {
             Planted::ReplayTornRecord
             | Planted::ReplyBeforeDurable
             | Planted::ReleaseOneEarly
-            | Planted::RecoveryReadsUnsynced => FaultMode::Crashes,
+            | Planted::RecoveryReadsUnsynced
+            | Planted::SnapshotSegmentNameUnsynced => FaultMode::Crashes,
             _ => FaultMode::Swarm,
         };
         // The takeover this one needs while the old relay's writer still holds a push is rare

@@ -442,8 +442,8 @@ pub enum Planted {
     /// ([`crate::store::StoreOptions::read_unsynced`]): after the process is killed, records
     /// it wrote and never synced are replayed and built on while a power loss may still take
     /// them, and a later segment's sync does not keep them. Caught by the simulator's "a
-    /// server recovered at rest holds what it held" (crashes that kill the process, then a
-    /// power loss).
+    /// crash keeps every record reported durable" (crashes that kill the process, then a
+    /// power loss; before that rule, by "a server recovered at rest holds what it held").
     RecoveryReadsUnsynced,
     /// A right password does not end its (name, address) streak: an owner who mistyped a few
     /// times, then logged in, is throttled at the next mistype as if the streak went on.
@@ -461,7 +461,9 @@ pub enum Planted {
     /// A snapshot written in pieces creates the segment it begins without syncing the
     /// directory (`StoreOptions::segment_name_unsynced`): records synced into that segment
     /// before the snapshot is in place are lost with its name when a power loss undoes the
-    /// directory's changes. Caught by the unit test
+    /// directory's changes. Caught by the simulator's "a crash keeps every record reported
+    /// durable" (its store writes snapshots in the writer's steps, with the helper's encoding
+    /// time between the begin and the first piece), and by the unit test
     /// `store::wal::tests::records_synced_while_a_snapshot_is_written_survive_a_crash_before_it_is_in_place_unless_planted`.
     SnapshotSegmentNameUnsynced,
     /// A relay that closes detaches whatever relay its account's session has, not only

@@ -257,6 +257,8 @@ pub struct Checker {
     hostile: hostile::HostileState,
     /// The earliest send of them.
     storm_first_verified_ms: Option<u64>,
+    /// The highest lsn the store reported durable since the server last started.
+    durable_lsn: u64,
     /// Invariant checks performed.
     pub checks: u64,
     /// Pushes received by clients.
@@ -367,6 +369,7 @@ impl Checker {
             throttle_window_ms,
             bare_relay_window_ms,
             bare_relays_allowed: false,
+            durable_lsn: 0,
             liveness_began_ms: None,
             storm: BTreeSet::new(),
             disk_records: Vec::new(),
@@ -612,9 +615,16 @@ impl Checker {
         }
     }
 
-    /// The server recovered its disk through `last_lsn`: register and delete records past it
-    /// were lost by the crash, so the accounts the disk shows are as before them.
-    pub fn recovered(&mut self, last_lsn: u64) {
+    /// The server recovered its disk through `last_lsn` at `now_ms`: register and delete
+    /// records past it were lost by the crash, so the accounts the disk shows are as before
+    /// them. None of them was reported durable: what the store calls durable survives a power
+    /// loss, and the replies and pushes released on that word are acknowledged.
+    pub fn recovered(&mut self, now_ms: u64, last_lsn: u64) {
+        self.checks += 1;
+        let durable = std::mem::replace(&mut self.durable_lsn, last_lsn);
+        self.expect(last_lsn >= durable, now_ms, "a crash keeps every record reported durable", || {
+            format!("the store reported every record up to lsn {durable} durable; recovery after the crash found records up to {last_lsn} only")
+        });
         self.bounds_recovered(last_lsn);
         let lost_at = self.disk_records.partition_point(|r| r.0 <= last_lsn);
         let lost: Vec<_> = self.disk_records.drain(lost_at..).collect();
@@ -1918,7 +1928,7 @@ mod tests {
         checker.persisted_delete(10, 8, AccountId(1));
         checker.persisted_register(11, 9, "Alice", AccountId(9));
         checker.crashed();
-        checker.recovered(7);
+        checker.recovered(20, 7);
         checker.persisted_register(30, 9, "carol", AccountId(9));
         checker.connected(2);
         checker.sent(40, 2, Op::Login { name: "ALICE".into(), password: "pw".into() });

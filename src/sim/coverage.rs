@@ -107,6 +107,7 @@ pub fn expected_rows() -> Vec<&'static str> {
         "fault: partition",
         "fault: crash",
         "fault: crash after a snapshot",
+        "fault: crash while a snapshot is written",
         "fault: crash losing unsynced records",
         "fault: process killed",
         "fault: process killed with unsynced records",

@@ -11,7 +11,8 @@ use rand_chacha::ChaCha20Rng;
 #[cfg(any(test, feature = "planted"))]
 use crate::core::planted::Planted;
 use crate::core::{Lsn, Record};
-use crate::store::codec::frame_len_declared;
+use crate::store::codec::{self, frame_len_declared};
+use crate::store::snapshotting::{Progress, Snapshotting};
 use crate::store::{MemDisk, StoreOptions, Wal};
 
 /// The simulated log's preallocation step: small, so that a run fills space many times, both
@@ -35,9 +36,17 @@ pub trait SimStore {
     fn snapshot_due(&self) -> bool {
         false
     }
-    /// Compacts the log into `records`, the state as of `lsn` (the last appended); everything
-    /// up to `lsn` is durable afterwards.
+    /// Begins to compact the log into `records`, the state as of `lsn` (the last appended):
+    /// everything up to `lsn` is durable afterwards, and the snapshot is written once
+    /// [`SimStore::snapshot_encoded`] says its bytes are made, between later syncs.
     fn snapshot(&mut self, _lsn: Lsn, _records: &[Record]) {}
+    /// The helper that encodes the snapshot in progress is done (the world's event for it).
+    fn snapshot_encoded(&mut self) {}
+    /// Whether a snapshot is in progress (begun, and not yet in place with every file it
+    /// covers freed).
+    fn snapshotting(&self) -> bool {
+        false
+    }
     /// The log bytes the store counts towards its next snapshot, if it counts them.
     fn log_bytes_since_snapshot(&self) -> Option<u64> {
         None
@@ -54,6 +63,11 @@ pub struct WalStore {
     options: StoreOptions,
     /// Hand every append to the disk at once (unsynced), so a crash can tear it.
     write_through: bool,
+    /// The snapshot in progress, driven by the same steps as the server's writer: one after
+    /// each sync, and one when its bytes are encoded.
+    snapshot: Option<Snapshotting>,
+    /// Its bytes, made at the request and handed over when the helper would be done.
+    snapshot_bytes: Option<Vec<u8>>,
 }
 
 impl WalStore {
@@ -67,7 +81,14 @@ impl WalStore {
             StoreOptions { snapshot_log_bytes_min, prealloc_bytes, ..StoreOptions::default() };
         let (wal, recovered) = Wal::open(MemDisk::new(), options).expect("an empty disk opens");
         assert!(recovered.records.is_empty());
-        WalStore { wal: Some(wal), crashed: None, options, write_through }
+        WalStore {
+            wal: Some(wal),
+            crashed: None,
+            options,
+            write_through,
+            snapshot: None,
+            snapshot_bytes: None,
+        }
     }
 
     /// A store with `bug` planted in its recovery, where it is one of the log's bugs: a torn
@@ -122,6 +143,25 @@ impl WalStore {
     fn wal(&mut self) -> &mut Wal<MemDisk> {
         self.wal.as_mut().expect("the store is open (not crashed)")
     }
+
+    /// One step of the snapshot in progress, if the batch that began it is durable: as the
+    /// server's writer does after each batch.
+    fn step_snapshot(&mut self) {
+        let (Some(wal), Some(job)) = (self.wal.as_mut(), self.snapshot.as_mut()) else { return };
+        if !job.may_step(wal.durable_lsn()) {
+            return;
+        }
+        let progress = job.step(wal).expect("snapshots to a memory disk cannot fail");
+        if progress == Progress::Done {
+            self.snapshot = None;
+        }
+    }
+
+    /// A crash or a kill ends the snapshot in progress with the process.
+    fn forget_snapshot(&mut self) {
+        self.snapshot = None;
+        self.snapshot_bytes = None;
+    }
 }
 
 impl SimStore for WalStore {
@@ -139,6 +179,7 @@ impl SimStore for WalStore {
         let durable = wal.sync().expect("syncing a memory disk cannot fail");
         // The server's writer fills ahead once everything is durable: so does the simulation.
         wal.extend_ahead().expect("filling a memory disk cannot fail");
+        self.step_snapshot();
         durable
     }
 
@@ -146,10 +187,12 @@ impl SimStore for WalStore {
         let mut disk = self.wal.take().expect("the store is open").into_disk();
         disk.crash(rng);
         self.crashed = Some(disk);
+        self.forget_snapshot();
     }
 
     fn kill(&mut self) {
         self.crashed = Some(self.wal.take().expect("the store is open").into_disk());
+        self.forget_snapshot();
     }
 
     fn recover(&mut self) -> Result<(Vec<Record>, Lsn), String> {
@@ -160,11 +203,29 @@ impl SimStore for WalStore {
     }
 
     fn snapshot_due(&self) -> bool {
-        self.wal.as_ref().is_some_and(Wal::snapshot_due)
+        // As the writer's `snapshot_pending`: no second request while one is in progress.
+        self.snapshot.is_none() && self.wal.as_ref().is_some_and(Wal::snapshot_due)
     }
 
     fn snapshot(&mut self, lsn: Lsn, records: &[Record]) {
-        self.wal().write_snapshot(lsn, records).expect("snapshots to a memory disk cannot fail");
+        let begun = Snapshotting::begin(self.wal(), lsn);
+        let Some(job) = begun.expect("snapshots to a memory disk cannot fail") else { return };
+        let bytes = codec::encode_snapshot(lsn, records).expect("a snapshot's records encode");
+        self.snapshot = Some(job);
+        self.snapshot_bytes = Some(bytes);
+    }
+
+    fn snapshot_encoded(&mut self) {
+        let (Some(job), Some(bytes)) = (self.snapshot.as_mut(), self.snapshot_bytes.take()) else {
+            return;
+        };
+        job.encoded(bytes);
+        // The writer does not sleep while a snapshot has work: the first piece goes at once.
+        self.step_snapshot();
+    }
+
+    fn snapshotting(&self) -> bool {
+        self.snapshot.is_some()
     }
 
     fn log_bytes_since_snapshot(&self) -> Option<u64> {

@@ -50,6 +50,9 @@ pub enum Stream {
     /// One per connection ([`link_index`]): its server threads' delays (the writer, the
     /// password jobs it submits).
     Threads,
+    /// How long the store's helper takes to encode each snapshot (apart from the other
+    /// timings, so that the draws shift none of them).
+    Snapshots,
 }
 
 impl Stream {
@@ -63,6 +66,7 @@ impl Stream {
             Stream::Timing => 5,
             Stream::Limits => 6,
             Stream::Kills => 7,
+            Stream::Snapshots => 8,
             Stream::Server => 1 << 20,
             Stream::Client => 1 << 40,
             Stream::Lies => 3 << 40,

@@ -963,7 +963,7 @@ fn catches_a_request_whose_extra_field_is_ignored() {
 
 #[test]
 fn catches_a_recovery_that_does_not_sync_what_it_read() {
-    let invariant = "a server recovered at rest holds what it held";
+    let invariant = "a crash keeps every record reported durable";
     caught(Planted::RecoveryReadsUnsynced, invariant);
 }
 
@@ -987,4 +987,9 @@ fn catches_a_registration_limit_that_tells_the_newest_registrations_wait() {
 #[test]
 fn catches_a_closing_relay_that_detaches_its_successor() {
     caught(Planted::DetachAnyRelay, "a session's end closes its relay");
+}
+
+#[test]
+fn catches_a_snapshot_segment_created_without_syncing_its_name() {
+    caught(Planted::SnapshotSegmentNameUnsynced, "a crash keeps every record reported durable");
 }

@@ -90,6 +90,10 @@ enum Ev {
     Sync {
         epoch: u32,
     },
+    /// The store's helper has encoded the snapshot in progress.
+    SnapshotEncoded {
+        epoch: u32,
+    },
     Tick {
         epoch: u32,
     },
@@ -131,6 +135,10 @@ enum Phase {
 /// beyond the calm network's latencies and the server threads' delays, so only a server that
 /// keeps writing (or a world that keeps it busy) reaches it.
 const SETTLE_MS_MAX: u64 = 60_000;
+
+/// The longest the store's helper takes to encode a snapshot: several syncs, whose records are
+/// acknowledged while the snapshot's new segment is begun and the snapshot not yet in place.
+const SNAPSHOT_ENCODE_MS_MAX: u64 = 50;
 
 /// The share of random crashes that kill the process rather than cut the power: a process that
 /// dies (a panic, the OOM killer, `kill -9`) leaves what it wrote in the page cache, unsynced,
@@ -183,6 +191,8 @@ pub struct World {
     fault_rng: ChaCha20Rng,
     kill_rng: ChaCha20Rng,
     timing_rng: ChaCha20Rng,
+    /// The store's helper's encoding times ([`Stream::Snapshots`]).
+    snapshot_rng: ChaCha20Rng,
     hasher: Hasher,
     clients: Vec<Client>,
     checker: Checker,
@@ -446,6 +456,7 @@ impl World {
             fault_rng: child(seed, Stream::Faults, 0),
             kill_rng: child(seed, Stream::Kills, 0),
             timing_rng: child(seed, Stream::Timing, 0),
+            snapshot_rng: child(seed, Stream::Snapshots, 0),
             hasher,
             clients: Vec::new(),
             checker,
@@ -735,8 +746,17 @@ impl World {
                 self.feed(Event::PasswordDone { job, outcome });
             }
             Ev::Sync { epoch } if epoch == self.epoch => self.synced(),
+            Ev::SnapshotEncoded { epoch } if epoch == self.epoch => {
+                if let Some(up) = &mut self.server {
+                    up.host.sink_mut().store.snapshot_encoded();
+                }
+            }
             Ev::Tick { epoch } if epoch == self.epoch => self.tick(),
-            Ev::Flush { .. } | Ev::Password { .. } | Ev::Sync { .. } | Ev::Tick { .. } => {}
+            Ev::Flush { .. }
+            | Ev::Password { .. }
+            | Ev::Sync { .. }
+            | Ev::SnapshotEncoded { .. }
+            | Ev::Tick { .. } => {}
             ev => return Some(ev),
         }
         None
@@ -1225,6 +1245,8 @@ impl World {
                 self.trace.line(now, Line::Snapshot { lsn: lsn.0 });
                 self.coverage.count("snapshot");
                 self.snapshots += 1;
+                let delay = self.snapshot_rng.gen_range(0..=SNAPSHOT_ENCODE_MS_MAX);
+                self.queue.push(now + delay, Ev::SnapshotEncoded { epoch: self.epoch });
             }
         }
         let sync_due = std::mem::take(&mut sink.sync_wanted) && !up.sync_scheduled;
@@ -1351,6 +1373,9 @@ impl World {
             _ => {}
         }
         let mut store = up.into_store();
+        if store.snapshotting() {
+            self.coverage.count("fault: crash while a snapshot is written");
+        }
         self.crashes += 1;
         self.epoch += 1;
         self.checker.crashed();
@@ -1384,7 +1409,7 @@ impl World {
         match recovered {
             Ok(core) => {
                 self.trace.line(self.now_ms, Line::Restart { lsn: core.last_lsn().0 });
-                self.checker.recovered(core.last_lsn().0);
+                self.checker.recovered(self.now_ms, core.last_lsn().0);
                 self.server = Some(Up::new(core, store));
                 self.arm_tick();
             }

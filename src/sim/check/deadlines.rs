@@ -442,6 +442,7 @@ impl Checker {
 
     /// The disk made every record up to `lsn` durable at `now_ms`.
     pub fn records_durable(&mut self, now_ms: u64, lsn: u64) {
+        self.durable_lsn = self.durable_lsn.max(lsn);
         self.deadlines.durable.push((now_ms, lsn));
     }
 
