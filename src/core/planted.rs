@@ -472,12 +472,17 @@ pub enum Planted {
     /// instead of being pushed, and the next takeover does not close it. Caught by the
     /// simulator's "a session's end closes its relay" once the world settles.
     DetachAnyRelay,
+    /// A session's end leaves its tickets valid: after a logout and a login on the same
+    /// connection, a ticket the first session was granted binds a relay to the second (the
+    /// ticket check compares the command connection, not the session). Caught by the
+    /// simulator's "a ticket of a session that ended binds nothing" (`ticket-after-logout`).
+    TicketOutlivesSession,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 97] = [
+    pub const ALL: [Planted; 98] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -575,6 +580,7 @@ impl Planted {
         Planted::RegistrationWaitNewest,
         Planted::SnapshotSegmentNameUnsynced,
         Planted::DetachAnyRelay,
+        Planted::TicketOutlivesSession,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -906,6 +912,7 @@ mod tests {
             Planted::RegistrationWaitNewest => Some(94),
             Planted::SnapshotSegmentNameUnsynced => Some(95),
             Planted::DetachAnyRelay => Some(96),
+            Planted::TicketOutlivesSession => Some(97),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -1978,6 +1978,48 @@ mod tests {
         assert_eq!(relay_closed_after_a_send(55, false, None), None);
     }
 
+    #[test]
+    fn a_recovery_short_of_what_the_store_reported_durable_is_a_violation() {
+        let recovered_after_durable = |recovered: u64| {
+            let mut checker = alice_owed_two_messages();
+            checker.records_durable(5, 6);
+            checker.crashed();
+            checker.recovered(20, recovered);
+            checker.violation().map(|v| v.invariant.sentence())
+        };
+        assert_eq!(recovered_after_durable(6), None);
+        assert_eq!(recovered_after_durable(9), None, "unsynced records may survive too");
+        let rule = Some("a crash keeps every record reported durable");
+        assert_eq!(recovered_after_durable(5), rule);
+    }
+
+    /// Alice's relay 7 is attached (it got `#1.1` at 5 ms); client 2 logs in as alice at
+    /// `login_ms` and is told it succeeded; the world settles at 100 ms, the relay's end of
+    /// stream having reached alice's client at `ended_ms`, if it did.
+    fn settled_after_a_takeover(login_ms: u64, ended_ms: Option<u64>) -> Option<&'static str> {
+        let mut checker = alice_owed_two_messages();
+        checker.set_limits(LIMITS);
+        checker.pushed(5, ConnNo(7), "bob", "#1.1 hi");
+        checker.pushed(5, ConnNo(7), "bob", "#1.2 hi");
+        checker.connected(2);
+        checker.sent(login_ms, 2, Op::Login { name: "ALICE".into(), password: "pw".into() });
+        checker.replied(login_ms + 1, 2, format!("0\n{LOGIN_OK}").as_bytes());
+        if let Some(at_ms) = ended_ms {
+            checker.relay_ended(at_ms, ConnNo(7));
+        }
+        checker.settled(100, true);
+        checker.violation().map(|v| v.invariant.sentence())
+    }
+
+    #[test]
+    fn a_relay_attached_before_a_takeover_is_closed_once_the_world_settles() {
+        let rule = Some(pump::CLOSES);
+        assert_eq!(settled_after_a_takeover(20, Some(30)), None);
+        assert_eq!(settled_after_a_takeover(20, None), rule);
+        // A login sent before the proof may have been the one the relay was bound after.
+        assert_eq!(settled_after_a_takeover(4, None), None);
+    }
+
     fn invariant_after(pushes: &[&str]) -> Option<&'static str> {
         let mut checker = alice_owed_two_messages();
         for text in pushes {

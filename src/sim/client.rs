@@ -129,7 +129,8 @@ struct Lies {
     relay_pushed_max: u64,
     /// The id it last acknowledged.
     acked_last: Option<u64>,
-    /// What to do with the next ticket (`TicketStolen` or `TicketExpired`).
+    /// What to do with the next ticket (`TicketStolen`, `TicketExpired` or
+    /// `TicketAfterLogout`).
     ticket_plan: Option<Hostile>,
     /// The handshake of its last honest ticketed relay, once a push proved that the server
     /// bound it (so the ticket is spent): the one to replay.
@@ -150,6 +151,19 @@ struct Lies {
     ticket_newer: usize,
     /// A request being dribbled: the bytes not yet written, and when the next one is due.
     dribble: Option<(VecDeque<u8>, u64)>,
+    /// `ticket-after-logout`: a ticket held across a logout and a login on the same
+    /// connection.
+    after_logout: Option<AfterLogout>,
+}
+
+/// A ticket of an ended session, held to open a relay in the next one.
+#[derive(Debug)]
+struct AfterLogout {
+    name: String,
+    password: String,
+    hello: Vec<u8>,
+    /// The logout was answered; the login is on its way.
+    logged_out: bool,
 }
 
 /// One client.
@@ -188,6 +202,8 @@ pub struct Client {
     /// connection (a deadline): nothing hostile is written on it any more.
     doomed: bool,
     session: Option<String>,
+    /// The password the session logged in with.
+    session_password: String,
     /// When the reply that began the session arrived.
     logged_in_ms: u64,
     /// When a held bare handshake is due (`held_bare`).
@@ -245,6 +261,7 @@ impl Client {
             last_failed: false,
             doomed: false,
             session: None,
+            session_password: String::new(),
             logged_in_ms: 0,
             bare_due: None,
             msg_seq: 0,
@@ -529,7 +546,7 @@ impl Client {
             Hostile::AckForged | Hostile::AckEarly | Hostile::AckDup | Hostile::AckCross => {
                 self.lying_ack(hostile, acts)
             }
-            Hostile::TicketStolen | Hostile::TicketExpired => {
+            Hostile::TicketStolen | Hostile::TicketExpired | Hostile::TicketAfterLogout => {
                 if self.cmd.is_none() || self.session.is_none() {
                     return;
                 }
@@ -893,8 +910,9 @@ impl Client {
             guessed.then(|| super::spec::retry_after_s(&String::from_utf8_lossy(&body))).flatten();
         acts.push(Act::Reply(body));
         match &op {
-            Op::Register { name, .. } | Op::Login { name, .. } if ok => {
+            Op::Register { name, password } | Op::Login { name, password } if ok => {
                 self.session = Some(name.clone());
+                self.session_password.clone_from(password);
                 self.logged_in_ms = now_ms;
             }
             Op::Delete { .. } | Op::Logout if ok => self.session = None,
@@ -917,6 +935,12 @@ impl Client {
                     };
                     let hello = [name.as_bytes(), b"\n", &ticket].concat();
                     match plan {
+                        Some(Hostile::TicketAfterLogout) => {
+                            let (name, password) = (name, self.session_password.clone());
+                            let plan = AfterLogout { name, password, hello, logged_out: false };
+                            self.lies.after_logout = Some(plan);
+                            self.request(Op::Logout, acts);
+                        }
                         Some(Hostile::TicketExpired) => {
                             // The hold starts now, as the ticket arrives (see `held_handshake`).
                             self.lies.expired = Some((None, hello));
@@ -942,6 +966,7 @@ impl Client {
         if !ok && op == (Op::Relay { ticket: true }) {
             self.lies.hoard = None;
         }
+        self.after_logout(&op, ok, acts);
         if self.awaiting.is_empty() {
             if guessed {
                 // A patient guesser waits exactly as long as it is told, then guesses again.
@@ -949,6 +974,28 @@ impl Client {
             } else {
                 self.think(acts);
             }
+        }
+    }
+
+    /// `ticket-after-logout`, after the reply to `op`: the logout answered, it logs in again
+    /// on the same connection; logged in, it opens a relay with the ended session's ticket,
+    /// which must be refused. Any other reply ends the plan.
+    fn after_logout(&mut self, op: &Op, ok: bool, acts: &mut Vec<Act>) {
+        let Some(mut plan) = self.lies.after_logout.take() else { return };
+        match op {
+            Op::Logout if ok && !plan.logged_out => {
+                plan.logged_out = true;
+                let login = Op::Login { name: plan.name.clone(), password: plan.password.clone() };
+                self.lies.after_logout = Some(plan);
+                self.request(login, acts);
+            }
+            Op::Login { .. } if ok && plan.logged_out && self.relay.is_none() => {
+                self.open_relay(plan.hello, true, acts);
+                self.relay_hostile = Some(Hostile::TicketAfterLogout);
+            }
+            // The ticket's own reply, which began the plan.
+            Op::Relay { ticket: true } if !plan.logged_out => self.lies.after_logout = Some(plan),
+            _ => {}
         }
     }
 
@@ -1043,6 +1090,7 @@ impl Client {
             self.session = None;
             self.lies.hoard = None;
             self.lies.dribble = None;
+            self.lies.after_logout = None;
             let unanswered = self.awaiting.len();
             // A persistent client (the liveness phase's) whose login was cut off (a login
             // deadline while it waited out the throttle) logs in again on its next connection.

@@ -28,6 +28,7 @@ pub const HOSTILE_ROWS: &[&str] = &[
     "hostile: ticket-expired",
     "hostile: ticket-hoard",
     "hostile: ticket-evicted",
+    "hostile: ticket-after-logout",
     "hostile: frame-dribbled",
     "hostile: frame-over",
     "hostile: frame-at-limit",

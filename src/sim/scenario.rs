@@ -177,7 +177,9 @@ pub enum Op {
 /// Tickets: `ticket-stolen` asks for a ticket and opens a relay naming another user with it;
 /// `ticket-replay` closes the relay and opens a new one with the handshake (name and ticket)
 /// of the client's last ticketed relay; `ticket-expired` asks for a ticket, waits until it
-/// has expired, and uses it. Each must be refused: a failure frame, then a close, and no push.
+/// has expired, and uses it; `ticket-after-logout` asks for a ticket, logs out, logs in again
+/// on the same connection, and uses it (a ticket is its session's). Each must be refused: a
+/// failure frame, then a close, and no push.
 /// `ticket-hoard` is no lie: it asks for one ticket more than its session may hold, then opens
 /// its relay with the second newest, which must bind (the oldest is the one forgotten);
 /// `ticket-evicted` asks for as many, then opens its relay with the oldest, which the server
@@ -213,6 +215,7 @@ pub enum Hostile {
     TicketExpired,
     TicketHoard,
     TicketEvicted,
+    TicketAfterLogout,
     FrameDribbled,
     BadHeader(u8),
     FrameOver,
@@ -270,6 +273,7 @@ impl Hostile {
             Hostile::TicketExpired => "ticket-expired",
             Hostile::TicketHoard => "ticket-hoard",
             Hostile::TicketEvicted => "ticket-evicted",
+            Hostile::TicketAfterLogout => "ticket-after-logout",
             Hostile::FrameDribbled => "frame-dribbled",
             Hostile::BadHeader(n) => BAD[usize::from(n) % BAD.len()],
             Hostile::FrameOver => "frame-over",
@@ -298,6 +302,7 @@ impl Hostile {
             Hostile::TicketExpired,
             Hostile::TicketHoard,
             Hostile::TicketEvicted,
+            Hostile::TicketAfterLogout,
             Hostile::FrameDribbled,
             Hostile::FrameOver,
             Hostile::FrameAtLimit,

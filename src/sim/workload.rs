@@ -108,7 +108,7 @@ pub fn hostile_act(rng: &mut ChaCha20Rng, session: bool) -> Op {
         Hostile::RelayHelloAtLimit,
         Hostile::RelayHelloOver,
     ];
-    const LOGGED_IN: [Hostile; 9] = [
+    const LOGGED_IN: [Hostile; 10] = [
         Hostile::AckForged,
         Hostile::AckEarly,
         Hostile::AckDup,
@@ -116,6 +116,7 @@ pub fn hostile_act(rng: &mut ChaCha20Rng, session: bool) -> Op {
         Hostile::TicketStolen,
         Hostile::TicketReplay,
         Hostile::TicketExpired,
+        Hostile::TicketAfterLogout,
         Hostile::RelayAckAtLimit,
         Hostile::RelayAckOver,
     ];

@@ -183,6 +183,7 @@ fn relay_invariant(kind: Hostile) -> &'static str {
         }
         Hostile::TicketExpired => "an expired ticket binds nothing",
         Hostile::TicketEvicted => "a ticket its session's newer ones evicted binds nothing",
+        Hostile::TicketAfterLogout => "a ticket of a session that ended binds nothing",
         _ => "a ticket binds at most once",
     }
 }
@@ -448,7 +449,12 @@ impl Checker {
     /// relay that never reads; swarm seed 87 of the small worlds with
     /// `TicketExpiryLeftToSweep` planted).
     pub(super) fn hostile_finish(&mut self, now_ms: u64) {
-        let held = |kind| matches!(kind, Hostile::TicketExpired | Hostile::TicketEvicted);
+        let held = |kind| {
+            matches!(
+                kind,
+                Hostile::TicketExpired | Hostile::TicketEvicted | Hostile::TicketAfterLogout
+            )
+        };
         let bound: Vec<(ConnNo, Relay)> = (self.hostile.relays.iter())
             .filter(|(_, r)| held(r.kind) && !r.refused && !r.closed)
             .filter(|(_, r)| r.opened_ms + VERDICT_SLACK_MS <= now_ms)
