@@ -72,15 +72,17 @@ pub mod report {
     use std::ops::ControlFlow;
     use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::process::ExitCode;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use super::StrengthArgs;
     use crate::core::planted::Planted;
     use crate::core::Config;
     use crate::model::driver::{Bounds, STALL_STEPS_DEFAULT};
     use crate::model::explorer::{explore, Limits, Search};
-    use crate::sim::cli::shrink_seed;
-    use crate::sim::{run_scenario, shrink, sweep, FaultMode, RunOptions, Scenario};
+    use crate::sim::cli::{shrink_seed, stuck_exit, SEED_TIMEOUT_S_DEFAULT};
+    use crate::sim::{
+        run_scenario, shrink, sweep_watched, FaultMode, RunOptions, Scenario, Watchdog,
+    };
 
     /// One line of the table.
     #[derive(Debug, Clone, PartialEq)]
@@ -437,7 +439,22 @@ pub mod report {
         let mut start = 0;
         while start < args.seeds && first.is_none() {
             let seeds: Vec<u64> = (start..(start + batch).min(args.seeds)).collect();
-            let report = sweep(&seeds, &opts, args.jobs, false, &|| {});
+            let replay =
+                |seed| {
+                    let command =
+                        format!(
+                    "chatroom sim --seed {seed} --faults {} --clients {} --ops {} --names {} \
+                     --planted {}",
+                    opts.faults, opts.clients, opts.ops, opts.names, bug.name()
+                );
+                    command
+                };
+            let on_stuck = |seed, ran| stuck_exit(&replay(seed), ran);
+            let watchdog = Watchdog {
+                after: Duration::from_secs(SEED_TIMEOUT_S_DEFAULT),
+                on_stuck: &on_stuck,
+            };
+            let report = sweep_watched(&seeds, &opts, args.jobs, false, &|| {}, Some(watchdog));
             first = report.failures.into_iter().next();
             start += batch;
         }

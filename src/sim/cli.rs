@@ -11,15 +11,15 @@
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::options::{FaultMode, RunOptions};
 use super::run::{
-    determinism, planted_unavailable, record_seed, run_scenario, run_seed, sweep, SeedRun,
-    SweepReport,
+    determinism, planted_unavailable, record_seed, run_scenario, run_seed, sweep_watched, SeedRun,
+    SweepReport, Watchdog,
 };
 use super::scenario::Scenario;
 use super::shrink::{self, Progress, Shrunk};
@@ -89,6 +89,12 @@ pub struct SimArgs {
     #[cfg(any(test, feature = "planted"))]
     #[arg(long, value_parser = parse_planted)]
     pub planted: Option<crate::core::planted::Planted>,
+    /// Wall time, in seconds, after which a sweep stops waiting for a seed that has not
+    /// finished (a server looping within one step, which the simulated clock cannot see): it
+    /// names the seed, with the command that replays it, and exits with code 3. 0: wait for
+    /// ever.
+    #[arg(long, default_value_t = SEED_TIMEOUT_S_DEFAULT)]
+    pub seed_timeout_s: u64,
     /// Print the reachability report: how often each refusal, record kind, fault, limit and
     /// hostile action happened (summed over a sweep); expected rows still at zero are marked.
     #[arg(long)]
@@ -193,6 +199,21 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
         return Err(format!("shard {k}/{n}: need 0 <= K < N"));
     }
     Ok((k, n))
+}
+
+/// The default of `--seed-timeout-s`: far beyond any seed of the default sizes (tens of
+/// milliseconds) or of the largest worlds the README runs (seconds).
+pub const SEED_TIMEOUT_S_DEFAULT: u64 = 300;
+
+/// A sweep's seed has run for `ran` without finishing: says so, with the command that replays
+/// it, and ends the process (the thread running it cannot be stopped) with code 3.
+pub fn stuck_exit(replay: &str, ran: Duration) -> ! {
+    eprintln!(
+        "a seed has run for {:.0} s of wall time without finishing: the server may be looping \
+         within one step (the simulated clock cannot advance past it); replay it alone: {replay}",
+        ran.as_secs_f64()
+    );
+    std::process::exit(3)
 }
 
 impl SimArgs {
@@ -386,7 +407,13 @@ impl SimArgs {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
         let started = Instant::now();
-        let report = sweep(&seeds, &opts, self.jobs, self.check_determinism, &|| bar.inc(1));
+        let on_stuck = |seed, ran| stuck_exit(&self.replay_command(seed), ran);
+        let watchdog = (self.seed_timeout_s > 0).then(|| Watchdog {
+            after: Duration::from_secs(self.seed_timeout_s),
+            on_stuck: &on_stuck,
+        });
+        let (twice, on_done) = (self.check_determinism, &|| bar.inc(1));
+        let report = sweep_watched(&seeds, &opts, self.jobs, twice, on_done, watchdog);
         bar.finish_and_clear();
         let results: Vec<RunResult> = report
             .per_seed

@@ -43,7 +43,7 @@ pub mod workload;
 pub mod world;
 
 pub use options::{FaultMix, FaultMode, RunOptions};
-pub use run::{record_seed, run_scenario, run_seed, sweep, SweepReport};
+pub use run::{record_seed, run_scenario, run_seed, sweep, sweep_watched, SweepReport, Watchdog};
 pub use scenario::Scenario;
 pub use world::Outcome;
 
