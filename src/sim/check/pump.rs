@@ -209,8 +209,9 @@ impl Checker {
     /// The world has settled (nothing in flight) at `now_ms`: no relay whose session ended
     /// is still open.
     pub(super) fn pump_settled(&mut self, now_ms: u64) {
-        let ended = self.relays.iter().filter(|(_, r)| r.pump.ended_by.is_some()).count();
-        self.coverage.add("pump: a session's end closed its relay", ended as u64);
+        let judged = |a: &Attachment| a.ended_by.is_some() && !a.excused && !a.closed_by_client;
+        let closed = self.relays.iter().filter(|(_, r)| judged(&r.pump) && !r.reset).count();
+        self.coverage.add("pump: a session's end closed its relay", closed as u64);
         let open = self.relays.iter().find_map(|(&conn, relay)| {
             let a = &relay.pump;
             let (attached_ms, key) = a.attached?;
@@ -266,12 +267,16 @@ impl Checker {
                 owed && !arrived
             });
             if let Some(((client, seq), m)) = owed {
+                let end = match a.ended_ms {
+                    Some(_) => format!("the server closed that relay at {ended_ms} ms"),
+                    None => format!("at {ended_ms} ms, nothing in flight, it is still open"),
+                };
                 missing = Some((
                     ended_ms,
                     format!(
                         "#{client}.{seq} to {} was acknowledged at {} ms while relay {conn} of \
                      client {} was attached (since {attached_ms} ms, first session change at \
-                     {}), and {}",
+                     {}), and {end} without its push",
                         self.key_of(key),
                         m.acked_ms,
                         relay.client,
@@ -279,13 +284,6 @@ impl Checker {
                             "none".into()
                         } else {
                             format!("{} ms", a.may_end_ms)
-                        },
-                        if a.ended_ms.is_some() {
-                            format!(
-                                "the server closed that relay at {ended_ms} ms without pushing it"
-                            )
-                        } else {
-                            format!("it had not arrived when nothing was in flight any more, at {ended_ms} ms, on the relay still open")
                         },
                     ),
                 ));
