@@ -70,7 +70,8 @@ fn cased_name(rng: &mut ChaCha20Rng, names: usize, hostile_percent: u32) -> Stri
 }
 
 /// A list pattern: mostly all names or `u*`, sometimes a pool name with `?` and `*` put
-/// anywhere in it (`?1`, `u*1*`, `U?`, `*0`, `u1?`).
+/// anywhere in it (`?1`, `u*1*`, `U?`, `*0`, `u1?`), or with one of its letters asked for
+/// twice (`*u*u1`): a matcher that lets two segments overlap takes the one for both.
 fn list_pattern(rng: &mut ChaCha20Rng, names: usize, hostile_percent: u32) -> String {
     let roll = rng.gen_range(0..100);
     if roll >= 20 + hostile_percent {
@@ -79,13 +80,14 @@ fn list_pattern(rng: &mut ChaCha20Rng, names: usize, hostile_percent: u32) -> St
     let name = cased_name(rng, names, hostile_percent);
     let mut pattern = String::new();
     for c in name.chars() {
-        match rng.gen_range(0..6) {
+        match rng.gen_range(0..7) {
             0 => pattern.push('?'),
             1 => pattern.push('*'),
             2 => {
                 pattern.push('*');
                 pattern.push(c);
             }
+            3 => pattern.extend(['*', c, '*', c]),
             _ => pattern.push(c),
         }
     }
