@@ -1239,6 +1239,12 @@ impl Checker {
         if let Some(scanned) = spec::list_stopped_after(text) {
             self.check_list_stop(now_ms, p, scanned, what);
         }
+        // Whoever holds them, names shown must match: a matcher too generous (two segments
+        // of the pattern on one letter) shows names the pattern does not ask for.
+        let stray = listed.values().find(|name| !spec::pattern_matches(pattern, name));
+        self.expect(stray.is_none(), now_ms, "list shows only names its pattern matches", || {
+            format!("{what}: {} does not match {pattern:?}", stray.copied().unwrap_or_default())
+        });
         for &(id, exists, epoch) in &p.list_known {
             let quiet = self.list_quiet(p, id, epoch);
             let (k, state) = &self.names[id.0 as usize];
