@@ -268,6 +268,9 @@ pub mod report {
             Planted::RecoveryForgetsLogSize => &[
                 "store::wal::tests::a_restart_remembers_the_log_bytes_since_the_snapshot_unless_planted",
             ],
+            Planted::SnapshotFreesFirstCovered => &[
+                "store::snapshotting::tests::a_snapshot_done_leaves_no_file_it_covers_unless_planted",
+            ],
             Planted::SnapshotSegmentNameUnsynced => &[
                 "store::wal::tests::records_synced_while_a_snapshot_is_written_survive_a_crash_before_it_is_in_place_unless_planted",
             ],

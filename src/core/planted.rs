@@ -477,12 +477,18 @@ pub enum Planted {
     /// ticket check compares the command connection, not the session). Caught by the
     /// simulator's "a ticket of a session that ended binds nothing" (`ticket-after-logout`).
     TicketOutlivesSession,
+    /// A snapshot frees only the first file it covers
+    /// ([`crate::store::StoreOptions::covered_first_only`]): every later snapshot leaves the
+    /// one before it on the disk, which only grows. Nothing is lost, and no simulated client
+    /// can tell; caught by the unit test
+    /// `store::snapshotting::tests::a_snapshot_done_leaves_no_file_it_covers_unless_planted`.
+    SnapshotFreesFirstCovered,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 98] = [
+    pub const ALL: [Planted; 99] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -581,6 +587,7 @@ impl Planted {
         Planted::SnapshotSegmentNameUnsynced,
         Planted::DetachAnyRelay,
         Planted::TicketOutlivesSession,
+        Planted::SnapshotFreesFirstCovered,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -913,6 +920,7 @@ mod tests {
             Planted::SnapshotSegmentNameUnsynced => Some(95),
             Planted::DetachAnyRelay => Some(96),
             Planted::TicketOutlivesSession => Some(97),
+            Planted::SnapshotFreesFirstCovered => Some(98),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -95,7 +95,8 @@ impl WalStore {
     /// record replayed ([`StoreOptions::replay_torn_tail`]), the log's size since the
     /// snapshot forgotten ([`StoreOptions::forget_log_size`]), a segment read without
     /// syncing it ([`StoreOptions::read_unsynced`]), a snapshot's segment created without
-    /// syncing its name ([`StoreOptions::segment_name_unsynced`]).
+    /// syncing its name ([`StoreOptions::segment_name_unsynced`]), a snapshot that frees only
+    /// the first file it covers ([`StoreOptions::covered_first_only`]).
     #[cfg(any(test, feature = "planted"))]
     pub fn planted(bug: Planted, write_through: bool, snapshot_log_bytes_min: u64) -> Self {
         let mut store = WalStore::new(write_through, snapshot_log_bytes_min);
@@ -104,6 +105,7 @@ impl WalStore {
         options.forget_log_size = bug == Planted::RecoveryForgetsLogSize;
         options.read_unsynced = bug == Planted::RecoveryReadsUnsynced;
         options.segment_name_unsynced = bug == Planted::SnapshotSegmentNameUnsynced;
+        options.covered_first_only = bug == Planted::SnapshotFreesFirstCovered;
         store
     }
 

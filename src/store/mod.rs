@@ -83,6 +83,10 @@ pub struct StoreOptions {
     /// (`Planted::SnapshotSegmentNameUnsynced`).
     #[cfg(any(test, feature = "planted"))]
     pub segment_name_unsynced: bool,
+    /// Planted bug: a snapshot frees only the first file it covers, so every later snapshot
+    /// leaves one more file on the disk (`Planted::SnapshotFreesFirstCovered`).
+    #[cfg(any(test, feature = "planted"))]
+    pub covered_first_only: bool,
 }
 
 impl Default for StoreOptions {
@@ -99,6 +103,8 @@ impl Default for StoreOptions {
             read_unsynced: false,
             #[cfg(any(test, feature = "planted"))]
             segment_name_unsynced: false,
+            #[cfg(any(test, feature = "planted"))]
+            covered_first_only: false,
         }
     }
 }
