@@ -79,7 +79,7 @@ pub mod report {
     use crate::core::Config;
     use crate::model::driver::{Bounds, STALL_STEPS_DEFAULT};
     use crate::model::explorer::{explore, Limits, Search};
-    use crate::sim::cli::{shrink_seed, stuck_exit, SEED_TIMEOUT_S_DEFAULT};
+    use crate::sim::cli::{replay_command, shrink_seed, stuck_exit, SEED_TIMEOUT_S_DEFAULT};
     use crate::sim::{
         run_scenario, shrink, sweep_watched, FaultMode, RunOptions, Scenario, Watchdog,
     };
@@ -442,17 +442,7 @@ pub mod report {
         let mut start = 0;
         while start < args.seeds && first.is_none() {
             let seeds: Vec<u64> = (start..(start + batch).min(args.seeds)).collect();
-            let replay =
-                |seed| {
-                    let command =
-                        format!(
-                    "chatroom sim --seed {seed} --faults {} --clients {} --ops {} --names {} \
-                     --planted {}",
-                    opts.faults, opts.clients, opts.ops, opts.names, bug.name()
-                );
-                    command
-                };
-            let on_stuck = |seed, ran| stuck_exit(&replay(seed), ran);
+            let on_stuck = |seed, ran| stuck_exit(&replay_command(seed, &opts), ran);
             let watchdog = Watchdog {
                 after: Duration::from_secs(SEED_TIMEOUT_S_DEFAULT),
                 on_stuck: &on_stuck,

@@ -895,15 +895,14 @@ impl Checker {
 
     /// A takeover or a deletion that succeeded ended every session of its name.
     fn session_ended(&mut self, now_ms: u64, pending: &Pending, ok: bool, text: &str) {
+        let Some(key) = pending.target.filter(|_| ok) else { return };
         let what = match (&pending.op, text) {
             (Op::Login { .. }, LOGIN_OK) => "login",
             (Op::Register { .. }, REGISTER_OK) => "register",
             (Op::Delete { .. }, DELETE_OK) => "delete",
             _ => return,
         };
-        if let (true, Some(key)) = (ok, pending.target) {
-            self.pump_session_ended(now_ms, pending.sent_ms, key, what);
-        }
+        self.pump_session_ended(now_ms, pending.sent_ms, key, what);
     }
 
     /// A failure frame that announces the close of the command connection came where the
@@ -984,14 +983,8 @@ impl Checker {
                 // it may have been read less than a window before this one (swarm seed 9522: a
                 // registration sent 565 ms before, answered 84 ms after, in a 558 ms window).
                 let Some(limits) = limits else { return true };
-                let host = self.client(client).host;
                 let since_ms = p.sent_ms.saturating_sub(limits.registration_window_ms);
-                let started: usize = self
-                    .clients
-                    .iter()
-                    .filter(|c| c.host == host)
-                    .map(|c| c.registers_ms.iter().filter(|r| r.1 >= since_ms).count())
-                    .sum();
+                let started = self.registers_from(client).filter(|(_, r)| r.1 >= since_ms).count();
                 started > limits.registrations_per_peer_max
             }
             (Refusal::AccountsLimited, Op::Register { .. }) => {

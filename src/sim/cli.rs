@@ -216,6 +216,20 @@ pub fn stuck_exit(replay: &str, ran: Duration) -> ! {
     std::process::exit(3)
 }
 
+/// The command that replays the random world of `seed` under `opts`.
+pub fn replay_command(seed: u64, opts: &RunOptions) -> String {
+    #[allow(unused_mut)]
+    let mut command = format!(
+        "chatroom sim --seed {seed} --faults {} --clients {} --ops {} --names {} --workload {}",
+        opts.faults, opts.clients, opts.ops, opts.names, opts.workload
+    );
+    #[cfg(any(test, feature = "planted"))]
+    if opts.planted != crate::core::planted::Planted::None {
+        command.push_str(&format!(" --planted {}", opts.planted.name()));
+    }
+    command
+}
+
 impl SimArgs {
     /// Runs the command.
     pub fn run(self) -> ExitCode {
@@ -255,16 +269,7 @@ impl SimArgs {
 
     /// The command that replays `seed` with these options.
     fn replay_command(&self, seed: u64) -> String {
-        #[allow(unused_mut)]
-        let mut command = format!(
-            "chatroom sim --seed {seed} --faults {} --clients {} --ops {} --names {} --workload {}",
-            self.faults, self.clients, self.ops, self.names, self.workload
-        );
-        #[cfg(any(test, feature = "planted"))]
-        if let Some(bug) = self.planted.filter(|&b| b != crate::core::planted::Planted::None) {
-            command.push_str(&format!(" --planted {}", bug.name()));
-        }
-        command
+        replay_command(seed, &self.options())
     }
 
     fn single(&self, seed: u64) -> Result<bool, String> {

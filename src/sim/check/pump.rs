@@ -209,24 +209,22 @@ impl Checker {
     /// The world has settled (nothing in flight) at `now_ms`: no relay whose session ended
     /// is still open.
     pub(super) fn pump_settled(&mut self, now_ms: u64) {
-        let judged = |a: &Attachment| a.ended_by.is_some() && !a.excused && !a.closed_by_client;
-        let closed = self.relays.iter().filter(|(_, r)| judged(&r.pump) && !r.reset).count();
-        self.coverage.add("pump: a session's end closed its relay", closed as u64);
-        let open = self.relays.iter().find_map(|(&conn, relay)| {
-            let a = &relay.pump;
-            let (attached_ms, key) = a.attached?;
-            let (told_ms, what) = a.ended_by?;
-            let gone = a.excused || a.closed_by_client || relay.reset || a.ended_ms.is_some();
-            (!gone).then(|| {
-                format!(
-                    "relay {conn} of client {} was attached to {} (a push for it arrived at \
-                     {attached_ms} ms); a {what} of that name sent after that succeeded (told \
-                     at {told_ms} ms), and when nothing was in flight any more, at {now_ms} ms, \
-                     the relay was still open",
-                    relay.client,
-                    self.key_of(key),
-                )
-            })
+        // Relays a session's end must have closed that nothing else may have ended first.
+        let judged: Vec<_> = (self.relays.iter())
+            .filter(|(_, r)| !(r.pump.excused || r.pump.closed_by_client || r.reset))
+            .filter(|(_, r)| r.pump.ended_by.is_some())
+            .collect();
+        self.coverage.add("pump: a session's end closed its relay", judged.len() as u64);
+        let open = judged.iter().find(|(_, r)| r.pump.ended_ms.is_none()).and_then(|(conn, r)| {
+            let ((attached_ms, key), (told_ms, what)) = (r.pump.attached?, r.pump.ended_by?);
+            Some(format!(
+                "relay {conn} of client {} was attached to {} (a push for it arrived at \
+                 {attached_ms} ms); a {what} of that name sent after that succeeded (told at \
+                 {told_ms} ms), and when nothing was in flight any more, at {now_ms} ms, the \
+                 relay was still open",
+                r.client,
+                self.key_of(key),
+            ))
         });
         self.checks += 1;
         if let Some(detail) = open {

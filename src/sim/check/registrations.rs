@@ -11,6 +11,17 @@
 use super::{spec, Checker, Pending};
 
 impl Checker {
+    /// Every registration sent from `client`'s address, by any client there, with the client
+    /// that sent it: (sent, ended; `u64::MAX` while in flight).
+    pub(super) fn registers_from(
+        &self,
+        client: usize,
+    ) -> impl Iterator<Item = (usize, &(u64, u64))> + '_ {
+        let host = self.clients.get(client).map(|c| c.host);
+        let same_host = self.clients.iter().enumerate().filter(move |(_, c)| Some(c.host) == host);
+        same_host.flat_map(|(at, c)| c.registers_ms.iter().map(move |r| (at, r)))
+    }
+
     /// `client`'s registration `p` was refused at `now_ms` for its address's limit, with `text`.
     pub(super) fn registration_wait_bounded(
         &mut self,
@@ -23,13 +34,8 @@ impl Checker {
         let (Some(limits), Some(wait_s)) = (self.limits, spec::retry_after_s(text)) else {
             return;
         };
-        let host = self.client(client).host;
         let mut ends_ms: Vec<u64> = self
-            .clients
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.host == host)
-            .flat_map(|(at, c)| c.registers_ms.iter().map(move |r| (at, r)))
+            .registers_from(client)
             .filter(|&(at, r)| !(at == client && *r == (p.sent_ms, u64::MAX)))
             .map(|(_, r)| r.1.min(now_ms))
             .collect();
