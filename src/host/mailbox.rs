@@ -394,6 +394,32 @@ impl<T> Mailbox<T, Threads> {
     }
 }
 
+impl<T> Mailbox<T, OneThread> {
+    /// The consumer's [`take_all`](Mailbox::take_all) wait, for a driver that runs it on the
+    /// producers' thread (the simulator): when nothing is queued and the mailbox is open, the
+    /// consumer counts as waiting from now until [`unpark`](Self::unpark), exactly as a thread
+    /// blocked in `take_all` does, so pushes meanwhile say a wake is owed and
+    /// [`push_or_write`](Mailbox::push_or_write) may write for it. Returns whether it parked
+    /// (false: something is queued, or the mailbox is closed, and `take_all` would not wait).
+    pub fn park(&self) -> bool {
+        let mut state = self.lock();
+        let waits = state.items.is_empty() && !state.closed;
+        state.waiting += u32::from(waits);
+        waits
+    }
+
+    /// The parked consumer leaves its wait (it was woken and runs): no longer counted.
+    pub fn unpark(&self) {
+        let mut state = self.lock();
+        state.waiting = state.waiting.saturating_sub(1);
+    }
+
+    /// Whether the consumer is parked.
+    pub fn is_parked(&self) -> bool {
+        self.lock().waiting > 0
+    }
+}
+
 /// Appends every item of `items` to `out`, leaving `items` empty: a swap of buffers when `out`
 /// is empty (the usual case), so both keep their capacity and nothing is copied.
 fn move_all<T>(items: &mut Vec<T>, out: &mut Vec<T>) {

@@ -130,6 +130,12 @@ pub fn expected_rows() -> Vec<&'static str> {
         // or a deletion ended was judged closed then.
         "settle: quiet",
         "pump: a session's end closed its relay",
+        // The TCP adapter's path for a push to an idle acknowledging relay, which the
+        // simulator's server runs too (`Host::write_through`): whole, and cut short.
+        "relay: a push written straight to an idle relay",
+        "relay: a push cut short by a full send buffer",
+        // Every seed judged at rest recovers its whole state from a snapshot once.
+        "rest: recovered from a snapshot of everything",
         // Hostile clients of the mixed workload's own.
         "hostile: bare handshake in another name",
         "hostile: login storm",

@@ -8,15 +8,17 @@
 //! writer runs and how the bytes travel.
 
 use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
 
 use rand_chacha::ChaCha20Rng;
 
 use super::disk::SimStore;
 use crate::core::{Channel, ConnId, Lsn, Record, Server, SnapshotView};
 use crate::host::mailbox::{Mailbox, OneThread};
-use crate::host::sync::atomic::{AtomicBool, Ordering};
+use crate::host::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::host::sync::Arc;
 use crate::host::{self, Batch, Host, Outgoing, RecordSink};
+use crate::wire::HEADER_LEN;
 
 /// Bytes a command thread reads at a time (`net::command`'s read size).
 pub(super) const READ_LEN: usize = host::READ_LEN_MAX;
@@ -33,6 +35,8 @@ pub(super) struct Up {
     pub touched: Vec<ConnId>,
     /// Scratch space for a command thread's read.
     pub read_buf: Vec<u8>,
+    /// Scratch space for the writers the host owes a wake.
+    pub wakes: Vec<Arc<Mailbox<Outgoing, OneThread>>>,
 }
 
 impl Up {
@@ -41,6 +45,10 @@ impl Up {
             SimSink { store, persisted: Vec::new(), snapshots: Vec::new(), sync_wanted: false };
         let mut host = Host::new(core, sink);
         host.track_touched();
+        // As the TCP adapter runs it (`net::driver::Shared::new`): writers are woken only when
+        // a wake is owed, and a push to an idle acknowledging relay is written at once.
+        host.defer_wakes();
+        host.write_through();
         Up {
             host,
             conns: Conns::default(),
@@ -50,6 +58,7 @@ impl Up {
             batch: Batch::default(),
             touched: Vec::new(),
             read_buf: Vec::new(),
+            wakes: Vec::new(),
         }
     }
 
@@ -130,6 +139,9 @@ pub(super) struct ServerConn {
     /// The delays of this connection's threads (its writer's, its password jobs'), a stream
     /// of its own (`sim::rng::Stream::Threads`).
     pub rng: ChaCha20Rng,
+    /// What the host wrote straight to the socket of a push whose rest it queued: the
+    /// writer's next batch begins with that rest.
+    pub through_head: Vec<u8>,
 }
 
 impl ServerConn {
@@ -150,23 +162,81 @@ impl ServerConn {
             slow,
             inbox: VecDeque::new(),
             eof: false,
+            through_head: Vec::new(),
         }
+    }
+
+    /// The whole frames among `bytes`, which the host wrote straight to this relay's socket
+    /// while its writer waited (so from a frame's start); a frame cut short stays as the head
+    /// of the writer's next batch ([`ServerConn::join_head`]).
+    pub fn through_frames(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
+        debug_assert!(self.through_head.is_empty(), "written through while a rest waits");
+        let mut frames = Vec::new();
+        let mut rest = bytes;
+        while let Some(len) = frame_len(rest) {
+            frames.push(rest[..len].to_vec());
+            rest = &rest[len..];
+        }
+        self.through_head = rest.to_vec();
+        frames
+    }
+
+    /// Makes `first`, the first frame of a writer's batch, whole again with what was written
+    /// of it straight to the socket; returns how many of its bytes were.
+    pub fn join_head(&mut self, first: &mut Vec<u8>) -> usize {
+        let head_len = self.through_head.len();
+        if head_len > 0 {
+            let mut whole = std::mem::take(&mut self.through_head);
+            whole.extend_from_slice(first);
+            *first = whole;
+        }
+        head_len
     }
 }
 
+/// The length of the frame `bytes` begins with, if they hold all of it.
+fn frame_len(bytes: &[u8]) -> Option<usize> {
+    let header = bytes.get(..HEADER_LEN)?;
+    let body_len: usize = std::str::from_utf8(header).ok()?.trim().parse().ok()?;
+    let len = HEADER_LEN + body_len;
+    (bytes.len() >= len).then_some(len)
+}
+
 /// A simulated socket as the host sees it: hanging it up both ways breaks it (its writes fail,
-/// as a shut-down socket's do). Shared with the connection's [`ServerConn`].
+/// as a shut-down socket's do); a push the host writes straight to an idle relay
+/// ([`Host::write_through`], as the TCP adapter runs it) takes what room its send buffer has
+/// and waits in `through` for the world to send it. Shared with the connection's
+/// [`ServerConn`].
 #[derive(Clone, Default)]
-pub(super) struct SimSocket(Arc<AtomicBool>);
+pub(super) struct SimSocket(Arc<SocketState>);
+
+#[derive(Default)]
+struct SocketState {
+    broken: AtomicBool,
+    /// Bytes the send buffer takes without waiting (set by the world when the writer parks).
+    room: AtomicUsize,
+    /// Bytes written straight to the socket, not yet sent by the world.
+    through: Mutex<Vec<u8>>,
+}
 
 impl SimSocket {
     /// Broken by the host (queue overflow) or by a reset: no write succeeds any more.
     pub fn is_broken(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.broken.load(Ordering::Relaxed)
     }
 
     pub fn break_it(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.broken.store(true, Ordering::Relaxed);
+    }
+
+    /// The send buffer takes `room_len` bytes from now on without waiting.
+    pub fn set_room(&self, room_len: usize) {
+        self.0.room.store(room_len, Ordering::Relaxed);
+    }
+
+    /// Moves the bytes written straight to the socket into `out`.
+    pub fn take_through(&self, out: &mut Vec<u8>) {
+        out.append(&mut self.0.through.lock().unwrap_or_else(PoisonError::into_inner));
     }
 }
 
@@ -175,6 +245,17 @@ impl host::Socket for SimSocket {
         if how == host::Hang::Both {
             self.break_it();
         }
+    }
+
+    fn write_now(&self, bytes: &[u8]) -> usize {
+        if self.is_broken() {
+            return 0;
+        }
+        let n = bytes.len().min(self.0.room.load(Ordering::Relaxed));
+        self.0.room.fetch_sub(n, Ordering::Relaxed);
+        let mut through = self.0.through.lock().unwrap_or_else(PoisonError::into_inner);
+        through.extend_from_slice(&bytes[..n]);
+        n
     }
 }
 

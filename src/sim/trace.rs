@@ -126,6 +126,13 @@ pub enum Line<'a> {
         last: Option<u64>,
         close: bool,
     },
+    /// The host wrote `len` bytes of pushes (through `last`, if one was whole) straight to an
+    /// idle relay's socket.
+    Through {
+        conn: ConnId,
+        len: usize,
+        last: Option<u64>,
+    },
     Snapshot {
         lsn: u64,
     },
@@ -191,6 +198,10 @@ impl Line<'_> {
             Line::Flush { conn: ConnId(conn), last, close } => {
                 let last = last.map_or(u64::MAX, |m| m);
                 fold_words(h, 15, &[conn, u64::from(last != u64::MAX), last, u64::from(close)])
+            }
+            Line::Through { conn: ConnId(conn), len, last } => {
+                let last = last.map_or(u64::MAX, |m| m);
+                fold_words(h, 24, &[conn, len as u64, last])
             }
             Line::Snapshot { lsn } => fold_words(h, 16, &[lsn]),
             Line::Durable { lsn } => fold_words(h, 17, &[lsn]),
@@ -308,6 +319,9 @@ impl fmt::Display for Line<'_> {
             Line::Flush { conn: ConnId(conn), last, close } => {
                 write!(f, "flush conn={conn} last={last:?} close={close}")
             }
+            Line::Through { conn: ConnId(conn), len, last } => {
+                write!(f, "through conn={conn} len={len} last={last:?}")
+            }
             Line::Snapshot { lsn } => write!(f, "snapshot lsn={lsn}"),
             Line::Durable { lsn } => write!(f, "durable lsn={lsn}"),
             Line::Tick => f.write_str("tick"),
@@ -405,6 +419,7 @@ impl Line<'_> {
             Line::Deliver { conn, way, len, eof } => Event::Deliver { conn, way, len, eof },
             Line::Persist { lsn, .. } => Event::Persist { lsn },
             Line::Flush { conn, close, .. } => Event::Flush { conn, close },
+            Line::Through { conn, .. } => Event::Flush { conn, close: false },
             Line::Snapshot { lsn } => Event::Snapshot { lsn },
             Line::Durable { lsn } => Event::Durable { lsn },
             Line::Tick => Event::Tick,

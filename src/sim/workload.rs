@@ -69,6 +69,13 @@ fn cased_name(rng: &mut ChaCha20Rng, names: usize, hostile_percent: u32) -> Stri
     }
 }
 
+/// A name to register: a quarter of them spelled in upper case, so that accounts whose names
+/// are not lower case are common, and every later request naming them in lower case (most of
+/// them) must find them.
+fn registered_name(rng: &mut ChaCha20Rng, names: usize) -> String {
+    cased_name(rng, names, 25)
+}
+
 /// A list pattern: mostly all names or `u*`, sometimes a pool name with `?` and `*` put
 /// anywhere in it (`?1`, `u*1*`, `U?`, `*0`, `u1?`), or with one of its letters asked for
 /// twice (`*u*u1`): a matcher that lets two segments overlap takes the one for both.
@@ -164,7 +171,7 @@ pub fn choose(rng: &mut ChaCha20Rng, view: View<'_>, names: usize, hostile_perce
     let Some(me) = view.session else {
         return match roll {
             0..=29 => {
-                let name = cased_name(rng, names, hostile_percent);
+                let name = registered_name(rng, names);
                 let password = password_of(&name);
                 Op::Register { name, password }
             }
@@ -195,7 +202,7 @@ pub fn choose(rng: &mut ChaCha20Rng, view: View<'_>, names: usize, hostile_perce
             Op::Login { name, password }
         }
         87..=89 => {
-            let name = cased_name(rng, names, hostile_percent);
+            let name = registered_name(rng, names);
             let password = password_of(&name);
             Op::Register { name, password }
         }

@@ -140,6 +140,11 @@ const SETTLE_MS_MAX: u64 = 60_000;
 /// acknowledged while the snapshot's new segment is begun and the snapshot not yet in place.
 const SNAPSHOT_ENCODE_MS_MAX: u64 = 50;
 
+/// The most bytes a slow reader's relay socket takes without waiting, drawn each time its
+/// writer waits: below a push's length, so that a push written straight to it is sometimes
+/// cut short (the rest queued for the writer).
+const THROUGH_ROOM_SLOW_LEN_MAX: usize = 48;
+
 /// The share of random crashes that kill the process rather than cut the power: a process that
 /// dies (a panic, the OOM killer, `kill -9`) leaves what it wrote in the page cache, unsynced,
 /// and its recovery must make that durable before it builds on it.
@@ -866,6 +871,10 @@ impl World {
         let up = self.server.as_mut().expect("checked above");
         let mailbox = up.host.open(now, conn, chan, peer, socket.clone());
         up.conns.insert(conn, ServerConn::new(chan, mailbox, socket, slow, threads_rng));
+        if chan == Channel::Relay {
+            // Its writer thread starts, finds nothing, and waits.
+            self.writer_waits(conn);
+        }
         self.checker.conn_opened(now, ConnNo(conn.0), chan == Channel::Command, peer.0);
         self.after_host();
         Some(conn)
@@ -976,7 +985,8 @@ impl World {
 
     /// The command thread's loop between reads: it writes what its mailbox holds and runs
     /// password jobs until the host lets it read, then blocks in `read`. While a reply is
-    /// owed and none is in the mailbox, it waits for its writer to be woken.
+    /// owed and none is in the mailbox, it waits in `take_all` (parked) until the host owes
+    /// it a wake or its mailbox closes.
     fn answer(&mut self, conn: ConnId) {
         loop {
             let (failed, taken, took) = self.run_writer(conn);
@@ -995,9 +1005,12 @@ impl World {
             if may_read {
                 c.reading = true;
                 self.checker.conn_reading(self.now_ms, ConnNo(conn.0));
-                self.read_command(conn);
+                return self.read_command(conn);
             }
-            return;
+            if c.mailbox.park() {
+                return;
+            }
+            // Something came, or the mailbox closed, since the take: `take_all` returns.
         }
     }
 
@@ -1028,12 +1041,29 @@ impl World {
         self.schedule(self.now_ms + delay, Ev::Flush { conn, epoch: self.epoch });
     }
 
+    /// A relay's writer finds its mailbox empty and waits in `take_all` (parked: pushes now
+    /// owe it a wake, and one to an acknowledging relay may be written straight to its socket,
+    /// which takes what room its send buffer has), or, with something queued or the mailbox
+    /// closed, goes on.
+    fn writer_waits(&mut self, conn: ConnId) {
+        let Some(c) = self.server.as_mut().and_then(|up| up.conns.get_mut(conn)) else { return };
+        if !c.mailbox.park() {
+            return self.wake_writer(conn);
+        }
+        // A slow reader's buffer is nearly full: a push may be cut short, its rest queued.
+        let room_len =
+            if c.slow { c.rng.gen_range(0..=THROUGH_ROOM_SLOW_LEN_MAX) } else { usize::MAX };
+        c.socket.set_room(room_len);
+    }
+
     /// A connection's thread wakes: a command thread answers (or, woken out of `read` by a
     /// hang-up, ends); a relay writer writes and reports, and ends once its mailbox is closed
     /// and empty or a write fails.
     fn flush(&mut self, conn: ConnId) {
         let Some(c) = self.server.as_mut().and_then(|up| up.conns.get_mut(conn)) else { return };
         c.scheduled = false;
+        // Woken out of `take_all` (a no-op for a thread woken out of `read`).
+        c.mailbox.unpark();
         if c.chan == Channel::Command {
             return if c.reading { self.read_command(conn) } else { self.answer(conn) };
         }
@@ -1050,7 +1080,7 @@ impl World {
             // Like `net::relay`'s loop: a closed mailbox is taken again at once, to see it end.
             let closed = self.server.as_ref().and_then(|up| up.conns.get(conn));
             if !closed.is_some_and(|c| c.mailbox.is_closed()) {
-                return;
+                return self.writer_waits(conn);
             }
         }
     }
@@ -1072,6 +1102,10 @@ impl World {
         let mut batch = std::mem::take(&mut up.batch);
         batch.sort(&mut items);
         up.items = items;
+        let head_len = match batch.frames.first_mut() {
+            Some(first) => c.join_head(first),
+            None => 0,
+        };
         let is_command = c.chan == Channel::Command;
         self.checker.caps_frames_taken(now, ConnNo(conn.0), &batch.frames);
         let mut failed = broken && !batch.frames.is_empty();
@@ -1103,8 +1137,12 @@ impl World {
             acked.extend(batch.frames.iter().filter_map(|f| acked_push_id(f)));
         }
         if !failed {
-            for frame in batch.frames.drain(..) {
+            for (i, mut frame) in batch.frames.drain(..).enumerate() {
                 plain.extend(if is_command { None } else { plain_push_tag(&frame) });
+                if i == 0 && head_len > 0 {
+                    // Its head went out straight from the host: the rest goes now.
+                    frame.drain(..head_len);
+                }
                 if !self.send(conn, Way::Down, frame) {
                     failed = true;
                     break;
@@ -1253,24 +1291,68 @@ impl World {
         up.sync_scheduled |= sync_due;
         let mut touched = std::mem::take(&mut up.touched);
         up.host.take_touched(&mut touched);
+        let mut wakes = std::mem::take(&mut up.wakes);
+        up.host.take_wakes(&mut wakes);
         if sync_due {
             let delay = self.timing_rng.gen_range(0..=self.mix.fsync_ms_max);
             self.schedule(now + delay, Ev::Sync { epoch: self.epoch });
         }
         if !touched.is_empty() {
             for conn in touched.drain(..) {
-                // The host hung it up (or its reader ended): the deadlines' fact.
-                let up = self.server.as_ref().and_then(|up| up.conns.get(conn));
-                if up.is_some_and(|c| c.mailbox.is_closed()) {
+                let Some(c) = self.server.as_ref().and_then(|up| up.conns.get(conn)) else {
+                    continue;
+                };
+                let closed = c.mailbox.is_closed();
+                let woken = wakes.iter().any(|mailbox| std::sync::Arc::ptr_eq(mailbox, &c.mailbox));
+                if closed {
+                    // The host hung it up (or its reader ended): the deadlines' fact.
                     self.checker.conn_closed(now, ConnNo(conn.0));
                 }
-                self.wake_writer(conn);
+                if c.chan == Channel::Relay {
+                    self.sent_through(conn);
+                }
+                // A thread waiting in `take_all` wakes only when the host owes it a wake (as
+                // the TCP adapter's threads do) or its mailbox closes; one at work takes what
+                // came before it waits again; one in `read` wakes for the close alone.
+                if closed || woken {
+                    self.wake_writer(conn);
+                }
             }
         }
+        wakes.clear();
         if let Some(up) = &mut self.server {
             up.touched = touched;
+            up.wakes = wakes;
         }
         self.arm_tick();
+    }
+
+    /// Sends what the host wrote straight to `conn`'s socket (`Host::write_through`) and
+    /// tells the checker of the pushes it wrote whole, as a writer's batch does.
+    fn sent_through(&mut self, conn: ConnId) {
+        let now = self.now_ms;
+        let Some(up) = &mut self.server else { return };
+        let Some(c) = up.conns.get_mut(conn) else { return };
+        let mut bytes = Vec::new();
+        c.socket.take_through(&mut bytes);
+        if bytes.is_empty() {
+            return;
+        }
+        let frames = c.through_frames(&bytes);
+        let ids: Vec<u64> = frames.iter().filter_map(|f| acked_push_id(f)).collect();
+        let last = ids.last().copied();
+        self.trace.line(now, Line::Through { conn, len: bytes.len(), last });
+        self.coverage.count("relay: a push written straight to an idle relay");
+        if frames.is_empty() {
+            self.coverage.count("relay: a push cut short by a full send buffer");
+        }
+        self.checker.caps_frames_taken(now, ConnNo(conn.0), &frames);
+        // A push written or tried: the handshake bound the relay.
+        self.checker.relay_pushed(now, ConnNo(conn.0));
+        if let (true, Some(last)) = (self.send(conn, Way::Down, bytes), last) {
+            self.checker.relay_written(ConnNo(conn.0), last);
+            self.checker.acked_pushes_written(now, ConnNo(conn.0), &ids);
+        }
     }
 
     fn synced(&mut self) {
@@ -1524,30 +1606,67 @@ impl World {
     /// queues, and every id), whatever mix of snapshot and log the disk holds. Judged as
     /// equality of the shortest records that rebuild each, which owes nothing to how recovery
     /// works.
+    ///
+    /// Then once more from a snapshot of everything: the recovered server's state written as
+    /// the writer writes a snapshot, to its end, so that every seed recovers its whole state
+    /// from a snapshot and not only those whose limits made one.
     fn recover_at_rest(&mut self) {
-        let Some(up) = self.server.take() else { return };
-        let before = up.host.server().snapshot_view().records();
-        let mut store = up.into_store();
-        let counted = store.log_bytes_since_snapshot();
-        store.crash(&mut self.disk_rng, false);
-        self.epoch += 1;
-        self.store = Some(store);
-        self.restart();
         let Some(up) = &self.server else { return };
-        let after = up.host.server().snapshot_view().records();
-        let differs = before.iter().zip(&after).position(|(b, a)| b != a);
-        let detail = || match differs {
-            Some(at) => format!("record {at} was {:?}, recovered as {:?}", before[at], after[at]),
-            None => format!("{} records before the crash, {} recovered", before.len(), after.len()),
-        };
-        let invariant = "a server recovered at rest holds what it held";
-        self.checker.judge_recovery(self.now_ms, before == after, invariant, detail);
+        let counted = up.host.sink().store.log_bytes_since_snapshot();
+        let Some(after) = self.crash_and_compare_at_rest() else { return };
         // The log bytes that count towards the next snapshot are on the disk: recovery must
         // count them again, or a server restarted often enough never compacts.
+        let Some(up) = &mut self.server else { return };
         let recounted = up.host.sink().store.log_bytes_since_snapshot();
         let detail = || format!("{counted:?} bytes before the crash, {recounted:?} recovered");
         let invariant = "a recovered store counts the log bytes since its snapshot";
         self.checker.judge_recovery(self.now_ms, counted == recounted, invariant, detail);
+        if self.checker.violation().is_some() {
+            return;
+        }
+        let lsn = up.host.server().snapshot_view().lsn();
+        let store = &mut up.host.sink_mut().store;
+        // One the limits began may still be in progress: it ends first.
+        let mut done = finish_snapshot(store.as_mut());
+        if done {
+            store.snapshot(lsn, &after);
+            done = finish_snapshot(store.as_mut());
+        }
+        if !done {
+            let detail = "still in progress after 1,000 syncs".to_owned();
+            return self.checker_fail("a snapshot at rest completes", detail);
+        }
+        self.coverage.count("rest: recovered from a snapshot of everything");
+        self.crash_and_compare_at_rest();
+    }
+
+    /// Crashes the resting server and restarts it from its disk; judges that it holds what it
+    /// held, and returns that.
+    fn crash_and_compare_at_rest(&mut self) -> Option<Vec<Record>> {
+        let up = self.server.take()?;
+        let before = up.host.server().snapshot_view().records();
+        // Also as the getters see it, apart from the snapshot's records: were those to lose
+        // something (a name's spelling), both servers' records would lose it alike.
+        let held_before = accounts_held(up.host.server());
+        let mut store = up.into_store();
+        store.crash(&mut self.disk_rng, false);
+        self.epoch += 1;
+        self.store = Some(store);
+        self.restart();
+        let server = self.server.as_ref()?.host.server();
+        let (after, held_after) = (server.snapshot_view().records(), accounts_held(server));
+        let differs = before.iter().zip(&after).position(|(b, a)| b != a);
+        let detail = || match differs {
+            Some(at) => format!("record {at} was {:?}, recovered as {:?}", before[at], after[at]),
+            None if before.len() != after.len() => {
+                format!("{} records before the crash, {} recovered", before.len(), after.len())
+            }
+            None => format!("accounts and queues {held_before:?}, recovered as {held_after:?}"),
+        };
+        let same = before == after && held_before == held_after;
+        let invariant = "a server recovered at rest holds what it held";
+        self.checker.judge_recovery(self.now_ms, same, invariant, detail);
+        Some(after)
     }
 
     // ---- liveness --------------------------------------------------------------------------------
@@ -1647,6 +1766,32 @@ fn acked_push_id(frame: &[u8]) -> Option<u64> {
     let body = frame.get(HEADER_LEN..)?.strip_prefix(b"7\n")?;
     let digits = &body[..body.iter().position(|&b| b == b'\n')?];
     std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Each account's name, as registered, and the ids waiting for it, in registration order.
+fn accounts_held(server: &Server) -> Vec<(String, Vec<u64>)> {
+    let queued = |name: &str| {
+        let account = server.account_id(name);
+        account.map(|a| server.queued_ids_iter(a).map(|id| id.0).collect()).unwrap_or_default()
+    };
+    let held = |name: String| {
+        let ids = queued(&name);
+        (name, ids)
+    };
+    server.account_names().into_iter().map(held).collect()
+}
+
+/// Drives a snapshot in progress to its end, as the writer would (its bytes made, a step
+/// after each sync); false if it has not ended after 1,000 syncs.
+fn finish_snapshot(store: &mut dyn SimStore) -> bool {
+    store.snapshot_encoded();
+    for _ in 0..1_000 {
+        if !store.snapshotting() {
+            return true;
+        }
+        store.sync();
+    }
+    !store.snapshotting()
 }
 
 /// The tag of the message a push frame for the original client (`0\nSENDER:TEXT`) carries.

@@ -55,11 +55,11 @@ fn a_recorded_run_replays_as_the_same_failure_from_its_text() {
 /// runs that written down did not fail (a scripted wake-up and a fault fell elsewhere among
 /// the events of their millisecond, and a lie drew another id).
 const SAMPLE: [(Planted, u64); 6] = [
-    (Planted::TakeoverLosesMessage, 1),
+    (Planted::TakeoverLosesMessage, 5),
     (Planted::BindByNameOnly, 0),
     (Planted::RequeueOutOfOrder, 0),
     (Planted::PushBeforeOldRelayEnds, 1584),
-    (Planted::HostClosesEarly, 12),
+    (Planted::HostClosesEarly, 40),
     (Planted::AckAnyAccount, 486),
 ];
 
