@@ -483,12 +483,22 @@ pub enum Planted {
     /// can tell; caught by the unit test
     /// `store::snapshotting::tests::a_snapshot_done_leaves_no_file_it_covers_unless_planted`.
     SnapshotFreesFirstCovered,
+    /// A push the host writes straight to an idle acknowledging relay (the TCP adapter's
+    /// `Host::write_through`) that the socket takes only part of is queued whole for the
+    /// writer, not its rest: the client reads the frame's head twice, and the stream after it
+    /// is garbage. Reached by the simulator since its server runs the adapter's host settings.
+    ThroughRestWhole,
+    /// The host owes at most one writer a wake between two unlocks (`Host::take_wakes`): a
+    /// second relay pushed to by the same call waits, its pushes queued, until something else
+    /// wakes its writer. Caught by the simulator's pump and delivery rules once its relay
+    /// writers wait in `take_all` as the TCP adapter's do.
+    WakeOwedOnce,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 99] = [
+    pub const ALL: [Planted; 101] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -588,6 +598,8 @@ impl Planted {
         Planted::DetachAnyRelay,
         Planted::TicketOutlivesSession,
         Planted::SnapshotFreesFirstCovered,
+        Planted::ThroughRestWhole,
+        Planted::WakeOwedOnce,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -921,6 +933,8 @@ mod tests {
             Planted::DetachAnyRelay => Some(96),
             Planted::TicketOutlivesSession => Some(97),
             Planted::SnapshotFreesFirstCovered => Some(98),
+            Planted::ThroughRestWhole => Some(99),
+            Planted::WakeOwedOnce => Some(100),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -191,6 +191,27 @@ fn catches_a_host_that_reports_a_close_before_the_writer_is_done() {
     assert_caught(Planted::HostClosesEarly, "an original client's message is written once");
 }
 
+/// The TCP adapter's path for a push to an idle acknowledging relay (`Host::write_through`),
+/// which the simulated server runs too: a push cut short by a full send buffer must leave only
+/// its rest for the writer.
+#[test]
+fn catches_a_push_written_through_whose_rest_is_queued_whole() {
+    // The client reads the frame's head twice: a frame of garbage, or a push whose text is
+    // the garbage.
+    let invariants = ["nothing is delivered that was not sent", "delivered text is the text sent"];
+    assert_caught_one_of(Planted::ThroughRestWhole, &invariants);
+}
+
+/// The simulated relay writers wait in `take_all` as the TCP adapter's do, woken only when the
+/// host owes them a wake: a wake it drops leaves pushes in a mailbox nobody takes.
+#[test]
+fn catches_a_host_that_owes_only_one_writer_a_wake() {
+    // A relay's writer left waiting (messages never pushed), or a command thread (a reply
+    // never written).
+    let invariants = ["no acknowledged message is lost", "every request is answered"];
+    assert_caught_one_of(Planted::WakeOwedOnce, &invariants);
+}
+
 #[test]
 fn catches_a_host_that_takes_the_log_for_synchronous() {
     assert_caught_one_of(Planted::HostAssumesSyncSink, ACKNOWLEDGED_RECORD_LOST);
