@@ -479,9 +479,11 @@ pub enum Planted {
     TicketOutlivesSession,
     /// A snapshot frees only the first file it covers
     /// ([`crate::store::StoreOptions::covered_first_only`]): every later snapshot leaves the
-    /// one before it on the disk, which only grows. Nothing is lost, and no simulated client
-    /// can tell; caught by the unit test
-    /// `store::snapshotting::tests::a_snapshot_done_leaves_no_file_it_covers_unless_planted`.
+    /// one before it on the disk, which only grows. Nothing is lost, and no client can tell;
+    /// caught by the unit test
+    /// `store::snapshotting::tests::a_snapshot_done_leaves_no_file_it_covers_unless_planted`
+    /// and by the simulator's rest phase, which writes a snapshot of everything and then
+    /// looks at the disk ("a snapshot done leaves no file it covers").
     SnapshotFreesFirstCovered,
     /// A push the host writes straight to an idle acknowledging relay (the TCP adapter's
     /// `Host::write_through`) that the socket takes only part of is queued whole for the

@@ -13,7 +13,7 @@ use crate::core::planted::Planted;
 use crate::core::{Lsn, Record};
 use crate::store::codec::{self, frame_len_declared};
 use crate::store::snapshotting::{Progress, Snapshotting};
-use crate::store::{MemDisk, StoreOptions, Wal};
+use crate::store::{Disk, MemDisk, StoreOptions, Wal};
 
 /// The simulated log's preallocation step: small, so that a run fills space many times, both
 /// ahead (after a sync, as the writer does when idle) and in a flush that outruns it.
@@ -49,6 +49,10 @@ pub trait SimStore {
     }
     /// The log bytes the store counts towards its next snapshot, if it counts them.
     fn log_bytes_since_snapshot(&self) -> Option<u64> {
+        None
+    }
+    /// The files on its disk, if it keeps files.
+    fn file_names(&self) -> Option<Vec<String>> {
         None
     }
 }
@@ -232,6 +236,10 @@ impl SimStore for WalStore {
 
     fn log_bytes_since_snapshot(&self) -> Option<u64> {
         self.wal.as_ref().map(Wal::log_bytes_since_snapshot)
+    }
+
+    fn file_names(&self) -> Option<Vec<String>> {
+        self.wal.as_ref().map(|wal| wal.disk().list().expect("listing a memory disk cannot fail"))
     }
 }
 

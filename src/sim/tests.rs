@@ -1034,6 +1034,13 @@ fn catches_a_closing_relay_that_detaches_its_successor() {
     assert_caught_one_of(Planted::DetachAnyRelay, &invariants);
 }
 
+/// At rest, every seed writes a snapshot of everything to its end: the disk must then hold it
+/// and the segment after it, nothing it covers.
+#[test]
+fn catches_a_snapshot_that_frees_only_the_first_file_it_covers() {
+    caught(Planted::SnapshotFreesFirstCovered, "a snapshot done leaves no file it covers");
+}
+
 #[test]
 fn catches_a_snapshot_segment_created_without_syncing_its_name() {
     caught(Planted::SnapshotSegmentNameUnsynced, "a crash keeps every record reported durable");

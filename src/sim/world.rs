@@ -1636,6 +1636,17 @@ impl World {
             let detail = "still in progress after 1,000 syncs".to_owned();
             return self.checker_fail("a snapshot at rest completes", detail);
         }
+        // Everything is in the snapshot: the disk holds it and the segment after it, no file
+        // it covers (a disk that only grows loses nothing a client could see); a server that
+        // never logged a record has no snapshot to write, only its first segment.
+        if let Some(mut files) = store.file_names() {
+            files.sort();
+            let expected_len = if lsn.0 == 0 { 1 } else { 2 };
+            let detail = || format!("the disk holds {files:?}");
+            let invariant = "a snapshot done leaves no file it covers";
+            let held_len = files.len();
+            self.checker.judge_recovery(self.now_ms, held_len == expected_len, invariant, detail);
+        }
         self.coverage.count("rest: recovered from a snapshot of everything");
         self.crash_and_compare_at_rest();
     }
