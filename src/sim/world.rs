@@ -20,6 +20,7 @@ use crate::core::{
     Channel, Config, ConnId, Event, Held, JobId, PasswordOutcome, Peer, Record, Server,
 };
 use crate::host::mailbox::Taken;
+use crate::host::sync::Arc;
 use crate::wire::HEADER_LEN;
 
 use super::check::{self, Checker, ConnNo, Violation};
@@ -1303,7 +1304,7 @@ impl World {
                     continue;
                 };
                 let closed = c.mailbox.is_closed();
-                let woken = wakes.iter().any(|mailbox| std::sync::Arc::ptr_eq(mailbox, &c.mailbox));
+                let woken = wakes.iter().any(|mailbox| Arc::ptr_eq(mailbox, &c.mailbox));
                 if closed {
                     // The host hung it up (or its reader ended): the deadlines' fact.
                     self.checker.conn_closed(now, ConnNo(conn.0));
