@@ -617,6 +617,11 @@ const MAILBOX_SLACK: usize = 64;
 /// (`net::cli::ServerArgs::core_config`).
 pub const READ_LEN_MAX: usize = 16 * 1024;
 
+/// Reads a command connection gets ahead of the replies it owes at one turn, at most (the TCP
+/// adapter's `Shared::read_ahead`, which holds the core's lock for each; the simulator's
+/// server reads ahead the same way).
+pub const READ_AHEAD_TURNS_MAX: usize = 4;
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;

@@ -214,7 +214,7 @@ impl Shared {
 
     /// Reads the command connection `conn` ahead of the replies it owes, without waiting and
     /// under the lock, while the host allows it ([`Host::may_read_ahead`]), at most
-    /// [`READ_AHEAD_TURNS_MAX`] reads; whatever is left waits for the command thread.
+    /// [`host::READ_AHEAD_TURNS_MAX`] reads; whatever is left waits for the command thread.
     ///
     /// Who reads a command socket: while no reply is owed, only its command thread, blocking
     /// and without the lock (it saw "nothing owed" under the lock, and only its own reads can
@@ -251,7 +251,7 @@ impl Shared {
         stream: &dyn Socket,
         buf: &mut [u8],
     ) {
-        for _ in 0..READ_AHEAD_TURNS_MAX {
+        for _ in 0..host::READ_AHEAD_TURNS_MAX {
             if !host.may_read_ahead(conn) {
                 return;
             }
@@ -293,9 +293,6 @@ impl Shared {
         sink.shutdown();
     }
 }
-
-/// Reads one [`Shared::read_ahead`] makes at most: each holds the core's lock.
-const READ_AHEAD_TURNS_MAX: usize = 4;
 
 /// Writes a batch's frames in one call; on failure, the bytes of them the socket took
 /// ([`Socket::write_all`]).

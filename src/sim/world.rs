@@ -934,6 +934,9 @@ impl World {
                 c.eof |= eof;
                 if c.reading {
                     self.read_command(conn);
+                } else {
+                    // The shared reader's readiness event for a thread waiting for replies.
+                    self.read_ahead(conn);
                 }
             }
             Channel::Relay => {
@@ -965,6 +968,32 @@ impl World {
             return;
         }
         c.reading = false;
+        self.read_inbox(conn);
+        // Then, under the same lock, ahead of the replies that read made owed.
+        self.read_ahead(conn);
+        self.answer(conn);
+    }
+
+    /// Reads `conn` ahead of the replies it owes while the host allows it, as the TCP
+    /// adapter does after a read and on bytes arriving while its command thread waits for
+    /// replies (`net::driver::Shared::read_ahead`): a request sent while the one before it
+    /// waits for the disk joins the next sync.
+    fn read_ahead(&mut self, conn: ConnId) {
+        for _ in 0..crate::host::READ_AHEAD_TURNS_MAX {
+            let Some(up) = &self.server else { return };
+            let Some(c) = up.conns.get(conn) else { return };
+            if c.reading || c.inbox.is_empty() || !up.host.may_read_ahead(conn) {
+                return;
+            }
+            self.coverage.count("limit: a request read ahead of owed replies");
+            self.read_inbox(conn);
+        }
+    }
+
+    /// Reads what the kernel holds for `conn` (a read's worth) and hands it to the host.
+    fn read_inbox(&mut self, conn: ConnId) {
+        let Some(up) = &mut self.server else { return };
+        let Some(c) = up.conns.get_mut(conn) else { return };
         let n = c.inbox.len().min(READ_LEN);
         // The read is handed over in place when the kernel's bytes are contiguous (they
         // nearly always are), else copied once into the read buffer.
@@ -981,7 +1010,6 @@ impl World {
         up.host.handle(self.now_ms, Event::Received { conn, bytes });
         c.inbox.drain(..n);
         self.after_host();
-        self.answer(conn);
     }
 
     /// The command thread's loop between reads: it writes what its mailbox holds and runs
@@ -1605,37 +1633,42 @@ impl World {
     /// At rest every record is durable, so a crash loses nothing: the server recovered from
     /// its disk must hold what the resting one held (accounts, with their names, hashes and
     /// queues, and every id), whatever mix of snapshot and log the disk holds. Judged as
-    /// equality of the shortest records that rebuild each, which owes nothing to how recovery
-    /// works.
-    ///
-    /// Then once more from a snapshot of everything: the recovered server's state written as
-    /// the writer writes a snapshot, to its end, so that every seed recovers its whole state
-    /// from a snapshot and not only those whose limits made one.
+    /// equality of the shortest records that rebuild each and of what the getters show, which
+    /// owes nothing to how recovery works. Then once more from a snapshot of everything, so
+    /// that every seed recovers its whole state from a snapshot and not only those whose
+    /// limits made one.
     fn recover_at_rest(&mut self) {
         let Some(up) = &self.server else { return };
         let counted = up.host.sink().store.log_bytes_since_snapshot();
-        let Some(after) = self.crash_and_compare_at_rest() else { return };
+        let Some(held) = self.crash_and_compare_at_rest() else { return };
         // The log bytes that count towards the next snapshot are on the disk: recovery must
         // count them again, or a server restarted often enough never compacts.
-        let Some(up) = &mut self.server else { return };
+        let Some(up) = &self.server else { return };
         let recounted = up.host.sink().store.log_bytes_since_snapshot();
         let detail = || format!("{counted:?} bytes before the crash, {recounted:?} recovered");
         let invariant = "a recovered store counts the log bytes since its snapshot";
         self.checker.judge_recovery(self.now_ms, counted == recounted, invariant, detail);
-        if self.checker.violation().is_some() {
-            return;
+        if self.checker.violation().is_none() && self.snapshot_everything_at_rest(&held) {
+            self.crash_and_compare_at_rest();
         }
+    }
+
+    /// Writes `records`, the resting server's state, as a snapshot, driven to its end as the
+    /// writer drives one; judges that it ends and leaves no file it covers.
+    fn snapshot_everything_at_rest(&mut self, records: &[Record]) -> bool {
+        let Some(up) = &mut self.server else { return false };
         let lsn = up.host.server().snapshot_view().lsn();
         let store = &mut up.host.sink_mut().store;
         // One the limits began may still be in progress: it ends first.
         let mut done = finish_snapshot(store.as_mut());
         if done {
-            store.snapshot(lsn, &after);
+            store.snapshot(lsn, records);
             done = finish_snapshot(store.as_mut());
         }
         if !done {
             let detail = "still in progress after 1,000 syncs".to_owned();
-            return self.checker_fail("a snapshot at rest completes", detail);
+            self.checker_fail("a snapshot at rest completes", detail);
+            return false;
         }
         // Everything is in the snapshot: the disk holds it and the segment after it, no file
         // it covers (a disk that only grows loses nothing a client could see); a server that
@@ -1643,13 +1676,13 @@ impl World {
         if let Some(mut files) = store.file_names() {
             files.sort();
             let expected_len = if lsn.0 == 0 { 1 } else { 2 };
+            let held_len = files.len();
             let detail = || format!("the disk holds {files:?}");
             let invariant = "a snapshot done leaves no file it covers";
-            let held_len = files.len();
             self.checker.judge_recovery(self.now_ms, held_len == expected_len, invariant, detail);
         }
         self.coverage.count("rest: recovered from a snapshot of everything");
-        self.crash_and_compare_at_rest();
+        self.checker.violation().is_none()
     }
 
     /// Crashes the resting server and restarts it from its disk; judges that it holds what it
