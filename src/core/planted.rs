@@ -495,12 +495,18 @@ pub enum Planted {
     /// wakes its writer. Caught by the simulator's pump and delivery rules once its relay
     /// writers wait in `take_all` as the TCP adapter's do.
     WakeOwedOnce,
+    /// The core says a connection may be read ahead of its owed replies
+    /// (`Server::reads_ahead`) even with its pipeline full: the TCP adapter reads a burst
+    /// ahead, the core buffers it past its inbound bound and closes a client that only sent
+    /// without waiting. Caught by the simulator once its server reads ahead as the adapter
+    /// does ("a client that sends without waiting is never closed for it").
+    ReadAheadPastPipeline,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 101] = [
+    pub const ALL: [Planted; 102] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -602,6 +608,7 @@ impl Planted {
         Planted::SnapshotFreesFirstCovered,
         Planted::ThroughRestWhole,
         Planted::WakeOwedOnce,
+        Planted::ReadAheadPastPipeline,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -937,6 +944,7 @@ mod tests {
             Planted::SnapshotFreesFirstCovered => Some(98),
             Planted::ThroughRestWhole => Some(99),
             Planted::WakeOwedOnce => Some(100),
+            Planted::ReadAheadPastPipeline => Some(101),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

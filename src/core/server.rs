@@ -859,6 +859,10 @@ impl Server {
     pub fn reads_ahead(&self, conn: ConnId) -> bool {
         match self.conns.get(&conn) {
             Some(Conn { role: role @ Role::Command { owed, .. }, closing: false, .. }) => {
+                #[cfg(any(test, feature = "planted"))]
+                if self.config.planted == Planted::ReadAheadPastPipeline {
+                    return *owed > 0;
+                }
                 *owed > 0 && role.decodes_next(&self.config)
             }
             _ => false,

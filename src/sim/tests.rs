@@ -212,6 +212,14 @@ fn catches_a_host_that_owes_only_one_writer_a_wake() {
     assert_caught_one_of(Planted::WakeOwedOnce, &invariants);
 }
 
+/// The simulated command threads read ahead of owed replies as the TCP adapter's do, while
+/// the core says it would decode what comes at once.
+#[test]
+fn catches_a_read_ahead_past_a_full_pipeline() {
+    let invariant = "a client that sends without waiting is never closed for it";
+    caught(Planted::ReadAheadPastPipeline, invariant);
+}
+
 #[test]
 fn catches_a_host_that_takes_the_log_for_synchronous() {
     assert_caught_one_of(Planted::HostAssumesSyncSink, ACKNOWLEDGED_RECORD_LOST);
