@@ -413,11 +413,6 @@ impl<T> Mailbox<T, OneThread> {
         let mut state = self.lock();
         state.waiting = state.waiting.saturating_sub(1);
     }
-
-    /// Whether the consumer is parked.
-    pub fn is_parked(&self) -> bool {
-        self.lock().waiting > 0
-    }
 }
 
 /// Appends every item of `items` to `out`, leaving `items` empty: a swap of buffers when `out`
@@ -571,6 +566,26 @@ mod tests {
     /// How long a test waits for a thread that should finish at once before declaring it
     /// stuck. Only a failure deadline: nothing waits for it to pass.
     const STUCK_AFTER_S: u64 = 30;
+
+    #[test]
+    fn a_parked_consumer_is_owed_a_wake_and_written_for_as_a_waiting_one_is() {
+        let mailbox: Mailbox<u32, OneThread> = Mailbox::of_flavour(4);
+        assert_eq!(mailbox.push_deferred(1), Ok(false), "nobody waits yet");
+        assert!(!mailbox.park(), "something is queued: take_all would not wait");
+        let mut items = Vec::new();
+        assert_eq!(mailbox.try_take_all(&mut items), Taken::Open);
+        assert!(mailbox.park());
+        assert_eq!(mailbox.push_or_write(2, |_| None), Ok(Handed::Written), "idle: written for");
+        assert_eq!(mailbox.push_or_write(3, Some), Ok(Handed::Queued { wake: true }));
+        assert_eq!(mailbox.push_deferred(4), Ok(true), "still waiting: a wake is owed");
+        mailbox.unpark();
+        assert_eq!(mailbox.push_deferred(5), Ok(false), "woken: no wake owed");
+        mailbox.close();
+        items.clear();
+        let _ = mailbox.try_take_all(&mut items);
+        assert_eq!(items, [3, 4, 5]);
+        assert!(!mailbox.park(), "closed: take_all returns");
+    }
 
     fn every_variant() -> Vec<Mailbox<u32>> {
         vec![
