@@ -109,6 +109,21 @@ fn a_request_dribbled_into_the_liveness_phase_is_waited_for() {
     assert!(answered, "the help was answered");
 }
 
+/// A deletion lost with its connection is carried out after the client saw the connection
+/// go (its password check was still running): the login that follows is rightly refused.
+/// The checker once ended the lost request too early and reported the refusal (swarm seed
+/// 7889); the trace shows the deletion persisted after the refusal of the registration.
+#[test]
+fn a_deletion_lost_with_its_connection_may_be_carried_out_later() {
+    let kept = RunOptions { keep_trace: true, ..RunOptions::default() };
+    let outcome =
+        run_scenario(&scenario("delete_lost_with_its_connection_carried_out_later"), &kept);
+    assert_eq!(outcome.violation, None);
+    let refused = outcome.trace.iter().position(|l| l.contains("This username has been used"));
+    let deleted = outcome.trace.iter().position(|l| l.contains("persist") && l.contains("delete"));
+    assert!(matches!((refused, deleted), (Some(r), Some(d)) if r < d), "{refused:?} {deleted:?}");
+}
+
 /// Hardening defect 1: a client on alice's host must not get her messages with a bare
 /// handshake in her name.
 #[test]

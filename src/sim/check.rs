@@ -191,6 +191,8 @@ struct ClientState {
     command_no: u64,
     /// Whether that connection is still open (the client has not closed it nor seen it end).
     command_open: bool,
+    /// The command connection it last saw end under it.
+    dropped_conn: Option<ConnNo>,
 }
 
 #[derive(Debug, Clone)]
@@ -276,6 +278,12 @@ pub struct Checker {
     /// The connections the server holds, for its caps (`caps.rs`).
     caps: caps::Caps,
     violation: Option<Violation>,
+    /// Command connections the server has not yet ended (the client may have seen them end).
+    server_conns: BTreeSet<ConnNo>,
+    /// Registrations and deletions lost with their connection while the server's end of it
+    /// lives: the server may still carry them out (a deletion's password check finishes after
+    /// the reset), so they stay in flight until that end (seed 7889).
+    lost_mutations: BTreeMap<ConnNo, Vec<Pending>>,
     /// When connections were opened, read and hung up (`deadlines.rs`).
     deadlines: deadlines::Deadlines,
     /// The argon2 cost the world configured, and the salts stored so far (`at_rest.rs`).
@@ -386,6 +394,8 @@ impl Checker {
             disk_bounds: bounds::DiskBounds::default(),
             caps: caps::Caps::default(),
             violation: None,
+            server_conns: BTreeSet::new(),
+            lost_mutations: BTreeMap::new(),
             deadlines: deadlines::Deadlines::default(),
             stored_cost: None,
             salts: at_rest::Salts::default(),
@@ -656,10 +666,12 @@ impl Checker {
         &mut self,
         now_ms: u64,
         client: usize,
+        conn: ConnNo,
         unanswered: usize,
         noticed: bool,
         faulted: bool,
     ) {
+        self.client(client).dropped_conn = Some(conn);
         self.hostile_dropped(now_ms, client, faulted);
         self.pump_command_dropped(client);
         let silent = unanswered > 0 && !noticed && !faulted;
@@ -675,10 +687,17 @@ impl Checker {
         let state = self.client(client);
         state.session = Some(Session::Out);
         let pending = std::mem::take(&mut state.pending);
+        let conn = state.dropped_conn.take().filter(|conn| self.server_conns.contains(conn));
         for pending in &pending {
             self.check_ended(now_ms, client, pending);
             self.early_answered(now_ms, client, pending, true);
-            self.end_request(now_ms, pending, true);
+            let mutation = matches!(pending.op, Op::Register { .. } | Op::Delete { .. });
+            match conn {
+                Some(conn) if mutation => {
+                    self.lost_mutations.entry(conn).or_default().push(pending.clone())
+                }
+                _ => self.end_request(now_ms, pending, true),
+            }
             // A lost password check may have failed before its connection went (the server
             // settles it when its hash job ends, and releases it only if the connection went
             // first): the address's throttle may count it (swarm seed 4656; small
@@ -718,7 +737,12 @@ impl Checker {
     }
 
     /// The server crashed: every request in flight may or may not have happened.
-    pub fn crashed(&mut self) {
+    pub fn crashed(&mut self, now_ms: u64) {
+        // No connection outlives the server: what was lost with one ends now.
+        self.server_conns.clear();
+        for pending in std::mem::take(&mut self.lost_mutations).into_values().flatten() {
+            self.end_request(now_ms, &pending, true);
+        }
         self.crashes += 1;
         self.pump_crashed();
         // The throttle lives in memory: a restart forgets every count, by design.
@@ -1926,7 +1950,7 @@ mod tests {
         let mut checker = alice_owed_two_messages();
         checker.persisted_delete(10, 8, AccountId(1));
         checker.persisted_register(11, 9, "Alice", AccountId(9));
-        checker.crashed();
+        checker.crashed(15);
         checker.recovered(20, 7);
         checker.persisted_register(30, 9, "carol", AccountId(9));
         checker.connected(2);
@@ -1982,7 +2006,7 @@ mod tests {
         let recovered_after_durable = |recovered: u64| {
             let mut checker = alice_owed_two_messages();
             checker.records_durable(5, 6);
-            checker.crashed();
+            checker.crashed(15);
             checker.recovered(20, recovered);
             checker.violation().map(|v| v.invariant.sentence())
         };

@@ -828,7 +828,8 @@ impl World {
             }
             Act::Dropped { conn, unanswered, noticed } => {
                 let faulted = self.faulted.contains(&conn);
-                self.checker.dropped(now, client, unanswered, noticed, faulted);
+                let conn_no = ConnNo(conn.0);
+                self.checker.dropped(now, client, conn_no, unanswered, noticed, faulted);
             }
             Act::RelayOpened(conn) => self.checker.relay_opened(now, client, ConnNo(conn.0)),
             Act::Hostile(observation) => {
@@ -1489,7 +1490,7 @@ impl World {
         }
         self.crashes += 1;
         self.epoch += 1;
-        self.checker.crashed();
+        self.checker.crashed(self.now_ms);
         self.checker.deadlines_crashed(self.now_ms);
         if kill {
             store.kill();

@@ -223,6 +223,9 @@ impl Checker {
     /// The server accepted connection `conn` at `now_ms` (`command`: on the command port).
     pub fn conn_opened(&mut self, now_ms: u64, conn: ConnNo, command: bool, peer: u128) {
         self.caps_opened(conn, peer);
+        if command {
+            self.server_conns.insert(conn);
+        }
         let Some(deadline_ms) = self.deadlines.login_deadline_ms else { return };
         let times = ConnTimes {
             command,
@@ -417,6 +420,11 @@ impl Checker {
 
     /// `conn`'s threads are gone: nothing more is judged of it.
     pub fn conn_ended(&mut self, now_ms: u64, conn: ConnNo) {
+        self.server_conns.remove(&conn);
+        // Whatever was lost with it can no longer be carried out.
+        for pending in self.lost_mutations.remove(&conn).unwrap_or_default() {
+            self.end_request(now_ms, &pending, true);
+        }
         self.caps_ended(conn);
         self.conn_closed(now_ms, conn);
         self.bare_relay_ended(conn);
