@@ -102,7 +102,7 @@ impl TcpConversation {
             }
             Act::Connected
             | Act::Sent(_)
-            | Act::Lost
+            | Act::Lost(_)
             | Act::RelayOpened(_)
             | Act::Hostile(_)
             | Act::Count(_) => {}

@@ -191,8 +191,6 @@ struct ClientState {
     command_no: u64,
     /// Whether that connection is still open (the client has not closed it nor seen it end).
     command_open: bool,
-    /// The command connection it last saw end under it.
-    dropped_conn: Option<ConnNo>,
 }
 
 #[derive(Debug, Clone)]
@@ -666,12 +664,10 @@ impl Checker {
         &mut self,
         now_ms: u64,
         client: usize,
-        conn: ConnNo,
         unanswered: usize,
         noticed: bool,
         faulted: bool,
     ) {
-        self.client(client).dropped_conn = Some(conn);
         self.hostile_dropped(now_ms, client, faulted);
         self.pump_command_dropped(client);
         let silent = unanswered > 0 && !noticed && !faulted;
@@ -680,14 +676,15 @@ impl Checker {
         });
     }
 
-    /// A client lost its command connection (with any request on it).
-    pub fn disconnected(&mut self, now_ms: u64, client: usize) {
+    /// A client lost its command connection `conn` (with any request on it).
+    pub fn disconnected(&mut self, now_ms: u64, client: usize, conn: ConnNo) {
         self.tickets_sent(client, None);
         self.bare_sent(client, BareSent::End);
         let state = self.client(client);
         state.session = Some(Session::Out);
         let pending = std::mem::take(&mut state.pending);
-        let conn = state.dropped_conn.take().filter(|conn| self.server_conns.contains(conn));
+        // The server may still carry out what it read before its end of `conn` goes.
+        let conn = Some(conn).filter(|conn| self.server_conns.contains(conn));
         for pending in &pending {
             self.check_ended(now_ms, client, pending);
             self.early_answered(now_ms, client, pending, true);
@@ -1742,7 +1739,7 @@ mod tests {
         if guess {
             checker.sent(10, 2, Op::Login { name: "alice".into(), password: "wrong".into() });
         }
-        checker.disconnected(20, 2);
+        checker.disconnected(20, 2, ConnNo(7));
         checker.connected(2);
         checker.sent(retry_ms, 2, Op::Login { name: "bob".into(), password: "pw".into() });
         checker.replied(retry_ms + 1, 2, b"-1\nToo many failed attempts; try again in 1 s");
@@ -1927,7 +1924,7 @@ mod tests {
         assert_eq!(checker.violation(), None, "the login decides");
         match reply {
             Some(reply) => checker.replied(24, 2, reply.as_bytes()),
-            None => checker.disconnected(24, 2),
+            None => checker.disconnected(24, 2, ConnNo(7)),
         }
         checker.violation().map(|v| v.invariant.sentence())
     }

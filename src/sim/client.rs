@@ -39,7 +39,8 @@ pub enum Act {
     Connected,
     Sent(Op),
     Reply(Vec<u8>),
-    Lost,
+    /// The client lost its command connection `conn` (closed it, or saw it end).
+    Lost(ConnId),
     /// The command connection `conn` ended under the client with `unanswered` requests
     /// outstanding; `noticed` if the last frame on it was a failure (a notice before a close).
     Dropped {
@@ -500,7 +501,7 @@ impl Client {
                 }
                 if let Some(side) = self.cmd.take() {
                     acts.push(Act::Close(side.conn));
-                    acts.push(Act::Lost);
+                    acts.push(Act::Lost(side.conn));
                 }
                 self.session = None;
             }
@@ -1103,7 +1104,7 @@ impl Client {
             self.awaiting.clear();
             acts.push(Act::Dropped { conn, unanswered, noticed: self.last_failed });
             self.last_failed = false;
-            acts.push(Act::Lost);
+            acts.push(Act::Lost(conn));
             // A persistent client refused at the door (a connection cap) tries again later,
             // not at once: with no latency that would be a loop in one simulated instant.
             if self.persistent {

@@ -822,14 +822,13 @@ impl World {
                     self.see(client, Seen::Reply(String::from_utf8_lossy(&body).into_owned()));
                 }
             }
-            Act::Lost => {
+            Act::Lost(conn) => {
                 self.trace.line(now, Line::Lost { client });
-                self.checker.disconnected(now, client);
+                self.checker.disconnected(now, client, ConnNo(conn.0));
             }
             Act::Dropped { conn, unanswered, noticed } => {
                 let faulted = self.faulted.contains(&conn);
-                let conn_no = ConnNo(conn.0);
-                self.checker.dropped(now, client, conn_no, unanswered, noticed, faulted);
+                self.checker.dropped(now, client, unanswered, noticed, faulted);
             }
             Act::RelayOpened(conn) => self.checker.relay_opened(now, client, ConnNo(conn.0)),
             Act::Hostile(observation) => {
