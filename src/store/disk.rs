@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rand::Rng;
 
@@ -424,6 +424,9 @@ struct MemFile {
     pending_bytes: Vec<u8>,
     /// The current length: the durable contents with every pending change applied.
     len: usize,
+    /// Changes made durable so far, by syncs of any kind: a sync handle counts the changes it
+    /// covers from the file's first.
+    synced_changes: u64,
 }
 
 /// A change to a file not synced yet.
@@ -537,6 +540,28 @@ impl MemFile {
         data
     }
 
+    /// Makes the changes durable up to the `changes`th made to the file (counted from its
+    /// first), those not durable yet, oldest first.
+    fn sync_through(&mut self, changes: u64) {
+        let len = changes.saturating_sub(self.synced_changes).min(self.pending.len() as u64);
+        if len == 0 {
+            return;
+        }
+        // Replay the changes rather than copy the file: the simulator syncs after every group
+        // commit, and a change is usually one batch of records. The durable contents are
+        // copied only if a copy of the disk shares them.
+        let durable = Arc::make_mut(&mut self.durable);
+        for change in self.pending.drain(..len as usize) {
+            change.apply(durable, &self.pending_bytes, usize::MAX);
+        }
+        // Cleared, not dropped, once nothing refers to them: the list and the bytes keep their
+        // capacity for the next batch.
+        if self.pending.is_empty() {
+            self.pending_bytes.clear();
+        }
+        self.synced_changes += len;
+    }
+
     /// What [`MemFile::kept`] counts: every pending byte written, and one per length change.
     fn pending_weight(&self) -> usize {
         self.pending.iter().map(|change| change.weight()).sum()
@@ -560,6 +585,32 @@ pub struct MemDisk {
     /// The namespace after each directory change since the last `sync_dir`, oldest first.
     names_pending: Vec<Arc<Names>>,
     file_id_next: FileId,
+    /// Syncs made through handles ([`MemDisk::with_sync_handles`]) and not yet applied; `None`
+    /// when the disk hands out no handle.
+    handle_syncs: Option<HandleSyncs>,
+}
+
+/// Syncs made through a [`MemDisk`]'s handles, as (file, changes it covers), shared by the disk
+/// and its handles (and by copies of the disk: only a disk that is never copied should hand
+/// out handles, as the simulator's).
+type HandleSyncs = Arc<Mutex<Vec<(FileId, u64)>>>;
+
+/// A [`MemDisk`] file's sync handle. It makes durable what was written to the file before it
+/// was made, which is all the [`SyncFile`] contract promises (what was written before its
+/// `sync`) when nothing is written between the two, as the log's writer does:
+/// [`super::Wal::flush_for_sync`] makes the handle after its flush.
+struct MemSyncHandle {
+    file: FileId,
+    changes: u64,
+    syncs: HandleSyncs,
+}
+
+impl SyncFile for MemSyncHandle {
+    fn sync(&self) -> Result<(), DiskError> {
+        let mut syncs = self.syncs.lock().unwrap_or_else(PoisonError::into_inner);
+        syncs.push((self.file, self.changes));
+        Ok(())
+    }
 }
 
 impl MemDisk {
@@ -568,8 +619,42 @@ impl MemDisk {
         Self::default()
     }
 
+    /// A disk that hands out sync handles ([`Disk::sync_handle`]), so that the log's writer
+    /// syncs through a sync thread as it does on a real disk. A handle's sync takes effect
+    /// when it is called, and is lost with handles made before a crash.
+    pub fn with_sync_handles(mut self) -> Self {
+        self.handle_syncs = Some(HandleSyncs::default());
+        self
+    }
+
+    /// Applies the syncs made through handles since the last look, oldest first.
+    fn apply_handle_syncs(&mut self) {
+        let Some(syncs) = &self.handle_syncs else { return };
+        let syncs = std::mem::take(&mut *syncs.lock().unwrap_or_else(PoisonError::into_inner));
+        for (id, changes) in syncs {
+            if let Some(file) = self.files.get_mut(&id) {
+                file.sync_through(changes);
+            }
+        }
+    }
+
+    /// After a crash: the handles made before it sync nothing any more.
+    fn forget_handles(&mut self) {
+        if let Some(syncs) = &mut self.handle_syncs {
+            *syncs = HandleSyncs::default();
+        }
+    }
+
     /// Simulates a power loss, then a reboot: see the type's docs for what survives.
     pub fn crash<R: Rng + ?Sized>(&mut self, rng: &mut R) {
+        self.crash_with(rng, true);
+    }
+
+    /// [`MemDisk::crash`], but if not `keep_unsynced` every file keeps only its synced bytes
+    /// (the directory changes kept are still drawn).
+    pub fn crash_with<R: Rng + ?Sized>(&mut self, rng: &mut R, keep_unsynced: bool) {
+        self.apply_handle_syncs();
+        self.forget_handles();
         let kept = rng.gen_range(0..=self.names_pending.len());
         let names = match kept {
             0 => self.names_durable.clone(),
@@ -578,7 +663,11 @@ impl MemDisk {
         let mut files = BTreeMap::new();
         for (&id, file) in &self.files {
             if names.values().any(|&named| named == id) {
-                files.insert(id, MemFile::durable(Self::crash_contents(file, rng)));
+                let contents = match keep_unsynced {
+                    true => Self::crash_contents(file, rng),
+                    false => Vec::clone(&file.durable),
+                };
+                files.insert(id, MemFile::durable(contents));
             }
         }
         self.files = files;
@@ -594,6 +683,8 @@ impl MemDisk {
     /// is kept if every write before it is. The model checker enumerates these choices
     /// instead of sampling them.
     pub fn crash_keeping(&mut self, mut keep: impl FnMut(&str, &[u8]) -> usize) {
+        self.apply_handle_syncs();
+        self.forget_handles();
         let names = self.names_durable.clone();
         let mut files = BTreeMap::new();
         for (name, &id) in names.iter() {
@@ -637,6 +728,7 @@ impl MemDisk {
 
     /// Overwrites one byte in place, as a failing disk would; for corruption tests.
     pub fn corrupt(&mut self, name: &str, offset: usize, byte: u8) -> Result<(), DiskError> {
+        self.apply_handle_syncs();
         let file = self.file_mut("corrupt", name)?;
         let mut data = file.data();
         match data.get_mut(offset) {
@@ -714,18 +806,7 @@ impl Disk for MemDisk {
 
     fn sync(&mut self, name: &str) -> Result<(), DiskError> {
         let file = self.file_mut("sync", name)?;
-        // Replay the changes rather than copy the file: the simulator syncs after every group
-        // commit, and a change is usually one batch of records.
-        // Drained, not taken: the list and the bytes keep their capacity for the next batch.
-        // The durable contents are copied only if a copy of the disk shares them.
-        let MemFile { durable, pending, pending_bytes, .. } = file;
-        if !pending.is_empty() {
-            let durable = Arc::make_mut(durable);
-            for change in pending.drain(..) {
-                change.apply(durable, pending_bytes, usize::MAX);
-            }
-            pending_bytes.clear();
-        }
+        file.sync_through(u64::MAX);
         debug_assert_eq!(file.durable.len(), file.len);
         Ok(())
     }
@@ -777,6 +858,14 @@ impl Disk for MemDisk {
         // Like set_len: a longer length extends the file with zeros.
         file.push(Pending::SetLen(len));
         Ok(())
+    }
+
+    fn sync_handle(&mut self, name: &str) -> Result<Option<SyncHandle>, DiskError> {
+        let Some(syncs) = &self.handle_syncs else { return Ok(None) };
+        let id = *self.names.get(name).ok_or_else(|| missing("sync_handle", name))?;
+        let file = self.files.get(&id).ok_or_else(|| missing("sync_handle", name))?;
+        let changes = file.synced_changes + file.pending.len() as u64;
+        Ok(Some(Box::new(MemSyncHandle { file: id, changes, syncs: Arc::clone(syncs) })))
     }
 }
 
@@ -998,5 +1087,49 @@ pub(crate) mod tests {
         assert_eq!(disk.list().expect("list"), vec!["log".to_owned()]);
         assert_eq!(disk.read("log").expect("read"), b"abcde");
         assert_eq!(disk.synced_len("log"), Some(5), "what survived is durable");
+    }
+
+    #[test]
+    fn mem_disk_hands_out_sync_handles_only_when_asked() {
+        let mut disk = MemDisk::new();
+        disk.write_new("log", b"").expect("write_new");
+        assert!(disk.sync_handle("log").expect("the file exists").is_none());
+        let mut disk = MemDisk::new().with_sync_handles();
+        let missing = disk.sync_handle("log").err().expect("no such file");
+        assert!(missing.is_not_found());
+    }
+
+    /// A handle syncs what was written before it was made, once its `sync` is called, and
+    /// nothing after a crash that came first.
+    #[test]
+    fn a_sync_handle_makes_durable_what_was_written_before_it_was_made() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let setup = || {
+            let mut disk = MemDisk::new().with_sync_handles();
+            disk.write_new("log", b"").expect("write_new");
+            disk.sync("log").expect("sync");
+            disk.sync_dir().expect("sync_dir");
+            disk.append("log", b"abc").expect("append");
+            let handle = disk.sync_handle("log").expect("a handle").expect("handles on");
+            disk.append("log", b"def").expect("append");
+            (disk, handle)
+        };
+        let lost_after_the_handle = |disk: &mut MemDisk, rng: &mut ChaCha8Rng| {
+            disk.crash_with(rng, false);
+            disk.read("log").expect("read")
+        };
+        let (mut disk, handle) = setup();
+        handle.sync().expect("sync");
+        assert_eq!(lost_after_the_handle(&mut disk, &mut rng), b"abc");
+        let (mut disk, handle) = setup();
+        assert_eq!(lost_after_the_handle(&mut disk, &mut rng), b"", "not synced until called");
+        handle.sync().expect("a late sync is harmless");
+        disk.append("log", b"ghi").expect("append");
+        assert_eq!(lost_after_the_handle(&mut disk, &mut rng), b"", "a handle from before a crash");
+        // A whole-file sync first leaves the handle nothing to do.
+        let (mut disk, handle) = setup();
+        disk.sync("log").expect("sync");
+        handle.sync().expect("sync");
+        assert_eq!(lost_after_the_handle(&mut disk, &mut rng), b"abcdef");
     }
 }

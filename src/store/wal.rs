@@ -254,9 +254,11 @@ impl<D: Disk> Wal<D> {
         if self.durable_lsn == self.last_lsn {
             return Ok(None);
         }
+        // The handle is made after the flush: a disk's handle may promise no more than what
+        // was written before it was made (`MemDisk`'s). Without one, the flush was only early.
         self.guarded(|wal| {
-            let Some(handle) = wal.disk.sync_handle(&wal.active)? else { return Ok(None) };
             wal.flush_inner()?;
+            let Some(handle) = wal.disk.sync_handle(&wal.active)? else { return Ok(None) };
             Ok(Some((wal.last_lsn, handle)))
         })
     }
