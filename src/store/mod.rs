@@ -7,6 +7,9 @@
 //! - [`codec`]: the byte format of records, log frames and snapshot files (total decoding).
 //! - [`disk`]: the [`Disk`] trait (files with explicit sync), [`FsDisk`] and [`MemDisk`].
 //! - [`wal`]: [`Wal`], the log of segment files and snapshots over any disk, and its recovery.
+//! - [`commit`]: [`commit::Committer`], the log writer's decisions (batches, the sync in
+//!   flight, durable reports, snapshot steps) with no thread of its own: the server's writer and
+//!   the simulator's store drive the same one.
 //! - [`writer`]: [`GroupCommit`], the thread that batches records into one fsync for the server;
 //!   [`syncer`] and [`queue`] are its hand-offs with its sync thread and its submitters.
 //! - [`memory`]: [`MemoryStore`], which calls everything durable at once (benchmarks, early use).
@@ -20,6 +23,7 @@
 //! deterministically.
 
 pub mod codec;
+pub mod commit;
 pub mod disk;
 pub mod memory;
 pub mod pause;
@@ -87,6 +91,14 @@ pub struct StoreOptions {
     /// leaves one more file on the disk (`Planted::SnapshotFreesFirstCovered`).
     #[cfg(any(test, feature = "planted"))]
     pub covered_first_only: bool,
+    /// Planted bug: the writer reports a batch durable as soon as it hands it to the sync
+    /// thread, before the sync ends (`Planted::DurableBeforeSync`).
+    #[cfg(any(test, feature = "planted"))]
+    pub report_on_flush: bool,
+    /// Planted bug: when a sync ends, the writer reports the last record appended durable,
+    /// though records appended during the sync were not in it (`Planted::SyncedReportsLast`).
+    #[cfg(any(test, feature = "planted"))]
+    pub report_last_append: bool,
 }
 
 impl Default for StoreOptions {
@@ -105,6 +117,10 @@ impl Default for StoreOptions {
             segment_name_unsynced: false,
             #[cfg(any(test, feature = "planted"))]
             covered_first_only: false,
+            #[cfg(any(test, feature = "planted"))]
+            report_on_flush: false,
+            #[cfg(any(test, feature = "planted"))]
+            report_last_append: false,
         }
     }
 }

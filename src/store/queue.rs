@@ -168,6 +168,16 @@ impl<T> CommitQueue<T> {
         self.move_out(state, out, len_max_taken);
     }
 
+    /// Whether a take with `wake` would return at once, with something taken (the
+    /// simulator's writer runs only then, as the server's wakes only then).
+    pub fn ready(&self, wake: Wake) -> bool {
+        let state = self.lock();
+        match wake {
+            Wake::Any => !state.items.is_empty(),
+            Wake::Urgent => state.urgent,
+        }
+    }
+
     /// [`CommitQueue::take`] without waiting.
     pub fn try_take(&self, out: &mut Vec<T>, len_max_taken: usize) {
         out.clear();
@@ -261,6 +271,22 @@ mod tests {
         assert_eq!(out, [5]);
         queue.try_take(&mut out, 2);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn ready_says_whether_a_take_would_return_at_once() {
+        let queue = CommitQueue::new(8);
+        assert!(!queue.ready(Wake::Any) && !queue.ready(Wake::Urgent));
+        queue.push(1, false).expect("open");
+        assert!(queue.ready(Wake::Any), "a record is worth any take");
+        assert!(!queue.ready(Wake::Urgent), "a record alone does not wake an urgent take");
+        queue.push(2, true).expect("open");
+        assert!(queue.ready(Wake::Urgent));
+        let mut out = Vec::new();
+        queue.try_take(&mut out, 1);
+        assert!(queue.ready(Wake::Urgent), "a capped take's leftovers are urgent");
+        queue.try_take(&mut out, 1);
+        assert!(!queue.ready(Wake::Any) && !queue.ready(Wake::Urgent));
     }
 
     #[test]

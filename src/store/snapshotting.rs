@@ -1,7 +1,8 @@
 //! [`Snapshotting`]: a snapshot written while the log goes on, as a sequence of steps with no
-//! thread and no clock of its own. The server's writer thread ([`super::writer`]) and the
-//! simulator's store (`sim::disk::WalStore`) drive the same steps between their batches of
-//! records, so the simulator crashes the server at every point of the writing that ships:
+//! thread and no clock of its own. The log writer's decisions ([`super::commit::Committer`])
+//! drive its steps between batches of records, on the server's writer thread and in the
+//! simulator's store alike, so the simulator crashes the server at every point of the writing
+//! that ships:
 //! after the new segment is begun, between pieces, before the rename, while covered files are
 //! freed.
 //!

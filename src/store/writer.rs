@@ -17,10 +17,10 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use super::codec;
-use super::disk::{Disk, DiskError, SyncHandle};
+use super::commit::{self, Command, Committer, SnapshotStep, Wait, SNAPSHOT_POLL_MS};
+use super::disk::{Disk, SyncHandle};
 use super::pause::SnapshotPause;
-use super::queue::{CommitQueue, Wake};
-use super::snapshotting::{Progress, Snapshotting};
+use super::queue::CommitQueue;
 use super::syncer::SyncSlot;
 use super::wal::Wal;
 use super::{FsyncPolicy, StoreError};
@@ -42,24 +42,8 @@ pub type DurableCallback = Box<dyn FnMut(Result<Lsn, &StoreError>) + Send>;
 /// Builds a snapshot's records; run on the writer thread, off the caller's locks.
 pub type SnapshotBuilder = Box<dyn FnOnce() -> Vec<Record> + Send>;
 
-enum Command {
-    Record(Lsn, Record),
-    Snapshot(Lsn, SnapshotBuilder),
-    /// From the sync thread: the sync of every record up to the lsn is done.
-    Synced(Lsn, Result<(), DiskError>),
-    Shutdown,
-}
-
-impl Command {
-    /// Whether it must wake a writer that waits for its sync thread (see [`super::queue`]):
-    /// everything but a record, which waits for the sync in flight to end anyway.
-    fn is_urgent(&self) -> bool {
-        !matches!(self, Command::Record(..))
-    }
-}
-
 /// The writer's queue, shared with its submitters and its sync thread.
-type Queue = CommitQueue<Command>;
+type Queue = CommitQueue<Command<SnapshotBuilder>>;
 
 /// What the sync thread makes durable: the log's file, through every record up to `lsn`.
 struct SyncRequest {
@@ -163,8 +147,8 @@ impl GroupCommit {
     /// Whether enough has been logged since the last snapshot to ask for a new one, and no
     /// snapshot already requested is still waiting to be written.
     pub fn snapshot_due(&self) -> bool {
-        !self.published.snapshot_pending.load(Ordering::Relaxed)
-            && self.log_bytes_since_snapshot() >= self.snapshot_log_bytes_min
+        let pending = self.published.snapshot_pending.load(Ordering::Relaxed);
+        commit::snapshot_due(pending, self.log_bytes_since_snapshot(), self.snapshot_log_bytes_min)
     }
 
     /// Commits everything submitted, stops the thread and returns the error that stopped it
@@ -173,7 +157,7 @@ impl GroupCommit {
         self.finish()
     }
 
-    fn send(&self, command: Command) -> Result<(), StoreError> {
+    fn send(&self, command: Command<SnapshotBuilder>) -> Result<(), StoreError> {
         let urgent = command.is_urgent();
         self.queue.push(command, urgent).map_err(|_| StoreError::WriterStopped)
     }
@@ -211,9 +195,8 @@ impl Syncer {
             .name("store-sync".into())
             .spawn(move || {
                 served.serve(|SyncRequest { lsn, file }| {
-                    let result = file.sync();
                     // Fails only once the writer has stopped, which asks for no more.
-                    let _ = reports.push(Command::Synced(lsn, result), true);
+                    let _ = reports.push(Command::synced(lsn, &file), true);
                 });
             })
             .map_err(StoreError::Spawn)?;
@@ -231,209 +214,100 @@ impl Drop for Syncer {
     }
 }
 
-/// A snapshot in progress on the writer: its steps ([`Snapshotting`]), and the helper thread
-/// that builds its records from the captured state and encodes them.
-struct SnapshotJob {
-    steps: Snapshotting,
-    encoded: Receiver<Result<Vec<u8>, StoreError>>,
+/// Starts the helper thread that builds a snapshot's records from the captured state and
+/// encodes them, off the writer's path.
+fn spawn_encoder(
+    lsn: Lsn,
+    build: SnapshotBuilder,
+) -> Result<Receiver<Result<Vec<u8>, StoreError>>, StoreError> {
+    let (sender, encoded) = mpsc::channel();
+    thread::Builder::new()
+        .name("store-snapshot".into())
+        .spawn(move || {
+            let bytes = codec::encode_snapshot(lsn, &build()).map_err(StoreError::from);
+            let _ = sender.send(bytes);
+        })
+        .map_err(StoreError::Spawn)?;
+    Ok(encoded)
 }
 
-impl SnapshotJob {
-    fn start<D: Disk>(
-        wal: &mut Wal<D>,
-        lsn: Lsn,
-        build: SnapshotBuilder,
-    ) -> Result<Option<Self>, StoreError> {
-        let Some(steps) = Snapshotting::begin(wal, lsn)? else { return Ok(None) };
-        let (sender, encoded) = mpsc::channel();
-        thread::Builder::new()
-            .name("store-snapshot".into())
-            .spawn(move || {
-                let bytes = codec::encode_snapshot(lsn, &build()).map_err(StoreError::from);
-                let _ = sender.send(bytes);
-            })
-            .map_err(StoreError::Spawn)?;
-        Ok(Some(SnapshotJob { steps, encoded }))
+/// The encoder's bytes, if it is done (waiting for it if `wait`).
+fn receive(
+    encoded: Option<&Receiver<Result<Vec<u8>, StoreError>>>,
+    wait: bool,
+) -> Option<Result<Vec<u8>, StoreError>> {
+    let encoded = encoded?;
+    if wait {
+        return Some(encoded.recv().unwrap_or(Err(StoreError::WriterPanicked)));
     }
-
-    /// Does the next piece of work, once the bytes are ready (waiting for them if `wait`) and
-    /// `pause` allows the next piece. True once all is done.
-    fn step<D: Disk>(
-        &mut self,
-        wal: &mut Wal<D>,
-        wait: bool,
-        pause: Option<&SnapshotPause>,
-    ) -> Result<bool, StoreError> {
-        if self.steps.wants_bytes() {
-            let received = if wait {
-                self.encoded.recv().map_err(|_| StoreError::WriterPanicked)
-            } else {
-                match self.encoded.try_recv() {
-                    Ok(bytes) => Ok(bytes),
-                    Err(mpsc::TryRecvError::Empty) => return Ok(false),
-                    Err(mpsc::TryRecvError::Disconnected) => Err(StoreError::WriterPanicked),
-                }
-            };
-            self.steps.encoded(received??);
-        }
-        if self.steps.writing() && pause.is_some_and(|p| !p.allows(self.steps.pieces_written())) {
-            return Ok(false);
-        }
-        Ok(self.steps.step(wal)? == Progress::Done)
+    match encoded.try_recv() {
+        Ok(bytes) => Some(bytes),
+        Err(mpsc::TryRecvError::Empty) => None,
+        Err(mpsc::TryRecvError::Disconnected) => Some(Err(StoreError::WriterPanicked)),
     }
 }
 
-/// The writer's loop. With a sync thread (`syncer`), a batch is appended and handed to it, and
-/// while it syncs the writer reports the previous batch and appends what comes meanwhile, which
-/// goes into the next sync; without one (`--fsync never`, or a disk that cannot sync from
-/// another thread) each batch is committed here.
+/// The writer's loop: takes what its [`Committer`] waits for, applies it, and does what the
+/// committer asks. With a sync thread (`syncer`), a batch is appended and handed to it, and
+/// while it syncs the writer reports the previous batch and appends what comes meanwhile,
+/// which goes into the next sync; without one (`--fsync never`, or a disk that cannot sync
+/// from another thread) each batch is committed here.
 fn run<D: Disk>(
-    mut wal: Wal<D>,
+    wal: Wal<D>,
     fsync: FsyncPolicy,
     queue: &Queue,
     on_durable: &mut DurableCallback,
     published: &Published,
     syncer: Option<&SyncSlot<SyncRequest>>,
 ) -> Result<(), StoreError> {
-    // The last lsn made durable (with `--fsync never`: handed to the disk), and reported.
-    let mut durable = wal.durable_lsn();
-    let mut reported = durable;
-    let mut snapshot: Option<SnapshotJob> = None;
-    let mut stopping = false;
-    // The lsn the sync thread is making durable, while it is.
-    let mut syncing: Option<Lsn> = None;
+    let mut committer = Committer::new(wal, fsync, syncer.is_some());
+    let mut encoded = None;
     let mut commands = Vec::new();
     loop {
-        // While a sync is in flight, records wait for it to end (the next sync starts then),
-        // so only its report, a snapshot request or the shutdown is worth waking for.
-        let wake = if syncing.is_some() { Wake::Urgent } else { Wake::Any };
-        if stopping {
-            // Only the sync thread's report can still come.
-            match syncing {
-                Some(_) => queue.take(&mut commands, BATCH_LEN_MAX, Wake::Urgent, None),
-                None => commands.clear(),
+        match committer.wait() {
+            Wait::For(wake) => queue.take(&mut commands, BATCH_LEN_MAX, wake, None),
+            Wait::Briefly(wake) => {
+                let poll = Some(Duration::from_millis(SNAPSHOT_POLL_MS));
+                queue.take(&mut commands, BATCH_LEN_MAX, wake, poll);
             }
-        } else if snapshot.is_some() && syncing.is_none() {
-            // Records first, but do not sleep while a snapshot has work.
-            queue.take(&mut commands, BATCH_LEN_MAX, wake, Some(Duration::from_millis(1)));
-        } else {
-            queue.take(&mut commands, BATCH_LEN_MAX, wake, None);
+            Wait::No => commands.clear(),
         }
-        let mut batch = Batch::default();
-        apply_batch(&mut wal, commands.drain(..), &mut snapshot, &mut batch)?;
-        if let Some(lsn) = batch.synced {
-            syncing = None;
-            durable = durable.max(lsn);
+        for command in commands.drain(..) {
+            if let Some((lsn, build)) = committer.apply(command)? {
+                encoded = Some(spawn_encoder(lsn, build)?);
+            }
         }
-        stopping |= batch.stop;
-        if batch.snapshot_skipped {
+        let end = committer.end_batch()?;
+        if end.snapshot_skipped {
             published.snapshot_pending.store(false, Ordering::Relaxed);
         }
-        if let (true, Some(job)) = (batch.snapshot_began, snapshot.as_mut()) {
-            job.steps.began_in_batch_ending(wal.last_lsn());
+        if let (Some((lsn, file)), Some(slot)) = (end.sync, syncer) {
+            slot.request(SyncRequest { lsn, file });
         }
-        // The next sync starts before the last one is reported: the report wakes the threads
-        // that write the released pushes and replies, and they run while the disk syncs.
-        if syncing.is_none() && wal.last_lsn() > durable {
-            let handed = match syncer.filter(|_| !stopping && fsync == FsyncPolicy::Always) {
-                Some(slot) => wal.flush_for_sync()?.map(|(lsn, file)| {
-                    slot.request(SyncRequest { lsn, file });
-                    lsn
-                }),
-                None => None,
-            };
-            match handed {
-                Some(lsn) => syncing = Some(lsn),
-                None => durable = commit(&mut wal, fsync)?,
-            }
-        }
-        published.log_bytes_since_snapshot.store(wal.log_bytes_since_snapshot(), Ordering::Relaxed);
-        if durable > reported {
-            reported = durable;
-            on_durable(Ok(durable));
+        publish_log_bytes(published, &committer);
+        if let Some(lsn) = end.durable {
+            on_durable(Ok(lsn));
         }
         // On shutdown a snapshot in progress is finished first: it was asked for, and it is
-        // cheap to complete compared with replaying the log it replaces.
-        if let Some(job) = snapshot.as_mut().filter(|job| job.steps.may_step(durable)) {
-            // If the helper falls behind (a busy machine), the log may not outgrow the
-            // snapshot threshold three times over meanwhile: then the writer waits for it.
-            let grown =
-                wal.log_bytes_since_snapshot().saturating_sub(job.steps.log_bytes_at_start());
-            let behind = grown >= wal.options().snapshot_log_bytes_min.saturating_mul(3);
-            if job.step(&mut wal, stopping || behind, published.snapshot_pause.get())? {
-                snapshot = None;
-                published
-                    .log_bytes_since_snapshot
-                    .store(wal.log_bytes_since_snapshot(), Ordering::Relaxed);
-                // After the byte count, so the count that made the snapshot due is gone first.
-                published.snapshot_pending.store(false, Ordering::Relaxed);
-            }
+        // cheap to complete compared with replaying the log it replaces. Told to wait for its
+        // bytes, the encoder's channel blocks until they come.
+        let pause = published.snapshot_pause.get();
+        let step = committer.step_snapshot(|wait| receive(encoded.as_ref(), wait), pause)?;
+        if step == SnapshotStep::Done {
+            encoded = None;
+            publish_log_bytes(published, &committer);
+            // After the byte count, so the count that made the snapshot due is gone first.
+            published.snapshot_pending.store(false, Ordering::Relaxed);
         }
-        let idle = syncing.is_none() && wal.last_lsn() == durable;
-        if stopping && idle && snapshot.is_none() {
-            break;
-        }
-        // With everything durable and no sync in flight, fill the log's space ahead (when
-        // less than a whole step is filled ahead): no batch waits behind this fill's sync, and no
-        // batch's sync has to write the zeros. A batch that outruns it fills in its flush.
-        if idle && !stopping {
-            wal.extend_ahead()?;
+        if committer.end_turn()? {
+            return Ok(());
         }
     }
-    Ok(())
 }
 
-/// What one batch contained besides records.
-#[derive(Default)]
-struct Batch {
-    /// A snapshot was asked for that the last one already covers.
-    snapshot_skipped: bool,
-    /// A snapshot was begun (its new segment opened).
-    snapshot_began: bool,
-    /// The sync thread made every record up to this lsn durable.
-    synced: Option<Lsn>,
-    stop: bool,
-}
-
-/// Applies `commands` (what one take moved, at most [`BATCH_LEN_MAX`]) into `batch`.
-fn apply_batch<D: Disk>(
-    wal: &mut Wal<D>,
-    commands: impl Iterator<Item = Command>,
-    snapshot: &mut Option<SnapshotJob>,
-    batch: &mut Batch,
-) -> Result<(), StoreError> {
-    for command in commands {
-        match command {
-            Command::Record(lsn, record) => wal.append(lsn, &record)?,
-            Command::Snapshot(lsn, build) => {
-                // `snapshot_pending` keeps a second request away while one is in progress.
-                debug_assert!(snapshot.is_none(), "a snapshot requested while one is written");
-                match SnapshotJob::start(wal, lsn, build)? {
-                    Some(job) => {
-                        *snapshot = Some(job);
-                        batch.snapshot_began = true;
-                    }
-                    None => batch.snapshot_skipped = true,
-                }
-            }
-            Command::Synced(lsn, result) => {
-                result?;
-                wal.synced(lsn);
-                batch.synced = Some(lsn);
-            }
-            // Submitted last: nothing follows it.
-            Command::Shutdown => batch.stop = true,
-        }
-    }
-    Ok(())
-}
-
-/// Makes the batch durable as the policy says and returns the lsn it reached.
-fn commit<D: Disk>(wal: &mut Wal<D>, fsync: FsyncPolicy) -> Result<Lsn, StoreError> {
-    match fsync {
-        FsyncPolicy::Always => wal.sync(),
-        FsyncPolicy::Never => wal.flush().map(|()| wal.last_lsn()),
-    }
+fn publish_log_bytes<D: Disk>(published: &Published, committer: &Committer<D>) {
+    let bytes = committer.log_bytes_since_snapshot();
+    published.log_bytes_since_snapshot.store(bytes, Ordering::Relaxed);
 }
 
 #[cfg(test)]
