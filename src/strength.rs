@@ -119,7 +119,9 @@ pub mod report {
             | Planted::ReplyBeforeDurable
             | Planted::ReleaseOneEarly
             | Planted::RecoveryReadsUnsynced
-            | Planted::SnapshotSegmentNameUnsynced => FaultMode::Crashes,
+            | Planted::SnapshotSegmentNameUnsynced
+            | Planted::DurableBeforeSync
+            | Planted::SyncedReportsLast => FaultMode::Crashes,
             _ => FaultMode::Swarm,
         };
         // The takeover this one needs while the old relay's writer still holds a push is rare

@@ -501,12 +501,23 @@ pub enum Planted {
     /// without waiting. Caught by the simulator once its server reads ahead as the adapter
     /// does ("a client that sends without waiting is never closed for it").
     ReadAheadPastPipeline,
+    /// The log writer reports a batch durable as soon as it hands the batch to its sync
+    /// thread, before the sync ends ([`crate::store::StoreOptions::report_on_flush`]): the
+    /// server releases replies and pushes a power loss can still take back. Caught by the
+    /// simulator once its store runs the server's writer (`store::commit::Committer`) and a
+    /// crash comes while a sync is in flight.
+    DurableBeforeSync,
+    /// When its sync thread's sync ends, the log writer reports the last record appended
+    /// durable, though the records it appended while the sync ran were not in it
+    /// ([`crate::store::StoreOptions::report_last_append`]). Caught by the simulator once its
+    /// store runs the server's writer, when a crash follows a batch appended during a sync.
+    SyncedReportsLast,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 102] = [
+    pub const ALL: [Planted; 104] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -609,6 +620,8 @@ impl Planted {
         Planted::ThroughRestWhole,
         Planted::WakeOwedOnce,
         Planted::ReadAheadPastPipeline,
+        Planted::DurableBeforeSync,
+        Planted::SyncedReportsLast,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -945,6 +958,8 @@ mod tests {
             Planted::ThroughRestWhole => Some(99),
             Planted::WakeOwedOnce => Some(100),
             Planted::ReadAheadPastPipeline => Some(101),
+            Planted::DurableBeforeSync => Some(102),
+            Planted::SyncedReportsLast => Some(103),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -59,7 +59,7 @@ use crate::core::{
 use crate::host::instant::{Delivery, InstantWriters};
 use crate::host::mailbox::OneThread;
 use crate::host::{Batch, Host, Outgoing, RecordSink};
-use crate::sim::disk::{SimStore, WalStore};
+use crate::sim::disk::WalStore;
 use crate::wire::{encode_parts, RelayFrame, HEADER_LEN};
 
 /// Whether a client sends `op` without waiting for the replies before (up to
@@ -453,9 +453,9 @@ impl State {
         // Written through (every append reaches the disk unsynced, so a crash can tear it);
         // never compacted (the scenarios are far too small).
         #[cfg(any(test, feature = "planted"))]
-        let store = WalStore::planted(config.planted, true, u64::MAX);
+        let store = WalStore::planted(config.planted);
         #[cfg(not(any(test, feature = "planted")))]
-        let store = WalStore::new(true, u64::MAX);
+        let store = WalStore::new();
         let mut model = Model::new(users);
         model.pipeline_len_max = u8::try_from(config.pipeline_len_max).unwrap_or(u8::MAX);
         let sink = ModelSink {

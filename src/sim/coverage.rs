@@ -112,6 +112,10 @@ pub fn expected_rows() -> Vec<&'static str> {
         "fault: crash losing unsynced records",
         "fault: process killed",
         "fault: process killed with unsynced records",
+        "fault: crash while a sync is in flight",
+        // The server's log writer, which the simulated store runs.
+        "store: records appended while a sync is in flight",
+        "store: a writer's take capped, the rest left queued",
         // Limits reached.
         "limit: push window full",
         "limit: pipeline full",

@@ -9,7 +9,8 @@
 //! - [`world`]: the server glue (the same duties as the TCP adapter) and the event loop.
 //! - [`queue`]: the event queue in simulated time.
 //! - [`net`]: simulated byte streams: latency, fragmentation, partitions, resets.
-//! - [`disk`]: the store seam, with unsynced writes lost and torn tails on a crash.
+//! - [`disk`]: the store seam: the server's log writer over a disk that loses unsynced writes
+//!   and tears tails on a crash.
 //! - [`client`] and [`workload`]: scripted and random clients as state machines.
 //! - [`check`]: the invariants and the oracle they are checked against, then liveness.
 //! - [`spec`]: what the checker knows of PROTOCOL.md (texts, names, patterns), written from it

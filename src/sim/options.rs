@@ -14,6 +14,11 @@ use rand_chacha::ChaCha20Rng;
 use super::rng::{child, Stream};
 use crate::core::Config;
 
+/// What the commonest send costs the message store: a tagged `hi` of a client below 10 at an
+/// operation from 10 to 99 (`#1.23 hi`, 8 bytes), plus the 96 bytes each message counts
+/// (`Config::queued_bytes_max`).
+const COMMON_SEND_COST_BYTES: u64 = 8 + 96;
+
 /// Which faults a run injects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FaultMode {
@@ -302,8 +307,14 @@ impl FaultMix {
         };
         let small = |rng: &mut ChaCha20Rng, range| draw(rng, range).unwrap_or(0);
         self.limit_queue_len = small(rng, 1..=6);
-        // A message costs its text plus 96 bytes: room for one to ten of them.
+        // A message costs its text plus 96 bytes: room for one to ten of them. Half the time
+        // the bound is a whole number of the commonest send (`#1.23 hi`), so that a send
+        // filling it exactly is common: the one the bound must still take.
+        let (whole, sends) = (rng.gen_bool(0.5), rng.gen_range(1..=9));
         self.limit_queued_bytes = small(rng, 100..=1_000);
+        if whole && self.limit_queued_bytes != 0 {
+            self.limit_queued_bytes = sends * COMMON_SEND_COST_BYTES;
+        }
         self.limit_push_window = small(rng, 1..=3);
         self.limit_pipeline_len = small(rng, 1..=4);
         // Near the sizes the workload sends: logins and registers are 10 to 20 bytes, ticketed

@@ -27,6 +27,9 @@ pub(super) const READ_LEN: usize = host::READ_LEN_MAX;
 pub(super) struct Up {
     pub host: Host<SimSocket, SimSink, OneThread>,
     pub conns: Conns,
+    /// The store's writer thread has a turn scheduled ([`super::world`]'s `Ev::Writer`).
+    pub writer_scheduled: bool,
+    /// Its sync thread's sync is under way (`Ev::Sync`).
     pub sync_scheduled: bool,
     pub tick_at_ms: Option<u64>,
     /// Scratch space for a writer's batch.
@@ -41,8 +44,7 @@ pub(super) struct Up {
 
 impl Up {
     pub fn new(core: Server, store: Box<dyn SimStore + Send>) -> Self {
-        let sink =
-            SimSink { store, persisted: Vec::new(), snapshots: Vec::new(), sync_wanted: false };
+        let sink = SimSink { store, persisted: Vec::new(), snapshots: Vec::new() };
         let mut host = Host::new(core, sink);
         host.track_touched();
         // As the TCP adapter runs it (`net::driver::Shared::new`): writers are woken only when
@@ -52,6 +54,7 @@ impl Up {
         Up {
             host,
             conns: Conns::default(),
+            writer_scheduled: false,
             sync_scheduled: false,
             tick_at_ms: None,
             items: Vec::new(),
@@ -259,23 +262,20 @@ impl host::Socket for SimSocket {
     }
 }
 
-/// The simulated disk as the host's record sink: records are appended at once and become
-/// durable when the world runs the next (timed) sync.
+/// The simulated store as the host's record sink: records are submitted to the store's writer,
+/// which reports them durable on a later turn, after the sync that covers them.
 pub(super) struct SimSink {
     pub store: Box<dyn SimStore + Send>,
-    /// Records appended since the world last looked (for its trace and checker).
+    /// Records submitted since the world last looked (for its trace and checker).
     pub persisted: Vec<(Lsn, Record)>,
-    /// Snapshots written since the world last looked.
+    /// Snapshots requested since the world last looked.
     pub snapshots: Vec<Lsn>,
-    /// A record was appended since the last sync.
-    pub sync_wanted: bool,
 }
 
 impl RecordSink for SimSink {
     fn persist(&mut self, lsn: Lsn, record: Record) {
-        self.store.append(lsn, &record);
+        self.store.submit(lsn, &record);
         self.persisted.push((lsn, record));
-        self.sync_wanted = true;
     }
 
     fn is_synchronous(&self) -> bool {
@@ -287,7 +287,7 @@ impl RecordSink for SimSink {
     }
 
     fn request_snapshot(&mut self, view: SnapshotView) {
-        self.store.snapshot(view.lsn(), &view.records());
+        self.store.request_snapshot(view.lsn(), &view.records());
         self.snapshots.push(view.lsn());
     }
 }

@@ -410,8 +410,20 @@ fn catches_a_requeue_that_breaks_order() {
     assert_caught(Planted::RequeueOutOfOrder, "per-sender order is kept");
 }
 
+/// The simulated store runs the server's log writer (`store::commit::Committer`): a report
+/// of durability that runs ahead of the sync is lost at the next crash.
+#[test]
+fn catches_a_writer_that_reports_a_batch_durable_before_its_sync_ends() {
+    caught(Planted::DurableBeforeSync, "a crash keeps every record reported durable");
+}
+
+#[test]
+fn catches_a_writer_that_reports_records_appended_during_a_sync_durable() {
+    caught(Planted::SyncedReportsLast, "a crash keeps every record reported durable");
+}
+
 /// Planted in the real log's recovery (`store::wal`), reached through the simulator's
-/// `WalStore`.
+/// `WriterStore`.
 #[test]
 fn catches_a_recovery_that_replays_a_torn_record() {
     assert_caught(Planted::ReplayTornRecord, "delivered text is the text sent");

@@ -26,7 +26,7 @@ use crate::wire::HEADER_LEN;
 use super::check::{self, Checker, ConnNo, Violation};
 use super::client::{Act, Client, Driver};
 use super::coverage::{self, Coverage};
-use super::disk::{SimStore, WalStore};
+use super::disk::{SimStore, WriterStore};
 use super::net::{Due, Net, Way};
 use super::options::{FaultMix, RunOptions};
 use super::queue::Queue;
@@ -88,6 +88,11 @@ enum Ev {
         done: Box<(JobId, PasswordOutcome)>,
         epoch: u32,
     },
+    /// The store's writer thread takes its turn.
+    Writer {
+        epoch: u32,
+    },
+    /// The store's sync thread's sync ends.
     Sync {
         epoch: u32,
     },
@@ -400,14 +405,14 @@ impl World {
         // shipped flags make of it.
         let mut asked = Config { bare_relay_allowed, ..Config::default() };
         mix.apply_limits(&mut asked);
-        let (write_through, snapshot_bytes) = (mix.torn_writes > 0, mix.snapshot_log_bytes());
+        let snapshot_bytes = mix.snapshot_log_bytes();
         #[cfg(any(test, feature = "planted"))]
         let store = {
             asked.planted = opts.planted;
-            WalStore::planted(opts.planted, write_through, snapshot_bytes)
+            WriterStore::planted(opts.planted, snapshot_bytes)
         };
         #[cfg(not(any(test, feature = "planted")))]
-        let store = WalStore::new(write_through, snapshot_bytes);
+        let store = WriterStore::new(snapshot_bytes);
         let store: Box<dyn SimStore + Send> = Box::new(store);
         let config = super::flags::shipped(&asked);
         let core = Server::new(config.clone(), child(seed, Stream::Server, 0));
@@ -751,15 +756,24 @@ impl World {
                 self.trace.line(self.now_ms, Line::Hashed { job: job.0 });
                 self.feed(Event::PasswordDone { job, outcome });
             }
-            Ev::Sync { epoch } if epoch == self.epoch => self.synced(),
+            Ev::Writer { epoch } if epoch == self.epoch => self.writer_turn(),
+            Ev::Sync { epoch } if epoch == self.epoch => {
+                if let Some(up) = &mut self.server {
+                    up.sync_scheduled = false;
+                    up.host.sink_mut().store.sync_done();
+                }
+                self.arm_writer();
+            }
             Ev::SnapshotEncoded { epoch } if epoch == self.epoch => {
                 if let Some(up) = &mut self.server {
                     up.host.sink_mut().store.snapshot_encoded();
                 }
+                self.arm_writer();
             }
             Ev::Tick { epoch } if epoch == self.epoch => self.tick(),
             Ev::Flush { .. }
             | Ev::Password { .. }
+            | Ev::Writer { .. }
             | Ev::Sync { .. }
             | Ev::SnapshotEncoded { .. }
             | Ev::Tick { .. } => {}
@@ -1312,20 +1326,13 @@ impl World {
                 self.trace.line(now, Line::Snapshot { lsn: lsn.0 });
                 self.coverage.count("snapshot");
                 self.snapshots += 1;
-                let delay = self.snapshot_rng.gen_range(0..=SNAPSHOT_ENCODE_MS_MAX);
-                self.queue.push(now + delay, Ev::SnapshotEncoded { epoch: self.epoch });
             }
         }
-        let sync_due = std::mem::take(&mut sink.sync_wanted) && !up.sync_scheduled;
-        up.sync_scheduled |= sync_due;
         let mut touched = std::mem::take(&mut up.touched);
         up.host.take_touched(&mut touched);
         let mut wakes = std::mem::take(&mut up.wakes);
         up.host.take_wakes(&mut wakes);
-        if sync_due {
-            let delay = self.timing_rng.gen_range(0..=self.mix.fsync_ms_max);
-            self.schedule(now + delay, Ev::Sync { epoch: self.epoch });
-        }
+        self.arm_writer();
         if !touched.is_empty() {
             for conn in touched.drain(..) {
                 let Some(c) = self.server.as_ref().and_then(|up| up.conns.get(conn)) else {
@@ -1384,13 +1391,59 @@ impl World {
         }
     }
 
-    fn synced(&mut self) {
+    /// Schedules the store's writer thread's turn if it has a reason to run and none is
+    /// scheduled: what it waits for is queued (it wakes as late as a connection's writer
+    /// thread may, `writer_ms_max`), or a snapshot has work (it comes back after its poll).
+    fn arm_writer(&mut self) {
         let Some(up) = &mut self.server else { return };
-        up.sync_scheduled = false;
-        let lsn = up.host.sink_mut().store.sync();
-        self.trace.line(self.now_ms, Line::Durable { lsn: lsn.0 });
-        self.checker.records_durable(self.now_ms, lsn.0);
-        self.feed(Event::Durable { lsn });
+        let store = &up.host.sink().store;
+        if up.writer_scheduled {
+            return;
+        }
+        let delay = if store.writer_ready() {
+            self.timing_rng.gen_range(0..=self.mix.writer_ms_max)
+        } else if store.writer_polls() {
+            crate::store::commit::SNAPSHOT_POLL_MS
+        } else {
+            return;
+        };
+        up.writer_scheduled = true;
+        let at = self.now_ms + delay;
+        self.schedule(at, Ev::Writer { epoch: self.epoch });
+    }
+
+    /// The store's writer thread's turn: what it reports durable goes to the server (as the
+    /// server's writer's callback does), the sync it starts ends after a drawn fsync time,
+    /// the snapshot it begins is encoded by its helper meanwhile.
+    fn writer_turn(&mut self) {
+        let now = self.now_ms;
+        let Some(up) = &mut self.server else { return };
+        up.writer_scheduled = false;
+        let turn = up.host.sink_mut().store.writer_turn();
+        if turn.sync_started {
+            up.sync_scheduled = true;
+            let delay = self.timing_rng.gen_range(0..=self.mix.fsync_ms_max);
+            self.schedule(now + delay, Ev::Sync { epoch: self.epoch });
+        }
+        if turn.snapshot_began {
+            let delay = self.snapshot_rng.gen_range(0..=SNAPSHOT_ENCODE_MS_MAX);
+            self.schedule(now + delay, Ev::SnapshotEncoded { epoch: self.epoch });
+        }
+        if turn.capped {
+            self.coverage.count("store: a writer's take capped, the rest left queued");
+        }
+        if turn.appended_while_syncing {
+            self.coverage.count("store: records appended while a sync is in flight");
+        }
+        match turn.durable {
+            Some(lsn) => {
+                self.trace.line(now, Line::Durable { lsn: lsn.0 });
+                self.checker.records_durable(now, lsn.0);
+                // Arms the writer again after the host's step.
+                self.feed(Event::Durable { lsn });
+            }
+            None => self.arm_writer(),
+        }
     }
 
     fn arm_tick(&mut self) {
@@ -1476,7 +1529,10 @@ impl World {
         if self.snapshots > 0 {
             self.coverage.count("fault: crash after a snapshot");
         }
-        match (up.sync_scheduled, kill) {
+        if up.sync_scheduled {
+            self.coverage.count("fault: crash while a sync is in flight");
+        }
+        match (up.host.sink().store.has_unsynced(), kill) {
             // Records were appended and not yet synced: the crash may lose (or tear) them.
             (true, false) => self.coverage.count("fault: crash losing unsynced records"),
             // Recovery will read them, unsynced: a power loss may still take them.
@@ -1569,10 +1625,9 @@ impl World {
     /// Nothing is in flight: the network holds no bytes, and no writer, command thread or
     /// sync of the server waits to run.
     fn quiet(&self) -> bool {
-        let server_idle = self
-            .server
-            .as_ref()
-            .is_none_or(|up| !up.sync_scheduled && up.conns.iter().all(|c| !c.scheduled));
+        let server_idle = self.server.as_ref().is_none_or(|up| {
+            !up.writer_scheduled && !up.sync_scheduled && up.conns.iter().all(|c| !c.scheduled)
+        });
         server_idle && self.net.idle()
     }
 
@@ -1662,11 +1717,11 @@ impl World {
         // One the limits began may still be in progress: it ends first.
         let mut done = finish_snapshot(store.as_mut());
         if done {
-            store.snapshot(lsn, records);
+            store.request_snapshot(lsn, records);
             done = finish_snapshot(store.as_mut());
         }
         if !done {
-            let detail = "still in progress after 1,000 syncs".to_owned();
+            let detail = "still in progress after 1,000 rounds of the writer".to_owned();
             self.checker_fail("a snapshot at rest completes", detail);
             return false;
         }
@@ -1826,15 +1881,18 @@ fn accounts_held(server: &Server) -> Vec<(String, Vec<u64>)> {
     server.account_names().into_iter().map(held).collect()
 }
 
-/// Drives a snapshot in progress to its end, as the writer would (its bytes made, a step
-/// after each sync); false if it has not ended after 1,000 syncs.
+/// Drives a snapshot asked for to its end with the store's threads' turns (the writer's, the
+/// helper's end, the sync's end, in that order, each time round); false if it has not ended
+/// after 1,000 rounds. At rest every record is durable already: what the writer reports is
+/// nothing new.
 fn finish_snapshot(store: &mut dyn SimStore) -> bool {
-    store.snapshot_encoded();
     for _ in 0..1_000 {
         if !store.snapshotting() {
             return true;
         }
-        store.sync();
+        store.writer_turn();
+        store.snapshot_encoded();
+        store.sync_done();
     }
     !store.snapshotting()
 }

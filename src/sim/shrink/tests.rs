@@ -55,10 +55,10 @@ fn a_recorded_run_replays_as_the_same_failure_from_its_text() {
 /// runs that written down did not fail (a scripted wake-up and a fault fell elsewhere among
 /// the events of their millisecond, and a lie drew another id).
 const SAMPLE: [(Planted, u64); 6] = [
-    (Planted::TakeoverLosesMessage, 5),
+    (Planted::TakeoverLosesMessage, 1),
     (Planted::BindByNameOnly, 0),
-    (Planted::RequeueOutOfOrder, 0),
-    (Planted::PushBeforeOldRelayEnds, 1584),
+    (Planted::RequeueOutOfOrder, 1),
+    (Planted::PushBeforeOldRelayEnds, 312),
     (Planted::HostClosesEarly, 40),
     (Planted::AckAnyAccount, 486),
 ];
