@@ -57,7 +57,7 @@ fn a_recorded_run_replays_as_the_same_failure_from_its_text() {
 const SAMPLE: [(Planted, u64); 6] = [
     (Planted::TakeoverLosesMessage, 1),
     (Planted::BindByNameOnly, 0),
-    (Planted::RequeueOutOfOrder, 1),
+    (Planted::RequeueOutOfOrder, 2),
     (Planted::PushBeforeOldRelayEnds, 312),
     (Planted::HostClosesEarly, 40),
     (Planted::AckAnyAccount, 486),
