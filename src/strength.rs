@@ -121,7 +121,8 @@ pub mod report {
             | Planted::RecoveryReadsUnsynced
             | Planted::SnapshotSegmentNameUnsynced
             | Planted::DurableBeforeSync
-            | Planted::SyncedReportsLast => FaultMode::Crashes,
+            | Planted::SyncedReportsLast
+            | Planted::StopWhileSyncing => FaultMode::Crashes,
             _ => FaultMode::Swarm,
         };
         // The takeover this one needs while the old relay's writer still holds a push is rare

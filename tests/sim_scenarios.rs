@@ -87,6 +87,17 @@ fn a_bare_handshake_at_the_end_of_its_window_binds() {
     assert_eq!(outcome.delivered, 1, "the message was pushed on the bare relay");
 }
 
+/// A graceful stop with a sync in flight and a record taken behind it: the log writer commits
+/// everything it was handed before it stops, and the restart recovers all five records.
+#[test]
+fn a_server_stopped_with_a_sync_in_flight_keeps_every_record_it_wrote() {
+    let kept = RunOptions { keep_trace: true, ..RunOptions::default() };
+    let outcome = run_scenario(&scenario("stop_with_a_sync_in_flight"), &kept);
+    assert_eq!(outcome.violation, None);
+    assert!(outcome.trace.iter().any(|l| l == "1420 stop 0"), "stopped");
+    assert!(outcome.trace.iter().any(|l| l == "1420 restart lsn=5"), "every record recovered");
+}
+
 /// A bare handshake bound a millisecond after a login of its name was read, before that login
 /// was answered, is within its window: the login may have taken effect as late as the
 /// handshake (a checker fix, small swarm seed 654 of 2 clients and 1 name).

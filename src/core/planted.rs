@@ -512,12 +512,17 @@ pub enum Planted {
     /// ([`crate::store::StoreOptions::report_last_append`]). Caught by the simulator once its
     /// store runs the server's writer, when a crash follows a batch appended during a sync.
     SyncedReportsLast,
+    /// Told to shut down while its sync thread syncs a batch, the log writer stops at once:
+    /// the records it took behind that sync are never written, though the server handed them
+    /// over before it stopped ([`crate::store::StoreOptions::stop_while_syncing`]). Caught by
+    /// the simulator's graceful stops ("a stopped server keeps every record it wrote").
+    StopWhileSyncing,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 104] = [
+    pub const ALL: [Planted; 105] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -622,6 +627,7 @@ impl Planted {
         Planted::ReadAheadPastPipeline,
         Planted::DurableBeforeSync,
         Planted::SyncedReportsLast,
+        Planted::StopWhileSyncing,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -960,6 +966,7 @@ mod tests {
             Planted::ReadAheadPastPipeline => Some(101),
             Planted::DurableBeforeSync => Some(102),
             Planted::SyncedReportsLast => Some(103),
+            Planted::StopWhileSyncing => Some(104),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

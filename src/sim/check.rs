@@ -259,6 +259,11 @@ pub struct Checker {
     storm_first_verified_ms: Option<u64>,
     /// The highest lsn the store reported durable since the server last started.
     durable_lsn: u64,
+    /// The highest lsn the server wrote (submitted to its store) since it last started.
+    written_lsn: u64,
+    /// The server was stopped gracefully having written every record up to this lsn: its
+    /// recovery must find them all.
+    stopped_lsn: Option<u64>,
     /// Invariant checks performed.
     pub checks: u64,
     /// Pushes received by clients.
@@ -376,6 +381,8 @@ impl Checker {
             bare_relay_window_ms,
             bare_relays_allowed: false,
             durable_lsn: 0,
+            written_lsn: 0,
+            stopped_lsn: None,
             liveness_began_ms: None,
             storm: BTreeSet::new(),
             disk_records: Vec::new(),
@@ -633,6 +640,13 @@ impl Checker {
         self.expect(last_lsn >= durable, now_ms, "a crash keeps every record reported durable", || {
             format!("the store reported every record up to lsn {durable} durable; recovery after the crash found records up to {last_lsn} only")
         });
+        self.written_lsn = last_lsn;
+        if let Some(written) = self.stopped_lsn.take() {
+            self.checks += 1;
+            self.expect(last_lsn >= written, now_ms, "a stopped server keeps every record it wrote", || {
+                format!("the server wrote records up to lsn {written} before it was stopped; recovery found records up to {last_lsn} only")
+            });
+        }
         self.bounds_recovered(last_lsn);
         let lost_at = self.disk_records.partition_point(|r| r.0 <= last_lsn);
         let lost: Vec<_> = self.disk_records.drain(lost_at..).collect();
@@ -1658,6 +1672,25 @@ impl Checker {
     /// Records a violation found outside the checker (a failed recovery).
     pub fn fail_with(&mut self, at_ms: u64, invariant: &'static str, detail: String) {
         self.fail(at_ms, invariant, detail);
+    }
+
+    /// Judges a step of a graceful stop (`Down::Stop`), which the world watched: `ok` or a
+    /// violation of `invariant`.
+    pub fn judge_stop(
+        &mut self,
+        now_ms: u64,
+        ok: bool,
+        invariant: &'static str,
+        detail: impl FnOnce() -> String,
+    ) {
+        self.checks += 1;
+        self.expect(ok, now_ms, invariant, detail);
+    }
+
+    /// The server was stopped gracefully: its log writer committed everything it was given,
+    /// so recovery must find every record the server wrote.
+    pub fn stopped(&mut self) {
+        self.stopped_lsn = Some(self.written_lsn);
     }
 }
 

@@ -113,6 +113,8 @@ pub fn expected_rows() -> Vec<&'static str> {
         "fault: process killed",
         "fault: process killed with unsynced records",
         "fault: crash while a sync is in flight",
+        "fault: server stopped",
+        "fault: server stopped with unsynced records",
         // The server's log writer, which the simulated store runs.
         "store: records appended while a sync is in flight",
         "store: a writer's take capped, the rest left queued",

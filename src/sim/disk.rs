@@ -54,6 +54,10 @@ pub trait SimStore {
     /// The process dies: what it wrote stays on the disk as it was, synced or not (what it
     /// held in its own buffers and queues is gone).
     fn kill(&mut self);
+    /// A graceful shutdown: the writer is told to stop and runs, with its sync thread and
+    /// its helper, until it has committed everything submitted and ended (false if it has not
+    /// after 1,000 rounds); the disk then waits for recovery, as after a kill.
+    fn stop(&mut self) -> bool;
     /// What recovery finds on the disk: the records to replay and the last lsn.
     fn recover(&mut self) -> Result<(Vec<Record>, Lsn), String>;
     /// Whether records were submitted that the writer has not reported durable.
@@ -103,6 +107,8 @@ pub struct WriterStore {
     log_bytes_since_snapshot: u64,
     submitted: Lsn,
     reported: Lsn,
+    /// The writer has stopped (after a shutdown).
+    stopped: bool,
 }
 
 impl WriterStore {
@@ -135,6 +141,7 @@ impl WriterStore {
             log_bytes_since_snapshot: 0,
             submitted: Lsn(0),
             reported: Lsn(0),
+            stopped: false,
         };
         let (records, _) = store.recover().expect("an empty disk opens");
         assert!(records.is_empty());
@@ -159,8 +166,7 @@ impl WriterStore {
             }
             SnapshotStep::Idle | SnapshotStep::Stepped => {}
         }
-        let stopped = committer.end_turn().expect("filling a memory disk cannot fail");
-        debug_assert!(!stopped, "the simulated writer is never shut down");
+        self.stopped = committer.end_turn().expect("filling a memory disk cannot fail");
     }
 
     /// The process is gone: its queue, its sync thread's sync and its helper with it.
@@ -211,7 +217,7 @@ impl SimStore for WriterStore {
 
     fn writer_turn(&mut self) -> WriterTurn {
         let mut turn = WriterTurn::default();
-        if self.committer.is_none() || self.waits_for_bytes {
+        if self.committer.is_none() || self.waits_for_bytes || self.stopped {
             return turn;
         }
         let mut commands = Vec::new();
@@ -271,11 +277,28 @@ impl SimStore for WriterStore {
         self.crashed = Some(self.forget_process());
     }
 
+    fn stop(&mut self) -> bool {
+        let queued = self.queue.push(Command::Shutdown, true);
+        assert!(queued.is_ok(), "the simulated writer's queue is never closed");
+        for _ in 0..1_000 {
+            if self.stopped {
+                break;
+            }
+            self.writer_turn();
+            self.snapshot_encoded();
+            self.sync_done();
+        }
+        let stopped = self.stopped;
+        self.crashed = Some(self.forget_process());
+        stopped
+    }
+
     fn recover(&mut self) -> Result<(Vec<Record>, Lsn), String> {
         let disk = self.crashed.take().expect("recovery follows a crash");
         let (wal, recovered) = Wal::open(disk, self.options).map_err(|e| e.to_string())?;
         self.log_bytes_since_snapshot = wal.log_bytes_since_snapshot();
         self.committer = Some(Committer::new(wal, FsyncPolicy::Always, true));
+        self.stopped = false;
         self.submitted = recovered.last_lsn;
         self.reported = recovered.last_lsn;
         Ok((recovered.records, recovered.last_lsn))
@@ -313,7 +336,8 @@ fn store_options(snapshot_log_bytes_min: u64) -> StoreOptions {
 /// ([`StoreOptions::segment_name_unsynced`]), a snapshot that frees only the first file it
 /// covers ([`StoreOptions::covered_first_only`]), a batch reported durable when its sync
 /// begins ([`StoreOptions::report_on_flush`]) or the last record appended reported durable
-/// when a sync ends ([`StoreOptions::report_last_append`]).
+/// when a sync ends ([`StoreOptions::report_last_append`]) or the writer stopped with a sync
+/// in flight ([`StoreOptions::stop_while_syncing`]).
 #[cfg(any(test, feature = "planted"))]
 pub fn planted_options(bug: Planted, mut options: StoreOptions) -> StoreOptions {
     options.replay_torn_tail = bug == Planted::ReplayTornRecord;
@@ -323,6 +347,7 @@ pub fn planted_options(bug: Planted, mut options: StoreOptions) -> StoreOptions 
     options.covered_first_only = bug == Planted::SnapshotFreesFirstCovered;
     options.report_on_flush = bug == Planted::DurableBeforeSync;
     options.report_last_append = bug == Planted::SyncedReportsLast;
+    options.stop_while_syncing = bug == Planted::StopWhileSyncing;
     options
 }
 

@@ -26,8 +26,8 @@ pub enum Stream {
     Timing,
     /// The server's limits of a swarm seed.
     Limits,
-    /// Whether a crash is a power loss or the process killed (apart from the other faults'
-    /// draws, so that the choice shifts none of them).
+    /// Whether a crash is a power loss, the process killed or a graceful stop (apart from the
+    /// other faults' draws, so that the choice shifts none of them).
     Kills,
     /// One per server incarnation (each restart).
     Server,

@@ -37,6 +37,9 @@
 //! - `at MS kill DOWN_MS`: the server's process dies (every connection resets; what it wrote
 //!   stays on the disk, synced or not, and a later power loss may still lose what was not) and
 //!   restarts through recovery `DOWN_MS` ms later.
+//! - `at MS stop DOWN_MS`: the server shuts down gracefully (every connection closed, every
+//!   record submitted committed by the log writer before it stops) and restarts through
+//!   recovery `DOWN_MS` ms later.
 //! - `at MS heal`: every partition ends now.
 //!
 //! Client operations (`OP`), the same vocabulary the random workload uses:
@@ -114,13 +117,24 @@ pub enum Action {
         client: usize,
         channel: Channel,
     },
-    /// The server goes down: a power loss, or (`kill`) its process dies and the disk keeps
-    /// what it wrote.
+    /// The server goes down, as `how` says, and restarts through recovery `down_ms` later.
     Crash {
         down_ms: u64,
-        kill: bool,
+        how: Down,
     },
     Heal,
+}
+
+/// How the server goes down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Down {
+    /// A power loss: unsynced writes lost, the last one maybe torn.
+    Power,
+    /// The process dies: what it wrote stays on the disk, synced or not.
+    Kill,
+    /// A graceful shutdown (`Server::shutdown`): every connection closed, the log writer
+    /// committing everything submitted before it stops.
+    Stop,
 }
 
 /// A client's operation (see the module docs).
@@ -480,8 +494,9 @@ fn parse_action(text: &str) -> Result<Action, String> {
         ["fault", "reset", n, chan] => {
             Ok(Action::Reset { client: number(n)? as usize, channel: parse_chan(chan)? })
         }
-        ["crash", down] => Ok(Action::Crash { down_ms: number(down)?, kill: false }),
-        ["kill", down] => Ok(Action::Crash { down_ms: number(down)?, kill: true }),
+        ["crash", down] => Ok(Action::Crash { down_ms: number(down)?, how: Down::Power }),
+        ["kill", down] => Ok(Action::Crash { down_ms: number(down)?, how: Down::Kill }),
+        ["stop", down] => Ok(Action::Crash { down_ms: number(down)?, how: Down::Stop }),
         ["heal"] => Ok(Action::Heal),
         _ => Err(format!("unknown action {text:?}")),
     }
@@ -595,8 +610,9 @@ impl fmt::Display for Action {
             Action::Reset { client, channel } => {
                 write!(f, "fault reset {client} {}", channel_word(*channel))
             }
-            Action::Crash { down_ms, kill: false } => write!(f, "crash {down_ms}"),
-            Action::Crash { down_ms, kill: true } => write!(f, "kill {down_ms}"),
+            Action::Crash { down_ms, how: Down::Power } => write!(f, "crash {down_ms}"),
+            Action::Crash { down_ms, how: Down::Kill } => write!(f, "kill {down_ms}"),
+            Action::Crash { down_ms, how: Down::Stop } => write!(f, "stop {down_ms}"),
             Action::Heal => write!(f, "heal"),
         }
     }
@@ -637,6 +653,8 @@ at 12 fault partition 1 both command 2000
 at 13 fault partition 0 up 100
 at 20 fault reset 0 relay
 at 40 crash 300
+at 45 kill 20
+at 48 stop 10
 at 50 heal
 ";
 
@@ -645,7 +663,8 @@ at 50 heal
         let scenario: Scenario = EXAMPLE.parse().unwrap();
         assert_eq!(scenario.seed, 42);
         assert_eq!(scenario.mix.latency_ms_max, 20);
-        assert_eq!(scenario.steps.len(), 8);
+        assert_eq!(scenario.steps.len(), 10);
+        assert_eq!(scenario.steps[8].action, Action::Crash { down_ms: 10, how: Down::Stop });
         assert_eq!(scenario.steps[0].action.to_string(), "client 0 register alice pw");
         assert_eq!(
             scenario.steps[2].action,

@@ -422,6 +422,25 @@ fn catches_a_writer_that_reports_records_appended_during_a_sync_durable() {
     caught(Planted::SyncedReportsLast, "a crash keeps every record reported durable");
 }
 
+const STOP_KEEPS: &str = "a stopped server keeps every record it wrote";
+
+/// A fifth of the crashes are graceful stops, which run the writer's shutdown.
+#[test]
+fn catches_a_writer_that_stops_with_a_sync_in_flight() {
+    caught(Planted::StopWhileSyncing, STOP_KEEPS);
+}
+
+/// The regression scenario of that catch (`tests/sim_scenarios.rs` runs it on the shipped
+/// server, which recovers every record).
+#[test]
+fn the_stop_scenario_fails_a_writer_that_stops_with_a_sync_in_flight() {
+    let text = include_str!("../../tests/scenarios/stop_with_a_sync_in_flight.scn");
+    let scenario: Scenario = text.parse().expect("the scenario parses");
+    let outcome = run_scenario(&scenario, &planted(Planted::StopWhileSyncing));
+    let violation = outcome.violation.expect("a record is lost");
+    assert_eq!(violation.invariant, STOP_KEEPS, "{violation:?}");
+}
+
 /// Planted in the real log's recovery (`store::wal`), reached through the simulator's
 /// `WriterStore`.
 #[test]

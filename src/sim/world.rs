@@ -31,7 +31,7 @@ use super::net::{Due, Net, Way};
 use super::options::{FaultMix, RunOptions};
 use super::queue::Queue;
 use super::rng::{child, Stream};
-use super::scenario::{Action, Dir, Op, Scenario, Step};
+use super::scenario::{Action, Dir, Down, Op, Scenario, Step};
 use super::server::{ServerConn, SimSocket, Up, READ_LEN};
 use super::trace::{Line, Trace};
 
@@ -155,6 +155,10 @@ const THROUGH_ROOM_SLOW_LEN_MAX: usize = 48;
 /// dies (a panic, the OOM killer, `kill -9`) leaves what it wrote in the page cache, unsynced,
 /// and its recovery must make that durable before it builds on it.
 const KILL_P: f64 = 0.3;
+
+/// The share of random crashes that are a graceful stop (`Down::Stop`) instead: the shutdown
+/// path (every connection closed, the log writer committing what was submitted) runs too.
+const STOP_P: f64 = 0.2;
 
 /// How often, and how many times, the intruder of a shared-host world tries a bare handshake.
 const INTRUDER_PERIOD_MS: u64 = 40;
@@ -1488,7 +1492,13 @@ impl World {
             }
         } else {
             let down_ms = rng.gen_range(0..=mix.crash_down_ms_max);
-            Action::Crash { down_ms, kill: self.kill_rng.gen_bool(KILL_P) }
+            let roll: f64 = self.kill_rng.gen();
+            let how = match roll {
+                r if r < KILL_P => Down::Kill,
+                r if r < KILL_P + STOP_P => Down::Stop,
+                _ => Down::Power,
+            };
+            Action::Crash { down_ms, how }
         };
         let next = self.now_ms + self.fault_rng.gen_range(1..=2 * mix.fault_interval_ms);
         self.schedule(next, Ev::Fault);
@@ -1519,25 +1529,38 @@ impl World {
                 self.net.reset(conn);
                 self.server_reset(conn);
             }
-            Action::Crash { down_ms, kill } => self.crash(down_ms, kill),
+            Action::Crash { down_ms, how } => self.crash(down_ms, how),
         }
     }
 
-    fn crash(&mut self, down_ms: u64, kill: bool) {
-        let Some(up) = self.server.take() else { return };
-        self.coverage.count(if kill { "fault: process killed" } else { "fault: crash" });
+    fn crash(&mut self, down_ms: u64, how: Down) {
+        let Some(mut up) = self.server.take() else { return };
+        self.coverage.count(match how {
+            Down::Power => "fault: crash",
+            Down::Kill => "fault: process killed",
+            Down::Stop => "fault: server stopped",
+        });
         if self.snapshots > 0 {
             self.coverage.count("fault: crash after a snapshot");
         }
         if up.sync_scheduled {
             self.coverage.count("fault: crash while a sync is in flight");
         }
-        match (up.host.sink().store.has_unsynced(), kill) {
+        match (up.host.sink().store.has_unsynced(), how) {
             // Records were appended and not yet synced: the crash may lose (or tear) them.
-            (true, false) => self.coverage.count("fault: crash losing unsynced records"),
+            (true, Down::Power) => self.coverage.count("fault: crash losing unsynced records"),
             // Recovery will read them, unsynced: a power loss may still take them.
-            (true, true) => self.coverage.count("fault: process killed with unsynced records"),
+            (true, Down::Kill) => {
+                self.coverage.count("fault: process killed with unsynced records")
+            }
+            // The writer must commit them before it stops.
+            (true, Down::Stop) => {
+                self.coverage.count("fault: server stopped with unsynced records")
+            }
             _ => {}
+        }
+        if how == Down::Stop {
+            self.close_all(&mut up);
         }
         let mut store = up.into_store();
         if store.snapshotting() {
@@ -1547,10 +1570,20 @@ impl World {
         self.epoch += 1;
         self.checker.crashed(self.now_ms);
         self.checker.deadlines_crashed(self.now_ms);
-        if kill {
-            store.kill();
-        } else {
-            store.crash(&mut self.disk_rng, self.mix.torn_writes > 0);
+        match how {
+            Down::Power => store.crash(&mut self.disk_rng, self.mix.torn_writes > 0),
+            Down::Kill => store.kill(),
+            Down::Stop => {
+                let stopped = store.stop();
+                let detail = || "still running after 1,000 rounds of its threads".to_owned();
+                self.checker.judge_stop(
+                    self.now_ms,
+                    stopped,
+                    "a stopped server's log writer ends",
+                    detail,
+                );
+                self.checker.stopped();
+            }
         }
         self.store = Some(store);
         for conn in self.net.conns() {
@@ -1562,6 +1595,20 @@ impl World {
             self.carry_out(client, acts);
         }
         self.schedule(self.now_ms + down_ms, Ev::Restart { epoch: self.epoch });
+    }
+
+    /// A graceful shutdown's first step, as `net::Server::shutdown` takes it: the host closes
+    /// every connection (each mailbox closed, each socket hung up).
+    fn close_all(&mut self, up: &mut Up) {
+        up.host.close_all();
+        let open = up.conns.iter().filter(|c| !c.mailbox.is_closed()).count();
+        let detail = || format!("{open} connections' mailboxes still open");
+        self.checker.judge_stop(
+            self.now_ms,
+            open == 0,
+            "a stopped server closes every connection",
+            detail,
+        );
     }
 
     fn restart(&mut self) {

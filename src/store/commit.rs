@@ -244,7 +244,7 @@ impl<D: Disk> Committer<D> {
     /// snapshot left).
     pub fn end_turn(&mut self) -> Result<bool, StoreError> {
         let idle = self.syncing.is_none() && self.wal.last_lsn() == self.durable;
-        if self.stopping && idle && self.snapshot.is_none() {
+        if self.stopping && (idle || self.stops_early()) && self.snapshot.is_none() {
             return Ok(true);
         }
         if idle && !self.stopping {
@@ -292,6 +292,16 @@ impl<D: Disk> Committer<D> {
             return self.wal.last_lsn();
         }
         lsn
+    }
+
+    /// The planted bug of stopping on the shutdown while a sync is in flight, dropping the
+    /// records taken behind it; never outside test and `planted` builds.
+    fn stops_early(&self) -> bool {
+        #[cfg(any(test, feature = "planted"))]
+        if self.wal.options().stop_while_syncing {
+            return true;
+        }
+        false
     }
 
     /// The planted bug of reporting a batch durable once it is handed to the sync thread,

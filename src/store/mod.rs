@@ -99,6 +99,11 @@ pub struct StoreOptions {
     /// though records appended during the sync were not in it (`Planted::SyncedReportsLast`).
     #[cfg(any(test, feature = "planted"))]
     pub report_last_append: bool,
+    /// Planted bug: told to shut down while a sync is in flight, the writer stops at once,
+    /// and the records it took behind that sync are never written
+    /// (`Planted::StopWhileSyncing`).
+    #[cfg(any(test, feature = "planted"))]
+    pub stop_while_syncing: bool,
 }
 
 impl Default for StoreOptions {
@@ -121,6 +126,8 @@ impl Default for StoreOptions {
             report_on_flush: false,
             #[cfg(any(test, feature = "planted"))]
             report_last_append: false,
+            #[cfg(any(test, feature = "planted"))]
+            stop_while_syncing: false,
         }
     }
 }

@@ -445,6 +445,7 @@ impl Checker {
 
     /// The server wrote the record `lsn` at `now_ms`.
     pub fn record_written(&mut self, now_ms: u64, lsn: u64) {
+        self.written_lsn = self.written_lsn.max(lsn);
         self.deadlines.persisted.push((now_ms, lsn));
     }
 
