@@ -119,6 +119,15 @@ fn caught(bug: Planted, invariant: &str) {
     println!("{bug:?} caught at seed {seed} by {invariant:?}");
 }
 
+/// A regression scenario (its text), which the shipped server passes, fails `invariant` with
+/// `bug` planted.
+fn assert_scenario_fails(text: &str, bug: Planted, invariant: &str) {
+    let scenario: Scenario = text.parse().expect("the scenario parses");
+    let outcome = run_scenario(&scenario, &planted(bug));
+    let violation = outcome.violation.unwrap_or_else(|| panic!("{bug:?} passes the scenario"));
+    assert_eq!(violation.invariant, invariant, "{violation:?}");
+}
+
 /// The first seed of [`seeds_of`] its mode on which `bug` is caught, after checking that the invariant
 /// reporting it is the one that names it.
 fn assert_caught(bug: Planted, invariant: &str) -> u64 {
@@ -435,10 +444,7 @@ fn catches_a_writer_that_stops_with_a_sync_in_flight() {
 #[test]
 fn the_stop_scenario_fails_a_writer_that_stops_with_a_sync_in_flight() {
     let text = include_str!("../../tests/scenarios/stop_with_a_sync_in_flight.scn");
-    let scenario: Scenario = text.parse().expect("the scenario parses");
-    let outcome = run_scenario(&scenario, &planted(Planted::StopWhileSyncing));
-    let violation = outcome.violation.expect("a record is lost");
-    assert_eq!(violation.invariant, STOP_KEEPS, "{violation:?}");
+    assert_scenario_fails(text, Planted::StopWhileSyncing, STOP_KEEPS);
 }
 
 /// Planted in the real log's recovery (`store::wal`), reached through the simulator's
@@ -867,10 +873,7 @@ mod deadlines {
     #[test]
     fn the_bare_window_scenario_fails_a_window_one_millisecond_short() {
         let text = include_str!("../../tests/scenarios/bare_handshake_at_its_window_end.scn");
-        let scenario: Scenario = text.parse().expect("the scenario parses");
-        let outcome = run_scenario(&scenario, &planted(Planted::BareWindowExclusive));
-        let violation = outcome.violation.expect("the handshake is refused");
-        assert_eq!(violation.invariant, BARE_BINDS, "{violation:?}");
+        assert_scenario_fails(text, Planted::BareWindowExclusive, BARE_BINDS);
     }
 }
 
