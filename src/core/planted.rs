@@ -517,12 +517,18 @@ pub enum Planted {
     /// over before it stopped ([`crate::store::StoreOptions::stop_while_syncing`]). Caught by
     /// the simulator's graceful stops ("a stopped server keeps every record it wrote").
     StopWhileSyncing,
+    /// The log writer hands its sync thread a new batch while the last one is still being
+    /// synced ([`crate::store::StoreOptions::sync_while_syncing`]): the hand-off holds one
+    /// request (`store::syncer::SyncSlot`), so the first is replaced, and its report ends the
+    /// second's wait early. Caught by the simulator's store, which holds the writer to that
+    /// hand-off ("the log writer keeps one sync in flight").
+    SyncWhileSyncing,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 105] = [
+    pub const ALL: [Planted; 106] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -628,6 +634,7 @@ impl Planted {
         Planted::DurableBeforeSync,
         Planted::SyncedReportsLast,
         Planted::StopWhileSyncing,
+        Planted::SyncWhileSyncing,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -967,6 +974,7 @@ mod tests {
             Planted::DurableBeforeSync => Some(102),
             Planted::SyncedReportsLast => Some(103),
             Planted::StopWhileSyncing => Some(104),
+            Planted::SyncWhileSyncing => Some(105),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -84,6 +84,9 @@ pub struct WriterTurn {
     pub capped: bool,
     /// Records were appended while a sync was in flight (they wait for the next).
     pub appended_while_syncing: bool,
+    /// A sync was handed to the sync thread while its last one was still in flight, which
+    /// the hand-off (`store::syncer::SyncSlot`: one request at a time) does not allow.
+    pub second_sync: bool,
 }
 
 /// The server's log writer over the in-memory disk. See the [module docs](self).
@@ -240,6 +243,7 @@ impl SimStore for WriterStore {
             self.snapshot_pending = false;
         }
         if let Some(sync) = end.sync {
+            turn.second_sync = self.sync.is_some();
             self.sync = Some(sync);
             turn.sync_started = true;
         }
@@ -336,8 +340,9 @@ fn store_options(snapshot_log_bytes_min: u64) -> StoreOptions {
 /// ([`StoreOptions::segment_name_unsynced`]), a snapshot that frees only the first file it
 /// covers ([`StoreOptions::covered_first_only`]), a batch reported durable when its sync
 /// begins ([`StoreOptions::report_on_flush`]) or the last record appended reported durable
-/// when a sync ends ([`StoreOptions::report_last_append`]) or the writer stopped with a sync
-/// in flight ([`StoreOptions::stop_while_syncing`]).
+/// when a sync ends ([`StoreOptions::report_last_append`]), the writer stopped with a sync
+/// in flight ([`StoreOptions::stop_while_syncing`]) or a second sync started during one
+/// ([`StoreOptions::sync_while_syncing`]).
 #[cfg(any(test, feature = "planted"))]
 pub fn planted_options(bug: Planted, mut options: StoreOptions) -> StoreOptions {
     options.replay_torn_tail = bug == Planted::ReplayTornRecord;
@@ -348,6 +353,7 @@ pub fn planted_options(bug: Planted, mut options: StoreOptions) -> StoreOptions 
     options.report_on_flush = bug == Planted::DurableBeforeSync;
     options.report_last_append = bug == Planted::SyncedReportsLast;
     options.stop_while_syncing = bug == Planted::StopWhileSyncing;
+    options.sync_while_syncing = bug == Planted::SyncWhileSyncing;
     options
 }
 

@@ -431,6 +431,12 @@ fn catches_a_writer_that_reports_records_appended_during_a_sync_durable() {
     caught(Planted::SyncedReportsLast, "a crash keeps every record reported durable");
 }
 
+/// The simulated store holds the writer to its hand-off with the sync thread.
+#[test]
+fn catches_a_writer_that_starts_a_sync_while_one_is_in_flight() {
+    caught(Planted::SyncWhileSyncing, "the log writer keeps one sync in flight");
+}
+
 const STOP_KEEPS: &str = "a stopped server keeps every record it wrote";
 
 /// A fifth of the crashes are graceful stops, which run the writer's shutdown.

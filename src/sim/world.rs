@@ -1436,6 +1436,10 @@ impl World {
         if turn.capped {
             self.coverage.count("store: a writer's take capped, the rest left queued");
         }
+        if turn.second_sync {
+            let detail = "a sync was handed out while the last one was in flight".to_owned();
+            self.checker_fail("the log writer keeps one sync in flight", detail);
+        }
         if turn.appended_while_syncing {
             self.coverage.count("store: records appended while a sync is in flight");
         }

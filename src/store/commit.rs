@@ -186,7 +186,7 @@ impl<D: Disk> Committer<D> {
         {
             steps.began_in_batch_ending(self.wal.last_lsn());
         }
-        if self.syncing.is_none() && self.wal.last_lsn() > self.durable {
+        if (self.syncing.is_none() || self.syncs_twice()) && self.wal.last_lsn() > self.durable {
             let offload = self.sync_thread && !self.stopping && self.fsync == FsyncPolicy::Always;
             let handed = if offload { self.wal.flush_for_sync()? } else { None };
             match handed {
@@ -292,6 +292,16 @@ impl<D: Disk> Committer<D> {
             return self.wal.last_lsn();
         }
         lsn
+    }
+
+    /// The planted bug of starting a sync while one is in flight; never outside test and
+    /// `planted` builds.
+    fn syncs_twice(&self) -> bool {
+        #[cfg(any(test, feature = "planted"))]
+        if self.wal.options().sync_while_syncing {
+            return true;
+        }
+        false
     }
 
     /// The planted bug of stopping on the shutdown while a sync is in flight, dropping the
@@ -400,6 +410,17 @@ mod tests {
         let (_, durable) = batch(&mut c, vec![Command::synced(lsn, &file)]);
         assert_eq!(durable, Some(Lsn(2)), "record 2 was not in the sync");
         assert_eq!(crash(c), Lsn(1));
+    }
+
+    #[test]
+    fn one_sync_is_in_flight_at_a_time_unless_planted() {
+        for planted in [false, true] {
+            let options = StoreOptions { sync_while_syncing: planted, ..StoreOptions::default() };
+            let mut c = committer(options);
+            assert!(batch(&mut c, vec![delete(1)]).0.is_some());
+            let (second, _) = batch(&mut c, vec![delete(2)]);
+            assert_eq!(second.is_some(), planted);
+        }
     }
 
     /// Without a sync thread, or with `FsyncPolicy::Never`, a batch is committed on the turn.

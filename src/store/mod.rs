@@ -104,6 +104,10 @@ pub struct StoreOptions {
     /// (`Planted::StopWhileSyncing`).
     #[cfg(any(test, feature = "planted"))]
     pub stop_while_syncing: bool,
+    /// Planted bug: the writer hands its sync thread a new batch while the last one is still
+    /// being synced, which the hand-off does not allow (`Planted::SyncWhileSyncing`).
+    #[cfg(any(test, feature = "planted"))]
+    pub sync_while_syncing: bool,
 }
 
 impl Default for StoreOptions {
@@ -128,6 +132,8 @@ impl Default for StoreOptions {
             report_last_append: false,
             #[cfg(any(test, feature = "planted"))]
             stop_while_syncing: false,
+            #[cfg(any(test, feature = "planted"))]
+            sync_while_syncing: false,
         }
     }
 }
