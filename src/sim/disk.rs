@@ -28,6 +28,10 @@ pub const SIM_PREALLOC_BYTES: u64 = 512;
 /// leftovers wake the writer again, as a loaded server's do.
 pub const SIM_BATCH_LEN_MAX: usize = 3;
 
+/// The most rounds of the store's threads ([`SimStore::run_round`]) a stop or a snapshot at
+/// rest may take to end.
+pub const ROUNDS_MAX: usize = 1_000;
+
 /// What the simulator needs from a store: the server's side (records and snapshot requests
 /// submitted), the store's threads' turns (run when the world's events say), and the faults.
 pub trait SimStore {
@@ -49,6 +53,17 @@ pub trait SimStore {
     fn sync_done(&mut self);
     /// The helper that encodes the snapshot begun is done.
     fn snapshot_encoded(&mut self);
+    /// Whether the sync thread is making a sync (handed out by a writer's turn, not yet
+    /// ended by [`SimStore::sync_done`]).
+    fn syncing(&self) -> bool;
+    /// One round of the store's threads without the world's clock: the writer's turn, the
+    /// helper's end, the sync's end, in that order (at rest, at a stop, in tests).
+    fn run_round(&mut self) -> WriterTurn {
+        let turn = self.writer_turn();
+        self.snapshot_encoded();
+        self.sync_done();
+        turn
+    }
     /// Power loss: keeps what was synced and, if `torn_writes`, maybe some of the rest.
     fn crash(&mut self, rng: &mut ChaCha20Rng, torn_writes: bool);
     /// The process dies: what it wrote stays on the disk as it was, synced or not (what it
@@ -56,7 +71,7 @@ pub trait SimStore {
     fn kill(&mut self);
     /// A graceful shutdown: the writer is told to stop and runs, with its sync thread and
     /// its helper, until it has committed everything submitted and ended (false if it has not
-    /// after 1,000 rounds); the disk then waits for recovery, as after a kill.
+    /// after [`ROUNDS_MAX`] rounds); the disk then waits for recovery, as after a kill.
     fn stop(&mut self) -> bool;
     /// What recovery finds on the disk: the records to replay and the last lsn.
     fn recover(&mut self) -> Result<(Vec<Record>, Lsn), String>;
@@ -94,6 +109,8 @@ pub struct WriterStore {
     committer: Option<Committer<MemDisk>>,
     /// The writer's queue; a snapshot request brings its encoded bytes.
     queue: CommitQueue<Command<Vec<u8>>>,
+    /// Scratch space for a take (the server's writer keeps one too).
+    commands: Vec<Command<Vec<u8>>>,
     /// The disk between a crash and the recovery that reopens it.
     crashed: Option<MemDisk>,
     options: StoreOptions,
@@ -134,6 +151,7 @@ impl WriterStore {
         let mut store = WriterStore {
             committer: None,
             queue: CommitQueue::new(usize::MAX),
+            commands: Vec::new(),
             crashed: Some(disk),
             options,
             sync: None,
@@ -149,10 +167,6 @@ impl WriterStore {
         let (records, _) = store.recover().expect("an empty disk opens");
         assert!(records.is_empty());
         store
-    }
-
-    fn committer(&mut self) -> &mut Committer<MemDisk> {
-        self.committer.as_mut().expect("the store is open (not crashed)")
     }
 
     /// The rest of a turn after its batch: a step of the snapshot in progress, and the
@@ -220,18 +234,16 @@ impl SimStore for WriterStore {
 
     fn writer_turn(&mut self) -> WriterTurn {
         let mut turn = WriterTurn::default();
-        if self.committer.is_none() || self.waits_for_bytes || self.stopped {
-            return turn;
-        }
-        let mut commands = Vec::new();
-        if self.committer().wait() != Wait::No {
+        let runs = !self.waits_for_bytes && !self.stopped;
+        let Some(committer) = self.committer.as_mut().filter(|_| runs) else { return turn };
+        let mut commands = std::mem::take(&mut self.commands);
+        if committer.wait() != Wait::No {
             self.queue.try_take(&mut commands, SIM_BATCH_LEN_MAX);
         }
         turn.capped = self.queue.ready(crate::store::queue::Wake::Any);
-        let committer = self.committer.as_mut().expect("checked above");
         turn.appended_while_syncing =
             committer.syncing() && commands.iter().any(|c| matches!(c, Command::Record(..)));
-        for command in commands {
+        for command in commands.drain(..) {
             let began = committer.apply(command).expect("a memory disk cannot fail");
             if let Some((_, bytes)) = began {
                 self.encoding = Some(bytes);
@@ -252,6 +264,7 @@ impl SimStore for WriterStore {
             self.reported = lsn;
             turn.durable = Some(lsn);
         }
+        self.commands = commands;
         self.finish_turn();
         turn
     }
@@ -260,6 +273,10 @@ impl SimStore for WriterStore {
         let Some((lsn, file)) = self.sync.take() else { return };
         let queued = self.queue.push(Command::synced(lsn, &file), true);
         assert!(queued.is_ok(), "the simulated writer's queue is never closed");
+    }
+
+    fn syncing(&self) -> bool {
+        self.sync.is_some()
     }
 
     fn snapshot_encoded(&mut self) {
@@ -284,13 +301,11 @@ impl SimStore for WriterStore {
     fn stop(&mut self) -> bool {
         let queued = self.queue.push(Command::Shutdown, true);
         assert!(queued.is_ok(), "the simulated writer's queue is never closed");
-        for _ in 0..1_000 {
+        for _ in 0..ROUNDS_MAX {
             if self.stopped {
                 break;
             }
-            self.writer_turn();
-            self.snapshot_encoded();
-            self.sync_done();
+            self.run_round();
         }
         let stopped = self.stopped;
         self.crashed = Some(self.forget_process());
@@ -471,12 +486,10 @@ mod tests {
     fn drain(store: &mut WriterStore) -> Option<Lsn> {
         let mut durable = None;
         for _ in 0..100 {
-            if !store.writer_ready() && !store.writer_polls() && store.sync.is_none() {
+            if !store.writer_ready() && !store.writer_polls() && !store.syncing() {
                 break;
             }
-            durable = store.writer_turn().durable.or(durable);
-            store.snapshot_encoded();
-            store.sync_done();
+            durable = store.run_round().durable.or(durable);
         }
         durable
     }

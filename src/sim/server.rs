@@ -29,8 +29,6 @@ pub(super) struct Up {
     pub conns: Conns,
     /// The store's writer thread has a turn scheduled ([`super::world`]'s `Ev::Writer`).
     pub writer_scheduled: bool,
-    /// Its sync thread's sync is under way (`Ev::Sync`).
-    pub sync_scheduled: bool,
     pub tick_at_ms: Option<u64>,
     /// Scratch space for a writer's batch.
     pub items: Vec<Outgoing>,
@@ -55,7 +53,6 @@ impl Up {
             host,
             conns: Conns::default(),
             writer_scheduled: false,
-            sync_scheduled: false,
             tick_at_ms: None,
             items: Vec::new(),
             batch: Batch::default(),

@@ -26,7 +26,7 @@ use crate::wire::HEADER_LEN;
 use super::check::{self, Checker, ConnNo, Violation};
 use super::client::{Act, Client, Driver};
 use super::coverage::{self, Coverage};
-use super::disk::{SimStore, WriterStore};
+use super::disk::{SimStore, WriterStore, ROUNDS_MAX};
 use super::net::{Due, Net, Way};
 use super::options::{FaultMix, RunOptions};
 use super::queue::Queue;
@@ -763,7 +763,6 @@ impl World {
             Ev::Writer { epoch } if epoch == self.epoch => self.writer_turn(),
             Ev::Sync { epoch } if epoch == self.epoch => {
                 if let Some(up) = &mut self.server {
-                    up.sync_scheduled = false;
                     up.host.sink_mut().store.sync_done();
                 }
                 self.arm_writer();
@@ -1400,10 +1399,10 @@ impl World {
     /// thread may, `writer_ms_max`), or a snapshot has work (it comes back after its poll).
     fn arm_writer(&mut self) {
         let Some(up) = &mut self.server else { return };
-        let store = &up.host.sink().store;
         if up.writer_scheduled {
             return;
         }
+        let store = &up.host.sink().store;
         let delay = if store.writer_ready() {
             self.timing_rng.gen_range(0..=self.mix.writer_ms_max)
         } else if store.writer_polls() {
@@ -1425,7 +1424,6 @@ impl World {
         up.writer_scheduled = false;
         let turn = up.host.sink_mut().store.writer_turn();
         if turn.sync_started {
-            up.sync_scheduled = true;
             let delay = self.timing_rng.gen_range(0..=self.mix.fsync_ms_max);
             self.schedule(now + delay, Ev::Sync { epoch: self.epoch });
         }
@@ -1547,7 +1545,7 @@ impl World {
         if self.snapshots > 0 {
             self.coverage.count("fault: crash after a snapshot");
         }
-        if up.sync_scheduled {
+        if up.host.sink().store.syncing() {
             self.coverage.count("fault: crash while a sync is in flight");
         }
         match (up.host.sink().store.has_unsynced(), how) {
@@ -1579,7 +1577,7 @@ impl World {
             Down::Kill => store.kill(),
             Down::Stop => {
                 let stopped = store.stop();
-                let detail = || "still running after 1,000 rounds of its threads".to_owned();
+                let detail = || format!("still running after {ROUNDS_MAX} rounds of its threads");
                 self.checker.judge_stop(
                     self.now_ms,
                     stopped,
@@ -1677,7 +1675,9 @@ impl World {
     /// sync of the server waits to run.
     fn quiet(&self) -> bool {
         let server_idle = self.server.as_ref().is_none_or(|up| {
-            !up.writer_scheduled && !up.sync_scheduled && up.conns.iter().all(|c| !c.scheduled)
+            !up.writer_scheduled
+                && !up.host.sink().store.syncing()
+                && up.conns.iter().all(|c| !c.scheduled)
         });
         server_idle && self.net.idle()
     }
@@ -1772,7 +1772,8 @@ impl World {
             done = finish_snapshot(store.as_mut());
         }
         if !done {
-            let detail = "still in progress after 1,000 rounds of the writer".to_owned();
+            let detail =
+                format!("still in progress after {ROUNDS_MAX} rounds of the store's threads");
             self.checker_fail("a snapshot at rest completes", detail);
             return false;
         }
@@ -1932,18 +1933,15 @@ fn accounts_held(server: &Server) -> Vec<(String, Vec<u64>)> {
     server.account_names().into_iter().map(held).collect()
 }
 
-/// Drives a snapshot asked for to its end with the store's threads' turns (the writer's, the
-/// helper's end, the sync's end, in that order, each time round); false if it has not ended
-/// after 1,000 rounds. At rest every record is durable already: what the writer reports is
+/// Drives a snapshot asked for to its end with rounds of the store's threads
+/// ([`SimStore::run_round`]); false if it has not ended after [`ROUNDS_MAX`] rounds. At rest every record is durable already: what the writer reports is
 /// nothing new.
 fn finish_snapshot(store: &mut dyn SimStore) -> bool {
-    for _ in 0..1_000 {
+    for _ in 0..ROUNDS_MAX {
         if !store.snapshotting() {
             return true;
         }
-        store.writer_turn();
-        store.snapshot_encoded();
-        store.sync_done();
+        store.run_round();
     }
     !store.snapshotting()
 }

@@ -258,12 +258,6 @@ impl<D: Disk> Committer<D> {
         self.wal.log_bytes_since_snapshot()
     }
 
-    /// Whether a snapshot is in progress (begun, and not yet in place with every file it
-    /// covers freed).
-    pub fn snapshotting(&self) -> bool {
-        self.snapshot.is_some()
-    }
-
     /// Whether a sync is in flight on the sync thread.
     pub fn syncing(&self) -> bool {
         self.syncing.is_some()
