@@ -1863,6 +1863,28 @@ mod tests {
         }
     }
 
+    /// A storm guess at one name at 0 ms, then a wave after a quiet window of 1 s (one free
+    /// check, a base delay of 1 s): its first guess is fair (the key may have been forgotten),
+    /// a second one checked 10 ms later is not, though three guesses in 1.5 s fit the free
+    /// checks of two windows and a delay.
+    #[test]
+    fn a_storm_wave_after_a_quiet_window_gets_its_free_checks_once() {
+        for (wave, fair) in [(&[1_500][..], true), (&[1_500, 1_510][..], false)] {
+            let mut checker = Checker::new(1_000, 1_000);
+            checker.throttle_per_account(1, 1_000);
+            for (client, &sent_ms) in (2..).zip([0].iter().chain(wave)) {
+                checker.storm_client(client, usize::MAX);
+                checker.connected(client);
+                let guess = Op::Login { name: "alice".into(), password: "wrong".into() };
+                checker.sent(sent_ms, client, guess);
+                checker.replied(sent_ms + 10, client, format!("-1\n{LOGIN_FAILED}").as_bytes());
+            }
+            let invariant = checker.violation().map(|v| v.invariant.sentence());
+            let unfair = Some("the throttle bounds password guesses per account");
+            assert_eq!(invariant, if fair { None } else { unfair }, "wave {wave:?}");
+        }
+    }
+
     /// Client 0 writes `kind` on its relay 7, which then gets the failure frames `texts`.
     fn relay_limit_frame_gets(kind: Hostile, texts: &[&str]) -> Option<&'static str> {
         let mut checker = alice_owed_two_messages();

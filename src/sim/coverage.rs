@@ -147,6 +147,7 @@ pub fn expected_rows() -> Vec<&'static str> {
         // Hostile clients of the mixed workload's own.
         "hostile: bare handshake in another name",
         "hostile: login storm",
+        "hostile: login storm back after a quiet window",
         "hostile: pipelined burst",
         "hostile: patient guesser",
     ];

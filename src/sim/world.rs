@@ -170,6 +170,12 @@ const STORM_HOST: u128 = 1 << 64;
 /// The most names the storm's sprayer guesses per spray, past its address's free checks.
 const SPRAY_MAX: usize = 40;
 
+/// How often the login storm comes back after a quiet failure window.
+const STORM_RETURNS: u64 = 3;
+
+/// The longest failure window the storm waits out before coming back.
+const STORM_RETURN_WINDOW_MAX_MS: u64 = 5_000;
+
 /// The argon2 cost the world's server hashes with: the cheapest with more than one pass, so
 /// that a hasher ignoring the configured passes stores a hash the checker can tell apart.
 const HASH_COST: HashCost = HashCost { memory_kib: 8, iterations: 2 };
@@ -288,30 +294,54 @@ impl World {
     /// Adds the attacker host's clients: each logs in to one name with a wrong password, all
     /// at the same moment, then registers a name of its own, all at another moment (a
     /// registration flood from one address, hardening defect 7). The last one sprays instead
-    /// (`spray_script`).
+    /// (`spray_script`). Where the throttle forgets within seconds, the storm then comes back
+    /// ([`STORM_RETURNS`] times, each a quiet window after the last): a key the throttle may
+    /// forget meets guesses in flight, and the later guesses of a wave arrive while the
+    /// earlier ones are still being checked.
     fn add_storm(&mut self) {
         let rng = &mut child(self.seed, Stream::Mix, 1);
         let name = format!("u{}", rng.gen_range(0..self.opts.names.max(1)));
         let at_ms = rng.gen_range(100..=3_000);
         let register_ms = at_ms + rng.gen_range(200..=2_000);
+        let step_ms = rng.gen_range(0..=self.mix.hash_ms_max);
         let first = self.clients.len();
         self.storm = Some(first..first + self.mix.storm_logins as usize);
         let bound = self.asked.login_failures_per_peer_max;
+        let spray = self.spray_script(self.mix.storm_logins - 1, at_ms, register_ms);
+        let returns_ms = self.storm_returns_ms(&spray, register_ms);
         for i in 0..self.mix.storm_logins {
             let script = if i + 1 == self.mix.storm_logins {
-                self.spray_script(i, at_ms, register_ms)
+                spray.clone()
             } else {
                 // Every other guess spells the name in capitals (`U1`): the same account to
                 // the server, so both spellings must draw on one throttle budget.
                 let spelled = if i % 2 == 1 { name.to_ascii_uppercase() } else { name.clone() };
-                let login = Op::Login { name: spelled, password: "wrong".into() };
+                let login = || Op::Login { name: spelled.clone(), password: "wrong".into() };
                 let register = Op::Register { name: format!("flood{i}"), password: "pw".into() };
-                VecDeque::from([(at_ms, login), (register_ms, register)])
+                let mut script = VecDeque::from([(at_ms, login()), (register_ms, register)]);
+                script.extend(returns_ms.iter().map(|&ms| (ms + i * step_ms, login())));
+                script
             };
+            if !returns_ms.is_empty() {
+                self.coverage.count("hostile: login storm back after a quiet window");
+            }
             let client = self.add_client(Driver::Script(script), at_ms);
             self.checker.storm_client(client, bound);
             self.coverage.count("hostile: login storm");
         }
+    }
+
+    /// When the storm comes back: each time a failure window after the sprayer's last guess
+    /// (its second spray takes about as long as its first) or the last wave. None where the
+    /// window is the shipped minute or longer: the world would idle for minutes.
+    fn storm_returns_ms(&self, spray: &VecDeque<(u64, Op)>, register_ms: u64) -> Vec<u64> {
+        let window_ms = self.asked.login_failure_window_ms;
+        if window_ms > STORM_RETURN_WINDOW_MAX_MS {
+            return Vec::new();
+        }
+        let sprayed_ms = spray.back().map_or(register_ms, |&(ms, _)| 2 * ms - register_ms);
+        let wave_ms = self.mix.storm_logins * (self.mix.hash_ms_max + 1) + self.mix.latency_ms_max;
+        (1..=STORM_RETURNS).map(|w| sprayed_ms + w * (window_ms + wave_ms + 1)).collect()
     }
 
     /// The storm's sprayer: it registers an account of its own as the storm begins, then

@@ -212,9 +212,20 @@ pub(super) struct HostileState {
     /// The throttle's free checks per (name, address) and its first delay after them.
     free_checks: usize,
     backoff_base_ms: u64,
-    /// The login storm's wrong-password guesses verified so far per name, and the earliest
-    /// send of them.
-    storm_verified: SortedMap<NameId, (usize, u64)>,
+    /// The login storm's wrong-password guesses verified per name since its throttle key may
+    /// last have been forgotten.
+    storm_verified: SortedMap<NameId, StormEpoch>,
+}
+
+/// A name's verified storm guesses since its throttle key may last have been forgotten.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct StormEpoch {
+    verified: usize,
+    /// The earliest send of them.
+    first_ms: u64,
+    /// The latest send of them: each failed after its send, so the key lives at least a
+    /// window past this.
+    last_ms: u64,
 }
 
 /// The most checks a throttle key allows in `span_ms`: `free` at once, then one per delay
@@ -273,11 +284,19 @@ impl Checker {
             return;
         }
         let h = &mut self.hostile;
-        let (verified, first_ms) = h.storm_verified.get_or_default(k);
-        *first_ms = if *verified == 0 { sent_ms } else { (*first_ms).min(sent_ms) };
-        *verified += 1;
-        let (n, span_ms) = (*verified, now_ms.saturating_sub(*first_ms));
         let window_ms = self.throttle_window_ms;
+        let epoch = h.storm_verified.get_or_default(k);
+        // This guess was checked by now: if that is a window past every earlier one's send,
+        // the key may have been forgotten before it, free checks and all. Before that, the
+        // key was certainly kept, checks in flight included (they count before the password
+        // is checked, so a sweep may not forget them: PROTOCOL.md's abuse limits).
+        if epoch.verified == 0 || now_ms >= epoch.last_ms.saturating_add(window_ms) {
+            *epoch = StormEpoch { verified: 0, first_ms: sent_ms, last_ms: sent_ms };
+        }
+        epoch.first_ms = epoch.first_ms.min(sent_ms);
+        epoch.last_ms = epoch.last_ms.max(sent_ms);
+        epoch.verified += 1;
+        let (n, span_ms) = (epoch.verified, now_ms.saturating_sub(epoch.first_ms));
         let max = checks_allowed(h.free_checks, h.backoff_base_ms, window_ms, span_ms);
         self.expect(n <= max, now_ms, "the throttle bounds password guesses per account", || {
             format!("{n} wrong-password logins of one name from one address were verified within {span_ms} ms; the throttle allows {max}")
