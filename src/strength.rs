@@ -130,6 +130,12 @@ pub mod report {
         if bug == Planted::PushBeforeOldRelayEnds {
             return RunOptions { faults, planted: bug, ..RunOptions::default() };
         }
+        // A sweep while a returning storm's first check is hashed: the hostile workload's
+        // worlds of the default size (as `sim::tests` searches it).
+        if bug == Planted::ThrottleSweepsInFlight {
+            let workload = crate::sim::workload::Workload::Hostile;
+            return RunOptions { faults, workload, planted: bug, ..RunOptions::default() };
+        }
         RunOptions { faults, clients: 3, ops: 25, names: 4, planted: bug, ..RunOptions::default() }
     }
 
@@ -254,6 +260,9 @@ pub mod report {
             ],
             Planted::ThrottleBackoffUncapped => &[
                 "core::rules_tests::the_wait_after_failed_logins_never_exceeds_its_cap_unless_planted",
+            ],
+            Planted::ThrottleSweepsInFlight => &[
+                "core::throttle::tests::a_sweep_keeps_a_key_with_checks_in_flight_unless_planted",
             ],
             Planted::SendDoesNotPump => &[
                 "core::rules_tests::an_online_recipient_gets_a_message_at_once_unless_planted",

@@ -98,6 +98,18 @@ fn a_server_stopped_with_a_sync_in_flight_keeps_every_record_it_wrote() {
     assert!(outcome.trace.iter().any(|l| l == "1420 restart lsn=5"), "every record recovered");
 }
 
+/// A returning login storm's wave meets the throttle's sweep while its first check is hashed:
+/// the check in flight keeps its key, so five guesses are verified and the sixth is throttled.
+#[test]
+fn a_sweep_while_a_check_is_in_flight_keeps_the_throttle_key() {
+    let outcome = run_scenario(&scenario("sweep_with_a_check_in_flight"), &kept());
+    assert_eq!(outcome.violation, None);
+    let trace = &outcome.trace;
+    assert!(trace.iter().any(|l| l == "12178 tick"), "the sweep's tick: {trace:#?}");
+    let throttled = "12223 c6 reply \"-1\\nToo many failed attempts; try again in 1 s\"";
+    assert!(trace.iter().any(|l| l == throttled), "the sixth guess is throttled: {trace:#?}");
+}
+
 /// A bare handshake bound a millisecond after a login of its name was read, before that login
 /// was answered, is within its window: the login may have taken effect as late as the
 /// handshake (a checker fix, small swarm seed 654 of 2 clients and 1 name).

@@ -523,12 +523,22 @@ pub enum Planted {
     /// second's wait early. Caught by the simulator's store, which holds the writer to that
     /// hand-off ("the log writer keeps one sync in flight").
     SyncWhileSyncing,
+    // The seventh pass: the throttle's sweep.
+    /// The throttle's sweep forgets a key a window after its last failure even while checks
+    /// on it are in flight (`pending` no longer keeps it): a storm's guesses that arrive
+    /// after the sweep start on fresh free checks, and the forgotten checks' settling takes
+    /// slots from the new ones, against "counted before the password is checked, so
+    /// concurrent attempts cannot pass the limit" (PROTOCOL.md). Caught by the unit test
+    /// `core::throttle::tests::a_sweep_keeps_a_key_with_checks_in_flight_unless_planted` and
+    /// by the simulator's returning login storm ("the throttle bounds password guesses per
+    /// account"; rare: a sweep must come while a wave's first check is hashed).
+    ThrottleSweepsInFlight,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 106] = [
+    pub const ALL: [Planted; 107] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -635,6 +645,7 @@ impl Planted {
         Planted::SyncedReportsLast,
         Planted::StopWhileSyncing,
         Planted::SyncWhileSyncing,
+        Planted::ThrottleSweepsInFlight,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -975,6 +986,7 @@ mod tests {
             Planted::SyncedReportsLast => Some(103),
             Planted::StopWhileSyncing => Some(104),
             Planted::SyncWhileSyncing => Some(105),
+            Planted::ThrottleSweepsInFlight => Some(106),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

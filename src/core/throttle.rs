@@ -49,8 +49,12 @@ impl Entry {
         (until_ms > now_ms).then_some(until_ms)
     }
 
-    fn is_stale(&self, window_ms: u64, now_ms: u64) -> bool {
-        self.pending == 0 && self.last_failure_ms.saturating_add(window_ms) <= now_ms
+    fn is_stale(&self, limits: &Limits, now_ms: u64) -> bool {
+        #[cfg(any(test, feature = "planted"))]
+        let in_flight = self.pending > 0 && limits.planted != Planted::ThrottleSweepsInFlight;
+        #[cfg(not(any(test, feature = "planted")))]
+        let in_flight = self.pending > 0;
+        !in_flight && self.last_failure_ms.saturating_add(limits.window_ms) <= now_ms
     }
 }
 
@@ -107,8 +111,8 @@ impl Throttle {
     /// Plants `bug` where it is one of the throttle's: `ThrottleLocksOwner` (names counted
     /// over every address together), `ThrottleFreeOffByOne` (a (name, address) gets one more
     /// free check than configured: `<=` where `<` was meant), `ThrottleSuccessClearsAddress`,
-    /// `ThrottleSuccessKeepsStreak`, `ThrottleWaitRoundedDown`, `ThrottleDoublingLate` and
-    /// `ThrottleBackoffUncapped`.
+    /// `ThrottleSuccessKeepsStreak`, `ThrottleWaitRoundedDown`, `ThrottleDoublingLate`,
+    /// `ThrottleBackoffUncapped` and `ThrottleSweepsInFlight`.
     #[cfg(any(test, feature = "planted"))]
     pub fn plant(&mut self, bug: Planted) {
         self.name_limits.planted = bug;
@@ -198,10 +202,9 @@ impl Throttle {
 
     /// Forgets keys whose last failure is a window old and that have nothing in flight.
     pub fn sweep(&mut self, now_ms: u64) {
-        let (name_window_ms, peer_window_ms) =
-            (self.name_limits.window_ms, self.peer_limits.window_ms);
-        self.by_name.retain(|_, e| !e.is_stale(name_window_ms, now_ms));
-        self.by_peer.retain(|_, e| !e.is_stale(peer_window_ms, now_ms));
+        let (name_limits, peer_limits) = (self.name_limits, self.peer_limits);
+        self.by_name.retain(|_, e| !e.is_stale(&name_limits, now_ms));
+        self.by_peer.retain(|_, e| !e.is_stale(&peer_limits, now_ms));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -303,6 +306,22 @@ mod tests {
         assert_eq!(throttle.wait_s("bob", peer, 0), Some(1));
         throttle.release(first);
         assert_eq!(throttle.wait_s("bob", peer, 0), None);
+    }
+
+    /// A key's last failure is a window old (or it has none) while a check on it is still
+    /// being hashed: the sweep must keep it, or the next guesses start on fresh free checks.
+    #[test]
+    fn a_sweep_keeps_a_key_with_checks_in_flight_unless_planted() {
+        for (bug, kept) in [(Planted::None, true), (Planted::ThrottleSweepsInFlight, false)] {
+            let mut throttle = Throttle::new(1, 1, 1_000, 60_000);
+            throttle.plant(bug);
+            let peer = Peer(1);
+            let in_flight = throttle.reserve("bob", peer, true);
+            throttle.sweep(60_000);
+            assert_eq!(throttle.wait_s("bob", peer, 60_000).is_some(), kept, "{bug:?}");
+            throttle.settle(in_flight, false, 60_010);
+            assert!(throttle.wait_s("bob", peer, 60_010).is_some(), "{bug:?}: a failure counts");
+        }
     }
 
     #[test]

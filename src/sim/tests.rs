@@ -453,6 +453,28 @@ fn the_stop_scenario_fails_a_writer_that_stops_with_a_sync_in_flight() {
     assert_scenario_fails(text, Planted::StopWhileSyncing, STOP_KEEPS);
 }
 
+const PER_ACCOUNT: &str = "the throttle bounds password guesses per account";
+
+/// A sweep must come while a returning storm's first check is hashed: rare, so searched in
+/// the hostile workload's worlds of the default size (where `chatroom strength` looks too).
+#[test]
+fn catches_a_throttle_sweep_that_forgets_checks_in_flight() {
+    let bug = Planted::ThrottleSweepsInFlight;
+    let opts =
+        RunOptions { workload: workload::Workload::Hostile, planted: bug, ..RunOptions::default() };
+    let outcome = first_failure(&opts, 0..2000).expect("caught in 2,000 hostile seeds");
+    let violation = outcome.violation.expect("failures have a violation");
+    assert_eq!(violation.invariant, PER_ACCOUNT, "seed {}: {violation:?}", outcome.seed);
+}
+
+/// The regression scenario of that catch (`tests/sim_scenarios.rs` runs it on the shipped
+/// server, which throttles the sixth guess).
+#[test]
+fn the_sweep_scenario_fails_a_throttle_that_forgets_checks_in_flight() {
+    let text = include_str!("../../tests/scenarios/sweep_with_a_check_in_flight.scn");
+    assert_scenario_fails(text, Planted::ThrottleSweepsInFlight, PER_ACCOUNT);
+}
+
 /// Planted in the real log's recovery (`store::wal`), reached through the simulator's
 /// `WriterStore`.
 #[test]
