@@ -80,6 +80,7 @@ pub mod report {
     use crate::model::driver::{Bounds, STALL_STEPS_DEFAULT};
     use crate::model::explorer::{explore, Limits, Search};
     use crate::sim::cli::{replay_command, shrink_seed, stuck_exit, SEED_TIMEOUT_S_DEFAULT};
+    use crate::sim::workload::Workload;
     use crate::sim::{
         run_scenario, shrink, sweep_watched, FaultMode, RunOptions, Scenario, Watchdog,
     };
@@ -133,7 +134,7 @@ pub mod report {
         // A sweep while a returning storm's first check is hashed: the hostile workload's
         // worlds of the default size (as `sim::tests` searches it).
         if bug == Planted::ThrottleSweepsInFlight {
-            let workload = crate::sim::workload::Workload::Hostile;
+            let workload = Workload::Hostile;
             return RunOptions { faults, workload, planted: bug, ..RunOptions::default() };
         }
         RunOptions { faults, clients: 3, ops: 25, names: 4, planted: bug, ..RunOptions::default() }
@@ -463,7 +464,10 @@ pub mod report {
             first = report.failures.into_iter().next();
             start += batch;
         }
-        let checker = format!("simulator ({} faults)", opts.faults);
+        let checker = match opts.workload {
+            Workload::Mixed => format!("simulator ({} faults)", opts.faults),
+            workload => format!("simulator ({} faults, {workload} workload)", opts.faults),
+        };
         let mut row = Row {
             bug: bug.name(),
             checker,
