@@ -1842,47 +1842,46 @@ mod tests {
         assert_eq!(storm_guesses([50, 50], [51, 52]), unfair, "two within 2 ms");
     }
 
-    /// Two storm guesses at one name, 400 ms apart, one free check and a base delay of 1 s:
-    /// with a failure window of 300 ms the delay is capped (and the key then forgotten), so
-    /// the second guess is fair; with a window of 1 s it is not.
-    #[test]
-    fn storm_guesses_per_account_fit_a_delay_capped_by_the_failure_window() {
-        for (window_ms, fair) in [(300, true), (1_000, false)] {
-            let mut checker = Checker::new(window_ms, 1_000);
-            checker.throttle_per_account(1, 1_000);
-            for (client, sent_ms) in [(2, 0), (3, 400)] {
-                checker.storm_client(client, usize::MAX);
-                checker.connected(client);
-                let guess = Op::Login { name: "alice".into(), password: "wrong".into() };
-                checker.sent(sent_ms, client, guess);
-                checker.replied(sent_ms + 1, client, format!("-1\n{LOGIN_FAILED}").as_bytes());
-            }
-            let invariant = checker.violation().map(|v| v.invariant.sentence());
-            let unfair = Some("the throttle bounds password guesses per account");
-            assert_eq!(invariant, if fair { None } else { unfair }, "window {window_ms} ms");
+    /// The storm's wrong-password guesses at one name, each from a client of its own, sent at
+    /// `sent_ms` and answered `reply_ms` later (one free check, a base delay of 1 s): the
+    /// invariant they break, if any.
+    fn storm_guesses_at_alice(
+        window_ms: u64,
+        sent_ms: &[u64],
+        reply_ms: u64,
+    ) -> Option<&'static str> {
+        let mut checker = Checker::new(window_ms, 1_000);
+        checker.throttle_per_account(1, 1_000);
+        for (client, &sent_ms) in (2..).zip(sent_ms) {
+            checker.storm_client(client, usize::MAX);
+            checker.connected(client);
+            let guess = Op::Login { name: "alice".into(), password: "wrong".into() };
+            checker.sent(sent_ms, client, guess);
+            let failed = format!("-1\n{LOGIN_FAILED}");
+            checker.replied(sent_ms + reply_ms, client, failed.as_bytes());
         }
+        checker.violation().map(|v| v.invariant.sentence())
     }
 
-    /// A storm guess at one name at 0 ms, then a wave after a quiet window of 1 s (one free
-    /// check, a base delay of 1 s): its first guess is fair (the key may have been forgotten),
-    /// a second one checked 10 ms later is not, though three guesses in 1.5 s fit the free
-    /// checks of two windows and a delay.
+    const PER_ACCOUNT: Option<&'static str> =
+        Some("the throttle bounds password guesses per account");
+
+    /// Two storm guesses 400 ms apart: with a failure window of 300 ms the delay is capped
+    /// (and the key then forgotten), so the second guess is fair; with a window of 1 s it is
+    /// not.
+    #[test]
+    fn storm_guesses_per_account_fit_a_delay_capped_by_the_failure_window() {
+        assert_eq!(storm_guesses_at_alice(300, &[0, 400], 1), None);
+        assert_eq!(storm_guesses_at_alice(1_000, &[0, 400], 1), PER_ACCOUNT);
+    }
+
+    /// A storm guess at 0 ms, then a wave after a quiet window of 1 s: its first guess is fair
+    /// (the key may have been forgotten), a second one checked 10 ms later is not, though
+    /// three guesses in 1.5 s fit the free checks of two windows and a delay.
     #[test]
     fn a_storm_wave_after_a_quiet_window_gets_its_free_checks_once() {
-        for (wave, fair) in [(&[1_500][..], true), (&[1_500, 1_510][..], false)] {
-            let mut checker = Checker::new(1_000, 1_000);
-            checker.throttle_per_account(1, 1_000);
-            for (client, &sent_ms) in (2..).zip([0].iter().chain(wave)) {
-                checker.storm_client(client, usize::MAX);
-                checker.connected(client);
-                let guess = Op::Login { name: "alice".into(), password: "wrong".into() };
-                checker.sent(sent_ms, client, guess);
-                checker.replied(sent_ms + 10, client, format!("-1\n{LOGIN_FAILED}").as_bytes());
-            }
-            let invariant = checker.violation().map(|v| v.invariant.sentence());
-            let unfair = Some("the throttle bounds password guesses per account");
-            assert_eq!(invariant, if fair { None } else { unfair }, "wave {wave:?}");
-        }
+        assert_eq!(storm_guesses_at_alice(1_000, &[0, 1_500], 10), None);
+        assert_eq!(storm_guesses_at_alice(1_000, &[0, 1_500, 1_510], 10), PER_ACCOUNT);
     }
 
     /// Client 0 writes `kind` on its relay 7, which then gets the failure frames `texts`.
