@@ -331,6 +331,9 @@ pub mod report {
             Planted::HashSlotNotHandedOn => &[
                 "net::tests::logins_beyond_the_hashing_slots_all_finish_even_when_some_are_abandoned_unless_planted",
             ],
+            Planted::TimerMissesEarlierDeadline => &[
+                "net::tests::an_earlier_deadline_wakes_a_timer_asleep_until_a_later_one_unless_planted",
+            ],
             Planted::FrameDeadlineSpansFrames => &[
                 "core::rules_tests::a_client_whose_reads_end_inside_frames_is_not_timed_out_while_they_complete_unless_planted",
                 "core::rules_tests::whole_frames_held_back_by_the_pipeline_bound_run_no_frame_deadline_unless_planted",

@@ -533,12 +533,18 @@ pub enum Planted {
     /// by the simulator's returning login storm ("the throttle bounds password guesses per
     /// account"; rare: a sweep must come while a wave's first check is hashed).
     ThrottleSweepsInFlight,
+    /// The TCP adapter's timer thread is woken only for a first deadline, not for one earlier
+    /// than the deadline it sleeps until (the `new < old` case lost): with a connection's
+    /// login deadline a minute away, another's frame deadline of 300 ms fires a minute late.
+    /// Lives in `net::timer` (the simulator's clock needs no thread). Caught by the unit test
+    /// `net::tests::an_earlier_deadline_wakes_a_timer_asleep_until_a_later_one_unless_planted`.
+    TimerMissesEarlierDeadline,
 }
 
 impl Planted {
     /// Every planted bug (not `None`), in declaration order: the strength report runs each.
     /// A new variant must be added here too (`every_bug_is_listed_once` counts them).
-    pub const ALL: [Planted; 107] = [
+    pub const ALL: [Planted; 108] = [
         Planted::InboundUnbounded,
         Planted::DeleteKeepsQueue,
         Planted::TakeoverLosesMessage,
@@ -646,6 +652,7 @@ impl Planted {
         Planted::StopWhileSyncing,
         Planted::SyncWhileSyncing,
         Planted::ThrottleSweepsInFlight,
+        Planted::TimerMissesEarlierDeadline,
     ];
 
     /// The bug's name as written in scenario files and on the command line (the variant's).
@@ -987,6 +994,7 @@ mod tests {
             Planted::StopWhileSyncing => Some(104),
             Planted::SyncWhileSyncing => Some(105),
             Planted::ThrottleSweepsInFlight => Some(106),
+            Planted::TimerMissesEarlierDeadline => Some(107),
         };
         for (index, bug) in Planted::ALL.into_iter().enumerate() {
             assert_eq!(place(bug), Some(index), "{bug:?}");

@@ -86,9 +86,13 @@ impl Shared {
         let mut host = Host::new(server, sink);
         host.defer_wakes();
         host.write_through();
+        #[cfg(not(any(test, feature = "planted")))]
+        let timer = TimerState::default();
+        #[cfg(any(test, feature = "planted"))]
+        let timer = TimerState::planted(host.server().config().planted);
         let host = Mutex::new(host);
         let durable_pending = AtomicU64::new(0);
-        Shared { host, started: Instant::now(), timer: TimerState::default(), durable_pending }
+        Shared { host, started: Instant::now(), timer, durable_pending }
     }
 
     fn lock(&self) -> HostGuard<'_> {

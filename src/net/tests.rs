@@ -225,6 +225,34 @@ fn a_client_that_never_reads_its_replies_is_closed_unless_planted() {
     }
 }
 
+/// A deadline earlier than the one the timer thread sleeps until must wake it: with one
+/// connection's login deadline a minute away and the timer asleep until then, another's body
+/// cut short times out at its own frame deadline (300 ms). Planted: the timer thread is woken
+/// only for a first deadline and sleeps on past this one (the test waits 5 s for it).
+#[test]
+fn an_earlier_deadline_wakes_a_timer_asleep_until_a_later_one_unless_planted() {
+    for (planted, woken) in [(Planted::None, true), (Planted::TimerMissesEarlierDeadline, false)] {
+        let server = server(planted, |config| {
+            config.core.login_deadline_ms = 60_000;
+            config.core.frame_deadline_ms = 300;
+        });
+        let mut idle = Client::connect(server.command_addr());
+        assert!(idle.request("0").starts_with("0\n"), "its login deadline is armed");
+        let mut cut = Client::connect(server.command_addr());
+        assert!(cut.request("0").starts_with("0\n"), "its own, a little later, too");
+        // Time for the timer thread to go back to sleep until the earliest deadline.
+        std::thread::sleep(Duration::from_millis(200));
+        cut.stream.write_all(b"100       only ten b").expect("write");
+        cut.stream.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
+        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cut.recv()));
+        let timed_out = reply.ok().flatten().is_some_and(|reply| {
+            reply.starts_with("-1\nTimed out waiting for the rest of a frame")
+        });
+        assert_eq!(timed_out, woken, "{planted:?}");
+        server.shutdown();
+    }
+}
+
 /// Keeps `stream`'s receive buffer at its smallest, so that a client that does not read
 /// fills it after a few replies (loopback's buffers otherwise grow to megabytes).
 fn shrink_receive_buffer(stream: &TcpStream) {

@@ -12,6 +12,9 @@ use crate::host::sync::{Condvar, Mutex};
 pub(crate) struct TimerState {
     state: Mutex<Deadline>,
     changed: Condvar,
+    /// The planted `TimerMissesEarlierDeadline` ([`TimerState::planted`]).
+    #[cfg(any(test, feature = "planted"))]
+    misses_earlier: bool,
 }
 
 #[derive(Default)]
@@ -22,6 +25,13 @@ struct Deadline {
 
 impl TimerState {
     /// Records the core's next deadline.
+    /// A timer with `TimerMissesEarlierDeadline` planted if that is `bug`.
+    #[cfg(any(test, feature = "planted"))]
+    pub fn planted(bug: crate::core::planted::Planted) -> Self {
+        let misses_earlier = bug == crate::core::planted::Planted::TimerMissesEarlierDeadline;
+        TimerState { misses_earlier, ..TimerState::default() }
+    }
+
     pub fn set(&self, next_ms: Option<u64>) {
         let mut state = self.state.lock().expect("timer lock");
         let earlier = match (next_ms, state.next_ms) {
@@ -29,6 +39,8 @@ impl TimerState {
             (Some(_), None) => true,
             (None, _) => false,
         };
+        #[cfg(any(test, feature = "planted"))]
+        let earlier = earlier && !(self.misses_earlier && state.next_ms.is_some());
         state.next_ms = next_ms;
         if earlier {
             self.changed.notify_one();
