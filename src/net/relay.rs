@@ -127,3 +127,29 @@ fn taken_whole(batch: &Batch, pushes: &[Option<MsgId>], bytes: usize) -> Batch {
 /// Bytes read from a relay at a time: it only ever sends a handshake and acknowledgements.
 pub(crate) const READ_LEN: usize = 4 * 1024;
 const _: () = assert!(READ_LEN <= crate::host::READ_LEN_MAX);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A push of 10 bytes, a failure frame of 20 and a push of 5: a write cut after `bytes`
+    /// reports the frames it holds whole, a frame that ends exactly at the cut included (the
+    /// client has it: pushing it again on the next relay would deliver it twice).
+    fn reported(bytes: usize) -> (Option<MsgId>, u32) {
+        let frames = vec![vec![b'a'; 10], vec![b'b'; 20], vec![b'c'; 5]];
+        let batch = Batch { frames, ..Batch::default() };
+        let pushes = [Some(MsgId(1)), None, Some(MsgId(3))];
+        let written = taken_whole(&batch, &pushes, bytes);
+        (written.last_push, written.replies)
+    }
+
+    #[test]
+    fn a_cut_write_reports_the_frames_it_holds_whole() {
+        assert_eq!(reported(0), (None, 0));
+        assert_eq!(reported(9), (None, 0));
+        assert_eq!(reported(10), (Some(MsgId(1)), 0));
+        assert_eq!(reported(29), (Some(MsgId(1)), 0));
+        assert_eq!(reported(30), (Some(MsgId(1)), 1));
+        assert_eq!(reported(35), (Some(MsgId(3)), 1));
+    }
+}

@@ -253,6 +253,47 @@ fn an_earlier_deadline_wakes_a_timer_asleep_until_a_later_one_unless_planted() {
     }
 }
 
+/// A relay its client resets (the shared reader's read fails, rather than meeting the end of
+/// the stream) ends like one closed: its writer and its connection go, so that its address's
+/// connection cap has room again. With a cap of 2, a relay opened and reset five times in
+/// turn must leave room each time for a command connection beside it, long before the
+/// unanswered relay's handshake deadline (a minute) would close it.
+#[test]
+fn a_relay_its_client_resets_ends() {
+    let server = server(Planted::None, |config| config.core.connections_per_peer_max = 2);
+    for round in 0..5 {
+        let relay = TcpStream::connect(server.relay_addr()).expect("connect");
+        let mut probe = Client::connect(server.command_addr());
+        assert!(probe.request("0").starts_with("0\n"), "round {round}: two fit the cap");
+        drop(probe);
+        reset(relay);
+        wait_until("the reset relay's connection is gone", || {
+            let mut probe = Client::connect(server.command_addr());
+            let mut other = Client::connect(server.command_addr());
+            let served = |c: &mut Client| c.request("0").starts_with("0\n");
+            served(&mut probe) && served(&mut other)
+        });
+    }
+    server.shutdown();
+}
+
+/// Closes `stream` with a reset (`SO_LINGER` of zero) instead of an orderly end.
+fn reset(stream: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: a valid socket descriptor, and a pointer to a `linger` of the size given.
+    let set = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            std::ptr::addr_of!(linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+}
+
 /// Keeps `stream`'s receive buffer at its smallest, so that a client that does not read
 /// fills it after a few replies (loopback's buffers otherwise grow to megabytes).
 fn shrink_receive_buffer(stream: &TcpStream) {
