@@ -24,7 +24,6 @@ struct Deadline {
 }
 
 impl TimerState {
-    /// Records the core's next deadline.
     /// A timer with `TimerMissesEarlierDeadline` planted if that is `bug`.
     #[cfg(any(test, feature = "planted"))]
     pub fn planted(bug: crate::core::planted::Planted) -> Self {
@@ -32,6 +31,8 @@ impl TimerState {
         TimerState { misses_earlier, ..TimerState::default() }
     }
 
+    /// Records the core's next deadline, and wakes the timer thread if it is earlier than the
+    /// one the thread sleeps until.
     pub fn set(&self, next_ms: Option<u64>) {
         let mut state = self.state.lock().expect("timer lock");
         let earlier = match (next_ms, state.next_ms) {

@@ -333,7 +333,8 @@ impl World {
 
     /// When the storm comes back: each time a failure window after the sprayer's last guess
     /// (its second spray takes about as long as its first) or the last wave. None where the
-    /// window is the shipped minute or longer: the world would idle for minutes.
+    /// window is longer than [`STORM_RETURN_WINDOW_MAX_MS`]: with the shipped minute the world
+    /// would idle for minutes.
     fn storm_returns_ms(&self, spray: &VecDeque<(u64, Op)>, register_ms: u64) -> Vec<u64> {
         let window_ms = self.asked.login_failure_window_ms;
         if window_ms > STORM_RETURN_WINDOW_MAX_MS {
