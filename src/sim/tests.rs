@@ -19,8 +19,10 @@ fn mode_of(bug: Planted) -> FaultMode {
     crate::strength::report::sim_options(bug).faults
 }
 
+/// The worlds `bug` is searched in: those `chatroom strength` searches (the small ones, but for
+/// two rare races).
 fn planted(bug: Planted) -> RunOptions {
-    RunOptions { planted: bug, ..small(mode_of(bug)) }
+    crate::strength::report::sim_options(bug)
 }
 
 /// The first of `seeds` on which `opts` violates an invariant.
@@ -131,7 +133,11 @@ fn assert_scenario_fails(text: &str, bug: Planted, invariant: &str) {
 /// The first seed of [`seeds_of`] its mode on which `bug` is caught, after checking that the invariant
 /// reporting it is the one that names it.
 fn assert_caught(bug: Planted, invariant: &str) -> u64 {
-    let seeds = seeds_of(mode_of(bug));
+    assert_caught_in(bug, seeds_of(mode_of(bug)), invariant)
+}
+
+/// The first of `seeds` on which `bug` is caught, in its worlds, checking the invariant.
+fn assert_caught_in(bug: Planted, seeds: std::ops::Range<u64>, invariant: &str) -> u64 {
     let Some(outcome) = first_failure(&planted(bug), seeds.clone()) else {
         panic!("{bug:?} was not caught in seeds {seeds:?}");
     };
@@ -267,11 +273,8 @@ fn a_takeover_does_not_write_a_message_to_both_relays_of_the_original_client() {
 /// rare in the small worlds.
 #[test]
 fn catches_a_push_before_the_old_relay_ends() {
-    let bug = Planted::PushBeforeOldRelayEnds;
-    let opts = RunOptions { planted: bug, faults: FaultMode::Swarm, ..RunOptions::default() };
-    let outcome = first_failure(&opts, 0..1000).expect("caught within the default sweep");
-    let invariant = outcome.violation.expect("failures have a violation").invariant;
-    assert_eq!(invariant, "an original client's message is written once");
+    let invariant = "an original client's message is written once";
+    assert_caught_in(Planted::PushBeforeOldRelayEnds, 0..1000, invariant);
 }
 
 /// Hardening defect 1, found by the swarm sweep before its fix (tests/scenarios/relay_hijack.scn):
@@ -455,16 +458,11 @@ fn the_stop_scenario_fails_a_writer_that_stops_with_a_sync_in_flight() {
 
 const PER_ACCOUNT: &str = "the throttle bounds password guesses per account";
 
-/// A sweep must come while a returning storm's first check is hashed: rare, so searched in
-/// the hostile workload's worlds of the default size (where `chatroom strength` looks too).
+/// A sweep must come while a returning storm's first check is hashed: rare, so its worlds
+/// (`strength::report::sim_options`) are the hostile workload's, of the default size.
 #[test]
 fn catches_a_throttle_sweep_that_forgets_checks_in_flight() {
-    let bug = Planted::ThrottleSweepsInFlight;
-    let opts =
-        RunOptions { workload: workload::Workload::Hostile, planted: bug, ..RunOptions::default() };
-    let outcome = first_failure(&opts, 0..2000).expect("caught in 2,000 hostile seeds");
-    let violation = outcome.violation.expect("failures have a violation");
-    assert_eq!(violation.invariant, PER_ACCOUNT, "seed {}: {violation:?}", outcome.seed);
+    caught(Planted::ThrottleSweepsInFlight, PER_ACCOUNT);
 }
 
 /// The regression scenario of that catch (`tests/sim_scenarios.rs` runs it on the shipped
